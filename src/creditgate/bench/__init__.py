@@ -1,0 +1,1 @@
+"""Benchmarks behind `creditgate bench`: they print figures; BENCHMARKS.md records them."""

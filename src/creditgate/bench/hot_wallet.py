@@ -1,0 +1,123 @@
+"""`creditgate bench hot-wallet`: many clients debiting one wallet at once under `block`.
+
+Clients run in several processes (the GIL would otherwise serialize them) with threads in
+each; every debit is a `charge` (authorize and settle in one transaction) with its own
+idempotency key. The wallet holds exactly `expected_approved` debits' worth of credit.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import threading
+import time
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from creditgate.api import Creditgate
+
+DEBIT = 100
+
+
+def _client_process(
+    url: str,
+    tenant_id: str,
+    customer: str,
+    threads: int,
+    start_at: float,
+    seconds: float,
+    out: Any,
+    proc: int,
+) -> None:
+    cg = Creditgate(url, migrate=False, pool_size=threads)
+    t = cg.tenant(tenant_id)
+    results: list[tuple[int, int, float, int]] = []
+    lock = threading.Lock()
+
+    def client(n: int) -> None:
+        approved = declined = errors = 0
+        last_ok = 0.0
+        i = 0
+        while time.time() < start_at:
+            time.sleep(0.001)
+        deadline = start_at + seconds
+        while time.time() < deadline:
+            try:
+                result = t.charge(customer, "credits", DEBIT, idempotency_key=f"p{proc}-c{n}-{i}")
+            except Exception:
+                errors += 1
+            else:
+                if result.status == "posted":
+                    approved += 1
+                    last_ok = time.time()
+                else:
+                    declined += 1
+            i += 1
+        with lock:
+            results.append((approved, declined, last_ok, errors))
+
+    workers = [threading.Thread(target=client, args=(n,)) for n in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    cg.close()
+    out.put(results)
+
+
+def run_hot_wallet(url: str, clients: int, seconds: float, *, processes: int = 4) -> dict[str, Any]:
+    cg = Creditgate(url)
+    tenant = cg.create_tenant("bench hot wallet")
+    t = cg.tenant(tenant.id)
+    t.create_asset("credits", 2)
+    customer = f"hot-{uuid.uuid4().hex[:8]}"
+    t.create_customer(customer)
+    # Enough credit for 1,500 debits a second: a faster run drains it and must then decline.
+    expected = int(1_500 * seconds)
+    t.grant(customer, "credits", expected * DEBIT, kind="purchased", cost_basis=Decimal("0.01"))
+    processes = max(1, min(processes, clients))
+    per = [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    start_at = time.time() + 3.0  # every process connected and warmed by then
+    procs = [
+        ctx.Process(
+            target=_client_process,
+            args=(url, tenant.id, customer, n, start_at, seconds, out, i),
+        )
+        for i, n in enumerate(per)
+    ]
+    for p in procs:
+        p.start()
+    results = [r for _ in procs for r in out.get()]
+    for p in procs:
+        p.join()
+    approved = sum(r[0] for r in results)
+    declined = sum(r[1] for r in results)
+    errors = sum(r[3] for r in results)
+    last_ok = max((r[2] for r in results), default=start_at)
+    wallet = t.wallet(customer).balance("credits")
+    report = cg.verify(tenant.id)
+    durability = cg.db.durability()
+    cg.close()
+    elapsed = max(1e-9, last_ok - start_at) if approved else seconds
+    # Never more debits than the credit allows; a drained wallet approved exactly that many.
+    expected_approved = expected if approved + declined >= expected else approved + declined
+    overdrafts = max(0, approved - expected) + (1 if wallet.available < 0 else 0)
+    return {
+        "benchmark": "hot-wallet",
+        "backend": "postgres" if url.startswith("postgresql") else "sqlite",
+        "durability": durability,
+        "clients": clients,
+        "processes": processes,
+        "seconds": seconds,
+        "approved": approved,
+        "declined": declined,
+        "errors": errors,
+        "approved_per_s": round(approved / elapsed, 1),
+        "expected_approved": expected_approved,
+        "overdrafts": overdrafts,
+        "final_available": wallet.available,
+        "ledger_debited_matches": wallet.posted == (expected - approved) * DEBIT,
+        "verified": report.ok,
+    }

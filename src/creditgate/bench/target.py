@@ -1,0 +1,39 @@
+"""Where a benchmark runs: the --db URL, else PostgreSQL from the environment or a throwaway
+cluster, else a temporary SQLite file."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from creditgate.storage.throwaway import ENV_URL, ThrowawayCluster, create_database, drop_database
+
+
+@contextmanager
+def bench_database(backend: str, url: str | None) -> Iterator[str]:
+    if url:
+        yield url
+        return
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="creditgate-bench-") as tmp:
+            yield f"sqlite:///{os.path.join(tmp, 'bench.db')}"
+        return
+    if backend != "postgres":
+        raise ValueError("backend must be sqlite or postgres")
+    server = os.environ.get(ENV_URL)
+    cluster = None
+    if not server:
+        cluster = ThrowawayCluster()
+        server = cluster.start()
+    name = f"creditgate_bench_{uuid.uuid4().hex[:8]}"
+    try:
+        yield create_database(server, name)
+    finally:
+        try:
+            drop_database(server, name)
+        finally:
+            if cluster is not None:
+                cluster.stop()

@@ -1,0 +1,92 @@
+"""Assets and integer amounts in an asset's minor unit, with the bounds every balance keeps."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+
+from creditgate.domain.errors import AmountOverflow, InvalidInput
+
+# An amount given for one operation is a signed 64-bit integer.
+MAX_AMOUNT = 2**63 - 1
+# Every stored balance (posted, held, an overdraft limit) stays within +-2**61, so
+# `posted - held + overdraft_limit` can be evaluated by the database without overflow.
+MAX_BALANCE = 2**61
+MAX_SCALE = 18
+
+ASSET_CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,31}$")
+
+# The one rounding rule for turning a Decimal quantity of an asset into minor units.
+ROUNDING = ROUND_HALF_EVEN
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    code: str
+    scale: int
+    name: str = ""
+
+    def to_minor(self, units: Decimal) -> int:
+        """Whole units (e.g. 500.5 credits) to minor units, rounded half to even."""
+        return int((units.scaleb(self.scale)).to_integral_value(rounding=ROUNDING))
+
+    def to_units(self, minor: int) -> Decimal:
+        return Decimal(minor).scaleb(-self.scale)
+
+
+def check_asset_code(code: object, field: str = "asset") -> str:
+    if not isinstance(code, str) or not ASSET_CODE.match(code):
+        raise InvalidInput(
+            f"{field} must be 1-32 letters, digits, '_', '.' or '-', starting with a letter",
+            field=field,
+        )
+    return code
+
+
+def check_scale(scale: object, field: str = "scale") -> int:
+    if isinstance(scale, bool) or not isinstance(scale, int) or not 0 <= scale <= MAX_SCALE:
+        raise InvalidInput(f"{field} must be a whole number from 0 to {MAX_SCALE}", field=field)
+    return scale
+
+
+def check_amount(value: object, field: str = "amount", *, allow_zero: bool = False) -> int:
+    """A positive (or, with allow_zero, non-negative) integer that fits in 64 bits."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{field} must be an integer number of minor units", field=field)
+    if value < 0 or (value == 0 and not allow_zero):
+        lowest = "zero or more" if allow_zero else "greater than zero"
+        raise InvalidInput(f"{field} must be {lowest}, got {value}", field=field)
+    if value > MAX_AMOUNT:
+        raise AmountOverflow(f"{field} must fit in a signed 64-bit integer", field=field)
+    return value
+
+
+def check_balance_bound(value: int, field: str = "amount") -> int:
+    if not -MAX_BALANCE <= value <= MAX_BALANCE:
+        raise AmountOverflow(
+            f"{field} would take a balance past the largest supported value {MAX_BALANCE}",
+            field=field,
+        )
+    return value
+
+
+def check_decimal(value: object, field: str, *, minimum: Decimal = Decimal(0)) -> Decimal:
+    """A finite Decimal (given as Decimal, int or a decimal string; never a float)."""
+    if isinstance(value, bool | float):
+        raise InvalidInput(
+            f"{field} must be a decimal string or an integer, not a float", field=field
+        )
+    try:
+        result = Decimal(value) if isinstance(value, int | str) else value
+    except InvalidOperation:
+        raise InvalidInput(
+            f"{field} must be a decimal number, got {value!r}", field=field
+        ) from None
+    if not isinstance(result, Decimal) or not result.is_finite():
+        raise InvalidInput(f"{field} must be a finite decimal number", field=field)
+    if result < minimum:
+        raise InvalidInput(f"{field} must be at least {minimum}", field=field)
+    if abs(result.adjusted()) > 30:
+        raise InvalidInput(f"{field} is out of range", field=field)
+    return result

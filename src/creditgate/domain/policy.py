@@ -1,0 +1,82 @@
+"""Wallet policies: what happens when a charge does not fit the balance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from creditgate.domain.amounts import MAX_BALANCE, check_amount
+from creditgate.domain.errors import InvalidInput
+
+
+class PolicyMode(StrEnum):
+    BLOCK = "block"  # decline; available never goes below zero
+    OVERDRAFT = "overdraft"  # allow down to -overdraft_limit
+    ALLOW = "allow"  # never decline; record debt
+
+
+class DeclineReason(StrEnum):
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    OVERDRAFT_LIMIT_REACHED = "overdraft_limit_reached"
+    BALANCE_LIMIT_REACHED = "balance_limit_reached"
+
+
+@dataclass(frozen=True, slots=True)
+class WalletPolicy:
+    mode: PolicyMode = PolicyMode.BLOCK
+    overdraft_limit: int = 0
+    low_balance_threshold: int | None = None
+
+    @classmethod
+    def build(
+        cls,
+        mode: str | PolicyMode = PolicyMode.BLOCK,
+        overdraft_limit: int | None = None,
+        low_balance_threshold: int | None = None,
+    ) -> WalletPolicy:
+        try:
+            parsed = PolicyMode(mode)
+        except ValueError:
+            choices = ", ".join(m.value for m in PolicyMode)
+            raise InvalidInput(f"policy must be one of {choices}", field="policy") from None
+        limit = 0
+        if parsed is PolicyMode.OVERDRAFT:
+            if overdraft_limit is None:
+                raise InvalidInput(
+                    "overdraft_limit is required with the overdraft policy", field="overdraft_limit"
+                )
+            limit = check_amount(overdraft_limit, "overdraft_limit", allow_zero=True)
+            if limit > MAX_BALANCE:
+                raise InvalidInput(
+                    f"overdraft_limit must be at most {MAX_BALANCE}", field="overdraft_limit"
+                )
+        elif overdraft_limit not in (None, 0):
+            raise InvalidInput(
+                "overdraft_limit applies only to the overdraft policy", field="overdraft_limit"
+            )
+        if low_balance_threshold is not None:
+            check_amount(low_balance_threshold, "low_balance_threshold", allow_zero=True)
+            if low_balance_threshold > MAX_BALANCE:
+                raise InvalidInput(
+                    "low_balance_threshold is too large", field="low_balance_threshold"
+                )
+        return cls(parsed, limit, low_balance_threshold)
+
+    @property
+    def effective_limit(self) -> int:
+        """How far below zero `available` may go; `allow` is bounded only by the balance range."""
+        return MAX_BALANCE if self.mode is PolicyMode.ALLOW else self.overdraft_limit
+
+    def capacity(self, available: int) -> int:
+        """The most that may still be reserved or debited given the current `available`."""
+        return max(0, available + self.effective_limit)
+
+    def decline_reason(self) -> DeclineReason:
+        if self.mode is PolicyMode.BLOCK:
+            return DeclineReason.INSUFFICIENT_FUNDS
+        if self.mode is PolicyMode.OVERDRAFT:
+            return DeclineReason.OVERDRAFT_LIMIT_REACHED
+        return DeclineReason.BALANCE_LIMIT_REACHED
+
+    def is_low(self, available: int) -> bool:
+        return self.low_balance_threshold is not None and available < self.low_balance_threshold

@@ -1,0 +1,1 @@
+"""Use cases, each one transaction: catalog, grants, the gate, sweeps, queries and the verifier."""

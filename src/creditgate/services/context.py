@@ -1,0 +1,171 @@
+"""The unit a service runs in: one connection in one transaction, the tenant, the time, caches."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from creditgate.domain.amounts import Asset
+from creditgate.domain.errors import (
+    IdempotencyConflict,
+    InvalidInput,
+    UnknownAsset,
+    UnknownCustomer,
+)
+from creditgate.services.results import Result
+from creditgate.storage.database import RetryTransaction
+from creditgate.storage.tables import assets, customers, idempotency_keys
+
+R = TypeVar("R", bound=Result)
+
+MAX_KEY_LENGTH = 255
+
+
+class Catalog:
+    """Process-wide cache of what never changes once created: assets and customer wallets.
+
+    Filled only from committed rows read back, so a rolled-back creation never lands here.
+    """
+
+    def __init__(self, max_customers: int = 100_000) -> None:
+        self._assets: dict[tuple[str, str], Asset] = {}
+        self._wallets: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._max = max_customers
+        self._lock = threading.Lock()
+
+    def asset(self, conn: Connection, tenant_id: str, code: str) -> Asset:
+        found = self._assets.get((tenant_id, code))
+        if found is not None:
+            return found
+        row = conn.execute(
+            select(assets.c.code, assets.c.scale, assets.c.name).where(
+                assets.c.tenant_id == tenant_id, assets.c.code == code
+            )
+        ).first()
+        if row is None:
+            raise UnknownAsset(f"asset {code!r} does not exist", field="asset")
+        asset = Asset(row.code, row.scale, row.name)
+        self._assets[(tenant_id, code)] = asset
+        return asset
+
+    def wallet_id(self, conn: Connection, tenant_id: str, external_id: str) -> str:
+        key = (tenant_id, external_id)
+        with self._lock:
+            found = self._wallets.get(key)
+            if found is not None:
+                self._wallets.move_to_end(key)
+                return found
+        row = conn.execute(
+            select(customers.c.wallet_id).where(
+                customers.c.tenant_id == tenant_id, customers.c.external_id == external_id
+            )
+        ).first()
+        if row is None:
+            raise UnknownCustomer(f"customer {external_id!r} does not exist", field="customer")
+        with self._lock:
+            self._wallets[key] = row.wallet_id
+            if len(self._wallets) > self._max:
+                self._wallets.popitem(last=False)
+        return str(row.wallet_id)
+
+
+@dataclass
+class Tx:
+    conn: Connection
+    tenant_id: str
+    now: datetime
+    catalog: Catalog = field(default_factory=Catalog)
+
+    def asset(self, code: str) -> Asset:
+        return self.catalog.asset(self.conn, self.tenant_id, code)
+
+    def wallet_id(self, external_id: str) -> str:
+        return self.catalog.wallet_id(self.conn, self.tenant_id, external_id)
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def request_hash(operation: str, request: dict[str, Any]) -> str:
+    body = json.dumps([operation, _canonical(request)], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def check_key(key: object) -> str | None:
+    if key is None:
+        return None
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable():
+        raise InvalidInput(
+            f"idempotency_key must be 1-{MAX_KEY_LENGTH} printable characters",
+            field="idempotency_key",
+        )
+    return key
+
+
+class Idempotent:
+    """One key, one effect: a replay answers the first result; another body under it conflicts."""
+
+    def __init__(self, tx: Tx, key: str | None, operation: str, request: dict[str, Any]) -> None:
+        self.tx = tx
+        self.key = check_key(key)
+        self.operation = operation
+        self.hash = request_hash(operation, request) if self.key is not None else ""
+
+    def replay(self, model: type[R]) -> R | None:
+        if self.key is None:
+            return None
+        row = self.tx.conn.execute(
+            select(
+                idempotency_keys.c.operation,
+                idempotency_keys.c.request_hash,
+                idempotency_keys.c.response,
+            ).where(
+                idempotency_keys.c.tenant_id == self.tx.tenant_id,
+                idempotency_keys.c.key == self.key,
+            )
+        ).first()
+        if row is None:
+            return None
+        if row.operation != self.operation or row.request_hash != self.hash:
+            raise IdempotencyConflict(
+                f"idempotency key {self.key!r} was already used with a different request",
+                field="idempotency_key",
+            )
+        return model.model_validate_json(row.response)
+
+    def record(self, result: R) -> R:
+        if self.key is None:
+            return result
+        try:
+            self.tx.conn.execute(
+                insert(idempotency_keys).values(
+                    tenant_id=self.tx.tenant_id,
+                    key=self.key,
+                    operation=self.operation,
+                    request_hash=self.hash,
+                    response=result.model_dump_json(),
+                    created_at=self.tx.now,
+                )
+            )
+        except IntegrityError:
+            # Another request under the same key committed first: start over and replay it.
+            raise RetryTransaction from None
+        return result

@@ -1,0 +1,165 @@
+"""What the services answer with: typed results, also stored for idempotent replay."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Result(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Tenant(Result):
+    id: str
+    name: str
+    created_at: datetime
+
+
+class AssetInfo(Result):
+    code: str
+    scale: int
+    name: str
+
+
+class Customer(Result):
+    id: str
+    external_id: str
+    wallet_id: str
+    name: str
+    metadata: dict[str, Any]
+    policy: str
+    overdraft_limit: int
+    created_at: datetime
+
+
+class Policy(Result):
+    customer: str
+    asset: str
+    policy: str
+    overdraft_limit: int
+    low_balance_threshold: int | None
+
+
+class AssetBalance(Result):
+    asset: str
+    scale: int
+    posted: int
+    held: int
+    available: int
+    debt: int
+    policy: str
+    overdraft_limit: int
+    low_balance_threshold: int | None
+
+
+class Wallet(Result):
+    customer: str
+    wallet_id: str
+    balances: list[AssetBalance]
+
+    def balance(self, asset: str) -> AssetBalance:
+        for item in self.balances:
+            if item.asset == asset:
+                return item
+        raise KeyError(asset)
+
+
+class Lot(Result):
+    id: str
+    customer: str
+    asset: str
+    kind: str
+    status: str
+    amount: int
+    remaining: int
+    consumed: int
+    expired: int
+    voided: int
+    refunded: int
+    priority: int
+    effective_at: datetime
+    expires_at: datetime | None
+    cost_basis: Decimal
+    currency: str
+    metadata: dict[str, Any]
+    created_at: datetime
+
+
+class Draw(Result):
+    lot_id: str
+    amount: int
+    cost_basis: Decimal
+
+
+class Charge(Result):
+    id: str
+    status: str  # posted | declined
+    decline_reason: str | None
+    customer: str
+    asset: str
+    hold_id: str | None
+    requested: int
+    amount: int
+    debt: int
+    shortfall: int
+    draws: list[Draw]
+    action: str | None
+    metadata: dict[str, Any]
+    created_at: datetime
+    available: int
+
+
+class Authorization(Result):
+    id: str
+    customer: str
+    asset: str
+    status: str
+    approved: bool
+    amount: int
+    requested: int
+    decline_reason: str | None
+    available: int
+    created_at: datetime
+    expires_at: datetime
+    resolved_at: datetime | None
+    charge_id: str | None
+    metadata: dict[str, Any]
+
+
+class Settlement(Result):
+    authorization: Authorization
+    charge: Charge
+
+
+class LedgerEntry(Result):
+    account: str
+    asset: str
+    amount: int
+    lot_id: str | None
+
+
+class LedgerTransaction(Result):
+    id: str
+    kind: str
+    asset: str
+    reference_id: str | None
+    created_at: datetime
+    entries: list[LedgerEntry]
+    wallet_change: int
+
+
+class LedgerPage(Result):
+    data: list[LedgerTransaction]
+    next_cursor: str | None
+
+
+class SweepReport(Result):
+    holds_expired: int = 0
+    lots_expired: int = 0
+    credit_expired: int = 0
+    credit_kept_for_holds: int = 0
+    lots_activated: int = 0

@@ -1,0 +1,120 @@
+"""Time-driven work: expiring holds past their TTL, expiring lots, activating scheduled lots.
+
+Each sweep takes the time from its caller and is idempotent: running it twice at the same
+time changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+
+from creditgate.domain.holds import HoldStatus
+from creditgate.domain.ledger import Account, TransactionKind, removal_entries
+from creditgate.domain.lots import LotStatus, expirable
+from creditgate.services._wallet import emit, lock_balance, post, write_balance
+from creditgate.services.context import Tx
+from creditgate.services.gate import release
+from creditgate.services.grants import activate_lots
+from creditgate.services.results import SweepReport
+from creditgate.storage.tables import holds, lots
+
+
+def expire_holds(tx: Tx, *, limit: int = 500) -> int:
+    rows = tx.conn.execute(
+        select(holds.c.id)
+        .where(
+            holds.c.tenant_id == tx.tenant_id,
+            holds.c.status == HoldStatus.PENDING.value,
+            holds.c.expires_at <= tx.now,
+        )
+        .order_by(holds.c.expires_at, holds.c.id)
+        .limit(limit)
+    ).all()
+    expired = 0
+    for row in rows:
+        hold = tx.conn.execute(
+            update(holds)
+            .where(holds.c.id == row.id, holds.c.status == HoldStatus.PENDING.value)
+            .values(status=HoldStatus.EXPIRED.value, resolved_at=tx.now)
+            .returning(holds.c.wallet_id, holds.c.asset, holds.c.amount)
+        ).first()
+        if hold is not None:  # another sweep or a settle may have resolved it meanwhile
+            release(tx, hold)
+            expired += 1
+    return expired
+
+
+def expire_lots(tx: Tx, *, limit: int = 500) -> SweepReport:
+    """Expire lots past their expiry, sparing the credit that open holds still need."""
+    due = tx.conn.execute(
+        select(lots.c.wallet_id, lots.c.asset)
+        .where(
+            lots.c.tenant_id == tx.tenant_id,
+            lots.c.status == LotStatus.ACTIVE.value,
+            lots.c.expires_at <= tx.now,
+        )
+        .group_by(lots.c.wallet_id, lots.c.asset)
+        .order_by(lots.c.wallet_id, lots.c.asset)
+        .limit(limit)
+    ).all()
+    count = credit = kept = 0
+    for wallet_id, asset in due:
+        before = lock_balance(tx, wallet_id, asset, create=False)
+        available = before.available
+        rows = tx.conn.execute(
+            select(lots.c.id, lots.c.remaining, lots.c.amount)
+            .where(
+                lots.c.wallet_id == wallet_id,
+                lots.c.asset == asset,
+                lots.c.status == LotStatus.ACTIVE.value,
+                lots.c.expires_at <= tx.now,
+            )
+            .order_by(lots.c.expires_at, lots.c.id)
+        ).all()
+        removed = 0
+        for lot in rows:
+            amount = expirable(lot.remaining, available)
+            available -= amount
+            removed += amount
+            left = lot.remaining - amount
+            tx.conn.execute(
+                update(lots)
+                .where(lots.c.id == lot.id)
+                .values(
+                    remaining=left,
+                    expired=lots.c.expired + amount,
+                    status=LotStatus.ACTIVE.value if left else LotStatus.EXPIRED.value,
+                )
+            )
+            if amount:
+                post(
+                    tx,
+                    wallet_id=wallet_id,
+                    asset=asset,
+                    kind=TransactionKind.EXPIRE,
+                    entries=removal_entries(Account.EXPIRED, lot.id, amount),
+                    reference_id=lot.id,
+                )
+            if not left:
+                count += 1
+                emit(
+                    tx,
+                    "grant.expired",
+                    wallet_id,
+                    {"lot": lot.id, "asset": asset, "expired": amount, "amount": lot.amount},
+                )
+            kept += left
+        credit += removed
+        if removed:
+            write_balance(
+                tx, before, posted=before.posted - removed, held=before.held, debt=before.debt
+            )
+    return SweepReport(lots_expired=count, credit_expired=credit, credit_kept_for_holds=kept)
+
+
+def run_sweeps(tx: Tx) -> SweepReport:
+    """Everything due at `tx.now`: holds past TTL first, so their credit can expire with its lot."""
+    held = expire_holds(tx)
+    activated = activate_lots(tx)
+    report = expire_lots(tx)
+    return report.model_copy(update={"holds_expired": held, "lots_activated": activated})

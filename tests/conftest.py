@@ -1,0 +1,123 @@
+"""Test setup: every integration test runs on SQLite and on a real PostgreSQL server.
+
+PostgreSQL comes from CREDITGATE_TEST_POSTGRES_URL when set, else from a throwaway cluster
+started with the machine's initdb/pg_ctl. Under CI=true a missing PostgreSQL fails the run.
+Each test gets its own tenant in a database migrated once per session (per xdist worker),
+which is also how tenants share one creditgate in production.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from creditgate.api import Creditgate, TenantLedger
+from creditgate.storage.throwaway import (
+    ENV_URL,
+    PostgresUnavailable,
+    ThrowawayCluster,
+    create_database,
+    drop_database,
+)
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+class FakeClock:
+    """Time the tests move by hand."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> datetime:
+        self.now += timedelta(**kwargs)
+        return self.now
+
+    def set(self, when: datetime) -> None:
+        self.now = when
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    url = os.environ.get(ENV_URL)
+    if url:
+        yield url
+        return
+    try:
+        cluster = ThrowawayCluster()
+        url = cluster.start()
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required under CI=true: {exc}")
+        pytest.skip(f"PostgreSQL unavailable: {exc}")
+    try:
+        yield url
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'creditgate.db'}"
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: str, worker_id: str) -> Iterator[str]:
+    name = f"creditgate_test_{worker_id}_{uuid.uuid4().hex[:6]}"
+    url = create_database(postgres_server, name)
+    yield url
+    drop_database(postgres_server, name)
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
+    return str(request.getfixturevalue("sqlite_url"))
+
+
+@pytest.fixture
+def backend(db_url: str) -> str:
+    return "postgres" if db_url.startswith("postgresql") else "sqlite"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+_instances: dict[str, Creditgate] = {}
+
+
+@pytest.fixture
+def cg(db_url: str, clock: FakeClock) -> Creditgate:
+    """A creditgate on the test's backend whose clock the test controls."""
+    shared = _instances.get(db_url)
+    if shared is None:
+        shared = _instances[db_url] = Creditgate(db_url)
+    shared.clock = clock
+    return shared
+
+
+@pytest.fixture
+def ledger(cg: Creditgate) -> Iterator[TenantLedger]:
+    """A fresh tenant with a `credits` asset (scale 2); invariants are verified afterwards."""
+    tenant = cg.create_tenant(f"test {uuid.uuid4().hex[:8]}")
+    t = cg.tenant(tenant.id)
+    t.create_asset("credits", 2, "Credits")
+    yield t
+    report = cg.verify(tenant.id)
+    assert report.ok, report.violations
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    for instance in _instances.values():
+        instance.close()
+    _instances.clear()
