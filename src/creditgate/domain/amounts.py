@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
 
 from creditgate.domain.errors import AmountOverflow, InvalidInput
 
@@ -28,8 +28,11 @@ class Asset:
     name: str = ""
 
     def to_minor(self, units: Decimal) -> int:
-        """Whole units (e.g. 500.5 credits) to minor units, rounded half to even."""
-        return int((units.scaleb(self.scale)).to_integral_value(rounding=ROUNDING))
+        """Whole units (e.g. 500.5 credits) to minor units, rounded half to even, once."""
+        with localcontext() as ctx:
+            # Exact shift: enough precision that only the final rounding happens.
+            ctx.prec = max(28, len(units.as_tuple().digits) + self.scale + 2)
+            return int(units.scaleb(self.scale).to_integral_value(rounding=ROUNDING))
 
     def to_units(self, minor: int) -> Decimal:
         return Decimal(minor).scaleb(-self.scale)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, case, insert, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from creditgate.domain.amounts import MAX_BALANCE
@@ -17,6 +17,8 @@ from creditgate.domain.policy import PolicyMode, WalletPolicy
 from creditgate.ids import new_id
 from creditgate.services.context import Tx
 from creditgate.services.results import AssetBalance
+from creditgate.storage.database import RetryTransaction
+from creditgate.storage.prepared import Prepared, pipeline
 from creditgate.storage.tables import (
     customers,
     events,
@@ -74,33 +76,32 @@ def ensure_balance_row(tx: Tx, wallet_id: str, asset: str) -> None:
     )
 
 
-_LOCK_BALANCE = (
-    select(
-        wallet_balances.c.posted,
-        wallet_balances.c.held,
-        wallet_balances.c.debt,
-        wallet_balances.c.policy,
-        wallet_balances.c.overdraft_limit,
-        wallet_balances.c.low_balance_threshold,
-        wallet_balances.c.low_balance_alerted,
-    )
-    .where(
-        wallet_balances.c.wallet_id == bindparam("wallet_id"),
-        wallet_balances.c.asset == bindparam("asset"),
-    )
-    .with_for_update()
+_BALANCE_COLUMNS = (
+    wallet_balances.c.posted,
+    wallet_balances.c.held,
+    wallet_balances.c.debt,
+    wallet_balances.c.policy,
+    wallet_balances.c.overdraft_limit,
+    wallet_balances.c.low_balance_threshold,
+    wallet_balances.c.low_balance_alerted,
 )
+_THIS_BALANCE = (
+    wallet_balances.c.wallet_id == bindparam("wallet_id"),
+    wallet_balances.c.asset == bindparam("asset"),
+)
+_READ_BALANCE = Prepared(select(*_BALANCE_COLUMNS).where(*_THIS_BALANCE))
+_LOCK_BALANCE = Prepared(select(*_BALANCE_COLUMNS).where(*_THIS_BALANCE).with_for_update())
 
 
 def lock_balance(tx: Tx, wallet_id: str, asset: str, *, create: bool = True) -> BalanceRow:
     """Lock the wallet's balance row for this asset; every credit movement takes it first."""
     params = {"wallet_id": wallet_id, "asset": asset}
-    row = tx.conn.execute(_LOCK_BALANCE, params).first()
+    row = _LOCK_BALANCE.first(tx.conn, params)
     if row is None:
         if not create:
             raise LookupError(asset)
         ensure_balance_row(tx, wallet_id, asset)
-        row = tx.conn.execute(_LOCK_BALANCE, params).one()
+        row = _LOCK_BALANCE.rows(tx.conn, params)[0]
     return BalanceRow(
         wallet_id,
         asset,
@@ -112,39 +113,41 @@ def lock_balance(tx: Tx, wallet_id: str, asset: str, *, create: bool = True) -> 
     )
 
 
+def _alert(policy: WalletPolicy, after: int, alerted: bool) -> tuple[bool, bool]:
+    """Whether `balance.low` fires now (once per downward crossing) and the new alert flag."""
+    if policy.is_low(after):
+        return (not alerted), True
+    return False, False
+
+
+def _balance_events(
+    tx: Tx, wallet_id: str, asset: str, policy: WalletPolicy, before: int, after: int, low: bool
+) -> None:
+    if low:
+        emit(
+            tx,
+            "balance.low",
+            wallet_id,
+            {"asset": asset, "available": after, "threshold": policy.low_balance_threshold},
+        )
+    if after <= 0 < before:
+        emit(tx, "balance.depleted", wallet_id, {"asset": asset, "available": after})
+
+
 def write_balance(tx: Tx, before: BalanceRow, *, posted: int, held: int, debt: int) -> None:
-    """Store new totals for a locked row, raising `balance.low` once per downward crossing."""
+    """Store new totals for a row this transaction has locked."""
     if not -MAX_BALANCE <= posted <= MAX_BALANCE or not 0 <= held <= 2 * MAX_BALANCE:
         raise AmountOverflow(
             f"this would take the {before.asset} balance past the largest supported value",
             field="amount",
         )
     available = posted - held
-    policy = before.policy
-    alerted = before.low_balance_alerted
-    if policy.is_low(available) and not alerted:
-        alerted = True
-        emit(
-            tx,
-            "balance.low",
-            before.wallet_id,
-            {
-                "asset": before.asset,
-                "available": available,
-                "threshold": policy.low_balance_threshold,
-            },
-        )
-    elif not policy.is_low(available):
-        alerted = False
-    if available <= 0 < before.available:
-        emit(
-            tx,
-            "balance.depleted",
-            before.wallet_id,
-            {"asset": before.asset, "available": available},
-        )
-    tx.conn.execute(
-        _WRITE_BALANCE,
+    low, alerted = _alert(before.policy, available, before.low_balance_alerted)
+    _balance_events(
+        tx, before.wallet_id, before.asset, before.policy, before.available, available, low
+    )
+    _WRITE_BALANCE.execute(
+        tx.conn,
         {
             "w": before.wallet_id,
             "a": before.asset,
@@ -157,7 +160,73 @@ def write_balance(tx: Tx, before: BalanceRow, *, posted: int, held: int, debt: i
     )
 
 
-_WRITE_BALANCE = (
+def read_balance(tx: Tx, wallet_id: str, asset: str) -> BalanceRow:
+    """Read a balance row without locking it (see `shift_balance`)."""
+    row = _READ_BALANCE.first(tx.conn, {"wallet_id": wallet_id, "asset": asset})
+    if row is None:
+        return lock_balance(tx, wallet_id, asset)
+    return BalanceRow(
+        wallet_id,
+        asset,
+        row.posted,
+        row.held,
+        row.debt,
+        _policy_of(row),
+        bool(row.low_balance_alerted),
+    )
+
+
+def shift_balance(
+    tx: Tx,
+    wallet_id: str,
+    asset: str,
+    *,
+    posted: int,
+    held: int,
+    debt: int,
+    need: int,
+    draws: Sequence[tuple[str, int]] = (),
+) -> BalanceRow:
+    """Take `draws` from their lots and move the balance row by deltas, conditionally.
+
+    `need` is how far `available` must reach above the policy's floor for the move to be
+    allowed (0 or less: the move never takes `available` down); each lot must still hold
+    what is drawn from it. The conditions are checked by the database against the rows as
+    they are at that moment, so concurrent movers need no lock taken earlier, and the rows
+    are locked only from these writes to the commit (on PostgreSQL they go in one round
+    trip). If a condition fails, the whole transaction starts over.
+    """
+    params = {
+        "w": wallet_id,
+        "a": asset,
+        "dp": posted,
+        "dh": held,
+        "dd": debt,
+        "need": need,
+        "now": tx.now,
+    }
+    with pipeline(tx.conn):
+        taken = [
+            _CONSUME_LOT.submit(tx.conn, {"lot_id": lot_id, "take": take}) for lot_id, take in draws
+        ]
+        moved = (_SHIFT_GUARDED if need > 0 else _SHIFT).submit(tx.conn, params)
+    row = moved.first()
+    if row is None or any(t.rowcount() != 1 for t in taken):
+        raise RetryTransaction
+    policy = _policy_of(row)
+    after = row.posted - row.held
+    before = after - posted + held
+    low, alerted = _alert(policy, after, bool(row.low_balance_alerted))
+    if alerted != bool(row.low_balance_alerted):
+        flipped = _FLIP_ALERT.execute(
+            tx.conn, {"w": wallet_id, "a": asset, "old": int(not alerted), "new": int(alerted)}
+        )
+        low = low and flipped == 1  # a concurrent mover may have raised it already
+    _balance_events(tx, wallet_id, asset, policy, before, after, low)
+    return BalanceRow(wallet_id, asset, row.posted, row.held, row.debt, policy, alerted)
+
+
+_WRITE_BALANCE = Prepared(
     update(wallet_balances)
     .where(
         wallet_balances.c.wallet_id == bindparam("w"),
@@ -174,8 +243,8 @@ _WRITE_BALANCE = (
 
 
 def open_lots(tx: Tx, wallet_id: str, asset: str) -> list[LotBalance]:
-    rows = tx.conn.execute(
-        _OPEN_LOTS, {"wallet_id": wallet_id, "asset": asset, "status": LotStatus.ACTIVE.value}
+    rows = _OPEN_LOTS.rows(
+        tx.conn, {"wallet_id": wallet_id, "asset": asset, "status": LotStatus.ACTIVE.value}
     )
     return [
         LotBalance(r.id, r.remaining, r.priority, r.expires_at, r.created_at, r.cost_basis)
@@ -183,23 +252,69 @@ def open_lots(tx: Tx, wallet_id: str, asset: str) -> list[LotBalance]:
     ]
 
 
-_OPEN_LOTS = select(
-    lots.c.id,
-    lots.c.remaining,
-    lots.c.priority,
-    lots.c.expires_at,
-    lots.c.created_at,
-    lots.c.cost_basis,
-).where(
-    lots.c.wallet_id == bindparam("wallet_id"),
-    lots.c.asset == bindparam("asset"),
-    lots.c.status == bindparam("status"),
-    lots.c.remaining > 0,
+_SHIFT = Prepared(
+    update(wallet_balances)
+    .where(wallet_balances.c.wallet_id == bindparam("w"), wallet_balances.c.asset == bindparam("a"))
+    .values(
+        posted=wallet_balances.c.posted + bindparam("dp"),
+        held=wallet_balances.c.held + bindparam("dh"),
+        debt=wallet_balances.c.debt + bindparam("dd"),
+        updated_at=bindparam("now"),
+    )
+    .returning(*_BALANCE_COLUMNS)
+)
+_FLOOR = case(
+    (wallet_balances.c.policy == PolicyMode.ALLOW.value, literal_column(str(MAX_BALANCE))),
+    else_=wallet_balances.c.overdraft_limit,
+)
+_SHIFT_GUARDED = Prepared(
+    update(wallet_balances)
+    .where(
+        wallet_balances.c.wallet_id == bindparam("w"),
+        wallet_balances.c.asset == bindparam("a"),
+        wallet_balances.c.posted - wallet_balances.c.held + _FLOOR >= bindparam("need"),
+    )
+    .values(
+        posted=wallet_balances.c.posted + bindparam("dp"),
+        held=wallet_balances.c.held + bindparam("dh"),
+        debt=wallet_balances.c.debt + bindparam("dd"),
+        updated_at=bindparam("now"),
+    )
+    .returning(*_BALANCE_COLUMNS)
+)
+_FLIP_ALERT = Prepared(
+    update(wallet_balances)
+    .where(
+        wallet_balances.c.wallet_id == bindparam("w"),
+        wallet_balances.c.asset == bindparam("a"),
+        wallet_balances.c.low_balance_alerted == bindparam("old"),
+    )
+    .values(low_balance_alerted=bindparam("new"))
 )
 
-_CONSUME_LOT = (
+_OPEN_LOTS = Prepared(
+    select(
+        lots.c.id,
+        lots.c.remaining,
+        lots.c.priority,
+        lots.c.expires_at,
+        lots.c.created_at,
+        lots.c.cost_basis,
+    ).where(
+        lots.c.wallet_id == bindparam("wallet_id"),
+        lots.c.asset == bindparam("asset"),
+        lots.c.status == bindparam("status"),
+        lots.c.remaining > bindparam("zero", 0),
+    )
+)
+
+_CONSUME_LOT = Prepared(
     update(lots)
-    .where(lots.c.id == bindparam("lot_id"))
+    .where(
+        lots.c.id == bindparam("lot_id"),
+        lots.c.status == LotStatus.ACTIVE.value,
+        lots.c.remaining >= bindparam("take"),
+    )
     .values(
         remaining=lots.c.remaining - bindparam("take"),
         consumed=lots.c.consumed + bindparam("take"),
@@ -207,9 +322,9 @@ _CONSUME_LOT = (
 )
 
 
-def consume_lots(tx: Tx, draws: Sequence[tuple[str, int]]) -> None:
-    if draws:
-        tx.conn.execute(_CONSUME_LOT, [{"lot_id": lot_id, "take": take} for lot_id, take in draws])
+_INSERT_TRANSACTION = Prepared(insert(ledger_transactions))
+_INSERT_ENTRY = Prepared(insert(ledger_entries))
+_INSERT_EVENT = Prepared(insert(events))
 
 
 def post(
@@ -225,19 +340,20 @@ def post(
     if not is_balanced(entries):
         raise AssertionError(f"unbalanced ledger transaction: {entries}")
     tx_id = new_id("txn")
-    tx.conn.execute(
-        insert(ledger_transactions).values(
-            tenant_id=tx.tenant_id,
-            wallet_id=wallet_id,
-            id=tx_id,
-            kind=kind,
-            asset=asset,
-            reference_id=reference_id,
-            created_at=tx.now,
-        )
+    _INSERT_TRANSACTION.execute(
+        tx.conn,
+        {
+            "tenant_id": tx.tenant_id,
+            "wallet_id": wallet_id,
+            "id": tx_id,
+            "kind": kind,
+            "asset": asset,
+            "reference_id": reference_id,
+            "created_at": tx.now,
+        },
     )
-    tx.conn.execute(
-        insert(ledger_entries),
+    _INSERT_ENTRY.executemany(
+        tx.conn,
         [
             {
                 "tenant_id": tx.tenant_id,
@@ -257,15 +373,16 @@ def post(
 
 def emit(tx: Tx, event_type: str, wallet_id: str | None, payload: dict[str, Any]) -> None:
     """Write an event to the outbox in the same transaction as its cause."""
-    tx.conn.execute(
-        insert(events).values(
-            tenant_id=tx.tenant_id,
-            id=new_id("evt"),
-            type=event_type,
-            wallet_id=wallet_id,
-            payload=payload,
-            created_at=tx.now,
-        )
+    _INSERT_EVENT.execute(
+        tx.conn,
+        {
+            "tenant_id": tx.tenant_id,
+            "id": new_id("evt"),
+            "type": event_type,
+            "wallet_id": wallet_id,
+            "payload": payload,
+            "created_at": tx.now,
+        },
     )
 
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from creditgate.domain.amounts import Asset
@@ -23,6 +23,7 @@ from creditgate.domain.errors import (
 )
 from creditgate.services.results import Result
 from creditgate.storage.database import RetryTransaction
+from creditgate.storage.prepared import Prepared
 from creditgate.storage.tables import assets, customers, idempotency_keys
 
 R = TypeVar("R", bound=Result)
@@ -120,6 +121,19 @@ def check_key(key: object) -> str | None:
     return key
 
 
+_FIND_KEY = Prepared(
+    select(
+        idempotency_keys.c.operation,
+        idempotency_keys.c.request_hash,
+        idempotency_keys.c.response,
+    ).where(
+        idempotency_keys.c.tenant_id == bindparam("tenant"),
+        idempotency_keys.c.key == bindparam("key"),
+    )
+)
+_SAVE_KEY = Prepared(insert(idempotency_keys))
+
+
 class Idempotent:
     """One key, one effect: a replay answers the first result; another body under it conflicts."""
 
@@ -132,16 +146,7 @@ class Idempotent:
     def replay(self, model: type[R]) -> R | None:
         if self.key is None:
             return None
-        row = self.tx.conn.execute(
-            select(
-                idempotency_keys.c.operation,
-                idempotency_keys.c.request_hash,
-                idempotency_keys.c.response,
-            ).where(
-                idempotency_keys.c.tenant_id == self.tx.tenant_id,
-                idempotency_keys.c.key == self.key,
-            )
-        ).first()
+        row = _FIND_KEY.first(self.tx.conn, {"tenant": self.tx.tenant_id, "key": self.key})
         if row is None:
             return None
         if row.operation != self.operation or row.request_hash != self.hash:
@@ -155,15 +160,16 @@ class Idempotent:
         if self.key is None:
             return result
         try:
-            self.tx.conn.execute(
-                insert(idempotency_keys).values(
-                    tenant_id=self.tx.tenant_id,
-                    key=self.key,
-                    operation=self.operation,
-                    request_hash=self.hash,
-                    response=result.model_dump_json(),
-                    created_at=self.tx.now,
-                )
+            _SAVE_KEY.execute(
+                self.tx.conn,
+                {
+                    "tenant_id": self.tx.tenant_id,
+                    "key": self.key,
+                    "operation": self.operation,
+                    "request_hash": self.hash,
+                    "response": result.model_dump_json(),
+                    "created_at": self.tx.now,
+                },
             )
         except IntegrityError:
             # Another request under the same key committed first: start over and replay it.

@@ -20,21 +20,22 @@ from creditgate.domain.policy import PolicyMode
 from creditgate.ids import new_id
 from creditgate.services._wallet import (
     BalanceRow,
-    consume_lots,
     emit,
     lock_balance,
     open_lots,
     post,
-    write_balance,
+    read_balance,
+    shift_balance,
 )
 from creditgate.services.catalog import check_external_id, check_metadata
 from creditgate.services.context import Idempotent, Tx
 from creditgate.services.results import Authorization, Charge, Draw, Settlement
+from creditgate.storage.prepared import Prepared
 from creditgate.storage.tables import charges, holds, wallet_balances
 
 MAX_ACTION = 100
 
-_RESERVE = (
+_RESERVE = Prepared(
     update(wallet_balances)
     .where(
         wallet_balances.c.wallet_id == bindparam("w"),
@@ -97,6 +98,25 @@ def authorize(
     )
     if (replayed := idem.replay(Authorization)) is not None:
         return replayed
+    # The hold row goes in first so that the balance row is locked only from the
+    # conditional update to the commit.
+    hold = {
+        "tenant_id": tx.tenant_id,
+        "wallet_id": wallet_id,
+        "id": new_id("hld"),
+        "customer": customer,
+        "asset": asset,
+        "status": HoldStatus.PENDING,
+        "amount": amount,
+        "requested": amount,
+        "decline_reason": None,
+        "created_at": tx.now,
+        "expires_at": tx.now + timedelta(seconds=ttl),
+        "resolved_at": None,
+        "charge_id": None,
+        "metadata": meta,
+    }
+    _INSERT_HOLD.execute(tx.conn, hold)
     params = {
         "w": wallet_id,
         "a": asset,
@@ -104,51 +124,47 @@ def authorize(
         "held_cap": MAX_BALANCE - amount,
         "now": tx.now,
     }
-    reserved = tx.conn.execute(_RESERVE, params).first()
-    decline_reason = None
+    reserved = _RESERVE.first(tx.conn, params)
     if reserved is None:
         before = lock_balance(tx, wallet_id, asset)  # creates the row on first use
-        reserved = tx.conn.execute(_RESERVE, params).first()
+        reserved = _RESERVE.first(tx.conn, params)
         if reserved is None:
-            decline_reason = before.policy.decline_reason().value
-            available = before.available
-    if reserved is not None:
-        available = reserved.posted - reserved.held
-    hold = {
-        "tenant_id": tx.tenant_id,
-        "wallet_id": wallet_id,
-        "id": new_id("hld"),
-        "customer": customer,
-        "asset": asset,
-        "status": HoldStatus.DECLINED if decline_reason else HoldStatus.PENDING,
-        "amount": 0 if decline_reason else amount,
-        "requested": amount,
-        "decline_reason": decline_reason,
-        "created_at": tx.now,
-        "expires_at": tx.now + timedelta(seconds=ttl),
-        "resolved_at": tx.now if decline_reason else None,
-        "charge_id": None,
-        "metadata": meta,
-    }
-    tx.conn.execute(insert(holds), hold)
-    if decline_reason:
-        emit(
-            tx,
-            "authorization.declined",
-            wallet_id,
-            {
-                "authorization": hold["id"],
-                "customer": customer,
-                "asset": asset,
-                "requested": amount,
-                "available": available,
-                "reason": decline_reason,
-            },
-        )
-    return idem.record(_authorization(hold, available))
+            reason = before.policy.decline_reason().value
+            hold.update(
+                status=HoldStatus.DECLINED, amount=0, decline_reason=reason, resolved_at=tx.now
+            )
+            _DECLINE_HOLD.execute(tx.conn, {"hold_id": hold["id"], "reason": reason, "now": tx.now})
+            emit(
+                tx,
+                "authorization.declined",
+                wallet_id,
+                {
+                    "authorization": hold["id"],
+                    "customer": customer,
+                    "asset": asset,
+                    "requested": amount,
+                    "available": before.available,
+                    "reason": reason,
+                },
+            )
+            return idem.record(_authorization(hold, before.available))
+    return idem.record(_authorization(hold, reserved.posted - reserved.held))
 
 
-_CLAIM_HOLD = (
+_INSERT_HOLD = Prepared(insert(holds))
+_DECLINE_HOLD = Prepared(
+    update(holds)
+    .where(holds.c.id == bindparam("hold_id"))
+    .values(
+        status=HoldStatus.DECLINED.value,
+        amount=0,
+        decline_reason=bindparam("reason"),
+        resolved_at=bindparam("now"),
+    )
+)
+_INSERT_CHARGE = Prepared(insert(charges))
+
+_CLAIM_HOLD = Prepared(
     update(holds)
     .where(
         holds.c.id == bindparam("hold_id"),
@@ -174,8 +190,8 @@ def _claim(tx: Tx, hold_id: str, status: HoldStatus, charge_id: str | None) -> A
     """Move a pending hold to its final status exactly once, or raise the named reason why not."""
     if not isinstance(hold_id, str) or not hold_id:
         raise InvalidInput("authorization must be an authorization id", field="authorization")
-    row = tx.conn.execute(
-        _CLAIM_HOLD,
+    row = _CLAIM_HOLD.first(
+        tx.conn,
         {
             "hold_id": hold_id,
             "tenant": tx.tenant_id,
@@ -183,7 +199,7 @@ def _claim(tx: Tx, hold_id: str, status: HoldStatus, charge_id: str | None) -> A
             "status": status.value,
             "charge": charge_id,
         },
-    ).first()
+    )
     if row is not None:
         return row
     found = tx.conn.execute(
@@ -200,7 +216,8 @@ def _claim(tx: Tx, hold_id: str, status: HoldStatus, charge_id: str | None) -> A
 
 def _debit(
     tx: Tx,
-    before: BalanceRow,
+    wallet_id: str,
+    asset: str,
     *,
     requested: int,
     reserved: int,
@@ -209,52 +226,48 @@ def _debit(
     action: str | None,
     metadata: dict[str, Any],
     charge_id: str,
+    decline: bool = False,
 ) -> Charge:
-    """Debit up to `requested` from a locked balance row, releasing `reserved` of its held credit.
+    """Debit up to `requested`, releasing `reserved` of the wallet's held credit.
 
     What the reservation covers is debited in full; anything past it only as far as the
-    policy allows, the rest recorded as shortfall. Lots are drawn in burn order; what they
-    cannot cover (under overdraft or allow) becomes debt.
+    policy allows, the rest recorded as shortfall (or, with `decline`, nothing is taken and
+    the charge is declined). Lots are drawn in burn order; what they cannot cover (under
+    overdraft or allow) becomes debt.
+
+    The plan is made from an unlocked read; the writes are conditional (each lot still has
+    what is drawn from it, the balance still has room), so concurrent debits of one wallet
+    hold its rows only from the first of those writes to the commit. A failed condition
+    starts the transaction over. Debt is only planned with the balance row locked, so a
+    lot granted meanwhile is never passed over for it.
     """
-    held_after = before.held - reserved
-    capacity = before.policy.capacity(before.posted - held_after)
-    debit = min(requested, capacity)
-    draws: list[Any] = []
-    new_debt = 0
-    if debit:
-        draws, new_debt = plan_draws(open_lots(tx, before.wallet_id, before.asset), debit, tx.now)
-        consume_lots(tx, [(d.lot_id, d.amount) for d in draws])
-    posted_after = before.posted - debit
-    charge = Charge(
-        id=charge_id,
-        status="posted",
-        decline_reason=None,
-        customer=customer,
-        asset=before.asset,
-        hold_id=hold_id,
-        requested=requested,
-        amount=debit,
-        debt=new_debt,
-        shortfall=requested - debit,
-        draws=[Draw(lot_id=d.lot_id, amount=d.amount, cost_basis=d.cost_basis) for d in draws],
-        action=action,
-        metadata=metadata,
-        created_at=tx.now,
-        available=posted_after - held_after,
-    )
-    tx.conn.execute(
-        insert(charges),
+    before = read_balance(tx, wallet_id, asset)
+    for locked in (False, True):
+        capacity = before.policy.capacity(before.available + reserved)
+        if decline and requested > capacity:
+            return _declined(tx, before, requested, customer, action, metadata)
+        debit = min(requested, capacity)
+        draws: list[Any] = []
+        new_debt = 0
+        if debit:
+            draws, new_debt = plan_draws(open_lots(tx, wallet_id, asset), debit, tx.now)
+        if not new_debt or locked:
+            break
+        before = lock_balance(tx, wallet_id, asset, create=False)
+    shortfall = requested - debit
+    _INSERT_CHARGE.execute(
+        tx.conn,
         {
             "tenant_id": tx.tenant_id,
-            "wallet_id": before.wallet_id,
+            "wallet_id": wallet_id,
             "id": charge_id,
             "customer": customer,
             "hold_id": hold_id,
-            "asset": before.asset,
+            "asset": asset,
             "requested": requested,
             "amount": debit,
             "debt": new_debt,
-            "shortfall": charge.shortfall,
+            "shortfall": shortfall,
             "action": action,
             "metadata": metadata,
             "created_at": tx.now,
@@ -263,14 +276,80 @@ def _debit(
     if debit:
         post(
             tx,
-            wallet_id=before.wallet_id,
-            asset=before.asset,
+            wallet_id=wallet_id,
+            asset=asset,
             kind=TransactionKind.CHARGE,
             entries=charge_entries(draws, new_debt),
             reference_id=charge_id,
         )
-    write_balance(tx, before, posted=posted_after, held=held_after, debt=before.debt + new_debt)
-    return charge
+    after = shift_balance(
+        tx,
+        wallet_id,
+        asset,
+        posted=-debit,
+        held=-reserved,
+        debt=new_debt,
+        need=debit - reserved,
+        draws=[(d.lot_id, d.amount) for d in draws],
+    )
+    return Charge(
+        id=charge_id,
+        status="posted",
+        decline_reason=None,
+        customer=customer,
+        asset=asset,
+        hold_id=hold_id,
+        requested=requested,
+        amount=debit,
+        debt=new_debt,
+        shortfall=shortfall,
+        draws=[Draw(lot_id=d.lot_id, amount=d.amount, cost_basis=d.cost_basis) for d in draws],
+        action=action,
+        metadata=metadata,
+        created_at=tx.now,
+        available=after.available,
+    )
+
+
+def _declined(
+    tx: Tx,
+    before: BalanceRow,
+    requested: int,
+    customer: str,
+    action: str | None,
+    metadata: dict[str, Any],
+) -> Charge:
+    reason = before.policy.decline_reason().value
+    emit(
+        tx,
+        "authorization.declined",
+        before.wallet_id,
+        {
+            "customer": customer,
+            "asset": before.asset,
+            "requested": requested,
+            "available": before.available,
+            "reason": reason,
+            "action": action,
+        },
+    )
+    return Charge(
+        id=new_id("chg"),
+        status="declined",
+        decline_reason=reason,
+        customer=customer,
+        asset=before.asset,
+        hold_id=None,
+        requested=requested,
+        amount=0,
+        debt=0,
+        shortfall=0,
+        draws=[],
+        action=action,
+        metadata=metadata,
+        created_at=tx.now,
+        available=before.available,
+    )
 
 
 def _check_action(action: object) -> str | None:
@@ -308,10 +387,10 @@ def settle(
         return replayed
     charge_id = new_id("chg")
     hold = _claim(tx, authorization_id, HoldStatus.SETTLED, charge_id)
-    before = lock_balance(tx, hold.wallet_id, hold.asset, create=False)
     charge = _debit(
         tx,
-        before,
+        hold.wallet_id,
+        hold.asset,
         requested=amount,
         reserved=hold.amount,
         hold_id=authorization_id,
@@ -350,10 +429,10 @@ def _resolved(
 
 def release(tx: Tx, hold: Any) -> int:
     """Give a claimed hold's reservation back to the wallet; returns the new available."""
-    before = lock_balance(tx, hold.wallet_id, hold.asset, create=False)
-    held_after = before.held - hold.amount
-    write_balance(tx, before, posted=before.posted, held=held_after, debt=before.debt)
-    return int(before.posted - held_after)
+    after = shift_balance(
+        tx, hold.wallet_id, hold.asset, posted=0, held=-hold.amount, debt=0, need=0
+    )
+    return after.available
 
 
 def void(tx: Tx, *, authorization_id: str, idempotency_key: str | None = None) -> Authorization:
@@ -399,43 +478,10 @@ def charge(
     )
     if (replayed := idem.replay(Charge)) is not None:
         return replayed
-    before = lock_balance(tx, wallet_id, asset)
-    if amount > before.policy.capacity(before.available):
-        reason = before.policy.decline_reason().value
-        emit(
-            tx,
-            "authorization.declined",
-            wallet_id,
-            {
-                "customer": customer,
-                "asset": asset,
-                "requested": amount,
-                "available": before.available,
-                "reason": reason,
-                "action": action,
-            },
-        )
-        declined = Charge(
-            id=new_id("chg"),
-            status="declined",
-            decline_reason=reason,
-            customer=customer,
-            asset=asset,
-            hold_id=None,
-            requested=amount,
-            amount=0,
-            debt=0,
-            shortfall=0,
-            draws=[],
-            action=action,
-            metadata=meta,
-            created_at=tx.now,
-            available=before.available,
-        )
-        return idem.record(declined)
     result = _debit(
         tx,
-        before,
+        wallet_id,
+        asset,
         requested=amount,
         reserved=0,
         hold_id=None,
@@ -443,6 +489,7 @@ def charge(
         action=action,
         metadata=meta,
         charge_id=new_id("chg"),
+        decline=True,
     )
     return idem.record(result)
 
