@@ -52,6 +52,17 @@ class UnknownLot(NotFound):
     code = "unknown_lot"
 
 
+class UnknownApiKey(NotFound):
+    code = "unknown_api_key"
+
+
+class Unauthenticated(CreditgateError):
+    """No API key, or one that is malformed, unknown or revoked."""
+
+    code = "unauthenticated"
+    status = 401
+
+
 class AlreadyExists(CreditgateError):
     code = "already_exists"
     status = 409
@@ -81,6 +92,18 @@ class HoldExpired(HoldNotPending):
     code = "hold_expired"
 
 
+class PolicyNotSatisfied(CreditgateError):
+    """The wallet's balance already breaks the policy asked for."""
+
+    code = "policy_not_satisfied"
+    status = 409
+
+
 class LotNotActive(CreditgateError):
     code = "lot_not_active"
+    status = 409
+
+
+class ApiKeyRevoked(CreditgateError):
+    code = "api_key_revoked"
     status = 409

@@ -43,13 +43,15 @@ class Draw:
     cost_basis: Decimal
 
 
-def burn_key(lot: LotBalance, now: datetime) -> tuple[bool, int, bool, datetime, datetime, str]:
+def burn_key(
+    lot: LotBalance, now: datetime | None
+) -> tuple[bool, int, bool, datetime, datetime, str]:
     """Priority ascending, then soonest expiry (no expiry last), then oldest.
 
     A lot already past its expiry that still has credit is credit the sweep kept back to
     cover open holds; it is drawn before anything else so that the hold consumes it.
     """
-    overdue = lot.expires_at is not None and lot.expires_at <= now
+    overdue = now is not None and lot.expires_at is not None and lot.expires_at <= now
     return (
         not overdue,
         lot.priority,
@@ -77,10 +79,23 @@ def plan_draws(lots: Sequence[LotBalance], amount: int, now: datetime) -> tuple[
     return draws, left
 
 
-def expirable(remaining: int, available: int) -> int:
-    """How much of an expiring lot may expire now without uncovering open holds.
+def held_shares(lots: Iterable[LotBalance], held: int) -> dict[str, int]:
+    """Which lots the open holds will draw on: `held` spread over lots in burn order.
 
-    `available` is posted minus held before this expiry. Whatever of the lot is needed to
-    keep held credit covered stays in the lot until the holds resolve.
+    The order is the plain burn order, as it stood before any of these lots expired, so a
+    lot that was going to pay for a running call keeps that part when it expires.
     """
-    return max(0, min(remaining, available))
+    shares: dict[str, int] = {}
+    left = held
+    for lot in sorted((x for x in lots if x.remaining > 0), key=lambda x: burn_key(x, None)):
+        if left <= 0:
+            break
+        take = min(left, lot.remaining)
+        shares[lot.id] = take
+        left -= take
+    return shares
+
+
+def expirable(lot: LotBalance, shares: dict[str, int]) -> int:
+    """How much of an expiring lot may go now: all but its share of the open holds."""
+    return lot.remaining - shares.get(lot.id, 0)

@@ -76,7 +76,7 @@ def ensure_balance_row(tx: Tx, wallet_id: str, asset: str) -> None:
     )
 
 
-_BALANCE_COLUMNS = (
+BALANCE_COLUMNS = (
     wallet_balances.c.posted,
     wallet_balances.c.held,
     wallet_balances.c.debt,
@@ -89,8 +89,8 @@ _THIS_BALANCE = (
     wallet_balances.c.wallet_id == bindparam("wallet_id"),
     wallet_balances.c.asset == bindparam("asset"),
 )
-_READ_BALANCE = Prepared(select(*_BALANCE_COLUMNS).where(*_THIS_BALANCE))
-_LOCK_BALANCE = Prepared(select(*_BALANCE_COLUMNS).where(*_THIS_BALANCE).with_for_update())
+_READ_BALANCE = Prepared(select(*BALANCE_COLUMNS).where(*_THIS_BALANCE))
+_LOCK_BALANCE = Prepared(select(*BALANCE_COLUMNS).where(*_THIS_BALANCE).with_for_update())
 
 
 def lock_balance(tx: Tx, wallet_id: str, asset: str, *, create: bool = True) -> BalanceRow:
@@ -213,16 +213,24 @@ def shift_balance(
     row = moved.first()
     if row is None or any(t.rowcount() != 1 for t in taken):
         raise RetryTransaction
+    return after_move(tx, wallet_id, asset, row, posted - held)
+
+
+def after_move(tx: Tx, wallet_id: str, asset: str, row: Any, change: int) -> BalanceRow:
+    """Raise the balance events a conditional move caused, given the row it returned.
+
+    `change` is what the move added to `available`. `balance.low` fires once per crossing:
+    of several concurrent movers, only the one that flips the row's alert flag raises it.
+    """
     policy = _policy_of(row)
     after = row.posted - row.held
-    before = after - posted + held
     low, alerted = _alert(policy, after, bool(row.low_balance_alerted))
     if alerted != bool(row.low_balance_alerted):
         flipped = _FLIP_ALERT.execute(
             tx.conn, {"w": wallet_id, "a": asset, "old": int(not alerted), "new": int(alerted)}
         )
-        low = low and flipped == 1  # a concurrent mover may have raised it already
-    _balance_events(tx, wallet_id, asset, policy, before, after, low)
+        low = low and flipped == 1
+    _balance_events(tx, wallet_id, asset, policy, after - change, after, low)
     return BalanceRow(wallet_id, asset, row.posted, row.held, row.debt, policy, alerted)
 
 
@@ -261,7 +269,7 @@ _SHIFT = Prepared(
         debt=wallet_balances.c.debt + bindparam("dd"),
         updated_at=bindparam("now"),
     )
-    .returning(*_BALANCE_COLUMNS)
+    .returning(*BALANCE_COLUMNS)
 )
 _FLOOR = case(
     (wallet_balances.c.policy == PolicyMode.ALLOW.value, literal_column(str(MAX_BALANCE))),
@@ -280,7 +288,7 @@ _SHIFT_GUARDED = Prepared(
         debt=wallet_balances.c.debt + bindparam("dd"),
         updated_at=bindparam("now"),
     )
-    .returning(*_BALANCE_COLUMNS)
+    .returning(*BALANCE_COLUMNS)
 )
 _FLIP_ALERT = Prepared(
     update(wallet_balances)

@@ -9,7 +9,12 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from creditgate.domain.amounts import check_asset_code, check_scale
-from creditgate.domain.errors import AlreadyExists, InvalidInput, UnknownTenant
+from creditgate.domain.errors import (
+    AlreadyExists,
+    InvalidInput,
+    PolicyNotSatisfied,
+    UnknownTenant,
+)
 from creditgate.domain.policy import PolicyMode, WalletPolicy
 from creditgate.ids import new_id
 from creditgate.services._wallet import lock_balance, write_balance
@@ -200,6 +205,13 @@ def set_policy(
     if (replayed := idem.replay(Policy)) is not None:
         return replayed
     before = lock_balance(tx, wallet_id, asset)
+    if before.available + wallet_policy.effective_limit < 0:
+        floor = -wallet_policy.effective_limit
+        raise PolicyNotSatisfied(
+            f"{asset} available is {before.available}, below this policy's floor of {floor}; "
+            "grant credit or release holds first",
+            field="policy",
+        )
     tx.conn.execute(
         update(wallet_balances)
         .where(wallet_balances.c.wallet_id == wallet_id, wallet_balances.c.asset == asset)

@@ -19,7 +19,9 @@ from creditgate.domain.lots import plan_draws
 from creditgate.domain.policy import PolicyMode
 from creditgate.ids import new_id
 from creditgate.services._wallet import (
+    BALANCE_COLUMNS,
     BalanceRow,
+    after_move,
     emit,
     lock_balance,
     open_lots,
@@ -50,7 +52,7 @@ _RESERVE = Prepared(
         ),
     )
     .values(held=wallet_balances.c.held + bindparam("amount"), updated_at=bindparam("now"))
-    .returning(wallet_balances.c.posted, wallet_balances.c.held)
+    .returning(*BALANCE_COLUMNS)
 )
 
 
@@ -148,7 +150,8 @@ def authorize(
                 },
             )
             return idem.record(_authorization(hold, before.available))
-    return idem.record(_authorization(hold, reserved.posted - reserved.held))
+    after = after_move(tx, wallet_id, asset, reserved, -amount)
+    return idem.record(_authorization(hold, after.available))
 
 
 _INSERT_HOLD = Prepared(insert(holds))
@@ -186,8 +189,14 @@ _CLAIM_HOLD = Prepared(
 )
 
 
-def _claim(tx: Tx, hold_id: str, status: HoldStatus, charge_id: str | None) -> Any:
-    """Move a pending hold to its final status exactly once, or raise the named reason why not."""
+def _claim(
+    tx: Tx, hold_id: str, status: HoldStatus, charge_id: str | None, idem: Idempotent
+) -> Any:
+    """Move a pending hold to its final status exactly once, or raise the named reason why not.
+
+    A retry of a request still in flight waits here on the hold's row; when the first one
+    has committed, its answer is the retry's answer (returned as the replayed result).
+    """
     if not isinstance(hold_id, str) or not hold_id:
         raise InvalidInput("authorization must be an authorization id", field="authorization")
     row = _CLAIM_HOLD.first(
@@ -202,6 +211,10 @@ def _claim(tx: Tx, hold_id: str, status: HoldStatus, charge_id: str | None) -> A
     )
     if row is not None:
         return row
+    if idem.key is not None:
+        replayed = idem.replay(Settlement if status is HoldStatus.SETTLED else Authorization)
+        if replayed is not None:
+            return replayed
     found = tx.conn.execute(
         select(holds.c.status).where(holds.c.id == hold_id, holds.c.tenant_id == tx.tenant_id)
     ).first()
@@ -386,7 +399,9 @@ def settle(
     if (replayed := idem.replay(Settlement)) is not None:
         return replayed
     charge_id = new_id("chg")
-    hold = _claim(tx, authorization_id, HoldStatus.SETTLED, charge_id)
+    hold = _claim(tx, authorization_id, HoldStatus.SETTLED, charge_id, idem)
+    if isinstance(hold, Settlement):
+        return hold
     charge = _debit(
         tx,
         hold.wallet_id,
@@ -442,7 +457,9 @@ def void(tx: Tx, *, authorization_id: str, idempotency_key: str | None = None) -
     )
     if (replayed := idem.replay(Authorization)) is not None:
         return replayed
-    hold = _claim(tx, authorization_id, HoldStatus.VOIDED, None)
+    hold = _claim(tx, authorization_id, HoldStatus.VOIDED, None, idem)
+    if isinstance(hold, Authorization):
+        return hold
     available = release(tx, hold)
     return idem.record(_resolved(authorization_id, hold, HoldStatus.VOIDED, tx, None, available))
 

@@ -17,9 +17,9 @@ from creditgate.domain.ledger import (
     grant_entries,
     removal_entries,
 )
-from creditgate.domain.lots import LotKind, LotStatus, expirable
+from creditgate.domain.lots import LotKind, LotStatus, held_shares
 from creditgate.ids import new_id
-from creditgate.services._wallet import emit, lock_balance, post, write_balance
+from creditgate.services._wallet import emit, lock_balance, open_lots, post, write_balance
 from creditgate.services.catalog import check_external_id, check_metadata
 from creditgate.services.context import Idempotent, Tx
 from creditgate.services.results import Lot
@@ -123,6 +123,9 @@ def grant(
     idem = Idempotent(tx, idempotency_key, "grant.create", request)
     if (replayed := idem.replay(Lot)) is not None:
         return replayed
+    # Checked after the replay: a retry arriving after expires_at still gets its answer.
+    if expires is not None and expires <= tx.now:
+        raise InvalidInput("expires_at must be in the future", field="expires_at")
     lot_id = new_id("lot")
     scheduled = effective > tx.now
     tx.conn.execute(
@@ -228,7 +231,8 @@ def void_lot(tx: Tx, *, lot_id: str, reason: str = "", idempotency_key: str | No
         raise LotNotActive(f"lot {lot_id} is already {row.status}", field="lot")
     amount = row.remaining
     if row.status == LotStatus.ACTIVE:
-        if expirable(amount, before.available) < amount:
+        shares = held_shares(open_lots(tx, found.wallet_id, found.asset), before.held)
+        if shares.get(lot_id, 0):
             raise LotNotActive(
                 f"lot {lot_id} backs open holds; void or settle them first", field="lot"
             )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 
 from creditgate.domain.errors import InvalidInput
@@ -56,14 +58,17 @@ def list_lots(
         )
     rows = tx.conn.execute(query).all()
 
-    def order(row: object) -> tuple[object, ...]:
-        r = row
-        open_ = r.status == LotStatus.ACTIVE and r.remaining > 0  # type: ignore[attr-defined]
-        key = burn_key(
-            LotBalance(r.id, r.remaining, r.priority, r.expires_at, r.created_at),  # type: ignore[attr-defined]
-            tx.now,
+    def order(row: Any) -> tuple[Any, ...]:
+        # Open lots in burn order, then scheduled ones by start, then closed ones.
+        group = (
+            0
+            if row.status == LotStatus.ACTIVE and row.remaining > 0
+            else 1
+            if row.status == LotStatus.SCHEDULED
+            else 2
         )
-        return (not open_, r.status != LotStatus.ACTIVE, r.asset, key)  # type: ignore[attr-defined]
+        lot = LotBalance(row.id, row.remaining, row.priority, row.expires_at, row.created_at)
+        return (group, row.effective_at if group == 1 else tx.now, burn_key(lot, tx.now))
 
     return [lot_result(r, customer) for r in sorted(rows, key=order)]
 

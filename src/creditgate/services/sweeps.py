@@ -10,8 +10,8 @@ from sqlalchemy import select, update
 
 from creditgate.domain.holds import HoldStatus
 from creditgate.domain.ledger import Account, TransactionKind, removal_entries
-from creditgate.domain.lots import LotStatus, expirable
-from creditgate.services._wallet import emit, lock_balance, post, write_balance
+from creditgate.domain.lots import LotStatus, expirable, held_shares
+from creditgate.services._wallet import emit, lock_balance, open_lots, post, write_balance
 from creditgate.services.context import Tx
 from creditgate.services.gate import release
 from creditgate.services.grants import activate_lots
@@ -60,9 +60,11 @@ def expire_lots(tx: Tx, *, limit: int = 500) -> SweepReport:
     count = credit = kept = 0
     for wallet_id, asset in due:
         before = lock_balance(tx, wallet_id, asset, create=False)
-        available = before.available
+        open_ = open_lots(tx, wallet_id, asset)
+        shares = held_shares(open_, before.held)
+        overdue = {lot.id: lot for lot in open_ if lot.expires_at and lot.expires_at <= tx.now}
         rows = tx.conn.execute(
-            select(lots.c.id, lots.c.remaining, lots.c.amount)
+            select(lots.c.id, lots.c.amount)
             .where(
                 lots.c.wallet_id == wallet_id,
                 lots.c.asset == asset,
@@ -72,14 +74,14 @@ def expire_lots(tx: Tx, *, limit: int = 500) -> SweepReport:
             .order_by(lots.c.expires_at, lots.c.id)
         ).all()
         removed = 0
-        for lot in rows:
-            amount = expirable(lot.remaining, available)
-            available -= amount
+        for row in rows:
+            lot = overdue.get(row.id)
+            amount = expirable(lot, shares) if lot is not None else 0
+            left = (lot.remaining if lot is not None else 0) - amount
             removed += amount
-            left = lot.remaining - amount
             tx.conn.execute(
                 update(lots)
-                .where(lots.c.id == lot.id)
+                .where(lots.c.id == row.id)
                 .values(
                     remaining=left,
                     expired=lots.c.expired + amount,
@@ -92,8 +94,8 @@ def expire_lots(tx: Tx, *, limit: int = 500) -> SweepReport:
                     wallet_id=wallet_id,
                     asset=asset,
                     kind=TransactionKind.EXPIRE,
-                    entries=removal_entries(Account.EXPIRED, lot.id, amount),
-                    reference_id=lot.id,
+                    entries=removal_entries(Account.EXPIRED, row.id, amount),
+                    reference_id=row.id,
                 )
             if not left:
                 count += 1
@@ -101,7 +103,7 @@ def expire_lots(tx: Tx, *, limit: int = 500) -> SweepReport:
                     tx,
                     "grant.expired",
                     wallet_id,
-                    {"lot": lot.id, "asset": asset, "expired": amount, "amount": lot.amount},
+                    {"lot": row.id, "asset": asset, "expired": amount, "amount": row.amount},
                 )
             kept += left
         credit += removed

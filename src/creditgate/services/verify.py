@@ -70,13 +70,15 @@ def verify(conn: Connection, tenant_id: str | None = None) -> VerifyReport:
             zero_sum.fail(f"tenant {row.tenant_id} asset {row.asset} sums to {row.total}")
     for row in conn.execute(
         scoped(
-            select(ledger_entries.c.transaction_id, func.sum(ledger_entries.c.amount).label("t"))
+            select(
+                ledger_entries.c.transaction_id, func.sum(ledger_entries.c.amount).label("off_by")
+            )
             .group_by(ledger_entries.c.transaction_id)
             .having(func.sum(ledger_entries.c.amount) != 0),
             ledger_entries,
         )
     ):
-        zero_sum.fail(f"transaction {row.transaction_id} is unbalanced by {row.t}")
+        zero_sum.fail(f"transaction {row.transaction_id} is unbalanced by {row.off_by}")
     empty = conn.execute(
         scoped(
             select(func.count())
