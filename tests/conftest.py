@@ -69,8 +69,9 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(postgres_server: str, worker_id: str) -> Iterator[str]:
-    name = f"creditgate_test_{worker_id}_{uuid.uuid4().hex[:6]}"
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"creditgate_test_{worker}_{uuid.uuid4().hex[:6]}"
     url = create_database(postgres_server, name)
     yield url
     drop_database(postgres_server, name)

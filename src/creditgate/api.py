@@ -12,16 +12,21 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ParamSpec, TypeVar
 
-from creditgate.services import catalog, gate, grants, queries, sweeps
+from creditgate.domain.pricing import Quote
+from creditgate.services import api_keys, catalog, gate, grants, queries, rate_cards, sweeps
+from creditgate.services.api_keys import Principal
 from creditgate.services.context import Catalog, Tx
 from creditgate.services.results import (
+    ApiKey,
     AssetInfo,
     Authorization,
     Charge,
+    CreatedApiKey,
     Customer,
     LedgerPage,
     Lot,
     Policy,
+    RateCardVersion,
     Settlement,
     SweepReport,
     Tenant,
@@ -64,6 +69,29 @@ class Creditgate:
                 conn, name=name, now=self.clock(), tenant_id=tenant_id
             )
         )
+
+    def create_tenant_with_key(
+        self, name: str, *, key_name: str = "default"
+    ) -> tuple[Tenant, CreatedApiKey]:
+        """A new tenant and its first API key, in one transaction."""
+
+        def work(conn: Any) -> tuple[Tenant, CreatedApiKey]:
+            now = self.clock()
+            tenant = catalog.create_tenant(conn, name=name, now=now)
+            key = api_keys.create_key(Tx(conn, tenant.id, now, self.catalog), name=key_name)
+            return tenant, key
+
+        return self.db.run(work)
+
+    def authenticate(self, key: str) -> Principal:
+        """The tenant and key an API key stands for; Unauthenticated if it is not valid."""
+        now = self.clock()
+        principal, stale = self.db.run(
+            lambda conn: api_keys.authenticate(conn, key, now), read_only=True
+        )
+        if stale:
+            self.db.run(lambda conn: api_keys.touch(conn, principal.key_id, now))
+        return principal
 
     def tenants(self) -> list[Tenant]:
         return self.db.run(catalog.list_tenants, read_only=True)
@@ -196,9 +224,13 @@ class TenantLedger:
     def authorize(
         self,
         customer: str,
-        asset: str,
-        amount: int,
+        asset: str | None = None,
+        amount: int | None = None,
         *,
+        action: str | None = None,
+        dimensions: dict[str, Any] | None = None,
+        quantities: dict[str, Any] | None = None,
+        rate_card: str = "default",
         ttl_seconds: int = 600,
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
@@ -208,6 +240,10 @@ class TenantLedger:
             customer=customer,
             asset=asset,
             amount=amount,
+            action=action,
+            dimensions=dimensions,
+            quantities=quantities,
+            rate_card=rate_card,
             ttl_seconds=ttl_seconds,
             metadata=metadata,
             idempotency_key=idempotency_key,
@@ -216,8 +252,10 @@ class TenantLedger:
     def settle(
         self,
         authorization_id: str,
-        amount: int,
+        amount: int | None = None,
         *,
+        quantities: dict[str, Any] | None = None,
+        vendor_cost: Decimal | str | int | None = None,
         action: str | None = None,
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
@@ -226,6 +264,8 @@ class TenantLedger:
             gate.settle,
             authorization_id=authorization_id,
             amount=amount,
+            quantities=quantities,
+            vendor_cost=vendor_cost,
             action=action,
             metadata=metadata,
             idempotency_key=idempotency_key,
@@ -239,10 +279,14 @@ class TenantLedger:
     def charge(
         self,
         customer: str,
-        asset: str,
-        amount: int,
+        asset: str | None = None,
+        amount: int | None = None,
         *,
         action: str | None = None,
+        dimensions: dict[str, Any] | None = None,
+        quantities: dict[str, Any] | None = None,
+        vendor_cost: Decimal | str | int | None = None,
+        rate_card: str = "default",
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> Charge:
@@ -252,8 +296,71 @@ class TenantLedger:
             asset=asset,
             amount=amount,
             action=action,
+            dimensions=dimensions,
+            quantities=quantities,
+            vendor_cost=vendor_cost,
+            rate_card=rate_card,
             metadata=metadata,
             idempotency_key=idempotency_key,
+        )
+
+    # Rate cards
+    def publish_rate_card(
+        self,
+        spec: dict[str, Any],
+        *,
+        name: str = "default",
+        effective_at: datetime | None = None,
+        idempotency_key: str | None = None,
+    ) -> RateCardVersion:
+        return self._run(
+            rate_cards.publish,
+            spec=spec,
+            name=name,
+            effective_at=effective_at,
+            idempotency_key=idempotency_key,
+        )
+
+    def rate_cards(self, *, name: str | None = None) -> list[RateCardVersion]:
+        return self._run(rate_cards.list_versions, read_only=True, name=name)
+
+    def quote(
+        self,
+        action: str,
+        dimensions: dict[str, Any] | None = None,
+        quantities: dict[str, Any] | None = None,
+        *,
+        rate_card: str = "default",
+        at: datetime | None = None,
+    ) -> Quote:
+        return self._run(
+            rate_cards.quote,
+            read_only=True,
+            action=action,
+            dimensions=dimensions,
+            quantities=quantities,
+            rate_card=rate_card,
+            at=at,
+        )
+
+    def set_model_price(
+        self,
+        model: str,
+        *,
+        input_mtok: Decimal | str | int,
+        output_mtok: Decimal | str | int,
+        cache_read_mtok: Decimal | str | int | None = None,
+        provider: str | None = None,
+        effective_at: datetime | None = None,
+    ) -> None:
+        self._run(
+            rate_cards.set_model_price,
+            model=model,
+            input_mtok=input_mtok,
+            output_mtok=output_mtok,
+            cache_read_mtok=cache_read_mtok,
+            provider=provider,
+            effective_at=effective_at,
         )
 
     def authorization(self, authorization_id: str) -> Authorization:
@@ -285,6 +392,21 @@ class TenantLedger:
             cursor=cursor,
             asset=asset,
         )
+
+    # API keys
+    def create_api_key(
+        self, name: str = "", *, idempotency_key: str | None = None
+    ) -> CreatedApiKey:
+        return self._run(api_keys.create_key, name=name, idempotency_key=idempotency_key)
+
+    def api_keys(self) -> list[ApiKey]:
+        return self._run(api_keys.list_keys, read_only=True)
+
+    def revoke_api_key(self, key_id: str, *, idempotency_key: str | None = None) -> ApiKey:
+        return self._run(api_keys.revoke_key, key_id=key_id, idempotency_key=idempotency_key)
+
+    def rotate_api_key(self, key_id: str, *, idempotency_key: str | None = None) -> CreatedApiKey:
+        return self._run(api_keys.rotate_key, key_id=key_id, idempotency_key=idempotency_key)
 
     # Time-driven work
     def run_sweeps(self) -> SweepReport:

@@ -3,21 +3,51 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
-from typing import Annotated
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from creditgate.domain.errors import CreditgateError
 from creditgate.storage.database import default_url
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from creditgate.api import Creditgate, TenantLedger
 
 app = typer.Typer(
     help="creditgate: credit wallets and a pre-call gate for AI products.", no_args_is_help=True
 )
 bench_app = typer.Typer(help="Benchmarks (figures go to BENCHMARKS.md).", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
-console = Console()
+tenants_app = typer.Typer(help="Tenants: the products using this creditgate.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="A tenant's API keys (shown once, stored hashed).", no_args_is_help=True
+)
+customers_app = typer.Typer(help="Customers, each with one wallet.", no_args_is_help=True)
+grants_app = typer.Typer(help="Grants: lots of credit in a wallet.", no_args_is_help=True)
+authorizations_app = typer.Typer(help="Authorizations (holds).", no_args_is_help=True)
+assets_app = typer.Typer(help="Assets: the units wallets hold.", no_args_is_help=True)
+app.add_typer(assets_app, name="assets")
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(keys_app, name="keys")
+app.add_typer(customers_app, name="customers")
+app.add_typer(grants_app, name="grants")
+app.add_typer(authorizations_app, name="authorizations")
+from creditgate.cli_pricing import rate_cards_app, report_app  # noqa: E402
+
+app.add_typer(rate_cards_app, name="rate-cards")
+app.add_typer(report_app, name="report")
+# Piped output is read by people too (and grep): give it room rather than 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
+errors = Console(stderr=True)
 
 DbOption = Annotated[
     str | None,
@@ -104,6 +134,591 @@ def verify(
 
 
 Backend = Annotated[str, typer.Option(help="sqlite or postgres")]
+TenantOption = Annotated[
+    str | None, typer.Option("--tenant", help="Tenant id (default: the only tenant)")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON")]
+
+
+class CliError(Exception):
+    """A mistake in how the command was called; printed without a traceback."""
+
+
+@contextmanager
+def _creditgate(db: str | None) -> Iterator[Creditgate]:
+    from creditgate.api import Creditgate
+
+    with Creditgate(db or default_url()) as cg:
+        yield cg
+
+
+def _tenant(cg: Creditgate, tenant: str | None) -> TenantLedger:
+    from creditgate.api import TenantLedger
+
+    if tenant is not None:
+        return cg.tenant(tenant)
+    tenants = cg.tenants()
+    if len(tenants) == 1:
+        return TenantLedger(cg, tenants[0].id)
+    if not tenants:
+        raise CliError("there is no tenant yet: create one with `creditgate tenants create NAME`")
+    ids = ", ".join(t.id for t in tenants[:10])
+    raise CliError(f"there are {len(tenants)} tenants: pass --tenant (one of {ids})")
+
+
+@contextmanager
+def _ledger(db: str | None, tenant: str | None) -> Iterator[TenantLedger]:
+    with _creditgate(db) as cg:
+        yield _tenant(cg, tenant)
+
+
+def _metadata(value: str | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        raise CliError("--metadata must be a JSON object") from None
+    if not isinstance(parsed, dict):
+        raise CliError("--metadata must be a JSON object")
+    return parsed
+
+
+def _timestamp(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise CliError(f"{option} must be an ISO 8601 timestamp") from None
+    if parsed.tzinfo is None:
+        raise CliError(f"{option} needs a time zone, e.g. 2026-01-31T00:00:00Z")
+    return parsed
+
+
+def _print_json(value: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> None:
+    if isinstance(value, dict):
+        print(json.dumps(value))
+    elif isinstance(value, Sequence):
+        print(json.dumps({"data": [item.model_dump(mode="json") for item in value]}))
+    else:
+        print(value.model_dump_json())
+
+
+def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    cells = [["" if cell is None else str(cell) for cell in row] for row in rows]
+    table = Table(title=title)
+    for i, column in enumerate(columns):
+        values = [row[i] for row in cells]
+        # Ids and times are copied and compared: never wrap or cut them.
+        whole = bool(values) and all(_WHOLE.match(v) for v in values if v)
+        table.add_column(
+            column,
+            justify="right" if column in _NUMERIC else "left",
+            overflow="fold" if whole else "ellipsis",
+        )
+    for row in cells:
+        table.add_row(*row)
+    console.print(table)
+
+
+_WHOLE = re.compile(r"^([a-z]{3}_[0-9a-z]{26}|cg_[0-9a-z]{8}_…|\d{4}-\d\d-\d\d \d\d:\d\d)$")
+_NUMERIC = {
+    "amount",
+    "remaining",
+    "posted",
+    "held",
+    "available",
+    "debt",
+    "change",
+    "scale",
+    "priority",
+}
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+def _fields(title: str, model: BaseModel) -> None:
+    table = Table(title=title, show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for key, value in model.model_dump(mode="json").items():
+        if isinstance(value, dict | list):
+            value = json.dumps(value)
+        table.add_row(key, "" if value is None else str(value))
+    console.print(table)
+
+
+# Tenants and keys
+
+
+@tenants_app.command("create")
+def tenants_create(
+    name: Annotated[str, typer.Argument(help="The product's name")],
+    db: DbOption = None,
+    key_name: Annotated[str, typer.Option(help="A name for the first API key")] = "default",
+    as_json: JsonOption = False,
+) -> None:
+    """Create a tenant and print its first API key (shown this once)."""
+    with _creditgate(db) as cg:
+        tenant, key = cg.create_tenant_with_key(name, key_name=key_name)
+    if as_json:
+        _print_json(
+            {"tenant": tenant.model_dump(mode="json"), "api_key": key.model_dump(mode="json")}
+        )
+        return
+    console.print(f"tenant  [bold]{tenant.id}[/] ({tenant.name})")
+    console.print(f"api key [bold green]{key.key}[/]")
+    console.print("[dim]the key is shown this once; creditgate keeps only its hash[/]")
+
+
+@tenants_app.command("list")
+def tenants_list(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Every tenant."""
+    with _creditgate(db) as cg:
+        tenants = cg.tenants()
+    if as_json:
+        _print_json(tenants)
+        return
+    _table(
+        "tenants", ["id", "name", "created"], [(t.id, t.name, _when(t.created_at)) for t in tenants]
+    )
+
+
+def _print_keys(keys: Sequence[BaseModel], as_json: bool) -> None:
+    from creditgate.services.api_keys import display
+    from creditgate.services.results import ApiKey
+
+    if as_json:
+        _print_json(keys)
+        return
+    rows = [
+        (
+            k.id,
+            display(k.prefix),
+            k.name,
+            _when(k.created_at),
+            _when(k.last_used_at),
+            _when(k.revoked_at),
+        )
+        for k in keys
+        if isinstance(k, ApiKey)
+    ]
+    _table("API keys", ["id", "key", "name", "created", "last used", "revoked"], rows)
+
+
+def _print_new_key(key: BaseModel, as_json: bool) -> None:
+    if as_json:
+        _print_json(key)
+        return
+    console.print(f"api key [bold green]{getattr(key, 'key', '')}[/] ({getattr(key, 'id', '')})")
+    console.print("[dim]the key is shown this once; creditgate keeps only its hash[/]")
+
+
+@keys_app.command("list")
+def keys_list(
+    db: DbOption = None, tenant: TenantOption = None, as_json: JsonOption = False
+) -> None:
+    """The tenant's keys, by prefix."""
+    with _ledger(db, tenant) as t:
+        keys = t.api_keys()
+    _print_keys(keys, as_json)
+
+
+@keys_app.command("create")
+def keys_create(
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    name: Annotated[str, typer.Option(help="What the key is for")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """A new key (shown this once)."""
+    with _ledger(db, tenant) as t:
+        key = t.create_api_key(name)
+    _print_new_key(key, as_json)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (key_…)")],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Stop a key working (within seconds on running servers)."""
+    with _ledger(db, tenant) as t:
+        key = t.revoke_api_key(key_id)
+    if as_json:
+        _print_json(key)
+    else:
+        _print_keys([key], as_json)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    key_id: Annotated[str, typer.Argument(help="The key's id (key_…)")],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Revoke a key and print its replacement (shown this once)."""
+    with _ledger(db, tenant) as t:
+        key = t.rotate_api_key(key_id)
+    _print_new_key(key, as_json)
+
+
+# Assets, customers, grants, balances, authorizations, ledger
+
+
+@assets_app.command("list")
+def assets_list(
+    db: DbOption = None, tenant: TenantOption = None, as_json: JsonOption = False
+) -> None:
+    """The tenant's assets."""
+    with _ledger(db, tenant) as t:
+        assets = t.assets()
+    if as_json:
+        _print_json(assets)
+        return
+    _table("assets", ["code", "scale", "name"], [(a.code, a.scale, a.name) for a in assets])
+
+
+@assets_app.command("create")
+def assets_create(
+    code: Annotated[str, typer.Argument(help="e.g. credits, USD, gpu_minutes")],
+    scale: Annotated[int, typer.Argument(help="Decimal places of the minor unit")],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    name: str = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Add an asset."""
+    with _ledger(db, tenant) as t:
+        asset = t.create_asset(code, scale, name)
+    if as_json:
+        _print_json(asset)
+        return
+    _table("asset created", ["code", "scale", "name"], [(asset.code, asset.scale, asset.name)])
+
+
+@customers_app.command("list")
+def customers_list(
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 100,
+    after: Annotated[str | None, typer.Option(help="Start after this customer id")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Customers, by id."""
+    with _ledger(db, tenant) as t:
+        customers = t.customers(limit=limit, after=after)
+    if as_json:
+        _print_json(customers)
+        return
+    rows = [
+        (c.external_id, c.name, c.policy, c.overdraft_limit, _when(c.created_at)) for c in customers
+    ]
+    _table("customers", ["customer", "name", "policy", "overdraft limit", "created"], rows)
+
+
+@customers_app.command("create")
+def customers_create(
+    customer: Annotated[str, typer.Argument(help="Your own id for the customer")],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    name: str = "",
+    policy: Annotated[str, typer.Option(help="block, overdraft or allow")] = "block",
+    overdraft_limit: Annotated[int | None, typer.Option(help="With --policy overdraft")] = None,
+    metadata: Annotated[str | None, typer.Option(help="A JSON object")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add a customer (and its wallet)."""
+    with _ledger(db, tenant) as t:
+        created = t.create_customer(
+            customer,
+            name=name,
+            policy=policy,
+            overdraft_limit=overdraft_limit,
+            metadata=_metadata(metadata),
+        )
+    if as_json:
+        _print_json(created)
+    else:
+        _fields(f"customer {created.external_id}", created)
+
+
+@customers_app.command("show")
+def customers_show(
+    customer: Annotated[str, typer.Argument(help="The customer's id")],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A customer and its balances."""
+    with _ledger(db, tenant) as t:
+        found = t.customer(customer)
+        wallet = t.wallet(customer)
+    if as_json:
+        _print_json(
+            {"customer": found.model_dump(mode="json"), "wallet": wallet.model_dump(mode="json")}
+        )
+        return
+    _fields(f"customer {found.external_id}", found)
+    _print_wallet(wallet)
+
+
+def _print_wallet(wallet: Any) -> None:
+    rows = [
+        (b.asset, b.posted, b.held, b.available, b.debt, b.policy, b.overdraft_limit)
+        for b in wallet.balances
+    ]
+    columns = ["asset", "posted", "held", "available", "debt", "policy", "overdraft limit"]
+    _table(f"wallet of {wallet.customer} (minor units)", columns, rows)
+
+
+@app.command()
+def balance(
+    customer: Annotated[str, typer.Argument(help="The customer's id")],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Posted, held and available per asset."""
+    with _ledger(db, tenant) as t:
+        wallet = t.wallet(customer)
+    if as_json:
+        _print_json(wallet)
+    else:
+        _print_wallet(wallet)
+
+
+@grants_app.command("create")
+def grants_create(
+    customer: Annotated[str, typer.Argument(help="The customer's id")],
+    asset: Annotated[str, typer.Argument(help="Asset code, e.g. credits")],
+    amount: Annotated[int, typer.Argument(help="In the asset's minor unit")],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    kind: Annotated[
+        str, typer.Option(help="included, promotional, purchased, refund or adjustment")
+    ] = "promotional",
+    priority: int = 0,
+    effective_at: Annotated[str | None, typer.Option(help="ISO 8601, with a zone")] = None,
+    expires_at: Annotated[str | None, typer.Option(help="ISO 8601, with a zone")] = None,
+    cost_basis: Annotated[str, typer.Option(help="Money received per unit")] = "0",
+    currency: str = "USD",
+    metadata: Annotated[str | None, typer.Option(help="A JSON object")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add a lot of credit to a wallet."""
+    with _ledger(db, tenant) as t:
+        lot = t.grant(
+            customer,
+            asset,
+            amount,
+            kind=kind,
+            priority=priority,
+            effective_at=_timestamp(effective_at, "--effective-at"),
+            expires_at=_timestamp(expires_at, "--expires-at"),
+            cost_basis=cost_basis,
+            currency=currency,
+            metadata=_metadata(metadata),
+        )
+    if as_json:
+        _print_json(lot)
+    else:
+        _print_lots([lot], f"granted to {customer}")
+
+
+def _print_lots(lots: Sequence[Any], title: str) -> None:
+    rows = [
+        (
+            lot.id,
+            lot.asset,
+            lot.kind,
+            lot.status,
+            lot.amount,
+            lot.remaining,
+            lot.priority,
+            _when(lot.expires_at),
+            lot.cost_basis,
+        )
+        for lot in lots
+    ]
+    columns = [
+        "lot",
+        "asset",
+        "kind",
+        "status",
+        "amount",
+        "remaining",
+        "priority",
+        "expires",
+        "cost basis",
+    ]
+    _table(title, columns, rows)
+
+
+@grants_app.command("list")
+def grants_list(
+    customer: Annotated[str, typer.Argument(help="The customer's id")],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    asset: str | None = None,
+    include_closed: Annotated[
+        bool, typer.Option("--all", help="Include expired, voided and used-up lots")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """A wallet's lots in burn order."""
+    with _ledger(db, tenant) as t:
+        lots = t.lots(customer, asset=asset, include_closed=include_closed)
+    if as_json:
+        _print_json(lots)
+    else:
+        _print_lots(lots, f"lots of {customer} in burn order")
+
+
+@grants_app.command("void")
+def grants_void(
+    lot_id: Annotated[str, typer.Argument(help="The lot's id (lot_…)")],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    reason: str = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Remove what is left of a lot."""
+    with _ledger(db, tenant) as t:
+        lot = t.void_lot(lot_id, reason=reason)
+    if as_json:
+        _print_json(lot)
+    else:
+        _print_lots([lot], "voided")
+
+
+@authorizations_app.command("show")
+def authorizations_show(
+    authorization_id: Annotated[str, typer.Argument(help="The authorization's id (hld_…)")],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One authorization and its state."""
+    with _ledger(db, tenant) as t:
+        auth = t.authorization(authorization_id)
+    if as_json:
+        _print_json(auth)
+    else:
+        _fields(f"authorization {auth.id}", auth)
+
+
+@authorizations_app.command("settle")
+def authorizations_settle(
+    authorization_id: Annotated[str, typer.Argument(help="The authorization's id (hld_…)")],
+    amount: Annotated[int, typer.Argument(help="Actual usage, in the asset's minor unit")],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    action: str | None = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Charge the actual amount against a pending hold and release the rest."""
+    with _ledger(db, tenant) as t:
+        settled = t.settle(authorization_id, amount, action=action)
+    if as_json:
+        _print_json(settled)
+    else:
+        _fields(f"charge {settled.charge.id}", settled.charge)
+
+
+@authorizations_app.command("void")
+def authorizations_void(
+    authorization_id: Annotated[str, typer.Argument(help="The authorization's id (hld_…)")],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Release a pending hold in full."""
+    with _ledger(db, tenant) as t:
+        auth = t.void(authorization_id)
+    if as_json:
+        _print_json(auth)
+    else:
+        _fields(f"authorization {auth.id}", auth)
+
+
+@app.command()
+def ledger(
+    customer: Annotated[str, typer.Argument(help="The customer's id")],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    cursor: Annotated[str | None, typer.Option(help="next_cursor of the previous page")] = None,
+    asset: str | None = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A wallet's ledger transactions, newest first."""
+    with _ledger(db, tenant) as t:
+        page = t.ledger(customer, limit=limit, cursor=cursor, asset=asset)
+    if as_json:
+        _print_json(page)
+        return
+    rows = [
+        (tx.id, _when(tx.created_at), tx.kind, tx.asset, tx.wallet_change, tx.reference_id)
+        for tx in page.data
+    ]
+    _table(
+        f"ledger of {customer}", ["transaction", "at", "kind", "asset", "change", "reference"], rows
+    )
+    if page.next_cursor:
+        console.print(f"[dim]more: --cursor {page.next_cursor}[/]")
+
+
+# The server
+
+
+@app.command()
+def serve(
+    db: DbOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Server processes (PostgreSQL only; SQLite uses one)")
+    ] = 1,
+    demo: Annotated[bool, typer.Option(help="Seed the demo tenant and print an API key")] = False,
+    max_in_flight: Annotated[
+        int, typer.Option(min=1, help="Requests served at once per process; more get 503")
+    ] = 64,
+    pool_size: Annotated[int, typer.Option(min=1, help="Database connections per process")] = 10,
+    sweep_seconds: Annotated[
+        float, typer.Option(min=0.1, help="How often holds and lots are expired")
+    ] = 5.0,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+) -> None:
+    """Run the HTTP API (with the background sweeper) until interrupted."""
+    from creditgate.http.serve import ServeOptions
+    from creditgate.http.serve import serve as run_server
+
+    def announce(base_url: str, demo_key: str | None) -> None:
+        # Plain prints on stdout: scripts and tests read these lines.
+        print(f"creditgate listening on {base_url}", flush=True)
+        print(f"API docs: {base_url}/docs", flush=True)
+        if demo_key is not None:
+            print(f"demo API key: {demo_key}", flush=True)
+
+    options = ServeOptions(
+        url=db or default_url(),
+        host=host,
+        port=port,
+        workers=workers,
+        demo=demo,
+        max_in_flight=max_in_flight,
+        pool_size=pool_size,
+        sweep_seconds=sweep_seconds,
+        log_level=log_level,
+    )
+    run_server(options, announce)
 
 
 @bench_app.command("gate")
@@ -143,6 +758,35 @@ def bench_hot_wallet(
         raise typer.Exit(1)
 
 
+@bench_app.command("http")
+def bench_http(
+    backend: Backend = "postgres",
+    workers: Annotated[int, typer.Option(min=1, help="Server processes (PostgreSQL)")] = 2,
+    rate: Annotated[float, typer.Option(min=1, help="Pairs per second offered")] = 500.0,
+    seconds: Annotated[float, typer.Option(min=1, help="Measuring time")] = 10.0,
+    max_in_flight: Annotated[int, typer.Option(min=1, help="Server in-flight limit")] = 64,
+    client_processes: Annotated[int, typer.Option(min=1, help="Load processes")] = 2,
+    connections: Annotated[int, typer.Option(min=1, help="Client connections in all")] = 128,
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Authorize + settle pairs over HTTP against `creditgate serve`, open loop at --rate."""
+    from creditgate.bench.http import run_http
+    from creditgate.bench.target import bench_database
+
+    with bench_database(backend, db) as url:
+        result = run_http(
+            url,
+            workers=workers,
+            rate=rate,
+            seconds=seconds,
+            max_in_flight=max_in_flight,
+            client_processes=client_processes,
+            connections=connections,
+        )
+    _print_result(result, as_json)
+
+
 def _print_result(result: dict[str, object], as_json: bool) -> None:
     if as_json:
         print(json.dumps(result))
@@ -158,5 +802,12 @@ def _print_result(result: dict[str, object], as_json: bool) -> None:
 def main() -> None:
     try:
         app()
+    except CreditgateError as exc:
+        field = f" ({exc.field})" if exc.field else ""
+        errors.print(f"[red]error:[/] {exc.message}{field}")
+        sys.exit(1)
+    except CliError as exc:
+        errors.print(f"[red]error:[/] {exc}")
+        sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)

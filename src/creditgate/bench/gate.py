@@ -38,6 +38,45 @@ def creditgate_pair(t: TenantLedger, customer: str) -> Callable[[int], None]:
     return pair
 
 
+PRICED_CARD = {
+    "asset": "credits",
+    "credit_value_usd": "0.01",
+    "actions": {
+        "chat.completion": {
+            "prices": [
+                {
+                    "match": {"model": "gpt-4.1"},
+                    "per_unit": {"input_tokens": "0.0002", "output_tokens": "0.0008"},
+                    "minimum": "1",
+                    "vendor": {"llm": {"provider": "openai"}},
+                }
+            ]
+        }
+    },
+}
+
+
+def priced_pair(t: TenantLedger, customer: str) -> Callable[[int], None]:
+    """A chat completion held at input + max_tokens and settled from the actual usage."""
+    dims = {"model": "gpt-4.1"}
+
+    def pair(i: int) -> None:
+        auth = t.authorize(
+            customer,
+            action="chat.completion",
+            dimensions=dims,
+            quantities={"input_tokens": 1_200, "output_tokens": 800},
+            idempotency_key=f"pa{i}",
+        )
+        t.settle(
+            auth.id,
+            quantities={"input_tokens": 1_200, "output_tokens": 310},
+            idempotency_key=f"ps{i}",
+        )
+
+    return pair
+
+
 class RawGate:
     """The same rows written and read as creditgate's authorize and settle, as raw SQL."""
 
@@ -237,50 +276,64 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def run_gate(url: str, seconds: float, *, priced: bool = False, rounds: int = 3) -> dict[str, Any]:
-    """Alternate creditgate and raw rounds; report medians of their rates and the ratio."""
-    if priced:
-        raise NotImplementedError("priced authorize/settle arrives with rate cards")
+    """Alternate rounds of each contender; report medians of their rates and the ratios.
+
+    Contenders: creditgate with raw amounts, the same effects as raw SQL on the plain driver,
+    and with `priced`, creditgate pricing each action by a rate card (with its vendor cost).
+    """
     cg = Creditgate(url)
     t, customer = _setup(cg, "creditgate")
     raw_t, raw_customer = _setup(cg, "raw")
     wallet_id = raw_t.customer(raw_customer).wallet_id
     raw = RawGate(url, raw_t.tenant_id, wallet_id, raw_customer)
-    ours = creditgate_pair(t, customer)
-    ours(-1)  # warm caches and compiled statements
-    raw.pair(-1)
-    slice_s = seconds / (2 * rounds)
-    rates: list[float] = []
-    raw_rates: list[float] = []
-    lat: list[float] = []
-    raw_lat: list[float] = []
-    n = raw_n = 0
+    contenders: dict[str, Callable[[int], None]] = {
+        "creditgate": creditgate_pair(t, customer),
+        "raw": raw.pair,
+    }
+    if priced:
+        priced_t, priced_customer = _setup(cg, "priced")
+        priced_t.publish_rate_card(PRICED_CARD)
+        contenders["priced"] = priced_pair(priced_t, priced_customer)
+    for fn in contenders.values():
+        fn(-1)  # warm caches and compiled statements
+    slice_s = seconds / (len(contenders) * rounds)
+    rates: dict[str, list[float]] = {name: [] for name in contenders}
+    latencies: dict[str, list[float]] = {name: [] for name in contenders}
+    done = dict.fromkeys(contenders, 0)
     for _ in range(rounds):
-        count, latencies = _measure(ours, slice_s, n)
-        n += count
-        rates.append(count / slice_s)
-        lat += latencies
-        count, latencies = _measure(raw.pair, slice_s, raw_n)
-        raw_n += count
-        raw_rates.append(count / slice_s)
-        raw_lat += latencies
+        for name, fn in contenders.items():
+            count, lat = _measure(fn, slice_s, done[name])
+            done[name] += count
+            rates[name].append(count / slice_s)
+            latencies[name] += lat
     raw.close()
     report = cg.verify()
     durability = cg.db.durability()
     cg.close()
-    ops = statistics.median(rates)
-    base = statistics.median(raw_rates)
-    return {
+    ops = statistics.median(rates["creditgate"])
+    base = statistics.median(rates["raw"])
+    result: dict[str, Any] = {
         "benchmark": "gate",
         "backend": "postgres" if url.startswith("postgresql") else "sqlite",
         "durability": durability,
         "seconds": seconds,
-        "pairs": n,
+        "pairs": done["creditgate"],
         "ops_per_s": round(ops, 1),
-        "p50_ms": round(_pct(lat, 0.50), 3),
-        "p99_ms": round(_pct(lat, 0.99), 3),
+        "p50_ms": round(_pct(latencies["creditgate"], 0.50), 3),
+        "p99_ms": round(_pct(latencies["creditgate"], 0.99), 3),
         "baseline_ops_per_s": round(base, 1),
-        "baseline_p50_ms": round(_pct(raw_lat, 0.50), 3),
-        "baseline_p99_ms": round(_pct(raw_lat, 0.99), 3),
+        "baseline_p50_ms": round(_pct(latencies["raw"], 0.50), 3),
+        "baseline_p99_ms": round(_pct(latencies["raw"], 0.99), 3),
         "ratio": round(ops / base, 3),
-        "verified": report.ok,
     }
+    if priced:
+        priced_ops = statistics.median(rates["priced"])
+        result.update(
+            priced_ops_per_s=round(priced_ops, 1),
+            priced_p50_ms=round(_pct(latencies["priced"], 0.50), 3),
+            priced_p99_ms=round(_pct(latencies["priced"], 0.99), 3),
+            priced_ratio=round(priced_ops / base, 3),
+            pricing_cost=round(1 - priced_ops / ops, 3),
+        )
+    result["verified"] = report.ok
+    return result

@@ -14,6 +14,8 @@ MAX_AMOUNT = 2**63 - 1
 # `posted - held + overdraft_limit` can be evaluated by the database without overflow.
 MAX_BALANCE = 2**61
 MAX_SCALE = 18
+MAX_WHOLE_DIGITS = 20
+MAX_DECIMAL_PLACES = 18
 
 ASSET_CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,31}$")
 
@@ -93,3 +95,33 @@ def check_decimal(value: object, field: str, *, minimum: Decimal = Decimal(0)) -
     if abs(result.adjusted()) > 30:
         raise InvalidInput(f"{field} is out of range", field=field)
     return result
+
+
+def check_money(value: object, field: str, *, minimum: Decimal = Decimal(0)) -> Decimal:
+    """A Decimal amount of money that is stored exactly (NUMERIC(38, 18) on PostgreSQL)."""
+    result = check_decimal(value, field, minimum=minimum)
+    # Stored exactly as NUMERIC(38, 18): at most 20 whole digits and 18 decimal places.
+    if result and result.adjusted() >= MAX_WHOLE_DIGITS:
+        raise InvalidInput(f"{field} must be below 10^{MAX_WHOLE_DIGITS}", field=field)
+    exponent = result.as_tuple().exponent
+    if (
+        isinstance(exponent, int)
+        and exponent < -MAX_DECIMAL_PLACES
+        and result != result.quantize(Decimal(1).scaleb(-MAX_DECIMAL_PLACES))
+    ):
+        raise InvalidInput(
+            f"{field} must have at most {MAX_DECIMAL_PLACES} decimal places", field=field
+        )
+    return result
+
+
+_MONEY_QUANTUM = Decimal(1).scaleb(-MAX_DECIMAL_PLACES)
+
+
+def stored_money(value: Decimal) -> Decimal:
+    """A computed amount of money (revenue, vendor cost) as stored: at most 18 decimal
+    places, rounded half to even, identically on every backend."""
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -MAX_DECIMAL_PLACES:
+        return value.quantize(_MONEY_QUANTUM, rounding=ROUNDING)
+    return value

@@ -115,6 +115,16 @@ def _customer(row: Any) -> Customer:
     )
 
 
+MAX_ID = 40
+
+
+def check_id(value: object, field: str) -> str:
+    """One of creditgate's own ids (`hld_…`, `lot_…`): short, printable, no NUL bytes."""
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_ID or not value.isprintable():
+        raise InvalidInput(f"{field} must be an id of at most {MAX_ID} characters", field=field)
+    return value
+
+
 def check_external_id(value: object, field: str = "customer") -> str:
     if not isinstance(value, str) or not 1 <= len(value) <= MAX_NAME or not value.isprintable():
         raise InvalidInput(f"{field} must be 1-{MAX_NAME} printable characters", field=field)

@@ -6,18 +6,28 @@ only if the policy allows) and the insert of the hold, in one short transaction.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, or_, select, update
 
-from creditgate.domain.amounts import MAX_BALANCE, check_amount
+from creditgate.domain.amounts import (
+    MAX_BALANCE,
+    check_amount,
+    check_asset_code,
+    check_money,
+    stored_money,
+)
 from creditgate.domain.errors import HoldExpired, InvalidInput, UnknownHold
 from creditgate.domain.holds import DEFAULT_TTL_SECONDS, HoldStatus, check_ttl, require_pending
 from creditgate.domain.ledger import TransactionKind, charge_entries
 from creditgate.domain.lots import plan_draws
 from creditgate.domain.policy import PolicyMode
+from creditgate.domain.pricing import Quote, check_dimensions
 from creditgate.ids import new_id
+from creditgate.services import rate_cards
 from creditgate.services._wallet import (
     BALANCE_COLUMNS,
     BalanceRow,
@@ -29,7 +39,7 @@ from creditgate.services._wallet import (
     read_balance,
     shift_balance,
 )
-from creditgate.services.catalog import check_external_id, check_metadata
+from creditgate.services.catalog import check_external_id, check_id, check_metadata
 from creditgate.services.context import Idempotent, Tx
 from creditgate.services.results import Authorization, Charge, Draw, Settlement
 from creditgate.storage.prepared import Prepared
@@ -56,6 +66,74 @@ _RESERVE = Prepared(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Pricing:
+    """What a charge was priced with; stored on the charge so it stays explainable."""
+
+    dimensions: dict[str, str] | None = None
+    quantities: dict[str, str] | None = None
+    price: dict[str, Any] | None = None
+    rate_card_id: str | None = None
+    rate_card_version: int | None = None
+    vendor_cost: Decimal | None = None
+
+    @classmethod
+    def of(cls, card: rate_cards.CardVersion, quote: Quote) -> Pricing:
+        snapshot = quote.snapshot()
+        usd = quote.vendor_cost.usd if quote.vendor_cost is not None else None
+        cost = None if usd is None else stored_money(usd)
+        return cls(
+            dict(quote.dimensions), snapshot["quantities"], snapshot, card.id, card.version, cost
+        )
+
+    @property
+    def model(self) -> str | None:
+        return (self.dimensions or {}).get("model")
+
+
+def _priced(
+    tx: Tx,
+    *,
+    asset: str | None,
+    amount: int | None,
+    action: str | None,
+    dimensions: dict[str, Any] | None,
+    quantities: dict[str, Any] | None,
+    rate_card: str,
+    vendor_cost: Any,
+) -> tuple[str, int, Pricing]:
+    """The asset and amount of a request: given raw, or priced from its action's quantities.
+
+    Without an amount, an action is priced by the rate card (with no quantities, as a
+    flat-priced action such as an image).
+    """
+    cost = None if vendor_cost is None else check_money(vendor_cost, "vendor_cost")
+    if quantities is None and (amount is not None or action is None):
+        if amount is None:
+            raise InvalidInput(
+                "amount is required, or action and quantities to price it", field="amount"
+            )
+        if asset is None:
+            raise InvalidInput("asset is required with a raw amount", field="asset")
+        tx.asset(check_asset_code(asset))
+        dims = None if dimensions is None else check_dimensions(dimensions)
+        return asset, check_amount(amount), Pricing(dimensions=dims, vendor_cost=cost)
+    if amount is not None:
+        raise InvalidInput("give an amount or quantities to price, not both", field="amount")
+    if action is None:
+        raise InvalidInput("action is required to price quantities", field="action")
+    quantities = quantities or {}
+    card = rate_cards.in_effect(tx, rate_card)
+    if asset is not None and check_asset_code(asset) != card.spec.asset:
+        raise InvalidInput(
+            f"the rate card prices in {card.spec.asset!r}, not {asset!r}", field="asset"
+        )
+    quote = rate_cards.price(
+        tx, card, action=action, dimensions=dimensions, quantities=quantities, vendor_cost_usd=cost
+    )
+    return quote.asset, check_amount(quote.amount, allow_zero=True), Pricing.of(card, quote)
+
+
 def _authorization(row: dict[str, Any], available: int) -> Authorization:
     return Authorization(
         id=row["id"],
@@ -72,6 +150,10 @@ def _authorization(row: dict[str, Any], available: int) -> Authorization:
         resolved_at=row["resolved_at"],
         charge_id=row["charge_id"],
         metadata=row["metadata"],
+        action=row.get("action"),
+        dimensions=row.get("dimensions"),
+        quantities=row.get("quantities"),
+        rate_card_id=row.get("rate_card_id"),
     )
 
 
@@ -79,27 +161,50 @@ def authorize(
     tx: Tx,
     *,
     customer: str,
-    asset: str,
-    amount: int,
+    asset: str | None = None,
+    amount: int | None = None,
+    action: str | None = None,
+    dimensions: dict[str, Any] | None = None,
+    quantities: dict[str, Any] | None = None,
+    rate_card: str = rate_cards.DEFAULT_CARD,
     ttl_seconds: int = DEFAULT_TTL_SECONDS,
     metadata: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
 ) -> Authorization:
-    """Reserve `amount` before the call, or decline with a named reason and the balance."""
-    amount = check_amount(amount)
+    """Reserve credit before the call, or decline with a named reason and the balance.
+
+    The amount is given raw, or priced by the rate card in effect from the action, its
+    dimensions and the estimated quantities (e.g. input tokens plus max_tokens of output).
+    """
     ttl = check_ttl(ttl_seconds)
     meta = check_metadata(metadata)
+    action = _check_action(action)
     check_external_id(customer)
     wallet_id = tx.wallet_id(customer)
-    tx.asset(asset)
-    idem = Idempotent(
-        tx,
-        idempotency_key,
-        "authorization.create",
-        {"customer": customer, "asset": asset, "amount": amount, "ttl": ttl, "metadata": meta},
-    )
+    request = {
+        "customer": customer,
+        "asset": asset,
+        "amount": amount,
+        "action": action,
+        "dimensions": dimensions,
+        "quantities": quantities,
+        "rate_card": rate_card,
+        "ttl": ttl,
+        "metadata": meta,
+    }
+    idem = Idempotent(tx, idempotency_key, "authorization.create", request)
     if (replayed := idem.replay(Authorization)) is not None:
         return replayed
+    asset, amount, pricing = _priced(
+        tx,
+        asset=asset,
+        amount=amount,
+        action=action,
+        dimensions=dimensions,
+        quantities=quantities,
+        rate_card=rate_card,
+        vendor_cost=None,
+    )
     # The hold row goes in first so that the balance row is locked only from the
     # conditional update to the commit.
     hold = {
@@ -117,6 +222,10 @@ def authorize(
         "resolved_at": None,
         "charge_id": None,
         "metadata": meta,
+        "action": action,
+        "rate_card_id": pricing.rate_card_id,
+        "dimensions": pricing.dimensions,
+        "quantities": pricing.quantities,
     }
     _INSERT_HOLD.execute(tx.conn, hold)
     params = {
@@ -185,6 +294,10 @@ _CLAIM_HOLD = Prepared(
         holds.c.created_at,
         holds.c.expires_at,
         holds.c.metadata,
+        holds.c.action,
+        holds.c.rate_card_id,
+        holds.c.dimensions,
+        holds.c.quantities,
     )
 )
 
@@ -197,8 +310,7 @@ def _claim(
     A retry of a request still in flight waits here on the hold's row; when the first one
     has committed, its answer is the retry's answer (returned as the replayed result).
     """
-    if not isinstance(hold_id, str) or not hold_id:
-        raise InvalidInput("authorization must be an authorization id", field="authorization")
+    check_id(hold_id, "authorization")
     row = _CLAIM_HOLD.first(
         tx.conn,
         {
@@ -239,6 +351,7 @@ def _debit(
     action: str | None,
     metadata: dict[str, Any],
     charge_id: str,
+    pricing: Pricing,
     decline: bool = False,
 ) -> Charge:
     """Debit up to `requested`, releasing `reserved` of the wallet's held credit.
@@ -258,7 +371,7 @@ def _debit(
     for locked in (False, True):
         capacity = before.policy.capacity(before.available + reserved)
         if decline and requested > capacity:
-            return _declined(tx, before, requested, customer, action, metadata)
+            return _declined(tx, before, requested, customer, action, metadata, pricing)
         debit = min(requested, capacity)
         draws: list[Any] = []
         new_debt = 0
@@ -268,6 +381,10 @@ def _debit(
             break
         before = lock_balance(tx, wallet_id, asset, create=False)
     shortfall = requested - debit
+    scale = tx.asset(asset).scale
+    revenue = stored_money(
+        sum((Decimal(d.amount).scaleb(-scale) * d.cost_basis for d in draws), Decimal(0))
+    )
     _INSERT_CHARGE.execute(
         tx.conn,
         {
@@ -284,6 +401,14 @@ def _debit(
             "action": action,
             "metadata": metadata,
             "created_at": tx.now,
+            "model": pricing.model,
+            "dimensions": pricing.dimensions,
+            "quantities": pricing.quantities,
+            "price": pricing.price,
+            "rate_card_id": pricing.rate_card_id,
+            "rate_card_version": pricing.rate_card_version,
+            "vendor_cost": pricing.vendor_cost,
+            "revenue": revenue,
         },
     )
     if debit:
@@ -321,7 +446,21 @@ def _debit(
         metadata=metadata,
         created_at=tx.now,
         available=after.available,
+        revenue=revenue,
+        **_pricing_fields(pricing),
     )
+
+
+def _pricing_fields(pricing: Pricing) -> dict[str, Any]:
+    return {
+        "model": pricing.model,
+        "dimensions": pricing.dimensions,
+        "quantities": pricing.quantities,
+        "price": pricing.price,
+        "rate_card_id": pricing.rate_card_id,
+        "rate_card_version": pricing.rate_card_version,
+        "vendor_cost": pricing.vendor_cost,
+    }
 
 
 def _declined(
@@ -331,6 +470,7 @@ def _declined(
     customer: str,
     action: str | None,
     metadata: dict[str, Any],
+    pricing: Pricing,
 ) -> Charge:
     reason = before.policy.decline_reason().value
     emit(
@@ -362,6 +502,7 @@ def _declined(
         metadata=metadata,
         created_at=tx.now,
         available=before.available,
+        **_pricing_fields(pricing),
     )
 
 
@@ -381,27 +522,59 @@ def settle(
     tx: Tx,
     *,
     authorization_id: str,
-    amount: int,
+    amount: int | None = None,
+    quantities: dict[str, Any] | None = None,
+    vendor_cost: Any = None,
     action: str | None = None,
     metadata: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
 ) -> Settlement:
-    """Charge the actual amount against a pending hold and release the rest of it."""
-    amount = check_amount(amount, allow_zero=True)
+    """Charge the actual usage against a pending hold and release the rest of it.
+
+    A priced hold settles from the actual quantities, priced by the same rate card version
+    it was authorized with; any hold settles from a raw amount.
+    """
     action = _check_action(action)
     meta = check_metadata(metadata)
-    idem = Idempotent(
-        tx,
-        idempotency_key,
-        "authorization.settle",
-        {"authorization": authorization_id, "amount": amount, "action": action, "metadata": meta},
-    )
+    request = {
+        "authorization": authorization_id,
+        "amount": amount,
+        "quantities": quantities,
+        "vendor_cost": vendor_cost,
+        "action": action,
+        "metadata": meta,
+    }
+    idem = Idempotent(tx, idempotency_key, "authorization.settle", request)
     if (replayed := idem.replay(Settlement)) is not None:
         return replayed
     charge_id = new_id("chg")
     hold = _claim(tx, authorization_id, HoldStatus.SETTLED, charge_id, idem)
     if isinstance(hold, Settlement):
         return hold
+    if quantities is not None and hold.rate_card_id is None:
+        raise InvalidInput(
+            "this authorization was not priced by a rate card: settle it with an amount",
+            field="quantities",
+        )
+    if quantities is None:
+        if amount is None:
+            raise InvalidInput("amount or quantities is required", field="amount")
+        amount = check_amount(amount, allow_zero=True)
+        cost = None if vendor_cost is None else check_money(vendor_cost, "vendor_cost")
+        pricing = Pricing(dimensions=hold.dimensions, vendor_cost=cost)
+    else:
+        if amount is not None:
+            raise InvalidInput("give an amount or quantities to price, not both", field="amount")
+        card = rate_cards.by_id(tx, hold.rate_card_id)
+        quote = rate_cards.price(
+            tx,
+            card,
+            action=hold.action,
+            dimensions=hold.dimensions,
+            quantities=quantities,
+            vendor_cost_usd=vendor_cost,
+        )
+        amount, pricing = quote.amount, Pricing.of(card, quote)
     charge = _debit(
         tx,
         hold.wallet_id,
@@ -410,9 +583,10 @@ def settle(
         reserved=hold.amount,
         hold_id=authorization_id,
         customer=hold.customer,
-        action=action,
+        action=action or hold.action,
         metadata=meta or hold.metadata,
         charge_id=charge_id,
+        pricing=pricing,
     )
     resolved = _resolved(
         authorization_id, hold, HoldStatus.SETTLED, tx, charge_id, charge.available
@@ -437,6 +611,10 @@ def _resolved(
             "resolved_at": tx.now,
             "charge_id": charge_id,
             "metadata": hold.metadata,
+            "action": hold.action,
+            "rate_card_id": hold.rate_card_id,
+            "dimensions": hold.dimensions,
+            "quantities": hold.quantities,
         },
         available,
     )
@@ -468,33 +646,45 @@ def charge(
     tx: Tx,
     *,
     customer: str,
-    asset: str,
-    amount: int,
+    asset: str | None = None,
+    amount: int | None = None,
     action: str | None = None,
+    dimensions: dict[str, Any] | None = None,
+    quantities: dict[str, Any] | None = None,
+    vendor_cost: Any = None,
+    rate_card: str = rate_cards.DEFAULT_CARD,
     metadata: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
 ) -> Charge:
     """Authorize and settle in one step: declined, with nothing taken, when the policy says no."""
-    amount = check_amount(amount)
     action = _check_action(action)
     meta = check_metadata(metadata)
     check_external_id(customer)
     wallet_id = tx.wallet_id(customer)
-    tx.asset(asset)
-    idem = Idempotent(
-        tx,
-        idempotency_key,
-        "charge.create",
-        {
-            "customer": customer,
-            "asset": asset,
-            "amount": amount,
-            "action": action,
-            "metadata": meta,
-        },
-    )
+    request = {
+        "customer": customer,
+        "asset": asset,
+        "amount": amount,
+        "action": action,
+        "dimensions": dimensions,
+        "quantities": quantities,
+        "vendor_cost": vendor_cost,
+        "rate_card": rate_card,
+        "metadata": meta,
+    }
+    idem = Idempotent(tx, idempotency_key, "charge.create", request)
     if (replayed := idem.replay(Charge)) is not None:
         return replayed
+    asset, amount, pricing = _priced(
+        tx,
+        asset=asset,
+        amount=amount,
+        action=action,
+        dimensions=dimensions,
+        quantities=quantities,
+        rate_card=rate_card,
+        vendor_cost=vendor_cost,
+    )
     result = _debit(
         tx,
         wallet_id,
@@ -506,12 +696,14 @@ def charge(
         action=action,
         metadata=meta,
         charge_id=new_id("chg"),
+        pricing=pricing,
         decline=True,
     )
     return idem.record(result)
 
 
 def get_authorization(tx: Tx, *, authorization_id: str) -> Authorization:
+    check_id(authorization_id, "authorization")
     row = tx.conn.execute(
         select(holds).where(holds.c.id == authorization_id, holds.c.tenant_id == tx.tenant_id)
     ).first()

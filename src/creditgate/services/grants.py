@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from creditgate.domain.amounts import MAX_BALANCE, check_amount, check_decimal
+from creditgate.domain.amounts import MAX_BALANCE, check_amount, check_money
 from creditgate.domain.errors import AmountOverflow, InvalidInput, LotNotActive, UnknownLot
 from creditgate.domain.ledger import (
     Account,
@@ -20,7 +20,7 @@ from creditgate.domain.ledger import (
 from creditgate.domain.lots import LotKind, LotStatus, held_shares
 from creditgate.ids import new_id
 from creditgate.services._wallet import emit, lock_balance, open_lots, post, write_balance
-from creditgate.services.catalog import check_external_id, check_metadata
+from creditgate.services.catalog import check_external_id, check_id, check_metadata
 from creditgate.services.context import Idempotent, Tx
 from creditgate.services.results import Lot
 from creditgate.storage.tables import customers, lots
@@ -96,7 +96,7 @@ def grant(
     expires = _check_time(expires_at, "expires_at")
     if expires is not None and expires <= effective:
         raise InvalidInput("expires_at must be after effective_at", field="expires_at")
-    basis = check_decimal(cost_basis, "cost_basis")
+    basis = check_money(cost_basis, "cost_basis")
     if lot_kind is LotKind.PROMOTIONAL and basis != 0:
         raise InvalidInput("promotional credit carries no cost basis", field="cost_basis")
     if (
@@ -213,8 +213,7 @@ def activate_lots(tx: Tx, *, limit: int = 500) -> int:
 
 def void_lot(tx: Tx, *, lot_id: str, reason: str = "", idempotency_key: str | None = None) -> Lot:
     """Remove what is left of a lot. Credit that backs open holds cannot be voided."""
-    if not isinstance(lot_id, str) or not lot_id:
-        raise InvalidInput("lot must be a lot id", field="lot")
+    check_id(lot_id, "lot")
     idem = Idempotent(tx, idempotency_key, "grant.void", {"lot": lot_id, "reason": reason})
     if (replayed := idem.replay(Lot)) is not None:
         return replayed

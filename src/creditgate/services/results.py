@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PlainSerializer
+
+# Decimals go out as plain fixed-point strings ("0.25", "0"), the same on every backend:
+# PostgreSQL's NUMERIC hands back Decimal("0E-18") where SQLite's text gives Decimal("0").
+DecimalString = Annotated[
+    Decimal,
+    PlainSerializer(lambda d: format(d.normalize(), "f"), return_type=str, when_used="json"),
+]
 
 
 class Result(BaseModel):
@@ -83,7 +90,7 @@ class Lot(Result):
     priority: int
     effective_at: datetime
     expires_at: datetime | None
-    cost_basis: Decimal
+    cost_basis: DecimalString
     currency: str
     metadata: dict[str, Any]
     created_at: datetime
@@ -92,7 +99,7 @@ class Lot(Result):
 class Draw(Result):
     lot_id: str
     amount: int
-    cost_basis: Decimal
+    cost_basis: DecimalString
 
 
 class Charge(Result):
@@ -111,6 +118,15 @@ class Charge(Result):
     metadata: dict[str, Any]
     created_at: datetime
     available: int
+    # Pricing: what the charge was priced with, what it cost the product, what it earned.
+    model: str | None = None
+    dimensions: dict[str, str] | None = None
+    quantities: dict[str, str] | None = None
+    price: dict[str, Any] | None = None
+    rate_card_id: str | None = None
+    rate_card_version: int | None = None
+    vendor_cost: DecimalString | None = None
+    revenue: DecimalString = Decimal(0)
 
 
 class Authorization(Result):
@@ -128,6 +144,11 @@ class Authorization(Result):
     resolved_at: datetime | None
     charge_id: str | None
     metadata: dict[str, Any]
+    # A priced authorization: the action, what it was estimated at, and the card version.
+    action: str | None = None
+    dimensions: dict[str, str] | None = None
+    quantities: dict[str, str] | None = None
+    rate_card_id: str | None = None
 
 
 class Settlement(Result):
@@ -163,3 +184,28 @@ class SweepReport(Result):
     credit_expired: int = 0
     credit_kept_for_holds: int = 0
     lots_activated: int = 0
+
+
+class ApiKey(Result):
+    """An API key as listed: its prefix identifies it; the secret is never stored."""
+
+    id: str
+    name: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class CreatedApiKey(ApiKey):
+    """A new key with its secret, shown this once (null when the answer is a replay)."""
+
+    key: str | None
+
+
+class RateCardVersion(Result):
+    id: str
+    name: str
+    version: int
+    effective_at: datetime
+    spec: dict[str, Any]

@@ -128,6 +128,11 @@ holds = Table(
     Column("resolved_at", UtcDateTime, nullable=True),
     Column("charge_id", ID, nullable=True),
     Column("metadata", JSON, nullable=False),
+    # Pricing context of a priced authorization: settle prices with the same card version.
+    Column("action", String(100), nullable=True),
+    Column("rate_card_id", ID, nullable=True),
+    Column("dimensions", JSON, nullable=True),
+    Column("quantities", JSON, nullable=True),
     Index("ix_holds_expiry_sweep", "status", "expires_at"),
     Index("ix_holds_wallet", "wallet_id", "asset", "status"),
 )
@@ -148,7 +153,17 @@ charges = Table(
     Column("action", String(100), nullable=True),
     Column("metadata", JSON, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # What the charge was priced with (a snapshot), what it cost the product, what it earned.
+    Column("model", String(200), nullable=True),
+    Column("dimensions", JSON, nullable=True),
+    Column("quantities", JSON, nullable=True),
+    Column("price", JSON, nullable=True),
+    Column("rate_card_id", ID, nullable=True),
+    Column("rate_card_version", Integer, nullable=True),
+    Column("vendor_cost", ExactDecimal, nullable=True),
+    Column("revenue", ExactDecimal, nullable=True),
     Index("ix_charges_wallet_time", "wallet_id", "created_at"),
+    Index("ix_charges_tenant_time", "tenant_id", "created_at"),
 )
 
 ledger_transactions = Table(
@@ -202,4 +217,49 @@ events = Table(
     Column("payload", JSON, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Index("ix_events_tenant", "tenant_id", "id"),
+)
+
+# API keys: `cg_<prefix>_<secret>`; only the prefix (to find the row) and a hash are kept.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("prefix", String(16), nullable=False, unique=True),
+    Column("hash", String(64), nullable=False),
+    Column("name", String(200), nullable=False, server_default=""),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    Column("last_used_at", UtcDateTime, nullable=True),
+    Index("ix_api_keys_tenant", "tenant_id", "id"),
+)
+
+# Rate cards: each version is immutable once published and takes effect at `effective_at`.
+rate_cards = Table(
+    "rate_cards",
+    metadata,
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("id", ID, primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("effective_at", UtcDateTime, nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("tenant_id", "name", "version"),
+)
+
+# A tenant's own price for a model, winning over the maintained price table from its time on.
+model_prices = Table(
+    "model_prices",
+    metadata,
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("id", ID, primary_key=True),
+    Column("provider", String(100), nullable=True),
+    Column("model", String(200), nullable=False),
+    Column("input_mtok", ExactDecimal, nullable=False),
+    Column("output_mtok", ExactDecimal, nullable=False),
+    Column("cache_read_mtok", ExactDecimal, nullable=True),
+    Column("effective_at", UtcDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_model_prices_lookup", "tenant_id", "model", "effective_at"),
 )

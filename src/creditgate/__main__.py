@@ -1,0 +1,5 @@
+"""`python -m creditgate`: the command line."""
+
+from creditgate.cli import main
+
+main()

@@ -1,0 +1,44 @@
+"""Turning results into responses, and the parameters every route shares."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Header, Path, Query
+from pydantic import BaseModel
+from starlette.responses import Response
+
+from creditgate.domain.amounts import ASSET_CODE
+from creditgate.http.models import ID_PATTERN
+from creditgate.services.catalog import MAX_NAME
+from creditgate.services.context import MAX_KEY_LENGTH
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=MAX_KEY_LENGTH,
+        description=(
+            "Makes the request safe to retry: a replay answers the first answer; "
+            "the same key with a different request is 409."
+        ),
+    ),
+]
+CustomerPath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=MAX_NAME,
+        description="Your own id for the customer",
+        examples=["cust_42"],
+    ),
+]
+ObjectPath = Annotated[str, Path(pattern=ID_PATTERN)]
+AssetPath = Annotated[str, Path(pattern=ASSET_CODE.pattern, max_length=32, examples=["credits"])]
+AssetQuery = Annotated[str | None, Query(pattern=ASSET_CODE.pattern, max_length=32)]
+
+
+def answer(result: BaseModel, status: int = 200) -> Response:
+    """A result as JSON, serialized the way the services store it for idempotent replay."""
+    return Response(result.model_dump_json(), status_code=status, media_type="application/json")

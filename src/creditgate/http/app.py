@@ -1,0 +1,196 @@
+"""The FastAPI application: `create_app(cg)` in-process, `app_from_env()` for server workers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import anyio.to_thread
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from starlette.concurrency import run_in_threadpool
+
+from creditgate.api import Creditgate
+from creditgate.domain.amounts import MAX_AMOUNT, MAX_BALANCE
+from creditgate.http import catalog, gate, grants, keys, problems, wallets
+from creditgate.http.auth import KeyCache
+from creditgate.http.metrics import metrics
+from creditgate.http.middleware import Backpressure, BodyLimit, RequestContext
+from creditgate.http.models import Health
+from creditgate.http.problems import PROBLEM_JSON, Problem, problem, problem_response
+from creditgate.storage.database import default_url
+
+DESCRIPTION = """\
+Credit wallets, stacked grants and a pre-call authorization gate.
+
+Authenticate with `Authorization: Bearer cg_…`. Amounts are integers in the asset's minor
+unit. Every POST takes an `Idempotency-Key` header. Errors are RFC 9457 problem details.
+"""
+
+
+DEFAULT_MAX_IN_FLIGHT = 64
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+DEFAULT_KEY_CACHE_SECONDS = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT  # requests served at once; more get 503
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # How long a key revoked through another server may still work here.
+    key_cache_seconds: float = DEFAULT_KEY_CACHE_SECONDS
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        return cls(
+            max_in_flight=int(env.get("CREDITGATE_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT)),
+            max_body_bytes=int(env.get("CREDITGATE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)),
+            key_cache_seconds=float(
+                env.get("CREDITGATE_KEY_CACHE_SECONDS", DEFAULT_KEY_CACHE_SECONDS)
+            ),
+        )
+
+
+def _version() -> str:
+    try:
+        return version("creditgate")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0.0.0"
+
+
+def create_app(
+    cg: Creditgate, settings: Settings | None = None, *, close_on_shutdown: bool = False
+) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Sync routes run on this thread pool; give it room for every request let in.
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = max(limiter.total_tokens, settings.max_in_flight + 8)
+        try:
+            yield
+        finally:
+            if close_on_shutdown:
+                cg.close()
+
+    app = FastAPI(
+        title="creditgate",
+        version=_version(),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        redoc_url=None,
+    )
+    app.state.cg = cg
+    app.state.keys = KeyCache(cg, ttl=settings.key_cache_seconds)
+    app.state.settings = settings
+    problems.install(app)
+    for module in (catalog, wallets, grants, gate, keys):
+        app.include_router(module.router)
+
+    @app.get("/healthz", response_model=Health, include_in_schema=False)
+    async def healthz() -> Health:
+        return Health(status="ok")
+
+    @app.get("/readyz", response_model=Health, include_in_schema=False)
+    async def readyz(request: Request) -> Any:
+        try:
+            await run_in_threadpool(_ping, request.app.state.cg)
+        except Exception:
+            return problem_response(
+                problem(503, "database_unavailable", "the database does not answer")
+            )
+        return Health(status="ready")
+
+    app.add_route("/metrics", metrics, include_in_schema=False)
+    # Added innermost first: RequestContext sees every request, refused ones included.
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(Backpressure, limit=settings.max_in_flight)
+    app.add_middleware(RequestContext)
+    app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
+    return app
+
+
+def _ping(cg: Creditgate) -> None:
+    cg.db.run(lambda conn: conn.exec_driver_sql("SELECT 1").scalar(), read_only=True)
+
+
+def app_from_env() -> FastAPI:
+    """The app a server worker process builds: database and limits from the environment."""
+    cg = Creditgate(
+        default_url(),
+        migrate=False,
+        pool_size=int(os.environ.get("CREDITGATE_POOL_SIZE", "10")),
+    )
+    return create_app(cg, Settings.from_env(), close_on_shutdown=True)
+
+
+_PROBLEM_DESCRIPTIONS = {
+    400: "Malformed request (e.g. the body is not JSON)",
+    401: "Missing, malformed, unknown or revoked API key",
+    404: "No such object for this tenant",
+    409: "Conflict: idempotency key reused with another request, or a state that forbids it",
+    413: "Request body too large",
+    415: "The body is not declared as JSON (Content-Type: application/json)",
+    422: "Invalid input; `field` names it",
+    503: "Overloaded or the database is unavailable; retry after Retry-After seconds",
+}
+# Operations whose body names objects that may not exist.
+_BODY_LOOKUPS = {"/v1/authorizations", "/v1/charges"}
+
+
+def _problem_statuses(path: str, method: str) -> list[int]:
+    statuses = [400, 401, 413, 422, 503]
+    if "{" in path or path in _BODY_LOOKUPS:
+        statuses.append(404)
+    if method in ("post", "put"):
+        statuses += [409, 415]
+    return sorted(statuses)
+
+
+_BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+# FastAPI's OpenAPI model holds bounds as floats; 2**63 - 1 does not survive that.
+_EXACT_BOUNDS = {float(bound): bound for bound in (MAX_AMOUNT, MAX_BALANCE)}
+
+
+def _exact_bounds(node: Any) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _BOUNDS and isinstance(value, float) and value.is_integer():
+                node[key] = _EXACT_BOUNDS.get(value, int(value))
+            else:
+                _exact_bounds(value)
+    elif isinstance(node, list):
+        for item in node:
+            _exact_bounds(item)
+
+
+def openapi_document(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document with every error declared as a problem+json response."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    doc = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(problem_schema.pop("$defs", {}))
+    schemas["Problem"] = problem_schema
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            for status in _problem_statuses(path, method):
+                responses[str(status)] = {
+                    "description": _PROBLEM_DESCRIPTIONS[status],
+                    "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                }
+    _exact_bounds(doc)
+    app.openapi_schema = doc
+    return doc

@@ -1,0 +1,162 @@
+"""Every request's edge, as plain ASGI: request ids, logs, latency, load shedding, body cap."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from creditgate.http.logs import request_id
+from creditgate.http.metrics import IN_FLIGHT, REFUSED, REQUEST_SECONDS
+from creditgate.http.problems import problem, problem_response
+
+log = logging.getLogger("creditgate.http")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+# Probes and scrapes must answer while the API sheds load.
+UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+class RequestContext:
+    """Give each request an id (echoed as X-Request-Id), time it, and log one line for it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = _header(scope, b"x-request-id")
+        rid = incoming if incoming and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        token = request_id.set(rid)
+        status = 500
+        start = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message).append("X-Request-Id", rid)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - start
+            route = getattr(scope.get("route"), "path", None) or (
+                scope["path"] if scope["path"] in UNLIMITED_PATHS else "unmatched"
+            )
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            REQUEST_SECONDS.labels(method, route, str(status)).observe(elapsed)
+            state = scope.get("state") or {}
+            log.info(
+                "request",
+                extra={
+                    "request_id": rid,
+                    "method": method,
+                    "path": scope["path"][:200],
+                    "route": route,
+                    "status": status,
+                    "ms": round(elapsed * 1000, 3),
+                    "tenant": state.get("tenant_id"),
+                    "key": state.get("key"),
+                },
+            )
+            request_id.reset(token)
+
+
+class Backpressure:
+    """At most `limit` requests in flight; past that, answer 503 with Retry-After at once.
+
+    Refusing quickly keeps the latency of accepted requests bounded instead of letting a
+    queue grow without bound in front of the database.
+    """
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.in_flight = 0  # one event loop per process: no lock needed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in UNLIMITED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            REFUSED.inc()
+            response = problem_response(
+                problem(503, "overloaded", "the server is at capacity; retry after a moment")
+            )
+            await response(scope, receive, send)
+            return
+        self.in_flight += 1
+        IN_FLIGHT.inc()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+            IN_FLIGHT.dec()
+
+
+class BodyLimit:
+    """Read the whole body up front, refusing (413) one larger than `limit` bytes."""
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None:
+            if not declared.isdigit() or len(declared) > 18:
+                await problem_response(
+                    problem(400, "malformed_request", "Content-Length is not a valid length")
+                )(scope, receive, send)
+                return
+            if int(declared) > self.limit:
+                await self._too_large(scope, receive, send)
+                return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await self._too_large(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if delivered:
+                return await receive()
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        detail = f"the request body is larger than {self.limit} bytes"
+        await problem_response(problem(413, "body_too_large", detail))(scope, receive, send)

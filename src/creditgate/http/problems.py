@@ -1,0 +1,191 @@
+"""Errors as RFC 9457 problem details (`application/problem+json`), mapped in one place."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, SerializerFunctionWrapHandler, model_serializer
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from creditgate.domain.errors import CreditgateError
+
+PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER_SECONDS = 1
+
+log = logging.getLogger("creditgate.http")
+
+# Where the HTTP API names an input differently from the services.
+FIELD_NAMES = {"external_id": "id", "lot": "grant"}
+
+_CODES_BY_STATUS = {
+    400: "malformed_request",
+    401: "unauthenticated",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_input",
+    429: "too_many_requests",
+    503: "unavailable",
+}
+
+
+class FieldProblem(BaseModel):
+    field: str | None
+    detail: str
+
+
+class Problem(BaseModel):
+    """A failure a caller can act on: `code` is stable, `field` names the input at fault."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    field: str | None = None
+    errors: list[FieldProblem] | None = None  # every failing input, on request validation
+
+    @model_serializer(mode="wrap")
+    def _without_empty_errors(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("errors") is None:
+            data.pop("errors", None)
+        return data
+
+
+def problem(
+    status: int,
+    code: str,
+    detail: str,
+    field: str | None = None,
+    *,
+    errors: list[FieldProblem] | None = None,
+) -> Problem:
+    return Problem(
+        type=f"urn:creditgate:problem:{code}",
+        title=code.replace("_", " ").capitalize(),
+        status=status,
+        detail=detail,
+        code=code,
+        field=field,
+        errors=errors,
+    )
+
+
+def from_error(exc: CreditgateError) -> Problem:
+    field = FIELD_NAMES.get(exc.field, exc.field) if exc.field else None
+    return problem(exc.status, exc.code, exc.message, field)
+
+
+def problem_response(p: Problem, headers: Mapping[str, str] | None = None) -> Response:
+    extra = dict(headers or {})
+    if p.status == 401:
+        extra.setdefault("WWW-Authenticate", 'Bearer realm="creditgate"')
+    if p.status in (429, 503):
+        extra.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
+    return Response(
+        p.model_dump_json(),
+        status_code=p.status,
+        headers=extra,
+        media_type=PROBLEM_JSON,
+    )
+
+
+def field_of(loc: Sequence[Any]) -> str | None:
+    """`("body", "events", 3, "amount")` -> `"events.3.amount"`; the location kind is dropped."""
+    parts = list(loc[1:]) if loc and loc[0] in ("body", "query", "path", "header") else list(loc)
+    return ".".join(str(p) for p in parts) or None
+
+
+def validation_problem(errors: Sequence[Any]) -> Problem:
+    fields = []
+    for err in errors:
+        field = field_of(err.get("loc", ()))
+        message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+        fields.append(FieldProblem(field=field, detail=f"{field}: {message}" if field else message))
+    if any(err.get("type") == "json_invalid" for err in errors):
+        return problem(400, "malformed_json", "the request body is not valid JSON")
+    # A body that was not declared as JSON reaches validation as raw bytes.
+    if any(
+        tuple(err.get("loc", ())) == ("body",) and isinstance(err.get("input"), bytes)
+        for err in errors
+    ):
+        return problem(
+            415,
+            "unsupported_media_type",
+            "send the body as JSON, with Content-Type: application/json",
+        )
+    first = fields[0] if fields else FieldProblem(field=None, detail="invalid request")
+    return problem(422, "invalid_input", first.detail, first.field, errors=fields)
+
+
+async def _creditgate_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CreditgateError)
+    return problem_response(from_error(exc))
+
+
+async def _validation_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return problem_response(validation_problem(exc.errors()))
+
+
+@functools.cache
+def _template(path: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)))
+
+
+def _allowed_methods(request: Request, fallback: str) -> str:
+    """Every method the API serves at this path (the router reports only one route's)."""
+    path = request.scope["path"]
+    methods = {
+        method.upper()
+        for template, operations in request.app.openapi()["paths"].items()
+        if _template(template).fullmatch(path)
+        for method in operations
+    }
+    return ", ".join(sorted(methods)) or fallback
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _CODES_BY_STATUS.get(exc.status_code, "http_error")
+    detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 404:
+        detail = "no such endpoint"
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request, headers.get("Allow", ""))
+        detail = f"{request.method} is not allowed here; use {headers['Allow']}"
+    return problem_response(problem(exc.status_code, code, detail), headers)
+
+
+async def _database_unavailable(_request: Request, exc: Exception) -> Response:
+    log.warning("database unavailable", extra={"error": type(exc).__name__})
+    return problem_response(
+        problem(503, "database_unavailable", "the database is unavailable; retry shortly")
+    )
+
+
+async def _internal_error(_request: Request, exc: Exception) -> Response:
+    log.error("unhandled error", exc_info=exc)
+    return problem_response(problem(500, "internal_error", "an unexpected error occurred"))
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(CreditgateError, _creditgate_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(PoolTimeout, _database_unavailable)
+    app.add_exception_handler(Exception, _internal_error)

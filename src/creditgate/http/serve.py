@@ -1,0 +1,87 @@
+"""`creditgate serve`: uvicorn over the app, with one sweeper beside however many workers."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import uvicorn
+
+from creditgate.api import Creditgate, TenantLedger
+from creditgate.http import logs
+from creditgate.http.app import DEFAULT_MAX_IN_FLIGHT, Settings
+from creditgate.storage.database import normalize_url
+from creditgate.worker import DEFAULT_INTERVAL_SECONDS, Sweeper
+
+log = logging.getLogger("creditgate.serve")
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    url: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    demo: bool = False
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    pool_size: int = 10
+    sweep_seconds: float = DEFAULT_INTERVAL_SECONDS
+    log_level: str = "info"
+
+
+def serve(options: ServeOptions, announce: Callable[[str, str | None], None] | None = None) -> None:
+    """Run until interrupted. `announce(base_url, demo_key)` is called just before listening."""
+    url = normalize_url(options.url)
+    # Worker processes build their app from the environment (see app_from_env).
+    os.environ["CREDITGATE_DB"] = url
+    os.environ["CREDITGATE_MAX_IN_FLIGHT"] = str(options.max_in_flight)
+    os.environ["CREDITGATE_POOL_SIZE"] = str(options.pool_size)
+    logs.configure(options.log_level)
+    cg = Creditgate(url, pool_size=options.pool_size)  # brings the schema up to date
+    workers = options.workers
+    if cg.db.is_sqlite and workers > 1:
+        # One SQLite file has one writer at a time: more processes only add lock waits.
+        log.warning("SQLite serves from one worker; ignoring --workers", extra={"asked": workers})
+        workers = 1
+    base = f"http://{options.host}:{options.port}"
+    demo_key = None
+    if options.demo:
+        from creditgate.demo import seed_demo
+
+        tenant = seed_demo(cg)
+        demo_key = TenantLedger(cg, tenant.id).create_api_key("demo").key
+    if announce is not None:
+        announce(base, demo_key)
+    sweeper = Sweeper(cg, options.sweep_seconds)
+    sweeper.start()
+    config = {
+        "host": options.host,
+        "port": options.port,
+        "log_config": logs.uvicorn_log_config(options.log_level),
+        "access_log": False,
+        "server_header": False,
+    }
+    metrics_dir = None
+    try:
+        if workers == 1:
+            from creditgate.http.app import create_app
+
+            uvicorn.run(create_app(cg, Settings.from_env()), **config)  # type: ignore[arg-type]
+        else:
+            metrics_dir = tempfile.mkdtemp(prefix="creditgate-metrics-")
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+            uvicorn.run(
+                "creditgate.http.app:app_from_env",
+                factory=True,
+                workers=workers,
+                **config,  # type: ignore[arg-type]
+            )
+    finally:
+        sweeper.stop()
+        cg.close()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -1,0 +1,804 @@
+"""`Client` and `AsyncClient`: the creditgate HTTP API over httpx, with retries and typed results.
+
+Every write carries an `Idempotency-Key` (generated per call unless given) and keeps it on
+every retry, so a retried request answers with its first result instead of a second effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import platform
+import time
+import uuid
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar
+
+import httpx
+
+from creditgate_sdk import _operations as ops
+from creditgate_sdk._retry import RETRY_EXCEPTIONS, RETRY_STATUSES, RetryPolicy, retry_after
+from creditgate_sdk._version import __version__
+from creditgate_sdk.errors import (
+    APIConnectionError,
+    APITimeoutError,
+    CreditgateError,
+    UnexpectedResponse,
+    error_from_problem,
+    problem_from,
+)
+from creditgate_sdk.guard import (
+    AsyncGuard,
+    Guard,
+    GuardOptions,
+    GuardSpec,
+    decorate,
+    decorate_async,
+    plan,
+)
+from creditgate_sdk.models import (
+    Asset,
+    Authorization,
+    BatchItem,
+    Charge,
+    ChargeEvent,
+    Customer,
+    LedgerPage,
+    LedgerTransaction,
+    Lot,
+    Policy,
+    Settlement,
+    Wallet,
+)
+from creditgate_sdk.pricing import Price
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+log = logging.getLogger("creditgate_sdk")
+
+ENV_BASE_URL = "CREDITGATE_BASE_URL"
+ENV_API_KEY = "CREDITGATE_API_KEY"
+DEFAULT_TIMEOUT = 10.0
+
+
+def new_idempotency_key() -> str:
+    return str(uuid.uuid4())
+
+
+def _error_from_response(response: httpx.Response) -> CreditgateError:
+    try:
+        data: Any = response.json()
+    except ValueError:
+        data = {"detail": response.text[:500] or response.reason_phrase}
+    # the status line is the truth, whatever the body says
+    problem = replace(problem_from(data), status=response.status_code)
+    return error_from_problem(
+        problem,
+        request_id=response.headers.get("x-request-id"),
+        retry_after=retry_after(response),
+    )
+
+
+def _transport_error(exc: httpx.TransportError, method: str, url: str) -> CreditgateError:
+    cls = APITimeoutError if isinstance(exc, httpx.TimeoutException) else APIConnectionError
+    error = cls(f"{method} {url}: {type(exc).__name__}: {exc}".rstrip(": "))
+    error.__cause__ = exc
+    return error
+
+
+def _read(op: ops.Operation[T], response: httpx.Response) -> T:
+    try:
+        data = response.json()
+    except ValueError:
+        raise UnexpectedResponse(
+            f"{op.method} {op.path} answered {response.status_code} without JSON",
+            status=response.status_code,
+        ) from None
+    return op.read(data)
+
+
+class _BaseClient:
+    """Configuration and the request plumbing both clients share."""
+
+    def __init__(
+        self,
+        base_url: str | None,
+        api_key: str | None,
+        *,
+        timeout: float | httpx.Timeout,
+        retry: RetryPolicy | None,
+        default_asset: str,
+        price: Price | None,
+    ) -> None:
+        base_url = base_url or os.environ.get(ENV_BASE_URL)
+        api_key = api_key or os.environ.get(ENV_API_KEY)
+        if not base_url:
+            raise ValueError(f"give base_url= or set ${ENV_BASE_URL}")
+        if not api_key:
+            raise ValueError(f"give api_key= or set ${ENV_API_KEY}")
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self.retry = retry or RetryPolicy()
+        self.default_asset = default_asset
+        self.price = price
+        self._headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Accept": "application/json",
+            "User-Agent": (
+                f"creditgate-sdk-python/{__version__} python/{platform.python_version()}"
+                f" httpx/{httpx.__version__}"
+            ),
+        }
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.base_url!r})"
+
+    def _prepare(
+        self, op: ops.Operation[Any], idempotency_key: str | None
+    ) -> tuple[str, dict[str, str]]:
+        headers = dict(self._headers)
+        if op.method in ops.WRITE_METHODS:
+            headers["Idempotency-Key"] = idempotency_key or new_idempotency_key()
+        return self.base_url + op.path, headers
+
+    def _plan_guard(
+        self,
+        customer: str,
+        action: str | None,
+        *,
+        asset: str | None,
+        amount: int | None,
+        price: Price | None,
+        model: str | None,
+        input_tokens: int | None,
+        max_tokens: int | None,
+        quantities: Mapping[str, int] | None,
+        dimensions: Mapping[str, str] | None,
+        ttl_seconds: int | None,
+        metadata: Mapping[str, Any] | None,
+        idempotency_key: str | None,
+    ) -> GuardSpec:
+        return plan(
+            customer=customer,
+            action=action,
+            asset=asset or self.default_asset,
+            amount=amount,
+            price=price or self.price,
+            model=model,
+            input_tokens=input_tokens,
+            max_tokens=max_tokens,
+            quantities=quantities,
+            dimensions=dimensions,
+            ttl_seconds=ttl_seconds,
+            metadata=metadata,
+            idempotency_key=idempotency_key or new_idempotency_key(),
+        )
+
+
+class Client(_BaseClient):
+    """The creditgate API, synchronously.
+
+    `Client(base_url, api_key)`; both default to $CREDITGATE_BASE_URL and $CREDITGATE_API_KEY.
+    `price` is the default for guards (a function of `Usage`, e.g. `TokenRate`);
+    `default_asset` is the asset guards hold when not told otherwise.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        default_asset: str = "credits",
+        price: Price | None = None,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        super().__init__(
+            base_url,
+            api_key,
+            timeout=timeout,
+            retry=retry,
+            default_asset=default_asset,
+            price=price,
+        )
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.Client()
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _send(self, op: ops.Operation[T], idempotency_key: str | None = None) -> T:
+        url, headers = self._prepare(op, idempotency_key)
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(
+                    op.method,
+                    url,
+                    json=op.body,
+                    params=op.params,
+                    headers=headers,
+                    timeout=self.timeout,
+                )
+            except RETRY_EXCEPTIONS as exc:
+                error = _transport_error(exc, op.method, url)
+            except httpx.TransportError as exc:
+                raise _transport_error(exc, op.method, url) from exc
+            else:
+                if response.is_success:
+                    return _read(op, response)
+                error = _error_from_response(response)
+                if response.status_code not in RETRY_STATUSES:
+                    raise error
+            delay = self.retry.delay(attempt, error.retry_after)
+            if delay is None:
+                raise error
+            log.info("creditgate: %s %s failed (%s); retry in %.2fs", op.method, url, error, delay)
+            time.sleep(delay)
+            attempt += 1
+
+    # Catalog
+
+    def create_asset(
+        self, code: str, scale: int, name: str | None = None, *, idempotency_key: str | None = None
+    ) -> Asset:
+        return self._send(ops.create_asset(code, scale, name), idempotency_key)
+
+    def assets(self) -> list[Asset]:
+        return self._send(ops.list_assets())
+
+    def create_customer(
+        self,
+        customer: str,
+        *,
+        name: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        policy: str | None = None,
+        overdraft_limit: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Customer:
+        op = ops.create_customer(customer, name, metadata, policy, overdraft_limit)
+        return self._send(op, idempotency_key)
+
+    def customer(self, customer: str) -> Customer:
+        return self._send(ops.get_customer(customer))
+
+    def wallet(self, customer: str) -> Wallet:
+        return self._send(ops.get_wallet(customer))
+
+    def set_policy(
+        self,
+        customer: str,
+        asset: str,
+        policy: str,
+        *,
+        overdraft_limit: int | None = None,
+        low_balance_threshold: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Policy:
+        op = ops.set_policy(customer, asset, policy, overdraft_limit, low_balance_threshold)
+        return self._send(op, idempotency_key)
+
+    # Grants
+
+    def grant(
+        self,
+        customer: str,
+        asset: str,
+        amount: int,
+        *,
+        kind: str | None = None,
+        priority: int | None = None,
+        effective_at: datetime | None = None,
+        expires_at: datetime | None = None,
+        cost_basis: Decimal | str | int | None = None,
+        currency: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Lot:
+        op = ops.create_grant(
+            customer,
+            asset,
+            amount,
+            kind=kind,
+            priority=priority,
+            effective_at=effective_at,
+            expires_at=expires_at,
+            cost_basis=cost_basis,
+            currency=currency,
+            metadata=metadata,
+        )
+        return self._send(op, idempotency_key)
+
+    def grants(
+        self, customer: str, *, asset: str | None = None, include_closed: bool = False
+    ) -> list[Lot]:
+        return self._send(ops.list_grants(customer, asset, include_closed))
+
+    def void_grant(
+        self, grant: str, *, reason: str | None = None, idempotency_key: str | None = None
+    ) -> Lot:
+        return self._send(ops.void_grant(grant, reason), idempotency_key)
+
+    # The gate
+
+    def authorize(
+        self,
+        customer: str,
+        asset: str,
+        amount: int,
+        *,
+        ttl_seconds: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Authorization:
+        """Hold `amount` before a call; a decline is an answer (`approved` False), not an error."""
+        op = ops.authorize(customer, asset, amount, ttl_seconds, metadata)
+        return self._send(op, idempotency_key)
+
+    def authorization(self, authorization: str) -> Authorization:
+        return self._send(ops.get_authorization(authorization))
+
+    def settle(
+        self,
+        authorization: str,
+        amount: int,
+        *,
+        action: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Settlement:
+        return self._send(ops.settle(authorization, amount, action, metadata), idempotency_key)
+
+    def void(self, authorization: str, *, idempotency_key: str | None = None) -> Authorization:
+        return self._send(ops.void(authorization), idempotency_key)
+
+    def charge(
+        self,
+        customer: str,
+        asset: str,
+        amount: int,
+        *,
+        action: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Charge:
+        """Authorize and settle in one step; a decline comes back as a `declined` charge."""
+        op = ops.charge(customer, asset, amount, action, metadata)
+        return self._send(op, idempotency_key)
+
+    def charge_batch(
+        self, events: Sequence[ChargeEvent], *, idempotency_key: str | None = None
+    ) -> list[BatchItem]:
+        return self._send(ops.charge_batch(events), idempotency_key)
+
+    # Reading
+
+    def ledger(
+        self,
+        customer: str,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        asset: str | None = None,
+    ) -> LedgerPage:
+        return self._send(ops.ledger(customer, limit, cursor, asset))
+
+    def iter_ledger(
+        self, customer: str, *, asset: str | None = None, page_size: int | None = None
+    ) -> Iterator[LedgerTransaction]:
+        """Every ledger transaction of the customer, newest first, page after page."""
+        cursor: str | None = None
+        while True:
+            page = self.ledger(customer, limit=page_size, cursor=cursor, asset=asset)
+            yield from page.data
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    # The guard
+
+    def guard(
+        self,
+        customer: str,
+        action: str | None = None,
+        *,
+        asset: str | None = None,
+        amount: int | None = None,
+        price: Price | None = None,
+        model: str | None = None,
+        input_tokens: int | None = None,
+        max_tokens: int | None = None,
+        quantities: Mapping[str, int] | None = None,
+        dimensions: Mapping[str, str] | None = None,
+        ttl_seconds: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Guard:
+        """A hold around one call, for `with`: see `creditgate_sdk.guard`."""
+        spec = self._plan_guard(
+            customer,
+            action,
+            asset=asset,
+            amount=amount,
+            price=price,
+            model=model,
+            input_tokens=input_tokens,
+            max_tokens=max_tokens,
+            quantities=quantities,
+            dimensions=dimensions,
+            ttl_seconds=ttl_seconds,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+        )
+        return Guard(self, spec)
+
+    def guarded(
+        self,
+        action: str | None = None,
+        *,
+        customer: str | Callable[..., str] | None = None,
+        asset: str | None = None,
+        amount: int | Callable[..., int] | None = None,
+        price: Price | None = None,
+        model: str | None = None,
+        input_tokens: int | Callable[..., int] | None = None,
+        max_tokens: int | Callable[..., int] | None = None,
+        quantities: Mapping[str, int] | None = None,
+        dimensions: Mapping[str, str] | None = None,
+        ttl_seconds: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Callable[[Callable[P, R]], Callable[P, R]]:
+        """Guard every call of a function and settle on the response it returns.
+
+        The customer is the function's `customer` argument unless `customer=` says otherwise;
+        `customer`, `amount`, `input_tokens` and `max_tokens` may be functions of the call's
+        arguments. Inside, `Guard.current()` is the open guard (to settle a stream yourself).
+        """
+        options = GuardOptions(
+            action=action,
+            customer=customer,
+            asset=asset,
+            amount=amount,
+            price=price,
+            model=model,
+            input_tokens=input_tokens,
+            max_tokens=max_tokens,
+            quantities=quantities,
+            dimensions=dimensions,
+            ttl_seconds=ttl_seconds,
+            metadata=metadata,
+        )
+        return decorate(self, options)
+
+
+class AsyncClient(_BaseClient):
+    """The creditgate API for asyncio; the same methods as `Client`, awaited."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        default_asset: str = "credits",
+        price: Price | None = None,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        super().__init__(
+            base_url,
+            api_key,
+            timeout=timeout,
+            retry=retry,
+            default_asset=default_asset,
+            price=price,
+        )
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.AsyncClient()
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _send(self, op: ops.Operation[T], idempotency_key: str | None = None) -> T:
+        url, headers = self._prepare(op, idempotency_key)
+        attempt = 0
+        while True:
+            try:
+                response = await self._http.request(
+                    op.method,
+                    url,
+                    json=op.body,
+                    params=op.params,
+                    headers=headers,
+                    timeout=self.timeout,
+                )
+            except RETRY_EXCEPTIONS as exc:
+                error = _transport_error(exc, op.method, url)
+            except httpx.TransportError as exc:
+                raise _transport_error(exc, op.method, url) from exc
+            else:
+                if response.is_success:
+                    return _read(op, response)
+                error = _error_from_response(response)
+                if response.status_code not in RETRY_STATUSES:
+                    raise error
+            delay = self.retry.delay(attempt, error.retry_after)
+            if delay is None:
+                raise error
+            log.info("creditgate: %s %s failed (%s); retry in %.2fs", op.method, url, error, delay)
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    # Catalog
+
+    async def create_asset(
+        self, code: str, scale: int, name: str | None = None, *, idempotency_key: str | None = None
+    ) -> Asset:
+        return await self._send(ops.create_asset(code, scale, name), idempotency_key)
+
+    async def assets(self) -> list[Asset]:
+        return await self._send(ops.list_assets())
+
+    async def create_customer(
+        self,
+        customer: str,
+        *,
+        name: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        policy: str | None = None,
+        overdraft_limit: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Customer:
+        op = ops.create_customer(customer, name, metadata, policy, overdraft_limit)
+        return await self._send(op, idempotency_key)
+
+    async def customer(self, customer: str) -> Customer:
+        return await self._send(ops.get_customer(customer))
+
+    async def wallet(self, customer: str) -> Wallet:
+        return await self._send(ops.get_wallet(customer))
+
+    async def set_policy(
+        self,
+        customer: str,
+        asset: str,
+        policy: str,
+        *,
+        overdraft_limit: int | None = None,
+        low_balance_threshold: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Policy:
+        op = ops.set_policy(customer, asset, policy, overdraft_limit, low_balance_threshold)
+        return await self._send(op, idempotency_key)
+
+    # Grants
+
+    async def grant(
+        self,
+        customer: str,
+        asset: str,
+        amount: int,
+        *,
+        kind: str | None = None,
+        priority: int | None = None,
+        effective_at: datetime | None = None,
+        expires_at: datetime | None = None,
+        cost_basis: Decimal | str | int | None = None,
+        currency: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Lot:
+        op = ops.create_grant(
+            customer,
+            asset,
+            amount,
+            kind=kind,
+            priority=priority,
+            effective_at=effective_at,
+            expires_at=expires_at,
+            cost_basis=cost_basis,
+            currency=currency,
+            metadata=metadata,
+        )
+        return await self._send(op, idempotency_key)
+
+    async def grants(
+        self, customer: str, *, asset: str | None = None, include_closed: bool = False
+    ) -> list[Lot]:
+        return await self._send(ops.list_grants(customer, asset, include_closed))
+
+    async def void_grant(
+        self, grant: str, *, reason: str | None = None, idempotency_key: str | None = None
+    ) -> Lot:
+        return await self._send(ops.void_grant(grant, reason), idempotency_key)
+
+    # The gate
+
+    async def authorize(
+        self,
+        customer: str,
+        asset: str,
+        amount: int,
+        *,
+        ttl_seconds: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Authorization:
+        """Hold `amount` before a call; a decline is an answer (`approved` False), not an error."""
+        op = ops.authorize(customer, asset, amount, ttl_seconds, metadata)
+        return await self._send(op, idempotency_key)
+
+    async def authorization(self, authorization: str) -> Authorization:
+        return await self._send(ops.get_authorization(authorization))
+
+    async def settle(
+        self,
+        authorization: str,
+        amount: int,
+        *,
+        action: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Settlement:
+        op = ops.settle(authorization, amount, action, metadata)
+        return await self._send(op, idempotency_key)
+
+    async def void(
+        self, authorization: str, *, idempotency_key: str | None = None
+    ) -> Authorization:
+        return await self._send(ops.void(authorization), idempotency_key)
+
+    async def charge(
+        self,
+        customer: str,
+        asset: str,
+        amount: int,
+        *,
+        action: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Charge:
+        """Authorize and settle in one step; a decline comes back as a `declined` charge."""
+        op = ops.charge(customer, asset, amount, action, metadata)
+        return await self._send(op, idempotency_key)
+
+    async def charge_batch(
+        self, events: Sequence[ChargeEvent], *, idempotency_key: str | None = None
+    ) -> list[BatchItem]:
+        return await self._send(ops.charge_batch(events), idempotency_key)
+
+    # Reading
+
+    async def ledger(
+        self,
+        customer: str,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        asset: str | None = None,
+    ) -> LedgerPage:
+        return await self._send(ops.ledger(customer, limit, cursor, asset))
+
+    async def iter_ledger(
+        self, customer: str, *, asset: str | None = None, page_size: int | None = None
+    ) -> AsyncIterator[LedgerTransaction]:
+        """Every ledger transaction of the customer, newest first, page after page."""
+        cursor: str | None = None
+        while True:
+            page = await self.ledger(customer, limit=page_size, cursor=cursor, asset=asset)
+            for transaction in page.data:
+                yield transaction
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    # The guard
+
+    def guard(
+        self,
+        customer: str,
+        action: str | None = None,
+        *,
+        asset: str | None = None,
+        amount: int | None = None,
+        price: Price | None = None,
+        model: str | None = None,
+        input_tokens: int | None = None,
+        max_tokens: int | None = None,
+        quantities: Mapping[str, int] | None = None,
+        dimensions: Mapping[str, str] | None = None,
+        ttl_seconds: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> AsyncGuard:
+        """A hold around one call, for `async with`: see `creditgate_sdk.guard`."""
+        spec = self._plan_guard(
+            customer,
+            action,
+            asset=asset,
+            amount=amount,
+            price=price,
+            model=model,
+            input_tokens=input_tokens,
+            max_tokens=max_tokens,
+            quantities=quantities,
+            dimensions=dimensions,
+            ttl_seconds=ttl_seconds,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+        )
+        return AsyncGuard(self, spec)
+
+    def guarded(
+        self,
+        action: str | None = None,
+        *,
+        customer: str | Callable[..., str] | None = None,
+        asset: str | None = None,
+        amount: int | Callable[..., int] | None = None,
+        price: Price | None = None,
+        model: str | None = None,
+        input_tokens: int | Callable[..., int] | None = None,
+        max_tokens: int | Callable[..., int] | None = None,
+        quantities: Mapping[str, int] | None = None,
+        dimensions: Mapping[str, str] | None = None,
+        ttl_seconds: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Coroutine[Any, Any, R]]]:
+        """Guard every call of an async function and settle on the response it returns."""
+        options = GuardOptions(
+            action=action,
+            customer=customer,
+            asset=asset,
+            amount=amount,
+            price=price,
+            model=model,
+            input_tokens=input_tokens,
+            max_tokens=max_tokens,
+            quantities=quantities,
+            dimensions=dimensions,
+            ttl_seconds=ttl_seconds,
+            metadata=metadata,
+        )
+        return decorate_async(self, options)

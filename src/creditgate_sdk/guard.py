@@ -1,0 +1,579 @@
+"""The guard around an LLM call: hold before it, settle the real usage after, void on failure.
+
+    cg = Client(base_url, api_key, price=TokenRate(input="0.1", output="0.4"))
+    with cg.guard("cust_42", "chat.completion", model="gpt-4.1", input_tokens=n,
+                  max_tokens=800) as g:
+        resp = openai_client.chat.completions.create(...)
+        g.settle(resp)
+
+Entering authorizes the hold (a decline raises `Declined` before the body runs); an
+exception in the body voids the hold and propagates; leaving without settling voids it.
+`g.settle` reads OpenAI chat completions and Responses, Anthropic messages, and (through
+`g.observe(event)` for each streamed event, then `g.settle()`) their streams; or takes
+plain quantities (`g.settle(input_tokens=..., output_tokens=...)`) or `amount=`.
+`async with acg.guard(...)` is the same for `AsyncClient`; `@cg.guarded(...)` wraps a
+function and settles on the response it returns.
+
+Pricing today: the hold is `amount=` as given, or `price(estimate)` where the estimate is
+`Usage(input_tokens, output_tokens=max_tokens, quantities)`; the settle is `amount=` as
+given, or `price(usage)` of what was passed or observed. `price` is any function from
+`Usage` to minor units (e.g. `TokenRate`), given to the guard or as the client's default.
+Server-side rate cards will replace it: the guard already takes `action`, `model`,
+`dimensions` and quantities (recorded in the hold's and charge's metadata today), and will
+send them for the server to price, so callers that pass no `price` then need no change and
+callers that pass one keep working.
+
+Writes are idempotent: the hold uses the guard's key (`idempotency_key=` or a new one), the
+settle and the void that key plus `:settle` / `:void`, and every retry keeps them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from contextvars import ContextVar, Token
+from dataclasses import dataclass, field, replace
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from creditgate_sdk.errors import Declined, HoldNotPending
+from creditgate_sdk.models import Authorization, Settlement
+from creditgate_sdk.pricing import Price
+from creditgate_sdk.usage import Usage, UsageMeter, UsageNotFound, usage_from
+
+if TYPE_CHECKING:
+    from creditgate_sdk.client import AsyncClient, Client
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+log = logging.getLogger("creditgate_sdk")
+
+_current: ContextVar[_GuardState | None] = ContextVar("creditgate_guard", default=None)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GuardSpec:
+    """Everything a guard needs to authorize and settle; built and checked before any I/O."""
+
+    customer: str
+    action: str | None
+    asset: str
+    hold: int
+    price: Price | None
+    model: str | None
+    estimate: Usage | None
+    dimensions: Mapping[str, str] = field(default_factory=dict)
+    ttl_seconds: int | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    idempotency_key: str
+
+
+def plan(
+    *,
+    customer: str,
+    action: str | None,
+    asset: str,
+    amount: int | None,
+    price: Price | None,
+    model: str | None,
+    input_tokens: int | None,
+    max_tokens: int | None,
+    quantities: Mapping[str, int] | None,
+    dimensions: Mapping[str, str] | None,
+    ttl_seconds: int | None,
+    metadata: Mapping[str, Any] | None,
+    idempotency_key: str,
+) -> GuardSpec:
+    estimate: Usage | None = None
+    if input_tokens is not None or max_tokens is not None or quantities:
+        estimate = Usage(
+            input_tokens=input_tokens or 0,
+            output_tokens=max_tokens or 0,
+            model=model,
+            quantities=quantities or {},
+        )
+    if amount is None:
+        if price is None:
+            raise TypeError(
+                "the guard needs amount= (the hold) or price= (a function of Usage, e.g."
+                " TokenRate) until server-side rate cards price actions"
+            )
+        hold = _priced(price, estimate or Usage(model=model))
+    else:
+        hold = amount
+    if isinstance(hold, bool) or not isinstance(hold, int) or hold < 1:
+        raise ValueError(f"the hold must be a whole amount of 1 or more minor units, got {hold!r}")
+    return GuardSpec(
+        customer=customer,
+        action=action,
+        asset=asset,
+        hold=hold,
+        price=price,
+        model=model,
+        estimate=estimate,
+        dimensions=dict(dimensions or {}),
+        ttl_seconds=ttl_seconds,
+        metadata=dict(metadata or {}),
+        idempotency_key=idempotency_key,
+    )
+
+
+def _priced(price: Price, usage: Usage) -> int:
+    amount = price(usage)
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
+        raise ValueError(f"price() must return a whole amount of zero or more, got {amount!r}")
+    return amount
+
+
+@dataclass(frozen=True, slots=True)
+class _Terms:
+    amount: int
+    usage: Usage | None
+    metadata: dict[str, Any]
+
+
+class _GuardState:
+    """What the sync and async guards share: the hold's state and how to price the settle."""
+
+    def __init__(self, spec: GuardSpec) -> None:
+        self.spec = spec
+        self.authorization: Authorization | None = None
+        self.settlement: Settlement | None = None
+        self.usage: Usage | None = None
+        self._meter = UsageMeter()
+        self._observed = False
+        self._status = "new"
+        self._token: Token[_GuardState | None] | None = None
+
+    @property
+    def status(self) -> str:
+        """new, pending, settled, voided or closed (resolved elsewhere, e.g. expired)."""
+        return self._status
+
+    @property
+    def amount(self) -> int:
+        """The amount held."""
+        return self.spec.hold
+
+    def observe(self, item: T) -> T:
+        """Record the usage a stream event carries; returns it, for `for c in map(g.observe, s)`."""
+        self._observed = True
+        self._meter.observe(item)
+        return item
+
+    @property
+    def _key(self) -> str:
+        return self.spec.idempotency_key
+
+    def _authorize_metadata(self) -> dict[str, Any]:
+        spec = self.spec
+        auto: dict[str, Any] = {}
+        if spec.action:
+            auto["action"] = spec.action
+        if spec.model:
+            auto["model"] = spec.model
+        if spec.dimensions:
+            auto["dimensions"] = dict(spec.dimensions)
+        if spec.estimate is not None:
+            auto["estimate"] = spec.estimate.as_dict()
+        return {**auto, **spec.metadata}
+
+    def _opened(self, authorization: Authorization) -> None:
+        self.authorization = authorization
+        if not authorization.approved:
+            self._status = "declined"
+            raise Declined(authorization)
+        self._status = "pending"
+        self._token = _current.set(self)
+
+    def _closing(self) -> None:
+        if self._token is not None:
+            with contextlib.suppress(ValueError):  # left in another context than entered in
+                _current.reset(self._token)
+            self._token = None
+
+    def _pending_id(self) -> str:
+        if self._status != "pending" or self.authorization is None:
+            raise RuntimeError(f"this guard's hold is {self._status}, not pending")
+        return self.authorization.id
+
+    def _terms(
+        self,
+        responses: tuple[Any, ...],
+        amount: int | None,
+        tokens: dict[str, int | None],
+        quantities: Mapping[str, int] | None,
+        metadata: Mapping[str, Any] | None,
+    ) -> _Terms:
+        given = {k: v for k, v in tokens.items() if v is not None}
+        sources = sum(bool(s) for s in (responses, given or quantities, self._observed))
+        if sources > 1:
+            raise ValueError(
+                "settle from one source: responses, quantities, or the events given to observe()"
+            )
+        usage: Usage | None = None
+        if responses:
+            usage = usage_from(*responses)
+        elif given or quantities:
+            usage = Usage(
+                input_tokens=given.get("input_tokens", 0),
+                output_tokens=given.get("output_tokens", 0),
+                cached_tokens=given.get("cached_tokens", 0),
+                cache_write_tokens=given.get("cache_write_tokens", 0),
+                reasoning_tokens=given.get("reasoning_tokens", 0),
+                quantities=quantities or {},
+            )
+        elif self._observed:
+            if self._meter.seen:
+                usage = self._meter.total
+            elif amount is None:
+                raise UsageNotFound(
+                    "the observed stream carried no usage (OpenAI: pass"
+                    " stream_options={'include_usage': True}) and no amount= was given"
+                )
+        if usage is not None and usage.model is None and self.spec.model:
+            usage = replace(usage, model=self.spec.model)
+        if amount is None:
+            if usage is None:
+                raise TypeError("settle() needs a response, quantities, observed events or amount=")
+            if self.spec.price is None:
+                raise TypeError(
+                    "no price to turn usage into an amount: give the guard price= or settle"
+                    " with amount="
+                )
+            amount = _priced(self.spec.price, usage)
+        auto: dict[str, Any] = {}
+        if self.spec.model:
+            auto["model"] = self.spec.model
+        if self.spec.dimensions:
+            auto["dimensions"] = dict(self.spec.dimensions)
+        if usage is not None:
+            auto["usage"] = usage.as_dict()
+        return _Terms(amount, usage, {**auto, **self.spec.metadata, **(metadata or {})})
+
+    def _settled(self, settlement: Settlement, usage: Usage | None) -> None:
+        self.settlement = settlement
+        self.usage = usage
+        self.authorization = settlement.authorization
+        self._status = "settled"
+
+    def _voided(self, authorization: Authorization) -> None:
+        self.authorization = authorization
+        self._status = "voided"
+
+    def _resolve_failed(self, error: BaseException) -> None:
+        if isinstance(error, HoldNotPending):
+            self._status = "closed"
+
+    def _void_failed(self, error: Exception, during: BaseException | None) -> None:
+        hold = self.authorization.id if self.authorization else "?"
+        message = (
+            f"creditgate: could not void authorization {hold} ({error}); it expires after its TTL"
+        )
+        log.warning(message)
+        if during is not None:
+            during.add_note(message)
+
+
+def _usage_kwargs(
+    input_tokens: int | None,
+    output_tokens: int | None,
+    cached_tokens: int | None,
+    cache_write_tokens: int | None,
+    reasoning_tokens: int | None,
+) -> dict[str, int | None]:
+    return {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cached_tokens": cached_tokens,
+        "cache_write_tokens": cache_write_tokens,
+        "reasoning_tokens": reasoning_tokens,
+    }
+
+
+class Guard(_GuardState):
+    """A hold around one call, for `with`; made by `Client.guard`."""
+
+    def __init__(self, client: Client, spec: GuardSpec) -> None:
+        super().__init__(spec)
+        self._client = client
+
+    @staticmethod
+    def current() -> Guard:
+        """The innermost guard open in this context, e.g. inside a `Client.guarded` function."""
+        guard = _current.get()
+        if not isinstance(guard, Guard):
+            raise LookupError("no creditgate Guard is open here")
+        return guard
+
+    def __enter__(self) -> Guard:
+        if self._status != "new":
+            raise RuntimeError("a guard can be entered once")
+        spec = self.spec
+        authorization = self._client.authorize(
+            spec.customer,
+            spec.asset,
+            spec.hold,
+            ttl_seconds=spec.ttl_seconds,
+            metadata=self._authorize_metadata(),
+            idempotency_key=self._key,
+        )
+        self._opened(authorization)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._closing()
+        if self._status == "pending":
+            try:
+                self.void()
+            except Exception as error:
+                self._void_failed(error, exc)
+
+    def settle(
+        self,
+        *responses: Any,
+        amount: int | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        cached_tokens: int | None = None,
+        cache_write_tokens: int | None = None,
+        reasoning_tokens: int | None = None,
+        quantities: Mapping[str, int] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Settlement:
+        """Charge the call: from response objects, quantities, observed events, or `amount=`."""
+        hold = self._pending_id()
+        tokens = _usage_kwargs(
+            input_tokens, output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens
+        )
+        terms = self._terms(responses, amount, tokens, quantities, metadata)
+        try:
+            settlement = self._client.settle(
+                hold,
+                terms.amount,
+                action=self.spec.action,
+                metadata=terms.metadata,
+                idempotency_key=f"{self._key}:settle",
+            )
+        except Exception as error:
+            self._resolve_failed(error)
+            raise
+        self._settled(settlement, terms.usage)
+        return settlement
+
+    def void(self) -> Authorization:
+        """Release the hold in full: the call did not happen or is not charged."""
+        hold = self._pending_id()
+        try:
+            authorization = self._client.void(hold, idempotency_key=f"{self._key}:void")
+        except Exception as error:
+            self._resolve_failed(error)
+            raise
+        self._voided(authorization)
+        return authorization
+
+
+class AsyncGuard(_GuardState):
+    """A hold around one call, for `async with`; made by `AsyncClient.guard`."""
+
+    def __init__(self, client: AsyncClient, spec: GuardSpec) -> None:
+        super().__init__(spec)
+        self._client = client
+
+    @staticmethod
+    def current() -> AsyncGuard:
+        """The innermost guard open in this task, e.g. inside an `AsyncClient.guarded` function."""
+        guard = _current.get()
+        if not isinstance(guard, AsyncGuard):
+            raise LookupError("no creditgate AsyncGuard is open here")
+        return guard
+
+    async def __aenter__(self) -> AsyncGuard:
+        if self._status != "new":
+            raise RuntimeError("a guard can be entered once")
+        spec = self.spec
+        authorization = await self._client.authorize(
+            spec.customer,
+            spec.asset,
+            spec.hold,
+            ttl_seconds=spec.ttl_seconds,
+            metadata=self._authorize_metadata(),
+            idempotency_key=self._key,
+        )
+        self._opened(authorization)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._closing()
+        if self._status == "pending":
+            try:
+                await self.void()
+            except Exception as error:
+                self._void_failed(error, exc)
+
+    async def settle(
+        self,
+        *responses: Any,
+        amount: int | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        cached_tokens: int | None = None,
+        cache_write_tokens: int | None = None,
+        reasoning_tokens: int | None = None,
+        quantities: Mapping[str, int] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Settlement:
+        """Charge the call: from response objects, quantities, observed events, or `amount=`."""
+        hold = self._pending_id()
+        tokens = _usage_kwargs(
+            input_tokens, output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens
+        )
+        terms = self._terms(responses, amount, tokens, quantities, metadata)
+        try:
+            settlement = await self._client.settle(
+                hold,
+                terms.amount,
+                action=self.spec.action,
+                metadata=terms.metadata,
+                idempotency_key=f"{self._key}:settle",
+            )
+        except Exception as error:
+            self._resolve_failed(error)
+            raise
+        self._settled(settlement, terms.usage)
+        return settlement
+
+    async def void(self) -> Authorization:
+        """Release the hold in full: the call did not happen or is not charged."""
+        hold = self._pending_id()
+        try:
+            authorization = await self._client.void(hold, idempotency_key=f"{self._key}:void")
+        except Exception as error:
+            self._resolve_failed(error)
+            raise
+        self._voided(authorization)
+        return authorization
+
+
+# The decorator form: options may be values or functions of the decorated call's arguments.
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GuardOptions:
+    action: str | None
+    customer: str | Callable[..., str] | None
+    asset: str | None
+    amount: int | Callable[..., int] | None
+    price: Price | None
+    model: str | None
+    input_tokens: int | Callable[..., int] | None
+    max_tokens: int | Callable[..., int] | None
+    quantities: Mapping[str, int] | None
+    dimensions: Mapping[str, str] | None
+    ttl_seconds: int | None
+    metadata: Mapping[str, Any] | None
+
+
+def _customer_of(
+    fn: Callable[..., Any], customer: str | Callable[..., str] | None
+) -> Callable[..., str]:
+    if isinstance(customer, str):
+        fixed = customer
+        return lambda *args, **kwargs: fixed
+    if customer is not None:
+        return customer
+    signature = inspect.signature(fn)
+    if "customer" not in signature.parameters:
+        raise TypeError(
+            f"{fn.__qualname__} has no `customer` parameter: pass guarded(customer=...)"
+        )
+
+    def from_argument(*args: Any, **kwargs: Any) -> str:
+        value = signature.bind(*args, **kwargs).arguments["customer"]
+        if not isinstance(value, str):
+            raise TypeError(f"customer must be a string, got {value!r}")
+        return value
+
+    return from_argument
+
+
+def _resolved(
+    option: int | Callable[..., int] | None, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> int | None:
+    return option(*args, **kwargs) if callable(option) else option
+
+
+def _guard_kwargs(
+    options: GuardOptions, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "asset": options.asset,
+        "amount": _resolved(options.amount, args, kwargs),
+        "price": options.price,
+        "model": options.model,
+        "input_tokens": _resolved(options.input_tokens, args, kwargs),
+        "max_tokens": _resolved(options.max_tokens, args, kwargs),
+        "quantities": options.quantities,
+        "dimensions": options.dimensions,
+        "ttl_seconds": options.ttl_seconds,
+        "metadata": options.metadata,
+    }
+
+
+def decorate(client: Client, options: GuardOptions) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    def decorator(fn: Callable[P, R]) -> Callable[P, R]:
+        if inspect.iscoroutinefunction(fn):
+            raise TypeError("use AsyncClient.guarded for async functions")
+        customer = _customer_of(fn, options.customer)
+
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            who = customer(*args, **kwargs)
+            extra = _guard_kwargs(options, args, kwargs)
+            with client.guard(who, options.action, **extra) as g:
+                result = fn(*args, **kwargs)
+                if g.status == "pending":
+                    g.settle(result)
+                return result
+
+        return wrapper
+
+    return decorator
+
+
+def decorate_async(
+    client: AsyncClient, options: GuardOptions
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Coroutine[Any, Any, R]]]:
+    def decorator(fn: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+        if not inspect.iscoroutinefunction(fn):
+            raise TypeError("AsyncClient.guarded decorates async functions; use Client.guarded")
+        customer = _customer_of(fn, options.customer)
+
+        @functools.wraps(fn)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            who = customer(*args, **kwargs)
+            extra = _guard_kwargs(options, args, kwargs)
+            async with client.guard(who, options.action, **extra) as g:
+                result = await fn(*args, **kwargs)
+                if g.status == "pending":
+                    await g.settle(result)
+                return result
+
+        return wrapper
+
+    return decorator

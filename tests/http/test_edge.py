@@ -1,0 +1,140 @@
+"""The edge of the server: health, readiness, metrics, request ids and logs, load shedding."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import anyio
+import httpx
+import pytest
+from fastapi import FastAPI
+from prometheus_client import REGISTRY
+
+from creditgate.api import Creditgate
+from creditgate.http.app import Settings, create_app
+from creditgate.http.logs import JsonFormatter
+from tests.http.conftest import Api
+
+
+def test_health_and_readiness(api: Api) -> None:
+    assert api.client.get("/healthz").json() == {"status": "ok"}
+    assert api.client.get("/readyz").json() == {"status": "ready"}
+
+
+def test_readiness_fails_when_the_database_does_not_answer(tmp_path: object) -> None:
+    cg = Creditgate("postgresql+psycopg://nobody@127.0.0.1:1/none", migrate=False)
+    from starlette.testclient import TestClient
+
+    with TestClient(create_app(cg)) as client:
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+        assert client.get("/healthz").status_code == 200
+    cg.close()
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_metrics_count_latency_by_route_and_authorizations_by_outcome(api: Api) -> None:
+    api.funded_customer("c1", 1_000)
+    route = {"method": "POST", "route": "/v1/authorizations", "status": "201"}
+    latency = "creditgate_http_request_duration_seconds_count"
+    before = (
+        sample(latency, **route),
+        sample("creditgate_authorizations_total", outcome="approved"),
+        sample("creditgate_authorizations_total", outcome="declined"),
+    )
+    api.post("/v1/authorizations", {"customer": "c1", "asset": "credits", "amount": 100})
+    api.post("/v1/authorizations", {"customer": "c1", "asset": "credits", "amount": 10_000})
+    after = (
+        sample(latency, **route),
+        sample("creditgate_authorizations_total", outcome="approved"),
+        sample("creditgate_authorizations_total", outcome="declined"),
+    )
+    assert [b - a for a, b in zip(before, after, strict=True)] == [2, 1, 1]
+    text = api.client.get("/metrics").text
+    assert 'route="/v1/customers/{customer}/grants"' in text
+    assert "c1" not in text  # templates, never raw paths
+
+
+def test_request_ids_are_echoed_or_made(api: Api) -> None:
+    given = api.get("/v1/assets", headers={"X-Request-Id": "req-123"})
+    assert given.headers["x-request-id"] == "req-123"
+    made = api.get("/v1/assets").headers["x-request-id"]
+    assert made and made != "req-123"
+    unsafe = api.get("/v1/assets", headers={"X-Request-Id": "a b" + "x" * 300})
+    assert unsafe.headers["x-request-id"] != "a b" + "x" * 300
+    assert api.client.get("/v1/assets").headers["x-request-id"]  # a 401 has one too
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("creditgate.http")
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield stream
+    logger.removeHandler(handler)
+    logger.setLevel(old_level)
+
+
+def test_logs_are_json_with_the_request_id_and_never_a_whole_key(
+    api: Api, log_lines: io.StringIO
+) -> None:
+    api.get("/v1/assets", headers={"X-Request-Id": "trace-1"})
+    api.client.get("/v1/assets", headers={"Authorization": f"Bearer {api.key}x"})
+    lines = [json.loads(line) for line in log_lines.getvalue().splitlines()]
+    ok = next(line for line in lines if line["request_id"] == "trace-1")
+    assert ok["route"] == "/v1/assets" and ok["status"] == 200
+    assert ok["tenant"] == api.tenant_id and ok["key"].startswith("cg_") and ok["key"].endswith("…")
+    assert any(line["status"] == 401 for line in lines)
+    secret = api.key.split("_", 2)[2]
+    assert secret not in log_lines.getvalue()
+
+
+def test_overload_is_refused_at_once_with_retry_after(cg: Creditgate) -> None:
+    app: FastAPI = create_app(cg, Settings(max_in_flight=2))
+    release = anyio.Event()
+    started = 0
+
+    @app.get("/v1/slow")
+    async def slow() -> dict[str, bool]:
+        nonlocal started
+        started += 1
+        await release.wait()
+        return {"done": True}
+
+    async def main() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            results: list[int] = []
+
+            async def hold_a_slot() -> None:
+                results.append((await client.get("/v1/slow")).status_code)
+
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(hold_a_slot)
+                tasks.start_soon(hold_a_slot)
+                while started < 2:
+                    await anyio.sleep(0.01)
+                with anyio.fail_after(1):
+                    refused = await client.get("/v1/assets")
+                assert refused.status_code == 503
+                assert refused.headers["retry-after"] == "1"
+                assert refused.json()["code"] == "overloaded"
+                assert (await client.get("/healthz")).status_code == 200  # probes still answer
+                release.set()
+            assert results == [200, 200]
+            assert (await client.get("/v1/assets")).status_code == 401  # let in again
+
+    before = sample("creditgate_http_refused_total")
+    anyio.run(main)
+    assert sample("creditgate_http_refused_total") == before + 1

@@ -1,0 +1,125 @@
+"""Tenant isolation: every endpoint called with tenant B's key and tenant A's ids answers 404
+and changes nothing of A's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.http.conftest import Api
+
+
+def snapshot(a: Api) -> dict[str, Any]:
+    """Everything of tenant A that any endpoint could change."""
+    return {
+        "customers": a.get("/v1/customers").json(),
+        "wallet": a.get("/v1/customers/c1/wallet").json(),
+        "lots": a.get("/v1/customers/c1/grants", params={"include_closed": True}).json(),
+        "ledger": a.get("/v1/customers/c1/ledger").json(),
+        "hold": a.get(f"/v1/authorizations/{a.hold}").json(),  # type: ignore[attr-defined]
+        "keys": a.get("/v1/api-keys").json(),
+        "assets": a.get("/v1/assets").json(),
+    }
+
+
+@pytest.fixture
+def tenant_a(api: Api) -> Api:
+    api.funded_customer("c1", 10_000)
+    api.hold = api.post(  # type: ignore[attr-defined]
+        "/v1/authorizations", {"customer": "c1", "asset": "credits", "amount": 1_000}
+    ).json()["id"]
+    lots = api.get("/v1/customers/c1/grants").json()["data"]
+    api.lot = lots[0]["id"]  # type: ignore[attr-defined]
+    api.key_id = api.get("/v1/api-keys").json()["data"][0]["id"]  # type: ignore[attr-defined]
+    return api
+
+
+# (method, route template, body): every operation that takes an id of a tenant's object.
+BY_ID: list[tuple[str, str, dict[str, Any] | None]] = [
+    ("GET", "/v1/customers/{customer}", None),
+    ("GET", "/v1/customers/{customer}/wallet", None),
+    ("PUT", "/v1/customers/{customer}/policies/{asset}", {"policy": "allow"}),
+    ("POST", "/v1/customers/{customer}/grants", {"asset": "credits", "amount": 10}),
+    ("GET", "/v1/customers/{customer}/grants", None),
+    ("GET", "/v1/customers/{customer}/ledger", None),
+    ("POST", "/v1/grants/{grant}/void", {"reason": "x"}),
+    ("POST", "/v1/authorizations", {"customer": "c1", "asset": "credits", "amount": 10}),
+    ("GET", "/v1/authorizations/{id}", None),
+    ("POST", "/v1/authorizations/{id}/settle", {"amount": 10}),
+    ("POST", "/v1/authorizations/{id}/void", None),
+    ("POST", "/v1/charges", {"customer": "c1", "asset": "credits", "amount": 10}),
+    ("POST", "/v1/charges/batch", None),  # per-event answers: checked on its own below
+    ("POST", "/v1/api-keys/{id}/revoke", None),
+    ("POST", "/v1/api-keys/{id}/rotate", None),
+]
+# Operations that take no id: they only ever see or make the caller's own objects.
+OWN_ONLY = {
+    ("GET", "/v1/assets"),
+    ("POST", "/v1/assets"),
+    ("GET", "/v1/customers"),
+    ("POST", "/v1/customers"),
+    ("GET", "/v1/api-keys"),
+    ("POST", "/v1/api-keys"),
+}
+
+
+def calls(a: Api) -> list[tuple[str, str, dict[str, Any] | None]]:
+    ids = {
+        "{customer}": "c1",
+        "{asset}": "credits",
+        "{grant}": a.lot,  # type: ignore[attr-defined]
+    }
+    out = []
+    for method, template, body in BY_ID:
+        if template == "/v1/charges/batch":
+            continue
+        url = template
+        for name, value in ids.items():
+            url = url.replace(name, value)
+        hold_or_key = a.key_id if "api-keys" in template else a.hold  # type: ignore[attr-defined]
+        out.append((method, url.replace("{id}", hold_or_key), body))
+    return out
+
+
+def test_the_matrix_covers_every_operation(client: Any) -> None:
+    document = client.get("/openapi.json").json()
+    operations = {
+        (method.upper(), path) for path, item in document["paths"].items() for method in item
+    }
+    covered = {(method, template) for method, template, _ in BY_ID} | OWN_ONLY
+    assert operations == covered
+
+
+def test_every_endpoint_answers_404_for_another_tenants_objects(tenant_a: Api, other: Api) -> None:
+    before = snapshot(tenant_a)
+    # B has an asset of the same code: only the customer, hold, lot or key is A's.
+    for method, url, body in calls(tenant_a):
+        response = other.client.request(method, url, json=body, headers=other.headers)
+        assert response.status_code == 404, (method, url, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+    batch = other.post(
+        "/v1/charges/batch",
+        {"events": [{"idempotency_key": "e1", "customer": "c1", "asset": "credits", "amount": 10}]},
+    )
+    assert batch.status_code == 200
+    (item,) = batch.json()["data"]
+    assert item["status"] == "error" and item["error"]["status"] == 404
+    assert snapshot(tenant_a) == before
+    # A's key still works, and B's lists show none of A's objects.
+    assert other.get("/v1/customers").json() == {"data": []}
+    b_keys = [k["id"] for k in other.get("/v1/api-keys").json()["data"]]
+    assert tenant_a.key_id not in b_keys and len(b_keys) == 1  # type: ignore[attr-defined]
+    assert tenant_a.get("/v1/customers/c1").status_code == 200
+
+
+def test_tenants_with_the_same_customer_id_stay_apart(tenant_a: Api, other: Api) -> None:
+    other.funded_customer("c1", 50)
+    assert other.get("/v1/customers/c1/wallet").json()["balances"][0]["posted"] == 50
+    assert tenant_a.get("/v1/customers/c1/wallet").json()["balances"][0]["posted"] == 10_000
+    # The same idempotency key in two tenants is two keys.
+    body = {"customer": "c1", "asset": "credits", "amount": 10}
+    key = {"Idempotency-Key": "shared"}
+    first = tenant_a.post("/v1/charges", body, headers=key).json()
+    second = other.post("/v1/charges", body, headers=key).json()
+    assert first["id"] != second["id"]

@@ -1,0 +1,310 @@
+"""End to end: the SDK against a live `creditgate serve` process, on SQLite and PostgreSQL.
+
+Each backend gets a fresh database, a tenant made with `creditgate tenants create`, and a
+server on a free port, started here and stopped after the module. Skipped, with the reason,
+only while `creditgate serve` does not exist.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+
+import creditgate_sdk as sdk
+from creditgate_sdk import AsyncClient, ChargeEvent, Client, RetryPolicy
+from tests.sdk import llm_objects as llm
+from tests.sdk.conftest import RATE
+
+STARTUP_SECONDS = 60
+GRANTED = 10_000
+
+
+def _cli() -> list[str]:
+    exe = shutil.which("creditgate")
+    return [exe] if exe else [sys.executable, "-c", "from creditgate.cli import main; main()"]
+
+
+@pytest.fixture(scope="session")
+def cli() -> list[str]:
+    command = _cli()
+    try:
+        out = subprocess.run(
+            [*command, "--help"], capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.skip(f"`creditgate --help` could not run: {exc}")
+    commands = set(re.findall(r"^\W*(\w[\w-]*)\s", out.stdout, flags=re.MULTILINE))
+    if "serve" not in commands:
+        pytest.skip("`creditgate serve` does not exist yet (the HTTP API of issue 4)")
+    return command
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _api_key(cli: list[str], url: str) -> str:
+    out = subprocess.run(
+        [*cli, "tenants", "create", f"sdk live {uuid.uuid4().hex[:6]}", "--db", url, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, f"tenants create failed:\n{out.stdout}\n{out.stderr}"
+    try:
+        key = json.loads(out.stdout)["api_key"]["key"]
+    except (ValueError, KeyError, TypeError):
+        found = re.search(r"api key\s+(\S+)", out.stdout, flags=re.IGNORECASE)
+        assert found, f"no API key in the output of tenants create:\n{out.stdout}"
+        key = found[1]
+    assert isinstance(key, str) and key
+    return key
+
+
+@dataclass(frozen=True)
+class Live:
+    backend: str
+    base_url: str
+    api_key: str
+
+
+@contextlib.contextmanager
+def _server(cli: list[str], url: str, log: Path) -> Iterator[str]:
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*cli, "serve", "--db", url, "--port", str(port)], stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"creditgate serve exited with {proc.returncode}:\n{log.read_text()}")
+            try:
+                if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"creditgate serve did not get healthy:\n{log.read_text()}")
+            time.sleep(0.1)
+        yield base_url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def live(
+    request: pytest.FixtureRequest, cli: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Live]:
+    folder = tmp_path_factory.mktemp(f"live-{request.param}")
+    with contextlib.ExitStack() as stack:
+        if request.param == "postgres":
+            from creditgate.storage.throwaway import create_database, drop_database
+
+            server = str(request.getfixturevalue("postgres_server"))
+            name = f"creditgate_live_{uuid.uuid4().hex[:8]}"
+            url = create_database(server, name)
+            stack.callback(drop_database, server, name)
+        else:
+            url = f"sqlite:///{folder / 'live.db'}"
+        key = _api_key(cli, url)
+        base_url = stack.enter_context(_server(cli, url, folder / "serve.log"))
+        with Client(base_url, key) as admin:
+            admin.create_asset("credits", 2, "Credits")
+        yield Live(request.param, base_url, key)
+
+
+@pytest.fixture
+def cg(live: Live) -> Iterator[Client]:
+    with Client(live.base_url, live.api_key, price=RATE) as client:
+        yield client
+
+
+@pytest.fixture
+def customer(cg: Client) -> str:
+    """A new customer with 10,000 purchased minor units of credit."""
+    customer = f"cust_{uuid.uuid4().hex[:10]}"
+    cg.create_customer(customer, name="Ada", metadata={"plan": "pro"})
+    cg.grant(customer, "credits", GRANTED, kind="purchased", cost_basis="0.0025")
+    return customer
+
+
+def _available(cg: Client, customer: str) -> int:
+    return cg.wallet(customer).balance("credits").available
+
+
+def test_customers_wallets_and_grants(cg: Client, customer: str) -> None:
+    found = cg.customer(customer)
+    assert found.external_id == customer and found.metadata == {"plan": "pro"}
+    balance = cg.wallet(customer).balance("credits")
+    assert (balance.posted, balance.held, balance.available, balance.scale) == (
+        GRANTED,
+        0,
+        GRANTED,
+        2,
+    )
+    (lot,) = cg.grants(customer)
+    assert lot.kind == "purchased" and lot.remaining == GRANTED
+    assert lot.cost_basis == Decimal("0.0025")
+    assert any(a.code == "credits" for a in cg.assets())
+    with pytest.raises(sdk.AlreadyExists):
+        cg.create_customer(customer)
+
+
+def test_authorize_settle_and_void(cg: Client, customer: str) -> None:
+    auth = cg.authorize(customer, "credits", 3_000, ttl_seconds=120, metadata={"req": "1"})
+    assert (auth.status, auth.approved, auth.available) == ("pending", True, GRANTED - 3_000)
+    assert cg.wallet(customer).balance("credits").held == 3_000
+
+    settled = cg.settle(auth.id, 2_200, action="chat.completion")
+    assert settled.authorization.status == "settled" and settled.charge.amount == 2_200
+    assert [d.cost_basis for d in settled.charge.draws] == [Decimal("0.0025")]
+    assert _available(cg, customer) == GRANTED - 2_200
+    with pytest.raises(sdk.HoldAlreadySettled):
+        cg.settle(auth.id, 1)
+
+    other = cg.authorize(customer, "credits", 500)
+    assert cg.void(other.id).status == "voided"
+    assert cg.authorization(other.id).status == "voided"
+    with pytest.raises(sdk.HoldAlreadyVoided):
+        cg.void(other.id)
+    assert _available(cg, customer) == GRANTED - 2_200
+
+
+def test_a_decline_is_an_answer(cg: Client, customer: str) -> None:
+    auth = cg.authorize(customer, "credits", GRANTED + 1)
+    assert (auth.status, auth.approved, auth.decline_reason) == (
+        "declined",
+        False,
+        "insufficient_funds",
+    )
+    assert auth.available == GRANTED
+
+
+def test_idempotency_keys_replay_and_conflict(cg: Client, customer: str) -> None:
+    key = f"req-{uuid.uuid4().hex}"
+    first = cg.authorize(customer, "credits", 1_000, idempotency_key=key)
+    assert cg.authorize(customer, "credits", 1_000, idempotency_key=key).id == first.id
+    with pytest.raises(sdk.IdempotencyConflict):
+        cg.authorize(customer, "credits", 2_000, idempotency_key=key)
+    assert cg.wallet(customer).balance("credits").held == 1_000
+
+
+def test_the_guard_around_real_llm_responses(cg: Client, customer: str) -> None:
+    completion = llm.chat_completion(prompt=1_200, completion=300, cached=1_000)
+    with cg.guard(
+        customer, "chat.completion", model="gpt-4.1", input_tokens=1_200, max_tokens=800
+    ) as g:
+        assert cg.wallet(customer).balance("credits").held == 440
+        g.settle(completion)
+    assert g.settlement is not None and g.settlement.charge.amount == 165
+    assert g.settlement.charge.metadata["usage"]["cached_tokens"] == 1_000
+    assert _available(cg, customer) == GRANTED - 165
+
+    ran = False
+    with pytest.raises(sdk.Declined) as declined:  # noqa: SIM117
+        with cg.guard(customer, "image.generate", amount=GRANTED):
+            ran = True
+    assert not ran and declined.value.available == GRANTED - 165
+
+    with pytest.raises(TimeoutError), cg.guard(customer, amount=1_000):
+        raise TimeoutError("the model did not answer")
+    balance = cg.wallet(customer).balance("credits")
+    assert (balance.held, balance.available) == (0, GRANTED - 165)
+
+
+@pytest.mark.anyio
+async def test_the_async_guard_over_a_streamed_anthropic_message(live: Live, customer: str) -> None:
+    async with AsyncClient(live.base_url, live.api_key, price=RATE) as acg:
+        async with acg.guard(customer, "chat.completion", max_tokens=1_000) as g:
+            for event in llm.message_stream(600, 70, cache_read=400):
+                g.observe(event)
+            settlement = await g.settle()
+        assert settlement.charge.amount == 60 + 10 + 28
+        wallet = await acg.wallet(customer)
+    assert wallet.balance("credits").available == GRANTED - 98
+
+
+def test_charges_one_at_a_time_and_in_batches(cg: Client, customer: str) -> None:
+    charge = cg.charge(customer, "credits", 500, action="tts.speak")
+    assert (charge.status, charge.amount) == ("posted", 500)
+    declined = cg.charge(customer, "credits", GRANTED)
+    assert declined.status == "declined" and declined.amount == 0
+
+    events = [
+        ChargeEvent(customer=customer, asset="credits", amount=100, action="tts.speak"),
+        ChargeEvent(customer="nobody_at_all", asset="credits", amount=100),
+    ]
+    key = f"batch-{uuid.uuid4().hex}"
+    posted, failed = cg.charge_batch(events, idempotency_key=key)
+    assert posted.status == "posted" and posted.charge is not None
+    assert failed.status == "error" and failed.error is not None
+    assert failed.error.code == "unknown_customer"
+    assert cg.charge_batch(events, idempotency_key=key)[0] == posted
+    assert _available(cg, customer) == GRANTED - 600
+
+
+def test_the_ledger_pages_through_every_transaction(cg: Client, customer: str) -> None:
+    for amount in (10, 20, 30):
+        cg.charge(customer, "credits", amount)
+    page = cg.ledger(customer, limit=2)
+    assert len(page.data) == 2 and page.next_cursor is not None
+    every = list(cg.iter_ledger(customer, asset="credits", page_size=2))
+    assert len(every) == 4  # the grant and three charges
+    assert sum(t.wallet_change for t in every) == GRANTED - 60
+
+
+def test_errors_arrive_as_their_own_exceptions(live: Live, cg: Client, customer: str) -> None:
+    with pytest.raises(sdk.UnknownCustomer):
+        cg.wallet(f"nobody_{uuid.uuid4().hex[:6]}")
+    with pytest.raises(sdk.UnknownAuthorization):
+        cg.authorization("hld_doesnotexist")
+    with pytest.raises(sdk.UnknownAsset):
+        cg.authorize(customer, "gems", 1)
+    with pytest.raises(sdk.InvalidRequest) as invalid:
+        cg.authorize(customer, "credits", 0)
+    assert invalid.value.status == 422 and invalid.value.field == "amount"
+    no_retry = RetryPolicy(max_retries=0)
+    with (
+        Client(live.base_url, "cg_not_a_key", retry=no_retry) as stranger,
+        pytest.raises(sdk.Unauthorized),
+    ):
+        stranger.wallet(customer)
+
+
+def test_policies_and_voided_grants(cg: Client, customer: str) -> None:
+    policy = cg.set_policy(customer, "credits", "overdraft", overdraft_limit=5_000)
+    assert (policy.policy, policy.overdraft_limit) == ("overdraft", 5_000)
+    overdrawn = cg.authorize(customer, "credits", GRANTED + 4_000)
+    assert overdrawn.approved and overdrawn.available == -4_000
+    cg.void(overdrawn.id)
+
+    lot = cg.grant(customer, "credits", 2_000, kind="promotional")
+    voided = cg.void_grant(lot.id, reason="granted by mistake")
+    assert voided.status == "voided" and voided.remaining == 0
+    with pytest.raises(sdk.GrantNotActive):
+        cg.void_grant(lot.id)
