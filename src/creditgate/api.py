@@ -12,10 +12,26 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ParamSpec, TypeVar
 
+from creditgate.api_billing import BillingMethods
 from creditgate.domain.pricing import Quote
-from creditgate.services import api_keys, catalog, gate, grants, queries, rate_cards, sweeps
+from creditgate.services import (
+    api_keys,
+    catalog,
+    consumption,
+    gate,
+    grants,
+    margin,
+    pricing,
+    queries,
+    rate_cards,
+    refunds,
+    revenue,
+    sweeps,
+)
+from creditgate.services import webhooks as webhook_service
 from creditgate.services.api_keys import Principal
 from creditgate.services.context import Catalog, Tx
+from creditgate.services.margin import FullMarginReport
 from creditgate.services.results import (
     ApiKey,
     AssetInfo,
@@ -25,7 +41,9 @@ from creditgate.services.results import (
     Customer,
     LedgerPage,
     Lot,
+    ModelPrice,
     Policy,
+    PriceQuote,
     RateCardVersion,
     Settlement,
     SweepReport,
@@ -33,8 +51,15 @@ from creditgate.services.results import (
     Wallet,
 )
 from creditgate.services.verify import VerifyReport, verify
+from creditgate.services.webhooks import (
+    CreatedWebhookEndpoint,
+    WebhookDelivery,
+    WebhookDeliveryPage,
+    WebhookEndpoint,
+)
 from creditgate.storage.database import Database
 from creditgate.storage.migrate import upgrade
+from creditgate.webhook_sender import WebhookReport, WebhookSender, deliver_webhooks
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -113,7 +138,7 @@ class Creditgate:
         self.close()
 
 
-class TenantLedger:
+class TenantLedger(BillingMethods):
     """Every operation of one tenant, each run as one transaction."""
 
     def __init__(self, cg: Creditgate, tenant_id: str) -> None:
@@ -192,7 +217,7 @@ class TenantLedger:
         amount: int,
         *,
         kind: str = "promotional",
-        priority: int = 0,
+        priority: int | None = None,
         effective_at: datetime | None = None,
         expires_at: datetime | None = None,
         cost_basis: Decimal | str | int = Decimal(0),
@@ -201,7 +226,7 @@ class TenantLedger:
         idempotency_key: str | None = None,
     ) -> Lot:
         return self._run(
-            grants.grant,
+            consumption.grant,
             customer=customer,
             asset=asset,
             amount=amount,
@@ -352,15 +377,63 @@ class TenantLedger:
         cache_read_mtok: Decimal | str | int | None = None,
         provider: str | None = None,
         effective_at: datetime | None = None,
-    ) -> None:
-        self._run(
-            rate_cards.set_model_price,
+        idempotency_key: str | None = None,
+    ) -> ModelPrice:
+        return self._run(
+            pricing.set_model_price,
             model=model,
             input_mtok=input_mtok,
             output_mtok=output_mtok,
             cache_read_mtok=cache_read_mtok,
             provider=provider,
             effective_at=effective_at,
+            idempotency_key=idempotency_key,
+        )
+
+    def price_quote(
+        self,
+        action: str,
+        dimensions: dict[str, Any] | None = None,
+        quantities: dict[str, Any] | None = None,
+        *,
+        rate_card: str = "default",
+        at: datetime | None = None,
+    ) -> PriceQuote:
+        """`quote` as a result: the breakdown, its vendor cost and the card version used."""
+        return self._run(
+            pricing.quote,
+            read_only=True,
+            action=action,
+            dimensions=dimensions,
+            quantities=quantities,
+            rate_card=rate_card,
+            at=at,
+        )
+
+    def margin_report(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        by: str = "action",
+        asset: str | None = None,
+        rate_card: str = "default",
+        worst: int = margin.DEFAULT_WORST,
+        change: Decimal = margin.DEFAULT_CHANGE,
+        target: Decimal = margin.DEFAULT_TARGET,
+    ) -> FullMarginReport:
+        """Margin of the charges created in [start, end): see `services.margin`."""
+        return self._run(
+            margin.tenant_margin_report,
+            read_only=True,
+            start=start,
+            end=end,
+            by=by,
+            asset=asset,
+            rate_card=rate_card,
+            worst=worst,
+            change=change,
+            target=target,
         )
 
     def authorization(self, authorization_id: str) -> Authorization:
@@ -407,6 +480,146 @@ class TenantLedger:
 
     def rotate_api_key(self, key_id: str, *, idempotency_key: str | None = None) -> CreatedApiKey:
         return self._run(api_keys.rotate_key, key_id=key_id, idempotency_key=idempotency_key)
+
+    # Webhooks
+    def create_webhook_endpoint(
+        self,
+        url: str,
+        *,
+        event_types: list[str] | None = None,
+        description: str = "",
+        enabled: bool = True,
+        idempotency_key: str | None = None,
+    ) -> CreatedWebhookEndpoint:
+        return self._run(
+            webhook_service.create_endpoint,
+            url=url,
+            event_types=event_types,
+            description=description,
+            enabled=enabled,
+            idempotency_key=idempotency_key,
+        )
+
+    def webhook_endpoints(self) -> list[WebhookEndpoint]:
+        return self._run(webhook_service.list_endpoints, read_only=True).data
+
+    def webhook_endpoint(self, endpoint_id: str) -> WebhookEndpoint:
+        return self._run(webhook_service.get_endpoint, read_only=True, endpoint_id=endpoint_id)
+
+    def update_webhook_endpoint(
+        self,
+        endpoint_id: str,
+        *,
+        url: str | None = None,
+        event_types: list[str] | None = None,
+        description: str | None = None,
+        enabled: bool | None = None,
+        idempotency_key: str | None = None,
+    ) -> WebhookEndpoint:
+        return self._run(
+            webhook_service.update_endpoint,
+            endpoint_id=endpoint_id,
+            url=url,
+            event_types=event_types,
+            description=description,
+            enabled=enabled,
+            idempotency_key=idempotency_key,
+        )
+
+    def rotate_webhook_secret(
+        self, endpoint_id: str, *, idempotency_key: str | None = None
+    ) -> CreatedWebhookEndpoint:
+        return self._run(
+            webhook_service.rotate_secret, endpoint_id=endpoint_id, idempotency_key=idempotency_key
+        )
+
+    def delete_webhook_endpoint(self, endpoint_id: str) -> None:
+        self._run(webhook_service.delete_endpoint, endpoint_id=endpoint_id)
+
+    def webhook_deliveries(
+        self,
+        *,
+        endpoint: str | None = None,
+        event: str | None = None,
+        event_type: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> WebhookDeliveryPage:
+        return self._run(
+            webhook_service.list_deliveries,
+            read_only=True,
+            endpoint_id=endpoint,
+            event_id=event,
+            event_type=event_type,
+            status=status,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    def webhook_delivery(self, delivery_id: str) -> WebhookDelivery:
+        return self._run(webhook_service.get_delivery, read_only=True, delivery_id=delivery_id)
+
+    def replay_webhook_delivery(
+        self, delivery_id: str, *, idempotency_key: str | None = None
+    ) -> WebhookDelivery:
+        return self._run(
+            webhook_service.replay_delivery,
+            delivery_id=delivery_id,
+            idempotency_key=idempotency_key,
+        )
+
+    def replay_event(
+        self, event_id: str, *, endpoint: str | None = None, idempotency_key: str | None = None
+    ) -> list[WebhookDelivery]:
+        return self._run(
+            webhook_service.replay_event,
+            event_id=event_id,
+            endpoint_id=endpoint,
+            idempotency_key=idempotency_key,
+        ).data
+
+    def send_test_webhook(
+        self, endpoint_id: str, *, idempotency_key: str | None = None
+    ) -> WebhookDelivery:
+        return self._run(
+            webhook_service.send_test_event,
+            endpoint_id=endpoint_id,
+            idempotency_key=idempotency_key,
+        )
+
+    def deliver_webhooks(self, sender: WebhookSender | None = None) -> WebhookReport:
+        """One delivery round for this tenant, for use without `creditgate serve`'s worker."""
+        if sender is not None:
+            return deliver_webhooks(self.cg.db, self.cg.clock, sender, tenant_id=self.tenant_id)
+        with WebhookSender() as own:
+            return deliver_webhooks(self.cg.db, self.cg.clock, own, tenant_id=self.tenant_id)
+
+    # Refunds and revenue
+    def refund_charge(
+        self,
+        charge_id: str,
+        *,
+        reason: str,
+        amount: int | None = None,
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> refunds.Refund:
+        return self._run(
+            refunds.refund_charge,
+            charge_id=charge_id,
+            reason=reason,
+            amount=amount,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+        )
+
+    def revenue_report(
+        self, *, start: datetime, end: datetime, customer: str | None = None
+    ) -> revenue.RevenueReport:
+        return self._run(
+            revenue.revenue_report, read_only=True, start=start, end=end, customer=customer
+        )
 
     # Time-driven work
     def run_sweeps(self) -> SweepReport:

@@ -45,6 +45,12 @@ from creditgate.cli_pricing import rate_cards_app, report_app  # noqa: E402
 
 app.add_typer(rate_cards_app, name="rate-cards")
 app.add_typer(report_app, name="report")
+from creditgate.cli_billing import billing_app  # noqa: E402
+
+app.add_typer(billing_app, name="billing")
+from creditgate.cli_webhooks import webhooks_app  # noqa: E402
+
+app.add_typer(webhooks_app, name="webhooks")
 # Piped output is read by people too (and grep): give it room rather than 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
 errors = Console(stderr=True)

@@ -316,6 +316,46 @@ def report_margin(
         _print_report(full)
 
 
+@report_app.command("revenue")
+def report_revenue(
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    start: Annotated[
+        str | None, typer.Option("--from", help="Start (default: 30 days ago)")
+    ] = None,
+    end: Annotated[str | None, typer.Option("--to", help="End, exclusive (default: now)")] = None,
+    customer: Annotated[str | None, typer.Option(help="One customer only")] = None,
+    as_json: JsonOption = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV")] = False,
+) -> None:
+    """Deferred revenue at the start, sold, recognized, breakage, voided, refunded, and
+    deferred at the end of the period, per currency."""
+    until = _moment(end, "--to") or datetime.now(UTC)
+    since = _moment(start, "--from") or until - timedelta(days=30)
+    with _ledger(db, tenant) as t:
+        report = t.revenue_report(start=since, end=until, customer=customer)
+    columns = [
+        "opening_deferred", "sold", "recognized", "breakage", "voided", "refunded",
+        "closing_deferred",
+    ]  # fmt: skip
+    if as_json:
+        print(report.model_dump_json())
+        return
+    if as_csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["currency", *columns])
+        for line in report.lines:
+            writer.writerow([line.currency, *(str(getattr(line, c)) for c in columns)])
+        return
+    table = Table(title=f"revenue {since:%Y-%m-%d %H:%M} to {until:%Y-%m-%d %H:%M} UTC")
+    table.add_column("currency")
+    for column in columns:
+        table.add_column(column.replace("_", " "), justify="right")
+    for line in report.lines:
+        table.add_row(line.currency, *(f"{getattr(line, c):f}" for c in columns))
+    Console().print(table)
+
+
 def _decimal(value: str, option: str) -> Decimal:
     try:
         parsed = Decimal(value)

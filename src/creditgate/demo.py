@@ -1,14 +1,75 @@
-"""Demo data: a tenant with credits, USD and a custom asset, customers and stacked lots."""
+"""Demo data: a tenant with credits, USD and custom assets, rate cards, customers with
+stacked lots, and priced usage so balances and margin reports have something to show."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from creditgate.api import Creditgate
 from creditgate.services.results import Tenant
 
 DEMO_TENANT_ID = "ten_demo"
+
+# The price list from the domain brief's products, in one card.
+DEMO_CARD: dict[str, Any] = {
+    "asset": "credits",
+    "credit_value_usd": "0.10",
+    "actions": {
+        "image.generate": {
+            "prices": [
+                {"match": {"quality": "standard"}, "flat": "1", "vendor": {"flat": "0.04"}},
+                {"match": {"quality": "ultra"}, "flat": "20", "vendor": {"flat": "0.60"}},
+            ]
+        },
+        "tts.speak": {
+            "prices": [
+                {
+                    "match": {"model": "multilingual"},
+                    "per_unit": {"characters": "1"},
+                    "vendor": {"per_unit": {"characters": "0.0003"}},
+                },
+                {
+                    "match": {"model": "flash"},
+                    "per_unit": {"characters": "0.5"},
+                    "vendor": {"per_unit": {"characters": "0.00015"}},
+                },
+            ]
+        },
+        "app.change": {
+            "prices": [
+                {"match": {"complexity": "simple"}, "flat": "0.5", "vendor": {"flat": "0.02"}},
+                {"match": {"complexity": "auth_flow"}, "flat": "1.2", "vendor": {"flat": "0.05"}},
+            ]
+        },
+        "chat.completion": {
+            "prices": [
+                {
+                    "match": {"model": "claude-sonnet-4"},
+                    "per_unit": {"input_tokens": "0.0006", "output_tokens": "0.003"},
+                    "minimum": "1",
+                    "vendor": {"llm": {"provider": "anthropic"}},
+                },
+                {
+                    "match": {"model": "gpt-4.1"},
+                    "per_unit": {"input_tokens": "0.0004", "output_tokens": "0.0016"},
+                    "minimum": "1",
+                    "vendor": {"llm": {"provider": "openai"}},
+                },
+            ]
+        },
+    },
+}
+
+# A $20 USD pool (micro-dollars) charged at the providers' API rates.
+API_POOL_CARD: dict[str, Any] = {
+    "asset": "api_usd",
+    "credit_value_usd": "1",
+    "actions": {
+        "chat.completion": {"prices": [{"vendor_multiple": "1", "vendor": {"llm": {}}}]},
+    },
+}
 
 
 def seed_demo(cg: Creditgate) -> Tenant:
@@ -21,58 +82,63 @@ def seed_demo(cg: Creditgate) -> Tenant:
     now = cg.clock()
     t.create_asset("credits", 2, "Credits")
     t.create_asset("USD", 2, "US dollars")
+    t.create_asset("api_usd", 6, "API pool (USD, micro-dollars)")
     t.create_asset("gpu_minutes", 0, "GPU minutes")
+    t.publish_rate_card(DEMO_CARD)
+    t.publish_rate_card(API_POOL_CARD, name="api-pool")
 
     t.create_customer("cust_alice", name="Alice (Pro plan)")
     t.grant(
-        "cust_alice",
-        "credits",
-        200_000,
-        kind="included",
-        priority=0,
-        expires_at=now + timedelta(days=30),
-        cost_basis=Decimal("0.01"),
-        metadata={"plan": "pro"},
-        idempotency_key="demo-alice-included",
-    )
+        "cust_alice", "credits", 200_000, kind="included", priority=0,
+        expires_at=now + timedelta(days=30), cost_basis=Decimal("0.01"),
+        metadata={"plan": "pro"}, idempotency_key="demo-alice-included",
+    )  # fmt: skip
     t.grant(
-        "cust_alice",
-        "credits",
-        50_000,
-        kind="promotional",
-        priority=0,
-        expires_at=now + timedelta(days=7),
-        metadata={"campaign": "WELCOME"},
-    )
+        "cust_alice", "credits", 50_000, kind="promotional", priority=0,
+        expires_at=now + timedelta(days=7), metadata={"campaign": "WELCOME"},
+    )  # fmt: skip
     t.grant(
-        "cust_alice",
-        "credits",
-        10_000,
-        kind="purchased",
-        priority=10,
-        cost_basis=Decimal("0.25"),
-        metadata={"pack": "100 credits for $25"},
-    )
+        "cust_alice", "credits", 10_000, kind="purchased", priority=10,
+        cost_basis=Decimal("0.25"), metadata={"pack": "100 credits for $25"},
+    )  # fmt: skip
     t.grant("cust_alice", "gpu_minutes", 120, kind="included", cost_basis=Decimal("0.05"))
-    for units in (1_250, 830, 2_000):
-        auth = t.authorize("cust_alice", "credits", units + 500)
-        t.settle(auth.id, units, action="chat.completion")
+    for tokens_in, tokens_out, model in (
+        (1_200, 310, "claude-sonnet-4"),
+        (5_000, 1_800, "gpt-4.1"),
+        (800, 120, "claude-sonnet-4"),
+    ):
+        auth = t.authorize(
+            "cust_alice",
+            action="chat.completion",
+            dimensions={"model": model},
+            quantities={"input_tokens": tokens_in, "output_tokens": 800},
+        )
+        t.settle(auth.id, quantities={"input_tokens": tokens_in, "output_tokens": tokens_out})
+    t.charge("cust_alice", action="image.generate", dimensions={"quality": "ultra"})
+    t.charge(
+        "cust_alice", action="tts.speak", dimensions={"model": "flash"},
+        quantities={"characters": 1_001},
+    )  # fmt: skip
 
     t.create_customer(
         "cust_bob", name="Bob (pay as you go)", policy="overdraft", overdraft_limit=5_000
     )
     t.grant("cust_bob", "credits", 2_000, kind="purchased", cost_basis=Decimal("0.25"))
     t.grant("cust_bob", "USD", 2_000, kind="purchased", cost_basis=Decimal("0.01"))
-    t.charge("cust_bob", "credits", 3_500, action="image.generate")
+    t.grant("cust_bob", "api_usd", 20_000_000, kind="purchased", cost_basis=Decimal("0.000001"))
+    for quality in ("standard", "standard", "ultra"):
+        t.charge("cust_bob", action="image.generate", dimensions={"quality": quality})
+    t.charge(
+        "cust_bob", action="chat.completion", rate_card="api-pool",
+        dimensions={"model": "gpt-4.1"}, quantities={"input_tokens": 1_000, "output_tokens": 500},
+    )  # fmt: skip
 
     t.create_customer("cust_carol", name="Carol (trial)")
     t.grant(
-        "cust_carol",
-        "credits",
-        3_000,
-        kind="promotional",
-        expires_at=now + timedelta(days=14),
-        metadata={"campaign": "TRIAL"},
-    )
+        "cust_carol", "credits", 3_000, kind="promotional",
+        expires_at=now + timedelta(days=14), metadata={"campaign": "TRIAL"},
+    )  # fmt: skip
+    t.charge("cust_carol", action="app.change", dimensions={"complexity": "simple"})
+    t.charge("cust_carol", action="app.change", dimensions={"complexity": "auth_flow"})
     t.authorize("cust_carol", "credits", 1_000, ttl_seconds=900)
     return tenant

@@ -1,4 +1,4 @@
-"""The background worker: every few seconds, the time-driven sweeps for every tenant."""
+"""The background worker: every few seconds, the sweeps for every tenant; and webhook delivery."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 import threading
 
 from creditgate.api import Creditgate, TenantLedger
+from creditgate.webhook_sender import WebhookDispatcher
 
 log = logging.getLogger("creditgate.worker")
 
@@ -16,6 +17,11 @@ def sweep_all(cg: Creditgate) -> int:
     """Expire holds past their TTL, activate and expire lots, for every tenant; returns changes."""
     changed = 0
     for tenant in cg.tenants():
+        try:  # renewals and auto top-up first, so that a new period's credit is there
+            renewals, top_ups = TenantLedger(cg, tenant.id).run_billing()
+            changed += renewals.renewed + renewals.canceled + top_ups.started
+        except Exception:
+            log.exception("billing failed", extra={"tenant": tenant.id})
         try:
             report = TenantLedger(cg, tenant.id).run_sweeps()
         except Exception:
@@ -41,14 +47,17 @@ class Sweeper:
         self.interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="creditgate-sweeper", daemon=True)
+        self.webhooks = WebhookDispatcher(cg.db, lambda: cg.clock())
 
     def start(self) -> None:
         self._thread.start()
+        self.webhooks.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
+        self.webhooks.stop(timeout)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

@@ -1,12 +1,12 @@
 """creditgate's Python SDK: the HTTP API with typed results, and the guard around LLM calls.
 
-    from creditgate_sdk import Client, TokenRate
+    from creditgate_sdk import Client
 
-    cg = Client("https://credits.example.com", api_key, price=TokenRate(input="0.1", output="0.4"))
+    cg = Client("https://credits.example.com", api_key)
     with cg.guard("cust_42", "chat.completion", model="gpt-4.1", input_tokens=n,
-                  max_tokens=800) as g:
+                  max_tokens=800) as g:          # held at the rate card's price
         resp = openai_client.chat.completions.create(...)
-        g.settle(resp)
+        g.settle(resp)                           # the real usage, priced by the same card
 
 Depends on httpx only; usage is read off OpenAI and Anthropic response objects by their
 field names, without importing either SDK. See `creditgate_sdk.guard` for the guard.
@@ -31,6 +31,7 @@ from creditgate_sdk.errors import (
     HoldNotPending,
     IdempotencyConflict,
     InvalidRequest,
+    NoPrice,
     NotFound,
     PermissionDenied,
     Problem,
@@ -43,24 +44,41 @@ from creditgate_sdk.errors import (
     UnknownAuthorization,
     UnknownCustomer,
     UnknownGrant,
+    VendorCostUnknown,
 )
 from creditgate_sdk.guard import AsyncGuard, Guard
 from creditgate_sdk.models import (
+    ActionRatio,
+    AppliedMultiplier,
     Asset,
     AssetBalance,
     Authorization,
     BatchItem,
+    CardRatios,
     Charge,
     ChargeEvent,
     Customer,
     Draw,
+    FullMarginReport,
     LedgerEntry,
     LedgerPage,
     LedgerTransaction,
     Lot,
+    MarginDistribution,
+    MarginReport,
+    MarginRow,
+    ModelPrice,
     Policy,
+    PriceLine,
+    PriceQuote,
+    RateCardVersion,
+    RatioCase,
     Settlement,
+    VendorCostInfo,
     Wallet,
+    WhatIf,
+    WhatIfCardAction,
+    WhatIfRow,
 )
 from creditgate_sdk.pricing import Price, TokenRate
 from creditgate_sdk.usage import Usage, UsageMeter, UsageNotFound, usage_from
@@ -68,14 +86,17 @@ from creditgate_sdk.usage import Usage, UsageMeter, UsageNotFound, usage_from
 __all__ = [
     "APIConnectionError",
     "APITimeoutError",
+    "ActionRatio",
     "AlreadyExists",
     "AmountOverflow",
+    "AppliedMultiplier",
     "Asset",
     "AssetBalance",
     "AsyncClient",
     "AsyncGuard",
     "Authorization",
     "BatchItem",
+    "CardRatios",
     "Charge",
     "ChargeEvent",
     "Client",
@@ -85,6 +106,7 @@ __all__ = [
     "Declined",
     "Draw",
     "FieldError",
+    "FullMarginReport",
     "GrantNotActive",
     "Guard",
     "HoldAlreadySettled",
@@ -97,12 +119,21 @@ __all__ = [
     "LedgerPage",
     "LedgerTransaction",
     "Lot",
+    "MarginDistribution",
+    "MarginReport",
+    "MarginRow",
+    "ModelPrice",
+    "NoPrice",
     "NotFound",
     "PermissionDenied",
     "Policy",
     "Price",
+    "PriceLine",
+    "PriceQuote",
     "Problem",
+    "RateCardVersion",
     "RateLimited",
+    "RatioCase",
     "RetryPolicy",
     "ServerError",
     "ServiceUnavailable",
@@ -117,7 +148,12 @@ __all__ = [
     "Usage",
     "UsageMeter",
     "UsageNotFound",
+    "VendorCostInfo",
+    "VendorCostUnknown",
     "Wallet",
+    "WhatIf",
+    "WhatIfCardAction",
+    "WhatIfRow",
     "__version__",
     "new_idempotency_key",
     "usage_from",

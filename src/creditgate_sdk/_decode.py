@@ -49,7 +49,8 @@ def _value(hint: Any, data: Any, where: str) -> Any:
         return tuple(_value(inner, item, f"{where}[{i}]") for i, item in enumerate(data))
     if origin is dict:
         _expect(isinstance(data, dict), where, "an object", data)
-        return dict(data)
+        inner = typing.get_args(hint)[1]
+        return {key: _value(inner, item, f"{where}.{key}") for key, item in data.items()}
     if hint is Problem:
         return problem_from(data)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote as url_quote
 
 from creditgate_sdk._decode import decode
 from creditgate_sdk.errors import UnexpectedResponse
@@ -18,9 +18,13 @@ from creditgate_sdk.models import (
     Charge,
     ChargeEvent,
     Customer,
+    FullMarginReport,
     LedgerPage,
     Lot,
+    ModelPrice,
     Policy,
+    PriceQuote,
+    RateCardVersion,
     Settlement,
     Wallet,
 )
@@ -44,7 +48,7 @@ def _p(segment: str) -> str:
     """One path segment: customer ids are the product's own and may hold any character."""
     if not isinstance(segment, str) or not segment:
         raise ValueError(f"expected a non-empty id, got {segment!r}")
-    return quote(segment, safe="")
+    return url_quote(segment, safe="")
 
 
 def _body(**values: Any) -> dict[str, Any]:
@@ -56,13 +60,18 @@ def _json(value: Any) -> Any:
     if isinstance(value, float):
         raise TypeError("amounts and rates are integers or Decimal, never float")
     if isinstance(value, Decimal):
-        return str(value)
+        if not value.is_finite():
+            raise ValueError(f"decimals sent to creditgate must be finite, got {value}")
+        # Plain fixed-point text: the API reads "0.00002", not "2E-5".
+        return format(value, "f")
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("datetimes sent to creditgate must be timezone-aware")
         return value.isoformat()
     if isinstance(value, Mapping):
-        return dict(value)
+        return {str(k): _json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json(v) for v in value]
     return value
 
 
@@ -176,15 +185,33 @@ def void_grant(grant: str, reason: str | None) -> Operation[Lot]:
 # The gate
 
 
+Dimensions = Mapping[str, str]
+Quantities = Mapping[str, int | Decimal | str]
+Money = Decimal | str | int
+
+
 def authorize(
     customer: str,
-    asset: str,
-    amount: int,
+    asset: str | None,
+    amount: int | None,
+    *,
+    action: str | None,
+    dimensions: Dimensions | None,
+    quantities: Quantities | None,
+    rate_card: str | None,
     ttl_seconds: int | None,
     metadata: Mapping[str, Any] | None,
 ) -> Operation[Authorization]:
     body = _body(
-        customer=customer, asset=asset, amount=amount, ttl_seconds=ttl_seconds, metadata=metadata
+        customer=customer,
+        asset=asset,
+        amount=amount,
+        action=action,
+        dimensions=dimensions,
+        quantities=quantities,
+        rate_card=rate_card,
+        ttl_seconds=ttl_seconds,
+        metadata=metadata,
     )
     return Operation("POST", "/v1/authorizations", _one(Authorization), body)
 
@@ -194,9 +221,21 @@ def get_authorization(authorization: str) -> Operation[Authorization]:
 
 
 def settle(
-    authorization: str, amount: int, action: str | None, metadata: Mapping[str, Any] | None
+    authorization: str,
+    amount: int | None,
+    *,
+    quantities: Quantities | None,
+    vendor_cost: Money | None,
+    action: str | None,
+    metadata: Mapping[str, Any] | None,
 ) -> Operation[Settlement]:
-    body = _body(amount=amount, action=action, metadata=metadata)
+    body = _body(
+        amount=amount,
+        quantities=quantities,
+        vendor_cost=_money(vendor_cost),
+        action=action,
+        metadata=metadata,
+    )
     path = f"/v1/authorizations/{_p(authorization)}/settle"
     return Operation("POST", path, _one(Settlement), body)
 
@@ -208,18 +247,116 @@ def void(authorization: str) -> Operation[Authorization]:
 
 def charge(
     customer: str,
-    asset: str,
-    amount: int,
+    asset: str | None,
+    amount: int | None,
+    *,
     action: str | None,
+    dimensions: Dimensions | None,
+    quantities: Quantities | None,
+    vendor_cost: Money | None,
+    rate_card: str | None,
     metadata: Mapping[str, Any] | None,
 ) -> Operation[Charge]:
-    body = _body(customer=customer, asset=asset, amount=amount, action=action, metadata=metadata)
+    body = _body(
+        customer=customer,
+        asset=asset,
+        amount=amount,
+        action=action,
+        dimensions=dimensions,
+        quantities=quantities,
+        vendor_cost=_money(vendor_cost),
+        rate_card=rate_card,
+        metadata=metadata,
+    )
     return Operation("POST", "/v1/charges", _one(Charge), body)
 
 
 def charge_batch(events: Sequence[ChargeEvent]) -> Operation[list[BatchItem]]:
-    body = {"events": [_body(**asdict(event)) for event in events]}
+    body = {"events": [_event(event) for event in events]}
     return Operation("POST", "/v1/charges/batch", _listed(BatchItem), body)
+
+
+def _event(event: ChargeEvent) -> dict[str, Any]:
+    values = {f: getattr(event, f) for f in event.__dataclass_fields__}
+    return _body(**{**values, "vendor_cost": _money(event.vendor_cost)})
+
+
+def _money(value: Money | None) -> Money | None:
+    # An int is sent as its decimal text: the API reads USD amounts as exact strings.
+    return Decimal(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+# Pricing
+
+
+def publish_rate_card(
+    spec: Mapping[str, Any], name: str | None, effective_at: datetime | None
+) -> Operation[RateCardVersion]:
+    body = _body(spec=spec, name=name, effective_at=effective_at)
+    return Operation("POST", "/v1/rate-cards", _one(RateCardVersion), body)
+
+
+def list_rate_cards(name: str | None) -> Operation[list[RateCardVersion]]:
+    params: dict[str, str | int] | None = None if name is None else {"name": name}
+    return Operation("GET", "/v1/rate-cards", _listed(RateCardVersion), params=params)
+
+
+def quote(
+    action: str,
+    dimensions: Dimensions | None,
+    quantities: Quantities | None,
+    rate_card: str | None,
+    at: datetime | None,
+) -> Operation[PriceQuote]:
+    body = _body(
+        action=action, dimensions=dimensions, quantities=quantities, rate_card=rate_card, at=at
+    )
+    return Operation("POST", "/v1/rate-cards/quote", _one(PriceQuote), body)
+
+
+def set_model_price(
+    model: str,
+    *,
+    input_mtok: Money,
+    output_mtok: Money,
+    cache_read_mtok: Money | None,
+    provider: str | None,
+    effective_at: datetime | None,
+) -> Operation[ModelPrice]:
+    body = _body(
+        model=model,
+        input_mtok=_money(input_mtok),
+        output_mtok=_money(output_mtok),
+        cache_read_mtok=_money(cache_read_mtok),
+        provider=provider,
+        effective_at=effective_at,
+    )
+    return Operation("POST", "/v1/model-prices", _one(ModelPrice), body)
+
+
+def margin_report(
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    by: str | None,
+    asset: str | None,
+    rate_card: str | None,
+    worst: int | None,
+    change: Decimal | str | None,
+    target: Decimal | str | None,
+) -> Operation[FullMarginReport]:
+    values = {
+        "from": start,
+        "to": end,
+        "by": by,
+        "asset": asset,
+        "rate_card": rate_card,
+        "worst": worst,
+        "change": change,
+        "target": target,
+    }
+    params: dict[str, str | int] = {k: _json(v) for k, v in values.items() if v is not None}
+    return Operation("GET", "/v1/reports/margin", _one(FullMarginReport), params=params or None)
 
 
 # Reading

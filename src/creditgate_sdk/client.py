@@ -30,6 +30,7 @@ from typing import Any, ParamSpec, TypeVar
 import httpx
 
 from creditgate_sdk import _operations as ops
+from creditgate_sdk._operations import Money, Quantities
 from creditgate_sdk._retry import RETRY_EXCEPTIONS, RETRY_STATUSES, RetryPolicy, retry_after
 from creditgate_sdk._version import __version__
 from creditgate_sdk.errors import (
@@ -56,10 +57,14 @@ from creditgate_sdk.models import (
     Charge,
     ChargeEvent,
     Customer,
+    FullMarginReport,
     LedgerPage,
     LedgerTransaction,
     Lot,
+    ModelPrice,
     Policy,
+    PriceQuote,
+    RateCardVersion,
     Settlement,
     Wallet,
 )
@@ -169,6 +174,7 @@ class _BaseClient:
         max_tokens: int | None,
         quantities: Mapping[str, int] | None,
         dimensions: Mapping[str, str] | None,
+        rate_card: str | None,
         ttl_seconds: int | None,
         metadata: Mapping[str, Any] | None,
         idempotency_key: str | None,
@@ -176,7 +182,8 @@ class _BaseClient:
         return plan(
             customer=customer,
             action=action,
-            asset=asset or self.default_asset,
+            asset=asset,
+            default_asset=self.default_asset,
             amount=amount,
             price=price or self.price,
             model=model,
@@ -184,6 +191,7 @@ class _BaseClient:
             max_tokens=max_tokens,
             quantities=quantities,
             dimensions=dimensions,
+            rate_card=rate_card,
             ttl_seconds=ttl_seconds,
             metadata=metadata,
             idempotency_key=idempotency_key or new_idempotency_key(),
@@ -194,8 +202,9 @@ class Client(_BaseClient):
     """The creditgate API, synchronously.
 
     `Client(base_url, api_key)`; both default to $CREDITGATE_BASE_URL and $CREDITGATE_API_KEY.
-    `price` is the default for guards (a function of `Usage`, e.g. `TokenRate`);
-    `default_asset` is the asset guards hold when not told otherwise.
+    Guards are priced by the server's rate card unless given `amount=` or a `price`; `price`
+    here is the default for guards (a function of `Usage`, e.g. `TokenRate`), and
+    `default_asset` the asset a guard holds an amount of when not told otherwise.
     """
 
     def __init__(
@@ -353,15 +362,32 @@ class Client(_BaseClient):
     def authorize(
         self,
         customer: str,
-        asset: str,
-        amount: int,
+        asset: str | None = None,
+        amount: int | None = None,
         *,
+        action: str | None = None,
+        dimensions: Mapping[str, str] | None = None,
+        quantities: Quantities | None = None,
+        rate_card: str | None = None,
         ttl_seconds: int | None = None,
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> Authorization:
-        """Hold `amount` before a call; a decline is an answer (`approved` False), not an error."""
-        op = ops.authorize(customer, asset, amount, ttl_seconds, metadata)
+        """Hold credit before a call: `amount` of `asset`, or (no amount) the rate card's price
+        of `action` for its `dimensions` and estimated `quantities`, e.g.
+        `{"input_tokens": n, "output_tokens": max_tokens}`. A decline is an answer
+        (`approved` False), not an error."""
+        op = ops.authorize(
+            customer,
+            asset,
+            amount,
+            action=action,
+            dimensions=dimensions,
+            quantities=quantities,
+            rate_card=rate_card,
+            ttl_seconds=ttl_seconds,
+            metadata=metadata,
+        )
         return self._send(op, idempotency_key)
 
     def authorization(self, authorization: str) -> Authorization:
@@ -370,13 +396,26 @@ class Client(_BaseClient):
     def settle(
         self,
         authorization: str,
-        amount: int,
+        amount: int | None = None,
         *,
+        quantities: Quantities | None = None,
+        vendor_cost: Money | None = None,
         action: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> Settlement:
-        return self._send(ops.settle(authorization, amount, action, metadata), idempotency_key)
+        """Charge what the call used and release the rest of the hold: `amount`, or (for a hold
+        priced by the rate card) the actual `quantities`, priced by the card version the hold
+        was priced with. `vendor_cost` (USD) replaces the cost the card would compute."""
+        op = ops.settle(
+            authorization,
+            amount,
+            quantities=quantities,
+            vendor_cost=vendor_cost,
+            action=action,
+            metadata=metadata,
+        )
+        return self._send(op, idempotency_key)
 
     def void(self, authorization: str, *, idempotency_key: str | None = None) -> Authorization:
         return self._send(ops.void(authorization), idempotency_key)
@@ -384,21 +423,117 @@ class Client(_BaseClient):
     def charge(
         self,
         customer: str,
-        asset: str,
-        amount: int,
+        asset: str | None = None,
+        amount: int | None = None,
         *,
         action: str | None = None,
+        dimensions: Mapping[str, str] | None = None,
+        quantities: Quantities | None = None,
+        vendor_cost: Money | None = None,
+        rate_card: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> Charge:
-        """Authorize and settle in one step; a decline comes back as a `declined` charge."""
-        op = ops.charge(customer, asset, amount, action, metadata)
+        """Authorize and settle in one step (`amount`, or the card's price of `action`); a
+        decline comes back as a `declined` charge."""
+        op = ops.charge(
+            customer,
+            asset,
+            amount,
+            action=action,
+            dimensions=dimensions,
+            quantities=quantities,
+            vendor_cost=vendor_cost,
+            rate_card=rate_card,
+            metadata=metadata,
+        )
         return self._send(op, idempotency_key)
 
     def charge_batch(
         self, events: Sequence[ChargeEvent], *, idempotency_key: str | None = None
     ) -> list[BatchItem]:
         return self._send(ops.charge_batch(events), idempotency_key)
+
+    # Pricing
+
+    def publish_rate_card(
+        self,
+        spec: Mapping[str, Any],
+        *,
+        name: str | None = None,
+        effective_at: datetime | None = None,
+        idempotency_key: str | None = None,
+    ) -> RateCardVersion:
+        """Publish the next version of a rate card (`name` defaults to "default"), in effect
+        from `effective_at` (default now). Give prices as decimal strings or `Decimal`."""
+        op = ops.publish_rate_card(spec, name, effective_at)
+        return self._send(op, idempotency_key)
+
+    def rate_cards(self, *, name: str | None = None) -> list[RateCardVersion]:
+        """Every version of the tenant's rate cards (or of the card `name`), oldest first."""
+        return self._send(ops.list_rate_cards(name))
+
+    def quote(
+        self,
+        action: str,
+        dimensions: Mapping[str, str] | None = None,
+        quantities: Quantities | None = None,
+        *,
+        rate_card: str | None = None,
+        at: datetime | None = None,
+    ) -> PriceQuote:
+        """What an action costs, line by line with its vendor cost; changes nothing."""
+        return self._send(ops.quote(action, dimensions, quantities, rate_card, at))
+
+    def set_model_price(
+        self,
+        model: str,
+        *,
+        input_mtok: Money,
+        output_mtok: Money,
+        cache_read_mtok: Money | None = None,
+        provider: str | None = None,
+        effective_at: datetime | None = None,
+        idempotency_key: str | None = None,
+    ) -> ModelPrice:
+        """Your own price of an LLM model (USD per million tokens) for vendor costs from
+        `effective_at` (default now) on, in place of the maintained price table."""
+        op = ops.set_model_price(
+            model,
+            input_mtok=input_mtok,
+            output_mtok=output_mtok,
+            cache_read_mtok=cache_read_mtok,
+            provider=provider,
+            effective_at=effective_at,
+        )
+        return self._send(op, idempotency_key)
+
+    def margin_report(
+        self,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        by: str | None = None,
+        asset: str | None = None,
+        rate_card: str | None = None,
+        worst: int | None = None,
+        change: Decimal | str | None = None,
+        target: Decimal | str | None = None,
+    ) -> FullMarginReport:
+        """Margin of the charges created in [start, end) (default: the last 30 days), grouped
+        `by` action, model, customer or day; across customers; the card's worst cases; and
+        what falls below `target` margin if vendor prices change by `change`."""
+        op = ops.margin_report(
+            start=start,
+            end=end,
+            by=by,
+            asset=asset,
+            rate_card=rate_card,
+            worst=worst,
+            change=change,
+            target=target,
+        )
+        return self._send(op)
 
     # Reading
 
@@ -439,6 +574,7 @@ class Client(_BaseClient):
         max_tokens: int | None = None,
         quantities: Mapping[str, int] | None = None,
         dimensions: Mapping[str, str] | None = None,
+        rate_card: str | None = None,
         ttl_seconds: int | None = None,
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
@@ -455,6 +591,7 @@ class Client(_BaseClient):
             max_tokens=max_tokens,
             quantities=quantities,
             dimensions=dimensions,
+            rate_card=rate_card,
             ttl_seconds=ttl_seconds,
             metadata=metadata,
             idempotency_key=idempotency_key,
@@ -474,6 +611,7 @@ class Client(_BaseClient):
         max_tokens: int | Callable[..., int] | None = None,
         quantities: Mapping[str, int] | None = None,
         dimensions: Mapping[str, str] | None = None,
+        rate_card: str | None = None,
         ttl_seconds: int | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -494,6 +632,7 @@ class Client(_BaseClient):
             max_tokens=max_tokens,
             quantities=quantities,
             dimensions=dimensions,
+            rate_card=rate_card,
             ttl_seconds=ttl_seconds,
             metadata=metadata,
         )
@@ -658,15 +797,32 @@ class AsyncClient(_BaseClient):
     async def authorize(
         self,
         customer: str,
-        asset: str,
-        amount: int,
+        asset: str | None = None,
+        amount: int | None = None,
         *,
+        action: str | None = None,
+        dimensions: Mapping[str, str] | None = None,
+        quantities: Quantities | None = None,
+        rate_card: str | None = None,
         ttl_seconds: int | None = None,
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> Authorization:
-        """Hold `amount` before a call; a decline is an answer (`approved` False), not an error."""
-        op = ops.authorize(customer, asset, amount, ttl_seconds, metadata)
+        """Hold credit before a call: `amount` of `asset`, or (no amount) the rate card's price
+        of `action` for its `dimensions` and estimated `quantities`, e.g.
+        `{"input_tokens": n, "output_tokens": max_tokens}`. A decline is an answer
+        (`approved` False), not an error."""
+        op = ops.authorize(
+            customer,
+            asset,
+            amount,
+            action=action,
+            dimensions=dimensions,
+            quantities=quantities,
+            rate_card=rate_card,
+            ttl_seconds=ttl_seconds,
+            metadata=metadata,
+        )
         return await self._send(op, idempotency_key)
 
     async def authorization(self, authorization: str) -> Authorization:
@@ -675,13 +831,25 @@ class AsyncClient(_BaseClient):
     async def settle(
         self,
         authorization: str,
-        amount: int,
+        amount: int | None = None,
         *,
+        quantities: Quantities | None = None,
+        vendor_cost: Money | None = None,
         action: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> Settlement:
-        op = ops.settle(authorization, amount, action, metadata)
+        """Charge what the call used and release the rest of the hold: `amount`, or (for a hold
+        priced by the rate card) the actual `quantities`, priced by the card version the hold
+        was priced with. `vendor_cost` (USD) replaces the cost the card would compute."""
+        op = ops.settle(
+            authorization,
+            amount,
+            quantities=quantities,
+            vendor_cost=vendor_cost,
+            action=action,
+            metadata=metadata,
+        )
         return await self._send(op, idempotency_key)
 
     async def void(
@@ -692,21 +860,117 @@ class AsyncClient(_BaseClient):
     async def charge(
         self,
         customer: str,
-        asset: str,
-        amount: int,
+        asset: str | None = None,
+        amount: int | None = None,
         *,
         action: str | None = None,
+        dimensions: Mapping[str, str] | None = None,
+        quantities: Quantities | None = None,
+        vendor_cost: Money | None = None,
+        rate_card: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> Charge:
-        """Authorize and settle in one step; a decline comes back as a `declined` charge."""
-        op = ops.charge(customer, asset, amount, action, metadata)
+        """Authorize and settle in one step (`amount`, or the card's price of `action`); a
+        decline comes back as a `declined` charge."""
+        op = ops.charge(
+            customer,
+            asset,
+            amount,
+            action=action,
+            dimensions=dimensions,
+            quantities=quantities,
+            vendor_cost=vendor_cost,
+            rate_card=rate_card,
+            metadata=metadata,
+        )
         return await self._send(op, idempotency_key)
 
     async def charge_batch(
         self, events: Sequence[ChargeEvent], *, idempotency_key: str | None = None
     ) -> list[BatchItem]:
         return await self._send(ops.charge_batch(events), idempotency_key)
+
+    # Pricing
+
+    async def publish_rate_card(
+        self,
+        spec: Mapping[str, Any],
+        *,
+        name: str | None = None,
+        effective_at: datetime | None = None,
+        idempotency_key: str | None = None,
+    ) -> RateCardVersion:
+        """Publish the next version of a rate card (`name` defaults to "default"), in effect
+        from `effective_at` (default now). Give prices as decimal strings or `Decimal`."""
+        op = ops.publish_rate_card(spec, name, effective_at)
+        return await self._send(op, idempotency_key)
+
+    async def rate_cards(self, *, name: str | None = None) -> list[RateCardVersion]:
+        """Every version of the tenant's rate cards (or of the card `name`), oldest first."""
+        return await self._send(ops.list_rate_cards(name))
+
+    async def quote(
+        self,
+        action: str,
+        dimensions: Mapping[str, str] | None = None,
+        quantities: Quantities | None = None,
+        *,
+        rate_card: str | None = None,
+        at: datetime | None = None,
+    ) -> PriceQuote:
+        """What an action costs, line by line with its vendor cost; changes nothing."""
+        return await self._send(ops.quote(action, dimensions, quantities, rate_card, at))
+
+    async def set_model_price(
+        self,
+        model: str,
+        *,
+        input_mtok: Money,
+        output_mtok: Money,
+        cache_read_mtok: Money | None = None,
+        provider: str | None = None,
+        effective_at: datetime | None = None,
+        idempotency_key: str | None = None,
+    ) -> ModelPrice:
+        """Your own price of an LLM model (USD per million tokens) for vendor costs from
+        `effective_at` (default now) on, in place of the maintained price table."""
+        op = ops.set_model_price(
+            model,
+            input_mtok=input_mtok,
+            output_mtok=output_mtok,
+            cache_read_mtok=cache_read_mtok,
+            provider=provider,
+            effective_at=effective_at,
+        )
+        return await self._send(op, idempotency_key)
+
+    async def margin_report(
+        self,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        by: str | None = None,
+        asset: str | None = None,
+        rate_card: str | None = None,
+        worst: int | None = None,
+        change: Decimal | str | None = None,
+        target: Decimal | str | None = None,
+    ) -> FullMarginReport:
+        """Margin of the charges created in [start, end) (default: the last 30 days), grouped
+        `by` action, model, customer or day; across customers; the card's worst cases; and
+        what falls below `target` margin if vendor prices change by `change`."""
+        op = ops.margin_report(
+            start=start,
+            end=end,
+            by=by,
+            asset=asset,
+            rate_card=rate_card,
+            worst=worst,
+            change=change,
+            target=target,
+        )
+        return await self._send(op)
 
     # Reading
 
@@ -748,6 +1012,7 @@ class AsyncClient(_BaseClient):
         max_tokens: int | None = None,
         quantities: Mapping[str, int] | None = None,
         dimensions: Mapping[str, str] | None = None,
+        rate_card: str | None = None,
         ttl_seconds: int | None = None,
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
@@ -764,6 +1029,7 @@ class AsyncClient(_BaseClient):
             max_tokens=max_tokens,
             quantities=quantities,
             dimensions=dimensions,
+            rate_card=rate_card,
             ttl_seconds=ttl_seconds,
             metadata=metadata,
             idempotency_key=idempotency_key,
@@ -783,6 +1049,7 @@ class AsyncClient(_BaseClient):
         max_tokens: int | Callable[..., int] | None = None,
         quantities: Mapping[str, int] | None = None,
         dimensions: Mapping[str, str] | None = None,
+        rate_card: str | None = None,
         ttl_seconds: int | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Coroutine[Any, Any, R]]]:
@@ -798,6 +1065,7 @@ class AsyncClient(_BaseClient):
             max_tokens=max_tokens,
             quantities=quantities,
             dimensions=dimensions,
+            rate_card=rate_card,
             ttl_seconds=ttl_seconds,
             metadata=metadata,
         )

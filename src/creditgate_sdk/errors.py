@@ -90,6 +90,19 @@ class AmountOverflow(InvalidRequest):
     code = "amount_overflow"
 
 
+class NoPrice(InvalidRequest):
+    """The rate card has no price for the action (or its dimensions): never a free call.
+    `field` says which: `action`, `dimensions` or `rate_card` (no card in effect)."""
+
+    code = "no_price"
+
+
+class VendorCostUnknown(NoPrice):
+    """The price is a multiple of the vendor cost, and the vendor cost is not known."""
+
+    code = "vendor_cost_unknown"
+
+
 class Unauthorized(CreditgateError):
     """No API key, or one that is malformed, unknown or revoked."""
 
@@ -196,6 +209,8 @@ _BY_CODE: dict[str, type[CreditgateError]] = {
     for cls in (
         InvalidRequest,
         AmountOverflow,
+        NoPrice,
+        VendorCostUnknown,
         Unauthorized,
         PermissionDenied,
         NotFound,

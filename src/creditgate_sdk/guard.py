@@ -1,6 +1,6 @@
 """The guard around an LLM call: hold before it, settle the real usage after, void on failure.
 
-    cg = Client(base_url, api_key, price=TokenRate(input="0.1", output="0.4"))
+    cg = Client(base_url, api_key)
     with cg.guard("cust_42", "chat.completion", model="gpt-4.1", input_tokens=n,
                   max_tokens=800) as g:
         resp = openai_client.chat.completions.create(...)
@@ -14,14 +14,19 @@ plain quantities (`g.settle(input_tokens=..., output_tokens=...)`) or `amount=`.
 `async with acg.guard(...)` is the same for `AsyncClient`; `@cg.guarded(...)` wraps a
 function and settles on the response it returns.
 
-Pricing today: the hold is `amount=` as given, or `price(estimate)` where the estimate is
-`Usage(input_tokens, output_tokens=max_tokens, quantities)`; the settle is `amount=` as
-given, or `price(usage)` of what was passed or observed. `price` is any function from
-`Usage` to minor units (e.g. `TokenRate`), given to the guard or as the client's default.
-Server-side rate cards will replace it: the guard already takes `action`, `model`,
-`dimensions` and quantities (recorded in the hold's and charge's metadata today), and will
-send them for the server to price, so callers that pass no `price` then need no change and
-callers that pass one keep working.
+Pricing. With neither `amount=` nor `price=` (on the guard or the client), the server's rate
+card prices both ends: the hold is the card's price of `action` with `dimensions` (and
+`model` as the `model` dimension) for the estimate — `input_tokens`, `max_tokens` as
+`output_tokens`, and any other `quantities` — and the settle sends the quantities read off
+the response, which the server prices by the same card version the hold used. Tokens go in
+the server's disjoint counts (`Usage.as_quantities`): OpenAI's `input_tokens` include cached
+ones, so cache reads and writes are taken out of them. A card that prices `chat.completion`
+per token should price `cached_tokens` (and `cache_write_tokens`, if the provider reports
+them) too, or name an `llm` vendor, since a quantity the card does not know is refused.
+
+With `amount=` the hold is that amount; with `price=` (any function from `Usage` to minor
+units, e.g. `TokenRate`) it is `price(estimate)`, and the settle is `price(usage)` or
+`amount=`: the client prices, the server records `action` and `dimensions` as labels.
 
 Writes are idempotent: the hold uses the guard's key (`idempotency_key=` or a new one), the
 settle and the void that key plus `:settle` / `:void`, and every retry keeps them.
@@ -36,6 +41,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -62,12 +68,13 @@ class GuardSpec:
 
     customer: str
     action: str | None
-    asset: str
-    hold: int
+    asset: str | None  # None: the asset the rate card prices in
+    hold: int | None  # None: the server's rate card prices the hold from `estimate`
     price: Price | None
     model: str | None
     estimate: Usage | None
     dimensions: Mapping[str, str] = field(default_factory=dict)
+    rate_card: str | None = None
     ttl_seconds: int | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     idempotency_key: str
@@ -77,7 +84,8 @@ def plan(
     *,
     customer: str,
     action: str | None,
-    asset: str,
+    asset: str | None,
+    default_asset: str,
     amount: int | None,
     price: Price | None,
     model: str | None,
@@ -85,6 +93,7 @@ def plan(
     max_tokens: int | None,
     quantities: Mapping[str, int] | None,
     dimensions: Mapping[str, str] | None,
+    rate_card: str | None,
     ttl_seconds: int | None,
     metadata: Mapping[str, Any] | None,
     idempotency_key: str,
@@ -97,26 +106,33 @@ def plan(
             model=model,
             quantities=quantities or {},
         )
-    if amount is None:
-        if price is None:
-            raise TypeError(
-                "the guard needs amount= (the hold) or price= (a function of Usage, e.g."
-                " TokenRate) until server-side rate cards price actions"
-            )
-        hold = _priced(price, estimate or Usage(model=model))
-    else:
+    dims = dict(dimensions or {})
+    if model is not None and dims.get("model", model) != model:
+        raise ValueError(f"model={model!r} and dimensions['model']={dims['model']!r} differ")
+    hold: int | None
+    if amount is not None:
         hold = amount
-    if isinstance(hold, bool) or not isinstance(hold, int) or hold < 1:
+    elif price is not None:
+        hold = _priced(price, estimate or Usage(model=model))
+    elif action is None:
+        raise TypeError(
+            "the guard needs an action for the server's rate card to price, amount= (the"
+            " hold), or price= (a function of Usage, e.g. TokenRate)"
+        )
+    else:
+        hold = None
+    if hold is not None and (isinstance(hold, bool) or not isinstance(hold, int) or hold < 1):
         raise ValueError(f"the hold must be a whole amount of 1 or more minor units, got {hold!r}")
     return GuardSpec(
         customer=customer,
         action=action,
-        asset=asset,
+        asset=asset if hold is None else asset or default_asset,
         hold=hold,
         price=price,
         model=model,
         estimate=estimate,
-        dimensions=dict(dimensions or {}),
+        dimensions=dims,
+        rate_card=rate_card,
         ttl_seconds=ttl_seconds,
         metadata=dict(metadata or {}),
         idempotency_key=idempotency_key,
@@ -132,7 +148,8 @@ def _priced(price: Price, usage: Usage) -> int:
 
 @dataclass(frozen=True, slots=True)
 class _Terms:
-    amount: int
+    amount: int | None
+    quantities: dict[str, int] | None  # for the rate card to price, when amount is None
     usage: Usage | None
     metadata: dict[str, Any]
 
@@ -156,9 +173,16 @@ class _GuardState:
         return self._status
 
     @property
-    def amount(self) -> int:
-        """The amount held."""
-        return self.spec.hold
+    def amount(self) -> int | None:
+        """The amount held (priced by the server: known once the hold is made)."""
+        if self.spec.hold is not None:
+            return self.spec.hold
+        return None if self.authorization is None else self.authorization.requested
+
+    @property
+    def server_priced(self) -> bool:
+        """Whether the server's rate card prices the hold and the settle."""
+        return self.spec.hold is None
 
     def observe(self, item: T) -> T:
         """Record the usage a stream event carries; returns it, for `for c in map(g.observe, s)`."""
@@ -169,6 +193,32 @@ class _GuardState:
     @property
     def _key(self) -> str:
         return self.spec.idempotency_key
+
+    def _authorize_request(self) -> dict[str, Any]:
+        """The arguments of `authorize`: priced by the card, or an amount with labels."""
+        spec = self.spec
+        dimensions = {**spec.dimensions, **({"model": spec.model} if spec.model else {})}
+        common: dict[str, Any] = {
+            "action": spec.action,
+            "dimensions": dimensions or None,
+            "ttl_seconds": spec.ttl_seconds,
+            "idempotency_key": self._key,
+        }
+        if spec.hold is None:
+            quantities = spec.estimate.as_quantities() if spec.estimate is not None else {}
+            return {
+                **common,
+                "asset": spec.asset,
+                "quantities": quantities,
+                "rate_card": spec.rate_card,
+                "metadata": dict(spec.metadata) or None,
+            }
+        return {
+            **common,
+            "asset": spec.asset,
+            "amount": spec.hold,
+            "metadata": self._authorize_metadata(),
+        }
 
     def _authorize_metadata(self) -> dict[str, Any]:
         spec = self.spec
@@ -238,15 +288,22 @@ class _GuardState:
                 )
         if usage is not None and usage.model is None and self.spec.model:
             usage = replace(usage, model=self.spec.model)
+        priced: dict[str, int] | None = None
         if amount is None:
             if usage is None:
                 raise TypeError("settle() needs a response, quantities, observed events or amount=")
-            if self.spec.price is None:
+            if self.server_priced:
+                priced = usage.as_quantities()
+            elif self.spec.price is None:
                 raise TypeError(
-                    "no price to turn usage into an amount: give the guard price= or settle"
-                    " with amount="
+                    "no price to turn usage into an amount: give the guard price= (or no"
+                    " amount=, for the rate card to price it), or settle with amount="
                 )
-            amount = _priced(self.spec.price, usage)
+            else:
+                amount = _priced(self.spec.price, usage)
+        if self.server_priced:
+            # The charge records the quantities and the price; only the caller's metadata.
+            return _Terms(amount, priced, usage, {**self.spec.metadata, **(metadata or {})})
         auto: dict[str, Any] = {}
         if self.spec.model:
             auto["model"] = self.spec.model
@@ -254,7 +311,7 @@ class _GuardState:
             auto["dimensions"] = dict(self.spec.dimensions)
         if usage is not None:
             auto["usage"] = usage.as_dict()
-        return _Terms(amount, usage, {**auto, **self.spec.metadata, **(metadata or {})})
+        return _Terms(amount, None, usage, {**auto, **self.spec.metadata, **(metadata or {})})
 
     def _settled(self, settlement: Settlement, usage: Usage | None) -> None:
         self.settlement = settlement
@@ -314,15 +371,8 @@ class Guard(_GuardState):
     def __enter__(self) -> Guard:
         if self._status != "new":
             raise RuntimeError("a guard can be entered once")
-        spec = self.spec
-        authorization = self._client.authorize(
-            spec.customer,
-            spec.asset,
-            spec.hold,
-            ttl_seconds=spec.ttl_seconds,
-            metadata=self._authorize_metadata(),
-            idempotency_key=self._key,
-        )
+        request = self._authorize_request()
+        authorization = self._client.authorize(self.spec.customer, **request)
         self._opened(authorization)
         return self
 
@@ -349,9 +399,14 @@ class Guard(_GuardState):
         cache_write_tokens: int | None = None,
         reasoning_tokens: int | None = None,
         quantities: Mapping[str, int] | None = None,
+        vendor_cost: Decimal | str | int | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> Settlement:
-        """Charge the call: from response objects, quantities, observed events, or `amount=`."""
+        """Charge the call: from response objects, quantities, observed events, or `amount=`.
+
+        Token counts given here are in `Usage`'s convention (`input_tokens` includes cached
+        ones). `vendor_cost` (USD) replaces the cost the rate card would compute.
+        """
         hold = self._pending_id()
         tokens = _usage_kwargs(
             input_tokens, output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens
@@ -361,8 +416,10 @@ class Guard(_GuardState):
             settlement = self._client.settle(
                 hold,
                 terms.amount,
+                quantities=terms.quantities,
+                vendor_cost=vendor_cost,
                 action=self.spec.action,
-                metadata=terms.metadata,
+                metadata=terms.metadata or None,
                 idempotency_key=f"{self._key}:settle",
             )
         except Exception as error:
@@ -401,15 +458,8 @@ class AsyncGuard(_GuardState):
     async def __aenter__(self) -> AsyncGuard:
         if self._status != "new":
             raise RuntimeError("a guard can be entered once")
-        spec = self.spec
-        authorization = await self._client.authorize(
-            spec.customer,
-            spec.asset,
-            spec.hold,
-            ttl_seconds=spec.ttl_seconds,
-            metadata=self._authorize_metadata(),
-            idempotency_key=self._key,
-        )
+        request = self._authorize_request()
+        authorization = await self._client.authorize(self.spec.customer, **request)
         self._opened(authorization)
         return self
 
@@ -436,9 +486,14 @@ class AsyncGuard(_GuardState):
         cache_write_tokens: int | None = None,
         reasoning_tokens: int | None = None,
         quantities: Mapping[str, int] | None = None,
+        vendor_cost: Decimal | str | int | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> Settlement:
-        """Charge the call: from response objects, quantities, observed events, or `amount=`."""
+        """Charge the call: from response objects, quantities, observed events, or `amount=`.
+
+        Token counts given here are in `Usage`'s convention (`input_tokens` includes cached
+        ones). `vendor_cost` (USD) replaces the cost the rate card would compute.
+        """
         hold = self._pending_id()
         tokens = _usage_kwargs(
             input_tokens, output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens
@@ -448,8 +503,10 @@ class AsyncGuard(_GuardState):
             settlement = await self._client.settle(
                 hold,
                 terms.amount,
+                quantities=terms.quantities,
+                vendor_cost=vendor_cost,
                 action=self.spec.action,
-                metadata=terms.metadata,
+                metadata=terms.metadata or None,
                 idempotency_key=f"{self._key}:settle",
             )
         except Exception as error:
@@ -485,6 +542,7 @@ class GuardOptions:
     max_tokens: int | Callable[..., int] | None
     quantities: Mapping[str, int] | None
     dimensions: Mapping[str, str] | None
+    rate_card: str | None
     ttl_seconds: int | None
     metadata: Mapping[str, Any] | None
 
@@ -530,6 +588,7 @@ def _guard_kwargs(
         "max_tokens": _resolved(options.max_tokens, args, kwargs),
         "quantities": options.quantities,
         "dimensions": options.dimensions,
+        "rate_card": options.rate_card,
         "ttl_seconds": options.ttl_seconds,
         "metadata": options.metadata,
     }

@@ -1,12 +1,14 @@
 """What the API answers with, as frozen dataclasses mirroring the server's result models.
 
-Amounts are integers in the asset's minor unit; cost bases are `Decimal`; times are aware
-`datetime`s. Fields the server adds later are ignored, so an older SDK keeps working.
+Amounts are integers in the asset's minor unit; cost bases, prices and USD amounts are
+`Decimal`; times are aware `datetime`s. Fields the server adds later are ignored, so an older
+SDK keeps working.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -151,6 +153,7 @@ class Authorization:
     dimensions: dict[str, str] | None = None
     quantities: dict[str, str] | None = None  # decimal strings
     rate_card_id: str | None = None
+    warnings: tuple[str, ...] = ()  # e.g. a margin guard's, when it approves with a warning
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -186,12 +189,20 @@ class LedgerPage:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ChargeEvent:
-    """One usage event of a batch; its idempotency key makes a resent batch safe."""
+    """One usage event of a batch; its idempotency key makes a resent batch safe.
+
+    An `amount` (with `asset`), or no amount and an `action` with its `dimensions` and
+    `quantities` for the rate card to price.
+    """
 
     customer: str
-    asset: str
-    amount: int
+    asset: str | None = None
+    amount: int | None = None
     action: str | None = None
+    dimensions: Mapping[str, str] | None = None
+    quantities: Mapping[str, int | Decimal | str] | None = None
+    vendor_cost: Decimal | str | int | None = None  # USD; computed by the card if left out
+    rate_card: str | None = None
     metadata: dict[str, Any] | None = None
     idempotency_key: str = field(default_factory=lambda: str(uuid.uuid4()))
 
@@ -204,3 +215,181 @@ class BatchItem:
     status: str
     charge: Charge | None = None
     error: Problem | None = None
+
+
+# Pricing
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RateCardVersion:
+    """One published version of a rate card; `spec` is the card as the server keeps it."""
+
+    id: str
+    name: str
+    version: int
+    effective_at: datetime
+    spec: dict[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PriceLine:
+    name: str  # "flat", a quantity's name, or "vendor_cost"
+    quantity: Decimal
+    unit_price: Decimal
+    subtotal: Decimal
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AppliedMultiplier:
+    index: int
+    match: dict[str, str]
+    factor: Decimal
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class VendorCostInfo:
+    usd: Decimal | None  # None: unknown, and `reason` says why
+    source: str  # explicit | card | tenant_override | genai_prices | unknown
+    reason: str | None = None
+    provider: str | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PriceQuote:
+    """An action priced by a rate card version, line by line, with its vendor cost."""
+
+    rate_card_id: str
+    rate_card_version: int
+    action: str
+    asset: str
+    scale: int
+    rule: int
+    match: dict[str, str]
+    dimensions: dict[str, str]
+    quantities: dict[str, Decimal]
+    lines: tuple[PriceLine, ...]
+    multipliers: tuple[AppliedMultiplier, ...] = ()
+    subtotal: Decimal
+    minimum: Decimal | None = None
+    units: Decimal  # exact, in units of the asset
+    amount: int  # minor units: what a charge of these quantities takes
+    rounding: str
+    credit_value_usd: Decimal | None = None
+    vendor_cost: VendorCostInfo | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ModelPrice:
+    """A tenant's own price of an LLM model, USD per million tokens."""
+
+    model: str
+    provider: str | None = None
+    input_mtok: Decimal
+    output_mtok: Decimal
+    cache_read_mtok: Decimal | None = None
+    effective_at: datetime
+
+
+# Margin reports (see the server's `services.margin` for every definition)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MarginRow:
+    key: str | None  # the action, model, customer or day (None: not recorded)
+    charges: int
+    amount: int  # minor units
+    credits: Decimal  # units of the asset
+    revenue: Decimal  # USD
+    vendor_cost: Decimal  # USD, of the charges whose cost is known
+    cost_unknown: int
+    gross_margin: Decimal
+    margin: Decimal | None = None  # gross_margin / revenue: 0.6 is 60%
+    list_value: Decimal | None = None  # credits at the card's credit_value_usd
+    credit_to_cost: Decimal | None = None  # list_value / vendor_cost
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MarginReport:
+    asset: str
+    start: datetime
+    end: datetime
+    by: str
+    credit_value_usd: Decimal | None = None
+    rows: tuple[MarginRow, ...]
+    total: MarginRow
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MarginDistribution:
+    customers: int
+    with_revenue: int
+    median: Decimal | None = None
+    p10: Decimal | None = None
+    p90: Decimal | None = None
+    worst: tuple[MarginRow, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RatioCase:
+    dimensions: dict[str, str]
+    rule: int
+    multipliers: tuple[int, ...]
+    quantities: dict[str, Decimal]
+    credits: Decimal
+    list_value: Decimal
+    vendor_cost: Decimal | None = None
+    ratio: Decimal | None = None
+    list_margin: Decimal | None = None
+    reason: str | None = None  # why there is no ratio
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ActionRatio:
+    action: str
+    worst: RatioCase | None = None
+    cases: tuple[RatioCase, ...] = ()
+    complete: bool = True
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CardRatios:
+    asset: str
+    credit_value_usd: Decimal
+    actions: tuple[ActionRatio, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WhatIfRow:
+    key: str | None
+    revenue: Decimal
+    vendor_cost: Decimal  # after the change
+    gross_margin: Decimal
+    margin: Decimal | None = None
+    margin_before: Decimal | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WhatIfCardAction:
+    action: str
+    ratio: Decimal
+    list_margin: Decimal
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WhatIf:
+    change: Decimal
+    target: Decimal
+    actions: tuple[WhatIfRow, ...] = ()  # below the target after the change
+    customers: tuple[WhatIfRow, ...] = ()
+    card_actions: tuple[WhatIfCardAction, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FullMarginReport:
+    """Margin by group, across customers, the rate card's worst cases, and the what-if."""
+
+    report: MarginReport
+    customers: MarginDistribution
+    card: CardRatios | None = None
+    what_if: WhatIf

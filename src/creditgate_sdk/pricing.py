@@ -1,11 +1,11 @@
-"""Turning usage into an amount on the client, until server-side rate cards price it.
+"""Turning usage into an amount on the client, for guards not priced by the server's rate card.
 
 A price is any function from `Usage` to an integer amount in the asset's minor unit; the
 guard calls it on the estimate (to size the hold) and on the actual usage (to settle).
 `TokenRate` is the ready-made one: a Decimal rate per token, rounded half to even, the
-rounding rule the server uses for amounts. Once rate cards land (action + dimensions +
-quantities priced by the server), the guard sends the quantities instead and a price on
-the client becomes optional.
+rounding rule the server uses for amounts. Without a price (or an amount) the guard sends
+the action, its dimensions and quantities for the server's rate card to price instead,
+which also records the price breakdown, the vendor cost and the margin of each charge.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ dicts, so this module imports neither SDK. The counting convention is OpenAI's:
 - `cached_tokens` and `cache_write_tokens` are the parts of `input_tokens` read from and
   written to the prompt cache;
 - `output_tokens` counts every output token, including `reasoning_tokens`.
+
+The server's rate cards count tokens disjointly instead (Anthropic's convention): its
+`input_tokens` excludes cache reads and writes. `Usage.as_quantities()` converts.
 """
 
 from __future__ import annotations
@@ -68,6 +71,23 @@ class Usage:
             model=self.model or other.model,
             quantities=merged,
         )
+
+    def as_quantities(self) -> dict[str, int]:
+        """The counts as the server's rate cards price them, for authorize and settle.
+
+        Its `input_tokens` excludes cache reads (`cached_tokens`) and cache writes
+        (`cache_write_tokens`), which this class counts inside `input_tokens`; reasoning
+        tokens are output tokens. Zero counts are left out (a missing quantity is zero), so an
+        action's card need not price a kind of token the call did not use.
+        """
+        counts = {
+            "input_tokens": self.uncached_input_tokens,
+            "output_tokens": self.output_tokens,
+            "cached_tokens": self.cached_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+        }
+        counts.update(self.quantities)
+        return {name: count for name, count in counts.items() if count}
 
     def as_dict(self) -> dict[str, Any]:
         """The counts that are not zero (and the model), e.g. for a charge's metadata."""

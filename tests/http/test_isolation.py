@@ -7,6 +7,12 @@ from typing import Any
 
 import pytest
 
+from tests.http.billing_isolation import (
+    BILLING_BY_ID,
+    BILLING_OWN_ONLY,
+    billing_objects,
+    billing_snapshot,
+)
 from tests.http.conftest import Api
 
 
@@ -20,18 +26,42 @@ def snapshot(a: Api) -> dict[str, Any]:
         "hold": a.get(f"/v1/authorizations/{a.hold}").json(),  # type: ignore[attr-defined]
         "keys": a.get("/v1/api-keys").json(),
         "assets": a.get("/v1/assets").json(),
+        **billing_snapshot(a),
+        "rate_cards": a.get("/v1/rate-cards").json(),
+        "quote": a.post("/v1/rate-cards/quote", IMAGE).json(),
+        "margin": a.get("/v1/reports/margin", params={"by": "customer"}).json(),
+        "webhook_endpoints": a.get("/v1/webhook-endpoints").json(),
+        "webhook_deliveries": a.get("/v1/webhook-deliveries").json(),
     }
+
+
+CARD = {
+    "asset": "credits",
+    "credit_value_usd": "0.10",
+    "actions": {"image.generate": {"prices": [{"flat": "1", "vendor": {"flat": "0.04"}}]}},
+}
+IMAGE = {"action": "image.generate"}
 
 
 @pytest.fixture
 def tenant_a(api: Api) -> Api:
     api.funded_customer("c1", 10_000)
+    api.billing = billing_objects(api)  # type: ignore[attr-defined]
+    assert api.post("/v1/rate-cards", {"spec": CARD}).status_code == 201
+    charge = api.post("/v1/charges", {"customer": "c1", **IMAGE}).json()
+    assert charge["status"] == "posted"
+    api.charge_id = charge["id"]  # type: ignore[attr-defined]
     api.hold = api.post(  # type: ignore[attr-defined]
         "/v1/authorizations", {"customer": "c1", "asset": "credits", "amount": 1_000}
     ).json()["id"]
     lots = api.get("/v1/customers/c1/grants").json()["data"]
     api.lot = lots[0]["id"]  # type: ignore[attr-defined]
     api.key_id = api.get("/v1/api-keys").json()["data"][0]["id"]  # type: ignore[attr-defined]
+    endpoint = api.post("/v1/webhook-endpoints", {"url": "https://hooks.example.invalid/a"}).json()
+    api.endpoint_id = endpoint["id"]  # type: ignore[attr-defined]
+    delivery = api.post(f"/v1/webhook-endpoints/{endpoint['id']}/test").json()
+    api.delivery_id = delivery["id"]  # type: ignore[attr-defined]
+    api.event_id = delivery["event_id"]  # type: ignore[attr-defined]
     return api
 
 
@@ -45,13 +75,26 @@ BY_ID: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/v1/customers/{customer}/ledger", None),
     ("POST", "/v1/grants/{grant}/void", {"reason": "x"}),
     ("POST", "/v1/authorizations", {"customer": "c1", "asset": "credits", "amount": 10}),
+    ("POST", "/v1/authorizations", {"customer": "c1", **IMAGE}),
     ("GET", "/v1/authorizations/{id}", None),
     ("POST", "/v1/authorizations/{id}/settle", {"amount": 10}),
+    ("POST", "/v1/authorizations/{id}/settle", {"quantities": {}}),
     ("POST", "/v1/authorizations/{id}/void", None),
     ("POST", "/v1/charges", {"customer": "c1", "asset": "credits", "amount": 10}),
+    ("POST", "/v1/charges", {"customer": "c1", **IMAGE}),
     ("POST", "/v1/charges/batch", None),  # per-event answers: checked on its own below
+    ("POST", "/v1/charges/{charge}/refunds", {"reason": "x"}),
     ("POST", "/v1/api-keys/{id}/revoke", None),
     ("POST", "/v1/api-keys/{id}/rotate", None),
+    *BILLING_BY_ID,
+    ("GET", "/v1/webhook-endpoints/{id}", None),
+    ("POST", "/v1/webhook-endpoints/{id}", {"enabled": False}),
+    ("DELETE", "/v1/webhook-endpoints/{id}", None),
+    ("POST", "/v1/webhook-endpoints/{id}/rotate-secret", None),
+    ("POST", "/v1/webhook-endpoints/{id}/test", None),
+    ("GET", "/v1/webhook-deliveries/{id}", None),
+    ("POST", "/v1/webhook-deliveries/{id}/replay", None),
+    ("POST", "/v1/webhook-deliveries/events/{id}/replay", None),
 ]
 # Operations that take no id: they only ever see or make the caller's own objects.
 OWN_ONLY = {
@@ -61,6 +104,16 @@ OWN_ONLY = {
     ("POST", "/v1/customers"),
     ("GET", "/v1/api-keys"),
     ("POST", "/v1/api-keys"),
+    *BILLING_OWN_ONLY,
+    ("GET", "/v1/rate-cards"),
+    ("POST", "/v1/rate-cards"),
+    ("POST", "/v1/rate-cards/quote"),
+    ("POST", "/v1/model-prices"),
+    ("GET", "/v1/reports/margin"),
+    ("GET", "/v1/reports/revenue"),
+    ("GET", "/v1/webhook-endpoints"),
+    ("POST", "/v1/webhook-endpoints"),
+    ("GET", "/v1/webhook-deliveries"),
 }
 
 
@@ -69,6 +122,8 @@ def calls(a: Api) -> list[tuple[str, str, dict[str, Any] | None]]:
         "{customer}": "c1",
         "{asset}": "credits",
         "{grant}": a.lot,  # type: ignore[attr-defined]
+        "{charge}": a.charge_id,  # type: ignore[attr-defined]
+        **a.billing,  # type: ignore[attr-defined]
     }
     out = []
     for method, template, body in BY_ID:
@@ -78,6 +133,12 @@ def calls(a: Api) -> list[tuple[str, str, dict[str, Any] | None]]:
         for name, value in ids.items():
             url = url.replace(name, value)
         hold_or_key = a.key_id if "api-keys" in template else a.hold  # type: ignore[attr-defined]
+        if "webhook-endpoints" in template:
+            hold_or_key = a.endpoint_id  # type: ignore[attr-defined]
+        elif "webhook-deliveries/events" in template:
+            hold_or_key = a.event_id  # type: ignore[attr-defined]
+        elif "webhook-deliveries" in template:
+            hold_or_key = a.delivery_id  # type: ignore[attr-defined]
         out.append((method, url.replace("{id}", hold_or_key), body))
     return out
 
@@ -116,10 +177,28 @@ def test_every_endpoint_answers_404_for_another_tenants_objects(tenant_a: Api, o
 def test_tenants_with_the_same_customer_id_stay_apart(tenant_a: Api, other: Api) -> None:
     other.funded_customer("c1", 50)
     assert other.get("/v1/customers/c1/wallet").json()["balances"][0]["posted"] == 50
-    assert tenant_a.get("/v1/customers/c1/wallet").json()["balances"][0]["posted"] == 10_000
+    # 10,000 granted, 100 charged for one image.
+    assert tenant_a.get("/v1/customers/c1/wallet").json()["balances"][0]["posted"] == 9_900
     # The same idempotency key in two tenants is two keys.
     body = {"customer": "c1", "asset": "credits", "amount": 10}
     key = {"Idempotency-Key": "shared"}
     first = tenant_a.post("/v1/charges", body, headers=key).json()
     second = other.post("/v1/charges", body, headers=key).json()
     assert first["id"] != second["id"]
+
+
+def test_a_tenants_prices_and_margins_are_its_own(tenant_a: Api, other: Api) -> None:
+    before = snapshot(tenant_a)
+    assert other.get("/v1/rate-cards").json() == {"data": []}
+    no_card = other.post("/v1/rate-cards/quote", IMAGE)
+    assert no_card.status_code == 422 and no_card.json()["code"] == "no_price"
+    assert other.get("/v1/reports/margin").json()["report"]["total"]["charges"] == 0
+    # B's own card, model prices and charges change nothing of A's.
+    cheaper = {**CARD, "actions": {"image.generate": {"prices": [{"flat": "0.5"}]}}}
+    assert other.post("/v1/rate-cards", {"spec": cheaper}).json()["version"] == 1
+    price = {"model": "gpt-4.1", "input_mtok": "0", "output_mtok": "0"}
+    assert other.post("/v1/model-prices", price).status_code == 201
+    other.funded_customer("c1", 1_000)
+    assert other.post("/v1/charges", {"customer": "c1", **IMAGE}).json()["amount"] == 50
+    assert snapshot(tenant_a) == before
+    assert tenant_a.post("/v1/charges", {"customer": "c1", **IMAGE}).json()["amount"] == 100

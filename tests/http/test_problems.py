@@ -42,7 +42,12 @@ def test_domain_errors_name_their_code_and_field(api: Api) -> None:
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"customer": "c1", "asset": "credits"}, "amount"),
+        # (A body with neither amount nor action is the gate's to refuse: see test_pricing.)
+        (
+            {"customer": "c1", "asset": "credits", "quantities": {"images": 1.5}},
+            "quantities.images",
+        ),
+        ({"customer": "c1", "action": "x", "dimensions": {"model": ""}}, "dimensions.model"),
         ({"customer": "c1", "asset": "credits", "amount": 0}, "amount"),
         ({"customer": "c1", "asset": "credits", "amount": 2**63}, "amount"),
         ({"customer": "c1", "asset": "credits", "amount": 1.5}, "amount"),

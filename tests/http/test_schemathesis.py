@@ -15,6 +15,21 @@ from hypothesis import HealthCheck, Phase, settings
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.http.app import create_app
 
+CARD = {
+    "asset": "credits",
+    "credit_value_usd": "0.01",
+    "actions": {
+        "chat.completion": {
+            "prices": [
+                {
+                    "per_unit": {"input_tokens": "0.002", "output_tokens": "0.008"},
+                    "vendor": {"llm": {"provider": "openai"}},
+                }
+            ]
+        }
+    },
+}
+
 
 @dataclass
 class Target:
@@ -30,6 +45,8 @@ def target(cg: Creditgate) -> Target:
     # The customer and asset the document's examples name.
     t.create_customer("cust_42")
     t.grant("cust_42", "credits", 10**9, kind="purchased", cost_basis="0.01")
+    # The card the examples price by (chat.completion on gpt-4.1), so priced requests succeed.
+    t.publish_rate_card(CARD)
     assert key.key is not None
     return Target(create_app(cg), key.key)
 

@@ -155,3 +155,53 @@ def test_tenant_model_price_override_shows_in_later_charges_only(
     )
     assert after.vendor_cost == Decimal("1.5")
     assert priced.ledger("c1").data[0].reference_id == after.id
+
+
+GUARDED = {
+    "asset": "credits",
+    "credit_value_usd": "0.10",
+    "actions": {
+        "image.generate": {
+            "prices": [
+                {"match": {"quality": "standard"}, "flat": "1", "vendor": {"flat": "0.04"}},
+                # Priced below its cost: 2 credits ($0.20) for a $0.30 render.
+                {"match": {"quality": "ultra"}, "flat": "2", "vendor": {"flat": "0.30"}},
+            ],
+            "margin_guard": {"headroom": "0.2", "mode": "decline"},
+        },
+        "tts.speak": {
+            "prices": [
+                {
+                    "per_unit": {"characters": "0.001"},
+                    "vendor": {"per_unit": {"characters": "0.0003"}},
+                }
+            ],
+            "margin_guard": {"headroom": "0", "mode": "warn"},
+        },
+    },
+}
+
+
+def test_margin_guard_declines_actions_that_would_lose_money(ledger: TenantLedger) -> None:
+    ledger.publish_rate_card(GUARDED)
+    ledger.create_customer("c1")
+    ledger.grant("c1", "credits", 100_000)
+    fine = ledger.authorize("c1", action="image.generate", dimensions={"quality": "standard"})
+    assert fine.approved and fine.warnings == []
+    refused = ledger.authorize("c1", action="image.generate", dimensions={"quality": "ultra"})
+    assert not refused.approved and refused.decline_reason == "margin_guard"
+    assert "vendor cost" in refused.warnings[0]
+    charged = ledger.charge("c1", action="image.generate", dimensions={"quality": "ultra"})
+    assert charged.status == "declined" and charged.decline_reason == "margin_guard"
+    balance = ledger.wallet("c1").balance("credits")
+    assert (balance.posted, balance.held) == (100_000, 100)
+
+
+def test_margin_guard_in_warn_mode_approves_with_a_warning(ledger: TenantLedger) -> None:
+    ledger.publish_rate_card(GUARDED)
+    ledger.create_customer("c1")
+    ledger.grant("c1", "credits", 100_000)
+    auth = ledger.authorize("c1", action="tts.speak", quantities={"characters": 1_000})
+    # 1 credit ($0.10) for $0.30 of vendor cost: approved, flagged.
+    assert auth.approved and auth.amount == 100
+    assert auth.warnings and auth.warnings[0].startswith("margin_guard")

@@ -4,6 +4,11 @@ It answers with the server's own result models serialized as the API does, keeps
 balance per customer, replays idempotent writes like the server, and fails on request:
 `fail_with` queues statuses or transport errors to answer before doing anything, and
 `lose_answers` applies a write and then loses its answer (a timeout after the effect).
+
+A request without an amount is priced like the server's rate card would: `CARD` gives each
+action a flat price and a price per unit of each quantity it knows (in minor units), a
+settle of a priced hold is priced by the same card, and what the card cannot price is the
+server's `no_price` or `invalid_input` problem.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 import httpx
@@ -30,6 +36,23 @@ RESOLVED = {
     "expired": "hold_expired",
     "declined": "hold_not_pending",
 }
+
+
+# action -> (flat, price per unit of each quantity), in minor units of credits. The token
+# quantities are the server's disjoint ones: input_tokens excludes cache reads and writes.
+CARD: dict[str, tuple[Decimal, dict[str, Decimal]]] = {
+    "chat.completion": (
+        Decimal(0),
+        {
+            "input_tokens": Decimal("0.1"),
+            "output_tokens": Decimal("0.4"),
+            "cached_tokens": Decimal("0.025"),
+            "cache_write_tokens": Decimal("0.125"),
+        },
+    ),
+    "image.generate": (Decimal(250), {"images": Decimal(100)}),
+}
+CARD_ID = "rc_fake"
 
 
 def problem(status: int, code: str, detail: str, field: str | None = None) -> httpx.Response:
@@ -64,6 +87,10 @@ class Hold:
     metadata: dict[str, Any]
     charge_id: str | None = None
     available: int = 0
+    action: str | None = None
+    dimensions: dict[str, str] | None = None
+    quantities: dict[str, str] | None = None
+    rate_card_id: str | None = None
 
 
 @dataclass
@@ -160,25 +187,54 @@ class FakeCreditgate:
             resolved_at=None if hold.status == "pending" else NOW,
             charge_id=hold.charge_id,
             metadata=hold.metadata,
+            action=hold.action,
+            dimensions=hold.dimensions,
+            quantities=hold.quantities,
+            rate_card_id=hold.rate_card_id,
         )
 
+    @staticmethod
+    def price(action: str | None, quantities: dict[str, Any]) -> int | httpx.Response:
+        """The card's price, or the problem the server would answer."""
+        if action not in CARD:
+            return problem(422, "no_price", f"no price for action {action!r}", "action")
+        flat, per_unit = CARD[action]
+        total = flat
+        for name, count in quantities.items():
+            if name not in per_unit:
+                field = f"quantities.{name}"
+                return problem(422, "invalid_input", f"{action} has no quantity {name!r}", field)
+            total += per_unit[name] * Decimal(count)
+        return int(total.to_integral_value(rounding=ROUND_HALF_EVEN))
+
     def _authorize(self, body: dict[str, Any]) -> httpx.Response:
-        customer, amount = body["customer"], body["amount"]
+        customer = body["customer"]
         if customer not in self.balances:
             return problem(404, "unknown_customer", f"customer {customer!r}", "customer")
+        priced = "amount" not in body
+        if priced:
+            amount = self.price(body.get("action"), body.get("quantities") or {})
+            if isinstance(amount, httpx.Response):
+                return amount
+        else:
+            amount = body["amount"]
         approved = amount <= self.available(customer)
         if approved:
             self.held[customer] = self.held.get(customer, 0) + amount
         hold = Hold(
             id=self._next("hld"),
             customer=customer,
-            asset=body["asset"],
+            asset=body.get("asset") or "credits",
             amount=amount if approved else 0,
             requested=amount,
             status="pending" if approved else "declined",
             decline_reason=None if approved else "insufficient_funds",
             metadata=body.get("metadata") or {},
             available=self.available(customer),
+            action=body.get("action"),
+            dimensions=body.get("dimensions"),
+            quantities={k: str(v) for k, v in body["quantities"].items()} if priced else None,
+            rate_card_id=CARD_ID if priced else None,
         )
         self.holds[hold.id] = hold
         return answer(self._authorization(hold), 201)
@@ -194,10 +250,20 @@ class FakeCreditgate:
         return hold
 
     def _settle(self, hold_id: str, body: dict[str, Any]) -> httpx.Response:
+        found = self.holds.get(hold_id)
+        quantities = body.get("quantities")
+        amount: int | httpx.Response
+        if quantities is None:
+            amount = body["amount"]
+        elif found is not None and found.rate_card_id is None:
+            return problem(422, "invalid_input", "not priced by a rate card", "quantities")
+        else:
+            amount = self.price(found.action if found else None, quantities)
+            if isinstance(amount, httpx.Response):
+                return amount
         hold = self._claim(hold_id, "settled")
         if isinstance(hold, httpx.Response):
             return hold
-        amount = body["amount"]
         self.balances[hold.customer] -= amount
         hold.charge_id = self._next("chg")
         hold.available = self.available(hold.customer)
@@ -213,10 +279,17 @@ class FakeCreditgate:
             debt=0,
             shortfall=0,
             draws=[],
-            action=body.get("action"),
+            action=body.get("action") or hold.action,
             metadata=body.get("metadata") or hold.metadata,
             created_at=NOW,
             available=hold.available,
+            model=(hold.dimensions or {}).get("model"),
+            dimensions=hold.dimensions,
+            quantities=None if quantities is None else {k: str(v) for k, v in quantities.items()},
+            price=None if quantities is None else {"amount": amount},
+            rate_card_id=None if quantities is None else hold.rate_card_id,
+            rate_card_version=None if quantities is None else 1,
+            vendor_cost=None if body.get("vendor_cost") is None else Decimal(body["vendor_cost"]),
         )
         self.charges.append(charge)
         settlement = results.Settlement(authorization=self._authorization(hold), charge=charge)

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 import creditgate_sdk as sdk
-from creditgate.services import results
+from creditgate.services import margin, results
 from creditgate_sdk import AsyncClient, Client, RetryPolicy
 from tests.sdk.conftest import NO_WAIT
 from tests.sdk.fakes import API_KEY, BASE_URL, FakeCreditgate, answer, problem
@@ -242,6 +242,8 @@ def test_nothing_listening_is_a_connection_error() -> None:
     [
         (422, "invalid_input", sdk.InvalidRequest),
         (422, "amount_overflow", sdk.AmountOverflow),
+        (422, "no_price", sdk.NoPrice),
+        (422, "vendor_cost_unknown", sdk.VendorCostUnknown),
         (400, "malformed_json", sdk.InvalidRequest),
         (401, "unauthenticated", sdk.Unauthorized),
         (403, "forbidden", sdk.PermissionDenied),
@@ -406,6 +408,15 @@ def test_every_endpoint_has_its_method_and_path() -> None:
         (lambda c: c.charge("c1", "credits", 1), "POST", "/v1/charges"),
         (lambda c: c.charge_batch([]), "POST", "/v1/charges/batch"),
         (lambda c: c.ledger("c1", limit=5), "GET", "/v1/customers/c1/ledger"),
+        (lambda c: c.publish_rate_card({"asset": "credits"}), "POST", "/v1/rate-cards"),
+        (lambda c: c.rate_cards(name="default"), "GET", "/v1/rate-cards"),
+        (lambda c: c.quote("image.generate"), "POST", "/v1/rate-cards/quote"),
+        (
+            lambda c: c.set_model_price("gpt-4.1", input_mtok=2, output_mtok=8),
+            "POST",
+            "/v1/model-prices",
+        ),
+        (lambda c: c.margin_report(by="model"), "GET", "/v1/reports/margin"),
     ]
     with client_for(recorder) as cg:
         for call, _, _ in calls:
@@ -532,3 +543,147 @@ def test_a_decimal_cost_basis_is_sent_as_a_string() -> None:
     with client_for(recorder) as cg:
         cg.grant("cust_42", "credits", 10, cost_basis=Decimal("0.10"))
     assert FakeCreditgate.body(recorder.requests[0])["cost_basis"] == "0.10"
+
+
+# Pricing
+
+
+def test_priced_requests_send_the_action_and_quantities_and_no_amount() -> None:
+    recorder = Recorder(
+        answer(sample(results.Authorization), 201),
+        answer(sample(results.Settlement)),
+        answer(sample(results.Charge), 201),
+    )
+    with client_for(recorder) as cg:
+        cg.authorize(
+            "c1",
+            action="chat.completion",
+            dimensions={"model": "gpt-4.1"},
+            quantities={"input_tokens": 1_200, "output_tokens": 800},
+            rate_card="enterprise",
+        )
+        cg.settle("hld_1", quantities={"input_tokens": 1_000, "seconds": Decimal("1.5")})
+        cg.charge(
+            "c1",
+            action="tts.speak",
+            quantities={"characters": 1_001},
+            vendor_cost=Decimal("0.00018"),
+        )
+    hold, settle, charge = (FakeCreditgate.body(r) for r in recorder.requests)
+    assert hold == {
+        "customer": "c1",
+        "action": "chat.completion",
+        "dimensions": {"model": "gpt-4.1"},
+        "quantities": {"input_tokens": 1_200, "output_tokens": 800},
+        "rate_card": "enterprise",
+    }
+    assert settle == {"quantities": {"input_tokens": 1_000, "seconds": "1.5"}}
+    assert charge == {
+        "customer": "c1",
+        "action": "tts.speak",
+        "quantities": {"characters": 1_001},
+        "vendor_cost": "0.00018",
+    }
+
+
+def test_raw_amounts_keep_their_positional_form() -> None:
+    recorder = Recorder(answer(sample(results.Charge), 201))
+    with client_for(recorder) as cg:
+        cg.charge("c1", "credits", 5, dimensions={"model": "m"}, vendor_cost=1)
+    assert FakeCreditgate.body(recorder.requests[0]) == {
+        "customer": "c1",
+        "asset": "credits",
+        "amount": 5,
+        "dimensions": {"model": "m"},
+        "vendor_cost": "1",
+    }
+
+
+def test_batch_events_may_be_priced() -> None:
+    recorder = Recorder(httpx.Response(200, json={"data": []}))
+    events = [
+        sdk.ChargeEvent(
+            customer="c1",
+            action="image.generate",
+            dimensions={"quality": "ultra"},
+            quantities={"images": 2},
+            vendor_cost=Decimal("0.30"),
+            idempotency_key="e1",
+        )
+    ]
+    with client_for(recorder) as cg:
+        assert cg.charge_batch(events) == []
+    (sent,) = FakeCreditgate.body(recorder.requests[0])["events"]
+    assert sent == {
+        "customer": "c1",
+        "action": "image.generate",
+        "dimensions": {"quality": "ultra"},
+        "quantities": {"images": 2},
+        "vendor_cost": "0.30",
+        "idempotency_key": "e1",
+    }
+
+
+def test_a_rate_card_is_sent_with_exact_decimals_and_read_back() -> None:
+    version = results.RateCardVersion(
+        id="rc_1",
+        name="default",
+        version=3,
+        effective_at=datetime(2026, 2, 1, tzinfo=UTC),
+        spec={"asset": "credits", "actions": {}},
+    )
+    recorder = Recorder(answer(version, 201))
+    card = {
+        "asset": "credits",
+        "credit_value_usd": Decimal("0.10"),
+        "actions": {"tts.speak": {"prices": [{"per_unit": {"characters": Decimal("5E-1")}}]}},
+    }
+    with client_for(recorder) as cg:
+        published = cg.publish_rate_card(
+            card, name="default", effective_at=datetime(2026, 2, 1, tzinfo=UTC)
+        )
+        with pytest.raises(TypeError, match="never float"):
+            cg.publish_rate_card({"asset": "credits", "credit_value_usd": 0.1})
+    assert published == sdk.RateCardVersion(
+        id="rc_1",
+        name="default",
+        version=3,
+        effective_at=datetime(2026, 2, 1, tzinfo=UTC),
+        spec={"asset": "credits", "actions": {}},
+    )
+    assert FakeCreditgate.body(recorder.requests[0]) == {
+        "spec": {
+            "asset": "credits",
+            "credit_value_usd": "0.10",
+            "actions": {"tts.speak": {"prices": [{"per_unit": {"characters": "0.5"}}]}},
+        },
+        "name": "default",
+        "effective_at": "2026-02-01T00:00:00+00:00",
+    }
+    assert len(recorder.requests) == 1
+
+
+def test_a_quote_is_read_with_exact_decimals() -> None:
+    quoted = sample(results.PriceQuote)
+    with client_for(Recorder(answer(quoted))) as cg:
+        got = cg.quote("chat.completion", {"model": "gpt-4.1"}, {"input_tokens": 10})
+    assert got.units == Decimal("0.0025") and got.lines[0].subtotal == Decimal("0.0025")
+    assert got.vendor_cost is not None and got.vendor_cost.usd == Decimal("0.0025")
+
+
+def test_the_margin_report_sends_its_period_as_from_and_to() -> None:
+    report = sample(margin.FullMarginReport)
+    recorder = Recorder(answer(report))
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    with client_for(recorder) as cg:
+        got = cg.margin_report(
+            start=start, end=start + timedelta(days=7), by="model", change=Decimal("0.25")
+        )
+    assert dict(recorder.requests[0].url.params) == {
+        "from": "2026-01-01T00:00:00+00:00",
+        "to": "2026-01-08T00:00:00+00:00",
+        "by": "model",
+        "change": "0.25",
+    }
+    assert got.report.total.revenue == Decimal("0.0025")
+    assert got.card is not None and got.card.actions[0].worst is not None

@@ -204,11 +204,14 @@ def test_settling_from_two_sources_is_refused(cg: Client, fake: FakeCreditgate) 
     assert g.status == "voided" and fake.charges == []
 
 
-def test_without_amount_or_price_the_guard_refuses_before_any_request(
+def test_without_amount_price_or_action_the_guard_refuses_before_any_request(
     unpriced: Client, fake: FakeCreditgate
 ) -> None:
-    with pytest.raises(TypeError, match="price="):
-        unpriced.guard("cust_42", "chat.completion", input_tokens=10, max_tokens=10)
+    # With an action it would be the rate card's to price (see test_priced_guard).
+    with pytest.raises(TypeError, match="action"):
+        unpriced.guard("cust_42", input_tokens=10, max_tokens=10)
+    with pytest.raises(ValueError, match="differ"):
+        unpriced.guard("cust_42", "chat.completion", model="a", dimensions={"model": "b"})
     assert fake.requests == []
 
 

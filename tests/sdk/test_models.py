@@ -13,7 +13,7 @@ import pytest
 from pydantic import BaseModel
 
 import creditgate_sdk as sdk
-from creditgate.services import results
+from creditgate.services import margin, results
 from creditgate_sdk._decode import decode
 
 PAIRS: list[tuple[type[Any], type[BaseModel]]] = [
@@ -30,6 +30,22 @@ PAIRS: list[tuple[type[Any], type[BaseModel]]] = [
     (sdk.LedgerEntry, results.LedgerEntry),
     (sdk.LedgerTransaction, results.LedgerTransaction),
     (sdk.LedgerPage, results.LedgerPage),
+    (sdk.RateCardVersion, results.RateCardVersion),
+    (sdk.PriceLine, results.PriceLine),
+    (sdk.AppliedMultiplier, results.AppliedMultiplier),
+    (sdk.VendorCostInfo, results.VendorCostInfo),
+    (sdk.PriceQuote, results.PriceQuote),
+    (sdk.ModelPrice, results.ModelPrice),
+    (sdk.MarginRow, margin.MarginRow),
+    (sdk.MarginReport, margin.MarginReport),
+    (sdk.MarginDistribution, margin.MarginDistribution),
+    (sdk.RatioCase, margin.RatioCase),
+    (sdk.ActionRatio, margin.ActionRatio),
+    (sdk.CardRatios, margin.CardRatios),
+    (sdk.WhatIfRow, margin.WhatIfRow),
+    (sdk.WhatIfCardAction, margin.WhatIfCardAction),
+    (sdk.WhatIf, margin.WhatIf),
+    (sdk.FullMarginReport, margin.FullMarginReport),
 ]
 
 WHEN = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
@@ -46,9 +62,10 @@ def sample(annotation: Any, name: str = "") -> Any:
     if origin is list:
         return [sample(typing.get_args(annotation)[0], name)]
     if origin is dict:
-        if typing.get_args(annotation)[1] is str:
-            return {"source": name}
-        return {"source": name, "nested": {"n": 1}}
+        value = typing.get_args(annotation)[1]
+        if value is Any:
+            return {"source": name, "nested": {"n": 1}}
+        return {"source": sample(value, name)}
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation(
             **{n: sample(f.annotation, n) for n, f in annotation.model_fields.items()}

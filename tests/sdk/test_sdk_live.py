@@ -18,8 +18,10 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -308,3 +310,176 @@ def test_policies_and_voided_grants(cg: Client, customer: str) -> None:
     assert voided.status == "voided" and voided.remaining == 0
     with pytest.raises(sdk.GrantNotActive):
         cg.void_grant(lot.id)
+
+
+# Pricing by the server's rate card
+
+LIVE_CARD: dict[str, Any] = {
+    "asset": "credits",
+    "credit_value_usd": "0.01",
+    "actions": {
+        "chat.completion": {
+            "prices": [
+                {
+                    "match": {"model": "gpt-4.1"},
+                    "per_unit": {
+                        "input_tokens": "0.002",
+                        "cached_tokens": "0.0005",
+                        "output_tokens": "0.008",
+                    },
+                    "vendor": {"llm": {"provider": "openai"}},
+                },
+                {
+                    "match": {"model": "claude-sonnet-4-5"},
+                    "per_unit": {
+                        "input_tokens": "0.003",
+                        "cached_tokens": "0.0003",
+                        "output_tokens": "0.015",
+                    },
+                    "vendor": {"llm": {"provider": "anthropic"}},
+                },
+                {
+                    "match": {"model": "acme-llm-1"},
+                    "per_unit": {"input_tokens": "0.001", "output_tokens": "0.001"},
+                    "vendor": {"llm": {}},
+                },
+            ]
+        },
+        "image.generate": {"prices": [{"flat": "4", "vendor": {"flat": "0.04"}}]},
+    },
+}
+
+
+@pytest.fixture
+def plain(live: Live) -> Iterator[Client]:
+    """A client with no price of its own: its guards are priced by the server's rate card."""
+    with Client(live.base_url, live.api_key) as client:
+        yield client
+
+
+@pytest.fixture
+def card(plain: Client) -> str:
+    """A rate card of the test's own (tests share the tenant), published as version 1."""
+    name = f"live-{uuid.uuid4().hex[:8]}"
+    version = plain.publish_rate_card(LIVE_CARD, name=name)
+    assert (version.name, version.version) == (name, 1)
+    return name
+
+
+def test_a_priced_guard_holds_and_settles_by_one_card_version(
+    plain: Client, customer: str, card: str
+) -> None:
+    completion = llm.chat_completion(prompt=1_200, completion=300, cached=1_000)
+    with plain.guard(
+        customer,
+        "chat.completion",
+        model="gpt-4.1",
+        input_tokens=1_200,
+        max_tokens=800,
+        rate_card=card,
+    ) as g:
+        # 1,200 x 0.002 + 800 x 0.008 = 8.8 credits
+        assert g.amount == 880 and plain.wallet(customer).balance("credits").held == 880
+        # A version published while the model runs does not reprice this call.
+        doubled = json.loads(json.dumps(LIVE_CARD).replace('"0.008"', '"0.016"'))
+        assert plain.publish_rate_card(doubled, name=card).version == 2
+        g.settle(completion)
+    assert g.settlement is not None and g.authorization is not None
+    charge = g.settlement.charge
+    # OpenAI counts the 1,000 cached tokens inside its 1,200: 200 x 0.002 + 1,000 x 0.0005
+    # + 300 x 0.008 = 3.3 credits, priced by version 1, the hold's.
+    assert charge.amount == 330 and charge.rate_card_version == 1
+    assert charge.rate_card_id == g.authorization.rate_card_id is not None
+    assert charge.quantities == {
+        "input_tokens": "200",
+        "output_tokens": "300",
+        "cached_tokens": "1000",
+    }
+    assert charge.model == "gpt-4.1" and charge.price is not None
+    assert charge.price["units"] == "3.3"
+    # gpt-4.1 at $2/M input, $0.50/M cached, $8/M output; 3.3 credits bought at $0.0025.
+    assert charge.vendor_cost == Decimal("0.0033") and charge.revenue == Decimal("0.00825")
+    assert _available(plain, customer) == GRANTED - 330
+
+    with plain.guard(
+        customer, "chat.completion", model="gpt-4.1", max_tokens=800, rate_card=card
+    ) as later:
+        assert later.amount == 1_280  # 800 x 0.016: the next call is priced by version 2
+        later.settle(amount=0)
+    assert [v.version for v in plain.rate_cards(name=card)] == [1, 2]
+
+
+@pytest.mark.anyio
+async def test_an_async_priced_guard_over_a_streamed_anthropic_message(
+    live: Live, customer: str, card: str
+) -> None:
+    async with (
+        AsyncClient(live.base_url, live.api_key) as acg,
+        acg.guard(
+            customer,
+            "chat.completion",
+            model="claude-sonnet-4-5",
+            input_tokens=1_000,
+            max_tokens=1_000,
+            rate_card=card,
+        ) as g,
+    ):
+        assert g.amount == 1_800  # 1,000 x 0.003 + 1,000 x 0.015
+        for event in llm.message_stream(600, 70, cache_read=400):
+            g.observe(event)
+        settlement = await g.settle()
+    # Anthropic's 600 input tokens already leave out the 400 read from the cache.
+    assert settlement.charge.quantities == {
+        "input_tokens": "600",
+        "output_tokens": "70",
+        "cached_tokens": "400",
+    }
+    assert settlement.charge.amount == 180 + 105 + 12
+    assert settlement.charge.vendor_cost == Decimal("0.00297")
+
+
+def test_quotes_charges_model_prices_and_the_margin_report(
+    plain: Client, customer: str, card: str
+) -> None:
+    started = datetime.now(UTC) - timedelta(seconds=1)
+    quoted = plain.quote(
+        "chat.completion", {"model": "gpt-4.1"}, {"input_tokens": 1_000}, rate_card=card
+    )
+    assert (quoted.amount, quoted.units, quoted.rate_card_version) == (200, Decimal(2), 1)
+    assert quoted.vendor_cost is not None and quoted.vendor_cost.usd == Decimal("0.002")
+    with pytest.raises(sdk.NoPrice) as no_price:
+        plain.charge(customer, action="video.render", rate_card=card)
+    assert no_price.value.field == "action"
+
+    images = [
+        ChargeEvent(customer=customer, action="image.generate", rate_card=card) for _ in range(3)
+    ]
+    assert [item.charge.amount for item in plain.charge_batch(images) if item.charge] == [400] * 3
+
+    # A model the price table does not know has no vendor cost until the tenant prices it.
+    usage = {"input_tokens": 1_000, "output_tokens": 1_000}
+    dims = {"model": "acme-llm-1"}
+    unknown = plain.charge(
+        customer, action="chat.completion", dimensions=dims, quantities=usage, rate_card=card
+    )
+    assert unknown.amount == 200 and unknown.vendor_cost is None
+    price = plain.set_model_price("ACME-LLM-1", input_mtok="1", output_mtok=Decimal("3"))
+    assert (price.model, price.input_mtok, price.output_mtok) == ("acme-llm-1", 1, 3)
+    known = plain.charge(
+        customer, action="chat.completion", dimensions=dims, quantities=usage, rate_card=card
+    )
+    assert known.vendor_cost == Decimal("0.004")
+
+    report = plain.margin_report(
+        start=started,
+        end=datetime.now(UTC) + timedelta(seconds=1),
+        by="customer",
+        rate_card=card,
+    )
+    (row,) = [r for r in report.report.rows if r.key == customer]
+    # 3 images (12 credits, $0.12 of cost) and 4 credits of acme-llm-1 ($0.004 of cost, and
+    # one charge whose cost was unknown), bought at $0.0025 a credit.
+    assert (row.charges, row.amount, row.cost_unknown) == (5, 1_600, 1)
+    assert row.revenue == Decimal("0.04") and row.vendor_cost == Decimal("0.124")
+    assert row.margin == Decimal("-2.1")
+    assert report.card is not None and report.card.credit_value_usd == Decimal("0.01")

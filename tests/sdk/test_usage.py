@@ -140,3 +140,28 @@ def test_usage_values_are_checked_and_added() -> None:
         output_tokens=2, quantities={"images": 2, "seconds": 3}
     )
     assert total.as_dict() == {"input_tokens": 1, "output_tokens": 2, "images": 3, "seconds": 3}
+
+
+def test_quantities_for_the_rate_card_count_tokens_disjointly() -> None:
+    # OpenAI's prompt_tokens include the cached ones; the server's input_tokens do not.
+    openai = usage_from(
+        llm.chat_completion(prompt=1_200, completion=300, cached=1_000, reasoning=50)
+    )
+    assert openai.as_quantities() == {
+        "input_tokens": 200,
+        "output_tokens": 300,  # reasoning tokens are inside the output count
+        "cached_tokens": 1_000,
+    }
+    # Anthropic's input_tokens already leave cache reads and writes out: they stay as sent.
+    anthropic = usage_from(llm.message(50, 200, cache_read=2_000, cache_write=300))
+    assert anthropic.as_quantities() == {
+        "input_tokens": 50,
+        "output_tokens": 200,
+        "cached_tokens": 2_000,
+        "cache_write_tokens": 300,
+    }
+    # Zero counts are left out; other quantities go as they are.
+    assert Usage(output_tokens=7, quantities={"images": 2, "seconds": 0}).as_quantities() == {
+        "output_tokens": 7,
+        "images": 2,
+    }

@@ -24,8 +24,10 @@ def _client_process(
     tenant_id: str,
     customer: str,
     threads: int,
-    start_at: float,
+    go: Any,
+    start: Any,
     seconds: float,
+    ready: Any,
     out: Any,
     proc: int,
 ) -> None:
@@ -33,13 +35,18 @@ def _client_process(
     t = cg.tenant(tenant_id)
     results: list[tuple[int, int, float, int]] = []
     lock = threading.Lock()
+    warmed = threading.Barrier(threads + 1)
 
     def client(n: int) -> None:
         approved = declined = errors = 0
         last_ok = 0.0
         i = 0
+        t.wallet(customer)  # a connection of its own, statements compiled
+        warmed.wait()
+        go.wait()
+        start_at = start.value
         while time.time() < start_at:
-            time.sleep(0.001)
+            time.sleep(0.0005)
         deadline = start_at + seconds
         while time.time() < deadline:
             try:
@@ -59,6 +66,8 @@ def _client_process(
     workers = [threading.Thread(target=client, args=(n,)) for n in range(threads)]
     for w in workers:
         w.start()
+    warmed.wait()
+    ready.put(proc)
     for w in workers:
         w.join()
     cg.close()
@@ -78,17 +87,22 @@ def run_hot_wallet(url: str, clients: int, seconds: float, *, processes: int = 4
     processes = max(1, min(processes, clients))
     per = [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
     ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    start_at = time.time() + 3.0  # every process connected and warmed by then
+    out, ready, go = ctx.Queue(), ctx.Queue(), ctx.Event()
+    start = ctx.Value("d", 0.0)
     procs = [
         ctx.Process(
             target=_client_process,
-            args=(url, tenant.id, customer, n, start_at, seconds, out, i),
+            args=(url, tenant.id, customer, n, go, start, seconds, ready, out, i),
         )
         for i, n in enumerate(per)
     ]
     for p in procs:
         p.start()
+    for _ in procs:  # every client connected and warmed before the clock starts
+        ready.get()
+    start_at = time.time() + 0.2
+    start.value = start_at
+    go.set()
     results = [r for _ in procs for r in out.get()]
     for p in procs:
         p.join()

@@ -28,6 +28,7 @@ class TransactionKind(StrEnum):
     CHARGE = "charge"
     EXPIRE = "expire"
     VOID_LOT = "void_lot"
+    REFUND = "refund"
 
 
 @dataclass(frozen=True, slots=True)

@@ -151,6 +151,30 @@ class Multiplier:
 
 
 @dataclass(frozen=True, slots=True)
+class MarginGuard:
+    """Refuse (or flag) a priced authorization whose estimated vendor cost, with headroom,
+    is more than the credit it holds is worth at the card's list price."""
+
+    headroom: Decimal  # 0.2: the vendor cost plus 20% must fit in the credit value
+    mode: str = "decline"  # or "warn": approve, with a warning on the answer
+
+    def check(self, quote: Quote) -> str | None:
+        """Why the guard objects to this quote, or None."""
+        cost = quote.vendor_cost.usd if quote.vendor_cost is not None else None
+        if cost is None or quote.credit_value_usd is None:
+            return None
+        with localcontext(_EXACT):
+            value = quote.units * quote.credit_value_usd
+            needed = cost * (ONE + self.headroom)
+        if needed <= value:
+            return None
+        return (
+            f"estimated vendor cost ${text(cost)} with {text(self.headroom * 100)}% headroom "
+            f"is more than the ${text(value)} the held credit is worth"
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ActionPrices:
     action: str
     rules: tuple[PriceRule, ...]
@@ -158,6 +182,7 @@ class ActionPrices:
     # Every quantity a request for this action may name.
     quantities: frozenset[str] = frozenset()
     description: str = ""
+    margin_guard: MarginGuard | None = None
 
     def rule_for(self, dimensions: Mapping[str, str]) -> PriceRule:
         for rule in self.rules:
@@ -423,7 +448,9 @@ def _merge(dims: Mapping[str, str], match: Mapping[str, str]) -> dict[str, str] 
 
 
 _CARD_FIELDS = ("asset", "description", "credit_value_usd", "actions")
-_ACTION_FIELDS = ("prices", "multipliers", "description")
+_ACTION_FIELDS = ("prices", "multipliers", "description", "margin_guard")
+_GUARD_FIELDS = ("headroom", "mode")
+GUARD_MODES = ("decline", "warn")
 _RULE_FIELDS = (
     "match",
     "flat",
@@ -462,6 +489,10 @@ def parse_rate_card(spec: object) -> RateCard:
                 field=path,
             )
         actions[name] = _action(name, action_spec, path)
+        if credit_value is None and actions[name].margin_guard is not None:
+            raise InvalidInput(
+                f"{path}.margin_guard needs the card's credit_value_usd", field="credit_value_usd"
+            )
         if credit_value is None:
             for rule in actions[name].rules:
                 if rule.vendor_multiple is not None:
@@ -495,12 +526,25 @@ def _action(name: str, spec: object, path: str) -> ActionPrices:
             quantities.update(rule.vendor.per_unit)
             if rule.vendor.llm is not None:
                 quantities.update(LLM_QUANTITIES)
+    guard = None
+    if fields.get("margin_guard") is not None:
+        guard_path = f"{path}.margin_guard"
+        guard_spec = _fields(fields["margin_guard"], guard_path, _GUARD_FIELDS)
+        mode = guard_spec.get("mode", "decline")
+        if mode not in GUARD_MODES:
+            raise InvalidInput(
+                f"{guard_path}.mode must be one of {', '.join(GUARD_MODES)}",
+                field=f"{guard_path}.mode",
+            )
+        headroom = exact_decimal(guard_spec.get("headroom", "0"), f"{guard_path}.headroom")
+        guard = MarginGuard(headroom, str(mode))
     return ActionPrices(
         action=name,
         rules=rules,
         multipliers=multipliers,
         quantities=frozenset(quantities),
         description=_text(fields.get("description", ""), f"{path}.description"),
+        margin_guard=guard,
     )
 
 
@@ -703,6 +747,11 @@ def _action_spec(prices: ActionPrices) -> dict[str, Any]:
         ]
     if prices.description:
         out["description"] = prices.description
+    if prices.margin_guard is not None:
+        out["margin_guard"] = {
+            "headroom": text(prices.margin_guard.headroom),
+            "mode": prices.margin_guard.mode,
+        }
     return out
 
 

@@ -16,7 +16,20 @@ from starlette.concurrency import run_in_threadpool
 
 from creditgate.api import Creditgate
 from creditgate.domain.amounts import MAX_AMOUNT, MAX_BALANCE
-from creditgate.http import catalog, gate, grants, keys, problems, wallets
+from creditgate.http import (
+    campaigns,
+    catalog,
+    gate,
+    grants,
+    keys,
+    plans,
+    pricing,
+    problems,
+    purchases,
+    refunds,
+    wallets,
+    webhooks,
+)
 from creditgate.http.auth import KeyCache
 from creditgate.http.metrics import metrics
 from creditgate.http.middleware import Backpressure, BodyLimit, RequestContext
@@ -90,7 +103,9 @@ def create_app(
     app.state.keys = KeyCache(cg, ttl=settings.key_cache_seconds)
     app.state.settings = settings
     problems.install(app)
-    for module in (catalog, wallets, grants, gate, keys):
+    for module in (catalog, wallets, grants, gate, keys, pricing, webhooks, refunds):
+        app.include_router(module.router)
+    for module in (plans, purchases, campaigns):  # billing
         app.include_router(module.router)
 
     @app.get("/healthz", response_model=Health, include_in_schema=False)
@@ -140,8 +155,10 @@ _PROBLEM_DESCRIPTIONS = {
     422: "Invalid input; `field` names it",
     503: "Overloaded or the database is unavailable; retry after Retry-After seconds",
 }
-# Operations whose body names objects that may not exist.
-_BODY_LOOKUPS = {"/v1/authorizations", "/v1/charges"}
+# Operations whose body or query names objects that may not exist.
+_BODY_LOOKUPS = {"/v1/authorizations", "/v1/charges", "/v1/rate-cards", "/v1/reports/margin"}
+_BODY_LOOKUPS |= {"/v1/plans", "/v1/packs", "/v1/campaigns"}  # billing: the body names an asset
+_BODY_LOOKUPS |= {"/v1/reports/revenue"}  # the query may name a customer
 
 
 def _problem_statuses(path: str, method: str) -> list[int]:

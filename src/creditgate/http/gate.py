@@ -35,11 +35,19 @@ router = APIRouter(prefix="/v1")
 def authorize(
     body: NewAuthorization, t: Ledger, idempotency_key: IdempotencyKey = None
 ) -> Response:
-    """Reserve credit before the model call. A decline is an answer (201, `declined`)."""
+    """Reserve credit before the model call. A decline is an answer (201, `declined`).
+
+    The hold is `amount`, or the rate card's price of `action` for its `dimensions` and
+    estimated `quantities` (e.g. input tokens plus `max_tokens` of output).
+    """
     auth = t.authorize(
         body.customer,
         body.asset,
         body.amount,
+        action=body.action,
+        dimensions=body.dimensions,
+        quantities=body.quantities,
+        rate_card=body.rate_card,
         ttl_seconds=body.ttl_seconds,
         metadata=body.metadata,
         idempotency_key=idempotency_key,
@@ -57,10 +65,16 @@ def get_authorization(id: ObjectPath, t: Ledger) -> Response:
 def settle(
     id: ObjectPath, body: SettlementRequest, t: Ledger, idempotency_key: IdempotencyKey = None
 ) -> Response:
-    """Charge the actual usage against the hold and release the rest."""
+    """Charge the actual usage against the hold and release the rest.
+
+    A priced hold settles from the actual `quantities`, priced by the same rate card version
+    it was authorized with; any hold settles from an `amount`.
+    """
     settlement = t.settle(
         id,
         body.amount,
+        quantities=body.quantities,
+        vendor_cost=body.vendor_cost,
         action=body.action,
         metadata=body.metadata,
         idempotency_key=idempotency_key,
@@ -88,6 +102,10 @@ def _charge(t: TenantLedger, body: NewCharge, idempotency_key: str | None) -> Ch
         body.asset,
         body.amount,
         action=body.action,
+        dimensions=body.dimensions,
+        quantities=body.quantities,
+        vendor_cost=body.vendor_cost,
+        rate_card=body.rate_card,
         metadata=body.metadata,
         idempotency_key=idempotency_key,
     )

@@ -6,6 +6,7 @@ The services check every value again; these bounds reject what is malformed befo
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -16,23 +17,28 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     Strict,
+    WithJsonSchema,
 )
 
 from creditgate.domain.amounts import ASSET_CODE, MAX_AMOUNT, MAX_BALANCE, MAX_SCALE
 from creditgate.domain.holds import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS, MIN_TTL_SECONDS
 from creditgate.domain.lots import LotKind
 from creditgate.domain.policy import PolicyMode
+from creditgate.domain.pricing import MAX_KEYS, MAX_TEXT, NAME
 from creditgate.http.problems import Problem
 from creditgate.services.catalog import MAX_NAME
 from creditgate.services.context import MAX_KEY_LENGTH
 from creditgate.services.grants import MAX_PRIORITY
+from creditgate.services.pricing import MAX_PROVIDER
 from creditgate.services.results import (
     ApiKey,
     AssetInfo,
     Charge,
     Customer,
     Lot,
+    RateCardVersion,
     Result,
 )
 
@@ -71,6 +77,15 @@ def _metadata(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+def _iso_8601(value: object) -> object:
+    # Pydantic would also read 1767225600 or "0.5" as seconds since 1970.
+    if isinstance(value, datetime) or (
+        isinstance(value, str) and re.match(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}", value)
+    ):
+        return value
+    raise ValueError("must be an ISO 8601 timestamp with a time zone")
+
+
 def _utc_timestamp(value: datetime) -> datetime:
     try:
         utc = value.astimezone(UTC)
@@ -93,6 +108,18 @@ def _decimal_text(value: object) -> object:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
+def _quantity(value: object) -> int | str:
+    # A count (1200) or an exact decimal string ("1.5" seconds); never a float.
+    value = _integral(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value <= MAX_AMOUNT:
+            raise ValueError(f"must be a whole number from 0 to {MAX_AMOUNT}")
+        return value
+    if isinstance(value, str) and re.fullmatch(DECIMAL_PATTERN, value):
+        return value
+    raise ValueError('must be a whole number or a decimal string such as "1.5", never a float')
+
+
 # Whole numbers within bounds: 10 and 10.0, never 10.5, "10" or true.
 Amount = Annotated[
     int, Strict(), Field(ge=1, le=MAX_AMOUNT, examples=[1_000]), BeforeValidator(_integral)
@@ -113,12 +140,49 @@ Name = Annotated[Text, Field(max_length=MAX_NAME)]
 CustomerId = Annotated[Text, Field(min_length=1, max_length=MAX_NAME, examples=["cust_42"])]
 AssetCode = Annotated[str, Field(pattern=ASSET_CODE.pattern, max_length=32, examples=["credits"])]
 Metadata = Annotated[dict[str, Any], AfterValidator(_metadata)]
-Timestamp = Annotated[AwareDatetime, AfterValidator(_utc_timestamp)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_8601), AfterValidator(_utc_timestamp)]
 Action = Annotated[Text, Field(min_length=1, max_length=100)]
 IdempotencyKey = Annotated[Text, Field(min_length=1, max_length=MAX_KEY_LENGTH)]
 DecimalText = Annotated[
-    str, BeforeValidator(_decimal_text), Field(pattern=DECIMAL_PATTERN, examples=["0.25"])
+    str,
+    Field(pattern=DECIMAL_PATTERN),
+    BeforeValidator(_decimal_text),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": DECIMAL_PATTERN},
+                {"type": "integer", "minimum": 0},
+            ],
+            "examples": ["0.25"],
+        }
+    ),
 ]
+# Pricing: dimensions select a price rule, quantities are what the rule prices per unit.
+PricingName = Annotated[str, Field(pattern=NAME.pattern)]
+DimensionValue = Annotated[Text, Field(min_length=1, max_length=MAX_TEXT)]
+Dimensions = Annotated[
+    dict[PricingName, DimensionValue],
+    Field(max_length=MAX_KEYS, examples=[{"model": "gpt-4.1"}]),
+]
+Quantity = Annotated[
+    int | str,
+    PlainValidator(_quantity),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0, "maximum": MAX_AMOUNT},
+                {"type": "string", "pattern": DECIMAL_PATTERN},
+            ]
+        }
+    ),
+]
+Quantities = Annotated[
+    dict[PricingName, Quantity],
+    Field(max_length=MAX_KEYS, examples=[{"input_tokens": 1_200, "output_tokens": 800}]),
+]
+RateCardName = Annotated[Text, Field(min_length=1, max_length=100, examples=["default"])]
+PricingAction = Annotated[Action, Field(examples=["chat.completion"])]
+SignedDecimal = Annotated[str, Field(pattern=r"^-?[0-9]{1,6}(\.[0-9]{1,18})?$")]
 
 
 class Body(BaseModel):
@@ -149,7 +213,7 @@ class NewGrant(Body):
     asset: AssetCode
     amount: GrantAmount
     kind: LotKind = LotKind.PROMOTIONAL
-    priority: Priority = 0
+    priority: Priority | None = None  # None: the kind's default (the consumption order)
     effective_at: Timestamp | None = None
     expires_at: Timestamp | None = None
     cost_basis: DecimalText = "0"
@@ -162,24 +226,49 @@ class GrantVoid(Body):
 
 
 class NewAuthorization(Body):
+    """A hold: `amount` (with `asset`), or no amount and an `action` with its `dimensions` and
+    estimated `quantities`, priced by the rate card."""
+
     customer: CustomerId
-    asset: AssetCode
-    amount: Amount
+    asset: AssetCode | None = Field(None, description="Required with `amount`")
+    amount: Amount | None = None
+    action: PricingAction | None = None
+    dimensions: Dimensions | None = None
+    quantities: Quantities | None = Field(
+        None, description="The estimate, e.g. input tokens and `max_tokens` of output"
+    )
+    rate_card: RateCardName = "default"
     ttl_seconds: Ttl = DEFAULT_TTL_SECONDS
     metadata: Metadata | None = None
 
 
 class SettlementRequest(Body):
-    amount: Usage
+    """The actual usage: `amount`, or (for a priced hold) `quantities`, priced by the rate card
+    version the hold was priced with."""
+
+    amount: Usage | None = None
+    quantities: Quantities | None = None
+    vendor_cost: DecimalText | None = Field(
+        None, description="What the call cost you in USD; computed from the card if left out"
+    )
     action: Action | None = None
     metadata: Metadata | None = None
 
 
 class NewCharge(Body):
+    """A charge in one step: `amount` (with `asset`), or no amount and an `action` with its
+    `dimensions` and `quantities`, priced by the rate card."""
+
     customer: CustomerId
-    asset: AssetCode
-    amount: Amount
-    action: Action | None = None
+    asset: AssetCode | None = Field(None, description="Required with `amount`")
+    amount: Amount | None = None
+    action: PricingAction | None = None
+    dimensions: Dimensions | None = None
+    quantities: Quantities | None = None
+    vendor_cost: DecimalText | None = Field(
+        None, description="What the call cost you in USD; computed from the card if left out"
+    )
+    rate_card: RateCardName = "default"
     metadata: Metadata | None = None
 
 
@@ -193,6 +282,49 @@ class ChargeBatch(Body):
 
 class NewApiKey(Body):
     name: Name = ""
+
+
+class NewRateCard(Body):
+    spec: Annotated[
+        Metadata,
+        Field(
+            description="The card: asset, credit_value_usd, actions (see the README)",
+            examples=[
+                {
+                    "asset": "credits",
+                    "credit_value_usd": "0.01",
+                    "actions": {
+                        "chat.completion": {
+                            "prices": [
+                                {"per_unit": {"input_tokens": "0.002", "output_tokens": "0.008"}}
+                            ]
+                        }
+                    },
+                }
+            ],
+        ),
+    ]
+    name: RateCardName = "default"
+    effective_at: Timestamp | None = Field(None, description="Default: now; never in the past")
+
+
+class QuoteRequest(Body):
+    action: PricingAction
+    dimensions: Dimensions | None = None
+    quantities: Quantities | None = None
+    rate_card: RateCardName = "default"
+    at: Timestamp | None = Field(None, description="Price by the card in effect then")
+
+
+class NewModelPrice(Body):
+    model: Annotated[Text, Field(min_length=1, max_length=MAX_TEXT, examples=["gpt-4.1"])]
+    input_mtok: Annotated[DecimalText, Field(description="USD per million input tokens")]
+    output_mtok: Annotated[DecimalText, Field(description="USD per million output tokens")]
+    cache_read_mtok: Annotated[
+        DecimalText | None, Field(description="Default: the input price")
+    ] = None
+    provider: Annotated[Text, Field(min_length=1, max_length=MAX_PROVIDER)] | None = None
+    effective_at: Timestamp | None = Field(None, description="Default: now")
 
 
 # Answers that are not a single service result.
@@ -212,6 +344,10 @@ class LotList(BaseModel):
 
 class ApiKeyList(BaseModel):
     data: list[ApiKey]
+
+
+class RateCardList(BaseModel):
+    data: list[RateCardVersion]
 
 
 class BatchItem(Result):

@@ -162,9 +162,27 @@ def write_balance(tx: Tx, before: BalanceRow, *, posted: int, held: int, debt: i
 
 def read_balance(tx: Tx, wallet_id: str, asset: str) -> BalanceRow:
     """Read a balance row without locking it (see `shift_balance`)."""
-    row = _READ_BALANCE.first(tx.conn, {"wallet_id": wallet_id, "asset": asset})
+    return _balance_row(tx, wallet_id, asset, _READ_BALANCE.first(tx.conn, _key(wallet_id, asset)))
+
+
+def read_balance_and_lots(
+    tx: Tx, wallet_id: str, asset: str
+) -> tuple[BalanceRow, list[LotBalance]]:
+    """The balance row and the open lots, unlocked, in one round trip where the driver can."""
+    with pipeline(tx.conn):
+        balance = _READ_BALANCE.submit(tx.conn, _key(wallet_id, asset))
+        found = _OPEN_LOTS.submit(tx.conn, {**_key(wallet_id, asset), "status": _ACTIVE})
+    row = balance.first()
+    return _balance_row(tx, wallet_id, asset, row), _lot_balances(found.rows())
+
+
+def _key(wallet_id: str, asset: str) -> dict[str, str]:
+    return {"wallet_id": wallet_id, "asset": asset}
+
+
+def _balance_row(tx: Tx, wallet_id: str, asset: str, row: Any) -> BalanceRow:
     if row is None:
-        return lock_balance(tx, wallet_id, asset)
+        return lock_balance(tx, wallet_id, asset)  # creates the row on first use
     return BalanceRow(
         wallet_id,
         asset,
@@ -250,10 +268,14 @@ _WRITE_BALANCE = Prepared(
 )
 
 
+_ACTIVE = LotStatus.ACTIVE.value
+
+
 def open_lots(tx: Tx, wallet_id: str, asset: str) -> list[LotBalance]:
-    rows = _OPEN_LOTS.rows(
-        tx.conn, {"wallet_id": wallet_id, "asset": asset, "status": LotStatus.ACTIVE.value}
-    )
+    return _lot_balances(_OPEN_LOTS.rows(tx.conn, {**_key(wallet_id, asset), "status": _ACTIVE}))
+
+
+def _lot_balances(rows: list[Any]) -> list[LotBalance]:
     return [
         LotBalance(r.id, r.remaining, r.priority, r.expires_at, r.created_at, r.cost_basis)
         for r in rows
@@ -348,7 +370,7 @@ def post(
     if not is_balanced(entries):
         raise AssertionError(f"unbalanced ledger transaction: {entries}")
     tx_id = new_id("txn")
-    _INSERT_TRANSACTION.execute(
+    _INSERT_TRANSACTION.submit(
         tx.conn,
         {
             "tenant_id": tx.tenant_id,

@@ -12,7 +12,6 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, bindparam, insert, select
-from sqlalchemy.exc import IntegrityError
 
 from creditgate.domain.amounts import Asset
 from creditgate.domain.errors import (
@@ -22,7 +21,7 @@ from creditgate.domain.errors import (
     UnknownCustomer,
 )
 from creditgate.services.results import Result
-from creditgate.storage.database import RetryTransaction
+from creditgate.storage.database import defer
 from creditgate.storage.prepared import Prepared
 from creditgate.storage.tables import assets, customers, idempotency_keys
 
@@ -159,19 +158,18 @@ class Idempotent:
     def record(self, result: R) -> R:
         if self.key is None:
             return result
-        try:
-            _SAVE_KEY.execute(
-                self.tx.conn,
-                {
-                    "tenant_id": self.tx.tenant_id,
-                    "key": self.key,
-                    "operation": self.operation,
-                    "request_hash": self.hash,
-                    "response": result.model_dump_json(),
-                    "created_at": self.tx.now,
-                },
-            )
-        except IntegrityError:
-            # Another request under the same key committed first: start over and replay it.
-            raise RetryTransaction from None
+        # Written with the commit; if another request under the same key committed first,
+        # the conflict restarts this transaction, which then replays that answer.
+        defer(
+            self.tx.conn,
+            _SAVE_KEY,
+            {
+                "tenant_id": self.tx.tenant_id,
+                "key": self.key,
+                "operation": self.operation,
+                "request_hash": self.hash,
+                "response": result.model_dump_json(),
+                "created_at": self.tx.now,
+            },
+        )
         return result

@@ -37,12 +37,13 @@ from creditgate.services._wallet import (
     open_lots,
     post,
     read_balance,
+    read_balance_and_lots,
     shift_balance,
 )
 from creditgate.services.catalog import check_external_id, check_id, check_metadata
 from creditgate.services.context import Idempotent, Tx
 from creditgate.services.results import Authorization, Charge, Draw, Settlement
-from creditgate.storage.prepared import Prepared
+from creditgate.storage.prepared import Prepared, pipeline
 from creditgate.storage.tables import charges, holds, wallet_balances
 
 MAX_ACTION = 100
@@ -91,6 +92,17 @@ class Pricing:
         return (self.dimensions or {}).get("model")
 
 
+@dataclass(frozen=True, slots=True)
+class Objection:
+    """A margin guard's verdict on a priced request: decline it, or approve with a warning."""
+
+    mode: str
+    reason: str
+
+
+MARGIN_GUARD = "margin_guard"
+
+
 def _priced(
     tx: Tx,
     *,
@@ -101,8 +113,10 @@ def _priced(
     quantities: dict[str, Any] | None,
     rate_card: str,
     vendor_cost: Any,
-) -> tuple[str, int, Pricing]:
+) -> tuple[str, int, Pricing, Objection | None]:
     """The asset and amount of a request: given raw, or priced from its action's quantities.
+
+    With a priced action whose card sets a margin guard, also what the guard objects to.
 
     Without an amount, an action is priced by the rate card (with no quantities, as a
     flat-priced action such as an image).
@@ -117,7 +131,7 @@ def _priced(
             raise InvalidInput("asset is required with a raw amount", field="asset")
         tx.asset(check_asset_code(asset))
         dims = None if dimensions is None else check_dimensions(dimensions)
-        return asset, check_amount(amount), Pricing(dimensions=dims, vendor_cost=cost)
+        return asset, check_amount(amount), Pricing(dimensions=dims, vendor_cost=cost), None
     if amount is not None:
         raise InvalidInput("give an amount or quantities to price, not both", field="amount")
     if action is None:
@@ -131,10 +145,16 @@ def _priced(
     quote = rate_cards.price(
         tx, card, action=action, dimensions=dimensions, quantities=quantities, vendor_cost_usd=cost
     )
-    return quote.asset, check_amount(quote.amount, allow_zero=True), Pricing.of(card, quote)
+    guard = card.spec.prices(action).margin_guard
+    reason = guard.check(quote) if guard is not None else None
+    objection = Objection(guard.mode, reason) if guard is not None and reason else None
+    amount = check_amount(quote.amount, allow_zero=True)
+    return quote.asset, amount, Pricing.of(card, quote), objection
 
 
-def _authorization(row: dict[str, Any], available: int) -> Authorization:
+def _authorization(
+    row: dict[str, Any], available: int, warnings: list[str] | None = None
+) -> Authorization:
     return Authorization(
         id=row["id"],
         customer=row["customer"],
@@ -154,6 +174,7 @@ def _authorization(row: dict[str, Any], available: int) -> Authorization:
         dimensions=row.get("dimensions"),
         quantities=row.get("quantities"),
         rate_card_id=row.get("rate_card_id"),
+        warnings=warnings or [],
     )
 
 
@@ -195,7 +216,7 @@ def authorize(
     idem = Idempotent(tx, idempotency_key, "authorization.create", request)
     if (replayed := idem.replay(Authorization)) is not None:
         return replayed
-    asset, amount, pricing = _priced(
+    asset, amount, pricing, objection = _priced(
         tx,
         asset=asset,
         amount=amount,
@@ -228,6 +249,12 @@ def authorize(
         "quantities": pricing.quantities,
     }
     _INSERT_HOLD.execute(tx.conn, hold)
+    warnings = []
+    if objection is not None:
+        if objection.mode == "decline":
+            before = read_balance(tx, wallet_id, asset)
+            return idem.record(_decline(tx, hold, MARGIN_GUARD, before.available, objection.reason))
+        warnings.append(f"{MARGIN_GUARD}: {objection.reason}")
     params = {
         "w": wallet_id,
         "a": asset,
@@ -241,26 +268,30 @@ def authorize(
         reserved = _RESERVE.first(tx.conn, params)
         if reserved is None:
             reason = before.policy.decline_reason().value
-            hold.update(
-                status=HoldStatus.DECLINED, amount=0, decline_reason=reason, resolved_at=tx.now
-            )
-            _DECLINE_HOLD.execute(tx.conn, {"hold_id": hold["id"], "reason": reason, "now": tx.now})
-            emit(
-                tx,
-                "authorization.declined",
-                wallet_id,
-                {
-                    "authorization": hold["id"],
-                    "customer": customer,
-                    "asset": asset,
-                    "requested": amount,
-                    "available": before.available,
-                    "reason": reason,
-                },
-            )
-            return idem.record(_authorization(hold, before.available))
+            return idem.record(_decline(tx, hold, reason, before.available))
     after = after_move(tx, wallet_id, asset, reserved, -amount)
-    return idem.record(_authorization(hold, after.available))
+    return idem.record(_authorization(hold, after.available, warnings))
+
+
+def _decline(
+    tx: Tx, hold: dict[str, Any], reason: str, available: int, detail: str | None = None
+) -> Authorization:
+    """Turn the just-inserted hold into a declined authorization (it reserves nothing)."""
+    requested = hold["amount"]
+    hold.update(status=HoldStatus.DECLINED, amount=0, decline_reason=reason, resolved_at=tx.now)
+    _DECLINE_HOLD.execute(tx.conn, {"hold_id": hold["id"], "reason": reason, "now": tx.now})
+    payload = {
+        "authorization": hold["id"],
+        "customer": hold["customer"],
+        "asset": hold["asset"],
+        "requested": requested,
+        "available": available,
+        "reason": reason,
+    }
+    if detail:
+        payload["detail"] = detail
+    emit(tx, "authorization.declined", hold["wallet_id"], payload)
+    return _authorization(hold, available, [detail] if detail else [])
 
 
 _INSERT_HOLD = Prepared(insert(holds))
@@ -367,7 +398,7 @@ def _debit(
     starts the transaction over. Debt is only planned with the balance row locked, so a
     lot granted meanwhile is never passed over for it.
     """
-    before = read_balance(tx, wallet_id, asset)
+    before, lots = read_balance_and_lots(tx, wallet_id, asset)
     for locked in (False, True):
         capacity = before.policy.capacity(before.available + reserved)
         if decline and requested > capacity:
@@ -376,60 +407,64 @@ def _debit(
         draws: list[Any] = []
         new_debt = 0
         if debit:
-            draws, new_debt = plan_draws(open_lots(tx, wallet_id, asset), debit, tx.now)
+            draws, new_debt = plan_draws(lots, debit, tx.now)
         if not new_debt or locked:
             break
         before = lock_balance(tx, wallet_id, asset, create=False)
+        lots = open_lots(tx, wallet_id, asset)
     shortfall = requested - debit
     scale = tx.asset(asset).scale
     revenue = stored_money(
         sum((Decimal(d.amount).scaleb(-scale) * d.cost_basis for d in draws), Decimal(0))
     )
-    _INSERT_CHARGE.execute(
-        tx.conn,
-        {
-            "tenant_id": tx.tenant_id,
-            "wallet_id": wallet_id,
-            "id": charge_id,
-            "customer": customer,
-            "hold_id": hold_id,
-            "asset": asset,
-            "requested": requested,
-            "amount": debit,
-            "debt": new_debt,
-            "shortfall": shortfall,
-            "action": action,
-            "metadata": metadata,
-            "created_at": tx.now,
-            "model": pricing.model,
-            "dimensions": pricing.dimensions,
-            "quantities": pricing.quantities,
-            "price": pricing.price,
-            "rate_card_id": pricing.rate_card_id,
-            "rate_card_version": pricing.rate_card_version,
-            "vendor_cost": pricing.vendor_cost,
-            "revenue": revenue,
-        },
-    )
-    if debit:
-        post(
-            tx,
-            wallet_id=wallet_id,
-            asset=asset,
-            kind=TransactionKind.CHARGE,
-            entries=charge_entries(draws, new_debt),
-            reference_id=charge_id,
+    # The writes go out together (one round trip on PostgreSQL): the inserts first, then
+    # the conditional moves of the lots and the balance row, which lock those rows.
+    with pipeline(tx.conn):
+        _INSERT_CHARGE.submit(
+            tx.conn,
+            {
+                "tenant_id": tx.tenant_id,
+                "wallet_id": wallet_id,
+                "id": charge_id,
+                "customer": customer,
+                "hold_id": hold_id,
+                "asset": asset,
+                "requested": requested,
+                "amount": debit,
+                "debt": new_debt,
+                "shortfall": shortfall,
+                "action": action,
+                "metadata": metadata,
+                "created_at": tx.now,
+                "model": pricing.model,
+                "dimensions": pricing.dimensions,
+                "quantities": pricing.quantities,
+                "price": pricing.price,
+                "rate_card_id": pricing.rate_card_id,
+                "rate_card_version": pricing.rate_card_version,
+                "vendor_cost": pricing.vendor_cost,
+                "revenue": revenue,
+            },
         )
-    after = shift_balance(
-        tx,
-        wallet_id,
-        asset,
-        posted=-debit,
-        held=-reserved,
-        debt=new_debt,
-        need=debit - reserved,
-        draws=[(d.lot_id, d.amount) for d in draws],
-    )
+        if debit:
+            post(
+                tx,
+                wallet_id=wallet_id,
+                asset=asset,
+                kind=TransactionKind.CHARGE,
+                entries=charge_entries(draws, new_debt),
+                reference_id=charge_id,
+            )
+        after = shift_balance(
+            tx,
+            wallet_id,
+            asset,
+            posted=-debit,
+            held=-reserved,
+            debt=new_debt,
+            need=debit - reserved,
+            draws=[(d.lot_id, d.amount) for d in draws],
+        )
     return Charge(
         id=charge_id,
         status="posted",
@@ -471,8 +506,9 @@ def _declined(
     action: str | None,
     metadata: dict[str, Any],
     pricing: Pricing,
+    reason: str | None = None,
 ) -> Charge:
-    reason = before.policy.decline_reason().value
+    reason = reason or before.policy.decline_reason().value
     emit(
         tx,
         "authorization.declined",
@@ -675,7 +711,7 @@ def charge(
     idem = Idempotent(tx, idempotency_key, "charge.create", request)
     if (replayed := idem.replay(Charge)) is not None:
         return replayed
-    asset, amount, pricing = _priced(
+    asset, amount, pricing, objection = _priced(
         tx,
         asset=asset,
         amount=amount,
@@ -685,6 +721,11 @@ def charge(
         rate_card=rate_card,
         vendor_cost=vendor_cost,
     )
+    if objection is not None and objection.mode == "decline":
+        before = read_balance(tx, wallet_id, asset)
+        return idem.record(
+            _declined(tx, before, amount, customer, action, meta, pricing, MARGIN_GUARD)
+        )
     result = _debit(
         tx,
         wallet_id,

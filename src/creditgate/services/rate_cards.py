@@ -218,6 +218,14 @@ def set_model_price(
     effective_at: datetime | None = None,
 ) -> None:
     """Override a model's price (USD per million tokens) for charges from `effective_at` on."""
+    if provider is not None and (
+        not isinstance(provider, str) or not 1 <= len(provider) <= 100 or not provider.isprintable()
+    ):
+        raise InvalidInput("provider must be 1-100 printable characters", field="provider")
+    if effective_at is not None and (
+        not isinstance(effective_at, datetime) or effective_at.tzinfo is None
+    ):
+        raise InvalidInput("effective_at must be a timezone-aware timestamp", field="effective_at")
     parsed = parse_model_prices(
         {
             model: {

@@ -149,6 +149,7 @@ class Authorization(Result):
     dimensions: dict[str, str] | None = None
     quantities: dict[str, str] | None = None
     rate_card_id: str | None = None
+    warnings: list[str] = []
 
 
 class Settlement(Result):
@@ -209,3 +210,59 @@ class RateCardVersion(Result):
     version: int
     effective_at: datetime
     spec: dict[str, Any]
+
+
+class ModelPrice(Result):
+    """A tenant's own price of an LLM model, USD per million tokens, from `effective_at` on."""
+
+    model: str
+    provider: str | None
+    input_mtok: DecimalString
+    output_mtok: DecimalString
+    cache_read_mtok: DecimalString | None
+    effective_at: datetime
+
+
+class PriceLine(Result):
+    name: str  # "flat", a quantity's name, or "vendor_cost"
+    quantity: DecimalString
+    unit_price: DecimalString
+    subtotal: DecimalString
+
+
+class AppliedMultiplier(Result):
+    index: int
+    match: dict[str, str]
+    factor: DecimalString
+
+
+class VendorCostInfo(Result):
+    usd: DecimalString | None  # None: unknown, and `reason` says why
+    source: str  # explicit | card | tenant_override | genai_prices | unknown
+    reason: str | None
+    provider: str | None
+    model: str | None
+
+
+class PriceQuote(Result):
+    """An action priced by a rate card version, line by line, with its vendor cost: the
+    breakdown a charge keeps as its `price`."""
+
+    rate_card_id: str
+    rate_card_version: int
+    action: str
+    asset: str
+    scale: int
+    rule: int
+    match: dict[str, str]
+    dimensions: dict[str, str]
+    quantities: dict[str, DecimalString]
+    lines: list[PriceLine]
+    multipliers: list[AppliedMultiplier]
+    subtotal: DecimalString  # Σ lines x Π multipliers, before the minimum
+    minimum: DecimalString | None
+    units: DecimalString  # exact, in units of the asset
+    amount: int  # minor units of the asset: units rounded once
+    rounding: str
+    credit_value_usd: DecimalString | None
+    vendor_cost: VendorCostInfo | None

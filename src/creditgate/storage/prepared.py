@@ -124,6 +124,9 @@ class Pending:
         self.conn, self.plan, self.cursor = conn, plan, cursor
 
     def rowcount(self) -> int:
+        open_pipelines = self.conn.info.get("pipelines")
+        if open_pipelines:
+            open_pipelines[-1].sync()  # the count arrives only with the results
         count = int(self.cursor.rowcount)
         self.cursor.close()
         return count
@@ -161,8 +164,13 @@ def pipeline(conn: Connection) -> Iterator[None]:
         yield
         return
     dbapi_error = conn.dialect.loaded_dbapi.Error
+    stack = conn.info.setdefault("pipelines", [])
     try:
-        with driver.pipeline():  # type: ignore[union-attr]
-            yield
+        with driver.pipeline() as open_pipeline:  # type: ignore[union-attr]
+            stack.append(open_pipeline)
+            try:
+                yield
+            finally:
+                stack.pop()
     except dbapi_error as exc:
         raise DBAPIError.instance(None, None, exc, dbapi_error, dialect=conn.dialect) from exc

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -162,6 +163,7 @@ charges = Table(
     Column("rate_card_version", Integer, nullable=True),
     Column("vendor_cost", ExactDecimal, nullable=True),
     Column("revenue", ExactDecimal, nullable=True),
+    Column("refunded", BigInteger, nullable=False, server_default="0"),
     Index("ix_charges_wallet_time", "wallet_id", "created_at"),
     Index("ix_charges_tenant_time", "tenant_id", "created_at"),
 )
@@ -216,7 +218,10 @@ events = Table(
     Column("wallet_id", ID, nullable=True),
     Column("payload", JSON, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # Set when the webhook fan-out has turned the event into deliveries (or found none due).
+    Column("dispatched_at", UtcDateTime, nullable=True),
     Index("ix_events_tenant", "tenant_id", "id"),
+    Index("ix_events_undispatched", "dispatched_at", "id"),
 )
 
 # API keys: `cg_<prefix>_<secret>`; only the prefix (to find the row) and a hash are kept.
@@ -262,4 +267,273 @@ model_prices = Table(
     Column("effective_at", UtcDateTime, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Index("ix_model_prices_lookup", "tenant_id", "model", "effective_at"),
+)
+
+# Webhook endpoints: where a tenant's events are POSTed, signed with the endpoint's secret.
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("id", ID, primary_key=True),
+    Column("url", String(2048), nullable=False),
+    Column("description", String(500), nullable=False, server_default=""),
+    Column("event_types", JSON, nullable=False),  # empty: every type
+    Column("secret", String(100), nullable=False),  # whsec_<base64>, needed to sign
+    Column("enabled", Boolean, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("deleted_at", UtcDateTime, nullable=True),
+    Index("ix_webhook_endpoints_tenant", "tenant_id", "id"),
+)
+
+# One row per event and endpoint; its id is the webhook-id the receiver deduplicates on.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("tenant_id", ID, nullable=False),
+    Column("id", ID, primary_key=True),
+    Column("endpoint_id", ID, ForeignKey("webhook_endpoints.id"), nullable=False),
+    Column("event_id", ID, nullable=False),
+    Column("event_type", String(60), nullable=False),
+    Column("status", String(16), nullable=False),  # pending | succeeded | failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime, nullable=True),
+    Column("claim", ID, nullable=True),  # the sender holding the attempt in flight
+    Column("last_attempt_at", UtcDateTime, nullable=True),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("response_excerpt", Text, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=True),
+    UniqueConstraint("endpoint_id", "event_id"),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_webhook_deliveries_tenant", "tenant_id", "id"),
+    Index("ix_webhook_deliveries_event", "event_id"),
+)
+
+# Billing: plans and subscriptions, packs and purchases, auto top-up, campaigns.
+
+plans = Table(
+    "plans",
+    metadata,
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("id", ID, primary_key=True),
+    Column("code", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("period", String(16), nullable=False),  # monthly | yearly
+    Column("fee", ExactDecimal, nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("asset", String(32), nullable=False),
+    Column("included", BigInteger, nullable=False),
+    Column("rollover_cap", BigInteger, nullable=False),  # 0: nothing carries over
+    Column("overage_policy", String(16), nullable=False),
+    Column("overdraft_limit", BigInteger, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("tenant_id", "code"),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("tenant_id", ID, nullable=False),
+    Column("wallet_id", ID, nullable=False),
+    Column("id", ID, primary_key=True),
+    Column("customer", String(200), nullable=False),
+    Column("plan_id", ID, nullable=False),
+    Column("status", String(16), nullable=False),  # active | canceled
+    # The wallet while the subscription is active, NULL after: one live subscription each.
+    Column("live_wallet_id", ID, nullable=True, unique=True),
+    Column("anchor_at", UtcDateTime, nullable=False),
+    Column("anchor_index", Integer, nullable=False),
+    Column("period_index", Integer, nullable=False),
+    Column("current_period_start", UtcDateTime, nullable=False),
+    Column("current_period_end", UtcDateTime, nullable=False),
+    Column("pending_plan_id", ID, nullable=True),
+    Column("cancel_at_period_end", Integer, nullable=False),
+    Column("canceled_at", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_subscriptions_due", "tenant_id", "status", "current_period_end"),
+)
+
+# One row per issued period: the key (subscription, period index) makes a renewal happen
+# once however often the job runs; a plan changed now starts the next index at once.
+subscription_periods = Table(
+    "subscription_periods",
+    metadata,
+    Column("tenant_id", ID, nullable=False),
+    Column("wallet_id", ID, nullable=False),
+    Column("subscription_id", ID, nullable=False),
+    Column("period_index", Integer, nullable=False),
+    Column("plan_id", ID, nullable=False),
+    Column("period_start", UtcDateTime, nullable=False),
+    Column("period_end", UtcDateTime, nullable=False),
+    Column("lot_id", ID, nullable=True),
+    Column("rollover_lot_id", ID, nullable=True),
+    Column("rolled_over", BigInteger, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("subscription_id", "period_index"),
+)
+
+packs = Table(
+    "packs",
+    metadata,
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("id", ID, primary_key=True),
+    Column("code", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("asset", String(32), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("price", ExactDecimal, nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("expires_after_days", Integer, nullable=True),
+    Column("active", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("tenant_id", "code"),
+)
+
+# What one unit of a currency buys of an asset (e.g. 1 USD = 40 credits), per tenant.
+exchange_rates = Table(
+    "exchange_rates",
+    metadata,
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("asset", String(32), nullable=False),
+    Column("rate", ExactDecimal, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "currency", "asset"),
+)
+
+# A tenant's account at a payment provider: keys and the webhook endpoint secret.
+payment_providers = Table(
+    "payment_providers",
+    metadata,
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("provider", String(16), nullable=False),
+    Column("config", JSON, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "provider"),
+)
+
+purchases = Table(
+    "purchases",
+    metadata,
+    Column("tenant_id", ID, nullable=False),
+    Column("wallet_id", ID, nullable=False),
+    Column("id", ID, primary_key=True),
+    Column("customer", String(200), nullable=False),
+    Column("pack_id", ID, nullable=True),
+    Column("asset", String(32), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("price", ExactDecimal, nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("expires_after_days", Integer, nullable=True),
+    Column("status", String(16), nullable=False),  # pending | paid | failed | refunded
+    Column("origin", String(16), nullable=False),  # checkout | auto_top_up | invoice
+    Column("provider", String(16), nullable=False),
+    Column("provider_ref", String(255), nullable=True),  # checkout session or payment intent
+    Column("payment_ref", String(255), nullable=True),  # the payment that paid it
+    Column("checkout_url", Text, nullable=True),
+    Column("failure_reason", String(255), nullable=True),
+    Column("lot_id", ID, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("paid_at", UtcDateTime, nullable=True),
+    Column("failed_at", UtcDateTime, nullable=True),
+    Index("ix_purchases_wallet", "wallet_id", "created_at"),
+    Index("ix_purchases_provider_ref", "provider_ref"),
+    Index("ix_purchases_open", "tenant_id", "status", "origin"),
+)
+
+# Provider events already handled: a replayed or duplicated delivery changes nothing.
+provider_events = Table(
+    "provider_events",
+    metadata,
+    Column("tenant_id", ID, nullable=False),
+    Column("provider", String(16), nullable=False),
+    Column("event_id", String(255), nullable=False),
+    Column("type", String(100), nullable=False),
+    Column("outcome", String(40), nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "provider", "event_id"),
+)
+
+payment_methods = Table(
+    "payment_methods",
+    metadata,
+    Column("tenant_id", ID, nullable=False),
+    Column("wallet_id", ID, nullable=False),
+    Column("id", ID, primary_key=True),
+    Column("customer", String(200), nullable=False),
+    Column("provider", String(16), nullable=False),
+    Column("customer_ref", String(255), nullable=True),  # e.g. Stripe's cus_…
+    Column("method_ref", String(255), nullable=False),  # e.g. Stripe's pm_…
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("wallet_id", "provider"),
+)
+
+# Auto top-up per wallet and asset. `armed` is cleared when a crossing fires and set again
+# once available is back at the threshold; `in_flight_purchase_id` is claimed conditionally.
+auto_top_ups = Table(
+    "auto_top_ups",
+    metadata,
+    Column("tenant_id", ID, nullable=False),
+    Column("wallet_id", ID, nullable=False),
+    Column("asset", String(32), nullable=False),
+    Column("customer", String(200), nullable=False),
+    Column("threshold", BigInteger, nullable=False),
+    Column("pack_id", ID, nullable=False),
+    Column("provider", String(16), nullable=False),
+    Column("monthly_limit", Integer, nullable=True),
+    Column("enabled", Integer, nullable=False),
+    Column("armed", Integer, nullable=False),
+    Column("in_flight_purchase_id", ID, nullable=True),
+    Column("month", String(7), nullable=False),
+    Column("month_count", Integer, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("backoff_until", UtcDateTime, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("wallet_id", "asset"),
+    Index("ix_auto_top_ups_tenant", "tenant_id", "enabled"),
+)
+
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("id", ID, primary_key=True),
+    Column("code", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("asset", String(32), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("per_customer_limit", Integer, nullable=False),
+    Column("max_redemptions", Integer, nullable=True),
+    Column("redemptions", Integer, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=True),  # no redemption after; credit ends by
+    Column("credit_valid_days", Integer, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("tenant_id", "code"),
+)
+
+# The key (campaign, wallet, seq) with seq <= the limit enforces it under concurrency.
+campaign_redemptions = Table(
+    "campaign_redemptions",
+    metadata,
+    Column("tenant_id", ID, nullable=False),
+    Column("wallet_id", ID, nullable=False),
+    Column("campaign_id", ID, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("customer", String(200), nullable=False),
+    Column("lot_id", ID, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("campaign_id", "wallet_id", "seq"),
+)
+
+# The consumption order a tenant sets per lot kind: the priority a grant gets by default.
+kind_priorities = Table(
+    "kind_priorities",
+    metadata,
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "kind"),
 )

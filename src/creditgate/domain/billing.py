@@ -1,0 +1,65 @@
+"""Billing rules without I/O: plan periods, the value of included credit, rollover, backoff."""
+
+from __future__ import annotations
+
+import calendar
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+
+from creditgate.domain.amounts import Asset, stored_money
+
+
+class Period(StrEnum):
+    MONTHLY = "monthly"
+    YEARLY = "yearly"
+
+    @property
+    def months(self) -> int:
+        return 1 if self is Period.MONTHLY else 12
+
+
+def add_months(start: datetime, months: int) -> datetime:
+    """The same day and time `months` later, clamped to the month's last day (Jan 31 -> Feb 28)."""
+    index = start.month - 1 + months
+    year, month = start.year + index // 12, index % 12 + 1
+    day = min(start.day, calendar.monthrange(year, month)[1])
+    return start.replace(year=year, month=month, day=day)
+
+
+def period_bounds(anchor: datetime, period: Period, n: int) -> tuple[datetime, datetime]:
+    """Start and end of the n-th period counted from the anchor.
+
+    Counted from the anchor rather than chained, so a period anchored on the 31st comes
+    back to the 31st after a short month.
+    """
+    return add_months(anchor, n * period.months), add_months(anchor, (n + 1) * period.months)
+
+
+def unit_value(money: Decimal, amount: int, asset: Asset) -> Decimal:
+    """Money per whole unit of the asset (the cost basis) when `money` bought `amount`."""
+    if amount <= 0:
+        return Decimal(0)
+    return stored_money(money / asset.to_units(amount))
+
+
+def rollover(unused: int, cap: int) -> int:
+    """What of a period's unused included credit carries into the next period."""
+    return max(0, min(unused, cap))
+
+
+def month_of(moment: datetime) -> str:
+    """The calendar month (UTC) an auto top-up counts against its monthly limit."""
+    return moment.strftime("%Y-%m")
+
+
+BACKOFF_BASE = timedelta(minutes=5)
+BACKOFF_MAX = timedelta(hours=24)
+
+
+def backoff(failures: int) -> timedelta:
+    """How long auto top-up waits after its n-th failure in a row: doubling, capped at a day."""
+    if failures <= 0:
+        return timedelta(0)
+    wait: timedelta = BACKOFF_BASE * (1 << min(failures - 1, 20))
+    return min(BACKOFF_MAX, wait)

@@ -1,0 +1,127 @@
+"""Routes for pricing: rate card versions, quotes, model price overrides and margin reports."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from starlette.responses import Response
+
+from creditgate.domain.errors import CreditgateError, InvalidInput
+from creditgate.http.answers import AssetQuery, IdempotencyKey, answer
+from creditgate.http.auth import Ledger
+from creditgate.http.models import (
+    NewModelPrice,
+    NewRateCard,
+    QuoteRequest,
+    RateCardList,
+    RateCardName,
+    SignedDecimal,
+    Timestamp,
+)
+from creditgate.services import margin
+from creditgate.services.margin import FullMarginReport
+from creditgate.services.results import ModelPrice, PriceQuote, RateCardVersion
+
+router = APIRouter(prefix="/v1")
+
+DEFAULT_PERIOD = timedelta(days=30)
+
+
+@router.post("/rate-cards", status_code=201, response_model=RateCardVersion, tags=["pricing"])
+def publish_rate_card(
+    body: NewRateCard, t: Ledger, idempotency_key: IdempotencyKey = None
+) -> Response:
+    """Publish the next version of a card. It prices authorizations from `effective_at` on;
+    a hold settles by the version it was authorized with, and no charge is ever repriced."""
+    try:
+        version = t.publish_rate_card(
+            body.spec,
+            name=body.name,
+            effective_at=body.effective_at,
+            idempotency_key=idempotency_key,
+        )
+    except CreditgateError as exc:
+        raise _in_body(exc) from None
+    return answer(version, 201)
+
+
+def _in_body(exc: CreditgateError) -> CreditgateError:
+    """The same failure, its field named as in the request: paths in the card under `spec`."""
+    if exc.field in (None, "effective_at", "idempotency_key"):
+        return exc
+    field = "name" if exc.field == "rate_card" else f"spec.{exc.field}"
+    return type(exc)(exc.message, field=field)
+
+
+@router.get("/rate-cards", response_model=RateCardList, tags=["pricing"])
+def list_rate_cards(t: Ledger, name: Annotated[RateCardName | None, Query()] = None) -> Response:
+    """Every version of the tenant's cards (or of the card `name`), oldest first."""
+    return answer(RateCardList(data=t.rate_cards(name=name)))
+
+
+@router.post("/rate-cards/quote", response_model=PriceQuote, tags=["pricing"])
+def quote(body: QuoteRequest, t: Ledger, idempotency_key: IdempotencyKey = None) -> Response:
+    """What an action costs, line by line, with its vendor cost, by the card version in effect
+    now (or at `at`). A quote changes nothing."""
+    priced = t.price_quote(
+        body.action, body.dimensions, body.quantities, rate_card=body.rate_card, at=body.at
+    )
+    return answer(priced)
+
+
+@router.post("/model-prices", status_code=201, response_model=ModelPrice, tags=["pricing"])
+def set_model_price(
+    body: NewModelPrice, t: Ledger, idempotency_key: IdempotencyKey = None
+) -> Response:
+    """Price an LLM model yourself (USD per million tokens), in place of the maintained price
+    table, for the vendor cost of charges from `effective_at` on."""
+    price = t.set_model_price(
+        body.model,
+        input_mtok=body.input_mtok,
+        output_mtok=body.output_mtok,
+        cache_read_mtok=body.cache_read_mtok,
+        provider=body.provider,
+        effective_at=body.effective_at,
+        idempotency_key=idempotency_key,
+    )
+    return answer(price, 201)
+
+
+@router.get("/reports/margin", response_model=FullMarginReport, tags=["reports"])
+def margin_report(
+    t: Ledger,
+    start: Annotated[
+        Timestamp | None,
+        Query(alias="from", description="Start, inclusive (default: 30 days before `to`)"),
+    ] = None,
+    end: Annotated[Timestamp | None, Query(alias="to", description="End, exclusive")] = None,
+    by: Literal["action", "model", "customer", "day"] = "action",
+    asset: AssetQuery = None,
+    rate_card: Annotated[RateCardName, Query()] = "default",
+    worst: Annotated[int, Query(ge=1, le=margin.MAX_WORST)] = margin.DEFAULT_WORST,
+    change: Annotated[
+        SignedDecimal, Query(description="What-if change of vendor prices: 0.2 is +20%")
+    ] = "0.2",
+    target: Annotated[SignedDecimal, Query(description="Target gross margin: 0.5 is 50%")] = "0.5",
+) -> Response:
+    """Revenue, vendor cost and gross margin of the period's charges grouped `by`; margin across
+    customers; the rate card's worst credit-to-cost ratio per action; and what falls below the
+    target margin if vendor prices change."""
+    until = end or t.cg.clock()
+    since = start or until - DEFAULT_PERIOD
+    if since >= until:
+        raise InvalidInput("from must be before to", field="from")
+    report = t.margin_report(
+        start=since,
+        end=until,
+        by=by,
+        asset=asset,
+        rate_card=rate_card,
+        worst=worst,
+        change=Decimal(change),
+        target=Decimal(target),
+    )
+    return answer(report)

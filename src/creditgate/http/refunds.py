@@ -1,0 +1,61 @@
+"""Routes for refunds of charges and the revenue recognition report."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import Field
+from starlette.responses import Response
+
+from creditgate.domain.errors import InvalidInput
+from creditgate.http.answers import IdempotencyKey, ObjectPath, answer
+from creditgate.http.auth import Ledger
+from creditgate.http.models import MAX_REASON, Amount, Body, CustomerId, Metadata, Text, Timestamp
+from creditgate.services.refunds import Refund
+from creditgate.services.revenue import RevenueReport
+
+router = APIRouter(prefix="/v1", tags=["refunds"])
+
+DEFAULT_PERIOD = timedelta(days=30)
+
+
+class NewRefund(Body):
+    """Give back all that is left of a charge (no `amount`) or a part of it; name the reason."""
+
+    reason: Annotated[Text, Field(min_length=1, max_length=MAX_REASON)]
+    amount: Amount | None = None
+    metadata: Metadata | None = None
+
+
+@router.post("/charges/{charge}/refunds", status_code=201, response_model=Refund)
+def refund_charge(
+    charge: ObjectPath, body: NewRefund, t: Ledger, idempotency_key: IdempotencyKey = None
+) -> Response:
+    refund = t.refund_charge(
+        charge,
+        reason=body.reason,
+        amount=body.amount,
+        metadata=body.metadata,
+        idempotency_key=idempotency_key,
+    )
+    return answer(refund, 201)
+
+
+@router.get("/reports/revenue", response_model=RevenueReport, tags=["reports"])
+def revenue_report(
+    t: Ledger,
+    start: Annotated[
+        Timestamp | None,
+        Query(alias="from", description="Start, inclusive (default: 30 days before `to`)"),
+    ] = None,
+    end: Annotated[Timestamp | None, Query(alias="to", description="End, exclusive")] = None,
+    customer: Annotated[CustomerId | None, Query()] = None,
+) -> Response:
+    """Per currency: opening deferred, sold, recognized, breakage, voided, refunded, closing."""
+    until = end or t.cg.clock()
+    since = start or until - DEFAULT_PERIOD
+    if since >= until:
+        raise InvalidInput("from must be before to", field="from")
+    return answer(t.revenue_report(start=since, end=until, customer=customer))

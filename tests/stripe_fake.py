@@ -1,0 +1,155 @@
+"""Stripe offline: a loopback server answering with Stripe's recorded JSON, and signed events.
+
+The `stripe` client is pointed at the server through the tenant's `api_base`, so requests
+go through the real client (form encoding, idempotency keys, error mapping), and nothing
+leaves the machine. Events are signed the way Stripe signs them (`t=…,v1=HMAC-SHA256`).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import stripe
+
+FIXTURES = Path(__file__).parent / "fixtures" / "stripe"
+WEBHOOK_SECRET = "whsec_test_0123456789abcdef0123456789abcdef"
+API_KEY = "sk_test_creditgate_offline"
+
+
+def fixture(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / f"{name}.json").read_text())  # type: ignore[no-any-return]
+
+
+def sign(payload: str, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> str:
+    """The Stripe-Signature header Stripe would send with this body."""
+    return stripe.WebhookSignature.generate_signature_header(
+        payload, secret, timestamp=int(time.time()) if timestamp is None else timestamp
+    )
+
+
+def event(
+    name: str,
+    *,
+    purchase: str | None = None,
+    tenant: str | None = None,
+    event_id: str | None = None,
+    **fields: Any,
+) -> str:
+    """A recorded event (`event_<name>.json`) about our purchase, as the JSON body Stripe posts."""
+    body = fixture(f"event_{name}")
+    obj = body["data"]["object"]
+    if purchase is not None:
+        obj["metadata"] = {"creditgate_purchase": purchase, "creditgate_tenant": tenant or ""}
+        if obj["object"] == "checkout.session":
+            obj["client_reference_id"] = purchase
+    obj.update(fields)
+    if event_id is not None:
+        body["id"] = event_id
+    return json.dumps(body)
+
+
+class FakeStripe:
+    """Stripe's API on loopback: Checkout Sessions and PaymentIntents, idempotent by key."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.decline = False  # answer PaymentIntents with a card_declined error
+        self.fail_next = 0  # answer the next N requests with a 500 (unknown outcome)
+        self._by_key: dict[str, tuple[int, bytes]] = {}
+        self._lock = threading.Lock()
+        self._counter = 0
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                form = dict(parse_qsl(self.rfile.read(length).decode()))
+                key = self.headers.get("Idempotency-Key")
+                status, body = fake.answer(self.path, form, key)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Request-Id", "req_offline")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> FakeStripe:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def calls(self, path: str) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r["path"] == path]
+
+    def answer(self, path: str, form: dict[str, str], key: str | None) -> tuple[int, bytes]:
+        with self._lock:
+            self.requests.append({"path": path, "form": form, "idempotency_key": key})
+            if self.fail_next:
+                self.fail_next -= 1
+                error = {"error": {"type": "api_error", "message": "offline fake: try again"}}
+                return 500, json.dumps(error).encode()
+            if key is not None and key in self._by_key:
+                return self._by_key[key]
+            self._counter += 1
+            answer = self._new(path, form, self._counter)
+            if key is not None:
+                self._by_key[key] = answer
+            return answer
+
+    def _new(self, path: str, form: dict[str, str], n: int) -> tuple[int, bytes]:
+        metadata = {k[9:-1]: v for k, v in form.items() if k.startswith("metadata[")}
+        if path == "/v1/checkout/sessions":
+            session = copy.deepcopy(fixture("checkout_session"))
+            session["id"] = f"cs_test_offline{n:06d}"
+            session["url"] = f"https://checkout.stripe.com/c/pay/{session['id']}"
+            amount = int(form["line_items[0][price_data][unit_amount]"])
+            session.update(
+                amount_subtotal=amount,
+                amount_total=amount,
+                currency=form["line_items[0][price_data][currency]"],
+                client_reference_id=form.get("client_reference_id"),
+                metadata=metadata,
+                success_url=form.get("success_url"),
+                cancel_url=form.get("cancel_url"),
+                customer=form.get("customer"),
+            )
+            return 200, json.dumps(session).encode()
+        if path == "/v1/payment_intents":
+            if self.decline:
+                error = copy.deepcopy(fixture("card_declined"))
+                error["error"]["payment_intent"]["id"] = f"pi_offline{n:06d}"
+                error["error"]["payment_intent"]["metadata"] = metadata
+                return 402, json.dumps(error).encode()
+            intent = copy.deepcopy(fixture("payment_intent_succeeded"))
+            intent.update(
+                id=f"pi_offline{n:06d}",
+                amount=int(form["amount"]),
+                amount_received=int(form["amount"]),
+                currency=form["currency"],
+                customer=form.get("customer"),
+                payment_method=form["payment_method"],
+                metadata=metadata,
+            )
+            return 200, json.dumps(intent).encode()
+        return 404, json.dumps({"error": {"type": "invalid_request_error"}}).encode()
