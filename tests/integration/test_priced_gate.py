@@ -205,3 +205,30 @@ def test_margin_guard_in_warn_mode_approves_with_a_warning(ledger: TenantLedger)
     # 1 credit ($0.10) for $0.30 of vendor cost: approved, flagged.
     assert auth.approved and auth.amount == 100
     assert auth.warnings and auth.warnings[0].startswith("margin_guard")
+
+
+def test_usage_with_token_kinds_the_card_does_not_price_is_still_charged(
+    ledger: TenantLedger,
+) -> None:
+    card = {
+        "asset": "credits",
+        "actions": {
+            "chat.completion": {
+                "prices": [{"per_unit": {"input_tokens": "0.001", "output_tokens": "0.004"}}]
+            }
+        },
+    }
+    ledger.publish_rate_card(card)
+    ledger.create_customer("c1")
+    ledger.grant("c1", "credits", 100_000)
+    auth = ledger.authorize(
+        "c1", action="chat.completion", quantities={"input_tokens": 1_000, "output_tokens": 500}
+    )
+    usage = {"input_tokens": 800, "cached_tokens": 200, "output_tokens": 100}
+    charge = ledger.settle(auth.id, quantities=usage).charge
+    assert charge.amount == 120  # 0.8 + 0.4 credits; the cache reads add nothing here
+    assert charge.quantities == {
+        "input_tokens": "800",
+        "cached_tokens": "200",
+        "output_tokens": "100",
+    }

@@ -526,6 +526,11 @@ def _action(name: str, spec: object, path: str) -> ActionPrices:
             quantities.update(rule.vendor.per_unit)
             if rule.vendor.llm is not None:
                 quantities.update(LLM_QUANTITIES)
+    # A card that prices tokens accepts every kind of token a model reports, so a call whose
+    # usage includes cache reads is still charged (an unpriced kind adds no credits; the
+    # margin report shows its cost) rather than refused at settle.
+    if quantities & set(LLM_QUANTITIES):
+        quantities.update(LLM_QUANTITIES)
     guard = None
     if fields.get("margin_guard") is not None:
         guard_path = f"{path}.margin_guard"

@@ -25,7 +25,7 @@ from creditgate.domain.holds import DEFAULT_TTL_SECONDS, HoldStatus, check_ttl, 
 from creditgate.domain.ledger import TransactionKind, charge_entries
 from creditgate.domain.lots import plan_draws
 from creditgate.domain.policy import PolicyMode
-from creditgate.domain.pricing import Quote, check_dimensions
+from creditgate.domain.pricing import Quote, check_dimensions, text
 from creditgate.ids import new_id
 from creditgate.services import rate_cards
 from creditgate.services._wallet import (
@@ -79,12 +79,14 @@ class Pricing:
     vendor_cost: Decimal | None = None
 
     @classmethod
-    def of(cls, card: rate_cards.CardVersion, quote: Quote) -> Pricing:
-        snapshot = quote.snapshot()
+    def of(cls, card: rate_cards.CardVersion, quote: Quote, *, keep: bool = True) -> Pricing:
+        """`keep`: the full price snapshot, for a charge (a hold needs only its inputs)."""
+        quantities = {name: text(value) for name, value in quote.quantities.items()}
+        snapshot = quote.snapshot() if keep else None
         usd = quote.vendor_cost.usd if quote.vendor_cost is not None else None
         cost = None if usd is None else stored_money(usd)
         return cls(
-            dict(quote.dimensions), snapshot["quantities"], snapshot, card.id, card.version, cost
+            dict(quote.dimensions), quantities, snapshot, card.id, card.version, cost
         )
 
     @property
@@ -113,6 +115,7 @@ def _priced(
     quantities: dict[str, Any] | None,
     rate_card: str,
     vendor_cost: Any,
+    charging: bool,
 ) -> tuple[str, int, Pricing, Objection | None]:
     """The asset and amount of a request: given raw, or priced from its action's quantities.
 
@@ -149,7 +152,7 @@ def _priced(
     reason = guard.check(quote) if guard is not None else None
     objection = Objection(guard.mode, reason) if guard is not None and reason else None
     amount = check_amount(quote.amount, allow_zero=True)
-    return quote.asset, amount, Pricing.of(card, quote), objection
+    return quote.asset, amount, Pricing.of(card, quote, keep=charging), objection
 
 
 def _authorization(
@@ -225,6 +228,7 @@ def authorize(
         quantities=quantities,
         rate_card=rate_card,
         vendor_cost=None,
+        charging=False,
     )
     # The hold row goes in first so that the balance row is locked only from the
     # conditional update to the commit.
@@ -720,6 +724,7 @@ def charge(
         quantities=quantities,
         rate_card=rate_card,
         vendor_cost=vendor_cost,
+        charging=True,
     )
     if objection is not None and objection.mode == "decline":
         before = read_balance(tx, wallet_id, asset)
