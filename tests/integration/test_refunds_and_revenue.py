@@ -136,3 +136,32 @@ def test_revenue_a_pack_bought_partly_used_refunded_and_expired(
     assert first_days.closing_deferred == later.opening_deferred == Decimal("20")
     assert later.breakage == Decimal("20") and later.closing_deferred == 0
     assert ledger.revenue_report(start=start, end=end, customer="c1").lines == whole
+
+
+def test_grant_expiring_is_announced_once_a_day_ahead(
+    ledger: TenantLedger, clock: FakeClock
+) -> None:
+    from sqlalchemy import select
+
+    from creditgate.storage.tables import events
+
+    ledger.create_customer("c1")
+    soon = ledger.grant("c1", "credits", 500, expires_at=clock.now + timedelta(hours=30))
+    ledger.grant("c1", "credits", 500, expires_at=clock.now + timedelta(days=30))
+    ledger.run_sweeps()  # 30 hours ahead: not yet
+
+    def announced() -> list[dict[str, object]]:
+        with ledger.cg.db.engine.connect() as conn:
+            rows = conn.execute(
+                select(events.c.payload).where(
+                    events.c.tenant_id == ledger.tenant_id, events.c.type == "grant.expiring"
+                )
+            )
+            return [r.payload for r in rows]
+
+    assert announced() == []
+    clock.advance(hours=7)
+    ledger.run_sweeps()
+    ledger.run_sweeps()
+    assert [p["lot"] for p in announced()] == [soon.id]
+    assert announced()[0]["remaining"] == 500

@@ -6,7 +6,10 @@ time changes nothing the second time.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from creditgate.domain.holds import HoldStatus
 from creditgate.domain.ledger import Account, TransactionKind, removal_entries
@@ -16,7 +19,7 @@ from creditgate.services.context import Tx
 from creditgate.services.gate import release
 from creditgate.services.grants import activate_lots
 from creditgate.services.results import SweepReport
-from creditgate.storage.tables import holds, lots
+from creditgate.storage.tables import events, holds, lots
 
 
 def expire_holds(tx: Tx, *, limit: int = 500) -> int:
@@ -114,9 +117,57 @@ def expire_lots(tx: Tx, *, limit: int = 500) -> SweepReport:
     return SweepReport(lots_expired=count, credit_expired=credit, credit_kept_for_holds=kept)
 
 
+EXPIRY_WARNING = timedelta(hours=24)
+
+
+def warn_expiring(tx: Tx, *, within: timedelta = EXPIRY_WARNING, limit: int = 500) -> int:
+    """Raise `grant.expiring` once for each lot with credit left that expires within `within`.
+
+    The event's id is derived from the lot's, so however often the sweep runs (in however
+    many processes) a lot is announced once.
+    """
+    rows = tx.conn.execute(
+        select(lots.c.id, lots.c.wallet_id, lots.c.asset, lots.c.remaining, lots.c.expires_at)
+        .where(
+            lots.c.tenant_id == tx.tenant_id,
+            lots.c.status == LotStatus.ACTIVE.value,
+            lots.c.remaining > 0,
+            lots.c.expires_at > tx.now,
+            lots.c.expires_at <= tx.now + within,
+        )
+        .order_by(lots.c.expires_at, lots.c.id)
+        .limit(limit)
+    ).all()
+    insert = postgresql.insert if tx.conn.dialect.name == "postgresql" else sqlite.insert
+    warned = 0
+    for lot in rows:
+        event_id = "evt_x" + lot.id.removeprefix("lot_")
+        done = tx.conn.execute(
+            insert(events)
+            .values(
+                tenant_id=tx.tenant_id,
+                id=event_id,
+                type="grant.expiring",
+                wallet_id=lot.wallet_id,
+                payload={
+                    "lot": lot.id,
+                    "asset": lot.asset,
+                    "remaining": lot.remaining,
+                    "expires_at": lot.expires_at.isoformat(),
+                },
+                created_at=tx.now,
+            )
+            .on_conflict_do_nothing()
+            .returning(events.c.id)
+        ).first()
+        warned += done is not None
+    return warned
+
+
 def run_sweeps(tx: Tx) -> SweepReport:
     """Everything due at `tx.now`: holds past TTL first, so their credit can expire with its lot."""
     held = expire_holds(tx)
     activated = activate_lots(tx)
+    warn_expiring(tx)
     report = expire_lots(tx)
     return report.model_copy(update={"holds_expired": held, "lots_activated": activated})
