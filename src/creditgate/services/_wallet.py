@@ -293,7 +293,8 @@ _SHIFT = Prepared(
     )
     .returning(*BALANCE_COLUMNS)
 )
-_FLOOR = case(
+# How far below zero `available` may go under the row's policy (allow: the balance bound).
+FLOOR = case(
     (wallet_balances.c.policy == PolicyMode.ALLOW.value, literal_column(str(MAX_BALANCE))),
     else_=wallet_balances.c.overdraft_limit,
 )
@@ -302,7 +303,7 @@ _SHIFT_GUARDED = Prepared(
     .where(
         wallet_balances.c.wallet_id == bindparam("w"),
         wallet_balances.c.asset == bindparam("a"),
-        wallet_balances.c.posted - wallet_balances.c.held + _FLOOR >= bindparam("need"),
+        wallet_balances.c.posted - wallet_balances.c.held + FLOOR >= bindparam("need"),
     )
     .values(
         posted=wallet_balances.c.posted + bindparam("dp"),

@@ -11,10 +11,9 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from creditgate.domain.amounts import (
-    MAX_BALANCE,
     check_amount,
     check_asset_code,
     check_money,
@@ -24,12 +23,12 @@ from creditgate.domain.errors import HoldExpired, InvalidInput, UnknownHold
 from creditgate.domain.holds import DEFAULT_TTL_SECONDS, HoldStatus, check_ttl, require_pending
 from creditgate.domain.ledger import TransactionKind, charge_entries
 from creditgate.domain.lots import plan_draws
-from creditgate.domain.policy import PolicyMode
 from creditgate.domain.pricing import Quote, check_dimensions, text
 from creditgate.ids import new_id
 from creditgate.services import rate_cards
 from creditgate.services._wallet import (
     BALANCE_COLUMNS,
+    FLOOR,
     BalanceRow,
     after_move,
     emit,
@@ -53,14 +52,8 @@ _RESERVE = Prepared(
     .where(
         wallet_balances.c.wallet_id == bindparam("w"),
         wallet_balances.c.asset == bindparam("a"),
-        or_(
-            and_(
-                wallet_balances.c.policy == PolicyMode.ALLOW.value,
-                wallet_balances.c.held <= bindparam("held_cap"),
-            ),
-            wallet_balances.c.posted - wallet_balances.c.held + wallet_balances.c.overdraft_limit
-            >= bindparam("amount"),
-        ),
+        # The same floor as every other debit (`WalletPolicy.capacity`).
+        wallet_balances.c.posted - wallet_balances.c.held + FLOOR >= bindparam("amount"),
     )
     .values(held=wallet_balances.c.held + bindparam("amount"), updated_at=bindparam("now"))
     .returning(*BALANCE_COLUMNS)
@@ -85,9 +78,7 @@ class Pricing:
         snapshot = quote.snapshot() if keep else None
         usd = quote.vendor_cost.usd if quote.vendor_cost is not None else None
         cost = None if usd is None else stored_money(usd)
-        return cls(
-            dict(quote.dimensions), quantities, snapshot, card.id, card.version, cost
-        )
+        return cls(dict(quote.dimensions), quantities, snapshot, card.id, card.version, cost)
 
     @property
     def model(self) -> str | None:
@@ -263,7 +254,6 @@ def authorize(
         "w": wallet_id,
         "a": asset,
         "amount": amount,
-        "held_cap": MAX_BALANCE - amount,
         "now": tx.now,
     }
     reserved = _RESERVE.first(tx.conn, params)

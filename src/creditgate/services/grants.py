@@ -94,7 +94,7 @@ def grant(
         )
     effective = _check_time(effective_at, "effective_at") or tx.now
     expires = _check_time(expires_at, "expires_at")
-    if expires is not None and expires <= effective:
+    if expires is not None and effective_at is not None and expires <= effective:
         raise InvalidInput("expires_at must be after effective_at", field="expires_at")
     basis = check_money(cost_basis, "cost_basis")
     if lot_kind is LotKind.PROMOTIONAL and basis != 0:
