@@ -696,7 +696,14 @@ def serve(
     max_in_flight: Annotated[
         int, typer.Option(min=1, help="Requests served at once per process; more get 503")
     ] = 64,
-    pool_size: Annotated[int, typer.Option(min=1, help="Database connections per process")] = 10,
+    pool_size: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Database connections per process (on PostgreSQL, as many "
+            "requests do database work at once)",
+        ),
+    ] = 10,
     sweep_seconds: Annotated[
         float, typer.Option(min=0.1, help="How often holds and lots are expired")
     ] = 5.0,
@@ -771,8 +778,13 @@ def bench_http(
     rate: Annotated[float, typer.Option(min=1, help="Pairs per second offered")] = 500.0,
     seconds: Annotated[float, typer.Option(min=1, help="Measuring time")] = 10.0,
     max_in_flight: Annotated[int, typer.Option(min=1, help="Server in-flight limit")] = 64,
+    pool_size: Annotated[
+        int, typer.Option(min=1, help="Database connections (and threads) per server process")
+    ] = 10,
     client_processes: Annotated[int, typer.Option(min=1, help="Load processes")] = 2,
-    connections: Annotated[int, typer.Option(min=1, help="Client connections in all")] = 128,
+    connections: Annotated[
+        int, typer.Option(min=1, help="Client connections opened up front (more when all busy)")
+    ] = 128,
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -787,6 +799,7 @@ def bench_http(
             rate=rate,
             seconds=seconds,
             max_in_flight=max_in_flight,
+            pool_size=pool_size,
             client_processes=client_processes,
             connections=connections,
         )

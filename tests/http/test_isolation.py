@@ -32,6 +32,7 @@ def snapshot(a: Api) -> dict[str, Any]:
         "margin": a.get("/v1/reports/margin", params={"by": "customer"}).json(),
         "webhook_endpoints": a.get("/v1/webhook-endpoints").json(),
         "webhook_deliveries": a.get("/v1/webhook-deliveries").json(),
+        "branding": a.get("/v1/portal/branding").json(),
     }
 
 
@@ -95,6 +96,7 @@ BY_ID: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/v1/webhook-deliveries/{id}", None),
     ("POST", "/v1/webhook-deliveries/{id}/replay", None),
     ("POST", "/v1/webhook-deliveries/events/{id}/replay", None),
+    ("POST", "/v1/portal/sessions", {"customer": "c1"}),
 ]
 # Operations that take no id: they only ever see or make the caller's own objects.
 OWN_ONLY = {
@@ -114,6 +116,8 @@ OWN_ONLY = {
     ("GET", "/v1/webhook-endpoints"),
     ("POST", "/v1/webhook-endpoints"),
     ("GET", "/v1/webhook-deliveries"),
+    ("GET", "/v1/portal/branding"),
+    ("PUT", "/v1/portal/branding"),
 }
 
 

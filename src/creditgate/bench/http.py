@@ -3,9 +3,12 @@
 The server runs as its own process (`--workers N` of them on PostgreSQL); the load comes
 from other processes over loopback, open loop: pair i is due at start + i / rate whether or
 not earlier pairs have finished, and its latency counts from when it was due, so a server
-that falls behind shows it (no coordinated omission). Refusals (503/429) are counted apart
-from errors. The client is a minimal HTTP/1.1 keep-alive client on asyncio streams, because
-a general-purpose client would be the bottleneck on a small machine.
+that falls behind shows it (no coordinated omission). A pair due while every connection is
+busy opens another one, as one more user would: the client never queues requests itself,
+so a server that lets a queue grow shows it in its latency, and one that sheds load shows
+it in refusals (503/429, counted apart from errors). The client is a minimal HTTP/1.1
+keep-alive client on asyncio, because a general-purpose client would be the bottleneck on a
+small machine.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from creditgate.api import Creditgate, TenantLedger
 
@@ -29,6 +33,7 @@ HOLD = 1_000
 ACTUAL = 800
 CUSTOMERS = 100
 WARMUP_SECONDS = 1.0
+MAX_CONNECTIONS = 2_000  # per client process
 
 
 def _free_port() -> int:
@@ -37,44 +42,66 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class Connection:
-    """One keep-alive HTTP/1.1 connection; one request at a time."""
+class Connection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection, one request at a time.
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
+    A protocol rather than streams, and responses parsed by hand: they come from our own
+    server, always with a Content-Length, so the client stays cheap next to the server on
+    the same cores.
+    """
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
 
     @classmethod
     async def open(cls, port: int) -> Connection:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        return cls(reader, writer)
+        _, conn = await asyncio.get_running_loop().create_connection(cls, "127.0.0.1", port)
+        return conn
 
-    async def request(
-        self, path: str, body: dict[str, Any], headers: dict[str, str]
-    ) -> tuple[int, bytes]:
-        payload = json.dumps(body, separators=(",", ":")).encode()
-        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        self.writer.write(
-            (
-                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(payload)}\r\n{head}\r\n"
-            ).encode()
-            + payload
-        )
-        await self.writer.drain()
-        status_line = await self.reader.readuntil(b"\r\n")
-        status = int(status_line.split(b" ", 2)[1])
-        length = 0
-        while True:
-            line = await self.reader.readuntil(b"\r\n")
-            if line == b"\r\n":
-                break
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value.strip())
-        return status, await self.reader.readexactly(length)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self._fail(exc or ConnectionResetError("the server closed the connection"))
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = bytes(self.buffer[:end]).lower()
+        at = head.find(b"\r\ncontent-length:")
+        length = int(head[at + 17 : head.find(b"\r\n", at + 2)]) if at >= 0 else 0
+        if len(self.buffer) < end + 4 + length:
+            return
+        status = int(head[9:12])
+        body = bytes(self.buffer[end + 4 : end + 4 + length])
+        del self.buffer[: end + 4 + length]
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result((status, body))
+
+    def _fail(self, exc: Exception) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+
+    def request(self, head: bytes, body: bytes) -> asyncio.Future[tuple[int, bytes]]:
+        """Send `head` (request line and headers, but for Content-Length) and `body`."""
+        waiter = asyncio.get_running_loop().create_future()
+        if self.transport is None:
+            waiter.set_exception(ConnectionResetError("not connected"))
+            return waiter
+        self.waiter = waiter
+        self.transport.write(b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body))
+        return waiter
 
     def close(self) -> None:
-        self.writer.close()
+        if self.transport is not None:
+            self.transport.close()
 
 
 @dataclass
@@ -82,7 +109,10 @@ class Tally:
     pairs: int = 0
     declined: int = 0
     refused: int = 0
+    settles_refused: int = 0
     errors: int = 0
+    connections: int = 0
+    error_kinds: dict[str, int] = field(default_factory=dict)  # by status or exception
     pair_ms: list[float] = field(default_factory=list)
     authorize_ms: list[float] = field(default_factory=list)
 
@@ -97,10 +127,19 @@ async def _generate(
     connections: int,
     label: str,
 ) -> Tally:
-    pool: asyncio.Queue[Connection] = asyncio.Queue()
-    for _ in range(connections):
-        pool.put_nowait(await Connection.open(port))
-    auth = {"Authorization": f"Bearer {key}"}
+    # First in, first out: every connection keeps being used, so none sits idle long enough
+    # for the server to close it (uvicorn's keep-alive timeout is 5 s).
+    idle = deque([await Connection.open(port) for _ in range(connections)])
+    opened = [len(idle)]
+    common = (
+        b"Host: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer %s\r\n" % key.encode()
+    )
+    holds = [
+        json.dumps({"customer": c, "asset": "credits", "amount": HOLD}).encode() for c in customers
+    ]
+    usage = json.dumps({"amount": ACTUAL}).encode()
+    tag = label.encode()
     tally = Tally()
     # Wall clock to agree on the start across processes; perf_counter for every interval.
     await asyncio.sleep(max(0.0, start_at - time.time()))
@@ -108,46 +147,63 @@ async def _generate(
     measured_from = origin + WARMUP_SECONDS
     end = measured_from + seconds
 
+    def error(counted: bool, kind: str) -> None:
+        if counted:
+            tally.errors += 1
+            tally.error_kinds[kind] = tally.error_kinds.get(kind, 0) + 1
+
     async def pair(i: int, due: float) -> None:
         counted = due >= measured_from
-        conn = await pool.get()
+        conn = None
         try:
+            while idle and conn is None:
+                conn = idle.popleft()
+                if conn.transport is None:  # closed by the server meanwhile
+                    conn = None
+            if conn is None:  # every connection is busy: one more user
+                if opened[0] >= MAX_CONNECTIONS:
+                    raise ConnectionError("too many connections")
+                opened[0] += 1
+                conn = await Connection.open(port)
             status, body = await conn.request(
-                "/v1/authorizations",
-                {"customer": customers[i % len(customers)], "asset": "credits", "amount": HOLD},
-                {**auth, "Idempotency-Key": f"{label}-a{i}"},
+                b"POST /v1/authorizations HTTP/1.1\r\n%sIdempotency-Key: %s-a%d\r\n"
+                % (common, tag, i),
+                holds[i % len(holds)],
             )
             authorized = time.perf_counter()
             if status in (429, 503):
                 tally.refused += counted
                 return
             if status != 201:
-                tally.errors += counted
+                error(counted, f"authorize {status}")
                 return
             answer = json.loads(body)
             if not answer["approved"]:
                 tally.declined += counted
                 return
             status, _ = await conn.request(
-                f"/v1/authorizations/{answer['id']}/settle",
-                {"amount": ACTUAL},
-                {**auth, "Idempotency-Key": f"{label}-s{i}"},
+                b"POST /v1/authorizations/%s/settle HTTP/1.1\r\n%sIdempotency-Key: %s-s%d\r\n"
+                % (answer["id"].encode(), common, tag, i),
+                usage,
             )
             done = time.perf_counter()
             if status in (429, 503):
                 tally.refused += counted
+                tally.settles_refused += counted  # the hold stays taken until it expires
             elif status != 200:
-                tally.errors += counted
+                error(counted, f"settle {status}")
             elif counted:
                 tally.pairs += 1
                 tally.authorize_ms.append((authorized - due) * 1000)
                 tally.pair_ms.append((done - due) * 1000)
-        except (OSError, asyncio.IncompleteReadError, ValueError):
-            tally.errors += counted
-            conn.close()
-            conn = await Connection.open(port)
+        except (OSError, ValueError, KeyError) as exc:
+            error(counted, type(exc).__name__)
+            if conn is not None:
+                conn.close()
+                conn = None
         finally:
-            pool.put_nowait(conn)
+            if conn is not None and conn.transport is not None:
+                idle.append(conn)
 
     tasks = []
     i = 0
@@ -161,8 +217,9 @@ async def _generate(
         tasks.append(asyncio.create_task(pair(i, due)))
         i += 1
     await asyncio.gather(*tasks)
-    while not pool.empty():
-        pool.get_nowait().close()
+    for conn in idle:
+        conn.close()
+    tally.connections = opened[0]
     return tally
 
 
@@ -176,7 +233,9 @@ def _client_process(args: tuple[Any, ...], out: Any) -> None:
     out.put(asyncio.run(_generate(*args)))
 
 
-def _start_server(url: str, port: int, workers: int, max_in_flight: int) -> subprocess.Popen[bytes]:
+def _start_server(
+    url: str, port: int, workers: int, max_in_flight: int, pool_size: int
+) -> subprocess.Popen[bytes]:
     command = [
         sys.executable,
         "-m",
@@ -190,6 +249,8 @@ def _start_server(url: str, port: int, workers: int, max_in_flight: int) -> subp
         str(workers),
         "--max-in-flight",
         str(max_in_flight),
+        "--pool-size",
+        str(pool_size),
         "--log-level",
         "warning",
     ]
@@ -210,6 +271,14 @@ def _start_server(url: str, port: int, workers: int, max_in_flight: int) -> subp
     raise RuntimeError("creditgate serve did not become ready in 60 s")
 
 
+def _merged(counts: list[dict[str, int]]) -> dict[str, int]:
+    merged: dict[str, int] = {}
+    for one in counts:
+        for kind, n in one.items():
+            merged[kind] = merged.get(kind, 0) + n
+    return merged
+
+
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return 0.0
@@ -225,6 +294,7 @@ def run_http(
     rate: float,
     seconds: float,
     max_in_flight: int = 64,
+    pool_size: int = 10,
     client_processes: int = 2,
     connections: int = 128,
 ) -> dict[str, Any]:
@@ -243,7 +313,7 @@ def run_http(
 
     port = _free_port()
     workers = workers if backend == "postgres" else 1
-    server = _start_server(url, port, workers, max_in_flight)
+    server = _start_server(url, port, workers, max_in_flight, pool_size)
     try:
         ctx = mp.get_context("spawn")
         out = ctx.Queue()
@@ -281,6 +351,7 @@ def run_http(
         "durability": durability,
         "workers": workers,
         "max_in_flight": max_in_flight,
+        "pool_size": pool_size,
         "client_processes": client_processes,
         "rate": rate,
         "seconds": seconds,
@@ -293,5 +364,8 @@ def run_http(
         "authorize_p99_ms": _pct(authorize_ms, 99),
         "declined": sum(t_.declined for t_ in tallies),
         "refused": sum(t_.refused for t_ in tallies),
+        "settles_refused": sum(t_.settles_refused for t_ in tallies),
         "errors": sum(t_.errors for t_ in tallies),
+        "error_kinds": _merged([t_.error_kinds for t_ in tallies]),
+        "client_connections": sum(t_.connections for t_ in tallies),
     }

@@ -12,7 +12,7 @@ from typing import Any
 import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy.pool import QueuePool
 
 from creditgate.api import Creditgate
 from creditgate.domain.amounts import MAX_AMOUNT, MAX_BALANCE
@@ -31,10 +31,12 @@ from creditgate.http import (
     webhooks,
 )
 from creditgate.http.auth import KeyCache
+from creditgate.http.hot import HotRoutes
 from creditgate.http.metrics import metrics
 from creditgate.http.middleware import Backpressure, BodyLimit, RequestContext
 from creditgate.http.models import Health
 from creditgate.http.problems import PROBLEM_JSON, Problem, problem, problem_response
+from creditgate.portal.routes import install as install_portal
 from creditgate.storage.database import default_url
 
 DESCRIPTION = """\
@@ -83,9 +85,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # Sync routes run on this thread pool; give it room for every request let in.
+        # Sync routes run their database work on this thread pool.
         limiter = anyio.to_thread.current_default_thread_limiter()
-        limiter.total_tokens = max(limiter.total_tokens, settings.max_in_flight + 8)
+        limiter.total_tokens = sync_threads(cg, settings, int(limiter.total_tokens))
         try:
             yield
         finally:
@@ -107,15 +109,19 @@ def create_app(
         app.include_router(module.router)
     for module in (plans, purchases, campaigns):  # billing
         app.include_router(module.router)
+    install_portal(app)  # /v1/portal/sessions, the customer portal and the dashboard
 
     @app.get("/healthz", response_model=Health, include_in_schema=False)
     async def healthz() -> Health:
         return Health(status="ok")
 
+    # Probes answer while the API sheds load: they do not queue behind its requests.
+    probes = anyio.CapacityLimiter(2)
+
     @app.get("/readyz", response_model=Health, include_in_schema=False)
     async def readyz(request: Request) -> Any:
         try:
-            await run_in_threadpool(_ping, request.app.state.cg)
+            await anyio.to_thread.run_sync(_ping, request.app.state.cg, limiter=probes)
         except Exception:
             return problem_response(
                 problem(503, "database_unavailable", "the database does not answer")
@@ -124,11 +130,26 @@ def create_app(
 
     app.add_route("/metrics", metrics, include_in_schema=False)
     # Added innermost first: RequestContext sees every request, refused ones included.
+    app.add_middleware(HotRoutes, keys=app.state.keys, handlers=app.exception_handlers)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(Backpressure, limit=settings.max_in_flight)
     app.add_middleware(RequestContext)
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app
+
+
+def sync_threads(cg: Creditgate, settings: Settings, default: int) -> int:
+    """How many requests run their (blocking) database work at once, per process.
+
+    On PostgreSQL one per pooled connection: a request past that would open a connection of
+    its own and close it again (the pool keeps only `pool_size`), and under load that churn
+    of server processes costs more than the queries. Requests let in beyond it wait for a
+    thread; the in-flight limit bounds that wait. SQLite has one writer at a time anyway.
+    """
+    pool = cg.db.engine.pool
+    if not cg.db.is_sqlite and isinstance(pool, QueuePool):
+        return pool.size()
+    return max(default, settings.max_in_flight + 8)
 
 
 def _ping(cg: Creditgate) -> None:
@@ -159,6 +180,7 @@ _PROBLEM_DESCRIPTIONS = {
 _BODY_LOOKUPS = {"/v1/authorizations", "/v1/charges", "/v1/rate-cards", "/v1/reports/margin"}
 _BODY_LOOKUPS |= {"/v1/plans", "/v1/packs", "/v1/campaigns"}  # billing: the body names an asset
 _BODY_LOOKUPS |= {"/v1/reports/revenue"}  # the query may name a customer
+_BODY_LOOKUPS |= {"/v1/portal/sessions"}  # the body names a customer
 
 
 def _problem_statuses(path: str, method: str) -> list[int]:

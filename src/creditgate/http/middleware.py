@@ -88,13 +88,17 @@ class Backpressure:
     def __init__(self, app: ASGIApp, *, limit: int) -> None:
         self.app = app
         self.limit = limit
+        # The last quarter of the slots is kept for requests that finish a hold.
+        self.new_work_limit = limit - limit // 4
         self.in_flight = 0  # one event loop per process: no lock needed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in UNLIMITED_PATHS:
+        path = scope["path"] if scope["type"] == "http" else ""
+        if scope["type"] != "http" or path in UNLIMITED_PATHS:
             await self.app(scope, receive, send)
             return
-        if self.in_flight >= self.limit:
+        limit = self.limit if _finishes_a_hold(scope["method"], path) else self.new_work_limit
+        if self.in_flight >= limit:
             REFUSED.inc()
             response = problem_response(
                 problem(503, "overloaded", "the server is at capacity; retry after a moment")
@@ -108,6 +112,17 @@ class Backpressure:
         finally:
             self.in_flight -= 1
             IN_FLIGHT.dec()
+
+
+def _finishes_a_hold(method: str, path: str) -> bool:
+    """Settling or voiding an authorization: work a client started, and whose hold stays
+    taken until it expires if the request is refused."""
+    return (
+        method == "POST"
+        and path.startswith("/v1/authorizations/")
+        and path.endswith(("/settle", "/void"))
+        and path.count("/") == 4
+    )
 
 
 class BodyLimit:

@@ -537,3 +537,14 @@ kind_priorities = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("tenant_id", "kind"),
 )
+
+# How a tenant's billing portal looks to its customers (one row per tenant, optional).
+tenant_branding = Table(
+    "tenant_branding",
+    metadata,
+    Column("tenant_id", ID, ForeignKey("tenants.id"), primary_key=True),
+    Column("display_name", String(200), nullable=False),
+    Column("logo_url", String(2000), nullable=True),
+    Column("accent_color", String(7), nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)

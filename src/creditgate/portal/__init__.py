@@ -1,0 +1,1 @@
+"""The customer billing portal and the product team's dashboard: server-rendered pages."""

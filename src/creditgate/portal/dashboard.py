@@ -1,0 +1,255 @@
+"""The product team's dashboard: customers and balances, a customer's ledger, margin charts."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import RedirectResponse, Response
+
+from creditgate.api import Creditgate, TenantLedger
+from creditgate.domain.errors import CreditgateError, NotFound
+from creditgate.http.auth import KeyCache
+from creditgate.portal import charts
+from creditgate.portal.reads import branding
+from creditgate.portal.tokens import DASHBOARD_TTL, DashboardSession, TokenRefused
+from creditgate.portal.web import form_fields, money, page, refused, tokens_of
+
+router = APIRouter(include_in_schema=False)
+
+COOKIE = "cg_dashboard"
+LOGIN_CSRF = "cg_dashboard_csrf"
+MARGIN_DAYS = (7, 30, 90)
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    session: DashboardSession
+    token: str
+    ledger: TenantLedger
+
+
+def _visit(request: Request) -> Visit | str:
+    cg: Creditgate = request.app.state.cg
+    token = request.cookies.get(COOKIE)
+    try:
+        session = tokens_of(request).dashboard_session(token, now=cg.clock())
+    except TokenRefused as exc:
+        return exc.reason
+    assert token is not None
+    return Visit(session, token, TenantLedger(cg, session.tenant_id))
+
+
+def _key_still_valid(visit: Visit) -> bool:
+    # A session lasts as long as the key it was made from: revoking the key ends it.
+    return any(
+        k.id == visit.session.key_id and k.revoked_at is None for k in visit.ledger.api_keys()
+    )
+
+
+async def _signed_in(request: Request) -> Visit | Response:
+    visit = _visit(request)
+    if isinstance(visit, str):
+        if visit == "missing":
+            return RedirectResponse("/dashboard/login", status_code=303)
+        return refused(request, visit, sign_in="/dashboard/login")
+    if not await run_in_threadpool(_key_still_valid, visit):
+        return refused(request, "expired", sign_in="/dashboard/login")
+    return visit
+
+
+@router.get("/dashboard/login")
+async def login_form(request: Request) -> Response:
+    csrf = secrets.token_urlsafe(24)
+    response = page(request, "login.html", {"csrf": csrf, "error": None})
+    response.set_cookie(LOGIN_CSRF, csrf, path="/dashboard", httponly=True, samesite="strict")
+    return response
+
+
+@router.post("/dashboard/login")
+async def login(request: Request) -> Response:
+    form = await form_fields(request)
+    api_key, csrf = form.get("api_key", ""), form.get("csrf", "")
+    expected = request.cookies.get(LOGIN_CSRF)
+    if not expected or not secrets.compare_digest(expected, csrf):
+        return refused(request, "csrf", sign_in="/dashboard/login")
+    keys: KeyCache = request.app.state.keys
+    try:
+        principal = await run_in_threadpool(keys.load, api_key.strip())
+    except CreditgateError:
+        fresh = secrets.token_urlsafe(24)
+        context = {"csrf": fresh, "error": "That API key is not valid."}
+        response = page(request, "login.html", context, status=401)
+        response.set_cookie(LOGIN_CSRF, fresh, path="/dashboard", httponly=True, samesite="strict")
+        return response
+    cg: Creditgate = request.app.state.cg
+    token = tokens_of(request).dashboard_token(
+        principal.tenant_id, principal.key_id, now=cg.clock()
+    )
+    response = RedirectResponse("/dashboard", status_code=303)
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=int(DASHBOARD_TTL.total_seconds()),
+        path="/dashboard",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    response.delete_cookie(LOGIN_CSRF, path="/dashboard")
+    return response
+
+
+@router.post("/dashboard/logout")
+async def logout(request: Request) -> Response:
+    visit = _visit(request)
+    csrf = (await form_fields(request)).get("csrf")
+    if isinstance(visit, Visit) and not tokens_of(request).csrf_ok(visit.token, csrf):
+        return refused(request, "csrf", sign_in="/dashboard/login")
+    response = RedirectResponse("/dashboard/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/dashboard")
+    return response
+
+
+def _base(request: Request, visit: Visit) -> dict[str, Any]:
+    return {
+        "brand": branding(visit.ledger.cg, visit.ledger.tenant_id),
+        "csrf": tokens_of(request).csrf(visit.token),
+    }
+
+
+@router.get("/dashboard")
+async def customers(
+    request: Request, after: Annotated[str | None, Query(max_length=200)] = None
+) -> Response:
+    visit = await _signed_in(request)
+    if not isinstance(visit, Visit):
+        return visit
+
+    def read() -> dict[str, Any]:
+        ledger = visit.ledger
+        found = ledger.customers(limit=50, after=after)
+        return {
+            **_base(request, visit),
+            "rows": [(c, ledger.wallet(c.external_id)) for c in found],
+            "next": found[-1].external_id if len(found) == 50 else None,
+        }
+
+    return page(request, "dashboard.html", await run_in_threadpool(read))
+
+
+@router.get("/dashboard/customers/{customer}")
+async def customer(
+    request: Request,
+    customer: str,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    visit = await _signed_in(request)
+    if not isinstance(visit, Visit):
+        return visit
+
+    def read() -> dict[str, Any]:
+        ledger = visit.ledger
+        return {
+            **_base(request, visit),
+            "customer": ledger.customer(customer),
+            "wallet": ledger.wallet(customer),
+            "lots": ledger.lots(customer, include_closed=True),
+            "history": ledger.ledger(
+                customer, limit=25, cursor=cursor if cursor and cursor.startswith("txn_") else None
+            ),
+            "purchases": ledger.purchases(customer),
+            "scales": {a.code: a.scale for a in ledger.assets()},
+        }
+
+    try:
+        context = await run_in_threadpool(read)
+    except NotFound:
+        context = {"title": "No such customer", "detail": "Check the id.", "sign_in": None}
+        return page(request, "refused.html", context, status=404)
+    return page(request, "dashboard_customer.html", context)
+
+
+@router.get("/dashboard/margin")
+async def margin(
+    request: Request,
+    days: Annotated[int, Query(ge=1, le=366)] = 30,
+    asset: Annotated[str | None, Query(max_length=32, pattern=r"^[a-z][a-z0-9_]*$")] = None,
+) -> Response:
+    visit = await _signed_in(request)
+    if not isinstance(visit, Visit):
+        return visit
+
+    def read() -> dict[str, Any]:
+        ledger = visit.ledger
+        end = ledger.cg.clock()
+        start = end - timedelta(days=days)
+        assets = [a.code for a in ledger.assets()]
+        chosen = asset if asset in assets else (assets[0] if assets else None)
+        if chosen is None:
+            return {**_base(request, visit), "report": None, "days": days, "assets": assets}
+        full = ledger.margin_report(start=start, end=end, by="action", asset=chosen)
+        by_customer = ledger.margin_report(start=start, end=end, by="customer", asset=chosen)
+        by_model = ledger.margin_report(start=start, end=end, by="model", asset=chosen)
+        by_day = ledger.margin_report(start=start, end=end, by="day", asset=chosen)
+        rows = full.report.rows
+        margin_chart = charts.bars(
+            [(r.key or "other", r.gross_margin, "$" + money(r.gross_margin)) for r in rows],
+            title="Gross margin in USD by action",
+        )
+        model_chart = charts.bars(
+            [
+                (r.key or "other", r.gross_margin, "$" + money(r.gross_margin))
+                for r in by_model.report.rows
+            ],
+            title="Gross margin in USD by model",
+        )
+        day_chart = charts.bars(
+            [
+                (r.key or "?", r.gross_margin, "$" + money(r.gross_margin))
+                for r in by_day.report.rows
+            ],
+            title="Gross margin in USD by day",
+        )
+        customer_margins = [r.margin for r in by_customer.report.rows if r.margin is not None]
+        dist = full.customers
+        ratios = full.card.actions if full.card else []
+        ratio_chart = charts.bars(
+            [
+                (a.action, a.worst.ratio, f"{money(a.worst.ratio)}x")
+                for a in ratios
+                if a.worst and a.worst.ratio is not None
+            ],
+            title="Worst-case credit-to-cost ratio by action",
+        )
+        return {
+            **_base(request, visit),
+            "report": full,
+            "days": days,
+            "day_choices": MARGIN_DAYS,
+            "asset": chosen,
+            "assets": assets,
+            "margin_chart": margin_chart,
+            "model_chart": model_chart,
+            "day_chart": day_chart,
+            "distribution_chart": charts.distribution(
+                customer_margins,
+                median=dist.median,
+                p90=dist.p90,
+                title="Margin per customer, with the median and 90th percentile",
+            ),
+            "ratios": ratios,
+            "ratio_chart": ratio_chart,
+            "pct": _pct,
+        }
+
+    return page(request, "dashboard_margin.html", await run_in_threadpool(read))
+
+
+def _pct(value: Decimal | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f}%"

@@ -1,0 +1,224 @@
+"""The customer's billing portal: balance, lots, usage, top-ups; everything keyed by the token."""
+
+from __future__ import annotations
+
+import secrets
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from markupsafe import Markup
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import RedirectResponse, Response
+
+from creditgate.api import Creditgate, TenantLedger
+from creditgate.domain.errors import CreditgateError, NotFound
+from creditgate.portal import charts
+from creditgate.portal.reads import branding, usage_by_day
+from creditgate.portal.tokens import PortalSession, TokenRefused
+from creditgate.portal.web import form_fields, page, refused, tokens_of
+from creditgate.services.billing_results import Purchase
+
+router = APIRouter(include_in_schema=False)
+
+COOKIE = "cg_portal"
+PAGE_SIZE = 20
+CHART_DAYS = (7, 14, 30)
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    session: PortalSession
+    token: str
+    ledger: TenantLedger
+
+
+def _visit(request: Request) -> Visit | str:
+    """The session of this request's cookie, or why there is none."""
+    token = request.cookies.get(COOKIE)
+    cg: Creditgate = request.app.state.cg
+    try:
+        session = tokens_of(request).portal_session(token, now=cg.clock())
+    except TokenRefused as exc:
+        return exc.reason
+    assert token is not None
+    return Visit(session, token, TenantLedger(cg, session.tenant_id))
+
+
+@router.get("/portal")
+async def portal_home(
+    request: Request,
+    token: Annotated[str | None, Query(max_length=4096)] = None,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    bought: Annotated[str | None, Query(max_length=64)] = None,
+    days: Annotated[str | None, Query(max_length=4)] = None,
+    action: Annotated[str | None, Query(max_length=100)] = None,
+) -> Response:
+    cg: Creditgate = request.app.state.cg
+    if token is not None:
+        # First visit: keep the token in a cookie and take it out of the address bar.
+        try:
+            session = tokens_of(request).portal_session(token, now=cg.clock())
+        except TokenRefused as exc:
+            return refused(request, exc.reason)
+        response = RedirectResponse("/portal", status_code=303)
+        max_age = int((session.expires_at - cg.clock()).total_seconds())
+        response.set_cookie(
+            COOKIE,
+            token,
+            max_age=max_age,
+            path="/portal",
+            httponly=True,
+            samesite="lax",
+            secure=request.url.scheme == "https",
+        )
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+    visit = _visit(request)
+    if isinstance(visit, str):
+        return refused(request, visit)
+    try:
+        usage = Usage(
+            days=int(days) if days in {str(d) for d in CHART_DAYS} else 14,
+            action=action or None,
+        )
+        context = await run_in_threadpool(_home_context, visit, cursor, bought, usage)
+    except NotFound:
+        return refused(request, "invalid")
+    context["csrf"] = tokens_of(request).csrf(visit.token)
+    context["nonce"] = secrets.token_urlsafe(12)
+    return page(request, "portal.html", context)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """The usage chart's filter: how many days back, and one action or all."""
+
+    days: int
+    action: str | None
+
+
+def _home_context(
+    visit: Visit, cursor: str | None, bought: str | None, usage: Usage
+) -> dict[str, object]:
+    ledger, customer = visit.ledger, visit.session.customer
+    wallet = ledger.wallet(customer)
+    assets = {a.code: a for a in ledger.assets()}
+    lots = ledger.lots(customer)
+    history = ledger.ledger(customer, limit=PAGE_SIZE, cursor=_cursor(cursor))
+    purchases = ledger.purchases(customer)
+    packs = ledger.packs()
+    stripe = any(a.provider == "stripe" and a.api_key_set for a in ledger.provider_accounts())
+    charts_by_asset = {
+        b.asset: _usage_chart(ledger, customer, b.asset, b.scale, usage) for b in wallet.balances
+    }
+    actions = sorted({a for chart in charts_by_asset.values() for a in chart[1]})
+    return {
+        "brand": branding(ledger.cg, ledger.tenant_id),
+        "customer": customer,
+        "return_url": visit.session.return_url,
+        "expires_at": visit.session.expires_at,
+        "wallet": wallet,
+        "scales": {code: a.scale for code, a in assets.items()},
+        "lots": lots,
+        "history": history,
+        "cursor": cursor,
+        "purchases": purchases,
+        "packs": packs,
+        "stripe": stripe,
+        "usage_charts": {asset: chart[0] for asset, chart in charts_by_asset.items()},
+        "usage": usage,
+        "actions": actions,
+        "day_choices": CHART_DAYS,
+        "bought": next((p for p in purchases if p.id == bought), None),
+    }
+
+
+def _cursor(cursor: str | None) -> str | None:
+    return cursor if cursor and cursor.startswith("txn_") else None
+
+
+def _usage_chart(
+    ledger: TenantLedger, customer: str, asset: str, scale: int, usage: Usage
+) -> tuple[Markup | None, set[str]]:
+    """The chart of one asset's usage per day by action, and every action seen in the period."""
+    now = ledger.cg.clock()
+    rows = usage_by_day(
+        ledger.cg, ledger.tenant_id, customer=customer, asset=asset, days=usage.days
+    )
+    seen = {row.action for row in rows}
+    rows = [row for row in rows if usage.action in (None, row.action)]
+    if not rows:
+        return None, seen
+    days = [(now - timedelta(days=usage.days - 1 - i)).date() for i in range(usage.days)]
+    series: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0)] * len(days))
+    index = {d: i for i, d in enumerate(days)}
+    for row in rows:
+        if row.day in index:
+            series[row.action][index[row.day]] += Decimal(row.amount).scaleb(-scale)
+    what = usage.action or "all actions"
+    title = f"{asset} used per day, {what}, last {usage.days} days"
+    chart = charts.stacked_days([d.isoformat() for d in days], dict(series), title=title)
+    return chart, seen
+
+
+@router.get("/portal/fragments/balance")
+async def balance_fragment(request: Request) -> Response:
+    visit = _visit(request)
+    if isinstance(visit, str):
+        # htmx stops polling on 286: the session ended, say so in place of the balance.
+        return Response(
+            '<p role="alert">This page has expired. Open a new billing link.</p>',
+            status_code=286,
+            media_type="text/html",
+        )
+    wallet = await run_in_threadpool(visit.ledger.wallet, visit.session.customer)
+    return page(request, "_balance.html", {"wallet": wallet})
+
+
+@router.post("/portal/purchases")
+async def buy_pack(request: Request) -> Response:
+    visit = _visit(request)
+    if isinstance(visit, str):
+        return refused(request, visit)
+    form = await form_fields(request)
+    if not tokens_of(request).csrf_ok(visit.token, form.get("csrf")):
+        return refused(request, "csrf")
+    pack, nonce = form.get("pack", ""), form.get("nonce") or secrets.token_urlsafe(12)
+    base = str(request.base_url).rstrip("/") + "/portal"
+    try:
+        purchase = await run_in_threadpool(_buy, visit, pack, nonce, base)
+    except CreditgateError as exc:
+        return refused(request, "invalid") if isinstance(exc, NotFound) else _failed(request, exc)
+    if purchase.checkout_url:
+        return RedirectResponse(purchase.checkout_url, status_code=303)
+    return RedirectResponse(f"/portal?bought={purchase.id}#topup", status_code=303)
+
+
+def _buy(visit: Visit, pack: str, nonce: str, base: str) -> Purchase:
+    ledger, customer = visit.ledger, visit.session.customer
+    stripe = any(a.provider == "stripe" and a.api_key_set for a in ledger.provider_accounts())
+    # One form shown once buys once, however often it is submitted.
+    key = f"portal:{customer}:{nonce}"
+    if stripe:
+        return ledger.buy(
+            customer,
+            pack=pack,
+            provider="stripe",
+            success_url=f"{base}?paid=1",
+            cancel_url=base,
+            idempotency_key=key,
+        )
+    purchase = ledger.buy(customer, pack=pack, provider="manual", idempotency_key=key)
+    if purchase.status == "pending":
+        # Demo mode: nobody collects a manual invoice here, so it counts as paid at once.
+        purchase = ledger.mark_paid(purchase.id, idempotency_key=f"{key}:paid")
+    return purchase
+
+
+def _failed(request: Request, exc: CreditgateError) -> Response:
+    context = {"title": "The purchase did not go through", "detail": str(exc), "sign_in": None}
+    return page(request, "refused.html", context, status=409)

@@ -1,0 +1,34 @@
+"""The portal's and dashboard's calls into the services, each one transaction of one tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from creditgate.api import Creditgate
+from creditgate.services import portal
+from creditgate.services.context import Tx
+from creditgate.services.portal import Branding, DailyUsage
+
+T = TypeVar("T")
+
+
+def _run(
+    cg: Creditgate, tenant_id: str, fn: Callable[..., T], *, read_only: bool, **kwargs: Any
+) -> T:
+    return cg.db.run(
+        lambda conn: fn(Tx(conn, tenant_id, cg.clock(), cg.catalog), **kwargs),
+        read_only=read_only,
+    )
+
+
+def branding(cg: Creditgate, tenant_id: str) -> Branding:
+    return _run(cg, tenant_id, portal.get_branding, read_only=True)
+
+
+def save_branding(cg: Creditgate, tenant_id: str, **fields: Any) -> Branding:
+    return _run(cg, tenant_id, portal.set_branding, read_only=False, **fields)
+
+
+def usage_by_day(cg: Creditgate, tenant_id: str, **kwargs: Any) -> list[DailyUsage]:
+    return _run(cg, tenant_id, portal.usage_by_day, read_only=True, **kwargs)

@@ -1,0 +1,15 @@
+"""Mounting the portal, the dashboard and the portal-session API on the HTTP app."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from creditgate.http import portal as portal_api
+from creditgate.portal import dashboard, pages, web
+from creditgate.portal.tokens import Tokens
+
+
+def install(app: FastAPI, tokens: Tokens | None = None) -> None:
+    app.state.portal_tokens = tokens or Tokens()
+    for router in (portal_api.router, web.static_router, pages.router, dashboard.router):
+        app.include_router(router)

@@ -1,0 +1,221 @@
+"""The hot routes (authorize, settle) answer exactly as FastAPI's routes do, and pass on
+everything they do not serve; load shedding keeps room for settling holds already taken."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from fastapi import FastAPI
+from prometheus_client import REGISTRY
+from starlette.testclient import TestClient
+
+from creditgate.api import Creditgate, TenantLedger
+from creditgate.http import hot
+from creditgate.http.app import Settings, create_app
+from tests.http.conftest import Api
+
+# FastAPI reads this as JSON; the hot routes leave it to FastAPI.
+VIA_FASTAPI = {"Content-Type": "application/merge-patch+json"}
+
+
+@pytest.fixture
+def hot_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the route functions the hot routes ran."""
+    calls: list[str] = []
+    run_sync = hot.run_sync
+
+    async def counting(fn: Any, *args: Any) -> Any:
+        calls.append(fn.__name__)
+        return await run_sync(fn, *args)
+
+    monkeypatch.setattr(hot, "run_sync", counting)
+    return calls
+
+
+def post(api: Api, url: str, body: Any, *, fastapi: bool = False, **headers: str) -> Any:
+    if fastapi:
+        headers = {**VIA_FASTAPI, **headers}
+        return api.post(url, content=json.dumps(body), headers=headers)
+    return api.post(url, body, headers=headers)
+
+
+def without_ids(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: without_ids(v)
+            for k, v in value.items()
+            if k not in ("id", "authorization_id", "charge_id", "transaction_id")
+            and not k.endswith("_at")
+        }
+    if isinstance(value, list):
+        return [without_ids(v) for v in value]
+    return value
+
+
+def test_authorize_and_settle_answer_as_through_fastapi(api: Api, hot_calls: list[str]) -> None:
+    api.funded_customer("c1", 10_000)
+    answers = []
+    for fastapi in (False, True):
+        auth = post(
+            api,
+            "/v1/authorizations",
+            {"customer": "c1", "asset": "credits", "amount": 1_000, "metadata": {"k": "v"}},
+            fastapi=fastapi,
+        )
+        settled = post(
+            api, f"/v1/authorizations/{auth.json()['id']}/settle", {"amount": 800}, fastapi=fastapi
+        )
+        declined = post(
+            api,
+            "/v1/authorizations",
+            {"customer": "c1", "asset": "credits", "amount": 1_000_000},
+            fastapi=fastapi,
+        )
+        answers.append(
+            [
+                (r.status_code, r.headers["content-type"], without_ids(r.json()))
+                for r in (auth, settled, declined)
+            ]
+        )
+    assert hot_calls == ["authorize", "settle", "authorize"]  # the first round only
+    hot_answers, fastapi_answers = answers
+    # The second round ran against a wallet 800 lower.
+    for (status, ctype, body), (status2, ctype2, body2) in zip(
+        hot_answers, fastapi_answers, strict=True
+    ):
+        assert (status, ctype) == (status2, ctype2)
+        assert set(body) == set(body2)
+    assert [a[0] for a in hot_answers] == [201, 200, 201]
+    assert hot_answers[2][2]["status"] == "declined"
+
+
+def test_errors_from_the_gate_are_the_same_problems(api: Api, hot_calls: list[str]) -> None:
+    api.funded_customer("c1", 10_000)
+    auth = post(api, "/v1/authorizations", {"customer": "c1", "asset": "credits", "amount": 10})
+    hold = auth.json()["id"]
+    post(api, f"/v1/authorizations/{hold}/settle", {"amount": 5}, **{"Idempotency-Key": "s1"})
+    cases = [
+        ("/v1/authorizations", {"customer": "nobody", "asset": "credits", "amount": 10}, {}),
+        ("/v1/authorizations", {"customer": "c1", "asset": "gold", "amount": 10}, {}),
+        ("/v1/authorizations/auth_missing/settle", {"amount": 1}, {}),
+        (f"/v1/authorizations/{hold}/settle", {"amount": 7}, {"Idempotency-Key": "s1"}),
+        (f"/v1/authorizations/{hold}/settle", {"amount": 1}, {}),  # already settled
+    ]
+    for url, body, headers in cases:
+        hot_calls.clear()
+        served = post(api, url, body, **headers)
+        assert hot_calls, url
+        through_fastapi = post(api, url, body, fastapi=True, **headers)
+        assert served.status_code == through_fastapi.status_code and served.status_code >= 400
+        assert served.headers["content-type"] == "application/problem+json"
+        assert served.json() == through_fastapi.json()
+
+
+def test_what_the_hot_routes_do_not_serve_goes_to_fastapi(
+    api: Api, cg: Creditgate, hot_calls: list[str]
+) -> None:
+    api.funded_customer("c1", 10_000)
+    good = {"customer": "c1", "asset": "credits", "amount": 10}
+    cases: list[tuple[str, Any, dict[str, str], int]] = [
+        ("/v1/authorizations", {**good, "amount": 0}, {}, 422),
+        ("/v1/authorizations", {**good, "surprise": 1}, {}, 422),
+        ("/v1/authorizations", [good], {}, 422),
+        ("/v1/authorizations", good, {"Idempotency-Key": "k" * 1_000}, 422),
+        ("/v1/authorizations/not-an-id!/settle", {"amount": 1}, {}, 422),
+        ("/v1/authorizations/auth_x/settle", {"amount": -1}, {}, 422),
+        ("/v1/authorizations", good, {"Authorization": "Bearer cg_nope_nope"}, 401),
+        ("/v1/authorizations", good, {"Authorization": "Basic abc"}, 401),
+    ]
+    for url, body, headers, status in cases:
+        response = post(api, url, body, **headers)
+        assert response.status_code == status, (url, body, headers, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+    as_json = {"Content-Type": "application/json"}
+    malformed = api.post("/v1/authorizations", content=b"{", headers=as_json)
+    assert malformed.status_code == 400 and malformed.json()["code"] == "malformed_json"
+    as_form = api.post("/v1/authorizations", content=b"a=1", headers={"Content-Type": "text/plain"})
+    assert as_form.status_code == 415
+    nested = b"[" * 100_000 + b"]" * 100_000
+    deep = api.post("/v1/authorizations", content=nested, headers=as_json)
+    assert deep.status_code == 400 and deep.json()["code"] == "malformed_request"
+    newline = api.post("/v1/authorizations/auth_1%0A/settle", {"amount": 1})
+    assert newline.status_code == 422 and newline.json()["field"] == "id"
+    assert hot_calls == []
+
+    # A key not yet verified by this server goes through FastAPI once, then is cached.
+    tenant, key = cg.create_tenant_with_key("second")
+    assert key.key is not None
+    TenantLedger(cg, tenant.id).create_asset("credits", 2)
+    second = Api(api.client, key.key, TenantLedger(cg, tenant.id))
+    second.funded_customer("c2", 100)
+    first = post(second, "/v1/authorizations", {**good, "customer": "c2"})
+    assert first.status_code == 201 and hot_calls == ["authorize"]
+
+
+def test_hot_routes_are_measured_and_logged_by_their_route(api: Api) -> None:
+    api.funded_customer("c1", 10_000)
+    route = {"method": "POST", "route": "/v1/authorizations/{id}/settle", "status": "200"}
+    name = "creditgate_http_request_duration_seconds_count"
+    before = REGISTRY.get_sample_value(name, route) or 0.0
+    auth = api.post("/v1/authorizations", {"customer": "c1", "asset": "credits", "amount": 10})
+    assert api.post(f"/v1/authorizations/{auth.json()['id']}/settle", {"amount": 5}).is_success
+    assert REGISTRY.get_sample_value(name, route) == before + 1
+
+
+def test_an_unexpected_error_is_a_500_problem(
+    cg: Creditgate, monkeypatch: pytest.MonkeyPatch, hot_calls: list[str]
+) -> None:
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(TenantLedger, "authorize", broken)
+    with TestClient(create_app(cg), raise_server_exceptions=False) as client:
+        _, key = cg.create_tenant_with_key("broken")
+        headers = {"Authorization": f"Bearer {key.key}"}
+        body = {"customer": "c1", "asset": "credits", "amount": 10}
+        client.post("/v1/authorizations", json=body, headers=headers)  # caches the key
+        hot_calls.clear()
+        response = client.post("/v1/authorizations", json=body, headers=headers)
+        assert hot_calls == ["authorize"]
+        assert response.status_code == 500
+        assert response.json()["code"] == "internal_error"
+
+
+def test_under_load_settling_a_hold_is_let_in_before_new_work(cg: Creditgate) -> None:
+    app: FastAPI = create_app(cg, Settings(max_in_flight=4))  # 3 slots for new work
+    release = anyio.Event()
+    started = 0
+
+    @app.get("/v1/slow")
+    async def slow() -> dict[str, bool]:
+        nonlocal started
+        started += 1
+        await release.wait()
+        return {"done": True}
+
+    async def main() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+
+            async def hold_a_slot() -> None:
+                await client.get("/v1/slow")
+
+            async with anyio.create_task_group() as tasks:
+                for _ in range(3):
+                    tasks.start_soon(hold_a_slot)
+                while started < 3:
+                    await anyio.sleep(0.01)
+                with anyio.fail_after(1):
+                    new = await client.post("/v1/authorizations", json={})
+                    settle = await client.post("/v1/authorizations/auth_1/settle", json={})
+                    void = await client.post("/v1/authorizations/auth_1/void")
+                assert new.status_code == 503 and new.json()["code"] == "overloaded"
+                assert settle.status_code == 401  # let in (and then asked for a key)
+                assert void.status_code == 401
+                release.set()
+
+    anyio.run(main)
