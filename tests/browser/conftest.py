@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from creditgate.api import Creditgate, TenantLedger
+from creditgate.storage.throwaway import create_database, drop_database
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -130,8 +131,13 @@ class Tenant:
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
+    database = None
     if request.param == "postgres":
-        url = str(request.getfixturevalue("postgres_url"))
+        # A database of its own: the server's sweeper runs on the real clock over every
+        # tenant it can see, which would expire other tests' holds in a shared one.
+        postgres_server = str(request.getfixturevalue("postgres_server"))
+        database = f"creditgate_browser_{uuid.uuid4().hex[:8]}"
+        url = create_database(postgres_server, database)
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'creditgate.db'}"
     cg = Creditgate(url)  # migrates before the server starts
@@ -162,6 +168,8 @@ def server(
         except subprocess.TimeoutExpired:
             process.kill()
         cg.close()
+        if database is not None:
+            drop_database(postgres_server, database)
     # No key or token handed out appears in anything the server logged.
     text = log.read_text(errors="replace")
     leaked = [secret[:10] for secret in running.secrets if secret in text]
