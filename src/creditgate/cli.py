@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from datetime import datetime
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from creditgate._cli import (
+    CliError,
+    DbOption,
+    JsonOption,
+    TenantOption,
+    console,
+    errors,
+    open_creditgate,
+    open_ledger,
+    print_json,
+    table,
+    timestamp,
+    when,
+)
 from creditgate.domain.errors import CreditgateError
 from creditgate.storage.database import default_url
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from creditgate.api import Creditgate, TenantLedger
 
 app = typer.Typer(
     help="creditgate: credit wallets and a pre-call gate for AI products.", no_args_is_help=True
@@ -51,14 +60,6 @@ app.add_typer(billing_app, name="billing")
 from creditgate.cli_webhooks import webhooks_app  # noqa: E402
 
 app.add_typer(webhooks_app, name="webhooks")
-# Piped output is read by people too (and grep): give it room rather than 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 160)
-errors = Console(stderr=True)
-
-DbOption = Annotated[
-    str | None,
-    typer.Option("--db", help="Database URL (default: $CREDITGATE_DB or ./creditgate.db)"),
-]
 
 
 @app.command()
@@ -140,42 +141,6 @@ def verify(
 
 
 Backend = Annotated[str, typer.Option(help="sqlite or postgres")]
-TenantOption = Annotated[
-    str | None, typer.Option("--tenant", help="Tenant id (default: the only tenant)")
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON")]
-
-
-class CliError(Exception):
-    """A mistake in how the command was called; printed without a traceback."""
-
-
-@contextmanager
-def _creditgate(db: str | None) -> Iterator[Creditgate]:
-    from creditgate.api import Creditgate
-
-    with Creditgate(db or default_url()) as cg:
-        yield cg
-
-
-def _tenant(cg: Creditgate, tenant: str | None) -> TenantLedger:
-    from creditgate.api import TenantLedger
-
-    if tenant is not None:
-        return cg.tenant(tenant)
-    tenants = cg.tenants()
-    if len(tenants) == 1:
-        return TenantLedger(cg, tenants[0].id)
-    if not tenants:
-        raise CliError("there is no tenant yet: create one with `creditgate tenants create NAME`")
-    ids = ", ".join(t.id for t in tenants[:10])
-    raise CliError(f"there are {len(tenants)} tenants: pass --tenant (one of {ids})")
-
-
-@contextmanager
-def _ledger(db: str | None, tenant: str | None) -> Iterator[TenantLedger]:
-    with _creditgate(db) as cg:
-        yield _tenant(cg, tenant)
 
 
 def _metadata(value: str | None) -> dict[str, Any] | None:
@@ -188,62 +153,6 @@ def _metadata(value: str | None) -> dict[str, Any] | None:
     if not isinstance(parsed, dict):
         raise CliError("--metadata must be a JSON object")
     return parsed
-
-
-def _timestamp(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise CliError(f"{option} must be an ISO 8601 timestamp") from None
-    if parsed.tzinfo is None:
-        raise CliError(f"{option} needs a time zone, e.g. 2026-01-31T00:00:00Z")
-    return parsed
-
-
-def _print_json(value: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> None:
-    if isinstance(value, dict):
-        print(json.dumps(value))
-    elif isinstance(value, Sequence):
-        print(json.dumps({"data": [item.model_dump(mode="json") for item in value]}))
-    else:
-        print(value.model_dump_json())
-
-
-def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    cells = [["" if cell is None else str(cell) for cell in row] for row in rows]
-    table = Table(title=title)
-    for i, column in enumerate(columns):
-        values = [row[i] for row in cells]
-        # Ids and times are copied and compared: never wrap or cut them.
-        whole = bool(values) and all(_WHOLE.match(v) for v in values if v)
-        table.add_column(
-            column,
-            justify="right" if column in _NUMERIC else "left",
-            overflow="fold" if whole else "ellipsis",
-        )
-    for row in cells:
-        table.add_row(*row)
-    console.print(table)
-
-
-_WHOLE = re.compile(r"^([a-z]{3}_[0-9a-z]{26}|cg_[0-9a-z]{8}_…|\d{4}-\d\d-\d\d \d\d:\d\d)$")
-_NUMERIC = {
-    "amount",
-    "remaining",
-    "posted",
-    "held",
-    "available",
-    "debt",
-    "change",
-    "scale",
-    "priority",
-}
-
-
-def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value else ""
 
 
 def _fields(title: str, model: BaseModel) -> None:
@@ -268,10 +177,10 @@ def tenants_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create a tenant and print its first API key (shown this once)."""
-    with _creditgate(db) as cg:
+    with open_creditgate(db) as cg:
         tenant, key = cg.create_tenant_with_key(name, key_name=key_name)
     if as_json:
-        _print_json(
+        print_json(
             {"tenant": tenant.model_dump(mode="json"), "api_key": key.model_dump(mode="json")}
         )
         return
@@ -283,13 +192,13 @@ def tenants_create(
 @tenants_app.command("list")
 def tenants_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Every tenant."""
-    with _creditgate(db) as cg:
+    with open_creditgate(db) as cg:
         tenants = cg.tenants()
     if as_json:
-        _print_json(tenants)
+        print_json(tenants)
         return
-    _table(
-        "tenants", ["id", "name", "created"], [(t.id, t.name, _when(t.created_at)) for t in tenants]
+    table(
+        "tenants", ["id", "name", "created"], [(t.id, t.name, when(t.created_at)) for t in tenants]
     )
 
 
@@ -298,26 +207,26 @@ def _print_keys(keys: Sequence[BaseModel], as_json: bool) -> None:
     from creditgate.services.results import ApiKey
 
     if as_json:
-        _print_json(keys)
+        print_json(keys)
         return
     rows = [
         (
             k.id,
             display(k.prefix),
             k.name,
-            _when(k.created_at),
-            _when(k.last_used_at),
-            _when(k.revoked_at),
+            when(k.created_at),
+            when(k.last_used_at),
+            when(k.revoked_at),
         )
         for k in keys
         if isinstance(k, ApiKey)
     ]
-    _table("API keys", ["id", "key", "name", "created", "last used", "revoked"], rows)
+    table("API keys", ["id", "key", "name", "created", "last used", "revoked"], rows)
 
 
 def _print_new_key(key: BaseModel, as_json: bool) -> None:
     if as_json:
-        _print_json(key)
+        print_json(key)
         return
     console.print(f"api key [bold green]{getattr(key, 'key', '')}[/] ({getattr(key, 'id', '')})")
     console.print("[dim]the key is shown this once; creditgate keeps only its hash[/]")
@@ -328,7 +237,7 @@ def keys_list(
     db: DbOption = None, tenant: TenantOption = None, as_json: JsonOption = False
 ) -> None:
     """The tenant's keys, by prefix."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         keys = t.api_keys()
     _print_keys(keys, as_json)
 
@@ -341,7 +250,7 @@ def keys_create(
     as_json: JsonOption = False,
 ) -> None:
     """A new key (shown this once)."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         key = t.create_api_key(name)
     _print_new_key(key, as_json)
 
@@ -354,10 +263,10 @@ def keys_revoke(
     as_json: JsonOption = False,
 ) -> None:
     """Stop a key working (within seconds on running servers)."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         key = t.revoke_api_key(key_id)
     if as_json:
-        _print_json(key)
+        print_json(key)
     else:
         _print_keys([key], as_json)
 
@@ -370,7 +279,7 @@ def keys_rotate(
     as_json: JsonOption = False,
 ) -> None:
     """Revoke a key and print its replacement (shown this once)."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         key = t.rotate_api_key(key_id)
     _print_new_key(key, as_json)
 
@@ -383,12 +292,12 @@ def assets_list(
     db: DbOption = None, tenant: TenantOption = None, as_json: JsonOption = False
 ) -> None:
     """The tenant's assets."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         assets = t.assets()
     if as_json:
-        _print_json(assets)
+        print_json(assets)
         return
-    _table("assets", ["code", "scale", "name"], [(a.code, a.scale, a.name) for a in assets])
+    table("assets", ["code", "scale", "name"], [(a.code, a.scale, a.name) for a in assets])
 
 
 @assets_app.command("create")
@@ -401,12 +310,12 @@ def assets_create(
     as_json: JsonOption = False,
 ) -> None:
     """Add an asset."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         asset = t.create_asset(code, scale, name)
     if as_json:
-        _print_json(asset)
+        print_json(asset)
         return
-    _table("asset created", ["code", "scale", "name"], [(asset.code, asset.scale, asset.name)])
+    table("asset created", ["code", "scale", "name"], [(asset.code, asset.scale, asset.name)])
 
 
 @customers_app.command("list")
@@ -418,15 +327,15 @@ def customers_list(
     as_json: JsonOption = False,
 ) -> None:
     """Customers, by id."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         customers = t.customers(limit=limit, after=after)
     if as_json:
-        _print_json(customers)
+        print_json(customers)
         return
     rows = [
-        (c.external_id, c.name, c.policy, c.overdraft_limit, _when(c.created_at)) for c in customers
+        (c.external_id, c.name, c.policy, c.overdraft_limit, when(c.created_at)) for c in customers
     ]
-    _table("customers", ["customer", "name", "policy", "overdraft limit", "created"], rows)
+    table("customers", ["customer", "name", "policy", "overdraft limit", "created"], rows)
 
 
 @customers_app.command("create")
@@ -441,7 +350,7 @@ def customers_create(
     as_json: JsonOption = False,
 ) -> None:
     """Add a customer (and its wallet)."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         created = t.create_customer(
             customer,
             name=name,
@@ -450,7 +359,7 @@ def customers_create(
             metadata=_metadata(metadata),
         )
     if as_json:
-        _print_json(created)
+        print_json(created)
     else:
         _fields(f"customer {created.external_id}", created)
 
@@ -463,11 +372,11 @@ def customers_show(
     as_json: JsonOption = False,
 ) -> None:
     """A customer and its balances."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         found = t.customer(customer)
         wallet = t.wallet(customer)
     if as_json:
-        _print_json(
+        print_json(
             {"customer": found.model_dump(mode="json"), "wallet": wallet.model_dump(mode="json")}
         )
         return
@@ -481,7 +390,7 @@ def _print_wallet(wallet: Any) -> None:
         for b in wallet.balances
     ]
     columns = ["asset", "posted", "held", "available", "debt", "policy", "overdraft limit"]
-    _table(f"wallet of {wallet.customer} (minor units)", columns, rows)
+    table(f"wallet of {wallet.customer} (minor units)", columns, rows)
 
 
 @app.command()
@@ -492,10 +401,10 @@ def balance(
     as_json: JsonOption = False,
 ) -> None:
     """Posted, held and available per asset."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         wallet = t.wallet(customer)
     if as_json:
-        _print_json(wallet)
+        print_json(wallet)
     else:
         _print_wallet(wallet)
 
@@ -519,21 +428,21 @@ def grants_create(
     as_json: JsonOption = False,
 ) -> None:
     """Add a lot of credit to a wallet."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         lot = t.grant(
             customer,
             asset,
             amount,
             kind=kind,
             priority=priority,
-            effective_at=_timestamp(effective_at, "--effective-at"),
-            expires_at=_timestamp(expires_at, "--expires-at"),
+            effective_at=timestamp(effective_at, "--effective-at"),
+            expires_at=timestamp(expires_at, "--expires-at"),
             cost_basis=cost_basis,
             currency=currency,
             metadata=_metadata(metadata),
         )
     if as_json:
-        _print_json(lot)
+        print_json(lot)
     else:
         _print_lots([lot], f"granted to {customer}")
 
@@ -548,7 +457,7 @@ def _print_lots(lots: Sequence[Any], title: str) -> None:
             lot.amount,
             lot.remaining,
             lot.priority,
-            _when(lot.expires_at),
+            when(lot.expires_at),
             lot.cost_basis,
         )
         for lot in lots
@@ -564,7 +473,7 @@ def _print_lots(lots: Sequence[Any], title: str) -> None:
         "expires",
         "cost basis",
     ]
-    _table(title, columns, rows)
+    table(title, columns, rows)
 
 
 @grants_app.command("list")
@@ -579,10 +488,10 @@ def grants_list(
     as_json: JsonOption = False,
 ) -> None:
     """A wallet's lots in burn order."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         lots = t.lots(customer, asset=asset, include_closed=include_closed)
     if as_json:
-        _print_json(lots)
+        print_json(lots)
     else:
         _print_lots(lots, f"lots of {customer} in burn order")
 
@@ -596,10 +505,10 @@ def grants_void(
     as_json: JsonOption = False,
 ) -> None:
     """Remove what is left of a lot."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         lot = t.void_lot(lot_id, reason=reason)
     if as_json:
-        _print_json(lot)
+        print_json(lot)
     else:
         _print_lots([lot], "voided")
 
@@ -612,10 +521,10 @@ def authorizations_show(
     as_json: JsonOption = False,
 ) -> None:
     """One authorization and its state."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         auth = t.authorization(authorization_id)
     if as_json:
-        _print_json(auth)
+        print_json(auth)
     else:
         _fields(f"authorization {auth.id}", auth)
 
@@ -630,10 +539,10 @@ def authorizations_settle(
     as_json: JsonOption = False,
 ) -> None:
     """Charge the actual amount against a pending hold and release the rest."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         settled = t.settle(authorization_id, amount, action=action)
     if as_json:
-        _print_json(settled)
+        print_json(settled)
     else:
         _fields(f"charge {settled.charge.id}", settled.charge)
 
@@ -646,10 +555,10 @@ def authorizations_void(
     as_json: JsonOption = False,
 ) -> None:
     """Release a pending hold in full."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         auth = t.void(authorization_id)
     if as_json:
-        _print_json(auth)
+        print_json(auth)
     else:
         _fields(f"authorization {auth.id}", auth)
 
@@ -665,16 +574,16 @@ def ledger(
     as_json: JsonOption = False,
 ) -> None:
     """A wallet's ledger transactions, newest first."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         page = t.ledger(customer, limit=limit, cursor=cursor, asset=asset)
     if as_json:
-        _print_json(page)
+        print_json(page)
         return
     rows = [
-        (tx.id, _when(tx.created_at), tx.kind, tx.asset, tx.wallet_change, tx.reference_id)
+        (tx.id, when(tx.created_at), tx.kind, tx.asset, tx.wallet_change, tx.reference_id)
         for tx in page.data
     ]
-    _table(
+    table(
         f"ledger of {customer}", ["transaction", "at", "kind", "asset", "change", "reference"], rows
     )
     if page.next_cursor:

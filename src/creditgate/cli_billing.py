@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from creditgate._cli import (
+    CliError,
+    DbOption,
+    JsonOption,
+    TenantOption,
+    open_ledger,
+    print_json,
+    table,
+    timestamp,
+)
+
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from creditgate.api import TenantLedger
 
 billing_app = typer.Typer(
     help="Plans, subscriptions, packs, purchases, auto top-up and campaigns.",
@@ -24,39 +33,19 @@ billing_app.add_typer(plans_app, name="plans")
 billing_app.add_typer(packs_app, name="packs")
 billing_app.add_typer(campaigns_app, name="campaigns")
 
-DbOption = Annotated[
-    str | None,
-    typer.Option("--db", help="Database URL (default: $CREDITGATE_DB or ./creditgate.db)"),
-]
-TenantOption = Annotated[
-    str | None, typer.Option("--tenant", help="Tenant id (default: the only tenant)")
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON")]
-
-
-@contextmanager
-def _ledger(db: str | None, tenant: str | None) -> Iterator[TenantLedger]:
-    # Imported late: cli.py registers these commands, so it may still be loading.
-    from creditgate.cli import _ledger as open_ledger
-
-    with open_ledger(db, tenant) as ledger:
-        yield ledger
-
 
 def _show(
     value: BaseModel | Sequence[BaseModel], as_json: bool, title: str, columns: Sequence[str]
 ) -> None:
-    from creditgate.cli import _print_json, _table
-
     if as_json:
-        _print_json(value)
+        print_json(value)
         return
     items = list(value) if isinstance(value, Sequence) else [value]
     rows: list[list[Any]] = []
     for item in items:
         data = item.model_dump(mode="json")
         rows.append([data.get(c) for c in columns])
-    _table(title, columns, rows)
+    table(title, columns, rows)
 
 
 @plans_app.command("create")
@@ -76,7 +65,7 @@ def plans_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create a plan."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         plan = t.create_plan(
             code,
             asset=asset,
@@ -100,7 +89,7 @@ def plans_list(
     db: DbOption = None, tenant: TenantOption = None, as_json: JsonOption = False
 ) -> None:
     """The tenant's plans."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         plans = t.plans()
     _show(plans, as_json, "plans", _PLAN_COLUMNS)
 
@@ -117,7 +106,7 @@ def plans_subscribe(
     as_json: JsonOption = False,
 ) -> None:
     """Subscribe a customer; the first period's included credit is granted now."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         sub = t.subscribe(customer, plan)
     _show(sub, as_json, "subscribed", _SUB_COLUMNS)
 
@@ -132,7 +121,7 @@ def plans_change(
     as_json: JsonOption = False,
 ) -> None:
     """Change a subscription's plan, now or at the end of its period."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         sub = t.change_plan(subscription, plan, at=at)
     _show(sub, as_json, "plan changed", _SUB_COLUMNS)
 
@@ -146,7 +135,7 @@ def plans_cancel(
     as_json: JsonOption = False,
 ) -> None:
     """Cancel a subscription, now or at the end of its period."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         sub = t.cancel_subscription(subscription, at=at)
     _show(sub, as_json, "canceled", _SUB_COLUMNS)
 
@@ -156,7 +145,7 @@ def plans_renew(
     db: DbOption = None, tenant: TenantOption = None, as_json: JsonOption = False
 ) -> None:
     """Issue every period that is due (what the worker does; safe to run any time)."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         report = t.renew_due()
     _show(report, as_json, "renewals", ["renewed", "canceled", "rolled_over"])
 
@@ -178,7 +167,7 @@ def packs_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create a pack."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         pack = t.create_pack(
             code,
             asset=asset,
@@ -196,7 +185,7 @@ def packs_list(
     db: DbOption = None, tenant: TenantOption = None, as_json: JsonOption = False
 ) -> None:
     """Packs on sale."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         packs = t.packs()
     _show(packs, as_json, "packs", _PACK_COLUMNS)
 
@@ -213,7 +202,7 @@ def packs_buy(
     as_json: JsonOption = False,
 ) -> None:
     """Open a manual invoice for a pack (pending until marked paid)."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         purchase = t.buy(customer, pack=pack)
     _show(purchase, as_json, "purchase", _PURCHASE_COLUMNS)
 
@@ -226,7 +215,7 @@ def packs_mark_paid(
     as_json: JsonOption = False,
 ) -> None:
     """Record a manual invoice as paid: its credit is granted."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         done = t.mark_paid(purchase)
     _show(done, as_json, "purchase", [*_PURCHASE_COLUMNS, "lot_id"])
 
@@ -240,7 +229,7 @@ def packs_mark_failed(
     as_json: JsonOption = False,
 ) -> None:
     """Record a manual invoice as failed: nothing is granted."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         done = t.mark_failed(purchase, reason=reason)
     _show(done, as_json, "purchase", [*_PURCHASE_COLUMNS, "failure_reason"])
 
@@ -253,7 +242,7 @@ def packs_purchases(
     as_json: JsonOption = False,
 ) -> None:
     """A customer's purchases, newest first."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         found = t.purchases(customer)
     _show(found, as_json, f"purchases of {customer}", _PURCHASE_COLUMNS)
 
@@ -275,16 +264,14 @@ def campaigns_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create a campaign."""
-    from creditgate.cli import _timestamp
-
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         campaign = t.create_campaign(
             code,
             asset=asset,
             amount=amount,
             per_customer_limit=per_customer_limit,
             max_redemptions=max_redemptions,
-            expires_at=_timestamp(expires_at, "--expires-at"),
+            expires_at=timestamp(expires_at, "--expires-at"),
             credit_valid_days=credit_valid_days,
         )
     _show(campaign, as_json, "campaign created", _CAMPAIGN_COLUMNS)
@@ -295,7 +282,7 @@ def campaigns_list(
     db: DbOption = None, tenant: TenantOption = None, as_json: JsonOption = False
 ) -> None:
     """The tenant's campaigns."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         found = t.campaigns()
     _show(found, as_json, "campaigns", _CAMPAIGN_COLUMNS)
 
@@ -309,7 +296,7 @@ def campaigns_redeem(
     as_json: JsonOption = False,
 ) -> None:
     """Redeem a code for a customer."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         redemption = t.redeem(customer, code)
     _show(redemption, as_json, "redeemed", ["campaign_id", "code", "customer", "seq"])
 
@@ -323,11 +310,9 @@ def consumption_order(
     as_json: JsonOption = False,
 ) -> None:
     """Show (or, with --kind and --priority, change) the default priority per lot kind."""
-    from creditgate.cli import CliError
-
     if (kind is None) != (priority is None):
         raise CliError("give --kind and --priority together")
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         order = (
             t.set_kind_priority(kind, priority)
             if kind is not None and priority is not None

@@ -5,8 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -17,8 +16,9 @@ import yaml  # type: ignore[import-untyped]
 from rich.console import Console
 from rich.table import Table
 
+from creditgate._cli import CliError, DbOption, JsonOption, TenantOption, open_ledger
+
 if TYPE_CHECKING:
-    from creditgate.api import TenantLedger
     from creditgate.domain.pricing import Quote
     from creditgate.services.margin import FullMarginReport, MarginRow
 
@@ -28,30 +28,11 @@ rate_cards_app = typer.Typer(
 report_app = typer.Typer(help="Reports.", no_args_is_help=True)
 console = Console()
 
-DbOption = Annotated[
-    str | None,
-    typer.Option("--db", help="Database URL (default: $CREDITGATE_DB or ./creditgate.db)"),
-]
-TenantOption = Annotated[
-    str | None, typer.Option("--tenant", help="Tenant id (default: the only tenant)")
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON")]
 CardOption = Annotated[str, typer.Option("--rate-card", help="The card's name")]
 
 
 def _fail(message: str) -> Exception:
-    # Imported late: cli.py registers these commands, so it may still be loading.
-    from creditgate.cli import CliError
-
     return CliError(message)
-
-
-@contextmanager
-def _ledger(db: str | None, tenant: str | None) -> Iterator[TenantLedger]:
-    from creditgate.cli import _ledger as open_ledger
-
-    with open_ledger(db, tenant) as ledger:
-        yield ledger
 
 
 def _moment(value: str | None, option: str) -> datetime | None:
@@ -150,7 +131,7 @@ def rate_cards_load(
 ) -> None:
     """Publish a card file as the next version of the card."""
     spec = load_spec(file)
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         version = t.publish_rate_card(
             spec,
             name=rate_card,
@@ -175,7 +156,7 @@ def rate_cards_list(
     as_json: JsonOption = False,
 ) -> None:
     """Every version of the tenant's cards."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         versions = t.rate_cards(name=rate_card)
     if as_json:
         print(json.dumps({"data": [v.model_dump(mode="json") for v in versions]}))
@@ -214,7 +195,7 @@ def rate_cards_price(
     """What an action costs for these dimensions and quantities, line by line."""
     dimensions = _pairs(dim, "--dim")
     quantities = _pairs(qty, "--qty")
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         quote = t.quote(action, dimensions, quantities, rate_card=rate_card, at=_moment(at, "--at"))
     if as_json:
         print(json.dumps(quote.snapshot()))
@@ -295,7 +276,7 @@ def report_margin(
 
     until = _moment(end, "--to") or datetime.now(UTC)
     since = _moment(start, "--from") or until - timedelta(days=30)
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         full = t._run(
             margin.tenant_margin_report,
             read_only=True,
@@ -332,7 +313,7 @@ def report_revenue(
     deferred at the end of the period, per currency."""
     until = _moment(end, "--to") or datetime.now(UTC)
     since = _moment(start, "--from") or until - timedelta(days=30)
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         report = t.revenue_report(start=since, end=until, customer=customer)
     columns = [
         "opening_deferred", "sold", "recognized", "breakage", "voided", "refunded",

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from creditgate._cli import DbOption, JsonOption, TenantOption, console, open_ledger, when
+
 if TYPE_CHECKING:
-    from creditgate.api import TenantLedger
     from creditgate.services.webhooks import (
         CreatedWebhookEndpoint,
         WebhookDelivery,
@@ -24,34 +22,14 @@ if TYPE_CHECKING:
 webhooks_app = typer.Typer(
     help="Webhooks: endpoints, signed deliveries, the delivery log.", no_args_is_help=True
 )
-# Piped output is read by people too (and grep): give it room rather than 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 160)
-
-DbOption = Annotated[
-    str | None,
-    typer.Option("--db", help="Database URL (default: $CREDITGATE_DB or ./creditgate.db)"),
-]
-TenantOption = Annotated[
-    str | None, typer.Option("--tenant", help="Tenant id (default: the only tenant)")
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON")]
 EventTypeOption = Annotated[
     list[str] | None,
     typer.Option("--event-type", help="An event type to send (repeat it); default: every type"),
 ]
 
 
-@contextmanager
-def _ledger(db: str | None, tenant: str | None) -> Iterator[TenantLedger]:
-    # Imported late: cli.py registers these commands, so it may still be loading.
-    from creditgate.cli import _ledger as open_ledger
-
-    with open_ledger(db, tenant) as ledger:
-        yield ledger
-
-
 def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
+    return when(value, seconds=True)
 
 
 def _print_endpoints(found: Sequence[WebhookEndpoint], as_json: bool, title: str) -> None:
@@ -135,7 +113,7 @@ def create(
     as_json: JsonOption = False,
 ) -> None:
     """Register an endpoint and print its signing secret (shown this once)."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         created = t.create_webhook_endpoint(
             url, event_types=event_type, description=description, enabled=not disabled
         )
@@ -147,7 +125,7 @@ def list_endpoints(
     db: DbOption = None, tenant: TenantOption = None, as_json: JsonOption = False
 ) -> None:
     """The tenant's endpoints."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         found = t.webhook_endpoints()
     _print_endpoints(found, as_json, "webhook endpoints")
 
@@ -168,7 +146,7 @@ def update(
 ) -> None:
     """Change an endpoint; what is not given stays as it is."""
     types = [] if all_events else event_type
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         updated = t.update_webhook_endpoint(
             endpoint, url=url, event_types=types, description=description, enabled=enabled
         )
@@ -185,7 +163,7 @@ def delete(
     tenant: TenantOption = None,
 ) -> None:
     """Stop sending to an endpoint (its pending deliveries fail; the log stays)."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         t.delete_webhook_endpoint(endpoint)
     console.print(f"deleted {endpoint}")
 
@@ -198,7 +176,7 @@ def rotate_secret(
     as_json: JsonOption = False,
 ) -> None:
     """Replace an endpoint's signing secret and print the new one (shown this once)."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         rotated = t.rotate_webhook_secret(endpoint)
     _print_secret(rotated, as_json, "webhook secret rotated")
 
@@ -211,7 +189,7 @@ def test(
     as_json: JsonOption = False,
 ) -> None:
     """Queue a `webhook.test` event for one endpoint."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         delivery = t.send_test_webhook(endpoint)
     _print_delivery(delivery, as_json)
 
@@ -229,7 +207,7 @@ def deliveries(
     as_json: JsonOption = False,
 ) -> None:
     """The delivery log, newest first."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         page = t.webhook_deliveries(
             endpoint=endpoint,
             event=event,
@@ -249,7 +227,7 @@ def replay(
     as_json: JsonOption = False,
 ) -> None:
     """Send a delivery again, with the same webhook-id."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         replayed = t.replay_webhook_delivery(delivery)
     _print_delivery(replayed, as_json)
 
@@ -265,7 +243,7 @@ def replay_event(
     as_json: JsonOption = False,
 ) -> None:
     """Send an event again."""
-    with _ledger(db, tenant) as t:
+    with open_ledger(db, tenant) as t:
         replayed = t.replay_event(event, endpoint=endpoint)
     _print_deliveries(replayed, as_json)
 
@@ -280,7 +258,7 @@ def deliver(
     """Send every due delivery of the tenant now (`creditgate serve` does this on its own)."""
     from creditgate.webhook_sender import WebhookSender
 
-    with _ledger(db, tenant) as t, WebhookSender(timeout=timeout) as sender:
+    with open_ledger(db, tenant) as t, WebhookSender(timeout=timeout) as sender:
         report = t.deliver_webhooks(sender)
     if as_json:
         print(report.model_dump_json())

@@ -10,7 +10,6 @@ from sqlalchemy import bindparam, case, insert, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from creditgate.domain.amounts import MAX_BALANCE
-from creditgate.domain.errors import AmountOverflow
 from creditgate.domain.ledger import Entry, is_balanced
 from creditgate.domain.lots import LotBalance, LotStatus
 from creditgate.domain.policy import PolicyMode, WalletPolicy
@@ -134,32 +133,6 @@ def _balance_events(
         emit(tx, "balance.depleted", wallet_id, {"asset": asset, "available": after})
 
 
-def write_balance(tx: Tx, before: BalanceRow, *, posted: int, held: int, debt: int) -> None:
-    """Store new totals for a row this transaction has locked."""
-    if not -MAX_BALANCE <= posted <= MAX_BALANCE or not 0 <= held <= 2 * MAX_BALANCE:
-        raise AmountOverflow(
-            f"this would take the {before.asset} balance past the largest supported value",
-            field="amount",
-        )
-    available = posted - held
-    low, alerted = _alert(before.policy, available, before.low_balance_alerted)
-    _balance_events(
-        tx, before.wallet_id, before.asset, before.policy, before.available, available, low
-    )
-    _WRITE_BALANCE.execute(
-        tx.conn,
-        {
-            "w": before.wallet_id,
-            "a": before.asset,
-            "posted": posted,
-            "held": held,
-            "debt": debt,
-            "alerted": int(alerted),
-            "now": tx.now,
-        },
-    )
-
-
 def read_balance(tx: Tx, wallet_id: str, asset: str) -> BalanceRow:
     """Read a balance row without locking it (see `shift_balance`)."""
     return _balance_row(tx, wallet_id, asset, _READ_BALANCE.first(tx.conn, _key(wallet_id, asset)))
@@ -250,22 +223,6 @@ def after_move(tx: Tx, wallet_id: str, asset: str, row: Any, change: int) -> Bal
         low = low and flipped == 1
     _balance_events(tx, wallet_id, asset, policy, after - change, after, low)
     return BalanceRow(wallet_id, asset, row.posted, row.held, row.debt, policy, alerted)
-
-
-_WRITE_BALANCE = Prepared(
-    update(wallet_balances)
-    .where(
-        wallet_balances.c.wallet_id == bindparam("w"),
-        wallet_balances.c.asset == bindparam("a"),
-    )
-    .values(
-        posted=bindparam("posted"),
-        held=bindparam("held"),
-        debt=bindparam("debt"),
-        low_balance_alerted=bindparam("alerted"),
-        updated_at=bindparam("now"),
-    )
-)
 
 
 _ACTIVE = LotStatus.ACTIVE.value

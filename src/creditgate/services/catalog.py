@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
@@ -17,7 +16,7 @@ from creditgate.domain.errors import (
 )
 from creditgate.domain.policy import PolicyMode, WalletPolicy
 from creditgate.ids import new_id
-from creditgate.services._wallet import lock_balance, write_balance
+from creditgate.services._wallet import lock_balance, shift_balance
 from creditgate.services.context import Idempotent, Tx
 from creditgate.services.results import AssetInfo, Customer, Policy, Tenant
 from creditgate.storage.tables import assets, customers, tenants, wallet_balances
@@ -232,8 +231,7 @@ def set_policy(
         )
     )
     # Re-evaluate the low-balance alert against the new threshold.
-    updated = replace(before, policy=wallet_policy)
-    write_balance(tx, updated, posted=before.posted, held=before.held, debt=before.debt)
+    shift_balance(tx, wallet_id, asset, posted=0, held=0, debt=0, need=0)
     return idem.record(
         Policy(
             customer=customer,

@@ -19,7 +19,7 @@ from creditgate.domain.ledger import (
 )
 from creditgate.domain.lots import LotKind, LotStatus, held_shares
 from creditgate.ids import new_id
-from creditgate.services._wallet import emit, lock_balance, open_lots, post, write_balance
+from creditgate.services._wallet import emit, lock_balance, open_lots, post, shift_balance
 from creditgate.services.catalog import check_external_id, check_id, check_metadata
 from creditgate.services.context import Idempotent, Tx
 from creditgate.services.results import Lot
@@ -181,9 +181,7 @@ def _post_lot(tx: Tx, wallet_id: str, asset: str, lot_id: str, kind: LotKind, am
         entries=entries,
         reference_id=lot_id,
     )
-    write_balance(
-        tx, before, posted=before.posted + amount, held=before.held, debt=before.debt - repay
-    )
+    shift_balance(tx, wallet_id, asset, posted=amount, held=0, debt=-repay, need=0)
 
 
 def activate_lots(tx: Tx, *, limit: int = 500) -> int:
@@ -244,9 +242,7 @@ def void_lot(tx: Tx, *, lot_id: str, reason: str = "", idempotency_key: str | No
                 entries=removal_entries(Account.VOIDED, lot_id, amount),
                 reference_id=lot_id,
             )
-            write_balance(
-                tx, before, posted=before.posted - amount, held=before.held, debt=before.debt
-            )
+            shift_balance(tx, found.wallet_id, found.asset, posted=-amount, held=0, debt=0, need=0)
     tx.conn.execute(
         update(lots)
         .where(lots.c.id == lot_id)

@@ -19,7 +19,7 @@ from creditgate.domain.errors import InvalidInput, NotFound
 from creditgate.domain.ledger import Account, Entry, TransactionKind
 from creditgate.domain.lots import LotKind, LotStatus
 from creditgate.ids import new_id
-from creditgate.services._wallet import emit, lock_balance, post, write_balance
+from creditgate.services._wallet import emit, lock_balance, post, shift_balance
 from creditgate.services.catalog import check_id, check_metadata
 from creditgate.services.context import Idempotent, Tx
 from creditgate.services.results import Result
@@ -131,12 +131,8 @@ def refund_charge(
     tx.conn.execute(
         update(charges).where(charges.c.id == charge_id).values(refunded=refunded + wanted)
     )
-    write_balance(
-        tx,
-        before,
-        posted=before.posted + wanted,
-        held=before.held,
-        debt=before.debt - debt_back,
+    shift_balance(
+        tx, charge.wallet_id, charge.asset, posted=wanted, held=0, debt=-debt_back, need=0
     )
     emit(
         tx,

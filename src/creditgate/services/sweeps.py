@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from creditgate.domain.holds import HoldStatus
 from creditgate.domain.ledger import Account, TransactionKind, removal_entries
 from creditgate.domain.lots import LotStatus, expirable, held_shares
-from creditgate.services._wallet import emit, lock_balance, open_lots, post, write_balance
+from creditgate.services._wallet import emit, lock_balance, open_lots, post, shift_balance
 from creditgate.services.context import Tx
 from creditgate.services.gate import release
 from creditgate.services.grants import activate_lots
@@ -111,9 +111,7 @@ def expire_lots(tx: Tx, *, limit: int = 500) -> SweepReport:
             kept += left
         credit += removed
         if removed:
-            write_balance(
-                tx, before, posted=before.posted - removed, held=before.held, debt=before.debt
-            )
+            shift_balance(tx, wallet_id, asset, posted=-removed, held=0, debt=0, need=0)
     return SweepReport(lots_expired=count, credit_expired=credit, credit_kept_for_holds=kept)
 
 
