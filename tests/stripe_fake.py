@@ -56,12 +56,18 @@ def event(
 
 
 class FakeStripe:
-    """Stripe's API on loopback: Checkout Sessions and PaymentIntents, idempotent by key."""
+    """Stripe's API on loopback: Checkout Sessions, PaymentIntents, Refunds; idempotent by key."""
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.sessions: dict[str, dict[str, Any]] = {}  # Checkout Sessions made, by id
+        # Where a session's `url` points: Stripe's hosted page, or a loopback stand-in for it
+        # (tests/browser/stripe_checkout.py) that a browser test can "pay" on.
+        self.checkout_base = "https://checkout.stripe.com/c/pay"
         self.decline = False  # answer PaymentIntents with a card_declined error
         self.fail_next = 0  # answer the next N requests with a 500 (unknown outcome)
+        self.refuse_refunds = False  # answer Refunds with charge_already_refunded
+        self.refund_status = "succeeded"  # or "pending": Stripe pays it out later
         self._by_key: dict[str, tuple[int, bytes]] = {}
         self._lock = threading.Lock()
         self._counter = 0
@@ -122,7 +128,7 @@ class FakeStripe:
         if path == "/v1/checkout/sessions":
             session = copy.deepcopy(fixture("checkout_session"))
             session["id"] = f"cs_test_offline{n:06d}"
-            session["url"] = f"https://checkout.stripe.com/c/pay/{session['id']}"
+            session["url"] = f"{self.checkout_base}/{session['id']}"
             amount = int(form["line_items[0][price_data][unit_amount]"])
             session.update(
                 amount_subtotal=amount,
@@ -134,6 +140,7 @@ class FakeStripe:
                 cancel_url=form.get("cancel_url"),
                 customer=form.get("customer"),
             )
+            self.sessions[session["id"]] = session
             return 200, json.dumps(session).encode()
         if path == "/v1/payment_intents":
             if self.decline:
@@ -152,4 +159,16 @@ class FakeStripe:
                 metadata=metadata,
             )
             return 200, json.dumps(intent).encode()
+        if path == "/v1/refunds":
+            if self.refuse_refunds:
+                return 400, json.dumps(fixture("refund_charge_already_refunded")).encode()
+            refund = copy.deepcopy(fixture("refund_succeeded"))
+            refund.update(
+                id=f"re_offline{n:06d}",
+                amount=int(form["amount"]),
+                payment_intent=form["payment_intent"],
+                metadata=metadata,
+                status=self.refund_status,
+            )
+            return 200, json.dumps(refund).encode()
         return 404, json.dumps({"error": {"type": "invalid_request_error"}}).encode()

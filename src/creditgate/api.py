@@ -8,11 +8,12 @@ auth = acme.authorize("cust_42", "credits", 1_000)
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, ParamSpec, TypeVar
 
 from creditgate.api_billing import BillingMethods
+from creditgate.clock import Clock, system_clock
 from creditgate.domain.pricing import Quote
 from creditgate.services import (
     api_keys,
@@ -63,12 +64,6 @@ from creditgate.webhook_sender import WebhookReport, WebhookSender, deliver_webh
 
 T = TypeVar("T")
 P = ParamSpec("P")
-
-Clock = Callable[[], datetime]
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 class Creditgate:

@@ -17,6 +17,7 @@ from creditgate.services import (
     consumption,
     payments,
     plans,
+    purchase_refunds,
     purchases,
 )
 from creditgate.services.billing_results import (
@@ -31,6 +32,7 @@ from creditgate.services.billing_results import (
     ProviderAccount,
     ProviderEventOutcome,
     Purchase,
+    PurchaseRefund,
     Redemption,
     RenewalReport,
     Subscription,
@@ -247,6 +249,35 @@ class BillingMethods:
             reason=reason,
             idempotency_key=idempotency_key,
         )
+
+    def refund_purchase(
+        self,
+        purchase_id: str,
+        *,
+        reason: str,
+        amount: int | None = None,
+        include_consumed: bool = False,
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> PurchaseRefund:
+        """Take back `amount` of a paid purchase's credit (default: all its unused credit;
+        consumed credit too with `include_consumed`) and pay its money back through the
+        purchase's provider."""
+        return payments.refund(
+            self._run,
+            self.tenant_id,
+            purchase_id=purchase_id,
+            reason=reason,
+            amount=amount,
+            include_consumed=include_consumed,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+        )
+
+    def purchase_refunds(self, purchase_id: str) -> list[PurchaseRefund]:
+        return self._run(
+            purchase_refunds.list_refunds, read_only=True, purchase_id=purchase_id
+        ).data
 
     def handle_stripe_webhook(self, payload: bytes, signature: str | None) -> ProviderEventOutcome:
         return self._run(payments.handle_stripe_webhook, payload=payload, signature=signature)

@@ -739,3 +739,50 @@ def main() -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+@app.command()
+def chaos(
+    backend: Backend = "sqlite",
+    minutes: Annotated[float, typer.Option(min=0.1, help="How long the whole run lasts")] = 1.0,
+    seed: Annotated[int | None, typer.Option(help="Reproduce a run (printed by every run)")] = None,
+    clients: Annotated[int, typer.Option(min=1, max=256, help="Concurrent HTTP clients")] = 12,
+    servers: Annotated[int, typer.Option(min=1, max=8, help="Server processes")] = 2,
+    crash_every: Annotated[
+        float, typer.Option(min=0, help="Mean seconds between server SIGKILLs (0: none)")
+    ] = 10.0,
+    cut_every: Annotated[
+        float,
+        typer.Option(min=0, help="PostgreSQL: mean seconds between cutting connections (0: none)"),
+    ] = 5.0,
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Bank workload with crashes, cut connections and clock faults, overspend races and
+    hostile input; checks every balance against a reference model. Exits 1 on any violation."""
+    from creditgate.chaos.runner import ChaosOptions, run_chaos
+
+    def spread(mean: float) -> tuple[float, float] | None:
+        return (mean * 0.5, mean * 1.5) if mean > 0 else None
+
+    options = ChaosOptions(
+        backend=backend,
+        seconds=minutes * 60,
+        seed=seed,
+        clients=clients,
+        servers=servers,
+        crash_every=spread(crash_every),
+        cut_every=spread(cut_every),
+        race_rounds=max(1, int(minutes // 3)),
+        db=db,
+    )
+    progress = None if as_json else (lambda message: console.print(f"[dim]{message}[/]"))
+    report = run_chaos(options, progress)
+    if as_json:
+        print(report.as_json())
+    else:
+        for failure in report.failures[:40]:
+            console.print(f"[red]{failure}[/]")
+        print(report.line())
+    if not report.ok:
+        raise typer.Exit(1)

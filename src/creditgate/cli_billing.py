@@ -244,7 +244,67 @@ def packs_purchases(
     """A customer's purchases, newest first."""
     with open_ledger(db, tenant) as t:
         found = t.purchases(customer)
-    _show(found, as_json, f"purchases of {customer}", _PURCHASE_COLUMNS)
+    _show(found, as_json, f"purchases of {customer}", [*_PURCHASE_COLUMNS, "refunded_money"])
+
+
+_REFUND_COLUMNS = [
+    "id",
+    "purchase_id",
+    "amount",
+    "unused",
+    "consumed",
+    "money",
+    "currency",
+    "status",
+    "provider_ref",
+]
+
+
+@packs_app.command("refund")
+def packs_refund(
+    purchase: Annotated[str, typer.Argument(help="The purchase's id (pur_…)")],
+    reason: Annotated[str, typer.Option(help="Why it is refunded (required)")],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    amount: Annotated[
+        int | None, typer.Option(help="Credits to refund, minor units (default: all unused)")
+    ] = None,
+    include_consumed: Annotated[
+        bool,
+        typer.Option(
+            "--include-consumed",
+            help="Refund credit already used too: it is debited from the wallet again",
+        ),
+    ] = False,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Makes the command safe to run again")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Refund a paid purchase: take its credit back and pay its money back through its
+    provider (a manual invoice: you pay it back; the refund records it)."""
+    with open_ledger(db, tenant) as t:
+        refund = t.refund_purchase(
+            purchase,
+            reason=reason,
+            amount=amount,
+            include_consumed=include_consumed,
+            idempotency_key=idempotency_key,
+        )
+    _show(refund, as_json, "refund", [*_REFUND_COLUMNS, "failure_reason"])
+
+
+@packs_app.command("refunds")
+def packs_refunds(
+    purchase: Annotated[str, typer.Argument(help="The purchase's id (pur_…)")],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A purchase's refunds, oldest first."""
+    with open_ledger(db, tenant) as t:
+        found = t.purchase_refunds(purchase)
+    _show(found, as_json, f"refunds of {purchase}", [*_REFUND_COLUMNS, "reason"])
 
 
 _CAMPAIGN_COLUMNS = ["id", "code", "asset", "amount", "per_customer_limit", "redemptions"]

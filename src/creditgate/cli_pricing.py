@@ -77,14 +77,18 @@ def load_spec(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise _fail(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise _fail(f"{path} is not UTF-8 text") from None
+    kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
     try:
-        if path.suffix.lower() == ".json":
+        if kind == "JSON":
             spec = json.loads(text, parse_float=str)
         else:
             spec = yaml.load(text, Loader=_ExactLoader)  # noqa: S506 - a SafeLoader
     except (ValueError, yaml.YAMLError) as exc:
-        kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
         raise _fail(f"{path} is not valid {kind}: {exc}") from None
+    except RecursionError:
+        raise _fail(f"{path} is nested too deeply to be a rate card") from None
     if not isinstance(spec, dict):
         raise _fail(f"{path} must hold a mapping (asset, credit_value_usd, actions)")
     return spec
@@ -309,15 +313,15 @@ def report_revenue(
     as_json: JsonOption = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV")] = False,
 ) -> None:
-    """Deferred revenue at the start, sold, recognized, breakage, voided, refunded, and
-    deferred at the end of the period, per currency."""
+    """Deferred revenue at the start, sold, recognized, breakage, voided, refunded (usage
+    given back), purchases refunded, and deferred at the end of the period, per currency."""
     until = _moment(end, "--to") or datetime.now(UTC)
     since = _moment(start, "--from") or until - timedelta(days=30)
     with open_ledger(db, tenant) as t:
         report = t.revenue_report(start=since, end=until, customer=customer)
     columns = [
         "opening_deferred", "sold", "recognized", "breakage", "voided", "refunded",
-        "closing_deferred",
+        "purchases_refunded", "closing_deferred",
     ]  # fmt: skip
     if as_json:
         print(report.model_dump_json())

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
+from tests.browser.a11y import check_page, weigh
 from tests.browser.conftest import (
     DESKTOP,
     PHONE,
@@ -62,6 +65,7 @@ def test_the_dashboard_shows_customers_and_margin_charts(server: Server, browser
     ratios = page.get_by_role("heading", name="Worst-case credit-to-cost ratio per action")
     expect(ratios).to_be_visible()
     expect(page.locator("main")).to_contain_text("image.generate")
+    check_page(page)
     copy_for_readme(screenshot(page, "dashboard-desktop"))
     page.set_viewport_size(PHONE)
     copy_for_readme(screenshot(page, "dashboard-phone"))
@@ -91,3 +95,75 @@ def test_revoking_the_key_ends_its_dashboard_session(server: Server, page: Any) 
     acme.api.post(f"/v1/api-keys/{key['id']}/revoke").raise_for_status()
     assert page.goto(f"{server.base}/dashboard").status == 401
     expect(page.get_by_role("link", name="Sign in")).to_be_visible()
+
+
+def test_margin_by_action_and_model_over_time_and_the_what_if(server: Server, browser: Any) -> None:
+    acme = server.tenant("Acme AI")
+    cg, now = server.cg, datetime.now(UTC)
+    real_clock = cg.clock
+    # Charges on past days, made in-process on the server's database with the clock set back.
+    try:
+        cg.clock = lambda: now - timedelta(days=6)
+        acme.ledger.create_customer("mia")
+        acme.ledger.grant("mia", "credits", 1_000_000, kind="purchased", cost_basis="0.01")
+        for day in range(6):
+            cg.clock = lambda day=day: now - timedelta(days=6 - day)
+            for action, model, cost in (
+                ("chat.completion", "gpt-4o", "0.40"),
+                ("chat.completion", "gpt-4o-mini", "0.02"),
+                ("image.generate", "flux-schnell", str(Decimal("0.05") * (day + 1))),
+            ):
+                acme.ledger.charge(
+                    "mia",
+                    "credits",
+                    1_000,
+                    action=action,
+                    dimensions={"model": model},
+                    vendor_cost=cost,
+                )
+    finally:
+        cg.clock = real_clock
+
+    for name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+        context = browser.new_context(viewport=viewport)
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        _sign_in(page, server, acme.key)
+        sizes = weigh(page)
+        page.goto(f"{server.base}/dashboard/margin?days=7", wait_until="networkidle")
+        over_time = page.locator("#margin-over-time")
+        expect(over_time.locator("svg.chart")).to_be_visible()
+        series = over_time.locator("g.series")
+        expect(series).to_have_count(3)
+        assert sorted(series.evaluate_all("gs => gs.map(g => g.dataset.series)")) == [
+            "chat.completion · gpt-4o",
+            "chat.completion · gpt-4o-mini",
+            "image.generate · flux-schnell",
+        ]
+        # A point for each day with charges (today has none yet); the image line falls day
+        # by day as its cost rises (lower on screen is a larger y).
+        points = over_time.locator("g.series[data-series^='image'] circle")
+        expect(points).to_have_count(6)
+        ys = [float(y) for y in points.evaluate_all("cs => cs.map(c => c.getAttribute('cy'))")]
+        assert ys == sorted(ys) and len(set(ys)) == 6
+        expect(over_time.locator(".legend")).to_contain_text("chat.completion · gpt-4o-mini")
+        totals = page.locator("section[aria-labelledby=over-time-h] tbody")
+        expect(totals).to_contain_text("image.generate · flux-schnell")
+        # The what-if, at the default +20% and then at +100%.
+        expect(page.locator("#what-if svg rect.bar-1")).to_have_count(2)
+        page.get_by_label("Vendor price change").select_option("100")
+        page.get_by_role("button", name="Show").click()
+        expect(
+            page.get_by_role("heading", name="What if vendor prices change +100.0%?")
+        ).to_be_visible()
+        expect(page.locator("#what-if .legend")).to_contain_text("vendor prices +100%")
+        # The other margin views are still there.
+        for heading in (
+            "Margin by action",
+            "Customer margins",
+            "Worst-case credit-to-cost ratio per action",
+        ):
+            expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+        check_page(page, sizes)
+        screenshot(page, f"dashboard-margin-over-time-{name}")
+        context.close()

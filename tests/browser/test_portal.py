@@ -10,6 +10,7 @@ import httpx
 
 from creditgate.portal.tokens import Tokens
 from creditgate.portal.web import contrast
+from tests.browser.a11y import check_page
 from tests.browser.conftest import (
     DESKTOP,
     PHONE,
@@ -141,6 +142,7 @@ def test_portal_weight_accessibility_and_screenshots(server: Server, browser: An
                              && !e.textContent.trim()).map(e => e.outerHTML)"""
         )
         assert unlabeled == []
+        check_page(page)  # names, alt texts, contrast, landmarks (tests/browser/a11y.py)
         # The tenant's teal is too light for white text: the buttons' text turns dark.
         colours = page.get_by_role("button", name="Buy Small for 9.00 USD").evaluate(
             "b => [getComputedStyle(b).color, getComputedStyle(b).backgroundColor]"

@@ -5,6 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from creditgate.domain.amounts import Asset
 from creditgate.domain.billing import (
     Period,
@@ -12,6 +16,7 @@ from creditgate.domain.billing import (
     backoff,
     month_of,
     period_bounds,
+    refunded_money,
     rollover,
     unit_value,
 )
@@ -56,3 +61,34 @@ def test_backoff_doubles_up_to_a_day() -> None:
     assert [backoff(n) for n in (1, 2, 3)] == [timedelta(minutes=m) for m in (5, 10, 20)]
     assert backoff(50) == timedelta(hours=24)
     assert month_of(JAN_31) == "2026-01"
+
+
+def test_refund_money_rounds_half_even_on_the_running_total() -> None:
+    price = Decimal("10.00")
+    totals = [refunded_money(price, 300, n, 2) for n in (0, 100, 200, 300)]
+    assert totals == [Decimal("0.00"), Decimal("3.33"), Decimal("6.67"), Decimal("10.00")]
+    assert refunded_money(Decimal("0.05"), 2, 1, 2) == Decimal("0.02")  # 0.025: to even
+    assert refunded_money(Decimal("0.07"), 2, 1, 2) == Decimal("0.04")  # 0.035: to even
+    assert refunded_money(Decimal("1000"), 3, 1, 0) == Decimal("333")  # JPY: no minor unit
+    with pytest.raises(ValueError):
+        refunded_money(price, 300, 301, 2)
+
+
+@given(
+    cents=st.integers(min_value=1, max_value=10**12),
+    amount=st.integers(min_value=1, max_value=10**15),
+    parts=st.lists(st.integers(min_value=1, max_value=10**15), min_size=1, max_size=8),
+)
+def test_refunds_in_parts_never_pay_more_than_the_price(
+    cents: int, amount: int, parts: list[int]
+) -> None:
+    price = Decimal(cents).scaleb(-2)
+    done = Decimal(0)
+    refunded = 0
+    for part in parts:
+        refunded = min(amount, refunded + part)
+        total = refunded_money(price, amount, refunded, 2)
+        assert total >= done  # each refund pays zero or more
+        done = total
+    assert done <= price
+    assert refunded_money(price, amount, amount, 2) == price

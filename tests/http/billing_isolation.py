@@ -19,6 +19,8 @@ BILLING_BY_ID: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/v1/purchases/{purchase}", None),
     ("POST", "/v1/purchases/{purchase}/mark-paid", None),
     ("POST", "/v1/purchases/{purchase}/mark-failed", {"reason": "x"}),
+    ("POST", "/v1/purchases/{purchase}/refunds", {"reason": "x"}),
+    ("GET", "/v1/purchases/{purchase}/refunds", None),
     ("POST", "/v1/customers/{customer}/payment-methods", {"provider": "manual", "method_ref": "m"}),
     ("GET", "/v1/customers/{customer}/payment-methods", None),
     (
@@ -69,6 +71,7 @@ def billing_snapshot(a: Api) -> dict[str, Any]:
     return {
         "subscription": a.get(f"/v1/subscriptions/{ids['{subscription}']}").json(),
         "purchase": a.get(f"/v1/purchases/{ids['{purchase}']}").json(),
+        "refunds": a.get(f"/v1/purchases/{ids['{purchase}']}/refunds").json(),
         "packs": a.get("/v1/packs", params={"include_inactive": True}).json(),
         "plans": a.get("/v1/plans").json(),
         "campaigns": a.get("/v1/campaigns").json(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from itertools import pairwise
 
 import pytest
 
@@ -165,3 +166,53 @@ def test_grant_expiring_is_announced_once_a_day_ahead(
     ledger.run_sweeps()
     assert [p["lot"] for p in announced()] == [soon.id]
     assert announced()[0]["remaining"] == 500
+
+
+def test_a_year_of_renewals_with_rollover_ties_out_month_by_month(
+    ledger: TenantLedger, clock: FakeClock
+) -> None:
+    """Carried-over credit is deferred revenue moved, not sold; its breakage counts once."""
+    ledger.create_customer("c1")
+    ledger.create_plan("pro", asset="credits", included=100_000, fee="20.00", rollover_cap=30_000)
+    usage = [20_000, 95_000, 130_000, 0, 50_000, 100_000, 75_000, 110_000, 10_000, 99_999,
+             60_000, 128_000]  # fmt: skip
+    marks = [clock.now]
+    sub = ledger.subscribe("c1", "pro")
+    for month, used in enumerate(usage):
+        clock.advance(days=3)
+        if used:
+            ledger.charge("c1", "credits", used)
+        end = ledger.subscription(sub.id).current_period_end
+        clock.set(end + timedelta(minutes=5))
+        if month % 2:
+            ledger.run_sweeps()  # the sweep expires the old lot before the renewal carries it
+        marks.append(clock.now)
+        assert ledger.renew_due().renewed == 1
+        ledger.run_sweeps()
+    marks.append(clock.advance(seconds=1))
+
+    lines = []
+    for start, end in pairwise(marks):
+        (line,) = ledger.revenue_report(start=start, end=end).lines
+        lines.append(line)
+    for month, line in enumerate(lines):
+        # One included grant a period, worth the fee; rollover moves credit, sells nothing.
+        assert line.sold == Decimal("20.00"), (month, line)
+        assert line.voided == line.refunded == line.purchases_refunded == 0, (month, line)
+        assert (
+            line.opening_deferred + line.sold - line.recognized - line.breakage - line.refunded
+            == line.closing_deferred
+        ), (month, line)
+        assert line.breakage >= 0
+    for before, after in pairwise(lines):
+        assert before.closing_deferred == after.opening_deferred
+    assert sum(line.recognized for line in lines) == sum(usage) * Decimal("0.0002")
+    # Breakage is what expired for good: what the lots say, counted once.
+    lots = ledger.lots("c1", include_closed=True)
+    expired = sum(lot.expired for lot in lots)
+    assert sum(line.breakage for line in lines) == expired * Decimal("0.0002")
+    assert sum(line.sold for line in lines) == Decimal("20.00") * 13
+    open_value = sum(lot.remaining for lot in lots if lot.status == "active") * Decimal("0.0002")
+    assert lines[-1].closing_deferred == open_value
+    (whole,) = ledger.revenue_report(start=marks[0], end=marks[-1]).lines
+    assert whole.sold == Decimal("260") and whole.breakage == expired * Decimal("0.0002")

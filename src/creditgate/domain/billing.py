@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import calendar
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from enum import StrEnum
 
-from creditgate.domain.amounts import Asset, stored_money
+from creditgate.domain.amounts import ROUNDING, Asset, stored_money
 
 
 class Period(StrEnum):
@@ -41,6 +41,22 @@ def unit_value(money: Decimal, amount: int, asset: Asset) -> Decimal:
     if amount <= 0:
         return Decimal(0)
     return stored_money(money / asset.to_units(amount))
+
+
+def refunded_money(price: Decimal, amount: int, refunded: int, digits: int) -> Decimal:
+    """The money paid back once `refunded` of a purchase's `amount` credits are refunded.
+
+    price x refunded / amount, rounded half to even to the currency's minor unit (`digits`
+    decimal places). Each refund pays the difference this makes to the running total, so
+    refunding a purchase in parts adds up to what refunding it at once would, never more
+    than was paid, and exactly the price once every credit is refunded.
+    """
+    if not 0 <= refunded <= amount or amount <= 0:
+        raise ValueError(f"refunded {refunded} outside 0..{amount}")
+    with localcontext() as ctx:
+        ctx.prec = 60  # exact: only the final rounding happens
+        exact = price * refunded / amount
+        return exact.quantize(Decimal(1).scaleb(-digits), rounding=ROUNDING)
 
 
 def rollover(unused: int, cap: int) -> int:

@@ -95,3 +95,28 @@ class CampaignExhausted(CreditgateError):
 
     code = "campaign_exhausted"
     status = 409
+
+
+class UnknownRefund(NotFound):
+    code = "unknown_refund"
+
+
+class PurchaseNotRefundable(CreditgateError):
+    """Only a paid purchase is refunded, through a payment the provider knows of."""
+
+    code = "purchase_not_refundable"
+    status = 409
+
+
+class RefundPending(CreditgateError):
+    """An earlier refund of the purchase still waits for the provider's answer."""
+
+    code = "refund_pending"
+    status = 409
+
+
+class RefundNotCovered(CreditgateError):
+    """Refunding consumed credit would take the wallet past what its policy allows."""
+
+    code = "refund_not_covered"
+    status = 409

@@ -17,6 +17,7 @@ class Account(StrEnum):
     USAGE = "usage"  # where consumed credit goes
     EXPIRED = "expired"
     VOIDED = "voided"
+    REFUNDED = "refunded"  # credit taken back because the money paid for it was refunded
 
     @staticmethod
     def issued(kind: LotKind) -> str:
@@ -29,6 +30,12 @@ class TransactionKind(StrEnum):
     EXPIRE = "expire"
     VOID_LOT = "void_lot"
     REFUND = "refund"
+    # A period's unused included credit carried into the next period's lot (not a sale).
+    ROLLOVER = "rollover"
+    # Credit taken back from a purchased lot because the purchase's money was refunded,
+    # and given back if the payment provider refused that refund.
+    PURCHASE_REFUND = "purchase_refund"
+    REFUND_REVERSAL = "refund_reversal"
 
 
 @dataclass(frozen=True, slots=True)

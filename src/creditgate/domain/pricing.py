@@ -674,7 +674,8 @@ def _fields(spec: object, path: str, allowed: Sequence[str]) -> Mapping[str, obj
         if key not in allowed:
             where = f"{path}.{key}" if path else key
             raise InvalidInput(
-                f"{where} is not a field here (expected {', '.join(allowed)})", field=where
+                f"{where} is not a field here (expected {', '.join(allowed)})",
+                field=where or "rate card",  # an empty key: the mapping holding it
             )
     return fields
 

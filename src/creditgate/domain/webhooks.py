@@ -20,6 +20,7 @@ EVENT_TYPES = (
     "grant.expiring",
     "grant.voided",
     "refund.created",
+    "refund.failed",
     "subscription.canceled",
     "subscription.created",
     "subscription.plan_changed",

@@ -15,6 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from sqlalchemy.pool import QueuePool
 
 from creditgate.api import Creditgate
+from creditgate.clock import clock_from_env
 from creditgate.domain.amounts import MAX_AMOUNT, MAX_BALANCE
 from creditgate.http import (
     campaigns,
@@ -30,7 +31,7 @@ from creditgate.http import (
     wallets,
     webhooks,
 )
-from creditgate.http.auth import KeyCache
+from creditgate.http.auth import DEFAULT_AUTH_FAILURES_PER_MINUTE, AuthFailureLimiter, KeyCache
 from creditgate.http.hot import HotRoutes
 from creditgate.http.metrics import metrics
 from creditgate.http.middleware import Backpressure, BodyLimit, RequestContext
@@ -58,6 +59,8 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     # How long a key revoked through another server may still work here.
     key_cache_seconds: float = DEFAULT_KEY_CACHE_SECONDS
+    # Failed authentications per client address per minute before 429 (0: no limit).
+    auth_failures_per_minute: int = DEFAULT_AUTH_FAILURES_PER_MINUTE
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -67,6 +70,9 @@ class Settings:
             max_body_bytes=int(env.get("CREDITGATE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)),
             key_cache_seconds=float(
                 env.get("CREDITGATE_KEY_CACHE_SECONDS", DEFAULT_KEY_CACHE_SECONDS)
+            ),
+            auth_failures_per_minute=int(
+                env.get("CREDITGATE_AUTH_FAILURES_PER_MINUTE", DEFAULT_AUTH_FAILURES_PER_MINUTE)
             ),
         )
 
@@ -102,7 +108,11 @@ def create_app(
         redoc_url=None,
     )
     app.state.cg = cg
-    app.state.keys = KeyCache(cg, ttl=settings.key_cache_seconds)
+    app.state.keys = KeyCache(
+        cg,
+        ttl=settings.key_cache_seconds,
+        limiter=AuthFailureLimiter(settings.auth_failures_per_minute),
+    )
     app.state.settings = settings
     problems.install(app)
     for module in (catalog, wallets, grants, gate, keys, pricing, webhooks, refunds):
@@ -162,6 +172,7 @@ def app_from_env() -> FastAPI:
         default_url(),
         migrate=False,
         pool_size=int(os.environ.get("CREDITGATE_POOL_SIZE", "10")),
+        clock=clock_from_env(),
     )
     return create_app(cg, Settings.from_env(), close_on_shutdown=True)
 
@@ -174,6 +185,7 @@ _PROBLEM_DESCRIPTIONS = {
     413: "Request body too large",
     415: "The body is not declared as JSON (Content-Type: application/json)",
     422: "Invalid input; `field` names it",
+    429: "Too many failed authentications from this address; retry after Retry-After seconds",
     503: "Overloaded or the database is unavailable; retry after Retry-After seconds",
 }
 # Operations whose body or query names objects that may not exist.
@@ -184,7 +196,7 @@ _BODY_LOOKUPS |= {"/v1/portal/sessions"}  # the body names a customer
 
 
 def _problem_statuses(path: str, method: str) -> list[int]:
-    statuses = [400, 401, 413, 422, 503]
+    statuses = [400, 401, 413, 422, 429, 503]
     if "{" in path or path in _BODY_LOOKUPS:
         statuses.append(404)
     if method in ("post", "put"):

@@ -1,10 +1,18 @@
-"""Bearer API keys: each request acts as its key's tenant; lookups are cached for a moment."""
+"""Bearer API keys: each request acts as its key's tenant; lookups are cached for a moment.
+
+Failed authentications are rate-limited per client address (`AuthFailureLimiter`): past the
+limit, a request whose key is not one this server has seen work answers 429 with Retry-After
+before any database work, so that guessing keys costs a client its address's budget.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -12,22 +20,112 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from creditgate.api import Creditgate, TenantLedger
-from creditgate.domain.errors import Unauthenticated
+from creditgate.domain.errors import CreditgateError, Unauthenticated
 from creditgate.services.api_keys import Principal, display
+
+DEFAULT_AUTH_FAILURES_PER_MINUTE = 20
+AUTH_FAILURE_WINDOW_SECONDS = 60.0
+MAX_TRACKED_CLIENTS = 10_000
+# How long a key that worked here may skip the limiter (it is still checked against the table).
+KNOWN_KEY_SECONDS = 3600.0
+
+
+class TooManyAuthFailures(CreditgateError):
+    """Too many failed authentications from this client address: wait `retry_after` s."""
+
+    code = "too_many_requests"
+    status = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            f"too many failed authentications from this address; retry after {retry_after} s"
+        )
+        self.retry_after = retry_after
+
+
+class AuthFailureLimiter:
+    """Failed authentications per client address, counted in a sliding window.
+
+    `limit` failures within `window` seconds block the address until the oldest of them
+    leaves the window. Memory is bounded: at most `limit` timestamps for each of at most
+    `max_clients` addresses (the least recently failing ones are forgotten first). A limit
+    of 0 turns the limiter off. Counts are per server process.
+    """
+
+    def __init__(
+        self,
+        limit: int = DEFAULT_AUTH_FAILURES_PER_MINUTE,
+        window: float = AUTH_FAILURE_WINDOW_SECONDS,
+        *,
+        max_clients: int = MAX_TRACKED_CLIENTS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self.max_clients = max_clients
+        self.clock = clock
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._failures)
+
+    def retry_after(self, client: str) -> float:
+        """Seconds until `client` may try again; 0 when it may now."""
+        if self.limit <= 0:
+            return 0.0
+        with self._lock:
+            times = self._failures.get(client)
+            if times is None or len(times) < self.limit:
+                return 0.0
+            wait = times[0] + self.window - self.clock()
+            return max(wait, 0.0)
+
+    def check(self, client: str) -> None:
+        """TooManyAuthFailures when `client` is past its limit."""
+        wait = self.retry_after(client)
+        if wait > 0:
+            raise TooManyAuthFailures(max(1, math.ceil(wait)))
+
+    def failed(self, client: str) -> None:
+        if self.limit <= 0:
+            return
+        now = self.clock()
+        with self._lock:
+            times = self._failures.pop(client, None)
+            if times is None:
+                times = deque(maxlen=self.limit)
+            while times and times[0] <= now - self.window:
+                times.popleft()
+            times.append(now)
+            self._failures[client] = times  # most recent last
+            while len(self._failures) > self.max_clients:
+                self._failures.popitem(last=False)
 
 
 class KeyCache:
     """Recently verified keys, so the gate does not read the key table on every call.
 
     An entry lives `ttl` seconds: a key revoked on another server stops working within that
-    time; one revoked through this server stops at once (see `forget`).
+    time; one revoked through this server stops at once (see `forget`). Keys that worked
+    within the last hour are also remembered (by digest) so that the failure limiter never
+    stands in their way.
     """
 
-    def __init__(self, cg: Creditgate, *, ttl: float = 2.0, max_entries: int = 10_000) -> None:
+    def __init__(
+        self,
+        cg: Creditgate,
+        *,
+        ttl: float = 2.0,
+        max_entries: int = 10_000,
+        limiter: AuthFailureLimiter | None = None,
+    ) -> None:
         self.cg = cg
         self.ttl = ttl
         self.max_entries = max_entries
+        self.limiter = limiter if limiter is not None else AuthFailureLimiter()
         self._entries: dict[str, tuple[Principal, float]] = {}
+        self._known: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
 
     @staticmethod
@@ -41,20 +139,58 @@ class KeyCache:
             return None
         return entry[0]
 
+    def known(self, key: str) -> bool:
+        """Whether this key authenticated here recently (it may have been revoked since)."""
+        expires = self._known.get(self._slot(key))
+        return expires is not None and expires >= time.monotonic()
+
     def load(self, key: str) -> Principal:
         principal = self.cg.authenticate(key)
+        slot, now = self._slot(key), time.monotonic()
         with self._lock:
             if len(self._entries) >= self.max_entries:
-                now = time.monotonic()
                 self._entries = {k: v for k, v in self._entries.items() if v[1] >= now}
                 if len(self._entries) >= self.max_entries:
                     self._entries.clear()
-            self._entries[self._slot(key)] = (principal, time.monotonic() + self.ttl)
+            self._entries[slot] = (principal, now + self.ttl)
+            self._known.pop(slot, None)
+            self._known[slot] = now + KNOWN_KEY_SECONDS
+            while len(self._known) > self.max_entries:
+                self._known.popitem(last=False)
         return principal
 
     def forget(self, key_id: str) -> None:
         with self._lock:
             self._entries = {k: v for k, v in self._entries.items() if v[0].key_id != key_id}
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
+
+
+async def authenticate(request: Request, key: str | None) -> Principal:
+    """The principal of `key`, counting a failure against the client's address.
+
+    A key in the cache answers at once. Otherwise an address past its failure limit gets
+    TooManyAuthFailures before the key table is read, unless the key worked here recently.
+    A request without a key is refused without being counted.
+    """
+    if not key:
+        # Not counted: no key guesses nothing and reads nothing.
+        raise Unauthenticated("send an API key as `Authorization: Bearer cg_…`")
+    keys: KeyCache = request.app.state.keys
+    principal = keys.cached(key)
+    if principal is not None:
+        return principal
+    limiter, client = keys.limiter, client_address(request)
+    if not keys.known(key):
+        limiter.check(client)
+    try:
+        principal = await run_in_threadpool(keys.load, key)
+    except Unauthenticated:
+        limiter.failed(client)
+        raise
+    return principal
 
 
 bearer = HTTPBearer(
@@ -68,13 +204,8 @@ async def current_ledger(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> TenantLedger:
-    if credentials is None:
-        raise Unauthenticated("send an API key as `Authorization: Bearer cg_…`")
     keys: KeyCache = request.app.state.keys
-    key = credentials.credentials
-    principal = keys.cached(key)
-    if principal is None:
-        principal = await run_in_threadpool(keys.load, key)
+    principal = await authenticate(request, credentials.credentials if credentials else None)
     request.state.tenant_id = principal.tenant_id
     request.state.key = display(principal.prefix)
     return TenantLedger(keys.cg, principal.tenant_id)

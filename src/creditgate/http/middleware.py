@@ -17,6 +17,8 @@ from creditgate.http.problems import problem, problem_response
 log = logging.getLogger("creditgate.http")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# An API key a client put where it does not belong (a path, a request id): never logged whole.
+_KEY_SHAPED = re.compile(r"cg_([a-z0-9]{8})_[A-Za-z0-9_-]{8,}")
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 # Probes and scrapes must answer while the API sheds load.
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -40,7 +42,8 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         incoming = _header(scope, b"x-request-id")
-        rid = incoming if incoming and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        valid = incoming and _REQUEST_ID.match(incoming) and not _KEY_SHAPED.search(incoming)
+        rid = incoming if incoming and valid else uuid.uuid4().hex
         token = request_id.set(rid)
         status = 500
         start = time.perf_counter()
@@ -67,7 +70,7 @@ class RequestContext:
                 extra={
                     "request_id": rid,
                     "method": method,
-                    "path": scope["path"][:200],
+                    "path": _KEY_SHAPED.sub(r"cg_\1_…", scope["path"][:200]),
                     "route": route,
                     "status": status,
                     "ms": round(elapsed * 1000, 3),

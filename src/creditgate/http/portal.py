@@ -7,7 +7,7 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -40,6 +40,11 @@ class BrandingUpdate(Body):
     name: Annotated[Text, Field(min_length=1, max_length=200)]
     logo_url: Url | None = None
     accent_color: Colour = "#4f46e5"
+    customers_manage_auto_top_up: StrictBool | None = Field(
+        None,
+        description="Let customers change their own auto top-up in the portal; "
+        "left out, the current setting stays",
+    )
 
 
 @router.post("/portal/sessions", status_code=201, response_model=PortalSession)
@@ -74,5 +79,6 @@ async def put_branding(
         name=body.name,
         logo_url=body.logo_url,
         accent_color=body.accent_color,
+        customers_manage_auto_top_up=body.customers_manage_auto_top_up,
     )
     return answer(saved)

@@ -103,7 +103,10 @@ def problem_response(p: Problem, headers: Mapping[str, str] | None = None) -> Re
 
 
 def field_of(loc: Sequence[Any]) -> str | None:
-    """`("body", "events", 3, "amount")` -> `"events.3.amount"`; the location kind is dropped."""
+    """`("body", "events", 3, "amount")` -> `"events.3.amount"`; the location kind is dropped,
+    but for the body as a whole (missing, or not a JSON object), which is `"body"`."""
+    if tuple(loc) == ("body",):
+        return "body"
     parts = list(loc[1:]) if loc and loc[0] in ("body", "query", "path", "header") else list(loc)
     return ".".join(str(p) for p in parts) or None
 
@@ -132,7 +135,9 @@ def validation_problem(errors: Sequence[Any]) -> Problem:
 
 async def _creditgate_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CreditgateError)
-    return problem_response(from_error(exc))
+    retry_after = getattr(exc, "retry_after", None)  # e.g. too many failed authentications
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return problem_response(from_error(exc), headers)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> Response:

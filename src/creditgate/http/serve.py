@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import uvicorn
 
 from creditgate.api import Creditgate, TenantLedger
+from creditgate.clock import clock_from_env
 from creditgate.http import logs
 from creditgate.http.app import DEFAULT_MAX_IN_FLIGHT, Settings
 from creditgate.storage.database import normalize_url
@@ -41,7 +42,8 @@ def serve(options: ServeOptions, announce: Callable[[str, str | None], None] | N
     os.environ["CREDITGATE_MAX_IN_FLIGHT"] = str(options.max_in_flight)
     os.environ["CREDITGATE_POOL_SIZE"] = str(options.pool_size)
     logs.configure(options.log_level)
-    cg = Creditgate(url, pool_size=options.pool_size)  # brings the schema up to date
+    # Brings the schema up to date.
+    cg = Creditgate(url, pool_size=options.pool_size, clock=clock_from_env())
     workers = options.workers
     if cg.db.is_sqlite and workers > 1:
         # One SQLite file has one writer at a time: more processes only add lock waits.

@@ -4,27 +4,31 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.domain.errors import CreditgateError, NotFound
-from creditgate.http.auth import KeyCache
+from creditgate.http.auth import authenticate
 from creditgate.portal import charts
-from creditgate.portal.reads import branding
+from creditgate.portal.reads import branding, margin_over_time
 from creditgate.portal.tokens import DASHBOARD_TTL, DashboardSession, TokenRefused
 from creditgate.portal.web import form_fields, money, page, refused, tokens_of
+from creditgate.services.margin import margin_rate
 
 router = APIRouter(include_in_schema=False)
 
 COOKIE = "cg_dashboard"
 LOGIN_CSRF = "cg_dashboard_csrf"
 MARGIN_DAYS = (7, 30, 90)
+PRICE_CHANGES = (-20, 10, 20, 50, 100)  # what-if choices, percent on every vendor price
+MAX_SERIES = 6  # lines in the margin-over-time chart; the rest are summed into one
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,13 +82,13 @@ async def login(request: Request) -> Response:
     expected = request.cookies.get(LOGIN_CSRF)
     if not expected or not secrets.compare_digest(expected, csrf):
         return refused(request, "csrf", sign_in="/dashboard/login")
-    keys: KeyCache = request.app.state.keys
-    try:
-        principal = await run_in_threadpool(keys.load, api_key.strip())
-    except CreditgateError:
+    try:  # failed sign-ins count against the address, as failed API calls do
+        principal = await authenticate(request, api_key.strip())
+    except CreditgateError as exc:
         fresh = secrets.token_urlsafe(24)
-        context = {"csrf": fresh, "error": "That API key is not valid."}
-        response = page(request, "login.html", context, status=401)
+        error = exc.message if exc.status == 429 else "That API key is not valid."
+        context = {"csrf": fresh, "error": error}
+        response = page(request, "login.html", context, status=exc.status)
         response.set_cookie(LOGIN_CSRF, fresh, path="/dashboard", httponly=True, samesite="strict")
         return response
     cg: Creditgate = request.app.state.cg
@@ -180,6 +184,7 @@ async def margin(
     request: Request,
     days: Annotated[int, Query(ge=1, le=366)] = 30,
     asset: Annotated[str | None, Query(max_length=32, pattern=r"^[a-z][a-z0-9_]*$")] = None,
+    change: Annotated[int, Query(ge=-90, le=500)] = 20,
 ) -> Response:
     visit = await _signed_in(request)
     if not isinstance(visit, Visit):
@@ -193,7 +198,8 @@ async def margin(
         chosen = asset if asset in assets else (assets[0] if assets else None)
         if chosen is None:
             return {**_base(request, visit), "report": None, "days": days, "assets": assets}
-        full = ledger.margin_report(start=start, end=end, by="action", asset=chosen)
+        rise = Decimal(change) / 100
+        full = ledger.margin_report(start=start, end=end, by="action", asset=chosen, change=rise)
         by_customer = ledger.margin_report(start=start, end=end, by="customer", asset=chosen)
         by_model = ledger.margin_report(start=start, end=end, by="model", asset=chosen)
         by_day = ledger.margin_report(start=start, end=end, by="day", asset=chosen)
@@ -246,9 +252,72 @@ async def margin(
             "ratios": ratios,
             "ratio_chart": ratio_chart,
             "pct": _pct,
+            "change": change,
+            "change_choices": PRICE_CHANGES,
+            "what_if_chart": _what_if_chart(rows, rise),
+            **_over_time(ledger, start, end, chosen, days),
         }
 
     return page(request, "dashboard_margin.html", await run_in_threadpool(read))
+
+
+def _over_time(
+    ledger: TenantLedger, start: datetime, end: datetime, asset: str, days: int
+) -> dict[str, Any]:
+    """The chart of gross margin per day, one line per action and model, and its totals."""
+    points = margin_over_time(ledger.cg, ledger.tenant_id, start=start, end=end, asset=asset)
+    if not points:
+        return {"over_time_chart": None, "over_time_rows": []}
+
+    def name(action: str | None, model: str | None) -> str:
+        return f"{action or 'other'} · {model}" if model else (action or "other")
+
+    totals: dict[str, list[Decimal]] = {}
+    for p in points:
+        t = totals.setdefault(name(p.action, p.model), [Decimal(0)] * 4)
+        t[0] += p.charges
+        t[1] += p.revenue
+        t[2] += p.vendor_cost
+        t[3] += p.gross_margin
+    ranked = sorted(totals, key=lambda k: (-abs(totals[k][3]), k))
+    shown = set(ranked[:MAX_SERIES]) if len(ranked) > MAX_SERIES + 1 else set(ranked)
+    first = end.date() - timedelta(days=days - 1)
+    day_list = [first + timedelta(days=i) for i in range(days)]
+    index = {d: i for i, d in enumerate(day_list)}
+    series: dict[str, list[Decimal | None]] = {}
+    for p in points:
+        key = name(p.action, p.model)
+        key = key if key in shown else "everything else"
+        line = series.setdefault(key, [None] * len(day_list))
+        if p.day in index:
+            i = index[p.day]
+            line[i] = (line[i] or Decimal(0)) + p.gross_margin
+    ordered = {k: series[k] for k in sorted(series, key=lambda k: (k == "everything else", k))}
+    chart = charts.lines(
+        [d.isoformat() for d in day_list],
+        ordered,
+        title="Gross margin in USD per day, by action and model",
+        prefix="$",
+    )
+    rows = [(k, *totals[k], margin_rate(totals[k][1], totals[k][2])) for k in ranked]
+    return {"over_time_chart": chart, "over_time_rows": rows}
+
+
+def _what_if_chart(rows: list[Any], rise: Decimal) -> Markup | None:
+    """Margin per action now and with every vendor price changed by `rise`."""
+    bars = []
+    for r in rows:
+        after = margin_rate(r.revenue, r.vendor_cost * (1 + rise))
+        if r.margin is not None and after is not None:
+            bars.append((r.key or "other", r.margin, after))
+    if not bars:
+        return None
+    sign = "+" if rise >= 0 else ""
+    return charts.paired_bars(
+        bars,
+        names=("margin now", f"vendor prices {sign}{rise * 100:.0f}%"),
+        title=f"Margin per action now and if vendor prices change {sign}{rise * 100:.0f}%",
+    )
 
 
 def _pct(value: Decimal | None) -> str:

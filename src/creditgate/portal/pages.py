@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from markupsafe import Markup
@@ -36,7 +36,7 @@ class Visit:
     ledger: TenantLedger
 
 
-def _visit(request: Request) -> Visit | str:
+def visit_of(request: Request) -> Visit | str:
     """The session of this request's cookie, or why there is none."""
     token = request.cookies.get(COOKIE)
     cg: Creditgate = request.app.state.cg
@@ -48,6 +48,21 @@ def _visit(request: Request) -> Visit | str:
     return Visit(session, token, TenantLedger(cg, session.tenant_id))
 
 
+def portal_context(visit: Visit, current: str) -> dict[str, Any]:
+    """What every portal page shows around its content: branding, the navigation, the session."""
+    ledger, customer = visit.ledger, visit.session.customer
+    brand = branding(ledger.cg, ledger.tenant_id)
+    offered = brand.customers_manage_auto_top_up or bool(ledger.auto_top_ups(customer))
+    return {
+        "brand": brand,
+        "customer": customer,
+        "return_url": visit.session.return_url,
+        "expires_at": visit.session.expires_at,
+        "current": current,
+        "auto_top_up_link": offered,
+    }
+
+
 @router.get("/portal")
 async def portal_home(
     request: Request,
@@ -56,6 +71,7 @@ async def portal_home(
     bought: Annotated[str | None, Query(max_length=64)] = None,
     days: Annotated[str | None, Query(max_length=4)] = None,
     action: Annotated[str | None, Query(max_length=100)] = None,
+    paid: Annotated[str | None, Query(max_length=4)] = None,  # back from Stripe Checkout
 ) -> Response:
     cg: Creditgate = request.app.state.cg
     if token is not None:
@@ -77,7 +93,7 @@ async def portal_home(
         )
         response.headers["Referrer-Policy"] = "no-referrer"
         return response
-    visit = _visit(request)
+    visit = visit_of(request)
     if isinstance(visit, str):
         return refused(request, visit)
     try:
@@ -89,6 +105,7 @@ async def portal_home(
     except NotFound:
         return refused(request, "invalid")
     context["csrf"] = tokens_of(request).csrf(visit.token)
+    context["checked_out"] = paid == "1"
     context["nonce"] = secrets.token_urlsafe(12)
     return page(request, "portal.html", context)
 
@@ -117,10 +134,7 @@ def _home_context(
     }
     actions = sorted({a for chart in charts_by_asset.values() for a in chart[1]})
     return {
-        "brand": branding(ledger.cg, ledger.tenant_id),
-        "customer": customer,
-        "return_url": visit.session.return_url,
-        "expires_at": visit.session.expires_at,
+        **portal_context(visit, "overview"),
         "wallet": wallet,
         "scales": {code: a.scale for code, a in assets.items()},
         "lots": lots,
@@ -128,6 +142,7 @@ def _home_context(
         "cursor": cursor,
         "purchases": purchases,
         "packs": packs,
+        "packs_by_id": {p.id: p for p in ledger.packs(include_inactive=True)},
         "stripe": stripe,
         "usage_charts": {asset: chart[0] for asset, chart in charts_by_asset.items()},
         "usage": usage,
@@ -167,7 +182,7 @@ def _usage_chart(
 
 @router.get("/portal/fragments/balance")
 async def balance_fragment(request: Request) -> Response:
-    visit = _visit(request)
+    visit = visit_of(request)
     if isinstance(visit, str):
         # htmx stops polling on 286: the session ended, say so in place of the balance.
         return Response(
@@ -181,7 +196,7 @@ async def balance_fragment(request: Request) -> Response:
 
 @router.post("/portal/purchases")
 async def buy_pack(request: Request) -> Response:
-    visit = _visit(request)
+    visit = visit_of(request)
     if isinstance(visit, str):
         return refused(request, visit)
     form = await form_fields(request)

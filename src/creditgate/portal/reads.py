@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from creditgate.api import Creditgate
 from creditgate.services import portal
 from creditgate.services.context import Tx
-from creditgate.services.portal import Branding, DailyUsage
+from creditgate.services.portal import Branding, DailyUsage, MarginPoint
 
 T = TypeVar("T")
 
@@ -32,3 +32,7 @@ def save_branding(cg: Creditgate, tenant_id: str, **fields: Any) -> Branding:
 
 def usage_by_day(cg: Creditgate, tenant_id: str, **kwargs: Any) -> list[DailyUsage]:
     return _run(cg, tenant_id, portal.usage_by_day, read_only=True, **kwargs)
+
+
+def margin_over_time(cg: Creditgate, tenant_id: str, **kwargs: Any) -> list[MarginPoint]:
+    return _run(cg, tenant_id, portal.margin_over_time, read_only=True, **kwargs)

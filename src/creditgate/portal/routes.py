@@ -5,11 +5,17 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from creditgate.http import portal as portal_api
-from creditgate.portal import dashboard, pages, web
+from creditgate.portal import account, dashboard, pages, web
 from creditgate.portal.tokens import Tokens
 
 
 def install(app: FastAPI, tokens: Tokens | None = None) -> None:
     app.state.portal_tokens = tokens or Tokens()
-    for router in (portal_api.router, web.static_router, pages.router, dashboard.router):
+    for router in (
+        portal_api.router,
+        web.static_router,
+        pages.router,
+        account.router,
+        dashboard.router,
+    ):
         app.include_router(router)

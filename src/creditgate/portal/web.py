@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -19,6 +19,7 @@ templates = Jinja2Templates(directory=HERE / "templates")
 STATIC = {
     "htmx.min.js": "text/javascript; charset=utf-8",
     "portal.css": "text/css; charset=utf-8",
+    "print.js": "text/javascript; charset=utf-8",
 }
 # Pages may load only our own scripts and styles; images (a tenant's logo) from anywhere.
 SECURITY_HEADERS = {
@@ -35,6 +36,30 @@ SECURITY_HEADERS = {
 def units(amount: int, scale: int) -> str:
     """Minor units as the asset's units: 12345 at scale 2 is 123.45."""
     return f"{Decimal(amount).scaleb(-scale):,.{scale}f}"
+
+
+def plain_units(amount: int, scale: int) -> str:
+    """Minor units as a form field's value: 150000 at scale 2 is 1500.00 (no separators)."""
+    return f"{Decimal(amount).scaleb(-scale):.{scale}f}"
+
+
+def parse_units(text: str, scale: int) -> int:
+    """What a customer typed (12.5, 1,000) as minor units of an asset of `scale` decimals.
+
+    Exact: a value with more decimals than the asset has, or not a plain non-negative
+    number, raises ValueError rather than being rounded.
+    """
+    cleaned = text.strip().replace(",", "")
+    if not cleaned or len(cleaned) > 40 or not all(c.isdigit() or c == "." for c in cleaned):
+        raise ValueError("not a number")
+    try:
+        value = Decimal(cleaned)
+    except InvalidOperation:
+        raise ValueError("not a number") from None
+    minor = value.scaleb(scale)
+    if minor != minor.to_integral_value():
+        raise ValueError(f"at most {scale} decimal places")
+    return int(minor)
 
 
 def money(value: Decimal | str) -> str:
@@ -64,6 +89,7 @@ def accent_colours(accent: str) -> dict[str, str]:
 
 
 templates.env.filters["units"] = units
+templates.env.filters["plain_units"] = plain_units
 templates.env.globals["accent_colours"] = accent_colours
 templates.env.filters["money"] = money
 
@@ -95,6 +121,8 @@ REFUSALS = {
     "expired": (401, "This link has expired", "Ask for a new billing link; links last an hour."),
     "invalid": (403, "This link is not valid", "The link was changed or is not one of ours."),
     "csrf": (403, "Form expired", "Reload the page and try again."),
+    "not_allowed": (403, "Not available here", "Ask the product's support team to change it."),
+    "not_found": (404, "Not found", "There is nothing at this address for your account."),
 }
 
 

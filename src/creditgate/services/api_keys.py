@@ -24,6 +24,7 @@ from creditgate.storage.tables import api_keys
 SCHEME = "cg"
 PREFIX_LENGTH = 8
 PREFIX_ALPHABET = string.ascii_lowercase + string.digits
+SECRET_ALPHABET = frozenset(string.ascii_letters + string.digits + "-_")  # token_urlsafe's
 SECRET_BYTES = 32  # 43 URL-safe characters
 MIN_SECRET_LENGTH = 32
 MAX_KEY_LENGTH = 200
@@ -53,6 +54,7 @@ def parse_key(key: str) -> tuple[str, str]:
         or len(parts[1]) != PREFIX_LENGTH
         or not all(c in PREFIX_ALPHABET for c in parts[1])
         or len(parts[2]) < MIN_SECRET_LENGTH
+        or not SECRET_ALPHABET.issuperset(parts[2])
     ):
         raise Unauthenticated("the API key is malformed: expected cg_<prefix>_<secret>")
     return parts[1], parts[2]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
+from typing import Any
 
 from creditgate.services.results import DecimalString, Lot, Result
 
@@ -101,6 +103,39 @@ class Purchase(Result):
     created_at: datetime
     paid_at: datetime | None
     failed_at: datetime | None
+    refunded: int = 0  # credits refunded so far
+    refunded_money: DecimalString = Decimal(0)  # money paid back so far
+
+
+class PurchaseRefund(Result):
+    """A purchase's credit taken back and its money paid back through its provider.
+
+    `pending` until the provider answers; then `succeeded`, `processing` (the provider took
+    it and pays out later) or `failed` (it refused: the credit is given back).
+    """
+
+    id: str
+    purchase_id: str
+    customer: str
+    lot_id: str
+    asset: str
+    amount: int  # credits refunded: unused + consumed
+    unused: int
+    consumed: int  # consumed credit refunded on request: debited from the wallet again
+    money: DecimalString
+    currency: str
+    reason: str
+    metadata: dict[str, Any]
+    provider: str
+    provider_ref: str | None
+    status: str
+    failure_reason: str | None
+    created_at: datetime
+    resolved_at: datetime | None
+
+
+class PurchaseRefundList(Result):
+    data: list[PurchaseRefund]
 
 
 class PaymentMethod(Result):

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from creditgate.domain.errors import InvalidInput
+from creditgate.domain.ledger import TransactionKind
 from creditgate.domain.lots import LotKind
 from creditgate.services import grants
 from creditgate.services.billing_results import ConsumptionOrder, KindPriority
@@ -96,6 +97,7 @@ def grant(
     currency: str = "USD",
     metadata: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
+    ledger_kind: TransactionKind = TransactionKind.GRANT,
 ) -> Lot:
     """`grants.grant`, with the kind's default priority when none is given."""
     return grants.grant(
@@ -111,4 +113,5 @@ def grant(
         currency=currency,
         metadata=metadata,
         idempotency_key=idempotency_key,
+        ledger_kind=ledger_kind,
     )

@@ -74,8 +74,13 @@ def grant(
     currency: str = "USD",
     metadata: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
+    ledger_kind: TransactionKind = TransactionKind.GRANT,
 ) -> Lot:
-    """Add a lot of credit to a customer's wallet (now, or when it becomes effective)."""
+    """Add a lot of credit to a customer's wallet (now, or when it becomes effective).
+
+    `ledger_kind` is how the ledger names where the credit came from: a grant, or a plan's
+    rollover (credit carried over from the period before, not newly issued).
+    """
     amount = check_amount(amount)
     if amount > MAX_BALANCE:
         raise AmountOverflow(f"amount must be at most {MAX_BALANCE}", field="amount")
@@ -152,12 +157,20 @@ def grant(
         )
     )
     if not scheduled:
-        _post_lot(tx, wallet_id, asset, lot_id, lot_kind, amount)
+        _post_lot(tx, wallet_id, asset, lot_id, lot_kind, amount, ledger_kind)
     row = tx.conn.execute(select(lots).where(lots.c.id == lot_id)).one()
     return idem.record(lot_result(row, customer))
 
 
-def _post_lot(tx: Tx, wallet_id: str, asset: str, lot_id: str, kind: LotKind, amount: int) -> None:
+def _post_lot(
+    tx: Tx,
+    wallet_id: str,
+    asset: str,
+    lot_id: str,
+    kind: LotKind,
+    amount: int,
+    ledger_kind: TransactionKind = TransactionKind.GRANT,
+) -> None:
     """Bring a lot's credit into the balance; any debt is paid from it first."""
     before = lock_balance(tx, wallet_id, asset)
     if before.posted + amount > MAX_BALANCE:
@@ -177,7 +190,7 @@ def _post_lot(tx: Tx, wallet_id: str, asset: str, lot_id: str, kind: LotKind, am
         tx,
         wallet_id=wallet_id,
         asset=asset,
-        kind=TransactionKind.GRANT,
+        kind=ledger_kind,
         entries=entries,
         reference_id=lot_id,
     )

@@ -19,9 +19,14 @@ import stripe
 from sqlalchemy import select, update
 
 from creditgate.domain.billing_errors import InvalidSignature, PaymentProviderError
-from creditgate.services import purchases
+from creditgate.services import purchase_refunds, purchases
 from creditgate.services._billing import insert_if_new
-from creditgate.services.billing_results import PaymentMethod, ProviderEventOutcome, Purchase
+from creditgate.services.billing_results import (
+    PaymentMethod,
+    ProviderEventOutcome,
+    Purchase,
+    PurchaseRefund,
+)
 from creditgate.services.context import Tx
 from creditgate.storage.tables import payment_providers, provider_events
 
@@ -46,6 +51,16 @@ class Payment:
     failure_reason: str | None = None
 
 
+RefundStatus = Literal["succeeded", "processing", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRefund:
+    ref: str | None  # the provider's refund, e.g. re_…
+    status: RefundStatus  # processing: taken, paid out later
+    failure_reason: str | None = None
+
+
 class PaymentProvider(Protocol):
     name: str
 
@@ -59,6 +74,10 @@ class PaymentProvider(Protocol):
     ) -> CheckoutSession: ...
 
     def charge_saved_method(self, purchase: Purchase, method: PaymentMethod | None) -> Payment: ...
+
+    def refund(self, payment: Purchase, amount: int, *, refund_id: str) -> ProviderRefund:
+        """Pay back `amount` (in the currency's minor unit) of a paid purchase's payment."""
+        ...
 
 
 class ManualProvider:
@@ -78,6 +97,10 @@ class ManualProvider:
 
     def charge_saved_method(self, purchase: Purchase, method: PaymentMethod | None) -> Payment:
         return Payment(ref=None, status="processing")
+
+    def refund(self, payment: Purchase, amount: int, *, refund_id: str) -> ProviderRefund:
+        # The operator pays the money back outside creditgate; the refund records it.
+        return ProviderRefund(ref=None, status="succeeded")
 
 
 class StripeProvider:
@@ -176,6 +199,30 @@ class StripeProvider:
         if intent.status in ("canceled", "requires_payment_method"):
             return Payment(ref=intent.id, status="failed", failure_reason=intent.status)
         return Payment(ref=intent.id, status="processing")
+
+    def refund(self, payment: Purchase, amount: int, *, refund_id: str) -> ProviderRefund:
+        params: dict[str, Any] = {
+            "payment_intent": payment.payment_ref,
+            "amount": amount,
+            "metadata": {**self._metadata(payment), "creditgate_refund": refund_id},
+        }
+        try:
+            refund = self.client.v1.refunds.create(
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": f"creditgate-refund-{refund_id}"},
+            )
+        except stripe.InvalidRequestError as exc:
+            # Stripe refuses it (already refunded, more than is left, no such payment).
+            return ProviderRefund(ref=None, status="failed", failure_reason=_message(exc))
+        except stripe.StripeError as exc:
+            # Unknown outcome: asked again later under the same key.
+            raise PaymentProviderError(f"Stripe did not answer: {_message(exc)}") from exc
+        if refund.status == "succeeded":
+            return ProviderRefund(ref=refund.id, status="succeeded")
+        if refund.status in ("failed", "canceled"):
+            reason = getattr(refund, "failure_reason", None) or refund.status
+            return ProviderRefund(ref=refund.id, status="failed", failure_reason=str(reason))
+        return ProviderRefund(ref=refund.id, status="processing")
 
 
 def _message(exc: stripe.StripeError) -> str:
@@ -286,6 +333,55 @@ def charge(run: Runner, tenant_id: str, purchase: Purchase) -> Purchase:
     return purchase
 
 
+def refund(
+    run: Runner,
+    tenant_id: str,
+    *,
+    purchase_id: str,
+    reason: str,
+    amount: int | None = None,
+    include_consumed: bool = False,
+    metadata: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+) -> PurchaseRefund:
+    """Refund a paid purchase: its credit is taken back, then its money paid back.
+
+    A refund of the purchase whose provider answer was lost is asked again first. Retried
+    with the same idempotency key, it answers the same refund (asked again if still pending).
+    """
+    for waiting in run(purchase_refunds.unanswered, read_only=True, purchase_id=purchase_id):
+        _pay_back(run, tenant_id, waiting)
+    started: PurchaseRefund = run(
+        purchase_refunds.start_refund,
+        purchase_id=purchase_id,
+        reason=reason,
+        amount=amount,
+        include_consumed=include_consumed,
+        metadata=metadata,
+        idempotency_key=idempotency_key,
+    )
+    current: PurchaseRefund = run(purchase_refunds.get_refund, read_only=True, refund_id=started.id)
+    if current.status != purchase_refunds.PENDING:
+        return current
+    return _pay_back(run, tenant_id, current)
+
+
+def _pay_back(run: Runner, tenant_id: str, refund: PurchaseRefund) -> PurchaseRefund:
+    """Ask the purchase's provider to pay a pending refund, and record its answer."""
+    purchase: Purchase = run(purchases.get_purchase, read_only=True, purchase_id=refund.purchase_id)
+    config = run(purchases.provider_config, read_only=True, provider=refund.provider)
+    answer = provider_for(refund.provider, config, tenant_id).refund(
+        purchase, purchases.minor_money(refund.money, refund.currency), refund_id=refund.id
+    )
+    return run(  # type: ignore[no-any-return]
+        purchase_refunds.record_answer,
+        refund_id=refund.id,
+        status=answer.status,
+        provider_ref=answer.ref,
+        failure_reason=answer.failure_reason,
+    )
+
+
 # Stripe's webhook
 
 STRIPE_TOLERANCE_SECONDS = 300
@@ -302,8 +398,8 @@ def stripe_event_tenant(payload: bytes) -> str | None:
     try:
         obj = json.loads(payload)["data"]["object"]
         tenant = (obj.get("metadata") or {}).get("creditgate_tenant")
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return None
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        return None  # RecursionError: JSON nested too deeply for the parser
     return tenant if isinstance(tenant, str) else None
 
 
@@ -332,7 +428,7 @@ def handle_stripe_webhook(tx: Tx, *, payload: bytes, signature: str | None) -> P
         event_id, event_type, obj = event["id"], event["type"], event["data"]["object"]
     except stripe.SignatureVerificationError as exc:
         raise InvalidSignature(f"the Stripe signature does not verify: {exc}") from None
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise InvalidSignature("the payload is not a Stripe event") from None
     if (
         not isinstance(event_id, str)

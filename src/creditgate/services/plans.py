@@ -27,7 +27,7 @@ from creditgate.domain.billing_errors import (
     UnknownSubscription,
 )
 from creditgate.domain.errors import AlreadyExists, InvalidInput, PolicyNotSatisfied
-from creditgate.domain.ledger import Account, Entry, TransactionKind, removal_entries
+from creditgate.domain.ledger import Account, Entry, TransactionKind
 from creditgate.domain.lots import LotKind, LotStatus, held_shares
 from creditgate.domain.policy import WalletPolicy
 from creditgate.ids import new_id
@@ -319,6 +319,7 @@ def _start_period(
                             "period": index,
                             "rollover_from": old_lot_id,
                         },
+                        ledger_kind=TransactionKind.ROLLOVER,
                     )
                     rollover_lot_id = lot.id
         lot_id = _grant_included(tx, row.id, row.customer, plan, index, start, end)
@@ -334,13 +335,14 @@ def _start_period(
 
 
 def _take_unused(tx: Tx, lot_id: str, cap: int) -> tuple[int, Decimal, str]:
-    """Void up to `cap` of a lot's unused credit, to be granted anew in this transaction.
+    """Take up to `cap` of a lot's unused credit out, to be granted anew in this transaction.
 
-    What is still in the lot is voided out of the wallet (sparing its share of open holds);
-    if the expiry sweep already expired the lot, the part carried is moved from expired
-    (breakage) to voided instead, so the result does not depend on which job ran first.
-    The caller grants the same amount back within the same transaction, so the balance row
-    is moved without balance events: the wallet's available does not change overall.
+    What is still in the lot leaves the wallet (sparing its share of open holds); if the
+    expiry sweep already expired the lot, the part carried is taken back out of expired
+    (its breakage undone) instead, so the result does not depend on which job ran first.
+    Both are posted as a rollover, as is the new lot the caller grants the same amount to
+    within the same transaction: deferred revenue carried over, not a sale. The balance row
+    is moved without balance events: the wallet's available does not drop overall.
     """
     found = tx.conn.execute(
         select(lots.c.wallet_id, lots.c.asset).where(
@@ -355,15 +357,22 @@ def _take_unused(tx: Tx, lot_id: str, cap: int) -> tuple[int, Decimal, str]:
         from_wallet = rollover(lot.remaining - shares.get(lot_id, 0), cap)
     if lot.status in (LotStatus.ACTIVE, LotStatus.EXPIRED):
         from_expired = rollover(lot.expired, cap - from_wallet)
-    if from_wallet:
+    carried = from_wallet + from_expired
+    if carried:
+        entries = [Entry(Account.issued(LotKind.INCLUDED), carried)]
+        if from_wallet:
+            entries.append(Entry(Account.WALLET, -from_wallet, lot_id))
+        if from_expired:
+            entries.append(Entry(Account.EXPIRED, -from_expired, lot_id))
         post(
             tx,
             wallet_id=found.wallet_id,
             asset=found.asset,
-            kind=TransactionKind.VOID_LOT,
-            entries=removal_entries(Account.VOIDED, lot_id, from_wallet),
+            kind=TransactionKind.ROLLOVER,
+            entries=entries,
             reference_id=lot_id,
         )
+    if from_wallet:
         tx.conn.execute(
             update(wallet_balances)
             .where(
@@ -372,19 +381,6 @@ def _take_unused(tx: Tx, lot_id: str, cap: int) -> tuple[int, Decimal, str]:
             )
             .values(posted=wallet_balances.c.posted - from_wallet, updated_at=tx.now)
         )
-    if from_expired:
-        post(
-            tx,
-            wallet_id=found.wallet_id,
-            asset=found.asset,
-            kind=TransactionKind.VOID_LOT,
-            entries=[
-                Entry(Account.EXPIRED, -from_expired, lot_id),
-                Entry(Account.VOIDED, from_expired, lot_id),
-            ],
-            reference_id=lot_id,
-        )
-    carried = from_wallet + from_expired
     if carried:
         tx.conn.execute(
             update(lots)

@@ -66,14 +66,19 @@ _CURRENCY_DIGITS = {
 }
 
 
+def currency_digits(currency: str) -> int:
+    """Decimal places of the currency's minor unit, as payment providers count them."""
+    return _CURRENCY_DIGITS.get(currency.upper(), 2)
+
+
 def minor_money(amount: Decimal, currency: str) -> int:
     """Money in the currency's smallest unit, as providers take it (25.00 USD -> 2500)."""
-    return int(amount.scaleb(_CURRENCY_DIGITS.get(currency.upper(), 2)))
+    return int(amount.scaleb(currency_digits(currency)))
 
 
 def check_price(value: object, currency: str, field: str = "price") -> Decimal:
     price = check_money(value, field)
-    digits = _CURRENCY_DIGITS.get(currency, 2)
+    digits = currency_digits(currency)
     if price <= 0:
         raise InvalidInput(f"{field} must be greater than zero", field=field)
     if price != price.quantize(Decimal(1).scaleb(-digits)):
@@ -448,6 +453,8 @@ def purchase_result(row: Any) -> Purchase:
         created_at=row.created_at,
         paid_at=row.paid_at,
         failed_at=row.failed_at,
+        refunded=row.refunded,
+        refunded_money=row.refunded_money,
     )
 
 

@@ -50,6 +50,13 @@ class Refund(Result):
     available: int
 
 
+def check_reason(reason: object) -> str:
+    """Every refund names its reason."""
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
+        raise InvalidInput(f"reason must be 1-{MAX_REASON} characters", field="reason")
+    return reason
+
+
 def refund_charge(
     tx: Tx,
     *,
@@ -61,8 +68,7 @@ def refund_charge(
 ) -> Refund:
     """Give back `amount` (default: all that is left) of a charge's credit."""
     check_id(charge_id, "charge")
-    if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
-        raise InvalidInput(f"reason must be 1-{MAX_REASON} characters", field="reason")
+    check_reason(reason)
     wanted = None if amount is None else check_amount(amount)
     meta = check_metadata(metadata)
     idem = Idempotent(
@@ -113,7 +119,7 @@ def refund_charge(
             entries.append(Entry(Account.WALLET, give))
             lines.append(RefundedLine(lot_id=None, amount=give, to_lot=None))
         else:
-            target = _credit_lot(tx, lot_id, give)
+            target = credit_lot(tx, lot_id, give)
             entries.append(Entry(Account.WALLET, give, target))
             lines.append(RefundedLine(lot_id=lot_id, amount=give, to_lot=target))
         if todo == 0:
@@ -179,15 +185,32 @@ def _drawn(tx: Tx, charge_id: str) -> list[tuple[str, int]]:
     return [(r.lot_id, -r.amount) for r in rows]
 
 
-def _credit_lot(tx: Tx, lot_id: str, amount: int) -> str:
-    """Put credit back into a lot, or into a new refund lot if that one has closed."""
+def credit_lot(
+    tx: Tx,
+    lot_id: str,
+    amount: int,
+    *,
+    undo_void: bool = False,
+    metadata: dict[str, Any] | None = None,
+) -> str:
+    """Put credit back into a lot, or into a new refund lot if that one has closed.
+
+    `undo_void` gives back credit that was voided out of the lot (a purchase refund the
+    provider refused) rather than credit that was used. A new lot gets `metadata`, by
+    default `refund_of` the lot.
+    """
     lot = tx.conn.execute(select(lots).where(lots.c.id == lot_id)).one()
     open_ = lot.status == LotStatus.ACTIVE and (lot.expires_at is None or lot.expires_at > tx.now)
     if open_:
+        back = (
+            {"voided": lots.c.voided - amount}
+            if undo_void
+            else {"refunded": lots.c.refunded + amount}
+        )
         tx.conn.execute(
             update(lots)
             .where(lots.c.id == lot_id)
-            .values(remaining=lots.c.remaining + amount, refunded=lots.c.refunded + amount)
+            .values(remaining=lots.c.remaining + amount, **back)
         )
         return lot_id
     new = new_id("lot")
@@ -210,7 +233,7 @@ def _credit_lot(tx: Tx, lot_id: str, amount: int) -> str:
             expires_at=None,
             cost_basis=lot.cost_basis,
             currency=lot.currency,
-            metadata={"refund_of": lot_id},
+            metadata={"refund_of": lot_id} if metadata is None else metadata,
             created_at=tx.now,
         )
     )

@@ -6,11 +6,19 @@ moves that money between states:
 
 - a grant posts credit: **sold**, into **deferred**;
 - usage draws it (or a new lot pays down usage recorded as debt): **recognized**;
-- expiry takes it: **breakage**; voiding it (a purchase refunded): **voided**;
-- a refund of usage gives it back: **refunded** (recognition reversed), into deferred.
+- expiry takes it: **breakage**; voiding it by hand: **voided**;
+- a refund of usage gives it back: **refunded** (recognition reversed), into deferred;
+- a refund of a purchase takes its credit back and pays the money back:
+  **purchases_refunded** (consumed credit it refunds is first given back to the lot, as a
+  refund of usage, and the usage charged to the wallet again).
 
-closing deferred = opening deferred + sold - recognized - breakage - voided + refunded.
-Amounts are exact Decimals in the currency's major unit.
+A plan's included credit carried into the next period (rollover) is deferred revenue moved
+from one lot to another, not a sale: it counts neither as sold nor as voided, and if the
+expiry sweep took the old lot before the renewal carried part of it over, that part's
+breakage is taken back.
+
+closing deferred = opening deferred + sold - recognized - breakage - voided + refunded
+- purchases_refunded. Amounts are exact Decimals in the currency's major unit.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ class RevenueLine(Result):
     breakage: Decimal
     voided: Decimal
     refunded: Decimal
+    purchases_refunded: Decimal
     closing_deferred: Decimal
 
 
@@ -61,9 +70,12 @@ def revenue_report(
         raise InvalidInput("end must be after start", field="end")
     t, e = ledger_transactions, ledger_entries
     earlier = t.c.created_at < start
+    # The wallet's entries on lots, and the entries that take credit of a lot back out of
+    # expired (a rollover carrying what the sweep had already expired).
     query = (
         select(
             t.c.kind,
+            e.c.account,
             e.c.lot_id,
             earlier.label("earlier"),
             func.sum(case((e.c.amount > 0, e.c.amount), else_=0)).label("credit"),
@@ -73,10 +85,10 @@ def revenue_report(
         .where(
             t.c.tenant_id == tx.tenant_id,
             t.c.created_at < end,
-            e.c.account == Account.WALLET.value,
+            e.c.account.in_((Account.WALLET.value, Account.EXPIRED.value)),
             e.c.lot_id.is_not(None),
         )
-        .group_by(t.c.kind, e.c.lot_id, earlier)
+        .group_by(t.c.kind, e.c.account, e.c.lot_id, earlier)
     )
     if customer is not None:
         query = query.where(t.c.wallet_id == tx.wallet_id(check_external_id(customer)))
@@ -98,16 +110,19 @@ def revenue_report(
         credit = Decimal(int(row.credit or 0)).scaleb(-scale) * price
         debit = Decimal(int(row.debit or 0)).scaleb(-scale) * price
         money = sums[currency]
-        if row.earlier:
+        if row.account != Account.WALLET:
+            if not row.earlier:
+                _unexpire(money, row.kind, debit)
+        elif row.earlier:
             money["opening"] += credit - debit
-            continue
-        _classify(money, row.kind, credit, debit)
+        else:
+            _classify(money, row.kind, credit, debit)
     lines = []
     for currency in sorted(sums):
         m = sums[currency]
         closing = (
             m["opening"] + m["sold"] - m["recognized"] - m["breakage"] - m["voided"]
-            + m["refunded"]
+            + m["refunded"] - m["purchases_refunded"]
         )  # fmt: skip
         lines.append(
             RevenueLine(
@@ -118,6 +133,7 @@ def revenue_report(
                 breakage=m["breakage"],
                 voided=m["voided"],
                 refunded=m["refunded"],
+                purchases_refunded=m["purchases_refunded"],
                 closing_deferred=closing,
             )
         )
@@ -136,9 +152,29 @@ def _classify(money: dict[str, Decimal], kind: str, credit: Decimal, debit: Deci
         money["voided"] += debit
     elif kind == TransactionKind.REFUND:
         money["refunded"] += credit
+    elif kind == TransactionKind.ROLLOVER:
+        # Carried from lot to lot: what the old lot gives the new one takes is no sale. What
+        # the new lot takes beyond that came back out of expired (see `_unexpire`); what the
+        # old lot gives beyond it paid down debt.
+        money["recognized"] += debit - credit
+    elif kind == TransactionKind.PURCHASE_REFUND:
+        money["refunded"] += credit  # consumed credit refunded: its usage is given back
+        money["purchases_refunded"] += debit
+    elif kind == TransactionKind.REFUND_REVERSAL:
+        money["purchases_refunded"] -= credit  # the provider refused: the credit is back
+        money["recognized"] += debit  # and pays down debt first
     else:  # movements other modules post on lots: count them by direction
         money["sold"] += credit
         money["voided"] += debit
+
+
+def _unexpire(money: dict[str, Decimal], kind: str, taken: Decimal) -> None:
+    """Credit of a lot taken back out of expired: its breakage is undone."""
+    money["breakage"] -= taken
+    if kind == TransactionKind.ROLLOVER:
+        money["recognized"] += taken  # offsets the new lot's credit in `_classify`
+    else:  # a rollover recorded before rollovers had their own kind: a void
+        money["voided"] += taken
 
 
 def deferred_now(tx: Tx) -> dict[str, Decimal]:

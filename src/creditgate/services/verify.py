@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, Select, Table, func, select
 
+from creditgate.domain.amounts import Asset
+from creditgate.domain.billing import refunded_money, unit_value
 from creditgate.domain.holds import HoldStatus
 from creditgate.domain.ledger import Account
 from creditgate.domain.lots import LotStatus
 from creditgate.domain.policy import PolicyMode
+from creditgate.services.purchases import currency_digits
 from creditgate.storage.tables import (
+    assets,
     charges,
     holds,
     ledger_entries,
     ledger_transactions,
     lots,
+    purchase_refunds,
+    purchases,
     wallet_balances,
 )
 
@@ -47,7 +54,8 @@ class VerifyReport:
 
 
 def verify(conn: Connection, tenant_id: str | None = None) -> VerifyReport:
-    """Check invariants 1-7 over every tenant (or one), reading only committed data."""
+    """Check invariants 1-7 over every tenant (or one), reading only committed data; 7 both
+    per lot and against the payments received for purchases."""
 
     def scoped(query: Select[Any], table: Table) -> Select[Any]:
         return query if tenant_id is None else query.where(table.c.tenant_id == tenant_id)
@@ -111,6 +119,7 @@ def verify(conn: Connection, tenant_id: str | None = None) -> VerifyReport:
     )
     lot_sums: dict[tuple[str, str], int] = defaultdict(int)
     revenue: dict[tuple[str, str], dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    lot_rows: dict[str, Any] = {}
     for lot in conn.execute(scoped(select(lots), lots)):
         lot_check.checked += 1
         if not 0 <= lot.remaining <= lot.amount:
@@ -126,6 +135,7 @@ def verify(conn: Connection, tenant_id: str | None = None) -> VerifyReport:
             lot_sums[(lot.wallet_id, lot.asset)] += lot.remaining
         elif lot.status != LotStatus.SCHEDULED and lot.remaining != 0:
             lot_check.fail(f"{lot.status} lot {lot.id} still has {lot.remaining}")
+        lot_rows[lot.id] = lot
         money = revenue[(lot.tenant_id, lot.currency)]
         basis = lot.cost_basis
         money["received"] += lot.amount * basis
@@ -233,4 +243,100 @@ def verify(conn: Connection, tenant_id: str | None = None) -> VerifyReport:
                 f"tenant {tenant} {currency}: received {m['received']} != accounted {accounted}"
             )
 
-    return VerifyReport([zero_sum, lot_check, balance_check, policy_check, hold_check, money_check])
+    payments_check = _check_payments(conn, scoped, lot_rows)
+
+    return VerifyReport(
+        [zero_sum, lot_check, balance_check, policy_check, hold_check, money_check, payments_check]
+    )
+
+
+def _check_payments(
+    conn: Connection, scoped: Callable[[Select[Any], Table], Select[Any]], lot_rows: dict[str, Any]
+) -> Check:
+    """Invariant 7 against the money itself: each paid purchase ties out to the lot it bought.
+
+    Money received (the price) less money refunded equals the value of the lot at its cost
+    basis (deferred + recognized + breakage + voided, less credit given back to it) less
+    the value of the credit refunded, to within the rounding of refunds (half a minor unit
+    of the currency) and of the cost basis (18 decimal places). Underneath: the lot is the
+    purchase's (amount, currency, cost basis = price per unit), and the purchase's refunded
+    totals agree with its refunds, with the ledger, and with the refund rule.
+    """
+    check = Check("7 paid purchases: money received - refunded = lot value - refunded value")
+    scales = {
+        (r.tenant_id, r.code): r.scale
+        for r in conn.execute(
+            scoped(select(assets.c.tenant_id, assets.c.code, assets.c.scale), assets)
+        )
+    }
+    refunds: dict[str, tuple[int, Decimal]] = defaultdict(lambda: (0, Decimal(0)))
+    for r in conn.execute(
+        scoped(
+            select(
+                purchase_refunds.c.purchase_id, purchase_refunds.c.amount, purchase_refunds.c.money
+            ).where(purchase_refunds.c.status != "failed"),
+            purchase_refunds,
+        )
+    ):
+        credits, money = refunds[r.purchase_id]
+        refunds[r.purchase_id] = (credits + r.amount, money + r.money)
+    in_ledger: dict[str, int] = {
+        lot_id: int(total)
+        for lot_id, total in conn.execute(
+            scoped(
+                select(ledger_entries.c.lot_id, func.sum(ledger_entries.c.amount))
+                .where(
+                    ledger_entries.c.account == Account.REFUNDED.value,
+                    ledger_entries.c.lot_id.is_not(None),
+                )
+                .group_by(ledger_entries.c.lot_id),
+                ledger_entries,
+            )
+        )
+    }
+    for p in conn.execute(scoped(select(purchases).where(purchases.c.status == "paid"), purchases)):
+        check.checked += 1
+        lot = lot_rows.get(p.lot_id)
+        if lot is None:
+            check.fail(f"paid purchase {p.id} has no lot (lot_id {p.lot_id})")
+            continue
+        if (lot.amount, lot.currency, lot.asset) != (p.amount, p.currency, p.asset):
+            check.fail(
+                f"purchase {p.id} bought {p.amount} {p.asset} in {p.currency}, its lot {lot.id} "
+                f"holds {lot.amount} {lot.asset} in {lot.currency}"
+            )
+            continue
+        asset = Asset(p.asset, scales[(p.tenant_id, p.asset)])
+        if lot.cost_basis != unit_value(p.price, p.amount, asset):
+            check.fail(
+                f"purchase {p.id}: lot {lot.id} cost basis {lot.cost_basis} is not the price "
+                f"per unit paid, {unit_value(p.price, p.amount, asset)}"
+            )
+        credits, money = refunds[p.id]
+        if not p.refunded == credits == in_ledger.get(lot.id, 0):
+            check.fail(
+                f"purchase {p.id}: {p.refunded} credits refunded, its refunds say {credits}, "
+                f"the ledger {in_ledger.get(lot.id, 0)}"
+            )
+        digits = currency_digits(p.currency)
+        rule = refunded_money(p.price, p.amount, min(max(p.refunded, 0), p.amount), digits)
+        if not p.refunded_money == money == rule:
+            check.fail(
+                f"purchase {p.id}: {p.refunded_money} {p.currency} refunded, its refunds say "
+                f"{money}, {p.refunded} of {p.amount} credits make {rule}"
+            )
+        basis = lot.cost_basis
+        value = (
+            asset.to_units(lot.remaining + lot.consumed + lot.expired + lot.voided - lot.refunded)
+            * basis
+        )
+        refunded_value = asset.to_units(in_ledger.get(lot.id, 0)) * basis
+        off = (p.price - p.refunded_money) - (value - refunded_value)
+        tolerance = Decimal(5).scaleb(-digits - 1) + asset.to_units(p.amount) * Decimal("5e-19")
+        if abs(off) > tolerance:
+            check.fail(
+                f"purchase {p.id}: received {p.price} - refunded {p.refunded_money} "
+                f"{p.currency} != lot {lot.id} value {value} - refunded {refunded_value} "
+                f"(off by {off})"
+            )
+    return check

@@ -438,9 +438,40 @@ purchases = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("paid_at", UtcDateTime, nullable=True),
     Column("failed_at", UtcDateTime, nullable=True),
+    # Refunded so far (refunds the provider refused excluded): credits, and money paid back.
+    Column("refunded", BigInteger, nullable=False, server_default="0"),
+    Column("refunded_money", ExactDecimal, nullable=False, server_default="0"),
     Index("ix_purchases_wallet", "wallet_id", "created_at"),
     Index("ix_purchases_provider_ref", "provider_ref"),
     Index("ix_purchases_open", "tenant_id", "status", "origin"),
+)
+
+# Refunds of purchases: the credit taken back (unused, and consumed on request) and the
+# money paid back through the purchase's provider.
+purchase_refunds = Table(
+    "purchase_refunds",
+    metadata,
+    Column("tenant_id", ID, nullable=False),
+    Column("wallet_id", ID, nullable=False),
+    Column("id", ID, primary_key=True),
+    Column("purchase_id", ID, nullable=False),
+    Column("customer", String(200), nullable=False),
+    Column("lot_id", ID, nullable=False),
+    Column("asset", String(32), nullable=False),
+    Column("amount", BigInteger, nullable=False),  # unused + consumed
+    Column("unused", BigInteger, nullable=False),
+    Column("consumed", BigInteger, nullable=False),
+    Column("money", ExactDecimal, nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("metadata", JSON, nullable=False),
+    Column("provider", String(16), nullable=False),
+    Column("provider_ref", String(255), nullable=True),  # e.g. Stripe's re_…
+    Column("status", String(16), nullable=False),  # pending | succeeded | processing | failed
+    Column("failure_reason", String(255), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("resolved_at", UtcDateTime, nullable=True),
+    Index("ix_purchase_refunds_purchase", "purchase_id", "created_at"),
 )
 
 # Provider events already handled: a replayed or duplicated delivery changes nothing.
@@ -547,4 +578,6 @@ tenant_branding = Table(
     Column("logo_url", String(2000), nullable=True),
     Column("accent_color", String(7), nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # 1: the portal lets customers change their own auto top-up.
+    Column("customers_manage_auto_top_up", Integer, nullable=False, server_default="0"),
 )

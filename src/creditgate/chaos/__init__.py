@@ -1,0 +1,1 @@
+"""Proof under faults: the chaos suite behind `creditgate chaos`."""

@@ -1,0 +1,157 @@
+"""Server processes for a chaos run: several `creditgate serve` on one database, each
+killable with SIGKILL and restartable, all reading their clock from one offset file."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+
+from creditgate.clock import CLOCK_FILE_ENV, write_offset
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    url: str
+    port: int
+    env: dict[str, str]
+    log_path: Path
+    sweep_seconds: float = 0.5
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, wait: bool = True) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
+        command = [sys.executable, "-m", "creditgate", "serve", "--db", self.url]
+        command += ["--port", str(self.port), "--sweep-seconds", str(self.sweep_seconds)]
+        command += ["--log-level", "warning", "--max-in-flight", "256", "--pool-size", "8"]
+        self.proc = subprocess.Popen(
+            command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+        self.starts += 1
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"server exited with {self.proc.returncode}; see {self.log_path}"
+                )
+            try:
+                if httpx.get(f"{self.base}/readyz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"server on port {self.port} not ready in {timeout}s")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no flushing; whatever was in flight is cut."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+@dataclass
+class Cluster:
+    """`size` servers on one database; the clock offset file they share."""
+
+    url: str
+    size: int = 2
+    sweep_seconds: float = 0.5
+    workdir: Path = field(
+        default_factory=lambda: Path(tempfile.mkdtemp(prefix="creditgate-chaos-"))
+    )
+    servers: list[ServerProcess] = field(default_factory=list)
+    offset_seconds: Decimal = Decimal(0)
+    crashes: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.clock_file = self.workdir / "clock-offset"
+        write_offset(self.clock_file, 0)
+        env = dict(os.environ)
+        env[CLOCK_FILE_ENV] = str(self.clock_file)
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        for n in range(self.size):
+            log_path = self.workdir / f"server-{n}.log"
+            self.servers.append(
+                ServerProcess(self.url, free_port(), env, log_path, self.sweep_seconds)
+            )
+
+    def start(self) -> None:
+        for server in self.servers:
+            server.start(wait=False)
+        for server in self.servers:
+            server.wait_ready()
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+    def bases(self) -> list[str]:
+        return [s.base for s in self.servers]
+
+    def set_offset(self, seconds: Decimal) -> None:
+        with self._lock:
+            self.offset_seconds = seconds
+            write_offset(self.clock_file, seconds)
+
+    def crash_one(self, rng: random.Random, down_seconds: float = 0.3) -> None:
+        """SIGKILL a random server, leave it down a moment, start it again."""
+        server = rng.choice(self.servers)
+        server.kill()
+        self.crashes += 1
+        time.sleep(down_seconds * rng.random())
+        server.start(wait=True)
+
+    def ensure_up(self) -> None:
+        for server in self.servers:
+            if not server.alive():
+                server.start(wait=True)
+
+    def logs_tail(self, lines: int = 40) -> str:
+        out = []
+        for server in self.servers:
+            text = server.log_path.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"--- {server.log_path.name}\n" + "\n".join(text))
+        return "\n".join(out)

@@ -1,0 +1,599 @@
+"""`creditgate chaos`: the bank workload with crashes, cut connections and clock faults,
+overspend races and hostile input against real server processes; one line of figures.
+
+Phases, on one database (SQLite file or PostgreSQL):
+1. start `servers` `creditgate serve` processes sharing the database and a clock file;
+2. overspend races (block and overdraft; authorizations, charges, both) across them;
+3. the bank workload: `clients` threads over HTTP while the clock moves forward (and now
+   and then back), servers are SIGKILLed and restarted, and on PostgreSQL connections are
+   terminated mid-transaction;
+4. every operation left without an answer is retried with its idempotency key;
+5. hostile input over every operation on a tenant of its own;
+6. the servers stop, the clock moves past every hold's TTL, a final sweep runs, and the
+   database is compared with the reference model built from the acknowledged history, and
+   checked by `verify` (invariants 1-7); invariant 8 is the model's lost/duplicated count.
+
+The seed fixes each client's sequence of operations and each fault's timing; thread
+interleaving and the servers' scheduling are the machine's, so a failing seed is rerun to
+reproduce, usually within a few runs.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+
+from creditgate.api import Creditgate, TenantLedger
+from creditgate.chaos.cluster import Cluster
+from creditgate.chaos.history import OK, REJECTED, UNRESOLVED, History, Op
+from creditgate.chaos.model import ReferenceModel, ServerState
+from creditgate.chaos.races import RaceResult, race
+from creditgate.chaos.workload import DEFAULT_WALLETS, Client, Clients
+from creditgate.clock import FileOffsetClock
+from creditgate.domain.ledger import Account, TransactionKind
+from creditgate.storage import tables as t
+
+MAX_TTL = 600  # the workload's longest hold TTL, seconds
+
+
+@dataclass
+class ChaosOptions:
+    backend: str = "sqlite"
+    seconds: float = 60.0
+    seed: int | None = None
+    clients: int = 12
+    servers: int = 2
+    crash_every: tuple[float, float] | None = (2.0, 6.0)
+    cut_every: tuple[float, float] | None = (1.0, 4.0)  # PostgreSQL only
+    clock_tick: float = 0.2
+    race_rounds: int = 1
+    race_balance: int = 500  # each race's wallet; it fits balance / 10 debits (plus overdraft)
+    hostile_share: float = 0.15  # of `seconds`
+    db: str | None = None
+
+
+@dataclass
+class ChaosReport:
+    backend: str
+    seed: int
+    seconds: float
+    operations_acknowledged: int = 0
+    operations_declined_or_rejected: int = 0
+    operations_unresolved: int = 0
+    indefinite_outcomes: int = 0
+    indefinite_committed_before_retry: int = 0
+    crashes_survived: int = 0
+    connections_cut: int = 0
+    clock_jumps_back: int = 0
+    clock_offset_seconds: int = 0
+    invariant_violations: int = 0
+    lost_effects: int = 0
+    duplicated_effects: int = 0
+    replays_checked: int = 0
+    races: int = 0
+    races_exact: int = 0
+    bad_inputs_tried: int = 0
+    bad_input_failures: int = 0
+    server_errors: int = 0
+    unavailable_503: int = 0
+    transport_errors: int = 0
+    harness_errors: int = 0  # a fault thread that failed: the run proves less than it says
+    checked: dict[str, int] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.invariant_violations == 0
+            and self.lost_effects == 0
+            and self.duplicated_effects == 0
+            and self.operations_unresolved == 0
+            and self.races_exact == self.races
+            and self.bad_input_failures == 0
+            and self.server_errors == 0
+            and self.harness_errors == 0
+        )
+
+    def line(self) -> str:
+        return (
+            f"chaos backend={self.backend} seed={self.seed} seconds={self.seconds:.0f} "
+            f"acknowledged={self.operations_acknowledged} "
+            f"crashes_survived={self.crashes_survived} connections_cut={self.connections_cut} "
+            f"indefinite={self.indefinite_outcomes} "
+            f"invariant_violations={self.invariant_violations} lost={self.lost_effects} "
+            f"duplicated={self.duplicated_effects} races_exact={self.races_exact}/{self.races} "
+            f"bad_inputs={self.bad_inputs_tried} bad_input_failures={self.bad_input_failures} "
+            f"5xx={self.server_errors} (503 refusals {self.unavailable_503}) "
+            f"{'PASS' if self.ok else 'FAIL'}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+    def as_json(self) -> str:
+        return json.dumps(self.as_dict(), sort_keys=True)
+
+
+@dataclass
+class Setup:
+    tenant_id: str
+    key: str
+    race_key: str
+    hostile_tenant: str
+    hostile_key: str
+
+
+def _seed(cg: Creditgate) -> Setup:
+    tenant, created = cg.create_tenant_with_key("chaos bank")
+    ledger = TenantLedger(cg, tenant.id)
+    ledger.create_asset("credits", 0, "Credits")
+    for wallet in DEFAULT_WALLETS:
+        ledger.create_customer(wallet.customer)
+        limit = wallet.overdraft_limit if wallet.policy == "overdraft" else None
+        ledger.set_policy(wallet.customer, "credits", wallet.policy, overdraft_limit=limit)
+    ledger.create_pack("chaos100", asset="credits", amount=100, price="1.00")
+    race_tenant, race_key = cg.create_tenant_with_key("chaos races")
+    TenantLedger(cg, race_tenant.id).create_asset("credits", 0, "Credits")
+    hostile, hostile_key = cg.create_tenant_with_key("chaos hostile input")
+    assert created.key and race_key.key and hostile_key.key
+    return Setup(tenant.id, created.key, race_key.key, hostile.id, hostile_key.key)
+
+
+def _committed(cg: Creditgate, tenant_id: str) -> Any:
+    def committed(key: str) -> bool:
+        try:
+            row = cg.db.run(
+                lambda conn: conn.execute(
+                    select(t.idempotency_keys.c.key).where(
+                        t.idempotency_keys.c.tenant_id == tenant_id,
+                        t.idempotency_keys.c.key == key,
+                    )
+                ).first(),
+                read_only=True,
+            )
+        except Exception:
+            return False  # the database itself was cut: unknown, counted as not yet
+        return row is not None
+
+    return committed
+
+
+class Faults:
+    """The fault threads: clock moves, crashes, connection cuts."""
+
+    def __init__(self, cluster: Cluster, options: ChaosOptions, seed: int, url: str) -> None:
+        self.cluster = cluster
+        self.options = options
+        self.rng = random.Random(f"{seed}:faults")
+        self.url = url
+        self.stop = threading.Event()
+        self.max_offset = Decimal(0)
+        self.jumps_back = 0
+        self.cuts = 0
+        self.threads: list[threading.Thread] = []
+        self.errors: list[str] = []
+
+    def start(self) -> None:
+        self._spawn(self._clock)
+        if self.options.crash_every:
+            self._spawn(self._crashes)
+        if self.options.cut_every and self.url.startswith("postgresql"):
+            self._spawn(self._cuts)
+
+    def _spawn(self, target: Any) -> None:
+        thread = threading.Thread(target=self._guard, args=(target,), daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def _guard(self, target: Any) -> None:
+        try:
+            target()
+        except Exception as exc:  # a fault thread's own failure fails the run
+            self.errors.append(f"{target.__name__}: {exc!r}")
+
+    def join(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(120)
+
+    def _clock(self) -> None:
+        rng = random.Random(self.rng.random())
+        offset = self.cluster.offset_seconds
+        while not self.stop.wait(self.options.clock_tick):
+            if rng.random() < 0.1:
+                offset -= Decimal(rng.randint(1, 60))  # a clock fault: time goes back
+                self.jumps_back += 1
+            else:
+                offset += Decimal(rng.randint(2, 30))
+            self.cluster.set_offset(offset)
+            self.max_offset = max(self.max_offset, offset)
+
+    def _crashes(self) -> None:
+        rng = random.Random(self.rng.random())
+        low, high = self.options.crash_every or (1.0, 1.0)
+        while not self.stop.wait(rng.uniform(low, high)):
+            self.cluster.crash_one(rng)
+
+    def _cuts(self) -> None:
+        import psycopg
+
+        rng = random.Random(self.rng.random())
+        low, high = self.options.cut_every or (1.0, 1.0)
+        dsn = self.url.replace("postgresql+psycopg://", "postgresql://")
+        states = "('active', 'idle in transaction')" if rng.random() < 0.7 else "('idle')"
+        while not self.stop.wait(rng.uniform(low, high)):
+            query = (
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                f"AND backend_type = 'client backend' AND state IN {states}"
+            )
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                row = conn.execute(query).fetchone()
+            self.cuts += int(row[0]) if row else 0
+
+
+def _resolve(clients: Clients, history: History, seed: int, deadline: float) -> None:
+    """Send every unanswered operation again, with its key, until it has an answer."""
+    clients.retry_until = deadline
+    client = Client(clients, -1, random.Random(f"{seed}:resolve"))
+    try:
+        for op in history.ops:
+            if op.outcome == UNRESOLVED:
+                retried = _send_with_key(client, op)
+                op.outcome, op.status, op.answer = retried.outcome, retried.status, retried.answer
+                op.attempts += retried.attempts
+    finally:
+        client.http.close()
+
+
+def _send_with_key(client: Client, op: Op) -> Op:
+    shared = client.shared
+    copy = Op(op.kind, op.key, op.wallet, op.path, op.body)
+    delay = 0.05
+    while time.monotonic() < shared.retry_until:
+        copy.attempts += 1
+        try:
+            response = client.http.post(
+                client.rng.choice(shared.bases()) + op.path,
+                json=op.body,
+                headers={"Idempotency-Key": op.key},
+            )
+        except httpx.TransportError:
+            response = None
+        if response is not None and response.status_code < 500:
+            copy.status = response.status_code
+            copy.outcome = OK if response.status_code < 300 else REJECTED
+            copy.answer = response.json()
+            return copy
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
+    return copy
+
+
+def _server_state(cg: Creditgate, tenant_id: str) -> ServerState:
+    def read(conn: Any) -> ServerState:
+        lots = {
+            r.id: dict(r._mapping)
+            for r in conn.execute(select(t.lots).where(t.lots.c.tenant_id == tenant_id))
+        }
+        holds = {
+            r.id: dict(r._mapping)
+            for r in conn.execute(
+                select(t.holds).where(
+                    t.holds.c.tenant_id == tenant_id, t.holds.c.status != "declined"
+                )
+            )
+        }
+        charges = {
+            r.id: dict(r._mapping)
+            for r in conn.execute(select(t.charges).where(t.charges.c.tenant_id == tenant_id))
+        }
+        balances = {
+            r.external_id: dict(r._mapping)
+            for r in conn.execute(
+                select(
+                    t.customers.c.external_id,
+                    t.wallet_balances.c.posted,
+                    t.wallet_balances.c.held,
+                    t.wallet_balances.c.debt,
+                )
+                .join(
+                    t.wallet_balances,
+                    (t.wallet_balances.c.wallet_id == t.customers.c.wallet_id)
+                    & (t.wallet_balances.c.tenant_id == t.customers.c.tenant_id),
+                )
+                .where(t.customers.c.tenant_id == tenant_id, t.wallet_balances.c.asset == "credits")
+            )
+        }
+        e, x = t.ledger_entries, t.ledger_transactions
+        moved = (
+            select(x.c.kind, e.c.lot_id, func.sum(e.c.amount).label("amount"))
+            .join(x, (x.c.id == e.c.transaction_id) & (x.c.tenant_id == e.c.tenant_id))
+            .where(
+                e.c.tenant_id == tenant_id,
+                e.c.account == Account.WALLET.value,
+                e.c.lot_id.is_not(None),
+                x.c.kind.in_([TransactionKind.EXPIRE.value, TransactionKind.GRANT.value]),
+                (x.c.kind == TransactionKind.EXPIRE.value) | (e.c.amount < 0),
+            )
+            .group_by(x.c.kind, e.c.lot_id)
+        )
+        expired: dict[str, int] = {}
+        repaid: dict[str, int] = {}
+        for row in conn.execute(moved):
+            target = expired if row.kind == TransactionKind.EXPIRE.value else repaid
+            target[row.lot_id] = -int(row.amount)
+        keys = set(
+            conn.execute(
+                select(t.idempotency_keys.c.key).where(t.idempotency_keys.c.tenant_id == tenant_id)
+            ).scalars()
+        )
+        return ServerState(lots, holds, charges, balances, expired, repaid, keys)
+
+    return cg.db.run(read, read_only=True)
+
+
+@contextmanager
+def _database(options: ChaosOptions) -> Iterator[str]:
+    from creditgate.bench.target import bench_database
+
+    with bench_database(options.backend, options.db) as url:
+        yield url
+
+
+def run_chaos(options: ChaosOptions, progress: Any = None) -> ChaosReport:
+    seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
+    report = ChaosReport(options.backend, seed, options.seconds)
+    started = time.monotonic()
+
+    def say(message: str) -> None:
+        if progress is not None:
+            progress(f"[{time.monotonic() - started:6.1f}s] {message}")
+
+    with _database(options) as url:
+        with Creditgate(url) as cg:
+            setup = _seed(cg)
+        cluster = Cluster(url, size=options.servers)
+        try:
+            cluster.start()
+            say(f"{options.servers} servers up on {options.backend}; seed {seed}")
+            _races(cluster, setup, options, seed, report, say)
+            hostile_seconds = options.seconds * options.hostile_share
+            bank_seconds = max(
+                options.seconds * 0.5,
+                options.seconds - (time.monotonic() - started) - hostile_seconds,
+            )
+            history, faults, clients = _bank(cluster, setup, options, seed, url, bank_seconds, say)
+            replays = _replays(clients, history, seed, sample=300)
+            report.replays_checked = replays.replayed + replays.conflicts_tried
+            report.duplicated_effects += len(replays.failures)
+            report.failures.extend(replays.failures[:20])
+            say(f"replays: {replays.replayed} replayed, {replays.conflicts_tried} conflicts")
+            _hostile(cluster, setup, url, seed, hostile_seconds, report, say)
+        finally:
+            cluster.stop()
+        _final(url, cluster, setup, history, faults, clients, report, say)
+        report.seconds = time.monotonic() - started
+    return report
+
+
+def _races(
+    cluster: Cluster,
+    setup: Setup,
+    options: ChaosOptions,
+    seed: int,
+    report: ChaosReport,
+    say: Any,
+) -> None:
+    results: list[RaceResult] = []
+    for round_ in range(options.race_rounds):
+        for policy, limit in (("block", 0), ("overdraft", 300)):
+            for kind in ("authorize", "charge", "mixed"):
+                result = race(
+                    cluster.bases(),
+                    setup.race_key,
+                    policy=policy,
+                    kind=kind,
+                    balance=options.race_balance + 7 * round_,
+                    amount=10,
+                    limit=limit,
+                    seed=seed + round_,
+                )
+                results.append(result)
+                if not result.ok:
+                    report.failures.append(
+                        f"race {policy}/{kind}: approved {result.approved}, expected "
+                        f"{result.expected}, available after {result.available_after}, "
+                        f"errors {result.errors[:3]}"
+                    )
+    report.races = len(results)
+    report.races_exact = sum(r.ok for r in results)
+    say(f"races: {report.races_exact}/{report.races} exact")
+
+
+def _bank(
+    cluster: Cluster,
+    setup: Setup,
+    options: ChaosOptions,
+    seed: int,
+    url: str,
+    seconds: float,
+    say: Any,
+) -> tuple[History, Faults, Clients]:
+    history = History()
+    checker = Creditgate(url, migrate=False, pool_size=2)
+
+    def now() -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=float(cluster.offset_seconds))
+
+    deadline = time.monotonic() + seconds
+    clients = Clients(
+        bases=cluster.bases,
+        key=setup.key,
+        history=history,
+        now=now,
+        committed=_committed(checker, setup.tenant_id),
+        retry_until=deadline + 30,
+    )
+    # Opening balances, through the same path as everything else.
+    opener = Client(clients, -1, random.Random(f"{seed}:open"))
+    for wallet in DEFAULT_WALLETS:
+        body = {"asset": "credits", "amount": 5_000, "kind": "purchased", "cost_basis": "0.01"}
+        opener.send("grant", wallet.customer, f"/v1/customers/{wallet.customer}/grants", body)
+    opener.http.close()
+    faults = Faults(cluster, options, seed, url)
+    faults.start()
+    threads = [
+        threading.Thread(target=clients.run_client, args=(n, seed, deadline), daemon=True)
+        for n in range(options.clients)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    faults.join()
+    cluster.ensure_up()
+    say(f"bank workload done: {len(history.ops)} operations, {cluster.crashes} crashes")
+    _resolve(clients, history, seed, time.monotonic() + 120)
+    checker.close()
+    return history, faults, clients
+
+
+@dataclass
+class ReplayCheck:
+    replayed: int = 0
+    conflicts_tried: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+def _replays(clients: Clients, history: History, seed: int, sample: int) -> ReplayCheck:
+    """Invariant 5 from outside: an acknowledged request sent again with its key answers the
+    first answer and changes nothing; the key with another body is a 409, never applied."""
+    rng = random.Random(f"{seed}:replay")
+    done = [op for op in history.ops if op.outcome == OK and op.answer is not None]
+    check = ReplayCheck()
+    client = Client(clients, -2, rng)
+    clients.retry_until = time.monotonic() + 120
+    try:
+        for op in rng.sample(done, min(sample, len(done))):
+            again = _send_with_key(client, op)
+            check.replayed += 1
+            if again.status != op.status or again.answer != op.answer:
+                check.failures.append(
+                    f"replay of {op.kind} {op.key}: {again.status} {again.answer} "
+                    f"after {op.status} {op.answer}"
+                )
+            if "amount" in op.body and isinstance(op.body["amount"], int):
+                other = Op(op.kind, op.key, op.wallet, op.path, {**op.body})
+                other.body["amount"] += 1
+                conflict = _send_with_key(client, other)
+                check.conflicts_tried += 1
+                if conflict.status != 409:
+                    check.failures.append(
+                        f"{op.kind} {op.key} with another body answered {conflict.status}"
+                    )
+    finally:
+        client.http.close()
+    return check
+
+
+def _hostile(
+    cluster: Cluster,
+    setup: Setup,
+    url: str,
+    seed: int,
+    seconds: float,
+    report: ChaosReport,
+    say: Any,
+) -> None:
+    if seconds <= 0:
+        return
+    from creditgate.chaos import hostile
+
+    base = cluster.bases()[0]
+    hostile.prepare_tenant(base, setup.hostile_key)
+    with Creditgate(url, migrate=False, pool_size=2) as cg:
+        result = hostile.run_hostile(
+            base,
+            setup.hostile_key,
+            lambda: hostile.fingerprint(cg, setup.hostile_tenant),
+            random.Random(f"{seed}:hostile"),
+            deadline=time.monotonic() + seconds,
+        )
+    report.bad_inputs_tried = result.tried
+    report.bad_input_failures = result.server_errors + result.unnamed + result.changed_on_reject
+    report.failures.extend(f"bad input: {f}" for f in result.failures[:10])
+    say(f"hostile input: {result.tried} requests, {report.bad_input_failures} failures")
+
+
+def _final(
+    url: str,
+    cluster: Cluster,
+    setup: Setup,
+    history: History,
+    faults: Faults,
+    clients: Clients,
+    report: ChaosReport,
+    say: Any,
+) -> None:
+    # Past every hold's TTL, then one last sweep in-process on the same clock file.
+    final_offset = faults.max_offset + MAX_TTL + 60
+    cluster.set_offset(final_offset)
+    clock = FileOffsetClock(cluster.clock_file)
+    with Creditgate(url, clock=clock) as cg:
+        final_clock = clock()
+        ledger = TenantLedger(cg, setup.tenant_id)
+        for _ in range(5):
+            swept = ledger.run_sweeps()
+            if not (swept.holds_expired or swept.lots_expired or swept.lots_activated):
+                break
+        latest_clock = clock()
+        state = _server_state(cg, setup.tenant_id)
+        verified = cg.verify()
+    policies = {w.customer: (w.policy, w.overdraft_limit) for w in DEFAULT_WALLETS}
+    model = ReferenceModel(policies)
+    model.replay(history.ops)
+    acknowledged = {op.key for op in history.ops if op.outcome == OK}
+    findings = model.compare(
+        state, acknowledged_keys=acknowledged, latest_clock=latest_clock, final_clock=final_clock
+    )
+    ops = history.ops
+    report.operations_acknowledged = sum(op.outcome == OK for op in ops)
+    report.operations_declined_or_rejected = sum(
+        op.outcome == REJECTED or (op.answer or {}).get("status") == "declined" for op in ops
+    )
+    report.operations_unresolved = sum(op.outcome == UNRESOLVED for op in ops)
+    report.indefinite_outcomes = sum(op.indefinite for op in ops)
+    report.indefinite_committed_before_retry = sum(bool(op.committed_before_retry) for op in ops)
+    report.crashes_survived = cluster.crashes
+    report.connections_cut = faults.cuts
+    report.clock_jumps_back = faults.jumps_back
+    report.clock_offset_seconds = int(final_offset)
+    report.invariant_violations = findings.invariant_violations + len(verified.violations)
+    report.lost_effects = findings.lost
+    report.duplicated_effects += findings.duplicated
+    counters = history.counters
+    report.server_errors += counters.server_errors
+    report.unavailable_503 = counters.unavailable
+    report.transport_errors = counters.transport_errors
+    report.checked = dict(findings.checked) | {"verify_checks": len(verified.checks)}
+    report.failures.extend(findings.violations)
+    report.failures.extend(f"verify: {v}" for v in verified.violations[:20])
+    report.failures.extend(counters.failures)
+    report.failures.extend(f"fault thread: {e}" for e in faults.errors)
+    report.harness_errors = len(faults.errors)
+    if report.operations_unresolved:
+        report.failures.append(f"{report.operations_unresolved} operations never answered")
+    say(report.line())
