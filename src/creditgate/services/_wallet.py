@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, case, insert, literal_column, select, update
+from sqlalchemy import (
+    Table,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from creditgate.domain.amounts import MAX_BALANCE
@@ -16,7 +28,7 @@ from creditgate.domain.policy import PolicyMode, WalletPolicy
 from creditgate.ids import new_id
 from creditgate.services.context import Tx
 from creditgate.services.results import AssetBalance
-from creditgate.storage.database import RetryTransaction
+from creditgate.storage.database import Deferred, RetryTransaction, careful, defer
 from creditgate.storage.prepared import Prepared, pipeline
 from creditgate.storage.tables import (
     customers,
@@ -143,10 +155,30 @@ def read_balance_and_lots(
 ) -> tuple[BalanceRow, list[LotBalance]]:
     """The balance row and the open lots, unlocked, in one round trip where the driver can."""
     with pipeline(tx.conn):
-        balance = _READ_BALANCE.submit(tx.conn, _key(wallet_id, asset))
-        found = _OPEN_LOTS.submit(tx.conn, {**_key(wallet_id, asset), "status": _ACTIVE})
-    row = balance.first()
-    return _balance_row(tx, wallet_id, asset, row), _lot_balances(found.rows())
+        sent = submit_balance_and_lots(tx, wallet_id, asset)
+    return sent.result()
+
+
+@dataclass(slots=True)
+class SentReads:
+    """`read_balance_and_lots` sent inside a caller's pipeline; `result()` once it is over."""
+
+    tx: Tx
+    wallet_id: str
+    asset: str
+    balance: Any
+    lots: Any
+
+    def result(self) -> tuple[BalanceRow, list[LotBalance]]:
+        row = self.balance.first()
+        found = _lot_balances(self.lots.rows())
+        return _balance_row(self.tx, self.wallet_id, self.asset, row), found
+
+
+def submit_balance_and_lots(tx: Tx, wallet_id: str, asset: str) -> SentReads:
+    balance = _READ_BALANCE.submit(tx.conn, _key(wallet_id, asset))
+    found = _OPEN_LOTS.submit(tx.conn, {**_key(wallet_id, asset), "status": _ACTIVE})
+    return SentReads(tx, wallet_id, asset, balance, found)
 
 
 def _key(wallet_id: str, asset: str) -> dict[str, str]:
@@ -205,6 +237,47 @@ def shift_balance(
     if row is None or any(t.rowcount() != 1 for t in taken):
         raise RetryTransaction
     return after_move(tx, wallet_id, asset, row, posted - held)
+
+
+# CREDITGATE_MOVES_AT_COMMIT=0 turns the single-round-trip debit off (every debit then takes
+# the careful path), for comparing the two in benchmarks.
+_MOVES_AT_COMMIT = os.environ.get("CREDITGATE_MOVES_AT_COMMIT", "1") != "0"
+
+
+def can_move_at_commit(tx: Tx) -> bool:
+    """Whether this transaction may send its balance move with the commit (`move_at_commit`):
+    on PostgreSQL, unless an earlier attempt's guard missed."""
+    return _MOVES_AT_COMMIT and tx.conn.dialect.name == "postgresql" and not careful(tx.conn)
+
+
+def move_at_commit(
+    tx: Tx,
+    wallet_id: str,
+    asset: str,
+    *,
+    posted: int,
+    held: int,
+    need: int,
+    draws: Sequence[tuple[str, int]] = (),
+) -> Deferred:
+    """`shift_balance`, sent with the commit: the rows are locked only for the commit's round
+    trip. Each write is guarded (the lot still holds its draw; the balance has room; and the
+    move raises no balance event and leaves the low-balance flag as it is, which is the rule
+    for most debits far from a threshold). A guard that fails rolls the transaction back and
+    it runs again the careful way (`shift_balance`). Returns the balance row's new values,
+    which arrive with the commit."""
+    for lot_id, take in draws:
+        defer(tx.conn, _CONSUME_LOT_OR_MISS, {"lot_id": lot_id, "take": take})
+    params = {
+        "w": wallet_id,
+        "a": asset,
+        "dp": posted,
+        "dh": held,
+        "need": need,
+        "change": posted - held,
+        "now": tx.now,
+    }
+    return defer(tx.conn, _SHIFT_QUIET_OR_MISS, params, returns=True)
 
 
 def after_move(tx: Tx, wallet_id: str, asset: str, row: Any, change: int) -> BalanceRow:
@@ -310,6 +383,107 @@ _CONSUME_LOT = Prepared(
 )
 
 
+def _or_miss(moved: Any) -> Any:
+    """A guard in SQL: divides by zero, failing the transaction, unless the write took."""
+    return literal_column("1") / select(func.count()).select_from(moved).scalar_subquery()
+
+
+_DRAWN = (
+    update(lots)
+    .where(
+        lots.c.id == bindparam("lot_id"),
+        lots.c.status == LotStatus.ACTIVE.value,
+        lots.c.remaining >= bindparam("take"),
+    )
+    .values(
+        remaining=lots.c.remaining - bindparam("take"),
+        consumed=lots.c.consumed + bindparam("take"),
+    )
+    .returning(lots.c.id)
+    .cte("drawn")
+)
+_CONSUME_LOT_OR_MISS = Prepared(select(_or_miss(_DRAWN).label("took")))
+_AVAILABLE = wallet_balances.c.posted - wallet_balances.c.held
+_AFTER = _AVAILABLE + bindparam("change")
+_THRESHOLD = wallet_balances.c.low_balance_threshold
+_MOVED = (
+    update(wallet_balances)
+    .where(
+        wallet_balances.c.wallet_id == bindparam("w"),
+        wallet_balances.c.asset == bindparam("a"),
+        bindparam("need") <= _AVAILABLE + FLOOR,
+        # No balance.depleted: the move does not take available from above zero to zero or less.
+        or_(_AFTER > 0, _AVAILABLE <= 0),
+        # No balance.low and no flag to flip: the flag already says what `after` is.
+        or_(
+            _THRESHOLD.is_(None),
+            and_(_AFTER >= _THRESHOLD, wallet_balances.c.low_balance_alerted == 0),
+            and_(_AFTER < _THRESHOLD, wallet_balances.c.low_balance_alerted == 1),
+        ),
+    )
+    .values(
+        posted=wallet_balances.c.posted + bindparam("dp"),
+        held=wallet_balances.c.held + bindparam("dh"),
+        updated_at=bindparam("now"),
+    )
+    .returning(wallet_balances.c.posted, wallet_balances.c.held)
+    .cte("moved")
+)
+_SHIFT_QUIET_OR_MISS = Prepared(
+    select(
+        _or_miss(_MOVED).label("took"),
+        select(_MOVED.c.posted).scalar_subquery().label("posted"),
+        select(_MOVED.c.held).scalar_subquery().label("held"),
+    )
+)
+_POSTINGS: dict[tuple[int, str | None, tuple[str, ...]], Prepared] = {}
+
+
+def _posting(entries: int, table: Table | None = None, columns: tuple[str, ...] = ()) -> Prepared:
+    """A ledger transaction and its `entries` lines as one INSERT (the header in a CTE), and
+    a row of `table` with `columns` in another CTE."""
+    cache_key = (entries, None if table is None else table.name, columns)
+    found = _POSTINGS.get(cache_key)
+    if found is None:
+        header = (
+            insert(ledger_transactions)
+            .values(
+                {
+                    column: bindparam(f"p_{column}")
+                    for column in (
+                        "tenant_id",
+                        "wallet_id",
+                        "id",
+                        "kind",
+                        "asset",
+                        "reference_id",
+                        "created_at",
+                    )
+                }
+            )
+            .cte("header")
+        )
+        rows = [
+            {
+                "tenant_id": bindparam("p_tenant_id"),
+                "wallet_id": bindparam("p_wallet_id"),
+                "transaction_id": bindparam("p_id"),
+                "seq": n,
+                "asset": bindparam("p_asset"),
+                "account": bindparam(f"account_{n}"),
+                "lot_id": bindparam(f"lot_{n}"),
+                "amount": bindparam(f"amount_{n}"),
+            }
+            for n in range(entries)
+        ]
+        statement = insert(ledger_entries).values(rows).add_cte(header)
+        if table is not None:
+            extra = insert(table).values({c: bindparam(f"r_{c}") for c in columns}).cte("with_row")
+            statement = statement.add_cte(extra)
+        found = _POSTINGS.setdefault(cache_key, Prepared(statement))
+    return found
+
+
 _INSERT_TRANSACTION = Prepared(insert(ledger_transactions))
 _INSERT_ENTRY = Prepared(insert(ledger_entries))
 _INSERT_EVENT = Prepared(insert(events))
@@ -323,39 +497,54 @@ def post(
     kind: str,
     entries: Sequence[Entry],
     reference_id: str | None,
+    at_commit: bool = False,
+    with_row: tuple[Table, dict[str, Any]] | None = None,
 ) -> str:
-    """Write one balanced ledger transaction."""
+    """Write one balanced ledger transaction (now, or with the commit: see `defer`).
+
+    With the commit, `with_row` (a table and a row: the charge the posting is for) is
+    written by the same statement."""
     if not is_balanced(entries):
         raise AssertionError(f"unbalanced ledger transaction: {entries}")
     tx_id = new_id("txn")
-    _INSERT_TRANSACTION.submit(
-        tx.conn,
+    header = {
+        "tenant_id": tx.tenant_id,
+        "wallet_id": wallet_id,
+        "id": tx_id,
+        "kind": kind,
+        "asset": asset,
+        "reference_id": reference_id,
+        "created_at": tx.now,
+    }
+    lines = [
         {
             "tenant_id": tx.tenant_id,
             "wallet_id": wallet_id,
-            "id": tx_id,
-            "kind": kind,
+            "transaction_id": tx_id,
+            "seq": seq,
             "asset": asset,
-            "reference_id": reference_id,
-            "created_at": tx.now,
-        },
-    )
-    _INSERT_ENTRY.executemany(
-        tx.conn,
-        [
-            {
-                "tenant_id": tx.tenant_id,
-                "wallet_id": wallet_id,
-                "transaction_id": tx_id,
-                "seq": seq,
-                "asset": asset,
-                "account": entry.account,
-                "lot_id": entry.lot_id,
-                "amount": entry.amount,
-            }
-            for seq, entry in enumerate(entries)
-        ],
-    )
+            "account": entry.account,
+            "lot_id": entry.lot_id,
+            "amount": entry.amount,
+        }
+        for seq, entry in enumerate(entries)
+    ]
+    if at_commit:
+        # One statement for the transaction and its entries: fewer statements to send.
+        params: dict[str, Any] = {f"p_{k}": v for k, v in header.items()}
+        for n, line in enumerate(lines):
+            params.update(
+                {f"account_{n}": line["account"], f"lot_{n}": line["lot_id"]}
+                | {f"amount_{n}": line["amount"]}
+            )
+        table = None
+        if with_row is not None:
+            table, row = with_row
+            params.update({f"r_{k}": v for k, v in row.items()})
+        defer(tx.conn, _posting(len(lines), table, tuple(with_row[1]) if with_row else ()), params)
+    else:
+        _INSERT_TRANSACTION.submit(tx.conn, header)
+        _INSERT_ENTRY.executemany(tx.conn, lines)
     return tx_id
 
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, bindparam, insert, select
+from sqlalchemy import Connection, String, Text, bindparam, cast, func, insert, literal, select
 
 from creditgate.domain.amounts import Asset
 from creditgate.domain.errors import (
@@ -22,8 +22,9 @@ from creditgate.domain.errors import (
 )
 from creditgate.services.results import Result
 from creditgate.storage.database import defer
-from creditgate.storage.prepared import Prepared
-from creditgate.storage.tables import assets, customers, idempotency_keys
+from creditgate.storage.prepared import Pending, Prepared, pipeline
+from creditgate.storage.tables import assets, customers, idempotency_keys, wallet_balances
+from creditgate.storage.types import UtcDateTime
 
 R = TypeVar("R", bound=Result)
 
@@ -132,6 +133,41 @@ _FIND_KEY = Prepared(
 )
 _SAVE_KEY = Prepared(insert(idempotency_keys))
 
+# An answer whose `available` is known only once a balance move sent with the commit has run
+# (see `_wallet.move_at_commit`) carries this placeholder until then. No balance reaches it
+# (balances stay within ±MAX_BALANCE, far inside it).
+AVAILABLE_PENDING = -(2**62) - 4_242
+_PENDING_JSON = f'"available":{AVAILABLE_PENDING}'
+_SAVE_KEY_FILLED = Prepared(
+    insert(idempotency_keys).from_select(
+        ["tenant_id", "key", "operation", "request_hash", "response", "created_at"],
+        select(
+            bindparam("tenant_id", type_=String),
+            bindparam("key", type_=String),
+            bindparam("operation", type_=String),
+            bindparam("request_hash", type_=String),
+            func.replace(
+                bindparam("response", type_=Text),
+                _PENDING_JSON,
+                literal('"available":', Text)
+                + cast(wallet_balances.c.posted - wallet_balances.c.held, Text),
+            ),
+            bindparam("created_at", type_=UtcDateTime()),
+        ).where(
+            wallet_balances.c.wallet_id == bindparam("w"),
+            wallet_balances.c.asset == bindparam("a"),
+        ),
+    )
+)
+
+
+def fill_available(result: R, available: int) -> R:
+    """The answer with the placeholder `available` replaced by the real one."""
+    text = result.model_dump_json()
+    if _PENDING_JSON not in text:
+        return result
+    return type(result).model_validate_json(text.replace(_PENDING_JSON, f'"available":{available}'))
+
 
 class Idempotent:
     """One key, one effect: a replay answers the first result; another body under it conflicts."""
@@ -145,7 +181,20 @@ class Idempotent:
     def replay(self, model: type[R]) -> R | None:
         if self.key is None:
             return None
-        row = _FIND_KEY.first(self.tx.conn, {"tenant": self.tx.tenant_id, "key": self.key})
+        # In a pipeline: on PostgreSQL the transaction's BEGIN goes in the same round trip.
+        with pipeline(self.tx.conn):
+            found = self.lookup()
+        return self.replay_found(found, model)
+
+    def lookup(self) -> Pending | None:
+        """Send the key's lookup (inside a caller's pipeline, with its other reads)."""
+        if self.key is None:
+            return None
+        return _FIND_KEY.submit(self.tx.conn, {"tenant": self.tx.tenant_id, "key": self.key})
+
+    def replay_found(self, found: Pending | None, model: type[R]) -> R | None:
+        """The first answer under this key, from a `lookup` that has arrived; None if new."""
+        row = None if found is None else found.first()
         if row is None:
             return None
         if row.operation != self.operation or row.request_hash != self.hash:
@@ -160,16 +209,20 @@ class Idempotent:
             return result
         # Written with the commit; if another request under the same key committed first,
         # the conflict restarts this transaction, which then replays that answer.
-        defer(
-            self.tx.conn,
-            _SAVE_KEY,
-            {
-                "tenant_id": self.tx.tenant_id,
-                "key": self.key,
-                "operation": self.operation,
-                "request_hash": self.hash,
-                "response": result.model_dump_json(),
-                "created_at": self.tx.now,
-            },
-        )
+        params: dict[str, Any] = {
+            "tenant_id": self.tx.tenant_id,
+            "key": self.key,
+            "operation": self.operation,
+            "request_hash": self.hash,
+            "response": result.model_dump_json(),
+            "created_at": self.tx.now,
+        }
+        pending = self.tx.conn.info.get("available_at_commit")
+        if pending is not None and _PENDING_JSON in params["response"]:
+            # The balance row was moved by a write sent with the commit: the stored answer
+            # takes its `available` from the row, after that write, in the same transaction.
+            wallet_id, asset = pending
+            defer(self.tx.conn, _SAVE_KEY_FILLED, {**params, "w": wallet_id, "a": asset})
+        else:
+            defer(self.tx.conn, _SAVE_KEY, params)
         return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
@@ -30,19 +31,24 @@ from creditgate.services._wallet import (
     BALANCE_COLUMNS,
     FLOOR,
     BalanceRow,
+    SentReads,
     after_move,
+    can_move_at_commit,
     emit,
     lock_balance,
+    move_at_commit,
     open_lots,
     post,
     read_balance,
     read_balance_and_lots,
     shift_balance,
+    submit_balance_and_lots,
 )
 from creditgate.services.catalog import check_external_id, check_id, check_metadata
-from creditgate.services.context import Idempotent, Tx
+from creditgate.services.context import AVAILABLE_PENDING, Idempotent, Tx, fill_available
 from creditgate.services.results import Authorization, Charge, Draw, Settlement
-from creditgate.storage.prepared import Prepared, pipeline
+from creditgate.storage.database import Deferred, after_commit, defer
+from creditgate.storage.prepared import Pending, Prepared, pipeline
 from creditgate.storage.tables import charges, holds, wallet_balances
 
 MAX_ACTION = 100
@@ -243,13 +249,23 @@ def authorize(
         "dimensions": pricing.dimensions,
         "quantities": pricing.quantities,
     }
-    _INSERT_HOLD.execute(tx.conn, hold)
     warnings = []
     if objection is not None:
         if objection.mode == "decline":
+            _INSERT_HOLD.execute(tx.conn, hold)
             before = read_balance(tx, wallet_id, asset)
             return idem.record(_decline(tx, hold, MARGIN_GUARD, before.available, objection.reason))
         warnings.append(f"{MARGIN_GUARD}: {objection.reason}")
+    if can_move_at_commit(tx):
+        # The hold and the reservation go with the commit, guarded (see `move_at_commit`):
+        # one round trip, the balance row locked only for it. A wallet that cannot pay
+        # misses the guard, and the careful path below declines with the reason.
+        defer(tx.conn, _INSERT_HOLD, hold)
+        moved = move_at_commit(tx, wallet_id, asset, posted=0, held=amount, need=amount)
+        tx.conn.info["available_at_commit"] = (wallet_id, asset)
+        after_commit(tx.conn, lambda result: _moved_available(result, moved))
+        return idem.record(_authorization(hold, AVAILABLE_PENDING, warnings))
+    _INSERT_HOLD.execute(tx.conn, hold)
     params = {
         "w": wallet_id,
         "a": asset,
@@ -327,16 +343,9 @@ _CLAIM_HOLD = Prepared(
 )
 
 
-def _claim(
-    tx: Tx, hold_id: str, status: HoldStatus, charge_id: str | None, idem: Idempotent
-) -> Any:
-    """Move a pending hold to its final status exactly once, or raise the named reason why not.
-
-    A retry of a request still in flight waits here on the hold's row; when the first one
-    has committed, its answer is the retry's answer (returned as the replayed result).
-    """
+def _submit_claim(tx: Tx, hold_id: str, status: HoldStatus, charge_id: str | None) -> Pending:
     check_id(hold_id, "authorization")
-    row = _CLAIM_HOLD.first(
+    return _CLAIM_HOLD.submit(
         tx.conn,
         {
             "hold_id": hold_id,
@@ -346,6 +355,24 @@ def _claim(
             "charge": charge_id,
         },
     )
+
+
+def _claim(
+    tx: Tx,
+    hold_id: str,
+    status: HoldStatus,
+    charge_id: str | None,
+    idem: Idempotent,
+    sent: Pending | None = None,
+) -> Any:
+    """Move a pending hold to its final status exactly once, or raise the named reason why not.
+
+    A retry of a request still in flight waits here on the hold's row; when the first one
+    has committed, its answer is the retry's answer (returned as the replayed result).
+    """
+    if sent is None:
+        sent = _submit_claim(tx, hold_id, status, charge_id)
+    row = sent.first()
     if row is not None:
         return row
     if idem.key is not None:
@@ -378,6 +405,7 @@ def _debit(
     charge_id: str,
     pricing: Pricing,
     decline: bool = False,
+    prefetched: SentReads | None = None,
 ) -> Charge:
     """Debit up to `requested`, releasing `reserved` of the wallet's held credit.
 
@@ -392,7 +420,10 @@ def _debit(
     starts the transaction over. Debt is only planned with the balance row locked, so a
     lot granted meanwhile is never passed over for it.
     """
-    before, lots = read_balance_and_lots(tx, wallet_id, asset)
+    if prefetched is not None:
+        before, lots = prefetched.result()
+    else:
+        before, lots = read_balance_and_lots(tx, wallet_id, asset)
     for locked in (False, True):
         capacity = before.policy.capacity(before.available + reserved)
         if decline and requested > capacity:
@@ -411,54 +442,69 @@ def _debit(
     revenue = stored_money(
         sum((Decimal(d.amount).scaleb(-scale) * d.cost_basis for d in draws), Decimal(0))
     )
-    # The writes go out together (one round trip on PostgreSQL): the inserts first, then
-    # the conditional moves of the lots and the balance row, which lock those rows.
-    with pipeline(tx.conn):
-        _INSERT_CHARGE.submit(
-            tx.conn,
-            {
-                "tenant_id": tx.tenant_id,
-                "wallet_id": wallet_id,
-                "id": charge_id,
-                "customer": customer,
-                "hold_id": hold_id,
-                "asset": asset,
-                "requested": requested,
-                "amount": debit,
-                "debt": new_debt,
-                "shortfall": shortfall,
-                "action": action,
-                "metadata": metadata,
-                "created_at": tx.now,
-                "model": pricing.model,
-                "dimensions": pricing.dimensions,
-                "quantities": pricing.quantities,
-                "price": pricing.price,
-                "rate_card_id": pricing.rate_card_id,
-                "rate_card_version": pricing.rate_card_version,
-                "vendor_cost": pricing.vendor_cost,
-                "revenue": revenue,
-            },
-        )
+    row = {
+        "tenant_id": tx.tenant_id,
+        "wallet_id": wallet_id,
+        "id": charge_id,
+        "customer": customer,
+        "hold_id": hold_id,
+        "asset": asset,
+        "requested": requested,
+        "amount": debit,
+        "debt": new_debt,
+        "shortfall": shortfall,
+        "action": action,
+        "metadata": metadata,
+        "created_at": tx.now,
+        "model": pricing.model,
+        "dimensions": pricing.dimensions,
+        "quantities": pricing.quantities,
+        "price": pricing.price,
+        "rate_card_id": pricing.rate_card_id,
+        "rate_card_version": pricing.rate_card_version,
+        "vendor_cost": pricing.vendor_cost,
+        "revenue": revenue,
+    }
+    taken = [(d.lot_id, d.amount) for d in draws]
+    posting = partial(
+        post,
+        tx,
+        wallet_id=wallet_id,
+        asset=asset,
+        kind=TransactionKind.CHARGE,
+        entries=charge_entries(draws, new_debt),
+        reference_id=charge_id,
+    )
+    if not new_debt and can_move_at_commit(tx):
+        # Every write goes with the commit, guarded: the wallet's rows are locked for that
+        # one round trip only. `available` is known once it has run (see `_moved_available`).
         if debit:
-            post(
-                tx,
-                wallet_id=wallet_id,
-                asset=asset,
-                kind=TransactionKind.CHARGE,
-                entries=charge_entries(draws, new_debt),
-                reference_id=charge_id,
-            )
-        after = shift_balance(
-            tx,
-            wallet_id,
-            asset,
-            posted=-debit,
-            held=-reserved,
-            debt=new_debt,
-            need=debit - reserved,
-            draws=[(d.lot_id, d.amount) for d in draws],
+            posting(at_commit=True, with_row=(charges, row))
+        else:
+            defer(tx.conn, _INSERT_CHARGE, row)
+        moved = move_at_commit(
+            tx, wallet_id, asset, posted=-debit, held=-reserved, need=debit - reserved, draws=taken
         )
+        tx.conn.info["available_at_commit"] = (wallet_id, asset)
+        after_commit(tx.conn, lambda result: _moved_available(result, moved))
+        available = AVAILABLE_PENDING
+    else:
+        # The writes go out together (one round trip on PostgreSQL): the inserts first, then
+        # the conditional moves of the lots and the balance row, which lock those rows.
+        with pipeline(tx.conn):
+            _INSERT_CHARGE.submit(tx.conn, row)
+            if debit:
+                posting()
+            available = shift_balance(
+                tx,
+                wallet_id,
+                asset,
+                posted=-debit,
+                held=-reserved,
+                debt=new_debt,
+                need=debit - reserved,
+                draws=taken,
+            ).available
     return Charge(
         id=charge_id,
         status="posted",
@@ -474,10 +520,15 @@ def _debit(
         action=action,
         metadata=metadata,
         created_at=tx.now,
-        available=after.available,
+        available=available,
         revenue=revenue,
         **_pricing_fields(pricing),
     )
+
+
+def _moved_available(result: Any, moved: Deferred) -> Any:
+    """The committed answer, with `available` as the balance row's move left it."""
+    return fill_available(result, moved.row.posted - moved.row.held)
 
 
 def _pricing_fields(pricing: Pricing) -> dict[str, Any]:
@@ -575,10 +626,16 @@ def settle(
         "metadata": meta,
     }
     idem = Idempotent(tx, idempotency_key, "authorization.settle", request)
-    if (replayed := idem.replay(Settlement)) is not None:
-        return replayed
     charge_id = new_id("chg")
-    hold = _claim(tx, authorization_id, HoldStatus.SETTLED, charge_id, idem)
+    # The key's lookup and the hold's claim in one round trip: if the key has an answer, the
+    # hold it settled is no longer pending, so the claim changes nothing.
+    with pipeline(tx.conn):
+        found = idem.lookup()
+        claimed = _submit_claim(tx, authorization_id, HoldStatus.SETTLED, charge_id)
+    if (replayed := idem.replay_found(found, Settlement)) is not None:
+        claimed.rows()
+        return replayed
+    hold = _claim(tx, authorization_id, HoldStatus.SETTLED, charge_id, idem, claimed)
     if isinstance(hold, Settlement):
         return hold
     if quantities is not None and hold.rate_card_id is None:
@@ -703,7 +760,16 @@ def charge(
         "metadata": meta,
     }
     idem = Idempotent(tx, idempotency_key, "charge.create", request)
-    if (replayed := idem.replay(Charge)) is not None:
+    prefetched = None
+    if isinstance(asset, str) and tx.conn.dialect.name == "postgresql":
+        # The key's record and the wallet's rows in one round trip, with the BEGIN.
+        with pipeline(tx.conn):
+            found = idem.lookup()
+            prefetched = submit_balance_and_lots(tx, wallet_id, asset)
+        replayed = idem.replay_found(found, Charge)
+    else:
+        replayed = idem.replay(Charge)
+    if replayed is not None:
         return replayed
     asset, amount, pricing, objection = _priced(
         tx,
@@ -734,6 +800,7 @@ def charge(
         charge_id=new_id("chg"),
         pricing=pricing,
         decline=True,
+        prefetched=prefetched if prefetched is not None and prefetched.asset == asset else None,
     )
     return idem.record(result)
 

@@ -13,6 +13,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,6 +31,26 @@ MAX_ATTEMPTS = 12
 
 class RetryTransaction(Exception):
     """Raised inside a unit of work to roll back and run it again from the start."""
+
+
+class GuardMissed(RetryTransaction):
+    """A guarded write sent with the commit found its condition false, so the transaction
+    rolled back: the work runs again, this time with `careful(conn)` true."""
+
+
+# What a guarded write raises in SQL when its condition is false (see `defer`): a division
+# by zero, which nothing else in creditgate's statements can raise.
+GUARD_SQLSTATE = "22012"
+
+
+@dataclass(slots=True)
+class Deferred:
+    """A write sent with the commit; `row` is its first returned row, read at the commit."""
+
+    statement: Any
+    params: Any
+    returns: bool = False
+    row: Any = None
 
 
 def default_url() -> str:
@@ -98,23 +119,38 @@ def is_retryable(exc: BaseException) -> bool:
     return False
 
 
-def defer(conn: Connection, statement: Any, params: Any) -> None:
+def defer(conn: Connection, statement: Any, params: Any, *, returns: bool = False) -> Deferred:
     """Send a write with the commit instead of now (the transaction's last writes).
 
-    A unique-key conflict it meets restarts the transaction (see `RetryTransaction`).
+    A unique-key conflict it meets restarts the transaction (see `RetryTransaction`); a
+    guarded write whose guard fails restarts it carefully (see `GuardMissed`).
     """
-    conn.info["deferred"].append((statement, params))
+    deferred = Deferred(statement, params, returns)
+    conn.info["deferred"].append(deferred)
+    return deferred
+
+
+def careful(conn: Connection) -> bool:
+    """Whether this attempt follows a missed guard: take the path that checks as it goes."""
+    return bool(conn.info.get("careful"))
+
+
+def after_commit(conn: Connection, finish: Callable[[Any], Any]) -> None:
+    """Pass the unit of work's result through `finish` once the commit has succeeded."""
+    conn.info["finishers"].append(finish)
 
 
 def _commit(conn: Connection) -> None:
     from creditgate.storage.prepared import pipeline
 
-    deferred = conn.info["deferred"]
+    deferred: list[Deferred] = conn.info["deferred"]
     try:
         with pipeline(conn):
-            for statement, params in deferred:
-                statement.submit(conn, params)
+            sent = [(d, d.statement.submit(conn, d.params)) for d in deferred]
             conn.commit()
+        for d, pending in sent:
+            if d.returns:
+                d.row = pending.first()
     except Exception as exc:
         # The driver's transaction failed at the commit: end it before the connection
         # goes back to the pool.
@@ -124,6 +160,8 @@ def _commit(conn: Connection) -> None:
             conn.invalidate()
         if isinstance(exc, IntegrityError):
             raise RetryTransaction from None
+        if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == GUARD_SQLSTATE:
+            raise GuardMissed from None
         raise
 
 
@@ -154,6 +192,7 @@ class Database:
         with self.engine.connect() as conn:
             conn.info["read_only"] = read_only
             conn.info["deferred"] = []
+            conn.info["finishers"] = []
             try:
                 trans = conn.begin()
                 try:
@@ -164,15 +203,30 @@ class Database:
                         trans.rollback()
                     raise
             finally:
-                conn.info["read_only"] = False
-                conn.info["deferred"] = []
+                # A connection the database cut is invalidated and never reused; touching its
+                # info would only mask the error that says so.
+                if not conn.invalidated:
+                    conn.info["read_only"] = False
+                    conn.info["deferred"] = []
+                    conn.info["finishers"] = []
+                    conn.info["careful"] = False
 
     def run(self, work: Callable[[Connection], T], *, read_only: bool = False) -> T:
         """Run `work` in one transaction, again from the start on a retryable conflict."""
+        was_careful = False
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 with self.connect(read_only=read_only) as conn:
-                    return work(conn)
+                    conn.info["careful"] = was_careful
+                    result = work(conn)
+                    finishers = list(conn.info["finishers"])
+                for finish in finishers:  # committed: results of writes sent with it are in
+                    result = finish(result)
+                return result
+            except GuardMissed:
+                if attempt == MAX_ATTEMPTS:
+                    raise
+                was_careful = True  # no pause: the careful path takes the locks it needs
             except Exception as exc:
                 if attempt == MAX_ATTEMPTS or not is_retryable(exc):
                     raise
