@@ -774,6 +774,7 @@ def chaos(
         crash_every=spread(crash_every),
         cut_every=spread(cut_every),
         race_rounds=max(1, int(minutes // 3)),
+        hostile_share=min(0.15, 45 / (minutes * 60)),  # at most 45 s of hostile input
         db=db,
     )
     progress = None if as_json else (lambda message: console.print(f"[dim]{message}[/]"))

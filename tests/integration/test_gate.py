@@ -149,3 +149,27 @@ def test_unknown_customer_and_asset(ledger: TenantLedger) -> None:
         ledger.authorize("nobody", "credits", 1)
     with pytest.raises(UnknownAsset):
         ledger.authorize("c1", "gold", 1)
+
+
+def test_a_wallet_of_many_small_lots_is_drawn_in_burn_order(
+    ledger: TenantLedger, clock: FakeClock
+) -> None:
+    # More lots than a debit reads at first (LOT_WINDOW): a debit the first lots cannot
+    # cover reads them all, and every debit draws in burn order (oldest first here).
+    from creditgate.services._wallet import LOT_WINDOW
+
+    ledger.create_customer("many")
+    granted = []
+    for _ in range(LOT_WINDOW + 6):
+        granted.append(ledger.grant("many", "credits", 1, kind="promotional").id)
+        clock.advance(seconds=1)
+    charge = ledger.charge("many", "credits", 3)
+    assert [d.lot_id for d in charge.draws] == granted[:3]
+    charge = ledger.charge("many", "credits", LOT_WINDOW + 1)
+    assert charge.status == "posted" and charge.debt == 0
+    assert [d.lot_id for d in charge.draws] == granted[3 : LOT_WINDOW + 4]
+    assert ledger.charge("many", "credits", 3).status == "declined"
+    assert ledger.wallet("many").balance("credits").available == 2
+    hold = ledger.authorize("many", "credits", 2)
+    settled = ledger.settle(hold.id, amount=2)
+    assert [d.lot_id for d in settled.charge.draws] == granted[LOT_WINDOW + 4 :]

@@ -31,14 +31,15 @@ class WalletSpec:
     overdraft_limit: int = 0
 
 
-DEFAULT_WALLETS = (
-    WalletSpec("w0", "block"),
-    WalletSpec("w1", "block"),
-    WalletSpec("w2", "block"),
-    WalletSpec("w3", "block"),
-    WalletSpec("w4", "overdraft", 2_000),
-    WalletSpec("w5", "overdraft", 500),
-    WalletSpec("w6", "allow"),
+# Sixteen wallets: most under block, some overdraft (two limits), two allow. Few enough that
+# clients collide on them all the time; enough that the run is not one queue.
+DEFAULT_WALLETS = tuple(
+    WalletSpec(f"w{n}", "block")
+    if n % 8 < 5
+    else WalletSpec(f"w{n}", "overdraft", 2_000 if n % 8 == 5 else 500)
+    if n % 8 < 7
+    else WalletSpec(f"w{n}", "allow")
+    for n in range(16)
 )
 
 # Relative weights of the operations a client picks.
@@ -221,7 +222,7 @@ class Client:
             if time.monotonic() > shared.retry_until:
                 break  # unresolved: the final read classifies it
             time.sleep(delay * (0.5 + self.rng.random()))
-            delay = min(delay * 2, 1.0)
+            delay = min(delay * 2, 0.25)
         shared.history.finish(op)
         self.count += 1
         return op

@@ -38,6 +38,7 @@ from creditgate.storage.tables import (
     lots,
     wallet_balances,
 )
+from creditgate.storage.types import UtcDateTime
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +154,12 @@ def read_balance(tx: Tx, wallet_id: str, asset: str) -> BalanceRow:
 def read_balance_and_lots(
     tx: Tx, wallet_id: str, asset: str
 ) -> tuple[BalanceRow, list[LotBalance]]:
-    """The balance row and the open lots, unlocked, in one round trip where the driver can."""
+    """The balance row and the first `LOT_WINDOW` open lots in burn order, unlocked, in one
+    round trip where the driver can.
+
+    A debit draws a prefix of the burn order, so these lots plan any debit they can cover;
+    one they cannot cover comes out as debt, and the careful pass that plans debt reads
+    every lot (`open_lots`). A wallet with hundreds of small lots costs no more per debit."""
     with pipeline(tx.conn):
         sent = submit_balance_and_lots(tx, wallet_id, asset)
     return sent.result()
@@ -177,7 +183,8 @@ class SentReads:
 
 def submit_balance_and_lots(tx: Tx, wallet_id: str, asset: str) -> SentReads:
     balance = _READ_BALANCE.submit(tx.conn, _key(wallet_id, asset))
-    found = _OPEN_LOTS.submit(tx.conn, {**_key(wallet_id, asset), "status": _ACTIVE})
+    first = _FIRST_LOTS_C if tx.conn.dialect.name == "postgresql" else _FIRST_LOTS
+    found = first.submit(tx.conn, {**_key(wallet_id, asset), "status": _ACTIVE, "now": tx.now})
     return SentReads(tx, wallet_id, asset, balance, found)
 
 
@@ -228,11 +235,13 @@ def shift_balance(
         "need": need,
         "now": tx.now,
     }
+    # The balance row before the lots, as every credit movement locks them (grants, refunds,
+    # sweeps): one order, so two movers of one wallet never wait on each other in a cycle.
     with pipeline(tx.conn):
+        moved = (_SHIFT_GUARDED if need > 0 else _SHIFT).submit(tx.conn, params)
         taken = [
             _CONSUME_LOT.submit(tx.conn, {"lot_id": lot_id, "take": take}) for lot_id, take in draws
         ]
-        moved = (_SHIFT_GUARDED if need > 0 else _SHIFT).submit(tx.conn, params)
     row = moved.first()
     if row is None or any(t.rowcount() != 1 for t in taken):
         raise RetryTransaction
@@ -266,8 +275,6 @@ def move_at_commit(
     for most debits far from a threshold). A guard that fails rolls the transaction back and
     it runs again the careful way (`shift_balance`). Returns the balance row's new values,
     which arrive with the commit."""
-    for lot_id, take in draws:
-        defer(tx.conn, _CONSUME_LOT_OR_MISS, {"lot_id": lot_id, "take": take})
     params = {
         "w": wallet_id,
         "a": asset,
@@ -277,7 +284,11 @@ def move_at_commit(
         "change": posted - held,
         "now": tx.now,
     }
-    return defer(tx.conn, _SHIFT_QUIET_OR_MISS, params, returns=True)
+    # The balance row first, then the lots: the order every credit movement locks them in.
+    moved = defer(tx.conn, _SHIFT_QUIET_OR_MISS, params, returns=True)
+    for lot_id, take in draws:
+        defer(tx.conn, _CONSUME_LOT_OR_MISS, {"lot_id": lot_id, "take": take})
+    return moved
 
 
 def after_move(tx: Tx, wallet_id: str, asset: str, row: Any, change: int) -> BalanceRow:
@@ -368,6 +379,35 @@ _OPEN_LOTS = Prepared(
         lots.c.remaining > bindparam("zero", 0),
     )
 )
+
+LOT_WINDOW = 64
+
+
+def _first_lots(byte_order_ids: bool) -> Prepared:
+    """`_OPEN_LOTS` in burn order (`domain.lots.burn_key`), the first `LOT_WINDOW` only."""
+    expires_at = lots.c.expires_at
+    overdue = case(
+        (and_(expires_at.is_not(None), expires_at <= bindparam("now", type_=UtcDateTime())), 0),
+        else_=1,
+    )
+    never = case((expires_at.is_(None), 1), else_=0)
+    # Ids tie-break as Python compares them: by code point ("C" collation on PostgreSQL;
+    # SQLite's default collation already is).
+    ident = lots.c.id.collate("C") if byte_order_ids else lots.c.id
+    return Prepared(
+        _OPEN_LOTS.statement.order_by(  # type: ignore[attr-defined]
+            overdue,
+            lots.c.priority,
+            never,
+            func.coalesce(expires_at, lots.c.created_at),
+            lots.c.created_at,
+            ident,
+        ).limit(LOT_WINDOW)
+    )
+
+
+_FIRST_LOTS = _first_lots(False)
+_FIRST_LOTS_C = _first_lots(True)
 
 _CONSUME_LOT = Prepared(
     update(lots)
