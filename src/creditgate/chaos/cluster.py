@@ -104,6 +104,7 @@ class Cluster:
     servers: list[ServerProcess] = field(default_factory=list)
     offset_seconds: Decimal = Decimal(0)
     crashes: int = 0
+    failed_starts: int = 0  # start-ups that met a cut connection and exited (started again)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -142,12 +143,26 @@ class Cluster:
         server.kill()
         self.crashes += 1
         time.sleep(down_seconds * rng.random())
-        server.start(wait=True)
+        self._restart(server)
+
+    def _restart(self, server: ServerProcess, attempts: int = 5) -> None:
+        # As a supervisor would: a server whose start-up meets a cut connection exits, and is
+        # started again.
+        for attempt in range(attempts):
+            try:
+                server.start(wait=True)
+                return
+            except RuntimeError:
+                self.failed_starts += 1
+                server.kill()
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.5)
 
     def ensure_up(self) -> None:
         for server in self.servers:
             if not server.alive():
-                server.start(wait=True)
+                self._restart(server)
 
     def logs_tail(self, lines: int = 40) -> str:
         out = []

@@ -75,6 +75,7 @@ class ChaosReport:
     indefinite_outcomes: int = 0
     indefinite_committed_before_retry: int = 0
     crashes_survived: int = 0
+    failed_starts: int = 0  # restarts that met a cut connection, exited and were started again
     connections_cut: int = 0
     clock_jumps_back: int = 0
     clock_offset_seconds: int = 0
@@ -578,6 +579,7 @@ def _final(
     report.indefinite_outcomes = sum(op.indefinite for op in ops)
     report.indefinite_committed_before_retry = sum(bool(op.committed_before_retry) for op in ops)
     report.crashes_survived = cluster.crashes
+    report.failed_starts = cluster.failed_starts
     report.connections_cut = faults.cuts
     report.clock_jumps_back = faults.jumps_back
     report.clock_offset_seconds = int(final_offset)
