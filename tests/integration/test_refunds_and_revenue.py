@@ -216,3 +216,27 @@ def test_a_year_of_renewals_with_rollover_ties_out_month_by_month(
     assert lines[-1].closing_deferred == open_value
     (whole,) = ledger.revenue_report(start=marks[0], end=marks[-1]).lines
     assert whole.sold == Decimal("260") and whole.breakage == expired * Decimal("0.0002")
+
+
+def test_refunding_debt_that_a_grant_already_paid_comes_back_as_credit(
+    ledger: TenantLedger,
+) -> None:
+    # The charge ran into debt; a later grant paid that debt; refunding the charge must not
+    # leave the wallet owing less than nothing (a later grant would then "repay" a negative
+    # debt and push a lot's remaining past its amount).
+    ledger.create_customer("od", policy="overdraft", overdraft_limit=500)
+    ledger.grant("od", "credits", 100, kind="purchased", cost_basis="0.01")
+    charge = ledger.charge("od", "credits", 300)
+    assert charge.debt == 200
+    ledger.grant("od", "credits", 1_000, kind="purchased", cost_basis="0.01")  # pays the 200
+    assert ledger.wallet("od").balance("credits").debt == 0
+    refund = ledger.refund_charge(charge.id, reason="outage")
+    assert refund.amount == 300
+    debt_lines = [line for line in refund.lines if line.lot_id is None]
+    assert [(line.amount, line.to_lot is not None) for line in debt_lines] == [(200, True)]
+    balance = ledger.wallet("od").balance("credits")
+    assert (balance.posted, balance.debt) == (1_100, 0)
+    later = ledger.grant("od", "credits", 50, kind="promotional")
+    assert later.consumed == 0 and later.remaining == 50
+    assert all(0 <= lot.remaining <= lot.amount for lot in ledger.lots("od", include_closed=True))
+    assert ledger.cg.verify(ledger.tenant_id).ok

@@ -192,8 +192,10 @@ class ReferenceModel:
         # (Order-free: a refund whose answer was lost in a crash completes later in the
         # history than the refunds that followed it, so only the final sum is compared.)
         for line in answer["lines"]:
-            if line["lot_id"] is None:
+            if line["lot_id"] is None and line["to_lot"] is None:
                 self.debt[op.wallet] -= line["amount"]
+            elif line["lot_id"] is None:  # debt already paid off: back as a new lot
+                self._new_lot(line["to_lot"], op.wallet, line["amount"], None)
             elif line["to_lot"] == line["lot_id"]:
                 self.lots[line["lot_id"]].refunded += line["amount"]
             else:

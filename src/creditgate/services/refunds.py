@@ -10,6 +10,7 @@ its reason; a charge can be refunded in parts, never past what it debited.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -21,6 +22,7 @@ from creditgate.domain.lots import LotKind, LotStatus
 from creditgate.ids import new_id
 from creditgate.services._wallet import emit, lock_balance, post, shift_balance
 from creditgate.services.catalog import check_id, check_metadata
+from creditgate.services.consumption import default_priority
 from creditgate.services.context import Idempotent, Tx
 from creditgate.services.results import Result
 from creditgate.storage.tables import charges, ledger_entries, ledger_transactions, lots
@@ -115,9 +117,16 @@ def refund_charge(
             continue
         todo -= give
         if lot_id is None:
-            debt_back = give
-            entries.append(Entry(Account.WALLET, give))
-            lines.append(RefundedLine(lot_id=None, amount=give, to_lot=None))
+            # Debt that later credit has since paid off is owed no more: what is refunded
+            # past the wallet's remaining debt comes back as credit, in a new refund lot.
+            debt_back = min(give, max(before.debt, 0))
+            if debt_back:
+                entries.append(Entry(Account.WALLET, debt_back))
+                lines.append(RefundedLine(lot_id=None, amount=debt_back, to_lot=None))
+            if paid_off := give - debt_back:
+                target = _paid_off_lot(tx, charge, paid_off)
+                entries.append(Entry(Account.WALLET, paid_off, target))
+                lines.append(RefundedLine(lot_id=None, amount=paid_off, to_lot=target))
         else:
             target = credit_lot(tx, lot_id, give)
             entries.append(Entry(Account.WALLET, give, target))
@@ -167,6 +176,35 @@ def refund_charge(
             available=before.available + wanted,
         )
     )
+
+
+def _paid_off_lot(tx: Tx, charge: Any, amount: int) -> str:
+    """A refund lot for refunded debt that a later grant had already paid."""
+    new = new_id("lot")
+    tx.conn.execute(
+        insert(lots).values(
+            tenant_id=tx.tenant_id,
+            wallet_id=charge.wallet_id,
+            id=new,
+            asset=charge.asset,
+            kind=LotKind.REFUND.value,
+            status=LotStatus.ACTIVE.value,
+            amount=amount,
+            remaining=amount,
+            consumed=0,
+            expired=0,
+            voided=0,
+            refunded=0,
+            priority=default_priority(tx, LotKind.REFUND.value),
+            effective_at=tx.now,
+            expires_at=None,
+            cost_basis=Decimal(0),
+            currency="USD",
+            metadata={"refund_of_debt": charge.id},
+            created_at=tx.now,
+        )
+    )
+    return new
 
 
 def _drawn(tx: Tx, charge_id: str) -> list[tuple[str, int]]:
