@@ -180,31 +180,16 @@ def refund_charge(
 
 def _paid_off_lot(tx: Tx, charge: Any, amount: int) -> str:
     """A refund lot for refunded debt that a later grant had already paid."""
-    new = new_id("lot")
-    tx.conn.execute(
-        insert(lots).values(
-            tenant_id=tx.tenant_id,
-            wallet_id=charge.wallet_id,
-            id=new,
-            asset=charge.asset,
-            kind=LotKind.REFUND.value,
-            status=LotStatus.ACTIVE.value,
-            amount=amount,
-            remaining=amount,
-            consumed=0,
-            expired=0,
-            voided=0,
-            refunded=0,
-            priority=default_priority(tx, LotKind.REFUND.value),
-            effective_at=tx.now,
-            expires_at=None,
-            cost_basis=Decimal(0),
-            currency="USD",
-            metadata={"refund_of_debt": charge.id},
-            created_at=tx.now,
-        )
+    return _new_refund_lot(
+        tx,
+        wallet_id=charge.wallet_id,
+        asset=charge.asset,
+        amount=amount,
+        priority=default_priority(tx, LotKind.REFUND.value),
+        cost_basis=Decimal(0),
+        currency="USD",
+        metadata={"refund_of_debt": charge.id},
     )
-    return new
 
 
 def _drawn(tx: Tx, charge_id: str) -> list[tuple[str, int]]:
@@ -251,13 +236,36 @@ def credit_lot(
             .values(remaining=lots.c.remaining + amount, **back)
         )
         return lot_id
+    return _new_refund_lot(
+        tx,
+        wallet_id=lot.wallet_id,
+        asset=lot.asset,
+        amount=amount,
+        priority=lot.priority,
+        cost_basis=lot.cost_basis,
+        currency=lot.currency,
+        metadata={"refund_of": lot_id} if metadata is None else metadata,
+    )
+
+
+def _new_refund_lot(
+    tx: Tx,
+    *,
+    wallet_id: str,
+    asset: str,
+    amount: int,
+    priority: int,
+    cost_basis: Decimal,
+    currency: str,
+    metadata: dict[str, Any],
+) -> str:
     new = new_id("lot")
     tx.conn.execute(
         insert(lots).values(
-            tenant_id=lot.tenant_id,
-            wallet_id=lot.wallet_id,
+            tenant_id=tx.tenant_id,
+            wallet_id=wallet_id,
             id=new,
-            asset=lot.asset,
+            asset=asset,
             kind=LotKind.REFUND.value,
             status=LotStatus.ACTIVE.value,
             amount=amount,
@@ -266,12 +274,12 @@ def credit_lot(
             expired=0,
             voided=0,
             refunded=0,
-            priority=lot.priority,
+            priority=priority,
             effective_at=tx.now,
             expires_at=None,
-            cost_basis=lot.cost_basis,
-            currency=lot.currency,
-            metadata={"refund_of": lot_id} if metadata is None else metadata,
+            cost_basis=cost_basis,
+            currency=currency,
+            metadata=metadata,
             created_at=tx.now,
         )
     )

@@ -210,6 +210,7 @@ class Database:
                     conn.info["deferred"] = []
                     conn.info["finishers"] = []
                     conn.info["careful"] = False
+                    conn.info.pop("available_at_commit", None)
 
     def run(self, work: Callable[[Connection], T], *, read_only: bool = False) -> T:
         """Run `work` in one transaction, again from the start on a retryable conflict."""
