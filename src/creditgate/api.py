@@ -147,6 +147,20 @@ class TenantLedger(BillingMethods):
 
         return self.cg.db.run(work, read_only=read_only)
 
+    def _run_for_wallet(
+        self, fn: Callable[..., T], /, customer: str, idempotency_key: str | None, **kwargs: Any
+    ) -> T:
+        """`_run`, in one transaction with concurrent calls on the same wallet when the call
+        has an idempotency key (see `Database.run_combined`)."""
+        if idempotency_key is None or not isinstance(customer, str):
+            return self._run(fn, customer=customer, idempotency_key=idempotency_key, **kwargs)
+
+        def work(conn: Any) -> T:
+            tx = Tx(conn, self.tenant_id, self.cg.clock(), self.cg.catalog)
+            return fn(tx, customer=customer, idempotency_key=idempotency_key, **kwargs)
+
+        return self.cg.db.run_combined((self.tenant_id, customer), work, token=idempotency_key)
+
     # Catalog
     def create_asset(
         self, code: str, scale: int, name: str = "", *, idempotency_key: str | None = None
@@ -255,7 +269,7 @@ class TenantLedger(BillingMethods):
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> Authorization:
-        return self._run(
+        return self._run_for_wallet(
             gate.authorize,
             customer=customer,
             asset=asset,
@@ -310,7 +324,7 @@ class TenantLedger(BillingMethods):
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> Charge:
-        return self._run(
+        return self._run_for_wallet(
             gate.charge,
             customer=customer,
             asset=asset,

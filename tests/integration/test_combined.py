@@ -1,0 +1,163 @@
+"""Concurrent calls on one wallet share a transaction (`Database.run_combined`).
+
+Each call keeps its own answer and its own errors; a batch is all or nothing; calls with one
+idempotency key never share a transaction; and the gate's counts stay exact.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, text
+
+from creditgate.api import Creditgate, TenantLedger
+from creditgate.domain.errors import IdempotencyConflict
+from creditgate.storage.database import Database
+from tests.integration.test_concurrency import balance, fund, no_errors, race
+
+
+def _marker_table(db: Database, name: str) -> None:
+    with db.engine.begin() as conn:
+        conn.execute(text(f"CREATE TABLE IF NOT EXISTS {name} (n INTEGER NOT NULL)"))
+
+
+def _queued_behind(db: Database, key: Any, works: list[Any], tokens: list[Any]) -> list[Any]:
+    """Run `works` while a first unit of work on `key` holds it: they queue, then run."""
+    entered, release = threading.Event(), threading.Event()
+
+    def first(conn: Connection) -> str:
+        entered.set()
+        release.wait(10)
+        return "first"
+
+    results: list[Any] = [None] * len(works)
+
+    def call(i: int) -> None:
+        try:
+            results[i] = db.run_combined(key, works[i], token=tokens[i])
+        except Exception as exc:
+            results[i] = exc
+
+    lead = threading.Thread(target=lambda: db.run_combined(key, first, token="lead"))
+    lead.start()
+    assert entered.wait(10)
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(works))]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 10
+    while len(db._busy.get(key, [])) < len(works) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert len(db._busy[key]) == len(works)  # every one is waiting behind the first
+    release.set()
+    lead.join()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_waiting_calls_run_in_one_transaction_each_with_its_answer(cg: Creditgate) -> None:
+    db = cg.db
+    table = "combined_probe_a"
+    _marker_table(db, table)
+
+    def work(n: int) -> Any:
+        def run(conn: Connection) -> tuple[int, Any]:
+            conn.execute(text(f"INSERT INTO {table} (n) VALUES (:n)"), {"n": n})
+            return n, conn.get_transaction()  # kept alive, so no two share an id()
+
+        return run
+
+    results = _queued_behind(db, "probe-a", [work(n) for n in range(6)], list(range(6)))
+    assert [r[0] for r in results] == list(range(6))
+    assert len({id(r[1]) for r in results}) == 1  # one transaction for all six
+    with db.engine.connect() as conn:
+        stored = sorted(conn.execute(text(f"SELECT n FROM {table}")).scalars())
+    assert stored == list(range(6))
+
+
+def test_one_failing_call_costs_the_others_nothing(cg: Creditgate) -> None:
+    db = cg.db
+    table = "combined_probe_b"
+    _marker_table(db, table)
+
+    def work(n: int) -> Any:
+        def run(conn: Connection) -> int:
+            conn.execute(text(f"INSERT INTO {table} (n) VALUES (:n)"), {"n": n})
+            if n == 2:
+                raise ValueError("call 2 is refused")
+            return n
+
+        return run
+
+    results = _queued_behind(db, "probe-b", [work(n) for n in range(5)], list(range(5)))
+    assert [r if not isinstance(r, Exception) else "error" for r in results] == [
+        0,
+        1,
+        "error",
+        3,
+        4,
+    ]
+    assert isinstance(results[2], ValueError)
+    with db.engine.connect() as conn:
+        stored = sorted(conn.execute(text(f"SELECT n FROM {table}")).scalars())
+    assert stored == [0, 1, 3, 4]  # the refused call's insert was rolled back, nothing twice
+
+
+def test_one_token_never_shares_a_transaction(cg: Creditgate) -> None:
+    db = cg.db
+
+    def work(conn: Connection) -> Any:
+        return conn.get_transaction()  # kept alive, so no two share an id()
+
+    results = _queued_behind(db, "probe-c", [work, work, work], ["k", "k", "k"])
+    assert not [r for r in results if isinstance(r, Exception)]
+    assert len({id(r) for r in results}) == 3
+
+
+def test_combined_charges_debit_exactly_what_the_wallet_holds(ledger: TenantLedger) -> None:
+    fund(ledger, [1_000])
+    results = no_errors(
+        race(24, lambda i: ledger.charge("c1", "credits", 70, idempotency_key=f"hot-{i}"))
+    )
+    posted = [r for r in results if r.status == "posted"]
+    assert len(posted) == 1_000 // 70
+    assert balance(ledger) == (1_000 - 70 * len(posted), 0, 1_000 - 70 * len(posted), 0)
+    # Every answer carries the balance its own debit left, and no two are the same.
+    left = sorted(r.available for r in posted)
+    assert left == sorted(1_000 - 70 * k for k in range(1, len(posted) + 1))
+    # Each replays its own first answer.
+    for i, first in enumerate(results):
+        again = ledger.charge("c1", "credits", 70, idempotency_key=f"hot-{i}")
+        assert again == first
+
+
+def test_combined_authorizations_hold_exactly_what_the_wallet_holds(
+    ledger: TenantLedger,
+) -> None:
+    fund(ledger, [500], policy="overdraft", overdraft_limit=200)
+    results = no_errors(
+        race(
+            20,
+            lambda i: ledger.authorize("c1", "credits", 100, idempotency_key=f"auth-{i}"),
+        )
+    )
+    approved = [r for r in results if r.approved]
+    assert len(approved) == 7  # floor((500 + 200) / 100)
+    assert balance(ledger) == (500, 700, -200, 0)
+    for r in approved:
+        ledger.void(r.id, idempotency_key=f"void-{r.id}")
+    assert balance(ledger) == (500, 0, 500, 0)
+
+
+def test_a_replay_racing_its_first_call_gets_the_same_answer(ledger: TenantLedger) -> None:
+    fund(ledger, [1_000])
+    results = no_errors(
+        race(8, lambda i: ledger.charge("c1", "credits", 10, idempotency_key="same"))
+    )
+    assert len({r.id for r in results}) == 1
+    assert balance(ledger)[0] == 990
+    with pytest.raises(IdempotencyConflict):
+        ledger.charge("c1", "credits", 11, idempotency_key="same")
