@@ -239,10 +239,14 @@ def _wait_for_waiters(cg: Creditgate, n: int) -> None:
         time.sleep(0.01)
 
 
+@pytest.mark.parametrize("late", [False, True], ids=["in-time", "past-the-ttl"])
 @pytest.mark.parametrize("operation", ["settle", "void"])
 def test_a_retry_racing_the_first_request_gets_the_first_answer(
-    ledger: TenantLedger, backend: str, operation: str
+    ledger: TenantLedger, backend: str, operation: str, late: bool, clock: FakeClock
 ) -> None:
+    """A retry that arrives while the first attempt is still in flight answers what the first
+    one did; also when it arrives after the hold's TTL, where on its own it would be refused
+    as expired (the first attempt, started in time, still commits)."""
     if backend != "postgres":
         pytest.skip("SQLite runs write transactions one at a time; the two cannot overlap")
     fund(ledger, [1_000])
@@ -265,6 +269,8 @@ def test_a_retry_racing_the_first_request_gets_the_first_answer(
             )
             first = pool.submit(request, 0)
             _wait_for_waiters(cg, 1)
+            if late:
+                clock.advance(seconds=601)  # past the hold's 600 s TTL
             retry = pool.submit(request, 1)
             _wait_for_waiters(cg, 2)
         answers = [first.result(timeout=30), retry.result(timeout=30)]

@@ -375,13 +375,19 @@ def _claim(
     row = sent.first()
     if row is not None:
         return row
+    # Not claimable. An earlier attempt under this key may be resolving the hold in a
+    # transaction still open (its claim holds the row's lock, and its key is recorded at its
+    # commit): wait for it to end, so that if it commits its answer is this one's too, rather
+    # than a refusal the client would take for the outcome.
+    found = tx.conn.execute(
+        select(holds.c.status)
+        .where(holds.c.id == hold_id, holds.c.tenant_id == tx.tenant_id)
+        .with_for_update()
+    ).first()
     if idem.key is not None:
         replayed = idem.replay(Settlement if status is HoldStatus.SETTLED else Authorization)
         if replayed is not None:
             return replayed
-    found = tx.conn.execute(
-        select(holds.c.status).where(holds.c.id == hold_id, holds.c.tenant_id == tx.tenant_id)
-    ).first()
     if found is None:
         raise UnknownHold(f"authorization {hold_id!r} does not exist", field="authorization")
     current = HoldStatus(found.status)
