@@ -26,6 +26,15 @@ def _marker_table(db: Database, name: str) -> None:
 
 def _queued_behind(db: Database, key: Any, works: list[Any], tokens: list[Any]) -> list[Any]:
     """Run `works` while a first unit of work on `key` holds it: they queue, then run."""
+    pairs = zip(works, tokens, strict=True)
+    return _calls_queued_behind(
+        db, key, [lambda w=w, t=t: db.run_combined(key, w, token=t) for w, t in pairs]
+    )
+
+
+def _calls_queued_behind(db: Database, key: Any, calls: list[Any]) -> list[Any]:
+    """Make `calls` (each ending in `run_combined` on `key`) while a first unit of work on
+    `key` holds it: they queue up one by one, in order, then run as a batch."""
     entered, release = threading.Event(), threading.Event()
 
     def first(conn: Connection) -> str:
@@ -33,24 +42,25 @@ def _queued_behind(db: Database, key: Any, works: list[Any], tokens: list[Any]) 
         release.wait(10)
         return "first"
 
-    results: list[Any] = [None] * len(works)
+    results: list[Any] = [None] * len(calls)
 
     def call(i: int) -> None:
         try:
-            results[i] = db.run_combined(key, works[i], token=tokens[i])
+            results[i] = calls[i]()
         except Exception as exc:
             results[i] = exc
 
-    lead = threading.Thread(target=lambda: db.run_combined(key, first, token="lead"))
+    lead = threading.Thread(target=lambda: db.run_combined(key, first, token=object()))
     lead.start()
     assert entered.wait(10)
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(works))]
-    for t in threads:
-        t.start()
+    threads = []
     deadline = time.monotonic() + 10
-    while len(db._busy.get(key, [])) < len(works) and time.monotonic() < deadline:
-        time.sleep(0.005)
-    assert len(db._busy[key]) == len(works)  # every one is waiting behind the first
+    for i in range(len(calls)):  # one at a time, so that they queue in this order
+        threads.append(threading.Thread(target=call, args=(i,)))
+        threads[-1].start()
+        while len(db._busy.get(key, [])) < i + 1 and time.monotonic() < deadline:
+            time.sleep(0.002)
+    assert len(db._busy[key]) == len(calls)  # every one is waiting behind the first
     release.set()
     lead.join()
     for t in threads:
@@ -161,3 +171,70 @@ def test_a_replay_racing_its_first_call_gets_the_same_answer(ledger: TenantLedge
     assert balance(ledger)[0] == 990
     with pytest.raises(IdempotencyConflict):
         ledger.charge("c1", "credits", 11, idempotency_key="same")
+
+
+def _wallet_key(ledger: TenantLedger) -> tuple[str, str]:
+    return (ledger.tenant_id, "c1")
+
+
+def test_a_batch_of_debits_draws_lots_in_burn_order_as_if_one_by_one(
+    ledger: TenantLedger,
+) -> None:
+    """Later debits of a batch plan from the rows as the earlier ones leave them."""
+    fund(ledger, [30, 30, 30])
+    calls = [
+        lambda i=i: ledger.charge("c1", "credits", 20, idempotency_key=f"draw-{i}")
+        for i in range(5)
+    ]
+    stats = ledger.cg.db.stats
+    reruns, batches = stats["careful_reruns"], stats["combined_batches"]
+    results = _calls_queued_behind(ledger.cg.db, _wallet_key(ledger), calls)
+    assert stats["combined_batches"] == batches + 1
+    # Each planned from the rows the earlier ones left: no guard missed, nothing ran twice.
+    assert stats["careful_reruns"] == reruns
+    assert [r.status for r in results] == ["posted"] * 4 + ["declined"]
+    assert [r.available for r in results] == [70, 50, 30, 10, 10]
+    assert [[d.amount for d in r.draws] for r in results[:4]] == [[20], [10, 10], [20], [20]]
+    assert [lot.remaining for lot in ledger.lots("c1")] == [10]  # the third lot's rest
+    assert balance(ledger) == (10, 0, 10, 0)
+
+
+def test_a_batch_with_an_old_key_replays_it_and_applies_the_rest(ledger: TenantLedger) -> None:
+    fund(ledger, [1_000])
+    first = ledger.charge("c1", "credits", 100, idempotency_key="old")
+    calls = [
+        lambda: ledger.charge("c1", "credits", 10, idempotency_key="new-1"),
+        lambda: ledger.charge("c1", "credits", 100, idempotency_key="old"),  # a replay
+        lambda: ledger.charge("c1", "credits", 10, idempotency_key="new-2"),
+        lambda: ledger.charge("c1", "credits", 55, idempotency_key="old"),  # another body
+        lambda: ledger.authorize("c1", "credits", 30, idempotency_key="new-3"),
+        lambda: ledger.charge("c1", "credits", 10, idempotency_key="new-4"),
+    ]
+    results = _calls_queued_behind(ledger.cg.db, _wallet_key(ledger), calls)
+    assert results[1] == first
+    assert isinstance(results[3], IdempotencyConflict)
+    assert [results[i].status for i in (0, 2, 5)] == ["posted"] * 3
+    assert results[4].approved
+    assert balance(ledger) == (870, 30, 840, 0)
+    assert [r.available for r in (results[0], results[2], results[4], results[5])] == [
+        890,
+        880,
+        850,
+        840,
+    ]
+
+
+def test_authorizations_and_debits_mixed_in_a_batch_stay_exact(ledger: TenantLedger) -> None:
+    fund(ledger, [100])
+    calls: list[Any] = []
+    for i in range(6):
+        calls.append(lambda i=i: ledger.charge("c1", "credits", 15, idempotency_key=f"c{i}"))
+        calls.append(lambda i=i: ledger.authorize("c1", "credits", 15, idempotency_key=f"a{i}"))
+    results = _calls_queued_behind(ledger.cg.db, _wallet_key(ledger), calls)
+    approved = [
+        r for r in results if getattr(r, "approved", False) or getattr(r, "status", "") == "posted"
+    ]
+    assert len(approved) == 6  # floor(100 / 15), in arrival order
+    assert results[:6] == approved
+    posted, held, available, _ = balance(ledger)
+    assert (posted, held, available) == (55, 45, 10)

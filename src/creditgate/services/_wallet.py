@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import (
@@ -188,6 +188,57 @@ def submit_balance_and_lots(tx: Tx, wallet_id: str, asset: str) -> SentReads:
     return SentReads(tx, wallet_id, asset, balance, found)
 
 
+@dataclass(slots=True)
+class KnownReads:
+    """`SentReads` already known: the balance and lots as this transaction's earlier writes,
+    sent with the commit, will leave them (see `pending_view`)."""
+
+    asset: str
+    balance: BalanceRow
+    lots: list[LotBalance]
+
+    def result(self) -> tuple[BalanceRow, list[LotBalance]]:
+        return self.balance, self.lots
+
+
+def pending_view(tx: Tx, wallet_id: str, asset: str) -> KnownReads | None:
+    """The balance row and lots as an earlier debit in this transaction (a batch of
+    `Database.run_combined`) left them, its writes still to go with the commit; None unless
+    that debit recorded them and nothing has moved the balance since.
+
+    Reading them again would show the rows without those writes. A later debit planned
+    from this view draws what is really left, and its writes are guarded all the same."""
+    views: dict[tuple[str, str], KnownReads] = tx.conn.info["scratch"].get("views", {})
+    return views.get((wallet_id, asset))
+
+
+def record_view(
+    tx: Tx,
+    balance: BalanceRow,
+    lots: Sequence[LotBalance],
+    *,
+    posted: int,
+    held: int,
+    draws: Sequence[tuple[str, int]],
+) -> None:
+    """Keep the rows as a debit sent with the commit will leave them, for the next one."""
+    taken = dict(draws)
+    left = [
+        replace(lot, remaining=lot.remaining - taken.get(lot.id, 0))
+        for lot in lots
+        if lot.remaining > taken.get(lot.id, 0)
+    ]
+    after = replace(balance, posted=balance.posted + posted, held=balance.held + held)
+    views = tx.conn.info["scratch"].setdefault("views", {})
+    views[(balance.wallet_id, balance.asset)] = KnownReads(balance.asset, after, left)
+
+
+def _forget_view(tx: Tx, wallet_id: str, asset: str) -> None:
+    views = tx.conn.info["scratch"].get("views")
+    if views:
+        views.pop((wallet_id, asset), None)
+
+
 def _key(wallet_id: str, asset: str) -> dict[str, str]:
     return {"wallet_id": wallet_id, "asset": asset}
 
@@ -226,6 +277,7 @@ def shift_balance(
     are locked only from these writes to the commit (on PostgreSQL they go in one round
     trip). If a condition fails, the whole transaction starts over.
     """
+    _forget_view(tx, wallet_id, asset)
     params = {
         "w": wallet_id,
         "a": asset,
@@ -275,6 +327,7 @@ def move_at_commit(
     for most debits far from a threshold). A guard that fails rolls the transaction back and
     it runs again the careful way (`shift_balance`). Returns the balance row's new values,
     which arrive with the commit."""
+    _forget_view(tx, wallet_id, asset)  # a caller that knows the rows after records them
     params = {
         "w": wallet_id,
         "a": asset,

@@ -31,6 +31,7 @@ from creditgate.services._wallet import (
     BALANCE_COLUMNS,
     FLOOR,
     BalanceRow,
+    KnownReads,
     SentReads,
     after_move,
     can_move_at_commit,
@@ -38,9 +39,11 @@ from creditgate.services._wallet import (
     lock_balance,
     move_at_commit,
     open_lots,
+    pending_view,
     post,
     read_balance,
     read_balance_and_lots,
+    record_view,
     shift_balance,
     submit_balance_and_lots,
 )
@@ -411,7 +414,7 @@ def _debit(
     charge_id: str,
     pricing: Pricing,
     decline: bool = False,
-    prefetched: SentReads | None = None,
+    prefetched: SentReads | KnownReads | None = None,
 ) -> Charge:
     """Debit up to `requested`, releasing `reserved` of the wallet's held credit.
 
@@ -491,6 +494,7 @@ def _debit(
         moved = move_at_commit(
             tx, wallet_id, asset, posted=-debit, held=-reserved, need=debit - reserved, draws=taken
         )
+        record_view(tx, before, lots, posted=-debit, held=-reserved, draws=taken)
         tx.conn.info["available_at_commit"] = (wallet_id, asset)
         after_commit(tx.conn, lambda result: _moved_available(result, moved))
         available = AVAILABLE_PENDING
@@ -766,8 +770,14 @@ def charge(
         "metadata": meta,
     }
     idem = Idempotent(tx, idempotency_key, "charge.create", request)
-    prefetched = None
-    if isinstance(asset, str) and tx.conn.dialect.name == "postgresql":
+    prefetched: SentReads | KnownReads | None = None
+    known = pending_view(tx, wallet_id, asset) if isinstance(asset, str) else None
+    if known is not None and idem.key is not None and can_move_at_commit(tx):
+        # A later debit of a combined batch: the rows are known, and its key is new unless
+        # its record's insert at the commit conflicts, which runs the batch again carefully,
+        # looking every key up (see `Database.run_combined`). No round trip before the commit.
+        prefetched, replayed = known, None
+    elif isinstance(asset, str) and tx.conn.dialect.name == "postgresql":
         # The key's record and the wallet's rows in one round trip, with the BEGIN.
         with pipeline(tx.conn):
             found = idem.lookup()
