@@ -147,19 +147,20 @@ class TenantLedger(BillingMethods):
 
         return self.cg.db.run(work, read_only=read_only)
 
-    def _run_for_wallet(
-        self, fn: Callable[..., T], /, customer: str, idempotency_key: str | None, **kwargs: Any
-    ) -> T:
-        """`_run`, in one transaction with concurrent calls on the same wallet when the call
-        has an idempotency key (see `Database.run_combined`)."""
-        if idempotency_key is None or not isinstance(customer, str):
-            return self._run(fn, customer=customer, idempotency_key=idempotency_key, **kwargs)
+    def _run_for_wallet(self, fn: Callable[..., T], /, **kwargs: Any) -> T:
+        """`_run`, in one transaction with concurrent calls on the same wallet and asset when
+        the call has an idempotency key (see `Database.run_combined`). A call whose asset
+        comes from a rate card runs alone: a batch moves one balance row, so that batches
+        lock rows in the one order every transaction does."""
+        key, customer, asset = kwargs["idempotency_key"], kwargs["customer"], kwargs["asset"]
+        if not (isinstance(key, str) and isinstance(customer, str) and isinstance(asset, str)):
+            return self._run(fn, **kwargs)
 
         def work(conn: Any) -> T:
             tx = Tx(conn, self.tenant_id, self.cg.clock(), self.cg.catalog)
-            return fn(tx, customer=customer, idempotency_key=idempotency_key, **kwargs)
+            return fn(tx, **kwargs)
 
-        return self.cg.db.run_combined((self.tenant_id, customer), work, token=idempotency_key)
+        return self.cg.db.run_combined((self.tenant_id, customer, asset), work, token=key)
 
     # Catalog
     def create_asset(

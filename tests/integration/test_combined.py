@@ -102,6 +102,7 @@ def test_one_failing_call_costs_the_others_nothing(cg: Creditgate) -> None:
 
         return run
 
+    batches = db.stats["combined_batches"]
     results = _queued_behind(db, "probe-b", [work(n) for n in range(5)], list(range(5)))
     assert [r if not isinstance(r, Exception) else "error" for r in results] == [
         0,
@@ -114,6 +115,7 @@ def test_one_failing_call_costs_the_others_nothing(cg: Creditgate) -> None:
     with db.engine.connect() as conn:
         stored = sorted(conn.execute(text(f"SELECT n FROM {table}")).scalars())
     assert stored == [0, 1, 3, 4]  # the refused call's insert was rolled back, nothing twice
+    assert db.stats["combined_batches"] == batches + 1  # the other four, still together
 
 
 def test_one_token_never_shares_a_transaction(cg: Creditgate) -> None:
@@ -173,8 +175,8 @@ def test_a_replay_racing_its_first_call_gets_the_same_answer(ledger: TenantLedge
         ledger.charge("c1", "credits", 11, idempotency_key="same")
 
 
-def _wallet_key(ledger: TenantLedger) -> tuple[str, str]:
-    return (ledger.tenant_id, "c1")
+def _wallet_key(ledger: TenantLedger) -> tuple[str, str, str]:
+    return (ledger.tenant_id, "c1", "credits")
 
 
 def test_a_batch_of_debits_draws_lots_in_burn_order_as_if_one_by_one(
@@ -238,3 +240,30 @@ def test_authorizations_and_debits_mixed_in_a_batch_stay_exact(ledger: TenantLed
     assert results[:6] == approved
     posted, held, available, _ = balance(ledger)
     assert (posted, held, available) == (55, 45, 10)
+
+
+def test_writes_deferred_as_last_go_after_the_others(cg: Creditgate) -> None:
+    """Idempotency records go after the balance moves: one lock order for every batch."""
+    from sqlalchemy import Column, Integer, MetaData, String, Table, insert
+
+    from creditgate.storage.database import defer
+    from creditgate.storage.prepared import Prepared
+
+    table = Table(
+        "combined_probe_order",
+        MetaData(),
+        Column("seq", Integer, primary_key=True, autoincrement=True),
+        Column("name", String(10), nullable=False),
+    )
+    table.create(cg.db.engine, checkfirst=True)
+    write = Prepared(insert(table))
+
+    def work(conn: Connection) -> None:
+        defer(conn, write, {"name": "key"}, last=True)
+        defer(conn, write, {"name": "move-1"})
+        defer(conn, write, {"name": "move-2"})
+
+    cg.db.run(work)
+    with cg.db.engine.connect() as conn:
+        names = list(conn.execute(text("SELECT name FROM combined_probe_order ORDER BY seq")))
+    assert [n for (n,) in names][-3:] == ["move-1", "move-2", "key"]

@@ -224,5 +224,6 @@ class Idempotent:
             wallet_id, asset = pending
             defer(self.tx.conn, _SAVE_KEY_FILLED, {**params, "w": wallet_id, "a": asset})
         else:
-            defer(self.tx.conn, _SAVE_KEY, params)
+            # After the transaction's other writes: the balance row is locked before any key.
+            defer(self.tx.conn, _SAVE_KEY, params, last=True)
         return result

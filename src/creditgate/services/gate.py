@@ -264,7 +264,10 @@ def authorize(
         # one round trip, the balance row locked only for it. A wallet that cannot pay
         # misses the guard, and the careful path below declines with the reason.
         defer(tx.conn, _INSERT_HOLD, hold)
+        known = pending_view(tx, wallet_id, asset)
         moved = move_at_commit(tx, wallet_id, asset, posted=0, held=amount, need=amount)
+        if known is not None:  # a later debit of the batch plans with this hold in `held`
+            record_view(tx, known.balance, known.lots, posted=0, held=amount, draws=())
         tx.conn.info["available_at_commit"] = (wallet_id, asset)
         after_commit(tx.conn, lambda result: _moved_available(result, moved))
         return idem.record(_authorization(hold, AVAILABLE_PENDING, warnings))

@@ -52,6 +52,7 @@ class Deferred:
     params: Any
     returns: bool = False
     row: Any = None
+    last: bool = False  # sent after the transaction's other deferred writes
 
 
 def default_url() -> str:
@@ -120,13 +121,18 @@ def is_retryable(exc: BaseException) -> bool:
     return False
 
 
-def defer(conn: Connection, statement: Any, params: Any, *, returns: bool = False) -> Deferred:
+def defer(
+    conn: Connection, statement: Any, params: Any, *, returns: bool = False, last: bool = False
+) -> Deferred:
     """Send a write with the commit instead of now (the transaction's last writes).
 
     A unique-key conflict it meets restarts the transaction (see `RetryTransaction`); a
-    guarded write whose guard fails restarts it carefully (see `GuardMissed`).
+    guarded write whose guard fails restarts it carefully (see `GuardMissed`). With `last`,
+    it goes after every other deferred write, whenever it was deferred: for writes that lock
+    nothing another transaction locks first (an idempotency record), so that the rows every
+    credit movement locks first (the balance row) are still locked first.
     """
-    deferred = Deferred(statement, params, returns)
+    deferred = Deferred(statement, params, returns, last=last)
     conn.info["deferred"].append(deferred)
     return deferred
 
@@ -145,6 +151,8 @@ def _commit(conn: Connection) -> None:
     from creditgate.storage.prepared import pipeline
 
     deferred: list[Deferred] = conn.info["deferred"]
+    if any(d.last for d in deferred):
+        deferred = [d for d in deferred if not d.last] + [d for d in deferred if d.last]
     try:
         with pipeline(conn):
             sent = [(d, d.statement.submit(conn, d.params)) for d in deferred]
@@ -200,7 +208,7 @@ class Database:
         self.dialect = self.engine.dialect.name
         self._combining = threading.Lock()
         self._busy: dict[Any, list[_Waiting]] = {}  # key -> units of work waiting on it
-        # Counts for tests and benchmarks (updated without a lock: approximate under threads).
+        # Counts for tests and benchmarks.
         self.stats = {"combined_batches": 0, "combined_calls": 0, "careful_reruns": 0}
 
     @property
@@ -266,13 +274,13 @@ class Database:
             except GuardMissed:
                 if attempt == MAX_ATTEMPTS:
                     raise
-                self.stats["careful_reruns"] += 1
+                self._count("careful_reruns")
                 was_careful = True  # no pause: the careful path takes the locks it needs
             except Exception as exc:
                 if attempt == MAX_ATTEMPTS or not is_retryable(exc):
                     raise
                 if retry_carefully and type(exc) is RetryTransaction and not was_careful:
-                    self.stats["careful_reruns"] += 1
+                    self._count("careful_reruns")
                     was_careful = True
                 time.sleep(min(0.05, 0.001 * 2**attempt) * random.random())
         raise AssertionError("unreachable")
@@ -280,16 +288,19 @@ class Database:
     def run_combined(self, key: Any, work: Callable[[Connection], T], *, token: Any) -> T:
         """`run`, sharing one transaction with other threads' units of work on the same key.
 
-        While a transaction for `key` (a wallet) is running in this process, units of work
-        for it wait; when it ends, the first waiter runs every waiting one (up to
-        `MAX_COMBINED`) in one transaction, in arrival order, each seeing the writes of those
-        before it. One wallet then costs the database one commit, one lock hand-over and one
-        round trip of writes per batch instead of per request, which is what a hot wallet
-        is limited by. Alone, a unit of work runs at once, as with `run`.
+        While a transaction for `key` (one wallet's balance in one asset) is running in this
+        process, units of work for it wait; when it ends, the first waiter runs every waiting
+        one (up to `MAX_COMBINED`) in one transaction, in arrival order. One wallet then
+        costs the database one commit, one lock hand-over and one round trip of writes per
+        batch instead of per request, which is what a hot wallet is limited by. Alone, a
+        unit of work runs at once, as with `run`. Writes a unit of work sends with the commit
+        are not yet in the database when the next one reads: a unit that plans from reads
+        either keeps what the earlier ones will leave (`services._wallet.pending_view`) or
+        is saved by its writes' guards, which rerun the batch carefully.
 
-        Each unit keeps its own answer. If any of them raises, the batch is rolled back and
-        each runs again in a transaction of its own, so one request's error is never
-        another's. Only work that is safe to run twice may be combined: work under an
+        Each unit keeps its own answer. A unit that raises is taken out and run in a
+        transaction of its own (so its error is its own), and the others run again
+        together. Only work that is safe to run twice may be combined: work under an
         idempotency key, whose second run finds the first one's record if it committed.
         `token` is that key: two units of work with one token never share a transaction.
         """
@@ -304,7 +315,11 @@ class Database:
             else:
                 queue.append(me)
         if me.batch is None:
-            me.done.wait()
+            try:
+                me.done.wait()
+            except BaseException:
+                self._abandon(key, me)
+                raise
             if me.batch is None:
                 return me.answer()  # type: ignore[no-any-return]
         batch = me.batch
@@ -313,12 +328,30 @@ class Database:
         except BaseException as exc:
             for other in batch[1:]:
                 if not other.done.is_set():
-                    other.error = exc
+                    other.error = BatchInterrupted(
+                        "the transaction this call was to share was interrupted; "
+                        "its outcome is unknown: retry it with its idempotency key"
+                    )
+                    other.error.__cause__ = exc
                     other.done.set()
             raise
         finally:
             self._hand_over(key)
         return me.answer()  # type: ignore[no-any-return]
+
+    def _abandon(self, key: Any, me: _Waiting) -> None:
+        """A waiter interrupted while it waits: out of the queue, or if it was just made the
+        next leader, its batch's other calls are told and the key handed on."""
+        with self._combining:
+            queue = self._busy.get(key)
+            if queue is not None and me in queue:
+                queue.remove(me)
+                return
+        if me.batch is not None:
+            for other in me.batch[1:]:
+                other.error = BatchInterrupted("the call leading this batch was interrupted")
+                other.done.set()
+            self._hand_over(key)
 
     def _hand_over(self, key: Any) -> None:
         """The first unit of work waiting on `key` leads the next batch; none: `key` is free."""
@@ -332,47 +365,81 @@ class Database:
             self._busy[key] = queue[MAX_COMBINED:]
         leader.done.set()
 
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._combining:
+            self.stats[name] += n
+
     def _run_batch(self, batch: list[_Waiting]) -> None:
-        if len(batch) > 1 and len({w.token for w in batch}) == len(batch):
+        together = list(batch)
+        if len({w.token for w in together}) != len(together):
+            for waiting in together:  # one key twice: each alone, the second replaying the first
+                self._run_alone(waiting)
+            return
+        while len(together) > 1:
             try:
                 # A conflict at the commit (a key some unit of work did not look up, trusting
                 # the commit to catch it) makes the next run careful: every one looks up.
                 results = self.run(
-                    lambda conn: _together(conn, [w.work for w in batch]), retry_carefully=True
+                    lambda conn: _together(conn, [w.work for w in together]),
+                    retry_carefully=True,
                 )
-            except Exception:  # noqa: S110 - each runs again on its own, and raises there
-                pass
-            else:
-                self.stats["combined_batches"] += 1
-                self.stats["combined_calls"] += len(batch)
-                for waiting, (result, finishers) in zip(batch, results, strict=True):
-                    try:
-                        for finish in finishers:
-                            result = finish(result)
-                        waiting.result = result
-                    except Exception as exc:
-                        waiting.error = exc
-                    if waiting is not batch[0]:
-                        waiting.done.set()
-                return
-        for waiting in batch:
-            try:
-                waiting.result = self.run(waiting.work)
-            except Exception as exc:
-                waiting.error = exc
-            if waiting is not batch[0]:
+            except _UnitFailed as failed:
+                self._run_alone(together.pop(failed.index))  # its own answer, or its error
+                continue
+            except Exception:  # each runs again on its own, and answers there
+                break
+            self._count("combined_batches")
+            self._count("combined_calls", len(together))
+            for waiting, (result, finishers) in zip(together, results, strict=True):
+                try:
+                    for finish in finishers:
+                        result = finish(result)
+                    waiting.result = result
+                except Exception as exc:
+                    waiting.error = exc
                 waiting.done.set()
+            return
+        for waiting in together:
+            self._run_alone(waiting)
+
+    def _run_alone(self, waiting: _Waiting) -> None:
+        try:
+            waiting.result = self.run(waiting.work)
+        except Exception as exc:
+            waiting.error = exc
+        waiting.done.set()
 
     def dispose(self) -> None:
         self.engine.dispose()
 
 
+class BatchInterrupted(Exception):
+    """A call waiting to share a transaction whose batch was interrupted (see `run_combined`)."""
+
+
+class _UnitFailed(Exception):
+    """Unit of work `index` of a combined batch raised an error that is its own."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
+
+
 def _together(conn: Connection, works: list[Callable[[Connection], Any]]) -> list[Any]:
-    """Run units of work one after another in one transaction; each with its own finishers."""
+    """Run units of work one after another in one transaction; each with its own finishers.
+
+    A unit's retryable error (a conflict, a missed guard) reruns the whole batch; any other
+    error is that unit's own: the batch rolls back and runs again without it."""
     done = []
-    for work in works:
+    for index, work in enumerate(works):
         conn.info["finishers"] = []
         conn.info.pop("available_at_commit", None)
-        done.append((work(conn), conn.info["finishers"]))
+        try:
+            result = work(conn)
+        except Exception as exc:
+            if is_retryable(exc):
+                raise
+            raise _UnitFailed(index) from exc
+        done.append((result, conn.info["finishers"]))
     conn.info["finishers"] = []
     return done
