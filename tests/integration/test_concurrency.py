@@ -11,6 +11,7 @@ import queue
 import random
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -283,8 +284,18 @@ def test_a_retry_racing_the_first_request_gets_the_first_answer(
 
 
 def _process_worker(
-    url: str, tenant_id: str, now: datetime, threads: int, per_thread: int, start: Any, out: Any
+    url: str,
+    tenant_id: str,
+    now: datetime,
+    threads: int,
+    per_thread: int,
+    start: Any,
+    out: Any,
+    keyed: bool = False,
 ) -> None:
+    def key(kind: str) -> str | None:  # with a key, calls on one wallet share transactions
+        return f"{kind}-{uuid.uuid4().hex}" if keyed else None
+
     try:
         cg = Creditgate(url, migrate=False, clock=FakeClock(now), pool_size=threads)
         ledger = cg.tenant(tenant_id)
@@ -294,14 +305,16 @@ def _process_worker(
         authorized = race(
             threads,
             lambda _: [
-                ledger.authorize("blocked", "credits", 30).approved for _ in range(per_thread)
+                ledger.authorize("blocked", "credits", 30, idempotency_key=key("a")).approved
+                for _ in range(per_thread)
             ],
         )
         start.wait(timeout=60)
         charged = race(
             threads,
             lambda _: [
-                ledger.charge("overdrawn", "credits", 30).status == "posted"
+                ledger.charge("overdrawn", "credits", 30, idempotency_key=key("c")).status
+                == "posted"
                 for _ in range(per_thread)
             ],
         )
@@ -312,8 +325,9 @@ def _process_worker(
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("keyed", [False, True], ids=["alone", "combined"])
 def test_several_processes_never_approve_one_too_many(
-    ledger: TenantLedger, backend: str, db_url: str, clock: FakeClock
+    ledger: TenantLedger, backend: str, db_url: str, clock: FakeClock, keyed: bool
 ) -> None:
     if backend != "postgres":
         pytest.skip("several server processes share one database only on PostgreSQL")
@@ -328,7 +342,7 @@ def test_several_processes_never_approve_one_too_many(
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Barrier(processes)
     out = ctx.Queue()
-    args = (db_url, ledger.tenant_id, clock.now, threads, per_thread, start, out)
+    args = (db_url, ledger.tenant_id, clock.now, threads, per_thread, start, out, keyed)
     workers = [ctx.Process(target=_process_worker, args=args) for _ in range(processes)]
     for w in workers:
         w.start()
