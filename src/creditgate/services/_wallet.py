@@ -208,7 +208,7 @@ def pending_view(tx: Tx, wallet_id: str, asset: str) -> KnownReads | None:
 
     Reading them again would show the rows without those writes. A later debit planned
     from this view draws what is really left, and its writes are guarded all the same."""
-    views: dict[tuple[str, str], KnownReads] = tx.conn.info["scratch"].get("views", {})
+    views: dict[tuple[str, str], KnownReads] = tx.conn.info.get("scratch", {}).get("views", {})
     return views.get((wallet_id, asset))
 
 
@@ -229,12 +229,12 @@ def record_view(
         if lot.remaining > taken.get(lot.id, 0)
     ]
     after = replace(balance, posted=balance.posted + posted, held=balance.held + held)
-    views = tx.conn.info["scratch"].setdefault("views", {})
+    views = tx.conn.info.setdefault("scratch", {}).setdefault("views", {})
     views[(balance.wallet_id, balance.asset)] = KnownReads(balance.asset, after, left)
 
 
 def _forget_view(tx: Tx, wallet_id: str, asset: str) -> None:
-    views = tx.conn.info["scratch"].get("views")
+    views = tx.conn.info.get("scratch", {}).get("views")
     if views:
         views.pop((wallet_id, asset), None)
 
