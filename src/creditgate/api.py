@@ -140,12 +140,16 @@ class TenantLedger(BillingMethods):
         self.cg = cg
         self.tenant_id = tenant_id
 
-    def _run(self, fn: Callable[..., T], /, read_only: bool = False, **kwargs: Any) -> T:
-        def work(conn: Any) -> T:
-            tx = Tx(conn, self.tenant_id, self.cg.clock(), self.cg.catalog)
-            return fn(tx, **kwargs)
+    def _work(self, fn: Callable[..., T], kwargs: dict[str, Any]) -> Callable[[Any], T]:
+        """`fn` as a unit of work: on its connection, at the clock's time of each attempt."""
 
-        return self.cg.db.run(work, read_only=read_only)
+        def work(conn: Any) -> T:
+            return fn(Tx(conn, self.tenant_id, self.cg.clock(), self.cg.catalog), **kwargs)
+
+        return work
+
+    def _run(self, fn: Callable[..., T], /, read_only: bool = False, **kwargs: Any) -> T:
+        return self.cg.db.run(self._work(fn, kwargs), read_only=read_only)
 
     def _run_for_wallet(self, fn: Callable[..., T], /, **kwargs: Any) -> T:
         """`_run`, in one transaction with concurrent calls on the same wallet and asset when
@@ -155,11 +159,7 @@ class TenantLedger(BillingMethods):
         key, customer, asset = kwargs["idempotency_key"], kwargs["customer"], kwargs["asset"]
         if not (isinstance(key, str) and isinstance(customer, str) and isinstance(asset, str)):
             return self._run(fn, **kwargs)
-
-        def work(conn: Any) -> T:
-            tx = Tx(conn, self.tenant_id, self.cg.clock(), self.cg.catalog)
-            return fn(tx, **kwargs)
-
+        work = self._work(fn, kwargs)
         return self.cg.db.run_combined((self.tenant_id, customer, asset), work, token=key)
 
     # Catalog

@@ -193,9 +193,12 @@ class KnownReads:
     """`SentReads` already known: the balance and lots as this transaction's earlier writes,
     sent with the commit, will leave them (see `pending_view`)."""
 
-    asset: str
     balance: BalanceRow
     lots: list[LotBalance]
+
+    @property
+    def asset(self) -> str:
+        return self.balance.asset
 
     def result(self) -> tuple[BalanceRow, list[LotBalance]]:
         return self.balance, self.lots
@@ -212,25 +215,20 @@ def pending_view(tx: Tx, wallet_id: str, asset: str) -> KnownReads | None:
     return views.get((wallet_id, asset))
 
 
-def record_view(
-    tx: Tx,
-    balance: BalanceRow,
-    lots: Sequence[LotBalance],
-    *,
-    posted: int,
-    held: int,
-    draws: Sequence[tuple[str, int]],
+def _record_view(
+    tx: Tx, rows: KnownReads, *, posted: int, held: int, draws: Sequence[tuple[str, int]]
 ) -> None:
-    """Keep the rows as a debit sent with the commit will leave them, for the next one."""
+    """Keep the rows as a move sent with the commit will leave them, for the next debit."""
     taken = dict(draws)
     left = [
         replace(lot, remaining=lot.remaining - taken.get(lot.id, 0))
-        for lot in lots
+        for lot in rows.lots
         if lot.remaining > taken.get(lot.id, 0)
     ]
+    balance = rows.balance
     after = replace(balance, posted=balance.posted + posted, held=balance.held + held)
     views = tx.conn.info.setdefault("scratch", {}).setdefault("views", {})
-    views[(balance.wallet_id, balance.asset)] = KnownReads(balance.asset, after, left)
+    views[(balance.wallet_id, balance.asset)] = KnownReads(after, left)
 
 
 def _forget_view(tx: Tx, wallet_id: str, asset: str) -> None:
@@ -320,14 +318,21 @@ def move_at_commit(
     held: int,
     need: int,
     draws: Sequence[tuple[str, int]] = (),
+    planned_from: KnownReads | None = None,
 ) -> Deferred:
     """`shift_balance`, sent with the commit: the rows are locked only for the commit's round
     trip. Each write is guarded (the lot still holds its draw; the balance has room; and the
     move raises no balance event and leaves the low-balance flag as it is, which is the rule
     for most debits far from a threshold). A guard that fails rolls the transaction back and
     it runs again the careful way (`shift_balance`). Returns the balance row's new values,
-    which arrive with the commit."""
-    _forget_view(tx, wallet_id, asset)  # a caller that knows the rows after records them
+    which arrive with the commit.
+
+    The rows as the move will leave them are kept for a later debit in this transaction
+    (`pending_view`), from `planned_from` (the rows the caller planned the move from) or
+    else from the view an earlier move kept."""
+    rows = planned_from or pending_view(tx, wallet_id, asset)
+    if rows is not None:
+        _record_view(tx, rows, posted=posted, held=held, draws=draws)
     params = {
         "w": wallet_id,
         "a": asset,

@@ -43,7 +43,6 @@ from creditgate.services._wallet import (
     post,
     read_balance,
     read_balance_and_lots,
-    record_view,
     shift_balance,
     submit_balance_and_lots,
 )
@@ -264,10 +263,7 @@ def authorize(
         # one round trip, the balance row locked only for it. A wallet that cannot pay
         # misses the guard, and the careful path below declines with the reason.
         defer(tx.conn, _INSERT_HOLD, hold)
-        known = pending_view(tx, wallet_id, asset)
         moved = move_at_commit(tx, wallet_id, asset, posted=0, held=amount, need=amount)
-        if known is not None:  # a later debit of the batch plans with this hold in `held`
-            record_view(tx, known.balance, known.lots, posted=0, held=amount, draws=())
         tx.conn.info["available_at_commit"] = (wallet_id, asset)
         after_commit(tx.conn, lambda result: _moved_available(result, moved))
         return idem.record(_authorization(hold, AVAILABLE_PENDING, warnings))
@@ -495,9 +491,15 @@ def _debit(
         else:
             defer(tx.conn, _INSERT_CHARGE, row)
         moved = move_at_commit(
-            tx, wallet_id, asset, posted=-debit, held=-reserved, need=debit - reserved, draws=taken
+            tx,
+            wallet_id,
+            asset,
+            posted=-debit,
+            held=-reserved,
+            need=debit - reserved,
+            draws=taken,
+            planned_from=KnownReads(before, lots),
         )
-        record_view(tx, before, lots, posted=-debit, held=-reserved, draws=taken)
         tx.conn.info["available_at_commit"] = (wallet_id, asset)
         after_commit(tx.conn, lambda result: _moved_available(result, moved))
         available = AVAILABLE_PENDING

@@ -268,9 +268,7 @@ class Database:
                     conn.info["careful"] = was_careful
                     result = work(conn)
                     finishers = list(conn.info["finishers"])
-                for finish in finishers:  # committed: results of writes sent with it are in
-                    result = finish(result)
-                return result
+                return _finished(result, finishers)  # type: ignore[no-any-return]
             except GuardMissed:
                 if attempt == MAX_ATTEMPTS:
                     raise
@@ -392,9 +390,7 @@ class Database:
             self._count("combined_calls", len(together))
             for waiting, (result, finishers) in zip(together, results, strict=True):
                 try:
-                    for finish in finishers:
-                        result = finish(result)
-                    waiting.result = result
+                    waiting.result = _finished(result, finishers)
                 except Exception as exc:
                     waiting.error = exc
                 waiting.done.set()
@@ -411,6 +407,14 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _finished(result: Any, finishers: list[Callable[[Any], Any]]) -> Any:
+    """A committed unit of work's result, through its finishers (the results of the writes
+    sent with the commit are in)."""
+    for finish in finishers:
+        result = finish(result)
+    return result
 
 
 class BatchInterrupted(Exception):
