@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 import pytest
 
 from creditgate.api import TenantLedger
@@ -149,6 +152,66 @@ def test_unknown_customer_and_asset(ledger: TenantLedger) -> None:
         ledger.authorize("nobody", "credits", 1)
     with pytest.raises(UnknownAsset):
         ledger.authorize("c1", "gold", 1)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_first_lots_a_debit_reads_are_the_start_of_the_burn_order(
+    ledger: TenantLedger, clock: FakeClock, seed: int
+) -> None:
+    """The window of lots a debit plans from (read down `ix_lots_burn_order`, lots kept back
+    for holds first) is exactly the first `LOT_WINDOW` lots of the burn order, whatever mix
+    of priorities, expiries, used-up lots and lots kept past their expiry the wallet has."""
+    import random
+
+    from sqlalchemy import select
+
+    from creditgate.domain.lots import LotBalance, burn_order
+    from creditgate.services._wallet import LOT_WINDOW, read_balance_and_lots
+    from creditgate.storage.tables import lots as lots_table
+
+    rng = random.Random(seed)
+    ledger.create_customer("mix")
+    for n in range(LOT_WINDOW + 40):
+        expires = rng.choice([None, None, rng.randint(1, 600), rng.randint(3_600, 90_000)])
+        ledger.grant(
+            "mix",
+            "credits",
+            rng.randint(1, 50),
+            kind=rng.choice(["promotional", "purchased", "included"]),
+            priority=rng.choice([None, None, 1, 5]),
+            expires_at=clock.now + timedelta(seconds=expires) if expires else None,
+        )
+        clock.advance(seconds=rng.choice([0, 1]))  # some lots share a creation time
+        if n % 9 == 0:
+            ledger.authorize("mix", "credits", rng.randint(1, 60), ttl_seconds=86_400)
+        if n % 7 == 0:
+            ledger.charge("mix", "credits", rng.randint(1, 80))  # uses lots up
+    for _ in range(3):  # first in burn order, and drawn on by the holds when they expire
+        expires = clock.now + timedelta(seconds=rng.randint(60, 300))
+        ledger.grant("mix", "credits", 20, priority=0, expires_at=expires)
+    ledger.authorize("mix", "credits", 50, ttl_seconds=86_400)
+    clock.advance(seconds=700)
+    ledger.run_sweeps()  # short-lived lots expire, but for the credit the holds keep
+
+    def window(tx: Any) -> tuple[list[str], list[str]]:
+        wallet_id = tx.conn.execute(
+            select(lots_table.c.wallet_id).where(lots_table.c.tenant_id == tx.tenant_id)
+        ).scalar()
+        _, first = read_balance_and_lots(tx, wallet_id, "credits")
+        every = [
+            LotBalance(
+                lot.id, lot.remaining, lot.priority, lot.expires_at, lot.created_at, lot.cost_basis
+            )
+            for lot in ledger.lots("mix")
+        ]
+        expected = [lot.id for lot in burn_order(every, tx.now)[:LOT_WINDOW]]
+        return [lot.id for lot in first], expected
+
+    read, expected = ledger._run(window)
+    kept = [lot for lot in ledger.lots("mix") if lot.expires_at and lot.expires_at <= clock.now]
+    assert kept, "the case needs lots kept back for holds past their expiry"
+    assert len(expected) == LOT_WINDOW
+    assert read == expected
 
 
 def test_a_wallet_of_many_small_lots_is_drawn_in_burn_order(

@@ -24,6 +24,7 @@ from creditgate.domain.errors import (
     UnknownCustomer,
     UnknownLot,
 )
+from creditgate.services.results import SweepReport
 from creditgate.storage.tables import events, ledger_transactions
 from tests.conftest import FakeClock
 
@@ -476,6 +477,38 @@ def test_what_the_hold_did_not_use_expires_on_the_next_sweep(
     )
     expired_events = events_of(ledger, "grant.expired")
     assert [e["expired"] for e in expired_events] == [600 - used]
+
+
+def test_a_sweep_leaves_a_wholly_held_wallet_alone_while_a_call_holds_its_row(
+    ledger: TenantLedger, clock: FakeClock, backend: str
+) -> None:
+    """A lot past expiry that open holds still need has nothing to expire: the sweep finds
+    that without waiting for the wallet's balance row, which a running call may hold."""
+    if backend == "sqlite":
+        pytest.skip("one SQLite writer at a time: no row locks to wait on")
+    import threading
+
+    from creditgate.storage.tables import wallet_balances
+
+    customer(ledger)
+    ledger.grant("c1", "credits", 500, expires_at=clock.now + HOUR)
+    ledger.authorize("c1", "credits", 500, ttl_seconds=4 * 3600)
+    clock.advance(hours=2)
+    assert ledger.run_sweeps().credit_kept_for_holds == 500
+
+    reports: list[SweepReport] = []
+    with ledger.cg.db.engine.connect() as other:
+        mine = wallet_balances.c.tenant_id == ledger.tenant_id
+        other.execute(select(wallet_balances.c.posted).where(mine).with_for_update())
+        sweeper = threading.Thread(target=lambda: reports.append(ledger.expire_lots()))
+        sweeper.start()
+        sweeper.join(10)
+        finished_while_locked = not sweeper.is_alive()
+        other.rollback()
+    sweeper.join(30)
+    assert finished_while_locked
+    assert [(r.credit_expired, r.credit_kept_for_holds) for r in reports] == [(0, 500)]
+    assert balance(ledger) == (500, 500, 0)
 
 
 def test_a_hold_past_its_ttl_releases_its_credit_to_expire_with_the_lot(

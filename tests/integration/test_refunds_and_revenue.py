@@ -168,6 +168,30 @@ def test_grant_expiring_is_announced_once_a_day_ahead(
     assert announced()[0]["remaining"] == 500
 
 
+def test_a_sweep_announces_only_lots_not_yet_announced(
+    ledger: TenantLedger, clock: FakeClock
+) -> None:
+    """The sweep's read leaves out announced lots: a small limit still reaches every lot."""
+    from sqlalchemy import func, select
+
+    from creditgate.services.sweeps import warn_expiring
+    from creditgate.storage.tables import events
+
+    ledger.create_customer("c1")
+    for hours in (2, 3, 4, 5, 6):
+        ledger.grant("c1", "credits", 100, expires_at=clock.now + timedelta(hours=hours))
+    ledger.grant("c1", "credits", 100, expires_at=clock.now + timedelta(days=9))
+    rounds = [ledger._run(warn_expiring, limit=2) for _ in range(4)]
+    assert rounds == [2, 2, 1, 0]
+    with ledger.cg.db.engine.connect() as conn:
+        count = conn.execute(
+            select(func.count()).where(
+                events.c.tenant_id == ledger.tenant_id, events.c.type == "grant.expiring"
+            )
+        ).scalar_one()
+    assert count == 5
+
+
 def test_a_year_of_renewals_with_rollover_ties_out_month_by_month(
     ledger: TenantLedger, clock: FakeClock
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ class Op:
     indefinite: bool = False  # an attempt ended with no answer (cut, crash, 503)
     committed_before_retry: bool | None = None  # for indefinite ops: found applied on retry
     seq: int = -1  # completion order
+    finished_at: float = 0.0  # time.monotonic() when the client had its last answer
 
 
 @dataclass
@@ -49,6 +51,7 @@ class History:
     def finish(self, op: Op) -> None:
         with self._lock:
             op.seq = next(self._seq)
+            op.finished_at = time.monotonic()
             self.ops.append(op)
 
     def server_error(self, description: str) -> None:

@@ -70,6 +70,9 @@ class ChaosReport:
     seed: int
     seconds: float
     operations_acknowledged: int = 0
+    bank_seconds: float = 0.0  # how long the bank workload's clients ran
+    bank_operations_per_second: float = 0.0  # operations answered per second in that time
+    bank_operations_by_minute: list[int] = field(default_factory=list)  # answered, per minute
     operations_declined_or_rejected: int = 0
     operations_unresolved: int = 0
     indefinite_outcomes: int = 0
@@ -376,7 +379,14 @@ def run_chaos(options: ChaosOptions, progress: Any = None) -> ChaosReport:
                 options.seconds * 0.5,
                 options.seconds - (time.monotonic() - started) - hostile_seconds,
             )
+            bank_started = time.monotonic()
             history, faults, clients = _bank(cluster, setup, options, seed, url, bank_seconds, say)
+            report.bank_seconds = round(min(bank_seconds, time.monotonic() - bank_started), 1)
+            answered = history.acknowledged()
+            report.bank_operations_per_second = round(
+                len(answered) / max(report.bank_seconds, 1.0), 1
+            )
+            report.bank_operations_by_minute = _per_minute(answered, bank_started)
             replays = _replays(clients, history, seed, sample=300)
             report.replays_checked = replays.replayed + replays.conflicts_tried
             report.duplicated_effects += len(replays.failures)
@@ -388,6 +398,15 @@ def run_chaos(options: ChaosOptions, progress: Any = None) -> ChaosReport:
         _final(url, cluster, setup, history, faults, clients, report, say)
         report.seconds = time.monotonic() - started
     return report
+
+
+def _per_minute(ops: list[Op], started: float) -> list[int]:
+    counts: list[int] = []
+    for op in ops:
+        minute = int((op.finished_at - started) // 60)
+        counts.extend([0] * (minute + 1 - len(counts)))
+        counts[minute] += 1
+    return counts
 
 
 def _races(

@@ -17,6 +17,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -31,6 +32,7 @@ from creditgate.services.results import AssetBalance
 from creditgate.storage.database import Deferred, RetryTransaction, careful, defer
 from creditgate.storage.prepared import Prepared, pipeline
 from creditgate.storage.tables import (
+    OPEN_LOT,
     customers,
     events,
     ledger_entries,
@@ -184,7 +186,7 @@ class SentReads:
 def submit_balance_and_lots(tx: Tx, wallet_id: str, asset: str) -> SentReads:
     balance = _READ_BALANCE.submit(tx.conn, _key(wallet_id, asset))
     first = _FIRST_LOTS_C if tx.conn.dialect.name == "postgresql" else _FIRST_LOTS
-    found = first.submit(tx.conn, {**_key(wallet_id, asset), "status": _ACTIVE, "now": tx.now})
+    found = first.submit(tx.conn, {**_key(wallet_id, asset), "now": tx.now})
     return SentReads(tx, wallet_id, asset, balance, found)
 
 
@@ -367,11 +369,10 @@ def after_move(tx: Tx, wallet_id: str, asset: str, row: Any, change: int) -> Bal
     return BalanceRow(wallet_id, asset, row.posted, row.held, row.debt, policy, alerted)
 
 
-_ACTIVE = LotStatus.ACTIVE.value
 
 
 def open_lots(tx: Tx, wallet_id: str, asset: str) -> list[LotBalance]:
-    return _lot_balances(_OPEN_LOTS.rows(tx.conn, {**_key(wallet_id, asset), "status": _ACTIVE}))
+    return _lot_balances(_OPEN_LOTS.rows(tx.conn, _key(wallet_id, asset)))
 
 
 def _lot_balances(rows: list[Any]) -> list[LotBalance]:
@@ -422,45 +423,62 @@ _FLIP_ALERT = Prepared(
     .values(low_balance_alerted=bindparam("new"))
 )
 
-_OPEN_LOTS = Prepared(
-    select(
-        lots.c.id,
-        lots.c.remaining,
-        lots.c.priority,
-        lots.c.expires_at,
-        lots.c.created_at,
-        lots.c.cost_basis,
-    ).where(
-        lots.c.wallet_id == bindparam("wallet_id"),
-        lots.c.asset == bindparam("asset"),
-        lots.c.status == bindparam("status"),
-        lots.c.remaining > bindparam("zero", 0),
-    )
+_LOT_COLUMNS = (
+    lots.c.id,
+    lots.c.remaining,
+    lots.c.priority,
+    lots.c.expires_at,
+    lots.c.created_at,
+    lots.c.cost_basis,
 )
+_THIS_WALLETS_OPEN_LOTS = (
+    lots.c.wallet_id == bindparam("wallet_id"),
+    lots.c.asset == bindparam("asset"),
+    OPEN_LOT,
+)
+_OPEN_LOTS = Prepared(select(*_LOT_COLUMNS).where(*_THIS_WALLETS_OPEN_LOTS))
 
 LOT_WINDOW = 64
 
 
-def _first_lots(byte_order_ids: bool) -> Prepared:
-    """`_OPEN_LOTS` in burn order (`domain.lots.burn_key`), the first `LOT_WINDOW` only."""
-    expires_at = lots.c.expires_at
-    overdue = case(
-        (and_(expires_at.is_not(None), expires_at <= bindparam("now", type_=UtcDateTime())), 0),
-        else_=1,
+def _burn_keys(c: Any, byte_order_ids: bool) -> tuple[Any, ...]:
+    """`domain.lots.burn_key` after its first key, over columns `c` (as `ix_lots_burn_order`
+    orders them, then the id). Ids tie-break as Python compares them: by code point ("C"
+    collation on PostgreSQL; SQLite's default collation already is)."""
+    return (
+        c.priority,
+        c.expires_at.is_(None),
+        func.coalesce(c.expires_at, c.created_at),
+        c.created_at,
+        c.id.collate("C") if byte_order_ids else c.id,
     )
-    never = case((expires_at.is_(None), 1), else_=0)
-    # Ids tie-break as Python compares them: by code point ("C" collation on PostgreSQL;
-    # SQLite's default collation already is).
-    ident = lots.c.id.collate("C") if byte_order_ids else lots.c.id
+
+
+def _first_lots(byte_order_ids: bool) -> Prepared:
+    """`_OPEN_LOTS` in burn order (`domain.lots.burn_key`), the first `LOT_WINDOW` only.
+
+    Burn order puts lots kept back for holds past their expiry first; the rest follow in the
+    order of `ix_lots_burn_order`. Each part's first `LOT_WINDOW` is read down that index, so
+    the read stops after a few rows however many lots the wallet has used up, and the two
+    parts (at most twice the window) are put in order and cut to the window."""
+    now = bindparam("now", type_=UtcDateTime())
+    expires_at = lots.c.expires_at
+
+    def part(which: Any) -> Any:
+        first = (
+            select(*_LOT_COLUMNS)
+            .where(*_THIS_WALLETS_OPEN_LOTS, which)
+            .order_by(*_burn_keys(lots.c, byte_order_ids))
+            .limit(LOT_WINDOW)
+            .subquery()
+        )
+        return select(*first.c)
+
+    kept = and_(expires_at.is_not(None), expires_at <= now)
+    both = union_all(part(kept), part(or_(expires_at.is_(None), expires_at > now))).subquery()
+    overdue = case((and_(both.c.expires_at.is_not(None), both.c.expires_at <= now), 0), else_=1)
     return Prepared(
-        _OPEN_LOTS.statement.order_by(  # type: ignore[attr-defined]
-            overdue,
-            lots.c.priority,
-            never,
-            func.coalesce(expires_at, lots.c.created_at),
-            lots.c.created_at,
-            ident,
-        ).limit(LOT_WINDOW)
+        select(*both.c).order_by(overdue, *_burn_keys(both.c, byte_order_ids)).limit(LOT_WINDOW)
     )
 
 

@@ -16,6 +16,9 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
+    func,
+    literal_column,
 )
 
 from creditgate.storage.types import ExactDecimal, UtcDateTime
@@ -110,6 +113,23 @@ lots = Table(
     Index("ix_lots_wallet_open", "wallet_id", "asset", "status"),
     Index("ix_lots_expiry_sweep", "status", "expires_at"),
     Index("ix_lots_activation_sweep", "status", "effective_at"),
+)
+# A lot a debit can draw on. Literal values, so that a prepared statement's plan can use the
+# partial index below whatever its parameters.
+OPEN_LOT = and_(lots.c.status == literal_column("'active'"), lots.c.remaining > literal_column("0"))
+# Open lots in burn order (`domain.lots.burn_key`, but for its first key, lots kept back for
+# holds past their expiry, which depends on the time): a debit reads the first few of a
+# wallet's lots without visiting every lot it has used up.
+Index(
+    "ix_lots_burn_order",
+    lots.c.wallet_id,
+    lots.c.asset,
+    lots.c.priority,
+    lots.c.expires_at.is_(None),
+    func.coalesce(lots.c.expires_at, lots.c.created_at),
+    lots.c.created_at,
+    postgresql_where=OPEN_LOT,
+    sqlite_where=OPEN_LOT,
 )
 
 holds = Table(
