@@ -369,8 +369,6 @@ def after_move(tx: Tx, wallet_id: str, asset: str, row: Any, change: int) -> Bal
     return BalanceRow(wallet_id, asset, row.posted, row.held, row.debt, policy, alerted)
 
 
-
-
 def open_lots(tx: Tx, wallet_id: str, asset: str) -> list[LotBalance]:
     return _lot_balances(_OPEN_LOTS.rows(tx.conn, _key(wallet_id, asset)))
 
