@@ -479,6 +479,28 @@ def test_what_the_hold_did_not_use_expires_on_the_next_sweep(
     assert [e["expired"] for e in expired_events] == [600 - used]
 
 
+def test_a_hold_spread_over_more_lots_than_a_debit_reads_keeps_all_of_them(
+    ledger: TenantLedger, clock: FakeClock
+) -> None:
+    """The sweep reads the first lots to find which ones the holds draw on, and every lot
+    when those do not cover what is held."""
+    from creditgate.services._wallet import LOT_WINDOW
+
+    customer(ledger)
+    many = LOT_WINDOW + 6
+    for _ in range(many):
+        ledger.grant("c1", "credits", 1, expires_at=clock.now + HOUR)
+        clock.advance(seconds=1)
+    ledger.grant("c1", "credits", 50)  # never expires: last in burn order
+    auth = ledger.authorize("c1", "credits", many, ttl_seconds=4 * 3600)
+    clock.advance(hours=2)
+    report = ledger.run_sweeps()
+    assert (report.credit_expired, report.credit_kept_for_holds) == (0, many)
+    settled = ledger.settle(auth.id, many)
+    assert settled.charge.amount == many and {d.amount for d in settled.charge.draws} == {1}
+    assert balance(ledger) == (50, 0, 50)
+
+
 def test_a_sweep_leaves_a_wholly_held_wallet_alone_while_a_call_holds_its_row(
     ledger: TenantLedger, clock: FakeClock, backend: str
 ) -> None:

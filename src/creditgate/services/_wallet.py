@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from creditgate.domain.amounts import MAX_BALANCE
 from creditgate.domain.ledger import Entry, is_balanced
-from creditgate.domain.lots import LotBalance, LotStatus
+from creditgate.domain.lots import LotBalance, LotStatus, held_shares
 from creditgate.domain.policy import PolicyMode, WalletPolicy
 from creditgate.ids import new_id
 from creditgate.services.context import Tx
@@ -482,6 +482,35 @@ def _first_lots(byte_order_ids: bool) -> Prepared:
 
 _FIRST_LOTS = _first_lots(False)
 _FIRST_LOTS_C = _first_lots(True)
+
+
+def _plain_first_lots(byte_order_ids: bool) -> Prepared:
+    """The first `LOT_WINDOW` open lots in the plain burn order (`burn_key(lot, None)`), the
+    order `held_shares` spreads open holds over: straight down `ix_lots_burn_order`."""
+    return Prepared(
+        select(*_LOT_COLUMNS)
+        .where(*_THIS_WALLETS_OPEN_LOTS)
+        .order_by(*_burn_keys(lots.c, byte_order_ids))
+        .limit(LOT_WINDOW)
+    )
+
+
+_PLAIN_FIRST_LOTS = _plain_first_lots(False)
+_PLAIN_FIRST_LOTS_C = _plain_first_lots(True)
+
+
+def held_lot_shares(tx: Tx, wallet_id: str, asset: str, held: int) -> dict[str, int]:
+    """`domain.lots.held_shares` of the wallet's open lots: which lots the open holds will
+    draw on. The holds draw on a prefix of the plain burn order, so the first lots are read,
+    and every lot only when those do not cover `held`."""
+    if held <= 0:
+        return {}
+    first = _PLAIN_FIRST_LOTS_C if tx.conn.dialect.name == "postgresql" else _PLAIN_FIRST_LOTS
+    found = _lot_balances(first.rows(tx.conn, _key(wallet_id, asset)))
+    if len(found) == LOT_WINDOW and sum(lot.remaining for lot in found) < held:
+        found = open_lots(tx, wallet_id, asset)
+    return held_shares(found, held)
+
 
 _CONSUME_LOT = Prepared(
     update(lots)

@@ -17,9 +17,15 @@ from creditgate.domain.ledger import (
     grant_entries,
     removal_entries,
 )
-from creditgate.domain.lots import LotKind, LotStatus, held_shares
+from creditgate.domain.lots import LotKind, LotStatus
 from creditgate.ids import new_id
-from creditgate.services._wallet import emit, lock_balance, open_lots, post, shift_balance
+from creditgate.services._wallet import (
+    emit,
+    held_lot_shares,
+    lock_balance,
+    post,
+    shift_balance,
+)
 from creditgate.services.catalog import check_external_id, check_id, check_metadata
 from creditgate.services.context import Idempotent, Tx
 from creditgate.services.results import Lot
@@ -241,7 +247,7 @@ def void_lot(tx: Tx, *, lot_id: str, reason: str = "", idempotency_key: str | No
         raise LotNotActive(f"lot {lot_id} is already {row.status}", field="lot")
     amount = row.remaining
     if row.status == LotStatus.ACTIVE:
-        shares = held_shares(open_lots(tx, found.wallet_id, found.asset), before.held)
+        shares = held_lot_shares(tx, found.wallet_id, found.asset, before.held)
         if shares.get(lot_id, 0):
             raise LotNotActive(
                 f"lot {lot_id} backs open holds; void or settle them first", field="lot"

@@ -28,12 +28,12 @@ from creditgate.domain.billing_errors import (
 )
 from creditgate.domain.errors import AlreadyExists, InvalidInput, PolicyNotSatisfied
 from creditgate.domain.ledger import Account, Entry, TransactionKind
-from creditgate.domain.lots import LotKind, LotStatus, held_shares
+from creditgate.domain.lots import LotKind, LotStatus
 from creditgate.domain.policy import WalletPolicy
 from creditgate.ids import new_id
 from creditgate.services import catalog, consumption
 from creditgate.services._billing import check_code, check_currency
-from creditgate.services._wallet import emit, lock_balance, open_lots, post
+from creditgate.services._wallet import emit, held_lot_shares, lock_balance, post
 from creditgate.services.billing_results import (
     Plan,
     RenewalReport,
@@ -353,7 +353,7 @@ def _take_unused(tx: Tx, lot_id: str, cap: int) -> tuple[int, Decimal, str]:
     lot = tx.conn.execute(select(lots).where(lots.c.id == lot_id)).one()
     from_wallet = from_expired = 0
     if lot.status == LotStatus.ACTIVE:
-        shares = held_shares(open_lots(tx, found.wallet_id, found.asset), before.held)
+        shares = held_lot_shares(tx, found.wallet_id, found.asset, before.held)
         from_wallet = rollover(lot.remaining - shares.get(lot_id, 0), cap)
     if lot.status in (LotStatus.ACTIVE, LotStatus.EXPIRED):
         from_expired = rollover(lot.expired, cap - from_wallet)

@@ -44,10 +44,17 @@ from creditgate.domain.ledger import (
     charge_entries,
     debt_repayment_entries,
 )
-from creditgate.domain.lots import LotKind, LotStatus, held_shares, plan_draws
+from creditgate.domain.lots import LotKind, LotStatus, plan_draws
 from creditgate.ids import new_id
 from creditgate.services import purchases
-from creditgate.services._wallet import emit, lock_balance, open_lots, post, shift_balance
+from creditgate.services._wallet import (
+    emit,
+    held_lot_shares,
+    lock_balance,
+    open_lots,
+    post,
+    shift_balance,
+)
 from creditgate.services.billing_results import PurchaseRefund, PurchaseRefundList
 from creditgate.services.catalog import check_id, check_metadata
 from creditgate.services.context import Idempotent, Tx
@@ -206,7 +213,7 @@ def start_refund(
     lot = tx.conn.execute(select(lots).where(lots.c.id == row.lot_id)).one()
     unused = 0
     if lot.status == LotStatus.ACTIVE:
-        shares = held_shares(open_lots(tx, row.wallet_id, row.asset), before.held)
+        shares = held_lot_shares(tx, row.wallet_id, row.asset, before.held)
         unused = max(0, lot.remaining - shares.get(lot.id, 0))
     consumed = _consumed(tx, lot) if include_consumed else 0
     left = row.amount - row.refunded

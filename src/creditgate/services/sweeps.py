@@ -14,11 +14,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from creditgate.domain.holds import HoldStatus
 from creditgate.domain.ledger import Account, TransactionKind, removal_entries
-from creditgate.domain.lots import LotStatus, expirable, held_shares
+from creditgate.domain.lots import LotStatus
 from creditgate.services._wallet import (
     emit,
+    held_lot_shares,
     lock_balance,
-    open_lots,
     post,
     read_balance,
     shift_balance,
@@ -70,11 +70,9 @@ class _Expiry:
 
 
 def _expiries(tx: Tx, wallet_id: str, asset: str, held: int) -> list[_Expiry]:
-    open_ = open_lots(tx, wallet_id, asset)
-    shares = held_shares(open_, held)
-    overdue = {lot.id: lot for lot in open_ if lot.expires_at and lot.expires_at <= tx.now}
+    shares = held_lot_shares(tx, wallet_id, asset, held)
     rows = tx.conn.execute(
-        select(lots.c.id, lots.c.amount)
+        select(lots.c.id, lots.c.amount, lots.c.remaining)
         .where(
             lots.c.wallet_id == wallet_id,
             lots.c.asset == asset,
@@ -85,9 +83,8 @@ def _expiries(tx: Tx, wallet_id: str, asset: str, held: int) -> list[_Expiry]:
     ).all()
     plan = []
     for row in rows:
-        lot = overdue.get(row.id)
-        amount = expirable(lot, shares) if lot is not None else 0
-        plan.append(_Expiry(row.id, row.amount, amount, (lot.remaining if lot else 0) - amount))
+        keep = shares.get(row.id, 0)  # all but its share of the open holds goes
+        plan.append(_Expiry(row.id, row.amount, row.remaining - keep, keep))
     return plan
 
 
