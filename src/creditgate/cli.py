@@ -748,6 +748,9 @@ def chaos(
     seed: Annotated[int | None, typer.Option(help="Reproduce a run (printed by every run)")] = None,
     clients: Annotated[int, typer.Option(min=1, max=256, help="Concurrent HTTP clients")] = 12,
     servers: Annotated[int, typer.Option(min=1, max=8, help="Server processes")] = 2,
+    pool_size: Annotated[
+        int, typer.Option(min=1, max=64, help="Each server's database connections")
+    ] = 8,
     crash_every: Annotated[
         float, typer.Option(min=0, help="Mean seconds between server SIGKILLs (0: none)")
     ] = 10.0,
@@ -771,6 +774,7 @@ def chaos(
         seed=seed,
         clients=clients,
         servers=servers,
+        pool_size=pool_size,
         crash_every=spread(crash_every),
         cut_every=spread(cut_every),
         race_rounds=max(1, int(minutes // 3)),

@@ -52,6 +52,11 @@ def test_short_profile(chaos_db: str) -> None:
     assert report.ok, report.line()
     # The run did what it claims: faults happened and were survived.
     assert report.operations_acknowledged > 300
+    # The bank workload's own figures: its time, its rate, and every answer in its minutes.
+    assert 0 < report.bank_seconds <= report.seconds
+    answered = report.operations_acknowledged + sum(report.rejected_by_kind.values())
+    assert sum(report.bank_operations_by_minute) == answered
+    assert report.bank_operations_per_second == round(answered / report.bank_seconds, 1)
     assert report.crashes_survived >= 2
     assert report.indefinite_outcomes > 0
     assert report.races == report.races_exact == 6

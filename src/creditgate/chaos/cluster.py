@@ -35,6 +35,7 @@ class ServerProcess:
     env: dict[str, str]
     log_path: Path
     sweep_seconds: float = 0.5
+    pool_size: int = 8  # database connections, and so requests at work at once
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
@@ -46,7 +47,8 @@ class ServerProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
         command = [sys.executable, "-m", "creditgate", "serve", "--db", self.url]
         command += ["--port", str(self.port), "--sweep-seconds", str(self.sweep_seconds)]
-        command += ["--log-level", "warning", "--max-in-flight", "256", "--pool-size", "8"]
+        command += ["--log-level", "warning", "--max-in-flight", "256"]
+        command += ["--pool-size", str(self.pool_size)]
         self.proc = subprocess.Popen(
             command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -98,6 +100,7 @@ class Cluster:
     url: str
     size: int = 2
     sweep_seconds: float = 0.5
+    pool_size: int = 8
     workdir: Path = field(
         default_factory=lambda: Path(tempfile.mkdtemp(prefix="creditgate-chaos-"))
     )
@@ -116,7 +119,9 @@ class Cluster:
         for n in range(self.size):
             log_path = self.workdir / f"server-{n}.log"
             self.servers.append(
-                ServerProcess(self.url, free_port(), env, log_path, self.sweep_seconds)
+                ServerProcess(
+                    self.url, free_port(), env, log_path, self.sweep_seconds, self.pool_size
+                )
             )
 
     def start(self) -> None:

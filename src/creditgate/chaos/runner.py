@@ -25,6 +25,7 @@ import random
 import secrets
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -55,6 +56,7 @@ class ChaosOptions:
     seed: int | None = None
     clients: int = 12
     servers: int = 2
+    pool_size: int = 8  # each server's database connections
     crash_every: tuple[float, float] | None = (2.0, 6.0)
     cut_every: tuple[float, float] | None = (1.0, 4.0)  # PostgreSQL only
     clock_tick: float = 0.2
@@ -75,6 +77,7 @@ class ChaosReport:
     bank_operations_by_minute: list[int] = field(default_factory=list)  # answered, per minute
     operations_declined_or_rejected: int = 0
     operations_unresolved: int = 0
+    rejected_by_kind: dict[str, int] = field(default_factory=dict)  # "settle 409 code": count
     indefinite_outcomes: int = 0
     indefinite_committed_before_retry: int = 0
     crashes_survived: int = 0
@@ -369,7 +372,7 @@ def run_chaos(options: ChaosOptions, progress: Any = None) -> ChaosReport:
     with _database(options) as url:
         with Creditgate(url) as cg:
             setup = _seed(cg)
-        cluster = Cluster(url, size=options.servers)
+        cluster = Cluster(url, size=options.servers, pool_size=options.pool_size)
         try:
             cluster.start()
             say(f"{options.servers} servers up on {options.backend}; seed {seed}")
@@ -595,6 +598,12 @@ def _final(
         op.outcome == REJECTED or (op.answer or {}).get("status") == "declined" for op in ops
     )
     report.operations_unresolved = sum(op.outcome == UNRESOLVED for op in ops)
+    rejected = Counter(
+        f"{op.kind} {op.status} {(op.answer or {}).get('code', '')}".strip()
+        for op in ops
+        if op.outcome == REJECTED
+    )
+    report.rejected_by_kind = dict(rejected.most_common())
     report.indefinite_outcomes = sum(op.indefinite for op in ops)
     report.indefinite_committed_before_retry = sum(bool(op.committed_before_retry) for op in ops)
     report.crashes_survived = cluster.crashes
