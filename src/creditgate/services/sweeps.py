@@ -83,7 +83,9 @@ def _expiries(tx: Tx, wallet_id: str, asset: str, held: int) -> list[_Expiry]:
     ).all()
     plan = []
     for row in rows:
-        keep = shares.get(row.id, 0)  # all but its share of the open holds goes
+        # All but its share of the open holds goes (unlocked, a debit may have drawn on the
+        # lot between the two reads: never keep more than it has).
+        keep = min(shares.get(row.id, 0), row.remaining)
         plan.append(_Expiry(row.id, row.amount, row.remaining - keep, keep))
     return plan
 

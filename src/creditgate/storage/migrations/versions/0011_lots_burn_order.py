@@ -20,6 +20,11 @@ OPEN_LOT = sa.text("status = 'active' AND remaining > 0")
 
 
 def upgrade() -> None:
+    # Built inside the migration's transaction, which holds writes to lots until it is done.
+    # On a large PostgreSQL table, build it first without blocking writes and this is a no-op:
+    #   CREATE INDEX CONCURRENTLY ix_lots_burn_order ON lots (wallet_id, asset, priority,
+    #     (expires_at IS NULL), coalesce(expires_at, created_at), created_at)
+    #     WHERE status = 'active' AND remaining > 0;
     op.create_index(
         "ix_lots_burn_order",
         "lots",
@@ -33,6 +38,7 @@ def upgrade() -> None:
         ],
         postgresql_where=OPEN_LOT,
         sqlite_where=OPEN_LOT,
+        if_not_exists=True,
     )
 
 
