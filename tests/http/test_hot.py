@@ -75,13 +75,27 @@ def test_authorize_and_settle_answer_as_through_fastapi(api: Api, hot_calls: lis
             {"customer": "c1", "asset": "credits", "amount": 1_000_000},
             fastapi=fastapi,
         )
+        charged = post(
+            api,
+            "/v1/charges",
+            {"customer": "c1", "asset": "credits", "amount": 300, "metadata": {"k": "v"}},
+            fastapi=fastapi,
+            **{"Idempotency-Key": f"charge-{fastapi}"},
+        )
+        charge_declined = post(
+            api,
+            "/v1/charges",
+            {"customer": "c1", "asset": "credits", "amount": 1_000_000},
+            fastapi=fastapi,
+        )
         answers.append(
             [
                 (r.status_code, r.headers["content-type"], without_ids(r.json()))
-                for r in (auth, settled, declined)
+                for r in (auth, settled, declined, charged, charge_declined)
             ]
         )
-    assert hot_calls == ["authorize", "settle", "authorize"]  # the first round only
+    # The first round only.
+    assert hot_calls == ["authorize", "settle", "authorize", "charge", "charge"]
     hot_answers, fastapi_answers = answers
     # The second round ran against a wallet 800 lower.
     for (status, ctype, body), (status2, ctype2, body2) in zip(
@@ -89,8 +103,9 @@ def test_authorize_and_settle_answer_as_through_fastapi(api: Api, hot_calls: lis
     ):
         assert (status, ctype) == (status2, ctype2)
         assert set(body) == set(body2)
-    assert [a[0] for a in hot_answers] == [201, 200, 201]
+    assert [a[0] for a in hot_answers] == [201, 200, 201, 201, 201]
     assert hot_answers[2][2]["status"] == "declined"
+    assert hot_answers[3][2]["status"] == "posted" and hot_answers[4][2]["status"] == "declined"
 
 
 def test_errors_from_the_gate_are_the_same_problems(api: Api, hot_calls: list[str]) -> None:
@@ -104,6 +119,9 @@ def test_errors_from_the_gate_are_the_same_problems(api: Api, hot_calls: list[st
         ("/v1/authorizations/auth_missing/settle", {"amount": 1}, {}),
         (f"/v1/authorizations/{hold}/settle", {"amount": 7}, {"Idempotency-Key": "s1"}),
         (f"/v1/authorizations/{hold}/settle", {"amount": 1}, {}),  # already settled
+        ("/v1/charges", {"customer": "nobody", "asset": "credits", "amount": 10}, {}),
+        ("/v1/charges", {"customer": "c1", "asset": "gold", "amount": 10}, {}),
+        ("/v1/charges", {"customer": "c1", "amount": 10}, {}),  # an amount needs its asset
     ]
     for url, body, headers in cases:
         hot_calls.clear()
@@ -127,6 +145,7 @@ def test_what_the_hot_routes_do_not_serve_goes_to_fastapi(
         ("/v1/authorizations", good, {"Idempotency-Key": "k" * 1_000}, 422),
         ("/v1/authorizations/not-an-id!/settle", {"amount": 1}, {}, 422),
         ("/v1/authorizations/auth_x/settle", {"amount": -1}, {}, 422),
+        ("/v1/charges", {**good, "amount": -5}, {}, 422),
         ("/v1/authorizations", good, {"Authorization": "Bearer cg_nope_nope"}, 401),
         ("/v1/authorizations", good, {"Authorization": "Basic abc"}, 401),
     ]

@@ -1,7 +1,8 @@
-"""The gate's two hot routes without FastAPI's routing and dependency solving.
+"""The gate's hot routes without FastAPI's routing and dependency solving.
 
 `POST /v1/authorizations` and `POST /v1/authorizations/{id}/settle` are the calls a product
-makes around every model call. Through FastAPI each spends more CPU in route matching and
+makes around every model call, and `POST /v1/charges` the one it makes after a call it did
+not gate. Through FastAPI each spends more CPU in route matching and
 dependency solving than the HTTP parsing and the response together; here the same route
 functions run on the same validated models, answered the same way. Only the well-formed
 request takes this path: a JSON body that validates, a valid Idempotency-Key if any, and a
@@ -28,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from creditgate.api import TenantLedger
 from creditgate.http import gate
 from creditgate.http.auth import KeyCache
-from creditgate.http.models import ID_PATTERN, NewAuthorization, SettlementRequest
+from creditgate.http.models import ID_PATTERN, NewAuthorization, NewCharge, SettlementRequest
 from creditgate.services.api_keys import display
 from creditgate.services.context import MAX_KEY_LENGTH
 
@@ -45,7 +46,7 @@ def find_route(routes: list[Any], path: str, endpoint: Callable[..., Any]) -> AP
 
 
 class HotRoutes:
-    """Serve well-formed authorize and settle calls directly; pass everything else on."""
+    """Serve well-formed authorize, settle and charge calls directly; pass everything else on."""
 
     def __init__(
         self, app: ASGIApp, *, keys: KeyCache, handlers: Mapping[Any, Callable[..., Any]]
@@ -60,14 +61,17 @@ class HotRoutes:
         self.settle_route = find_route(
             gate.router.routes, "/v1/authorizations/{id}/settle", gate.settle
         )
+        self.charge_route = find_route(gate.router.routes, "/v1/charges", gate.charge)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope.get("root_path"):
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        if path == "/v1/authorizations":
+        model: type[BaseModel] = SettlementRequest
+        if path == "/v1/authorizations" or path == "/v1/charges":
             object_id = None
+            model = NewAuthorization if path == "/v1/authorizations" else NewCharge
         elif path.startswith("/v1/authorizations/") and (match := _SETTLE.fullmatch(path)):
             object_id = match.group(1)
             if not _ID.fullmatch(object_id):
@@ -98,7 +102,6 @@ class HotRoutes:
 
         ledger = self._ledger(scope, content_type, authorization)
         key = _idempotency_key(idempotency_key)
-        model = NewAuthorization if object_id is None else SettlementRequest
         request = _validated(body or b"", model)
         if ledger is None or key is False or request is None:
             await self.app(scope, replay, send)  # FastAPI answers, errors included
@@ -108,6 +111,9 @@ class HotRoutes:
             if isinstance(request, NewAuthorization):
                 scope["route"] = self.authorize_route
                 response = await run_sync(gate.authorize, request, ledger, idem)
+            elif isinstance(request, NewCharge):
+                scope["route"] = self.charge_route
+                response = await run_sync(gate.charge, request, ledger, idem)
             else:
                 assert isinstance(request, SettlementRequest) and object_id is not None
                 scope["route"] = self.settle_route
