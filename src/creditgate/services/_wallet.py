@@ -452,6 +452,16 @@ def _burn_keys(c: Any, byte_order_ids: bool) -> tuple[Any, ...]:
     )
 
 
+def _down_burn_order(byte_order_ids: bool) -> Any:
+    """The wallet's first `LOT_WINDOW` open lots in `ix_lots_burn_order`'s order."""
+    return (
+        select(*_LOT_COLUMNS)
+        .where(*_THIS_WALLETS_OPEN_LOTS)
+        .order_by(*_burn_keys(lots.c, byte_order_ids))
+        .limit(LOT_WINDOW)
+    )
+
+
 def _first_lots(byte_order_ids: bool) -> Prepared:
     """`_OPEN_LOTS` in burn order (`domain.lots.burn_key`), the first `LOT_WINDOW` only.
 
@@ -463,13 +473,7 @@ def _first_lots(byte_order_ids: bool) -> Prepared:
     expires_at = lots.c.expires_at
 
     def part(which: Any) -> Any:
-        first = (
-            select(*_LOT_COLUMNS)
-            .where(*_THIS_WALLETS_OPEN_LOTS, which)
-            .order_by(*_burn_keys(lots.c, byte_order_ids))
-            .limit(LOT_WINDOW)
-            .subquery()
-        )
+        first = _down_burn_order(byte_order_ids).where(which).subquery()
         return select(*first.c)
 
     kept = and_(expires_at.is_not(None), expires_at <= now)
@@ -487,12 +491,7 @@ _FIRST_LOTS_C = _first_lots(True)
 def _plain_first_lots(byte_order_ids: bool) -> Prepared:
     """The first `LOT_WINDOW` open lots in the plain burn order (`burn_key(lot, None)`), the
     order `held_shares` spreads open holds over: straight down `ix_lots_burn_order`."""
-    return Prepared(
-        select(*_LOT_COLUMNS)
-        .where(*_THIS_WALLETS_OPEN_LOTS)
-        .order_by(*_burn_keys(lots.c, byte_order_ids))
-        .limit(LOT_WINDOW)
-    )
+    return Prepared(_down_burn_order(byte_order_ids))
 
 
 _PLAIN_FIRST_LOTS = _plain_first_lots(False)
