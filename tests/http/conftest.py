@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -12,6 +14,7 @@ from starlette.testclient import TestClient
 
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.http.app import Settings, create_app
+from creditgate.http.logs import JsonFormatter
 
 
 @dataclass
@@ -76,3 +79,17 @@ def api(cg: Creditgate, client: TestClient) -> Iterator[Api]:
 def other(cg: Creditgate, client: TestClient) -> Api:
     """A second tenant on the same server."""
     return new_api(cg, client)
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("creditgate.http")
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield stream
+    logger.removeHandler(handler)
+    logger.setLevel(old_level)

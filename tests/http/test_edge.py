@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import io
 import json
-import logging
-from collections.abc import Iterator
 
 import anyio
 import httpx
-import pytest
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
 from creditgate.api import Creditgate
 from creditgate.http.app import Settings, create_app
-from creditgate.http.logs import JsonFormatter
 from tests.http.conftest import Api
 
 
@@ -70,20 +66,6 @@ def test_request_ids_are_echoed_or_made(api: Api) -> None:
     unsafe = api.get("/v1/assets", headers={"X-Request-Id": "a b" + "x" * 300})
     assert unsafe.headers["x-request-id"] != "a b" + "x" * 300
     assert api.client.get("/v1/assets").headers["x-request-id"]  # a 401 has one too
-
-
-@pytest.fixture
-def log_lines() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("creditgate.http")
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield stream
-    logger.removeHandler(handler)
-    logger.setLevel(old_level)
 
 
 def test_logs_are_json_with_the_request_id_and_never_a_whole_key(

@@ -3,6 +3,7 @@ everything they do not serve; load shedding keeps room for settling holds alread
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
@@ -26,13 +27,13 @@ VIA_FASTAPI = {"Content-Type": "application/merge-patch+json"}
 def hot_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The names of the route functions the hot routes ran."""
     calls: list[str] = []
-    run_sync = hot.run_sync
+    call = hot.HotRoutes._call
 
-    async def counting(fn: Any, *args: Any) -> Any:
+    async def counting(self: hot.HotRoutes, fn: Any, *args: Any) -> Any:
         calls.append(fn.__name__)
-        return await run_sync(fn, *args)
+        return await call(self, fn, *args)
 
-    monkeypatch.setattr(hot, "run_sync", counting)
+    monkeypatch.setattr(hot.HotRoutes, "_call", counting)
     return calls
 
 
@@ -238,3 +239,110 @@ def test_under_load_settling_a_hold_is_let_in_before_new_work(cg: Creditgate) ->
                 release.set()
 
     anyio.run(main)
+
+
+def test_hot_routes_echo_the_request_id_and_log_their_line(
+    api: Api, hot_calls: list[str], log_lines: io.StringIO
+) -> None:
+    api.funded_customer("c1", 10_000)
+    body = {"customer": "c1", "asset": "credits", "amount": 10}
+    traced = post(api, "/v1/authorizations", body, **{"X-Request-Id": "trace-hot-1"})
+    assert hot_calls == ["authorize"]
+    assert traced.headers["x-request-id"] == "trace-hot-1"
+    # An unfit id (a key pasted into it) is replaced, never echoed or logged.
+    pasted = f"{api.key}"
+    replaced = post(api, "/v1/authorizations", body, **{"X-Request-Id": pasted})
+    assert replaced.status_code == 201 and len(replaced.headers["x-request-id"]) == 32
+    lines = [json.loads(line) for line in log_lines.getvalue().splitlines()]
+    line = next(line for line in lines if line["request_id"] == "trace-hot-1")
+    assert line["route"] == "/v1/authorizations" and line["status"] == 201
+    assert line["tenant"] == api.tenant_id and line["key"].endswith("…")
+    assert api.key.split("_", 2)[2] not in log_lines.getvalue()
+
+
+def test_bodies_the_cap_must_read_go_through_the_full_stack(api: Api, hot_calls: list[str]) -> None:
+    api.funded_customer("c1", 10_000)
+    body = json.dumps({"customer": "c1", "asset": "credits", "amount": 10}).encode()
+    headers = {**api.headers, "Content-Type": "application/json"}
+
+    def chunks() -> Any:
+        yield body[:5]
+        yield body[5:]
+
+    chunked = api.client.post("/v1/authorizations", content=chunks(), headers=headers)
+    assert chunked.status_code == 201 and chunked.json()["approved"] is True
+    assert hot_calls == []  # no Content-Length: answered by FastAPI, behind the body cap
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(cg: Creditgate) -> None:
+    with TestClient(create_app(cg, Settings(max_body_bytes=64))) as client:
+        _, key = cg.create_tenant_with_key("capped")
+        headers = {"Authorization": f"Bearer {key.key}", "Content-Type": "application/json"}
+        small = {"customer": "c", "asset": "credits", "amount": 1}
+        client.post("/v1/authorizations", json=small, headers=headers)  # caches the key
+        big = {**small, "metadata": {"note": "x" * 100}}
+        refused = client.post("/v1/authorizations", content=json.dumps(big), headers=headers)
+        assert refused.status_code == 413 and refused.json()["code"] == "body_too_large"
+
+
+def test_hot_requests_count_against_the_same_in_flight_limit(
+    cg: Creditgate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app: FastAPI = create_app(cg, Settings(max_in_flight=4))  # 3 slots for new work
+    tenant, key = cg.create_tenant_with_key("in flight")
+    assert key.key is not None
+    ledger = TenantLedger(cg, tenant.id)
+    ledger.create_asset("credits", 2)
+    ledger.create_customer("c1")
+    ledger.grant("c1", "credits", 10_000, kind="purchased", cost_basis="0.01")
+    held = ledger.authorize("c1", "credits", 100)
+    headers = {"Authorization": f"Bearer {key.key}"}
+    body = {"customer": "c1", "asset": "credits", "amount": 10}
+    release = anyio.Event()
+    waiting = 0
+    call = hot.HotRoutes._call
+
+    async def slow_call(self: hot.HotRoutes, fn: Any, *args: Any) -> Any:
+        nonlocal waiting
+        if fn.__name__ == "authorize":
+            waiting += 1
+            await release.wait()
+        return await call(self, fn, *args)
+
+    monkeypatch.setattr(hot.HotRoutes, "_call", slow_call)
+
+    async def main() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", headers=headers
+        ) as client:
+            # Caches the key (the first call goes through FastAPI, not _call).
+            assert (await client.get("/v1/assets")).status_code == 200
+            statuses: list[int] = []
+
+            async def authorize() -> None:
+                response = await client.post("/v1/authorizations", json=body)
+                statuses.append(response.status_code)
+
+            async with anyio.create_task_group() as tasks:
+                for _ in range(3):
+                    tasks.start_soon(authorize)
+                while waiting < 3:
+                    await anyio.sleep(0.01)
+                with anyio.fail_after(5):
+                    # Three hot authorizations fill the slots for new work...
+                    refused = await client.post("/v1/authorizations", json=body)
+                    listed = await client.get("/v1/assets")
+                    # ...and the slot kept for finishing holds lets a settle in.
+                    settled = await client.post(
+                        f"/v1/authorizations/{held.id}/settle", json={"amount": 50}
+                    )
+                assert refused.status_code == 503 and refused.json()["code"] == "overloaded"
+                assert listed.status_code == 503
+                assert settled.status_code == 200 and settled.json()["charge"]["amount"] == 50
+                release.set()
+            assert statuses == [201, 201, 201]
+            assert (await client.post("/v1/authorizations", json=body)).status_code == 201
+
+    anyio.run(main)
+    assert cg.verify(tenant.id).ok

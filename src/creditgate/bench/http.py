@@ -107,6 +107,8 @@ class Connection(asyncio.Protocol):
 @dataclass
 class Tally:
     pairs: int = 0
+    all_pairs: int = 0  # warm-up included: what the CPU account divides by
+    cpu_seconds: float = 0.0  # the client process's own
     declined: int = 0
     refused: int = 0
     settles_refused: int = 0
@@ -143,6 +145,7 @@ async def _generate(
     tally = Tally()
     # Wall clock to agree on the start across processes; perf_counter for every interval.
     await asyncio.sleep(max(0.0, start_at - time.time()))
+    cpu_from = time.process_time()
     origin = time.perf_counter()
     measured_from = origin + WARMUP_SECONDS
     end = measured_from + seconds
@@ -192,10 +195,12 @@ async def _generate(
                 tally.settles_refused += counted  # the hold stays taken until it expires
             elif status != 200:
                 error(counted, f"settle {status}")
-            elif counted:
-                tally.pairs += 1
-                tally.authorize_ms.append((authorized - due) * 1000)
-                tally.pair_ms.append((done - due) * 1000)
+            else:
+                tally.all_pairs += 1
+                if counted:
+                    tally.pairs += 1
+                    tally.authorize_ms.append((authorized - due) * 1000)
+                    tally.pair_ms.append((done - due) * 1000)
         except (OSError, ValueError, KeyError) as exc:
             error(counted, type(exc).__name__)
             if conn is not None:
@@ -220,6 +225,7 @@ async def _generate(
     for conn in idle:
         conn.close()
     tally.connections = opened[0]
+    tally.cpu_seconds = time.process_time() - cpu_from
     return tally
 
 
@@ -269,6 +275,71 @@ def _start_server(
         time.sleep(0.2)
     process.kill()
     raise RuntimeError("creditgate serve did not become ready in 60 s")
+
+
+def _cpu_ticks() -> dict[int, tuple[int, str, int]]:
+    """Every process's (parent, name, user + system clock ticks), read off /proc."""
+    seen: dict[int, tuple[int, str, int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue  # it ended meanwhile
+        name_end = stat.rfind(b")")
+        fields = stat[name_end + 2 :].split()
+        name = stat[stat.find(b"(") + 1 : name_end].decode(errors="replace")
+        seen[int(entry)] = (int(fields[1]), name, int(fields[11]) + int(fields[12]))
+    return seen
+
+
+def _tree(ticks: dict[int, tuple[int, str, int]], root: int) -> set[int]:
+    tree, grown = {root}, True
+    while grown:
+        grown = False
+        for pid, (parent, _, _) in ticks.items():
+            if parent in tree and pid not in tree:
+                tree.add(pid)
+                grown = True
+    return tree
+
+
+class CpuAccount:
+    """CPU seconds spent by the server's process tree and by PostgreSQL over an interval.
+
+    The machine is shared and its speed moves; CPU per pair moves much less than pairs per
+    second. PostgreSQL is every process named `postgres` on this machine (the bench's server
+    when it runs here), so the figure is only meaningful when nothing else uses PostgreSQL.
+    Linux only; elsewhere the figures are absent.
+    """
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.available = os.path.isdir("/proc/self") and hasattr(os, "sysconf")
+        self.hz = os.sysconf("SC_CLK_TCK") if self.available else 100
+        self.start = _cpu_ticks() if self.available else {}
+
+    def _split(
+        self, ticks: dict[int, tuple[int, str, int]]
+    ) -> tuple[dict[int, int], dict[int, int]]:
+        tree = _tree(ticks, self.server_pid)
+        server = {pid: ticks[pid][2] for pid in tree if pid in ticks}
+        postgres = {pid: t for pid, (_, name, t) in ticks.items() if name == "postgres"}
+        return server, postgres
+
+    def seconds(self) -> tuple[float, float] | None:
+        """(server, postgres) CPU seconds since the account opened."""
+        if not self.available:
+            return None
+        end = _cpu_ticks()
+        before_server, before_pg = self._split(self.start)
+        after_server, after_pg = self._split(end)
+        # A process that ended meanwhile is lost to the count; one that started counts whole.
+        server = sum(t - before_server.get(pid, 0) for pid, t in after_server.items())
+        postgres = sum(t - before_pg.get(pid, 0) for pid, t in after_pg.items())
+        return server / self.hz, postgres / self.hz
 
 
 def _merged(counts: list[dict[str, int]]) -> dict[str, int]:
@@ -333,7 +404,10 @@ def run_http(
             procs.append(ctx.Process(target=_client_process, args=(args, out)))
         for p in procs:
             p.start()
+        time.sleep(max(0.0, start_at - time.time()))
+        account = CpuAccount(server.pid)
         tallies: list[Tally] = [out.get() for _ in procs]
+        cpu = account.seconds()
         for p in procs:
             p.join()
     finally:
@@ -345,6 +419,15 @@ def run_http(
     pair_ms = [v for t_ in tallies for v in t_.pair_ms]
     authorize_ms = [v for t_ in tallies for v in t_.authorize_ms]
     pairs = sum(t_.pairs for t_ in tallies)
+    all_pairs = max(1, sum(t_.all_pairs for t_ in tallies))
+    client_cpu = sum(t_.cpu_seconds for t_ in tallies)
+    cpu_figures: dict[str, float] = {}
+    if cpu is not None:
+        cpu_figures = {
+            "server_cpu_ms_per_pair": round(cpu[0] * 1000 / all_pairs, 3),
+            "postgres_cpu_ms_per_pair": round(cpu[1] * 1000 / all_pairs, 3),
+        }
+    cpu_figures["client_cpu_ms_per_pair"] = round(client_cpu * 1000 / all_pairs, 3)
     return {
         "benchmark": "http",
         "backend": backend,
@@ -368,4 +451,6 @@ def run_http(
         "errors": sum(t_.errors for t_ in tallies),
         "error_kinds": _merged([t_.error_kinds for t_ in tallies]),
         "client_connections": sum(t_.connections for t_ in tallies),
+        # Refused and declined requests cost CPU too: these are per pair completed.
+        **cpu_figures,
     }

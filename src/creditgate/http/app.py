@@ -13,6 +13,7 @@ import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy.pool import QueuePool
+from starlette.types import Receive, Scope, Send
 
 from creditgate.api import Creditgate
 from creditgate.clock import clock_from_env
@@ -34,9 +35,10 @@ from creditgate.http import (
 from creditgate.http.auth import DEFAULT_AUTH_FAILURES_PER_MINUTE, AuthFailureLimiter, KeyCache
 from creditgate.http.hot import HotRoutes
 from creditgate.http.metrics import metrics
-from creditgate.http.middleware import Backpressure, BodyLimit, RequestContext
+from creditgate.http.middleware import Backpressure, BodyLimit, InFlight, RequestContext
 from creditgate.http.models import Health
 from creditgate.http.problems import PROBLEM_JSON, Problem, problem, problem_response
+from creditgate.http.threads import Threads
 from creditgate.portal.routes import install as install_portal
 from creditgate.storage.database import default_url
 
@@ -51,6 +53,7 @@ unit. Every POST takes an `Idempotency-Key` header. Errors are RFC 9457 problem 
 DEFAULT_MAX_IN_FLIGHT = 64
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 DEFAULT_KEY_CACHE_SECONDS = 2.0
+DEFAULT_THREADS = 40  # anyio's default thread limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,18 +92,21 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
 
+    threads = Threads(sync_threads(cg, settings, DEFAULT_THREADS))
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # Sync routes run their database work on this thread pool.
+        # Sync routes run their database work on this thread pool; the hot routes on theirs.
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = sync_threads(cg, settings, int(limiter.total_tokens))
         try:
             yield
         finally:
+            threads.close()
             if close_on_shutdown:
                 cg.close()
 
-    app = FastAPI(
+    app = App(
         title="creditgate",
         version=_version(),
         description=DESCRIPTION,
@@ -139,13 +145,37 @@ def create_app(
         return Health(status="ready")
 
     app.add_route("/metrics", metrics, include_in_schema=False)
-    # Added innermost first: RequestContext sees every request, refused ones included.
-    app.add_middleware(HotRoutes, keys=app.state.keys, handlers=app.exception_handlers)
+    in_flight = InFlight(settings.max_in_flight)
+    # Added innermost first: RequestContext sees every request the hot routes pass on,
+    # refused ones included.
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    app.add_middleware(Backpressure, limit=settings.max_in_flight)
+    app.add_middleware(Backpressure, in_flight=in_flight)
     app.add_middleware(RequestContext)
+    app.hot = HotRoutes(
+        app.full_stack,
+        keys=app.state.keys,
+        handlers=app.exception_handlers,
+        in_flight=in_flight,
+        max_body_bytes=settings.max_body_bytes,
+        threads=threads,
+    )
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app
+
+
+class App(FastAPI):
+    """FastAPI with the gate's hot routes in front (see `creditgate.http.hot`)."""
+
+    hot: HotRoutes | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.hot is not None:
+            await self.hot(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def full_stack(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super().__call__(scope, receive, send)
 
 
 def sync_threads(cg: Creditgate, settings: Settings, default: int) -> int:

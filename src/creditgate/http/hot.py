@@ -1,24 +1,27 @@
-"""The gate's hot routes without FastAPI's routing and dependency solving.
+"""The gate's hot routes, served at the edge of the app without the rest of the stack.
 
 `POST /v1/authorizations` and `POST /v1/authorizations/{id}/settle` are the calls a product
 makes around every model call, and `POST /v1/charges` the one it makes after a call it did
-not gate. Through FastAPI each spends more CPU in route matching and
-dependency solving than the HTTP parsing and the response together; here the same route
-functions run on the same validated models, answered the same way. Only the well-formed
-request takes this path: a JSON body that validates, a valid Idempotency-Key if any, and a
-key already in the key cache. Anything else (no key or an unknown one, a body or header that
-fails validation, another content type) goes on to FastAPI, which answers it as it answers
-every other request, so errors keep one source.
+not gate. Through FastAPI and its middleware each spends several times more CPU on the way
+in and out (route matching, dependency solving, one ASGI layer after another, the thread
+hand-over) than on the HTTP parsing and the response together. `HotRoutes` is the app's
+outermost layer: it serves these calls itself, with the same route functions on the same
+validated models, answered the same way, and does for them what the middleware does for
+every request (a request id, the in-flight limit, the body cap, the latency metric and the
+log line). Only the well-formed request takes this path: a JSON body with a Content-Length
+within the cap that validates, a valid Idempotency-Key if any, a key already in the key
+cache, and room in the in-flight limit. Anything else goes on to the full stack, which
+answers it as it answers every other request, so errors and refusals keep one source.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from anyio.to_thread import run_sync
 from fastapi.routing import APIRoute
 from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BaseModel
@@ -29,7 +32,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from creditgate.api import TenantLedger
 from creditgate.http import gate
 from creditgate.http.auth import KeyCache
+from creditgate.http.logs import request_id
+from creditgate.http.middleware import InFlight, answered, request_id_of
 from creditgate.http.models import ID_PATTERN, NewAuthorization, NewCharge, SettlementRequest
+from creditgate.http.threads import Threads
 from creditgate.services.api_keys import display
 from creditgate.services.context import MAX_KEY_LENGTH
 
@@ -49,24 +55,37 @@ class HotRoutes:
     """Serve well-formed authorize, settle and charge calls directly; pass everything else on."""
 
     def __init__(
-        self, app: ASGIApp, *, keys: KeyCache, handlers: Mapping[Any, Callable[..., Any]]
+        self,
+        app: ASGIApp,
+        *,
+        keys: KeyCache,
+        handlers: Mapping[Any, Callable[..., Any]],
+        in_flight: InFlight,
+        max_body_bytes: int,
+        threads: Threads,
     ) -> None:
-        self.app = app
+        self.app = app  # the full stack: FastAPI with its middleware
         self.keys = keys
-        # The app's exception handlers, but for the catch-all one: an unexpected error goes
-        # on to the server error middleware, as it does from a route.
+        # The app's exception handlers: an unexpected error gets the catch-all's 500 problem
+        # and is raised on to the server, as from the full stack.
         self.handlers = handlers
-        # Set as the request's route, as FastAPI does: the latency metric is labelled by it.
-        self.authorize_route = find_route(gate.router.routes, "/v1/authorizations", gate.authorize)
-        self.settle_route = find_route(
+        self.in_flight = in_flight
+        self.max_body_bytes = max_body_bytes
+        self.threads = threads
+        # The routes' templates label the latency metric and the log line, as FastAPI's do.
+        self.authorize_path = find_route(
+            gate.router.routes, "/v1/authorizations", gate.authorize
+        ).path
+        self.settle_path = find_route(
             gate.router.routes, "/v1/authorizations/{id}/settle", gate.settle
-        )
-        self.charge_route = find_route(gate.router.routes, "/v1/charges", gate.charge)
+        ).path
+        self.charge_path = find_route(gate.router.routes, "/v1/charges", gate.charge).path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope.get("root_path"):
             await self.app(scope, receive, send)
             return
+        start = time.perf_counter()
         path = scope["path"]
         model: type[BaseModel] = SettlementRequest
         if path == "/v1/authorizations" or path == "/v1/charges":
@@ -80,7 +99,7 @@ class HotRoutes:
         else:
             await self.app(scope, receive, send)
             return
-        content_type = authorization = idempotency_key = None
+        content_type = authorization = idempotency_key = incoming_id = length = None
         for name, value in scope["headers"]:
             if name == b"content-type":
                 content_type = content_type or value
@@ -88,6 +107,19 @@ class HotRoutes:
                 authorization = authorization or value
             elif name == b"idempotency-key":
                 idempotency_key = idempotency_key or value
+            elif name == b"content-length":
+                length = length or value
+            elif name == b"x-request-id":
+                incoming_id = incoming_id or value
+        if (
+            not self.in_flight.has_room(object_id is not None)
+            or length is None  # a chunked body: the body cap reads it
+            or not length.isdigit()
+            or len(length) > 18
+            or int(length) > self.max_body_bytes
+        ):
+            await self.app(scope, receive, send)  # refused, or answered, as every request is
+            return
         body: bytes | None = await _read_body(receive)
         if body is None:
             return  # the client went away
@@ -107,20 +139,43 @@ class HotRoutes:
             await self.app(scope, replay, send)  # FastAPI answers, errors included
             return
         idem = None if key is True else key
+        rid = request_id_of(incoming_id.decode("latin-1") if incoming_id is not None else None)
+        token = request_id.set(rid)
+        self.in_flight.enter()
+        route = self.settle_path
+        status = 500
         try:
-            if isinstance(request, NewAuthorization):
-                scope["route"] = self.authorize_route
-                response = await run_sync(gate.authorize, request, ledger, idem)
-            elif isinstance(request, NewCharge):
-                scope["route"] = self.charge_route
-                response = await run_sync(gate.charge, request, ledger, idem)
-            else:
-                assert isinstance(request, SettlementRequest) and object_id is not None
-                scope["route"] = self.settle_route
-                response = await run_sync(gate.settle, object_id, request, ledger, idem)
-        except Exception as exc:
-            response = await self._handled(exc, scope, replay)
-        await response(scope, replay, send)
+            unexpected: Exception | None = None
+            try:
+                if isinstance(request, NewAuthorization):
+                    route = self.authorize_path
+                    response = await self._call(gate.authorize, request, ledger, idem)
+                elif isinstance(request, NewCharge):
+                    route = self.charge_path
+                    response = await self._call(gate.charge, request, ledger, idem)
+                else:
+                    assert isinstance(request, SettlementRequest) and object_id is not None
+                    response = await self._call(gate.settle, object_id, request, ledger, idem)
+            except Exception as exc:
+                response, unexpected = await self._handled(exc, scope, replay)
+            status = response.status_code
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [*response.raw_headers, (b"x-request-id", rid.encode())],
+                }
+            )
+            await send({"type": "http.response.body", "body": response.body})
+            if unexpected is not None:
+                raise unexpected  # logged by the server, as the full stack's errors are
+        finally:
+            self.in_flight.leave()
+            answered(scope, "POST", route, status, start, rid)
+            request_id.reset(token)
+
+    async def _call(self, fn: Callable[..., Response], *args: Any) -> Response:
+        return await self.threads.run(fn, *args)
 
     def _ledger(
         self, scope: Scope, content_type: bytes | None, authorization: bytes | None
@@ -140,13 +195,16 @@ class HotRoutes:
         state["key"] = display(principal.prefix)
         return TenantLedger(self.keys.cg, principal.tenant_id)
 
-    async def _handled(self, exc: Exception, scope: Scope, receive: Receive) -> Response:
-        """The response the app's exception handlers give, found as Starlette finds them."""
+    async def _handled(
+        self, exc: Exception, scope: Scope, receive: Receive
+    ) -> tuple[Response, Exception | None]:
+        """The response the app's exception handlers give, found as Starlette finds them, and
+        the error itself when it was unexpected (the catch-all's)."""
         for cls in type(exc).__mro__:
             handler = self.handlers.get(cls)
-            if handler is not None and cls is not Exception:
+            if handler is not None:
                 response: Response = await handler(Request(scope, receive), exc)
-                return response
+                return response, exc if cls is Exception else None
         raise exc
 
 

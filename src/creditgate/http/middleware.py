@@ -6,6 +6,7 @@ import logging
 import re
 import time
 import uuid
+from typing import Any
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -41,9 +42,7 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = _header(scope, b"x-request-id")
-        valid = incoming and _REQUEST_ID.match(incoming) and not _KEY_SHAPED.search(incoming)
-        rid = incoming if incoming and valid else uuid.uuid4().hex
+        rid = request_id_of(_header(scope, b"x-request-id"))
         token = request_id.set(rid)
         status = 500
         start = time.perf_counter()
@@ -58,66 +57,105 @@ class RequestContext:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            elapsed = time.perf_counter() - start
             route = getattr(scope.get("route"), "path", None) or (
                 scope["path"] if scope["path"] in UNLIMITED_PATHS else "unmatched"
             )
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-            REQUEST_SECONDS.labels(method, route, str(status)).observe(elapsed)
-            state = scope.get("state") or {}
-            log.info(
-                "request",
-                extra={
-                    "request_id": rid,
-                    "method": method,
-                    "path": _KEY_SHAPED.sub(r"cg_\1_…", scope["path"][:200]),
-                    "route": route,
-                    "status": status,
-                    "ms": round(elapsed * 1000, 3),
-                    "tenant": state.get("tenant_id"),
-                    "key": state.get("key"),
-                },
-            )
+            answered(scope, method, route, status, start, rid)
             request_id.reset(token)
+
+
+def request_id_of(incoming: str | None) -> str:
+    """The client's X-Request-Id when it is a fit one, else a new id."""
+    valid = incoming and _REQUEST_ID.match(incoming) and not _KEY_SHAPED.search(incoming)
+    return incoming if incoming and valid else uuid.uuid4().hex
+
+
+# The latency histogram's child per (method, route, status): `labels()` takes a lock and
+# builds its key on every call. Routes are templates, so the set stays small.
+_timers: dict[tuple[str, str, int], Any] = {}
+
+
+def answered(scope: Scope, method: str, route: str, status: int, start: float, rid: str) -> None:
+    """Measure and log one answered request (every request, the hot routes' included)."""
+    elapsed = time.perf_counter() - start
+    timer = _timers.get((method, route, status))
+    if timer is None:
+        timer = _timers[(method, route, status)] = REQUEST_SECONDS.labels(
+            method, route, str(status)
+        )
+    timer.observe(elapsed)
+    if not log.isEnabledFor(logging.INFO):
+        return
+    state = scope.get("state") or {}
+    log.info(
+        "request",
+        extra={
+            "request_id": rid,
+            "method": method,
+            "path": _KEY_SHAPED.sub(r"cg_\1_…", scope["path"][:200]),
+            "route": route,
+            "status": status,
+            "ms": round(elapsed * 1000, 3),
+            "tenant": state.get("tenant_id"),
+            "key": state.get("key"),
+        },
+    )
+
+
+class InFlight:
+    """Requests being served by this process, against its limit (one event loop per process,
+    so no lock). The last quarter of the slots is kept for requests that finish a hold."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.new_work_limit = limit - limit // 4
+        self.count = 0
+
+    def has_room(self, finishes_a_hold: bool) -> bool:
+        return self.count < (self.limit if finishes_a_hold else self.new_work_limit)
+
+    def enter(self) -> None:
+        self.count += 1
+        IN_FLIGHT.inc()
+
+    def leave(self) -> None:
+        self.count -= 1
+        IN_FLIGHT.dec()
 
 
 class Backpressure:
     """At most `limit` requests in flight; past that, answer 503 with Retry-After at once.
 
     Refusing quickly keeps the latency of accepted requests bounded instead of letting a
-    queue grow without bound in front of the database.
+    queue grow without bound in front of the database. The hot routes count against the
+    same `InFlight`.
     """
 
-    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+    def __init__(self, app: ASGIApp, *, limit: int = 64, in_flight: InFlight | None = None) -> None:
         self.app = app
-        self.limit = limit
-        # The last quarter of the slots is kept for requests that finish a hold.
-        self.new_work_limit = limit - limit // 4
-        self.in_flight = 0  # one event loop per process: no lock needed
+        self.in_flight = in_flight if in_flight is not None else InFlight(limit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"] if scope["type"] == "http" else ""
         if scope["type"] != "http" or path in UNLIMITED_PATHS:
             await self.app(scope, receive, send)
             return
-        limit = self.limit if _finishes_a_hold(scope["method"], path) else self.new_work_limit
-        if self.in_flight >= limit:
+        if not self.in_flight.has_room(finishes_a_hold(scope["method"], path)):
             REFUSED.inc()
             response = problem_response(
                 problem(503, "overloaded", "the server is at capacity; retry after a moment")
             )
             await response(scope, receive, send)
             return
-        self.in_flight += 1
-        IN_FLIGHT.inc()
+        self.in_flight.enter()
         try:
             await self.app(scope, receive, send)
         finally:
-            self.in_flight -= 1
-            IN_FLIGHT.dec()
+            self.in_flight.leave()
 
 
-def _finishes_a_hold(method: str, path: str) -> bool:
+def finishes_a_hold(method: str, path: str) -> bool:
     """Settling or voiding an authorization: work a client started, and whose hold stays
     taken until it expires if the request is refused."""
     return (
