@@ -25,6 +25,7 @@ from creditgate._cli import (
     when,
 )
 from creditgate.domain.errors import CreditgateError
+from creditgate.http import DEFAULT_MAX_IN_FLIGHT
 from creditgate.storage.database import default_url
 
 if TYPE_CHECKING:
@@ -604,7 +605,7 @@ def serve(
     demo: Annotated[bool, typer.Option(help="Seed the demo tenant and print an API key")] = False,
     max_in_flight: Annotated[
         int, typer.Option(min=1, help="Requests served at once per process; more get 503")
-    ] = 64,
+    ] = DEFAULT_MAX_IN_FLIGHT,
     pool_size: Annotated[
         int,
         typer.Option(
@@ -686,7 +687,9 @@ def bench_http(
     workers: Annotated[int, typer.Option(min=1, help="Server processes (PostgreSQL)")] = 2,
     rate: Annotated[float, typer.Option(min=1, help="Pairs per second offered")] = 500.0,
     seconds: Annotated[float, typer.Option(min=1, help="Measuring time")] = 10.0,
-    max_in_flight: Annotated[int, typer.Option(min=1, help="Server in-flight limit")] = 64,
+    max_in_flight: Annotated[
+        int, typer.Option(min=1, help="Server in-flight limit")
+    ] = DEFAULT_MAX_IN_FLIGHT,
     pool_size: Annotated[
         int, typer.Option(min=1, help="Database connections (and threads) per server process")
     ] = 10,

@@ -339,10 +339,59 @@ def test_hot_requests_count_against_the_same_in_flight_limit(
                     )
                 assert refused.status_code == 503 and refused.json()["code"] == "overloaded"
                 assert listed.status_code == 503
+                # Refused at the edge with the full stack's answer, body and headers alike.
+                assert refused.content == listed.content
+                assert refused.headers["retry-after"] == listed.headers["retry-after"] == "1"
+                assert refused.headers["content-type"] == "application/problem+json"
+                assert len(refused.headers["x-request-id"]) == 32
                 assert settled.status_code == 200 and settled.json()["charge"]["amount"] == 50
                 release.set()
             assert statuses == [201, 201, 201]
             assert (await client.post("/v1/authorizations", json=body)).status_code == 201
 
+    refused_before = REGISTRY.get_sample_value("creditgate_http_refused_total") or 0.0
     anyio.run(main)
+    assert REGISTRY.get_sample_value("creditgate_http_refused_total") == refused_before + 2
     assert cg.verify(tenant.id).ok
+
+
+def test_void_answers_as_through_fastapi(api: Api, hot_calls: list[str]) -> None:
+    api.funded_customer("c1", 10_000)
+    body = {"customer": "c1", "asset": "credits", "amount": 100}
+    held = [post(api, "/v1/authorizations", body).json()["id"] for _ in range(2)]
+    missing = "auth_missing"
+
+    def void(hold: str, *, fastapi: bool, **headers: str) -> Any:
+        url = f"/v1/authorizations/{hold}/void"
+        if fastapi:  # no Content-Length: the hot routes leave it to FastAPI
+
+            def nothing() -> Any:
+                yield b""
+
+            return api.post(url, content=nothing(), headers=headers)
+        return api.post(url, headers=headers)
+
+    answers = []
+    for fastapi, hold in ((False, held[0]), (True, held[1])):
+        hot_calls.clear()
+        voided = void(hold, fastapi=fastapi, **{"Idempotency-Key": f"v-{hold}"})
+        replayed = void(hold, fastapi=fastapi, **{"Idempotency-Key": f"v-{hold}"})
+        again = void(hold, fastapi=fastapi)  # already voided
+        unknown = void(missing, fastapi=fastapi)
+        assert hot_calls == ([] if fastapi else ["void"] * 4)
+        assert voided.json() == replayed.json() and voided.json()["status"] == "voided"
+        # The first round ran while the second hold was still open.
+        answers.append(
+            [
+                (
+                    r.status_code,
+                    r.headers["content-type"],
+                    without_ids(json.loads(r.text.replace(hold, "HOLD"))) | {"available": 0},
+                )
+                for r in (voided, again, unknown)
+            ]
+        )
+    assert answers[0] == answers[1]
+    assert [a[0] for a in answers[0]] == [200, 409, 404]
+    wallet = api.get("/v1/customers/c1/wallet").json()
+    assert wallet["balances"][0]["held"] == 0

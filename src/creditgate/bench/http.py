@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from creditgate.api import Creditgate, TenantLedger
+from creditgate.http import DEFAULT_MAX_IN_FLIGHT
 
 HOLD = 1_000
 ACTUAL = 800
@@ -364,7 +365,7 @@ def run_http(
     workers: int,
     rate: float,
     seconds: float,
-    max_in_flight: int = 64,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     pool_size: int = 10,
     client_processes: int = 2,
     connections: int = 128,

@@ -19,6 +19,7 @@ from creditgate.api import Creditgate
 from creditgate.clock import clock_from_env
 from creditgate.domain.amounts import MAX_AMOUNT, MAX_BALANCE
 from creditgate.http import (
+    DEFAULT_MAX_IN_FLIGHT,
     campaigns,
     catalog,
     gate,
@@ -50,7 +51,6 @@ unit. Every POST takes an `Idempotency-Key` header. Errors are RFC 9457 problem 
 """
 
 
-DEFAULT_MAX_IN_FLIGHT = 64
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 DEFAULT_KEY_CACHE_SECONDS = 2.0
 DEFAULT_THREADS = 40  # anyio's default thread limit

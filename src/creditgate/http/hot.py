@@ -1,17 +1,19 @@
 """The gate's hot routes, served at the edge of the app without the rest of the stack.
 
-`POST /v1/authorizations` and `POST /v1/authorizations/{id}/settle` are the calls a product
-makes around every model call, and `POST /v1/charges` the one it makes after a call it did
-not gate. Through FastAPI and its middleware each spends several times more CPU on the way
-in and out (route matching, dependency solving, one ASGI layer after another, the thread
-hand-over) than on the HTTP parsing and the response together. `HotRoutes` is the app's
-outermost layer: it serves these calls itself, with the same route functions on the same
-validated models, answered the same way, and does for them what the middleware does for
-every request (a request id, the in-flight limit, the body cap, the latency metric and the
-log line). Only the well-formed request takes this path: a JSON body with a Content-Length
-within the cap that validates, a valid Idempotency-Key if any, a key already in the key
-cache, and room in the in-flight limit. Anything else goes on to the full stack, which
-answers it as it answers every other request, so errors and refusals keep one source.
+`POST /v1/authorizations` and `POST /v1/authorizations/{id}/settle` (or `/void`) are the
+calls a product makes around every model call, and `POST /v1/charges` the one it makes
+after a call it did not gate. Through FastAPI and its middleware each spends several times
+more CPU on the way in and out (route matching, dependency solving, one ASGI layer after
+another, the thread hand-over) than on the HTTP parsing and the response together.
+`HotRoutes` is the app's outermost layer: it serves these calls itself, with the same route
+functions on the same validated models, answered the same way, and does for them what the
+middleware does for every request (a request id, the in-flight limit, the body cap, the
+latency metric and the log line). Only the well-formed request takes this path: a body
+with a Content-Length within the cap (JSON that validates; a void's body, which its route
+ignores, may be anything), a valid Idempotency-Key if any, a key already in the key cache.
+Anything else goes on to the full stack, which answers it as it answers every other
+request, so errors keep one source. Past the in-flight limit the refusal is sent from here,
+the same 503 the full stack gives, built once.
 """
 
 from __future__ import annotations
@@ -33,13 +35,14 @@ from creditgate.api import TenantLedger
 from creditgate.http import gate
 from creditgate.http.auth import KeyCache
 from creditgate.http.logs import request_id
-from creditgate.http.middleware import InFlight, answered, request_id_of
+from creditgate.http.metrics import REFUSED
+from creditgate.http.middleware import InFlight, answered, overloaded, request_id_of
 from creditgate.http.models import ID_PATTERN, NewAuthorization, NewCharge, SettlementRequest
 from creditgate.http.threads import Threads
 from creditgate.services.api_keys import display
 from creditgate.services.context import MAX_KEY_LENGTH
 
-_SETTLE = re.compile(r"/v1/authorizations/([^/]+)/settle")
+_FINISH = re.compile(r"/v1/authorizations/([^/]+)/(settle|void)")
 _ID = re.compile(ID_PATTERN)
 _JSON_TYPES = frozenset({b"application/json", b"application/json; charset=utf-8"})
 
@@ -52,7 +55,7 @@ def find_route(routes: list[Any], path: str, endpoint: Callable[..., Any]) -> AP
 
 
 class HotRoutes:
-    """Serve well-formed authorize, settle and charge calls directly; pass everything else on."""
+    """Serve well-formed authorize, settle, void and charge calls; pass everything else on."""
 
     def __init__(
         self,
@@ -80,6 +83,10 @@ class HotRoutes:
             gate.router.routes, "/v1/authorizations/{id}/settle", gate.settle
         ).path
         self.charge_path = find_route(gate.router.routes, "/v1/charges", gate.charge).path
+        self.void_path = find_route(
+            gate.router.routes, "/v1/authorizations/{id}/void", gate.void
+        ).path
+        self.overloaded = overloaded()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope.get("root_path"):
@@ -87,15 +94,19 @@ class HotRoutes:
             return
         start = time.perf_counter()
         path = scope["path"]
-        model: type[BaseModel] = SettlementRequest
-        if path == "/v1/authorizations" or path == "/v1/charges":
-            object_id = None
-            model = NewAuthorization if path == "/v1/authorizations" else NewCharge
-        elif path.startswith("/v1/authorizations/") and (match := _SETTLE.fullmatch(path)):
+        model: type[BaseModel] | None = SettlementRequest
+        route = self.settle_path
+        if path == "/v1/authorizations":
+            object_id, model, route = None, NewAuthorization, self.authorize_path
+        elif path == "/v1/charges":
+            object_id, model, route = None, NewCharge, self.charge_path
+        elif path.startswith("/v1/authorizations/") and (match := _FINISH.fullmatch(path)):
             object_id = match.group(1)
             if not _ID.fullmatch(object_id):
                 await self.app(scope, receive, send)
                 return
+            if match.group(2) == "void":
+                model, route = None, self.void_path  # no body: whatever comes is ignored
         else:
             await self.app(scope, receive, send)
             return
@@ -111,14 +122,16 @@ class HotRoutes:
                 length = length or value
             elif name == b"x-request-id":
                 incoming_id = incoming_id or value
+        if not self.in_flight.has_room(object_id is not None):
+            await self._refuse(scope, send, route, start, incoming_id)
+            return
         if (
-            not self.in_flight.has_room(object_id is not None)
-            or length is None  # a chunked body: the body cap reads it
+            length is None  # a chunked body: the body cap reads it
             or not length.isdigit()
             or len(length) > 18
             or int(length) > self.max_body_bytes
         ):
-            await self.app(scope, receive, send)  # refused, or answered, as every request is
+            await self.app(scope, receive, send)  # answered as every request is
             return
         body: bytes | None = await _read_body(receive)
         if body is None:
@@ -132,30 +145,30 @@ class HotRoutes:
             body = None
             return message
 
-        ledger = self._ledger(scope, content_type, authorization)
+        ledger = self._ledger(scope, authorization)
         key = _idempotency_key(idempotency_key)
-        request = _validated(body or b"", model)
-        if ledger is None or key is False or request is None:
+        request = None if model is None else _validated(body or b"", model, content_type)
+        if ledger is None or key is False or (request is None and model is not None):
             await self.app(scope, replay, send)  # FastAPI answers, errors included
             return
         idem = None if key is True else key
         rid = request_id_of(incoming_id.decode("latin-1") if incoming_id is not None else None)
         token = request_id.set(rid)
         self.in_flight.enter()
-        route = self.settle_path
         status = 500
         try:
             unexpected: Exception | None = None
             try:
                 if isinstance(request, NewAuthorization):
-                    route = self.authorize_path
                     response = await self._call(gate.authorize, request, ledger, idem)
                 elif isinstance(request, NewCharge):
-                    route = self.charge_path
                     response = await self._call(gate.charge, request, ledger, idem)
-                else:
-                    assert isinstance(request, SettlementRequest) and object_id is not None
+                elif isinstance(request, SettlementRequest):
+                    assert object_id is not None
                     response = await self._call(gate.settle, object_id, request, ledger, idem)
+                else:
+                    assert object_id is not None
+                    response = await self._call(gate.void, object_id, ledger, idem)
             except Exception as exc:
                 response, unexpected = await self._handled(exc, scope, replay)
             status = response.status_code
@@ -174,14 +187,27 @@ class HotRoutes:
             answered(scope, "POST", route, status, start, rid)
             request_id.reset(token)
 
+    async def _refuse(
+        self, scope: Scope, send: Send, route: str, start: float, incoming_id: bytes | None
+    ) -> None:
+        """503 at once, as the in-flight limit answers every request past it, but without
+        building the answer again: under overload, refusing must cost next to nothing."""
+        REFUSED.inc()
+        rid = request_id_of(incoming_id.decode("latin-1") if incoming_id is not None else None)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 503,
+                "headers": [*self.overloaded.raw_headers, (b"x-request-id", rid.encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": self.overloaded.body})
+        answered(scope, "POST", route, 503, start, rid)
+
     async def _call(self, fn: Callable[..., Response], *args: Any) -> Response:
         return await self.threads.run(fn, *args)
 
-    def _ledger(
-        self, scope: Scope, content_type: bytes | None, authorization: bytes | None
-    ) -> TenantLedger | None:
-        if content_type is None or content_type.lower() not in _JSON_TYPES:
-            return None
+    def _ledger(self, scope: Scope, authorization: bytes | None) -> TenantLedger | None:
         if authorization is None:
             return None
         scheme, credentials = get_authorization_scheme_param(authorization.decode("latin-1"))
@@ -228,9 +254,9 @@ def _idempotency_key(value: bytes | None) -> str | bool:
     return key if 1 <= len(key) <= MAX_KEY_LENGTH else False
 
 
-def _validated(body: bytes, model: type[BaseModel]) -> BaseModel | None:
+def _validated(body: bytes, model: type[BaseModel], content_type: bytes | None) -> BaseModel | None:
     """The body as FastAPI would give it to the route (JSON, then the model), or None."""
-    if not body:
+    if not body or content_type is None or content_type.lower() not in _JSON_TYPES:
         return None
     try:
         return model.model_validate(json.loads(body))

@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 from starlette.datastructures import MutableHeaders
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from creditgate.http.logs import request_id
@@ -143,16 +144,20 @@ class Backpressure:
             return
         if not self.in_flight.has_room(finishes_a_hold(scope["method"], path)):
             REFUSED.inc()
-            response = problem_response(
-                problem(503, "overloaded", "the server is at capacity; retry after a moment")
-            )
-            await response(scope, receive, send)
+            await overloaded()(scope, receive, send)
             return
         self.in_flight.enter()
         try:
             await self.app(scope, receive, send)
         finally:
             self.in_flight.leave()
+
+
+def overloaded() -> Response:
+    """The answer past the in-flight limit: 503 with Retry-After."""
+    return problem_response(
+        problem(503, "overloaded", "the server is at capacity; retry after a moment")
+    )
 
 
 def finishes_a_hold(method: str, path: str) -> bool:

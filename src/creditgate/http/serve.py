@@ -13,8 +13,8 @@ import uvicorn
 
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.clock import clock_from_env
-from creditgate.http import logs
-from creditgate.http.app import DEFAULT_MAX_IN_FLIGHT, Settings
+from creditgate.http import DEFAULT_MAX_IN_FLIGHT, logs
+from creditgate.http.app import Settings
 from creditgate.storage.database import normalize_url
 from creditgate.worker import DEFAULT_INTERVAL_SECONDS, Sweeper
 
