@@ -22,6 +22,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi.routing import APIRoute
@@ -32,17 +33,23 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from creditgate.api import TenantLedger
-from creditgate.http import gate
+from creditgate.http import gate, grants, refunds
 from creditgate.http.auth import KeyCache
 from creditgate.http.logs import request_id
 from creditgate.http.metrics import REFUSED
 from creditgate.http.middleware import InFlight, answered, overloaded, request_id_of
-from creditgate.http.models import ID_PATTERN, NewAuthorization, NewCharge, SettlementRequest
+from creditgate.http.models import (
+    ID_PATTERN,
+    NewAuthorization,
+    NewCharge,
+    NewGrant,
+    SettlementRequest,
+)
 from creditgate.http.threads import Threads
 from creditgate.services.api_keys import display
+from creditgate.services.catalog import MAX_NAME
 from creditgate.services.context import MAX_KEY_LENGTH
 
-_FINISH = re.compile(r"/v1/authorizations/([^/]+)/(settle|void)")
 _ID = re.compile(ID_PATTERN)
 _JSON_TYPES = frozenset({b"application/json", b"application/json; charset=utf-8"})
 
@@ -54,8 +61,47 @@ def find_route(routes: list[Any], path: str, endpoint: Callable[..., Any]) -> AP
     raise LookupError(f"no route {path} served by {endpoint.__name__}")
 
 
+def _an_id(value: str) -> bool:
+    return _ID.fullmatch(value) is not None
+
+
+def _a_customer(value: str) -> bool:
+    return 1 <= len(value) <= MAX_NAME
+
+
+@dataclass(frozen=True, slots=True)
+class HotRoute:
+    """One route the edge serves: FastAPI's template and endpoint, and what it takes.
+
+    The endpoint is called as FastAPI calls it: the path parameter (if the template has
+    one), the validated body (if it takes one), the tenant's ledger, the idempotency key.
+    """
+
+    template: str
+    endpoint: Callable[..., Response]
+    model: type[BaseModel] | None  # None: no body (whatever is sent is ignored)
+    param: Callable[[str], bool] | None = None  # the path parameter's check, as FastAPI's
+    finishes_a_hold: bool = False  # may use the in-flight slots kept for finishing holds
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile(re.sub(r"\\\{[^/]+?\\\}", "([^/]+)", re.escape(self.template)))
+
+
+# The calls made around every model call, and the money movements a busy product makes
+# most often. Each must be a route of its module's router (checked at start-up).
+HOT_ROUTES = (
+    HotRoute("/v1/authorizations", gate.authorize, NewAuthorization),
+    HotRoute("/v1/charges", gate.charge, NewCharge),
+    HotRoute("/v1/authorizations/{id}/settle", gate.settle, SettlementRequest, _an_id, True),
+    HotRoute("/v1/authorizations/{id}/void", gate.void, None, _an_id, True),
+    HotRoute("/v1/customers/{customer}/grants", grants.create_grant, NewGrant, _a_customer),
+    HotRoute("/v1/charges/{charge}/refunds", refunds.refund_charge, refunds.NewRefund, _an_id),
+)
+
+
 class HotRoutes:
-    """Serve well-formed authorize, settle, void and charge calls; pass everything else on."""
+    """Serve well-formed calls of `HOT_ROUTES` directly; pass everything else on."""
 
     def __init__(
         self,
@@ -75,41 +121,41 @@ class HotRoutes:
         self.in_flight = in_flight
         self.max_body_bytes = max_body_bytes
         self.threads = threads
-        # The routes' templates label the latency metric and the log line, as FastAPI's do.
-        self.authorize_path = find_route(
-            gate.router.routes, "/v1/authorizations", gate.authorize
-        ).path
-        self.settle_path = find_route(
-            gate.router.routes, "/v1/authorizations/{id}/settle", gate.settle
-        ).path
-        self.charge_path = find_route(gate.router.routes, "/v1/charges", gate.charge).path
-        self.void_path = find_route(
-            gate.router.routes, "/v1/authorizations/{id}/void", gate.void
-        ).path
+        self.exact: dict[str, HotRoute] = {}
+        self.with_param: list[tuple[str, re.Pattern[str], HotRoute]] = []
+        routes = [*gate.router.routes, *grants.router.routes, *refunds.router.routes]
+        for hot in HOT_ROUTES:
+            find_route(routes, hot.template, hot.endpoint)
+            if hot.param is None:
+                self.exact[hot.template] = hot
+            else:
+                prefix = hot.template[: hot.template.index("{")]
+                self.with_param.append((prefix, hot.pattern, hot))
         self.overloaded = overloaded()
+
+    def _route(self, path: str) -> tuple[HotRoute, str | None] | None:
+        """The hot route serving `path`, and its path parameter; None when FastAPI must
+        answer (another path, or a parameter FastAPI would refuse)."""
+        hot = self.exact.get(path)
+        if hot is not None:
+            return hot, None
+        for prefix, pattern, hot in self.with_param:
+            if path.startswith(prefix) and (match := pattern.fullmatch(path)):
+                value = match.group(1)
+                assert hot.param is not None
+                return (hot, value) if hot.param(value) else None
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope.get("root_path"):
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        path = scope["path"]
-        model: type[BaseModel] | None = SettlementRequest
-        route = self.settle_path
-        if path == "/v1/authorizations":
-            object_id, model, route = None, NewAuthorization, self.authorize_path
-        elif path == "/v1/charges":
-            object_id, model, route = None, NewCharge, self.charge_path
-        elif path.startswith("/v1/authorizations/") and (match := _FINISH.fullmatch(path)):
-            object_id = match.group(1)
-            if not _ID.fullmatch(object_id):
-                await self.app(scope, receive, send)
-                return
-            if match.group(2) == "void":
-                model, route = None, self.void_path  # no body: whatever comes is ignored
-        else:
+        found = self._route(scope["path"])
+        if found is None:
             await self.app(scope, receive, send)
             return
+        hot, param = found
         content_type = authorization = idempotency_key = incoming_id = length = None
         for name, value in scope["headers"]:
             if name == b"content-type":
@@ -122,8 +168,8 @@ class HotRoutes:
                 length = length or value
             elif name == b"x-request-id":
                 incoming_id = incoming_id or value
-        if not self.in_flight.has_room(object_id is not None):
-            await self._refuse(scope, send, route, start, incoming_id)
+        if not self.in_flight.has_room(hot.finishes_a_hold):
+            await self._refuse(scope, send, hot.template, start, incoming_id)
             return
         if (
             length is None  # a chunked body: the body cap reads it
@@ -147,11 +193,14 @@ class HotRoutes:
 
         ledger = self._ledger(scope, authorization)
         key = _idempotency_key(idempotency_key)
-        request = None if model is None else _validated(body or b"", model, content_type)
-        if ledger is None or key is False or (request is None and model is not None):
+        request = None if hot.model is None else _validated(body or b"", hot.model, content_type)
+        if ledger is None or key is False or (request is None and hot.model is not None):
             await self.app(scope, replay, send)  # FastAPI answers, errors included
             return
-        idem = None if key is True else key
+        args: list[Any] = [] if param is None else [param]
+        if request is not None:
+            args.append(request)
+        args += [ledger, None if key is True else key]
         rid = request_id_of(incoming_id.decode("latin-1") if incoming_id is not None else None)
         token = request_id.set(rid)
         self.in_flight.enter()
@@ -159,16 +208,7 @@ class HotRoutes:
         try:
             unexpected: Exception | None = None
             try:
-                if isinstance(request, NewAuthorization):
-                    response = await self._call(gate.authorize, request, ledger, idem)
-                elif isinstance(request, NewCharge):
-                    response = await self._call(gate.charge, request, ledger, idem)
-                elif isinstance(request, SettlementRequest):
-                    assert object_id is not None
-                    response = await self._call(gate.settle, object_id, request, ledger, idem)
-                else:
-                    assert object_id is not None
-                    response = await self._call(gate.void, object_id, ledger, idem)
+                response = await self._call(hot.endpoint, *args)
             except Exception as exc:
                 response, unexpected = await self._handled(exc, scope, replay)
             status = response.status_code
@@ -184,7 +224,7 @@ class HotRoutes:
                 raise unexpected  # logged by the server, as the full stack's errors are
         finally:
             self.in_flight.leave()
-            answered(scope, "POST", route, status, start, rid)
+            answered(scope, "POST", hot.template, status, start, rid)
             request_id.reset(token)
 
     async def _refuse(
