@@ -236,3 +236,30 @@ def test_a_wallet_of_many_small_lots_is_drawn_in_burn_order(
     hold = ledger.authorize("many", "credits", 2)
     settled = ledger.settle(hold.id, amount=2)
     assert [d.lot_id for d in settled.charge.draws] == granted[LOT_WINDOW + 4 :]
+
+
+def test_an_answer_sent_before_its_balance_is_known_gets_it_at_every_depth(
+    ledger: TenantLedger,
+) -> None:
+    from creditgate.services.context import AVAILABLE_PENDING, fill_available
+
+    customer = funded(ledger, 1_000)
+    metadata = {"available": AVAILABLE_PENDING}  # a customer's own value, never touched
+    auth = ledger.authorize(customer, "credits", 100, metadata=metadata)
+    settled = ledger.settle(auth.id, 60)
+    pending = settled.model_copy(
+        update={
+            "authorization": settled.authorization.model_copy(
+                update={"available": AVAILABLE_PENDING}
+            ),
+            "charge": settled.charge.model_copy(update={"available": AVAILABLE_PENDING}),
+        }
+    )
+    filled = fill_available(pending, 940)
+    assert filled.authorization.available == filled.charge.available == 940
+    assert filled.authorization.metadata == metadata
+    assert filled.model_dump() == settled.model_dump() | {
+        "authorization": settled.authorization.model_dump() | {"available": 940},
+        "charge": settled.charge.model_dump() | {"available": 940},
+    }
+    assert fill_available(settled, 1) is settled  # nothing pending: the same answer

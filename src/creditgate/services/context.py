@@ -162,11 +162,18 @@ _SAVE_KEY_FILLED = Prepared(
 
 
 def fill_available(result: R, available: int) -> R:
-    """The answer with the placeholder `available` replaced by the real one."""
-    text = result.model_dump_json()
-    if _PENDING_JSON not in text:
-        return result
-    return type(result).model_validate_json(text.replace(_PENDING_JSON, f'"available":{available}'))
+    """The answer with the placeholder `available` replaced by the real one, wherever one of
+    its models carries it (a settlement carries its authorization and its charge)."""
+    update: dict[str, Any] = {}
+    for name in type(result).model_fields:
+        value = getattr(result, name)
+        if name == "available" and value == AVAILABLE_PENDING:
+            update[name] = available
+        elif isinstance(value, Result):
+            filled = fill_available(value, available)
+            if filled is not value:
+                update[name] = filled
+    return result.model_copy(update=update) if update else result
 
 
 class Idempotent:
