@@ -33,10 +33,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import httpx
 from sqlalchemy import func, select
 
 from creditgate.api import Creditgate, TenantLedger
+from creditgate.chaos import wire
 from creditgate.chaos.cluster import Cluster
 from creditgate.chaos.history import OK, REJECTED, UNRESOLVED, History, Op
 from creditgate.chaos.model import ReferenceModel, ServerState
@@ -277,7 +277,7 @@ def _send_with_key(client: Client, op: Op) -> Op:
                 json=op.body,
                 headers={"Idempotency-Key": op.key},
             )
-        except httpx.TransportError:
+        except wire.TransportError:
             response = None
         if response is not None and response.status_code < 500:
             copy.status = response.status_code

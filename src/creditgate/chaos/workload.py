@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
-
+from creditgate.chaos import wire
 from creditgate.chaos.history import OK, REJECTED, History, Op
 
 Committed = Callable[[str], bool]  # was this idempotency key applied (read off the database)?
@@ -74,9 +73,8 @@ class Client:
         self.shared = shared
         self.n = n
         self.rng = rng
-        self.http = httpx.Client(
-            headers={"Authorization": f"Bearer {shared.key}"},
-            timeout=httpx.Timeout(10.0, connect=2.0),
+        self.http = wire.Client(
+            {"Authorization": f"Bearer {shared.key}"}, timeout=10.0, connect_timeout=2.0
         )
         self.holds: list[tuple[str, str, int]] = []  # id, wallet, amount
         self.charges: list[list[Any]] = []  # id, wallet, amount, refunded
@@ -190,7 +188,7 @@ class Client:
                 response = self.http.post(
                     base + path, json=body, headers={"Idempotency-Key": op.key}
                 )
-            except httpx.ConnectError:
+            except wire.ConnectError:
                 # Refused before anything was sent (the server is down): not indefinite.
                 shared.history.transport_error()
                 failed = base
@@ -198,7 +196,7 @@ class Client:
                     break
                 time.sleep(delay * (0.5 + self.rng.random()))
                 continue
-            except httpx.TransportError:
+            except wire.TransportError:
                 shared.history.transport_error()
                 response = None
                 failed = base
