@@ -489,3 +489,45 @@ def test_grants_and_refunds_the_edge_leaves_to_fastapi(api: Api, hot_calls: list
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["field"]
     assert hot_calls == []
+
+
+def test_purchases_and_marking_them_paid_answer_as_through_fastapi(
+    api: Api, hot_calls: list[str]
+) -> None:
+    api.funded_customer("c1", 100)
+    pack = {"code": "p", "asset": "credits", "amount": 500, "price": "5"}
+    assert api.post("/v1/packs", pack).status_code == 201
+    answers = []
+    for fastapi in (False, True):
+        hot_calls.clear()
+        bought = post(api, "/v1/customers/c1/purchases", {"pack": "p"}, fastapi=fastapi)
+        purchase = bought.json()["id"]
+        url = f"/v1/purchases/{purchase}/mark-paid"
+        if fastapi:  # no Content-Length: the hot routes leave it to FastAPI
+
+            def nothing() -> Any:
+                yield b""
+
+            paid = api.post(url, content=nothing())
+            again = api.post(url, content=nothing())
+        else:
+            paid, again = api.post(url), api.post(url)
+        errors = [
+            post(api, "/v1/customers/c1/purchases", {"pack": "nope"}, fastapi=fastapi),
+            post(api, "/v1/customers/nobody/purchases", {"pack": "p"}, fastapi=fastapi),
+        ]
+        expected = [] if fastapi else ["create_purchase", *["mark_paid"] * 2]
+        assert hot_calls == expected + ([] if fastapi else ["create_purchase"] * 2)
+        answers.append(
+            [
+                (
+                    r.status_code,
+                    r.headers["content-type"],
+                    stable(json.loads(r.text.replace(purchase, "PURCHASE"))),
+                )
+                for r in (bought, paid, again, *errors)
+            ]
+        )
+    assert answers[0] == answers[1]
+    assert [a[0] for a in answers[0]][:2] == [201, 200]
+    assert api.get("/v1/customers/c1/wallet").json()["balances"][0]["posted"] == 1_100

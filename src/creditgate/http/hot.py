@@ -1,8 +1,9 @@
-"""The gate's hot routes, served at the edge of the app without the rest of the stack.
+"""The busiest routes, served at the edge of the app without the rest of the stack.
 
 `POST /v1/authorizations` and `POST /v1/authorizations/{id}/settle` (or `/void`) are the
 calls a product makes around every model call, and `POST /v1/charges` the one it makes
-after a call it did not gate. Through FastAPI and its middleware each spends several times
+after a call it did not gate; grants, refunds of charges and purchases of packs are the
+money movements it makes most often (`HOT_ROUTES`). Through FastAPI and its middleware each spends several times
 more CPU on the way in and out (route matching, dependency solving, one ASGI layer after
 another, the thread hand-over) than on the HTTP parsing and the response together.
 `HotRoutes` is the app's outermost layer: it serves these calls itself, with the same route
@@ -33,7 +34,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from creditgate.api import TenantLedger
-from creditgate.http import gate, grants, refunds
+from creditgate.http import gate, grants, purchases, refunds
 from creditgate.http.auth import KeyCache
 from creditgate.http.logs import request_id
 from creditgate.http.metrics import REFUSED
@@ -97,6 +98,13 @@ HOT_ROUTES = (
     HotRoute("/v1/authorizations/{id}/void", gate.void, None, _an_id, True),
     HotRoute("/v1/customers/{customer}/grants", grants.create_grant, NewGrant, _a_customer),
     HotRoute("/v1/charges/{charge}/refunds", refunds.refund_charge, refunds.NewRefund, _an_id),
+    HotRoute(
+        "/v1/customers/{customer}/purchases",
+        purchases.create_purchase,
+        purchases.NewPurchase,
+        _a_customer,
+    ),
+    HotRoute("/v1/purchases/{purchase}/mark-paid", purchases.mark_paid, None, _an_id),
 )
 
 
@@ -123,7 +131,12 @@ class HotRoutes:
         self.threads = threads
         self.exact: dict[str, HotRoute] = {}
         self.with_param: list[tuple[str, re.Pattern[str], HotRoute]] = []
-        routes = [*gate.router.routes, *grants.router.routes, *refunds.router.routes]
+        routes = [
+            *gate.router.routes,
+            *grants.router.routes,
+            *refunds.router.routes,
+            *purchases.router.routes,
+        ]
         for hot in HOT_ROUTES:
             find_route(routes, hot.template, hot.endpoint)
             if hot.param is None:
