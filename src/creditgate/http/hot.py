@@ -3,18 +3,19 @@
 `POST /v1/authorizations` and `POST /v1/authorizations/{id}/settle` (or `/void`) are the
 calls a product makes around every model call, and `POST /v1/charges` the one it makes
 after a call it did not gate; grants, refunds of charges and purchases of packs are the
-money movements it makes most often (`HOT_ROUTES`). Through FastAPI and its middleware each spends several times
-more CPU on the way in and out (route matching, dependency solving, one ASGI layer after
-another, the thread hand-over) than on the HTTP parsing and the response together.
+money movements it makes most often (`HOT_ROUTES`). Through FastAPI and its middleware each
+spends more CPU on the way in and out (route matching, dependency solving, one ASGI layer
+after another, the thread hand-over) than on the HTTP parsing and the response together.
+
 `HotRoutes` is the app's outermost layer: it serves these calls itself, with the same route
 functions on the same validated models, answered the same way, and does for them what the
 middleware does for every request (a request id, the in-flight limit, the body cap, the
 latency metric and the log line). Only the well-formed request takes this path: a body
-with a Content-Length within the cap (JSON that validates; a void's body, which its route
-ignores, may be anything), a valid Idempotency-Key if any, a key already in the key cache.
-Anything else goes on to the full stack, which answers it as it answers every other
-request, so errors keep one source. Past the in-flight limit the refusal is sent from here,
-the same 503 the full stack gives, built once.
+with a Content-Length within the cap (JSON that validates; the body of a route that takes
+none may be anything, as FastAPI ignores it), a valid Idempotency-Key if any, a key already
+in the key cache. Anything else goes on to the full stack, which answers it as it answers
+every other request, so errors keep one source. Past the in-flight limit the refusal is
+sent from here: the same 503 the full stack gives, built once.
 """
 
 from __future__ import annotations
