@@ -531,3 +531,131 @@ def test_purchases_and_marking_them_paid_answer_as_through_fastapi(
     assert answers[0] == answers[1]
     assert [a[0] for a in answers[0]][:2] == [201, 200]
     assert api.get("/v1/customers/c1/wallet").json()["balances"][0]["posted"] == 1_100
+
+
+async def _asgi_post(
+    app: Any, path: str, headers: list[tuple[bytes, bytes]], chunks: list[bytes], gate: Any = None
+) -> tuple[int, bytes]:
+    """POST straight into the app, the body in `chunks`, after `gate` is set if given."""
+    pending = list(chunks)
+    sent: list[Any] = []
+
+    async def receive() -> Any:
+        if gate is not None:
+            await gate.wait()
+        if pending:
+            chunk = pending.pop(0)
+            return {"type": "http.request", "body": chunk, "more_body": bool(pending)}
+        await anyio.sleep(3600)  # nothing more: the client waits for the answer
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 5000),
+        "server": ("test", 80),
+    }
+    await app(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], body
+
+
+def _tenant_with_funds(cg: Creditgate) -> tuple[str, TenantLedger]:
+    tenant, key = cg.create_tenant_with_key(f"edge {id(cg)}")
+    assert key.key is not None
+    ledger = TenantLedger(cg, tenant.id)
+    ledger.create_asset("credits", 2)
+    ledger.create_customer("c1")
+    ledger.grant("c1", "credits", 10_000, kind="purchased", cost_basis="0.01")
+    return key.key, ledger
+
+
+def test_the_first_of_each_header_counts_as_with_fastapi(api: Api, hot_calls: list[str]) -> None:
+    api.funded_customer("c1", 1_000)
+    hot_calls.clear()
+    body = json.dumps({"customer": "c1", "asset": "credits", "amount": 10})
+    bearer = ("Authorization", f"Bearer {api.key}")
+    json_type = ("Content-Type", "application/json")
+    cases = [
+        ([("Authorization", ""), bearer, json_type], 401),
+        ([bearer, ("Idempotency-Key", ""), ("Idempotency-Key", "k1"), json_type], 422),
+        ([bearer, ("Content-Type", ""), json_type], 415),
+    ]
+    for headers, status in cases:
+        response = api.client.post("/v1/authorizations", content=body, headers=headers)
+        assert response.status_code == status, (headers, response.text)
+    assert hot_calls == []
+
+
+def test_a_body_slow_to_come_holds_its_in_flight_slot(cg: Creditgate) -> None:
+    app = create_app(cg, Settings(max_in_flight=4))  # 3 slots for new work
+    key, ledger = _tenant_with_funds(cg)
+    headers = [(b"authorization", f"Bearer {key}".encode()), (b"content-type", b"application/json")]
+    body = json.dumps({"customer": "c1", "asset": "credits", "amount": 10}).encode()
+    headers.append((b"content-length", str(len(body)).encode()))
+
+    async def main() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            listed = await client.get("/v1/assets", headers={"Authorization": f"Bearer {key}"})
+            assert listed.status_code == 200  # the key is now cached: the edge serves
+        gate = anyio.Event()
+        statuses: list[int] = []
+
+        async def one() -> None:
+            status, _ = await _asgi_post(app, "/v1/authorizations", headers, [body], gate)
+            statuses.append(status)
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tasks:
+                for _ in range(5):
+                    tasks.start_soon(one)
+                await anyio.sleep(0.1)  # every request is in, none has its body yet
+                gate.set()
+        return sorted(statuses)
+
+    assert anyio.run(main) == [201, 201, 201, 503, 503]
+    assert ledger.wallet("c1").balances[0].held == 30
+
+
+def test_a_body_past_the_cap_is_refused_however_it_is_framed(cg: Creditgate) -> None:
+    app = create_app(cg, Settings(max_body_bytes=64))
+    key, ledger = _tenant_with_funds(cg)
+    big = json.dumps(
+        {"customer": "c1", "asset": "credits", "amount": 10, "metadata": {"n": "x" * 100}}
+    ).encode()
+    auth = [(b"authorization", f"Bearer {key}".encode()), (b"content-type", b"application/json")]
+
+    async def main() -> list[tuple[int, bytes]]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            await client.get("/v1/assets", headers={"Authorization": f"Bearer {key}"})
+        chunks = [big[:40], big[40:80], big[80:]]
+        return [
+            # Both a length and chunks (a lenient parser lets it through): the chunks count.
+            await _asgi_post(
+                app,
+                "/v1/authorizations",
+                [*auth, (b"content-length", b"10"), (b"transfer-encoding", b"chunked")],
+                chunks,
+            ),
+            # A length that lies low.
+            await _asgi_post(
+                app, "/v1/authorizations", [*auth, (b"content-length", b"10")], chunks
+            ),
+        ]
+
+    for status, body in anyio.run(main):
+        assert status == 413 and json.loads(body)["code"] == "body_too_large"
+    assert ledger.wallet("c1").balances[0].held == 0

@@ -17,20 +17,23 @@ def test_calls_run_on_the_threads_with_the_callers_context() -> None:
     threads = Threads(3)
 
     def where(n: int) -> tuple[int, str, str]:
-        return n, threading.current_thread().name, var.get()
+        seen = var.get()
+        var.set(f"changed by call {n}")  # in the call's copy only
+        return n, threading.current_thread().name, seen
 
-    async def main() -> list[tuple[int, str, str]]:
+    async def main() -> tuple[list[tuple[int, str, str]], str]:
         var.set("request-7")
-        return list(await asyncio.gather(*(threads.run(where, n) for n in range(20))))
+        results = await asyncio.gather(*(threads.run(where, n) for n in range(20)))
+        return list(results), var.get()
 
     try:
-        results = asyncio.run(main())
+        results, after = asyncio.run(main())
     finally:
         threads.close()
     assert [r[0] for r in results] == list(range(20))
     assert {r[1] for r in results} <= {f"creditgate-gate-{n}" for n in range(3)}
-    assert {r[2] for r in results} == {"request-7"}
-    assert var.get() == "unset"  # the call's context was a copy
+    assert {r[2] for r in results} == {"request-7"}  # each call saw the caller's context...
+    assert after == "request-7"  # ...as a copy: what a call set stayed in it
 
 
 def test_an_error_is_raised_in_the_caller_and_the_thread_goes_on() -> None:
@@ -61,3 +64,29 @@ def test_close_ends_every_thread_and_a_later_call_starts_them_again() -> None:
     threads.close()
     with pytest.raises(ValueError):
         Threads(0)
+
+
+def test_a_cancelled_caller_waits_for_its_call_to_end() -> None:
+    threads = Threads(1)
+    release = threading.Event()
+    ended = threading.Event()
+
+    def slow() -> None:
+        release.wait(5)
+        ended.set()
+
+    async def main() -> bool:
+        task = asyncio.ensure_future(threads.run(slow))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        await asyncio.sleep(0.05)
+        still_waiting = not task.done()  # the call is still running: so is the caller
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return still_waiting and ended.is_set()
+
+    try:
+        assert asyncio.run(main())
+    finally:
+        threads.close()

@@ -244,7 +244,11 @@ def test_an_answer_sent_before_its_balance_is_known_gets_it_at_every_depth(
     from creditgate.services.context import AVAILABLE_PENDING, fill_available
 
     customer = funded(ledger, 1_000)
-    metadata = {"available": AVAILABLE_PENDING}  # a customer's own value, never touched
+    # The placeholder cannot come from a caller: metadata numbers stay within I-JSON's range.
+    with pytest.raises(InvalidInput) as refused:
+        ledger.authorize(customer, "credits", 100, metadata={"available": AVAILABLE_PENDING})
+    assert refused.value.field == "metadata"
+    metadata = {"available": 2**53 - 1, "nested": [{"n": -(2**53 - 1)}]}
     auth = ledger.authorize(customer, "credits", 100, metadata=metadata)
     settled = ledger.settle(auth.id, 60)
     pending = settled.model_copy(

@@ -53,17 +53,22 @@ class _Connection:
             self.sock = socket.create_connection((host, port), timeout=connect_timeout)
         except OSError as exc:
             raise ConnectError(str(exc)) from exc
-        self.sock.settimeout(timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            self.sock.settimeout(timeout)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as exc:
+            self.close()
+            raise ConnectError(str(exc)) from exc
         self.buffer = b""
 
     def stale(self) -> bool:
         """Whether the server closed this idle connection (readable with nothing asked)."""
+        poller = select.poll()
         try:
-            readable, _, _ = select.select([self.sock], [], [], 0)
+            poller.register(self.sock, select.POLLIN)
+            return bool(poller.poll(0))
         except (OSError, ValueError):
             return True
-        return bool(readable)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -111,8 +116,16 @@ class _Connection:
             while self._line():  # trailers, up to the empty line
                 pass
             body = b"".join(chunks)
-        else:
-            body = self._take(int(headers.get("content-length", "0")))
+        elif "content-length" in headers:
+            body = self._take(int(headers["content-length"]))
+        else:  # delimited by the end of the connection
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    break
+                self.buffer += chunk
+            body, self.buffer = self.buffer, b""
+            headers["connection"] = "close"
         keep = headers.get("connection", "").lower() != "close"
         return Response(int(parts[1]), headers, body), keep
 
@@ -133,8 +146,9 @@ class Client:
         host, port = parts.hostname or "127.0.0.1", parts.port or 80
         body = _dumps(json)
         extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
         request = (
-            f"POST {parts.path} HTTP/1.1\r\nHost: {host}:{port}\r\n{self.common}{extra}"
+            f"POST {target} HTTP/1.1\r\nHost: {host}:{port}\r\n{self.common}{extra}"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode() + body
         where = (host, port)

@@ -170,61 +170,87 @@ class HotRoutes:
             await self.app(scope, receive, send)
             return
         hot, param = found
+        # The first of each, as Starlette reads them (an empty one included).
         content_type = authorization = idempotency_key = incoming_id = length = None
+        framed_by_length = True
         for name, value in scope["headers"]:
             if name == b"content-type":
-                content_type = content_type or value
+                content_type = value if content_type is None else content_type
             elif name == b"authorization":
-                authorization = authorization or value
+                authorization = value if authorization is None else authorization
             elif name == b"idempotency-key":
-                idempotency_key = idempotency_key or value
+                idempotency_key = value if idempotency_key is None else idempotency_key
             elif name == b"content-length":
-                length = length or value
+                length = value if length is None else length
             elif name == b"x-request-id":
-                incoming_id = incoming_id or value
+                incoming_id = value if incoming_id is None else incoming_id
+            elif name == b"transfer-encoding":
+                framed_by_length = False
         if not self.in_flight.has_room(hot.finishes_a_hold):
             await self._refuse(scope, send, hot.template, start, incoming_id)
             return
-        if (
-            length is None  # a chunked body: the body cap reads it
-            or not length.isdigit()
-            or len(length) > 18
-            or int(length) > self.max_body_bytes
-        ):
-            await self.app(scope, receive, send)  # answered as every request is
-            return
-        body: bytes | None = await _read_body(receive)
-        if body is None:
-            return  # the client went away
+        # The slot is taken before the body is read, as the full stack takes it: a body that
+        # is slow to come holds its slot, and the limit holds however the body arrives.
+        self.in_flight.enter()
+        holding = True
+        try:
+            if (
+                not framed_by_length  # chunked: the body cap reads it
+                or length is None
+                or not length.isdigit()
+                or len(length) > 18
+                or int(length) > self.max_body_bytes
+            ):
+                holding = self._leave()
+                await self.app(scope, receive, send)  # answered as every request is
+                return
+            read = await _read_body(receive, self.max_body_bytes)
+            if read is None:
+                return  # the client went away
+            messages, body = read
+            replay = _replaying(messages, receive)
+            ledger = None if body is None else self._ledger(scope, authorization)
+            key = _idempotency_key(idempotency_key)
+            request = None
+            if hot.model is not None and body is not None:
+                request = _validated(body, hot.model, content_type)
+            if ledger is None or key is False or (request is None and hot.model is not None):
+                holding = self._leave()
+                await self.app(scope, replay, send)  # FastAPI answers, errors included
+                return
+            args: list[Any] = [] if param is None else [param]
+            if request is not None:
+                args.append(request)
+            args += [ledger, None if key is True else key]
+            await self._serve(scope, replay, send, hot, args, start, incoming_id)
+        finally:
+            if holding:
+                self.in_flight.leave()
 
-        async def replay() -> Message:
-            nonlocal body
-            if body is None:
-                return await receive()
-            message: Message = {"type": "http.request", "body": body, "more_body": False}
-            body = None
-            return message
+    def _leave(self) -> bool:
+        """Give the slot back before handing the request on (the full stack takes its own)."""
+        self.in_flight.leave()
+        return False
 
-        ledger = self._ledger(scope, authorization)
-        key = _idempotency_key(idempotency_key)
-        request = None if hot.model is None else _validated(body or b"", hot.model, content_type)
-        if ledger is None or key is False or (request is None and hot.model is not None):
-            await self.app(scope, replay, send)  # FastAPI answers, errors included
-            return
-        args: list[Any] = [] if param is None else [param]
-        if request is not None:
-            args.append(request)
-        args += [ledger, None if key is True else key]
+    async def _serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        hot: HotRoute,
+        args: list[Any],
+        start: float,
+        incoming_id: bytes | None,
+    ) -> None:
         rid = request_id_of(incoming_id.decode("latin-1") if incoming_id is not None else None)
         token = request_id.set(rid)
-        self.in_flight.enter()
         status = 500
         try:
             unexpected: Exception | None = None
             try:
                 response = await self._call(hot.endpoint, *args)
             except Exception as exc:
-                response, unexpected = await self._handled(exc, scope, replay)
+                response, unexpected = await self._handled(exc, scope, receive)
             status = response.status_code
             await send(
                 {
@@ -237,7 +263,6 @@ class HotRoutes:
             if unexpected is not None:
                 raise unexpected  # logged by the server, as the full stack's errors are
         finally:
-            self.in_flight.leave()
             answered(scope, "POST", hot.template, status, start, rid)
             request_id.reset(token)
 
@@ -288,16 +313,33 @@ class HotRoutes:
         raise exc
 
 
-async def _read_body(receive: Receive) -> bytes | None:
-    """The whole body, or None if the client disconnected first."""
-    chunks = []
+async def _read_body(receive: Receive, limit: int) -> tuple[list[Message], bytes | None] | None:
+    """The messages read and the whole body (None once it passes `limit` bytes: reading
+    stops there); None if the client disconnected first."""
+    messages: list[Message] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
             return None
-        chunks.append(message.get("body", b""))
+        messages.append(message)
+        size += len(message.get("body", b""))
+        if size > limit:
+            return messages, None
         if not message.get("more_body", False):
-            return b"".join(chunks)
+            return messages, b"".join(m.get("body", b"") for m in messages)
+
+
+def _replaying(messages: list[Message], receive: Receive) -> Receive:
+    """`receive`, starting with the messages already read from it."""
+    pending = list(messages)
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replay
 
 
 def _idempotency_key(value: bytes | None) -> str | bool:

@@ -16,6 +16,7 @@ import contextlib
 import contextvars
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -53,7 +54,19 @@ class Threads:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._calls.put((fn, args, contextvars.copy_context(), loop, future))
-        return await future
+        # A cancelled caller still waits for its call to end, as with anyio's threads: the
+        # request's in-flight slot must not be given back while its database work runs.
+        cancelled = False
+        while not future.done():
+            try:
+                await asyncio.shield(future)
+            except asyncio.CancelledError:
+                if future.done() and not future.cancelled():
+                    break
+                cancelled = True
+        if cancelled:
+            raise asyncio.CancelledError
+        return future.result()
 
     def _start(self) -> None:
         with self._lock:
@@ -81,10 +94,12 @@ class Threads:
             del call, fn, args, context, loop, future, result, error
 
     def close(self, timeout: float = 5.0) -> None:
-        """Let the threads finish the calls they have, then end them."""
+        """Let the threads finish the calls they have, then end them (waiting `timeout`
+        seconds in all)."""
         with self._lock:
             threads, self._threads = self._threads, []
         for _ in threads:
             self._calls.put(None)
+        deadline = time.monotonic() + timeout
         for thread in threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))

@@ -48,7 +48,29 @@ def check_metadata(value: object, field: str = "metadata") -> dict[str, Any]:
         raise InvalidInput(
             f"{field} must be at most {MAX_METADATA_BYTES} bytes of JSON", field=field
         )
+    if not _interoperable(value):
+        raise InvalidInput(
+            f"{field} numbers must be within ±{MAX_SAFE_INTEGER} (I-JSON, RFC 7493): "
+            "larger ones do not survive JavaScript clients; send them as strings",
+            field=field,
+        )
     return value
+
+
+# The largest integer every JSON reader holds exactly (RFC 7493, 2.2).
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def _interoperable(value: object) -> bool:
+    if isinstance(value, bool) or value is None or isinstance(value, str | float):
+        return True
+    if isinstance(value, int):
+        return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+    if isinstance(value, dict):
+        return all(_interoperable(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_interoperable(v) for v in value)
+    return True
 
 
 def create_tenant(conn: Connection, *, name: str, now: Any, tenant_id: str | None = None) -> Tenant:
