@@ -53,6 +53,31 @@ def post(api: Api, url: str, body: Any, *, fastapi: bool = False, **headers: str
     return api.post(url, body, headers=headers)
 
 
+def post_without_body(api: Api, url: str, *, fastapi: bool = False, **headers: str) -> Any:
+    """POST with no body; with `fastapi`, sent without a Content-Length, which the hot
+    routes leave to FastAPI."""
+    if fastapi:
+
+        def nothing() -> Any:
+            yield b""
+
+        return api.post(url, content=nothing(), headers=headers)
+    return api.post(url, headers=headers)
+
+
+def seen(responses: Any, clean: Any, object_id: str, placeholder: str) -> list[Any]:
+    """Status, content type and `clean`ed body of each response, `object_id` written as
+    `placeholder` (the two rounds of a comparison act on different objects)."""
+    return [
+        (
+            r.status_code,
+            r.headers["content-type"],
+            clean(json.loads(r.text.replace(object_id, placeholder))),
+        )
+        for r in responses
+    ]
+
+
 def without_ids(value: Any) -> Any:
     if isinstance(value, dict):
         return {
@@ -379,13 +404,7 @@ def test_void_answers_as_through_fastapi(api: Api, hot_calls: list[str]) -> None
 
     def void(hold: str, *, fastapi: bool, **headers: str) -> Any:
         url = f"/v1/authorizations/{hold}/void"
-        if fastapi:  # no Content-Length: the hot routes leave it to FastAPI
-
-            def nothing() -> Any:
-                yield b""
-
-            return api.post(url, content=nothing(), headers=headers)
-        return api.post(url, headers=headers)
+        return post_without_body(api, url, fastapi=fastapi, **headers)
 
     answers = []
     for fastapi, hold in ((False, held[0]), (True, held[1])):
@@ -398,14 +417,12 @@ def test_void_answers_as_through_fastapi(api: Api, hot_calls: list[str]) -> None
         assert voided.json() == replayed.json() and voided.json()["status"] == "voided"
         # The first round ran while the second hold was still open.
         answers.append(
-            [
-                (
-                    r.status_code,
-                    r.headers["content-type"],
-                    without_ids(json.loads(r.text.replace(hold, "HOLD"))) | {"available": 0},
-                )
-                for r in (voided, again, unknown)
-            ]
+            seen(
+                (voided, again, unknown),
+                lambda body: without_ids(body) | {"available": 0},
+                hold,
+                "HOLD",
+            )
         )
     assert answers[0] == answers[1]
     assert [a[0] for a in answers[0]] == [200, 409, 404]
@@ -457,16 +474,7 @@ def test_grants_and_refunds_answer_as_through_fastapi(api: Api, hot_calls: list[
         expected = ["charge"] if fastapi else ["create_grant", "charge", *["refund_charge"] * 2]
         expected += [] if fastapi else ["create_grant", "create_grant", "refund_charge"]
         assert hot_calls == expected
-        answers.append(
-            [
-                (
-                    r.status_code,
-                    r.headers["content-type"],
-                    stable(json.loads(r.text.replace(charge_id, "CHARGE"))),
-                )
-                for r in (granted, refunded, too_much, *errors)
-            ]
-        )
+        answers.append(seen((granted, refunded, too_much, *errors), stable, charge_id, "CHARGE"))
     assert answers[0] == answers[1]
     assert [a[0] for a in answers[0]] == [201, 201, 422, 404, 404, 404]
 
@@ -503,31 +511,15 @@ def test_purchases_and_marking_them_paid_answer_as_through_fastapi(
         bought = post(api, "/v1/customers/c1/purchases", {"pack": "p"}, fastapi=fastapi)
         purchase = bought.json()["id"]
         url = f"/v1/purchases/{purchase}/mark-paid"
-        if fastapi:  # no Content-Length: the hot routes leave it to FastAPI
-
-            def nothing() -> Any:
-                yield b""
-
-            paid = api.post(url, content=nothing())
-            again = api.post(url, content=nothing())
-        else:
-            paid, again = api.post(url), api.post(url)
+        paid = post_without_body(api, url, fastapi=fastapi)
+        again = post_without_body(api, url, fastapi=fastapi)
         errors = [
             post(api, "/v1/customers/c1/purchases", {"pack": "nope"}, fastapi=fastapi),
             post(api, "/v1/customers/nobody/purchases", {"pack": "p"}, fastapi=fastapi),
         ]
         expected = [] if fastapi else ["create_purchase", *["mark_paid"] * 2]
         assert hot_calls == expected + ([] if fastapi else ["create_purchase"] * 2)
-        answers.append(
-            [
-                (
-                    r.status_code,
-                    r.headers["content-type"],
-                    stable(json.loads(r.text.replace(purchase, "PURCHASE"))),
-                )
-                for r in (bought, paid, again, *errors)
-            ]
-        )
+        answers.append(seen((bought, paid, again, *errors), stable, purchase, "PURCHASE"))
     assert answers[0] == answers[1]
     assert [a[0] for a in answers[0]][:2] == [201, 200]
     assert api.get("/v1/customers/c1/wallet").json()["balances"][0]["posted"] == 1_100
@@ -571,6 +563,14 @@ async def _asgi_post(
     return start["status"], body
 
 
+async def _cache_key(app: Any, key: str) -> None:
+    """One request through FastAPI, which verifies the key: the edge serves it from then on."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        listed = await client.get("/v1/assets", headers={"Authorization": f"Bearer {key}"})
+        assert listed.status_code == 200
+
+
 def _tenant_with_funds(cg: Creditgate) -> tuple[str, TenantLedger]:
     tenant, key = cg.create_tenant_with_key(f"edge {id(cg)}")
     assert key.key is not None
@@ -606,10 +606,7 @@ def test_a_body_slow_to_come_holds_its_in_flight_slot(cg: Creditgate) -> None:
     headers.append((b"content-length", str(len(body)).encode()))
 
     async def main() -> list[int]:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            listed = await client.get("/v1/assets", headers={"Authorization": f"Bearer {key}"})
-            assert listed.status_code == 200  # the key is now cached: the edge serves
+        await _cache_key(app, key)
         gate = anyio.Event()
         statuses: list[int] = []
 
@@ -638,9 +635,7 @@ def test_a_body_past_the_cap_is_refused_however_it_is_framed(cg: Creditgate) -> 
     auth = [(b"authorization", f"Bearer {key}".encode()), (b"content-type", b"application/json")]
 
     async def main() -> list[tuple[int, bytes]]:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            await client.get("/v1/assets", headers={"Authorization": f"Bearer {key}"})
+        await _cache_key(app, key)
         chunks = [big[:40], big[40:80], big[80:]]
         return [
             # Both a length and chunks (a lenient parser lets it through): the chunks count.

@@ -53,7 +53,7 @@ unit. Every POST takes an `Idempotency-Key` header. Errors are RFC 9457 problem 
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 DEFAULT_KEY_CACHE_SECONDS = 2.0
-DEFAULT_THREADS = 40  # anyio's default thread limit
+DEFAULT_THREADS = 40  # anyio's own default
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,13 +92,13 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
 
+    # The hot routes run their database work on these threads, every other sync route on
+    # anyio's pool, limited to as many.
     threads = Threads(sync_threads(cg, settings, DEFAULT_THREADS))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # Sync routes run their database work on this thread pool; the hot routes on theirs.
-        limiter = anyio.to_thread.current_default_thread_limiter()
-        limiter.total_tokens = sync_threads(cg, settings, int(limiter.total_tokens))
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads.size
         try:
             yield
         finally:

@@ -39,7 +39,13 @@ from creditgate.http import gate, grants, purchases, refunds
 from creditgate.http.auth import KeyCache
 from creditgate.http.logs import request_id
 from creditgate.http.metrics import REFUSED
-from creditgate.http.middleware import InFlight, answered, overloaded, request_id_of
+from creditgate.http.middleware import (
+    InFlight,
+    answered,
+    finishes_a_hold,
+    overloaded,
+    request_id_of,
+)
 from creditgate.http.models import (
     ID_PATTERN,
     NewAuthorization,
@@ -47,6 +53,7 @@ from creditgate.http.models import (
     NewGrant,
     SettlementRequest,
 )
+from creditgate.http.problems import template_pattern
 from creditgate.http.threads import Threads
 from creditgate.services.api_keys import display
 from creditgate.services.catalog import MAX_NAME
@@ -83,11 +90,11 @@ class HotRoute:
     endpoint: Callable[..., Response]
     model: type[BaseModel] | None  # None: no body (whatever is sent is ignored)
     param: Callable[[str], bool] | None = None  # the path parameter's check, as FastAPI's
-    finishes_a_hold: bool = False  # may use the in-flight slots kept for finishing holds
 
     @property
-    def pattern(self) -> re.Pattern[str]:
-        return re.compile(re.sub(r"\\\{[^/]+?\\\}", "([^/]+)", re.escape(self.template)))
+    def finishes_a_hold(self) -> bool:
+        """May use the in-flight slots kept for finishing holds (as the full stack decides)."""
+        return finishes_a_hold("POST", self.template)
 
 
 # The calls made around every model call, and the money movements a busy product makes
@@ -95,8 +102,8 @@ class HotRoute:
 HOT_ROUTES = (
     HotRoute("/v1/authorizations", gate.authorize, NewAuthorization),
     HotRoute("/v1/charges", gate.charge, NewCharge),
-    HotRoute("/v1/authorizations/{id}/settle", gate.settle, SettlementRequest, _an_id, True),
-    HotRoute("/v1/authorizations/{id}/void", gate.void, None, _an_id, True),
+    HotRoute("/v1/authorizations/{id}/settle", gate.settle, SettlementRequest, _an_id),
+    HotRoute("/v1/authorizations/{id}/void", gate.void, None, _an_id),
     HotRoute("/v1/customers/{customer}/grants", grants.create_grant, NewGrant, _a_customer),
     HotRoute("/v1/charges/{charge}/refunds", refunds.refund_charge, refunds.NewRefund, _an_id),
     HotRoute(
@@ -144,7 +151,7 @@ class HotRoutes:
                 self.exact[hot.template] = hot
             else:
                 prefix = hot.template[: hot.template.index("{")]
-                self.with_param.append((prefix, hot.pattern, hot))
+                self.with_param.append((prefix, template_pattern(hot.template), hot))
         self.overloaded = overloaded()
 
     def _route(self, path: str) -> tuple[HotRoute, str | None] | None:
@@ -186,63 +193,63 @@ class HotRoutes:
                 incoming_id = value if incoming_id is None else incoming_id
             elif name == b"transfer-encoding":
                 framed_by_length = False
+        if (
+            not framed_by_length  # chunked: the body cap reads it
+            or length is None
+            or not length.isdigit()
+            or len(length) > 18
+            or int(length) > self.max_body_bytes
+        ):
+            await self.app(scope, receive, send)  # answered as every request is
+            return
         if not self.in_flight.has_room(hot.finishes_a_hold):
-            await self._refuse(scope, send, hot.template, start, incoming_id)
+            rid = _request_id(incoming_id)
+            REFUSED.inc()
+            await _send_answer(send, self.overloaded, rid)
+            answered(scope, "POST", hot.template, 503, start, rid)
             return
         # The slot is taken before the body is read, as the full stack takes it: a body that
         # is slow to come holds its slot, and the limit holds however the body arrives.
         self.in_flight.enter()
-        holding = True
         try:
-            if (
-                not framed_by_length  # chunked: the body cap reads it
-                or length is None
-                or not length.isdigit()
-                or len(length) > 18
-                or int(length) > self.max_body_bytes
-            ):
-                holding = self._leave()
-                await self.app(scope, receive, send)  # answered as every request is
-                return
-            read = await _read_body(receive, self.max_body_bytes)
-            if read is None:
-                return  # the client went away
-            messages, body = read
-            replay = _replaying(messages, receive)
-            ledger = None if body is None else self._ledger(scope, authorization)
-            key = _idempotency_key(idempotency_key)
-            request = None
-            if hot.model is not None and body is not None:
-                request = _validated(body, hot.model, content_type)
-            if ledger is None or key is False or (request is None and hot.model is not None):
-                holding = self._leave()
-                await self.app(scope, replay, send)  # FastAPI answers, errors included
-                return
-            args: list[Any] = [] if param is None else [param]
-            if request is not None:
-                args.append(request)
-            args += [ledger, None if key is True else key]
-            await self._serve(scope, replay, send, hot, args, start, incoming_id)
+            request = _Request(scope, receive, hot, param, start)
+            hand_on = await self._serve(
+                request, send, content_type, authorization, idempotency_key, incoming_id
+            )
         finally:
-            if holding:
-                self.in_flight.leave()
-
-    def _leave(self) -> bool:
-        """Give the slot back before handing the request on (the full stack takes its own)."""
-        self.in_flight.leave()
-        return False
+            self.in_flight.leave()
+        if hand_on is not None:  # FastAPI answers, errors included, with a slot of its own
+            await self.app(scope, hand_on, send)
 
     async def _serve(
         self,
-        scope: Scope,
-        receive: Receive,
+        request: _Request,
         send: Send,
-        hot: HotRoute,
-        args: list[Any],
-        start: float,
+        content_type: bytes | None,
+        authorization: bytes | None,
+        idempotency_key: bytes | None,
         incoming_id: bytes | None,
-    ) -> None:
-        rid = request_id_of(incoming_id.decode("latin-1") if incoming_id is not None else None)
+    ) -> Receive | None:
+        """Serve the request; or, when it is not one the edge serves, the `receive` to hand
+        it on with (the body read so far comes first)."""
+        read = await _read_body(request.receive, self.max_body_bytes)
+        if read is None:
+            return None  # the client went away
+        messages, body = read
+        receive = _replaying(messages, request.receive)
+        hot, scope = request.hot, request.scope
+        ledger = None if body is None else self._ledger(scope, authorization)
+        key = _idempotency_key(idempotency_key)
+        validated = None
+        if hot.model is not None and body is not None:
+            validated = _validated(body, hot.model, content_type)
+        if ledger is None or key is False or (validated is None and hot.model is not None):
+            return receive
+        args: list[Any] = [] if request.param is None else [request.param]
+        if validated is not None:
+            args.append(validated)
+        args += [ledger, None if key is True else key]
+        rid = _request_id(incoming_id)
         token = request_id.set(rid)
         status = 500
         try:
@@ -252,36 +259,13 @@ class HotRoutes:
             except Exception as exc:
                 response, unexpected = await self._handled(exc, scope, receive)
             status = response.status_code
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": status,
-                    "headers": [*response.raw_headers, (b"x-request-id", rid.encode())],
-                }
-            )
-            await send({"type": "http.response.body", "body": response.body})
+            await _send_answer(send, response, rid)
             if unexpected is not None:
                 raise unexpected  # logged by the server, as the full stack's errors are
         finally:
-            answered(scope, "POST", hot.template, status, start, rid)
+            answered(scope, "POST", hot.template, status, request.start, rid)
             request_id.reset(token)
-
-    async def _refuse(
-        self, scope: Scope, send: Send, route: str, start: float, incoming_id: bytes | None
-    ) -> None:
-        """503 at once, as the in-flight limit answers every request past it, but without
-        building the answer again: under overload, refusing must cost next to nothing."""
-        REFUSED.inc()
-        rid = request_id_of(incoming_id.decode("latin-1") if incoming_id is not None else None)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 503,
-                "headers": [*self.overloaded.raw_headers, (b"x-request-id", rid.encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": self.overloaded.body})
-        answered(scope, "POST", route, 503, start, rid)
+        return None
 
     async def _call(self, fn: Callable[..., Response], *args: Any) -> Response:
         return await self.threads.run(fn, *args)
@@ -311,6 +295,28 @@ class HotRoutes:
                 response: Response = await handler(Request(scope, receive), exc)
                 return response, exc if cls is Exception else None
         raise exc
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """A request the edge has matched to one of its routes."""
+
+    scope: Scope
+    receive: Receive
+    hot: HotRoute
+    param: str | None
+    start: float
+
+
+def _request_id(incoming: bytes | None) -> str:
+    return request_id_of(incoming.decode("latin-1") if incoming is not None else None)
+
+
+async def _send_answer(send: Send, response: Response, rid: str) -> None:
+    """A whole response, with the request's id, in two messages."""
+    headers = [*response.raw_headers, (b"x-request-id", rid.encode())]
+    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})
 
 
 async def _read_body(receive: Receive, limit: int) -> tuple[list[Message], bytes | None] | None:

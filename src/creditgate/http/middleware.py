@@ -126,16 +126,16 @@ class InFlight:
 
 
 class Backpressure:
-    """At most `limit` requests in flight; past that, answer 503 with Retry-After at once.
+    """At most `in_flight.limit` requests in flight; past that, answer 503 with Retry-After at once.
 
     Refusing quickly keeps the latency of accepted requests bounded instead of letting a
     queue grow without bound in front of the database. The hot routes count against the
     same `InFlight`.
     """
 
-    def __init__(self, app: ASGIApp, *, limit: int = 64, in_flight: InFlight | None = None) -> None:
+    def __init__(self, app: ASGIApp, *, in_flight: InFlight) -> None:
         self.app = app
-        self.in_flight = in_flight if in_flight is not None else InFlight(limit)
+        self.in_flight = in_flight
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"] if scope["type"] == "http" else ""

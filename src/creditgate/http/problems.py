@@ -146,8 +146,10 @@ async def _validation_error(_request: Request, exc: Exception) -> Response:
 
 
 @functools.cache
-def _template(path: str) -> re.Pattern[str]:
-    return re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)))
+def template_pattern(path: str) -> re.Pattern[str]:
+    """What a route template such as `/v1/charges/{charge}/refunds` matches, each path
+    parameter captured as FastAPI's router reads it (one segment)."""
+    return re.compile(re.sub(r"\\\{[^/]+?\\\}", "([^/]+)", re.escape(path)))
 
 
 def _allowed_methods(request: Request, fallback: str) -> str:
@@ -156,7 +158,7 @@ def _allowed_methods(request: Request, fallback: str) -> str:
     methods = {
         method.upper()
         for template, operations in request.app.openapi()["paths"].items()
-        if _template(template).fullmatch(path)
+        if template_pattern(template).fullmatch(path)
         for method in operations
     }
     return ", ".join(sorted(methods)) or fallback
