@@ -22,6 +22,7 @@ from creditgate.http import (
     DEFAULT_MAX_IN_FLIGHT,
     campaigns,
     catalog,
+    docs,
     gate,
     grants,
     keys,
@@ -111,6 +112,7 @@ def create_app(
         version=_version(),
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,
         redoc_url=None,
     )
     app.state.cg = cg
@@ -125,6 +127,7 @@ def create_app(
         app.include_router(module.router)
     for module in (plans, purchases, campaigns):  # billing
         app.include_router(module.router)
+    app.include_router(docs.router)  # /docs and /redoc, from files in the package
     install_portal(app)  # /v1/portal/sessions, the customer portal and the dashboard
 
     @app.get("/healthz", response_model=Health, include_in_schema=False)
