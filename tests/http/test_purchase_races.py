@@ -87,9 +87,7 @@ def test_concurrent_mark_failed_answers_name_the_purchase_as_it_ended(
     assert later.status_code == 409 and later.json()["detail"] == f"purchase {invoice} is failed"
 
 
-def test_mark_paid_and_mark_failed_at_once_answer_the_final_status(
-    api: Api, invoice: str
-) -> None:
+def test_mark_paid_and_mark_failed_at_once_answer_the_final_status(api: Api, invoice: str) -> None:
     answers = at_once(
         lambda n: mark(api, invoice, "mark-paid" if n % 2 else "mark-failed", f"k-{n}")
     )
@@ -129,9 +127,7 @@ def test_concurrent_stripe_events_complete_once_and_say_so(api: Api) -> None:
 
     def deliver(n: int) -> Any:
         headers = {"Content-Type": "application/json", "Stripe-Signature": sign(bodies[n])}
-        return api.client.post(
-            "/v1/providers/stripe/webhook", content=bodies[n], headers=headers
-        )
+        return api.client.post("/v1/providers/stripe/webhook", content=bodies[n], headers=headers)
 
     answers = at_once(deliver)
     assert [a.status_code for a in answers] == [200] * CALLERS, [a.text for a in answers]

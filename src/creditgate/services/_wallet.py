@@ -690,19 +690,28 @@ def post(
     return tx_id
 
 
-def emit(tx: Tx, event_type: str, wallet_id: str | None, payload: dict[str, Any]) -> None:
-    """Write an event to the outbox in the same transaction as its cause."""
-    _INSERT_EVENT.execute(
-        tx.conn,
-        {
-            "tenant_id": tx.tenant_id,
-            "id": new_id("evt"),
-            "type": event_type,
-            "wallet_id": wallet_id,
-            "payload": payload,
-            "created_at": tx.now,
-        },
-    )
+def emit(
+    tx: Tx,
+    event_type: str,
+    wallet_id: str | None,
+    payload: dict[str, Any],
+    *,
+    at_commit: bool = False,
+) -> None:
+    """Write an event to the outbox in the same transaction as its cause (now, or with the
+    commit when the cause's own writes go with it: see `defer`)."""
+    params = {
+        "tenant_id": tx.tenant_id,
+        "id": new_id("evt"),
+        "type": event_type,
+        "wallet_id": wallet_id,
+        "payload": payload,
+        "created_at": tx.now,
+    }
+    if at_commit:
+        defer(tx.conn, _INSERT_EVENT, params)
+    else:
+        _INSERT_EVENT.execute(tx.conn, params)
 
 
 def balance_result(asset: str, scale: int, row: Any) -> AssetBalance:
