@@ -38,6 +38,7 @@ from creditgate.services._wallet import (
     emit,
     lock_balance,
     move_at_commit,
+    move_balance,
     open_lots,
     pending_view,
     post,
@@ -530,7 +531,7 @@ def _debit(
             _INSERT_CHARGE.submit(tx.conn, row)
             if debit:
                 posting()
-            available = shift_balance(
+            moved_row = move_balance(
                 tx,
                 wallet_id,
                 asset,
@@ -539,7 +540,8 @@ def _debit(
                 debt=new_debt,
                 need=debit - reserved,
                 draws=taken,
-            ).available
+            )
+        available = after_move(tx, wallet_id, asset, moved_row, reserved - debit).available
     return Charge(
         id=charge_id,
         status="posted",

@@ -682,11 +682,18 @@ def record_payment(
     if payment_ref and not row.payment_ref:
         values["payment_ref"] = _check_ref(payment_ref, "payment_ref")
     tx.conn.execute(update(purchases).where(purchases.c.id == row.id).values(**values))
-    # The auto top-up that bought it may fire again at the next crossing.
+    # The auto top-up that bought it may fire again at the next crossing (the grant above
+    # re-armed it if it lifted available to its threshold).
     tx.conn.execute(
         update(auto_top_ups)
         .where(auto_top_ups.c.in_flight_purchase_id == row.id)
-        .values(in_flight_purchase_id=None, failures=0, backoff_until=None, updated_at=tx.now)
+        .values(
+            in_flight_purchase_id=None,
+            in_flight_sent_at=None,
+            failures=0,
+            backoff_until=None,
+            updated_at=tx.now,
+        )
     )
     emit(
         tx,
