@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 from sqlalchemy import (
     Table,
@@ -261,17 +261,17 @@ def _balance_row(tx: Tx, wallet_id: str, asset: str, row: Any) -> BalanceRow:
     )
 
 
-def move_balance(
-    tx: Tx,
-    wallet_id: str,
-    asset: str,
-    *,
-    posted: int,
-    held: int,
-    debt: int,
-    need: int,
-    draws: Sequence[tuple[str, int]] = (),
-) -> Any:
+class Move(TypedDict):
+    """A conditional move of a balance row (see `move_balance`)."""
+
+    posted: int
+    held: int
+    debt: int
+    need: int
+    draws: NotRequired[Sequence[tuple[str, int]]]
+
+
+def move_balance(tx: Tx, wallet_id: str, asset: str, **move: Unpack[Move]) -> Any:
     """Take `draws` from their lots and move the balance row by deltas, conditionally.
 
     `need` is how far `available` must reach above the policy's floor for the move to be
@@ -283,12 +283,13 @@ def move_balance(
     row as moved, for `after_move` (which `shift_balance` calls at once).
     """
     _forget_view(tx, wallet_id, asset)
+    need, draws = move["need"], move.get("draws", ())
     params = {
         "w": wallet_id,
         "a": asset,
-        "dp": posted,
-        "dh": held,
-        "dd": debt,
+        "dp": move["posted"],
+        "dh": move["held"],
+        "dd": move["debt"],
         "need": need,
         "now": tx.now,
     }
@@ -305,22 +306,10 @@ def move_balance(
     return row
 
 
-def shift_balance(
-    tx: Tx,
-    wallet_id: str,
-    asset: str,
-    *,
-    posted: int,
-    held: int,
-    debt: int,
-    need: int,
-    draws: Sequence[tuple[str, int]] = (),
-) -> BalanceRow:
+def shift_balance(tx: Tx, wallet_id: str, asset: str, **move: Unpack[Move]) -> BalanceRow:
     """`move_balance`, then the events and auto top-up its move causes (`after_move`)."""
-    row = move_balance(
-        tx, wallet_id, asset, posted=posted, held=held, debt=debt, need=need, draws=draws
-    )
-    return after_move(tx, wallet_id, asset, row, posted - held)
+    row = move_balance(tx, wallet_id, asset, **move)
+    return after_move(tx, wallet_id, asset, row, move["posted"] - move["held"])
 
 
 # CREDITGATE_MOVES_AT_COMMIT=0 turns the single-round-trip debit off (every debit then takes

@@ -18,7 +18,7 @@ day); a paid one frees the slot, and the next purchase waits for the next crossi
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import func, select, update
@@ -217,9 +217,7 @@ def _fire(tx: Tx, row: Any, *, sending: bool) -> tuple[Fired, Purchase | None]:
     A crossing it leaves armed (in flight, backing off, lost to a concurrent claim) is bought
     by the worker once it may be, if available is still below the threshold.
     """
-    if not row.armed or row.in_flight_purchase_id is not None:
-        return "waiting", None
-    if row.backoff_until is not None and row.backoff_until > tx.now:
+    if not _may_fire(row, tx.now):
         return "waiting", None
     month = month_of(tx.now)
     count = row.month_count if row.month == month else 0
@@ -270,6 +268,12 @@ def _fire(tx: Tx, row: Any, *, sending: bool) -> tuple[Fired, Purchase | None]:
     return "started", bought
 
 
+def _may_fire(row: Any, now: datetime) -> bool:
+    """Armed, nothing in flight, not backing off after a failure."""
+    backing_off = row.backoff_until is not None and row.backoff_until > now
+    return bool(row.armed) and row.in_flight_purchase_id is None and not backing_off
+
+
 def _not_sold(tx: Tx, row: Any) -> str | None:
     """Why the setting's pack cannot be bought now, if it cannot (checked before anything is
     written, so that a movement that crosses the threshold never fails for it)."""
@@ -312,7 +316,7 @@ def claim_due(tx: Tx, *, limit: int = 500) -> tuple[list[Purchase], AutoTopUpRep
     claimed: list[Purchase] = []
     started = capped = 0
     for row in rows:
-        if row.available >= row.threshold or not row.armed or row.in_flight_purchase_id:
+        if row.available >= row.threshold or not _may_fire(row, tx.now):
             continue
         # Decided under the balance row's lock, as a movement decides: a movement that lifted
         # available since the read above has re-armed it and is not to be bought for.
