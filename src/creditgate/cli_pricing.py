@@ -20,7 +20,7 @@ from creditgate._cli import CliError, DbOption, JsonOption, TenantOption, open_l
 
 if TYPE_CHECKING:
     from creditgate.domain.pricing import Quote
-    from creditgate.services.margin import FullMarginReport, MarginRow
+    from creditgate.services.margin import FullMarginReport, MarginReport, MarginRow
 
 rate_cards_app = typer.Typer(
     help="Rate cards: what each action costs in credits, versioned.", no_args_is_help=True
@@ -404,6 +404,29 @@ def _print_csv(full: FullMarginReport) -> None:
         )
 
 
+def _print_shortfall(report: MarginReport) -> None:
+    """Usage that went unbilled, if any: in total, then per group that had some."""
+    short = report.total.shortfall
+    if not short.charges:
+        return
+    lost = "" if short.value is None else f", {_usd(short.value)} of revenue lost at list price"
+    console.print(
+        f"[yellow]shortfall: {short.charges} charge(s) used {_number(short.credits)} "
+        f"{report.asset} more than their wallets could pay{lost}[/]"
+    )
+    rows = [
+        [
+            row.key or "(none)",
+            row.shortfall.charges,
+            _number(row.shortfall.credits),
+            _number(row.shortfall.value),
+        ]
+        for row in report.rows
+        if row.shortfall.charges
+    ]
+    _table(f"shortfall by {report.by}", [report.by, "charges", "credits", "value $"], rows)
+
+
 def _usd(value: Decimal) -> str:
     text = _number(value, 8)
     whole, _, cents = text.partition(".")
@@ -418,6 +441,7 @@ def _print_report(full: FullMarginReport) -> None:
     _table(f"margin by {report.by}, {report.asset}, {period}", [report.by, *_ROW_COLUMNS], rows)
     if report.credit_value_usd is None:
         console.print("[dim]no rate card in effect: list value and credit:cost are not shown[/]")
+    _print_shortfall(report)
 
     spread = full.customers
     console.print(

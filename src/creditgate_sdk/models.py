@@ -295,6 +295,16 @@ class ModelPrice:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class Shortfall:
+    """Usage settled past what the wallet's policy let it pay, and so not charged."""
+
+    charges: int  # charges that could not charge all their usage
+    amount: int  # minor units
+    credits: Decimal  # units of the asset
+    value: Decimal | None = None  # credits at the card's credit_value_usd: revenue lost
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class MarginRow:
     key: str | None  # the action, model, customer or day (None: not recorded)
     charges: int
@@ -307,6 +317,7 @@ class MarginRow:
     margin: Decimal | None = None  # gross_margin / revenue: 0.6 is 60%
     list_value: Decimal | None = None  # credits at the card's credit_value_usd
     credit_to_cost: Decimal | None = None  # list_value / vendor_cost
+    shortfall: Shortfall | None = None  # None from a server that does not report it
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -85,31 +85,32 @@ def test_one_purchase_per_crossing_under_concurrent_charges(
     assert wallet.run_auto_top_ups().started == 0
     assert len(wallet.purchases("c1")) == 1
 
-    # Paid: the credit arrives, the balance is back above, the next crossing may fire.
+    # Paid: the credit arrives, the balance is back above and the payment re-armed it, so
+    # the next crossing fires (in the charge that makes it).
     wallet.mark_paid(first.id)
     assert available(wallet) == 11_000
-    assert wallet.run_auto_top_ups().rearmed == 1
+    (setting,) = wallet.auto_top_ups("c1")
+    assert setting.armed and setting.in_flight_purchase_id is None
     wallet.charge("c1", "credits", 7_000)
     concurrently(lambda: wallet.run_auto_top_ups(), times=4)
     second = wallet.purchases("c1")[0]
     assert second.id != first.id and second.status == "pending"
+    assert len(wallet.purchases("c1")) == 2
     wallet.mark_paid(second.id)
 
     # The monthly limit (2) is reached: the third crossing buys nothing and says so.
-    wallet.run_auto_top_ups()
     wallet.charge("c1", "credits", 12_000)
-    report = wallet.run_auto_top_ups()
-    assert (report.started, report.capped) == (0, 1)
-    assert wallet.run_auto_top_ups().capped == 0  # once per crossing
-    assert len(wallet.purchases("c1")) == 2
     assert events_of(wallet, "topup.failed")[-1]["reason"] == "monthly_limit_reached"
+    report = wallet.run_auto_top_ups()
+    assert (report.started, report.capped) == (0, 0)  # once per crossing
+    assert len(wallet.purchases("c1")) == 2
+    assert len(events_of(wallet, "topup.failed")) == 1
     # A new month, a new crossing: it fires again.
     clock.set(datetime(2026, 2, 1, 0, 5, tzinfo=UTC))
     wallet.grant("c1", "credits", 10_000)
-    wallet.run_auto_top_ups()
     wallet.charge("c1", "credits", 9_000)
-    assert wallet.run_auto_top_ups().started == 1
     assert len(wallet.purchases("c1")) == 3
+    assert wallet.run_auto_top_ups().started == 0  # an invoice: nothing to send
 
 
 def test_stripe_off_session_top_up_declines_back_off_and_succeed(

@@ -16,6 +16,7 @@ EVENT_TYPES = (
     "authorization.declined",
     "balance.depleted",
     "balance.low",
+    "charge.shortfall",
     "grant.expired",
     "grant.expiring",
     "grant.voided",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 from sqlalchemy import (
     Table,
@@ -52,6 +52,7 @@ class BalanceRow:
     debt: int
     policy: WalletPolicy
     low_balance_alerted: bool
+    top_up_threshold: int | None = None
 
     @property
     def available(self) -> int:
@@ -98,6 +99,7 @@ BALANCE_COLUMNS = (
     wallet_balances.c.overdraft_limit,
     wallet_balances.c.low_balance_threshold,
     wallet_balances.c.low_balance_alerted,
+    wallet_balances.c.top_up_threshold,
 )
 _THIS_BALANCE = (
     wallet_balances.c.wallet_id == bindparam("wallet_id"),
@@ -124,6 +126,7 @@ def lock_balance(tx: Tx, wallet_id: str, asset: str, *, create: bool = True) -> 
         row.debt,
         _policy_of(row),
         bool(row.low_balance_alerted),
+        row.top_up_threshold,
     )
 
 
@@ -254,20 +257,21 @@ def _balance_row(tx: Tx, wallet_id: str, asset: str, row: Any) -> BalanceRow:
         row.debt,
         _policy_of(row),
         bool(row.low_balance_alerted),
+        row.top_up_threshold,
     )
 
 
-def shift_balance(
-    tx: Tx,
-    wallet_id: str,
-    asset: str,
-    *,
-    posted: int,
-    held: int,
-    debt: int,
-    need: int,
-    draws: Sequence[tuple[str, int]] = (),
-) -> BalanceRow:
+class Move(TypedDict):
+    """A conditional move of a balance row (see `move_balance`)."""
+
+    posted: int
+    held: int
+    debt: int
+    need: int
+    draws: NotRequired[Sequence[tuple[str, int]]]
+
+
+def move_balance(tx: Tx, wallet_id: str, asset: str, **move: Unpack[Move]) -> Any:
     """Take `draws` from their lots and move the balance row by deltas, conditionally.
 
     `need` is how far `available` must reach above the policy's floor for the move to be
@@ -275,15 +279,17 @@ def shift_balance(
     what is drawn from it. The conditions are checked by the database against the rows as
     they are at that moment, so concurrent movers need no lock taken earlier, and the rows
     are locked only from these writes to the commit (on PostgreSQL they go in one round
-    trip). If a condition fails, the whole transaction starts over.
+    trip). If a condition fails, the whole transaction starts over. Returns the balance
+    row as moved, for `after_move` (which `shift_balance` calls at once).
     """
     _forget_view(tx, wallet_id, asset)
+    need, draws = move["need"], move.get("draws", ())
     params = {
         "w": wallet_id,
         "a": asset,
-        "dp": posted,
-        "dh": held,
-        "dd": debt,
+        "dp": move["posted"],
+        "dh": move["held"],
+        "dd": move["debt"],
         "need": need,
         "now": tx.now,
     }
@@ -297,7 +303,13 @@ def shift_balance(
     row = moved.first()
     if row is None or any(t.rowcount() != 1 for t in taken):
         raise RetryTransaction
-    return after_move(tx, wallet_id, asset, row, posted - held)
+    return row
+
+
+def shift_balance(tx: Tx, wallet_id: str, asset: str, **move: Unpack[Move]) -> BalanceRow:
+    """`move_balance`, then the events and auto top-up its move causes (`after_move`)."""
+    row = move_balance(tx, wallet_id, asset, **move)
+    return after_move(tx, wallet_id, asset, row, move["posted"] - move["held"])
 
 
 # CREDITGATE_MOVES_AT_COMMIT=0 turns the single-round-trip debit off (every debit then takes
@@ -324,10 +336,10 @@ def move_at_commit(
 ) -> Deferred:
     """`shift_balance`, sent with the commit: the rows are locked only for the commit's round
     trip. Each write is guarded (the lot still holds its draw; the balance has room; and the
-    move raises no balance event and leaves the low-balance flag as it is, which is the rule
-    for most debits far from a threshold). A guard that fails rolls the transaction back and
-    it runs again the careful way (`shift_balance`). Returns the balance row's new values,
-    which arrive with the commit.
+    move raises no balance event, leaves the low-balance flag as it is and does not cross the
+    auto top-up threshold, which is the rule for most debits far from a threshold). A guard
+    that fails rolls the transaction back and it runs again the careful way
+    (`shift_balance`). Returns the balance row's new values, which arrive with the commit.
 
     The rows as the move will leave them are kept for a later debit in this transaction
     (`pending_view`), from `planned_from` (the rows the caller planned the move from) or
@@ -352,10 +364,12 @@ def move_at_commit(
 
 
 def after_move(tx: Tx, wallet_id: str, asset: str, row: Any, change: int) -> BalanceRow:
-    """Raise the balance events a conditional move caused, given the row it returned.
+    """Raise the balance events a conditional move caused, given the row it returned, and
+    re-arm or fire the wallet's auto top-up if the move crossed its threshold.
 
     `change` is what the move added to `available`. `balance.low` fires once per crossing:
     of several concurrent movers, only the one that flips the row's alert flag raises it.
+    Not inside a `pipeline`: the auto top-up reads as it goes.
     """
     policy = _policy_of(row)
     after = row.posted - row.held
@@ -366,7 +380,13 @@ def after_move(tx: Tx, wallet_id: str, asset: str, row: Any, change: int) -> Bal
         )
         low = low and flipped == 1
     _balance_events(tx, wallet_id, asset, policy, after - change, after, low)
-    return BalanceRow(wallet_id, asset, row.posted, row.held, row.debt, policy, alerted)
+    threshold = row.top_up_threshold
+    if threshold is not None and (after - change >= threshold) != (after >= threshold):
+        # Imported here: auto top-up buys packs, which builds on this module.
+        from creditgate.services.auto_top_up import crossed
+
+        crossed(tx, wallet_id, asset, rising=after >= threshold)
+    return BalanceRow(wallet_id, asset, row.posted, row.held, row.debt, policy, alerted, threshold)
 
 
 def open_lots(tx: Tx, wallet_id: str, asset: str) -> list[LotBalance]:
@@ -548,6 +568,7 @@ _CONSUME_LOT_OR_MISS = Prepared(select(_or_miss(_DRAWN).label("took")))
 _AVAILABLE = wallet_balances.c.posted - wallet_balances.c.held
 _AFTER = _AVAILABLE + bindparam("change")
 _THRESHOLD = wallet_balances.c.low_balance_threshold
+_TOP_UP = wallet_balances.c.top_up_threshold
 _MOVED = (
     update(wallet_balances)
     .where(
@@ -561,6 +582,12 @@ _MOVED = (
             _THRESHOLD.is_(None),
             and_(_AFTER >= _THRESHOLD, wallet_balances.c.low_balance_alerted == 0),
             and_(_AFTER < _THRESHOLD, wallet_balances.c.low_balance_alerted == 1),
+        ),
+        # No auto top-up to re-arm or fire: the move does not cross its threshold.
+        or_(
+            _TOP_UP.is_(None),
+            and_(_AVAILABLE >= _TOP_UP, _AFTER >= _TOP_UP),
+            and_(_AVAILABLE < _TOP_UP, _AFTER < _TOP_UP),
         ),
     )
     .values(
@@ -690,19 +717,28 @@ def post(
     return tx_id
 
 
-def emit(tx: Tx, event_type: str, wallet_id: str | None, payload: dict[str, Any]) -> None:
-    """Write an event to the outbox in the same transaction as its cause."""
-    _INSERT_EVENT.execute(
-        tx.conn,
-        {
-            "tenant_id": tx.tenant_id,
-            "id": new_id("evt"),
-            "type": event_type,
-            "wallet_id": wallet_id,
-            "payload": payload,
-            "created_at": tx.now,
-        },
-    )
+def emit(
+    tx: Tx,
+    event_type: str,
+    wallet_id: str | None,
+    payload: dict[str, Any],
+    *,
+    at_commit: bool = False,
+) -> None:
+    """Write an event to the outbox in the same transaction as its cause (now, or with the
+    commit when the cause's own writes go with it: see `defer`)."""
+    params = {
+        "tenant_id": tx.tenant_id,
+        "id": new_id("evt"),
+        "type": event_type,
+        "wallet_id": wallet_id,
+        "payload": payload,
+        "created_at": tx.now,
+    }
+    if at_commit:
+        defer(tx.conn, _INSERT_EVENT, params)
+    else:
+        _INSERT_EVENT.execute(tx.conn, params)
 
 
 def balance_result(asset: str, scale: int, row: Any) -> AssetBalance:

@@ -1,38 +1,50 @@
 """Auto top-up: buy a configured pack with the saved payment method when credit runs low.
 
-Crossings are found by a worker job that reads the balance rows, not on the authorize hot
-path. Each setting is `armed` while available is at or above its threshold; a crossing
-claims the setting with one conditional update (armed, nothing in flight, under the
-monthly limit) that also disarms it and records the purchase in flight. Concurrent workers
-and charges therefore start at most one purchase per crossing, and none while one is in
-flight. A failed payment raises `topup.failed`, re-arms and backs off (5 minutes, doubling
-to a day); a paid one frees the slot, and the next purchase waits for the next crossing.
+Each setting is `armed` while available is at or above its threshold, and crossings are
+decided by the balance movements themselves: the wallet's balance row carries the
+threshold, and the movement that lifts available to or above it re-arms the setting, the
+one that takes it below fires it (`crossed`), in the movement's own transaction. A debit
+that crosses nothing does no auto top-up work (on the one-round-trip path its guard
+includes "crosses no threshold"), and a wallet without auto top-up none at all.
+
+Firing claims the setting with one conditional update (armed, nothing in flight, the
+month's count as read) that disarms it and records the purchase in flight, so concurrent
+movements and workers start at most one purchase per crossing, and none while one is in
+flight. The worker sends the purchase to its provider (never inside a movement's
+transaction) and buys for crossings that had to wait (a purchase in flight, a backoff).
+A failed payment raises `topup.failed`, re-arms and backs off (5 minutes, doubling to a
+day); a paid one frees the slot, and the next purchase waits for the next crossing.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from sqlalchemy import func, select, update
 
 from creditgate.domain.billing import backoff, month_of
-from creditgate.domain.billing_errors import PaymentProviderError, UnknownPack
+from creditgate.domain.billing_errors import (
+    PaymentProviderError,
+    ProviderNotConfigured,
+    UnknownPack,
+)
 from creditgate.domain.errors import InvalidInput
 from creditgate.ids import new_id
 from creditgate.services import payments, purchases
 from creditgate.services._billing import check_count, insert_if_new
-from creditgate.services._wallet import emit
+from creditgate.services._wallet import emit, lock_balance
 from creditgate.services.billing_results import AutoTopUp, AutoTopUpReport, Purchase
 from creditgate.services.catalog import check_external_id
 from creditgate.services.context import Tx
-from creditgate.storage.tables import auto_top_ups, wallet_balances
+from creditgate.storage.tables import auto_top_ups, packs, wallet_balances
 from creditgate.storage.tables import purchases as purchases_table
 
 # A purchase in flight this long without an answer from the provider is charged again,
 # under the same idempotency key (so the provider sees the same payment, not a new one).
 STALE_AFTER = timedelta(minutes=2)
 MAX_LIMIT = 1_000
+ORIGIN = "auto_top_up"
 
 
 def _result(row: Any) -> AutoTopUp:
@@ -85,6 +97,14 @@ def set_auto_top_up(
         raise UnknownPack(f"pack {pack!r} sells {pack_row.asset}, not {asset}", field="pack")
     if provider != "manual":
         purchases.provider_config(tx, provider)
+    # The balance row first, as every credit movement locks it (created if the wallet never
+    # held the asset): it carries the threshold that movements check.
+    balance = lock_balance(tx, wallet_id, asset)
+    tx.conn.execute(
+        update(wallet_balances)
+        .where(wallet_balances.c.wallet_id == wallet_id, wallet_balances.c.asset == asset)
+        .values(top_up_threshold=threshold if enabled else None)
+    )
     values = {
         "threshold": threshold,
         "pack_id": pack_row.id,
@@ -104,6 +124,7 @@ def set_auto_top_up(
             "customer": customer,
             "armed": 1,
             "in_flight_purchase_id": None,
+            "in_flight_sent_at": None,
             "month": month_of(tx.now),
             "month_count": 0,
             "failures": 0,
@@ -111,10 +132,13 @@ def set_auto_top_up(
         },
     )
     if not created:
+        # Armed while available is at or above the threshold; below it, a crossing not yet
+        # bought stays armed (and one already bought stays disarmed) until a movement says.
+        armed = {"armed": 1} if balance.available >= threshold else {}
         tx.conn.execute(
             update(auto_top_ups)
             .where(auto_top_ups.c.wallet_id == wallet_id, auto_top_ups.c.asset == asset)
-            .values(**values)
+            .values(**values, **armed)
         )
     return _result(_row(tx, wallet_id, asset))
 
@@ -147,6 +171,7 @@ def after_failure(tx: Tx, purchase_id: str) -> None:
         )
         .values(
             in_flight_purchase_id=None,
+            in_flight_sent_at=None,
             armed=1,
             failures=failures,
             backoff_until=tx.now + backoff(failures),
@@ -157,11 +182,121 @@ def after_failure(tx: Tx, purchase_id: str) -> None:
     )
 
 
-def claim_due(tx: Tx, *, limit: int = 500) -> tuple[list[Purchase], AutoTopUpReport]:
-    """Find crossings, claim each with a conditional update and make its purchase pending.
+def crossed(tx: Tx, wallet_id: str, asset: str, *, rising: bool) -> None:
+    """A balance movement took available across the wallet's auto top-up threshold.
 
-    Also hands back purchases in flight that the provider never answered (a crash between
-    the claim and the charge), to be charged again under their idempotency key.
+    Rising to or above it re-arms the setting; falling below it fires the setting (see
+    `_fire`). Called from the movement's own transaction, with the balance row locked.
+    """
+    assert not tx.conn.info.get("pipelines"), "a crossing is handled outside a pipeline"
+    this = (auto_top_ups.c.wallet_id == wallet_id, auto_top_ups.c.asset == asset)
+    if rising:
+        tx.conn.execute(
+            update(auto_top_ups)
+            .where(*this, auto_top_ups.c.enabled == 1, auto_top_ups.c.armed == 0)
+            .values(armed=1, updated_at=tx.now)
+        )
+        return
+    row = tx.conn.execute(select(auto_top_ups).where(*this)).first()
+    if row is not None and row.enabled:
+        _fire(tx, row, sending=False)
+
+
+Fired = Literal["started", "capped", "not_sold", "waiting"]
+
+
+def _fire(tx: Tx, row: Any, *, sending: bool) -> tuple[Fired, Purchase | None]:
+    """Buy the setting's pack for a crossing, if it is armed, nothing is in flight and it is
+    not backing off: one conditional update (armed, nothing in flight, the month's count as
+    read) disarms it and records the purchase in flight, so concurrent movements and workers
+    start at most one purchase per crossing. At the monthly limit, or if the pack is no
+    longer sold or the provider not set up, it disarms and raises `topup.failed` instead,
+    once per crossing. `sending`: the caller sends the purchase to its provider now (else
+    the worker does).
+
+    A crossing it leaves armed (in flight, backing off, lost to a concurrent claim) is bought
+    by the worker once it may be, if available is still below the threshold.
+    """
+    if not _may_fire(row, tx.now):
+        return "waiting", None
+    month = month_of(tx.now)
+    count = row.month_count if row.month == month else 0
+    armed_and_free = (
+        auto_top_ups.c.wallet_id == row.wallet_id,
+        auto_top_ups.c.asset == row.asset,
+        auto_top_ups.c.armed == 1,
+        auto_top_ups.c.in_flight_purchase_id.is_(None),
+        auto_top_ups.c.enabled == 1,
+        auto_top_ups.c.month == row.month,
+        auto_top_ups.c.month_count == row.month_count,
+    )
+    refusal: Fired = "capped"
+    reason = "monthly_limit_reached"
+    if row.monthly_limit is None or count < row.monthly_limit:
+        refusal, reason = "not_sold", _not_sold(tx, row) or ""
+    if reason:
+        if not tx.conn.execute(
+            update(auto_top_ups).where(*armed_and_free).values(armed=0, updated_at=tx.now)
+        ).rowcount:
+            return "waiting", None
+        payload = {"purchase": None, "customer": row.customer, "asset": row.asset}
+        emit(tx, "topup.failed", row.wallet_id, payload | {"origin": ORIGIN, "reason": reason})
+        return refusal, None
+    purchase_id = new_id("pur")
+    won = tx.conn.execute(
+        update(auto_top_ups)
+        .where(*armed_and_free)
+        .values(
+            armed=0,
+            in_flight_purchase_id=purchase_id,
+            in_flight_sent_at=tx.now if sending else None,
+            month=month,
+            month_count=count + 1,
+            updated_at=tx.now,
+        )
+    ).rowcount
+    if not won:
+        return "waiting", None  # another movement or worker claimed this crossing
+    bought = purchases.start_purchase(
+        tx,
+        customer=row.customer,
+        pack=row.pack_id,
+        provider=row.provider,
+        origin=ORIGIN,
+        purchase_id=purchase_id,
+    )
+    return "started", bought
+
+
+def _may_fire(row: Any, now: datetime) -> bool:
+    """Armed, nothing in flight, not backing off after a failure."""
+    backing_off = row.backoff_until is not None and row.backoff_until > now
+    return bool(row.armed) and row.in_flight_purchase_id is None and not backing_off
+
+
+def _not_sold(tx: Tx, row: Any) -> str | None:
+    """Why the setting's pack cannot be bought now, if it cannot (checked before anything is
+    written, so that a movement that crosses the threshold never fails for it)."""
+    active = tx.conn.execute(select(packs.c.active).where(packs.c.id == row.pack_id)).scalar()
+    if not active:
+        return "pack_not_active"
+    if row.provider != "manual":
+        try:
+            purchases.provider_config(tx, row.provider)
+        except ProviderNotConfigured:
+            return "provider_not_configured"
+    return None
+
+
+def claim_due(tx: Tx, *, limit: int = 500) -> tuple[list[Purchase], AutoTopUpReport]:
+    """Buy for crossings left armed below the threshold, and hand back the purchases in
+    flight that are to be sent to their provider.
+
+    A crossing is fired by the movement that made it (`crossed`); what is left here is one
+    that could not be bought then (a purchase was in flight, or the setting was backing
+    off after a failure) and a setting created below its threshold. To be sent: purchases a
+    movement started (the worker sends them), and purchases the provider never answered (a
+    crash, a network failure), sent again under their idempotency key after `STALE_AFTER`.
     """
     rows = tx.conn.execute(
         select(
@@ -178,81 +313,22 @@ def claim_due(tx: Tx, *, limit: int = 500) -> tuple[list[Purchase], AutoTopUpRep
         .order_by(auto_top_ups.c.wallet_id, auto_top_ups.c.asset)
         .limit(limit)
     ).all()
-    month = month_of(tx.now)
     claimed: list[Purchase] = []
-    started = capped = rearmed = 0
+    started = capped = 0
     for row in rows:
-        this = (auto_top_ups.c.wallet_id == row.wallet_id, auto_top_ups.c.asset == row.asset)
-        if row.available >= row.threshold:
-            if not row.armed and row.in_flight_purchase_id is None:
-                rearmed += tx.conn.execute(
-                    update(auto_top_ups)
-                    .where(
-                        *this,
-                        auto_top_ups.c.armed == 0,
-                        auto_top_ups.c.in_flight_purchase_id.is_(None),
-                    )
-                    .values(armed=1, updated_at=tx.now)
-                ).rowcount
+        if row.available >= row.threshold or not _may_fire(row, tx.now):
             continue
-        if not row.armed or row.in_flight_purchase_id is not None:
+        # Decided under the balance row's lock, as a movement decides: a movement that lifted
+        # available since the read above has re-armed it and is not to be bought for.
+        if lock_balance(tx, row.wallet_id, row.asset).available >= row.threshold:
             continue
-        if row.backoff_until is not None and row.backoff_until > tx.now:
-            continue
-        count = row.month_count if row.month == month else 0
-        armed_and_free = (
-            *this,
-            auto_top_ups.c.armed == 1,
-            auto_top_ups.c.in_flight_purchase_id.is_(None),
-            auto_top_ups.c.enabled == 1,
-            auto_top_ups.c.month == row.month,
-            auto_top_ups.c.month_count == row.month_count,
-        )
-        if row.monthly_limit is not None and count >= row.monthly_limit:
-            if tx.conn.execute(
-                update(auto_top_ups).where(*armed_and_free).values(armed=0, updated_at=tx.now)
-            ).rowcount:
-                capped += 1
-                emit(
-                    tx,
-                    "topup.failed",
-                    row.wallet_id,
-                    {
-                        "purchase": None,
-                        "customer": row.customer,
-                        "asset": row.asset,
-                        "origin": "auto_top_up",
-                        "reason": "monthly_limit_reached",
-                    },
-                )
-            continue
-        purchase_id = new_id("pur")
-        won = tx.conn.execute(
-            update(auto_top_ups)
-            .where(*armed_and_free)
-            .values(
-                armed=0,
-                in_flight_purchase_id=purchase_id,
-                month=month,
-                month_count=count + 1,
-                updated_at=tx.now,
-            )
-        ).rowcount
-        if not won:
-            continue  # another worker claimed this crossing
-        claimed.append(
-            purchases.start_purchase(
-                tx,
-                customer=row.customer,
-                pack=row.pack_id,
-                provider=row.provider,
-                origin="auto_top_up",
-                purchase_id=purchase_id,
-            )
-        )
-        started += 1
-    stale = tx.conn.execute(
-        select(purchases_table)
+        outcome, bought = _fire(tx, row, sending=True)
+        if bought is not None:
+            claimed.append(bought)
+            started += 1
+        capped += outcome == "capped"
+    to_send = tx.conn.execute(
+        select(purchases_table, auto_top_ups.c.in_flight_sent_at)
         .join(
             auto_top_ups,
             auto_top_ups.c.in_flight_purchase_id == purchases_table.c.id,
@@ -262,11 +338,26 @@ def claim_due(tx: Tx, *, limit: int = 500) -> tuple[list[Purchase], AutoTopUpRep
             purchases_table.c.status == purchases.PENDING,
             purchases_table.c.provider != "manual",
             purchases_table.c.payment_ref.is_(None),
-            purchases_table.c.created_at <= tx.now - STALE_AFTER,
+            auto_top_ups.c.in_flight_sent_at.is_(None)
+            | (auto_top_ups.c.in_flight_sent_at <= tx.now - STALE_AFTER),
         )
     ).all()
-    claimed += [purchases.purchase_result(r) for r in stale]
-    return claimed, AutoTopUpReport(started=started, capped=capped, rearmed=rearmed)
+    for row in to_send:
+        sent_at = auto_top_ups.c.in_flight_sent_at
+        # Claimed for sending, so concurrent workers send it once.
+        if tx.conn.execute(
+            update(auto_top_ups)
+            .where(
+                auto_top_ups.c.in_flight_purchase_id == row.id,
+                sent_at.is_(None)
+                if row.in_flight_sent_at is None
+                else sent_at == row.in_flight_sent_at,
+            )
+            .values(in_flight_sent_at=tx.now)
+        ).rowcount:
+            claimed.append(purchases.purchase_result(row))
+            started += row.in_flight_sent_at is None  # sent for the first time
+    return claimed, AutoTopUpReport(started=started, capped=capped)
 
 
 def run_auto_top_ups(run: payments.Runner, tenant_id: str) -> AutoTopUpReport:

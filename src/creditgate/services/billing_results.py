@@ -164,12 +164,11 @@ class AutoTopUp(Result):
 
 
 class AutoTopUpReport(Result):
-    started: int = 0
+    started: int = 0  # purchases sent to their provider (or invoiced) for the first time
     succeeded: int = 0
     failed: int = 0
     pending: int = 0
-    capped: int = 0
-    rearmed: int = 0
+    capped: int = 0  # crossings this run found at the monthly limit
 
 
 class Campaign(Result):

@@ -38,6 +38,7 @@ from creditgate.services._wallet import (
     emit,
     lock_balance,
     move_at_commit,
+    move_balance,
     open_lots,
     pending_view,
     post,
@@ -418,9 +419,9 @@ def _debit(
     """Debit up to `requested`, releasing `reserved` of the wallet's held credit.
 
     What the reservation covers is debited in full; anything past it only as far as the
-    policy allows, the rest recorded as shortfall (or, with `decline`, nothing is taken and
-    the charge is declined). Lots are drawn in burn order; what they cannot cover (under
-    overdraft or allow) becomes debt.
+    policy allows, the rest recorded as shortfall and raised as `charge.shortfall` (or, with
+    `decline`, nothing is taken and the charge is declined). Lots are drawn in burn order;
+    what they cannot cover (under overdraft or allow) becomes debt.
 
     The plan is made from an unlocked read; the writes are conditional (each lot still has
     what is drawn from it, the balance still has room), so concurrent debits of one wallet
@@ -474,6 +475,26 @@ def _debit(
         "revenue": revenue,
     }
     taken = [(d.lot_id, d.amount) for d in draws]
+    if shortfall:
+        # Usage the wallet could not pay for is never silent: the call already happened (a
+        # settle does not decline), so the integrator hears of what went unbilled.
+        emit(
+            tx,
+            "charge.shortfall",
+            wallet_id,
+            {
+                "charge": charge_id,
+                "authorization": hold_id,
+                "customer": customer,
+                "asset": asset,
+                "action": action,
+                "requested": requested,
+                "amount": debit,
+                "shortfall": shortfall,
+                "policy": before.policy.mode.value,
+            },
+            at_commit=True,
+        )
     posting = partial(
         post,
         tx,
@@ -510,7 +531,7 @@ def _debit(
             _INSERT_CHARGE.submit(tx.conn, row)
             if debit:
                 posting()
-            available = shift_balance(
+            moved_row = move_balance(
                 tx,
                 wallet_id,
                 asset,
@@ -519,7 +540,8 @@ def _debit(
                 debt=new_debt,
                 need=debit - reserved,
                 draws=taken,
-            ).available
+            )
+        available = after_move(tx, wallet_id, asset, moved_row, reserved - debit).available
     return Charge(
         id=charge_id,
         status="posted",

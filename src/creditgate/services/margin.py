@@ -9,6 +9,10 @@ Over the charges of one tenant and asset created in [start, end):
 - gross margin = revenue - vendor cost; margin = gross margin / revenue (0.6 is 60%);
 - list value = credits charged * the card's credit_value_usd (the list price of a credit);
   credit-to-cost ratio = list value / vendor cost (1 credit at $0.10 costing $0.04 is 2.5).
+- shortfall = Σ charge.shortfall: usage settled past what the wallet's policy let it pay,
+  so not charged (each such charge raised `charge.shortfall`), with the number of charges;
+  its value = shortfall credits * credit_value_usd, the revenue lost at the list price. Its
+  vendor cost is in vendor cost: the call happened.
 
 Ratios are rounded half to even to 6 decimal places; sums are exact.
 
@@ -76,6 +80,15 @@ REFERENCE_REQUEST: Mapping[str, Decimal] = {
 REFERENCE_AMOUNT = Decimal(1_000)
 
 
+class Shortfall(Result):
+    """Usage settled past what the wallet's policy let it pay, and so not charged."""
+
+    charges: int  # charges that could not charge all their usage
+    amount: int  # minor units of the asset
+    credits: DecimalString  # units of the asset
+    value: DecimalString | None  # credits * credit_value_usd: revenue lost at the list price
+
+
 class MarginRow(Result):
     key: str | None  # the action, model, customer or day (None: not recorded)
     charges: int
@@ -88,6 +101,7 @@ class MarginRow(Result):
     margin: DecimalString | None  # gross_margin / revenue; None without revenue
     list_value: DecimalString | None  # credits * credit_value_usd
     credit_to_cost: DecimalString | None  # list_value / vendor_cost
+    shortfall: Shortfall
 
 
 class MarginReport(Result):
@@ -175,10 +189,17 @@ class _Totals:
     revenue: Decimal = ZERO
     vendor_cost: Decimal = ZERO
     cost_unknown: int = 0
+    shortfall_charges: int = 0
+    shortfall: int = 0
 
-    def add(self, amount: int, revenue: Decimal | None, cost: Decimal | None) -> None:
+    def add(
+        self, amount: int, revenue: Decimal | None, cost: Decimal | None, shortfall: int = 0
+    ) -> None:
         self.charges += 1
         self.amount += amount
+        if shortfall:
+            self.shortfall_charges += 1
+            self.shortfall += shortfall
         if revenue is not None:
             self.revenue += revenue
         if cost is None:
@@ -236,6 +257,17 @@ def _row(key: str | None, totals: _Totals, asset: Asset, credit_value: Decimal |
         credit_to_cost=None
         if list_value is None
         else credit_to_cost(list_value, totals.vendor_cost),
+        shortfall=_shortfall(totals, asset, credit_value),
+    )
+
+
+def _shortfall(totals: _Totals, asset: Asset, credit_value: Decimal | None) -> Shortfall:
+    credits = asset.to_units(totals.shortfall)
+    return Shortfall(
+        charges=totals.shortfall_charges,
+        amount=totals.shortfall,
+        credits=credits,
+        value=None if credit_value is None else credits * credit_value,
     )
 
 
@@ -266,6 +298,7 @@ def _load(tx: Tx, start: datetime, end: datetime, asset: str, by: GroupBy) -> _C
             charges.c.amount,
             charges.c.revenue,
             charges.c.vendor_cost,
+            charges.c.shortfall,
         )
         .where(
             charges.c.tenant_id == tx.tenant_id,
@@ -288,8 +321,8 @@ def _load(tx: Tx, start: datetime, end: datetime, asset: str, by: GroupBy) -> _C
                 totals = bucket.get(bucket_key)
                 if totals is None:
                     totals = bucket[bucket_key] = _Totals()
-                totals.add(row.amount, row.revenue, row.vendor_cost)
-            loaded.total.add(row.amount, row.revenue, row.vendor_cost)
+                totals.add(row.amount, row.revenue, row.vendor_cost, row.shortfall)
+            loaded.total.add(row.amount, row.revenue, row.vendor_cost, row.shortfall)
     return loaded
 
 

@@ -486,11 +486,11 @@ def _act(tx: Tx, event_type: str, obj: dict[str, Any]) -> tuple[str, str | None]
         expected = purchases.minor_money(row.price, row.currency)
         if paid != expected or str(obj.get("currency", "")).upper() != row.currency:
             return "amount_mismatch", row.id
-        before = row.status
-        purchases.complete_purchase(tx, purchase_id=row.id, payment_ref=payment_ref)
-        return ("completed" if before != "paid" else "already_paid"), row.id
+        _, paid = purchases.record_payment(tx, purchase_id=row.id, payment_ref=payment_ref)
+        return ("completed" if paid else "already_paid"), row.id
     error = obj.get("last_payment_error") or {}
     reason = error.get("code") or error.get("message") or event_type.rsplit(".", 1)[-1]
-    before = row.status
-    purchases.fail_purchase(tx, purchase_id=row.id, reason=str(reason), payment_ref=payment_ref)
-    return ("failed" if before == "pending" else f"already_{before}"), row.id
+    ended, failed = purchases.record_failure(
+        tx, purchase_id=row.id, reason=str(reason), payment_ref=payment_ref
+    )
+    return ("failed" if failed else f"already_{ended.status}"), row.id

@@ -12,7 +12,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from creditgate.domain.amounts import MAX_BALANCE, check_amount, check_asset_code, check_money
 from creditgate.domain.billing import unit_value
@@ -628,20 +628,42 @@ def complete_purchase(
     A purchase that failed may still be paid later (a retried payment); one already paid
     answers as it is. `manual` is an operator marking an invoice paid.
     """
-    row = _purchase_row(tx, purchase_id)
+    return record_payment(tx, purchase_id=purchase_id, payment_ref=payment_ref, manual=manual)[0]
+
+
+def _by_hand(row: Any, manual: bool) -> None:
     if manual and row.provider != "manual":
         raise InvalidInput(
             f"purchase {row.id} is paid through {row.provider}, not marked by hand",
             field="purchase",
         )
+
+
+def _as_it_ended(tx: Tx, row: Any) -> Any:
+    """The purchase again after its conditional update changed nothing.
+
+    On PostgreSQL that update waited for a concurrent transaction that was moving the same
+    purchase and then found it moved: the row read before it is out of date, and a read
+    now sees what that transaction committed.
+    """
+    return _purchase_row(tx, row.id)
+
+
+def record_payment(
+    tx: Tx, *, purchase_id: str, payment_ref: str | None = None, manual: bool = False
+) -> tuple[Purchase, bool]:
+    """`complete_purchase`, also telling whether this call is the one that paid it."""
+    row = _purchase_row(tx, purchase_id)
+    _by_hand(row, manual)
     claimed = tx.conn.execute(
         update(purchases)
         .where(purchases.c.id == row.id, purchases.c.status.in_((PENDING, FAILED)))
         .values(status=PAID, paid_at=tx.now, failure_reason=None)
     ).rowcount
     if not claimed:
+        row = _as_it_ended(tx, row)
         if row.status == PAID:
-            return purchase_result(row)
+            return purchase_result(row), False
         raise PurchaseNotPending(f"purchase {row.id} is {row.status}", field="purchase")
     asset = tx.asset(row.asset)
     expires = tx.now + timedelta(days=row.expires_after_days) if row.expires_after_days else None
@@ -660,11 +682,18 @@ def complete_purchase(
     if payment_ref and not row.payment_ref:
         values["payment_ref"] = _check_ref(payment_ref, "payment_ref")
     tx.conn.execute(update(purchases).where(purchases.c.id == row.id).values(**values))
-    # The auto top-up that bought it may fire again at the next crossing.
+    # The auto top-up that bought it may fire again at the next crossing (the grant above
+    # re-armed it if it lifted available to its threshold).
     tx.conn.execute(
         update(auto_top_ups)
         .where(auto_top_ups.c.in_flight_purchase_id == row.id)
-        .values(in_flight_purchase_id=None, failures=0, backoff_until=None, updated_at=tx.now)
+        .values(
+            in_flight_purchase_id=None,
+            in_flight_sent_at=None,
+            failures=0,
+            backoff_until=None,
+            updated_at=tx.now,
+        )
     )
     emit(
         tx,
@@ -682,7 +711,7 @@ def complete_purchase(
             "lot": lot.id,
         },
     )
-    return purchase_result(_purchase_row(tx, row.id))
+    return purchase_result(_purchase_row(tx, row.id)), True
 
 
 def fail_purchase(
@@ -698,15 +727,25 @@ def fail_purchase(
     A purchase already paid or failed answers as it is when a provider reports it (events
     arrive late and out of order); an operator is told it is no longer pending.
     """
+    return record_failure(
+        tx, purchase_id=purchase_id, reason=reason, payment_ref=payment_ref, manual=manual
+    )[0]
+
+
+def record_failure(
+    tx: Tx,
+    *,
+    purchase_id: str,
+    reason: str = "",
+    payment_ref: str | None = None,
+    manual: bool = False,
+) -> tuple[Purchase, bool]:
+    """`fail_purchase`, also telling whether this call is the one that failed it."""
     # Imported here: auto top-up builds on this module.
     from creditgate.services.auto_top_up import after_failure
 
     row = _purchase_row(tx, purchase_id)
-    if manual and row.provider != "manual":
-        raise InvalidInput(
-            f"purchase {row.id} is paid through {row.provider}, not marked by hand",
-            field="purchase",
-        )
+    _by_hand(row, manual)
     text = (reason or "failed")[:MAX_REF]
     claimed = tx.conn.execute(
         update(purchases)
@@ -715,13 +754,15 @@ def fail_purchase(
             status=FAILED,
             failed_at=tx.now,
             failure_reason=text,
-            payment_ref=row.payment_ref or payment_ref,
+            # Kept if a concurrent call recorded one since the row was read.
+            payment_ref=func.coalesce(purchases.c.payment_ref, payment_ref),
         )
     ).rowcount
     if not claimed:
+        row = _as_it_ended(tx, row)
         if manual:
             raise PurchaseNotPending(f"purchase {row.id} is {row.status}", field="purchase")
-        return purchase_result(row)
+        return purchase_result(row), False
     after_failure(tx, row.id)
     emit(
         tx,
@@ -739,7 +780,7 @@ def fail_purchase(
             "reason": text,
         },
     )
-    return purchase_result(_purchase_row(tx, row.id))
+    return purchase_result(_purchase_row(tx, row.id)), True
 
 
 def mark_paid(tx: Tx, *, purchase_id: str, idempotency_key: str | None = None) -> Purchase:

@@ -19,6 +19,7 @@ from creditgate.domain.policy import PolicyMode
 from creditgate.services.purchases import currency_digits
 from creditgate.storage.tables import (
     assets,
+    auto_top_ups,
     charges,
     holds,
     ledger_entries,
@@ -244,10 +245,58 @@ def verify(conn: Connection, tenant_id: str | None = None) -> VerifyReport:
             )
 
     payments_check = _check_payments(conn, scoped, lot_rows)
+    top_up_check = _check_auto_top_ups(conn, scoped)
 
     return VerifyReport(
-        [zero_sum, lot_check, balance_check, policy_check, hold_check, money_check, payments_check]
+        [
+            zero_sum,
+            lot_check,
+            balance_check,
+            policy_check,
+            hold_check,
+            money_check,
+            payments_check,
+            top_up_check,
+        ]
     )
+
+
+def _check_auto_top_ups(
+    conn: Connection, scoped: Callable[[Select[Any], Table], Select[Any]]
+) -> Check:
+    """The balance rows carry each enabled auto top-up's threshold (and no other), and an
+    enabled setting is armed whenever available is at or above its threshold: a crossing
+    below it is then never missed."""
+    check = Check("auto top-up: thresholds on the balance rows; armed at or above them")
+    settings = {
+        (r.wallet_id, r.asset): r
+        for r in conn.execute(scoped(select(auto_top_ups), auto_top_ups))
+        if r.enabled
+    }
+    for bal in conn.execute(
+        scoped(
+            select(
+                wallet_balances.c.wallet_id,
+                wallet_balances.c.asset,
+                wallet_balances.c.posted,
+                wallet_balances.c.held,
+                wallet_balances.c.top_up_threshold,
+            ),
+            wallet_balances,
+        )
+    ):
+        setting = settings.pop((bal.wallet_id, bal.asset), None)
+        check.checked += 1
+        where = f"wallet {bal.wallet_id} {bal.asset}"
+        wanted = None if setting is None else setting.threshold
+        if bal.top_up_threshold != wanted:
+            check.fail(f"{where} carries threshold {bal.top_up_threshold}, its setting {wanted}")
+        available = bal.posted - bal.held
+        if setting is not None and available >= setting.threshold and not setting.armed:
+            check.fail(f"{where} is disarmed at {available}, at or above {setting.threshold}")
+    for wallet_id, asset in settings:
+        check.fail(f"wallet {wallet_id} {asset} has an auto top-up but no balance row")
+    return check
 
 
 def _check_payments(

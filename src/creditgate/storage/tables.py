@@ -85,6 +85,9 @@ wallet_balances = Table(
     Column("low_balance_threshold", BigInteger, nullable=True),
     Column("low_balance_alerted", Integer, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # The wallet's enabled auto top-up threshold for this asset (see services.auto_top_up):
+    # a movement across it re-arms or fires the top-up. NULL: no auto top-up.
+    Column("top_up_threshold", BigInteger, nullable=True),
     PrimaryKeyConstraint("wallet_id", "asset"),
 )
 
@@ -537,6 +540,8 @@ auto_top_ups = Table(
     Column("enabled", Integer, nullable=False),
     Column("armed", Integer, nullable=False),
     Column("in_flight_purchase_id", ID, nullable=True),
+    # When the purchase in flight was sent to its provider (NULL: not yet).
+    Column("in_flight_sent_at", UtcDateTime, nullable=True),
     Column("month", String(7), nullable=False),
     Column("month_count", Integer, nullable=False),
     Column("failures", Integer, nullable=False),
