@@ -25,6 +25,9 @@ A card is a dict (as loaded from YAML or JSON)::
         multipliers:               # every multiplier whose match fits applies
           - match: {complexity: high}
             factor: "1.5"
+        margin_guard:              # optional: decline (or, mode warn, flag) a call whose
+          headroom: "0.2"          # estimated vendor cost * (1 + headroom) is more than its
+          mode: decline            # credit is worth at credit_value_usd (MarginGuard)
 
 Dimension keys and quantity names are the tenant's own (`model`, `quality`, `complexity`,
 `region`…; `input_tokens`, `characters`, `seconds`, `images`…). A rule must set at least one
