@@ -339,7 +339,8 @@ class RatioCase:
     rule: int
     multipliers: tuple[int, ...]
     quantities: dict[str, Decimal]
-    credits: Decimal
+    units: Decimal  # the exact price
+    credits: Decimal  # as charged, rounded by the card's rounding
     list_value: Decimal
     vendor_cost: Decimal | None = None
     ratio: Decimal | None = None

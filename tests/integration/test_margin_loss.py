@@ -62,13 +62,13 @@ def test_a_profitable_row_is_no_loss_and_a_costly_one_with_revenue_is_a_negative
 
 
 def test_the_what_if_list_margin_is_computed_from_exact_values(ledger: TenantLedger) -> None:
-    # 5 credits at $0.01 for a $0.10 call: with vendor prices +20% it costs $0.12, and the
-    # margin at list price is exactly (0.05 - 0.12) / 0.05 = -1.4 (from a ratio rounded to
-    # 0.416667 first it would be -1.399998).
+    # 4.999 credits, charged as 5, at $0.01 for a $0.10 call: with vendor prices +20% it
+    # costs $0.12, and the margin at list price is exactly (0.05 - 0.12) / 0.05 = -1.4 (from
+    # a ratio rounded to 0.416667 first it would be -1.399998).
     spec = {
         "asset": "credits",
         "credit_value_usd": "0.01",
-        "actions": {"image.generate": {"prices": [{"flat": "5", "vendor": {"flat": "0.10"}}]}},
+        "actions": {"image.generate": {"prices": [{"flat": "4.999", "vendor": {"flat": "0.10"}}]}},
     }
     ledger.publish_rate_card(spec)
     full = report(
@@ -79,6 +79,7 @@ def test_the_what_if_list_margin_is_computed_from_exact_values(ledger: TenantLed
     )
     (image,) = full.card.actions
     assert image.worst.ratio == Decimal("0.5") and image.worst.list_margin == Decimal(-1)
+    assert (image.worst.units, image.worst.credits) == (Decimal("4.999"), Decimal(5))
     (after,) = full.what_if.card_actions
     assert (after.ratio, after.list_margin, after.loss) == (
         Decimal("0.416667"),

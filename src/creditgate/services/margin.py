@@ -120,7 +120,8 @@ class RatioCase(Result):
     rule: int
     multipliers: list[int]
     quantities: dict[str, DecimalString]
-    credits: DecimalString  # as charged: rounded to the asset's scale
+    units: DecimalString  # the exact price, in units of the asset
+    credits: DecimalString  # as charged: rounded to the asset's scale by the card's rounding
     list_value: DecimalString
     vendor_cost: DecimalString | None
     ratio: DecimalString | None
@@ -672,6 +673,7 @@ def _case(
             rule=rule.index,
             multipliers=[],
             quantities=quantities,
+            units=ZERO,
             credits=ZERO,
             list_value=ZERO,
             vendor_cost=None,
@@ -697,6 +699,7 @@ def _case(
         rule=quote.rule,
         multipliers=[m.index for m in quote.multipliers],
         quantities=quantities,
+        units=quote.units,
         credits=credits,
         list_value=list_value,
         vendor_cost=cost,
