@@ -250,12 +250,8 @@ def authorize(
         vendor_cost=None,
         charging=False,
     )
-    asset, amount, pricing, objection = (
-        priced.asset,
-        priced.amount,
-        priced.pricing,
-        priced.objection,
-    )
+    asset, amount = priced.asset, priced.amount
+    pricing, objection = priced.pricing, priced.objection
     # The hold row goes in first so that the balance row is locked only from the
     # conditional update to the commit.
     hold = {
