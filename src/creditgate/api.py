@@ -45,6 +45,7 @@ from creditgate.services.results import (
     ModelPrice,
     Policy,
     PriceQuote,
+    PublishedRateCard,
     RateCardVersion,
     Settlement,
     SweepReport,
@@ -346,13 +347,15 @@ class TenantLedger(BillingMethods):
         *,
         name: str = "default",
         effective_at: datetime | None = None,
+        strict: bool = False,
         idempotency_key: str | None = None,
-    ) -> RateCardVersion:
+    ) -> PublishedRateCard:
         return self._run(
             rate_cards.publish,
             spec=spec,
             name=name,
             effective_at=effective_at,
+            strict=strict,
             idempotency_key=idempotency_key,
         )
 

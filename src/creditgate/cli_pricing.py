@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from creditgate._cli import CliError, DbOption, JsonOption, TenantOption, open_ledger
+from creditgate.domain.amounts import decimal_text
 
 if TYPE_CHECKING:
     from creditgate.domain.pricing import Quote
@@ -101,8 +102,12 @@ def _number(value: Decimal | None, places: int = 6) -> str:
     return format(quantized.normalize(), "f") if quantized else "0"
 
 
-def _percent(value: Decimal | None) -> str:
-    return "" if value is None else f"{_number(value * 100, 1)}%"
+def _percent(value: Decimal | None, loss: bool = False) -> str:
+    """A margin as a percentage; with no revenue (or list value) to divide by, "loss" if it
+    cost something: never 100%."""
+    if value is None:
+        return "loss" if loss else ""
+    return f"{_number(value * 100, 1)}%"
 
 
 def _times(value: Decimal | None) -> str:
@@ -131,24 +136,36 @@ def rate_cards_load(
         str | None, typer.Option(help="When it starts to apply (default: now)")
     ] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="Publish at most once")] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Refuse (exit 1) a card that prices at 0 a quantity its LLM vendor charges for",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Publish a card file as the next version of the card."""
+    """Publish a card file as the next version of the card; warn of quantities it prices at 0
+    that its LLM vendor charges for."""
     spec = load_spec(file)
     with open_ledger(db, tenant) as t:
         version = t.publish_rate_card(
             spec,
             name=rate_card,
             effective_at=_moment(effective_at, "--effective-at"),
+            strict=strict,
             idempotency_key=idempotency_key,
         )
     if as_json:
         print(version.model_dump_json())
         return
+    for warning in version.warnings:
+        Console(stderr=True).print(f"[yellow]warning:[/] {warning}", highlight=False)
     actions = len(version.spec.get("actions", {}))
     console.print(
         f"rate card [bold]{version.name}[/] version [bold]{version.version}[/] ({version.id}): "
-        f"{actions} actions, in effect from {version.effective_at:%Y-%m-%d %H:%M:%S} UTC"
+        f"{actions} actions, in effect from {version.effective_at:%Y-%m-%d %H:%M:%S} UTC, "
+        f"rounded {version.spec.get('rounding', 'up')}"
     )
 
 
@@ -230,19 +247,20 @@ def _print_quote(quote: Quote) -> None:
         ["line", "quantity", "unit", "credits"],
         rows,
     )
-    console.print(f"charged: [bold]{quote.amount}[/] minor units of {quote.asset}")
+    console.print(
+        f"charged: [bold]{_plain(quote.rounded_units)}[/] {quote.asset} ({quote.amount} minor "
+        f"units; {_plain(quote.units)} rounded {quote.rounding})"
+    )
     cost = quote.vendor_cost
     if cost is not None and cost.usd is not None:
         console.print(f"vendor cost: {_usd(cost.usd)} ({cost.source.value})")
         if quote.credit_value_usd is not None and cost.usd:
-            from creditgate.services.margin import credit_to_cost, list_margin
+            from creditgate.services.margin import credit_to_cost, is_loss, list_margin
 
-            credits = Decimal(quote.amount).scaleb(-quote.scale)
-            ratio = credit_to_cost(credits * quote.credit_value_usd, cost.usd)
-            if ratio is not None:
-                console.print(
-                    f"credit-to-cost: {_times(ratio)}, list margin {_percent(list_margin(ratio))}"
-                )
+            value = quote.rounded_units * quote.credit_value_usd
+            ratio = credit_to_cost(value, cost.usd)
+            margin = _percent(list_margin(value, cost.usd), is_loss(value, cost.usd))
+            console.print(f"credit-to-cost: {_times(ratio)}, list margin {margin}")
     elif cost is not None:
         console.print(f"[yellow]vendor cost unknown:[/] {cost.reason}")
 
@@ -330,14 +348,14 @@ def report_revenue(
         writer = csv.writer(sys.stdout)
         writer.writerow(["currency", *columns])
         for line in report.lines:
-            writer.writerow([line.currency, *(str(getattr(line, c)) for c in columns)])
+            writer.writerow([line.currency, *(decimal_text(getattr(line, c)) for c in columns)])
         return
     table = Table(title=f"revenue {since:%Y-%m-%d %H:%M} to {until:%Y-%m-%d %H:%M} UTC")
     table.add_column("currency")
     for column in columns:
         table.add_column(column.replace("_", " "), justify="right")
     for line in report.lines:
-        table.add_row(line.currency, *(f"{getattr(line, c):f}" for c in columns))
+        table.add_row(line.currency, *(decimal_text(getattr(line, c)) for c in columns))
     Console().print(table)
 
 
@@ -372,20 +390,20 @@ def _cells(row: MarginRow) -> list[object]:
         _number(row.vendor_cost),
         row.cost_unknown,
         _number(row.gross_margin),
-        _percent(row.margin),
+        _percent(row.margin, row.loss),
         _number(row.list_value),
         _times(row.credit_to_cost),
     ]
 
 
 def _plain(value: Decimal | None) -> str:
-    return "" if value is None else format(value.normalize(), "f") if value else "0"
+    return "" if value is None else decimal_text(value)
 
 
 def _print_csv(full: FullMarginReport) -> None:
     report = full.report
     writer = csv.writer(sys.stdout)
-    writer.writerow([report.by, *(c.replace(" ", "_") for c in _ROW_COLUMNS)])
+    writer.writerow([report.by, *(c.replace(" ", "_") for c in _ROW_COLUMNS), "loss"])
     for row in [*report.rows, report.total]:
         key = "total" if row is report.total else (row.key or "")
         writer.writerow(
@@ -400,6 +418,7 @@ def _print_csv(full: FullMarginReport) -> None:
                 _plain(row.margin),
                 _plain(row.list_value),
                 _plain(row.credit_to_cost),
+                "true" if row.loss else "false",
             ]
         )
 
@@ -472,7 +491,7 @@ def _print_report(full: FullMarginReport) -> None:
                     _number(case.credits),
                     _number(case.vendor_cost, 8),
                     _times(case.ratio),
-                    _percent(case.list_margin)
+                    _percent(case.list_margin, case.loss)
                     + ("" if action.complete else " (not all combinations tried)"),
                 ]
             )
@@ -484,20 +503,20 @@ def _print_report(full: FullMarginReport) -> None:
     change = _percent(what_if.change)
     changed = change if what_if.change < 0 else f"+{change}"
     below: list[list[object]] = [
-        ["action", r.key or "(none)", _percent(r.margin_before), _percent(r.margin)]
+        ["action", r.key or "(none)", _percent(r.margin_before, r.loss), _percent(r.margin, r.loss)]
         for r in what_if.actions
     ]
     below += [
         [
             "customer",
             r.key or "",
-            _percent(r.margin_before) or "no revenue",
-            _percent(r.margin) or f"cost {_usd(r.vendor_cost)}",
+            _percent(r.margin_before, r.loss) or "no revenue",
+            _percent(r.margin, r.loss) or f"cost {_usd(r.vendor_cost)}",
         ]
         for r in what_if.customers
     ]
     below += [
-        ["card", a.action, "", f"{_percent(a.list_margin)} at {_times(a.ratio)}"]
+        ["card", a.action, "", f"{_percent(a.list_margin, a.loss)} at {_times(a.ratio)}"]
         for a in what_if.card_actions
     ]
     title = f"with vendor prices {changed}: below a {_percent(what_if.target)} margin"

@@ -128,6 +128,7 @@ class Charge:
     rate_card_version: int | None = None
     vendor_cost: Decimal | None = None
     revenue: Decimal = Decimal(0)
+    warnings: tuple[str, ...] = ()  # e.g. a margin guard's, when it lets the charge through
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -273,8 +274,9 @@ class PriceQuote:
     subtotal: Decimal
     minimum: Decimal | None = None
     units: Decimal  # exact, in units of the asset
+    rounded_units: Decimal  # units rounded by the card's `rounding`: what is charged
     amount: int  # minor units: what a charge of these quantities takes
-    rounding: str
+    rounding: str  # up (default), down, half_up, half_down or half_even
     credit_value_usd: Decimal | None = None
     vendor_cost: VendorCostInfo | None = None
 
@@ -315,6 +317,7 @@ class MarginRow:
     cost_unknown: int
     gross_margin: Decimal
     margin: Decimal | None = None  # gross_margin / revenue: 0.6 is 60%
+    loss: bool = False  # vendor cost above revenue (with no revenue, margin is None)
     list_value: Decimal | None = None  # credits at the card's credit_value_usd
     credit_to_cost: Decimal | None = None  # list_value / vendor_cost
     shortfall: Shortfall | None = None  # None from a server that does not report it
@@ -347,11 +350,13 @@ class RatioCase:
     rule: int
     multipliers: tuple[int, ...]
     quantities: dict[str, Decimal]
-    credits: Decimal
+    units: Decimal  # the exact price
+    credits: Decimal  # as charged, rounded by the card's rounding
     list_value: Decimal
     vendor_cost: Decimal | None = None
     ratio: Decimal | None = None
-    list_margin: Decimal | None = None
+    list_margin: Decimal | None = None  # None with a list value of 0
+    loss: bool = False  # vendor cost above the list value
     reason: str | None = None  # why there is no ratio
 
 
@@ -378,13 +383,15 @@ class WhatIfRow:
     gross_margin: Decimal
     margin: Decimal | None = None
     margin_before: Decimal | None = None
+    loss: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class WhatIfCardAction:
     action: str
     ratio: Decimal
-    list_margin: Decimal
+    list_margin: Decimal | None = None  # None with a list value of 0: a loss
+    loss: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from creditgate.domain.amounts import Asset
 from creditgate.domain.errors import AmountOverflow, InvalidInput
 from creditgate.domain.pricing import (
+    ROUNDINGS,
     RateCard,
     dimension_combinations,
     parse_rate_card,
@@ -269,8 +270,16 @@ def test_lines_are_not_rounded_on_their_own_only_the_total_is() -> None:
     ("units", "scale", "amount"),
     [("0.125", 2, 12), ("0.135", 2, 14), ("0.1251", 2, 13), ("2.5", 0, 2), ("3.5", 0, 4)],
 )
-def test_the_total_rounds_half_to_even(units: str, scale: int, amount: int) -> None:
-    card = parse_rate_card({"asset": "credits", "actions": {"x": {"prices": [{"flat": units}]}}})
+def test_a_half_even_card_rounds_the_total_half_to_even(
+    units: str, scale: int, amount: int
+) -> None:
+    card = parse_rate_card(
+        {
+            "asset": "credits",
+            "rounding": "half_even",
+            "actions": {"x": {"prices": [{"flat": units}]}},
+        }
+    )
     assert price(card, "x", asset=Asset("credits", scale)) == (Decimal(units), amount)
 
 
@@ -282,6 +291,16 @@ def round_half_even(value: Fraction) -> int:
     return floor
 
 
+# Each rounding a card may state, on a non-negative exact value.
+REFERENCE_ROUNDING = {
+    "up": lambda v: -(-v.numerator // v.denominator),
+    "down": lambda v: v.numerator // v.denominator,
+    "half_up": lambda v: (v + Fraction(1, 2)).numerator // (v + Fraction(1, 2)).denominator,
+    "half_down": lambda v: -(-(v - Fraction(1, 2)).numerator // (v - Fraction(1, 2)).denominator),
+    "half_even": round_half_even,
+}
+
+
 decimals = st.decimals(min_value=0, max_value=100, places=6, allow_nan=False)
 
 
@@ -291,15 +310,22 @@ decimals = st.decimals(min_value=0, max_value=100, places=6, allow_nan=False)
     flat=decimals,
     factors=st.lists(st.decimals(min_value="0.001", max_value=10, places=3), max_size=3),
     scale=st.integers(min_value=0, max_value=6),
+    rounding=st.sampled_from(sorted(REFERENCE_ROUNDING)),
 )
-def test_price_is_the_exact_sum_rounded_once(
-    prices: list[Decimal], counts: list[int], flat: Decimal, factors: list[Decimal], scale: int
+def test_price_is_the_exact_sum_rounded_once_by_the_cards_rule(
+    prices: list[Decimal],
+    counts: list[int],
+    flat: Decimal,
+    factors: list[Decimal],
+    scale: int,
+    rounding: str,
 ) -> None:
     names = [f"q{i}" for i in range(len(prices))]
     per_unit = {name: str(p) for name, p in zip(names, prices, strict=True)}
     card = parse_rate_card(
         {
             "asset": "credits",
+            "rounding": rounding,
             "actions": {
                 "x": {
                     "prices": [{"flat": str(flat), "per_unit": per_unit}],
@@ -316,7 +342,8 @@ def test_price_is_the_exact_sum_rounded_once(
         exact *= Fraction(factor)
     q = quote(card, "x", {}, quantities, asset=Asset("credits", scale))
     assert Fraction(q.units) == exact
-    assert q.amount == round_half_even(exact * 10**scale)
+    assert q.amount == REFERENCE_ROUNDING[rounding](exact * 10**scale)
+    assert q.rounding == rounding and q.rounded_units == Decimal(q.amount).scaleb(-scale)
 
 
 def test_a_price_past_64_bits_is_an_overflow_not_a_wrap() -> None:
@@ -469,8 +496,9 @@ def test_the_snapshot_is_json_with_decimal_strings(card: RateCard) -> None:
         "subtotal": "500.5",
         "minimum": None,
         "units": "500.5",
+        "rounded_units": "500.5",
         "amount": 50_050,
-        "rounding": "ROUND_HALF_EVEN",
+        "rounding": "up",
         "credit_value_usd": "0.1",
         "vendor_cost": None,
     }
@@ -569,6 +597,9 @@ def card_specs(valid: bool) -> st.SearchStrategy[dict[str, Any]]:
         optional={
             "credit_value_usd": factors if valid else numbers,
             "description": st.text(max_size=5) if valid else json_values,
+            "rounding": st.sampled_from(sorted(ROUNDINGS))
+            if valid
+            else st.sampled_from([*ROUNDINGS, "ceiling", "UP", ""]) | json_values,
         },
     )
 
@@ -601,5 +632,5 @@ def test_any_request_is_priced_or_refused_by_name(
         q = quote(card, action, dimensions, quantities, asset=asset)
     except (InvalidInput, NoPrice):
         return
-    assert q.amount == asset.to_minor(q.units) >= 0
+    assert q.amount == asset.to_minor(q.units, ROUNDINGS[card.rounding]) >= 0
     json.dumps(q.snapshot())

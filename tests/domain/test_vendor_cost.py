@@ -320,7 +320,7 @@ def test_a_4_cent_action_sold_at_1_credit_of_10_cents_is_2_5x_and_60_percent(
     list_value = CREDITS.to_units(q.amount) * q.credit_value_usd
     ratio = credit_to_cost(list_value, q.vendor_cost.usd)
     assert ratio == Decimal("2.5")
-    assert list_margin(ratio) == Decimal("0.6")
+    assert list_margin(list_value, q.vendor_cost.usd) == Decimal("0.6")
     assert margin_rate(list_value, q.vendor_cost.usd) == Decimal("0.6")
     assert credit_to_cost(list_value, Decimal(0)) is None
     assert margin_rate(Decimal(0), Decimal("0.04")) is None

@@ -351,7 +351,7 @@ def test_a_quote_shows_the_lines_the_vendor_cost_and_the_card_version(
         ("output_tokens", "0"),
     ]
     assert body["vendor_cost"]["usd"] == "2" and body["vendor_cost"]["source"] == "genai_prices"
-    assert body["credit_value_usd"] == "0.1" and body["rounding"] == "ROUND_HALF_EVEN"
+    assert body["credit_value_usd"] == "0.1" and body["rounding"] == "up"
     before = (clock.now - timedelta(days=1)).isoformat()
     problem(
         priced.post("/v1/rate-cards/quote", {"action": "image.generate", "at": before}),

@@ -330,7 +330,7 @@ def test_the_cli_loads_a_card_prices_an_action_and_reports_margin(
     assert report["report"]["rows"][0]["credit_to_cost"] == "2.5"
     assert report["card"]["actions"][0]["worst"]["ratio"] == "2.5"
     rows = run(ledger, db_url, "report", "margin", "--by", "customer", "--csv").stdout
-    assert rows.splitlines()[1] == "c1,1,1,0.1,0.04,0,0.06,0.6,0.1,2.5"
+    assert rows.splitlines()[1] == "c1,1,1,0.1,0.04,0,0.06,0.6,0.1,2.5,false"
     text = run(ledger, db_url, "report", "margin", "--target", "0.55").stdout
     assert "worst case per action" in text and "below a 55% margin" in " ".join(text.split())
 

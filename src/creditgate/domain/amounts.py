@@ -19,7 +19,8 @@ MAX_DECIMAL_PLACES = 18
 
 ASSET_CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,31}$")
 
-# The one rounding rule for turning a Decimal quantity of an asset into minor units.
+# How money (a purchase's price, an exchange, a refund) becomes minor units, and how computed
+# amounts of money are stored. A rate card states its own rule for prices (`pricing.Rounding`).
 ROUNDING = ROUND_HALF_EVEN
 
 
@@ -29,15 +30,28 @@ class Asset:
     scale: int
     name: str = ""
 
-    def to_minor(self, units: Decimal) -> int:
-        """Whole units (e.g. 500.5 credits) to minor units, rounded half to even, once."""
+    def to_minor(self, units: Decimal, rounding: str = ROUNDING) -> int:
+        """Whole units (e.g. 500.5 credits) to minor units, rounded once by `rounding` (a
+        `decimal` rounding mode). Every Decimal amount of an asset becomes minor units here."""
         with localcontext() as ctx:
             # Exact shift: enough precision that only the final rounding happens.
             ctx.prec = max(28, len(units.as_tuple().digits) + self.scale + 2)
-            return int(units.scaleb(self.scale).to_integral_value(rounding=ROUNDING))
+            return int(units.scaleb(self.scale).to_integral_value(rounding=rounding))
 
     def to_units(self, minor: int) -> Decimal:
         return Decimal(minor).scaleb(-self.scale)
+
+
+def decimal_text(value: Decimal) -> str:
+    """The one written form of a Decimal in every answer, snapshot and report: plain notation,
+    no exponent, no trailing zeros, "0" for zero (never "-0"): "20", "0.1", "-1.4",
+    "0.00000028". Exact at any precision (a NUMERIC(38, 18) keeps all 38 digits)."""
+    if not value:
+        return "0"
+    with localcontext() as ctx:
+        ctx.prec = max(28, len(value.as_tuple().digits))
+        ctx.Emax, ctx.Emin = 999_999, -999_999
+        return format(value.normalize(), "f")
 
 
 def check_asset_code(code: object, field: str = "asset") -> str:

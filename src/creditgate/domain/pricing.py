@@ -4,6 +4,7 @@ A card is a dict (as loaded from YAML or JSON)::
 
     asset: credits                 # the asset the card prices in
     description: "…"               # optional
+    rounding: up                   # how a price becomes minor units (below); default up
     credit_value_usd: "0.10"       # list price of one unit of the asset in USD; needed by
                                    # `vendor_multiple` rules and by the margin reports
     actions:
@@ -24,6 +25,9 @@ A card is a dict (as loaded from YAML or JSON)::
         multipliers:               # every multiplier whose match fits applies
           - match: {complexity: high}
             factor: "1.5"
+        margin_guard:              # optional: decline (or, mode warn, flag) a call whose
+          headroom: "0.2"          # estimated vendor cost * (1 + headroom) is more than its
+          mode: decline            # credit is worth at credit_value_usd (MarginGuard)
 
 Dimension keys and quantity names are the tenant's own (`model`, `quality`, `complexity`,
 `region`…; `input_tokens`, `characters`, `seconds`, `images`…). A rule must set at least one
@@ -44,9 +48,13 @@ The price, in units of the asset (e.g. credits)::
                          * Π factor of every matching multiplier)
 
 All in Decimal and exact; only the division by credit_value_usd is carried to 60 significant
-digits. `amount` (minor units) is `units` rounded once, to the asset's scale, half to even
-(`amounts.ROUNDING`): no line is rounded on its own, so 1,001 characters at 0.5 credits is
-500.5 credits, 50050 minor units at scale 2.
+digits. `amount` (minor units) is `units` rounded once, to the asset's scale, by the card's
+`rounding`: no line is rounded on its own, so 1,001 characters at 0.5 credits is 500.5
+credits, 50050 minor units at scale 2. `up` (the default) rounds any fraction of a minor unit
+up, so a price above zero never costs zero and a price is never undercharged: $0.0028 of USD
+at scale 2 is 1 cent. `down`, `half_up`, `half_down` and `half_even` apply only where the card
+says so; under them a price above zero may round to 0, and such a call is still approved only
+for a wallet that can pay one minor unit (`Quote.need`).
 """
 
 from __future__ import annotations
@@ -55,6 +63,11 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import (
+    ROUND_DOWN,
+    ROUND_HALF_DOWN,
+    ROUND_HALF_EVEN,
+    ROUND_HALF_UP,
+    ROUND_UP,
     Context,
     Decimal,
     DivisionByZero,
@@ -65,7 +78,14 @@ from decimal import (
 )
 from typing import TYPE_CHECKING, Any
 
-from creditgate.domain.amounts import MAX_AMOUNT, ROUNDING, Asset, check_asset_code, check_decimal
+from creditgate.domain.amounts import (
+    MAX_AMOUNT,
+    ROUNDING,
+    Asset,
+    check_asset_code,
+    check_decimal,
+    decimal_text,
+)
 from creditgate.domain.errors import AmountOverflow, InvalidInput
 from creditgate.domain.pricing_errors import NoPrice, VendorCostUnknown
 
@@ -98,6 +118,17 @@ _EXACT = Context(
     traps=[Inexact, InvalidOperation, Overflow, DivisionByZero],
 )
 _DIVIDE = Context(prec=60, rounding=ROUNDING, traps=[InvalidOperation, Overflow, DivisionByZero])
+
+# A card's `rounding`: its name in the card -> the `decimal` rounding mode. Prices are never
+# negative, so `up` is the ceiling and `down` the floor.
+ROUNDINGS: Mapping[str, str] = {
+    "up": ROUND_UP,
+    "down": ROUND_DOWN,
+    "half_up": ROUND_HALF_UP,
+    "half_down": ROUND_HALF_DOWN,
+    "half_even": ROUND_HALF_EVEN,
+}
+DEFAULT_ROUNDING = "up"
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +232,7 @@ class RateCard:
     actions: Mapping[str, ActionPrices]
     credit_value_usd: Decimal | None = None
     description: str = ""
+    rounding: str = DEFAULT_ROUNDING  # a key of ROUNDINGS
 
     def prices(self, action: str) -> ActionPrices:
         found = self.actions.get(check_action(action))
@@ -215,6 +247,7 @@ class RateCard:
             out["description"] = self.description
         if self.credit_value_usd is not None:
             out["credit_value_usd"] = text(self.credit_value_usd)
+        out["rounding"] = self.rounding
         out["actions"] = {name: _action_spec(prices) for name, prices in self.actions.items()}
         return out
 
@@ -243,9 +276,21 @@ class Quote:
     subtotal: Decimal  # Σ lines * Π multipliers, before the minimum
     minimum: Decimal | None
     units: Decimal  # exact, before rounding
-    amount: int  # minor units of the asset: units rounded once
+    amount: int  # minor units of the asset: units rounded once, by `rounding`
+    rounding: str = DEFAULT_ROUNDING  # the card's
     credit_value_usd: Decimal | None = None
     vendor_cost: VendorCost | None = None
+
+    @property
+    def rounded_units(self) -> Decimal:
+        """The price as charged, in units of the asset: `units` rounded to the asset's scale."""
+        return Decimal(self.amount).scaleb(-self.scale)
+
+    @property
+    def need(self) -> int:
+        """What a wallet must be able to pay for the call to be approved: the amount, and at
+        least one minor unit for a price above zero that the card's rounding made 0."""
+        return 1 if self.units > 0 and self.amount == 0 else self.amount
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-safe (Decimals as strings), to be stored on the charge."""
@@ -273,8 +318,9 @@ class Quote:
             "subtotal": text(self.subtotal),
             "minimum": _text_or_none(self.minimum),
             "units": text(self.units),
+            "rounded_units": text(self.rounded_units),
             "amount": self.amount,
-            "rounding": ROUNDING,
+            "rounding": self.rounding,
             "credit_value_usd": _text_or_none(self.credit_value_usd),
             "vendor_cost": None if self.vendor_cost is None else self.vendor_cost.snapshot(),
         }
@@ -282,7 +328,7 @@ class Quote:
 
 def text(value: Decimal) -> str:
     """A Decimal as a plain fixed-point string: "500.5", "0.00018", "20"."""
-    return format(value.normalize(), "f") if value else "0"
+    return decimal_text(value)
 
 
 def _text_or_none(value: Decimal | None) -> str | None:
@@ -328,7 +374,7 @@ def quote(
             units = subtotal if rule.minimum is None else max(rule.minimum, subtotal)
     except Inexact:  # pragma: no cover - the digit limits keep every result exact
         raise InvalidInput("the price has too many digits to compute exactly") from None
-    amount = asset.to_minor(units)
+    amount = asset.to_minor(units, ROUNDINGS[card.rounding])
     if amount > MAX_AMOUNT:
         raise AmountOverflow(
             f"{units} {asset.code} is past the largest supported amount", field="quantities"
@@ -347,6 +393,7 @@ def quote(
         minimum=rule.minimum,
         units=units,
         amount=amount,
+        rounding=card.rounding,
         credit_value_usd=card.credit_value_usd,
         vendor_cost=cost,
     )
@@ -447,7 +494,7 @@ def _merge(dims: Mapping[str, str], match: Mapping[str, str]) -> dict[str, str] 
 # Parsing
 
 
-_CARD_FIELDS = ("asset", "description", "credit_value_usd", "actions")
+_CARD_FIELDS = ("asset", "description", "credit_value_usd", "rounding", "actions")
 _ACTION_FIELDS = ("prices", "multipliers", "description", "margin_guard")
 _GUARD_FIELDS = ("headroom", "mode")
 GUARD_MODES = ("decline", "warn")
@@ -506,7 +553,17 @@ def parse_rate_card(spec: object) -> RateCard:
         actions=actions,
         credit_value_usd=credit_value,
         description=_text(card.get("description", ""), "description"),
+        rounding=_rounding(card.get("rounding", DEFAULT_ROUNDING)),
     )
+
+
+def _rounding(value: object) -> str:
+    if not isinstance(value, str) or value not in ROUNDINGS:
+        raise InvalidInput(
+            f"rounding must be one of {', '.join(ROUNDINGS)} (default {DEFAULT_ROUNDING})",
+            field="rounding",
+        )
+    return value
 
 
 def _action(name: str, spec: object, path: str) -> ActionPrices:

@@ -16,3 +16,10 @@ class VendorCostUnknown(NoPrice):
     """A rule priced as a multiple of vendor cost, and the vendor cost is not known."""
 
     code = "vendor_cost_unknown"
+
+
+class UnpricedCost(NoPrice):
+    """A card that prices at 0 a quantity its vendor charges for, refused where asked to be
+    strict: every such call would lose money."""
+
+    code = "unpriced_cost"

@@ -306,6 +306,11 @@ class NewRateCard(Body):
     ]
     name: RateCardName = "default"
     effective_at: Timestamp | None = Field(None, description="Default: now; never in the past")
+    strict: bool = Field(
+        False,
+        description="Refuse the card (422 unpriced_cost) rather than warn when it prices at 0 "
+        "a quantity its LLM vendor charges for",
+    )
 
 
 class QuoteRequest(Body):

@@ -23,24 +23,28 @@ from creditgate.http.models import (
 )
 from creditgate.services import margin
 from creditgate.services.margin import FullMarginReport
-from creditgate.services.results import ModelPrice, PriceQuote, RateCardVersion
+from creditgate.services.results import ModelPrice, PriceQuote, PublishedRateCard
 
 router = APIRouter(prefix="/v1")
 
 DEFAULT_PERIOD = timedelta(days=30)
 
 
-@router.post("/rate-cards", status_code=201, response_model=RateCardVersion, tags=["pricing"])
+@router.post("/rate-cards", status_code=201, response_model=PublishedRateCard, tags=["pricing"])
 def publish_rate_card(
     body: NewRateCard, t: Ledger, idempotency_key: IdempotencyKey = None
 ) -> Response:
-    """Publish the next version of a card. It prices authorizations from `effective_at` on;
-    a hold settles by the version it was authorized with, and no charge is ever repriced."""
+    """Publish the next version of a card. It prices authorizations from `effective_at` on
+    (one effective now: every authorization after this answer, on every server); a hold
+    settles by the version it was authorized with, and no charge is ever repriced.
+    `warnings` names each quantity the card prices at 0 that its LLM vendor charges for
+    (with `strict`, such a card is refused)."""
     try:
         version = t.publish_rate_card(
             body.spec,
             name=body.name,
             effective_at=body.effective_at,
+            strict=body.strict,
             idempotency_key=idempotency_key,
         )
     except CreditgateError as exc:

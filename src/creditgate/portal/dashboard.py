@@ -20,7 +20,7 @@ from creditgate.portal import charts
 from creditgate.portal.reads import branding, margin_over_time
 from creditgate.portal.tokens import DASHBOARD_TTL, DashboardSession, TokenRefused
 from creditgate.portal.web import form_fields, money, page, refused, tokens_of
-from creditgate.services.margin import margin_rate
+from creditgate.services.margin import is_loss, margin_rate
 
 router = APIRouter(include_in_schema=False)
 
@@ -299,7 +299,15 @@ def _over_time(
         title="Gross margin in USD per day, by action and model",
         prefix="$",
     )
-    rows = [(k, *totals[k], margin_rate(totals[k][1], totals[k][2])) for k in ranked]
+    rows = [
+        (
+            k,
+            *totals[k],
+            margin_rate(totals[k][1], totals[k][2]),
+            is_loss(totals[k][1], totals[k][2]),
+        )
+        for k in ranked
+    ]
     return {"over_time_chart": chart, "over_time_rows": rows}
 
 
@@ -320,5 +328,8 @@ def _what_if_chart(rows: list[Any], rise: Decimal) -> Markup | None:
     )
 
 
-def _pct(value: Decimal | None) -> str:
-    return "—" if value is None else f"{value * 100:.1f}%"
+def _pct(value: Decimal | None, loss: bool = False) -> str:
+    """A margin as a percentage; with no revenue to divide by, "loss" if it cost something."""
+    if value is None:
+        return "loss" if loss else "—"
+    return f"{value * 100:.1f}%"

@@ -545,8 +545,9 @@ _CONSUME_LOT = Prepared(
 )
 
 
-def _or_miss(moved: Any) -> Any:
-    """A guard in SQL: divides by zero, failing the transaction, unless the write took."""
+def or_miss(moved: Any) -> Any:
+    """A guard in SQL: divides by zero, failing the transaction, unless `moved` (a write's
+    returned rows, or any rows that must exist) has a row."""
     return literal_column("1") / select(func.count()).select_from(moved).scalar_subquery()
 
 
@@ -564,7 +565,7 @@ _DRAWN = (
     .returning(lots.c.id)
     .cte("drawn")
 )
-_CONSUME_LOT_OR_MISS = Prepared(select(_or_miss(_DRAWN).label("took")))
+_CONSUME_LOT_OR_MISS = Prepared(select(or_miss(_DRAWN).label("took")))
 _AVAILABLE = wallet_balances.c.posted - wallet_balances.c.held
 _AFTER = _AVAILABLE + bindparam("change")
 _THRESHOLD = wallet_balances.c.low_balance_threshold
@@ -600,7 +601,7 @@ _MOVED = (
 )
 _SHIFT_QUIET_OR_MISS = Prepared(
     select(
-        _or_miss(_MOVED).label("took"),
+        or_miss(_MOVED).label("took"),
         select(_MOVED.c.posted).scalar_subquery().label("posted"),
         select(_MOVED.c.held).scalar_subquery().label("held"),
     )

@@ -79,12 +79,21 @@ class Catalog:
         return str(row.wallet_id)
 
 
+@dataclass(frozen=True, slots=True)
+class PricingStamp:
+    """The tenant's pricing version a transaction prices at (see services/rate_cards.py)."""
+
+    version: int
+    read: bool  # read from the database in this transaction; else checked with the commit
+
+
 @dataclass
 class Tx:
     conn: Connection
     tenant_id: str
     now: datetime
     catalog: Catalog = field(default_factory=Catalog)
+    pricing_stamp: PricingStamp | None = None
 
     def asset(self, code: str) -> Asset:
         return self.catalog.asset(self.conn, self.tenant_id, code)

@@ -61,8 +61,9 @@ _RESERVE = Prepared(
     .where(
         wallet_balances.c.wallet_id == bindparam("w"),
         wallet_balances.c.asset == bindparam("a"),
-        # The same floor as every other debit (`WalletPolicy.capacity`).
-        wallet_balances.c.posted - wallet_balances.c.held + FLOOR >= bindparam("amount"),
+        # The same floor as every other debit (`WalletPolicy.capacity`). `need` is the amount,
+        # or one minor unit for a price above zero that its card's rounding made 0.
+        wallet_balances.c.posted - wallet_balances.c.held + FLOOR >= bindparam("need"),
     )
     .values(held=wallet_balances.c.held + bindparam("amount"), updated_at=bindparam("now"))
     .returning(*BALANCE_COLUMNS)
@@ -101,8 +102,24 @@ class Objection:
     mode: str
     reason: str
 
+    @property
+    def warning(self) -> str:
+        return f"{MARGIN_GUARD}: {self.reason}"
+
 
 MARGIN_GUARD = "margin_guard"
+
+
+@dataclass(frozen=True, slots=True)
+class Priced:
+    """A request's asset and amount, given raw or priced by the rate card."""
+
+    asset: str
+    amount: int
+    # What the wallet must be able to pay for the request to be approved (`Quote.need`).
+    need: int
+    pricing: Pricing
+    objection: Objection | None = None
 
 
 def _priced(
@@ -116,7 +133,7 @@ def _priced(
     rate_card: str,
     vendor_cost: Any,
     charging: bool,
-) -> tuple[str, int, Pricing, Objection | None]:
+) -> Priced:
     """The asset and amount of a request: given raw, or priced from its action's quantities.
 
     With a priced action whose card sets a margin guard, also what the guard objects to.
@@ -134,17 +151,19 @@ def _priced(
             raise InvalidInput("asset is required with a raw amount", field="asset")
         tx.asset(check_asset_code(asset))
         dims = None if dimensions is None else check_dimensions(dimensions)
-        return asset, check_amount(amount), Pricing(dimensions=dims, vendor_cost=cost), None
+        raw = check_amount(amount)
+        return Priced(asset, raw, raw, Pricing(dimensions=dims, vendor_cost=cost))
     if amount is not None:
         raise InvalidInput("give an amount or quantities to price, not both", field="amount")
     if action is None:
         raise InvalidInput("action is required to price quantities", field="action")
     quantities = quantities or {}
     card = rate_cards.in_effect(tx, rate_card)
-    if asset is not None and check_asset_code(asset) != card.spec.asset:
-        raise InvalidInput(
-            f"the rate card prices in {card.spec.asset!r}, not {asset!r}", field="asset"
-        )
+    with rate_cards.confirming(tx):
+        if asset is not None and check_asset_code(asset) != card.spec.asset:
+            raise InvalidInput(
+                f"the rate card prices in {card.spec.asset!r}, not {asset!r}", field="asset"
+            )
     quote = rate_cards.price(
         tx, card, action=action, dimensions=dimensions, quantities=quantities, vendor_cost_usd=cost
     )
@@ -152,7 +171,9 @@ def _priced(
     reason = guard.check(quote) if guard is not None else None
     objection = Objection(guard.mode, reason) if guard is not None and reason else None
     amount = check_amount(quote.amount, allow_zero=True)
-    return quote.asset, amount, Pricing.of(card, quote, keep=charging), objection
+    return Priced(
+        quote.asset, amount, quote.need, Pricing.of(card, quote, keep=charging), objection
+    )
 
 
 def _authorization(
@@ -219,7 +240,7 @@ def authorize(
     idem = Idempotent(tx, idempotency_key, "authorization.create", request)
     if (replayed := idem.replay(Authorization)) is not None:
         return replayed
-    asset, amount, pricing, objection = _priced(
+    priced = _priced(
         tx,
         asset=asset,
         amount=amount,
@@ -230,6 +251,8 @@ def authorize(
         vendor_cost=None,
         charging=False,
     )
+    asset, amount = priced.asset, priced.amount
+    pricing, objection = priced.pricing, priced.objection
     # The hold row goes in first so that the balance row is locked only from the
     # conditional update to the commit.
     hold = {
@@ -258,13 +281,13 @@ def authorize(
             _INSERT_HOLD.execute(tx.conn, hold)
             before = read_balance(tx, wallet_id, asset)
             return idem.record(_decline(tx, hold, MARGIN_GUARD, before.available, objection.reason))
-        warnings.append(f"{MARGIN_GUARD}: {objection.reason}")
+        warnings.append(objection.warning)
     if can_move_at_commit(tx):
         # The hold and the reservation go with the commit, guarded (see `move_at_commit`):
         # one round trip, the balance row locked only for it. A wallet that cannot pay
         # misses the guard, and the careful path below declines with the reason.
         defer(tx.conn, _INSERT_HOLD, hold)
-        moved = move_at_commit(tx, wallet_id, asset, posted=0, held=amount, need=amount)
+        moved = move_at_commit(tx, wallet_id, asset, posted=0, held=amount, need=priced.need)
         tx.conn.info["available_at_commit"] = (wallet_id, asset)
         after_commit(tx.conn, lambda result: _moved_available(result, moved))
         return idem.record(_authorization(hold, AVAILABLE_PENDING, warnings))
@@ -273,6 +296,7 @@ def authorize(
         "w": wallet_id,
         "a": asset,
         "amount": amount,
+        "need": priced.need,
         "now": tx.now,
     }
     reserved = _RESERVE.first(tx.conn, params)
@@ -414,6 +438,7 @@ def _debit(
     charge_id: str,
     pricing: Pricing,
     decline: bool = False,
+    least: int = 0,
     prefetched: SentReads | KnownReads | None = None,
 ) -> Charge:
     """Debit up to `requested`, releasing `reserved` of the wallet's held credit.
@@ -421,7 +446,9 @@ def _debit(
     What the reservation covers is debited in full; anything past it only as far as the
     policy allows, the rest recorded as shortfall and raised as `charge.shortfall` (or, with
     `decline`, nothing is taken and the charge is declined). Lots are drawn in burn order;
-    what they cannot cover (under overdraft or allow) becomes debt.
+    what they cannot cover (under overdraft or allow) becomes debt. With `decline`, a wallet
+    that cannot pay `least` (one minor unit for a priced call its card's rounding made 0) is
+    declined too.
 
     The plan is made from an unlocked read; the writes are conditional (each lot still has
     what is drawn from it, the balance still has room), so concurrent debits of one wallet
@@ -435,7 +462,7 @@ def _debit(
         before, lots = read_balance_and_lots(tx, wallet_id, asset)
     for locked in (False, True):
         capacity = before.policy.capacity(before.available + reserved)
-        if decline and requested > capacity:
+        if decline and max(requested, least) > capacity:
             return _declined(tx, before, requested, customer, action, metadata, pricing)
         debit = min(requested, capacity)
         draws: list[Any] = []
@@ -517,7 +544,7 @@ def _debit(
             asset,
             posted=-debit,
             held=-reserved,
-            need=debit - reserved,
+            need=max(debit - reserved, least),
             draws=taken,
             planned_from=KnownReads(before, lots),
         )
@@ -538,7 +565,7 @@ def _debit(
                 posted=-debit,
                 held=-reserved,
                 debt=new_debt,
-                need=debit - reserved,
+                need=max(debit - reserved, least),
                 draws=taken,
             )
         available = after_move(tx, wallet_id, asset, moved_row, reserved - debit).available
@@ -814,7 +841,7 @@ def charge(
         replayed = idem.replay(Charge)
     if replayed is not None:
         return replayed
-    asset, amount, pricing, objection = _priced(
+    priced = _priced(
         tx,
         asset=asset,
         amount=amount,
@@ -825,26 +852,31 @@ def charge(
         vendor_cost=vendor_cost,
         charging=True,
     )
+    asset, objection = priced.asset, priced.objection
     if objection is not None and objection.mode == "decline":
         before = read_balance(tx, wallet_id, asset)
-        return idem.record(
-            _declined(tx, before, amount, customer, action, meta, pricing, MARGIN_GUARD)
+        declined = _declined(
+            tx, before, priced.amount, customer, action, meta, priced.pricing, MARGIN_GUARD
         )
+        return idem.record(declined.model_copy(update={"warnings": [objection.reason]}))
     result = _debit(
         tx,
         wallet_id,
         asset,
-        requested=amount,
+        requested=priced.amount,
         reserved=0,
         hold_id=None,
         customer=customer,
         action=action,
         metadata=meta,
         charge_id=new_id("chg"),
-        pricing=pricing,
+        pricing=priced.pricing,
         decline=True,
+        least=priced.need,
         prefetched=prefetched if prefetched is not None and prefetched.asset == asset else None,
     )
+    if objection is not None:  # a margin guard in warn mode: charged, with its warning
+        result = result.model_copy(update={"warnings": [objection.warning]})
     return idem.record(result)
 
 

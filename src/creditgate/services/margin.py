@@ -8,13 +8,17 @@ Over the charges of one tenant and asset created in [start, end):
   counted in `cost_unknown`, so a margin is never silently flattered without saying so;
 - gross margin = revenue - vendor cost; margin = gross margin / revenue (0.6 is 60%);
 - list value = credits charged * the card's credit_value_usd (the list price of a credit);
-  credit-to-cost ratio = list value / vendor cost (1 credit at $0.10 costing $0.04 is 2.5).
+  credit-to-cost ratio = list value / vendor cost (1 credit at $0.10 costing $0.04 is 2.5);
+- `loss` is true when vendor cost exceeds revenue (or list value). With no revenue and a
+  cost, the margin is a loss without a finite rate: `margin` is null and `loss` true, never
+  100%.
 - shortfall = Σ charge.shortfall: usage settled past what the wallet's policy let it pay,
   so not charged (each such charge raised `charge.shortfall`), with the number of charges;
   its value = shortfall credits * credit_value_usd, the revenue lost at the list price. Its
   vendor cost is in vendor cost: the call happened.
 
-Ratios are rounded half to even to 6 decimal places; sums are exact.
+Ratios are computed from the exact sums and rounded once, half to even, to 6 decimal places;
+sums are exact.
 
 Across customers: the median margin (the mean of the two middle values for an even count)
 and the 10th and 90th percentiles (nearest rank: the ⌈p·n⌉-th smallest) over customers with
@@ -27,7 +31,8 @@ be priced — each reachable rule with each set of multipliers that can apply to
 quantities: the reference request (by default 1,000 input and 500 output tokens, and 1,000 of
 any other quantity the rule prices; cache reads and writes 0) and each quantity alone at its
 reference amount (cache reads and writes: 1,000), so that a flat price or a minimum cannot
-hide a quantity priced below cost. The worst case is the lowest credit-to-cost ratio found.
+hide a quantity priced below cost. The worst case is the lowest credit-to-cost ratio found;
+a quantity the card prices at 0 that costs something is a ratio of 0 and a loss.
 
 What-if: every vendor cost scaled by (1 + change), default +20%; actions and customers whose
 margin then falls below the target (default 0.5) are listed, and so are card actions whose
@@ -99,6 +104,7 @@ class MarginRow(Result):
     cost_unknown: int  # charges without a known vendor cost, left out of vendor_cost
     gross_margin: DecimalString
     margin: DecimalString | None  # gross_margin / revenue; None without revenue
+    loss: bool  # vendor cost above revenue (with no revenue: any cost)
     list_value: DecimalString | None  # credits * credit_value_usd
     credit_to_cost: DecimalString | None  # list_value / vendor_cost
     shortfall: Shortfall
@@ -128,11 +134,15 @@ class RatioCase(Result):
     rule: int
     multipliers: list[int]
     quantities: dict[str, DecimalString]
-    credits: DecimalString  # as charged: rounded to the asset's scale
+    units: DecimalString  # the exact price, in units of the asset
+    credits: DecimalString  # as charged: rounded to the asset's scale by the card's rounding
     list_value: DecimalString
     vendor_cost: DecimalString | None
     ratio: DecimalString | None
-    list_margin: DecimalString | None  # 1 - 1/ratio: the margin at the list price
+    # (list_value - vendor_cost) / list_value: the margin at the list price; None when the
+    # list value is 0 (with a cost, a loss)
+    list_margin: DecimalString | None
+    loss: bool  # the vendor cost is above the list value
     reason: str | None  # why there is no ratio
 
 
@@ -156,12 +166,14 @@ class WhatIfRow(Result):
     gross_margin: DecimalString
     margin: DecimalString | None
     margin_before: DecimalString | None
+    loss: bool  # after the change
 
 
 class WhatIfCardAction(Result):
     action: str
     ratio: DecimalString  # the worst case, with vendor costs changed
-    list_margin: DecimalString
+    list_margin: DecimalString | None  # None: the list value is 0, a loss
+    loss: bool
 
 
 class WhatIf(Result):
@@ -216,27 +228,38 @@ class _Charges:
     total: _Totals
 
 
-def _ratio(numerator: Decimal, denominator: Decimal) -> Decimal | None:
+def _exact_ratio(numerator: Decimal, denominator: Decimal) -> Decimal | None:
     if not denominator:
         return None
     with localcontext() as ctx:
         ctx.prec = 60
-        return (numerator / denominator).quantize(_PLACES, rounding=ROUNDING)
+        return numerator / denominator
+
+
+def _rounded(value: Decimal | None) -> Decimal | None:
+    """A ratio as reported: rounded once, at the end."""
+    return None if value is None else value.quantize(_PLACES, rounding=ROUNDING)
 
 
 def margin_rate(revenue: Decimal, vendor_cost: Decimal) -> Decimal | None:
-    """Gross margin as a fraction of revenue: $0.10 earned on $0.04 of cost is 0.6."""
-    return _ratio(revenue - vendor_cost, revenue)
+    """Gross margin as a fraction of revenue: $0.10 earned on $0.04 of cost is 0.6; None
+    without revenue (with a cost, a loss: see `is_loss`)."""
+    return _rounded(_exact_ratio(revenue - vendor_cost, revenue))
+
+
+def is_loss(revenue: Decimal, vendor_cost: Decimal) -> bool:
+    return vendor_cost > revenue
 
 
 def credit_to_cost(list_value: Decimal, vendor_cost: Decimal) -> Decimal | None:
     """Credit value at list price per dollar of vendor cost: $0.10 on $0.04 is 2.5."""
-    return _ratio(list_value, vendor_cost)
+    return _rounded(_exact_ratio(list_value, vendor_cost))
 
 
-def list_margin(ratio: Decimal) -> Decimal:
-    """The margin at list price of a credit-to-cost ratio: 2.5 is 0.6."""
-    return ONE - (_ratio(ONE, ratio) or ZERO)
+def list_margin(list_value: Decimal, vendor_cost: Decimal) -> Decimal | None:
+    """The margin at list price, from the exact values: $0.10 of credit costing $0.04 is 0.6
+    (a credit-to-cost ratio of 2.5). None when the list value is 0."""
+    return margin_rate(list_value, vendor_cost)
 
 
 def _row(key: str | None, totals: _Totals, asset: Asset, credit_value: Decimal | None) -> MarginRow:
@@ -253,6 +276,7 @@ def _row(key: str | None, totals: _Totals, asset: Asset, credit_value: Decimal |
         cost_unknown=totals.cost_unknown,
         gross_margin=gross,
         margin=margin_rate(totals.revenue, totals.vendor_cost),
+        loss=is_loss(totals.revenue, totals.vendor_cost),
         list_value=list_value,
         credit_to_cost=None
         if list_value is None
@@ -370,14 +394,16 @@ def _nearest_rank(values: list[Decimal], percent: int) -> Decimal | None:
 
 def _distribution(loaded: _Charges, asset: Asset, worst: int) -> MarginDistribution:
     rows = [_row(key, totals, asset, None) for key, totals in loaded.customers.items()]
-    margins = sorted(row.margin for row in rows if row.margin is not None)
+    # From each customer's exact margin, rounded once at the end like every ratio.
+    exact = (_exact_ratio(t.revenue - t.vendor_cost, t.revenue) for t in loaded.customers.values())
+    margins = sorted(m for m in exact if m is not None)
     ranked = sorted(rows, key=lambda r: (r.gross_margin, r.margin is not None, r.margin or 0))
     return MarginDistribution(
         customers=len(rows),
         with_revenue=len(margins),
-        median=_median(margins),
-        p10=_nearest_rank(margins, 10),
-        p90=_nearest_rank(margins, 90),
+        median=_rounded(_median(margins)),
+        p10=_rounded(_nearest_rank(margins, 10)),
+        p90=_rounded(_nearest_rank(margins, 90)),
         worst=ranked[:worst],
     )
 
@@ -400,6 +426,7 @@ def _what_if_rows(
                     gross_margin=gross,
                     margin=margin,
                     margin_before=margin_rate(totals.revenue, totals.vendor_cost),
+                    loss=is_loss(totals.revenue, cost),
                 )
             )
     return below
@@ -411,12 +438,16 @@ def _what_if(
     card_actions: list[WhatIfCardAction] = []
     for action in card_after.actions if card_after is not None else []:
         worst = action.worst
-        if worst is None or worst.ratio is None or worst.list_margin is None:
+        if worst is None or worst.ratio is None:
             continue
-        if worst.list_margin < target:
+        below = worst.list_margin < target if worst.list_margin is not None else worst.loss
+        if below:
             card_actions.append(
                 WhatIfCardAction(
-                    action=action.action, ratio=worst.ratio, list_margin=worst.list_margin
+                    action=action.action,
+                    ratio=worst.ratio,
+                    list_margin=worst.list_margin,
+                    loss=worst.loss,
                 )
             )
     return WhatIf(
@@ -675,33 +706,38 @@ def _case(
             rule=rule.index,
             multipliers=[],
             quantities=quantities,
+            units=ZERO,
             credits=ZERO,
             list_value=ZERO,
             vendor_cost=None,
             ratio=None,
             list_margin=None,
+            loss=False,
             reason=exc.message,
         )
     credits = asset.to_units(quote.amount)
     list_value = credits * credit_value
     cost = quote.vendor_cost.usd if quote.vendor_cost is not None else None
     reason = None
-    ratio = None
+    ratio = margin = None
     if cost is None:
         reason = quote.vendor_cost.reason if quote.vendor_cost is not None else "no vendor cost"
     elif not cost:
         reason = "the vendor cost is zero"
     else:
         ratio = credit_to_cost(list_value, cost)
+        margin = list_margin(list_value, cost)
     return RatioCase(
         dimensions=dims,
         rule=quote.rule,
         multipliers=[m.index for m in quote.multipliers],
         quantities=quantities,
+        units=quote.units,
         credits=credits,
         list_value=list_value,
         vendor_cost=cost,
         ratio=ratio,
-        list_margin=None if ratio is None else list_margin(ratio),
+        list_margin=margin,
+        loss=cost is not None and is_loss(list_value, cost),
         reason=reason,
     )

@@ -1,22 +1,28 @@
 """Rate cards: publishing versions, finding the one in effect, and quoting an action.
 
 A version is immutable once published. Each process keeps parsed versions in memory: by id
-for ever (a hold settles with the version it was authorized under), and the list of a
-card's versions for a couple of seconds, so a version published by another process is
-seen within that time; one published here is seen at once.
+for ever (a hold settles with the version it was authorized under), and a tenant's lists of
+card versions and model prices together with the tenant's pricing version they were read at
+(`tenants.pricing_version`, raised by every publish). A transaction uses the lists only at
+the pricing version the database has: on PostgreSQL it trusts the process's last known one
+and checks it with the commit (no round trip of its own; if a publish came between, the
+check fails and the transaction runs again carefully, reading the new version first);
+elsewhere it reads the version before pricing. So a version effective at T prices every
+authorization that starts at or after T, in every process, once its publish is answered.
 """
 
 from __future__ import annotations
 
 import threading
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select, update
 
-from creditgate.domain.errors import InvalidInput
+from creditgate.domain.errors import CreditgateError, InvalidInput
 from creditgate.domain.pricing import (
     Quote,
     RateCard,
@@ -24,16 +30,18 @@ from creditgate.domain.pricing import (
     parse_model_prices,
     parse_rate_card,
 )
-from creditgate.domain.pricing_errors import NoPrice
+from creditgate.domain.pricing_errors import NoPrice, UnpricedCost
 from creditgate.ids import new_id
 from creditgate.services import vendor_cost
-from creditgate.services.context import Idempotent, Tx
-from creditgate.services.results import RateCardVersion
+from creditgate.services._wallet import can_move_at_commit, or_miss
+from creditgate.services.context import Idempotent, PricingStamp, Tx
+from creditgate.services.results import PublishedRateCard, RateCardVersion
+from creditgate.storage.database import GuardMissed, defer
+from creditgate.storage.prepared import Prepared
 from creditgate.storage.tables import model_prices as model_prices_table
-from creditgate.storage.tables import rate_cards
+from creditgate.storage.tables import rate_cards, tenants
 
 DEFAULT_CARD = "default"
-LIST_TTL_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,16 +66,89 @@ class CardVersion:
 class _Cache:
     def __init__(self) -> None:
         self.by_id: dict[str, CardVersion] = {}
-        self.lists: dict[tuple[str, str], tuple[float, list[CardVersion]]] = {}
-        self.model_prices: dict[tuple[str, str], tuple[float, list[Any]]] = {}
+        # tenant -> the last pricing version this process read from the database
+        self.stamps: dict[str, int] = {}
+        # (tenant, card name) -> (pricing version, the card's versions as read at it)
+        self.lists: dict[tuple[str, str], tuple[int, list[CardVersion]]] = {}
+        # tenant -> (pricing version, its model price rows as read at it)
+        self.model_prices: dict[str, tuple[int, list[Any]]] = {}
         self.lock = threading.Lock()
 
-    def forget(self, tenant_id: str, name: str) -> None:
+    def forget(self, tenant_id: str) -> None:
+        """After a publish: the next transaction reads the tenant's pricing version anew."""
         with self.lock:
-            self.lists.pop((tenant_id, name), None)
+            self.stamps.pop(tenant_id, None)
 
 
 _cache = _Cache()
+
+_STAMP = Prepared(select(tenants.c.pricing_version).where(tenants.c.id == bindparam("tenant")))
+# With the commit: fails the transaction (to be run again carefully) if the tenant's pricing
+# version is no longer the one the transaction priced at.
+_SAME_STAMP = Prepared(
+    select(
+        or_miss(
+            select(tenants.c.id)
+            .where(
+                tenants.c.id == bindparam("tenant"),
+                tenants.c.pricing_version == bindparam("stamp"),
+            )
+            .subquery()
+        )
+    )
+)
+_RAISE_STAMP = Prepared(
+    update(tenants)
+    .where(tenants.c.id == bindparam("tenant"))
+    .values(pricing_version=tenants.c.pricing_version + 1)
+)
+
+
+def _stamp(tx: Tx, *, read: bool = False) -> int:
+    """The tenant's pricing version this transaction prices at (see the module docstring);
+    with `read`, as read from the database now rather than checked at the commit."""
+    if tx.pricing_stamp is not None:
+        return tx.pricing_stamp.version
+    known = _cache.stamps.get(tx.tenant_id)
+    if known is not None and not read and can_move_at_commit(tx):
+        defer(tx.conn, _SAME_STAMP, {"tenant": tx.tenant_id, "stamp": known})
+        tx.pricing_stamp = PricingStamp(known, read=False)
+        return known
+    stamp = _read_stamp(tx)
+    tx.pricing_stamp = PricingStamp(stamp, read=True)
+    return stamp
+
+
+def _read_stamp(tx: Tx) -> int:
+    stamp = int(_STAMP.rows(tx.conn, {"tenant": tx.tenant_id})[0].pricing_version)
+    with _cache.lock:
+        _cache.stamps[tx.tenant_id] = stamp
+    return stamp
+
+
+@contextmanager
+def confirming(tx: Tx) -> Iterator[None]:
+    """Around pricing: a failure (no card in effect, no price, an unknown quantity…) is an
+    answer with no commit to check the stamp it trusted. If that stamp is out of date, the
+    failure may come from cards since replaced: the transaction runs again carefully."""
+    try:
+        yield
+    except CreditgateError:
+        trusted = tx.pricing_stamp
+        if trusted is not None and not trusted.read and _read_stamp(tx) != trusted.version:
+            raise GuardMissed from None
+        raise
+
+
+def _raise_stamp(tx: Tx) -> None:
+    """A publish: every process's cached lists for the tenant are out of date at its commit.
+
+    The update locks the tenant's row until the commit, so publishes of one tenant take turns.
+    A transaction that prices after it must have read its stamp first (`_stamp(read=True)`):
+    a stamp checked at the commit would find this transaction's own raise.
+    """
+    _RAISE_STAMP.execute(tx.conn, {"tenant": tx.tenant_id})
+    _cache.forget(tx.tenant_id)
 
 
 def _version(row: Any) -> CardVersion:
@@ -92,9 +173,15 @@ def publish(
     spec: dict[str, Any],
     name: str = DEFAULT_CARD,
     effective_at: datetime | None = None,
+    strict: bool = False,
     idempotency_key: str | None = None,
-) -> RateCardVersion:
-    """Publish the next version of a card; it applies to authorizations from `effective_at`."""
+) -> PublishedRateCard:
+    """Publish the next version of a card; it applies to authorizations from `effective_at`.
+
+    The answer warns of quantities the card prices at 0 that its LLM vendor charges for
+    (`unpriced_costs`); with `strict`, such a card is refused (UnpricedCost) and nothing is
+    published.
+    """
     name = _check_name(name)
     parsed = parse_rate_card(spec)
     tx.asset(parsed.asset)
@@ -102,17 +189,24 @@ def publish(
         not isinstance(effective_at, datetime) or effective_at.tzinfo is None
     ):
         raise InvalidInput("effective_at must be a timezone-aware timestamp", field="effective_at")
+    request = {"name": name, "spec": parsed.spec(), "at": effective_at}
     idem = Idempotent(
-        tx,
-        idempotency_key,
-        "rate_card.publish",
-        {"name": name, "spec": parsed.spec(), "at": effective_at},
+        tx, idempotency_key, "rate_card.publish", {**request, "strict": True} if strict else request
     )
-    if (replayed := idem.replay(RateCardVersion)) is not None:
+    if (replayed := idem.replay(PublishedRateCard)) is not None:
         return replayed
     when = effective_at or tx.now
     if when < tx.now:
         raise InvalidInput("effective_at must not be in the past", field="effective_at")
+    _stamp(tx, read=True)
+    warnings = vendor_cost.unpriced_costs(parsed, model_prices=model_prices(tx), at=when)
+    if strict and warnings:
+        raise UnpricedCost(
+            "the card prices at 0 what its vendor charges for: "
+            + "; ".join(str(w) for w in warnings),
+            field=warnings[0].field,
+        )
+    _raise_stamp(tx)
     latest = tx.conn.execute(
         select(func.max(rate_cards.c.version)).where(
             rate_cards.c.tenant_id == tx.tenant_id, rate_cards.c.name == name
@@ -131,15 +225,19 @@ def publish(
             created_at=tx.now,
         )
     )
-    _cache.forget(tx.tenant_id, name)
-    return idem.record(version.result())
+    published = PublishedRateCard(
+        **version.result().model_dump(), warnings=[str(w) for w in warnings]
+    )
+    return idem.record(published)
 
 
 def versions(tx: Tx, name: str = DEFAULT_CARD) -> list[CardVersion]:
     key = (tx.tenant_id, name)
+    stamp = _stamp(tx)
     cached = _cache.lists.get(key)
-    if cached is not None and time.monotonic() - cached[0] < LIST_TTL_SECONDS:
+    if cached is not None and cached[0] == stamp:
         return cached[1]
+    # Read after the stamp: it may include a version newer than the stamp, never miss one.
     rows = tx.conn.execute(
         select(rate_cards)
         .where(rate_cards.c.tenant_id == tx.tenant_id, rate_cards.c.name == name)
@@ -147,7 +245,7 @@ def versions(tx: Tx, name: str = DEFAULT_CARD) -> list[CardVersion]:
     ).all()
     found = [_version(r) for r in rows]
     with _cache.lock:
-        _cache.lists[key] = (time.monotonic(), found)
+        _cache.lists[key] = (stamp, found)
     return found
 
 
@@ -162,11 +260,12 @@ def list_versions(tx: Tx, *, name: str | None = None) -> list[RateCardVersion]:
 def in_effect(tx: Tx, name: str = DEFAULT_CARD, at: datetime | None = None) -> CardVersion:
     when = at or tx.now
     current = None
-    for version in versions(tx, _check_name(name)):
-        if version.effective_at <= when:
-            current = version
-    if current is None:
-        raise NoPrice(f"no rate card {name!r} is in effect", field="rate_card")
+    with confirming(tx):
+        for version in versions(tx, _check_name(name)):
+            if version.effective_at <= when:
+                current = version
+        if current is None:
+            raise NoPrice(f"no rate card {name!r} is in effect", field="rate_card")
     return current
 
 
@@ -182,9 +281,9 @@ def by_id(tx: Tx, card_id: str) -> CardVersion:
 
 def model_prices(tx: Tx) -> dict[str, TokenPrices]:
     """The tenant's own model prices in effect now (model name in lower case)."""
-    key = (tx.tenant_id, "")
-    cached = _cache.model_prices.get(key)
-    if cached is not None and time.monotonic() - cached[0] < LIST_TTL_SECONDS:
+    stamp = _stamp(tx)
+    cached = _cache.model_prices.get(tx.tenant_id)
+    if cached is not None and cached[0] == stamp:
         rows = cached[1]
     else:
         rows = list(
@@ -195,7 +294,7 @@ def model_prices(tx: Tx) -> dict[str, TokenPrices]:
             )
         )
         with _cache.lock:
-            _cache.model_prices[key] = (time.monotonic(), rows)
+            _cache.model_prices[tx.tenant_id] = (stamp, rows)
     found: dict[str, TokenPrices] = {}
     for row in rows:
         if row.effective_at <= tx.now:
@@ -248,8 +347,7 @@ def set_model_price(
             created_at=tx.now,
         )
     )
-    with _cache.lock:
-        _cache.model_prices.pop((tx.tenant_id, ""), None)
+    _raise_stamp(tx)
 
 
 def price(
@@ -262,16 +360,17 @@ def price(
     vendor_cost_usd: Any = None,
 ) -> Quote:
     """Price an action by one card version, with its vendor cost."""
-    return vendor_cost.quote(
-        card.spec,
-        action,
-        dimensions or {},
-        quantities or {},
-        asset=tx.asset(card.spec.asset),
-        vendor_cost_usd=vendor_cost_usd,
-        model_prices=model_prices(tx),
-        at=tx.now,
-    )
+    with confirming(tx):
+        return vendor_cost.quote(
+            card.spec,
+            action,
+            dimensions or {},
+            quantities or {},
+            asset=tx.asset(card.spec.asset),
+            vendor_cost_usd=vendor_cost_usd,
+            model_prices=model_prices(tx),
+            at=tx.now,
+        )
 
 
 def quote(

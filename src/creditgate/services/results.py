@@ -8,12 +8,12 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer
 
-# Decimals go out as plain fixed-point strings ("0.25", "0"), the same on every backend:
-# PostgreSQL's NUMERIC hands back Decimal("0E-18") where SQLite's text gives Decimal("0").
-DecimalString = Annotated[
-    Decimal,
-    PlainSerializer(lambda d: format(d.normalize(), "f"), return_type=str, when_used="json"),
-]
+from creditgate.domain.amounts import decimal_text
+
+# Every Decimal in an answer is written one way (`decimal_text`: "20", "0.1", "0"), the same
+# on every backend: PostgreSQL's NUMERIC hands back Decimal("20.000000000000000000") where
+# SQLite's text gives Decimal("20.000") or Decimal("20").
+DecimalString = Annotated[Decimal, PlainSerializer(decimal_text, return_type=str, when_used="json")]
 
 
 class Result(BaseModel):
@@ -127,6 +127,8 @@ class Charge(Result):
     rate_card_version: int | None = None
     vendor_cost: DecimalString | None = None
     revenue: DecimalString = Decimal(0)
+    # As on an authorization: e.g. a margin guard's, when it lets the charge through.
+    warnings: list[str] = []
 
 
 class Authorization(Result):
@@ -212,6 +214,13 @@ class RateCardVersion(Result):
     spec: dict[str, Any]
 
 
+class PublishedRateCard(RateCardVersion):
+    """A version as published, with what looks wrong in it (e.g. a quantity its LLM vendor
+    charges for that the card prices at 0)."""
+
+    warnings: list[str] = []
+
+
 class ModelPrice(Result):
     """A tenant's own price of an LLM model, USD per million tokens, from `effective_at` on."""
 
@@ -262,7 +271,8 @@ class PriceQuote(Result):
     subtotal: DecimalString  # Σ lines x Π multipliers, before the minimum
     minimum: DecimalString | None
     units: DecimalString  # exact, in units of the asset
+    rounded_units: DecimalString  # units rounded to the asset's scale by `rounding`: as charged
     amount: int  # minor units of the asset: units rounded once
-    rounding: str
+    rounding: str  # the card's: up (default), down, half_up, half_down or half_even
     credit_value_usd: DecimalString | None
     vendor_cost: VendorCostInfo | None

@@ -34,7 +34,7 @@ from creditgate.domain.errors import InvalidInput
 from creditgate.domain.ledger import Account, TransactionKind
 from creditgate.services.catalog import check_external_id
 from creditgate.services.context import Tx
-from creditgate.services.results import Result
+from creditgate.services.results import DecimalString, Result
 from creditgate.storage.tables import ledger_entries, ledger_transactions, lots
 
 ZERO = Decimal(0)
@@ -42,14 +42,14 @@ ZERO = Decimal(0)
 
 class RevenueLine(Result):
     currency: str
-    opening_deferred: Decimal
-    sold: Decimal
-    recognized: Decimal
-    breakage: Decimal
-    voided: Decimal
-    refunded: Decimal
-    purchases_refunded: Decimal
-    closing_deferred: Decimal
+    opening_deferred: DecimalString
+    sold: DecimalString
+    recognized: DecimalString
+    breakage: DecimalString
+    voided: DecimalString
+    refunded: DecimalString
+    purchases_refunded: DecimalString
+    closing_deferred: DecimalString
 
 
 class RevenueReport(Result):

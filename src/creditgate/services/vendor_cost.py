@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 
@@ -18,8 +19,23 @@ from genai_prices.types import ModelPrice, TieredPrices
 
 from creditgate.domain import pricing
 from creditgate.domain.amounts import Asset
-from creditgate.domain.pricing import PriceRule, Quote, RateCard, TokenPrices, exact_decimal
-from creditgate.domain.vendor_cost import CostSource, LlmUsage, VendorCost, unknown, vendor_cost
+from creditgate.domain.pricing import (
+    LLM_QUANTITIES,
+    PriceRule,
+    Quote,
+    RateCard,
+    TokenPrices,
+    exact_decimal,
+    text,
+)
+from creditgate.domain.vendor_cost import (
+    CostSource,
+    LlmPriceTable,
+    LlmUsage,
+    VendorCost,
+    unknown,
+    vendor_cost,
+)
 
 MILLION = 1_000_000
 
@@ -99,6 +115,13 @@ def genai_prices_cost(
     return VendorCost(total, CostSource.PRICE_TABLE, None, found.id, model)
 
 
+def _price_table(at: datetime | None) -> LlmPriceTable:
+    def table(provider: str | None, model: str, usage: LlmUsage) -> VendorCost:
+        return genai_prices_cost(provider, model, usage, at=at)
+
+    return table
+
+
 def quote(
     card: RateCard,
     action: str,
@@ -117,9 +140,7 @@ def quote(
     if listed, else by genai-prices at `at`.
     """
     explicit = None if vendor_cost_usd is None else exact_decimal(vendor_cost_usd, "vendor_cost")
-
-    def table(provider: str | None, model: str, usage: LlmUsage) -> VendorCost:
-        return genai_prices_cost(provider, model, usage, at=at)
+    table = _price_table(at)
 
     def source(
         rule: PriceRule, dims: Mapping[str, str], amounts: Mapping[str, Decimal]
@@ -134,3 +155,53 @@ def quote(
         )
 
     return pricing.quote(card, action, dimensions, quantities, asset=asset, vendor_cost=source)
+
+
+@dataclass(frozen=True, slots=True)
+class UnpricedQuantity:
+    """A quantity a rule prices at 0 that its LLM vendor charges for."""
+
+    field: str  # the card's path of the price that is missing, e.g. actions.x.prices[0]...
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+def unpriced_costs(
+    card: RateCard,
+    *,
+    model_prices: Mapping[str, TokenPrices] | None = None,
+    at: datetime | None = None,
+) -> list[UnpricedQuantity]:
+    """Each token quantity a rule prices at 0 (or not at all) while its `llm` vendor charges
+    for it: a call using it costs money and earns nothing. Rules priced from vendor cost
+    (`vendor_multiple`) are covered; a rule whose model is not known before the request (no
+    `llm.model` and no `model` in its match) is not checked."""
+    found: list[UnpricedQuantity] = []
+    table = _price_table(at)
+    for action, prices in card.actions.items():
+        for rule in prices.rules:
+            llm = rule.vendor.llm if rule.vendor is not None else None
+            model = None if llm is None else llm.model or rule.match.get("model")
+            if model is None or rule.vendor_multiple is not None:
+                continue
+            dims = {**rule.match, "model": model}
+            base = vendor_cost(rule, dims, {}, model_prices=model_prices, price_table=table).usd
+            for name in LLM_QUANTITIES:
+                if rule.per_unit.get(name):
+                    continue
+                alone = {name: Decimal(MILLION)}
+                used = vendor_cost(
+                    rule, dims, alone, model_prices=model_prices, price_table=table
+                ).usd
+                if used is None or base is None or used <= base:
+                    continue
+                found.append(
+                    UnpricedQuantity(
+                        f"actions.{action}.prices[{rule.index}].per_unit.{name}",
+                        f"{model} costs ${text(used - base)} per million {name} and the card "
+                        "prices them at 0",
+                    )
+                )
+    return found

@@ -41,6 +41,9 @@ tenants = Table(
     Column("id", ID, primary_key=True),
     Column("name", String(200), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # Raised with every rate card version and model price the tenant publishes: a process
+    # whose cached pricing was read at this version may use it (services/rate_cards.py).
+    Column("pricing_version", BigInteger, nullable=False, server_default="0"),
 )
 
 assets = Table(

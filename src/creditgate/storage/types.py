@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import DateTime, Dialect, Numeric, String
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from creditgate.domain.amounts import decimal_text
+
 
 class UtcDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC timestamps; SQLite stores them as sortable ISO text."""
@@ -49,7 +51,7 @@ class ExactDecimal(TypeDecorator[Decimal]):
             return None
         if not isinstance(value, Decimal):
             raise TypeError("ExactDecimal takes Decimal values only")
-        return value if dialect.name == "postgresql" else format(value.normalize(), "f")
+        return value if dialect.name == "postgresql" else decimal_text(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:
