@@ -35,8 +35,9 @@ from creditgate.http import (
 )
 from creditgate.http.auth import DEFAULT_AUTH_FAILURES_PER_MINUTE, AuthFailureLimiter, KeyCache
 from creditgate.http.hot import HotRoutes
+from creditgate.http.load import InFlight
 from creditgate.http.metrics import metrics
-from creditgate.http.middleware import Backpressure, BodyLimit, InFlight, RequestContext
+from creditgate.http.middleware import BodyLimit, RequestContext
 from creditgate.http.models import Health
 from creditgate.http.problems import PROBLEM_JSON, Problem, problem, problem_response
 from creditgate.http.threads import Threads
@@ -47,11 +48,13 @@ DESCRIPTION = """\
 Credit wallets, stacked grants and a pre-call authorization gate.
 
 Authenticate with `Authorization: Bearer cg_…`. Amounts are integers in the asset's minor
-unit. Every POST takes an `Idempotency-Key` header. Errors are RFC 9457 problem details.
+unit. Every POST takes an `Idempotency-Key` header, and every request that moves money or
+creates a billable object requires one. Errors are RFC 9457 problem details.
 """
 
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
+DEFAULT_BODY_TIMEOUT_SECONDS = 10.0
 DEFAULT_KEY_CACHE_SECONDS = 2.0
 DEFAULT_THREADS = 40  # anyio's own default
 
@@ -60,6 +63,8 @@ DEFAULT_THREADS = 40  # anyio's own default
 class Settings:
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT  # requests served at once; more get 503
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # How long a request's body may take to arrive before it is refused (408).
+    body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_SECONDS
     # How long a key revoked through another server may still work here.
     key_cache_seconds: float = DEFAULT_KEY_CACHE_SECONDS
     # Failed authentications per client address per minute before 429 (0: no limit).
@@ -71,6 +76,9 @@ class Settings:
         return cls(
             max_in_flight=int(env.get("CREDITGATE_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT)),
             max_body_bytes=int(env.get("CREDITGATE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)),
+            body_timeout_seconds=float(
+                env.get("CREDITGATE_BODY_TIMEOUT_SECONDS", DEFAULT_BODY_TIMEOUT_SECONDS)
+            ),
             key_cache_seconds=float(
                 env.get("CREDITGATE_KEY_CACHE_SECONDS", DEFAULT_KEY_CACHE_SECONDS)
             ),
@@ -145,18 +153,20 @@ def create_app(
         return Health(status="ready")
 
     app.add_route("/metrics", metrics, include_in_schema=False)
-    in_flight = InFlight(settings.max_in_flight)
-    # Added innermost first: RequestContext sees every request the hot routes pass on,
-    # refused ones included.
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    app.add_middleware(Backpressure, in_flight=in_flight)
+    # Taken by a request once its body is read, it is routed and its key verified (load.py).
+    app.state.in_flight = InFlight(settings.max_in_flight)
+    # Added innermost first: RequestContext sees every request the hot routes pass on.
+    app.add_middleware(
+        BodyLimit, limit=settings.max_body_bytes, timeout=settings.body_timeout_seconds
+    )
     app.add_middleware(RequestContext)
     app.hot = HotRoutes(
         app.full_stack,
         keys=app.state.keys,
         handlers=app.exception_handlers,
-        in_flight=in_flight,
+        in_flight=app.state.in_flight,
         max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.body_timeout_seconds,
         threads=threads,
     )
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
@@ -208,9 +218,10 @@ def app_from_env() -> FastAPI:
 
 
 _PROBLEM_DESCRIPTIONS = {
-    400: "Malformed request (e.g. the body is not JSON)",
+    400: "Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing",
     401: "Missing, malformed, unknown or revoked API key",
     404: "No such object for this tenant",
+    408: "The request body did not all arrive in time",
     409: "Conflict: idempotency key reused with another request, or a state that forbids it",
     413: "Request body too large",
     415: "The body is not declared as JSON (Content-Type: application/json)",
@@ -230,7 +241,7 @@ def _problem_statuses(path: str, method: str) -> list[int]:
     if "{" in path or path in _BODY_LOOKUPS:
         statuses.append(404)
     if method in ("post", "put"):
-        statuses += [409, 415]
+        statuses += [408, 409, 415]
     return sorted(statuses)
 
 

@@ -27,6 +27,10 @@ log = logging.getLogger("creditgate.http")
 # Where the HTTP API names an input differently from the services.
 FIELD_NAMES = {"external_id": "id", "lot": "grant"}
 
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+# Where a missing required Idempotency-Key shows in a validation error.
+_IDEMPOTENCY_KEY = ("header", IDEMPOTENCY_HEADER)
+
 _CODES_BY_STATUS = {
     400: "malformed_request",
     401: "unauthenticated",
@@ -108,7 +112,8 @@ def field_of(loc: Sequence[Any]) -> str | None:
     if tuple(loc) == ("body",):
         return "body"
     parts = list(loc[1:]) if loc and loc[0] in ("body", "query", "path", "header") else list(loc)
-    return ".".join(str(p) for p in parts) or None
+    # An input whose own name is empty (an extra `""` member) is named by where it is.
+    return ".".join(str(p) for p in parts) or (str(loc[0]) if loc else None)
 
 
 def validation_problem(errors: Sequence[Any]) -> Problem:
@@ -119,6 +124,18 @@ def validation_problem(errors: Sequence[Any]) -> Problem:
         fields.append(FieldProblem(field=field, detail=f"{field}: {message}" if field else message))
     if any(err.get("type") == "json_invalid" for err in errors):
         return problem(400, "malformed_json", "the request body is not valid JSON")
+    if any(
+        err.get("type") == "missing" and tuple(err.get("loc", ())) == _IDEMPOTENCY_KEY
+        for err in errors
+    ):
+        return problem(
+            400,
+            "idempotency_key_required",
+            "this request moves money or creates a billable object: send "
+            "`Idempotency-Key: <unique string per logical operation>`, and the same key "
+            "when retrying it",
+            IDEMPOTENCY_HEADER,
+        )
     # A body that was not declared as JSON reaches validation as raw bytes.
     if any(
         tuple(err.get("loc", ())) == ("body",) and isinstance(err.get("input"), bytes)

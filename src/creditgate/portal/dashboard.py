@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
@@ -16,13 +16,15 @@ from starlette.responses import RedirectResponse, Response
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.domain.errors import CreditgateError, NotFound
 from creditgate.http.auth import authenticate
+from creditgate.http.load import in_flight_slot
 from creditgate.portal import charts
 from creditgate.portal.reads import branding, margin_over_time
 from creditgate.portal.tokens import DASHBOARD_TTL, DashboardSession, TokenRefused
 from creditgate.portal.web import form_fields, money, page, refused, tokens_of
 from creditgate.services.margin import margin_rate
 
-router = APIRouter(include_in_schema=False)
+# Each page holds an in-flight slot while it is served (its body already read).
+router = APIRouter(include_in_schema=False, dependencies=[Depends(in_flight_slot)])
 
 COOKIE = "cg_dashboard"
 LOGIN_CSRF = "cg_dashboard_csrf"
