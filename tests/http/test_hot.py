@@ -20,6 +20,8 @@ from creditgate.api import Creditgate, TenantLedger
 from creditgate.http import hot
 from creditgate.http.app import Settings, create_app
 from creditgate.http.auth import Ledger
+from tests.http import asgi
+from tests.http.asgi import cache_key, pieces, tenant_with_funds
 from tests.http.conftest import Api
 
 # FastAPI reads this as JSON; the hot routes leave it to FastAPI.
@@ -386,9 +388,7 @@ def test_hot_requests_count_against_the_same_in_flight_limit(
                     await anyio.sleep(0.01)
                 with anyio.fail_after(5):
                     # Three hot authorizations fill the slots for new work...
-                    refused = await client.post(
-                        "/v1/authorizations", json=body, headers=new_key()
-                    )
+                    refused = await client.post("/v1/authorizations", json=body, headers=new_key())
                     listed = await client.get("/v1/assets")
                     # ...and the slot kept for finishing holds lets a settle in.
                     settled = await client.post(
@@ -545,62 +545,6 @@ def test_purchases_and_marking_them_paid_answer_as_through_fastapi(
     assert api.get("/v1/customers/c1/wallet").json()["balances"][0]["posted"] == 1_100
 
 
-async def _asgi_post(
-    app: Any, path: str, headers: list[tuple[bytes, bytes]], chunks: list[bytes], gate: Any = None
-) -> tuple[int, bytes]:
-    """POST straight into the app, the body in `chunks`, after `gate` is set if given."""
-    pending = list(chunks)
-    sent: list[Any] = []
-
-    async def receive() -> Any:
-        if gate is not None:
-            await gate.wait()
-        if pending:
-            chunk = pending.pop(0)
-            return {"type": "http.request", "body": chunk, "more_body": bool(pending)}
-        await anyio.sleep(3600)  # nothing more: the client waits for the answer
-
-    async def send(message: Any) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": headers,
-        "client": ("127.0.0.1", 5000),
-        "server": ("test", 80),
-    }
-    await app(scope, receive, send)
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return start["status"], body
-
-
-async def _cache_key(app: Any, key: str) -> None:
-    """One request through FastAPI, which verifies the key: the edge serves it from then on."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        listed = await client.get("/v1/assets", headers={"Authorization": f"Bearer {key}"})
-        assert listed.status_code == 200
-
-
-def _tenant_with_funds(cg: Creditgate) -> tuple[str, TenantLedger]:
-    tenant, key = cg.create_tenant_with_key(f"edge {id(cg)}")
-    assert key.key is not None
-    ledger = TenantLedger(cg, tenant.id)
-    ledger.create_asset("credits", 2)
-    ledger.create_customer("c1")
-    ledger.grant("c1", "credits", 10_000, kind="purchased", cost_basis="0.01")
-    return key.key, ledger
-
-
 def test_the_first_of_each_header_counts_as_with_fastapi(api: Api, hot_calls: list[str]) -> None:
     api.funded_customer("c1", 1_000)
     hot_calls.clear()
@@ -621,29 +565,27 @@ def test_the_first_of_each_header_counts_as_with_fastapi(api: Api, hot_calls: li
 
 def test_a_body_past_the_cap_is_refused_however_it_is_framed(cg: Creditgate) -> None:
     app = create_app(cg, Settings(max_body_bytes=64))
-    key, ledger = _tenant_with_funds(cg)
+    key, ledger = tenant_with_funds(cg)
     big = json.dumps(
         {"customer": "c1", "asset": "credits", "amount": 10, "metadata": {"n": "x" * 100}}
     ).encode()
     auth = [(b"authorization", f"Bearer {key}".encode()), (b"content-type", b"application/json")]
 
-    async def main() -> list[tuple[int, bytes]]:
-        await _cache_key(app, key)
-        chunks = [big[:40], big[40:80], big[80:]]
+    async def main() -> list[tuple[int, dict[bytes, bytes], bytes]]:
+        await cache_key(app, key)
+        chunks = pieces([big[:40], big[40:80], big[80:]])
         return [
             # Both a length and chunks (a lenient parser lets it through): the chunks count.
-            await _asgi_post(
+            await asgi.post(
                 app,
                 "/v1/authorizations",
                 [*auth, (b"content-length", b"10"), (b"transfer-encoding", b"chunked")],
                 chunks,
             ),
             # A length that lies low.
-            await _asgi_post(
-                app, "/v1/authorizations", [*auth, (b"content-length", b"10")], chunks
-            ),
+            await asgi.post(app, "/v1/authorizations", [*auth, (b"content-length", b"10")], chunks),
         ]
 
-    for status, body in anyio.run(main):
+    for status, _, body in anyio.run(main):
         assert status == 413 and json.loads(body)["code"] == "body_too_large"
     assert ledger.wallet("c1").balances[0].held == 0

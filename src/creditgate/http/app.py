@@ -19,6 +19,7 @@ from creditgate.api import Creditgate
 from creditgate.clock import clock_from_env
 from creditgate.domain.amounts import MAX_AMOUNT, MAX_BALANCE
 from creditgate.http import (
+    DEFAULT_BODY_TIMEOUT_SECONDS,
     DEFAULT_MAX_IN_FLIGHT,
     campaigns,
     catalog,
@@ -54,7 +55,6 @@ creates a billable object requires one. Errors are RFC 9457 problem details.
 
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
-DEFAULT_BODY_TIMEOUT_SECONDS = 10.0
 DEFAULT_KEY_CACHE_SECONDS = 2.0
 DEFAULT_THREADS = 40  # anyio's own default
 
@@ -120,6 +120,7 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         redoc_url=None,
+        redirect_slashes=False,  # done by the 404 handler, with a relative Location
     )
     app.state.cg = cg
     app.state.keys = KeyCache(

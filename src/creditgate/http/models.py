@@ -30,7 +30,7 @@ from creditgate.domain.lots import LotKind
 from creditgate.domain.policy import PolicyMode
 from creditgate.domain.pricing import MAX_KEYS, MAX_TEXT, NAME
 from creditgate.http.problems import Problem
-from creditgate.services.catalog import MAX_NAME, MAX_SAFE_INTEGER
+from creditgate.services.catalog import CUSTOMER_ID, MAX_NAME, MAX_SAFE_INTEGER
 from creditgate.services.context import MAX_KEY_LENGTH
 from creditgate.services.grants import MAX_PRIORITY
 from creditgate.services.pricing import MAX_PROVIDER
@@ -234,7 +234,10 @@ class NewAsset(Body):
 
 
 class NewCustomer(Body):
-    id: CustomerId = Field(description="Your own id for the customer (`external_id`)")
+    id: Annotated[str, Field(pattern=CUSTOMER_ID.pattern, examples=["cust_42"])] = Field(
+        description="Your own id for the customer (`external_id`): 1-128 characters of "
+        "A-Z a-z 0-9 . _ : @ -, starting with a letter or digit"
+    )
     name: Name = ""
     metadata: Metadata | None = None
     policy: PolicyMode = PolicyMode.BLOCK

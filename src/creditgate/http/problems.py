@@ -8,6 +8,7 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,7 +16,8 @@ from pydantic import BaseModel, SerializerFunctionWrapHandler, model_serializer
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Match
 
 from creditgate.domain.errors import CreditgateError
 
@@ -187,11 +189,33 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
     headers = dict(exc.headers or {})
     if exc.status_code == 404:
+        moved = _slash_redirect(request)
+        if moved is not None:
+            return moved
         detail = "no such endpoint"
     if exc.status_code == 405:
         headers["Allow"] = _allowed_methods(request, headers.get("Allow", ""))
         detail = f"{request.method} is not allowed here; use {headers['Allow']}"
     return problem_response(problem(exc.status_code, code, detail), headers)
+
+
+def _slash_redirect(request: Request) -> Response | None:
+    """The path with its trailing slash added or taken away, when a route serves that.
+
+    Starlette's own redirect (turned off: `redirect_slashes=False`) builds an absolute
+    `Location` from the Host header, which the client chose; this one is relative.
+    """
+    path = request.scope["path"]
+    if path == "/":
+        return None
+    other = {**request.scope, "path": path.rstrip("/") if path.endswith("/") else path + "/"}
+    if not any(route.matches(other)[0] != Match.NONE for route in request.app.router.routes):
+        return None
+    # One leading slash: `//host/...` would be read as another host.
+    location = "/" + quote(other["path"]).lstrip("/")
+    if query := request.scope.get("query_string"):
+        location += "?" + query.decode("latin-1")
+    return RedirectResponse(location, status_code=307)
 
 
 async def _database_unavailable(_request: Request, exc: Exception) -> Response:

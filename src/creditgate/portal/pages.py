@@ -20,7 +20,7 @@ from creditgate.http.load import in_flight_slot
 from creditgate.portal import charts
 from creditgate.portal.reads import branding, usage_by_day
 from creditgate.portal.tokens import PortalSession, TokenRefused
-from creditgate.portal.web import form_fields, page, refused, tokens_of
+from creditgate.portal.web import SECURITY_HEADERS, form_fields, page, refused, tokens_of
 from creditgate.services.billing_results import Purchase
 
 # Each page holds an in-flight slot while it is served (its body already read).
@@ -191,6 +191,7 @@ async def balance_fragment(request: Request) -> Response:
             '<p role="alert">This page has expired. Open a new billing link.</p>',
             status_code=286,
             media_type="text/html",
+            headers=SECURITY_HEADERS,
         )
     wallet = await run_in_threadpool(visit.ledger.wallet, visit.session.customer)
     return page(request, "_balance.html", {"wallet": wallet})
