@@ -137,6 +137,19 @@ def test_nan_and_infinity_are_not_json(api: Api, path: str, constant: str) -> No
     assert wallet(api) == (10_000, 0)
 
 
+@pytest.mark.parametrize("path", PATHS)
+def test_a_bare_number_is_not_a_body_whose_fields_all_have_defaults(api: Api, path: str) -> None:
+    api.funded_customer("c1", 10_000)
+    hold = api.post("/v1/authorizations", {"customer": "c1", "asset": "credits", "amount": 10})
+    for url in (f"/v1/authorizations/{hold.json()['id']}/settle", "/v1/api-keys"):
+        for text in ("1.5", "1e3", "7"):
+            response = send(api, url, text, path)
+            assert response.status_code == 422, (url, text, response.text)
+            assert response.json()["field"] == "body"
+    assert wallet(api) == (10_000, 10)
+    assert len(api.get("/v1/api-keys").json()["data"]) == 1
+
+
 def _routes(routes: list[Any]) -> list[Any]:
     found = []
     for route in routes:

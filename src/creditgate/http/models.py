@@ -22,6 +22,7 @@ from pydantic import (
     PlainValidator,
     Strict,
     WithJsonSchema,
+    model_validator,
 )
 
 from creditgate.domain.amounts import ASSET_CODE, MAX_AMOUNT, MAX_BALANCE, MAX_SCALE
@@ -225,6 +226,15 @@ SignedDecimal = Annotated[str, Field(pattern=r"^-?[0-9]{1,6}(\.[0-9]{1,18})?$")]
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _an_object(cls, value: Any) -> Any:
+        # FastAPI validates with `from_attributes`: a bare JSON number (a Decimal, see
+        # bodies.py) would pass for an object whose fields all have defaults.
+        if isinstance(value, dict | BaseModel):
+            return value
+        raise ValueError("must be a JSON object")
 
 
 class NewAsset(Body):
