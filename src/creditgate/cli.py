@@ -25,7 +25,7 @@ from creditgate._cli import (
     when,
 )
 from creditgate.domain.errors import CreditgateError
-from creditgate.http import DEFAULT_MAX_IN_FLIGHT
+from creditgate.http import DEFAULT_BODY_TIMEOUT_SECONDS, DEFAULT_MAX_IN_FLIGHT
 from creditgate.storage.database import default_url
 
 if TYPE_CHECKING:
@@ -604,8 +604,29 @@ def serve(
     ] = 1,
     demo: Annotated[bool, typer.Option(help="Seed the demo tenant and print an API key")] = False,
     max_in_flight: Annotated[
-        int, typer.Option(min=1, help="Requests served at once per process; more get 503")
+        int,
+        typer.Option(
+            min=1,
+            envvar="CREDITGATE_MAX_IN_FLIGHT",
+            help="Requests served at once per process; more get 503",
+        ),
     ] = DEFAULT_MAX_IN_FLIGHT,
+    body_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            envvar="CREDITGATE_BODY_TIMEOUT_SECONDS",
+            help="Seconds a request's body may take to arrive; a slower one gets 408",
+        ),
+    ] = DEFAULT_BODY_TIMEOUT_SECONDS,
+    trusted_proxies: Annotated[
+        str,
+        typer.Option(
+            envvar="CREDITGATE_TRUSTED_PROXIES",
+            help="Comma-separated addresses or networks of the proxies in front whose "
+            "X-Forwarded-For names the client (default: none; the peer is the client)",
+        ),
+    ] = "",
     pool_size: Annotated[
         int,
         typer.Option(
@@ -637,6 +658,8 @@ def serve(
         workers=workers,
         demo=demo,
         max_in_flight=max_in_flight,
+        body_timeout_seconds=body_timeout,
+        trusted_proxies=trusted_proxies,
         pool_size=pool_size,
         sweep_seconds=sweep_seconds,
         log_level=log_level,

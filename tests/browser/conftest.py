@@ -98,12 +98,20 @@ class Server:
         self.secrets.append(key.key)
         ledger = TenantLedger(self.cg, tenant.id)
         ledger.create_asset("credits", 2, "Credits")
-        api = httpx.Client(base_url=self.base, headers=_auth(key.key))
+        api = httpx.Client(
+            base_url=self.base, headers=_auth(key.key), event_hooks={"request": [_keyed]}
+        )
         return Tenant(self, ledger, api, key.key)
 
 
 def _auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+def _keyed(request: httpx.Request) -> None:
+    """A new Idempotency-Key on each POST that has none, as an integrator's client sends."""
+    if request.method == "POST" and "idempotency-key" not in request.headers:
+        request.headers["Idempotency-Key"] = uuid.uuid4().hex
 
 
 @dataclass

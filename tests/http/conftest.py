@@ -37,7 +37,11 @@ class Api:
         return self.client.get(url, headers={**self.headers, **kwargs.pop("headers", {})}, **kwargs)
 
     def post(self, url: str, json: Any = None, **kwargs: Any) -> Any:
+        """POST as an integrator's client does: with a new Idempotency-Key unless the test
+        gives one (a retry reuses it; `client.post` sends none)."""
         headers = {**self.headers, **kwargs.pop("headers", {})}
+        if not any(name.lower() == "idempotency-key" for name in headers):
+            headers["Idempotency-Key"] = f"test-{uuid.uuid4().hex}"
         return self.client.post(url, json=json, headers=headers, **kwargs)
 
     def put(self, url: str, json: Any = None, **kwargs: Any) -> Any:

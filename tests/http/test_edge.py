@@ -12,6 +12,7 @@ from prometheus_client import REGISTRY
 
 from creditgate.api import Creditgate
 from creditgate.http.app import Settings, create_app
+from creditgate.http.auth import Ledger
 from tests.http.conftest import Api
 
 
@@ -86,9 +87,10 @@ def test_overload_is_refused_at_once_with_retry_after(cg: Creditgate) -> None:
     app: FastAPI = create_app(cg, Settings(max_in_flight=2))
     release = anyio.Event()
     started = 0
+    _, key = cg.create_tenant_with_key("overloaded")
 
     @app.get("/v1/slow")
-    async def slow() -> dict[str, bool]:
+    async def slow(_t: Ledger) -> dict[str, bool]:
         nonlocal started
         started += 1
         await release.wait()
@@ -96,7 +98,10 @@ def test_overload_is_refused_at_once_with_retry_after(cg: Creditgate) -> None:
 
     async def main() -> None:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        headers = {"Authorization": f"Bearer {key.key}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", headers=headers
+        ) as client:
             results: list[int] = []
 
             async def hold_a_slot() -> None:
@@ -113,9 +118,13 @@ def test_overload_is_refused_at_once_with_retry_after(cg: Creditgate) -> None:
                 assert refused.headers["retry-after"] == "1"
                 assert refused.json()["code"] == "overloaded"
                 assert (await client.get("/healthz")).status_code == 200  # probes still answer
+                # A request without a valid key, or to no route, never takes a slot.
+                anonymous = await client.get("/v1/assets", headers={"Authorization": ""})
+                assert anonymous.status_code == 401
+                assert (await client.get("/v1/nowhere")).status_code == 404
                 release.set()
             assert results == [200, 200]
-            assert (await client.get("/v1/assets")).status_code == 401  # let in again
+            assert (await client.get("/v1/assets")).status_code == 200  # let in again
 
     before = sample("creditgate_http_refused_total")
     anyio.run(main)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,9 @@ from starlette.testclient import TestClient
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.http import hot
 from creditgate.http.app import Settings, create_app
+from creditgate.http.auth import Ledger
+from tests.http import asgi
+from tests.http.asgi import cache_key, pieces, tenant_with_funds
 from tests.http.conftest import Api
 
 # FastAPI reads this as JSON; the hot routes leave it to FastAPI.
@@ -233,10 +237,11 @@ def test_an_unexpected_error_is_a_500_problem(
     monkeypatch.setattr(TenantLedger, "authorize", broken)
     with TestClient(create_app(cg), raise_server_exceptions=False) as client:
         _, key = cg.create_tenant_with_key("broken")
-        headers = {"Authorization": f"Bearer {key.key}"}
+        headers = {"Authorization": f"Bearer {key.key}", "Idempotency-Key": "k1"}
         body = {"customer": "c1", "asset": "credits", "amount": 10}
         client.post("/v1/authorizations", json=body, headers=headers)  # caches the key
         hot_calls.clear()
+        headers["Idempotency-Key"] = "k2"
         response = client.post("/v1/authorizations", json=body, headers=headers)
         assert hot_calls == ["authorize"]
         assert response.status_code == 500
@@ -247,9 +252,10 @@ def test_under_load_settling_a_hold_is_let_in_before_new_work(cg: Creditgate) ->
     app: FastAPI = create_app(cg, Settings(max_in_flight=4))  # 3 slots for new work
     release = anyio.Event()
     started = 0
+    _, key = cg.create_tenant_with_key("under load")
 
     @app.get("/v1/slow")
-    async def slow() -> dict[str, bool]:
+    async def slow(_t: Ledger) -> dict[str, bool]:
         nonlocal started
         started += 1
         await release.wait()
@@ -257,10 +263,16 @@ def test_under_load_settling_a_hold_is_let_in_before_new_work(cg: Creditgate) ->
 
     async def main() -> None:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        headers = {"Authorization": f"Bearer {key.key}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", headers=headers
+        ) as client:
 
             async def hold_a_slot() -> None:
                 await client.get("/v1/slow")
+
+            def keyed(name: str) -> dict[str, str]:
+                return {"Idempotency-Key": name}
 
             async with anyio.create_task_group() as tasks:
                 for _ in range(3):
@@ -268,12 +280,14 @@ def test_under_load_settling_a_hold_is_let_in_before_new_work(cg: Creditgate) ->
                 while started < 3:
                     await anyio.sleep(0.01)
                 with anyio.fail_after(1):
-                    new = await client.post("/v1/authorizations", json={})
-                    settle = await client.post("/v1/authorizations/auth_1/settle", json={})
-                    void = await client.post("/v1/authorizations/auth_1/void")
+                    new = await client.post("/v1/authorizations", json={}, headers=keyed("n"))
+                    settle = await client.post(
+                        "/v1/authorizations/auth_1/settle", json={}, headers=keyed("s")
+                    )
+                    void = await client.post("/v1/authorizations/auth_1/void", headers=keyed("v"))
                 assert new.status_code == 503 and new.json()["code"] == "overloaded"
-                assert settle.status_code == 401  # let in (and then asked for a key)
-                assert void.status_code == 401
+                assert settle.status_code == 404  # let in (and then told there is no such hold)
+                assert void.status_code == 404
                 release.set()
 
     anyio.run(main)
@@ -303,7 +317,7 @@ def test_bodies_the_cap_must_read_go_through_the_full_stack(api: Api, hot_calls:
     api.funded_customer("c1", 10_000)
     hot_calls.clear()
     body = json.dumps({"customer": "c1", "asset": "credits", "amount": 10}).encode()
-    headers = {**api.headers, "Content-Type": "application/json"}
+    headers = {**api.headers, "Content-Type": "application/json", "Idempotency-Key": "k1"}
 
     def chunks() -> Any:
         yield body[:5]
@@ -351,6 +365,9 @@ def test_hot_requests_count_against_the_same_in_flight_limit(
 
     monkeypatch.setattr(hot.HotRoutes, "_call", slow_call)
 
+    def new_key() -> dict[str, str]:
+        return {"Idempotency-Key": uuid.uuid4().hex}
+
     async def main() -> None:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
@@ -361,7 +378,7 @@ def test_hot_requests_count_against_the_same_in_flight_limit(
             statuses: list[int] = []
 
             async def authorize() -> None:
-                response = await client.post("/v1/authorizations", json=body)
+                response = await client.post("/v1/authorizations", json=body, headers=new_key())
                 statuses.append(response.status_code)
 
             async with anyio.create_task_group() as tasks:
@@ -371,11 +388,13 @@ def test_hot_requests_count_against_the_same_in_flight_limit(
                     await anyio.sleep(0.01)
                 with anyio.fail_after(5):
                     # Three hot authorizations fill the slots for new work...
-                    refused = await client.post("/v1/authorizations", json=body)
+                    refused = await client.post("/v1/authorizations", json=body, headers=new_key())
                     listed = await client.get("/v1/assets")
                     # ...and the slot kept for finishing holds lets a settle in.
                     settled = await client.post(
-                        f"/v1/authorizations/{held.id}/settle", json={"amount": 50}
+                        f"/v1/authorizations/{held.id}/settle",
+                        json={"amount": 50},
+                        headers=new_key(),
                     )
                 assert refused.status_code == 503 and refused.json()["code"] == "overloaded"
                 assert listed.status_code == 503
@@ -387,7 +406,8 @@ def test_hot_requests_count_against_the_same_in_flight_limit(
                 assert settled.status_code == 200 and settled.json()["charge"]["amount"] == 50
                 release.set()
             assert statuses == [201, 201, 201]
-            assert (await client.post("/v1/authorizations", json=body)).status_code == 201
+            again = await client.post("/v1/authorizations", json=body, headers=new_key())
+            assert again.status_code == 201
 
     refused_before = REGISTRY.get_sample_value("creditgate_http_refused_total") or 0.0
     anyio.run(main)
@@ -525,72 +545,17 @@ def test_purchases_and_marking_them_paid_answer_as_through_fastapi(
     assert api.get("/v1/customers/c1/wallet").json()["balances"][0]["posted"] == 1_100
 
 
-async def _asgi_post(
-    app: Any, path: str, headers: list[tuple[bytes, bytes]], chunks: list[bytes], gate: Any = None
-) -> tuple[int, bytes]:
-    """POST straight into the app, the body in `chunks`, after `gate` is set if given."""
-    pending = list(chunks)
-    sent: list[Any] = []
-
-    async def receive() -> Any:
-        if gate is not None:
-            await gate.wait()
-        if pending:
-            chunk = pending.pop(0)
-            return {"type": "http.request", "body": chunk, "more_body": bool(pending)}
-        await anyio.sleep(3600)  # nothing more: the client waits for the answer
-
-    async def send(message: Any) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": headers,
-        "client": ("127.0.0.1", 5000),
-        "server": ("test", 80),
-    }
-    await app(scope, receive, send)
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return start["status"], body
-
-
-async def _cache_key(app: Any, key: str) -> None:
-    """One request through FastAPI, which verifies the key: the edge serves it from then on."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        listed = await client.get("/v1/assets", headers={"Authorization": f"Bearer {key}"})
-        assert listed.status_code == 200
-
-
-def _tenant_with_funds(cg: Creditgate) -> tuple[str, TenantLedger]:
-    tenant, key = cg.create_tenant_with_key(f"edge {id(cg)}")
-    assert key.key is not None
-    ledger = TenantLedger(cg, tenant.id)
-    ledger.create_asset("credits", 2)
-    ledger.create_customer("c1")
-    ledger.grant("c1", "credits", 10_000, kind="purchased", cost_basis="0.01")
-    return key.key, ledger
-
-
 def test_the_first_of_each_header_counts_as_with_fastapi(api: Api, hot_calls: list[str]) -> None:
     api.funded_customer("c1", 1_000)
     hot_calls.clear()
     body = json.dumps({"customer": "c1", "asset": "credits", "amount": 10})
     bearer = ("Authorization", f"Bearer {api.key}")
     json_type = ("Content-Type", "application/json")
+    keyed = ("Idempotency-Key", "k1")
     cases = [
-        ([("Authorization", ""), bearer, json_type], 401),
+        ([("Authorization", ""), bearer, json_type, keyed], 401),
         ([bearer, ("Idempotency-Key", ""), ("Idempotency-Key", "k1"), json_type], 422),
-        ([bearer, ("Content-Type", ""), json_type], 415),
+        ([bearer, ("Content-Type", ""), json_type, keyed], 415),
     ]
     for headers, status in cases:
         response = api.client.post("/v1/authorizations", content=body, headers=headers)
@@ -598,59 +563,29 @@ def test_the_first_of_each_header_counts_as_with_fastapi(api: Api, hot_calls: li
     assert hot_calls == []
 
 
-def test_a_body_slow_to_come_holds_its_in_flight_slot(cg: Creditgate) -> None:
-    app = create_app(cg, Settings(max_in_flight=4))  # 3 slots for new work
-    key, ledger = _tenant_with_funds(cg)
-    headers = [(b"authorization", f"Bearer {key}".encode()), (b"content-type", b"application/json")]
-    body = json.dumps({"customer": "c1", "asset": "credits", "amount": 10}).encode()
-    headers.append((b"content-length", str(len(body)).encode()))
-
-    async def main() -> list[int]:
-        await _cache_key(app, key)
-        gate = anyio.Event()
-        statuses: list[int] = []
-
-        async def one() -> None:
-            status, _ = await _asgi_post(app, "/v1/authorizations", headers, [body], gate)
-            statuses.append(status)
-
-        with anyio.fail_after(10):
-            async with anyio.create_task_group() as tasks:
-                for _ in range(5):
-                    tasks.start_soon(one)
-                await anyio.sleep(0.1)  # every request is in, none has its body yet
-                gate.set()
-        return sorted(statuses)
-
-    assert anyio.run(main) == [201, 201, 201, 503, 503]
-    assert ledger.wallet("c1").balances[0].held == 30
-
-
 def test_a_body_past_the_cap_is_refused_however_it_is_framed(cg: Creditgate) -> None:
     app = create_app(cg, Settings(max_body_bytes=64))
-    key, ledger = _tenant_with_funds(cg)
+    key, ledger = tenant_with_funds(cg)
     big = json.dumps(
         {"customer": "c1", "asset": "credits", "amount": 10, "metadata": {"n": "x" * 100}}
     ).encode()
     auth = [(b"authorization", f"Bearer {key}".encode()), (b"content-type", b"application/json")]
 
-    async def main() -> list[tuple[int, bytes]]:
-        await _cache_key(app, key)
-        chunks = [big[:40], big[40:80], big[80:]]
+    async def main() -> list[tuple[int, dict[bytes, bytes], bytes]]:
+        await cache_key(app, key)
+        chunks = pieces([big[:40], big[40:80], big[80:]])
         return [
             # Both a length and chunks (a lenient parser lets it through): the chunks count.
-            await _asgi_post(
+            await asgi.post(
                 app,
                 "/v1/authorizations",
                 [*auth, (b"content-length", b"10"), (b"transfer-encoding", b"chunked")],
                 chunks,
             ),
             # A length that lies low.
-            await _asgi_post(
-                app, "/v1/authorizations", [*auth, (b"content-length", b"10")], chunks
-            ),
+            await asgi.post(app, "/v1/authorizations", [*auth, (b"content-length", b"10")], chunks),
         ]
 
-    for status, body in anyio.run(main):
+    for status, _, body in anyio.run(main):
         assert status == 413 and json.loads(body)["code"] == "body_too_large"
     assert ledger.wallet("c1").balances[0].held == 0

@@ -69,7 +69,7 @@ def test_invalid_bodies_are_422_naming_the_field(
 ) -> None:
     # json.dumps escapes lone surrogates as JSON allows; httpx would refuse to encode them.
     raw = json.dumps(body).encode()
-    headers = {**api.headers, "content-type": "application/json"}
+    headers = {**api.headers, "content-type": "application/json", "Idempotency-Key": "k1"}
     result = problem(api.client.post("/v1/authorizations", content=raw, headers=headers), 422)
     assert result["field"] == field
     assert any(e["field"] == field for e in result["errors"])

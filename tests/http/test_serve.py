@@ -112,7 +112,8 @@ def test_a_served_creditgate_end_to_end(server: Server) -> None:
         assert http.post("/v1/assets", json={"code": "credits", "scale": 2}).status_code == 201
         assert http.post("/v1/customers", json={"id": "c1"}).status_code == 201
         grant = {"asset": "credits", "amount": 10_000, "kind": "purchased", "cost_basis": "0.01"}
-        assert http.post("/v1/customers/c1/grants", json=grant).status_code == 201
+        keyed = {"Idempotency-Key": "grant-1"}
+        assert http.post("/v1/customers/c1/grants", json=grant, headers=keyed).status_code == 201
 
         auth = http.post(
             "/v1/authorizations",
@@ -121,7 +122,9 @@ def test_a_served_creditgate_end_to_end(server: Server) -> None:
         )
         assert auth.status_code == 201 and auth.json()["approved"]
         settled = http.post(
-            f"/v1/authorizations/{auth.json()['id']}/settle", json={"amount": 2_000}
+            f"/v1/authorizations/{auth.json()['id']}/settle",
+            json={"amount": 2_000},
+            headers={"Idempotency-Key": "settle-1"},
         )
         assert settled.status_code == 200
 
@@ -129,6 +132,7 @@ def test_a_served_creditgate_end_to_end(server: Server) -> None:
         left = http.post(
             "/v1/authorizations",
             json={"customer": "c1", "asset": "credits", "amount": 1_000, "ttl_seconds": 1},
+            headers={"Idempotency-Key": "auth-2"},
         ).json()
         deadline = time.monotonic() + 15
         while http.get(f"/v1/authorizations/{left['id']}").json()["status"] != "expired":
@@ -141,7 +145,9 @@ def test_a_served_creditgate_end_to_end(server: Server) -> None:
                 for i in range(5)
             ]
         }
-        items = http.post("/v1/charges/batch", json=batch).json()["data"]
+        items = http.post(
+            "/v1/charges/batch", json=batch, headers={"Idempotency-Key": "batch-1"}
+        ).json()["data"]
         assert [i["status"] for i in items] == ["posted"] * 5
         balance = http.get("/v1/customers/c1/wallet").json()["balances"][0]
         assert (balance["posted"], balance["held"]) == (7_500, 0)

@@ -10,19 +10,33 @@ from starlette.responses import Response
 
 from creditgate.domain.amounts import ASSET_CODE
 from creditgate.http.models import ID_PATTERN
+from creditgate.http.problems import IDEMPOTENCY_HEADER
 from creditgate.services.catalog import MAX_NAME
 from creditgate.services.context import MAX_KEY_LENGTH
 
+_REPLAY = (
+    "Makes the request safe to retry: a replay answers the first answer; "
+    "the same key with a different request is 409."
+)
 IdempotencyKey = Annotated[
     str | None,
     Header(
-        alias="Idempotency-Key",
+        alias=IDEMPOTENCY_HEADER,
         min_length=1,
         max_length=MAX_KEY_LENGTH,
-        description=(
-            "Makes the request safe to retry: a replay answers the first answer; "
-            "the same key with a different request is 409."
-        ),
+        description=_REPLAY,
+    ),
+]
+# Requests that move money or create a billable object: a retry without a key would apply
+# twice, so one is required (a request without it is 400 `idempotency_key_required`).
+RequiredIdempotencyKey = Annotated[
+    str,
+    Header(
+        alias=IDEMPOTENCY_HEADER,
+        min_length=1,
+        max_length=MAX_KEY_LENGTH,
+        description="Required: a unique string per logical operation, reused on retries. "
+        + _REPLAY,
     ),
 ]
 CustomerPath = Annotated[

@@ -19,6 +19,7 @@ from creditgate.api import Creditgate
 from creditgate.clock import clock_from_env
 from creditgate.domain.amounts import MAX_AMOUNT, MAX_BALANCE
 from creditgate.http import (
+    DEFAULT_BODY_TIMEOUT_SECONDS,
     DEFAULT_MAX_IN_FLIGHT,
     campaigns,
     catalog,
@@ -36,8 +37,9 @@ from creditgate.http import (
 )
 from creditgate.http.auth import DEFAULT_AUTH_FAILURES_PER_MINUTE, AuthFailureLimiter, KeyCache
 from creditgate.http.hot import HotRoutes
+from creditgate.http.load import InFlight
 from creditgate.http.metrics import metrics
-from creditgate.http.middleware import Backpressure, BodyLimit, InFlight, RequestContext
+from creditgate.http.middleware import BodyLimit, RequestContext
 from creditgate.http.models import Health
 from creditgate.http.problems import PROBLEM_JSON, Problem, problem, problem_response
 from creditgate.http.threads import Threads
@@ -48,7 +50,8 @@ DESCRIPTION = """\
 Credit wallets, stacked grants and a pre-call authorization gate.
 
 Authenticate with `Authorization: Bearer cg_…`. Amounts are integers in the asset's minor
-unit. Every POST takes an `Idempotency-Key` header. Errors are RFC 9457 problem details.
+unit. Every POST takes an `Idempotency-Key` header, and every request that moves money or
+creates a billable object requires one. Errors are RFC 9457 problem details.
 """
 
 
@@ -61,6 +64,8 @@ DEFAULT_THREADS = 40  # anyio's own default
 class Settings:
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT  # requests served at once; more get 503
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # How long a request's body may take to arrive before it is refused (408).
+    body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_SECONDS
     # How long a key revoked through another server may still work here.
     key_cache_seconds: float = DEFAULT_KEY_CACHE_SECONDS
     # Failed authentications per client address per minute before 429 (0: no limit).
@@ -72,6 +77,9 @@ class Settings:
         return cls(
             max_in_flight=int(env.get("CREDITGATE_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT)),
             max_body_bytes=int(env.get("CREDITGATE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)),
+            body_timeout_seconds=float(
+                env.get("CREDITGATE_BODY_TIMEOUT_SECONDS", DEFAULT_BODY_TIMEOUT_SECONDS)
+            ),
             key_cache_seconds=float(
                 env.get("CREDITGATE_KEY_CACHE_SECONDS", DEFAULT_KEY_CACHE_SECONDS)
             ),
@@ -114,6 +122,7 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        redirect_slashes=False,  # done by the 404 handler, with a relative Location
     )
     app.state.cg = cg
     app.state.keys = KeyCache(
@@ -148,18 +157,20 @@ def create_app(
         return Health(status="ready")
 
     app.add_route("/metrics", metrics, include_in_schema=False)
-    in_flight = InFlight(settings.max_in_flight)
-    # Added innermost first: RequestContext sees every request the hot routes pass on,
-    # refused ones included.
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    app.add_middleware(Backpressure, in_flight=in_flight)
+    # Taken by a request once its body is read, it is routed and its key verified (load.py).
+    app.state.in_flight = InFlight(settings.max_in_flight)
+    # Added innermost first: RequestContext sees every request the hot routes pass on.
+    app.add_middleware(
+        BodyLimit, limit=settings.max_body_bytes, timeout=settings.body_timeout_seconds
+    )
     app.add_middleware(RequestContext)
     app.hot = HotRoutes(
         app.full_stack,
         keys=app.state.keys,
         handlers=app.exception_handlers,
-        in_flight=in_flight,
+        in_flight=app.state.in_flight,
         max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.body_timeout_seconds,
         threads=threads,
     )
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
@@ -211,9 +222,10 @@ def app_from_env() -> FastAPI:
 
 
 _PROBLEM_DESCRIPTIONS = {
-    400: "Malformed request (e.g. the body is not JSON)",
+    400: "Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing",
     401: "Missing, malformed, unknown or revoked API key",
     404: "No such object for this tenant",
+    408: "The request body did not all arrive in time",
     409: "Conflict: idempotency key reused with another request, or a state that forbids it",
     413: "Request body too large",
     415: "The body is not declared as JSON (Content-Type: application/json)",
@@ -233,7 +245,7 @@ def _problem_statuses(path: str, method: str) -> list[int]:
     if "{" in path or path in _BODY_LOOKUPS:
         statuses.append(404)
     if method in ("post", "put"):
-        statuses += [409, 415]
+        statuses += [408, 409, 415]
     return sorted(statuses)
 
 

@@ -1,8 +1,9 @@
 """Bearer API keys: each request acts as its key's tenant; lookups are cached for a moment.
 
 Failed authentications are rate-limited per client address (`AuthFailureLimiter`): past the
-limit, a request whose key is not one this server has seen work answers 429 with Retry-After
-before any database work, so that guessing keys costs a client its address's budget.
+limit, a key that does not verify is answered 429 with Retry-After rather than 401. Only the
+failures are limited: every key is still checked, so a valid key is never refused, however
+many bad ones came from its address (a shared NAT, a proxy the operator has not named).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import math
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -21,13 +22,12 @@ from starlette.concurrency import run_in_threadpool
 
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.domain.errors import CreditgateError, Unauthenticated
+from creditgate.http.load import InFlight
 from creditgate.services.api_keys import Principal, display
 
 DEFAULT_AUTH_FAILURES_PER_MINUTE = 20
 AUTH_FAILURE_WINDOW_SECONDS = 60.0
 MAX_TRACKED_CLIENTS = 10_000
-# How long a key that worked here may skip the limiter (it is still checked against the table).
-KNOWN_KEY_SECONDS = 3600.0
 
 
 class TooManyAuthFailures(CreditgateError):
@@ -107,9 +107,7 @@ class KeyCache:
     """Recently verified keys, so the gate does not read the key table on every call.
 
     An entry lives `ttl` seconds: a key revoked on another server stops working within that
-    time; one revoked through this server stops at once (see `forget`). Keys that worked
-    within the last hour are also remembered (by digest) so that the failure limiter never
-    stands in their way.
+    time; one revoked through this server stops at once (see `forget`).
     """
 
     def __init__(
@@ -125,7 +123,6 @@ class KeyCache:
         self.max_entries = max_entries
         self.limiter = limiter if limiter is not None else AuthFailureLimiter()
         self._entries: dict[str, tuple[Principal, float]] = {}
-        self._known: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
 
     @staticmethod
@@ -139,11 +136,6 @@ class KeyCache:
             return None
         return entry[0]
 
-    def known(self, key: str) -> bool:
-        """Whether this key authenticated here recently (it may have been revoked since)."""
-        expires = self._known.get(self._slot(key))
-        return expires is not None and expires >= time.monotonic()
-
     def load(self, key: str) -> Principal:
         principal = self.cg.authenticate(key)
         slot, now = self._slot(key), time.monotonic()
@@ -153,10 +145,6 @@ class KeyCache:
                 if len(self._entries) >= self.max_entries:
                     self._entries.clear()
             self._entries[slot] = (principal, now + self.ttl)
-            self._known.pop(slot, None)
-            self._known[slot] = now + KNOWN_KEY_SECONDS
-            while len(self._known) > self.max_entries:
-                self._known.popitem(last=False)
         return principal
 
     def forget(self, key_id: str) -> None:
@@ -171,9 +159,9 @@ def client_address(request: Request) -> str:
 async def authenticate(request: Request, key: str | None) -> Principal:
     """The principal of `key`, counting a failure against the client's address.
 
-    A key in the cache answers at once. Otherwise an address past its failure limit gets
-    TooManyAuthFailures before the key table is read, unless the key worked here recently.
-    A request without a key is refused without being counted.
+    A key in the cache answers at once; any other is looked up. One that does not verify is
+    Unauthenticated, or TooManyAuthFailures once its address is past the limit (that failure
+    is not counted again). A request without a key is refused without being counted.
     """
     if not key:
         # Not counted: no key guesses nothing and reads nothing.
@@ -182,12 +170,11 @@ async def authenticate(request: Request, key: str | None) -> Principal:
     principal = keys.cached(key)
     if principal is not None:
         return principal
-    limiter, client = keys.limiter, client_address(request)
-    if not keys.known(key):
-        limiter.check(client)
     try:
         principal = await run_in_threadpool(keys.load, key)
     except Unauthenticated:
+        limiter, client = keys.limiter, client_address(request)
+        limiter.check(client)
         limiter.failed(client)
         raise
     return principal
@@ -203,12 +190,16 @@ bearer = HTTPBearer(
 async def current_ledger(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> TenantLedger:
+) -> AsyncIterator[TenantLedger]:
+    """The key's tenant; the request holds an in-flight slot from here (authenticated and
+    routed, its body read) until its answer is sent."""
     keys: KeyCache = request.app.state.keys
     principal = await authenticate(request, credentials.credentials if credentials else None)
     request.state.tenant_id = principal.tenant_id
     request.state.key = display(principal.prefix)
-    return TenantLedger(keys.cg, principal.tenant_id)
+    in_flight: InFlight = request.app.state.in_flight
+    async with in_flight.slot(request.method, request.scope["path"]):
+        yield TenantLedger(keys.cg, principal.tenant_id)
 
 
 Ledger = Annotated[TenantLedger, Depends(current_ledger)]

@@ -9,13 +9,14 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from creditgate.domain.lots import LotKind
-from creditgate.http.answers import CustomerPath, IdempotencyKey, answer
+from creditgate.http.answers import CustomerPath, IdempotencyKey, RequiredIdempotencyKey, answer
 from creditgate.http.auth import Ledger
+from creditgate.http.bodies import ExactJsonRoute
 from creditgate.http.models import AssetCode, Body, GrantAmount, Name, Priority, Text, Timestamp
 from creditgate.http.plans import Code
 from creditgate.services.billing_results import Campaign, ConsumptionOrder, Redemption
 
-router = APIRouter(prefix="/v1", tags=["campaigns"])
+router = APIRouter(prefix="/v1", route_class=ExactJsonRoute, tags=["campaigns"])
 
 
 class NewCampaign(Body):
@@ -70,7 +71,7 @@ def list_campaigns(t: Ledger) -> Response:
 
 @router.post("/customers/{customer}/redemptions", status_code=201, response_model=Redemption)
 def redeem(
-    customer: CustomerPath, body: NewRedemption, t: Ledger, idempotency_key: IdempotencyKey = None
+    customer: CustomerPath, body: NewRedemption, t: Ledger, idempotency_key: RequiredIdempotencyKey
 ) -> Response:
     return answer(t.redeem(customer, body.code, idempotency_key=idempotency_key), 201)
 

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from creditgate.http.answers import AssetPath, CustomerPath, IdempotencyKey, answer
 from creditgate.http.auth import Ledger
+from creditgate.http.bodies import ExactJsonRoute
 from creditgate.http.models import (
     AssetList,
     CustomerList,
@@ -19,7 +20,7 @@ from creditgate.http.models import (
 from creditgate.services.catalog import MAX_NAME, check_external_id
 from creditgate.services.results import AssetInfo, Customer, Policy
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=ExactJsonRoute)
 
 
 @router.post("/assets", status_code=201, response_model=AssetInfo, tags=["assets"])

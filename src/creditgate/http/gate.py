@@ -10,8 +10,9 @@ from starlette.responses import Response
 
 from creditgate.api import TenantLedger
 from creditgate.domain.errors import CreditgateError
-from creditgate.http.answers import IdempotencyKey, ObjectPath, answer
+from creditgate.http.answers import ObjectPath, RequiredIdempotencyKey, answer
 from creditgate.http.auth import Ledger
+from creditgate.http.bodies import ExactJsonRoute
 from creditgate.http.metrics import AUTHORIZATIONS, CHARGES
 from creditgate.http.models import (
     BatchItem,
@@ -26,14 +27,14 @@ from creditgate.http.problems import from_error
 from creditgate.services.context import Idempotent, Tx
 from creditgate.services.results import Authorization, Charge, Settlement
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=ExactJsonRoute)
 
 
 @router.post(
     "/authorizations", status_code=201, response_model=Authorization, tags=["authorizations"]
 )
 def authorize(
-    body: NewAuthorization, t: Ledger, idempotency_key: IdempotencyKey = None
+    body: NewAuthorization, t: Ledger, idempotency_key: RequiredIdempotencyKey
 ) -> Response:
     """Reserve credit before the model call. A decline is an answer (201, `declined`).
 
@@ -63,7 +64,7 @@ def get_authorization(id: ObjectPath, t: Ledger) -> Response:
 
 @router.post("/authorizations/{id}/settle", response_model=Settlement, tags=["authorizations"])
 def settle(
-    id: ObjectPath, body: SettlementRequest, t: Ledger, idempotency_key: IdempotencyKey = None
+    id: ObjectPath, body: SettlementRequest, t: Ledger, idempotency_key: RequiredIdempotencyKey
 ) -> Response:
     """Charge the actual usage against the hold and release the rest.
 
@@ -83,13 +84,13 @@ def settle(
 
 
 @router.post("/authorizations/{id}/void", response_model=Authorization, tags=["authorizations"])
-def void(id: ObjectPath, t: Ledger, idempotency_key: IdempotencyKey = None) -> Response:
+def void(id: ObjectPath, t: Ledger, idempotency_key: RequiredIdempotencyKey) -> Response:
     """Release the whole hold: the call did not happen."""
     return answer(t.void(id, idempotency_key=idempotency_key))
 
 
 @router.post("/charges", status_code=201, response_model=Charge, tags=["charges"])
-def charge(body: NewCharge, t: Ledger, idempotency_key: IdempotencyKey = None) -> Response:
+def charge(body: NewCharge, t: Ledger, idempotency_key: RequiredIdempotencyKey) -> Response:
     """Authorize and settle in one step; declined (nothing taken) when the policy says no."""
     result = _charge(t, body, idempotency_key)
     CHARGES.labels(result.status).inc()
@@ -125,14 +126,12 @@ def _event(t: TenantLedger, event: UsageEvent) -> BatchItem:
 
 
 @router.post("/charges/batch", response_model=BatchResult, tags=["charges"])
-def charge_batch(body: ChargeBatch, t: Ledger, idempotency_key: IdempotencyKey = None) -> Response:
+def charge_batch(body: ChargeBatch, t: Ledger, idempotency_key: RequiredIdempotencyKey) -> Response:
     """Up to 1,000 usage events, each charged once under its own idempotency key.
 
     Each event is its own transaction with its own result; one failing event does not
     undo the others, and sending the batch again charges nothing twice.
     """
-    if idempotency_key is None:
-        return answer(BatchResult(data=[_event(t, e) for e in body.events]))
     request = body.model_dump(mode="json")
 
     def in_tx(conn: Connection) -> Idempotent:

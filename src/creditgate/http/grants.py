@@ -5,17 +5,24 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from creditgate.http.answers import AssetQuery, CustomerPath, IdempotencyKey, ObjectPath, answer
+from creditgate.http.answers import (
+    AssetQuery,
+    CustomerPath,
+    ObjectPath,
+    RequiredIdempotencyKey,
+    answer,
+)
 from creditgate.http.auth import Ledger
+from creditgate.http.bodies import ExactJsonRoute
 from creditgate.http.models import GrantVoid, LotList, NewGrant
 from creditgate.services.results import Lot
 
-router = APIRouter(prefix="/v1", tags=["grants"])
+router = APIRouter(prefix="/v1", route_class=ExactJsonRoute, tags=["grants"])
 
 
 @router.post("/customers/{customer}/grants", status_code=201, response_model=Lot)
 def create_grant(
-    customer: CustomerPath, body: NewGrant, t: Ledger, idempotency_key: IdempotencyKey = None
+    customer: CustomerPath, body: NewGrant, t: Ledger, idempotency_key: RequiredIdempotencyKey
 ) -> Response:
     lot = t.grant(
         customer,
@@ -45,8 +52,8 @@ def list_grants(
 def void_grant(
     grant: ObjectPath,
     t: Ledger,
+    idempotency_key: RequiredIdempotencyKey,
     body: GrantVoid | None = None,
-    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     reason = body.reason if body is not None else ""
     return answer(t.void_lot(grant, reason=reason, idempotency_key=idempotency_key))

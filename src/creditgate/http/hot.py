@@ -9,18 +9,21 @@ after another, the thread hand-over) than on the HTTP parsing and the response t
 
 `HotRoutes` is the app's outermost layer: it serves these calls itself, with the same route
 functions on the same validated models, answered the same way, and does for them what the
-middleware does for every request (a request id, the in-flight limit, the body cap, the
-latency metric and the log line). Only the well-formed request takes this path: a body
-with a Content-Length within the cap (JSON that validates; the body of a route that takes
-none may be anything, as FastAPI ignores it), a valid Idempotency-Key if any, a key already
-in the key cache. Anything else goes on to the full stack, which answers it as it answers
-every other request, so errors keep one source. Past the in-flight limit the refusal is
-sent from here: the same 503 the full stack gives, built once.
+middleware does for every request (a request id, the body's cap and deadline, the in-flight
+limit, the latency metric and the log line). Only the well-formed request takes this path: a
+body with a Content-Length within the cap (JSON that validates; the body of a route that
+takes none may be anything, as FastAPI ignores it), a valid Idempotency-Key (each hot route
+requires one, as its FastAPI route says), a key already in the key cache. Anything else goes
+on to the full stack, which answers it as it answers every other request, so errors keep one
+source. The refusals that come before that choice (a body too slow or longer than it said,
+no in-flight slot free) are sent from here: the full stack's answers, built once.
+
+As in the full stack, a request takes an in-flight slot only once its whole body has come
+(within the deadline), it is routed and its key is verified (`load.py`).
 """
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -30,21 +33,25 @@ from typing import Any
 from fastapi.routing import APIRoute
 from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BaseModel
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from creditgate.api import TenantLedger
 from creditgate.http import gate, grants, purchases, refunds
 from creditgate.http.auth import KeyCache
+from creditgate.http.bodies import json_body
+from creditgate.http.load import InFlight, finishes_a_hold, overloaded
 from creditgate.http.logs import request_id
 from creditgate.http.metrics import REFUSED
 from creditgate.http.middleware import (
-    InFlight,
+    CLIENT_CLOSED,
     answered,
-    finishes_a_hold,
-    overloaded,
+    body_timed_out,
+    read_body,
+    replaying,
     request_id_of,
+    too_large,
 )
 from creditgate.http.models import (
     ID_PATTERN,
@@ -53,7 +60,7 @@ from creditgate.http.models import (
     NewGrant,
     SettlementRequest,
 )
-from creditgate.http.problems import template_pattern
+from creditgate.http.problems import IDEMPOTENCY_HEADER, template_pattern
 from creditgate.http.threads import Threads
 from creditgate.services.api_keys import display
 from creditgate.services.catalog import MAX_NAME
@@ -68,6 +75,13 @@ def find_route(routes: list[Any], path: str, endpoint: Callable[..., Any]) -> AP
         if isinstance(route, APIRoute) and route.path == path and route.endpoint is endpoint:
             return route
     raise LookupError(f"no route {path} served by {endpoint.__name__}")
+
+
+def _requires_idempotency_key(route: APIRoute) -> bool:
+    return any(
+        field.alias == IDEMPOTENCY_HEADER and field.field_info.is_required()
+        for field in route.dependant.header_params
+    )
 
 
 def _an_id(value: str) -> bool:
@@ -127,6 +141,7 @@ class HotRoutes:
         handlers: Mapping[Any, Callable[..., Any]],
         in_flight: InFlight,
         max_body_bytes: int,
+        body_timeout: float,
         threads: Threads,
     ) -> None:
         self.app = app  # the full stack: FastAPI with its middleware
@@ -136,8 +151,10 @@ class HotRoutes:
         self.handlers = handlers
         self.in_flight = in_flight
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
         self.threads = threads
         self.exact: dict[str, HotRoute] = {}
+        self.keyed: set[str] = set()  # templates whose route requires an Idempotency-Key
         self.with_param: list[tuple[str, re.Pattern[str], HotRoute]] = []
         routes = [
             *gate.router.routes,
@@ -146,13 +163,17 @@ class HotRoutes:
             *purchases.router.routes,
         ]
         for hot in HOT_ROUTES:
-            find_route(routes, hot.template, hot.endpoint)
+            if _requires_idempotency_key(find_route(routes, hot.template, hot.endpoint)):
+                self.keyed.add(hot.template)
             if hot.param is None:
                 self.exact[hot.template] = hot
             else:
                 prefix = hot.template[: hot.template.index("{")]
                 self.with_param.append((prefix, template_pattern(hot.template), hot))
+        # The refusals the edge sends itself, built once, as the full stack builds them.
         self.overloaded = overloaded()
+        self.timed_out = body_timed_out(body_timeout)
+        self.too_large = too_large(max_body_bytes)
 
     def _route(self, path: str) -> tuple[HotRoute, str | None] | None:
         """The hot route serving `path`, and its path parameter; None when FastAPI must
@@ -202,60 +223,72 @@ class HotRoutes:
         ):
             await self.app(scope, receive, send)  # answered as every request is
             return
-        if not self.in_flight.has_room(hot.finishes_a_hold):
-            rid = _request_id(incoming_id)
-            REFUSED.inc()
-            await _send_answer(send, self.overloaded, rid)
-            answered(scope, "POST", hot.template, 503, start, rid)
+        request = _Request(scope, hot, param, start, incoming_id)
+        # The whole body first, within its deadline; no in-flight slot is held meanwhile.
+        try:
+            body = await read_body(receive, self.max_body_bytes, self.body_timeout)
+        except ClientDisconnect:
+            answered(scope, "POST", hot.template, CLIENT_CLOSED, start, request.id())
             return
-        # The slot is taken before the body is read, as the full stack takes it: a body that
-        # is slow to come holds its slot, and the limit holds however the body arrives.
+        except TimeoutError:
+            await self._refuse(request, send, self.timed_out)
+            return
+        if body is None:  # more than its Content-Length said
+            await self._refuse(request, send, self.too_large)
+            return
+        receive = replaying(body, receive)
+        args = self._arguments(request, body, content_type, authorization, idempotency_key)
+        if args is None:  # FastAPI answers, errors included (and takes a slot if it serves)
+            await self.app(scope, receive, send)
+            return
+        # Authenticated and routed: now the request takes an in-flight slot, if one is free.
+        if not self.in_flight.has_room(hot.finishes_a_hold):
+            REFUSED.inc()
+            await self._refuse(request, send, self.overloaded)
+            return
         self.in_flight.enter()
         try:
-            request = _Request(scope, receive, hot, param, start)
-            hand_on = await self._serve(
-                request, send, content_type, authorization, idempotency_key, incoming_id
-            )
+            await self._serve(request, receive, send, args)
         finally:
             self.in_flight.leave()
-        if hand_on is not None:  # FastAPI answers, errors included, with a slot of its own
-            await self.app(scope, hand_on, send)
 
-    async def _serve(
+    def _arguments(
         self,
         request: _Request,
-        send: Send,
+        body: bytes,
         content_type: bytes | None,
         authorization: bytes | None,
         idempotency_key: bytes | None,
-        incoming_id: bytes | None,
-    ) -> Receive | None:
-        """Serve the request; or, when it is not one the edge serves, the `receive` to hand
-        it on with (the body read so far comes first)."""
-        read = await _read_body(request.receive, self.max_body_bytes)
-        if read is None:
-            return None  # the client went away
-        messages, body = read
-        receive = _replaying(messages, request.receive)
-        hot, scope = request.hot, request.scope
-        ledger = None if body is None else self._ledger(scope, authorization)
+    ) -> list[Any] | None:
+        """The endpoint's arguments, as FastAPI would pass them; None when the edge does not
+        serve the request (FastAPI then answers it)."""
+        hot = request.hot
+        ledger = self._ledger(request.scope, authorization)
+        if ledger is None:
+            return None
         key = _idempotency_key(idempotency_key)
-        validated = None
-        if hot.model is not None and body is not None:
-            validated = _validated(body, hot.model, content_type)
-        if ledger is None or key is False or (validated is None and hot.model is not None):
-            return receive
+        if key is False or (key is True and hot.template in self.keyed):
+            return None  # refused by FastAPI (a missing one: it says what to send)
         args: list[Any] = [] if request.param is None else [request.param]
-        if validated is not None:
+        if hot.model is not None:
+            validated = _validated(body, hot.model, content_type)
+            if validated is None:
+                return None
             args.append(validated)
         args += [ledger, None if key is True else key]
-        rid = _request_id(incoming_id)
+        return args
+
+    async def _serve(
+        self, request: _Request, receive: Receive, send: Send, args: list[Any]
+    ) -> None:
+        scope = request.scope
+        rid = request.id()
         token = request_id.set(rid)
         status = 500
         try:
             unexpected: Exception | None = None
             try:
-                response = await self._call(hot.endpoint, *args)
+                response = await self._call(request.hot.endpoint, *args)
             except Exception as exc:
                 response, unexpected = await self._handled(exc, scope, receive)
             status = response.status_code
@@ -263,9 +296,16 @@ class HotRoutes:
             if unexpected is not None:
                 raise unexpected  # logged by the server, as the full stack's errors are
         finally:
-            answered(scope, "POST", hot.template, status, request.start, rid)
+            answered(scope, "POST", request.hot.template, status, request.start, rid)
             request_id.reset(token)
-        return None
+
+    async def _refuse(self, request: _Request, send: Send, response: Response) -> None:
+        """Send one of the answers built once (503, 408, 413), as the full stack sends it."""
+        rid = request.id()
+        await _send_answer(send, response, rid)
+        answered(
+            request.scope, "POST", request.hot.template, response.status_code, request.start, rid
+        )
 
     async def _call(self, fn: Callable[..., Response], *args: Any) -> Response:
         return await self.threads.run(fn, *args)
@@ -302,10 +342,13 @@ class _Request:
     """A request the edge has matched to one of its routes."""
 
     scope: Scope
-    receive: Receive
     hot: HotRoute
     param: str | None
     start: float
+    incoming_id: bytes | None  # the client's X-Request-Id
+
+    def id(self) -> str:
+        return _request_id(self.incoming_id)
 
 
 def _request_id(incoming: bytes | None) -> str:
@@ -317,35 +360,6 @@ async def _send_answer(send: Send, response: Response, rid: str) -> None:
     headers = [*response.raw_headers, (b"x-request-id", rid.encode())]
     await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": response.body})
-
-
-async def _read_body(receive: Receive, limit: int) -> tuple[list[Message], bytes | None] | None:
-    """The messages read and the whole body (None once it passes `limit` bytes: reading
-    stops there); None if the client disconnected first."""
-    messages: list[Message] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        messages.append(message)
-        size += len(message.get("body", b""))
-        if size > limit:
-            return messages, None
-        if not message.get("more_body", False):
-            return messages, b"".join(m.get("body", b"") for m in messages)
-
-
-def _replaying(messages: list[Message], receive: Receive) -> Receive:
-    """`receive`, starting with the messages already read from it."""
-    pending = list(messages)
-
-    async def replay() -> Message:
-        if pending:
-            return pending.pop(0)
-        return await receive()
-
-    return replay
 
 
 def _idempotency_key(value: bytes | None) -> str | bool:
@@ -361,6 +375,6 @@ def _validated(body: bytes, model: type[BaseModel], content_type: bytes | None) 
     if not body or content_type is None or content_type.lower() not in _JSON_TYPES:
         return None
     try:
-        return model.model_validate(json.loads(body))
+        return model.model_validate(json_body(body))
     except Exception:  # invalid JSON or input, too deeply nested...: FastAPI says which
         return None

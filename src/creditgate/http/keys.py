@@ -7,10 +7,11 @@ from starlette.responses import Response
 
 from creditgate.http.answers import IdempotencyKey, ObjectPath, answer
 from creditgate.http.auth import KeyCache, Ledger
+from creditgate.http.bodies import ExactJsonRoute
 from creditgate.http.models import ApiKeyList, NewApiKey
 from creditgate.services.results import ApiKey, CreatedApiKey
 
-router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
+router = APIRouter(prefix="/v1/api-keys", route_class=ExactJsonRoute, tags=["api keys"])
 
 
 @router.get("", response_model=ApiKeyList)

@@ -1,7 +1,8 @@
-"""Every request's edge, as plain ASGI: request ids, logs, latency, load shedding, body cap."""
+"""Every request's edge, as plain ASGI: request ids, logs, latency, the body's cap and deadline."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -9,11 +10,12 @@ import uuid
 from typing import Any
 
 from starlette.datastructures import MutableHeaders
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from creditgate.http.logs import request_id
-from creditgate.http.metrics import IN_FLIGHT, REFUSED, REQUEST_SECONDS
+from creditgate.http.metrics import REQUEST_SECONDS
 from creditgate.http.problems import problem, problem_response
 
 log = logging.getLogger("creditgate.http")
@@ -22,8 +24,11 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # An API key a client put where it does not belong (a path, a request id): never logged whole.
 _KEY_SHAPED = re.compile(r"cg_([a-z0-9]{8})_[A-Za-z0-9_-]{8,}")
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
-# Probes and scrapes must answer while the API sheds load.
-UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# Probes and the metrics scrape, named by their path in the metrics.
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# The status logged and counted for a request whose client went away before it could be
+# answered (as nginx names it): not a server error.
+CLIENT_CLOSED = 499
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -57,9 +62,11 @@ class RequestContext:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            status = CLIENT_CLOSED  # gone before its body was all read: nothing to answer
         finally:
             route = getattr(scope.get("route"), "path", None) or (
-                scope["path"] if scope["path"] in UNLIMITED_PATHS else "unmatched"
+                scope["path"] if scope["path"] in PROBE_PATHS else "unmatched"
             )
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             answered(scope, method, route, status, start, rid)
@@ -104,79 +111,15 @@ def answered(scope: Scope, method: str, route: str, status: int, start: float, r
     )
 
 
-class InFlight:
-    """Requests being served by this process, against its limit (one event loop per process,
-    so no lock). The last quarter of the slots is kept for requests that finish a hold."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.new_work_limit = limit - limit // 4
-        self.count = 0
-
-    def has_room(self, finishes_a_hold: bool) -> bool:
-        return self.count < (self.limit if finishes_a_hold else self.new_work_limit)
-
-    def enter(self) -> None:
-        self.count += 1
-        IN_FLIGHT.inc()
-
-    def leave(self) -> None:
-        self.count -= 1
-        IN_FLIGHT.dec()
-
-
-class Backpressure:
-    """At most `in_flight.limit` requests in flight; past that, answer 503 with Retry-After at once.
-
-    Refusing quickly keeps the latency of accepted requests bounded instead of letting a
-    queue grow without bound in front of the database. The hot routes count against the
-    same `InFlight`.
-    """
-
-    def __init__(self, app: ASGIApp, *, in_flight: InFlight) -> None:
-        self.app = app
-        self.in_flight = in_flight
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope["path"] if scope["type"] == "http" else ""
-        if scope["type"] != "http" or path in UNLIMITED_PATHS:
-            await self.app(scope, receive, send)
-            return
-        if not self.in_flight.has_room(finishes_a_hold(scope["method"], path)):
-            REFUSED.inc()
-            await overloaded()(scope, receive, send)
-            return
-        self.in_flight.enter()
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.in_flight.leave()
-
-
-def overloaded() -> Response:
-    """The answer past the in-flight limit: 503 with Retry-After."""
-    return problem_response(
-        problem(503, "overloaded", "the server is at capacity; retry after a moment")
-    )
-
-
-def finishes_a_hold(method: str, path: str) -> bool:
-    """Settling or voiding an authorization: work a client started, and whose hold stays
-    taken until it expires if the request is refused."""
-    return (
-        method == "POST"
-        and path.startswith("/v1/authorizations/")
-        and path.endswith(("/settle", "/void"))
-        and path.count("/") == 4
-    )
-
-
 class BodyLimit:
-    """Read the whole body up front, refusing (413) one larger than `limit` bytes."""
+    """Read the whole body up front: refused (413) past `limit` bytes, and (408) when it has not
+    all come within `timeout` seconds of the request, so that a slow client holds nothing
+    but its own connection (and never an in-flight slot: see `load.py`)."""
 
-    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+    def __init__(self, app: ASGIApp, *, limit: int, timeout: float) -> None:
         self.app = app
         self.limit = limit
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -190,34 +133,61 @@ class BodyLimit:
                 )(scope, receive, send)
                 return
             if int(declared) > self.limit:
-                await self._too_large(scope, receive, send)
+                await too_large(self.limit)(scope, receive, send)
                 return
-        chunks: list[bytes] = []
-        size = 0
+        try:
+            body = await read_body(receive, self.limit, self.timeout)
+        except TimeoutError:
+            await body_timed_out(self.timeout)(scope, receive, send)
+            return
+        if body is None:
+            await too_large(self.limit)(scope, receive, send)
+            return
+        await self.app(scope, replaying(body, receive), send)
+
+
+async def read_body(receive: Receive, limit: int, timeout: float) -> bytes | None:
+    """The whole body, or None once it passes `limit` bytes (reading stops there).
+
+    ClientDisconnect when the client goes away first; TimeoutError when the body has not all
+    come within `timeout` seconds.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    async with asyncio.timeout(timeout):
         while True:
             message = await receive()
-            if message["type"] == "http.disconnect":
-                return
+            if message["type"] != "http.request":
+                raise ClientDisconnect()
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.limit:
-                await self._too_large(scope, receive, send)
-                return
+            if size > limit:
+                return None
             chunks.append(chunk)
             if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        delivered = False
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-        async def replay() -> Message:
-            nonlocal delivered
-            if delivered:
-                return await receive()
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
 
-        await self.app(scope, replay, send)
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """`receive`, giving the body already read first."""
+    delivered = False
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        detail = f"the request body is larger than {self.limit} bytes"
-        await problem_response(problem(413, "body_too_large", detail))(scope, receive, send)
+    async def replay() -> Message:
+        nonlocal delivered
+        if delivered:
+            return await receive()
+        delivered = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+def too_large(limit: int) -> Response:
+    detail = f"the request body is larger than {limit} bytes"
+    return problem_response(problem(413, "body_too_large", detail))
+
+
+def body_timed_out(timeout: float) -> Response:
+    """408, and the connection closed: the rest of the body may still be on its way."""
+    detail = f"the request body did not all arrive within {timeout:g} seconds"
+    return problem_response(problem(408, "body_timeout", detail), {"Connection": "close"})

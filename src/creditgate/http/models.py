@@ -6,8 +6,10 @@ The services check every value again; these bounds reject what is malformed befo
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -20,6 +22,7 @@ from pydantic import (
     PlainValidator,
     Strict,
     WithJsonSchema,
+    model_validator,
 )
 
 from creditgate.domain.amounts import ASSET_CODE, MAX_AMOUNT, MAX_BALANCE, MAX_SCALE
@@ -28,7 +31,7 @@ from creditgate.domain.lots import LotKind
 from creditgate.domain.policy import PolicyMode
 from creditgate.domain.pricing import MAX_KEYS, MAX_TEXT, NAME
 from creditgate.http.problems import Problem
-from creditgate.services.catalog import MAX_NAME
+from creditgate.services.catalog import CUSTOMER_ID, MAX_NAME, MAX_SAFE_INTEGER
 from creditgate.services.context import MAX_KEY_LENGTH
 from creditgate.services.grants import MAX_PRIORITY
 from creditgate.services.pricing import MAX_PROVIDER
@@ -56,6 +59,8 @@ def _printable(value: str) -> str:
 
 
 def _json_value(value: Any, depth: int = 0) -> None:
+    """Check a JSON value, and turn its Decimals back into the JSON numbers (floats) that
+    metadata keeps: metadata is the client's own, not money (see `bodies.py`)."""
     if depth > MAX_METADATA_DEPTH:
         raise ValueError(f"must be nested at most {MAX_METADATA_DEPTH} levels deep")
     if isinstance(value, str):
@@ -66,10 +71,16 @@ def _json_value(value: Any, depth: int = 0) -> None:
     elif isinstance(value, dict):
         for key, item in value.items():
             _json_value(key, depth + 1)
-            _json_value(item, depth + 1)
+            if isinstance(item, Decimal):
+                value[key] = float(item)
+            else:
+                _json_value(item, depth + 1)
     elif isinstance(value, list):
-        for item in value:
-            _json_value(item, depth + 1)
+        for i, item in enumerate(value):
+            if isinstance(item, Decimal):
+                value[i] = float(item)
+            else:
+                _json_value(item, depth + 1)
 
 
 def _metadata(value: dict[str, Any]) -> dict[str, Any]:
@@ -96,11 +107,29 @@ def _utc_timestamp(value: datetime) -> datetime:
     return utc
 
 
-def _integral(value: object) -> object:
-    # JSON Schema counts 10.0 as the integer 10; 10.5, "10" and true are still refused.
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**64:
-        return int(value)
+def whole_number(value: object) -> object:
+    """An integer field's input: a JSON integer as it is (exact, whatever its size); a number
+    written with a fraction or an exponent (100.0, 1e3: a Decimal, see `bodies.py`) as the
+    integer it is exactly, within ±(2**53 - 1), the range every JSON reader holds exactly
+    (I-JSON, RFC 7493); anything else such a number is refused, never rounded.
+    Strings and booleans are left for the field's own check to refuse."""
+    if isinstance(value, float):  # from a caller that built the body in Python
+        value = Decimal(value) if math.isfinite(value) else Decimal("NaN")
+    if isinstance(value, Decimal):
+        if (
+            value.is_finite()
+            and value.copy_abs() <= MAX_SAFE_INTEGER
+            and value == value.to_integral_value()
+        ):
+            return int(value)
+        raise ValueError(_INEXACT)
     return value
+
+
+_INEXACT = (
+    "must be a whole number; one written with a fraction or an exponent must be exactly "
+    f"whole and within ±{MAX_SAFE_INTEGER}"
+)
 
 
 def _decimal_text(value: object) -> object:
@@ -109,31 +138,41 @@ def _decimal_text(value: object) -> object:
 
 
 def _quantity(value: object) -> int | str:
-    # A count (1200) or an exact decimal string ("1.5" seconds); never a float.
-    value = _integral(value)
+    # A count (1200) or an exact decimal string ("1.5" seconds); never a JSON fraction.
+    try:
+        value = whole_number(value)
+    except ValueError:
+        raise ValueError(_QUANTITY) from None
     if isinstance(value, int) and not isinstance(value, bool):
         if not 0 <= value <= MAX_AMOUNT:
             raise ValueError(f"must be a whole number from 0 to {MAX_AMOUNT}")
         return value
     if isinstance(value, str) and re.fullmatch(DECIMAL_PATTERN, value):
         return value
-    raise ValueError('must be a whole number or a decimal string such as "1.5", never a float')
+    raise ValueError(_QUANTITY)
 
 
-# Whole numbers within bounds: 10 and 10.0, never 10.5, "10" or true.
+_QUANTITY = (
+    'must be a whole number or a decimal string such as "1.5", never a fraction as a number '
+    f"(a whole number written with a fraction or an exponent must be within ±{MAX_SAFE_INTEGER})"
+)
+
+
+# Whole numbers within bounds: 10 and 10.0 (and 1e1), never 10.5, "10", true, or
+# 9007199254740993.0 (beyond what a JSON reader holds exactly as written).
 Amount = Annotated[
-    int, Strict(), Field(ge=1, le=MAX_AMOUNT, examples=[1_000]), BeforeValidator(_integral)
+    int, Strict(), Field(ge=1, le=MAX_AMOUNT, examples=[1_000]), BeforeValidator(whole_number)
 ]
-Usage = Annotated[int, Strict(), Field(ge=0, le=MAX_AMOUNT), BeforeValidator(_integral)]
-GrantAmount = Annotated[int, Strict(), Field(ge=1, le=MAX_BALANCE), BeforeValidator(_integral)]
-Limit = Annotated[int, Strict(), Field(ge=0, le=MAX_BALANCE), BeforeValidator(_integral)]
-Scale = Annotated[int, Strict(), Field(ge=0, le=MAX_SCALE), BeforeValidator(_integral)]
-Priority = Annotated[int, Strict(), Field(ge=0, le=MAX_PRIORITY), BeforeValidator(_integral)]
+Usage = Annotated[int, Strict(), Field(ge=0, le=MAX_AMOUNT), BeforeValidator(whole_number)]
+GrantAmount = Annotated[int, Strict(), Field(ge=1, le=MAX_BALANCE), BeforeValidator(whole_number)]
+Limit = Annotated[int, Strict(), Field(ge=0, le=MAX_BALANCE), BeforeValidator(whole_number)]
+Scale = Annotated[int, Strict(), Field(ge=0, le=MAX_SCALE), BeforeValidator(whole_number)]
+Priority = Annotated[int, Strict(), Field(ge=0, le=MAX_PRIORITY), BeforeValidator(whole_number)]
 Ttl = Annotated[
     int,
     Strict(),
     Field(ge=MIN_TTL_SECONDS, le=MAX_TTL_SECONDS),
-    BeforeValidator(_integral),
+    BeforeValidator(whole_number),
 ]
 Text = Annotated[str, AfterValidator(_printable)]
 Name = Annotated[Text, Field(max_length=MAX_NAME)]
@@ -188,6 +227,15 @@ SignedDecimal = Annotated[str, Field(pattern=r"^-?[0-9]{1,6}(\.[0-9]{1,18})?$")]
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _an_object(cls, value: Any) -> Any:
+        # FastAPI validates with `from_attributes`: a bare JSON number (a Decimal, see
+        # bodies.py) would pass for an object whose fields all have defaults.
+        if isinstance(value, dict | BaseModel):
+            return value
+        raise ValueError("must be a JSON object")
+
 
 class NewAsset(Body):
     code: AssetCode
@@ -196,7 +244,10 @@ class NewAsset(Body):
 
 
 class NewCustomer(Body):
-    id: CustomerId = Field(description="Your own id for the customer (`external_id`)")
+    id: Annotated[str, Field(pattern=CUSTOMER_ID.pattern, examples=["cust_42"])] = Field(
+        description="Your own id for the customer (`external_id`): 1-128 characters of "
+        "A-Z a-z 0-9 . _ : @ -, starting with a letter or digit"
+    )
     name: Name = ""
     metadata: Metadata | None = None
     policy: PolicyMode = PolicyMode.BLOCK

@@ -10,12 +10,19 @@ from starlette.responses import Response
 
 from creditgate.domain.billing import Period
 from creditgate.domain.policy import PolicyMode
-from creditgate.http.answers import CustomerPath, IdempotencyKey, ObjectPath, answer
+from creditgate.http.answers import (
+    CustomerPath,
+    IdempotencyKey,
+    ObjectPath,
+    RequiredIdempotencyKey,
+    answer,
+)
 from creditgate.http.auth import Ledger
+from creditgate.http.bodies import ExactJsonRoute
 from creditgate.http.models import AssetCode, Body, DecimalText, GrantAmount, Limit, Name
 from creditgate.services.billing_results import Plan, Subscription
 
-router = APIRouter(prefix="/v1", tags=["plans"])
+router = APIRouter(prefix="/v1", route_class=ExactJsonRoute, tags=["plans"])
 
 Code = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", examples=["pro"])]
 PlanRef = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", examples=["pro"])]
@@ -81,7 +88,10 @@ def list_plans(t: Ledger) -> Response:
 
 @router.post("/customers/{customer}/subscriptions", status_code=201, response_model=Subscription)
 def subscribe(
-    customer: CustomerPath, body: NewSubscription, t: Ledger, idempotency_key: IdempotencyKey = None
+    customer: CustomerPath,
+    body: NewSubscription,
+    t: Ledger,
+    idempotency_key: RequiredIdempotencyKey,
 ) -> Response:
     return answer(t.subscribe(customer, body.plan, idempotency_key=idempotency_key), 201)
 
@@ -98,7 +108,7 @@ def get_subscription(subscription: ObjectPath, t: Ledger) -> Response:
 
 @router.post("/subscriptions/{subscription}/change-plan", response_model=Subscription)
 def change_plan(
-    subscription: ObjectPath, body: PlanChange, t: Ledger, idempotency_key: IdempotencyKey = None
+    subscription: ObjectPath, body: PlanChange, t: Ledger, idempotency_key: RequiredIdempotencyKey
 ) -> Response:
     changed = t.change_plan(subscription, body.plan, at=body.at, idempotency_key=idempotency_key)
     return answer(changed)

@@ -13,12 +13,13 @@ from starlette.responses import Response
 
 from creditgate.http.answers import IdempotencyKey, answer
 from creditgate.http.auth import Ledger
+from creditgate.http.bodies import ExactJsonRoute
 from creditgate.http.models import Body, CustomerId, Text
 from creditgate.portal.reads import branding, save_branding
 from creditgate.portal.tokens import Tokens
 from creditgate.services.portal import Branding
 
-router = APIRouter(prefix="/v1", tags=["portal"])
+router = APIRouter(prefix="/v1", route_class=ExactJsonRoute, tags=["portal"])
 
 Url = Annotated[
     str, Field(pattern=r"^https?://[!-~]{1,2000}$", examples=["https://example.com/account"])

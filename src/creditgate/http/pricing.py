@@ -12,6 +12,7 @@ from starlette.responses import Response
 from creditgate.domain.errors import CreditgateError, InvalidInput
 from creditgate.http.answers import AssetQuery, IdempotencyKey, answer
 from creditgate.http.auth import Ledger
+from creditgate.http.bodies import ExactJsonRoute
 from creditgate.http.models import (
     NewModelPrice,
     NewRateCard,
@@ -25,7 +26,7 @@ from creditgate.services import margin
 from creditgate.services.margin import FullMarginReport
 from creditgate.services.results import ModelPrice, PriceQuote, PublishedRateCard
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=ExactJsonRoute)
 
 DEFAULT_PERIOD = timedelta(days=30)
 

@@ -8,6 +8,7 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,7 +16,8 @@ from pydantic import BaseModel, SerializerFunctionWrapHandler, model_serializer
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Match
 
 from creditgate.domain.errors import CreditgateError
 
@@ -26,6 +28,10 @@ log = logging.getLogger("creditgate.http")
 
 # Where the HTTP API names an input differently from the services.
 FIELD_NAMES = {"external_id": "id", "lot": "grant"}
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+# Where a missing required Idempotency-Key shows in a validation error.
+_IDEMPOTENCY_KEY = ("header", IDEMPOTENCY_HEADER)
 
 _CODES_BY_STATUS = {
     400: "malformed_request",
@@ -108,7 +114,8 @@ def field_of(loc: Sequence[Any]) -> str | None:
     if tuple(loc) == ("body",):
         return "body"
     parts = list(loc[1:]) if loc and loc[0] in ("body", "query", "path", "header") else list(loc)
-    return ".".join(str(p) for p in parts) or None
+    # An input whose own name is empty (an extra `""` member) is named by where it is.
+    return ".".join(str(p) for p in parts) or (str(loc[0]) if loc else None)
 
 
 def validation_problem(errors: Sequence[Any]) -> Problem:
@@ -119,6 +126,18 @@ def validation_problem(errors: Sequence[Any]) -> Problem:
         fields.append(FieldProblem(field=field, detail=f"{field}: {message}" if field else message))
     if any(err.get("type") == "json_invalid" for err in errors):
         return problem(400, "malformed_json", "the request body is not valid JSON")
+    if any(
+        err.get("type") == "missing" and tuple(err.get("loc", ())) == _IDEMPOTENCY_KEY
+        for err in errors
+    ):
+        return problem(
+            400,
+            "idempotency_key_required",
+            "this request moves money or creates a billable object: send "
+            "`Idempotency-Key: <unique string per logical operation>`, and the same key "
+            "when retrying it",
+            IDEMPOTENCY_HEADER,
+        )
     # A body that was not declared as JSON reaches validation as raw bytes.
     if any(
         tuple(err.get("loc", ())) == ("body",) and isinstance(err.get("input"), bytes)
@@ -170,11 +189,33 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
     headers = dict(exc.headers or {})
     if exc.status_code == 404:
+        moved = _slash_redirect(request)
+        if moved is not None:
+            return moved
         detail = "no such endpoint"
     if exc.status_code == 405:
         headers["Allow"] = _allowed_methods(request, headers.get("Allow", ""))
         detail = f"{request.method} is not allowed here; use {headers['Allow']}"
     return problem_response(problem(exc.status_code, code, detail), headers)
+
+
+def _slash_redirect(request: Request) -> Response | None:
+    """The path with its trailing slash added or taken away, when a route serves that.
+
+    Starlette's own redirect (turned off: `redirect_slashes=False`) builds an absolute
+    `Location` from the Host header, which the client chose; this one is relative.
+    """
+    path = request.scope["path"]
+    if path == "/":
+        return None
+    other = {**request.scope, "path": path.rstrip("/") if path.endswith("/") else path + "/"}
+    if not any(route.matches(other)[0] != Match.NONE for route in request.app.router.routes):
+        return None
+    # One leading slash: `//host/...` would be read as another host.
+    location = "/" + quote(other["path"]).lstrip("/")
+    if query := request.scope.get("query_string"):
+        location += "?" + query.decode("latin-1")
+    return RedirectResponse(location, status_code=307)
 
 
 async def _database_unavailable(_request: Request, exc: Exception) -> Response:

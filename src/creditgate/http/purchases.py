@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -12,8 +12,17 @@ from starlette.responses import Response
 from creditgate.api import Creditgate
 from creditgate.domain.billing_errors import InvalidSignature
 from creditgate.domain.errors import NotFound
-from creditgate.http.answers import AssetPath, CustomerPath, IdempotencyKey, ObjectPath, answer
+from creditgate.http.answers import (
+    AssetPath,
+    CustomerPath,
+    IdempotencyKey,
+    ObjectPath,
+    RequiredIdempotencyKey,
+    answer,
+)
 from creditgate.http.auth import Ledger
+from creditgate.http.bodies import ExactJsonRoute
+from creditgate.http.load import in_flight_slot
 from creditgate.http.models import (
     ID_PATTERN,
     AssetCode,
@@ -36,7 +45,7 @@ from creditgate.services.billing_results import (
 )
 from creditgate.services.payments import stripe_event_tenant
 
-router = APIRouter(prefix="/v1", tags=["payments"])
+router = APIRouter(prefix="/v1", route_class=ExactJsonRoute, tags=["payments"])
 
 Provider = Literal["manual", "stripe"]
 Ref = Annotated[Text, Field(min_length=1, max_length=255)]
@@ -150,7 +159,7 @@ def set_pack_state(pack: ObjectPath, body: PackState, t: Ledger) -> Response:
 
 @router.post("/customers/{customer}/purchases", status_code=201, response_model=Purchase)
 def create_purchase(
-    customer: CustomerPath, body: NewPurchase, t: Ledger, idempotency_key: IdempotencyKey = None
+    customer: CustomerPath, body: NewPurchase, t: Ledger, idempotency_key: RequiredIdempotencyKey
 ) -> Response:
     purchase = t.buy(
         customer,
@@ -177,7 +186,7 @@ def get_purchase(purchase: ObjectPath, t: Ledger) -> Response:
 
 
 @router.post("/purchases/{purchase}/mark-paid", response_model=Purchase)
-def mark_paid(purchase: ObjectPath, t: Ledger, idempotency_key: IdempotencyKey = None) -> Response:
+def mark_paid(purchase: ObjectPath, t: Ledger, idempotency_key: RequiredIdempotencyKey) -> Response:
     """An operator records a manual invoice as paid: its credit is granted, once."""
     return answer(t.mark_paid(purchase, idempotency_key=idempotency_key))
 
@@ -186,8 +195,8 @@ def mark_paid(purchase: ObjectPath, t: Ledger, idempotency_key: IdempotencyKey =
 def mark_failed(
     purchase: ObjectPath,
     t: Ledger,
+    idempotency_key: RequiredIdempotencyKey,
     body: InvoiceFailure | None = None,
-    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     reason = body.reason if body is not None else ""
     return answer(t.mark_failed(purchase, reason=reason, idempotency_key=idempotency_key))
@@ -265,7 +274,12 @@ def list_auto_top_ups(customer: CustomerPath, t: Ledger) -> Response:
     return answer(AutoTopUpList(data=t.auto_top_ups(customer)))
 
 
-@router.post("/providers/stripe/webhook", response_model=ProviderEventOutcome)
+# Signed by Stripe rather than keyed: a slot once routed, its body read.
+@router.post(
+    "/providers/stripe/webhook",
+    response_model=ProviderEventOutcome,
+    dependencies=[Depends(in_flight_slot)],
+)
 async def stripe_webhook(
     request: Request,
     tenant: Annotated[

@@ -10,14 +10,15 @@ from pydantic import Field
 from starlette.responses import Response
 
 from creditgate.domain.errors import InvalidInput
-from creditgate.http.answers import IdempotencyKey, ObjectPath, answer
+from creditgate.http.answers import ObjectPath, RequiredIdempotencyKey, answer
 from creditgate.http.auth import Ledger
+from creditgate.http.bodies import ExactJsonRoute
 from creditgate.http.models import MAX_REASON, Amount, Body, CustomerId, Metadata, Text, Timestamp
 from creditgate.services.billing_results import PurchaseRefund, PurchaseRefundList
 from creditgate.services.refunds import Refund
 from creditgate.services.revenue import RevenueReport
 
-router = APIRouter(prefix="/v1", tags=["refunds"])
+router = APIRouter(prefix="/v1", route_class=ExactJsonRoute, tags=["refunds"])
 
 DEFAULT_PERIOD = timedelta(days=30)
 
@@ -32,7 +33,7 @@ class NewRefund(Body):
 
 @router.post("/charges/{charge}/refunds", status_code=201, response_model=Refund)
 def refund_charge(
-    charge: ObjectPath, body: NewRefund, t: Ledger, idempotency_key: IdempotencyKey = None
+    charge: ObjectPath, body: NewRefund, t: Ledger, idempotency_key: RequiredIdempotencyKey
 ) -> Response:
     refund = t.refund_charge(
         charge,
@@ -58,7 +59,10 @@ class NewPurchaseRefund(Body):
 
 @router.post("/purchases/{purchase}/refunds", status_code=201, response_model=PurchaseRefund)
 def refund_purchase(
-    purchase: ObjectPath, body: NewPurchaseRefund, t: Ledger, idempotency_key: IdempotencyKey = None
+    purchase: ObjectPath,
+    body: NewPurchaseRefund,
+    t: Ledger,
+    idempotency_key: RequiredIdempotencyKey,
 ) -> Response:
     """The money is the price x credits refunded / credits bought, rounded half to even to
     the currency's minor unit over the purchase's running total, never more than was paid

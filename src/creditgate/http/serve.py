@@ -13,7 +13,7 @@ import uvicorn
 
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.clock import clock_from_env
-from creditgate.http import DEFAULT_MAX_IN_FLIGHT, logs
+from creditgate.http import DEFAULT_BODY_TIMEOUT_SECONDS, DEFAULT_MAX_IN_FLIGHT, logs
 from creditgate.http.app import Settings
 from creditgate.storage.database import normalize_url
 from creditgate.worker import DEFAULT_INTERVAL_SECONDS, Sweeper
@@ -29,6 +29,10 @@ class ServeOptions:
     workers: int = 1
     demo: bool = False
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_SECONDS
+    # Comma-separated addresses or networks of proxies whose X-Forwarded-For is believed;
+    # empty: none, the connection's peer is the client (as the failure limiter counts it).
+    trusted_proxies: str = ""
     pool_size: int = 10
     sweep_seconds: float = DEFAULT_INTERVAL_SECONDS
     log_level: str = "info"
@@ -40,6 +44,7 @@ def serve(options: ServeOptions, announce: Callable[[str, str | None], None] | N
     # Worker processes build their app from the environment (see app_from_env).
     os.environ["CREDITGATE_DB"] = url
     os.environ["CREDITGATE_MAX_IN_FLIGHT"] = str(options.max_in_flight)
+    os.environ["CREDITGATE_BODY_TIMEOUT_SECONDS"] = str(options.body_timeout_seconds)
     os.environ["CREDITGATE_POOL_SIZE"] = str(options.pool_size)
     logs.configure(options.log_level)
     # Brings the schema up to date.
@@ -66,6 +71,10 @@ def serve(options: ServeOptions, announce: Callable[[str, str | None], None] | N
         "log_config": logs.uvicorn_log_config(options.log_level),
         "access_log": False,
         "server_header": False,
+        # uvicorn would believe X-Forwarded-For from 127.0.0.1 by default: only from the
+        # proxies the operator names.
+        "proxy_headers": bool(options.trusted_proxies.strip()),
+        "forwarded_allow_ips": options.trusted_proxies.strip() or None,
     }
     metrics_dir = None
     try:

@@ -16,6 +16,7 @@ from creditgate.domain.webhooks import (
 )
 from creditgate.http.answers import IdempotencyKey, ObjectPath, answer
 from creditgate.http.auth import Ledger
+from creditgate.http.bodies import ExactJsonRoute
 from creditgate.http.models import ID_PATTERN, Body, Text
 from creditgate.services.queries import MAX_PAGE
 from creditgate.services.webhooks import (
@@ -28,8 +29,10 @@ from creditgate.services.webhooks import (
     WebhookEndpointList,
 )
 
-endpoints = APIRouter(prefix="/v1/webhook-endpoints", tags=["webhooks"])
-deliveries = APIRouter(prefix="/v1/webhook-deliveries", tags=["webhooks"])
+endpoints = APIRouter(prefix="/v1/webhook-endpoints", route_class=ExactJsonRoute, tags=["webhooks"])
+deliveries = APIRouter(
+    prefix="/v1/webhook-deliveries", route_class=ExactJsonRoute, tags=["webhooks"]
+)
 router = APIRouter()
 
 Url = Annotated[

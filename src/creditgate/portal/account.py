@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from creditgate.domain.errors import CreditgateError
+from creditgate.http.load import in_flight_slot
 from creditgate.portal.pages import Visit, portal_context, visit_of
 from creditgate.portal.reads import branding
 from creditgate.portal.web import (
@@ -27,7 +28,8 @@ from creditgate.portal.web import (
 )
 from creditgate.services.billing_results import AutoTopUp, Pack, Purchase
 
-router = APIRouter(include_in_schema=False)
+# Each page holds an in-flight slot while it is served (its body already read).
+router = APIRouter(include_in_schema=False, dependencies=[Depends(in_flight_slot)])
 
 MAX_MONTHLY_LIMIT = 1_000  # as services.auto_top_up allows
 PROVIDER_NAMES = {"stripe": "Stripe", "manual": "Invoice"}

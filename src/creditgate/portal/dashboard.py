@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
@@ -16,13 +16,20 @@ from starlette.responses import RedirectResponse, Response
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.domain.errors import CreditgateError, NotFound
 from creditgate.http.auth import authenticate
+from creditgate.http.load import in_flight_slot
 from creditgate.portal import charts
-from creditgate.portal.reads import branding, margin_over_time
+from creditgate.portal.reads import (
+    branding,
+    dashboard_session_open,
+    end_dashboard_session,
+    margin_over_time,
+)
 from creditgate.portal.tokens import DASHBOARD_TTL, DashboardSession, TokenRefused
 from creditgate.portal.web import form_fields, money, page, refused, tokens_of
 from creditgate.services.margin import is_loss, margin_rate
 
-router = APIRouter(include_in_schema=False)
+# Each page holds an in-flight slot while it is served (its body already read).
+router = APIRouter(include_in_schema=False, dependencies=[Depends(in_flight_slot)])
 
 COOKIE = "cg_dashboard"
 LOGIN_CSRF = "cg_dashboard_csrf"
@@ -49,10 +56,11 @@ def _visit(request: Request) -> Visit | str:
     return Visit(session, token, TenantLedger(cg, session.tenant_id))
 
 
-def _key_still_valid(visit: Visit) -> bool:
-    # A session lasts as long as the key it was made from: revoking the key ends it.
-    return any(
-        k.id == visit.session.key_id and k.revoked_at is None for k in visit.ledger.api_keys()
+def _still_open(visit: Visit) -> bool:
+    # A session lasts until it is signed out, or the key it was made from is revoked.
+    ledger, session = visit.ledger, visit.session
+    return dashboard_session_open(
+        ledger.cg, ledger.tenant_id, session_id=session.session_id, key_id=session.key_id
     )
 
 
@@ -62,7 +70,7 @@ async def _signed_in(request: Request) -> Visit | Response:
         if visit == "missing":
             return RedirectResponse("/dashboard/login", status_code=303)
         return refused(request, visit, sign_in="/dashboard/login")
-    if not await run_in_threadpool(_key_still_valid, visit):
+    if not await run_in_threadpool(_still_open, visit):
         return refused(request, "expired", sign_in="/dashboard/login")
     return visit
 
@@ -113,8 +121,18 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     visit = _visit(request)
     csrf = (await form_fields(request)).get("csrf")
-    if isinstance(visit, Visit) and not tokens_of(request).csrf_ok(visit.token, csrf):
-        return refused(request, "csrf", sign_in="/dashboard/login")
+    if isinstance(visit, Visit):
+        if not tokens_of(request).csrf_ok(visit.token, csrf):
+            return refused(request, "csrf", sign_in="/dashboard/login")
+        # Ended on the server too: the cookie, kept or copied, no longer works anywhere.
+        session, ledger = visit.session, visit.ledger
+        await run_in_threadpool(
+            end_dashboard_session,
+            ledger.cg,
+            ledger.tenant_id,
+            session_id=session.session_id,
+            expires_at=session.expires_at,
+        )
     response = RedirectResponse("/dashboard/login", status_code=303)
     response.delete_cookie(COOKIE, path="/dashboard")
     return response

@@ -9,20 +9,22 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.domain.errors import CreditgateError, NotFound
+from creditgate.http.load import in_flight_slot
 from creditgate.portal import charts
 from creditgate.portal.reads import branding, usage_by_day
 from creditgate.portal.tokens import PortalSession, TokenRefused
-from creditgate.portal.web import form_fields, page, refused, tokens_of
+from creditgate.portal.web import SECURITY_HEADERS, form_fields, page, refused, tokens_of
 from creditgate.services.billing_results import Purchase
 
-router = APIRouter(include_in_schema=False)
+# Each page holds an in-flight slot while it is served (its body already read).
+router = APIRouter(include_in_schema=False, dependencies=[Depends(in_flight_slot)])
 
 COOKIE = "cg_portal"
 PAGE_SIZE = 20
@@ -189,6 +191,7 @@ async def balance_fragment(request: Request) -> Response:
             '<p role="alert">This page has expired. Open a new billing link.</p>',
             status_code=286,
             media_type="text/html",
+            headers=SECURITY_HEADERS,
         )
     wallet = await run_in_threadpool(visit.ledger.wallet, visit.session.customer)
     return page(request, "_balance.html", {"wallet": wallet})

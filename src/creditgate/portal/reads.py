@@ -36,3 +36,11 @@ def usage_by_day(cg: Creditgate, tenant_id: str, **kwargs: Any) -> list[DailyUsa
 
 def margin_over_time(cg: Creditgate, tenant_id: str, **kwargs: Any) -> list[MarginPoint]:
     return _run(cg, tenant_id, portal.margin_over_time, read_only=True, **kwargs)
+
+
+def dashboard_session_open(cg: Creditgate, tenant_id: str, **kwargs: Any) -> bool:
+    return _run(cg, tenant_id, portal.dashboard_session_open, read_only=True, **kwargs)
+
+
+def end_dashboard_session(cg: Creditgate, tenant_id: str, **kwargs: Any) -> None:
+    _run(cg, tenant_id, portal.end_dashboard_session, read_only=False, **kwargs)

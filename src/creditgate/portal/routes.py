@@ -11,6 +11,7 @@ from creditgate.portal.tokens import Tokens
 
 def install(app: FastAPI, tokens: Tokens | None = None) -> None:
     app.state.portal_tokens = tokens or Tokens()
+    app.add_exception_handler(web.MalformedForm, web.malformed_form)
     for router in (
         portal_api.router,
         web.static_router,

@@ -34,6 +34,7 @@ class PortalSession:
 class DashboardSession:
     tenant_id: str
     key_id: str
+    session_id: str  # what signing out records (see services.portal.end_dashboard_session)
     expires_at: datetime
 
 
@@ -69,13 +70,23 @@ class Tokens:
         )
 
     def dashboard_token(self, tenant_id: str, key_id: str, *, now: datetime) -> str:
-        payload = {"t": tenant_id, "k": key_id, "e": _epoch(now + DASHBOARD_TTL)}
+        payload = {
+            "t": tenant_id,
+            "k": key_id,
+            "s": secrets.token_urlsafe(18),
+            "e": _epoch(now + DASHBOARD_TTL),
+        }
         return str(self._dashboard.dumps(payload))
 
     def dashboard_session(self, token: str | None, *, now: datetime) -> DashboardSession:
         data = _load(self._dashboard, token, now)
+        if not isinstance(data.get("s"), str):
+            raise TokenRefused("expired")  # made before sessions could be signed out
         return DashboardSession(
-            tenant_id=str(data["t"]), key_id=str(data["k"]), expires_at=_from_epoch(data["e"])
+            tenant_id=str(data["t"]),
+            key_id=str(data["k"]),
+            session_id=data["s"],
+            expires_at=_from_epoch(data["e"]),
         )
 
     def csrf(self, session_token: str) -> str:

@@ -123,6 +123,7 @@ REFUSALS = {
     "csrf": (403, "Form expired", "Reload the page and try again."),
     "not_allowed": (403, "Not available here", "Ask the product's support team to change it."),
     "not_found": (404, "Not found", "There is nothing at this address for your account."),
+    "malformed": (400, "This form could not be read", "Reload the page and try again."),
 }
 
 
@@ -133,6 +134,11 @@ def refused(request: Request, reason: str, *, sign_in: str | None = None) -> Res
 
 
 MAX_FORM_BYTES = 8_192
+MAX_FORM_FIELDS = 20
+
+
+class MalformedForm(Exception):
+    """A form none of ours would send (more fields than any has): 400, the refusal page."""
 
 
 async def form_fields(request: Request) -> dict[str, str]:
@@ -140,5 +146,12 @@ async def form_fields(request: Request) -> dict[str, str]:
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
         return {}
-    fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=20)
+    try:
+        fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:  # more than MAX_FORM_FIELDS fields
+        raise MalformedForm() from None
     return {name: values[0][:4096] for name, values in fields.items()}
+
+
+async def malformed_form(request: Request, _exc: Exception) -> Response:
+    return refused(request, "malformed")

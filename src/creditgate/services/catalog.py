@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
@@ -152,6 +153,22 @@ def check_external_id(value: object, field: str = "customer") -> str:
     return value
 
 
+# A new customer's id: it goes into URL paths (`/v1/customers/{id}/…`), so only characters
+# that need no escaping there and cannot end or reshape a path (no `/`, `?`, `#`, `%`, no
+# `.` or `..` alone). Lookups still take any id an earlier version let in.
+CUSTOMER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+
+
+def check_new_external_id(value: object, field: str = "external_id") -> str:
+    if not isinstance(value, str) or CUSTOMER_ID.fullmatch(value) is None:
+        raise InvalidInput(
+            f"{field} must be 1-128 characters of A-Z, a-z, 0-9 and . _ : @ -, "
+            "starting with a letter or digit",
+            field=field,
+        )
+    return value
+
+
 def create_customer(
     tx: Tx,
     *,
@@ -162,7 +179,7 @@ def create_customer(
     overdraft_limit: int | None = None,
     idempotency_key: str | None = None,
 ) -> Customer:
-    external_id = check_external_id(external_id, "external_id")
+    external_id = check_new_external_id(external_id)
     name = check_name(name, "name", required=False)
     meta = check_metadata(metadata)
     wallet_policy = WalletPolicy.build(policy, overdraft_limit)

@@ -428,7 +428,9 @@ def handle_stripe_webhook(tx: Tx, *, payload: bytes, signature: str | None) -> P
         event_id, event_type, obj = event["id"], event["type"], event["data"]["object"]
     except stripe.SignatureVerificationError as exc:
         raise InvalidSignature(f"the Stripe signature does not verify: {exc}") from None
-    except (ValueError, KeyError, TypeError, RecursionError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        # AttributeError: a JSON value that is not an object ([], 1, null), which the
+        # stripe library reads as one.
         raise InvalidSignature("the payload is not a Stripe event") from None
     if (
         not isinstance(event_id, str)

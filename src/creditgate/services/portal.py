@@ -1,5 +1,5 @@
 """What the billing portal and the dashboard read beyond the ledger: branding, usage and margin
-per day."""
+per day, and whether a dashboard session is still open."""
 
 from __future__ import annotations
 
@@ -8,14 +8,21 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal, localcontext
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from creditgate.domain.errors import InvalidInput
+from creditgate.services._billing import insert_if_new
 from creditgate.services.catalog import check_external_id
 from creditgate.services.context import Tx
 from creditgate.services.margin import margin_rate
 from creditgate.services.results import DecimalString, Result
-from creditgate.storage.tables import charges, tenant_branding, tenants
+from creditgate.storage.tables import (
+    api_keys,
+    charges,
+    dashboard_sign_outs,
+    tenant_branding,
+    tenants,
+)
 
 DEFAULT_ACCENT = "#4f46e5"
 _COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -175,3 +182,46 @@ def margin_over_time(
             totals.items(), key=lambda item: (item[0][0], item[0][1] or "", item[0][2] or "")
         )
     ]
+
+
+def dashboard_session_open(tx: Tx, *, session_id: str, key_id: str) -> bool:
+    """Whether a dashboard session still works: not signed out, and the key it was made
+    from not revoked (revoking the key ends its sessions)."""
+    key_live = tx.conn.execute(
+        select(api_keys.c.id).where(
+            api_keys.c.tenant_id == tx.tenant_id,
+            api_keys.c.id == key_id,
+            api_keys.c.revoked_at.is_(None),
+        )
+    ).first()
+    if key_live is None:
+        return False
+    signed_out = tx.conn.execute(
+        select(dashboard_sign_outs.c.session_id).where(
+            dashboard_sign_outs.c.tenant_id == tx.tenant_id,
+            dashboard_sign_outs.c.session_id == session_id,
+        )
+    ).first()
+    return signed_out is None
+
+
+def end_dashboard_session(tx: Tx, *, session_id: str, expires_at: datetime) -> None:
+    """Sign a dashboard session out, on every server process; forget sign-outs of sessions
+    that have expired since."""
+    tx.conn.execute(
+        delete(dashboard_sign_outs).where(
+            dashboard_sign_outs.c.tenant_id == tx.tenant_id,
+            dashboard_sign_outs.c.expires_at <= tx.now,
+        )
+    )
+    if expires_at > tx.now:
+        insert_if_new(
+            tx,
+            dashboard_sign_outs,
+            {
+                "tenant_id": tx.tenant_id,
+                "session_id": session_id,
+                "signed_out_at": tx.now,
+                "expires_at": expires_at,
+            },
+        )

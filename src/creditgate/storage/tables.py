@@ -609,3 +609,16 @@ tenant_branding = Table(
     # 1: the portal lets customers change their own auto top-up.
     Column("customers_manage_auto_top_up", Integer, nullable=False, server_default="0"),
 )
+
+# Dashboard sessions signed out before they expired: their cookie no longer works on any
+# server process. A row is of no use once its session would have expired anyway; rows past
+# that are removed at the tenant's next sign-out.
+dashboard_sign_outs = Table(
+    "dashboard_sign_outs",
+    metadata,
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("session_id", String(64), nullable=False),
+    Column("signed_out_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "session_id"),
+)

@@ -1,0 +1,87 @@
+"""Load shedding: at most so many requests served at once per process; past that, 503 at once.
+
+Refusing quickly keeps the latency of accepted requests bounded instead of letting a queue
+grow without bound in front of the database. A request takes its in-flight slot only once
+it has all its body, is routed, and (for the API) its key is verified: a client trickling a
+body, an unknown path or a bad key never holds one, so none of them can starve valid work.
+The API takes its slot in the key's dependency (`auth.current_ledger`), the portal and the
+Stripe webhook in `in_flight_slot`, the edge's hot routes (`hot.py`) after the key cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Request
+from starlette.responses import Response
+
+from creditgate.domain.errors import CreditgateError
+from creditgate.http.metrics import IN_FLIGHT, REFUSED
+from creditgate.http.problems import from_error, problem_response
+
+
+class Overloaded(CreditgateError):
+    """Past the in-flight limit: retry after a moment (503 with Retry-After)."""
+
+    code = "overloaded"
+    status = 503
+
+    def __init__(self) -> None:
+        super().__init__("the server is at capacity; retry after a moment")
+
+
+class InFlight:
+    """Requests being served by this process, against its limit (one event loop per process,
+    so no lock). The last quarter of the slots is kept for requests that finish a hold."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.new_work_limit = limit - limit // 4
+        self.count = 0
+
+    def has_room(self, finishes_a_hold: bool) -> bool:
+        return self.count < (self.limit if finishes_a_hold else self.new_work_limit)
+
+    def enter(self) -> None:
+        self.count += 1
+        IN_FLIGHT.inc()
+
+    def leave(self) -> None:
+        self.count -= 1
+        IN_FLIGHT.dec()
+
+    @asynccontextmanager
+    async def slot(self, method: str, path: str) -> AsyncIterator[None]:
+        """Hold a slot while the block runs; Overloaded when there is none."""
+        if not self.has_room(finishes_a_hold(method, path)):
+            REFUSED.inc()
+            raise Overloaded()
+        self.enter()
+        try:
+            yield
+        finally:
+            self.leave()
+
+
+async def in_flight_slot(request: Request) -> AsyncIterator[None]:
+    """A dependency: the request holds an in-flight slot until its answer is sent."""
+    in_flight: InFlight = request.app.state.in_flight
+    async with in_flight.slot(request.method, request.scope["path"]):
+        yield
+
+
+def overloaded() -> Response:
+    """The answer past the in-flight limit, as the exception handlers give it for Overloaded."""
+    return problem_response(from_error(Overloaded()))
+
+
+def finishes_a_hold(method: str, path: str) -> bool:
+    """Settling or voiding an authorization: work a client started, and whose hold stays
+    taken until it expires if the request is refused."""
+    return (
+        method == "POST"
+        and path.startswith("/v1/authorizations/")
+        and path.endswith(("/settle", "/void"))
+        and path.count("/") == 4
+    )
