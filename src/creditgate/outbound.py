@@ -163,7 +163,8 @@ class GuardedBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
-        addresses = list(self.resolve(host, port))
+        literal = literal_address(host)
+        addresses = [str(literal)] if literal is not None else list(self.resolve(host, port))
         if not addresses:
             raise UnresolvableTarget(host)
         if not self.allow_private:
