@@ -96,7 +96,11 @@ def test_an_endpoint_cannot_be_moved_inside_either(api: Api) -> None:
 
 
 def test_public_addresses_and_names_are_accepted(api: Api) -> None:
-    for url in ("https://hooks.example.com/a", "http://93.184.215.14/b", "https://[2606:4700::1]/c"):
+    for url in (
+        "https://hooks.example.com/a",
+        "http://93.184.215.14/b",
+        "https://[2606:4700::1]/c",
+    ):
         assert create(api, url).status_code == 201, url
 
 
