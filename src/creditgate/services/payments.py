@@ -163,7 +163,9 @@ class StripeProvider:
                 {"idempotency_key": f"creditgate-checkout-{purchase.id}"},
             )
         except stripe.StripeError as exc:
-            raise PaymentProviderError(f"Stripe refused the checkout: {_message(exc)}") from exc
+            unanswered = isinstance(exc, stripe.APIConnectionError) or (exc.http_status or 0) >= 500
+            what = "Stripe did not answer" if unanswered else "Stripe refused the checkout"
+            raise PaymentProviderError(f"{what}: {_message(exc)}") from exc
         return CheckoutSession(ref=session.id, url=session.url)
 
     def charge_saved_method(self, purchase: Purchase, method: PaymentMethod | None) -> Payment:
@@ -241,10 +243,10 @@ def _message(exc: stripe.StripeError) -> str:
         cleaned = "".join(c if c.isprintable() else " " for c in text)
         return cleaned[:MAX_PROVIDER_MESSAGE]
     if isinstance(exc, stripe.APIConnectionError):
-        return "Stripe could not be reached"
+        return "the connection to Stripe failed"
     if exc.http_status:
-        return f"Stripe answered HTTP {exc.http_status} without an error it explains"
-    return f"Stripe failed ({type(exc).__name__})"
+        return f"HTTP {exc.http_status}, without an error Stripe explains"
+    return type(exc).__name__
 
 
 def provider_for(name: str, config: dict[str, Any], tenant_id: str) -> PaymentProvider:
