@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import stat
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,21 +34,6 @@ runner = CliRunner()
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def fresh_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database of its own: rotation re-seals every tenant's secrets in it."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fresh.db'}"
-        return
-    server = str(request.getfixturevalue("postgres_server"))
-    name = f"creditgate_secrets_{uuid.uuid4().hex[:8]}"
-    url = create_database(server, name)
-    try:
-        yield url
-    finally:
-        drop_database(server, name)
-
-
 def _raw(db: Database) -> tuple[str, dict[str, str]]:
     with db.engine.connect() as conn:
         secret = conn.execute(select(webhook_endpoints.c.secret)).scalar_one()
@@ -71,18 +55,18 @@ def _shop(cg: Creditgate) -> str:
 
 
 def test_rotation_reseals_every_secret_under_the_newest_key(
-    fresh_db: str, monkeypatch: pytest.MonkeyPatch
+    empty_db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     old, new = generate_key(), generate_key()
     monkeypatch.setenv(ENV_KEYS, old)
-    with Creditgate(fresh_db) as cg:
+    with Creditgate(empty_db) as cg:
         secret = _shop(cg)
     monkeypatch.setenv(ENV_KEYS, f"{new},{old}")
-    result = runner.invoke(app, ["secrets", "rotate", "--db", fresh_db, "--json"])
+    result = runner.invoke(app, ["secrets", "rotate", "--db", empty_db, "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == {"webhook_secrets": 1, "provider_secrets": 2}
 
-    db = Database(fresh_db)
+    db = Database(empty_db)
     try:
         stored, config = _raw(db)
         # The newest key alone opens everything now: the old one may be dropped.
@@ -94,7 +78,7 @@ def test_rotation_reseals_every_secret_under_the_newest_key(
     finally:
         db.dispose()
     monkeypatch.setenv(ENV_KEYS, new)
-    with Creditgate(fresh_db) as cg:
+    with Creditgate(empty_db) as cg:
         assert cg.db.secret_keys.open(stored) == secret
 
 
@@ -180,11 +164,11 @@ def _plain_rows(db: Database) -> None:
 
 
 def test_the_migration_seals_secrets_stored_in_plain_text(
-    fresh_db: str, monkeypatch: pytest.MonkeyPatch
+    empty_db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key = generate_key()
     monkeypatch.setenv(ENV_KEYS, key)
-    db = Database(fresh_db)
+    db = Database(empty_db)
     try:
         upgrade(db, "0011")
         _plain_rows(db)
@@ -230,3 +214,16 @@ def test_postgresql_with_plain_secrets_and_no_key_stops_the_migration(
     finally:
         db.dispose()
         drop_database(postgres_server, name)
+
+
+def test_a_running_server_opens_what_a_rotation_with_a_new_key_sealed(tmp_path: Path) -> None:
+    key_file = tmp_path / "served.db.keys"
+    running, rotating = SecretKeys(key_file=key_file), SecretKeys(key_file=key_file)
+    sealed = running.seal("whsec_live")
+    rotating.add_key()
+    resealed = rotating.reseal(sealed)
+    assert resealed != sealed
+    # The running one read the file before the new key was put in front: it reads it again.
+    assert running.open(resealed) == "whsec_live"
+    with pytest.raises(SecretUnreadable):
+        SecretKeys([generate_key()]).open(resealed)

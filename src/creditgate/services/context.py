@@ -105,13 +105,18 @@ class Operator:
         )
 
 
+# Where none are given: private targets refused, Stripe itself, and no key to seal with.
+# One shared instance: a Tx is made per request, the gate's included.
+DEFAULT_OPERATOR = Operator()
+
+
 @dataclass
 class Tx:
     conn: Connection
     tenant_id: str
     now: datetime
     catalog: Catalog = field(default_factory=Catalog)
-    operator: Operator = field(default_factory=Operator)
+    operator: Operator = DEFAULT_OPERATOR
 
     def asset(self, code: str) -> Asset:
         return self.catalog.asset(self.conn, self.tenant_id, code)
