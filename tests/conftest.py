@@ -11,11 +11,19 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+# The operator's key for the secrets the tests store (the servers the tests start inherit it).
+os.environ.setdefault("CREDITGATE_SECRET_KEYS", "rZ0cIFqBWh1YH1I-0CgbO3P0XcbVjfV3aFpkbbRUe1A=")
+
 from creditgate.api import Creditgate, TenantLedger
+from creditgate.services.context import ENV_ALLOW_PRIVATE
 from creditgate.storage.throwaway import (
     ENV_URL,
     PostgresUnavailable,
@@ -23,6 +31,7 @@ from creditgate.storage.throwaway import (
     create_database,
     drop_database,
 )
+from tests.stripe_fake import FakeStripe
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -84,6 +93,21 @@ def db_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("sqlite_url"))
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with nothing in it: a new SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    server = str(request.getfixturevalue("postgres_server"))
+    name = f"creditgate_fresh_{uuid.uuid4().hex[:8]}"
+    url = create_database(server, name)
+    try:
+        yield url
+    finally:
+        drop_database(server, name)
+
+
 @pytest.fixture
 def backend(db_url: str) -> str:
     return "postgres" if db_url.startswith("postgresql") else "sqlite"
@@ -105,6 +129,43 @@ def cg(db_url: str, clock: FakeClock) -> Creditgate:
         shared = _instances[db_url] = Creditgate(db_url)
     shared.clock = clock
     return shared
+
+
+@contextmanager
+def operator_settings(cg: Creditgate, **changes: Any) -> Iterator[None]:
+    """The operator's settings changed on the shared creditgate for the length of a block."""
+    before = cg.operator
+    cg.operator = replace(before, **changes)
+    try:
+        yield
+    finally:
+        cg.operator = before
+
+
+@pytest.fixture
+def private_webhook_targets(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """The operator's switch on, so that webhooks may go to the tests' receivers on loopback:
+    on the shared creditgate if the test uses it, and in the environment, for the
+    creditgates and servers the test starts itself."""
+    monkeypatch.setenv(ENV_ALLOW_PRIVATE, "1")
+    if "cg" not in request.fixturenames:
+        yield
+        return
+    with operator_settings(request.getfixturevalue("cg"), allow_private_webhook_targets=True):
+        yield
+
+
+@pytest.fixture
+def fake_stripe(cg: Creditgate) -> Iterator[FakeStripe]:
+    """Stripe's API offline, where the operator points the Stripe client (no tenant can)."""
+    fake = FakeStripe().start()
+    try:
+        with operator_settings(cg, stripe_api_base=fake.url):
+            yield fake
+    finally:
+        fake.stop()
 
 
 @pytest.fixture

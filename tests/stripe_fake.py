@@ -1,6 +1,7 @@
 """Stripe offline: a loopback server answering with Stripe's recorded JSON, and signed events.
 
-The `stripe` client is pointed at the server through the tenant's `api_base`, so requests
+The `stripe` client is pointed at the server by the operator's setting (`stripe_api_base`,
+`CREDITGATE_STRIPE_API_BASE`; no tenant can point it anywhere), so requests
 go through the real client (form encoding, idempotency keys, error mapping), and nothing
 leaves the machine. Events are signed the way Stripe signs them (`t=…,v1=HMAC-SHA256`).
 """

@@ -31,7 +31,7 @@ from creditgate.services import (
 )
 from creditgate.services import webhooks as webhook_service
 from creditgate.services.api_keys import Principal
-from creditgate.services.context import Catalog, Tx
+from creditgate.services.context import Catalog, Operator, Tx
 from creditgate.services.margin import FullMarginReport
 from creditgate.services.results import (
     ApiKey,
@@ -81,6 +81,8 @@ class Creditgate:
         self.db = Database(url, pool_size=pool_size)
         self.clock = clock
         self.catalog = Catalog()
+        # The operator's settings, from the environment (an embedding program may replace them).
+        self.operator = Operator.from_env(self.db.secret_keys)
         if migrate:
             upgrade(self.db)
 
@@ -99,7 +101,9 @@ class Creditgate:
         def work(conn: Any) -> tuple[Tenant, CreatedApiKey]:
             now = self.clock()
             tenant = catalog.create_tenant(conn, name=name, now=now)
-            key = api_keys.create_key(Tx(conn, tenant.id, now, self.catalog), name=key_name)
+            key = api_keys.create_key(
+                Tx(conn, tenant.id, now, self.catalog, operator=self.operator), name=key_name
+            )
             return tenant, key
 
         return self.db.run(work)
@@ -145,7 +149,10 @@ class TenantLedger(BillingMethods):
         """`fn` as a unit of work: on its connection, at the clock's time of each attempt."""
 
         def work(conn: Any) -> T:
-            return fn(Tx(conn, self.tenant_id, self.cg.clock(), self.cg.catalog), **kwargs)
+            tx = Tx(
+                conn, self.tenant_id, self.cg.clock(), self.cg.catalog, operator=self.cg.operator
+            )
+            return fn(tx, **kwargs)
 
         return work
 
@@ -605,7 +612,8 @@ class TenantLedger(BillingMethods):
         """One delivery round for this tenant, for use without `creditgate serve`'s worker."""
         if sender is not None:
             return deliver_webhooks(self.cg.db, self.cg.clock, sender, tenant_id=self.tenant_id)
-        with WebhookSender() as own:
+        allow_private = self.cg.operator.allow_private_webhook_targets
+        with WebhookSender(allow_private_targets=allow_private) as own:
             return deliver_webhooks(self.cg.db, self.cg.clock, own, tenant_id=self.tenant_id)
 
     # Refunds and revenue

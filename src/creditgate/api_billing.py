@@ -165,14 +165,12 @@ class BillingMethods:
         *,
         api_key: str | None = None,
         webhook_secret: str | None = None,
-        api_base: str | None = None,
     ) -> ProviderAccount:
         return self._run(
             purchases.set_provider_account,
             provider=provider,
             api_key=api_key,
             webhook_secret=webhook_secret,
-            api_base=api_base,
         )
 
     def provider_accounts(self) -> list[ProviderAccount]:

@@ -61,6 +61,9 @@ app.add_typer(billing_app, name="billing")
 from creditgate.cli_webhooks import webhooks_app  # noqa: E402
 
 app.add_typer(webhooks_app, name="webhooks")
+from creditgate.cli_secrets import secrets_app  # noqa: E402
+
+app.add_typer(secrets_app, name="secrets")
 
 
 @app.command()
@@ -639,6 +642,21 @@ def serve(
         float, typer.Option(min=0.1, help="How often holds and lots are expired")
     ] = 5.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+    allow_private_webhook_targets: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private-webhook-targets",
+            help="Let webhooks go to loopback and private networks (self-hosted receivers); "
+            "$CREDITGATE_ALLOW_PRIVATE_WEBHOOK_TARGETS=1 alike",
+        ),
+    ] = False,
+    stripe_api_base: Annotated[
+        str | None,
+        typer.Option(
+            help="Where the Stripe client connects instead of Stripe (a proxy, or an offline "
+            "fake); $CREDITGATE_STRIPE_API_BASE alike"
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP API (with the background sweeper) until interrupted."""
     from creditgate.http.serve import ServeOptions
@@ -663,6 +681,8 @@ def serve(
         pool_size=pool_size,
         sweep_seconds=sweep_seconds,
         log_level=log_level,
+        allow_private_webhook_targets=allow_private_webhook_targets,
+        stripe_api_base=stripe_api_base,
     )
     run_server(options, announce)
 

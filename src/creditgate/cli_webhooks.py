@@ -258,7 +258,12 @@ def deliver(
     """Send every due delivery of the tenant now (`creditgate serve` does this on its own)."""
     from creditgate.webhook_sender import WebhookSender
 
-    with open_ledger(db, tenant) as t, WebhookSender(timeout=timeout) as sender:
+    with (
+        open_ledger(db, tenant) as t,
+        WebhookSender(
+            timeout=timeout, allow_private_targets=t.cg.operator.allow_private_webhook_targets
+        ) as sender,
+    ):
         report = t.deliver_webhooks(sender)
     if as_json:
         print(report.model_dump_json())

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from creditgate.api import Creditgate
+from creditgate.portal.reads import save_branding
 from creditgate.services.results import Tenant
 
 DEMO_TENANT_ID = "ten_demo"
@@ -86,6 +87,8 @@ def seed_demo(cg: Creditgate) -> Tenant:
     t.create_asset("gpu_minutes", 0, "GPU minutes")
     t.publish_rate_card(DEMO_CARD)
     t.publish_rate_card(API_POOL_CARD, name="api-pool")
+    # The demo's portal sells packs without Stripe: purchases count as paid at once.
+    save_branding(cg, tenant.id, name="Demo AI", portal_demo_payments=True)
 
     t.create_customer("cust_alice", name="Alice (Pro plan)")
     t.grant(

@@ -3,6 +3,11 @@
 Signatures follow the Standard Webhooks specification: headers `webhook-id` (the delivery
 id, the same on every attempt, for the receiver to deduplicate on), `webhook-timestamp`
 and `webhook-signature` (`v1,<base64 HMAC-SHA256 of id.timestamp.body>`).
+
+Every connection goes through `outbound.guarded_transport`: only to public addresses
+(unless the operator allows private ones), to the address that was checked, never through
+a proxy from the environment, and never following a redirect. What is recorded of an
+attempt is its status code or a class of error, never what the receiver answered.
 """
 
 from __future__ import annotations
@@ -10,7 +15,6 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -20,8 +24,16 @@ import httpx
 from sqlalchemy import Connection
 from standardwebhooks.webhooks import Webhook
 
+from creditgate.domain.errors import CreditgateError
+from creditgate.outbound import (
+    RefusedTarget,
+    Resolve,
+    UnresolvableTarget,
+    error_class,
+    guarded_transport,
+    system_resolve,
+)
 from creditgate.services.outbox import (
-    MAX_EXCERPT,
     Outcome,
     Outgoing,
     claim_due,
@@ -30,6 +42,7 @@ from creditgate.services.outbox import (
 )
 from creditgate.services.results import Result
 from creditgate.storage.database import Database
+from creditgate.storage.secret_keys import SecretKeys
 
 log = logging.getLogger("creditgate.webhooks")
 
@@ -62,6 +75,8 @@ class WebhookSender:
 
     `webhook-timestamp` is always the real time of sending, whatever clock schedules the
     retries: receivers reject a signature whose timestamp is more than minutes off theirs.
+    `allow_private_targets` is the operator's switch (see `outbound`); `resolve` turns a
+    host into addresses (the system resolver; tests give their own).
     """
 
     def __init__(
@@ -70,7 +85,8 @@ class WebhookSender:
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         concurrency: int = DEFAULT_CONCURRENCY,
         signing_clock: Clock = wall_clock,
-        transport: httpx.BaseTransport | None = None,
+        allow_private_targets: bool = False,
+        resolve: Resolve = system_resolve,
     ) -> None:
         self.timeout = timeout
         self.signing_clock = signing_clock
@@ -78,13 +94,14 @@ class WebhookSender:
             timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_SECONDS)),
             follow_redirects=False,
             headers={"user-agent": USER_AGENT},
-            transport=transport,
+            transport=guarded_transport(allow_private=allow_private_targets, resolve=resolve),
+            trust_env=False,
         )
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="creditgate-webhook")
 
-    def headers(self, sent: Outgoing) -> dict[str, str]:
+    def headers(self, sent: Outgoing, secret: str) -> dict[str, str]:
         now = self.signing_clock().astimezone(UTC)
-        signature = Webhook(sent.secret).sign(sent.delivery_id, now, sent.body)
+        signature = Webhook(secret).sign(sent.delivery_id, now, sent.body)
         return {
             "content-type": "application/json",
             "webhook-id": sent.delivery_id,
@@ -92,27 +109,30 @@ class WebhookSender:
             "webhook-signature": signature,
         }
 
-    def send(self, sent: Outgoing) -> Outcome:
+    def send(self, sent: Outgoing, secret: str) -> Outcome:
+        """One attempt, signed with the endpoint's (opened) secret. The body of the answer is
+        not read: closing the response drops it with the connection."""
         try:
             with self._client.stream(
-                "POST", sent.url, content=sent.body.encode(), headers=self.headers(sent)
+                "POST", sent.url, content=sent.body.encode(), headers=self.headers(sent, secret)
             ) as response:
-                excerpt = _excerpt(response, time.monotonic() + self.timeout)
-        except httpx.TimeoutException:
-            return Outcome(error=f"timed out (after {self.timeout:g}s)")
-        except httpx.HTTPError as exc:
-            return Outcome(error=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
-        outcome = Outcome(status_code=response.status_code, excerpt=excerpt)
-        if outcome.ok:
-            return outcome
-        return Outcome(
-            status_code=response.status_code,
-            excerpt=excerpt,
-            error=f"the endpoint answered {response.status_code}",
-        )
+                status = response.status_code
+        except (httpx.HTTPError, RefusedTarget, UnresolvableTarget) as exc:
+            return Outcome(error=error_class(exc))
+        if 200 <= status < 300:
+            return Outcome(status_code=status)
+        return Outcome(status_code=status, error="http_status")
 
-    def send_all(self, batch: Sequence[Outgoing]) -> list[Outcome]:
-        return list(self._pool.map(self.send, batch))
+    def send_all(self, batch: Sequence[Outgoing], secret_keys: SecretKeys) -> list[Outcome]:
+        def attempt(sent: Outgoing) -> Outcome:
+            try:
+                secret = secret_keys.open(sent.secret)
+            except CreditgateError:
+                log.error("a webhook secret does not open", extra={"endpoint": sent.endpoint_id})
+                return Outcome(error="signing_secret_unavailable")
+            return self.send(sent, secret)
+
+        return list(self._pool.map(attempt, batch))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -123,17 +143,6 @@ class WebhookSender:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _excerpt(response: httpx.Response, deadline: float) -> str:
-    """The start of the answer's body, read no further (a receiver may answer megabytes, or
-    trickle them: httpx's timeouts bound each read, not the whole body)."""
-    data = b""
-    for chunk in response.iter_bytes():
-        data += chunk
-        if len(data) >= MAX_EXCERPT * 4 or time.monotonic() > deadline:
-            break
-    return data.decode("utf-8", "replace")[:MAX_EXCERPT]
 
 
 def deliver_webhooks(
@@ -161,7 +170,7 @@ def deliver_webhooks(
         if not claimed:
             break
         attempted += len(claimed)
-        for sent, outcome in zip(claimed, sender.send_all(claimed), strict=True):
+        for sent, outcome in zip(claimed, sender.send_all(claimed, db.secret_keys), strict=True):
             status = db.run(
                 partial(_record, sent=sent, outcome=outcome, clock=clock, spread=rng.uniform(-1, 1))
             )

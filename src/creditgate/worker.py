@@ -6,7 +6,7 @@ import logging
 import threading
 
 from creditgate.api import Creditgate, TenantLedger
-from creditgate.webhook_sender import WebhookDispatcher
+from creditgate.webhook_sender import WebhookDispatcher, WebhookSender
 
 log = logging.getLogger("creditgate.worker")
 
@@ -47,7 +47,8 @@ class Sweeper:
         self.interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="creditgate-sweeper", daemon=True)
-        self.webhooks = WebhookDispatcher(cg.db, lambda: cg.clock())
+        sender = WebhookSender(allow_private_targets=cg.operator.allow_private_webhook_targets)
+        self.webhooks = WebhookDispatcher(cg.db, lambda: cg.clock(), sender=sender)
 
     def start(self) -> None:
         self._thread.start()

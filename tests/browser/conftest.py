@@ -23,6 +23,7 @@ import pytest
 
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.storage.throwaway import create_database, drop_database
+from tests.stripe_fake import FakeStripe
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -90,6 +91,7 @@ def _free_port() -> int:
 class Server:
     base: str
     cg: Creditgate  # the same database, seen in-process, for seeding
+    stripe: FakeStripe  # where the operator points the server's Stripe client
     secrets: list[str] = field(default_factory=list)  # keys and tokens handed out
 
     def tenant(self, name: str = "Acme AI") -> Tenant:
@@ -150,7 +152,12 @@ def server(
         url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'creditgate.db'}"
     cg = Creditgate(url)  # migrates before the server starts
     port = _free_port()
-    env = {**os.environ, "CREDITGATE_PORTAL_SECRET": SECRET}
+    stripe = FakeStripe().start()
+    env = {
+        **os.environ,
+        "CREDITGATE_PORTAL_SECRET": SECRET,
+        "CREDITGATE_STRIPE_API_BASE": stripe.url,
+    }
     command = [sys.executable, "-m", "creditgate", "serve", "--db", url, "--port", str(port)]
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     with log.open("wb") as out:
@@ -167,7 +174,7 @@ def server(
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"creditgate serve did not start:\n{log.read_text()[-2000:]}")
             time.sleep(0.1)
-        running = Server(base, cg)
+        running = Server(base, cg, stripe)
         yield running
     finally:
         process.terminate()
@@ -176,6 +183,7 @@ def server(
         except subprocess.TimeoutExpired:
             process.kill()
         cg.close()
+        stripe.stop()
         if database is not None:
             drop_database(postgres_server, database)
     # No key or token handed out appears in anything the server logged.

@@ -48,6 +48,8 @@ def test_portal_shows_the_balance_and_it_falls_live_as_charges_are_made(
 
 def test_a_pack_bought_in_demo_mode_adds_its_credit(server: Server, page: Any) -> None:
     acme = server.tenant()
+    demo = {"name": "Acme AI", "portal_demo_payments": True}  # the tenant turns demo mode on
+    acme.api.put("/v1/portal/branding", json=demo).raise_for_status()
     acme.customer("bob", 500)
     pack = {"code": "starter", "name": "Starter", "asset": "credits", "amount": 10_000}
     pack["price"] = "9"
@@ -71,6 +73,29 @@ def test_a_pack_bought_in_demo_mode_adds_its_credit(server: Server, page: Any) -
     # A reload of the answer page buys nothing more.
     page.reload()
     assert len(acme.api.get("/v1/customers/bob/purchases").json()["data"]) == 1
+
+
+def test_without_stripe_or_demo_mode_a_bought_pack_waits_for_its_payment(
+    server: Server, page: Any
+) -> None:
+    acme = server.tenant()
+    acme.customer("bob", 500)
+    pack = {"code": "starter", "name": "Starter", "asset": "credits", "amount": 10_000}
+    assert acme.api.post("/v1/packs", json={**pack, "price": "9"}).status_code == 201
+    page.goto(acme.portal_url("bob"))
+    expect(page.locator("#topup")).not_to_contain_text("Demo mode")
+    expect(page.get_by_test_id("invoiced")).to_be_visible()
+    page.get_by_role("button", name="Buy Starter for 9.00 USD").click()
+    expect(page.get_by_test_id("bought")).to_contain_text("pending")
+    expect(page.get_by_test_id("available-credits")).to_have_text("5.00")
+    (purchase,) = acme.api.get("/v1/customers/bob/purchases").json()["data"]
+    assert (purchase["status"], purchase["provider"]) == ("pending", "manual")
+    # The tenant marks the invoice paid once the money is in: then the credit shows.
+    paid = acme.api.post(
+        f"/v1/purchases/{purchase['id']}/mark-paid", headers={"Idempotency-Key": "p"}
+    )
+    assert paid.status_code == 200, paid.text
+    expect(page.get_by_test_id("available-credits")).to_have_text("105.00")
 
 
 def test_expired_and_forged_tokens_are_refused(server: Server, page: Any) -> None:

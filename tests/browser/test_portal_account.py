@@ -27,6 +27,7 @@ def _shop(server: Server, *, allow_auto_top_up: bool) -> Tenant:
         "name": "Northwind Labs",
         "accent_color": "#0d9488",
         "customers_manage_auto_top_up": allow_auto_top_up,
+        "portal_demo_payments": True,  # Buy without Stripe counts as paid
     }
     acme.api.put("/v1/portal/branding", json=branding).raise_for_status()
     for code, amount, price in (("small", 10_000, "9"), ("large", 100_000, "80")):

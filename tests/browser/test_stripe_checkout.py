@@ -6,7 +6,6 @@ signed `checkout.session.completed` event to creditgate, and the credit shows in
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +34,11 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def fake_stripe() -> Iterator[FakeStripe]:
-    fake = FakeStripe().start()
-    yield fake
-    fake.stop()
+def fake_stripe(server: Server) -> FakeStripe:
+    """The server's offline Stripe (the operator's setting), cleared of earlier tests' calls."""
+    server.stripe.requests.clear()
+    server.stripe.sessions.clear()
+    return server.stripe
 
 
 def test_a_pack_bought_through_stripe_checkout_adds_its_credit(
@@ -49,7 +49,7 @@ def test_a_pack_bought_through_stripe_checkout_adds_its_credit(
     webhook = f"{server.base}/v1/providers/stripe/webhook?tenant={tenant_id}"
     checkout = CheckoutPages(fake_stripe, webhook_url=webhook, certificate=certificate).start()
     try:
-        stripe = {"api_key": API_KEY, "webhook_secret": WEBHOOK_SECRET, "api_base": fake_stripe.url}
+        stripe = {"api_key": API_KEY, "webhook_secret": WEBHOOK_SECRET}
         acme.api.put("/v1/payment-providers/stripe", json=stripe).raise_for_status()
         pack = {"code": "pro", "name": "Pro", "asset": "credits", "amount": 25_000}
         acme.api.post("/v1/packs", json={**pack, "price": "25.00"}).raise_for_status()

@@ -5,7 +5,6 @@ payment whose outcome was lost charged again under the same idempotency key."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,13 +16,6 @@ from tests.integration.test_plans import events_of
 from tests.stripe_fake import API_KEY, WEBHOOK_SECRET, FakeStripe
 
 THRESHOLD = 5_000
-
-
-@pytest.fixture
-def fake_stripe() -> Iterator[FakeStripe]:
-    fake = FakeStripe().start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture
@@ -116,9 +108,7 @@ def test_one_purchase_per_crossing_under_concurrent_charges(
 def test_stripe_off_session_top_up_declines_back_off_and_succeed(
     wallet: TenantLedger, clock: FakeClock, fake_stripe: FakeStripe
 ) -> None:
-    wallet.set_provider_account(
-        "stripe", api_key=API_KEY, webhook_secret=WEBHOOK_SECRET, api_base=fake_stripe.url
-    )
+    wallet.set_provider_account("stripe", api_key=API_KEY, webhook_secret=WEBHOOK_SECRET)
     wallet.save_payment_method(
         "c1", "stripe", "pm_1QxYzAbCdEfGhIjKlMnOpQr", customer_ref="cus_RaBcDeFgHiJkLm"
     )
@@ -161,7 +151,7 @@ def test_stripe_off_session_top_up_declines_back_off_and_succeed(
 def test_a_lost_answer_is_charged_again_as_the_same_payment(
     wallet: TenantLedger, clock: FakeClock, fake_stripe: FakeStripe
 ) -> None:
-    wallet.set_provider_account("stripe", api_key=API_KEY, api_base=fake_stripe.url)
+    wallet.set_provider_account("stripe", api_key=API_KEY)
     wallet.save_payment_method("c1", "stripe", "pm_card_visa")
     wallet.set_auto_top_up("c1", "credits", threshold=THRESHOLD, pack="refill")
     wallet.charge("c1", "credits", 6_000)

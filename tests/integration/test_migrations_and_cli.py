@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -25,24 +22,8 @@ from creditgate.storage.tables import (
     metadata,
     wallet_balances,
 )
-from creditgate.storage.throwaway import create_database, drop_database
 
 runner = CliRunner()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database with nothing in it: a new SQLite file, or a new PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fresh.db'}"
-        return
-    server = str(request.getfixturevalue("postgres_server"))
-    name = f"creditgate_fresh_{uuid.uuid4().hex[:8]}"
-    url = create_database(server, name)
-    try:
-        yield url
-    finally:
-        drop_database(server, name)
 
 
 def cli(*args: str) -> tuple[int, str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -228,17 +227,8 @@ def test_refund_replays_conflicts_and_bad_input(shop: TenantLedger) -> None:
 
 
 @pytest.fixture
-def fake_stripe() -> Iterator[FakeStripe]:
-    fake = FakeStripe().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
 def stripe_shop(shop: TenantLedger, fake_stripe: FakeStripe) -> TenantLedger:
-    shop.set_provider_account(
-        "stripe", api_key=API_KEY, webhook_secret=WEBHOOK_SECRET, api_base=fake_stripe.url
-    )
+    shop.set_provider_account("stripe", api_key=API_KEY, webhook_secret=WEBHOOK_SECRET)
     return shop
 
 

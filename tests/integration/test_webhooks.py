@@ -34,6 +34,9 @@ from creditgate.worker import Sweeper
 from tests.conftest import FakeClock
 from tests.webhook_receiver import HANG, Receiver
 
+# The receiver listens on loopback: the operator's switch lets webhooks go there.
+pytestmark = pytest.mark.usefixtures("private_webhook_targets")
+
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
@@ -44,7 +47,7 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 def sender() -> Iterator[WebhookSender]:
-    with WebhookSender(timeout=0.5) as s:
+    with WebhookSender(timeout=0.5, allow_private_targets=True) as s:
         yield s
 
 
@@ -96,7 +99,7 @@ def test_a_declined_authorization_is_delivered_signed(
     assert body["data"]["customer"] == "c1" and body["data"]["reason"] == "insufficient_funds"
     assert (body["data"]["requested"], body["data"]["available"]) == (5_000, 1_000)
     assert delivery.status == "succeeded" and delivery.attempts == 1
-    assert delivery.last_status_code == 200 and delivery.response_excerpt == "ok"
+    assert delivery.last_status_code == 200 and delivery.last_error is None
     assert delivery.endpoint_id == ep.id and delivery.next_attempt_at is None
     # Delivered means done: later rounds send nothing.
     assert ledger.deliver_webhooks(sender).attempted == 0
@@ -168,8 +171,9 @@ def test_a_failing_receiver_is_retried_with_backoff_until_it_recovers(
     report = ledger.deliver_webhooks(sender)
     assert (report.attempted, report.retrying) == (1, 1)
     failed = only_delivery(ledger)
-    assert failed.last_status_code == 500 and failed.last_error == "the endpoint answered 500"
-    assert failed.response_excerpt == "failing with 500"
+    # The status and a class of error; the receiver's own words are not kept.
+    assert failed.last_status_code == 500 and failed.last_error == "http_status"
+    assert "failing with 500" not in failed.model_dump_json()
     for attempt, delay in enumerate(RETRY_DELAYS[:3], start=1):
         wait = wait_after(attempt)
         expected = delay.total_seconds()
@@ -203,7 +207,7 @@ def test_a_receiver_that_times_out_is_tried_again(
     assert ledger.deliver_webhooks(sender).retrying == 1
     assert time.monotonic() - started < receiver.hang_seconds  # the sender gave up first
     delivery = only_delivery(ledger)
-    assert delivery.last_error == "timed out (after 0.5s)" and delivery.last_status_code is None
+    assert delivery.last_error == "timeout" and delivery.last_status_code is None
 
     clock.advance(seconds=6)
     assert ledger.deliver_webhooks(sender).succeeded == 1
@@ -494,7 +498,7 @@ def test_two_workers_on_postgresql_deliver_each_delivery_once(
         attempted = [0, 0]
 
         def work(index: int) -> None:
-            with WebhookSender(timeout=5, concurrency=4) as own:
+            with WebhookSender(timeout=5, concurrency=4, allow_private_targets=True) as own:
                 barrier.wait()
                 deadline = time.monotonic() + 30
                 while len(receiver.acknowledged()) < events and time.monotonic() < deadline:

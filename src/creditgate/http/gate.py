@@ -135,7 +135,7 @@ def charge_batch(body: ChargeBatch, t: Ledger, idempotency_key: RequiredIdempote
     request = body.model_dump(mode="json")
 
     def in_tx(conn: Connection) -> Idempotent:
-        tx = Tx(conn, t.tenant_id, t.cg.clock(), t.cg.catalog)
+        tx = Tx(conn, t.tenant_id, t.cg.clock(), t.cg.catalog, operator=t.cg.operator)
         return Idempotent(tx, idempotency_key, "charge.batch", request)
 
     def replay(conn: Connection) -> BatchResult | None:

@@ -46,6 +46,12 @@ class BrandingUpdate(Body):
         description="Let customers change their own auto top-up in the portal; "
         "left out, the current setting stays",
     )
+    portal_demo_payments: StrictBool | None = Field(
+        None,
+        description="Demo mode: without Stripe, a portal purchase counts as paid at once and "
+        "no money is collected. Off (the default), it is a manual invoice that stays pending "
+        "until marked paid; left out, the current setting stays",
+    )
 
 
 @router.post("/portal/sessions", status_code=201, response_model=PortalSession)
@@ -81,5 +87,6 @@ async def put_branding(
         logo_url=body.logo_url,
         accent_color=body.accent_color,
         customers_manage_auto_top_up=body.customers_manage_auto_top_up,
+        portal_demo_payments=body.portal_demo_payments,
     )
     return answer(saved)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -103,7 +104,16 @@ class ExchangeRateList(BaseModel):
 class ProviderSettings(Body):
     api_key: Ref | None = None
     webhook_secret: Ref | None = None
-    api_base: Url | None = None
+    # Refused with a message saying why: where the server connects is the operator's setting.
+    api_base: SkipJsonSchema[Any] = None
+
+    @field_validator("api_base", mode="before")
+    @classmethod
+    def _operator_only(cls, value: object) -> None:
+        raise ValueError(
+            "where the server connects for a provider is set by the operator "
+            "(CREDITGATE_STRIPE_API_BASE), not by a tenant"
+        )
 
 
 class ProviderAccountList(BaseModel):
@@ -221,7 +231,7 @@ def list_exchange_rates(t: Ledger) -> Response:
 def set_provider_account(provider: Provider, body: ProviderSettings, t: Ledger) -> Response:
     """The tenant's provider account. Secrets are stored, never shown again."""
     account = t.set_provider_account(
-        provider, api_key=body.api_key, webhook_secret=body.webhook_secret, api_base=body.api_base
+        provider, api_key=body.api_key, webhook_secret=body.webhook_secret
     )
     return answer(account)
 

@@ -15,6 +15,7 @@ from creditgate.api import Creditgate, TenantLedger
 from creditgate.clock import clock_from_env
 from creditgate.http import DEFAULT_BODY_TIMEOUT_SECONDS, DEFAULT_MAX_IN_FLIGHT, logs
 from creditgate.http.app import Settings
+from creditgate.services.context import ENV_ALLOW_PRIVATE, ENV_STRIPE_API_BASE
 from creditgate.storage.database import normalize_url
 from creditgate.worker import DEFAULT_INTERVAL_SECONDS, Sweeper
 
@@ -36,6 +37,8 @@ class ServeOptions:
     pool_size: int = 10
     sweep_seconds: float = DEFAULT_INTERVAL_SECONDS
     log_level: str = "info"
+    allow_private_webhook_targets: bool = False  # else from the environment
+    stripe_api_base: str | None = None  # else from the environment
 
 
 def serve(options: ServeOptions, announce: Callable[[str, str | None], None] | None = None) -> None:
@@ -46,9 +49,17 @@ def serve(options: ServeOptions, announce: Callable[[str, str | None], None] | N
     os.environ["CREDITGATE_MAX_IN_FLIGHT"] = str(options.max_in_flight)
     os.environ["CREDITGATE_BODY_TIMEOUT_SECONDS"] = str(options.body_timeout_seconds)
     os.environ["CREDITGATE_POOL_SIZE"] = str(options.pool_size)
+    if options.allow_private_webhook_targets:
+        os.environ[ENV_ALLOW_PRIVATE] = "1"
+    if options.stripe_api_base:
+        os.environ[ENV_STRIPE_API_BASE] = options.stripe_api_base
     logs.configure(options.log_level)
     # Brings the schema up to date.
     cg = Creditgate(url, pool_size=options.pool_size, clock=clock_from_env())
+    keys = cg.db.secret_keys
+    (log.info if keys.configured else log.warning)(keys.describe())
+    if cg.operator.allow_private_webhook_targets:
+        log.warning("webhooks may go to loopback and private networks (operator's switch)")
     workers = options.workers
     if cg.db.is_sqlite and workers > 1:
         # One SQLite file has one writer at a time: more processes only add lock waits.

@@ -231,9 +231,10 @@ def _buy(visit: Visit, pack: str, nonce: str, base: str) -> Purchase:
             idempotency_key=key,
         )
     purchase = ledger.buy(customer, pack=pack, provider="manual", idempotency_key=key)
-    if purchase.status == "pending":
-        # Demo mode: nobody collects a manual invoice here, so it counts as paid at once.
+    if purchase.status == "pending" and branding(ledger.cg, ledger.tenant_id).portal_demo_payments:
+        # Demo mode, which the tenant turned on: nothing is collected, it counts as paid.
         purchase = ledger.mark_paid(purchase.id, idempotency_key=f"{key}:paid")
+    # Otherwise a manual invoice: pending, and no credit, until the tenant marks it paid.
     return purchase
 
 

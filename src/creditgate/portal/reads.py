@@ -17,7 +17,9 @@ def _run(
     cg: Creditgate, tenant_id: str, fn: Callable[..., T], *, read_only: bool, **kwargs: Any
 ) -> T:
     return cg.db.run(
-        lambda conn: fn(Tx(conn, tenant_id, cg.clock(), cg.catalog), **kwargs),
+        lambda conn: fn(
+            Tx(conn, tenant_id, cg.clock(), cg.catalog, operator=cg.operator), **kwargs
+        ),
         read_only=read_only,
     )
 

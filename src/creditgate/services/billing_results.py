@@ -80,7 +80,6 @@ class ProviderAccount(Result):
     provider: str
     api_key_set: bool
     webhook_secret_set: bool
-    api_base: str | None
     updated_at: datetime
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from creditgate.domain.errors import (
 from creditgate.services.results import Result
 from creditgate.storage.database import defer
 from creditgate.storage.prepared import Pending, Prepared, pipeline
+from creditgate.storage.secret_keys import SecretKeys
 from creditgate.storage.tables import assets, customers, idempotency_keys, wallet_balances
 from creditgate.storage.types import UtcDateTime
 
@@ -87,6 +89,35 @@ class PricingStamp:
     read: bool  # read from the database in this transaction; else checked with the commit
 
 
+ENV_ALLOW_PRIVATE = "CREDITGATE_ALLOW_PRIVATE_WEBHOOK_TARGETS"
+ENV_STRIPE_API_BASE = "CREDITGATE_STRIPE_API_BASE"
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    """What the operator decides for every tenant: where the server may connect on a tenant's
+    behalf, and the keys the tenants' secrets are sealed with. No tenant sets any of it."""
+
+    secret_keys: SecretKeys = field(default_factory=SecretKeys)
+    # Webhooks may go to loopback and private networks (a self-hosted setup's own receivers).
+    allow_private_webhook_targets: bool = False
+    # Where the Stripe client connects instead of Stripe's API (a proxy, or an offline fake).
+    stripe_api_base: str | None = None
+
+    @classmethod
+    def from_env(cls, secret_keys: SecretKeys) -> Operator:
+        allow = os.environ.get(ENV_ALLOW_PRIVATE, "").strip().lower() in {"1", "true", "yes"}
+        base = os.environ.get(ENV_STRIPE_API_BASE, "").strip() or None
+        return cls(
+            secret_keys=secret_keys, allow_private_webhook_targets=allow, stripe_api_base=base
+        )
+
+
+# Where none are given: private targets refused, Stripe itself, and no key to seal with.
+# One shared instance: a Tx is made per request, the gate's included.
+DEFAULT_OPERATOR = Operator()
+
+
 @dataclass
 class Tx:
     conn: Connection
@@ -94,6 +125,8 @@ class Tx:
     now: datetime
     catalog: Catalog = field(default_factory=Catalog)
     pricing_stamp: PricingStamp | None = None
+
+    operator: Operator = DEFAULT_OPERATOR
 
     def asset(self, code: str) -> Asset:
         return self.catalog.asset(self.conn, self.tenant_id, code)

@@ -23,8 +23,7 @@ from creditgate.storage.tables import customers, events, webhook_deliveries, web
 
 # Longer than any attempt can take (the sender's timeout), so a live attempt is never retaken.
 LEASE = timedelta(minutes=2)
-MAX_EXCERPT = 1_000
-MAX_ERROR = 500
+MAX_ERROR = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +34,7 @@ class Outgoing:
     tenant_id: str
     endpoint_id: str
     url: str
-    secret: str
+    secret: str  # as stored: sealed (see storage/secret_keys.py)
     body: str
     attempt: int  # 1 for the first
     claim: str
@@ -43,10 +42,11 @@ class Outgoing:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What an attempt got back: a status code (and the start of the body), or an error."""
+    """What an attempt got back: a status code, or a class of error. Nothing the receiver
+    said beyond its status is kept: the tenant reads this back, and the receiver may be a
+    service the tenant could not otherwise reach."""
 
     status_code: int | None = None
-    excerpt: str | None = None
     error: str | None = None
 
     @property
@@ -244,7 +244,6 @@ def record_outcome(
         "claim": None,
         "last_status_code": outcome.status_code,
         "last_error": None if outcome.error is None else outcome.error[:MAX_ERROR],
-        "response_excerpt": None if outcome.excerpt is None else outcome.excerpt[:MAX_EXCERPT],
     }
     if outcome.ok:
         status = DeliveryStatus.SUCCEEDED

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any, Literal, Protocol, TypeVar
 
 import stripe
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from creditgate.domain.billing_errors import InvalidSignature, PaymentProviderError
 from creditgate.services import purchase_refunds, purchases
@@ -28,7 +28,7 @@ from creditgate.services.billing_results import (
     PurchaseRefund,
 )
 from creditgate.services.context import Tx
-from creditgate.storage.tables import payment_providers, provider_events
+from creditgate.storage.tables import provider_events
 
 T = TypeVar("T")
 
@@ -163,7 +163,9 @@ class StripeProvider:
                 {"idempotency_key": f"creditgate-checkout-{purchase.id}"},
             )
         except stripe.StripeError as exc:
-            raise PaymentProviderError(f"Stripe refused the checkout: {_message(exc)}") from exc
+            unanswered = isinstance(exc, stripe.APIConnectionError) or (exc.http_status or 0) >= 500
+            what = "Stripe did not answer" if unanswered else "Stripe refused the checkout"
+            raise PaymentProviderError(f"{what}: {_message(exc)}") from exc
         return CheckoutSession(ref=session.id, url=session.url)
 
     def charge_saved_method(self, purchase: Purchase, method: PaymentMethod | None) -> Payment:
@@ -225,10 +227,26 @@ class StripeProvider:
         return ProviderRefund(ref=refund.id, status="processing")
 
 
+MAX_PROVIDER_MESSAGE = 200
+
+
 def _message(exc: stripe.StripeError) -> str:
-    code = getattr(exc, "code", None)
-    text = exc.user_message or str(exc) or type(exc).__name__
-    return f"{code}: {text}" if code else text
+    """What Stripe said, bounded: its own error code and message when it answered with one,
+    else only what kind of failure it was. Never the body of an answer that is not Stripe's
+    error, nor the text of a socket error (both are shown to the tenant)."""
+    error = exc.error
+    code = getattr(error, "code", None) if error is not None else None
+    message = getattr(error, "message", None) if error is not None else None
+    parts = [str(p) for p in (code, message) if isinstance(p, str) and p]
+    if parts:
+        text = ": ".join(parts)
+        cleaned = "".join(c if c.isprintable() else " " for c in text)
+        return cleaned[:MAX_PROVIDER_MESSAGE]
+    if isinstance(exc, stripe.APIConnectionError):
+        return "the connection to Stripe failed"
+    if exc.http_status:
+        return f"HTTP {exc.http_status}, without an error Stripe explains"
+    return type(exc).__name__
 
 
 def provider_for(name: str, config: dict[str, Any], tenant_id: str) -> PaymentProvider:
@@ -411,13 +429,7 @@ def handle_stripe_webhook(tx: Tx, *, payload: bytes, signature: str | None) -> P
     Replays, duplicates and events out of order change nothing more: the event id is
     recorded, and the purchase moves only from pending (or failed, to paid).
     """
-    config = tx.conn.execute(
-        select(payment_providers.c.config).where(
-            payment_providers.c.tenant_id == tx.tenant_id,
-            payment_providers.c.provider == "stripe",
-        )
-    ).scalar()
-    secret = (config or {}).get("webhook_secret")
+    secret = (purchases.stored_provider_config(tx, "stripe") or {}).get("webhook_secret")
     if not secret:
         raise InvalidSignature("no Stripe webhook secret is set for this tenant")
     try:

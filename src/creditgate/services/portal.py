@@ -35,6 +35,9 @@ class Branding(Result):
     logo_url: str | None
     accent_color: str
     customers_manage_auto_top_up: bool = False  # the portal offers the auto top-up form
+    # Without Stripe, a portal purchase counts as paid at once: a demo, nothing is collected.
+    # Off, such a purchase is a manual invoice, pending until someone marks it paid.
+    portal_demo_payments: bool = False
 
 
 class DailyUsage(Result):
@@ -53,6 +56,7 @@ def get_branding(tx: Tx) -> Branding:
             logo_url=row.logo_url,
             accent_color=row.accent_color,
             customers_manage_auto_top_up=bool(row.customers_manage_auto_top_up),
+            portal_demo_payments=bool(row.portal_demo_payments),
         )
     name = tx.conn.execute(select(tenants.c.name).where(tenants.c.id == tx.tenant_id)).scalar_one()
     return Branding(name=name, logo_url=None, accent_color=DEFAULT_ACCENT)
@@ -65,8 +69,10 @@ def set_branding(
     logo_url: str | None = None,
     accent_color: str = DEFAULT_ACCENT,
     customers_manage_auto_top_up: bool | None = None,
+    portal_demo_payments: bool | None = None,
 ) -> Branding:
-    """Set how the portal looks; `customers_manage_auto_top_up` None keeps what was set."""
+    """Set how the portal looks and what it lets customers do; a switch left None keeps what
+    was set."""
     if not name.strip() or len(name) > 200:
         raise InvalidInput("name must be 1 to 200 characters", field="name")
     if logo_url is not None and not _URL.match(logo_url):
@@ -79,13 +85,16 @@ def set_branding(
         "accent_color": accent_color.lower(),
         "updated_at": tx.now,
     }
-    if customers_manage_auto_top_up is not None:
-        if not isinstance(customers_manage_auto_top_up, bool):
-            raise InvalidInput(
-                "customers_manage_auto_top_up must be true or false",
-                field="customers_manage_auto_top_up",
-            )
-        values["customers_manage_auto_top_up"] = int(customers_manage_auto_top_up)
+    switches = {
+        "customers_manage_auto_top_up": customers_manage_auto_top_up,
+        "portal_demo_payments": portal_demo_payments,
+    }
+    for name, value in switches.items():
+        if value is None:
+            continue
+        if not isinstance(value, bool):
+            raise InvalidInput(f"{name} must be true or false", field=name)
+        values[name] = int(value)
     changed = tx.conn.execute(
         update(tenant_branding).where(tenant_branding.c.tenant_id == tx.tenant_id).values(values)
     ).rowcount

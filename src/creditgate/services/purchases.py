@@ -288,25 +288,26 @@ def credits_for(tx: Tx, asset: str, money: Decimal, currency: str) -> int:
 # Provider accounts and payment methods
 
 
+SECRET_FIELDS = ("api_key", "webhook_secret")
+
+
 def set_provider_account(
     tx: Tx,
     *,
     provider: str,
     api_key: str | None = None,
     webhook_secret: str | None = None,
-    api_base: str | None = None,
 ) -> ProviderAccount:
-    """The tenant's account at a provider: its secret API key and webhook endpoint secret.
-
-    `api_base` points the client elsewhere than the provider's API (a proxy, or a fake in
-    tests).
-    """
+    """The tenant's account at a provider: its secret API key and webhook endpoint secret,
+    stored sealed and never shown again. Where the server connects to reach the provider is
+    the operator's to set (`CREDITGATE_STRIPE_API_BASE`), never a tenant's."""
     provider = check_provider(provider)
-    config = {
+    given = {
         "api_key": _check_ref(api_key, "api_key", optional=True),
         "webhook_secret": _check_ref(webhook_secret, "webhook_secret", optional=True),
-        "api_base": _check_url(api_base, "api_base"),
     }
+    keys = tx.operator.secret_keys
+    config = {name: None if value is None else keys.seal(value) for name, value in given.items()}
     created = insert_if_new(
         tx,
         payment_providers,
@@ -329,7 +330,6 @@ def _account_result(provider: str, config: dict[str, Any], updated_at: Any) -> P
         provider=provider,
         api_key_set=bool(config.get("api_key")),
         webhook_secret_set=bool(config.get("webhook_secret")),
-        api_base=config.get("api_base"),
         updated_at=updated_at,
     )
 
@@ -343,19 +343,31 @@ def list_provider_accounts(tx: Tx) -> list[ProviderAccount]:
     return [_account_result(r.provider, r.config, r.updated_at) for r in rows]
 
 
-def provider_config(tx: Tx, provider: str) -> dict[str, Any]:
-    """The stored configuration (secrets included) for the services that call the provider."""
-    if provider == "manual":
-        return {}
+def stored_provider_config(tx: Tx, provider: str) -> dict[str, Any] | None:
+    """A provider account's secrets, opened; None when the tenant has not set one."""
     config = tx.conn.execute(
         select(payment_providers.c.config).where(
             payment_providers.c.tenant_id == tx.tenant_id,
             payment_providers.c.provider == provider,
         )
     ).scalar()
+    if not config:
+        return None
+    keys = tx.operator.secret_keys
+    return {
+        name: keys.open(config[name]) if name in SECRET_FIELDS and config.get(name) else None
+        for name in SECRET_FIELDS
+    }
+
+
+def provider_config(tx: Tx, provider: str) -> dict[str, Any]:
+    """What the services that call the provider need: the secrets, and where to connect."""
+    if provider == "manual":
+        return {}
+    config = stored_provider_config(tx, provider)
     if not config or not config.get("api_key"):
         raise ProviderNotConfigured(f"set the {provider} account's API key first", field="provider")
-    return dict(config)
+    return {**config, "api_base": tx.operator.stripe_api_base}
 
 
 def _method_result(row: Any) -> PaymentMethod:

@@ -24,6 +24,7 @@ from creditgate.domain.webhooks import (
     subscribes,
 )
 from creditgate.ids import new_id
+from creditgate.outbound import check_target
 from creditgate.services.catalog import check_id
 from creditgate.services.context import Idempotent, Tx
 from creditgate.services.queries import MAX_PAGE
@@ -69,8 +70,9 @@ class WebhookDelivery(Result):
     next_attempt_at: datetime | None
     last_attempt_at: datetime | None
     last_status_code: int | None
+    # A class of failure, never the receiver's words: timeout, connection_refused, tls_error,
+    # dns_error, refused_target, connection_error, protocol_error, http_status (see the code).
     last_error: str | None
-    response_excerpt: str | None
     created_at: datetime
     finished_at: datetime | None
 
@@ -113,10 +115,15 @@ def delivery_result(row: Any) -> WebhookDelivery:
         last_attempt_at=row.last_attempt_at,
         last_status_code=row.last_status_code,
         last_error=row.last_error,
-        response_excerpt=row.response_excerpt,
         created_at=row.created_at,
         finished_at=row.finished_at,
     )
+
+
+def _check_url(tx: Tx, value: object) -> str:
+    url = check_url(value)
+    check_target(url, allow_private=tx.operator.allow_private_webhook_targets)
+    return url
 
 
 def _check_enabled(value: object) -> bool:
@@ -181,7 +188,7 @@ def create_endpoint(
     enabled: bool = True,
     idempotency_key: str | None = None,
 ) -> CreatedWebhookEndpoint:
-    url = check_url(url)
+    url = _check_url(tx, url)
     types = check_event_types(event_types)
     description = check_description(description)
     enabled = _check_enabled(enabled)
@@ -202,7 +209,7 @@ def create_endpoint(
             url=url,
             description=description,
             event_types=types,
-            secret=secret,
+            secret=tx.operator.secret_keys.seal(secret),
             enabled=enabled,
             created_at=tx.now,
             updated_at=tx.now,
@@ -241,7 +248,7 @@ def update_endpoint(
     """Change what is given (None: unchanged; `event_types=[]`: every type)."""
     changes: dict[str, Any] = {}
     if url is not None:
-        changes["url"] = check_url(url)
+        changes["url"] = _check_url(tx, url)
     if event_types is not None:
         changes["event_types"] = check_event_types(event_types)
     if description is not None:
@@ -277,7 +284,7 @@ def rotate_secret(
     tx.conn.execute(
         update(webhook_endpoints)
         .where(webhook_endpoints.c.id == endpoint_id)
-        .values(secret=secret, updated_at=tx.now)
+        .values(secret=tx.operator.secret_keys.seal(secret), updated_at=tx.now)
     )
     return _recorded(idem, _created(_find_endpoint(tx, endpoint_id), secret))
 

@@ -23,6 +23,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.pool import NullPool
 
+from creditgate.storage.secret_keys import SecretKeys
+
 T = TypeVar("T")
 
 DEFAULT_SQLITE_FILE = "creditgate.db"
@@ -206,6 +208,8 @@ class Database:
         self.url = normalize_url(url or default_url())
         self.engine = make_engine(self.url, pool_size=pool_size)
         self.dialect = self.engine.dialect.name
+        # The keys the secrets stored in this database are sealed with.
+        self.secret_keys = SecretKeys.for_url(self.url)
         self._combining = threading.Lock()
         self._busy: dict[Any, list[_Waiting]] = {}  # key -> units of work waiting on it
         # Counts for tests and benchmarks.

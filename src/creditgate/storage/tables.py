@@ -304,7 +304,8 @@ webhook_endpoints = Table(
     Column("url", String(2048), nullable=False),
     Column("description", String(500), nullable=False, server_default=""),
     Column("event_types", JSON, nullable=False),  # empty: every type
-    Column("secret", String(100), nullable=False),  # whsec_<base64>, needed to sign
+    # whsec_<base64>, needed to sign; sealed (fernet:<token>, see storage/secret_keys.py)
+    Column("secret", String(500), nullable=False),
     Column("enabled", Boolean, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
@@ -327,8 +328,7 @@ webhook_deliveries = Table(
     Column("claim", ID, nullable=True),  # the sender holding the attempt in flight
     Column("last_attempt_at", UtcDateTime, nullable=True),
     Column("last_status_code", Integer, nullable=True),
-    Column("last_error", Text, nullable=True),
-    Column("response_excerpt", Text, nullable=True),
+    Column("last_error", Text, nullable=True),  # a class of error, never the receiver's text
     Column("created_at", UtcDateTime, nullable=False),
     Column("finished_at", UtcDateTime, nullable=True),
     UniqueConstraint("endpoint_id", "event_id"),
@@ -435,6 +435,7 @@ payment_providers = Table(
     metadata,
     Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
     Column("provider", String(16), nullable=False),
+    # api_key and webhook_secret, each sealed (see storage/secret_keys.py)
     Column("config", JSON, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("tenant_id", "provider"),
@@ -608,6 +609,8 @@ tenant_branding = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     # 1: the portal lets customers change their own auto top-up.
     Column("customers_manage_auto_top_up", Integer, nullable=False, server_default="0"),
+    # 1: a portal purchase without Stripe counts as paid at once (a demo; nothing is collected).
+    Column("portal_demo_payments", Integer, nullable=False, server_default="0"),
 )
 
 # Dashboard sessions signed out before they expired: their cookie no longer works on any
