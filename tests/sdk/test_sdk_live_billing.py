@@ -5,8 +5,10 @@ a settle charged short of its usage."""
 from __future__ import annotations
 
 import logging
+import uuid
 from decimal import Decimal
 
+import httpx
 import pytest
 
 import creditgate_sdk as sdk
@@ -98,3 +100,31 @@ def test_a_settle_charged_short_warns_and_a_strict_guard_raises(
         g.settle(output_tokens=1_000_000)
     assert (short.value.charge.amount, short.value.shortfall) == (100, 800_000 - 100)
     assert g.status == "settled"
+
+
+def test_refunds_and_manual_purchases_through_the_sdk(
+    live: Live, plain: Client, customer: str
+) -> None:
+    charge = plain.charge(customer, "credits", 700, action="tts.speak")
+    refund = plain.refund_charge(charge.id, "the call failed", amount=300)
+    assert (refund.amount, refund.charge_refunded, refund.available) == (300, 300, GRANTED - 400)
+    assert sum(line.amount for line in refund.lines) == 300
+
+    code = f"pack-{uuid.uuid4().hex[:6]}"
+    pack = {"code": code, "asset": "credits", "amount": 1_000, "price": "5.00"}
+    headers = {"Authorization": f"Bearer {live.api_key}", "Idempotency-Key": code}
+    assert httpx.post(f"{live.base_url}/v1/packs", json=pack, headers=headers).is_success
+
+    bought = plain.create_purchase(customer, pack=code, provider="manual")
+    assert (bought.status, bought.amount, bought.price) == ("pending", 1_000, Decimal("5.00"))
+    paid = plain.mark_purchase_paid(bought.id)
+    assert paid.status == "paid" and paid.lot_id is not None
+    assert plain.purchase(bought.id) == paid
+    assert plain.wallet(customer).balance("credits").available == GRANTED - 400 + 1_000
+    back = plain.refund_purchase(bought.id, "changed their mind", amount=400)
+    assert (back.amount, back.unused, back.purchase_id) == (400, 400, bought.id)
+    assert back.money == Decimal("2.00")
+
+    unpaid = plain.create_purchase(customer, pack=code, provider="manual")
+    failed = plain.mark_purchase_failed(unpaid.id, reason="card declined")
+    assert (failed.status, failed.failure_reason) == ("failed", "card declined")
