@@ -24,7 +24,10 @@ from creditgate_sdk.models import (
     ModelPrice,
     Policy,
     PriceQuote,
+    Purchase,
+    PurchaseRefund,
     RateCardVersion,
+    Refund,
     Settlement,
     Wallet,
 )
@@ -284,6 +287,64 @@ def _event(event: ChargeEvent) -> dict[str, Any]:
 def _money(value: Money | None) -> Money | None:
     # An int is sent as its decimal text: the API reads USD amounts as exact strings.
     return Decimal(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+# Refunds and purchases
+
+
+def refund_charge(
+    charge: str, reason: str, amount: int | None, metadata: Mapping[str, Any] | None
+) -> Operation[Refund]:
+    body = _body(reason=reason, amount=amount, metadata=metadata)
+    return Operation("POST", f"/v1/charges/{_p(charge)}/refunds", _one(Refund), body)
+
+
+def create_purchase(
+    customer: str,
+    *,
+    pack: str | None,
+    asset: str | None,
+    price: Money | None,
+    currency: str | None,
+    provider: str | None,
+    success_url: str | None,
+    cancel_url: str | None,
+) -> Operation[Purchase]:
+    body = _body(
+        pack=pack,
+        asset=asset,
+        price=_money(price),
+        currency=currency,
+        provider=provider,
+        success_url=success_url,
+        cancel_url=cancel_url,
+    )
+    return Operation("POST", f"/v1/customers/{_p(customer)}/purchases", _one(Purchase), body)
+
+
+def get_purchase(purchase: str) -> Operation[Purchase]:
+    return Operation("GET", f"/v1/purchases/{_p(purchase)}", _one(Purchase))
+
+
+def mark_purchase_paid(purchase: str) -> Operation[Purchase]:
+    return Operation("POST", f"/v1/purchases/{_p(purchase)}/mark-paid", _one(Purchase), {})
+
+
+def mark_purchase_failed(purchase: str, reason: str | None) -> Operation[Purchase]:
+    path = f"/v1/purchases/{_p(purchase)}/mark-failed"
+    return Operation("POST", path, _one(Purchase), _body(reason=reason))
+
+
+def refund_purchase(
+    purchase: str,
+    reason: str,
+    amount: int | None,
+    include_consumed: bool | None,
+    metadata: Mapping[str, Any] | None,
+) -> Operation[PurchaseRefund]:
+    body = _body(reason=reason, amount=amount, include_consumed=include_consumed, metadata=metadata)
+    path = f"/v1/purchases/{_p(purchase)}/refunds"
+    return Operation("POST", path, _one(PurchaseRefund), body)
 
 
 # Pricing

@@ -64,7 +64,10 @@ from creditgate_sdk.models import (
     ModelPrice,
     Policy,
     PriceQuote,
+    Purchase,
+    PurchaseRefund,
     RateCardVersion,
+    Refund,
     Settlement,
     Wallet,
 )
@@ -129,6 +132,7 @@ class _BaseClient:
         retry: RetryPolicy | None,
         default_asset: str,
         price: Price | None,
+        strict: bool,
     ) -> None:
         base_url = base_url or os.environ.get(ENV_BASE_URL)
         api_key = api_key or os.environ.get(ENV_API_KEY)
@@ -141,6 +145,7 @@ class _BaseClient:
         self.retry = retry or RetryPolicy()
         self.default_asset = default_asset
         self.price = price
+        self.strict = strict
         self._headers = {
             "Authorization": f"Bearer {api_key}",
             "Accept": "application/json",
@@ -178,6 +183,7 @@ class _BaseClient:
         ttl_seconds: int | None,
         metadata: Mapping[str, Any] | None,
         idempotency_key: str | None,
+        strict: bool | None,
     ) -> GuardSpec:
         return plan(
             customer=customer,
@@ -195,6 +201,7 @@ class _BaseClient:
             ttl_seconds=ttl_seconds,
             metadata=metadata,
             idempotency_key=idempotency_key or new_idempotency_key(),
+            strict=self.strict if strict is None else strict,
         )
 
 
@@ -203,8 +210,10 @@ class Client(_BaseClient):
 
     `Client(base_url, api_key)`; both default to $CREDITGATE_BASE_URL and $CREDITGATE_API_KEY.
     Guards are priced by the server's rate card unless given `amount=` or a `price`; `price`
-    here is the default for guards (a function of `Usage`, e.g. `TokenRate`), and
-    `default_asset` the asset a guard holds an amount of when not told otherwise.
+    here is the default for guards (a function of `Usage`, e.g. `TokenRate`),
+    `default_asset` the asset a guard holds an amount of when not told otherwise, and `strict`
+    the guards' default: raise `ChargeShortfall` for a settle charged short and `UnbilledCall`
+    for a guard left without settle or void, where a guard otherwise logs a warning.
     """
 
     def __init__(
@@ -216,6 +225,7 @@ class Client(_BaseClient):
         retry: RetryPolicy | None = None,
         default_asset: str = "credits",
         price: Price | None = None,
+        strict: bool = False,
         http_client: httpx.Client | None = None,
     ) -> None:
         super().__init__(
@@ -225,6 +235,7 @@ class Client(_BaseClient):
             retry=retry,
             default_asset=default_asset,
             price=price,
+            strict=strict,
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client()
@@ -454,6 +465,75 @@ class Client(_BaseClient):
     ) -> list[BatchItem]:
         return self._send(ops.charge_batch(events), idempotency_key)
 
+    # Refunds and purchases
+
+    def refund_charge(
+        self,
+        charge: str,
+        reason: str,
+        *,
+        amount: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Refund:
+        """Give back what is left of a charge (or `amount` of it) to the customer's lots."""
+        op = ops.refund_charge(charge, reason, amount, metadata)
+        return self._send(op, idempotency_key)
+
+    def create_purchase(
+        self,
+        customer: str,
+        *,
+        pack: str | None = None,
+        asset: str | None = None,
+        price: Money | None = None,
+        currency: str | None = None,
+        provider: str | None = None,
+        success_url: str | None = None,
+        cancel_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Purchase:
+        """Start a purchase of a `pack` (id or code), or a top-up of `asset` for `price`; its
+        credit is granted once it is paid."""
+        op = ops.create_purchase(
+            customer,
+            pack=pack,
+            asset=asset,
+            price=price,
+            currency=currency,
+            provider=provider,
+            success_url=success_url,
+            cancel_url=cancel_url,
+        )
+        return self._send(op, idempotency_key)
+
+    def purchase(self, purchase: str) -> Purchase:
+        return self._send(ops.get_purchase(purchase))
+
+    def mark_purchase_paid(self, purchase: str, *, idempotency_key: str | None = None) -> Purchase:
+        """Record a manual purchase as paid: its credit is granted, once."""
+        return self._send(ops.mark_purchase_paid(purchase), idempotency_key)
+
+    def mark_purchase_failed(
+        self, purchase: str, *, reason: str | None = None, idempotency_key: str | None = None
+    ) -> Purchase:
+        return self._send(ops.mark_purchase_failed(purchase, reason), idempotency_key)
+
+    def refund_purchase(
+        self,
+        purchase: str,
+        reason: str,
+        *,
+        amount: int | None = None,
+        include_consumed: bool | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> PurchaseRefund:
+        """Take back a paid purchase's unused credit (or `amount` of it; credit already used
+        only with `include_consumed`) and pay its money back through its provider."""
+        op = ops.refund_purchase(purchase, reason, amount, include_consumed, metadata)
+        return self._send(op, idempotency_key)
+
     # Pricing
 
     def publish_rate_card(
@@ -578,6 +658,7 @@ class Client(_BaseClient):
         ttl_seconds: int | None = None,
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        strict: bool | None = None,
     ) -> Guard:
         """A hold around one call, for `with`: see `creditgate_sdk.guard`."""
         spec = self._plan_guard(
@@ -595,6 +676,7 @@ class Client(_BaseClient):
             ttl_seconds=ttl_seconds,
             metadata=metadata,
             idempotency_key=idempotency_key,
+            strict=strict,
         )
         return Guard(self, spec)
 
@@ -614,6 +696,7 @@ class Client(_BaseClient):
         rate_card: str | None = None,
         ttl_seconds: int | None = None,
         metadata: Mapping[str, Any] | None = None,
+        strict: bool | None = None,
     ) -> Callable[[Callable[P, R]], Callable[P, R]]:
         """Guard every call of a function and settle on the response it returns.
 
@@ -635,6 +718,7 @@ class Client(_BaseClient):
             rate_card=rate_card,
             ttl_seconds=ttl_seconds,
             metadata=metadata,
+            strict=strict,
         )
         return decorate(self, options)
 
@@ -651,6 +735,7 @@ class AsyncClient(_BaseClient):
         retry: RetryPolicy | None = None,
         default_asset: str = "credits",
         price: Price | None = None,
+        strict: bool = False,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
         super().__init__(
@@ -660,6 +745,7 @@ class AsyncClient(_BaseClient):
             retry=retry,
             default_asset=default_asset,
             price=price,
+            strict=strict,
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient()
@@ -891,6 +977,77 @@ class AsyncClient(_BaseClient):
     ) -> list[BatchItem]:
         return await self._send(ops.charge_batch(events), idempotency_key)
 
+    # Refunds and purchases
+
+    async def refund_charge(
+        self,
+        charge: str,
+        reason: str,
+        *,
+        amount: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Refund:
+        """Give back what is left of a charge (or `amount` of it) to the customer's lots."""
+        op = ops.refund_charge(charge, reason, amount, metadata)
+        return await self._send(op, idempotency_key)
+
+    async def create_purchase(
+        self,
+        customer: str,
+        *,
+        pack: str | None = None,
+        asset: str | None = None,
+        price: Money | None = None,
+        currency: str | None = None,
+        provider: str | None = None,
+        success_url: str | None = None,
+        cancel_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Purchase:
+        """Start a purchase of a `pack` (id or code), or a top-up of `asset` for `price`; its
+        credit is granted once it is paid."""
+        op = ops.create_purchase(
+            customer,
+            pack=pack,
+            asset=asset,
+            price=price,
+            currency=currency,
+            provider=provider,
+            success_url=success_url,
+            cancel_url=cancel_url,
+        )
+        return await self._send(op, idempotency_key)
+
+    async def purchase(self, purchase: str) -> Purchase:
+        return await self._send(ops.get_purchase(purchase))
+
+    async def mark_purchase_paid(
+        self, purchase: str, *, idempotency_key: str | None = None
+    ) -> Purchase:
+        """Record a manual purchase as paid: its credit is granted, once."""
+        return await self._send(ops.mark_purchase_paid(purchase), idempotency_key)
+
+    async def mark_purchase_failed(
+        self, purchase: str, *, reason: str | None = None, idempotency_key: str | None = None
+    ) -> Purchase:
+        return await self._send(ops.mark_purchase_failed(purchase, reason), idempotency_key)
+
+    async def refund_purchase(
+        self,
+        purchase: str,
+        reason: str,
+        *,
+        amount: int | None = None,
+        include_consumed: bool | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> PurchaseRefund:
+        """Take back a paid purchase's unused credit (or `amount` of it; credit already used
+        only with `include_consumed`) and pay its money back through its provider."""
+        op = ops.refund_purchase(purchase, reason, amount, include_consumed, metadata)
+        return await self._send(op, idempotency_key)
+
     # Pricing
 
     async def publish_rate_card(
@@ -1016,6 +1173,7 @@ class AsyncClient(_BaseClient):
         ttl_seconds: int | None = None,
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        strict: bool | None = None,
     ) -> AsyncGuard:
         """A hold around one call, for `async with`: see `creditgate_sdk.guard`."""
         spec = self._plan_guard(
@@ -1033,6 +1191,7 @@ class AsyncClient(_BaseClient):
             ttl_seconds=ttl_seconds,
             metadata=metadata,
             idempotency_key=idempotency_key,
+            strict=strict,
         )
         return AsyncGuard(self, spec)
 
@@ -1052,6 +1211,7 @@ class AsyncClient(_BaseClient):
         rate_card: str | None = None,
         ttl_seconds: int | None = None,
         metadata: Mapping[str, Any] | None = None,
+        strict: bool | None = None,
     ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Coroutine[Any, Any, R]]]:
         """Guard every call of an async function and settle on the response it returns."""
         options = GuardOptions(
@@ -1068,5 +1228,6 @@ class AsyncClient(_BaseClient):
             rate_card=rate_card,
             ttl_seconds=ttl_seconds,
             metadata=metadata,
+            strict=strict,
         )
         return decorate_async(self, options)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from creditgate_sdk.models import Authorization
+    from creditgate_sdk.models import Authorization, Settlement
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -141,6 +141,13 @@ class AlreadyExists(Conflict):
     code = "already_exists"
 
 
+class IdempotencyKeyRequired(InvalidRequest):
+    """The request moves money or creates a billable object and came without an
+    Idempotency-Key (this SDK always sends one; seen only from other callers' requests)."""
+
+    code = "idempotency_key_required"
+
+
 class IdempotencyConflict(Conflict):
     """The idempotency key was used before with a different request; nothing was applied."""
 
@@ -204,6 +211,39 @@ class Declined(CreditgateError):
         self.requested = authorization.requested
 
 
+class ChargeShortfall(CreditgateError):
+    """A strict guard's settle charged less than the usage was priced at: the wallet could
+    not pay the rest. The charge stands (the hold is settled); `settlement` is its answer."""
+
+    code = "charge_shortfall"
+
+    def __init__(self, settlement: Settlement) -> None:
+        charge = settlement.charge
+        super().__init__(
+            f"authorization {settlement.authorization.id} was settled with a shortfall: charge"
+            f" {charge.id} took {charge.amount} of the {charge.requested} {charge.asset} the"
+            f" usage was priced at; {charge.shortfall} went unbilled",
+            field="amount",
+        )
+        self.settlement = settlement
+        self.charge = charge
+        self.shortfall = charge.shortfall
+
+
+class UnbilledCall(CreditgateError):
+    """A strict guard was left without `settle` or `void`: its hold was voided, so the call
+    it guarded was not billed."""
+
+    code = "unbilled_call"
+
+    def __init__(self, authorization: Authorization) -> None:
+        super().__init__(
+            f"the guard of authorization {authorization.id} was left without settle or void:"
+            " its hold was voided and the call went unbilled"
+        )
+        self.authorization = authorization
+
+
 _BY_CODE: dict[str, type[CreditgateError]] = {
     cls.code: cls
     for cls in (
@@ -219,6 +259,7 @@ _BY_CODE: dict[str, type[CreditgateError]] = {
         UnknownAuthorization,
         UnknownGrant,
         AlreadyExists,
+        IdempotencyKeyRequired,
         IdempotencyConflict,
         HoldNotPending,
         HoldAlreadySettled,

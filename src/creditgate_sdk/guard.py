@@ -7,10 +7,17 @@
         g.settle(resp)
 
 Entering authorizes the hold (a decline raises `Declined` before the body runs); an
-exception in the body voids the hold and propagates; leaving without settling voids it.
-`g.settle` reads OpenAI chat completions and Responses, Anthropic messages, and (through
-`g.observe(event)` for each streamed event, then `g.settle()`) their streams; or takes
-plain quantities (`g.settle(input_tokens=..., output_tokens=...)`) or `amount=`.
+exception in the body voids the hold and propagates; leaving without settling voids it and
+logs a warning that the call went unbilled (as does a guard garbage-collected with its hold
+pending). `g.settle` reads OpenAI chat completions and Responses, Anthropic messages, and
+(through `g.observe(event)` for each streamed event, then `g.settle()`) their streams; or
+takes plain quantities (`g.settle(input_tokens=..., output_tokens=...)`) or `amount=`. An
+action the card prices flat settles with no usage at all: `g.settle()`.
+
+A settle whose charge is short of the priced usage (a `block` wallet that could not pay past
+the hold: the answer's `shortfall`) logs a warning on the "creditgate_sdk" logger. With
+`strict=True` (on the guard, or the client's default) it raises `ChargeShortfall` instead,
+after the settle, and leaving a guard without settle or void raises `UnbilledCall`.
 `async with acg.guard(...)` is the same for `AsyncClient`; `@cg.guarded(...)` wraps a
 function and settles on the response it returns.
 
@@ -18,11 +25,11 @@ Pricing. With neither `amount=` nor `price=` (on the guard or the client), the s
 card prices both ends: the hold is the card's price of `action` with `dimensions` (and
 `model` as the `model` dimension) for the estimate — `input_tokens`, `max_tokens` as
 `output_tokens`, and any other `quantities` — and the settle sends the quantities read off
-the response, which the server prices by the same card version the hold used. Tokens go in
-the server's disjoint counts (`Usage.as_quantities`): OpenAI's `input_tokens` include cached
-ones, so cache reads and writes are taken out of them. A card that prices `chat.completion`
-per token should price `cached_tokens` (and `cache_write_tokens`, if the provider reports
-them) too, or name an `llm` vendor, since a quantity the card does not know is refused.
+the response, which the server prices by the same card version the hold used. Tokens are
+counted disjointly on both sides (see `creditgate_sdk.usage` for each vendor's mapping):
+`input_tokens` are the uncached ones, beside `cached_tokens` and `cache_write_tokens`. A card
+that prices `chat.completion` per token should price `cached_tokens` and `cache_write_tokens`
+too, since a kind of token the card prices at nothing is given away.
 
 With `amount=` the hold is that amount; with `price=` (any function from `Usage` to minor
 units, e.g. `TokenRate`) it is `price(estimate)`, and the settle is `price(usage)` or
@@ -38,6 +45,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field, replace
@@ -45,7 +53,7 @@ from decimal import Decimal
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from creditgate_sdk.errors import Declined, HoldNotPending
+from creditgate_sdk.errors import ChargeShortfall, Declined, HoldNotPending, UnbilledCall
 from creditgate_sdk.models import Authorization, Settlement
 from creditgate_sdk.pricing import Price
 from creditgate_sdk.usage import Usage, UsageMeter, UsageNotFound, usage_from
@@ -59,7 +67,21 @@ T = TypeVar("T")
 
 log = logging.getLogger("creditgate_sdk")
 
-_current: ContextVar[_GuardState | None] = ContextVar("creditgate_guard", default=None)
+# A weak reference, so a guard abandoned with its hold pending is still collected (and warns).
+_current: ContextVar[weakref.ref[_GuardState] | None] = ContextVar("creditgate_guard", default=None)
+
+
+def _innermost() -> _GuardState | None:
+    ref = _current.get()
+    return None if ref is None else ref()
+
+
+def _left_pending(hold: str) -> None:
+    log.warning(
+        "creditgate: a guard was garbage-collected with authorization %s pending: the call"
+        " went unbilled and the hold stays until its TTL expires",
+        hold,
+    )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -78,6 +100,7 @@ class GuardSpec:
     ttl_seconds: int | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     idempotency_key: str
+    strict: bool = False
 
 
 def plan(
@@ -97,6 +120,7 @@ def plan(
     ttl_seconds: int | None,
     metadata: Mapping[str, Any] | None,
     idempotency_key: str,
+    strict: bool = False,
 ) -> GuardSpec:
     estimate: Usage | None = None
     if input_tokens is not None or max_tokens is not None or quantities:
@@ -136,6 +160,7 @@ def plan(
         ttl_seconds=ttl_seconds,
         metadata=dict(metadata or {}),
         idempotency_key=idempotency_key,
+        strict=strict,
     )
 
 
@@ -165,7 +190,8 @@ class _GuardState:
         self._meter = UsageMeter()
         self._observed = False
         self._status = "new"
-        self._token: Token[_GuardState | None] | None = None
+        self._token: Token[weakref.ref[_GuardState] | None] | None = None
+        self._unbilled: weakref.finalize[[str], _GuardState] | None = None
 
     @property
     def status(self) -> str:
@@ -239,9 +265,18 @@ class _GuardState:
             self._status = "declined"
             raise Declined(authorization)
         self._status = "pending"
-        self._token = _current.set(self)
+        self._token = _current.set(weakref.ref(self))
+        self._unbilled = weakref.finalize(self, _left_pending, authorization.id)
+        self._unbilled.atexit = False  # logging may be gone by then
+
+    def _resolve(self, status: str) -> None:
+        self._status = status
+        if self._unbilled is not None:
+            self._unbilled.detach()
 
     def _closing(self) -> None:
+        if self._unbilled is not None:
+            self._unbilled.detach()  # leaving the block says what became of the hold
         if self._token is not None:
             with contextlib.suppress(ValueError):  # left in another context than entered in
                 _current.reset(self._token)
@@ -290,10 +325,11 @@ class _GuardState:
             usage = replace(usage, model=self.spec.model)
         priced: dict[str, int] | None = None
         if amount is None:
-            if usage is None:
-                raise TypeError("settle() needs a response, quantities, observed events or amount=")
             if self.server_priced:
-                priced = usage.as_quantities()
+                # No usage at all: the card prices the action flat (or says it needs usage).
+                priced = None if usage is None else usage.as_quantities()
+            elif usage is None:
+                raise TypeError("settle() needs a response, quantities, observed events or amount=")
             elif self.spec.price is None:
                 raise TypeError(
                     "no price to turn usage into an amount: give the guard price= (or no"
@@ -317,15 +353,39 @@ class _GuardState:
         self.settlement = settlement
         self.usage = usage
         self.authorization = settlement.authorization
-        self._status = "settled"
+        self._resolve("settled")
+        charge = settlement.charge
+        if charge.shortfall:
+            log.warning(
+                "creditgate: authorization %s settled short: charge %s took %d of the %d %s"
+                " the usage was priced at; %d went unbilled",
+                settlement.authorization.id,
+                charge.id,
+                charge.amount,
+                charge.requested,
+                charge.asset,
+                charge.shortfall,
+            )
+            if self.spec.strict:
+                raise ChargeShortfall(settlement)
 
     def _voided(self, authorization: Authorization) -> None:
         self.authorization = authorization
-        self._status = "voided"
+        self._resolve("voided")
 
     def _resolve_failed(self, error: BaseException) -> None:
         if isinstance(error, HoldNotPending):
-            self._status = "closed"
+            self._resolve("closed")
+
+    def _left_unsettled(self, voided: Authorization) -> None:
+        """The body ended without settle or void, and the guard voided the hold for it."""
+        log.warning(
+            "creditgate: the guard of authorization %s was left without settle or void: its"
+            " hold was voided and the call went unbilled",
+            voided.id,
+        )
+        if self.spec.strict:
+            raise UnbilledCall(voided)
 
     def _void_failed(self, error: Exception, during: BaseException | None) -> None:
         hold = self.authorization.id if self.authorization else "?"
@@ -363,7 +423,7 @@ class Guard(_GuardState):
     @staticmethod
     def current() -> Guard:
         """The innermost guard open in this context, e.g. inside a `Client.guarded` function."""
-        guard = _current.get()
+        guard = _innermost()
         if not isinstance(guard, Guard):
             raise LookupError("no creditgate Guard is open here")
         return guard
@@ -385,9 +445,12 @@ class Guard(_GuardState):
         self._closing()
         if self._status == "pending":
             try:
-                self.void()
+                voided = self.void()
             except Exception as error:
                 self._void_failed(error, exc)
+            else:
+                if exc is None:
+                    self._left_unsettled(voided)
 
     def settle(
         self,
@@ -404,8 +467,9 @@ class Guard(_GuardState):
     ) -> Settlement:
         """Charge the call: from response objects, quantities, observed events, or `amount=`.
 
-        Token counts given here are in `Usage`'s convention (`input_tokens` includes cached
-        ones). `vendor_cost` (USD) replaces the cost the rate card would compute.
+        Token counts given here are disjoint, as `Usage` counts them: `input_tokens` are the
+        uncached ones. With nothing at all, the card prices the action flat. `vendor_cost`
+        (USD) replaces the cost the rate card would compute.
         """
         hold = self._pending_id()
         tokens = _usage_kwargs(
@@ -450,7 +514,7 @@ class AsyncGuard(_GuardState):
     @staticmethod
     def current() -> AsyncGuard:
         """The innermost guard open in this task, e.g. inside an `AsyncClient.guarded` function."""
-        guard = _current.get()
+        guard = _innermost()
         if not isinstance(guard, AsyncGuard):
             raise LookupError("no creditgate AsyncGuard is open here")
         return guard
@@ -472,9 +536,12 @@ class AsyncGuard(_GuardState):
         self._closing()
         if self._status == "pending":
             try:
-                await self.void()
+                voided = await self.void()
             except Exception as error:
                 self._void_failed(error, exc)
+            else:
+                if exc is None:
+                    self._left_unsettled(voided)
 
     async def settle(
         self,
@@ -491,8 +558,9 @@ class AsyncGuard(_GuardState):
     ) -> Settlement:
         """Charge the call: from response objects, quantities, observed events, or `amount=`.
 
-        Token counts given here are in `Usage`'s convention (`input_tokens` includes cached
-        ones). `vendor_cost` (USD) replaces the cost the rate card would compute.
+        Token counts given here are disjoint, as `Usage` counts them: `input_tokens` are the
+        uncached ones. With nothing at all, the card prices the action flat. `vendor_cost`
+        (USD) replaces the cost the rate card would compute.
         """
         hold = self._pending_id()
         tokens = _usage_kwargs(
@@ -545,6 +613,7 @@ class GuardOptions:
     rate_card: str | None
     ttl_seconds: int | None
     metadata: Mapping[str, Any] | None
+    strict: bool | None = None
 
 
 def _customer_of(
@@ -591,6 +660,7 @@ def _guard_kwargs(
         "rate_card": options.rate_card,
         "ttl_seconds": options.ttl_seconds,
         "metadata": options.metadata,
+        "strict": options.strict,
     }
 
 

@@ -188,6 +188,81 @@ class LedgerPage:
     next_cursor: str | None = None
 
 
+# Refunds and purchases
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RefundedLine:
+    lot_id: str | None  # None: the charge's debt
+    amount: int
+    to_lot: str | None  # the lot credited (a new refund lot if the original had closed)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Refund:
+    """Credit given back to a charge's customer, lot by lot."""
+
+    id: str
+    charge_id: str
+    customer: str
+    asset: str
+    amount: int
+    reason: str
+    lines: tuple[RefundedLine, ...]
+    charge_refunded: int  # refunded from this charge so far, this refund included
+    available: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Purchase:
+    """Credit bought with money: `pending` until paid, its credit granted once paid."""
+
+    id: str
+    customer: str
+    pack_id: str | None = None
+    asset: str
+    amount: int
+    price: Decimal
+    currency: str
+    status: str
+    origin: str
+    provider: str
+    provider_ref: str | None = None
+    payment_ref: str | None = None
+    checkout_url: str | None = None
+    failure_reason: str | None = None
+    lot_id: str | None = None
+    created_at: datetime
+    paid_at: datetime | None = None
+    failed_at: datetime | None = None
+    refunded: int = 0  # credits refunded so far
+    refunded_money: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PurchaseRefund:
+    """A purchase's credit taken back and its money paid back through its provider."""
+
+    id: str
+    purchase_id: str
+    customer: str
+    lot_id: str
+    asset: str
+    amount: int  # credits refunded: unused + consumed
+    unused: int
+    consumed: int
+    money: Decimal
+    currency: str
+    reason: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    provider: str
+    provider_ref: str | None = None
+    status: str  # pending, succeeded, processing or failed
+    failure_reason: str | None = None
+    created_at: datetime
+    resolved_at: datetime | None = None
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ChargeEvent:
     """One usage event of a batch; its idempotency key makes a resent batch safe.

@@ -39,8 +39,9 @@ def _rate(value: object, name: str) -> Decimal:
 class TokenRate:
     """Minor units of the asset per `per` tokens, e.g. `TokenRate(input="0.3", output="1.2")`.
 
-    Cached input is priced at `cached_input` and cache writes at `cache_write` (both default
-    to `input`); reasoning tokens are output tokens. `quantities` prices other counts by name,
+    Usage counts tokens disjointly: `input` prices the uncached input tokens, `cached_input`
+    the cache reads and `cache_write` the cache writes (both default to `input`); reasoning
+    tokens are output tokens. `quantities` prices other counts by name,
     per unit (e.g. `{"images": 400}`); a usage with a count this rate has no price for is an
     error rather than free.
     """
@@ -67,7 +68,7 @@ class TokenRate:
         rate_cached = rate_in if self.cached_input is None else _rate(self.cached_input, "")
         rate_write = rate_in if self.cache_write is None else _rate(self.cache_write, "")
         total = (
-            usage.uncached_input_tokens * rate_in
+            usage.input_tokens * rate_in
             + usage.cached_tokens * rate_cached
             + usage.cache_write_tokens * rate_write
             + usage.output_tokens * _rate(self.output, "output")

@@ -1,16 +1,43 @@
 """Token usage read off LLM SDK responses (OpenAI, Anthropic, their streams) into one shape.
 
-Adapters work by the documented field names, on the SDKs' own objects or on their JSON as
-dicts, so this module imports neither SDK. The counting convention is OpenAI's:
+`Usage` counts tokens disjointly, as the server's rate cards and vendor costs do: no token is
+counted twice, and each quantity is priced at its own rate.
 
-- `input_tokens` counts every input token, including those read from or written to a cache
-  (Anthropic reports those apart, so its three input counts are added up here);
-- `cached_tokens` and `cache_write_tokens` are the parts of `input_tokens` read from and
-  written to the prompt cache;
-- `output_tokens` counts every output token, including `reasoning_tokens`.
+- `input_tokens`: input tokens neither read from nor written to the prompt cache;
+- `cached_tokens`: input tokens read from the prompt cache;
+- `cache_write_tokens`: input tokens written to the prompt cache;
+- `output_tokens`: every output token, reasoning included;
+- `reasoning_tokens`: the part of `output_tokens` spent reasoning (shown, not priced apart).
 
-The server's rate cards count tokens disjointly instead (Anthropic's convention): its
-`input_tokens` excludes cache reads and writes. `Usage.as_quantities()` converts.
+Each vendor's usage object maps onto these by one rule (README.md has the same tables, and
+tests/fixtures/usage_vectors.json its test vectors):
+
+OpenAI chat completions (a completion's `usage`, or a stream's last chunk's) count the
+tokens read from and written to the cache inside `prompt_tokens`:
+
+    input_tokens        prompt_tokens - the two below
+    cached_tokens       prompt_tokens_details.cached_tokens
+    cache_write_tokens  prompt_tokens_details.cache_write_tokens
+    output_tokens       completion_tokens
+    reasoning_tokens    completion_tokens_details.reasoning_tokens
+
+OpenAI's Responses API the same, by other names: `input_tokens` less
+`input_tokens_details.cached_tokens` and `.cache_write_tokens`; `output_tokens`, with
+`output_tokens_details.reasoning_tokens`.
+
+Anthropic messages report the three input counts apart, so they map one to one:
+
+    input_tokens        input_tokens
+    cached_tokens       cache_read_input_tokens
+    cache_write_tokens  cache_creation_input_tokens
+    output_tokens       output_tokens
+    reasoning_tokens    output_tokens_details.thinking_tokens
+
+A count that is not a whole number of zero or more, cache counts above OpenAI's prompt
+count, or reasoning above the output count cannot come from a real call: they raise
+`ImpossibleUsage` (with a stable `code` and the vendor's `field`) instead of being clamped.
+A missing or null count is zero. Counts given directly (`Usage(...)`, a guard's
+`settle(input_tokens=...)`) are already in these disjoint terms.
 """
 
 from __future__ import annotations
@@ -28,6 +55,50 @@ _TOKEN_FIELDS = (
     "cache_write_tokens",
     "reasoning_tokens",
 )
+# The quantities a rate card prices tokens by; reasoning is inside output_tokens.
+PRICED_TOKENS = ("input_tokens", "cached_tokens", "cache_write_tokens", "output_tokens")
+
+
+class ImpossibleUsage(ValueError):
+    """Usage counts no real call produces; `code` names the fault, `field` where it is.
+
+    Codes: `not_a_count` (not a whole number), `negative_count`, `cache_exceeds_input` (an
+    OpenAI usage whose cache reads and writes exceed its prompt tokens),
+    `reasoning_exceeds_output`.
+    """
+
+    def __init__(self, code: str, field: str, detail: str, *, source: str | None = None) -> None:
+        where = f"{source} usage {field}" if source else field
+        super().__init__(f"{where}: {detail}")
+        self.code = code
+        self.field = field
+        self.source = source
+
+
+def _count(value: Any, field: str, source: str | None) -> int:
+    """A vendor's (or caller's) token count: a whole number of zero or more; null is zero."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ImpossibleUsage(
+            "not_a_count", field, f"must be a whole number, got {value!r}", source=source
+        )
+    if value < 0:
+        raise ImpossibleUsage(
+            "negative_count", field, f"must be zero or more, got {value}", source=source
+        )
+    return value
+
+
+def _check_reasoning(reasoning: int, output: int, field: str, source: str | None) -> None:
+    if reasoning > output:
+        raise ImpossibleUsage(
+            "reasoning_exceeds_output",
+            field,
+            f"{reasoning} reasoning tokens are more than the {output} output tokens they are"
+            " part of",
+            source=source,
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -43,21 +114,20 @@ class Usage:
 
     def __post_init__(self) -> None:
         for name in _TOKEN_FIELDS:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a whole number of zero or more, got {value!r}")
+            _count(getattr(self, name), name, None)
+        _check_reasoning(self.reasoning_tokens, self.output_tokens, "reasoning_tokens", None)
         for name, value in self.quantities.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"quantity {name!r} must be a whole number of zero or more")
+            _count(value, f"quantities.{name}", None)
         object.__setattr__(self, "quantities", MappingProxyType(dict(self.quantities)))
 
     @property
-    def uncached_input_tokens(self) -> int:
-        return max(0, self.input_tokens - self.cached_tokens - self.cache_write_tokens)
+    def prompt_tokens(self) -> int:
+        """Every input token: uncached, read from the cache and written to it."""
+        return self.input_tokens + self.cached_tokens + self.cache_write_tokens
 
     @property
     def total_tokens(self) -> int:
-        return self.input_tokens + self.output_tokens
+        return self.prompt_tokens + self.output_tokens
 
     def __add__(self, other: Usage) -> Usage:
         """Usage of two calls together."""
@@ -75,17 +145,11 @@ class Usage:
     def as_quantities(self) -> dict[str, int]:
         """The counts as the server's rate cards price them, for authorize and settle.
 
-        Its `input_tokens` excludes cache reads (`cached_tokens`) and cache writes
-        (`cache_write_tokens`), which this class counts inside `input_tokens`; reasoning
-        tokens are output tokens. Zero counts are left out (a missing quantity is zero), so an
-        action's card need not price a kind of token the call did not use.
+        The token counts as they are (both sides count disjointly), without reasoning tokens
+        (they are inside `output_tokens`). Zero counts are left out (a missing quantity is
+        zero), so an action's card need not price a kind of token the call did not use.
         """
-        counts = {
-            "input_tokens": self.uncached_input_tokens,
-            "output_tokens": self.output_tokens,
-            "cached_tokens": self.cached_tokens,
-            "cache_write_tokens": self.cache_write_tokens,
-        }
+        counts = {name: getattr(self, name) for name in PRICED_TOKENS}
         counts.update(self.quantities)
         return {name: count for name, count in counts.items() if count}
 
@@ -123,56 +187,101 @@ def _has(obj: Any, name: str) -> bool:
     return hasattr(obj, name)
 
 
-def _int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        return 0
-    return max(0, value)
-
-
 def _model(obj: Any) -> str | None:
     value = _get(obj, "model")
     return value if isinstance(value, str) and value else None
 
 
+def _openai(
+    raw: Any,
+    source: str,
+    names: tuple[str, str, str, str],
+    model: str | None,
+) -> Usage:
+    """OpenAI's usage, whose input count includes the tokens read from and written to cache."""
+    input_name, output_name, input_details, output_details = names
+    details_in, details_out = _get(raw, input_details), _get(raw, output_details)
+    prompt = _count(_get(raw, input_name), input_name, source)
+    cached = _count(_get(details_in, "cached_tokens"), f"{input_details}.cached_tokens", source)
+    written_field = f"{input_details}.cache_write_tokens"
+    written = _count(_get(details_in, "cache_write_tokens"), written_field, source)
+    output = _count(_get(raw, output_name), output_name, source)
+    reasoning_field = f"{output_details}.reasoning_tokens"
+    reasoning = _count(_get(details_out, "reasoning_tokens"), reasoning_field, source)
+    if cached + written > prompt:
+        raise ImpossibleUsage(
+            "cache_exceeds_input",
+            f"{input_details}.cached_tokens",
+            f"{cached} cached and {written} cache-write tokens are more than the {prompt}"
+            f" {input_name} they are part of",
+            source=source,
+        )
+    _check_reasoning(reasoning, output, reasoning_field, source)
+    return Usage(
+        input_tokens=prompt - cached - written,
+        cached_tokens=cached,
+        cache_write_tokens=written,
+        output_tokens=output,
+        reasoning_tokens=reasoning,
+        model=model,
+    )
+
+
+def openai_chat_usage(raw: Any, model: str | None = None) -> Usage:
+    """An OpenAI chat completion's `usage` (object or JSON) in creditgate's counts."""
+    names = (
+        "prompt_tokens",
+        "completion_tokens",
+        "prompt_tokens_details",
+        "completion_tokens_details",
+    )
+    return _openai(raw, "openai chat.completions", names, model)
+
+
+def openai_responses_usage(raw: Any, model: str | None = None) -> Usage:
+    """An OpenAI Responses API `usage` (object or JSON) in creditgate's counts."""
+    names = ("input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details")
+    return _openai(raw, "openai responses", names, model)
+
+
+def anthropic_usage(raw: Any, model: str | None = None) -> Usage:
+    """An Anthropic message's `usage` (object or JSON): its counts are disjoint already."""
+    source = "anthropic messages"
+    output = _count(_get(raw, "output_tokens"), "output_tokens", source)
+    reasoning_field = "output_tokens_details.thinking_tokens"
+    details = _get(raw, "output_tokens_details")
+    reasoning = _count(_get(details, "thinking_tokens"), reasoning_field, source)
+    _check_reasoning(reasoning, output, reasoning_field, source)
+    return Usage(
+        input_tokens=_count(_get(raw, "input_tokens"), "input_tokens", source),
+        cached_tokens=_count(
+            _get(raw, "cache_read_input_tokens"), "cache_read_input_tokens", source
+        ),
+        cache_write_tokens=_count(
+            _get(raw, "cache_creation_input_tokens"), "cache_creation_input_tokens", source
+        ),
+        output_tokens=output,
+        reasoning_tokens=reasoning,
+        model=model,
+    )
+
+
 def usage_of(raw: Any, model: str | None = None) -> Usage:
-    """A provider's usage object (or dict) to `Usage`."""
+    """A vendor's usage object (or its JSON) to `Usage`, by the vendor's mapping.
+
+    The vendor is told by the fields it reports: `prompt_tokens` is OpenAI's chat
+    completions, `input_tokens_details` OpenAI's Responses API; anything else with
+    `input_tokens` or `output_tokens` is read as Anthropic's disjoint counts (which is also
+    how plain counts without cache details read).
+    """
     if isinstance(raw, Usage):
         return raw
     if _has(raw, "prompt_tokens"):
-        # OpenAI chat completions (and legacy completions)
-        prompt = _get(raw, "prompt_tokens_details")
-        completion = _get(raw, "completion_tokens_details")
-        return Usage(
-            input_tokens=_int(_get(raw, "prompt_tokens")),
-            output_tokens=_int(_get(raw, "completion_tokens")),
-            cached_tokens=_int(_get(prompt, "cached_tokens")),
-            cache_write_tokens=_int(_get(prompt, "cache_write_tokens")),
-            reasoning_tokens=_int(_get(completion, "reasoning_tokens")),
-            model=model,
-        )
-    if _has(raw, "cache_read_input_tokens") or _has(raw, "cache_creation_input_tokens"):
-        # Anthropic messages: input_tokens excludes what was read from or written to the cache
-        read = _int(_get(raw, "cache_read_input_tokens"))
-        written = _int(_get(raw, "cache_creation_input_tokens"))
-        return Usage(
-            input_tokens=_int(_get(raw, "input_tokens")) + read + written,
-            output_tokens=_int(_get(raw, "output_tokens")),
-            cached_tokens=read,
-            cache_write_tokens=written,
-            model=model,
-        )
+        return openai_chat_usage(raw, model)
+    if _has(raw, "input_tokens_details"):
+        return openai_responses_usage(raw, model)
     if _has(raw, "input_tokens") or _has(raw, "output_tokens"):
-        # OpenAI Responses API (and any usage with plain input/output counts)
-        details_in = _get(raw, "input_tokens_details")
-        details_out = _get(raw, "output_tokens_details")
-        return Usage(
-            input_tokens=_int(_get(raw, "input_tokens")),
-            output_tokens=_int(_get(raw, "output_tokens")),
-            cached_tokens=_int(_get(details_in, "cached_tokens")),
-            cache_write_tokens=_int(_get(details_in, "cache_write_tokens")),
-            reasoning_tokens=_int(_get(details_out, "reasoning_tokens")),
-            model=model,
-        )
+        return anthropic_usage(raw, model)
     raise UsageNotFound(f"{type(raw).__name__} is not a usage object")
 
 
@@ -212,14 +321,14 @@ class UsageMeter:
             self._close_stream()
             self._streaming = Usage(model=_model(message))
             if (usage := _get(message, "usage")) is not None:
-                self._streaming = _latest(self._streaming, usage_of(usage))
+                self._streaming = _latest(self._streaming, anthropic_usage(usage))
             self.seen = True
             return
         if kind in _ANTHROPIC_RUNNING:
             message = _get(item, "message")
             usage = _get(item, "usage") or _get(message, "usage")
             if usage is not None:
-                snapshot = usage_of(usage, _model(message))
+                snapshot = anthropic_usage(usage, _model(message))
                 self._streaming = _latest(self._streaming or Usage(), snapshot)
                 self.seen = True
             return

@@ -267,7 +267,7 @@ def test_settle_of_a_priced_hold_names_its_faults(priced: Api) -> None:
     estimate = {"customer": "c1", "action": "tts.speak", "dimensions": {"model": "flash"}}
     hold = priced.post("/v1/authorizations", {**estimate, "quantities": {"characters": 100}})
     url = f"/v1/authorizations/{hold.json()['id']}/settle"
-    problem(priced.post(url, {}), 422, "invalid_input", "amount")
+    problem(priced.post(url, {}), 422, "invalid_input", "quantities")
     problem(priced.post(url, {"amount": 5, "quantities": {}}), 422, "invalid_input", "amount")
     problem(
         priced.post(url, {"quantities": {"images": 1}}), 422, "invalid_input", "quantities.images"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -40,4 +42,28 @@ async def acg(fake: FakeCreditgate) -> AsyncIterator[AsyncClient]:
     http = httpx.AsyncClient(transport=httpx.MockTransport(fake.handler))
     async with AsyncClient(BASE_URL, API_KEY, retry=NO_WAIT, price=RATE, http_client=http) as c:
         yield c
+    await http.aclose()
+
+
+@contextlib.contextmanager
+def client_over(fake: FakeCreditgate, **options: Any) -> Iterator[Client]:
+    """A client whose requests go to the fake, with no waits between its tries."""
+    http = httpx.Client(transport=httpx.MockTransport(fake.handler))
+    with Client(BASE_URL, API_KEY, retry=NO_WAIT, http_client=http, **options) as client:
+        yield client
+    http.close()
+
+
+@pytest.fixture
+def plain(fake: FakeCreditgate) -> Iterator[Client]:
+    """A client with no price of its own: the (fake) server's card prices its guards."""
+    with client_over(fake) as client:
+        yield client
+
+
+@pytest.fixture
+async def aplain(fake: FakeCreditgate) -> AsyncIterator[AsyncClient]:
+    http = httpx.AsyncClient(transport=httpx.MockTransport(fake.handler))
+    async with AsyncClient(BASE_URL, API_KEY, retry=NO_WAIT, http_client=http) as client:
+        yield client
     await http.aclose()

@@ -7,8 +7,10 @@ balance per customer, replays idempotent writes like the server, and fails on re
 
 A request without an amount is priced like the server's rate card would: `CARD` gives each
 action a flat price and a price per unit of each quantity it knows (in minor units), a
-settle of a priced hold is priced by the same card, and what the card cannot price is the
-server's `no_price` or `invalid_input` problem.
+settle of a priced hold is priced by the same card (with no quantities at all, only an
+action the card prices flat), and what the card cannot price is the server's `no_price` or
+`invalid_input` problem. A settle above what the wallet can pay (its hold and what is
+available) takes what it can and answers the rest as `shortfall`, as a `block` wallet does.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ CARD: dict[str, tuple[Decimal, dict[str, Decimal]]] = {
         },
     ),
     "image.generate": (Decimal(250), {"images": Decimal(100)}),
+    "image.upscale": (Decimal(300), {}),
 }
 CARD_ID = "rc_fake"
 
@@ -253,6 +256,11 @@ class FakeCreditgate:
         found = self.holds.get(hold_id)
         quantities = body.get("quantities")
         amount: int | httpx.Response
+        if quantities is None and "amount" not in body and found and found.rate_card_id:
+            if CARD.get(found.action or "", (0, {"?": 0}))[1]:
+                detail = f"{found.action} is priced by usage: settle it with its quantities"
+                return problem(422, "invalid_input", detail, "quantities")
+            quantities = {}
         if quantities is None:
             amount = body["amount"]
         elif found is not None and found.rate_card_id is None:
@@ -264,7 +272,8 @@ class FakeCreditgate:
         hold = self._claim(hold_id, "settled")
         if isinstance(hold, httpx.Response):
             return hold
-        self.balances[hold.customer] -= amount
+        debit = min(amount, self.available(hold.customer))
+        self.balances[hold.customer] -= debit
         hold.charge_id = self._next("chg")
         hold.available = self.available(hold.customer)
         charge = results.Charge(
@@ -275,9 +284,9 @@ class FakeCreditgate:
             asset=hold.asset,
             hold_id=hold.id,
             requested=amount,
-            amount=amount,
+            amount=debit,
             debt=0,
-            shortfall=0,
+            shortfall=amount - debit,
             draws=[],
             action=body.get("action") or hold.action,
             metadata=body.get("metadata") or hold.metadata,

@@ -60,12 +60,12 @@ def test_the_hold_covers_the_estimate_and_the_settle_charges_the_real_usage(
     assert settlement.charge.amount == 165 and fake.available() == START - 165
     assert g.status == "settled" and g.settlement == settlement
     assert g.usage == Usage(
-        input_tokens=1_200, output_tokens=300, cached_tokens=1_000, model="gpt-4.1-2025-04-14"
+        input_tokens=200, output_tokens=300, cached_tokens=1_000, model="gpt-4.1-2025-04-14"
     )
     charge = fake.charges[0]
     assert charge.action == "chat.completion"
     assert charge.metadata["usage"] == {
-        "input_tokens": 1_200,
+        "input_tokens": 200,
         "output_tokens": 300,
         "cached_tokens": 1_000,
         "model": "gpt-4.1-2025-04-14",

@@ -13,7 +13,7 @@ import pytest
 from pydantic import BaseModel
 
 import creditgate_sdk as sdk
-from creditgate.services import margin, results
+from creditgate.services import billing_results, margin, refunds, results
 from creditgate_sdk._decode import decode
 
 PAIRS: list[tuple[type[Any], type[BaseModel]]] = [
@@ -46,6 +46,10 @@ PAIRS: list[tuple[type[Any], type[BaseModel]]] = [
     (sdk.WhatIfCardAction, margin.WhatIfCardAction),
     (sdk.WhatIf, margin.WhatIf),
     (sdk.FullMarginReport, margin.FullMarginReport),
+    (sdk.RefundedLine, refunds.RefundedLine),
+    (sdk.Refund, refunds.Refund),
+    (sdk.Purchase, billing_results.Purchase),
+    (sdk.PurchaseRefund, billing_results.PurchaseRefund),
 ]
 
 WHEN = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)

@@ -3,34 +3,26 @@ real usage in the server's disjoint token counts, and neither sends an amount.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from creditgate_sdk import AsyncClient, Client, Declined, NoPrice, Usage
 from tests.sdk import llm_objects as llm
-from tests.sdk.conftest import NO_WAIT
-from tests.sdk.fakes import API_KEY, BASE_URL, CARD_ID, FakeCreditgate
+from tests.sdk.fakes import CARD_ID, FakeCreditgate
 
 START = 10_000
 
 
 @pytest.fixture
-def cg(fake: FakeCreditgate) -> Iterator[Client]:
+def cg(plain: Client) -> Client:
     """A client with no price of its own: guards are priced by the server."""
-    http = httpx.Client(transport=httpx.MockTransport(fake.handler))
-    with Client(BASE_URL, API_KEY, retry=NO_WAIT, http_client=http) as client:
-        yield client
+    return plain
 
 
 @pytest.fixture
-async def acg(fake: FakeCreditgate) -> AsyncIterator[AsyncClient]:
-    http = httpx.AsyncClient(transport=httpx.MockTransport(fake.handler))
-    async with AsyncClient(BASE_URL, API_KEY, retry=NO_WAIT, http_client=http) as client:
-        yield client
-    await http.aclose()
+def acg(aplain: AsyncClient) -> AsyncClient:
+    return aplain
 
 
 def sent(fake: FakeCreditgate, pattern: str) -> list[Any]:
@@ -68,7 +60,7 @@ def test_the_hold_is_the_cards_price_of_the_estimate(cg: Client, fake: FakeCredi
         "cached_tokens": "1000",
     }
     assert g.usage == Usage(
-        input_tokens=1_200, output_tokens=300, cached_tokens=1_000, model="gpt-4.1-2025-04-14"
+        input_tokens=200, output_tokens=300, cached_tokens=1_000, model="gpt-4.1-2025-04-14"
     )
 
 

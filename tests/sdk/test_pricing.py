@@ -12,7 +12,7 @@ from creditgate_sdk import TokenRate, Usage
 def test_a_token_rate_prices_each_kind_of_token() -> None:
     rate = TokenRate(input="0.1", output="0.4", cached_input="0.025", cache_write="0.125")
     usage = Usage(
-        input_tokens=10_000, cached_tokens=4_000, cache_write_tokens=2_000, output_tokens=1_000
+        input_tokens=4_000, cached_tokens=4_000, cache_write_tokens=2_000, output_tokens=1_000
     )
     # 4,000 uncached * 0.1 + 4,000 cached * 0.025 + 2,000 writes * 0.125 + 1,000 out * 0.4
     assert rate.cost(usage) == Decimal("1150.000")
@@ -21,7 +21,7 @@ def test_a_token_rate_prices_each_kind_of_token() -> None:
 
 def test_cache_rates_default_to_the_input_rate() -> None:
     rate = TokenRate(input=2, output=8)
-    assert rate(Usage(input_tokens=100, cached_tokens=100, output_tokens=1)) == 208
+    assert rate(Usage(input_tokens=100, cached_tokens=100, output_tokens=1)) == 408
 
 
 def test_rates_per_million_tokens_round_half_to_even() -> None:

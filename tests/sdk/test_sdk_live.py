@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -36,8 +35,10 @@ GRANTED = 10_000
 
 
 def _cli() -> list[str]:
-    exe = shutil.which("creditgate")
-    return [exe] if exe else [sys.executable, "-c", "from creditgate.cli import main; main()"]
+    # The command of the interpreter running the tests, so the server is the code under test
+    # and not another installation that comes first on PATH.
+    beside = Path(sys.executable).with_name("creditgate")
+    return [str(beside)] if beside.exists() else [sys.executable, "-m", "creditgate"]
 
 
 @pytest.fixture(scope="session")

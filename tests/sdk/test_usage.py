@@ -15,19 +15,20 @@ def test_openai_chat_completion() -> None:
     usage = usage_from(
         llm.chat_completion(prompt=1_200, completion=300, cached=1_024, reasoning=64)
     )
+    # OpenAI counts the 1,024 cached tokens inside its 1,200 prompt tokens.
     assert usage == Usage(
-        input_tokens=1_200,
+        input_tokens=176,
         output_tokens=300,
         cached_tokens=1_024,
         reasoning_tokens=64,
         model="gpt-4.1-2025-04-14",
     )
-    assert usage.uncached_input_tokens == 176 and usage.total_tokens == 1_500
+    assert usage.prompt_tokens == 1_200 and usage.total_tokens == 1_500
 
 
 def test_openai_chat_stream_reads_the_final_usage_chunk() -> None:
     usage = usage_from(*llm.chat_stream(prompt=500, completion=42, cached=128))
-    assert (usage.input_tokens, usage.output_tokens, usage.cached_tokens) == (500, 42, 128)
+    assert (usage.input_tokens, usage.output_tokens, usage.cached_tokens) == (372, 42, 128)
     assert usage.model == "gpt-4.1-2025-04-14"
 
 
@@ -39,7 +40,7 @@ def test_an_openai_stream_without_include_usage_has_no_usage() -> None:
 def test_openai_responses_api() -> None:
     usage = usage_from(llm.response(input_tokens=900, output_tokens=250, cached=512, reasoning=100))
     assert usage == Usage(
-        input_tokens=900,
+        input_tokens=388,
         output_tokens=250,
         cached_tokens=512,
         reasoning_tokens=100,
@@ -52,24 +53,24 @@ def test_openai_responses_stream_reads_the_completed_event() -> None:
     assert (usage.input_tokens, usage.output_tokens, usage.model) == (77, 33, "gpt-4.1")
 
 
-def test_anthropic_message_counts_cache_reads_and_writes_as_input() -> None:
+def test_anthropic_message_counts_cache_reads_and_writes_apart_from_input() -> None:
     usage = usage_from(
         llm.message(input_tokens=50, output_tokens=200, cache_read=2_000, cache_write=300)
     )
     assert usage == Usage(
-        input_tokens=2_350,
+        input_tokens=50,
         output_tokens=200,
         cached_tokens=2_000,
         cache_write_tokens=300,
         model="claude-sonnet-4-5",
     )
-    assert usage.uncached_input_tokens == 50
+    assert usage.prompt_tokens == 2_350
 
 
 def test_anthropic_raw_stream_adds_start_input_to_the_running_output() -> None:
     usage = usage_from(*llm.message_stream(input_tokens=800, output_tokens=200, cache_read=100))
     assert usage == Usage(
-        input_tokens=900, output_tokens=200, cached_tokens=100, model="claude-sonnet-4-5"
+        input_tokens=800, output_tokens=200, cached_tokens=100, model="claude-sonnet-4-5"
     )
 
 
@@ -113,7 +114,7 @@ def test_json_dumps_and_bare_usage_objects_are_read_too() -> None:
     bare = CompletionUsage(prompt_tokens=5, completion_tokens=6, total_tokens=11)
     assert (usage_from(bare).input_tokens, usage_from(bare).output_tokens) == (5, 6)
     anthropic_json = llm.message(10, 20, cache_read=30).model_dump(mode="json")
-    assert usage_from(anthropic_json).input_tokens == 40
+    assert usage_from(anthropic_json).prompt_tokens == 40
 
 
 @pytest.mark.parametrize("thing", [None, "text", 42, {"type": "ping"}, object()])

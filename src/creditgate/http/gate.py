@@ -69,7 +69,8 @@ def settle(
     """Charge the actual usage against the hold and release the rest.
 
     A priced hold settles from the actual `quantities`, priced by the same rate card version
-    it was authorized with; any hold settles from an `amount`.
+    it was authorized with (with neither quantities nor amount, an action that card prices
+    flat is charged its flat price); any hold settles from an `amount`.
     """
     settlement = t.settle(
         id,

@@ -295,7 +295,7 @@ class NewAuthorization(Body):
 
 class SettlementRequest(Body):
     """The actual usage: `amount`, or (for a priced hold) `quantities`, priced by the rate card
-    version the hold was priced with."""
+    version the hold was priced with; neither, for an action that card prices flat."""
 
     amount: Usage | None = None
     quantities: Quantities | None = None

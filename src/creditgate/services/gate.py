@@ -707,6 +707,8 @@ def settle(
             "this authorization was not priced by a rate card: settle it with an amount",
             field="quantities",
         )
+    if quantities is None and amount is None and hold.rate_card_id is not None:
+        quantities = _no_usage(rate_cards.by_id(tx, hold.rate_card_id), hold.action)
     if quantities is None:
         if amount is None:
             raise InvalidInput("amount or quantities is required", field="amount")
@@ -743,6 +745,20 @@ def settle(
         authorization_id, hold, HoldStatus.SETTLED, tx, charge_id, charge.available
     )
     return idem.record(Settlement(authorization=resolved, charge=charge))
+
+
+def _no_usage(card: rate_cards.CardVersion, action: str) -> dict[str, Any]:
+    """The quantities of a settle that names none: none, for an action the card prices flat.
+
+    An action priced by usage is refused instead, so a settle that forgot its usage is not
+    charged as if the call had used nothing.
+    """
+    if card.spec.prices(action).quantities:
+        raise InvalidInput(
+            f"{action} is priced by usage: settle it with its quantities (or an amount)",
+            field="quantities",
+        )
+    return {}
 
 
 def _resolved(
