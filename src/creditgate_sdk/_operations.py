@@ -24,6 +24,7 @@ from creditgate_sdk.models import (
     ModelPrice,
     Policy,
     PriceQuote,
+    PublishedRateCard,
     Purchase,
     PurchaseRefund,
     RateCardVersion,
@@ -351,10 +352,10 @@ def refund_purchase(
 
 
 def publish_rate_card(
-    spec: Mapping[str, Any], name: str | None, effective_at: datetime | None
-) -> Operation[RateCardVersion]:
-    body = _body(spec=spec, name=name, effective_at=effective_at)
-    return Operation("POST", "/v1/rate-cards", _one(RateCardVersion), body)
+    spec: Mapping[str, Any], name: str | None, effective_at: datetime | None, strict: bool
+) -> Operation[PublishedRateCard]:
+    body = _body(spec=spec, name=name, effective_at=effective_at, strict=strict or None)
+    return Operation("POST", "/v1/rate-cards", _one(PublishedRateCard), body)
 
 
 def list_rate_cards(name: str | None) -> Operation[list[RateCardVersion]]:

@@ -64,6 +64,7 @@ from creditgate_sdk.models import (
     ModelPrice,
     Policy,
     PriceQuote,
+    PublishedRateCard,
     Purchase,
     PurchaseRefund,
     RateCardVersion,
@@ -542,11 +543,14 @@ class Client(_BaseClient):
         *,
         name: str | None = None,
         effective_at: datetime | None = None,
+        strict: bool = False,
         idempotency_key: str | None = None,
-    ) -> RateCardVersion:
+    ) -> PublishedRateCard:
         """Publish the next version of a rate card (`name` defaults to "default"), in effect
-        from `effective_at` (default now). Give prices as decimal strings or `Decimal`."""
-        op = ops.publish_rate_card(spec, name, effective_at)
+        from `effective_at` (default now). Give prices as decimal strings or `Decimal`.
+        The answer's `warnings` name quantities priced at 0 that the vendor charges for;
+        `strict=True` refuses such a card instead (InvalidRequest, code `unpriced_cost`)."""
+        op = ops.publish_rate_card(spec, name, effective_at, strict)
         return self._send(op, idempotency_key)
 
     def rate_cards(self, *, name: str | None = None) -> list[RateCardVersion]:
@@ -1056,11 +1060,14 @@ class AsyncClient(_BaseClient):
         *,
         name: str | None = None,
         effective_at: datetime | None = None,
+        strict: bool = False,
         idempotency_key: str | None = None,
-    ) -> RateCardVersion:
+    ) -> PublishedRateCard:
         """Publish the next version of a rate card (`name` defaults to "default"), in effect
-        from `effective_at` (default now). Give prices as decimal strings or `Decimal`."""
-        op = ops.publish_rate_card(spec, name, effective_at)
+        from `effective_at` (default now). Give prices as decimal strings or `Decimal`.
+        The answer's `warnings` name quantities priced at 0 that the vendor charges for;
+        `strict=True` refuses such a card instead (InvalidRequest, code `unpriced_cost`)."""
+        op = ops.publish_rate_card(spec, name, effective_at, strict)
         return await self._send(op, idempotency_key)
 
     async def rate_cards(self, *, name: str | None = None) -> list[RateCardVersion]:

@@ -308,6 +308,14 @@ class RateCardVersion:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class PublishedRateCard(RateCardVersion):
+    """A version as published, with what looks wrong in it: each quantity the card prices at
+    0 that its LLM vendor charges for (publishing with `strict=True` refuses such a card)."""
+
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class PriceLine:
     name: str  # "flat", a quantity's name, or "vendor_cost"
     quantity: Decimal

@@ -2,23 +2,44 @@
 
 A price is any function from `Usage` to an integer amount in the asset's minor unit; the
 guard calls it on the estimate (to size the hold) and on the actual usage (to settle).
-`TokenRate` is the ready-made one: a Decimal rate per token, rounded half to even, the
-rounding rule the server uses for amounts. Without a price (or an amount) the guard sends
-the action, its dimensions and quantities for the server's rate card to price instead,
-which also records the price breakdown, the vendor cost and the margin of each charge.
+`TokenRate` is the ready-made one: a Decimal rate per token, rounded once to a whole minor
+unit, up by default as the server's rate cards do (so a call with a price above zero never
+costs zero), or by the `rounding` it names as a card may. Without a price (or an amount)
+the guard sends the action, its dimensions and quantities for the server's rate card to
+price instead, which also records the price breakdown, the vendor cost and the margin of
+each charge.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import (
+    ROUND_CEILING,
+    ROUND_FLOOR,
+    ROUND_HALF_DOWN,
+    ROUND_HALF_EVEN,
+    ROUND_HALF_UP,
+    Decimal,
+    InvalidOperation,
+)
+from typing import Literal
 
 from creditgate_sdk.usage import Usage
 
 Price = Callable[[Usage], int]
 
 Rate = Decimal | int | str
+Rounding = Literal["up", "down", "half_up", "half_down", "half_even"]
+
+# The names a rate card uses for its rounding, and what each does to a price of zero or more.
+ROUNDINGS: dict[str, str] = {
+    "up": ROUND_CEILING,
+    "down": ROUND_FLOOR,
+    "half_up": ROUND_HALF_UP,
+    "half_down": ROUND_HALF_DOWN,
+    "half_even": ROUND_HALF_EVEN,
+}
 
 
 def _rate(value: object, name: str) -> Decimal:
@@ -43,7 +64,8 @@ class TokenRate:
     the cache reads and `cache_write` the cache writes (both default to `input`); reasoning
     tokens are output tokens. `quantities` prices other counts by name,
     per unit (e.g. `{"images": 400}`); a usage with a count this rate has no price for is an
-    error rather than free.
+    error rather than free. `rounding` turns the exact price into whole minor units once:
+    `up` (the default, as on the server's cards), `down`, `half_up`, `half_down`, `half_even`.
     """
 
     input: Rate
@@ -52,8 +74,13 @@ class TokenRate:
     cache_write: Rate | None = None
     per: int = 1
     quantities: Mapping[str, Rate] = field(default_factory=dict, hash=False)
+    rounding: Rounding = "up"
 
     def __post_init__(self) -> None:
+        if self.rounding not in ROUNDINGS:
+            raise ValueError(
+                f"rounding must be one of {', '.join(ROUNDINGS)}, got {self.rounding!r}"
+            )
         for name in ("input", "output", "cached_input", "cache_write"):
             if (value := getattr(self, name)) is not None:
                 _rate(value, name)
@@ -80,4 +107,4 @@ class TokenRate:
         return total
 
     def __call__(self, usage: Usage) -> int:
-        return int(self.cost(usage).to_integral_value(rounding=ROUND_HALF_EVEN))
+        return int(self.cost(usage).to_integral_value(rounding=ROUNDINGS[self.rounding]))

@@ -170,7 +170,7 @@ def test_the_migration_seals_secrets_stored_in_plain_text(
     monkeypatch.setenv(ENV_KEYS, key)
     db = Database(empty_db)
     try:
-        upgrade(db, "0011")
+        upgrade(db, "0012")
         _plain_rows(db)
         upgrade(db)
         stored, config = _raw(db)
@@ -190,7 +190,7 @@ def test_the_migration_seals_secrets_stored_in_plain_text(
         with db.engine.begin() as conn:
             cfg = alembic_config(db)
             cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0011")
+            command.downgrade(cfg, "0012")
         stored, config = _raw(db)
         assert stored == "whsec_plain_old" and config["api_key"] == "sk_plain"
     finally:
@@ -206,7 +206,7 @@ def test_postgresql_with_plain_secrets_and_no_key_stops_the_migration(
     url = create_database(postgres_server, name)
     db = Database(url)
     try:
-        upgrade(db, "0011")
+        upgrade(db, "0012")
         _plain_rows(db)
         with pytest.raises(RuntimeError, match=ENV_KEYS):
             upgrade(db)

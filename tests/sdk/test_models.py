@@ -31,6 +31,7 @@ PAIRS: list[tuple[type[Any], type[BaseModel]]] = [
     (sdk.LedgerTransaction, results.LedgerTransaction),
     (sdk.LedgerPage, results.LedgerPage),
     (sdk.RateCardVersion, results.RateCardVersion),
+    (sdk.PublishedRateCard, results.PublishedRateCard),
     (sdk.PriceLine, results.PriceLine),
     (sdk.AppliedMultiplier, results.AppliedMultiplier),
     (sdk.VendorCostInfo, results.VendorCostInfo),

@@ -1,4 +1,4 @@
-"""Client-side pricing of usage, until server-side rate cards land."""
+"""Client-side pricing of usage, for guards not priced by the server's rate card."""
 
 from __future__ import annotations
 
@@ -24,11 +24,23 @@ def test_cache_rates_default_to_the_input_rate() -> None:
     assert rate(Usage(input_tokens=100, cached_tokens=100, output_tokens=1)) == 408
 
 
-def test_rates_per_million_tokens_round_half_to_even() -> None:
+def test_a_price_rounds_up_to_a_minor_unit_by_default_as_a_card_does() -> None:
     rate = TokenRate(input="250", output="1000", per=1_000_000)
-    assert rate(Usage(input_tokens=2_000)) == 0  # 0.5 rounds to even
-    assert rate(Usage(input_tokens=6_000)) == 2  # 1.5 rounds to even
-    assert rate(Usage(input_tokens=10_000, output_tokens=2_500)) == 5  # 2.5 + 2.5
+    assert rate(Usage(input_tokens=4)) == 1  # 0.001 is never free
+    assert rate(Usage(input_tokens=2_000)) == 1  # 0.5
+    assert rate(Usage(input_tokens=6_000)) == 2  # 1.5
+    assert rate(Usage(input_tokens=10_000, output_tokens=2_500)) == 5  # 2.5 + 2.5 exactly
+    assert rate(Usage()) == 0  # nothing used costs nothing
+
+
+def test_a_rate_may_name_another_rounding() -> None:
+    half_even = TokenRate(input="250", output="1000", per=1_000_000, rounding="half_even")
+    assert half_even(Usage(input_tokens=2_000)) == 0  # 0.5 rounds to even
+    assert half_even(Usage(input_tokens=6_000)) == 2  # 1.5 rounds to even
+    down = TokenRate(input="250", output="1000", per=1_000_000, rounding="down")
+    assert down(Usage(input_tokens=7_999)) == 1
+    with pytest.raises(ValueError, match="rounding"):
+        TokenRate(input=1, output=1, rounding="nearest")  # type: ignore[arg-type]
 
 
 def test_other_quantities_have_their_own_rates() -> None:

@@ -1,7 +1,7 @@
 """dashboard sessions signed out before they expired
 
-Revision ID: 0012d
-Revises: 0011
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-02 12:00:00.000000
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from creditgate.storage.types import UtcDateTime
 
-revision = "0012d"
-down_revision = "0011"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

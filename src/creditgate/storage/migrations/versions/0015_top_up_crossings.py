@@ -2,8 +2,8 @@
 threshold, so the movement that crosses it re-arms or fires; the purchase in flight records
 when it was sent to the provider
 
-Revision ID: 0012e
-Revises: 0011
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-02 10:00:00.000000
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 
 import creditgate.storage.types
 
-revision = "0012e"
-down_revision = "0011"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 

@@ -7,8 +7,8 @@ upgrade stops and says so). A tenant's `api_base` for a provider is dropped: whe
 server connects is the operator's setting now. The start of receivers' answers kept with
 webhook deliveries is dropped, and errors that quoted a socket's text become their class.
 
-Revision ID: 0012c
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-02 21:30:00.000000
 """
 
@@ -22,8 +22,8 @@ from alembic import op
 
 from creditgate.storage.secret_keys import SecretKeys, SecretKeysMissing, is_sealed
 
-revision = "0012c"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 

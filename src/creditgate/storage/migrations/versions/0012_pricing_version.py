@@ -1,7 +1,7 @@
 """a tenant's pricing version: raised by every rate card version and model price published,
 so each server process can tell in one lookup whether its cached cards are current
 
-Revision ID: 0012a
+Revision ID: 0012
 Revises: 0011
 Create Date: 2026-12-03 10:00:00.000000
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012a"
+revision = "0012"
 down_revision = "0011"
 branch_labels = None
 depends_on = None
