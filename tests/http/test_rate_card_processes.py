@@ -62,7 +62,8 @@ def test_a_version_published_now_prices_every_later_authorization_on_every_proce
         assert http.post("/v1/assets", json={"code": "credits", "scale": 2}).status_code == 201
         assert http.post("/v1/customers", json={"id": "c1"}).status_code == 201
         grant = {"asset": "credits", "amount": 10**9, "kind": "purchased", "cost_basis": "0.01"}
-        assert http.post("/v1/customers/c1/grants", json=grant).status_code == 201
+        keyed = {"Idempotency-Key": uuid.uuid4().hex}
+        assert http.post("/v1/customers/c1/grants", json=grant, headers=keyed).status_code == 201
         before = http.post("/v1/rate-cards", json={"spec": card("1")}).json()["id"]
     # Every process now prices by the first version, and keeps it in memory.
     for server in (one, other) * 8:

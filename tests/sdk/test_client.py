@@ -625,12 +625,13 @@ def test_batch_events_may_be_priced() -> None:
 
 
 def test_a_rate_card_is_sent_with_exact_decimals_and_read_back() -> None:
-    version = results.RateCardVersion(
+    version = results.PublishedRateCard(
         id="rc_1",
         name="default",
         version=3,
         effective_at=datetime(2026, 2, 1, tzinfo=UTC),
         spec={"asset": "credits", "actions": {}},
+        warnings=["cache_write_tokens is priced at 0"],
     )
     recorder = Recorder(answer(version, 201))
     card = {
@@ -644,12 +645,13 @@ def test_a_rate_card_is_sent_with_exact_decimals_and_read_back() -> None:
         )
         with pytest.raises(TypeError, match="never float"):
             cg.publish_rate_card({"asset": "credits", "credit_value_usd": 0.1})
-    assert published == sdk.RateCardVersion(
+    assert published == sdk.PublishedRateCard(
         id="rc_1",
         name="default",
         version=3,
         effective_at=datetime(2026, 2, 1, tzinfo=UTC),
         spec={"asset": "credits", "actions": {}},
+        warnings=("cache_write_tokens is priced at 0",),
     )
     assert FakeCreditgate.body(recorder.requests[0]) == {
         "spec": {

@@ -348,7 +348,7 @@ def test_a_guarded_function_can_settle_itself(cg: Client, fake: FakeCreditgate) 
         return "".join(p or "" for p in parts)
 
     assert stream_reply({"customer": "cust_42"}) == "Hello!"
-    assert fake.available() == START - (4 + 1)
+    assert fake.available() == START - 6  # 40 * 0.1 + 3 * 0.4 = 5.2, rounded up once
     with pytest.raises(LookupError):
         Guard.current()
 
