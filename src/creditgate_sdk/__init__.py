@@ -24,7 +24,6 @@ from creditgate_sdk.errors import (
     Conflict,
     CreditgateError,
     Declined,
-    FieldError,
     GrantNotActive,
     HoldAlreadySettled,
     HoldAlreadyVoided,
@@ -36,7 +35,6 @@ from creditgate_sdk.errors import (
     NoPrice,
     NotFound,
     PermissionDenied,
-    Problem,
     RateLimited,
     ServerError,
     ServiceUnavailable,
@@ -89,6 +87,7 @@ from creditgate_sdk.models import (
     WhatIfRow,
 )
 from creditgate_sdk.pricing import Price, TokenRate
+from creditgate_sdk.problems import FieldError, Problem
 from creditgate_sdk.usage import ImpossibleUsage, Usage, UsageMeter, UsageNotFound, usage_from
 
 __all__ = [

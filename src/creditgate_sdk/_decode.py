@@ -10,7 +10,8 @@ from decimal import Decimal, InvalidOperation
 from functools import cache
 from typing import Any, TypeVar
 
-from creditgate_sdk.errors import Problem, UnexpectedResponse, problem_from
+from creditgate_sdk.errors import UnexpectedResponse, problem_from
+from creditgate_sdk.problems import Problem
 
 T = TypeVar("T")
 

@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from creditgate_sdk.problems import FieldError, Problem
 
 if TYPE_CHECKING:
     from creditgate_sdk.models import Authorization, Settlement
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class FieldError:
-    field: str | None
-    detail: str
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Problem:
-    """An RFC 9457 problem document as the API sends it (also a failed item of a batch)."""
-
-    code: str
-    detail: str = ""
-    status: int | None = None
-    title: str = ""
-    type: str = "about:blank"
-    field: str | None = None
-    errors: tuple[FieldError, ...] = ()  # every failing input, when a request is invalid
 
 
 class CreditgateError(Exception):

@@ -51,15 +51,32 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from creditgate_sdk.errors import ChargeShortfall, Declined, HoldNotPending, UnbilledCall
 from creditgate_sdk.models import Authorization, Settlement
 from creditgate_sdk.pricing import Price
 from creditgate_sdk.usage import Usage, UsageMeter, UsageNotFound, usage_from
 
-if TYPE_CHECKING:
-    from creditgate_sdk.client import AsyncClient, Client
+
+class GuardedClient(Protocol):
+    """What a guard asks of `creditgate_sdk.Client` (named here, so that the client, which
+    makes guards, is the only one of the two that imports the other)."""
+
+    def authorize(self, *args: Any, **kwargs: Any) -> Authorization: ...
+    def settle(self, *args: Any, **kwargs: Any) -> Settlement: ...
+    def void(self, *args: Any, **kwargs: Any) -> Authorization: ...
+    def guard(self, *args: Any, **kwargs: Any) -> Guard: ...
+
+
+class AsyncGuardedClient(Protocol):
+    """What an async guard asks of `creditgate_sdk.AsyncClient`."""
+
+    async def authorize(self, *args: Any, **kwargs: Any) -> Authorization: ...
+    async def settle(self, *args: Any, **kwargs: Any) -> Settlement: ...
+    async def void(self, *args: Any, **kwargs: Any) -> Authorization: ...
+    def guard(self, *args: Any, **kwargs: Any) -> AsyncGuard: ...
+
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -416,7 +433,7 @@ def _usage_kwargs(
 class Guard(_GuardState):
     """A hold around one call, for `with`; made by `Client.guard`."""
 
-    def __init__(self, client: Client, spec: GuardSpec) -> None:
+    def __init__(self, client: GuardedClient, spec: GuardSpec) -> None:
         super().__init__(spec)
         self._client = client
 
@@ -507,7 +524,7 @@ class Guard(_GuardState):
 class AsyncGuard(_GuardState):
     """A hold around one call, for `async with`; made by `AsyncClient.guard`."""
 
-    def __init__(self, client: AsyncClient, spec: GuardSpec) -> None:
+    def __init__(self, client: AsyncGuardedClient, spec: GuardSpec) -> None:
         super().__init__(spec)
         self._client = client
 
@@ -664,7 +681,9 @@ def _guard_kwargs(
     }
 
 
-def decorate(client: Client, options: GuardOptions) -> Callable[[Callable[P, R]], Callable[P, R]]:
+def decorate(
+    client: GuardedClient, options: GuardOptions
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
     def decorator(fn: Callable[P, R]) -> Callable[P, R]:
         if inspect.iscoroutinefunction(fn):
             raise TypeError("use AsyncClient.guarded for async functions")
@@ -686,7 +705,7 @@ def decorate(client: Client, options: GuardOptions) -> Callable[[Callable[P, R]]
 
 
 def decorate_async(
-    client: AsyncClient, options: GuardOptions
+    client: AsyncGuardedClient, options: GuardOptions
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Coroutine[Any, Any, R]]]:
     def decorator(fn: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
         if not inspect.iscoroutinefunction(fn):

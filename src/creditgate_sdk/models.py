@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from creditgate_sdk.errors import Problem
+from creditgate_sdk.problems import Problem
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

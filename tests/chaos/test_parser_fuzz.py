@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from creditgate._cli import CliError
-from creditgate.cli_pricing import load_spec
+from creditgate.cli._shared import CliError
+from creditgate.cli.pricing import load_spec
 from creditgate.domain.amounts import MAX_AMOUNT, Asset
 from creditgate.domain.errors import CreditgateError, Unauthenticated
 from creditgate.domain.pricing import (
@@ -29,13 +29,13 @@ from creditgate.domain.pricing import (
     parse_rate_card,
     quote,
 )
-from creditgate.services.api_keys import (
+from creditgate.services.billing.payments import stripe_event_tenant
+from creditgate.services.catalog.api_keys import (
     MAX_KEY_LENGTH,
     PREFIX_ALPHABET,
     SECRET_ALPHABET,
     parse_key,
 )
-from creditgate.services.payments import stripe_event_tenant
 
 FUZZ = settings(
     max_examples=100,

@@ -18,9 +18,9 @@ from sqlalchemy import event, select
 from starlette.testclient import TestClient
 
 from creditgate.api import Creditgate, TenantLedger
-from creditgate.http.app import Settings, create_app
 from creditgate.http.auth import AuthFailureLimiter
-from creditgate.services import api_keys
+from creditgate.server.app import Settings, create_app
+from creditgate.services.catalog import api_keys
 from creditgate.storage import tables
 from tests.chaos.live import live_server
 

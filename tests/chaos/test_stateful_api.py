@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, Phase, settings
 
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.chaos import hostile
-from creditgate.http.app import Settings, create_app
+from creditgate.server.app import Settings, create_app
 from tests.chaos.live import live_server
 
 CARD = {

@@ -15,13 +15,14 @@ from creditgate.domain.amounts import Asset
 from creditgate.domain.errors import AmountOverflow, InvalidInput
 from creditgate.domain.pricing import (
     ROUNDINGS,
+    CostSource,
     RateCard,
+    VendorCost,
     dimension_combinations,
     parse_rate_card,
     quote,
 )
 from creditgate.domain.pricing_errors import NoPrice, VendorCostUnknown
-from creditgate.domain.vendor_cost import CostSource, VendorCost
 
 CREDITS = Asset("credits", 2)
 

@@ -13,11 +13,11 @@ from genai_prices import Usage, calc_price, data_snapshot
 
 from creditgate.domain.amounts import Asset
 from creditgate.domain.errors import InvalidInput
-from creditgate.domain.pricing import RateCard, parse_model_prices, parse_rate_card
+from creditgate.domain.pricing import CostSource, RateCard, parse_model_prices, parse_rate_card
 from creditgate.domain.pricing_errors import VendorCostUnknown
-from creditgate.domain.vendor_cost import CostSource, LlmUsage
-from creditgate.services.margin import credit_to_cost, list_margin, margin_rate
-from creditgate.services.vendor_cost import genai_prices_cost, quote
+from creditgate.domain.vendor_cost import LlmUsage
+from creditgate.services.pricing.margin import credit_to_cost, list_margin, margin_rate
+from creditgate.services.pricing.vendor_cost import genai_prices_cost, quote
 from tests.domain.test_pricing import EXAMPLES
 
 CREDITS = Asset("credits", 2)

@@ -13,8 +13,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from creditgate.api import Creditgate, TenantLedger
-from creditgate.http.app import Settings, create_app
 from creditgate.http.logs import JsonFormatter
+from creditgate.server.app import Settings, create_app
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Any
 import yaml  # type: ignore[import-untyped]
 from typer.testing import CliRunner
 
-from creditgate.cli_pricing import load_spec
+from creditgate.cli.pricing import load_spec
 from tests.http.conftest import Api
 from tests.integration.test_margin_reports import cli
 

@@ -11,8 +11,8 @@ from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
 from creditgate.api import Creditgate
-from creditgate.http.app import Settings, create_app
 from creditgate.http.auth import Ledger
+from creditgate.server.app import Settings, create_app
 from tests.http.conftest import Api
 
 

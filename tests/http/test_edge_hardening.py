@@ -15,8 +15,8 @@ from starlette.testclient import TestClient
 
 from creditgate.api import Creditgate
 from creditgate.domain.errors import InvalidInput
-from creditgate.http.app import Settings, create_app
 from creditgate.portal.web import SECURITY_HEADERS
+from creditgate.server.app import Settings, create_app
 from creditgate.storage.tables import customers, provider_events
 from tests.chaos.live import live_server
 from tests.http.conftest import Api

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from creditgate.api import Creditgate
-from creditgate.http.app import create_app
 from creditgate.http.bodies import ExactJsonRoute
+from creditgate.server.app import create_app
 from tests.http.conftest import Api
 
 # The hot routes leave a body of this type to FastAPI (see tests/http/test_hot.py).

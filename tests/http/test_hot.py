@@ -18,8 +18,8 @@ from starlette.testclient import TestClient
 
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.http import hot
-from creditgate.http.app import Settings, create_app
 from creditgate.http.auth import Ledger
+from creditgate.server.app import Settings, create_app
 from tests.http import asgi
 from tests.http.asgi import cache_key, pieces, tenant_with_funds
 from tests.http.conftest import Api

@@ -7,8 +7,8 @@ import time
 from starlette.testclient import TestClient
 
 from creditgate.api import Creditgate
-from creditgate.http.app import Settings, create_app
-from creditgate.services.api_keys import hash_secret
+from creditgate.server.app import Settings, create_app
+from creditgate.services.catalog.api_keys import hash_secret
 from creditgate.storage.tables import api_keys
 from tests.http.conftest import Api
 

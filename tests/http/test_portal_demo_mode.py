@@ -12,8 +12,8 @@ from typing import Any
 from starlette.testclient import TestClient
 
 from creditgate.api import Creditgate
-from creditgate.demo import DEMO_TENANT_ID, seed_demo
 from creditgate.portal.reads import branding
+from creditgate.server.demo import DEMO_TENANT_ID, seed_demo
 from tests.http.conftest import Api
 
 PACK = {"code": "starter", "name": "Starter", "asset": "credits", "amount": 100_000, "price": "9"}

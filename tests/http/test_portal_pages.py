@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
-from creditgate.http.app import Settings, create_app
+from creditgate.server.app import Settings, create_app
 from tests.http.conftest import Api
 
 PACK = {"code": "starter", "name": "Starter", "asset": "credits", "amount": 10_000, "price": "9"}

@@ -9,7 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from creditgate.api import Creditgate
-from creditgate.http.app import Settings, create_app
+from creditgate.server.app import Settings, create_app
 from tests.http.conftest import Api
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code", "field"}

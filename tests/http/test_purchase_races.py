@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from creditgate.services import purchases
+from creditgate.services.billing import purchases
 from tests.http.conftest import Api
 from tests.integration.test_plans import events_of
 from tests.stripe_fake import API_KEY, WEBHOOK_SECRET, event, sign

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, Phase, settings
 
 from creditgate.api import Creditgate, TenantLedger
-from creditgate.http.app import Settings, create_app
+from creditgate.server.app import Settings, create_app
 
 CARD = {
     "asset": "credits",

@@ -12,8 +12,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from creditgate.cli_pricing import report_app
-from creditgate.services import margin
+from creditgate.cli.pricing import report_app
+from creditgate.services.pricing import margin
 from tests.conftest import FakeClock
 from tests.http.conftest import Api
 from tests.integration.test_plans import events_of

@@ -20,7 +20,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from creditgate.api import Creditgate, TenantLedger
-from creditgate.http.app import Settings, create_app
+from creditgate.server.app import Settings, create_app
 from tests.chaos.live import live_server
 from tests.http import asgi
 from tests.http.asgi import cache_key, pieces, tenant_with_funds

@@ -21,9 +21,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from creditgate.adapters.outbound import (
+    GuardedBackend,
+    RefusedTarget,
+    guarded_transport,
+    literal_address,
+)
 from creditgate.api import Creditgate
-from creditgate.outbound import GuardedBackend, RefusedTarget, guarded_transport, literal_address
-from creditgate.webhook_sender import WebhookSender
+from creditgate.services.webhooks.delivery import WebhookSender
 from tests.conftest import operator_settings
 from tests.http.conftest import Api
 from tests.webhook_receiver import Receiver

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from creditgate.webhook_sender import WebhookSender
+from creditgate.services.webhooks.delivery import WebhookSender
 from tests.conftest import FakeClock
 from tests.http.conftest import Api
 from tests.webhook_receiver import Receiver

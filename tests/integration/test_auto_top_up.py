@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from creditgate.api import TenantLedger
-from creditgate.services.auto_top_up import STALE_AFTER
+from creditgate.services.billing.auto_top_up import STALE_AFTER
 from tests.conftest import FakeClock
 from tests.integration.test_plans import events_of
 from tests.stripe_fake import API_KEY, WEBHOOK_SECRET, FakeStripe

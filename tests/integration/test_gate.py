@@ -166,7 +166,7 @@ def test_the_first_lots_a_debit_reads_are_the_start_of_the_burn_order(
     from sqlalchemy import select
 
     from creditgate.domain.lots import LotBalance, burn_order
-    from creditgate.services._wallet import LOT_WINDOW, read_balance_and_lots
+    from creditgate.services.wallet import LOT_WINDOW, read_balance_and_lots
     from creditgate.storage.tables import lots as lots_table
 
     rng = random.Random(seed)
@@ -219,7 +219,7 @@ def test_a_wallet_of_many_small_lots_is_drawn_in_burn_order(
 ) -> None:
     # More lots than a debit reads at first (LOT_WINDOW): a debit the first lots cannot
     # cover reads them all, and every debit draws in burn order (oldest first here).
-    from creditgate.services._wallet import LOT_WINDOW
+    from creditgate.services.wallet import LOT_WINDOW
 
     ledger.create_customer("many")
     granted = []

@@ -484,7 +484,7 @@ def test_a_hold_spread_over_more_lots_than_a_debit_reads_keeps_all_of_them(
 ) -> None:
     """The sweep reads the first lots to find which ones the holds draw on, and every lot
     when those do not cover what is held."""
-    from creditgate.services._wallet import LOT_WINDOW
+    from creditgate.services.wallet import LOT_WINDOW
 
     customer(ledger)
     many = LOT_WINDOW + 6

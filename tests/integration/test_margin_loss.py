@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from creditgate.api import TenantLedger
-from creditgate.services import margin
+from creditgate.services.pricing import margin
 from tests.http.test_card_warnings import no_cache_writes
 from tests.integration.test_margin_reports import JAN, add_charge, report, run
 

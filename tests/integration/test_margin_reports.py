@@ -14,11 +14,11 @@ from sqlalchemy import insert
 from typer.testing import CliRunner, Result
 
 from creditgate.api import TenantLedger
-from creditgate.cli_pricing import rate_cards_app, report_app
+from creditgate.cli.pricing import rate_cards_app, report_app
 from creditgate.domain.errors import InvalidInput, UnknownAsset
 from creditgate.domain.pricing import parse_rate_card
-from creditgate.ids import new_id
-from creditgate.services import margin
+from creditgate.services.pricing import margin
+from creditgate.storage.ids import new_id
 from creditgate.storage.tables import charges
 from tests.domain.test_pricing import EXAMPLES
 

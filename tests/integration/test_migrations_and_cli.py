@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from creditgate.api import Creditgate
 from creditgate.cli import app
-from creditgate.demo import DEMO_TENANT_ID
+from creditgate.server.demo import DEMO_TENANT_ID
 from creditgate.storage.database import Database
 from creditgate.storage.migrate import current_revision, head_revision, upgrade
 from creditgate.storage.tables import (

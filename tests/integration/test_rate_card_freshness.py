@@ -9,7 +9,7 @@ import pytest
 
 from creditgate.api import TenantLedger
 from creditgate.domain.pricing_errors import NoPrice
-from creditgate.services import rate_cards
+from creditgate.services.pricing import rate_cards
 
 
 def card(credits: str) -> dict[str, Any]:

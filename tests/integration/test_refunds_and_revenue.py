@@ -10,7 +10,7 @@ import pytest
 
 from creditgate.api import TenantLedger
 from creditgate.domain.errors import IdempotencyConflict, InvalidInput
-from creditgate.services.refunds import UnknownCharge
+from creditgate.services.ledger.refunds import UnknownCharge
 from tests.conftest import FakeClock
 
 
@@ -174,7 +174,7 @@ def test_a_sweep_announces_only_lots_not_yet_announced(
     """The sweep's read leaves out announced lots: a small limit still reaches every lot."""
     from sqlalchemy import func, select
 
-    from creditgate.services.sweeps import warn_expiring
+    from creditgate.services.ledger.sweeps import warn_expiring
     from creditgate.storage.tables import events
 
     ledger.create_customer("c1")

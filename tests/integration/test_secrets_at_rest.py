@@ -15,9 +15,9 @@ from cryptography.fernet import Fernet
 from sqlalchemy import insert, inspect, select, text
 from typer.testing import CliRunner
 
-from creditgate._cli import CliError
 from creditgate.api import Creditgate
 from creditgate.cli import app
+from creditgate.cli._shared import CliError
 from creditgate.storage.database import Database
 from creditgate.storage.migrate import alembic_config, upgrade
 from creditgate.storage.secret_keys import (

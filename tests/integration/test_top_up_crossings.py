@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from creditgate.api import TenantLedger
-from creditgate.services.billing_results import AutoTopUp, Purchase
+from creditgate.services.billing.results import AutoTopUp, Purchase
 from tests.conftest import FakeClock
 from tests.integration.test_plans import events_of
 

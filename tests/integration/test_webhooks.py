@@ -27,10 +27,10 @@ from creditgate.domain.webhooks import (
     UnknownWebhookEndpoint,
     WebhookEndpointDisabled,
 )
-from creditgate.services.outbox import LEASE, claim_due, fan_out
-from creditgate.services.webhooks import CreatedWebhookEndpoint, WebhookDelivery
-from creditgate.webhook_sender import WebhookSender, deliver_webhooks
-from creditgate.worker import Sweeper
+from creditgate.server.worker import Sweeper
+from creditgate.services.webhooks.delivery import WebhookSender, deliver_webhooks
+from creditgate.services.webhooks.endpoints import CreatedWebhookEndpoint, WebhookDelivery
+from creditgate.services.webhooks.outbox import LEASE, claim_due, fan_out
 from tests.conftest import FakeClock
 from tests.webhook_receiver import HANG, Receiver
 

@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 import creditgate_sdk as sdk
-from creditgate.services import margin, results
+from creditgate.services import results
+from creditgate.services.pricing import margin
 from creditgate_sdk import AsyncClient, Client, RetryPolicy
 from tests.sdk.conftest import NO_WAIT
 from tests.sdk.fakes import API_KEY, BASE_URL, FakeCreditgate, answer, problem

@@ -13,7 +13,10 @@ import pytest
 from pydantic import BaseModel
 
 import creditgate_sdk as sdk
-from creditgate.services import billing_results, margin, refunds, results
+from creditgate.services import results
+from creditgate.services.billing import results as billing_results
+from creditgate.services.ledger import refunds
+from creditgate.services.pricing import margin
 from creditgate_sdk._decode import decode
 
 PAIRS: list[tuple[type[Any], type[BaseModel]]] = [

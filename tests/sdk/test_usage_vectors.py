@@ -26,7 +26,7 @@ from openai.types.responses import Response, ResponseCompletedEvent, ResponseUsa
 from pydantic import BaseModel
 
 from creditgate.domain.vendor_cost import LlmUsage
-from creditgate.services.vendor_cost import genai_prices_cost
+from creditgate.services.pricing.vendor_cost import genai_prices_cost
 from creditgate_sdk import Client, ImpossibleUsage, Usage, usage_from
 from creditgate_sdk.usage import PRICED_TOKENS, usage_of
 from tests.sdk.fakes import FakeCreditgate

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from creditgate.api import Creditgate, TenantLedger
-from creditgate.ids import new_id
+from creditgate.storage.ids import new_id
 
 GRANT = 10**15
 HOLD = 1_000

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from creditgate.clock import CLOCK_FILE_ENV, write_offset
+from creditgate.api.clock import CLOCK_FILE_ENV, write_offset
 
 
 def free_port() -> int:

@@ -36,13 +36,13 @@ from typing import Any
 from sqlalchemy import func, select
 
 from creditgate.api import Creditgate, TenantLedger
+from creditgate.api.clock import FileOffsetClock
 from creditgate.chaos import wire
 from creditgate.chaos.cluster import Cluster
 from creditgate.chaos.history import OK, REJECTED, UNRESOLVED, History, Op
 from creditgate.chaos.model import ReferenceModel, ServerState
 from creditgate.chaos.races import RaceResult, race
 from creditgate.chaos.workload import DEFAULT_WALLETS, Client, Clients
-from creditgate.clock import FileOffsetClock
 from creditgate.domain.ledger import Account, TransactionKind
 from creditgate.storage import tables as t
 

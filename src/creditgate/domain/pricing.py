@@ -76,7 +76,8 @@ from decimal import (
     Overflow,
     localcontext,
 )
-from typing import TYPE_CHECKING, Any
+from enum import StrEnum
+from typing import Any
 
 from creditgate.domain.amounts import (
     MAX_AMOUNT,
@@ -88,12 +89,6 @@ from creditgate.domain.amounts import (
 )
 from creditgate.domain.errors import AmountOverflow, InvalidInput
 from creditgate.domain.pricing_errors import NoPrice, VendorCostUnknown
-
-if TYPE_CHECKING:
-    from creditgate.domain.vendor_cost import VendorCost
-
-    # Given the matched rule, the request's dimensions and quantities: what the action cost.
-    VendorCostSource = Callable[["PriceRule", Mapping[str, str], Mapping[str, Decimal]], VendorCost]
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -250,6 +245,37 @@ class RateCard:
         out["rounding"] = self.rounding
         out["actions"] = {name: _action_spec(prices) for name, prices in self.actions.items()}
         return out
+
+
+# What an action cost the product (see `vendor_cost`), carried by each quote.
+class CostSource(StrEnum):
+    EXPLICIT = "explicit"
+    CARD = "card"  # the rate card's flat and per-unit vendor prices
+    TENANT_OVERRIDE = "tenant_override"  # the card's model_prices
+    PRICE_TABLE = "genai_prices"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class VendorCost:
+    usd: Decimal | None
+    source: CostSource
+    reason: str | None = None
+    provider: str | None = None
+    model: str | None = None
+
+    def snapshot(self) -> dict[str, str | None]:
+        return {
+            "usd": None if self.usd is None else text(self.usd),
+            "source": self.source.value,
+            "reason": self.reason,
+            "provider": self.provider,
+            "model": self.model,
+        }
+
+
+# Given the matched rule, the request's dimensions and quantities: what the action cost.
+VendorCostSource = Callable[["PriceRule", Mapping[str, str], Mapping[str, Decimal]], VendorCost]
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,20 +17,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
-from enum import StrEnum
 
-from creditgate.domain.pricing import PriceRule, TokenPrices, text
+from creditgate.domain.pricing import CostSource, PriceRule, TokenPrices, VendorCost
 
 ZERO = Decimal(0)
 MILLION = Decimal(1_000_000)
-
-
-class CostSource(StrEnum):
-    EXPLICIT = "explicit"
-    CARD = "card"  # the rate card's flat and per-unit vendor prices
-    TENANT_OVERRIDE = "tenant_override"  # the card's model_prices
-    PRICE_TABLE = "genai_prices"
-    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,24 +39,6 @@ class LlmUsage:
             cached_tokens=quantities.get("cached_tokens", ZERO),
             cache_write_tokens=quantities.get("cache_write_tokens", ZERO),
         )
-
-
-@dataclass(frozen=True, slots=True)
-class VendorCost:
-    usd: Decimal | None
-    source: CostSource
-    reason: str | None = None
-    provider: str | None = None
-    model: str | None = None
-
-    def snapshot(self) -> dict[str, str | None]:
-        return {
-            "usd": None if self.usd is None else text(self.usd),
-            "source": self.source.value,
-            "reason": self.reason,
-            "provider": self.provider,
-            "model": self.model,
-        }
 
 
 def unknown(reason: str, *, provider: str | None = None, model: str | None = None) -> VendorCost:

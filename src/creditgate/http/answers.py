@@ -11,7 +11,7 @@ from starlette.responses import Response
 from creditgate.domain.amounts import ASSET_CODE
 from creditgate.http.models import ID_PATTERN
 from creditgate.http.problems import IDEMPOTENCY_HEADER
-from creditgate.services.catalog import MAX_NAME
+from creditgate.services.catalog.catalog import MAX_NAME
 from creditgate.services.context import MAX_KEY_LENGTH
 
 _REPLAY = (

@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.domain.errors import CreditgateError, Unauthenticated
 from creditgate.http.load import InFlight
-from creditgate.services.api_keys import Principal, display
+from creditgate.services.catalog.api_keys import Principal, display
 
 DEFAULT_AUTH_FAILURES_PER_MINUTE = 20
 AUTH_FAILURE_WINDOW_SECONDS = 60.0

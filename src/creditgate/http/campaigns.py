@@ -14,7 +14,8 @@ from creditgate.http.auth import Ledger
 from creditgate.http.bodies import ExactJsonRoute
 from creditgate.http.models import AssetCode, Body, GrantAmount, Name, Priority, Text, Timestamp
 from creditgate.http.plans import Code
-from creditgate.services.billing_results import Campaign, ConsumptionOrder, Redemption
+from creditgate.services.billing.results import Campaign, Redemption
+from creditgate.services.results import ConsumptionOrder
 
 router = APIRouter(prefix="/v1", route_class=ExactJsonRoute, tags=["campaigns"])
 

@@ -17,7 +17,7 @@ from creditgate.http.models import (
     NewCustomer,
     PolicyChange,
 )
-from creditgate.services.catalog import MAX_NAME, check_external_id
+from creditgate.services.catalog.catalog import MAX_NAME, check_external_id
 from creditgate.services.results import AssetInfo, Customer, Policy
 
 router = APIRouter(prefix="/v1", route_class=ExactJsonRoute)

@@ -24,7 +24,7 @@ from creditgate.http.models import (
     UsageEvent,
 )
 from creditgate.http.problems import from_error
-from creditgate.services.context import Idempotent, Tx
+from creditgate.services.context import Idempotent
 from creditgate.services.results import Authorization, Charge, Settlement
 
 router = APIRouter(prefix="/v1", route_class=ExactJsonRoute)
@@ -136,8 +136,7 @@ def charge_batch(body: ChargeBatch, t: Ledger, idempotency_key: RequiredIdempote
     request = body.model_dump(mode="json")
 
     def in_tx(conn: Connection) -> Idempotent:
-        tx = Tx(conn, t.tenant_id, t.cg.clock(), t.cg.catalog, operator=t.cg.operator)
-        return Idempotent(tx, idempotency_key, "charge.batch", request)
+        return Idempotent(t.cg.tx(conn, t.tenant_id), idempotency_key, "charge.batch", request)
 
     def replay(conn: Connection) -> BatchResult | None:
         return in_tx(conn).replay(BatchResult)

@@ -62,8 +62,8 @@ from creditgate.http.models import (
 )
 from creditgate.http.problems import IDEMPOTENCY_HEADER, template_pattern
 from creditgate.http.threads import Threads
-from creditgate.services.api_keys import display
-from creditgate.services.catalog import MAX_NAME
+from creditgate.services.catalog.api_keys import display
+from creditgate.services.catalog.catalog import MAX_NAME
 from creditgate.services.context import MAX_KEY_LENGTH
 
 _ID = re.compile(ID_PATTERN)

@@ -31,10 +31,10 @@ from creditgate.domain.lots import LotKind
 from creditgate.domain.policy import PolicyMode
 from creditgate.domain.pricing import MAX_KEYS, MAX_TEXT, NAME
 from creditgate.http.problems import Problem
-from creditgate.services.catalog import CUSTOMER_ID, MAX_NAME, MAX_SAFE_INTEGER
+from creditgate.services.catalog.catalog import CUSTOMER_ID, MAX_NAME, MAX_SAFE_INTEGER
 from creditgate.services.context import MAX_KEY_LENGTH
-from creditgate.services.grants import MAX_PRIORITY
-from creditgate.services.pricing import MAX_PROVIDER
+from creditgate.services.ledger.grants import MAX_PRIORITY
+from creditgate.services.pricing.quotes import MAX_PROVIDER
 from creditgate.services.results import (
     ApiKey,
     AssetInfo,

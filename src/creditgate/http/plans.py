@@ -20,7 +20,7 @@ from creditgate.http.answers import (
 from creditgate.http.auth import Ledger
 from creditgate.http.bodies import ExactJsonRoute
 from creditgate.http.models import AssetCode, Body, DecimalText, GrantAmount, Limit, Name
-from creditgate.services.billing_results import Plan, Subscription
+from creditgate.services.billing.results import Plan, Subscription
 
 router = APIRouter(prefix="/v1", route_class=ExactJsonRoute, tags=["plans"])
 

@@ -22,8 +22,8 @@ from creditgate.http.models import (
     SignedDecimal,
     Timestamp,
 )
-from creditgate.services import margin
-from creditgate.services.margin import FullMarginReport
+from creditgate.services.pricing import margin
+from creditgate.services.pricing.margin import FullMarginReport
 from creditgate.services.results import ModelPrice, PriceQuote, PublishedRateCard
 
 router = APIRouter(prefix="/v1", route_class=ExactJsonRoute)

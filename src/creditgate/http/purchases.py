@@ -35,7 +35,8 @@ from creditgate.http.models import (
     Text,
 )
 from creditgate.http.plans import Code, Currency
-from creditgate.services.billing_results import (
+from creditgate.services.billing.payments import stripe_event_tenant
+from creditgate.services.billing.results import (
     AutoTopUp,
     ExchangeRate,
     Pack,
@@ -44,7 +45,6 @@ from creditgate.services.billing_results import (
     ProviderEventOutcome,
     Purchase,
 )
-from creditgate.services.payments import stripe_event_tenant
 
 router = APIRouter(prefix="/v1", route_class=ExactJsonRoute, tags=["payments"])
 

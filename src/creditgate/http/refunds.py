@@ -14,9 +14,9 @@ from creditgate.http.answers import ObjectPath, RequiredIdempotencyKey, answer
 from creditgate.http.auth import Ledger
 from creditgate.http.bodies import ExactJsonRoute
 from creditgate.http.models import MAX_REASON, Amount, Body, CustomerId, Metadata, Text, Timestamp
-from creditgate.services.billing_results import PurchaseRefund, PurchaseRefundList
-from creditgate.services.refunds import Refund
-from creditgate.services.revenue import RevenueReport
+from creditgate.services.billing.results import PurchaseRefund, PurchaseRefundList
+from creditgate.services.ledger.refunds import Refund
+from creditgate.services.reports.revenue import RevenueReport
 
 router = APIRouter(prefix="/v1", route_class=ExactJsonRoute, tags=["refunds"])
 

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from creditgate.http.answers import AssetQuery, CustomerPath, answer
 from creditgate.http.auth import Ledger
 from creditgate.http.bodies import ExactJsonRoute
-from creditgate.services.queries import MAX_PAGE
+from creditgate.services.ledger.queries import MAX_PAGE
 from creditgate.services.results import LedgerPage, Wallet
 
 router = APIRouter(prefix="/v1", route_class=ExactJsonRoute, tags=["wallets"])

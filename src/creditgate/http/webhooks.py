@@ -18,8 +18,8 @@ from creditgate.http.answers import IdempotencyKey, ObjectPath, answer
 from creditgate.http.auth import Ledger
 from creditgate.http.bodies import ExactJsonRoute
 from creditgate.http.models import ID_PATTERN, Body, Text
-from creditgate.services.queries import MAX_PAGE
-from creditgate.services.webhooks import (
+from creditgate.services.ledger.queries import MAX_PAGE
+from creditgate.services.webhooks.endpoints import (
     DEFAULT_PAGE,
     CreatedWebhookEndpoint,
     WebhookDelivery,

@@ -26,7 +26,7 @@ from creditgate.portal.web import (
     refused,
     tokens_of,
 )
-from creditgate.services.billing_results import AutoTopUp, Pack, Purchase
+from creditgate.services.billing.results import AutoTopUp, Pack, Purchase
 
 # Each page holds an in-flight slot while it is served (its body already read).
 router = APIRouter(include_in_schema=False, dependencies=[Depends(in_flight_slot)])

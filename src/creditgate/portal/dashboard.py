@@ -26,7 +26,7 @@ from creditgate.portal.reads import (
 )
 from creditgate.portal.tokens import DASHBOARD_TTL, DashboardSession, TokenRefused
 from creditgate.portal.web import form_fields, money, page, refused, tokens_of
-from creditgate.services.margin import is_loss, margin_rate
+from creditgate.services.pricing.margin import is_loss, margin_rate
 
 # Each page holds an in-flight slot while it is served (its body already read).
 router = APIRouter(include_in_schema=False, dependencies=[Depends(in_flight_slot)])

@@ -21,7 +21,7 @@ from creditgate.portal import charts
 from creditgate.portal.reads import branding, usage_by_day
 from creditgate.portal.tokens import PortalSession, TokenRefused
 from creditgate.portal.web import SECURITY_HEADERS, form_fields, page, refused, tokens_of
-from creditgate.services.billing_results import Purchase
+from creditgate.services.billing.results import Purchase
 
 # Each page holds an in-flight slot while it is served (its body already read).
 router = APIRouter(include_in_schema=False, dependencies=[Depends(in_flight_slot)])

@@ -6,9 +6,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from creditgate.api import Creditgate
-from creditgate.services import portal
-from creditgate.services.context import Tx
-from creditgate.services.portal import Branding, DailyUsage, MarginPoint
+from creditgate.services.reports import portal
+from creditgate.services.reports.portal import Branding, DailyUsage, MarginPoint
 
 T = TypeVar("T")
 
@@ -16,12 +15,7 @@ T = TypeVar("T")
 def _run(
     cg: Creditgate, tenant_id: str, fn: Callable[..., T], *, read_only: bool, **kwargs: Any
 ) -> T:
-    return cg.db.run(
-        lambda conn: fn(
-            Tx(conn, tenant_id, cg.clock(), cg.catalog, operator=cg.operator), **kwargs
-        ),
-        read_only=read_only,
-    )
+    return cg.db.run(lambda conn: fn(cg.tx(conn, tenant_id), **kwargs), read_only=read_only)
 
 
 def branding(cg: Creditgate, tenant_id: str) -> Branding:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from creditgate.http import portal as portal_api
 from creditgate.portal import account, dashboard, pages, web
+from creditgate.portal import api as portal_api
 from creditgate.portal.tokens import Tokens
 
 

@@ -10,7 +10,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, String, Text, bindparam, cast, func, insert, literal, select
 
@@ -118,6 +118,29 @@ class Operator:
 DEFAULT_OPERATOR = Operator()
 
 
+class ThresholdCrossed(Protocol):
+    def __call__(self, tx: Tx, wallet_id: str, asset: str, *, rising: bool) -> None: ...
+
+
+def _unwired(tx: Tx, wallet_id: str, asset: str, *, rising: bool) -> None:
+    raise RuntimeError(
+        "a balance crossed its auto top-up threshold in a transaction built without its "
+        "reactions: build it with Creditgate.tx"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Reactions:
+    """What other areas do, in the same transaction, when the ledger moves a balance: buying
+    the auto top-up of a wallet whose available fell below its threshold (or re-arming it).
+    The composition (`creditgate.api`) wires them, so the ledger never imports billing."""
+
+    threshold_crossed: ThresholdCrossed = _unwired
+
+
+UNWIRED = Reactions()
+
+
 @dataclass
 class Tx:
     conn: Connection
@@ -125,8 +148,8 @@ class Tx:
     now: datetime
     catalog: Catalog = field(default_factory=Catalog)
     pricing_stamp: PricingStamp | None = None
-
     operator: Operator = DEFAULT_OPERATOR
+    reactions: Reactions = UNWIRED
 
     def asset(self, code: str) -> Asset:
         return self.catalog.asset(self.conn, self.tenant_id, code)

@@ -276,3 +276,15 @@ class PriceQuote(Result):
     rounding: str  # the card's: up (default), down, half_up, half_down or half_even
     credit_value_usd: DecimalString | None
     vendor_cost: VendorCostInfo | None
+
+
+class KindPriority(Result):
+    kind: str
+    priority: int
+    is_default: bool
+
+
+class ConsumptionOrder(Result):
+    """The default priority per lot kind, lowest first: the order credit is used in."""
+
+    data: list[KindPriority]

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from creditgate.services.purchases import SECRET_FIELDS
+from creditgate.services.billing.purchases import SECRET_FIELDS
 from creditgate.services.results import Result
 from creditgate.storage.database import Database
 from creditgate.storage.secret_keys import SecretKeys

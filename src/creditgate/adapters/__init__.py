@@ -1,0 +1,1 @@
+"""Adapters to the world outside: outbound connections a tenant may point elsewhere."""

@@ -1,0 +1,356 @@
+"""The in-process API of billing: plans, subscriptions, packs, purchases, auto top-up, campaigns.
+
+`TenantLedger` takes these methods; each runs as one transaction, except the flows that
+call a payment provider, which run a transaction before and after the call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from creditgate.services.billing import (
+    auto_top_up,
+    campaigns,
+    payments,
+    plans,
+    purchase_refunds,
+    purchases,
+)
+from creditgate.services.billing.results import (
+    AutoTopUp,
+    AutoTopUpReport,
+    Campaign,
+    ExchangeRate,
+    Pack,
+    PaymentMethod,
+    Plan,
+    ProviderAccount,
+    ProviderEventOutcome,
+    Purchase,
+    PurchaseRefund,
+    Redemption,
+    RenewalReport,
+    Subscription,
+)
+from creditgate.services.ledger import consumption
+from creditgate.services.results import ConsumptionOrder
+
+T = TypeVar("T")
+
+
+class BillingMethods:
+    tenant_id: str
+
+    def _run(self, fn: Callable[..., T], /, read_only: bool = False, **kwargs: Any) -> T:
+        raise NotImplementedError
+
+    # Plans and subscriptions
+    def create_plan(
+        self,
+        code: str,
+        *,
+        asset: str,
+        included: int,
+        fee: Decimal | str | int,
+        currency: str = "USD",
+        period: str = "monthly",
+        name: str = "",
+        rollover_cap: int = 0,
+        overage_policy: str = "block",
+        overdraft_limit: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Plan:
+        return self._run(
+            plans.create_plan,
+            code=code,
+            asset=asset,
+            included=included,
+            fee=fee,
+            currency=currency,
+            period=period,
+            name=name,
+            rollover_cap=rollover_cap,
+            overage_policy=overage_policy,
+            overdraft_limit=overdraft_limit,
+            idempotency_key=idempotency_key,
+        )
+
+    def plans(self) -> list[Plan]:
+        return self._run(plans.list_plans, read_only=True)
+
+    def subscribe(
+        self, customer: str, plan: str, *, idempotency_key: str | None = None
+    ) -> Subscription:
+        return self._run(
+            plans.subscribe, customer=customer, plan=plan, idempotency_key=idempotency_key
+        )
+
+    def subscription(self, subscription_id: str) -> Subscription:
+        return self._run(plans.get_subscription, read_only=True, subscription_id=subscription_id)
+
+    def subscriptions(self, customer: str) -> list[Subscription]:
+        return self._run(plans.customer_subscriptions, read_only=True, customer=customer)
+
+    def change_plan(
+        self,
+        subscription_id: str,
+        plan: str,
+        *,
+        at: str = "now",
+        idempotency_key: str | None = None,
+    ) -> Subscription:
+        return self._run(
+            plans.change_plan,
+            subscription_id=subscription_id,
+            plan=plan,
+            at=at,
+            idempotency_key=idempotency_key,
+        )
+
+    def cancel_subscription(
+        self, subscription_id: str, *, at: str = "period_end", idempotency_key: str | None = None
+    ) -> Subscription:
+        return self._run(
+            plans.cancel, subscription_id=subscription_id, at=at, idempotency_key=idempotency_key
+        )
+
+    def renew_due(self) -> RenewalReport:
+        return self._run(plans.renew_due)
+
+    # Packs, purchases and providers
+    def create_pack(
+        self,
+        code: str,
+        *,
+        asset: str,
+        amount: int,
+        price: Decimal | str | int,
+        currency: str = "USD",
+        name: str = "",
+        expires_after_days: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Pack:
+        return self._run(
+            purchases.create_pack,
+            code=code,
+            asset=asset,
+            amount=amount,
+            price=price,
+            currency=currency,
+            name=name,
+            expires_after_days=expires_after_days,
+            idempotency_key=idempotency_key,
+        )
+
+    def packs(self, *, include_inactive: bool = False) -> list[Pack]:
+        return self._run(purchases.list_packs, read_only=True, include_inactive=include_inactive)
+
+    def set_pack_active(self, pack: str, active: bool) -> Pack:
+        return self._run(purchases.set_pack_active, pack=pack, active=active)
+
+    def set_exchange_rate(
+        self, currency: str, asset: str, rate: Decimal | str | int
+    ) -> ExchangeRate:
+        return self._run(purchases.set_exchange_rate, currency=currency, asset=asset, rate=rate)
+
+    def exchange_rates(self) -> list[ExchangeRate]:
+        return self._run(purchases.list_exchange_rates, read_only=True)
+
+    def set_provider_account(
+        self,
+        provider: str,
+        *,
+        api_key: str | None = None,
+        webhook_secret: str | None = None,
+    ) -> ProviderAccount:
+        return self._run(
+            purchases.set_provider_account,
+            provider=provider,
+            api_key=api_key,
+            webhook_secret=webhook_secret,
+        )
+
+    def provider_accounts(self) -> list[ProviderAccount]:
+        return self._run(purchases.list_provider_accounts, read_only=True)
+
+    def save_payment_method(
+        self,
+        customer: str,
+        provider: str,
+        method_ref: str,
+        *,
+        customer_ref: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> PaymentMethod:
+        return self._run(
+            purchases.save_payment_method,
+            customer=customer,
+            provider=provider,
+            method_ref=method_ref,
+            customer_ref=customer_ref,
+            idempotency_key=idempotency_key,
+        )
+
+    def payment_methods(self, customer: str) -> list[PaymentMethod]:
+        return self._run(purchases.list_payment_methods, read_only=True, customer=customer)
+
+    def buy(
+        self,
+        customer: str,
+        *,
+        pack: str | None = None,
+        asset: str | None = None,
+        price: Decimal | str | int | None = None,
+        currency: str = "USD",
+        provider: str = "manual",
+        success_url: str | None = None,
+        cancel_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Purchase:
+        """A pending purchase of a pack (or of `price` worth of `asset`); with Stripe, its
+        Checkout Session URL is the answer's `checkout_url`."""
+        return payments.buy(
+            self._run,
+            self.tenant_id,
+            customer=customer,
+            pack=pack,
+            asset=asset,
+            price=price,
+            currency=currency,
+            provider=provider,
+            success_url=success_url,
+            cancel_url=cancel_url,
+            idempotency_key=idempotency_key,
+        )
+
+    def purchase(self, purchase_id: str) -> Purchase:
+        return self._run(purchases.get_purchase, read_only=True, purchase_id=purchase_id)
+
+    def purchases(self, customer: str) -> list[Purchase]:
+        return self._run(purchases.list_purchases, read_only=True, customer=customer)
+
+    def mark_paid(self, purchase_id: str, *, idempotency_key: str | None = None) -> Purchase:
+        """An operator records a manual invoice as paid: its credit is granted."""
+        return self._run(
+            purchases.mark_paid, purchase_id=purchase_id, idempotency_key=idempotency_key
+        )
+
+    def mark_failed(
+        self, purchase_id: str, *, reason: str = "", idempotency_key: str | None = None
+    ) -> Purchase:
+        return self._run(
+            purchases.mark_failed,
+            purchase_id=purchase_id,
+            reason=reason,
+            idempotency_key=idempotency_key,
+        )
+
+    def refund_purchase(
+        self,
+        purchase_id: str,
+        *,
+        reason: str,
+        amount: int | None = None,
+        include_consumed: bool = False,
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> PurchaseRefund:
+        """Take back `amount` of a paid purchase's credit (default: all its unused credit;
+        consumed credit too with `include_consumed`) and pay its money back through the
+        purchase's provider."""
+        return payments.refund(
+            self._run,
+            self.tenant_id,
+            purchase_id=purchase_id,
+            reason=reason,
+            amount=amount,
+            include_consumed=include_consumed,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+        )
+
+    def purchase_refunds(self, purchase_id: str) -> list[PurchaseRefund]:
+        return self._run(
+            purchase_refunds.list_refunds, read_only=True, purchase_id=purchase_id
+        ).data
+
+    def handle_stripe_webhook(self, payload: bytes, signature: str | None) -> ProviderEventOutcome:
+        return self._run(payments.handle_stripe_webhook, payload=payload, signature=signature)
+
+    # Auto top-up
+    def set_auto_top_up(
+        self,
+        customer: str,
+        asset: str,
+        *,
+        threshold: int,
+        pack: str,
+        provider: str = "stripe",
+        monthly_limit: int | None = None,
+        enabled: bool = True,
+    ) -> AutoTopUp:
+        return self._run(
+            auto_top_up.set_auto_top_up,
+            customer=customer,
+            asset=asset,
+            threshold=threshold,
+            pack=pack,
+            provider=provider,
+            monthly_limit=monthly_limit,
+            enabled=enabled,
+        )
+
+    def auto_top_ups(self, customer: str) -> list[AutoTopUp]:
+        return self._run(auto_top_up.get_auto_top_ups, read_only=True, customer=customer)
+
+    def run_auto_top_ups(self) -> AutoTopUpReport:
+        return auto_top_up.run_auto_top_ups(self._run, self.tenant_id)
+
+    # Campaigns and the consumption order
+    def create_campaign(
+        self,
+        code: str,
+        *,
+        asset: str,
+        amount: int,
+        name: str = "",
+        per_customer_limit: int = 1,
+        max_redemptions: int | None = None,
+        expires_at: datetime | None = None,
+        credit_valid_days: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Campaign:
+        return self._run(
+            campaigns.create_campaign,
+            code=code,
+            asset=asset,
+            amount=amount,
+            name=name,
+            per_customer_limit=per_customer_limit,
+            max_redemptions=max_redemptions,
+            expires_at=expires_at,
+            credit_valid_days=credit_valid_days,
+            idempotency_key=idempotency_key,
+        )
+
+    def campaigns(self) -> list[Campaign]:
+        return self._run(campaigns.list_campaigns, read_only=True)
+
+    def redeem(self, customer: str, code: str, *, idempotency_key: str | None = None) -> Redemption:
+        return self._run(
+            campaigns.redeem, customer=customer, code=code, idempotency_key=idempotency_key
+        )
+
+    def consumption_order(self) -> ConsumptionOrder:
+        return self._run(consumption.consumption_order, read_only=True)
+
+    def set_kind_priority(self, kind: str, priority: int) -> ConsumptionOrder:
+        return self._run(consumption.set_kind_priority, kind=kind, priority=priority)
+
+    # The worker's billing round
+    def run_billing(self) -> tuple[RenewalReport, AutoTopUpReport]:
+        """Renewals, then auto top-up: each safe to run any number of times."""
+        return self.renew_due(), self.run_auto_top_ups()

@@ -1,0 +1,839 @@
+"""The `creditgate` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from creditgate.cli._shared import (
+    CliError,
+    DbOption,
+    JsonOption,
+    TenantOption,
+    console,
+    errors,
+    open_creditgate,
+    open_ledger,
+    print_json,
+    table,
+    timestamp,
+    when,
+)
+from creditgate.domain.errors import CreditgateError
+from creditgate.http import DEFAULT_BODY_TIMEOUT_SECONDS, DEFAULT_MAX_IN_FLIGHT
+from creditgate.storage.database import default_url
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+
+app = typer.Typer(
+    help="creditgate: credit wallets and a pre-call gate for AI products.", no_args_is_help=True
+)
+bench_app = typer.Typer(help="Benchmarks (figures go to BENCHMARKS.md).", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+tenants_app = typer.Typer(help="Tenants: the products using this creditgate.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="A tenant's API keys (shown once, stored hashed).", no_args_is_help=True
+)
+customers_app = typer.Typer(help="Customers, each with one wallet.", no_args_is_help=True)
+grants_app = typer.Typer(help="Grants: lots of credit in a wallet.", no_args_is_help=True)
+authorizations_app = typer.Typer(help="Authorizations (holds).", no_args_is_help=True)
+assets_app = typer.Typer(help="Assets: the units wallets hold.", no_args_is_help=True)
+app.add_typer(assets_app, name="assets")
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(keys_app, name="keys")
+app.add_typer(customers_app, name="customers")
+app.add_typer(grants_app, name="grants")
+app.add_typer(authorizations_app, name="authorizations")
+from creditgate.cli.pricing import rate_cards_app, report_app  # noqa: E402
+
+app.add_typer(rate_cards_app, name="rate-cards")
+app.add_typer(report_app, name="report")
+from creditgate.cli.billing import billing_app  # noqa: E402
+
+app.add_typer(billing_app, name="billing")
+from creditgate.cli.webhooks import webhooks_app  # noqa: E402
+
+app.add_typer(webhooks_app, name="webhooks")
+from creditgate.cli.secrets import secrets_app  # noqa: E402
+
+app.add_typer(secrets_app, name="secrets")
+
+
+@app.command()
+def migrate(db: DbOption = None) -> None:
+    """Create or upgrade the schema."""
+    from creditgate.storage.database import Database
+    from creditgate.storage.migrate import current_revision, upgrade
+
+    database = Database(db or default_url())
+    upgrade(database)
+    console.print(f"schema at revision [bold]{current_revision(database)}[/] on {database.dialect}")
+    database.dispose()
+
+
+@app.command()
+def demo(db: DbOption = None) -> None:
+    """Seed a demo tenant with assets, customers and stacked lots (idempotent)."""
+    from creditgate.api import Creditgate
+    from creditgate.server.demo import seed_demo
+
+    with Creditgate(db or default_url()) as cg:
+        tenant = seed_demo(cg)
+        t = cg.tenant(tenant.id)
+        table = Table(title=f"{tenant.name} ({tenant.id})")
+        for col in ("customer", "asset", "posted", "held", "available", "policy"):
+            table.add_column(col)
+        for customer in t.customers():
+            for b in t.wallet(customer.external_id).balances:
+                table.add_row(
+                    customer.external_id,
+                    b.asset,
+                    str(b.posted),
+                    str(b.held),
+                    str(b.available),
+                    b.policy,
+                )
+        console.print(table)
+        console.print("amounts are in each asset's minor unit (credits and USD have scale 2)")
+
+
+@app.command()
+def verify(
+    db: DbOption = None,
+    tenant: Annotated[str | None, typer.Option(help="Check one tenant only")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Rebuild every balance from the ledger and check the invariants; exit 1 on a violation."""
+    from creditgate.api import Creditgate
+
+    with Creditgate(db or default_url(), migrate=False) as cg:
+        report = cg.verify(tenant)
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "checks": [
+                        {"name": c.name, "checked": c.checked, "violations": c.violations}
+                        for c in report.checks
+                    ],
+                }
+            )
+        )
+    else:
+        table = Table(title="creditgate verify")
+        table.add_column("invariant")
+        table.add_column("checked", justify="right")
+        table.add_column("violations", justify="right")
+        for c in report.checks:
+            table.add_row(
+                c.name, str(c.checked), f"[red]{len(c.violations)}[/]" if c.violations else "0"
+            )
+        console.print(table)
+        for line in report.violations[:50]:
+            console.print(f"[red]{line}[/]")
+        console.print("[green]all invariants hold[/]" if report.ok else "[red]violations found[/]")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+Backend = Annotated[str, typer.Option(help="sqlite or postgres")]
+
+
+def _metadata(value: str | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        raise CliError("--metadata must be a JSON object") from None
+    if not isinstance(parsed, dict):
+        raise CliError("--metadata must be a JSON object")
+    return parsed
+
+
+def _fields(title: str, model: BaseModel) -> None:
+    table = Table(title=title, show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for key, value in model.model_dump(mode="json").items():
+        if isinstance(value, dict | list):
+            value = json.dumps(value)
+        table.add_row(key, "" if value is None else str(value))
+    console.print(table)
+
+
+# Tenants and keys
+
+
+@tenants_app.command("create")
+def tenants_create(
+    name: Annotated[str, typer.Argument(help="The product's name")],
+    db: DbOption = None,
+    key_name: Annotated[str, typer.Option(help="A name for the first API key")] = "default",
+    as_json: JsonOption = False,
+) -> None:
+    """Create a tenant and print its first API key (shown this once)."""
+    with open_creditgate(db) as cg:
+        tenant, key = cg.create_tenant_with_key(name, key_name=key_name)
+    if as_json:
+        print_json(
+            {"tenant": tenant.model_dump(mode="json"), "api_key": key.model_dump(mode="json")}
+        )
+        return
+    console.print(f"tenant  [bold]{tenant.id}[/] ({tenant.name})")
+    console.print(f"api key [bold green]{key.key}[/]")
+    console.print("[dim]the key is shown this once; creditgate keeps only its hash[/]")
+
+
+@tenants_app.command("list")
+def tenants_list(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Every tenant."""
+    with open_creditgate(db) as cg:
+        tenants = cg.tenants()
+    if as_json:
+        print_json(tenants)
+        return
+    table(
+        "tenants", ["id", "name", "created"], [(t.id, t.name, when(t.created_at)) for t in tenants]
+    )
+
+
+def _print_keys(keys: Sequence[BaseModel], as_json: bool) -> None:
+    from creditgate.services.catalog.api_keys import display
+    from creditgate.services.results import ApiKey
+
+    if as_json:
+        print_json(keys)
+        return
+    rows = [
+        (
+            k.id,
+            display(k.prefix),
+            k.name,
+            when(k.created_at),
+            when(k.last_used_at),
+            when(k.revoked_at),
+        )
+        for k in keys
+        if isinstance(k, ApiKey)
+    ]
+    table("API keys", ["id", "key", "name", "created", "last used", "revoked"], rows)
+
+
+def _print_new_key(key: BaseModel, as_json: bool) -> None:
+    if as_json:
+        print_json(key)
+        return
+    console.print(f"api key [bold green]{getattr(key, 'key', '')}[/] ({getattr(key, 'id', '')})")
+    console.print("[dim]the key is shown this once; creditgate keeps only its hash[/]")
+
+
+@keys_app.command("list")
+def keys_list(
+    db: DbOption = None, tenant: TenantOption = None, as_json: JsonOption = False
+) -> None:
+    """The tenant's keys, by prefix."""
+    with open_ledger(db, tenant) as t:
+        keys = t.api_keys()
+    _print_keys(keys, as_json)
+
+
+@keys_app.command("create")
+def keys_create(
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    name: Annotated[str, typer.Option(help="What the key is for")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """A new key (shown this once)."""
+    with open_ledger(db, tenant) as t:
+        key = t.create_api_key(name)
+    _print_new_key(key, as_json)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (key_…)")],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Stop a key working (within seconds on running servers)."""
+    with open_ledger(db, tenant) as t:
+        key = t.revoke_api_key(key_id)
+    if as_json:
+        print_json(key)
+    else:
+        _print_keys([key], as_json)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    key_id: Annotated[str, typer.Argument(help="The key's id (key_…)")],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Revoke a key and print its replacement (shown this once)."""
+    with open_ledger(db, tenant) as t:
+        key = t.rotate_api_key(key_id)
+    _print_new_key(key, as_json)
+
+
+# Assets, customers, grants, balances, authorizations, ledger
+
+
+@assets_app.command("list")
+def assets_list(
+    db: DbOption = None, tenant: TenantOption = None, as_json: JsonOption = False
+) -> None:
+    """The tenant's assets."""
+    with open_ledger(db, tenant) as t:
+        assets = t.assets()
+    if as_json:
+        print_json(assets)
+        return
+    table("assets", ["code", "scale", "name"], [(a.code, a.scale, a.name) for a in assets])
+
+
+@assets_app.command("create")
+def assets_create(
+    code: Annotated[str, typer.Argument(help="e.g. credits, USD, gpu_minutes")],
+    scale: Annotated[int, typer.Argument(help="Decimal places of the minor unit")],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    name: str = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Add an asset."""
+    with open_ledger(db, tenant) as t:
+        asset = t.create_asset(code, scale, name)
+    if as_json:
+        print_json(asset)
+        return
+    table("asset created", ["code", "scale", "name"], [(asset.code, asset.scale, asset.name)])
+
+
+@customers_app.command("list")
+def customers_list(
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 100,
+    after: Annotated[str | None, typer.Option(help="Start after this customer id")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Customers, by id."""
+    with open_ledger(db, tenant) as t:
+        customers = t.customers(limit=limit, after=after)
+    if as_json:
+        print_json(customers)
+        return
+    rows = [
+        (c.external_id, c.name, c.policy, c.overdraft_limit, when(c.created_at)) for c in customers
+    ]
+    table("customers", ["customer", "name", "policy", "overdraft limit", "created"], rows)
+
+
+@customers_app.command("create")
+def customers_create(
+    customer: Annotated[str, typer.Argument(help="Your own id for the customer")],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    name: str = "",
+    policy: Annotated[str, typer.Option(help="block, overdraft or allow")] = "block",
+    overdraft_limit: Annotated[int | None, typer.Option(help="With --policy overdraft")] = None,
+    metadata: Annotated[str | None, typer.Option(help="A JSON object")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add a customer (and its wallet)."""
+    with open_ledger(db, tenant) as t:
+        created = t.create_customer(
+            customer,
+            name=name,
+            policy=policy,
+            overdraft_limit=overdraft_limit,
+            metadata=_metadata(metadata),
+        )
+    if as_json:
+        print_json(created)
+    else:
+        _fields(f"customer {created.external_id}", created)
+
+
+@customers_app.command("show")
+def customers_show(
+    customer: Annotated[str, typer.Argument(help="The customer's id")],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A customer and its balances."""
+    with open_ledger(db, tenant) as t:
+        found = t.customer(customer)
+        wallet = t.wallet(customer)
+    if as_json:
+        print_json(
+            {"customer": found.model_dump(mode="json"), "wallet": wallet.model_dump(mode="json")}
+        )
+        return
+    _fields(f"customer {found.external_id}", found)
+    _print_wallet(wallet)
+
+
+def _print_wallet(wallet: Any) -> None:
+    rows = [
+        (b.asset, b.posted, b.held, b.available, b.debt, b.policy, b.overdraft_limit)
+        for b in wallet.balances
+    ]
+    columns = ["asset", "posted", "held", "available", "debt", "policy", "overdraft limit"]
+    table(f"wallet of {wallet.customer} (minor units)", columns, rows)
+
+
+@app.command()
+def balance(
+    customer: Annotated[str, typer.Argument(help="The customer's id")],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Posted, held and available per asset."""
+    with open_ledger(db, tenant) as t:
+        wallet = t.wallet(customer)
+    if as_json:
+        print_json(wallet)
+    else:
+        _print_wallet(wallet)
+
+
+@grants_app.command("create")
+def grants_create(
+    customer: Annotated[str, typer.Argument(help="The customer's id")],
+    asset: Annotated[str, typer.Argument(help="Asset code, e.g. credits")],
+    amount: Annotated[int, typer.Argument(help="In the asset's minor unit")],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    kind: Annotated[
+        str, typer.Option(help="included, promotional, purchased, refund or adjustment")
+    ] = "promotional",
+    priority: int = 0,
+    effective_at: Annotated[str | None, typer.Option(help="ISO 8601, with a zone")] = None,
+    expires_at: Annotated[str | None, typer.Option(help="ISO 8601, with a zone")] = None,
+    cost_basis: Annotated[str, typer.Option(help="Money received per unit")] = "0",
+    currency: str = "USD",
+    metadata: Annotated[str | None, typer.Option(help="A JSON object")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add a lot of credit to a wallet."""
+    with open_ledger(db, tenant) as t:
+        lot = t.grant(
+            customer,
+            asset,
+            amount,
+            kind=kind,
+            priority=priority,
+            effective_at=timestamp(effective_at, "--effective-at"),
+            expires_at=timestamp(expires_at, "--expires-at"),
+            cost_basis=cost_basis,
+            currency=currency,
+            metadata=_metadata(metadata),
+        )
+    if as_json:
+        print_json(lot)
+    else:
+        _print_lots([lot], f"granted to {customer}")
+
+
+def _print_lots(lots: Sequence[Any], title: str) -> None:
+    rows = [
+        (
+            lot.id,
+            lot.asset,
+            lot.kind,
+            lot.status,
+            lot.amount,
+            lot.remaining,
+            lot.priority,
+            when(lot.expires_at),
+            lot.cost_basis,
+        )
+        for lot in lots
+    ]
+    columns = [
+        "lot",
+        "asset",
+        "kind",
+        "status",
+        "amount",
+        "remaining",
+        "priority",
+        "expires",
+        "cost basis",
+    ]
+    table(title, columns, rows)
+
+
+@grants_app.command("list")
+def grants_list(
+    customer: Annotated[str, typer.Argument(help="The customer's id")],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    asset: str | None = None,
+    include_closed: Annotated[
+        bool, typer.Option("--all", help="Include expired, voided and used-up lots")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """A wallet's lots in burn order."""
+    with open_ledger(db, tenant) as t:
+        lots = t.lots(customer, asset=asset, include_closed=include_closed)
+    if as_json:
+        print_json(lots)
+    else:
+        _print_lots(lots, f"lots of {customer} in burn order")
+
+
+@grants_app.command("void")
+def grants_void(
+    lot_id: Annotated[str, typer.Argument(help="The lot's id (lot_…)")],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    reason: str = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Remove what is left of a lot."""
+    with open_ledger(db, tenant) as t:
+        lot = t.void_lot(lot_id, reason=reason)
+    if as_json:
+        print_json(lot)
+    else:
+        _print_lots([lot], "voided")
+
+
+@authorizations_app.command("show")
+def authorizations_show(
+    authorization_id: Annotated[str, typer.Argument(help="The authorization's id (hld_…)")],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One authorization and its state."""
+    with open_ledger(db, tenant) as t:
+        auth = t.authorization(authorization_id)
+    if as_json:
+        print_json(auth)
+    else:
+        _fields(f"authorization {auth.id}", auth)
+
+
+@authorizations_app.command("settle")
+def authorizations_settle(
+    authorization_id: Annotated[str, typer.Argument(help="The authorization's id (hld_…)")],
+    amount: Annotated[int, typer.Argument(help="Actual usage, in the asset's minor unit")],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    action: str | None = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Charge the actual amount against a pending hold and release the rest."""
+    with open_ledger(db, tenant) as t:
+        settled = t.settle(authorization_id, amount, action=action)
+    if as_json:
+        print_json(settled)
+    else:
+        _fields(f"charge {settled.charge.id}", settled.charge)
+
+
+@authorizations_app.command("void")
+def authorizations_void(
+    authorization_id: Annotated[str, typer.Argument(help="The authorization's id (hld_…)")],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Release a pending hold in full."""
+    with open_ledger(db, tenant) as t:
+        auth = t.void(authorization_id)
+    if as_json:
+        print_json(auth)
+    else:
+        _fields(f"authorization {auth.id}", auth)
+
+
+@app.command()
+def ledger(
+    customer: Annotated[str, typer.Argument(help="The customer's id")],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    cursor: Annotated[str | None, typer.Option(help="next_cursor of the previous page")] = None,
+    asset: str | None = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A wallet's ledger transactions, newest first."""
+    with open_ledger(db, tenant) as t:
+        page = t.ledger(customer, limit=limit, cursor=cursor, asset=asset)
+    if as_json:
+        print_json(page)
+        return
+    rows = [
+        (tx.id, when(tx.created_at), tx.kind, tx.asset, tx.wallet_change, tx.reference_id)
+        for tx in page.data
+    ]
+    table(
+        f"ledger of {customer}", ["transaction", "at", "kind", "asset", "change", "reference"], rows
+    )
+    if page.next_cursor:
+        console.print(f"[dim]more: --cursor {page.next_cursor}[/]")
+
+
+# The server
+
+
+@app.command()
+def serve(
+    db: DbOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Server processes (PostgreSQL only; SQLite uses one)")
+    ] = 1,
+    demo: Annotated[bool, typer.Option(help="Seed the demo tenant and print an API key")] = False,
+    max_in_flight: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar="CREDITGATE_MAX_IN_FLIGHT",
+            help="Requests served at once per process; more get 503",
+        ),
+    ] = DEFAULT_MAX_IN_FLIGHT,
+    body_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            envvar="CREDITGATE_BODY_TIMEOUT_SECONDS",
+            help="Seconds a request's body may take to arrive; a slower one gets 408",
+        ),
+    ] = DEFAULT_BODY_TIMEOUT_SECONDS,
+    trusted_proxies: Annotated[
+        str,
+        typer.Option(
+            envvar="CREDITGATE_TRUSTED_PROXIES",
+            help="Comma-separated addresses or networks of the proxies in front whose "
+            "X-Forwarded-For names the client (default: none; the peer is the client)",
+        ),
+    ] = "",
+    pool_size: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Database connections per process (on PostgreSQL, as many "
+            "requests do database work at once)",
+        ),
+    ] = 10,
+    sweep_seconds: Annotated[
+        float, typer.Option(min=0.1, help="How often holds and lots are expired")
+    ] = 5.0,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+    allow_private_webhook_targets: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private-webhook-targets",
+            help="Let webhooks go to loopback and private networks (self-hosted receivers); "
+            "$CREDITGATE_ALLOW_PRIVATE_WEBHOOK_TARGETS=1 alike",
+        ),
+    ] = False,
+    stripe_api_base: Annotated[
+        str | None,
+        typer.Option(
+            help="Where the Stripe client connects instead of Stripe (a proxy, or an offline "
+            "fake); $CREDITGATE_STRIPE_API_BASE alike"
+        ),
+    ] = None,
+) -> None:
+    """Run the HTTP API (with the background sweeper) until interrupted."""
+    from creditgate.server.serve import ServeOptions
+    from creditgate.server.serve import serve as run_server
+
+    def announce(base_url: str, demo_key: str | None) -> None:
+        # Plain prints on stdout: scripts and tests read these lines.
+        print(f"creditgate listening on {base_url}", flush=True)
+        print(f"API docs: {base_url}/docs", flush=True)
+        if demo_key is not None:
+            print(f"demo API key: {demo_key}", flush=True)
+
+    options = ServeOptions(
+        url=db or default_url(),
+        host=host,
+        port=port,
+        workers=workers,
+        demo=demo,
+        max_in_flight=max_in_flight,
+        body_timeout_seconds=body_timeout,
+        trusted_proxies=trusted_proxies,
+        pool_size=pool_size,
+        sweep_seconds=sweep_seconds,
+        log_level=log_level,
+        allow_private_webhook_targets=allow_private_webhook_targets,
+        stripe_api_base=stripe_api_base,
+    )
+    run_server(options, announce)
+
+
+@bench_app.command("gate")
+def bench_gate(
+    backend: Backend = "sqlite",
+    seconds: Annotated[float, typer.Option(help="Total measuring time")] = 10.0,
+    priced: Annotated[bool, typer.Option(help="Price actions with a rate card")] = False,
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Authorize + settle pairs per second, against raw SQL doing the same effects."""
+    from creditgate.bench.gate import run_gate
+    from creditgate.bench.target import bench_database
+
+    with bench_database(backend, db) as url:
+        result = run_gate(url, seconds, priced=priced)
+    _print_result(result, as_json)
+
+
+@bench_app.command("hot-wallet")
+def bench_hot_wallet(
+    backend: Backend = "postgres",
+    clients: Annotated[int, typer.Option(help="Concurrent clients")] = 32,
+    seconds: Annotated[float, typer.Option()] = 10.0,
+    processes: Annotated[int, typer.Option(help="Client processes")] = 4,
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Concurrent debits on one wallet: throughput, and never one approval too many."""
+    from creditgate.bench.hot_wallet import run_hot_wallet
+    from creditgate.bench.target import bench_database
+
+    with bench_database(backend, db) as url:
+        result = run_hot_wallet(url, clients, seconds, processes=processes)
+    _print_result(result, as_json)
+    if result["overdrafts"] or result["approved"] > result["expected_approved"]:
+        raise typer.Exit(1)
+
+
+@bench_app.command("http")
+def bench_http(
+    backend: Backend = "postgres",
+    workers: Annotated[int, typer.Option(min=1, help="Server processes (PostgreSQL)")] = 2,
+    rate: Annotated[float, typer.Option(min=1, help="Pairs per second offered")] = 500.0,
+    seconds: Annotated[float, typer.Option(min=1, help="Measuring time")] = 10.0,
+    max_in_flight: Annotated[
+        int, typer.Option(min=1, help="Server in-flight limit")
+    ] = DEFAULT_MAX_IN_FLIGHT,
+    pool_size: Annotated[
+        int, typer.Option(min=1, help="Database connections (and threads) per server process")
+    ] = 10,
+    client_processes: Annotated[int, typer.Option(min=1, help="Load processes")] = 2,
+    connections: Annotated[
+        int, typer.Option(min=1, help="Client connections opened up front (more when all busy)")
+    ] = 128,
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Authorize + settle pairs over HTTP against `creditgate serve`, open loop at --rate."""
+    from creditgate.bench.http import run_http
+    from creditgate.bench.target import bench_database
+
+    with bench_database(backend, db) as url:
+        result = run_http(
+            url,
+            workers=workers,
+            rate=rate,
+            seconds=seconds,
+            max_in_flight=max_in_flight,
+            pool_size=pool_size,
+            client_processes=client_processes,
+            connections=connections,
+        )
+    _print_result(result, as_json)
+
+
+def _print_result(result: dict[str, object], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table(title=f"bench {result['benchmark']}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in result.items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except CreditgateError as exc:
+        field = f" ({exc.field})" if exc.field else ""
+        errors.print(f"[red]error:[/] {exc.message}{field}")
+        sys.exit(1)
+    except CliError as exc:
+        errors.print(f"[red]error:[/] {exc}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+@app.command()
+def chaos(
+    backend: Backend = "sqlite",
+    minutes: Annotated[float, typer.Option(min=0.1, help="How long the whole run lasts")] = 1.0,
+    seed: Annotated[int | None, typer.Option(help="Reproduce a run (printed by every run)")] = None,
+    clients: Annotated[int, typer.Option(min=1, max=256, help="Concurrent HTTP clients")] = 12,
+    servers: Annotated[int, typer.Option(min=1, max=8, help="Server processes")] = 2,
+    pool_size: Annotated[
+        int, typer.Option(min=1, max=64, help="Each server's database connections")
+    ] = 8,
+    crash_every: Annotated[
+        float, typer.Option(min=0, help="Mean seconds between server SIGKILLs (0: none)")
+    ] = 10.0,
+    cut_every: Annotated[
+        float,
+        typer.Option(min=0, help="PostgreSQL: mean seconds between cutting connections (0: none)"),
+    ] = 5.0,
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Bank workload with crashes, cut connections and clock faults, overspend races and
+    hostile input; checks every balance against a reference model. Exits 1 on any violation."""
+    from creditgate.chaos.runner import ChaosOptions, run_chaos
+
+    def spread(mean: float) -> tuple[float, float] | None:
+        return (mean * 0.5, mean * 1.5) if mean > 0 else None
+
+    options = ChaosOptions(
+        backend=backend,
+        seconds=minutes * 60,
+        seed=seed,
+        clients=clients,
+        servers=servers,
+        pool_size=pool_size,
+        crash_every=spread(crash_every),
+        cut_every=spread(cut_every),
+        race_rounds=max(1, int(minutes // 3)),
+        hostile_share=min(0.15, 45 / (minutes * 60)),  # at most 45 s of hostile input
+        db=db,
+    )
+    progress = None if as_json else (lambda message: console.print(f"[dim]{message}[/]"))
+    report = run_chaos(options, progress)
+    if as_json:
+        print(report.as_json())
+    else:
+        for failure in report.failures[:40]:
+            console.print(f"[red]{failure}[/]")
+        print(report.line())
+    if not report.ok:
+        raise typer.Exit(1)

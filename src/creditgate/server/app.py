@@ -1,0 +1,292 @@
+"""The FastAPI application: `create_app(cg)` in-process, `app_from_env()` for server workers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import anyio.to_thread
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from sqlalchemy.pool import QueuePool
+from starlette.types import Receive, Scope, Send
+
+from creditgate.api import Creditgate
+from creditgate.api.clock import clock_from_env
+from creditgate.domain.amounts import MAX_AMOUNT, MAX_BALANCE
+from creditgate.http import (
+    DEFAULT_BODY_TIMEOUT_SECONDS,
+    DEFAULT_MAX_IN_FLIGHT,
+    campaigns,
+    catalog,
+    docs,
+    gate,
+    grants,
+    keys,
+    plans,
+    pricing,
+    problems,
+    purchases,
+    refunds,
+    wallets,
+    webhooks,
+)
+from creditgate.http.auth import DEFAULT_AUTH_FAILURES_PER_MINUTE, AuthFailureLimiter, KeyCache
+from creditgate.http.hot import HotRoutes
+from creditgate.http.load import InFlight
+from creditgate.http.metrics import metrics
+from creditgate.http.middleware import BodyLimit, RequestContext
+from creditgate.http.models import Health
+from creditgate.http.problems import PROBLEM_JSON, Problem, problem, problem_response
+from creditgate.http.threads import Threads
+from creditgate.portal.routes import install as install_portal
+from creditgate.storage.database import default_url
+
+DESCRIPTION = """\
+Credit wallets, stacked grants and a pre-call authorization gate.
+
+Authenticate with `Authorization: Bearer cg_…`. Amounts are integers in the asset's minor
+unit. Every POST takes an `Idempotency-Key` header, and every request that moves money or
+creates a billable object requires one. Errors are RFC 9457 problem details.
+"""
+
+
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+DEFAULT_KEY_CACHE_SECONDS = 2.0
+DEFAULT_THREADS = 40  # anyio's own default
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT  # requests served at once; more get 503
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # How long a request's body may take to arrive before it is refused (408).
+    body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_SECONDS
+    # How long a key revoked through another server may still work here.
+    key_cache_seconds: float = DEFAULT_KEY_CACHE_SECONDS
+    # Failed authentications per client address per minute before 429 (0: no limit).
+    auth_failures_per_minute: int = DEFAULT_AUTH_FAILURES_PER_MINUTE
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        return cls(
+            max_in_flight=int(env.get("CREDITGATE_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT)),
+            max_body_bytes=int(env.get("CREDITGATE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)),
+            body_timeout_seconds=float(
+                env.get("CREDITGATE_BODY_TIMEOUT_SECONDS", DEFAULT_BODY_TIMEOUT_SECONDS)
+            ),
+            key_cache_seconds=float(
+                env.get("CREDITGATE_KEY_CACHE_SECONDS", DEFAULT_KEY_CACHE_SECONDS)
+            ),
+            auth_failures_per_minute=int(
+                env.get("CREDITGATE_AUTH_FAILURES_PER_MINUTE", DEFAULT_AUTH_FAILURES_PER_MINUTE)
+            ),
+        )
+
+
+def _version() -> str:
+    try:
+        return version("creditgate")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0.0.0"
+
+
+def create_app(
+    cg: Creditgate, settings: Settings | None = None, *, close_on_shutdown: bool = False
+) -> FastAPI:
+    settings = settings or Settings()
+
+    # The hot routes run their database work on these threads, every other sync route on
+    # anyio's pool, limited to as many.
+    threads = Threads(sync_threads(cg, settings, DEFAULT_THREADS))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads.size
+        try:
+            yield
+        finally:
+            threads.close()
+            if close_on_shutdown:
+                cg.close()
+
+    app = App(
+        title="creditgate",
+        version=_version(),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        redirect_slashes=False,  # done by the 404 handler, with a relative Location
+    )
+    app.state.cg = cg
+    app.state.keys = KeyCache(
+        cg,
+        ttl=settings.key_cache_seconds,
+        limiter=AuthFailureLimiter(settings.auth_failures_per_minute),
+    )
+    app.state.settings = settings
+    problems.install(app)
+    for module in (catalog, wallets, grants, gate, keys, pricing, webhooks, refunds):
+        app.include_router(module.router)
+    for module in (plans, purchases, campaigns):  # billing
+        app.include_router(module.router)
+    app.include_router(docs.router)  # /docs and /redoc, from files in the package
+    install_portal(app)  # /v1/portal/sessions, the customer portal and the dashboard
+
+    @app.get("/healthz", response_model=Health, include_in_schema=False)
+    async def healthz() -> Health:
+        return Health(status="ok")
+
+    # Probes answer while the API sheds load: they do not queue behind its requests.
+    probes = anyio.CapacityLimiter(2)
+
+    @app.get("/readyz", response_model=Health, include_in_schema=False)
+    async def readyz(request: Request) -> Any:
+        try:
+            await anyio.to_thread.run_sync(_ping, request.app.state.cg, limiter=probes)
+        except Exception:
+            return problem_response(
+                problem(503, "database_unavailable", "the database does not answer")
+            )
+        return Health(status="ready")
+
+    app.add_route("/metrics", metrics, include_in_schema=False)
+    # Taken by a request once its body is read, it is routed and its key verified (load.py).
+    app.state.in_flight = InFlight(settings.max_in_flight)
+    # Added innermost first: RequestContext sees every request the hot routes pass on.
+    app.add_middleware(
+        BodyLimit, limit=settings.max_body_bytes, timeout=settings.body_timeout_seconds
+    )
+    app.add_middleware(RequestContext)
+    app.hot = HotRoutes(
+        app.full_stack,
+        keys=app.state.keys,
+        handlers=app.exception_handlers,
+        in_flight=app.state.in_flight,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.body_timeout_seconds,
+        threads=threads,
+    )
+    app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
+    return app
+
+
+class App(FastAPI):
+    """FastAPI with the gate's hot routes in front (see `creditgate.http.hot`)."""
+
+    hot: HotRoutes | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.hot is not None:
+            await self.hot(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def full_stack(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super().__call__(scope, receive, send)
+
+
+def sync_threads(cg: Creditgate, settings: Settings, default: int) -> int:
+    """How many requests run their (blocking) database work at once, per process.
+
+    On PostgreSQL one per pooled connection: a request past that would open a connection of
+    its own and close it again (the pool keeps only `pool_size`), and under load that churn
+    of server processes costs more than the queries. Requests let in beyond it wait for a
+    thread; the in-flight limit bounds that wait. SQLite has one writer at a time anyway.
+    """
+    pool = cg.db.engine.pool
+    if not cg.db.is_sqlite and isinstance(pool, QueuePool):
+        return pool.size()
+    return max(default, settings.max_in_flight + 8)
+
+
+def _ping(cg: Creditgate) -> None:
+    cg.db.run(lambda conn: conn.exec_driver_sql("SELECT 1").scalar(), read_only=True)
+
+
+def app_from_env() -> FastAPI:
+    """The app a server worker process builds: database and limits from the environment."""
+    cg = Creditgate(
+        default_url(),
+        migrate=False,
+        pool_size=int(os.environ.get("CREDITGATE_POOL_SIZE", "10")),
+        clock=clock_from_env(),
+    )
+    return create_app(cg, Settings.from_env(), close_on_shutdown=True)
+
+
+_PROBLEM_DESCRIPTIONS = {
+    400: "Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing",
+    401: "Missing, malformed, unknown or revoked API key",
+    404: "No such object for this tenant",
+    408: "The request body did not all arrive in time",
+    409: "Conflict: idempotency key reused with another request, or a state that forbids it",
+    413: "Request body too large",
+    415: "The body is not declared as JSON (Content-Type: application/json)",
+    422: "Invalid input; `field` names it",
+    429: "Too many failed authentications from this address; retry after Retry-After seconds",
+    503: "Overloaded or the database is unavailable; retry after Retry-After seconds",
+}
+# Operations whose body or query names objects that may not exist.
+_BODY_LOOKUPS = {"/v1/authorizations", "/v1/charges", "/v1/rate-cards", "/v1/reports/margin"}
+_BODY_LOOKUPS |= {"/v1/plans", "/v1/packs", "/v1/campaigns"}  # billing: the body names an asset
+_BODY_LOOKUPS |= {"/v1/reports/revenue"}  # the query may name a customer
+_BODY_LOOKUPS |= {"/v1/portal/sessions"}  # the body names a customer
+
+
+def _problem_statuses(path: str, method: str) -> list[int]:
+    statuses = [400, 401, 413, 422, 429, 503]
+    if "{" in path or path in _BODY_LOOKUPS:
+        statuses.append(404)
+    if method in ("post", "put"):
+        statuses += [408, 409, 415]
+    return sorted(statuses)
+
+
+_BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+# FastAPI's OpenAPI model holds bounds as floats; 2**63 - 1 does not survive that.
+_EXACT_BOUNDS = {float(bound): bound for bound in (MAX_AMOUNT, MAX_BALANCE)}
+
+
+def _exact_bounds(node: Any) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _BOUNDS and isinstance(value, float) and value.is_integer():
+                node[key] = _EXACT_BOUNDS.get(value, int(value))
+            else:
+                _exact_bounds(value)
+    elif isinstance(node, list):
+        for item in node:
+            _exact_bounds(item)
+
+
+def openapi_document(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document with every error declared as a problem+json response."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    doc = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(problem_schema.pop("$defs", {}))
+    schemas["Problem"] = problem_schema
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            for status in _problem_statuses(path, method):
+                responses[str(status)] = {
+                    "description": _PROBLEM_DESCRIPTIONS[status],
+                    "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                }
+    _exact_bounds(doc)
+    app.openapi_schema = doc
+    return doc

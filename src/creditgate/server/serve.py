@@ -1,0 +1,109 @@
+"""`creditgate serve`: uvicorn over the app, with one sweeper beside however many workers."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import uvicorn
+
+from creditgate.api import Creditgate, TenantLedger
+from creditgate.api.clock import clock_from_env
+from creditgate.http import DEFAULT_BODY_TIMEOUT_SECONDS, DEFAULT_MAX_IN_FLIGHT, logs
+from creditgate.server.app import Settings
+from creditgate.server.worker import DEFAULT_INTERVAL_SECONDS, Sweeper
+from creditgate.services.context import ENV_ALLOW_PRIVATE, ENV_STRIPE_API_BASE
+from creditgate.storage.database import normalize_url
+
+log = logging.getLogger("creditgate.serve")
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    url: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    demo: bool = False
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_SECONDS
+    # Comma-separated addresses or networks of proxies whose X-Forwarded-For is believed;
+    # empty: none, the connection's peer is the client (as the failure limiter counts it).
+    trusted_proxies: str = ""
+    pool_size: int = 10
+    sweep_seconds: float = DEFAULT_INTERVAL_SECONDS
+    log_level: str = "info"
+    allow_private_webhook_targets: bool = False  # else from the environment
+    stripe_api_base: str | None = None  # else from the environment
+
+
+def serve(options: ServeOptions, announce: Callable[[str, str | None], None] | None = None) -> None:
+    """Run until interrupted. `announce(base_url, demo_key)` is called just before listening."""
+    url = normalize_url(options.url)
+    # Worker processes build their app from the environment (see app_from_env).
+    os.environ["CREDITGATE_DB"] = url
+    os.environ["CREDITGATE_MAX_IN_FLIGHT"] = str(options.max_in_flight)
+    os.environ["CREDITGATE_BODY_TIMEOUT_SECONDS"] = str(options.body_timeout_seconds)
+    os.environ["CREDITGATE_POOL_SIZE"] = str(options.pool_size)
+    if options.allow_private_webhook_targets:
+        os.environ[ENV_ALLOW_PRIVATE] = "1"
+    if options.stripe_api_base:
+        os.environ[ENV_STRIPE_API_BASE] = options.stripe_api_base
+    logs.configure(options.log_level)
+    # Brings the schema up to date.
+    cg = Creditgate(url, pool_size=options.pool_size, clock=clock_from_env())
+    keys = cg.db.secret_keys
+    (log.info if keys.configured else log.warning)(keys.describe())
+    if cg.operator.allow_private_webhook_targets:
+        log.warning("webhooks may go to loopback and private networks (operator's switch)")
+    workers = options.workers
+    if cg.db.is_sqlite and workers > 1:
+        # One SQLite file has one writer at a time: more processes only add lock waits.
+        log.warning("SQLite serves from one worker; ignoring --workers", extra={"asked": workers})
+        workers = 1
+    base = f"http://{options.host}:{options.port}"
+    demo_key = None
+    if options.demo:
+        from creditgate.server.demo import seed_demo
+
+        tenant = seed_demo(cg)
+        demo_key = TenantLedger(cg, tenant.id).create_api_key("demo").key
+    if announce is not None:
+        announce(base, demo_key)
+    sweeper = Sweeper(cg, options.sweep_seconds)
+    sweeper.start()
+    config = {
+        "host": options.host,
+        "port": options.port,
+        "log_config": logs.uvicorn_log_config(options.log_level),
+        "access_log": False,
+        "server_header": False,
+        # uvicorn would believe X-Forwarded-For from 127.0.0.1 by default: only from the
+        # proxies the operator names.
+        "proxy_headers": bool(options.trusted_proxies.strip()),
+        "forwarded_allow_ips": options.trusted_proxies.strip() or None,
+    }
+    metrics_dir = None
+    try:
+        if workers == 1:
+            from creditgate.server.app import create_app
+
+            uvicorn.run(create_app(cg, Settings.from_env()), **config)  # type: ignore[arg-type]
+        else:
+            metrics_dir = tempfile.mkdtemp(prefix="creditgate-metrics-")
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+            uvicorn.run(
+                "creditgate.server.app:app_from_env",
+                factory=True,
+                workers=workers,
+                **config,  # type: ignore[arg-type]
+            )
+    finally:
+        sweeper.stop()
+        cg.close()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -1,0 +1,68 @@
+"""The background worker: every few seconds, the sweeps for every tenant; and webhook delivery."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from creditgate.api import Creditgate, TenantLedger
+from creditgate.services.webhooks.delivery import WebhookDispatcher, WebhookSender
+
+log = logging.getLogger("creditgate.server.worker")
+
+DEFAULT_INTERVAL_SECONDS = 5.0
+
+
+def sweep_all(cg: Creditgate) -> int:
+    """Expire holds past their TTL, activate and expire lots, for every tenant; returns changes."""
+    changed = 0
+    for tenant in cg.tenants():
+        try:  # renewals and auto top-up first, so that a new period's credit is there
+            renewals, top_ups = TenantLedger(cg, tenant.id).run_billing()
+            changed += renewals.renewed + renewals.canceled + top_ups.started
+        except Exception:
+            log.exception("billing failed", extra={"tenant": tenant.id})
+        try:
+            report = TenantLedger(cg, tenant.id).run_sweeps()
+        except Exception:
+            # One tenant's failure must not stop the others' holds from expiring.
+            log.exception("sweep failed", extra={"tenant": tenant.id})
+            continue
+        done = report.holds_expired + report.lots_expired + report.lots_activated
+        if done:
+            log.info("swept", extra={"tenant": tenant.id, **report.model_dump()})
+        changed += done
+    return changed
+
+
+class Sweeper:
+    """A daemon thread running `sweep_all` on an interval until stopped.
+
+    Sweeps are idempotent and use conditional updates, so several sweepers (one per server)
+    would be safe; `creditgate serve` runs exactly one however many workers it starts.
+    """
+
+    def __init__(self, cg: Creditgate, interval: float = DEFAULT_INTERVAL_SECONDS) -> None:
+        self.cg = cg
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="creditgate-sweeper", daemon=True)
+        sender = WebhookSender(allow_private_targets=cg.operator.allow_private_webhook_targets)
+        self.webhooks = WebhookDispatcher(cg.db, lambda: cg.clock(), sender=sender)
+
+    def start(self) -> None:
+        self._thread.start()
+        self.webhooks.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self.webhooks.stop(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                sweep_all(self.cg)
+            except Exception:
+                log.exception("sweep round failed")

@@ -1,0 +1,662 @@
+"""Plans and subscriptions: an included grant per period, rollover, plan changes, renewals.
+
+A period's included credit is a lot of kind `included` that expires at the period's end,
+valued at the period fee spread over the included amount. With a rollover cap, up to the
+cap of what the period's own included lot left unused carries into the next period as a
+new lot (kind `included`, metadata `rollover_from`, the old lot's cost basis) expiring with
+that period; carried credit does not carry again. The plan fee itself is collected outside
+creditgate (e.g. by Stripe Billing); creditgate records what the included credit is worth.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from creditgate.domain.amounts import MAX_BALANCE, check_amount, check_asset_code, check_money
+from creditgate.domain.billing import Period, period_bounds, rollover, unit_value
+from creditgate.domain.billing_errors import (
+    AlreadySubscribed,
+    SubscriptionNotActive,
+    UnknownPlan,
+    UnknownSubscription,
+)
+from creditgate.domain.errors import AlreadyExists, InvalidInput, PolicyNotSatisfied
+from creditgate.domain.ledger import Account, Entry, TransactionKind
+from creditgate.domain.lots import LotKind, LotStatus
+from creditgate.domain.policy import WalletPolicy
+from creditgate.services.billing._shared import check_code, check_currency
+from creditgate.services.billing.results import (
+    Plan,
+    RenewalReport,
+    Subscription,
+    SubscriptionPeriod,
+)
+from creditgate.services.catalog import catalog
+from creditgate.services.catalog.catalog import check_external_id, check_id, check_name
+from creditgate.services.context import Idempotent, Tx
+from creditgate.services.ledger import consumption
+from creditgate.services.wallet import emit, held_lot_shares, lock_balance, post
+from creditgate.storage.database import RetryTransaction
+from creditgate.storage.ids import new_id
+from creditgate.storage.tables import (
+    lots,
+    plans,
+    subscription_periods,
+    subscriptions,
+    wallet_balances,
+)
+
+ACTIVE = "active"
+CANCELED = "canceled"
+When = Literal["now", "period_end"]
+
+
+def _plan_result(row: Any) -> Plan:
+    return Plan(
+        id=row.id,
+        code=row.code,
+        name=row.name,
+        period=row.period,
+        fee=row.fee,
+        currency=row.currency,
+        asset=row.asset,
+        included=row.included,
+        rollover_cap=row.rollover_cap,
+        overage_policy=row.overage_policy,
+        overdraft_limit=row.overdraft_limit,
+        created_at=row.created_at,
+    )
+
+
+def create_plan(
+    tx: Tx,
+    *,
+    code: str,
+    asset: str,
+    included: int,
+    fee: Decimal | str | int,
+    currency: str = "USD",
+    period: str = Period.MONTHLY,
+    name: str = "",
+    rollover_cap: int = 0,
+    overage_policy: str = "block",
+    overdraft_limit: int | None = None,
+    idempotency_key: str | None = None,
+) -> Plan:
+    code = check_code(code)
+    name = check_name(name, "name", required=False)
+    try:
+        plan_period = Period(period)
+    except ValueError:
+        raise InvalidInput("period must be monthly or yearly", field="period") from None
+    tx.asset(check_asset_code(asset))
+    included = check_amount(included, "included")
+    if included > MAX_BALANCE:
+        raise InvalidInput(f"included must be at most {MAX_BALANCE}", field="included")
+    rollover_cap = check_amount(rollover_cap, "rollover_cap", allow_zero=True)
+    if rollover_cap > MAX_BALANCE:
+        raise InvalidInput(f"rollover_cap must be at most {MAX_BALANCE}", field="rollover_cap")
+    money = check_money(fee, "fee")
+    currency = check_currency(currency)
+    policy = WalletPolicy.build(overage_policy, overdraft_limit)
+    request = {
+        "code": code,
+        "name": name,
+        "period": plan_period.value,
+        "asset": asset,
+        "included": included,
+        "fee": money,
+        "currency": currency,
+        "rollover_cap": rollover_cap,
+        "overage_policy": policy.mode.value,
+        "overdraft_limit": policy.overdraft_limit,
+    }
+    idem = Idempotent(tx, idempotency_key, "plan.create", request)
+    if (replayed := idem.replay(Plan)) is not None:
+        return replayed
+    exists = tx.conn.execute(
+        select(plans.c.id).where(plans.c.tenant_id == tx.tenant_id, plans.c.code == code)
+    ).first()
+    if exists is not None:
+        raise AlreadyExists(f"plan {code!r} already exists", field="code")
+    values = {
+        **request,
+        "fee": money,
+        "tenant_id": tx.tenant_id,
+        "id": new_id("pln"),
+        "created_at": tx.now,
+    }
+    try:
+        tx.conn.execute(plans.insert().values(**values))
+    except IntegrityError:
+        raise RetryTransaction from None
+    row = tx.conn.execute(select(plans).where(plans.c.id == values["id"])).one()
+    return idem.record(_plan_result(row))
+
+
+def list_plans(tx: Tx) -> list[Plan]:
+    rows = tx.conn.execute(
+        select(plans).where(plans.c.tenant_id == tx.tenant_id).order_by(plans.c.code)
+    )
+    return [_plan_result(r) for r in rows]
+
+
+def _plan(tx: Tx, plan: object) -> Any:
+    """A plan of this tenant by its id or its code."""
+    if not isinstance(plan, str) or not 1 <= len(plan) <= 64 or not plan.isprintable():
+        raise InvalidInput("plan must be a plan's id or code", field="plan")
+    row = tx.conn.execute(
+        select(plans).where(
+            plans.c.tenant_id == tx.tenant_id, or_(plans.c.id == plan, plans.c.code == plan)
+        )
+    ).first()
+    if row is None:
+        raise UnknownPlan(f"plan {plan!r} does not exist", field="plan")
+    return row
+
+
+def _plan_by_id(tx: Tx, plan_id: str) -> Any:
+    return tx.conn.execute(select(plans).where(plans.c.id == plan_id)).one()
+
+
+def _subscription_result(tx: Tx, row: Any) -> Subscription:
+    periods = tx.conn.execute(
+        select(subscription_periods)
+        .where(subscription_periods.c.subscription_id == row.id)
+        .order_by(subscription_periods.c.period_index)
+    ).all()
+    return Subscription(
+        id=row.id,
+        customer=row.customer,
+        plan_id=row.plan_id,
+        status=row.status,
+        current_period_start=row.current_period_start,
+        current_period_end=row.current_period_end,
+        pending_plan_id=row.pending_plan_id,
+        cancel_at_period_end=bool(row.cancel_at_period_end),
+        canceled_at=row.canceled_at,
+        created_at=row.created_at,
+        periods=[
+            SubscriptionPeriod(
+                index=p.period_index,
+                plan_id=p.plan_id,
+                period_start=p.period_start,
+                period_end=p.period_end,
+                lot_id=p.lot_id,
+                rollover_lot_id=p.rollover_lot_id,
+                rolled_over=p.rolled_over,
+            )
+            for p in periods
+        ],
+    )
+
+
+def _subscription_row(tx: Tx, subscription_id: str, *, lock: bool = False) -> Any:
+    check_id(subscription_id, "subscription")
+    query = select(subscriptions).where(
+        subscriptions.c.id == subscription_id, subscriptions.c.tenant_id == tx.tenant_id
+    )
+    row = tx.conn.execute(query.with_for_update() if lock else query).first()
+    if row is None:
+        raise UnknownSubscription(
+            f"subscription {subscription_id!r} does not exist", field="subscription"
+        )
+    return row
+
+
+def get_subscription(tx: Tx, *, subscription_id: str) -> Subscription:
+    return _subscription_result(tx, _subscription_row(tx, subscription_id))
+
+
+def customer_subscriptions(tx: Tx, *, customer: str) -> list[Subscription]:
+    wallet_id = tx.wallet_id(check_external_id(customer))
+    rows = tx.conn.execute(
+        select(subscriptions)
+        .where(subscriptions.c.wallet_id == wallet_id)
+        .order_by(subscriptions.c.created_at.desc(), subscriptions.c.id.desc())
+    ).all()
+    return [_subscription_result(tx, r) for r in rows]
+
+
+def _apply_overage_policy(tx: Tx, customer: str, plan: Any) -> None:
+    """The plan's overage policy becomes the wallet's policy for the plan's asset."""
+    threshold = tx.conn.execute(
+        select(wallet_balances.c.low_balance_threshold).where(
+            wallet_balances.c.wallet_id == tx.wallet_id(customer),
+            wallet_balances.c.asset == plan.asset,
+        )
+    ).scalar()
+    catalog.set_policy(
+        tx,
+        customer=customer,
+        asset=plan.asset,
+        policy=plan.overage_policy,
+        overdraft_limit=plan.overdraft_limit if plan.overage_policy == "overdraft" else None,
+        low_balance_threshold=threshold,
+    )
+
+
+def _grant_included(
+    tx: Tx,
+    sub_id: str,
+    customer: str,
+    plan: Any,
+    index: int,
+    start: datetime,
+    end: datetime,
+) -> str:
+    asset = tx.asset(plan.asset)
+    lot = consumption.grant(
+        tx,
+        customer=customer,
+        asset=plan.asset,
+        amount=plan.included,
+        kind=LotKind.INCLUDED,
+        effective_at=min(start, tx.now),
+        expires_at=end,
+        cost_basis=unit_value(plan.fee, plan.included, asset),
+        currency=plan.currency,
+        metadata={"subscription": sub_id, "plan": plan.id, "period": index},
+    )
+    return lot.id
+
+
+def _start_period(
+    tx: Tx,
+    row: Any,
+    plan: Any,
+    index: int,
+    start: datetime,
+    end: datetime,
+    *,
+    carry_from: Any | None = None,
+) -> tuple[str | None, str | None, int]:
+    """Record period `index` and grant its credit (and any rollover); once per index."""
+    try:
+        tx.conn.execute(
+            subscription_periods.insert().values(
+                tenant_id=tx.tenant_id,
+                wallet_id=row.wallet_id,
+                subscription_id=row.id,
+                period_index=index,
+                plan_id=plan.id,
+                period_start=start,
+                period_end=end,
+                lot_id=None,
+                rollover_lot_id=None,
+                rolled_over=0,
+                created_at=tx.now,
+            )
+        )
+    except IntegrityError:
+        raise RetryTransaction from None
+    lot_id = rollover_lot_id = None
+    carried = 0
+    # A period that ended before it could be issued has no credit left to give.
+    if end > tx.now:
+        if carry_from is not None:
+            old_plan, old_lot_id = carry_from
+            if old_lot_id and old_plan.rollover_cap > 0 and old_plan.asset == plan.asset:
+                carried, basis, currency = _take_unused(tx, old_lot_id, old_plan.rollover_cap)
+                if carried:
+                    lot = consumption.grant(
+                        tx,
+                        customer=row.customer,
+                        asset=plan.asset,
+                        amount=carried,
+                        kind=LotKind.INCLUDED,
+                        effective_at=min(start, tx.now),
+                        expires_at=end,
+                        cost_basis=basis,
+                        currency=currency,
+                        metadata={
+                            "subscription": row.id,
+                            "period": index,
+                            "rollover_from": old_lot_id,
+                        },
+                        ledger_kind=TransactionKind.ROLLOVER,
+                    )
+                    rollover_lot_id = lot.id
+        lot_id = _grant_included(tx, row.id, row.customer, plan, index, start, end)
+    tx.conn.execute(
+        update(subscription_periods)
+        .where(
+            subscription_periods.c.subscription_id == row.id,
+            subscription_periods.c.period_index == index,
+        )
+        .values(lot_id=lot_id, rollover_lot_id=rollover_lot_id, rolled_over=carried)
+    )
+    return lot_id, rollover_lot_id, carried
+
+
+def _take_unused(tx: Tx, lot_id: str, cap: int) -> tuple[int, Decimal, str]:
+    """Take up to `cap` of a lot's unused credit out, to be granted anew in this transaction.
+
+    What is still in the lot leaves the wallet (sparing its share of open holds); if the
+    expiry sweep already expired the lot, the part carried is taken back out of expired
+    (its breakage undone) instead, so the result does not depend on which job ran first.
+    Both are posted as a rollover, as is the new lot the caller grants the same amount to
+    within the same transaction: deferred revenue carried over, not a sale. The balance row
+    is moved without balance events: the wallet's available does not drop overall.
+    """
+    found = tx.conn.execute(
+        select(lots.c.wallet_id, lots.c.asset).where(
+            lots.c.id == lot_id, lots.c.tenant_id == tx.tenant_id
+        )
+    ).one()
+    before = lock_balance(tx, found.wallet_id, found.asset)
+    lot = tx.conn.execute(select(lots).where(lots.c.id == lot_id)).one()
+    from_wallet = from_expired = 0
+    if lot.status == LotStatus.ACTIVE:
+        shares = held_lot_shares(tx, found.wallet_id, found.asset, before.held)
+        from_wallet = rollover(lot.remaining - shares.get(lot_id, 0), cap)
+    if lot.status in (LotStatus.ACTIVE, LotStatus.EXPIRED):
+        from_expired = rollover(lot.expired, cap - from_wallet)
+    carried = from_wallet + from_expired
+    if carried:
+        entries = [Entry(Account.issued(LotKind.INCLUDED), carried)]
+        if from_wallet:
+            entries.append(Entry(Account.WALLET, -from_wallet, lot_id))
+        if from_expired:
+            entries.append(Entry(Account.EXPIRED, -from_expired, lot_id))
+        post(
+            tx,
+            wallet_id=found.wallet_id,
+            asset=found.asset,
+            kind=TransactionKind.ROLLOVER,
+            entries=entries,
+            reference_id=lot_id,
+        )
+    if from_wallet:
+        tx.conn.execute(
+            update(wallet_balances)
+            .where(
+                wallet_balances.c.wallet_id == found.wallet_id,
+                wallet_balances.c.asset == found.asset,
+            )
+            .values(posted=wallet_balances.c.posted - from_wallet, updated_at=tx.now)
+        )
+    if carried:
+        tx.conn.execute(
+            update(lots)
+            .where(lots.c.id == lot_id)
+            .values(
+                remaining=lots.c.remaining - from_wallet,
+                expired=lots.c.expired - from_expired,
+                voided=lots.c.voided + carried,
+            )
+        )
+    return carried, lot.cost_basis, lot.currency
+
+
+def subscribe(
+    tx: Tx, *, customer: str, plan: str, idempotency_key: str | None = None
+) -> Subscription:
+    """Start a subscription now: the first period's included credit is granted at once."""
+    wallet_id = tx.wallet_id(check_external_id(customer))
+    idem = Idempotent(
+        tx, idempotency_key, "subscription.create", {"customer": customer, "plan": plan}
+    )
+    if (replayed := idem.replay(Subscription)) is not None:
+        return replayed
+    plan_row = _plan(tx, plan)
+    live = tx.conn.execute(
+        select(subscriptions.c.id).where(subscriptions.c.live_wallet_id == wallet_id)
+    ).first()
+    if live is not None:
+        raise AlreadySubscribed(
+            f"customer {customer!r} already has subscription {live.id}; change its plan instead",
+            field="customer",
+        )
+    start, end = period_bounds(tx.now, Period(plan_row.period), 0)
+    sub_id = new_id("sub")
+    try:
+        tx.conn.execute(
+            subscriptions.insert().values(
+                tenant_id=tx.tenant_id,
+                wallet_id=wallet_id,
+                id=sub_id,
+                customer=customer,
+                plan_id=plan_row.id,
+                status=ACTIVE,
+                live_wallet_id=wallet_id,
+                anchor_at=start,
+                anchor_index=0,
+                period_index=0,
+                current_period_start=start,
+                current_period_end=end,
+                pending_plan_id=None,
+                cancel_at_period_end=0,
+                canceled_at=None,
+                created_at=tx.now,
+            )
+        )
+    except IntegrityError:
+        # Another subscribe for this customer committed first: start over and refuse.
+        raise RetryTransaction from None
+    row = _subscription_row(tx, sub_id)
+    lot_id, _, _ = _start_period(tx, row, plan_row, 0, start, end)
+    _apply_overage_policy(tx, customer, plan_row)
+    emit(
+        tx,
+        "subscription.created",
+        wallet_id,
+        {"subscription": sub_id, "customer": customer, "plan": plan_row.id, "lot": lot_id},
+    )
+    return idem.record(_subscription_result(tx, _subscription_row(tx, sub_id)))
+
+
+def _active(row: Any) -> None:
+    if row.status != ACTIVE:
+        raise SubscriptionNotActive(f"subscription {row.id} is {row.status}", field="subscription")
+
+
+def _when(at: object) -> str:
+    if at not in ("now", "period_end"):
+        raise InvalidInput("at must be now or period_end", field="at")
+    return str(at)
+
+
+def change_plan(
+    tx: Tx,
+    *,
+    subscription_id: str,
+    plan: str,
+    at: When = "now",
+    idempotency_key: str | None = None,
+) -> Subscription:
+    """Move to another plan now (a new period starts at once with the new plan's included
+    credit; nothing is prorated and credit already granted keeps its expiry) or at the end of
+    the current period."""
+    when = _when(at)
+    idem = Idempotent(
+        tx,
+        idempotency_key,
+        "subscription.change_plan",
+        {"subscription": subscription_id, "plan": plan, "at": when},
+    )
+    if (replayed := idem.replay(Subscription)) is not None:
+        return replayed
+    row = _subscription_row(tx, subscription_id, lock=True)
+    _active(row)
+    plan_row = _plan(tx, plan)
+    if when == "period_end":
+        tx.conn.execute(
+            update(subscriptions)
+            .where(subscriptions.c.id == row.id)
+            .values(pending_plan_id=None if plan_row.id == row.plan_id else plan_row.id)
+        )
+    else:
+        index = row.period_index + 1
+        start, end = period_bounds(tx.now, Period(plan_row.period), 0)
+        claimed = tx.conn.execute(
+            update(subscriptions)
+            .where(
+                subscriptions.c.id == row.id,
+                subscriptions.c.period_index == row.period_index,
+                subscriptions.c.status == ACTIVE,
+            )
+            .values(
+                plan_id=plan_row.id,
+                pending_plan_id=None,
+                anchor_at=start,
+                anchor_index=index,
+                period_index=index,
+                current_period_start=start,
+                current_period_end=end,
+            )
+        ).rowcount
+        if claimed != 1:
+            raise RetryTransaction
+        _start_period(tx, row, plan_row, index, start, end)
+        _apply_overage_policy(tx, row.customer, plan_row)
+    emit(
+        tx,
+        "subscription.plan_changed",
+        row.wallet_id,
+        {"subscription": row.id, "customer": row.customer, "plan": plan_row.id, "at": when},
+    )
+    return idem.record(_subscription_result(tx, _subscription_row(tx, row.id)))
+
+
+def cancel(
+    tx: Tx, *, subscription_id: str, at: When = "period_end", idempotency_key: str | None = None
+) -> Subscription:
+    """Stop renewing now or at the end of the current period. Included credit already
+    granted stays until it expires (nothing is prorated)."""
+    when = _when(at)
+    idem = Idempotent(
+        tx, idempotency_key, "subscription.cancel", {"subscription": subscription_id, "at": when}
+    )
+    if (replayed := idem.replay(Subscription)) is not None:
+        return replayed
+    row = _subscription_row(tx, subscription_id, lock=True)
+    _active(row)
+    if when == "period_end":
+        tx.conn.execute(
+            update(subscriptions).where(subscriptions.c.id == row.id).values(cancel_at_period_end=1)
+        )
+    else:
+        _end(tx, row, tx.now)
+    return idem.record(_subscription_result(tx, _subscription_row(tx, row.id)))
+
+
+def _end(tx: Tx, row: Any, when: datetime) -> bool:
+    ended = tx.conn.execute(
+        update(subscriptions)
+        .where(
+            subscriptions.c.id == row.id,
+            subscriptions.c.status == ACTIVE,
+            subscriptions.c.period_index == row.period_index,
+        )
+        .values(status=CANCELED, live_wallet_id=None, canceled_at=when, pending_plan_id=None)
+    ).rowcount
+    if ended:
+        emit(
+            tx,
+            "subscription.canceled",
+            row.wallet_id,
+            {"subscription": row.id, "customer": row.customer, "canceled_at": when.isoformat()},
+        )
+    return bool(ended)
+
+
+def renew_due(tx: Tx, *, limit: int = 100) -> RenewalReport:
+    """Issue every period whose time has come, each exactly once however often this runs.
+
+    A subscription the job has not seen for several periods is brought up to date one
+    period at a time; periods that ended before they were issued get no credit.
+    """
+    due = tx.conn.execute(
+        select(subscriptions.c.id)
+        .where(
+            subscriptions.c.tenant_id == tx.tenant_id,
+            subscriptions.c.status == ACTIVE,
+            subscriptions.c.current_period_end <= tx.now,
+        )
+        .order_by(subscriptions.c.current_period_end, subscriptions.c.id)
+        .limit(limit)
+    ).all()
+    renewed = canceled = carried = 0
+    for (sub_id,) in due:
+        while True:
+            row = _subscription_row(tx, sub_id)
+            if row.status != ACTIVE or row.current_period_end > tx.now:
+                break
+            if row.cancel_at_period_end:
+                canceled += _end(tx, row, row.current_period_end)
+                break
+            outcome = _renew_once(tx, row)
+            if outcome is None:
+                break
+            renewed += 1
+            carried += outcome
+    return RenewalReport(renewed=renewed, canceled=canceled, rolled_over=carried)
+
+
+def _renew_once(tx: Tx, row: Any) -> int | None:
+    """Issue period `row.period_index + 1`; None if another run issued it first."""
+    old_plan = _plan_by_id(tx, row.plan_id)
+    plan = _plan_by_id(tx, row.pending_plan_id) if row.pending_plan_id else old_plan
+    index = row.period_index + 1
+    start = row.current_period_end
+    anchor_at, anchor_index = row.anchor_at, row.anchor_index
+    if plan.id != old_plan.id:
+        anchor_at, anchor_index = start, index
+    period_start, end = period_bounds(anchor_at, Period(plan.period), index - anchor_index)
+    claimed = tx.conn.execute(
+        update(subscriptions)
+        .where(
+            subscriptions.c.id == row.id,
+            subscriptions.c.period_index == row.period_index,
+            subscriptions.c.status == ACTIVE,
+        )
+        .values(
+            plan_id=plan.id,
+            pending_plan_id=None,
+            anchor_at=anchor_at,
+            anchor_index=anchor_index,
+            period_index=index,
+            current_period_start=period_start,
+            current_period_end=end,
+        )
+    ).rowcount
+    if claimed != 1:
+        return None
+    previous = tx.conn.execute(
+        select(subscription_periods.c.lot_id).where(
+            subscription_periods.c.subscription_id == row.id,
+            subscription_periods.c.period_index == row.period_index,
+        )
+    ).scalar()
+    lot_id, rollover_lot_id, carried = _start_period(
+        tx, row, plan, index, period_start, end, carry_from=(old_plan, previous)
+    )
+    if plan.id != old_plan.id:
+        # If the balance already breaks the new plan's policy (debt under `block`), the
+        # renewal goes ahead and the wallet keeps its policy until the tenant acts.
+        with suppress(PolicyNotSatisfied):
+            _apply_overage_policy(tx, row.customer, plan)
+    emit(
+        tx,
+        "subscription.renewed",
+        row.wallet_id,
+        {
+            "subscription": row.id,
+            "customer": row.customer,
+            "plan": plan.id,
+            "period": index,
+            "period_start": period_start.isoformat(),
+            "period_end": end.isoformat(),
+            "lot": lot_id,
+            "rollover_lot": rollover_lot_id,
+            "rolled_over": carried,
+        },
+    )
+    return carried

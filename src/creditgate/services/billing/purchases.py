@@ -1,0 +1,841 @@
+"""Packs, exchange rates, provider accounts, saved payment methods and the purchase lifecycle.
+
+A purchase is `pending` until paid; only `complete_purchase` grants its credit (kind
+`purchased`, cost basis = price paid per unit), and it does so in the same transaction as
+the conditional update that marks the purchase paid, so a purchase grants exactly once
+however many times a provider reports it paid.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from creditgate.domain.amounts import MAX_BALANCE, check_amount, check_asset_code, check_money
+from creditgate.domain.billing import backoff, month_of, unit_value
+from creditgate.domain.billing_errors import (
+    NoExchangeRate,
+    PackNotActive,
+    ProviderNotConfigured,
+    PurchaseNotPending,
+    UnknownPack,
+    UnknownPurchase,
+)
+from creditgate.domain.errors import AlreadyExists, InvalidInput
+from creditgate.domain.lots import LotKind
+from creditgate.services.billing._shared import (
+    MAX_DAYS,
+    check_code,
+    check_count,
+    check_currency,
+    insert_if_new,
+)
+from creditgate.services.billing.results import (
+    ExchangeRate,
+    Pack,
+    PaymentMethod,
+    ProviderAccount,
+    Purchase,
+)
+from creditgate.services.catalog.catalog import check_external_id, check_id, check_name
+from creditgate.services.context import Idempotent, Tx
+from creditgate.services.ledger import consumption
+from creditgate.services.wallet import emit
+from creditgate.storage.ids import new_id
+from creditgate.storage.tables import (
+    auto_top_ups,
+    exchange_rates,
+    packs,
+    payment_methods,
+    payment_providers,
+    purchases,
+)
+
+PROVIDERS = ("manual", "stripe")
+PENDING, PAID, FAILED = "pending", "paid", "failed"
+MAX_REF = 255
+MAX_URL = 2048
+# Minor-unit digits of the currencies that do not have two (as payment providers count them).
+_ZERO_DECIMAL = "BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split()  # noqa: SIM905
+_CURRENCY_DIGITS = {
+    **dict.fromkeys(_ZERO_DECIMAL, 0),
+    **dict.fromkeys(("BHD", "JOD", "KWD", "OMR", "TND"), 3),
+}
+
+
+def currency_digits(currency: str) -> int:
+    """Decimal places of the currency's minor unit, as payment providers count them."""
+    return _CURRENCY_DIGITS.get(currency.upper(), 2)
+
+
+def minor_money(amount: Decimal, currency: str) -> int:
+    """Money in the currency's smallest unit, as providers take it (25.00 USD -> 2500)."""
+    return int(amount.scaleb(currency_digits(currency)))
+
+
+def check_price(value: object, currency: str, field: str = "price") -> Decimal:
+    price = check_money(value, field)
+    digits = currency_digits(currency)
+    if price <= 0:
+        raise InvalidInput(f"{field} must be greater than zero", field=field)
+    if price != price.quantize(Decimal(1).scaleb(-digits)):
+        raise InvalidInput(
+            f"{field} must be a whole number of {currency}'s smallest unit "
+            f"({digits} decimal places)",
+            field=field,
+        )
+    return price
+
+
+def check_provider(value: object) -> str:
+    if value not in PROVIDERS:
+        raise InvalidInput(f"provider must be one of {', '.join(PROVIDERS)}", field="provider")
+    return str(value)
+
+
+def _check_ref(value: object, field: str, *, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_REF or not value.isprintable():
+        raise InvalidInput(f"{field} must be 1-{MAX_REF} printable characters", field=field)
+    return value
+
+
+def _check_url(value: object, field: str) -> str | None:
+    if value is None:
+        return None
+    if (
+        not isinstance(value, str)
+        or not value.startswith(("https://", "http://"))
+        or len(value) > MAX_URL
+        or not value.isprintable()
+    ):
+        raise InvalidInput(f"{field} must be an http(s) URL", field=field)
+    return value
+
+
+# Packs
+
+
+def _pack_result(row: Any) -> Pack:
+    return Pack(
+        id=row.id,
+        code=row.code,
+        name=row.name,
+        asset=row.asset,
+        amount=row.amount,
+        price=row.price,
+        currency=row.currency,
+        expires_after_days=row.expires_after_days,
+        active=bool(row.active),
+        created_at=row.created_at,
+    )
+
+
+def create_pack(
+    tx: Tx,
+    *,
+    code: str,
+    asset: str,
+    amount: int,
+    price: Decimal | str | int,
+    currency: str = "USD",
+    name: str = "",
+    expires_after_days: int | None = None,
+    idempotency_key: str | None = None,
+) -> Pack:
+    """A pack of credit for sale, e.g. 100 credits for $25, valid 365 days after purchase."""
+    code = check_code(code)
+    name = check_name(name, "name", required=False)
+    tx.asset(check_asset_code(asset))
+    amount = check_amount(amount)
+    if amount > MAX_BALANCE:
+        raise InvalidInput(f"amount must be at most {MAX_BALANCE}", field="amount")
+    currency = check_currency(currency)
+    money = check_price(price, currency)
+    days = check_count(
+        expires_after_days, "expires_after_days", minimum=1, maximum=MAX_DAYS, optional=True
+    )
+    request = {
+        "code": code,
+        "name": name,
+        "asset": asset,
+        "amount": amount,
+        "price": money,
+        "currency": currency,
+        "expires_after_days": days,
+    }
+    idem = Idempotent(tx, idempotency_key, "pack.create", request)
+    if (replayed := idem.replay(Pack)) is not None:
+        return replayed
+    exists = tx.conn.execute(
+        select(packs.c.id).where(packs.c.tenant_id == tx.tenant_id, packs.c.code == code)
+    ).first()
+    if exists is not None:
+        raise AlreadyExists(f"pack {code!r} already exists", field="code")
+    pack_id = new_id("pck")
+    tx.conn.execute(
+        packs.insert().values(
+            **request, tenant_id=tx.tenant_id, id=pack_id, active=1, created_at=tx.now
+        )
+    )
+    return idem.record(
+        _pack_result(tx.conn.execute(select(packs).where(packs.c.id == pack_id)).one())
+    )
+
+
+def list_packs(tx: Tx, *, include_inactive: bool = False) -> list[Pack]:
+    query = select(packs).where(packs.c.tenant_id == tx.tenant_id)
+    if not include_inactive:
+        query = query.where(packs.c.active == 1)
+    return [_pack_result(r) for r in tx.conn.execute(query.order_by(packs.c.code))]
+
+
+def set_pack_active(tx: Tx, *, pack: str, active: bool) -> Pack:
+    """Stop (or resume) selling a pack; purchases already made are not affected."""
+    row = pack_row(tx, pack)
+    tx.conn.execute(update(packs).where(packs.c.id == row.id).values(active=int(bool(active))))
+    return _pack_result(tx.conn.execute(select(packs).where(packs.c.id == row.id)).one())
+
+
+def pack_row(tx: Tx, pack: object) -> Any:
+    """A pack of this tenant by its id or code."""
+    if not isinstance(pack, str) or not 1 <= len(pack) <= 64 or not pack.isprintable():
+        raise InvalidInput("pack must be a pack's id or code", field="pack")
+    row = tx.conn.execute(
+        select(packs).where(
+            packs.c.tenant_id == tx.tenant_id, (packs.c.id == pack) | (packs.c.code == pack)
+        )
+    ).first()
+    if row is None:
+        raise UnknownPack(f"pack {pack!r} does not exist", field="pack")
+    return row
+
+
+# Exchange rates
+
+
+def set_exchange_rate(
+    tx: Tx, *, currency: str, asset: str, rate: Decimal | str | int
+) -> ExchangeRate:
+    """How many whole units of `asset` one unit of `currency` buys (e.g. 1 USD = 40 credits)."""
+    currency = check_currency(currency)
+    tx.asset(check_asset_code(asset))
+    value = check_money(rate, "rate")
+    if value <= 0:
+        raise InvalidInput("rate must be greater than zero", field="rate")
+    created = insert_if_new(
+        tx,
+        exchange_rates,
+        {
+            "tenant_id": tx.tenant_id,
+            "currency": currency,
+            "asset": asset,
+            "rate": value,
+            "updated_at": tx.now,
+        },
+    )
+    if not created:
+        tx.conn.execute(
+            update(exchange_rates)
+            .where(
+                exchange_rates.c.tenant_id == tx.tenant_id,
+                exchange_rates.c.currency == currency,
+                exchange_rates.c.asset == asset,
+            )
+            .values(rate=value, updated_at=tx.now)
+        )
+    return ExchangeRate(currency=currency, asset=asset, rate=value, updated_at=tx.now)
+
+
+def list_exchange_rates(tx: Tx) -> list[ExchangeRate]:
+    rows = tx.conn.execute(
+        select(exchange_rates)
+        .where(exchange_rates.c.tenant_id == tx.tenant_id)
+        .order_by(exchange_rates.c.currency, exchange_rates.c.asset)
+    )
+    return [
+        ExchangeRate(currency=r.currency, asset=r.asset, rate=r.rate, updated_at=r.updated_at)
+        for r in rows
+    ]
+
+
+def credits_for(tx: Tx, asset: str, money: Decimal, currency: str) -> int:
+    """What `money` buys of `asset`: 1:1 into the currency's own asset, else at the tenant's rate.
+
+    Rounded once, half to even, to the asset's minor unit.
+    """
+    info = tx.asset(asset)
+    if asset.upper() == currency:
+        return info.to_minor(money)
+    rate = tx.conn.execute(
+        select(exchange_rates.c.rate).where(
+            exchange_rates.c.tenant_id == tx.tenant_id,
+            exchange_rates.c.currency == currency,
+            exchange_rates.c.asset == asset,
+        )
+    ).scalar()
+    if rate is None:
+        raise NoExchangeRate(
+            f"no exchange rate from {currency} to {asset}: set one first", field="currency"
+        )
+    return info.to_minor(money * rate)
+
+
+# Provider accounts and payment methods
+
+
+SECRET_FIELDS = ("api_key", "webhook_secret")
+
+
+def set_provider_account(
+    tx: Tx,
+    *,
+    provider: str,
+    api_key: str | None = None,
+    webhook_secret: str | None = None,
+) -> ProviderAccount:
+    """The tenant's account at a provider: its secret API key and webhook endpoint secret,
+    stored sealed and never shown again. Where the server connects to reach the provider is
+    the operator's to set (`CREDITGATE_STRIPE_API_BASE`), never a tenant's."""
+    provider = check_provider(provider)
+    given = {
+        "api_key": _check_ref(api_key, "api_key", optional=True),
+        "webhook_secret": _check_ref(webhook_secret, "webhook_secret", optional=True),
+    }
+    keys = tx.operator.secret_keys
+    config = {name: None if value is None else keys.seal(value) for name, value in given.items()}
+    created = insert_if_new(
+        tx,
+        payment_providers,
+        {"tenant_id": tx.tenant_id, "provider": provider, "config": config, "updated_at": tx.now},
+    )
+    if not created:
+        tx.conn.execute(
+            update(payment_providers)
+            .where(
+                payment_providers.c.tenant_id == tx.tenant_id,
+                payment_providers.c.provider == provider,
+            )
+            .values(config=config, updated_at=tx.now)
+        )
+    return _account_result(provider, config, tx.now)
+
+
+def _account_result(provider: str, config: dict[str, Any], updated_at: Any) -> ProviderAccount:
+    return ProviderAccount(
+        provider=provider,
+        api_key_set=bool(config.get("api_key")),
+        webhook_secret_set=bool(config.get("webhook_secret")),
+        updated_at=updated_at,
+    )
+
+
+def list_provider_accounts(tx: Tx) -> list[ProviderAccount]:
+    rows = tx.conn.execute(
+        select(payment_providers)
+        .where(payment_providers.c.tenant_id == tx.tenant_id)
+        .order_by(payment_providers.c.provider)
+    )
+    return [_account_result(r.provider, r.config, r.updated_at) for r in rows]
+
+
+def stored_provider_config(tx: Tx, provider: str) -> dict[str, Any] | None:
+    """A provider account's secrets, opened; None when the tenant has not set one."""
+    config = tx.conn.execute(
+        select(payment_providers.c.config).where(
+            payment_providers.c.tenant_id == tx.tenant_id,
+            payment_providers.c.provider == provider,
+        )
+    ).scalar()
+    if not config:
+        return None
+    keys = tx.operator.secret_keys
+    return {
+        name: keys.open(config[name]) if name in SECRET_FIELDS and config.get(name) else None
+        for name in SECRET_FIELDS
+    }
+
+
+def provider_config(tx: Tx, provider: str) -> dict[str, Any]:
+    """What the services that call the provider need: the secrets, and where to connect."""
+    if provider == "manual":
+        return {}
+    config = stored_provider_config(tx, provider)
+    if not config or not config.get("api_key"):
+        raise ProviderNotConfigured(f"set the {provider} account's API key first", field="provider")
+    return {**config, "api_base": tx.operator.stripe_api_base}
+
+
+def _method_result(row: Any) -> PaymentMethod:
+    return PaymentMethod(
+        id=row.id,
+        customer=row.customer,
+        provider=row.provider,
+        customer_ref=row.customer_ref,
+        method_ref=row.method_ref,
+        created_at=row.created_at,
+    )
+
+
+def save_payment_method(
+    tx: Tx,
+    *,
+    customer: str,
+    provider: str,
+    method_ref: str,
+    customer_ref: str | None = None,
+    idempotency_key: str | None = None,
+) -> PaymentMethod:
+    """The payment method auto top-up charges (one per customer and provider; replaces)."""
+    wallet_id = tx.wallet_id(check_external_id(customer))
+    provider = check_provider(provider)
+    method = _check_ref(method_ref, "method_ref")
+    owner = _check_ref(customer_ref, "customer_ref", optional=True)
+    request = {"customer": customer, "provider": provider, "method": method, "owner": owner}
+    idem = Idempotent(tx, idempotency_key, "payment_method.save", request)
+    if (replayed := idem.replay(PaymentMethod)) is not None:
+        return replayed
+    values = {
+        "tenant_id": tx.tenant_id,
+        "wallet_id": wallet_id,
+        "id": new_id("pmt"),
+        "customer": customer,
+        "provider": provider,
+        "customer_ref": owner,
+        "method_ref": method,
+        "created_at": tx.now,
+    }
+    if not insert_if_new(tx, payment_methods, values):
+        tx.conn.execute(
+            update(payment_methods)
+            .where(payment_methods.c.wallet_id == wallet_id, payment_methods.c.provider == provider)
+            .values(customer_ref=owner, method_ref=method, created_at=tx.now)
+        )
+    row = tx.conn.execute(
+        select(payment_methods).where(
+            payment_methods.c.wallet_id == wallet_id, payment_methods.c.provider == provider
+        )
+    ).one()
+    return idem.record(_method_result(row))
+
+
+def payment_method(tx: Tx, wallet_id: str, provider: str) -> PaymentMethod | None:
+    row = tx.conn.execute(
+        select(payment_methods).where(
+            payment_methods.c.wallet_id == wallet_id, payment_methods.c.provider == provider
+        )
+    ).first()
+    return None if row is None else _method_result(row)
+
+
+def list_payment_methods(tx: Tx, *, customer: str) -> list[PaymentMethod]:
+    wallet_id = tx.wallet_id(check_external_id(customer))
+    rows = tx.conn.execute(
+        select(payment_methods)
+        .where(payment_methods.c.wallet_id == wallet_id)
+        .order_by(payment_methods.c.provider)
+    )
+    return [_method_result(r) for r in rows]
+
+
+# Purchases
+
+
+def purchase_result(row: Any) -> Purchase:
+    return Purchase(
+        id=row.id,
+        customer=row.customer,
+        pack_id=row.pack_id,
+        asset=row.asset,
+        amount=row.amount,
+        price=row.price,
+        currency=row.currency,
+        status=row.status,
+        origin=row.origin,
+        provider=row.provider,
+        provider_ref=row.provider_ref,
+        payment_ref=row.payment_ref,
+        checkout_url=row.checkout_url,
+        failure_reason=row.failure_reason,
+        lot_id=row.lot_id,
+        created_at=row.created_at,
+        paid_at=row.paid_at,
+        failed_at=row.failed_at,
+        refunded=row.refunded,
+        refunded_money=row.refunded_money,
+    )
+
+
+def _purchase_row(tx: Tx, purchase_id: object) -> Any:
+    check_id(purchase_id, "purchase")
+    row = tx.conn.execute(
+        select(purchases).where(
+            purchases.c.id == purchase_id, purchases.c.tenant_id == tx.tenant_id
+        )
+    ).first()
+    if row is None:
+        raise UnknownPurchase(f"purchase {purchase_id!r} does not exist", field="purchase")
+    return row
+
+
+def get_purchase(tx: Tx, *, purchase_id: str) -> Purchase:
+    return purchase_result(_purchase_row(tx, purchase_id))
+
+
+def list_purchases(tx: Tx, *, customer: str, limit: int = 100) -> list[Purchase]:
+    wallet_id = tx.wallet_id(check_external_id(customer))
+    rows = tx.conn.execute(
+        select(purchases)
+        .where(purchases.c.wallet_id == wallet_id)
+        .order_by(purchases.c.created_at.desc(), purchases.c.id.desc())
+        .limit(limit)
+    )
+    return [purchase_result(r) for r in rows]
+
+
+def start_purchase(
+    tx: Tx,
+    *,
+    customer: str,
+    pack: str | None = None,
+    asset: str | None = None,
+    price: Decimal | str | int | None = None,
+    currency: str = "USD",
+    provider: str = "manual",
+    success_url: str | None = None,
+    cancel_url: str | None = None,
+    origin: str = "checkout",
+    purchase_id: str | None = None,
+    idempotency_key: str | None = None,
+) -> Purchase:
+    """A pending purchase of a pack, or of `price` worth of an asset (a money top-up).
+
+    It grants nothing until paid: by the provider's confirmation, or an operator marking a
+    manual invoice paid.
+    """
+    wallet_id = tx.wallet_id(check_external_id(customer))
+    provider = check_provider(provider)
+    success = _check_url(success_url, "success_url")
+    _check_url(cancel_url, "cancel_url")
+    if provider == "stripe" and origin == "checkout" and success is None:
+        raise InvalidInput("success_url is required for a Stripe checkout", field="success_url")
+    request = {
+        "customer": customer,
+        "pack": pack,
+        "asset": asset,
+        "price": price if price is None else str(price),
+        "currency": currency,
+        "provider": provider,
+        "success_url": success_url,
+        "cancel_url": cancel_url,
+    }
+    idem = Idempotent(tx, idempotency_key, "purchase.create", request)
+    if (replayed := idem.replay(Purchase)) is not None:
+        return replayed
+    if (pack is None) == (price is None):
+        raise InvalidInput("give a pack, or a price and an asset to top up", field="pack")
+    days = None
+    pack_id = None
+    if pack is not None:
+        row = pack_row(tx, pack)
+        if not row.active:
+            raise PackNotActive(f"pack {row.code!r} is no longer sold", field="pack")
+        pack_id, asset_code, amount = row.id, row.asset, row.amount
+        money, money_currency, days = row.price, row.currency, row.expires_after_days
+    else:
+        if asset is None:
+            raise InvalidInput("asset is required for a top-up", field="asset")
+        asset_code = check_asset_code(asset)
+        money_currency = check_currency(currency)
+        money = check_price(price, money_currency)
+        amount = credits_for(tx, asset_code, money, money_currency)
+        if amount <= 0:
+            raise InvalidInput("price buys less than one minor unit of the asset", field="price")
+        if amount > MAX_BALANCE:
+            raise InvalidInput("price buys more than a balance can hold", field="price")
+    if provider != "manual":
+        provider_config(tx, provider)
+    new = purchase_id or new_id("pur")
+    tx.conn.execute(
+        purchases.insert().values(
+            tenant_id=tx.tenant_id,
+            wallet_id=wallet_id,
+            id=new,
+            customer=customer,
+            pack_id=pack_id,
+            asset=asset_code,
+            amount=amount,
+            price=money,
+            currency=money_currency,
+            expires_after_days=days,
+            status=PENDING,
+            origin=origin,
+            provider=provider,
+            provider_ref=None,
+            payment_ref=None,
+            checkout_url=None,
+            failure_reason=None,
+            lot_id=None,
+            created_at=tx.now,
+            paid_at=None,
+            failed_at=None,
+        )
+    )
+    return idem.record(purchase_result(_purchase_row(tx, new)))
+
+
+def attach_provider_ref(
+    tx: Tx,
+    *,
+    purchase_id: str,
+    provider_ref: str | None,
+    checkout_url: str | None = None,
+    payment_ref: str | None = None,
+) -> Purchase:
+    """Remember the provider's objects for a purchase (its checkout session, its payment)."""
+    row = _purchase_row(tx, purchase_id)
+    values: dict[str, Any] = {}
+    if provider_ref and not row.provider_ref:
+        values["provider_ref"] = _check_ref(provider_ref, "provider_ref")
+    if checkout_url and not row.checkout_url:
+        values["checkout_url"] = checkout_url[:MAX_URL]
+    if payment_ref and not row.payment_ref:
+        values["payment_ref"] = _check_ref(payment_ref, "payment_ref")
+    if values:
+        tx.conn.execute(update(purchases).where(purchases.c.id == row.id).values(**values))
+    return purchase_result(_purchase_row(tx, purchase_id))
+
+
+def find_purchase(tx: Tx, *, purchase_id: str | None, refs: list[str]) -> Any | None:
+    """A purchase by the id the provider echoes back, else by one of the provider's ids."""
+    if isinstance(purchase_id, str) and len(purchase_id) <= 40:
+        row = tx.conn.execute(
+            select(purchases).where(
+                purchases.c.id == purchase_id, purchases.c.tenant_id == tx.tenant_id
+            )
+        ).first()
+        if row is not None:
+            return row
+    for ref in refs:
+        row = tx.conn.execute(
+            select(purchases).where(
+                purchases.c.tenant_id == tx.tenant_id,
+                (purchases.c.provider_ref == ref) | (purchases.c.payment_ref == ref),
+            )
+        ).first()
+        if row is not None:
+            return row
+    return None
+
+
+def complete_purchase(
+    tx: Tx, *, purchase_id: str, payment_ref: str | None = None, manual: bool = False
+) -> Purchase:
+    """Mark a purchase paid and grant its credit, in one transaction, exactly once.
+
+    A purchase that failed may still be paid later (a retried payment); one already paid
+    answers as it is. `manual` is an operator marking an invoice paid.
+    """
+    return record_payment(tx, purchase_id=purchase_id, payment_ref=payment_ref, manual=manual)[0]
+
+
+def _by_hand(row: Any, manual: bool) -> None:
+    if manual and row.provider != "manual":
+        raise InvalidInput(
+            f"purchase {row.id} is paid through {row.provider}, not marked by hand",
+            field="purchase",
+        )
+
+
+def _as_it_ended(tx: Tx, row: Any) -> Any:
+    """The purchase again after its conditional update changed nothing.
+
+    On PostgreSQL that update waited for a concurrent transaction that was moving the same
+    purchase and then found it moved: the row read before it is out of date, and a read
+    now sees what that transaction committed.
+    """
+    return _purchase_row(tx, row.id)
+
+
+def record_payment(
+    tx: Tx, *, purchase_id: str, payment_ref: str | None = None, manual: bool = False
+) -> tuple[Purchase, bool]:
+    """`complete_purchase`, also telling whether this call is the one that paid it."""
+    row = _purchase_row(tx, purchase_id)
+    _by_hand(row, manual)
+    claimed = tx.conn.execute(
+        update(purchases)
+        .where(purchases.c.id == row.id, purchases.c.status.in_((PENDING, FAILED)))
+        .values(status=PAID, paid_at=tx.now, failure_reason=None)
+    ).rowcount
+    if not claimed:
+        row = _as_it_ended(tx, row)
+        if row.status == PAID:
+            return purchase_result(row), False
+        raise PurchaseNotPending(f"purchase {row.id} is {row.status}", field="purchase")
+    asset = tx.asset(row.asset)
+    expires = tx.now + timedelta(days=row.expires_after_days) if row.expires_after_days else None
+    lot = consumption.grant(
+        tx,
+        customer=row.customer,
+        asset=row.asset,
+        amount=row.amount,
+        kind=LotKind.PURCHASED,
+        expires_at=expires,
+        cost_basis=unit_value(row.price, row.amount, asset),
+        currency=row.currency,
+        metadata={"purchase": row.id, **({"pack": row.pack_id} if row.pack_id else {})},
+    )
+    values: dict[str, Any] = {"lot_id": lot.id}
+    if payment_ref and not row.payment_ref:
+        values["payment_ref"] = _check_ref(payment_ref, "payment_ref")
+    tx.conn.execute(update(purchases).where(purchases.c.id == row.id).values(**values))
+    # The auto top-up that bought it may fire again at the next crossing (the grant above
+    # re-armed it if it lifted available to its threshold).
+    tx.conn.execute(
+        update(auto_top_ups)
+        .where(auto_top_ups.c.in_flight_purchase_id == row.id)
+        .values(
+            in_flight_purchase_id=None,
+            in_flight_sent_at=None,
+            failures=0,
+            backoff_until=None,
+            updated_at=tx.now,
+        )
+    )
+    emit(
+        tx,
+        "topup.succeeded",
+        row.wallet_id,
+        {
+            "purchase": row.id,
+            "customer": row.customer,
+            "asset": row.asset,
+            "amount": row.amount,
+            "price": str(row.price),
+            "currency": row.currency,
+            "origin": row.origin,
+            "provider": row.provider,
+            "lot": lot.id,
+        },
+    )
+    return purchase_result(_purchase_row(tx, row.id)), True
+
+
+def fail_purchase(
+    tx: Tx,
+    *,
+    purchase_id: str,
+    reason: str = "",
+    payment_ref: str | None = None,
+    manual: bool = False,
+) -> Purchase:
+    """Mark a pending purchase failed (nothing is granted) and raise `topup.failed`.
+
+    A purchase already paid or failed answers as it is when a provider reports it (events
+    arrive late and out of order); an operator is told it is no longer pending.
+    """
+    return record_failure(
+        tx, purchase_id=purchase_id, reason=reason, payment_ref=payment_ref, manual=manual
+    )[0]
+
+
+def record_failure(
+    tx: Tx,
+    *,
+    purchase_id: str,
+    reason: str = "",
+    payment_ref: str | None = None,
+    manual: bool = False,
+) -> tuple[Purchase, bool]:
+    """`fail_purchase`, also telling whether this call is the one that failed it."""
+    row = _purchase_row(tx, purchase_id)
+    _by_hand(row, manual)
+    text = (reason or "failed")[:MAX_REF]
+    claimed = tx.conn.execute(
+        update(purchases)
+        .where(purchases.c.id == row.id, purchases.c.status == PENDING)
+        .values(
+            status=FAILED,
+            failed_at=tx.now,
+            failure_reason=text,
+            # Kept if a concurrent call recorded one since the row was read.
+            payment_ref=func.coalesce(purchases.c.payment_ref, payment_ref),
+        )
+    ).rowcount
+    if not claimed:
+        row = _as_it_ended(tx, row)
+        if manual:
+            raise PurchaseNotPending(f"purchase {row.id} is {row.status}", field="purchase")
+        return purchase_result(row), False
+    _free_top_up_after_failure(tx, row.id)
+    emit(
+        tx,
+        "topup.failed",
+        row.wallet_id,
+        {
+            "purchase": row.id,
+            "customer": row.customer,
+            "asset": row.asset,
+            "amount": row.amount,
+            "price": str(row.price),
+            "currency": row.currency,
+            "origin": row.origin,
+            "provider": row.provider,
+            "reason": text,
+        },
+    )
+    return purchase_result(_purchase_row(tx, row.id)), True
+
+
+def mark_paid(tx: Tx, *, purchase_id: str, idempotency_key: str | None = None) -> Purchase:
+    """An operator records a manual invoice as paid: its credit is granted, once."""
+    idem = Idempotent(tx, idempotency_key, "purchase.mark_paid", {"purchase": purchase_id})
+    if (replayed := idem.replay(Purchase)) is not None:
+        return replayed
+    return idem.record(complete_purchase(tx, purchase_id=purchase_id, manual=True))
+
+
+def mark_failed(
+    tx: Tx, *, purchase_id: str, reason: str = "", idempotency_key: str | None = None
+) -> Purchase:
+    """An operator records a manual invoice as failed: nothing is granted."""
+    request = {"purchase": purchase_id, "reason": reason}
+    idem = Idempotent(tx, idempotency_key, "purchase.mark_failed", request)
+    if (replayed := idem.replay(Purchase)) is not None:
+        return replayed
+    return idem.record(fail_purchase(tx, purchase_id=purchase_id, reason=reason, manual=True))
+
+
+def _free_top_up_after_failure(tx: Tx, purchase_id: str) -> None:
+    """Free the auto top-up slot a failed purchase held, count the failure, back off and
+    re-arm (a paid one frees it in `complete_purchase`)."""
+    row = tx.conn.execute(
+        select(auto_top_ups).where(auto_top_ups.c.in_flight_purchase_id == purchase_id)
+    ).first()
+    if row is None:
+        return
+    failures = row.failures + 1
+    same_month = row.month == month_of(tx.now)
+    tx.conn.execute(
+        update(auto_top_ups)
+        .where(
+            auto_top_ups.c.wallet_id == row.wallet_id,
+            auto_top_ups.c.asset == row.asset,
+            auto_top_ups.c.in_flight_purchase_id == purchase_id,
+        )
+        .values(
+            in_flight_purchase_id=None,
+            in_flight_sent_at=None,
+            armed=1,
+            failures=failures,
+            backoff_until=tx.now + backoff(failures),
+            # A failed purchase does not count against the monthly limit.
+            month_count=max(0, row.month_count - 1) if same_month else row.month_count,
+            updated_at=tx.now,
+        )
+    )

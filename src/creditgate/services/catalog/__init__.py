@@ -1,0 +1,1 @@
+"""Tenants, assets, customers and their wallets, wallet policies and API keys."""

@@ -1,0 +1,1 @@
+"""Ledger use cases: grants, the gate (authorize, settle, void, charge), refunds, sweeps, reads."""

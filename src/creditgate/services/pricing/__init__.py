@@ -1,0 +1,1 @@
+"""Pricing use cases: rate card versions, quotes, vendor cost and margin."""

@@ -1,0 +1,1 @@
+"""Reports: revenue recognition, the verifier, and what the portal and dashboard read."""

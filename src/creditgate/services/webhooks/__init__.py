@@ -1,0 +1,1 @@
+"""Webhook use cases: endpoints, the outbox of deliveries, and sending them."""
