@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from creditgate.cli._shared import CliError
 from creditgate.cli.pricing import load_spec
 from creditgate.domain.amounts import MAX_AMOUNT, Asset
-from creditgate.domain.errors import CreditgateError, Unauthenticated
+from creditgate.domain.errors import CreditgateError, InvalidInput, Unauthenticated
 from creditgate.domain.pricing import (
     RateCard,
     TokenPrices,
@@ -165,7 +165,7 @@ def test_rate_cards_parse_or_name_the_fault(spec: Any) -> None:
     try:
         card = parse_rate_card(spec)
     except CreditgateError as exc:
-        assert exc.status == 422 and exc.field, exc
+        assert isinstance(exc, InvalidInput) and exc.field, exc
         return
     _valid_card(card)
 
@@ -185,7 +185,7 @@ def test_quotes_price_or_name_the_fault(action_spec: Any, quantities: Any, dims:
     try:
         priced = quote(card, "a", dims, quantities, asset=Asset("credits", 2))
     except CreditgateError as exc:
-        assert exc.status == 422, exc
+        assert isinstance(exc, InvalidInput), exc
         return
     assert 0 <= priced.amount <= MAX_AMOUNT
 
@@ -200,7 +200,7 @@ def test_model_prices_parse_or_name_the_fault(spec: Any) -> None:
     try:
         prices = parse_model_prices(spec)
     except CreditgateError as exc:
-        assert exc.status == 422 and exc.field, exc
+        assert isinstance(exc, InvalidInput) and exc.field, exc
         return
     assert all(isinstance(p, TokenPrices) and model == model.lower() for model, p in prices.items())
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from creditgate.domain.errors import (
+    Conflict,
     HoldAlreadySettled,
     HoldAlreadyVoided,
     HoldExpired,
@@ -41,7 +42,7 @@ def test_a_resolved_hold_names_what_happened_to_it(
         require_pending("hld_1", status)
     assert type(info.value) is error
     assert info.value.code == code
-    assert info.value.status == 409
+    assert isinstance(info.value, Conflict)
     assert "hld_1" in info.value.message and status.value in info.value.message
 
 

@@ -162,7 +162,7 @@ def test_tenant_defined_dimensions_and_quantities_price_like_built_in_ones() -> 
 def test_no_rule_is_a_named_error_not_a_free_call(card: RateCard) -> None:
     with pytest.raises(NoPrice) as info:
         price(card, "image.generate", {"quality": "draft"})
-    assert info.value.code == "no_price" and info.value.status == 422
+    assert info.value.code == "no_price" and isinstance(info.value, InvalidInput)
     assert info.value.field == "dimensions" and "quality=draft" in info.value.message
     with pytest.raises(NoPrice) as unknown:
         price(card, "video.render")

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from creditgate.domain.errors import CreditgateError, NotFound
+from creditgate.domain.errors import (
+    Conflict,
+    CreditgateError,
+    InvalidInput,
+    NotFound,
+    UpstreamFailed,
+)
 
 
 class UnknownPlan(NotFound):
@@ -25,98 +31,83 @@ class UnknownCampaign(NotFound):
     code = "unknown_campaign"
 
 
-class NoExchangeRate(CreditgateError):
+class NoExchangeRate(InvalidInput):
     """Money buys an asset other than its own currency, and the tenant set no rate for it."""
 
     code = "no_exchange_rate"
-    status = 422
 
 
-class AlreadySubscribed(CreditgateError):
+class AlreadySubscribed(Conflict):
     code = "already_subscribed"
-    status = 409
 
 
-class SubscriptionNotActive(CreditgateError):
+class SubscriptionNotActive(Conflict):
     code = "subscription_not_active"
-    status = 409
 
 
-class PackNotActive(CreditgateError):
+class PackNotActive(Conflict):
     code = "pack_not_active"
-    status = 409
 
 
-class PurchaseNotPending(CreditgateError):
+class PurchaseNotPending(Conflict):
     """The purchase was already paid, failed or refunded; it changes state once."""
 
     code = "purchase_not_pending"
-    status = 409
 
 
-class ProviderNotConfigured(CreditgateError):
+class ProviderNotConfigured(Conflict):
     code = "provider_not_configured"
-    status = 409
 
 
-class NoPaymentMethod(CreditgateError):
+class NoPaymentMethod(Conflict):
     code = "no_payment_method"
-    status = 409
 
 
-class PaymentProviderError(CreditgateError):
+class PaymentProviderError(UpstreamFailed):
     """The payment provider refused or could not be reached; nothing was granted."""
 
     code = "payment_provider_error"
-    status = 502
 
 
 class InvalidSignature(CreditgateError):
     """A provider webhook whose signature does not verify: it is not acted on."""
 
     code = "invalid_signature"
-    status = 400
 
 
-class CampaignExpired(CreditgateError):
+class CampaignExpired(Conflict):
     code = "campaign_expired"
-    status = 409
 
 
-class CampaignLimitReached(CreditgateError):
+class CampaignLimitReached(Conflict):
     """The customer has redeemed this code as often as the campaign allows."""
 
     code = "campaign_limit_reached"
-    status = 409
 
 
-class CampaignExhausted(CreditgateError):
+class CampaignExhausted(Conflict):
     """The campaign's total redemptions are used up."""
 
     code = "campaign_exhausted"
-    status = 409
 
 
 class UnknownRefund(NotFound):
     code = "unknown_refund"
 
 
-class PurchaseNotRefundable(CreditgateError):
+class PurchaseNotRefundable(Conflict):
     """Only a paid purchase is refunded, through a payment the provider knows of."""
 
     code = "purchase_not_refundable"
-    status = 409
 
 
-class RefundPending(CreditgateError):
+class RefundPending(Conflict):
     """An earlier refund of the purchase still waits for the provider's answer."""
 
     code = "refund_pending"
-    status = 409
 
 
-class RefundNotCovered(CreditgateError):
+class RefundNotCovered(Conflict):
     """Refunding consumed credit would take the wallet past what its policy allows."""
 
     code = "refund_not_covered"
-    status = 409

@@ -1,4 +1,9 @@
-"""Named failures of the credit domain; the edges map each to a status and a message."""
+"""Named failures of the credit domain.
+
+An error carries a stable `code`, a message and the `field` at fault; which kind of failure
+it is shows in its base class (`InvalidInput`, `NotFound`, `Conflict`, ...). The edges map
+kinds to what they speak: `http/problems.py` to HTTP statuses, in one table.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,6 @@ class CreditgateError(Exception):
     """A failure a caller can act on. `code` is stable; `field` names the input at fault."""
 
     code = "error"
-    status = 400
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
@@ -20,7 +24,6 @@ class CreditgateError(Exception):
 
 class InvalidInput(CreditgateError):
     code = "invalid_input"
-    status = 422
 
 
 class AmountOverflow(InvalidInput):
@@ -29,7 +32,6 @@ class AmountOverflow(InvalidInput):
 
 class NotFound(CreditgateError):
     code = "not_found"
-    status = 404
 
 
 class UnknownTenant(NotFound):
@@ -60,24 +62,48 @@ class Unauthenticated(CreditgateError):
     """No API key, or one that is malformed, unknown or revoked."""
 
     code = "unauthenticated"
-    status = 401
 
 
-class AlreadyExists(CreditgateError):
+class Conflict(CreditgateError):
+    """The request is well formed, but the state of what it names refuses it."""
+
+    code = "conflict"
+
+
+class RateLimited(CreditgateError):
+    """Too many requests of this kind from this caller: retry after `retry_after` seconds."""
+
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Unavailable(CreditgateError):
+    """The service cannot do this now (overload, missing configuration); retrying may help."""
+
+    code = "unavailable"
+
+
+class UpstreamFailed(CreditgateError):
+    """A service creditgate relies on (a payment provider) failed or refused."""
+
+    code = "upstream_failed"
+
+
+class AlreadyExists(Conflict):
     code = "already_exists"
-    status = 409
 
 
-class IdempotencyConflict(CreditgateError):
+class IdempotencyConflict(Conflict):
     code = "idempotency_conflict"
-    status = 409
 
 
-class HoldNotPending(CreditgateError):
+class HoldNotPending(Conflict):
     """The hold has already been resolved; a hold resolves exactly once."""
 
     code = "hold_not_pending"
-    status = 409
 
 
 class HoldAlreadySettled(HoldNotPending):
@@ -92,18 +118,15 @@ class HoldExpired(HoldNotPending):
     code = "hold_expired"
 
 
-class PolicyNotSatisfied(CreditgateError):
+class PolicyNotSatisfied(Conflict):
     """The wallet's balance already breaks the policy asked for."""
 
     code = "policy_not_satisfied"
-    status = 409
 
 
-class LotNotActive(CreditgateError):
+class LotNotActive(Conflict):
     code = "lot_not_active"
-    status = 409
 
 
-class ApiKeyRevoked(CreditgateError):
+class ApiKeyRevoked(Conflict):
     code = "api_key_revoked"
-    status = 409

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from creditgate.domain.errors import CreditgateError
+from creditgate.domain.errors import InvalidInput
 
 
-class NoPrice(CreditgateError):
+class NoPrice(InvalidInput):
     """The rate card has no rule for this action and these dimensions."""
 
     code = "no_price"
-    status = 422
 
 
 class VendorCostUnknown(NoPrice):

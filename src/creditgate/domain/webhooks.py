@@ -8,7 +8,7 @@ from datetime import timedelta
 from enum import StrEnum
 from urllib.parse import urlsplit
 
-from creditgate.domain.errors import CreditgateError, InvalidInput, NotFound
+from creditgate.domain.errors import Conflict, InvalidInput, NotFound
 
 # Every event type creditgate raises (add new ones here); an endpoint subscribes to some of
 # them, or to all.
@@ -69,9 +69,8 @@ class UnknownEvent(NotFound):
     code = "unknown_event"
 
 
-class WebhookEndpointDisabled(CreditgateError):
+class WebhookEndpointDisabled(Conflict):
     code = "webhook_endpoint_disabled"
-    status = 409
 
 
 def retry_delay(failed_attempts: int, spread: float) -> timedelta | None:

@@ -21,7 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from creditgate.api import Creditgate, TenantLedger
-from creditgate.domain.errors import CreditgateError, Unauthenticated
+from creditgate.domain.errors import RateLimited, Unauthenticated
 from creditgate.http.load import InFlight
 from creditgate.services.catalog.api_keys import Principal, display
 
@@ -30,17 +30,16 @@ AUTH_FAILURE_WINDOW_SECONDS = 60.0
 MAX_TRACKED_CLIENTS = 10_000
 
 
-class TooManyAuthFailures(CreditgateError):
+class TooManyAuthFailures(RateLimited):
     """Too many failed authentications from this client address: wait `retry_after` s."""
 
     code = "too_many_requests"
-    status = 429
 
     def __init__(self, retry_after: int) -> None:
         super().__init__(
-            f"too many failed authentications from this address; retry after {retry_after} s"
+            f"too many failed authentications from this address; retry after {retry_after} s",
+            retry_after=retry_after,
         )
-        self.retry_after = retry_after
 
 
 class AuthFailureLimiter:

@@ -16,16 +16,15 @@ from contextlib import asynccontextmanager
 from fastapi import Request
 from starlette.responses import Response
 
-from creditgate.domain.errors import CreditgateError
+from creditgate.domain.errors import Unavailable
 from creditgate.http.metrics import IN_FLIGHT, REFUSED
 from creditgate.http.problems import from_error, problem_response
 
 
-class Overloaded(CreditgateError):
+class Overloaded(Unavailable):
     """Past the in-flight limit: retry after a moment (503 with Retry-After)."""
 
     code = "overloaded"
-    status = 503
 
     def __init__(self) -> None:
         super().__init__("the server is at capacity; retry after a moment")

@@ -19,7 +19,16 @@ from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Match
 
-from creditgate.domain.errors import CreditgateError
+from creditgate.domain.errors import (
+    Conflict,
+    CreditgateError,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    Unauthenticated,
+    Unavailable,
+    UpstreamFailed,
+)
 
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = 1
@@ -44,6 +53,28 @@ _CODES_BY_STATUS = {
     429: "too_many_requests",
     503: "unavailable",
 }
+
+
+# The HTTP status of each kind of failure (a class and its subclasses), the one place
+# where domain and service errors meet HTTP. Any other `CreditgateError` is a 400.
+STATUS_BY_KIND: dict[type[CreditgateError], int] = {
+    InvalidInput: 422,
+    NotFound: 404,
+    Unauthenticated: 401,
+    Conflict: 409,
+    RateLimited: 429,
+    UpstreamFailed: 502,
+    Unavailable: 503,
+}
+
+
+def status_of(exc: CreditgateError) -> int:
+    """The HTTP status of a failure: that of the nearest kind it is in `STATUS_BY_KIND`."""
+    for kind in type(exc).__mro__:
+        status = STATUS_BY_KIND.get(kind)
+        if status is not None:
+            return status
+    return 400
 
 
 class FieldProblem(BaseModel):
@@ -91,7 +122,7 @@ def problem(
 
 def from_error(exc: CreditgateError) -> Problem:
     field = FIELD_NAMES.get(exc.field, exc.field) if exc.field else None
-    return problem(exc.status, exc.code, exc.message, field)
+    return problem(status_of(exc), exc.code, exc.message, field)
 
 
 def problem_response(p: Problem, headers: Mapping[str, str] | None = None) -> Response:
@@ -154,8 +185,7 @@ def validation_problem(errors: Sequence[Any]) -> Problem:
 
 async def _creditgate_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CreditgateError)
-    retry_after = getattr(exc, "retry_after", None)  # e.g. too many failed authentications
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
     return problem_response(from_error(exc), headers)
 
 

@@ -14,9 +14,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from creditgate.api import Creditgate, TenantLedger
-from creditgate.domain.errors import CreditgateError, NotFound
+from creditgate.domain.errors import CreditgateError, NotFound, RateLimited
 from creditgate.http.auth import authenticate
 from creditgate.http.load import in_flight_slot
+from creditgate.http.problems import status_of
 from creditgate.portal import charts
 from creditgate.portal.reads import (
     branding,
@@ -94,9 +95,9 @@ async def login(request: Request) -> Response:
         principal = await authenticate(request, api_key.strip())
     except CreditgateError as exc:
         fresh = secrets.token_urlsafe(24)
-        error = exc.message if exc.status == 429 else "That API key is not valid."
+        error = exc.message if isinstance(exc, RateLimited) else "That API key is not valid."
         context = {"csrf": fresh, "error": error}
-        response = page(request, "login.html", context, status=exc.status)
+        response = page(request, "login.html", context, status=status_of(exc))
         response.set_cookie(LOGIN_CSRF, fresh, path="/dashboard", httponly=True, samesite="strict")
         return response
     cg: Creditgate = request.app.state.cg

@@ -24,7 +24,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy.engine import URL, make_url
 
-from creditgate.domain.errors import CreditgateError
+from creditgate.domain.errors import Unavailable
 
 ENV_KEYS = "CREDITGATE_SECRET_KEYS"
 SEALED_PREFIX = "fernet:"
@@ -33,18 +33,16 @@ KEY_FILE_SUFFIX = ".keys"
 log = logging.getLogger("creditgate.secrets")
 
 
-class SecretKeysMissing(CreditgateError):
+class SecretKeysMissing(Unavailable):
     """No key to seal secrets with (PostgreSQL without CREDITGATE_SECRET_KEYS)."""
 
     code = "secret_keys_missing"
-    status = 503
 
 
-class SecretUnreadable(CreditgateError):
+class SecretUnreadable(Unavailable):
     """A stored secret that none of the configured keys opens (its key was dropped)."""
 
     code = "secret_unreadable"
-    status = 503
 
 
 def generate_key() -> str:
