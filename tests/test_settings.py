@@ -1,0 +1,43 @@
+"""The server's settings: one typed object, documented by its own fields."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from creditgate.settings import Settings, env_reference
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_reference_page_is_generated_from_the_settings() -> None:
+    page = (ROOT / "docs" / "configuration.md").read_text()
+    assert page == env_reference(), (
+        "regenerate: python -m creditgate.settings > docs/configuration.md"
+    )
+
+
+def test_every_setting_is_described() -> None:
+    assert all(f.description for f in Settings.model_fields.values())
+
+
+def test_values_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CREDITGATE_MAX_IN_FLIGHT", "7")
+    monkeypatch.setenv("CREDITGATE_MOVES_AT_COMMIT", "0")
+    monkeypatch.setenv("CREDITGATE_PORTAL_SECRET", "s3cret")
+    settings = Settings()
+    assert settings.max_in_flight == 7
+    assert settings.moves_at_commit is False
+    assert settings.portal_secret is not None
+    assert "s3cret" not in repr(settings)
+
+
+def test_a_wrong_value_names_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CREDITGATE_MAX_IN_FLIGHT", "many")
+    with pytest.raises(ValidationError, match="max_in_flight"):
+        Settings()
+    monkeypatch.setenv("CREDITGATE_MAX_IN_FLIGHT", "0")
+    with pytest.raises(ValidationError, match="max_in_flight"):
+        Settings()
