@@ -389,6 +389,25 @@ def table(
     if _narrowest(out) > console.width:
         compact = True
         out = build()
+    if _narrowest(out) > console.width and cells:
+        _records(title, columns, cells, caption)
+        return
+    console.print(out)
+
+
+def _records(
+    title: str, columns: Sequence[str], cells: Sequence[Sequence[str]], caption: str | None
+) -> None:
+    """Rows too wide for the terminal even without their optional columns: each row as a list
+    of fields, one a line, so that nothing is cut."""
+    out = Table(title=title, caption=caption, show_header=False, box=box.SIMPLE_HEAD)
+    out.add_column("field", style="bold", no_wrap=True)
+    out.add_column("value", overflow="fold")
+    for n, row in enumerate(cells):
+        if n:
+            out.add_section()
+        for column, value in zip(columns, row, strict=True):
+            out.add_row(column, value)
     console.print(out)
 
 

@@ -82,6 +82,10 @@ _DROP = [
     "reason",
     "provider",
     "currency",
+    "purchase_id",
+    "plan_id",
+    "customer",
+    "lot_id",
 ]
 
 
