@@ -253,6 +253,7 @@ def tenants_create(
         console.print(
             f"[dim]make it the default tenant: creditgate config set tenant {tenant.id}[/]",
             highlight=False,
+            soft_wrap=True,
         )
 
 
