@@ -191,7 +191,7 @@ def read_config() -> dict[str, str]:
     path = config_path()
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no settings file: no settings
         return {}
     except (OSError, UnicodeDecodeError) as exc:
         raise CliError(f"cannot read the settings file {path}: {exc}", exit_code=1) from None
