@@ -21,6 +21,10 @@ import pytest
 
 # The operator's key for the secrets the tests store (the servers the tests start inherit it).
 os.environ.setdefault("CREDITGATE_SECRET_KEYS", "rZ0cIFqBWh1YH1I-0CgbO3P0XcbVjfV3aFpkbbRUe1A=")
+# The CLI's settings file and default tenant are the user's: the tests never read them.
+os.environ["CREDITGATE_CONFIG"] = os.path.join(os.devnull, "creditgate-tests.toml")
+os.environ.pop("CREDITGATE_TENANT", None)
+os.environ.pop("CREDITGATE_DEBUG", None)
 
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.services.context import ENV_ALLOW_PRIVATE

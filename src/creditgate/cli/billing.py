@@ -12,31 +12,45 @@ from creditgate.cli._shared import (
     DbOption,
     JsonOption,
     TenantOption,
+    Typer,
+    asset_scales,
+    money,
     open_ledger,
     print_json,
     table,
     timestamp,
+    units,
 )
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
 
-billing_app = typer.Typer(
+billing_app = Typer(
     help="Plans, subscriptions, packs, purchases, auto top-up and campaigns.",
     no_args_is_help=True,
 )
-plans_app = typer.Typer(help="Plans and subscriptions.", no_args_is_help=True)
-packs_app = typer.Typer(help="Packs and purchases.", no_args_is_help=True)
-campaigns_app = typer.Typer(help="Promotional campaigns and codes.", no_args_is_help=True)
+plans_app = Typer(help="Plans and subscriptions.", no_args_is_help=True)
+packs_app = Typer(help="Packs and purchases.", no_args_is_help=True)
+campaigns_app = Typer(help="Promotional campaigns and codes.", no_args_is_help=True)
 billing_app.add_typer(plans_app, name="plans")
 billing_app.add_typer(packs_app, name="packs")
 billing_app.add_typer(campaigns_app, name="campaigns")
 
 
+# Columns that are amounts in minor units of the row's asset, and money in its currency.
+_UNITS = {"amount", "included", "rollover_cap", "unused", "consumed"}
+_MONEY = {"fee", "price", "money", "refunded_money"}
+
+
 def _show(
-    value: BaseModel | Sequence[BaseModel], as_json: bool, title: str, columns: Sequence[str]
+    value: BaseModel | Sequence[BaseModel],
+    as_json: bool,
+    title: str,
+    columns: Sequence[str],
+    scales: dict[str, int] | None = None,
 ) -> None:
+    """JSON, or a table with amounts in the asset's units and money in its currency's."""
     if as_json:
         print_json(value)
         return
@@ -44,8 +58,35 @@ def _show(
     rows: list[list[Any]] = []
     for item in items:
         data = item.model_dump(mode="json")
-        rows.append([data.get(c) for c in columns])
-    table(title, columns, rows)
+        scale = (scales or {}).get(str(data.get("asset")))
+        row = []
+        for column in columns:
+            cell = data.get(column)
+            if column in _UNITS and isinstance(cell, int) and scale is not None:
+                cell = units(cell, scale)
+            elif column in _MONEY and cell is not None:
+                cell = money(cell, data.get("currency"))
+            row.append(cell)
+        rows.append(row)
+    table(title, columns, rows, drop=_DROP)
+
+
+# What goes first when a table is too wide for the terminal.
+_DROP = [
+    "rollover_cap",
+    "pending_plan_id",
+    "provider_ref",
+    "expires_after_days",
+    "per_customer_limit",
+    "failure_reason",
+    "reason",
+    "provider",
+    "currency",
+    "purchase_id",
+    "plan_id",
+    "customer",
+    "lot_id",
+]
 
 
 @plans_app.command("create")
@@ -78,7 +119,8 @@ def plans_create(
             overage_policy=overage_policy,
             overdraft_limit=overdraft_limit,
         )
-    _show(plan, as_json, "plan created", _PLAN_COLUMNS)
+        scales = asset_scales(t)
+    _show(plan, as_json, "plan created", _PLAN_COLUMNS, scales)
 
 
 _PLAN_COLUMNS = ["id", "code", "period", "fee", "currency", "asset", "included", "rollover_cap"]
@@ -91,7 +133,8 @@ def plans_list(
     """The tenant's plans."""
     with open_ledger(db, tenant) as t:
         plans = t.plans()
-    _show(plans, as_json, "plans", _PLAN_COLUMNS)
+        scales = asset_scales(t)
+    _show(plans, as_json, "plans", _PLAN_COLUMNS, scales)
 
 
 _SUB_COLUMNS = ["id", "customer", "plan_id", "status", "current_period_end", "pending_plan_id"]
@@ -177,7 +220,8 @@ def packs_create(
             name=name,
             expires_after_days=expires_after_days,
         )
-    _show(pack, as_json, "pack created", _PACK_COLUMNS)
+        scales = asset_scales(t)
+    _show(pack, as_json, "pack created", _PACK_COLUMNS, scales)
 
 
 @packs_app.command("list")
@@ -187,7 +231,8 @@ def packs_list(
     """Packs on sale."""
     with open_ledger(db, tenant) as t:
         packs = t.packs()
-    _show(packs, as_json, "packs", _PACK_COLUMNS)
+        scales = asset_scales(t)
+    _show(packs, as_json, "packs", _PACK_COLUMNS, scales)
 
 
 _PURCHASE_COLUMNS = ["id", "customer", "asset", "amount", "price", "currency", "status", "provider"]
@@ -204,7 +249,8 @@ def packs_buy(
     """Open a manual invoice for a pack (pending until marked paid)."""
     with open_ledger(db, tenant) as t:
         purchase = t.buy(customer, pack=pack)
-    _show(purchase, as_json, "purchase", _PURCHASE_COLUMNS)
+        scales = asset_scales(t)
+    _show(purchase, as_json, "purchase", _PURCHASE_COLUMNS, scales)
 
 
 @packs_app.command("mark-paid")
@@ -217,7 +263,8 @@ def packs_mark_paid(
     """Record a manual invoice as paid: its credit is granted."""
     with open_ledger(db, tenant) as t:
         done = t.mark_paid(purchase)
-    _show(done, as_json, "purchase", [*_PURCHASE_COLUMNS, "lot_id"])
+        scales = asset_scales(t)
+    _show(done, as_json, "purchase", [*_PURCHASE_COLUMNS, "lot_id"], scales)
 
 
 @packs_app.command("mark-failed")
@@ -231,7 +278,8 @@ def packs_mark_failed(
     """Record a manual invoice as failed: nothing is granted."""
     with open_ledger(db, tenant) as t:
         done = t.mark_failed(purchase, reason=reason)
-    _show(done, as_json, "purchase", [*_PURCHASE_COLUMNS, "failure_reason"])
+        scales = asset_scales(t)
+    _show(done, as_json, "purchase", [*_PURCHASE_COLUMNS, "failure_reason"], scales)
 
 
 @packs_app.command("purchases")
@@ -244,7 +292,10 @@ def packs_purchases(
     """A customer's purchases, newest first."""
     with open_ledger(db, tenant) as t:
         found = t.purchases(customer)
-    _show(found, as_json, f"purchases of {customer}", [*_PURCHASE_COLUMNS, "refunded_money"])
+        scales = asset_scales(t)
+    _show(
+        found, as_json, f"purchases of {customer}", [*_PURCHASE_COLUMNS, "refunded_money"], scales
+    )
 
 
 _REFUND_COLUMNS = [
@@ -291,7 +342,8 @@ def packs_refund(
             include_consumed=include_consumed,
             idempotency_key=idempotency_key,
         )
-    _show(refund, as_json, "refund", [*_REFUND_COLUMNS, "failure_reason"])
+        scales = asset_scales(t)
+    _show(refund, as_json, "refund", [*_REFUND_COLUMNS, "failure_reason"], scales)
 
 
 @packs_app.command("refunds")
@@ -304,7 +356,8 @@ def packs_refunds(
     """A purchase's refunds, oldest first."""
     with open_ledger(db, tenant) as t:
         found = t.purchase_refunds(purchase)
-    _show(found, as_json, f"refunds of {purchase}", [*_REFUND_COLUMNS, "reason"])
+        scales = asset_scales(t)
+    _show(found, as_json, f"refunds of {purchase}", [*_REFUND_COLUMNS, "reason"], scales)
 
 
 _CAMPAIGN_COLUMNS = ["id", "code", "asset", "amount", "per_customer_limit", "redemptions"]
@@ -334,7 +387,8 @@ def campaigns_create(
             expires_at=timestamp(expires_at, "--expires-at"),
             credit_valid_days=credit_valid_days,
         )
-    _show(campaign, as_json, "campaign created", _CAMPAIGN_COLUMNS)
+        scales = asset_scales(t)
+    _show(campaign, as_json, "campaign created", _CAMPAIGN_COLUMNS, scales)
 
 
 @campaigns_app.command("list")
@@ -344,7 +398,8 @@ def campaigns_list(
     """The tenant's campaigns."""
     with open_ledger(db, tenant) as t:
         found = t.campaigns()
-    _show(found, as_json, "campaigns", _CAMPAIGN_COLUMNS)
+        scales = asset_scales(t)
+    _show(found, as_json, "campaigns", _CAMPAIGN_COLUMNS, scales)
 
 
 @campaigns_app.command("redeem")

@@ -3,25 +3,39 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from creditgate.cli._shared import (
+    ENV_DEBUG,
+    ClickException,
     CliError,
     DbOption,
     JsonOption,
+    NoArgsIsHelpError,
     TenantOption,
+    Typer,
+    UsageError,
+    asset_scales,
     console,
+    database_url,
+    default_tenant,
     errors,
     open_creditgate,
     open_ledger,
     print_json,
+    shown_url,
+    state,
     table,
     timestamp,
+    units,
     when,
 )
 from creditgate.domain.errors import CreditgateError
@@ -32,19 +46,17 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
 
-app = typer.Typer(
+app = Typer(
     help="creditgate: credit wallets and a pre-call gate for AI products.", no_args_is_help=True
 )
-bench_app = typer.Typer(help="Benchmarks (figures go to BENCHMARKS.md).", no_args_is_help=True)
+bench_app = Typer(help="Benchmarks (figures go to BENCHMARKS.md).", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
-tenants_app = typer.Typer(help="Tenants: the products using this creditgate.", no_args_is_help=True)
-keys_app = typer.Typer(
-    help="A tenant's API keys (shown once, stored hashed).", no_args_is_help=True
-)
-customers_app = typer.Typer(help="Customers, each with one wallet.", no_args_is_help=True)
-grants_app = typer.Typer(help="Grants: lots of credit in a wallet.", no_args_is_help=True)
-authorizations_app = typer.Typer(help="Authorizations (holds).", no_args_is_help=True)
-assets_app = typer.Typer(help="Assets: the units wallets hold.", no_args_is_help=True)
+tenants_app = Typer(help="Tenants: the products using this creditgate.", no_args_is_help=True)
+keys_app = Typer(help="A tenant's API keys (shown once, stored hashed).", no_args_is_help=True)
+customers_app = Typer(help="Customers, each with one wallet.", no_args_is_help=True)
+grants_app = Typer(help="Grants: lots of credit in a wallet.", no_args_is_help=True)
+authorizations_app = Typer(help="Authorizations (holds).", no_args_is_help=True)
+assets_app = Typer(help="Assets: the units wallets hold.", no_args_is_help=True)
 app.add_typer(assets_app, name="assets")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
@@ -64,6 +76,23 @@ app.add_typer(webhooks_app, name="webhooks")
 from creditgate.cli.secrets import secrets_app  # noqa: E402
 
 app.add_typer(secrets_app, name="secrets")
+from creditgate.cli.config import config_app  # noqa: E402
+
+app.add_typer(config_app, name="config")
+
+
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            envvar=ENV_DEBUG,
+            help="On an error, show its traceback ($CREDITGATE_DEBUG=1)",
+        ),
+    ] = False,
+) -> None:
+    state.debug = debug
 
 
 @app.command()
@@ -72,36 +101,42 @@ def migrate(db: DbOption = None) -> None:
     from creditgate.storage.database import Database
     from creditgate.storage.migrate import current_revision, upgrade
 
-    database = Database(db or default_url())
-    upgrade(database)
-    console.print(f"schema at revision [bold]{current_revision(database)}[/] on {database.dialect}")
-    database.dispose()
+    database = Database(database_url(db))
+    try:
+        upgrade(database)
+        revision = current_revision(database)
+    finally:
+        database.dispose()
+    console.print(f"schema at revision [bold]{revision}[/] on {database.dialect}")
 
 
 @app.command()
 def demo(db: DbOption = None) -> None:
     """Seed a demo tenant with assets, customers and stacked lots (idempotent)."""
-    from creditgate.api import Creditgate
     from creditgate.server.demo import seed_demo
 
-    with Creditgate(db or default_url()) as cg:
+    with open_creditgate(db) as cg:
         tenant = seed_demo(cg)
         t = cg.tenant(tenant.id)
-        table = Table(title=f"{tenant.name} ({tenant.id})")
-        for col in ("customer", "asset", "posted", "held", "available", "policy"):
-            table.add_column(col)
-        for customer in t.customers():
-            for b in t.wallet(customer.external_id).balances:
-                table.add_row(
-                    customer.external_id,
-                    b.asset,
-                    str(b.posted),
-                    str(b.held),
-                    str(b.available),
-                    b.policy,
-                )
-        console.print(table)
-        console.print("amounts are in each asset's minor unit (credits and USD have scale 2)")
+        scales = asset_scales(t)
+        rows = [
+            (
+                customer.external_id,
+                b.asset,
+                units(b.posted, scales.get(b.asset)),
+                units(b.held, scales.get(b.asset)),
+                units(b.available, scales.get(b.asset)),
+                b.policy,
+            )
+            for customer in t.customers()
+            for b in t.wallet(customer.external_id).balances
+        ]
+    table(
+        f"{tenant.name} ({tenant.id})",
+        ["customer", "asset", "posted", "held", "available", "policy"],
+        rows,
+        caption="amounts in each asset's units",
+    )
 
 
 @app.command()
@@ -111,9 +146,7 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Rebuild every balance from the ledger and check the invariants; exit 1 on a violation."""
-    from creditgate.api import Creditgate
-
-    with Creditgate(db or default_url(), migrate=False) as cg:
+    with open_creditgate(db, migrate=False) as cg:
         report = cg.verify(tenant)
     if as_json:
         print(
@@ -159,13 +192,37 @@ def _metadata(value: str | None) -> dict[str, Any] | None:
     return parsed
 
 
-def _fields(title: str, model: BaseModel) -> None:
+# Fields of a model that are amounts in minor units of its `asset`.
+_AMOUNT_FIELDS = {
+    "amount",
+    "requested",
+    "available",
+    "debt",
+    "shortfall",
+    "posted",
+    "held",
+    "remaining",
+    "consumed",
+    "expired",
+    "voided",
+    "refunded",
+    "released",
+    "overdraft_limit",
+}
+
+
+def _fields(title: str, model: BaseModel, scales: dict[str, int] | None = None) -> None:
+    """A model's fields, one a row; amounts in its asset's units, then in minor units."""
+    data = model.model_dump(mode="json")
+    scale = (scales or {}).get(str(data.get("asset")))
     table = Table(title=title, show_header=False)
     table.add_column("field", style="bold")
-    table.add_column("value")
-    for key, value in model.model_dump(mode="json").items():
+    table.add_column("value", overflow="fold")
+    for key, value in data.items():
         if isinstance(value, dict | list):
             value = json.dumps(value)
+        elif key in _AMOUNT_FIELDS and isinstance(value, int) and scale is not None:
+            value = f"{units(value, scale)} {data['asset']} ({value} minor units)"
         table.add_row(key, "" if value is None else str(value))
     console.print(table)
 
@@ -191,6 +248,13 @@ def tenants_create(
     console.print(f"tenant  [bold]{tenant.id}[/] ({tenant.name})")
     console.print(f"api key [bold green]{key.key}[/]")
     console.print("[dim]the key is shown this once; creditgate keeps only its hash[/]")
+    default = default_tenant()
+    if default is None or default[0] != tenant.id:
+        console.print(
+            f"[dim]make it the default tenant: creditgate config set tenant {tenant.id}[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @tenants_app.command("list")
@@ -307,13 +371,27 @@ def assets_list(
 @assets_app.command("create")
 def assets_create(
     code: Annotated[str, typer.Argument(help="e.g. credits, USD, gpu_minutes")],
-    scale: Annotated[int, typer.Argument(help="Decimal places of the minor unit")],
+    scale_argument: Annotated[
+        int | None,
+        typer.Argument(
+            metavar="[SCALE]", help="The same as --scale (kept for scripts that pass it here)"
+        ),
+    ] = None,
+    scale: Annotated[
+        int | None,
+        typer.Option(help="Decimal places of the minor unit: 2 makes 100 minor units 1.00"),
+    ] = None,
     db: DbOption = None,
     tenant: TenantOption = None,
     name: str = "",
     as_json: JsonOption = False,
 ) -> None:
-    """Add an asset."""
+    """Add an asset: `creditgate assets create credits --scale 2`."""
+    if scale is not None and scale_argument is not None and scale != scale_argument:
+        raise CliError(f"two scales given: {scale_argument} and --scale {scale}")
+    scale = scale if scale is not None else scale_argument
+    if scale is None:
+        raise CliError("give the asset's scale, e.g. --scale 2 (decimal places of its minor unit)")
     with open_ledger(db, tenant) as t:
         asset = t.create_asset(code, scale, name)
     if as_json:
@@ -379,22 +457,34 @@ def customers_show(
     with open_ledger(db, tenant) as t:
         found = t.customer(customer)
         wallet = t.wallet(customer)
+        scales = {} if as_json else asset_scales(t)
     if as_json:
         print_json(
             {"customer": found.model_dump(mode="json"), "wallet": wallet.model_dump(mode="json")}
         )
         return
     _fields(f"customer {found.external_id}", found)
-    _print_wallet(wallet)
+    _print_wallet(wallet, scales)
 
 
-def _print_wallet(wallet: Any) -> None:
+def _print_wallet(wallet: Any, scales: dict[str, int]) -> None:
     rows = [
-        (b.asset, b.posted, b.held, b.available, b.debt, b.policy, b.overdraft_limit)
+        (
+            b.asset,
+            *(units(v, scales.get(b.asset)) for v in (b.posted, b.held, b.available, b.debt)),
+            b.policy,
+            units(b.overdraft_limit, scales.get(b.asset)),
+        )
         for b in wallet.balances
     ]
     columns = ["asset", "posted", "held", "available", "debt", "policy", "overdraft limit"]
-    table(f"wallet of {wallet.customer} (minor units)", columns, rows)
+    table(
+        f"wallet of {wallet.customer}",
+        columns,
+        rows,
+        drop=["overdraft limit", "debt", "held"],
+        caption="amounts in each asset's units",
+    )
 
 
 @app.command()
@@ -407,10 +497,11 @@ def balance(
     """Posted, held and available per asset."""
     with open_ledger(db, tenant) as t:
         wallet = t.wallet(customer)
+        scales = {} if as_json else asset_scales(t)
     if as_json:
         print_json(wallet)
     else:
-        _print_wallet(wallet)
+        _print_wallet(wallet, scales)
 
 
 @grants_app.command("create")
@@ -445,21 +536,22 @@ def grants_create(
             currency=currency,
             metadata=_metadata(metadata),
         )
+        scales = asset_scales(t)
     if as_json:
         print_json(lot)
     else:
-        _print_lots([lot], f"granted to {customer}")
+        _print_lots([lot], f"granted to {customer}", scales)
 
 
-def _print_lots(lots: Sequence[Any], title: str) -> None:
+def _print_lots(lots: Sequence[Any], title: str, scales: dict[str, int]) -> None:
     rows = [
         (
             lot.id,
             lot.asset,
             lot.kind,
             lot.status,
-            lot.amount,
-            lot.remaining,
+            units(lot.amount, scales.get(lot.asset)),
+            units(lot.remaining, scales.get(lot.asset)),
             lot.priority,
             when(lot.expires_at),
             lot.cost_basis,
@@ -477,7 +569,13 @@ def _print_lots(lots: Sequence[Any], title: str) -> None:
         "expires",
         "cost basis",
     ]
-    table(title, columns, rows)
+    table(
+        title,
+        columns,
+        rows,
+        drop=["cost basis", "priority", "status", "kind"],
+        caption="amounts in each asset's units",
+    )
 
 
 @grants_app.command("list")
@@ -494,10 +592,11 @@ def grants_list(
     """A wallet's lots in burn order."""
     with open_ledger(db, tenant) as t:
         lots = t.lots(customer, asset=asset, include_closed=include_closed)
+        scales = asset_scales(t)
     if as_json:
         print_json(lots)
     else:
-        _print_lots(lots, f"lots of {customer} in burn order")
+        _print_lots(lots, f"lots of {customer} in burn order", scales)
 
 
 @grants_app.command("void")
@@ -511,10 +610,11 @@ def grants_void(
     """Remove what is left of a lot."""
     with open_ledger(db, tenant) as t:
         lot = t.void_lot(lot_id, reason=reason)
+        scales = asset_scales(t)
     if as_json:
         print_json(lot)
     else:
-        _print_lots([lot], "voided")
+        _print_lots([lot], "voided", scales)
 
 
 @authorizations_app.command("show")
@@ -527,10 +627,11 @@ def authorizations_show(
     """One authorization and its state."""
     with open_ledger(db, tenant) as t:
         auth = t.authorization(authorization_id)
+        scales = asset_scales(t)
     if as_json:
         print_json(auth)
     else:
-        _fields(f"authorization {auth.id}", auth)
+        _fields(f"authorization {auth.id}", auth, scales)
 
 
 @authorizations_app.command("settle")
@@ -545,10 +646,11 @@ def authorizations_settle(
     """Charge the actual amount against a pending hold and release the rest."""
     with open_ledger(db, tenant) as t:
         settled = t.settle(authorization_id, amount, action=action)
+        scales = asset_scales(t)
     if as_json:
         print_json(settled)
     else:
-        _fields(f"charge {settled.charge.id}", settled.charge)
+        _fields(f"charge {settled.charge.id}", settled.charge, scales)
 
 
 @authorizations_app.command("void")
@@ -561,10 +663,11 @@ def authorizations_void(
     """Release a pending hold in full."""
     with open_ledger(db, tenant) as t:
         auth = t.void(authorization_id)
+        scales = asset_scales(t)
     if as_json:
         print_json(auth)
     else:
-        _fields(f"authorization {auth.id}", auth)
+        _fields(f"authorization {auth.id}", auth, scales)
 
 
 @app.command()
@@ -580,15 +683,27 @@ def ledger(
     """A wallet's ledger transactions, newest first."""
     with open_ledger(db, tenant) as t:
         page = t.ledger(customer, limit=limit, cursor=cursor, asset=asset)
+        scales = asset_scales(t)
     if as_json:
         print_json(page)
         return
     rows = [
-        (tx.id, when(tx.created_at), tx.kind, tx.asset, tx.wallet_change, tx.reference_id)
+        (
+            tx.id,
+            when(tx.created_at),
+            tx.kind,
+            tx.asset,
+            units(tx.wallet_change, scales.get(tx.asset)),
+            tx.reference_id,
+        )
         for tx in page.data
     ]
     table(
-        f"ledger of {customer}", ["transaction", "at", "kind", "asset", "change", "reference"], rows
+        f"ledger of {customer}",
+        ["transaction", "at", "kind", "asset", "change", "reference"],
+        rows,
+        drop=["reference", "at"],
+        caption="amounts in each asset's units",
     )
     if page.next_cursor:
         console.print(f"[dim]more: --cursor {page.next_cursor}[/]")
@@ -773,18 +888,86 @@ def _print_result(result: dict[str, object], as_json: bool) -> None:
     console.print(table)
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
+    """The console script: every error is one line on stderr, exit 1 (2 for a mistake in how
+    the command was called), never a traceback unless --debug or $CREDITGATE_DEBUG=1."""
+    sys.exit(run(argv))
+
+
+def run(argv: Sequence[str] | None = None) -> int:
     try:
-        app()
+        result = app(args=None if argv is None else list(argv), standalone_mode=False)
+    except NoArgsIsHelpError:
+        return 2  # the help is printed
+    except UsageError as exc:
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        return _fail(f"{exc.format_message()}{hint}", 2, exc)
+    except ClickException as exc:
+        return _fail(exc.format_message(), exc.exit_code, exc)
+    except typer.Abort:
+        return _fail("aborted", 1, None)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`creditgate ... | head`): nothing more to say.
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - Python flushes it at exit
+        return 1
     except CreditgateError as exc:
         field = f" ({exc.field})" if exc.field else ""
-        errors.print(f"[red]error:[/] {exc.message}{field}")
-        sys.exit(1)
+        return _fail(f"{exc.message}{field}", 1, exc)
     except CliError as exc:
-        errors.print(f"[red]error:[/] {exc}")
-        sys.exit(2)
-    except KeyboardInterrupt:
-        sys.exit(130)
+        return _fail(str(exc), exc.exit_code, exc)
+    except Exception as exc:
+        return _fail(_describe(exc), 1, exc)
+    return result if isinstance(result, int) else 0
+
+
+def _fail(message: str, code: int, exc: BaseException | None) -> int:
+    if exc is not None and (state.debug or os.environ.get(ENV_DEBUG, "") not in ("", "0")):
+        traceback.print_exception(exc)
+    line = Text("error: ", style="red")
+    line.append(" ".join(message.split()))  # one line, whatever the message held
+    errors.print(line)
+    return code
+
+
+def _describe(exc: Exception) -> str:
+    """One line for an error no part of creditgate names: the database's, the system's."""
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+    where = shown_url(state.url) if state.url else "the database"
+    if isinstance(exc, DBAPIError):
+        lines = [line.strip() for line in str(exc.orig).splitlines() if line.strip()]
+        detail = "; ".join(lines) or type(exc.orig).__name__
+        if "no such table" in detail or "UndefinedTable" in type(exc.orig).__name__:
+            return f"{where} has no creditgate schema (or an old one): run `creditgate migrate`"
+        if exc.connection_invalidated or isinstance(exc.orig, _connection_errors()):
+            first = _plain_connection(lines[0] if lines else detail)
+            return f"cannot use the database {where}: {first}"
+        return f"database error on {where}: {detail}"
+    if isinstance(exc, SQLAlchemyError):
+        return f"database error on {where}: {' '.join(str(exc).split())}"
+    if isinstance(exc, OSError):
+        target = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or exc}{target}"
+    return f"{type(exc).__name__}: {exc} (--debug shows where)"
+
+
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    import sqlite3
+
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return (sqlite3.OperationalError,)
+    return (sqlite3.OperationalError, psycopg.OperationalError)
+
+
+def _plain_connection(detail: str) -> str:
+    # psycopg says "connection failed: connection to server at "…", port … failed: FATAL: …"
+    for prefix in ("connection failed: ",):
+        detail = detail.removeprefix(prefix)
+    return detail.replace("FATAL: ", "")
 
 
 @app.command()

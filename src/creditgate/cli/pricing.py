@@ -13,27 +13,35 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml  # type: ignore[import-untyped]
-from rich.console import Console
-from rich.table import Table
 
-from creditgate.cli._shared import CliError, DbOption, JsonOption, TenantOption, open_ledger
+from creditgate.cli._shared import (
+    CliError,
+    DbOption,
+    JsonOption,
+    TenantOption,
+    Typer,
+    console,
+    errors,
+    money,
+    open_ledger,
+    table,
+)
 from creditgate.domain.amounts import decimal_text
 
 if TYPE_CHECKING:
     from creditgate.domain.pricing import Quote
     from creditgate.services.pricing.margin import FullMarginReport, MarginReport, MarginRow
 
-rate_cards_app = typer.Typer(
+rate_cards_app = Typer(
     help="Rate cards: what each action costs in credits, versioned.", no_args_is_help=True
 )
-report_app = typer.Typer(help="Reports.", no_args_is_help=True)
-console = Console()
+report_app = Typer(help="Reports.", no_args_is_help=True)
 
 CardOption = Annotated[str, typer.Option("--rate-card", help="The card's name")]
 
 
-def _fail(message: str) -> Exception:
-    return CliError(message)
+def _fail(message: str, exit_code: int = 2) -> Exception:
+    return CliError(message, exit_code=exit_code)
 
 
 def _moment(value: str | None, option: str) -> datetime | None:
@@ -77,9 +85,9 @@ def load_spec(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise _fail(f"cannot read {path}: {exc.strerror}") from None
+        raise _fail(f"cannot read {path}: {exc.strerror}", 1) from None
     except UnicodeDecodeError:
-        raise _fail(f"{path} is not UTF-8 text") from None
+        raise _fail(f"{path} is not UTF-8 text", 1) from None
     kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
     try:
         if kind == "JSON":
@@ -87,11 +95,11 @@ def load_spec(path: Path) -> dict[str, Any]:
         else:
             spec = yaml.load(text, Loader=_ExactLoader)  # noqa: S506 - a SafeLoader
     except (ValueError, yaml.YAMLError) as exc:
-        raise _fail(f"{path} is not valid {kind}: {exc}") from None
+        raise _fail(f"{path} is not valid {kind}: {exc}", 1) from None
     except RecursionError:
-        raise _fail(f"{path} is nested too deeply to be a rate card") from None
+        raise _fail(f"{path} is nested too deeply to be a rate card", 1) from None
     if not isinstance(spec, dict):
-        raise _fail(f"{path} must hold a mapping (asset, credit_value_usd, actions)")
+        raise _fail(f"{path} must hold a mapping (asset, credit_value_usd, actions)", 1)
     return spec
 
 
@@ -114,13 +122,15 @@ def _times(value: Decimal | None) -> str:
     return "" if value is None else f"{_number(value, 2)}x"
 
 
-def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    table = Table(title=title)
-    for i, column in enumerate(columns):
-        table.add_column(column, justify="left" if i == 0 else "right")
-    for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
-    console.print(table)
+def _table(
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    drop: Sequence[str] = (),
+) -> None:
+    """A report table: the first column left-aligned, figures right-aligned; fitted to the
+    terminal by dropping the columns in `drop` first."""
+    table(title, columns, rows, right=columns[1:], drop=drop)
 
 
 # Rate cards
@@ -143,11 +153,34 @@ def rate_cards_load(
             help="Refuse (exit 1) a card that prices at 0 a quantity its LLM vendor charges for",
         ),
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Check the card and show how it differs from the live version; publish nothing",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Publish a card file as the next version of the card; warn of quantities it prices at 0
-    that its LLM vendor charges for."""
+    that its LLM vendor charges for. --dry-run shows the change first."""
     spec = load_spec(file)
+    if dry_run:
+        with open_ledger(db, tenant) as t:
+            plan = t._run(
+                _dry_run,
+                read_only=True,
+                spec=spec,
+                name=rate_card,
+                effective_at=_moment(effective_at, "--effective-at"),
+            )
+        _print_dry_run(plan, as_json)
+        if strict and plan["warnings"]:
+            raise CliError(
+                "--strict would refuse this card: it prices at 0 what its vendor charges for",
+                exit_code=1,
+            )
+        return
     with open_ledger(db, tenant) as t:
         version = t.publish_rate_card(
             spec,
@@ -160,13 +193,130 @@ def rate_cards_load(
         print(version.model_dump_json())
         return
     for warning in version.warnings:
-        Console(stderr=True).print(f"[yellow]warning:[/] {warning}", highlight=False)
+        errors.print(f"[yellow]warning:[/] {warning}")
     actions = len(version.spec.get("actions", {}))
     console.print(
         f"rate card [bold]{version.name}[/] version [bold]{version.version}[/] ({version.id}): "
         f"{actions} actions, in effect from {version.effective_at:%Y-%m-%d %H:%M:%S} UTC, "
         f"rounded {version.spec.get('rounding', 'up')}"
     )
+
+
+def _dry_run(
+    tx: Any, *, spec: dict[str, Any], name: str, effective_at: datetime | None
+) -> dict[str, Any]:
+    """What publishing `spec` would do, checked as publishing checks it, in a read-only
+    transaction: the version it would be, its diff against the live version, its warnings."""
+    from creditgate.domain.errors import InvalidInput
+    from creditgate.domain.pricing import parse_rate_card
+    from creditgate.services.pricing import rate_cards, vendor_cost
+
+    parsed = parse_rate_card(spec)
+    tx.asset(parsed.asset)
+    when = effective_at or tx.now
+    if when < tx.now:
+        raise InvalidInput("effective_at must not be in the past", field="effective_at")
+    warnings = vendor_cost.unpriced_costs(parsed, model_prices=rate_cards.model_prices(tx), at=when)
+    versions = rate_cards.list_versions(tx, name=name)
+    live = None
+    for version in versions:
+        if version.effective_at <= tx.now:
+            live = version
+    new = parsed.spec()
+    old = live.spec if live is not None else {}
+    old_actions, new_actions = old.get("actions", {}), new.get("actions", {})
+    changed = [
+        {"component": "card", "path": key, "was": old.get(key), "would_be": new.get(key)}
+        for key in sorted(set(old) | set(new))
+        if key != "actions" and old.get(key) != new.get(key)
+    ]
+    for action in sorted(set(old_actions) & set(new_actions)):
+        before, after = _flat(old_actions[action]), _flat(new_actions[action])
+        changed += [
+            {
+                "component": action,
+                "path": path,
+                "was": before.get(path),
+                "would_be": after.get(path),
+            }
+            for path in sorted(set(before) | set(after))
+            if before.get(path) != after.get(path)
+        ]
+    return {
+        "dry_run": True,
+        "name": name,
+        "version": max((v.version for v in versions), default=0) + 1,
+        "effective_at": when.isoformat(),
+        "live": None
+        if live is None
+        else {
+            "id": live.id,
+            "version": live.version,
+            "effective_at": live.effective_at.isoformat(),
+        },
+        "scheduled": [
+            {"id": v.id, "version": v.version, "effective_at": v.effective_at.isoformat()}
+            for v in versions
+            if v.effective_at > tx.now
+        ],
+        "added": sorted(set(new_actions) - set(old_actions)) if live is not None else [],
+        "removed": sorted(set(old_actions) - set(new_actions)),
+        "changed": changed if live is not None else [],
+        "warnings": [str(w) for w in warnings],
+        "spec": new,
+    }
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    """A spec's leaves by path: `prices[0].per_unit.input_tokens` -> "0.5"."""
+    if isinstance(value, dict):
+        found: dict[str, Any] = {}
+        for key, item in value.items():
+            found.update(_flat(item, f"{prefix}.{key}" if prefix else str(key)))
+        return found
+    if isinstance(value, list):
+        found = {}
+        for i, item in enumerate(value):
+            found.update(_flat(item, f"{prefix}[{i}]"))
+        return found if value else {prefix: []}
+    return {prefix: value}
+
+
+def _print_dry_run(plan: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(plan))
+        return
+    for warning in plan["warnings"]:
+        errors.print(f"[yellow]warning:[/] {warning}")
+    live = plan["live"]
+    actions = len(plan["spec"]["actions"])
+    console.print(
+        f"dry run: rate card [bold]{plan['name']}[/] would be version [bold]{plan['version']}[/] "
+        f"({actions} actions), in effect from {plan['effective_at']}; nothing published",
+        highlight=False,
+    )
+    if live is None:
+        console.print("no version is live yet: every action is new")
+        return
+    for later in plan["scheduled"]:
+        console.print(
+            f"[yellow]version {later['version']} is scheduled from {later['effective_at']}[/]",
+            highlight=False,
+        )
+
+    def shown(value: Any) -> str:
+        return "" if value is None else value if isinstance(value, str) else json.dumps(value)
+
+    rows = [[name, "added", "", ""] for name in plan["added"]]
+    rows += [[name, "removed", "", ""] for name in plan["removed"]]
+    rows += [
+        [c["component"], c["path"], shown(c["was"]), shown(c["would_be"])] for c in plan["changed"]
+    ]
+    title = f"against live version {live['version']} ({live['id']})"
+    if rows:
+        table(title, ["action", "change", "was", "would be"], rows, right=())
+    else:
+        console.print(f"{title}: no change", highlight=False)
 
 
 @rate_cards_app.command("list")
@@ -195,7 +345,7 @@ def rate_cards_list(
         for v in versions
     ]
     columns = ["card", "version", "id", "in effect from", "asset", "credit $", "actions"]
-    _table("rate cards", columns, rows)
+    _table("rate cards", columns, rows, drop=["credit $", "asset", "actions"])
 
 
 @rate_cards_app.command("price")
@@ -350,13 +500,20 @@ def report_revenue(
         for line in report.lines:
             writer.writerow([line.currency, *(decimal_text(getattr(line, c)) for c in columns)])
         return
-    table = Table(title=f"revenue {since:%Y-%m-%d %H:%M} to {until:%Y-%m-%d %H:%M} UTC")
-    table.add_column("currency")
-    for column in columns:
-        table.add_column(column.replace("_", " "), justify="right")
-    for line in report.lines:
-        table.add_row(line.currency, *(decimal_text(getattr(line, c)) for c in columns))
-    Console().print(table)
+    # A figure a row and a currency a column: it reads top to bottom from the opening to the
+    # closing balance, and fits any terminal.
+    rows = [
+        [c.replace("_", " "), *(money(getattr(line, c), line.currency) for line in report.lines)]
+        for c in columns
+    ]
+    _table(
+        f"revenue {since:%Y-%m-%d %H:%M} to {until:%Y-%m-%d %H:%M} UTC",
+        ["", *(line.currency for line in report.lines)],
+        rows,
+    )
+    console.print(
+        "[dim]money rounded to the currency's minor unit; --json and --csv give exact figures[/]"
+    )
 
 
 def _decimal(value: str, option: str) -> Decimal:
@@ -457,7 +614,12 @@ def _print_report(full: FullMarginReport) -> None:
     period = f"{report.start:%Y-%m-%d %H:%M} to {report.end:%Y-%m-%d %H:%M} UTC"
     rows = [[row.key or "(none)", *_cells(row)] for row in report.rows]
     rows.append(["total", *_cells(report.total)])
-    _table(f"margin by {report.by}, {report.asset}, {period}", [report.by, *_ROW_COLUMNS], rows)
+    _table(
+        f"margin by {report.by}, {report.asset}, {period}",
+        [report.by, *_ROW_COLUMNS],
+        rows,
+        drop=["cost unknown", "list value", "charges", "credit:cost", "credits"],
+    )
     if report.credit_value_usd is None:
         console.print("[dim]no rate card in effect: list value and credit:cost are not shown[/]")
     _print_shortfall(report)
@@ -473,6 +635,7 @@ def _print_report(full: FullMarginReport) -> None:
             "worst customers (lowest gross margin)",
             ["customer", *_ROW_COLUMNS[:7]],
             [[row.key or "", *_cells(row)[:7]] for row in spread.worst],
+            drop=["cost unknown", "charges", "credits"],
         )
 
     if full.card is not None:
@@ -497,7 +660,7 @@ def _print_report(full: FullMarginReport) -> None:
             )
         title = f"worst case per action at {_usd(full.card.credit_value_usd)} a credit"
         columns = ["action", "dimensions", "quantities", "credits", "vendor $", "ratio", "margin"]
-        _table(title, columns, case_rows)
+        _table(title, columns, case_rows, drop=["quantities", "vendor $", "dimensions"])
 
     what_if = full.what_if
     change = _percent(what_if.change)

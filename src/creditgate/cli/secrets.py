@@ -6,10 +6,9 @@ from typing import Annotated
 
 import typer
 
-from creditgate.cli._shared import CliError, DbOption, JsonOption, console
-from creditgate.storage.database import default_url
+from creditgate.cli._shared import CliError, DbOption, JsonOption, Typer, console, database_url
 
-secrets_app = typer.Typer(
+secrets_app = Typer(
     help="The keys webhook and provider secrets are sealed with (see SECURITY.md).",
     no_args_is_help=True,
 )
@@ -39,7 +38,7 @@ def rotate(
     from creditgate.storage.database import Database
     from creditgate.storage.migrate import upgrade
 
-    database = Database(db or default_url())
+    database = Database(database_url(db))
     try:
         upgrade(database)
         keys = database.secret_keys

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from creditgate.cli._shared import DbOption, JsonOption, TenantOption, console, open_ledger, when
+from creditgate.cli._shared import (
+    DbOption,
+    JsonOption,
+    TenantOption,
+    Typer,
+    console,
+    open_ledger,
+    when,
+)
 
 if TYPE_CHECKING:
     from creditgate.services.webhooks.endpoints import (
@@ -19,7 +27,7 @@ if TYPE_CHECKING:
         WebhookEndpoint,
     )
 
-webhooks_app = typer.Typer(
+webhooks_app = Typer(
     help="Webhooks: endpoints, signed deliveries, the delivery log.", no_args_is_help=True
 )
 EventTypeOption = Annotated[
