@@ -774,15 +774,22 @@ def serve(
     ] = None,
 ) -> None:
     """Run the HTTP API (with the background sweeper) until interrupted."""
-    from creditgate.server.serve import ServeOptions
+    import shlex
+
+    from creditgate.server.serve import CannotListen, Listening, ServeOptions
     from creditgate.server.serve import serve as run_server
 
-    def announce(base_url: str, demo_key: str | None) -> None:
+    def announce(at: Listening) -> None:
         # Plain prints on stdout: scripts and tests read these lines.
-        print(f"creditgate listening on {base_url}", flush=True)
-        print(f"API docs: {base_url}/docs", flush=True)
-        if demo_key is not None:
-            print(f"demo API key: {demo_key}", flush=True)
+        lines = [f"creditgate listening on {at.base_url}", f"API docs: {at.base_url}/docs"]
+        if at.demo_key is not None:
+            lines.append(f"demo API key: {at.demo_key}")
+            lines.append("demo customers:")
+            lines += [f"  {id_:<12} {name}" for id_, name in at.demo_customers.items()]
+            lines.append("to use the demo from another shell (curl, the SDK), run:")
+            lines.append(f"  export CREDITGATE_BASE_URL={shlex.quote(at.base_url)}")
+            lines.append(f"  export CREDITGATE_API_KEY={shlex.quote(at.demo_key)}")
+        print("\n".join(lines), flush=True)
 
     options = ServeOptions(
         url=db or default_url(),
@@ -799,7 +806,11 @@ def serve(
         allow_private_webhook_targets=allow_private_webhook_targets,
         stripe_api_base=stripe_api_base,
     )
-    run_server(options, announce)
+    try:
+        run_server(options, announce)
+    except CannotListen as e:
+        typer.echo(f"creditgate serve: {e}", err=True)
+        raise typer.Exit(1) from None
 
 
 @bench_app.command("gate")

@@ -1,5 +1,7 @@
-"""Demo data: a tenant with credits, USD and custom assets, rate cards, customers with
-stacked lots, and priced usage so balances and margin reports have something to show."""
+"""Demo data: a tenant with credits, USD and custom assets, rate cards, packs on sale,
+customers with stacked lots, and priced usage so balances and margin reports have something
+to show. README.md's examples run against it: its rate card is part of `DEMO_CARD`, its
+customers are `DEMO_CUSTOMERS` and its portal sells `DEMO_PACKS`."""
 
 from __future__ import annotations
 
@@ -13,10 +15,12 @@ from creditgate.services.results import Tenant
 
 DEMO_TENANT_ID = "ten_demo"
 
-# The price list from the domain brief's products, in one card.
+# The price list of the products creditgate is made for, in one card; README.md shows the
+# card's gpt-4.1 and ultra-image prices as its example card.
 DEMO_CARD: dict[str, Any] = {
     "asset": "credits",
     "credit_value_usd": "0.10",
+    "rounding": "up",
     "actions": {
         "image.generate": {
             "prices": [
@@ -48,13 +52,23 @@ DEMO_CARD: dict[str, Any] = {
             "prices": [
                 {
                     "match": {"model": "claude-sonnet-4"},
-                    "per_unit": {"input_tokens": "0.0006", "output_tokens": "0.003"},
+                    "per_unit": {
+                        "input_tokens": "0.0006",
+                        "cached_tokens": "0.00006",
+                        "cache_write_tokens": "0.00075",
+                        "output_tokens": "0.003",
+                    },
                     "minimum": "1",
                     "vendor": {"llm": {"provider": "anthropic"}},
                 },
                 {
                     "match": {"model": "gpt-4.1"},
-                    "per_unit": {"input_tokens": "0.0004", "output_tokens": "0.0016"},
+                    "per_unit": {
+                        "input_tokens": "0.0004",
+                        "cached_tokens": "0.0001",
+                        "cache_write_tokens": "0.0004",
+                        "output_tokens": "0.0016",
+                    },
                     "minimum": "1",
                     "vendor": {"llm": {"provider": "openai"}},
                 },
@@ -73,6 +87,20 @@ API_POOL_CARD: dict[str, Any] = {
 }
 
 
+# The demo's customers, by id, and what each shows.
+DEMO_CUSTOMERS: dict[str, str] = {
+    "cust_alice": "Alice (Pro plan)",
+    "cust_bob": "Bob (pay as you go)",
+    "cust_carol": "Carol (trial)",
+}
+
+# The packs the demo's portal sells (code, name, credits in minor units, price in USD).
+DEMO_PACKS: tuple[tuple[str, str, int, str], ...] = (
+    ("small", "Small", 10_000, "9"),
+    ("large", "Large", 100_000, "80"),
+)
+
+
 def seed_demo(cg: Creditgate) -> Tenant:
     """Create the demo tenant once; running it again leaves the data as it is."""
     existing = [t for t in cg.tenants() if t.id == DEMO_TENANT_ID]
@@ -89,8 +117,10 @@ def seed_demo(cg: Creditgate) -> Tenant:
     t.publish_rate_card(API_POOL_CARD, name="api-pool")
     # The demo's portal sells packs without Stripe: purchases count as paid at once.
     save_branding(cg, tenant.id, name="Demo AI", portal_demo_payments=True)
+    for code, name, amount, price in DEMO_PACKS:
+        t.create_pack(code, asset="credits", amount=amount, price=price, name=name)
 
-    t.create_customer("cust_alice", name="Alice (Pro plan)")
+    t.create_customer("cust_alice", name=DEMO_CUSTOMERS["cust_alice"])
     t.grant(
         "cust_alice", "credits", 200_000, kind="included", priority=0,
         expires_at=now + timedelta(days=30), cost_basis=Decimal("0.01"),
@@ -124,7 +154,7 @@ def seed_demo(cg: Creditgate) -> Tenant:
     )  # fmt: skip
 
     t.create_customer(
-        "cust_bob", name="Bob (pay as you go)", policy="overdraft", overdraft_limit=5_000
+        "cust_bob", name=DEMO_CUSTOMERS["cust_bob"], policy="overdraft", overdraft_limit=5_000
     )
     t.grant("cust_bob", "credits", 2_000, kind="purchased", cost_basis=Decimal("0.25"))
     t.grant("cust_bob", "USD", 2_000, kind="purchased", cost_basis=Decimal("0.01"))
@@ -136,7 +166,7 @@ def seed_demo(cg: Creditgate) -> Tenant:
         dimensions={"model": "gpt-4.1"}, quantities={"input_tokens": 1_000, "output_tokens": 500},
     )  # fmt: skip
 
-    t.create_customer("cust_carol", name="Carol (trial)")
+    t.create_customer("cust_carol", name=DEMO_CUSTOMERS["cust_carol"])
     t.grant(
         "cust_carol", "credits", 3_000, kind="promotional",
         expires_at=now + timedelta(days=14), metadata={"campaign": "TRIAL"},

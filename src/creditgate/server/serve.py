@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import uvicorn
 
@@ -20,6 +22,42 @@ from creditgate.services.context import ENV_ALLOW_PRIVATE, ENV_STRIPE_API_BASE
 from creditgate.storage.database import normalize_url
 
 log = logging.getLogger("creditgate.serve")
+
+
+class CannotListen(Exception):
+    """The address `serve` was asked to listen on is taken (or cannot be listened on)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listening:
+    """What `serve` announces just before it listens: where, and the demo's key and customers."""
+
+    base_url: str
+    demo_key: str | None = None
+    # The demo's customers, id -> name (empty without --demo).
+    demo_customers: dict[str, str] = field(default_factory=dict)
+
+
+def check_port(host: str, port: int) -> None:
+    """Raise `CannotListen` unless `host:port` can be listened on now, as uvicorn will
+    (SO_REUSEADDR set, so a closed connection's TIME_WAIT does not count as taken)."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise CannotListen(f"cannot listen on {host}:{port}: {e.strerror}") from None
+    family, kind, proto, _, address = found[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+            probe.listen(1)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise CannotListen(
+                    f"port {port} on {host} is already in use (another creditgate serve?);"
+                    " stop it or choose another --port"
+                ) from None
+            raise CannotListen(f"cannot listen on {host}:{port}: {e.strerror}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +79,12 @@ class ServeOptions:
     stripe_api_base: str | None = None  # else from the environment
 
 
-def serve(options: ServeOptions, announce: Callable[[str, str | None], None] | None = None) -> None:
-    """Run until interrupted. `announce(base_url, demo_key)` is called just before listening."""
+def serve(options: ServeOptions, announce: Callable[[Listening], None] | None = None) -> None:
+    """Run until interrupted. `announce` is called just before listening.
+
+    Raises `CannotListen` before anything else (no schema upgrade, no demo key) when the
+    address is taken."""
+    check_port(options.host, options.port)
     url = normalize_url(options.url)
     # Worker processes build their app from the environment (see app_from_env).
     os.environ["CREDITGATE_DB"] = url
@@ -66,14 +108,15 @@ def serve(options: ServeOptions, announce: Callable[[str, str | None], None] | N
         log.warning("SQLite serves from one worker; ignoring --workers", extra={"asked": workers})
         workers = 1
     base = f"http://{options.host}:{options.port}"
-    demo_key = None
+    listening = Listening(base)
     if options.demo:
-        from creditgate.server.demo import seed_demo
+        from creditgate.server.demo import DEMO_CUSTOMERS, seed_demo
 
         tenant = seed_demo(cg)
         demo_key = TenantLedger(cg, tenant.id).create_api_key("demo").key
+        listening = Listening(base, demo_key, dict(DEMO_CUSTOMERS))
     if announce is not None:
-        announce(base, demo_key)
+        announce(listening)
     sweeper = Sweeper(cg, options.sweep_seconds)
     sweeper.start()
     config = {
