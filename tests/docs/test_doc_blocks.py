@@ -177,7 +177,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     )
     server = Demo(process, cwd, stdout, stderr, env)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # a loaded machine
         while True:
             assert process.poll() is None, server.log()
             assert time.monotonic() < deadline, server.log()
