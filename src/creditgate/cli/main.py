@@ -809,8 +809,7 @@ def serve(
     try:
         run_server(options, announce)
     except CannotListen as e:
-        typer.echo(f"creditgate serve: {e}", err=True)
-        raise typer.Exit(1) from None
+        raise CliError(str(e), exit_code=1) from None
 
 
 @bench_app.command("gate")
