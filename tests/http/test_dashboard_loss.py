@@ -52,3 +52,27 @@ def test_the_margin_page_says_loss_where_revenue_is_0_and_cost_is_not(
     # The card's worst case (ratio, list margin): cache writes priced at 0 are a total loss.
     assert cells(worst, "chat.completion")[:2] == ["0.00", "loss"]
     assert "100.0%" not in html
+
+
+def test_the_margin_page_opens_on_the_asset_the_card_charges_in(
+    api: Api, clock: FakeClock
+) -> None:
+    # An asset that sorts first but has no charges (as USD in the demo).
+    assert api.post("/v1/assets", {"code": "aaa_usd", "scale": 2}).status_code == 201
+    assert api.post("/v1/rate-cards", {"spec": no_cache_writes()}).status_code == 201
+    clock.advance(seconds=1)
+    add_charge(api.ledger, "c2", "image.generate", 100, revenue="0.10", cost="0.04",
+               at=clock.now - timedelta(days=1))  # fmt: skip
+    client = api.client
+    client.get("/dashboard/login")
+    client.post(
+        "/dashboard/login",
+        data={"api_key": api.key, "csrf": client.cookies.get("cg_dashboard_csrf")},
+        follow_redirects=False,
+    )
+    html = client.get("/dashboard/margin").text
+    card_asset = no_cache_writes()["asset"]
+    assert f"<option selected>{card_asset}</option>" in html
+    assert cells(section(html, "over-time-h"), "image.generate")[4] == "60.0%"
+    chosen = client.get("/dashboard/margin?asset=aaa_usd").text
+    assert "<option selected>aaa_usd</option>" in chosen

@@ -198,6 +198,16 @@ async def customer(
     return page(request, "dashboard_customer.html", context)
 
 
+def _priced_asset(ledger: TenantLedger, now: datetime, assets: list[str]) -> str | None:
+    """The asset the margin page opens on: the one the live default rate card charges in
+    (where the charges are), else the first asset."""
+    live = [v for v in ledger.rate_cards(name="default") if v.effective_at <= now]
+    card_asset = live[-1].spec.get("asset") if live else None
+    if card_asset in assets:
+        return str(card_asset)
+    return assets[0] if assets else None
+
+
 @router.get("/dashboard/margin")
 async def margin(
     request: Request,
@@ -214,7 +224,7 @@ async def margin(
         end = ledger.cg.clock()
         start = end - timedelta(days=days)
         assets = [a.code for a in ledger.assets()]
-        chosen = asset if asset in assets else (assets[0] if assets else None)
+        chosen = asset if asset in assets else _priced_asset(ledger, end, assets)
         if chosen is None:
             return {**_base(request, visit), "report": None, "days": days, "assets": assets}
         rise = Decimal(change) / 100
