@@ -393,4 +393,3 @@ def list_by_code(conn: Connection, table: Table, tenant_id: str) -> Sequence[Any
     return conn.execute(
         select(table).where(table.c.tenant_id == tenant_id).order_by(table.c.code)
     ).all()
-

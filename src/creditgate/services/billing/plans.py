@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from creditgate.domain.amounts import MAX_BALANCE, check_amount, check_asset_code, check_money
@@ -31,6 +31,7 @@ from creditgate.domain.ledger import Account, Entry, TransactionKind
 from creditgate.domain.lots import LotKind, LotStatus
 from creditgate.domain.policy import WalletPolicy
 from creditgate.services.billing._shared import check_code, check_currency
+from creditgate.services.billing.requests import NewPlan
 from creditgate.services.billing.results import (
     Plan,
     RenewalReport,
@@ -42,6 +43,7 @@ from creditgate.services.catalog.catalog import check_external_id, check_id, che
 from creditgate.services.context import Idempotent, Tx
 from creditgate.services.ledger import consumption
 from creditgate.services.wallet import emit, held_lot_shares, lock_balance, post
+from creditgate.storage import billing as store
 from creditgate.storage.database import RetryTransaction
 from creditgate.storage.ids import new_id
 from creditgate.storage.tables import (
@@ -74,42 +76,28 @@ def _plan_result(row: Any) -> Plan:
     )
 
 
-def create_plan(
-    tx: Tx,
-    *,
-    code: str,
-    asset: str,
-    included: int,
-    fee: Decimal | str | int,
-    currency: str = "USD",
-    period: str = Period.MONTHLY,
-    name: str = "",
-    rollover_cap: int = 0,
-    overage_policy: str = "block",
-    overdraft_limit: int | None = None,
-    idempotency_key: str | None = None,
-) -> Plan:
-    code = check_code(code)
-    name = check_name(name, "name", required=False)
+def create_plan(tx: Tx, *, plan: NewPlan, idempotency_key: str | None = None) -> Plan:
+    code = check_code(plan.code)
+    name = check_name(plan.name, "name", required=False)
     try:
-        plan_period = Period(period)
+        plan_period = Period(plan.period)
     except ValueError:
         raise InvalidInput("period must be monthly or yearly", field="period") from None
-    tx.asset(check_asset_code(asset))
-    included = check_amount(included, "included")
+    tx.asset(check_asset_code(plan.asset))
+    included = check_amount(plan.included, "included")
     if included > MAX_BALANCE:
         raise InvalidInput(f"included must be at most {MAX_BALANCE}", field="included")
-    rollover_cap = check_amount(rollover_cap, "rollover_cap", allow_zero=True)
+    rollover_cap = check_amount(plan.rollover_cap, "rollover_cap", allow_zero=True)
     if rollover_cap > MAX_BALANCE:
         raise InvalidInput(f"rollover_cap must be at most {MAX_BALANCE}", field="rollover_cap")
-    money = check_money(fee, "fee")
-    currency = check_currency(currency)
-    policy = WalletPolicy.build(overage_policy, overdraft_limit)
+    money = check_money(plan.fee, "fee")
+    currency = check_currency(plan.currency)
+    policy = WalletPolicy.build(plan.overage_policy, plan.overdraft_limit)
     request = {
         "code": code,
         "name": name,
         "period": plan_period.value,
-        "asset": asset,
+        "asset": plan.asset,
         "included": included,
         "fee": money,
         "currency": currency,
@@ -120,42 +108,35 @@ def create_plan(
     idem = Idempotent(tx, idempotency_key, "plan.create", request)
     if (replayed := idem.replay(Plan)) is not None:
         return replayed
-    exists = tx.conn.execute(
-        select(plans.c.id).where(plans.c.tenant_id == tx.tenant_id, plans.c.code == code)
-    ).first()
-    if exists is not None:
+    if store.code_taken(tx.conn, plans, tx.tenant_id, code):
         raise AlreadyExists(f"plan {code!r} already exists", field="code")
-    values = {
-        **request,
-        "fee": money,
-        "tenant_id": tx.tenant_id,
-        "id": new_id("pln"),
-        "created_at": tx.now,
-    }
+    plan_id = new_id("pln")
     try:
-        tx.conn.execute(plans.insert().values(**values))
+        store.insert_row(
+            tx.conn,
+            plans,
+            {
+                **request,
+                "fee": money,
+                "tenant_id": tx.tenant_id,
+                "id": plan_id,
+                "created_at": tx.now,
+            },
+        )
     except IntegrityError:
         raise RetryTransaction from None
-    row = tx.conn.execute(select(plans).where(plans.c.id == values["id"])).one()
-    return idem.record(_plan_result(row))
+    return idem.record(_plan_result(store.row_by_id(tx.conn, plans, plan_id)))
 
 
 def list_plans(tx: Tx) -> list[Plan]:
-    rows = tx.conn.execute(
-        select(plans).where(plans.c.tenant_id == tx.tenant_id).order_by(plans.c.code)
-    )
-    return [_plan_result(r) for r in rows]
+    return [_plan_result(r) for r in store.list_by_code(tx.conn, plans, tx.tenant_id)]
 
 
 def _plan(tx: Tx, plan: object) -> Any:
     """A plan of this tenant by its id or its code."""
     if not isinstance(plan, str) or not 1 <= len(plan) <= 64 or not plan.isprintable():
         raise InvalidInput("plan must be a plan's id or code", field="plan")
-    row = tx.conn.execute(
-        select(plans).where(
-            plans.c.tenant_id == tx.tenant_id, or_(plans.c.id == plan, plans.c.code == plan)
-        )
-    ).first()
+    row = store.by_id_or_code(tx.conn, plans, tx.tenant_id, plan)
     if row is None:
         raise UnknownPlan(f"plan {plan!r} does not exist", field="plan")
     return row
