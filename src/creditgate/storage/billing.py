@@ -14,17 +14,24 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
 from creditgate.domain.lots import LotKind
 from creditgate.storage.tables import (
     auto_top_ups,
+    campaign_redemptions,
+    campaigns,
     exchange_rates,
     lots,
     packs,
     payment_methods,
     payment_providers,
+    provider_events,
     purchase_refunds,
     purchases,
+    subscription_periods,
+    subscriptions,
+    wallet_balances,
 )
 
 PENDING = "pending"
@@ -393,3 +400,201 @@ def list_by_code(conn: Connection, table: Table, tenant_id: str) -> Sequence[Any
     return conn.execute(
         select(table).where(table.c.tenant_id == tenant_id).order_by(table.c.code)
     ).all()
+
+
+def campaign_by_code(conn: Connection, tenant_id: str, code: str) -> Any | None:
+    return conn.execute(
+        select(campaigns).where(campaigns.c.tenant_id == tenant_id, campaigns.c.code == code)
+    ).first()
+
+
+def redemptions_by(conn: Connection, campaign_id: str, wallet_id: str) -> int:
+    """How many times the wallet has redeemed the campaign."""
+    return int(
+        conn.execute(
+            select(func.count()).where(
+                campaign_redemptions.c.campaign_id == campaign_id,
+                campaign_redemptions.c.wallet_id == wallet_id,
+            )
+        ).scalar_one()
+    )
+
+
+def count_redemption(conn: Connection, campaign_id: str, max_redemptions: int | None) -> bool:
+    """Count one more redemption of the campaign, within its total limit if it has one;
+    False when none is left."""
+    query = update(campaigns).where(campaigns.c.id == campaign_id)
+    if max_redemptions is not None:
+        query = query.where(campaigns.c.redemptions < max_redemptions)
+    counted = conn.execute(query.values(redemptions=campaigns.c.redemptions + 1)).rowcount
+    return bool(counted)
+
+
+# Provider events
+
+
+def set_provider_event_outcome(
+    conn: Connection, tenant_id: str, provider: str, event_id: str, outcome: str
+) -> None:
+    conn.execute(
+        update(provider_events)
+        .where(
+            provider_events.c.tenant_id == tenant_id,
+            provider_events.c.provider == provider,
+            provider_events.c.event_id == event_id,
+        )
+        .values(outcome=outcome)
+    )
+
+
+# Subscriptions and their periods
+
+
+def subscription(conn: Connection, tenant_id: str, subscription_id: str, *, lock: bool) -> Any:
+    """A subscription of the tenant's (locked for this transaction with `lock`), or None."""
+    query = select(subscriptions).where(
+        subscriptions.c.id == subscription_id, subscriptions.c.tenant_id == tenant_id
+    )
+    return conn.execute(query.with_for_update() if lock else query).first()
+
+
+def periods_of(conn: Connection, subscription_id: str) -> Sequence[Any]:
+    """A subscription's periods in order."""
+    return conn.execute(
+        select(subscription_periods)
+        .where(subscription_periods.c.subscription_id == subscription_id)
+        .order_by(subscription_periods.c.period_index)
+    ).all()
+
+
+def subscriptions_of(conn: Connection, wallet_id: str) -> Sequence[Any]:
+    """A wallet's subscriptions, newest first."""
+    return conn.execute(
+        select(subscriptions)
+        .where(subscriptions.c.wallet_id == wallet_id)
+        .order_by(subscriptions.c.created_at.desc(), subscriptions.c.id.desc())
+    ).all()
+
+
+def live_subscription(conn: Connection, wallet_id: str) -> str | None:
+    """The id of the wallet's live (active) subscription, if any."""
+    found = conn.execute(
+        select(subscriptions.c.id).where(subscriptions.c.live_wallet_id == wallet_id)
+    ).first()
+    return None if found is None else str(found.id)
+
+
+def insert_once(conn: Connection, table: Table, values: Mapping[str, Any]) -> bool:
+    """Insert a row; False when its key (or a unique column) is already taken, in which
+    case the transaction must start over."""
+    try:
+        conn.execute(table.insert().values(**values))
+    except IntegrityError:
+        return False
+    return True
+
+
+def update_subscription(conn: Connection, subscription_id: str, values: Mapping[str, Any]) -> None:
+    conn.execute(
+        update(subscriptions).where(subscriptions.c.id == subscription_id).values(**values)
+    )
+
+
+def advance_subscription(
+    conn: Connection, subscription_id: str, period_index: int, values: Mapping[str, Any]
+) -> bool:
+    """Move an active subscription on from `period_index`; whether this call did."""
+    claimed = conn.execute(
+        update(subscriptions)
+        .where(
+            subscriptions.c.id == subscription_id,
+            subscriptions.c.period_index == period_index,
+            subscriptions.c.status == "active",
+        )
+        .values(**values)
+    ).rowcount
+    return bool(claimed == 1)
+
+
+def due_subscriptions(conn: Connection, tenant_id: str, now: datetime, limit: int) -> list[str]:
+    """Ids of the tenant's active subscriptions whose period has ended, soonest first."""
+    rows = conn.execute(
+        select(subscriptions.c.id)
+        .where(
+            subscriptions.c.tenant_id == tenant_id,
+            subscriptions.c.status == "active",
+            subscriptions.c.current_period_end <= now,
+        )
+        .order_by(subscriptions.c.current_period_end, subscriptions.c.id)
+        .limit(limit)
+    ).all()
+    return [str(sub_id) for (sub_id,) in rows]
+
+
+def set_period_lots(
+    conn: Connection,
+    subscription_id: str,
+    period_index: int,
+    values: Mapping[str, Any],
+) -> None:
+    """Record the lots a period granted (lot_id, rollover_lot_id, rolled_over)."""
+    conn.execute(
+        update(subscription_periods)
+        .where(
+            subscription_periods.c.subscription_id == subscription_id,
+            subscription_periods.c.period_index == period_index,
+        )
+        .values(**values)
+    )
+
+
+def period_lot(conn: Connection, subscription_id: str, period_index: int) -> str | None:
+    """The included lot a period granted, if any."""
+    lot_id: str | None = conn.execute(
+        select(subscription_periods.c.lot_id).where(
+            subscription_periods.c.subscription_id == subscription_id,
+            subscription_periods.c.period_index == period_index,
+        )
+    ).scalar()
+    return lot_id
+
+
+def low_balance_threshold(conn: Connection, wallet_id: str, asset: str) -> int | None:
+    threshold: int | None = conn.execute(
+        select(wallet_balances.c.low_balance_threshold).where(
+            wallet_balances.c.wallet_id == wallet_id, wallet_balances.c.asset == asset
+        )
+    ).scalar()
+    return threshold
+
+
+def lot_owner(conn: Connection, tenant_id: str, lot_id: str) -> Any:
+    """The wallet_id and asset of a lot of the tenant's."""
+    return conn.execute(
+        select(lots.c.wallet_id, lots.c.asset).where(
+            lots.c.id == lot_id, lots.c.tenant_id == tenant_id
+        )
+    ).one()
+
+
+def lower_posted(conn: Connection, wallet_id: str, asset: str, amount: int, now: datetime) -> None:
+    """Take `amount` off a balance's posted credit, without balance events (a rollover
+    grants it again in the same transaction)."""
+    conn.execute(
+        update(wallet_balances)
+        .where(wallet_balances.c.wallet_id == wallet_id, wallet_balances.c.asset == asset)
+        .values(posted=wallet_balances.c.posted - amount, updated_at=now)
+    )
+
+
+def carry_out_of_lot(conn: Connection, lot_id: str, from_wallet: int, from_expired: int) -> None:
+    """Void what a rollover carries out of a lot: from its remaining and from its expired."""
+    conn.execute(
+        update(lots)
+        .where(lots.c.id == lot_id)
+        .values(
+            remaining=lots.c.remaining - from_wallet,
+            expired=lots.c.expired - from_expired,
+            voided=lots.c.voided + from_wallet + from_expired,
+        )
+    )

@@ -11,9 +11,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
-
 from creditgate.domain.amounts import MAX_BALANCE, check_amount, check_asset_code
 from creditgate.domain.billing_errors import (
     CampaignExhausted,
@@ -126,41 +123,20 @@ def redeem(tx: Tx, *, customer: str, code: str, idempotency_key: str | None = No
     idem = Idempotent(tx, idempotency_key, "campaign.redeem", {"customer": customer, "code": code})
     if (replayed := idem.replay(Redemption)) is not None:
         return replayed
-    row = tx.conn.execute(
-        select(campaigns).where(
-            campaigns.c.tenant_id == tx.tenant_id, campaigns.c.code == _normal(code)
-        )
-    ).first()
+    row = store.campaign_by_code(tx.conn, tx.tenant_id, _normal(code))
     if row is None:
         raise UnknownCampaign(f"no campaign has the code {code!r}", field="code")
     if row.expires_at is not None and row.expires_at <= tx.now:
         raise CampaignExpired(f"campaign {row.code} ended at {row.expires_at}", field="code")
-    used = tx.conn.execute(
-        select(func.count()).where(
-            campaign_redemptions.c.campaign_id == row.id,
-            campaign_redemptions.c.wallet_id == wallet_id,
-        )
-    ).scalar_one()
+    used = store.redemptions_by(tx.conn, row.id, wallet_id)
     if used >= row.per_customer_limit:
         raise CampaignLimitReached(
             f"customer {customer!r} has redeemed {row.code} {used} of "
             f"{row.per_customer_limit} times allowed",
             field="code",
         )
-    if row.max_redemptions is not None:
-        counted = tx.conn.execute(
-            update(campaigns)
-            .where(campaigns.c.id == row.id, campaigns.c.redemptions < row.max_redemptions)
-            .values(redemptions=campaigns.c.redemptions + 1)
-        ).rowcount
-        if not counted:
-            raise CampaignExhausted(f"campaign {row.code} has no redemptions left", field="code")
-    else:
-        tx.conn.execute(
-            update(campaigns)
-            .where(campaigns.c.id == row.id)
-            .values(redemptions=campaigns.c.redemptions + 1)
-        )
+    if not store.count_redemption(tx.conn, row.id, row.max_redemptions):
+        raise CampaignExhausted(f"campaign {row.code} has no redemptions left", field="code")
     expires = row.expires_at
     if row.credit_valid_days is not None:
         expires = tx.now + timedelta(days=row.credit_valid_days)
@@ -174,21 +150,22 @@ def redeem(tx: Tx, *, customer: str, code: str, idempotency_key: str | None = No
         metadata={"campaign": row.id, "code": row.code},
     )
     seq = used + 1
-    try:
-        tx.conn.execute(
-            campaign_redemptions.insert().values(
-                tenant_id=tx.tenant_id,
-                wallet_id=wallet_id,
-                campaign_id=row.id,
-                seq=seq,
-                customer=customer,
-                lot_id=lot.id,
-                created_at=tx.now,
-            )
-        )
-    except IntegrityError:
+    taken = store.insert_once(
+        tx.conn,
+        campaign_redemptions,
+        {
+            "tenant_id": tx.tenant_id,
+            "wallet_id": wallet_id,
+            "campaign_id": row.id,
+            "seq": seq,
+            "customer": customer,
+            "lot_id": lot.id,
+            "created_at": tx.now,
+        },
+    )
+    if not taken:
         # A concurrent redemption took this number: start over and count again.
-        raise RetryTransaction from None
+        raise RetryTransaction
     return idem.record(
         Redemption(campaign_id=row.id, code=row.code, customer=customer, seq=seq, lot=lot)
     )

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
 import stripe
-from sqlalchemy import update
 
 from creditgate.domain.billing_errors import InvalidSignature, PaymentProviderError
 from creditgate.services.billing import purchase_refunds, purchases
@@ -28,6 +27,7 @@ from creditgate.services.billing.results import (
     PurchaseRefund,
 )
 from creditgate.services.context import Tx
+from creditgate.storage import billing as store
 from creditgate.storage.tables import provider_events
 
 T = TypeVar("T")
@@ -443,15 +443,7 @@ def handle_stripe_webhook(tx: Tx, *, payload: bytes, signature: str | None) -> P
     if not recorded:
         return ProviderEventOutcome(event_id=event_id, type=event_type, outcome="duplicate")
     outcome, purchase_id = _act(tx, event_type, obj)
-    tx.conn.execute(
-        update(provider_events)
-        .where(
-            provider_events.c.tenant_id == tx.tenant_id,
-            provider_events.c.provider == "stripe",
-            provider_events.c.event_id == event_id[:255],
-        )
-        .values(outcome=outcome)
-    )
+    store.set_provider_event_outcome(tx.conn, tx.tenant_id, "stripe", event_id[:255], outcome)
     return ProviderEventOutcome(
         event_id=event_id, type=event_type, outcome=outcome, purchase_id=purchase_id
     )
