@@ -156,7 +156,7 @@ class CaseFigures:
 
 
 def case_figures(
-    credits: Decimal, credit_value: Decimal, cost: Decimal | None, no_cost_reason: str
+    credits: Decimal, credit_value: Decimal, cost: Decimal | None, no_cost_reason: str | None
 ) -> CaseFigures:
     """`credits` charged, valued at `credit_value` each, against `cost` (None: unknown, for
     `no_cost_reason`); a zero cost has no ratio."""

@@ -620,8 +620,8 @@ def _case(
         return _unpriced_case(card.actions[action].rule_for(dims), dims, quantities, exc.message)
     credits = asset.to_units(quote.amount)
     cost = quote.vendor_cost.usd if quote.vendor_cost is not None else None
-    unknown = quote.vendor_cost.reason if quote.vendor_cost is not None else None
-    figures = case_figures(credits, pricing.credit_value, cost, unknown or "no vendor cost")
+    unknown = quote.vendor_cost.reason if quote.vendor_cost is not None else "no vendor cost"
+    figures = case_figures(credits, pricing.credit_value, cost, unknown)
     return RatioCase(
         dimensions=dims,
         rule=quote.rule,
