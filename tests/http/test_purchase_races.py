@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from creditgate.services.billing import purchases
+from creditgate.services.billing.requests import PurchaseOrder
 from tests.http.conftest import Api
 from tests.integration.test_plans import events_of
 from tests.stripe_fake import API_KEY, WEBHOOK_SECRET, event, sign
@@ -112,9 +113,8 @@ def test_concurrent_stripe_events_complete_once_and_say_so(api: Api) -> None:
     pack = {"code": "starter", "asset": "credits", "amount": 10_000, "price": "25.00"}
     assert api.post("/v1/packs", pack, headers={"Idempotency-Key": "pack"}).status_code == 201
     assert api.post("/v1/customers", {"id": "c1"}).status_code == 201
-    started = api.ledger._run(
-        purchases.start_purchase, customer="c1", pack="starter", provider="stripe", origin="api"
-    )
+    order = PurchaseOrder(customer="c1", pack="starter", provider="stripe", origin="api")
+    started = api.ledger._run(purchases.start_purchase, order=order)
     bodies = [
         event(
             "payment_intent_succeeded" if n % 2 else "checkout_session_completed",

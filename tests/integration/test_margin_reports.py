@@ -70,6 +70,11 @@ def report(ledger: TenantLedger, **options: Any) -> Any:
     options.setdefault("start", JAN)
     options.setdefault("end", FEB)
     fn = options.pop("fn", margin.margin_by)
+    if fn in (margin.margin_report, margin.tenant_margin_report):
+        # These take the report's period and options as one request.
+        fields = set(margin.MarginRequest.__dataclass_fields__)
+        request = margin.MarginRequest(**{k: options.pop(k) for k in list(options) if k in fields})
+        return ledger._run(fn, read_only=True, request=request, **options)
     return ledger._run(fn, read_only=True, **options)
 
 

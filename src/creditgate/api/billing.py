@@ -19,6 +19,7 @@ from creditgate.services.billing import (
     purchase_refunds,
     purchases,
 )
+from creditgate.services.billing.requests import NewCampaign, NewPack, NewPlan, PurchaseOrder
 from creditgate.services.billing.results import (
     AutoTopUp,
     AutoTopUpReport,
@@ -63,8 +64,7 @@ class BillingMethods:
         overdraft_limit: int | None = None,
         idempotency_key: str | None = None,
     ) -> Plan:
-        return self._run(
-            plans.create_plan,
+        plan = NewPlan(
             code=code,
             asset=asset,
             included=included,
@@ -75,8 +75,8 @@ class BillingMethods:
             rollover_cap=rollover_cap,
             overage_policy=overage_policy,
             overdraft_limit=overdraft_limit,
-            idempotency_key=idempotency_key,
         )
+        return self._run(plans.create_plan, plan=plan, idempotency_key=idempotency_key)
 
     def plans(self) -> list[Plan]:
         return self._run(plans.list_plans, read_only=True)
@@ -133,8 +133,7 @@ class BillingMethods:
         expires_after_days: int | None = None,
         idempotency_key: str | None = None,
     ) -> Pack:
-        return self._run(
-            purchases.create_pack,
+        pack = NewPack(
             code=code,
             asset=asset,
             amount=amount,
@@ -142,8 +141,8 @@ class BillingMethods:
             currency=currency,
             name=name,
             expires_after_days=expires_after_days,
-            idempotency_key=idempotency_key,
         )
+        return self._run(purchases.create_pack, pack=pack, idempotency_key=idempotency_key)
 
     def packs(self, *, include_inactive: bool = False) -> list[Pack]:
         return self._run(purchases.list_packs, read_only=True, include_inactive=include_inactive)
@@ -212,9 +211,7 @@ class BillingMethods:
     ) -> Purchase:
         """A pending purchase of a pack (or of `price` worth of `asset`); with Stripe, its
         Checkout Session URL is the answer's `checkout_url`."""
-        return payments.buy(
-            self._run,
-            self.tenant_id,
+        order = PurchaseOrder(
             customer=customer,
             pack=pack,
             asset=asset,
@@ -223,8 +220,8 @@ class BillingMethods:
             provider=provider,
             success_url=success_url,
             cancel_url=cancel_url,
-            idempotency_key=idempotency_key,
         )
+        return payments.buy(self._run, self.tenant_id, order, idempotency_key=idempotency_key)
 
     def purchase(self, purchase_id: str) -> Purchase:
         return self._run(purchases.get_purchase, read_only=True, purchase_id=purchase_id)
@@ -323,8 +320,7 @@ class BillingMethods:
         credit_valid_days: int | None = None,
         idempotency_key: str | None = None,
     ) -> Campaign:
-        return self._run(
-            campaigns.create_campaign,
+        campaign = NewCampaign(
             code=code,
             asset=asset,
             amount=amount,
@@ -333,7 +329,9 @@ class BillingMethods:
             max_redemptions=max_redemptions,
             expires_at=expires_at,
             credit_valid_days=credit_valid_days,
-            idempotency_key=idempotency_key,
+        )
+        return self._run(
+            campaigns.create_campaign, campaign=campaign, idempotency_key=idempotency_key
         )
 
     def campaigns(self) -> list[Campaign]:

@@ -445,17 +445,11 @@ class TenantLedger(BillingMethods):
         target: Decimal = margin.DEFAULT_TARGET,
     ) -> FullMarginReport:
         """Margin of the charges created in [start, end): see `services.margin`."""
+        request = margin.MarginRequest(
+            start=start, end=end, by=by, asset=asset, worst=worst, change=change, target=target
+        )
         return self._run(
-            margin.tenant_margin_report,
-            read_only=True,
-            start=start,
-            end=end,
-            by=by,
-            asset=asset,
-            rate_card=rate_card,
-            worst=worst,
-            change=change,
-            target=target,
+            margin.tenant_margin_report, read_only=True, request=request, rate_card=rate_card
         )
 
     def authorization(self, authorization_id: str) -> Authorization:

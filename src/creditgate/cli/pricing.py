@@ -449,17 +449,17 @@ def report_margin(
     until = _moment(end, "--to") or datetime.now(UTC)
     since = _moment(start, "--from") or until - timedelta(days=30)
     with open_ledger(db, tenant) as t:
-        full = t._run(
-            margin.tenant_margin_report,
-            read_only=True,
+        request = margin.MarginRequest(
             start=since,
             end=until,
             by=by,
             asset=asset,
-            rate_card=rate_card,
             worst=worst,
             change=_decimal(change, "--change"),
             target=_decimal(target, "--target"),
+        )
+        full = t._run(
+            margin.tenant_margin_report, read_only=True, request=request, rate_card=rate_card
         )
     if as_json:
         print(full.model_dump_json())

@@ -6,10 +6,10 @@ import re
 from typing import Any
 
 from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql, sqlite
 
 from creditgate.domain.errors import InvalidInput
 from creditgate.services.context import Tx
+from creditgate.storage import billing as store
 
 CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_DAYS = 36_600
@@ -47,11 +47,5 @@ def check_count(
 
 
 def insert_if_new(tx: Tx, table: Table, values: dict[str, Any]) -> bool:
-    """Insert a row unless one with its key exists; whether it was inserted.
-
-    Told by RETURNING: the driver's rowcount for ON CONFLICT DO NOTHING is not reliable.
-    """
-    ins = postgresql.insert if tx.conn.dialect.name == "postgresql" else sqlite.insert
-    key = next(iter(table.primary_key.columns))
-    stmt = ins(table).values(**values).on_conflict_do_nothing().returning(key)
-    return tx.conn.execute(stmt).first() is not None
+    """Insert a row unless one with its key exists; whether it was inserted."""
+    return store.insert_if_new(tx.conn, table, values)

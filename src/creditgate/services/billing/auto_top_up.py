@@ -32,6 +32,7 @@ from creditgate.domain.billing_errors import (
 from creditgate.domain.errors import InvalidInput
 from creditgate.services.billing import payments, purchases
 from creditgate.services.billing._shared import check_count, insert_if_new
+from creditgate.services.billing.requests import PurchaseOrder
 from creditgate.services.billing.results import AutoTopUp, AutoTopUpReport, Purchase
 from creditgate.services.catalog.catalog import check_external_id
 from creditgate.services.context import Tx
@@ -228,14 +229,14 @@ def _fire(tx: Tx, row: Any, *, sending: bool) -> tuple[Fired, Purchase | None]:
     ).rowcount
     if not won:
         return "waiting", None  # another movement or worker claimed this crossing
-    bought = purchases.start_purchase(
-        tx,
+    order = PurchaseOrder(
         customer=row.customer,
         pack=row.pack_id,
         provider=row.provider,
         origin=ORIGIN,
         purchase_id=purchase_id,
     )
+    bought = purchases.start_purchase(tx, order=order)
     return "started", bought
 
 

@@ -11,9 +11,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
-
 from creditgate.domain.amounts import MAX_BALANCE, check_amount, check_asset_code
 from creditgate.domain.billing_errors import (
     CampaignExhausted,
@@ -24,10 +21,12 @@ from creditgate.domain.billing_errors import (
 from creditgate.domain.errors import AlreadyExists, InvalidInput
 from creditgate.domain.lots import LotKind
 from creditgate.services.billing._shared import MAX_COUNT, MAX_DAYS, check_code, check_count
+from creditgate.services.billing.requests import NewCampaign
 from creditgate.services.billing.results import Campaign, Redemption
 from creditgate.services.catalog.catalog import check_external_id, check_name
 from creditgate.services.context import Idempotent, Tx
 from creditgate.services.ledger import consumption
+from creditgate.storage import billing as store
 from creditgate.storage.database import RetryTransaction
 from creditgate.storage.ids import new_id
 from creditgate.storage.tables import campaign_redemptions, campaigns
@@ -55,42 +54,35 @@ def _normal(code: str) -> str:
 
 
 def create_campaign(
-    tx: Tx,
-    *,
-    code: str,
-    asset: str,
-    amount: int,
-    name: str = "",
-    per_customer_limit: int = 1,
-    max_redemptions: int | None = None,
-    expires_at: datetime | None = None,
-    credit_valid_days: int | None = None,
-    idempotency_key: str | None = None,
+    tx: Tx, *, campaign: NewCampaign, idempotency_key: str | None = None
 ) -> Campaign:
     """A code worth `amount` of promotional credit.
 
     No redemption after `expires_at`; the credit expires `credit_valid_days` after it is
     redeemed, or else at `expires_at` (never, without either).
     """
-    code = _normal(check_code(code))
-    name = check_name(name, "name", required=False)
-    tx.asset(check_asset_code(asset))
-    amount = check_amount(amount)
+    code = _normal(check_code(campaign.code))
+    name = check_name(campaign.name, "name", required=False)
+    tx.asset(check_asset_code(campaign.asset))
+    amount = check_amount(campaign.amount)
     if amount > MAX_BALANCE:
         raise InvalidInput(f"amount must be at most {MAX_BALANCE}", field="amount")
-    limit = check_count(per_customer_limit, "per_customer_limit", minimum=1, maximum=MAX_COUNT)
+    limit = check_count(
+        campaign.per_customer_limit, "per_customer_limit", minimum=1, maximum=MAX_COUNT
+    )
     total = check_count(
-        max_redemptions, "max_redemptions", minimum=1, maximum=2**31 - 1, optional=True
+        campaign.max_redemptions, "max_redemptions", minimum=1, maximum=2**31 - 1, optional=True
     )
     days = check_count(
-        credit_valid_days, "credit_valid_days", minimum=1, maximum=MAX_DAYS, optional=True
+        campaign.credit_valid_days, "credit_valid_days", minimum=1, maximum=MAX_DAYS, optional=True
     )
+    expires_at = campaign.expires_at
     if expires_at is not None and (not isinstance(expires_at, datetime) or not expires_at.tzinfo):
         raise InvalidInput("expires_at must be a timezone-aware timestamp", field="expires_at")
     request = {
         "code": code,
         "name": name,
-        "asset": asset,
+        "asset": campaign.asset,
         "amount": amount,
         "per_customer_limit": limit,
         "max_redemptions": total,
@@ -102,28 +94,25 @@ def create_campaign(
         return replayed
     if expires_at is not None and expires_at <= tx.now:
         raise InvalidInput("expires_at must be in the future", field="expires_at")
-    exists = tx.conn.execute(
-        select(campaigns.c.id).where(
-            campaigns.c.tenant_id == tx.tenant_id, campaigns.c.code == code
-        )
-    ).first()
-    if exists is not None:
+    if store.code_taken(tx.conn, campaigns, tx.tenant_id, code):
         raise AlreadyExists(f"campaign {code!r} already exists", field="code")
     campaign_id = new_id("cmp")
-    tx.conn.execute(
-        campaigns.insert().values(
-            **request, tenant_id=tx.tenant_id, id=campaign_id, redemptions=0, created_at=tx.now
-        )
+    store.insert_row(
+        tx.conn,
+        campaigns,
+        {
+            **request,
+            "tenant_id": tx.tenant_id,
+            "id": campaign_id,
+            "redemptions": 0,
+            "created_at": tx.now,
+        },
     )
-    row = tx.conn.execute(select(campaigns).where(campaigns.c.id == campaign_id)).one()
-    return idem.record(_result(row))
+    return idem.record(_result(store.row_by_id(tx.conn, campaigns, campaign_id)))
 
 
 def list_campaigns(tx: Tx) -> list[Campaign]:
-    rows = tx.conn.execute(
-        select(campaigns).where(campaigns.c.tenant_id == tx.tenant_id).order_by(campaigns.c.code)
-    )
-    return [_result(r) for r in rows]
+    return [_result(r) for r in store.list_by_code(tx.conn, campaigns, tx.tenant_id)]
 
 
 def redeem(tx: Tx, *, customer: str, code: str, idempotency_key: str | None = None) -> Redemption:
@@ -134,41 +123,20 @@ def redeem(tx: Tx, *, customer: str, code: str, idempotency_key: str | None = No
     idem = Idempotent(tx, idempotency_key, "campaign.redeem", {"customer": customer, "code": code})
     if (replayed := idem.replay(Redemption)) is not None:
         return replayed
-    row = tx.conn.execute(
-        select(campaigns).where(
-            campaigns.c.tenant_id == tx.tenant_id, campaigns.c.code == _normal(code)
-        )
-    ).first()
+    row = store.campaign_by_code(tx.conn, tx.tenant_id, _normal(code))
     if row is None:
         raise UnknownCampaign(f"no campaign has the code {code!r}", field="code")
     if row.expires_at is not None and row.expires_at <= tx.now:
         raise CampaignExpired(f"campaign {row.code} ended at {row.expires_at}", field="code")
-    used = tx.conn.execute(
-        select(func.count()).where(
-            campaign_redemptions.c.campaign_id == row.id,
-            campaign_redemptions.c.wallet_id == wallet_id,
-        )
-    ).scalar_one()
+    used = store.redemptions_by(tx.conn, row.id, wallet_id)
     if used >= row.per_customer_limit:
         raise CampaignLimitReached(
             f"customer {customer!r} has redeemed {row.code} {used} of "
             f"{row.per_customer_limit} times allowed",
             field="code",
         )
-    if row.max_redemptions is not None:
-        counted = tx.conn.execute(
-            update(campaigns)
-            .where(campaigns.c.id == row.id, campaigns.c.redemptions < row.max_redemptions)
-            .values(redemptions=campaigns.c.redemptions + 1)
-        ).rowcount
-        if not counted:
-            raise CampaignExhausted(f"campaign {row.code} has no redemptions left", field="code")
-    else:
-        tx.conn.execute(
-            update(campaigns)
-            .where(campaigns.c.id == row.id)
-            .values(redemptions=campaigns.c.redemptions + 1)
-        )
+    if not store.count_redemption(tx.conn, row.id, row.max_redemptions):
+        raise CampaignExhausted(f"campaign {row.code} has no redemptions left", field="code")
     expires = row.expires_at
     if row.credit_valid_days is not None:
         expires = tx.now + timedelta(days=row.credit_valid_days)
@@ -182,21 +150,22 @@ def redeem(tx: Tx, *, customer: str, code: str, idempotency_key: str | None = No
         metadata={"campaign": row.id, "code": row.code},
     )
     seq = used + 1
-    try:
-        tx.conn.execute(
-            campaign_redemptions.insert().values(
-                tenant_id=tx.tenant_id,
-                wallet_id=wallet_id,
-                campaign_id=row.id,
-                seq=seq,
-                customer=customer,
-                lot_id=lot.id,
-                created_at=tx.now,
-            )
-        )
-    except IntegrityError:
+    taken = store.insert_once(
+        tx.conn,
+        campaign_redemptions,
+        {
+            "tenant_id": tx.tenant_id,
+            "wallet_id": wallet_id,
+            "campaign_id": row.id,
+            "seq": seq,
+            "customer": customer,
+            "lot_id": lot.id,
+            "created_at": tx.now,
+        },
+    )
+    if not taken:
         # A concurrent redemption took this number: start over and count again.
-        raise RetryTransaction from None
+        raise RetryTransaction
     return idem.record(
         Redemption(campaign_id=row.id, code=row.code, customer=customer, seq=seq, lot=lot)
     )

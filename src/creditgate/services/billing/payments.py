@@ -12,15 +12,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, Literal, Protocol, TypeVar
 
 import stripe
-from sqlalchemy import update
 
 from creditgate.domain.billing_errors import InvalidSignature, PaymentProviderError
 from creditgate.services.billing import purchase_refunds, purchases
 from creditgate.services.billing._shared import insert_if_new
+from creditgate.services.billing.requests import PurchaseOrder
 from creditgate.services.billing.results import (
     PaymentMethod,
     ProviderEventOutcome,
@@ -28,6 +27,7 @@ from creditgate.services.billing.results import (
     PurchaseRefund,
 )
 from creditgate.services.context import Tx
+from creditgate.storage import billing as store
 from creditgate.storage.tables import provider_events
 
 T = TypeVar("T")
@@ -268,46 +268,24 @@ def _provider_and_method(
 
 
 def buy(
-    run: Runner,
-    tenant_id: str,
-    *,
-    customer: str,
-    pack: str | None = None,
-    asset: str | None = None,
-    price: Decimal | str | int | None = None,
-    currency: str = "USD",
-    provider: str = "manual",
-    success_url: str | None = None,
-    cancel_url: str | None = None,
-    idempotency_key: str | None = None,
+    run: Runner, tenant_id: str, order: PurchaseOrder, *, idempotency_key: str | None = None
 ) -> Purchase:
     """Start a purchase; with Stripe, open its Checkout Session (the answer's checkout_url).
 
     Retried with the same idempotency key, it answers the same purchase and session.
     """
-    purchase: Purchase = run(
-        purchases.start_purchase,
-        customer=customer,
-        pack=pack,
-        asset=asset,
-        price=price,
-        currency=currency,
-        provider=provider,
-        success_url=success_url,
-        cancel_url=cancel_url,
-        idempotency_key=idempotency_key,
-    )
+    purchase: Purchase = run(purchases.start_purchase, order=order, idempotency_key=idempotency_key)
     if purchase.provider == "manual" or purchase.status != "pending" or purchase.provider_ref:
         if purchase.provider_ref and purchase.checkout_url is None:
             return run(purchases.get_purchase, read_only=True, purchase_id=purchase.id)  # type: ignore[no-any-return]
         return purchase
     config, method = run(
-        _provider_and_method, read_only=True, provider=purchase.provider, customer=customer
+        _provider_and_method, read_only=True, provider=purchase.provider, customer=order.customer
     )
     session = provider_for(purchase.provider, config, tenant_id).start_checkout(
         purchase,
-        success_url=success_url,
-        cancel_url=cancel_url,
+        success_url=order.success_url,
+        cancel_url=order.cancel_url,
         customer_ref=method.customer_ref if method else None,
     )
     return run(  # type: ignore[no-any-return]
@@ -465,15 +443,7 @@ def handle_stripe_webhook(tx: Tx, *, payload: bytes, signature: str | None) -> P
     if not recorded:
         return ProviderEventOutcome(event_id=event_id, type=event_type, outcome="duplicate")
     outcome, purchase_id = _act(tx, event_type, obj)
-    tx.conn.execute(
-        update(provider_events)
-        .where(
-            provider_events.c.tenant_id == tx.tenant_id,
-            provider_events.c.provider == "stripe",
-            provider_events.c.event_id == event_id[:255],
-        )
-        .values(outcome=outcome)
-    )
+    store.set_provider_event_outcome(tx.conn, tx.tenant_id, "stripe", event_id[:255], outcome)
     return ProviderEventOutcome(
         event_id=event_id, type=event_type, outcome=outcome, purchase_id=purchase_id
     )

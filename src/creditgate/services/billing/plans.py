@@ -15,9 +15,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import or_, select, update
-from sqlalchemy.exc import IntegrityError
-
 from creditgate.domain.amounts import MAX_BALANCE, check_amount, check_asset_code, check_money
 from creditgate.domain.billing import Period, period_bounds, rollover, unit_value
 from creditgate.domain.billing_errors import (
@@ -31,6 +28,7 @@ from creditgate.domain.ledger import Account, Entry, TransactionKind
 from creditgate.domain.lots import LotKind, LotStatus
 from creditgate.domain.policy import WalletPolicy
 from creditgate.services.billing._shared import check_code, check_currency
+from creditgate.services.billing.requests import NewPlan
 from creditgate.services.billing.results import (
     Plan,
     RenewalReport,
@@ -42,14 +40,13 @@ from creditgate.services.catalog.catalog import check_external_id, check_id, che
 from creditgate.services.context import Idempotent, Tx
 from creditgate.services.ledger import consumption
 from creditgate.services.wallet import emit, held_lot_shares, lock_balance, post
+from creditgate.storage import billing as store
 from creditgate.storage.database import RetryTransaction
 from creditgate.storage.ids import new_id
 from creditgate.storage.tables import (
-    lots,
     plans,
     subscription_periods,
     subscriptions,
-    wallet_balances,
 )
 
 ACTIVE = "active"
@@ -74,42 +71,28 @@ def _plan_result(row: Any) -> Plan:
     )
 
 
-def create_plan(
-    tx: Tx,
-    *,
-    code: str,
-    asset: str,
-    included: int,
-    fee: Decimal | str | int,
-    currency: str = "USD",
-    period: str = Period.MONTHLY,
-    name: str = "",
-    rollover_cap: int = 0,
-    overage_policy: str = "block",
-    overdraft_limit: int | None = None,
-    idempotency_key: str | None = None,
-) -> Plan:
-    code = check_code(code)
-    name = check_name(name, "name", required=False)
+def create_plan(tx: Tx, *, plan: NewPlan, idempotency_key: str | None = None) -> Plan:
+    code = check_code(plan.code)
+    name = check_name(plan.name, "name", required=False)
     try:
-        plan_period = Period(period)
+        plan_period = Period(plan.period)
     except ValueError:
         raise InvalidInput("period must be monthly or yearly", field="period") from None
-    tx.asset(check_asset_code(asset))
-    included = check_amount(included, "included")
+    tx.asset(check_asset_code(plan.asset))
+    included = check_amount(plan.included, "included")
     if included > MAX_BALANCE:
         raise InvalidInput(f"included must be at most {MAX_BALANCE}", field="included")
-    rollover_cap = check_amount(rollover_cap, "rollover_cap", allow_zero=True)
+    rollover_cap = check_amount(plan.rollover_cap, "rollover_cap", allow_zero=True)
     if rollover_cap > MAX_BALANCE:
         raise InvalidInput(f"rollover_cap must be at most {MAX_BALANCE}", field="rollover_cap")
-    money = check_money(fee, "fee")
-    currency = check_currency(currency)
-    policy = WalletPolicy.build(overage_policy, overdraft_limit)
+    money = check_money(plan.fee, "fee")
+    currency = check_currency(plan.currency)
+    policy = WalletPolicy.build(plan.overage_policy, plan.overdraft_limit)
     request = {
         "code": code,
         "name": name,
         "period": plan_period.value,
-        "asset": asset,
+        "asset": plan.asset,
         "included": included,
         "fee": money,
         "currency": currency,
@@ -120,57 +103,35 @@ def create_plan(
     idem = Idempotent(tx, idempotency_key, "plan.create", request)
     if (replayed := idem.replay(Plan)) is not None:
         return replayed
-    exists = tx.conn.execute(
-        select(plans.c.id).where(plans.c.tenant_id == tx.tenant_id, plans.c.code == code)
-    ).first()
-    if exists is not None:
+    if store.code_taken(tx.conn, plans, tx.tenant_id, code):
         raise AlreadyExists(f"plan {code!r} already exists", field="code")
-    values = {
-        **request,
-        "fee": money,
-        "tenant_id": tx.tenant_id,
-        "id": new_id("pln"),
-        "created_at": tx.now,
-    }
-    try:
-        tx.conn.execute(plans.insert().values(**values))
-    except IntegrityError:
-        raise RetryTransaction from None
-    row = tx.conn.execute(select(plans).where(plans.c.id == values["id"])).one()
-    return idem.record(_plan_result(row))
+    plan_id = new_id("pln")
+    values = {**request, "fee": money, "tenant_id": tx.tenant_id, "id": plan_id}
+    if not store.insert_once(tx.conn, plans, {**values, "created_at": tx.now}):
+        raise RetryTransaction
+    return idem.record(_plan_result(store.row_by_id(tx.conn, plans, plan_id)))
 
 
 def list_plans(tx: Tx) -> list[Plan]:
-    rows = tx.conn.execute(
-        select(plans).where(plans.c.tenant_id == tx.tenant_id).order_by(plans.c.code)
-    )
-    return [_plan_result(r) for r in rows]
+    return [_plan_result(r) for r in store.list_by_code(tx.conn, plans, tx.tenant_id)]
 
 
 def _plan(tx: Tx, plan: object) -> Any:
     """A plan of this tenant by its id or its code."""
     if not isinstance(plan, str) or not 1 <= len(plan) <= 64 or not plan.isprintable():
         raise InvalidInput("plan must be a plan's id or code", field="plan")
-    row = tx.conn.execute(
-        select(plans).where(
-            plans.c.tenant_id == tx.tenant_id, or_(plans.c.id == plan, plans.c.code == plan)
-        )
-    ).first()
+    row = store.by_id_or_code(tx.conn, plans, tx.tenant_id, plan)
     if row is None:
         raise UnknownPlan(f"plan {plan!r} does not exist", field="plan")
     return row
 
 
 def _plan_by_id(tx: Tx, plan_id: str) -> Any:
-    return tx.conn.execute(select(plans).where(plans.c.id == plan_id)).one()
+    return store.row_by_id(tx.conn, plans, plan_id)
 
 
 def _subscription_result(tx: Tx, row: Any) -> Subscription:
-    periods = tx.conn.execute(
-        select(subscription_periods)
-        .where(subscription_periods.c.subscription_id == row.id)
-        .order_by(subscription_periods.c.period_index)
-    ).all()
+    periods = store.periods_of(tx.conn, row.id)
     return Subscription(
         id=row.id,
         customer=row.customer,
@@ -199,10 +160,7 @@ def _subscription_result(tx: Tx, row: Any) -> Subscription:
 
 def _subscription_row(tx: Tx, subscription_id: str, *, lock: bool = False) -> Any:
     check_id(subscription_id, "subscription")
-    query = select(subscriptions).where(
-        subscriptions.c.id == subscription_id, subscriptions.c.tenant_id == tx.tenant_id
-    )
-    row = tx.conn.execute(query.with_for_update() if lock else query).first()
+    row = store.subscription(tx.conn, tx.tenant_id, subscription_id, lock=lock)
     if row is None:
         raise UnknownSubscription(
             f"subscription {subscription_id!r} does not exist", field="subscription"
@@ -216,22 +174,13 @@ def get_subscription(tx: Tx, *, subscription_id: str) -> Subscription:
 
 def customer_subscriptions(tx: Tx, *, customer: str) -> list[Subscription]:
     wallet_id = tx.wallet_id(check_external_id(customer))
-    rows = tx.conn.execute(
-        select(subscriptions)
-        .where(subscriptions.c.wallet_id == wallet_id)
-        .order_by(subscriptions.c.created_at.desc(), subscriptions.c.id.desc())
-    ).all()
+    rows = store.subscriptions_of(tx.conn, wallet_id)
     return [_subscription_result(tx, r) for r in rows]
 
 
 def _apply_overage_policy(tx: Tx, customer: str, plan: Any) -> None:
     """The plan's overage policy becomes the wallet's policy for the plan's asset."""
-    threshold = tx.conn.execute(
-        select(wallet_balances.c.low_balance_threshold).where(
-            wallet_balances.c.wallet_id == tx.wallet_id(customer),
-            wallet_balances.c.asset == plan.asset,
-        )
-    ).scalar()
+    threshold = store.low_balance_threshold(tx.conn, tx.wallet_id(customer), plan.asset)
     catalog.set_policy(
         tx,
         customer=customer,
@@ -278,24 +227,25 @@ def _start_period(
     carry_from: Any | None = None,
 ) -> tuple[str | None, str | None, int]:
     """Record period `index` and grant its credit (and any rollover); once per index."""
-    try:
-        tx.conn.execute(
-            subscription_periods.insert().values(
-                tenant_id=tx.tenant_id,
-                wallet_id=row.wallet_id,
-                subscription_id=row.id,
-                period_index=index,
-                plan_id=plan.id,
-                period_start=start,
-                period_end=end,
-                lot_id=None,
-                rollover_lot_id=None,
-                rolled_over=0,
-                created_at=tx.now,
-            )
-        )
-    except IntegrityError:
-        raise RetryTransaction from None
+    recorded = store.insert_once(
+        tx.conn,
+        subscription_periods,
+        {
+            "tenant_id": tx.tenant_id,
+            "wallet_id": row.wallet_id,
+            "subscription_id": row.id,
+            "period_index": index,
+            "plan_id": plan.id,
+            "period_start": start,
+            "period_end": end,
+            "lot_id": None,
+            "rollover_lot_id": None,
+            "rolled_over": 0,
+            "created_at": tx.now,
+        },
+    )
+    if not recorded:
+        raise RetryTransaction
     lot_id = rollover_lot_id = None
     carried = 0
     # A period that ended before it could be issued has no credit left to give.
@@ -324,13 +274,11 @@ def _start_period(
                     )
                     rollover_lot_id = lot.id
         lot_id = _grant_included(tx, row.id, row.customer, plan, index, start, end)
-    tx.conn.execute(
-        update(subscription_periods)
-        .where(
-            subscription_periods.c.subscription_id == row.id,
-            subscription_periods.c.period_index == index,
-        )
-        .values(lot_id=lot_id, rollover_lot_id=rollover_lot_id, rolled_over=carried)
+    store.set_period_lots(
+        tx.conn,
+        row.id,
+        index,
+        {"lot_id": lot_id, "rollover_lot_id": rollover_lot_id, "rolled_over": carried},
     )
     return lot_id, rollover_lot_id, carried
 
@@ -345,13 +293,9 @@ def _take_unused(tx: Tx, lot_id: str, cap: int) -> tuple[int, Decimal, str]:
     within the same transaction: deferred revenue carried over, not a sale. The balance row
     is moved without balance events: the wallet's available does not drop overall.
     """
-    found = tx.conn.execute(
-        select(lots.c.wallet_id, lots.c.asset).where(
-            lots.c.id == lot_id, lots.c.tenant_id == tx.tenant_id
-        )
-    ).one()
+    found = store.lot_owner(tx.conn, tx.tenant_id, lot_id)
     before = lock_balance(tx, found.wallet_id, found.asset)
-    lot = tx.conn.execute(select(lots).where(lots.c.id == lot_id)).one()
+    lot = store.lot(tx.conn, lot_id)
     from_wallet = from_expired = 0
     if lot.status == LotStatus.ACTIVE:
         shares = held_lot_shares(tx, found.wallet_id, found.asset, before.held)
@@ -374,24 +318,9 @@ def _take_unused(tx: Tx, lot_id: str, cap: int) -> tuple[int, Decimal, str]:
             reference_id=lot_id,
         )
     if from_wallet:
-        tx.conn.execute(
-            update(wallet_balances)
-            .where(
-                wallet_balances.c.wallet_id == found.wallet_id,
-                wallet_balances.c.asset == found.asset,
-            )
-            .values(posted=wallet_balances.c.posted - from_wallet, updated_at=tx.now)
-        )
+        store.lower_posted(tx.conn, found.wallet_id, found.asset, from_wallet, tx.now)
     if carried:
-        tx.conn.execute(
-            update(lots)
-            .where(lots.c.id == lot_id)
-            .values(
-                remaining=lots.c.remaining - from_wallet,
-                expired=lots.c.expired - from_expired,
-                voided=lots.c.voided + carried,
-            )
-        )
+        store.carry_out_of_lot(tx.conn, lot_id, from_wallet, from_expired)
     return carried, lot.cost_basis, lot.currency
 
 
@@ -406,40 +335,39 @@ def subscribe(
     if (replayed := idem.replay(Subscription)) is not None:
         return replayed
     plan_row = _plan(tx, plan)
-    live = tx.conn.execute(
-        select(subscriptions.c.id).where(subscriptions.c.live_wallet_id == wallet_id)
-    ).first()
+    live = store.live_subscription(tx.conn, wallet_id)
     if live is not None:
         raise AlreadySubscribed(
-            f"customer {customer!r} already has subscription {live.id}; change its plan instead",
+            f"customer {customer!r} already has subscription {live}; change its plan instead",
             field="customer",
         )
     start, end = period_bounds(tx.now, Period(plan_row.period), 0)
     sub_id = new_id("sub")
-    try:
-        tx.conn.execute(
-            subscriptions.insert().values(
-                tenant_id=tx.tenant_id,
-                wallet_id=wallet_id,
-                id=sub_id,
-                customer=customer,
-                plan_id=plan_row.id,
-                status=ACTIVE,
-                live_wallet_id=wallet_id,
-                anchor_at=start,
-                anchor_index=0,
-                period_index=0,
-                current_period_start=start,
-                current_period_end=end,
-                pending_plan_id=None,
-                cancel_at_period_end=0,
-                canceled_at=None,
-                created_at=tx.now,
-            )
-        )
-    except IntegrityError:
+    started = store.insert_once(
+        tx.conn,
+        subscriptions,
+        {
+            "tenant_id": tx.tenant_id,
+            "wallet_id": wallet_id,
+            "id": sub_id,
+            "customer": customer,
+            "plan_id": plan_row.id,
+            "status": ACTIVE,
+            "live_wallet_id": wallet_id,
+            "anchor_at": start,
+            "anchor_index": 0,
+            "period_index": 0,
+            "current_period_start": start,
+            "current_period_end": end,
+            "pending_plan_id": None,
+            "cancel_at_period_end": 0,
+            "canceled_at": None,
+            "created_at": tx.now,
+        },
+    )
+    if not started:
         # Another subscribe for this customer committed first: start over and refuse.
-        raise RetryTransaction from None
+        raise RetryTransaction
     row = _subscription_row(tx, sub_id)
     lot_id, _, _ = _start_period(tx, row, plan_row, 0, start, end)
     _apply_overage_policy(tx, customer, plan_row)
@@ -487,32 +415,29 @@ def change_plan(
     _active(row)
     plan_row = _plan(tx, plan)
     if when == "period_end":
-        tx.conn.execute(
-            update(subscriptions)
-            .where(subscriptions.c.id == row.id)
-            .values(pending_plan_id=None if plan_row.id == row.plan_id else plan_row.id)
+        store.update_subscription(
+            tx.conn,
+            row.id,
+            {"pending_plan_id": None if plan_row.id == row.plan_id else plan_row.id},
         )
     else:
         index = row.period_index + 1
         start, end = period_bounds(tx.now, Period(plan_row.period), 0)
-        claimed = tx.conn.execute(
-            update(subscriptions)
-            .where(
-                subscriptions.c.id == row.id,
-                subscriptions.c.period_index == row.period_index,
-                subscriptions.c.status == ACTIVE,
-            )
-            .values(
-                plan_id=plan_row.id,
-                pending_plan_id=None,
-                anchor_at=start,
-                anchor_index=index,
-                period_index=index,
-                current_period_start=start,
-                current_period_end=end,
-            )
-        ).rowcount
-        if claimed != 1:
+        claimed = store.advance_subscription(
+            tx.conn,
+            row.id,
+            row.period_index,
+            {
+                "plan_id": plan_row.id,
+                "pending_plan_id": None,
+                "anchor_at": start,
+                "anchor_index": index,
+                "period_index": index,
+                "current_period_start": start,
+                "current_period_end": end,
+            },
+        )
+        if not claimed:
             raise RetryTransaction
         _start_period(tx, row, plan_row, index, start, end)
         _apply_overage_policy(tx, row.customer, plan_row)
@@ -539,24 +464,19 @@ def cancel(
     row = _subscription_row(tx, subscription_id, lock=True)
     _active(row)
     if when == "period_end":
-        tx.conn.execute(
-            update(subscriptions).where(subscriptions.c.id == row.id).values(cancel_at_period_end=1)
-        )
+        store.update_subscription(tx.conn, row.id, {"cancel_at_period_end": 1})
     else:
         _end(tx, row, tx.now)
     return idem.record(_subscription_result(tx, _subscription_row(tx, row.id)))
 
 
 def _end(tx: Tx, row: Any, when: datetime) -> bool:
-    ended = tx.conn.execute(
-        update(subscriptions)
-        .where(
-            subscriptions.c.id == row.id,
-            subscriptions.c.status == ACTIVE,
-            subscriptions.c.period_index == row.period_index,
-        )
-        .values(status=CANCELED, live_wallet_id=None, canceled_at=when, pending_plan_id=None)
-    ).rowcount
+    ended = store.advance_subscription(
+        tx.conn,
+        row.id,
+        row.period_index,
+        {"status": CANCELED, "live_wallet_id": None, "canceled_at": when, "pending_plan_id": None},
+    )
     if ended:
         emit(
             tx,
@@ -573,18 +493,9 @@ def renew_due(tx: Tx, *, limit: int = 100) -> RenewalReport:
     A subscription the job has not seen for several periods is brought up to date one
     period at a time; periods that ended before they were issued get no credit.
     """
-    due = tx.conn.execute(
-        select(subscriptions.c.id)
-        .where(
-            subscriptions.c.tenant_id == tx.tenant_id,
-            subscriptions.c.status == ACTIVE,
-            subscriptions.c.current_period_end <= tx.now,
-        )
-        .order_by(subscriptions.c.current_period_end, subscriptions.c.id)
-        .limit(limit)
-    ).all()
+    due = store.due_subscriptions(tx.conn, tx.tenant_id, tx.now, limit)
     renewed = canceled = carried = 0
-    for (sub_id,) in due:
+    for sub_id in due:
         while True:
             row = _subscription_row(tx, sub_id)
             if row.status != ACTIVE or row.current_period_end > tx.now:
@@ -610,31 +521,23 @@ def _renew_once(tx: Tx, row: Any) -> int | None:
     if plan.id != old_plan.id:
         anchor_at, anchor_index = start, index
     period_start, end = period_bounds(anchor_at, Period(plan.period), index - anchor_index)
-    claimed = tx.conn.execute(
-        update(subscriptions)
-        .where(
-            subscriptions.c.id == row.id,
-            subscriptions.c.period_index == row.period_index,
-            subscriptions.c.status == ACTIVE,
-        )
-        .values(
-            plan_id=plan.id,
-            pending_plan_id=None,
-            anchor_at=anchor_at,
-            anchor_index=anchor_index,
-            period_index=index,
-            current_period_start=period_start,
-            current_period_end=end,
-        )
-    ).rowcount
-    if claimed != 1:
+    claimed = store.advance_subscription(
+        tx.conn,
+        row.id,
+        row.period_index,
+        {
+            "plan_id": plan.id,
+            "pending_plan_id": None,
+            "anchor_at": anchor_at,
+            "anchor_index": anchor_index,
+            "period_index": index,
+            "current_period_start": period_start,
+            "current_period_end": end,
+        },
+    )
+    if not claimed:
         return None
-    previous = tx.conn.execute(
-        select(subscription_periods.c.lot_id).where(
-            subscription_periods.c.subscription_id == row.id,
-            subscription_periods.c.period_index == row.period_index,
-        )
-    ).scalar()
+    previous = store.period_lot(tx.conn, row.id, row.period_index)
     lot_id, rollover_lot_id, carried = _start_period(
         tx, row, plan, index, period_start, end, carry_from=(old_plan, previous)
     )

@@ -22,35 +22,39 @@ key, before the purchase is refunded any further.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select, update
-
 from creditgate.domain.amounts import check_amount
-from creditgate.domain.billing import refunded_money
 from creditgate.domain.billing_errors import (
     PurchaseNotRefundable,
-    RefundNotCovered,
     RefundPending,
     UnknownPurchase,
     UnknownRefund,
 )
 from creditgate.domain.errors import InvalidInput
-from creditgate.domain.ledger import (
-    Account,
-    Entry,
-    TransactionKind,
-    charge_entries,
-    debt_repayment_entries,
+from creditgate.domain.ledger import Account, Entry, TransactionKind, debt_repayment_entries
+from creditgate.domain.lots import LotStatus
+from creditgate.domain.refunds import (
+    ConsumedDebit,
+    RefundablePurchase,
+    RefundPlan,
+    check_consumed_covered,
+    consumed_debit_entries,
+    consumed_still_held,
+    debit_consumed,
+    plan_purchase_refund,
+    refund_entries,
+    unused_credit,
 )
-from creditgate.domain.lots import LotKind, LotStatus, plan_draws
 from creditgate.services.billing import purchases
 from creditgate.services.billing.results import PurchaseRefund, PurchaseRefundList
 from creditgate.services.catalog.catalog import check_id, check_metadata
 from creditgate.services.context import Idempotent, Tx
 from creditgate.services.ledger.refunds import check_reason, credit_lot
 from creditgate.services.wallet import (
+    BalanceRow,
     emit,
     held_lot_shares,
     lock_balance,
@@ -58,9 +62,10 @@ from creditgate.services.wallet import (
     post,
     shift_balance,
 )
+from creditgate.storage import billing as store
 from creditgate.storage.database import RetryTransaction
 from creditgate.storage.ids import new_id
-from creditgate.storage.tables import lots, purchase_refunds
+from creditgate.storage.tables import purchase_refunds
 from creditgate.storage.tables import purchases as purchase_table
 
 PENDING, SUCCEEDED, PROCESSING, FAILED = "pending", "succeeded", "processing", "failed"
@@ -91,9 +96,7 @@ def _result(row: Any) -> PurchaseRefund:
 
 
 def _tenant_row(tx: Tx, table: Any, row_id: str, missing: Exception) -> Any:
-    row = tx.conn.execute(
-        select(table).where(table.c.id == row_id, table.c.tenant_id == tx.tenant_id)
-    ).first()
+    row = store.tenant_row(tx.conn, table, tx.tenant_id, row_id)
     if row is None:
         raise missing
     return row
@@ -118,41 +121,26 @@ def list_refunds(tx: Tx, *, purchase_id: str) -> PurchaseRefundList:
     """A purchase's refunds, oldest first."""
     check_id(purchase_id, "purchase")
     _purchase(tx, purchase_id)
-    rows = tx.conn.execute(
-        select(purchase_refunds)
-        .where(purchase_refunds.c.purchase_id == purchase_id)
-        .order_by(purchase_refunds.c.created_at, purchase_refunds.c.id)
-    )
+    rows = store.refunds_of(tx.conn, purchase_id)
     return PurchaseRefundList(data=[_result(r) for r in rows])
 
 
 def unanswered(tx: Tx, *, purchase_id: str) -> list[PurchaseRefund]:
     """Refunds of a purchase still waiting for the provider's answer."""
-    rows = tx.conn.execute(
-        select(purchase_refunds).where(
-            purchase_refunds.c.tenant_id == tx.tenant_id,
-            purchase_refunds.c.purchase_id == purchase_id,
-            purchase_refunds.c.status == PENDING,
-        )
-    )
-    return [_result(r) for r in rows]
+    return [_result(r) for r in store.pending_refunds(tx.conn, tx.tenant_id, purchase_id)]
 
 
-def _consumed(tx: Tx, lot: Any) -> int:
-    """Credit of a lot that usage still holds: consumed, less what refunds of charges gave
-    back (to the lot itself, or to refund lots made for it once it had closed)."""
-    given_back: int = sum(
-        int(r.amount)
-        for r in tx.conn.execute(
-            select(lots.c.amount, lots.c.metadata).where(
-                lots.c.wallet_id == lot.wallet_id,
-                lots.c.asset == lot.asset,
-                lots.c.kind == LotKind.REFUND.value,
-            )
-        )
-        if (r.metadata or {}).get("refund_of") == lot.id
-    )
-    return max(0, int(lot.consumed) - int(lot.refunded) - given_back)
+@dataclass(frozen=True, slots=True)
+class _Refund:
+    """A refund being made: its request, the purchase and lot, the plan, the wallet's debit."""
+
+    id: str
+    purchase: Any
+    lot: Any
+    plan: RefundPlan
+    debit: ConsumedDebit
+    reason: str
+    metadata: dict[str, Any]
 
 
 def start_refund(
@@ -184,6 +172,29 @@ def start_refund(
     if (replayed := idem.replay(PurchaseRefund)) is not None:
         return replayed
     found = _purchase(tx, purchase_id)
+    _check_refundable(tx, found)
+    # The balance row first, as every credit movement does; it also serializes the refunds
+    # of this purchase, so two cannot both take its last credit or money.
+    before = lock_balance(tx, found.wallet_id, found.asset)
+    row = _purchase(tx, purchase_id)
+    _check_none_pending(tx, row)
+    lot = store.lot(tx.conn, row.lot_id)
+    plan = plan_purchase_refund(
+        _refundable(tx, row, lot, before, include_consumed), wanted, include_consumed
+    )
+    debit = ConsumedDebit([], 0)
+    if plan.from_consumed:
+        check_consumed_covered(plan, before.policy, before.available)
+        others = [x for x in open_lots(tx, row.wallet_id, row.asset) if x.id != lot.id]
+        debit = debit_consumed(plan, others, tx.now)
+    refund = _Refund(new_id("rfd"), row, lot, plan, debit, reason, meta)
+    _take_back(tx, refund)
+    _record(tx, refund)
+    return idem.record(_result(_refund_row(tx, refund.id)))
+
+
+def _check_refundable(tx: Tx, found: Any) -> None:
+    """Only a paid purchase is refunded, through a payment its provider knows of."""
     if found.status != purchases.PAID or found.lot_id is None:
         raise PurchaseNotRefundable(
             f"purchase {found.id} is {found.status}: only a paid purchase is refunded",
@@ -195,159 +206,131 @@ def start_refund(
             field="purchase",
         )
     purchases.provider_config(tx, found.provider)
-    # The balance row first, as every credit movement does; it also serializes the refunds
-    # of this purchase, so two cannot both take its last credit or money.
-    before = lock_balance(tx, found.wallet_id, found.asset)
-    row = _purchase(tx, purchase_id)
-    waiting = tx.conn.execute(
-        select(purchase_refunds.c.id).where(
-            purchase_refunds.c.purchase_id == row.id, purchase_refunds.c.status == PENDING
-        )
-    ).first()
+
+
+def _check_none_pending(tx: Tx, row: Any) -> None:
+    waiting = store.first_pending_refund(tx.conn, row.id)
     if waiting is not None:
         raise RefundPending(
-            f"refund {waiting.id} of purchase {row.id} is waiting for {row.provider}'s answer; "
+            f"refund {waiting} of purchase {row.id} is waiting for {row.provider}'s answer; "
             "retry it first",
             field="purchase",
         )
-    lot = tx.conn.execute(select(lots).where(lots.c.id == row.lot_id)).one()
+
+
+def _refundable(
+    tx: Tx, row: Any, lot: Any, before: BalanceRow, include_consumed: bool
+) -> RefundablePurchase:
+    """The purchase as the refund plan sees it: what its lot has unused and, if asked for,
+    the consumed credit usage still holds."""
     unused = 0
     if lot.status == LotStatus.ACTIVE:
         shares = held_lot_shares(tx, row.wallet_id, row.asset, before.held)
-        unused = max(0, lot.remaining - shares.get(lot.id, 0))
-    consumed = _consumed(tx, lot) if include_consumed else 0
-    left = row.amount - row.refunded
-    can = min(unused + consumed, left)
-    if wanted is None:
-        wanted = can
-    if wanted == 0 or wanted > can:
-        more = (
-            "; pass include_consumed to refund credit already used"
-            if not include_consumed and left > unused
-            else ""
-        )
-        has = f"has {can} credit to refund, not {wanted}" if can else "has no credit to refund"
-        raise InvalidInput(f"purchase {row.id} {has}{more}", field="amount")
-    from_unused = min(wanted, unused)
-    from_consumed = wanted - from_unused
-    digits = purchases.currency_digits(row.currency)
-    money_total = refunded_money(row.price, row.amount, row.refunded + wanted, digits)
-    money = (money_total - row.refunded_money).quantize(money_total)
-    if money <= 0:
-        raise InvalidInput(
-            f"{wanted} of {row.amount} credits are worth less than one minor unit of "
-            f"{row.currency}: there is no money to pay back",
-            field="amount",
-        )
-    draws: list[Any] = []
-    debt = 0
-    if from_consumed:
-        capacity = before.policy.capacity(before.available - from_unused)
-        if from_consumed > capacity:
-            raise RefundNotCovered(
-                f"refunding {from_consumed} consumed credit debits it from the wallet again, "
-                f"and its {before.policy.mode.value} policy allows {capacity}",
-                field="amount",
-            )
-        others = [x for x in open_lots(tx, row.wallet_id, row.asset) if x.id != lot.id]
-        draws, debt = plan_draws(others, from_consumed, tx.now)
+        unused = unused_credit(lot.remaining, shares.get(lot.id, 0))
+    consumed = 0
+    if include_consumed:
+        given_back = store.given_back_to(tx.conn, lot.wallet_id, lot.asset, lot.id)
+        consumed = consumed_still_held(int(lot.consumed), int(lot.refunded), given_back)
+    return RefundablePurchase(
+        id=row.id,
+        amount=row.amount,
+        refunded=row.refunded,
+        price=row.price,
+        refunded_money=row.refunded_money,
+        currency=row.currency,
+        digits=purchases.currency_digits(row.currency),
+        unused=unused,
+        consumed=consumed,
+    )
 
-    refund_id = new_id("rfd")
-    entries: list[Entry] = []
-    if from_consumed:
-        # The usage the lot paid for is taken off it, to be paid by the wallet again.
-        entries += [
-            Entry(Account.USAGE, -from_consumed),
-            Entry(Account.WALLET, from_consumed, lot.id),
-        ]
-    entries += [Entry(Account.WALLET, -wanted, lot.id), Entry(Account.REFUNDED, wanted, lot.id)]
+
+def _take_back(tx: Tx, refund: _Refund) -> None:
+    """Post the refund (and the wallet's debit for consumed credit), void its credit on the
+    lot and move the balance."""
+    row, plan = refund.purchase, refund.plan
     post(
         tx,
         wallet_id=row.wallet_id,
         asset=row.asset,
         kind=TransactionKind.PURCHASE_REFUND,
-        entries=entries,
-        reference_id=refund_id,
+        entries=refund_entries(plan, refund.lot.id),
+        reference_id=refund.id,
     )
-    if from_consumed:
+    if plan.from_consumed:
         post(
             tx,
             wallet_id=row.wallet_id,
             asset=row.asset,
             kind=TransactionKind.CHARGE,
-            entries=charge_entries(draws, debt),
-            reference_id=refund_id,
+            entries=consumed_debit_entries(refund.debit),
+            reference_id=refund.id,
         )
-    taken = tx.conn.execute(
-        update(lots)
-        .where(lots.c.id == lot.id, lots.c.remaining >= from_unused)
-        .values(
-            remaining=lots.c.remaining - from_unused,
-            consumed=lots.c.consumed - from_consumed,
-            voided=lots.c.voided + wanted,
-        )
-    ).rowcount
-    if taken != 1:
+    taken = store.take_refunded_credit(
+        tx.conn, refund.lot.id, from_unused=plan.from_unused, from_consumed=plan.from_consumed
+    )
+    if not taken:
         raise RetryTransaction
     shift_balance(
         tx,
         row.wallet_id,
         row.asset,
-        posted=-wanted,
+        posted=-plan.amount,
         held=0,
-        debt=debt,
-        need=wanted if from_consumed else 0,
-        draws=[(d.lot_id, d.amount) for d in draws],
+        debt=refund.debit.debt,
+        need=plan.amount if plan.from_consumed else 0,
+        draws=[(d.lot_id, d.amount) for d in refund.debit.draws],
     )
-    tx.conn.execute(
-        update(purchase_table)
-        .where(purchase_table.c.id == row.id)
-        .values(refunded=row.refunded + wanted, refunded_money=money_total)
+
+
+def _record(tx: Tx, refund: _Refund) -> None:
+    """The purchase's refunded totals, the pending refund, and `refund.created`."""
+    row, plan = refund.purchase, refund.plan
+    store.set_refunded(tx.conn, row.id, row.refunded + plan.amount, plan.money_total)
+    store.insert_refund(
+        tx.conn,
+        {
+            "tenant_id": tx.tenant_id,
+            "wallet_id": row.wallet_id,
+            "id": refund.id,
+            "purchase_id": row.id,
+            "customer": row.customer,
+            "lot_id": refund.lot.id,
+            "asset": row.asset,
+            "amount": plan.amount,
+            "unused": plan.from_unused,
+            "consumed": plan.from_consumed,
+            "money": plan.money,
+            "currency": row.currency,
+            "reason": refund.reason,
+            "metadata": refund.metadata,
+            "provider": row.provider,
+            "provider_ref": None,
+            "status": PENDING,
+            "failure_reason": None,
+            "created_at": tx.now,
+            "resolved_at": None,
+        },
     )
-    values = {
-        "tenant_id": tx.tenant_id,
-        "wallet_id": row.wallet_id,
-        "id": refund_id,
-        "purchase_id": row.id,
-        "customer": row.customer,
-        "lot_id": lot.id,
-        "asset": row.asset,
-        "amount": wanted,
-        "unused": from_unused,
-        "consumed": from_consumed,
-        "money": money,
-        "currency": row.currency,
-        "reason": reason,
-        "metadata": meta,
-        "provider": row.provider,
-        "provider_ref": None,
-        "status": PENDING,
-        "failure_reason": None,
-        "created_at": tx.now,
-        "resolved_at": None,
-    }
-    tx.conn.execute(insert(purchase_refunds).values(**values))
     emit(
         tx,
         "refund.created",
         row.wallet_id,
         {
-            "refund": refund_id,
+            "refund": refund.id,
             "purchase": row.id,
             "customer": row.customer,
             "asset": row.asset,
-            "amount": wanted,
-            "unused": from_unused,
-            "consumed": from_consumed,
-            "debt": debt,
-            "money": f"{money:f}",
+            "amount": plan.amount,
+            "unused": plan.from_unused,
+            "consumed": plan.from_consumed,
+            "debt": refund.debit.debt,
+            "money": f"{plan.money:f}",
             "currency": row.currency,
             "provider": row.provider,
-            "reason": reason,
-            "metadata": meta,
+            "reason": refund.reason,
+            "metadata": refund.metadata,
         },
     )
-    return idem.record(_result(_refund_row(tx, refund_id)))
 
 
 def record_answer(
@@ -366,14 +349,14 @@ def record_answer(
         return _give_back(tx, row, failure_reason or "refused")
     if status not in (SUCCEEDED, PROCESSING):
         raise ValueError(status)
-    tx.conn.execute(
-        update(purchase_refunds)
-        .where(purchase_refunds.c.id == row.id, purchase_refunds.c.status == PENDING)
-        .values(
-            status=status,
-            provider_ref=None if provider_ref is None else provider_ref[:255],
-            resolved_at=tx.now,
-        )
+    store.answer_refund(
+        tx.conn,
+        row.id,
+        {
+            "status": status,
+            "provider_ref": None if provider_ref is None else provider_ref[:255],
+            "resolved_at": tx.now,
+        },
     )
     return _result(_refund_row(tx, refund_id))
 
@@ -382,11 +365,11 @@ def _give_back(tx: Tx, row: Any, failure_reason: str) -> PurchaseRefund:
     """The provider refused: the credit comes back and the purchase's totals go back down."""
     digits = purchases.currency_digits(row.currency)
     before = lock_balance(tx, row.wallet_id, row.asset)
-    claimed = tx.conn.execute(
-        update(purchase_refunds)
-        .where(purchase_refunds.c.id == row.id, purchase_refunds.c.status == PENDING)
-        .values(status=FAILED, failure_reason=failure_reason[:MAX_FAILURE], resolved_at=tx.now)
-    ).rowcount
+    claimed = store.answer_refund(
+        tx.conn,
+        row.id,
+        {"status": FAILED, "failure_reason": failure_reason[:MAX_FAILURE], "resolved_at": tx.now},
+    )
     if not claimed:
         return _result(_refund_row(tx, row.id))
     target = credit_lot(
@@ -404,11 +387,7 @@ def _give_back(tx: Tx, row: Any, failure_reason: str) -> PurchaseRefund:
     repay = min(before.debt, row.amount)
     if repay:
         entries += debt_repayment_entries(target, repay)
-        tx.conn.execute(
-            update(lots)
-            .where(lots.c.id == target)
-            .values(remaining=lots.c.remaining - repay, consumed=lots.c.consumed + repay)
-        )
+        store.repay_debt_from_lot(tx.conn, target, repay)
     post(
         tx,
         wallet_id=row.wallet_id,
@@ -418,13 +397,11 @@ def _give_back(tx: Tx, row: Any, failure_reason: str) -> PurchaseRefund:
         reference_id=row.id,
     )
     shift_balance(tx, row.wallet_id, row.asset, posted=row.amount, held=0, debt=-repay, need=0)
-    tx.conn.execute(
-        update(purchase_table)
-        .where(purchase_table.c.id == row.purchase_id)
-        .values(
-            refunded=purchase_table.c.refunded - row.amount,
-            refunded_money=_purchase(tx, row.purchase_id).refunded_money - row.money,
-        )
+    store.unrefund(
+        tx.conn,
+        row.purchase_id,
+        row.amount,
+        _purchase(tx, row.purchase_id).refunded_money - row.money,
     )
     emit(
         tx,

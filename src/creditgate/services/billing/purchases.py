@@ -8,11 +8,10 @@ however many times a provider reports it paid.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
-
-from sqlalchemy import func, select, update
 
 from creditgate.domain.amounts import MAX_BALANCE, check_amount, check_asset_code, check_money
 from creditgate.domain.billing import backoff, month_of, unit_value
@@ -33,6 +32,7 @@ from creditgate.services.billing._shared import (
     check_currency,
     insert_if_new,
 )
+from creditgate.services.billing.requests import NewPack, PurchaseOrder
 from creditgate.services.billing.results import (
     ExchangeRate,
     Pack,
@@ -44,9 +44,9 @@ from creditgate.services.catalog.catalog import check_external_id, check_id, che
 from creditgate.services.context import Idempotent, Tx
 from creditgate.services.ledger import consumption
 from creditgate.services.wallet import emit
+from creditgate.storage import billing as store
 from creditgate.storage.ids import new_id
 from creditgate.storage.tables import (
-    auto_top_ups,
     exchange_rates,
     packs,
     payment_methods,
@@ -135,34 +135,23 @@ def _pack_result(row: Any) -> Pack:
     )
 
 
-def create_pack(
-    tx: Tx,
-    *,
-    code: str,
-    asset: str,
-    amount: int,
-    price: Decimal | str | int,
-    currency: str = "USD",
-    name: str = "",
-    expires_after_days: int | None = None,
-    idempotency_key: str | None = None,
-) -> Pack:
+def create_pack(tx: Tx, *, pack: NewPack, idempotency_key: str | None = None) -> Pack:
     """A pack of credit for sale, e.g. 100 credits for $25, valid 365 days after purchase."""
-    code = check_code(code)
-    name = check_name(name, "name", required=False)
-    tx.asset(check_asset_code(asset))
-    amount = check_amount(amount)
+    code = check_code(pack.code)
+    name = check_name(pack.name, "name", required=False)
+    tx.asset(check_asset_code(pack.asset))
+    amount = check_amount(pack.amount)
     if amount > MAX_BALANCE:
         raise InvalidInput(f"amount must be at most {MAX_BALANCE}", field="amount")
-    currency = check_currency(currency)
-    money = check_price(price, currency)
+    currency = check_currency(pack.currency)
+    money = check_price(pack.price, currency)
     days = check_count(
-        expires_after_days, "expires_after_days", minimum=1, maximum=MAX_DAYS, optional=True
+        pack.expires_after_days, "expires_after_days", minimum=1, maximum=MAX_DAYS, optional=True
     )
     request = {
         "code": code,
         "name": name,
-        "asset": asset,
+        "asset": pack.asset,
         "amount": amount,
         "price": money,
         "currency": currency,
@@ -171,45 +160,34 @@ def create_pack(
     idem = Idempotent(tx, idempotency_key, "pack.create", request)
     if (replayed := idem.replay(Pack)) is not None:
         return replayed
-    exists = tx.conn.execute(
-        select(packs.c.id).where(packs.c.tenant_id == tx.tenant_id, packs.c.code == code)
-    ).first()
-    if exists is not None:
+    if store.code_taken(tx.conn, packs, tx.tenant_id, code):
         raise AlreadyExists(f"pack {code!r} already exists", field="code")
     pack_id = new_id("pck")
-    tx.conn.execute(
-        packs.insert().values(
-            **request, tenant_id=tx.tenant_id, id=pack_id, active=1, created_at=tx.now
-        )
+    store.insert_row(
+        tx.conn,
+        packs,
+        {**request, "tenant_id": tx.tenant_id, "id": pack_id, "active": 1, "created_at": tx.now},
     )
-    return idem.record(
-        _pack_result(tx.conn.execute(select(packs).where(packs.c.id == pack_id)).one())
-    )
+    return idem.record(_pack_result(store.row_by_id(tx.conn, packs, pack_id)))
 
 
 def list_packs(tx: Tx, *, include_inactive: bool = False) -> list[Pack]:
-    query = select(packs).where(packs.c.tenant_id == tx.tenant_id)
-    if not include_inactive:
-        query = query.where(packs.c.active == 1)
-    return [_pack_result(r) for r in tx.conn.execute(query.order_by(packs.c.code))]
+    rows = store.list_packs(tx.conn, tx.tenant_id, include_inactive=include_inactive)
+    return [_pack_result(r) for r in rows]
 
 
 def set_pack_active(tx: Tx, *, pack: str, active: bool) -> Pack:
     """Stop (or resume) selling a pack; purchases already made are not affected."""
     row = pack_row(tx, pack)
-    tx.conn.execute(update(packs).where(packs.c.id == row.id).values(active=int(bool(active))))
-    return _pack_result(tx.conn.execute(select(packs).where(packs.c.id == row.id)).one())
+    store.set_pack_active(tx.conn, row.id, active)
+    return _pack_result(store.row_by_id(tx.conn, packs, row.id))
 
 
 def pack_row(tx: Tx, pack: object) -> Any:
     """A pack of this tenant by its id or code."""
     if not isinstance(pack, str) or not 1 <= len(pack) <= 64 or not pack.isprintable():
         raise InvalidInput("pack must be a pack's id or code", field="pack")
-    row = tx.conn.execute(
-        select(packs).where(
-            packs.c.tenant_id == tx.tenant_id, (packs.c.id == pack) | (packs.c.code == pack)
-        )
-    ).first()
+    row = store.by_id_or_code(tx.conn, packs, tx.tenant_id, pack)
     if row is None:
         raise UnknownPack(f"pack {pack!r} does not exist", field="pack")
     return row
@@ -239,24 +217,12 @@ def set_exchange_rate(
         },
     )
     if not created:
-        tx.conn.execute(
-            update(exchange_rates)
-            .where(
-                exchange_rates.c.tenant_id == tx.tenant_id,
-                exchange_rates.c.currency == currency,
-                exchange_rates.c.asset == asset,
-            )
-            .values(rate=value, updated_at=tx.now)
-        )
+        store.update_exchange_rate(tx.conn, tx.tenant_id, currency, asset, value, tx.now)
     return ExchangeRate(currency=currency, asset=asset, rate=value, updated_at=tx.now)
 
 
 def list_exchange_rates(tx: Tx) -> list[ExchangeRate]:
-    rows = tx.conn.execute(
-        select(exchange_rates)
-        .where(exchange_rates.c.tenant_id == tx.tenant_id)
-        .order_by(exchange_rates.c.currency, exchange_rates.c.asset)
-    )
+    rows = store.list_exchange_rates(tx.conn, tx.tenant_id)
     return [
         ExchangeRate(currency=r.currency, asset=r.asset, rate=r.rate, updated_at=r.updated_at)
         for r in rows
@@ -271,13 +237,7 @@ def credits_for(tx: Tx, asset: str, money: Decimal, currency: str) -> int:
     info = tx.asset(asset)
     if asset.upper() == currency:
         return info.to_minor(money)
-    rate = tx.conn.execute(
-        select(exchange_rates.c.rate).where(
-            exchange_rates.c.tenant_id == tx.tenant_id,
-            exchange_rates.c.currency == currency,
-            exchange_rates.c.asset == asset,
-        )
-    ).scalar()
+    rate = store.exchange_rate(tx.conn, tx.tenant_id, currency, asset)
     if rate is None:
         raise NoExchangeRate(
             f"no exchange rate from {currency} to {asset}: set one first", field="currency"
@@ -314,14 +274,7 @@ def set_provider_account(
         {"tenant_id": tx.tenant_id, "provider": provider, "config": config, "updated_at": tx.now},
     )
     if not created:
-        tx.conn.execute(
-            update(payment_providers)
-            .where(
-                payment_providers.c.tenant_id == tx.tenant_id,
-                payment_providers.c.provider == provider,
-            )
-            .values(config=config, updated_at=tx.now)
-        )
+        store.update_provider_config(tx.conn, tx.tenant_id, provider, config, tx.now)
     return _account_result(provider, config, tx.now)
 
 
@@ -335,22 +288,13 @@ def _account_result(provider: str, config: dict[str, Any], updated_at: Any) -> P
 
 
 def list_provider_accounts(tx: Tx) -> list[ProviderAccount]:
-    rows = tx.conn.execute(
-        select(payment_providers)
-        .where(payment_providers.c.tenant_id == tx.tenant_id)
-        .order_by(payment_providers.c.provider)
-    )
+    rows = store.list_provider_accounts(tx.conn, tx.tenant_id)
     return [_account_result(r.provider, r.config, r.updated_at) for r in rows]
 
 
 def stored_provider_config(tx: Tx, provider: str) -> dict[str, Any] | None:
     """A provider account's secrets, opened; None when the tenant has not set one."""
-    config = tx.conn.execute(
-        select(payment_providers.c.config).where(
-            payment_providers.c.tenant_id == tx.tenant_id,
-            payment_providers.c.provider == provider,
-        )
-    ).scalar()
+    config = store.provider_config(tx.conn, tx.tenant_id, provider)
     if not config:
         return None
     keys = tx.operator.secret_keys
@@ -410,36 +354,23 @@ def save_payment_method(
         "created_at": tx.now,
     }
     if not insert_if_new(tx, payment_methods, values):
-        tx.conn.execute(
-            update(payment_methods)
-            .where(payment_methods.c.wallet_id == wallet_id, payment_methods.c.provider == provider)
-            .values(customer_ref=owner, method_ref=method, created_at=tx.now)
+        store.replace_payment_method(
+            tx.conn,
+            wallet_id,
+            provider,
+            {"customer_ref": owner, "method_ref": method, "created_at": tx.now},
         )
-    row = tx.conn.execute(
-        select(payment_methods).where(
-            payment_methods.c.wallet_id == wallet_id, payment_methods.c.provider == provider
-        )
-    ).one()
-    return idem.record(_method_result(row))
+    return idem.record(_method_result(store.payment_method(tx.conn, wallet_id, provider)))
 
 
 def payment_method(tx: Tx, wallet_id: str, provider: str) -> PaymentMethod | None:
-    row = tx.conn.execute(
-        select(payment_methods).where(
-            payment_methods.c.wallet_id == wallet_id, payment_methods.c.provider == provider
-        )
-    ).first()
+    row = store.payment_method(tx.conn, wallet_id, provider)
     return None if row is None else _method_result(row)
 
 
 def list_payment_methods(tx: Tx, *, customer: str) -> list[PaymentMethod]:
     wallet_id = tx.wallet_id(check_external_id(customer))
-    rows = tx.conn.execute(
-        select(payment_methods)
-        .where(payment_methods.c.wallet_id == wallet_id)
-        .order_by(payment_methods.c.provider)
-    )
-    return [_method_result(r) for r in rows]
+    return [_method_result(r) for r in store.list_payment_methods(tx.conn, wallet_id)]
 
 
 # Purchases
@@ -471,12 +402,7 @@ def purchase_result(row: Any) -> Purchase:
 
 
 def _purchase_row(tx: Tx, purchase_id: object) -> Any:
-    check_id(purchase_id, "purchase")
-    row = tx.conn.execute(
-        select(purchases).where(
-            purchases.c.id == purchase_id, purchases.c.tenant_id == tx.tenant_id
-        )
-    ).first()
+    row = store.tenant_row(tx.conn, purchases, tx.tenant_id, check_id(purchase_id, "purchase"))
     if row is None:
         raise UnknownPurchase(f"purchase {purchase_id!r} does not exist", field="purchase")
     return row
@@ -488,104 +414,102 @@ def get_purchase(tx: Tx, *, purchase_id: str) -> Purchase:
 
 def list_purchases(tx: Tx, *, customer: str, limit: int = 100) -> list[Purchase]:
     wallet_id = tx.wallet_id(check_external_id(customer))
-    rows = tx.conn.execute(
-        select(purchases)
-        .where(purchases.c.wallet_id == wallet_id)
-        .order_by(purchases.c.created_at.desc(), purchases.c.id.desc())
-        .limit(limit)
-    )
-    return [purchase_result(r) for r in rows]
+    return [purchase_result(r) for r in store.list_purchases(tx.conn, wallet_id, limit)]
 
 
-def start_purchase(
-    tx: Tx,
-    *,
-    customer: str,
-    pack: str | None = None,
-    asset: str | None = None,
-    price: Decimal | str | int | None = None,
-    currency: str = "USD",
-    provider: str = "manual",
-    success_url: str | None = None,
-    cancel_url: str | None = None,
-    origin: str = "checkout",
-    purchase_id: str | None = None,
-    idempotency_key: str | None = None,
-) -> Purchase:
+def start_purchase(tx: Tx, *, order: PurchaseOrder, idempotency_key: str | None = None) -> Purchase:
     """A pending purchase of a pack, or of `price` worth of an asset (a money top-up).
 
     It grants nothing until paid: by the provider's confirmation, or an operator marking a
     manual invoice paid.
     """
-    wallet_id = tx.wallet_id(check_external_id(customer))
-    provider = check_provider(provider)
-    success = _check_url(success_url, "success_url")
-    _check_url(cancel_url, "cancel_url")
-    if provider == "stripe" and origin == "checkout" and success is None:
+    wallet_id = tx.wallet_id(check_external_id(order.customer))
+    provider = check_provider(order.provider)
+    success = _check_url(order.success_url, "success_url")
+    _check_url(order.cancel_url, "cancel_url")
+    if provider == "stripe" and order.origin == "checkout" and success is None:
         raise InvalidInput("success_url is required for a Stripe checkout", field="success_url")
     request = {
-        "customer": customer,
-        "pack": pack,
-        "asset": asset,
-        "price": price if price is None else str(price),
-        "currency": currency,
+        "customer": order.customer,
+        "pack": order.pack,
+        "asset": order.asset,
+        "price": order.price if order.price is None else str(order.price),
+        "currency": order.currency,
         "provider": provider,
-        "success_url": success_url,
-        "cancel_url": cancel_url,
+        "success_url": order.success_url,
+        "cancel_url": order.cancel_url,
     }
     idem = Idempotent(tx, idempotency_key, "purchase.create", request)
     if (replayed := idem.replay(Purchase)) is not None:
         return replayed
-    if (pack is None) == (price is None):
+    if (order.pack is None) == (order.price is None):
         raise InvalidInput("give a pack, or a price and an asset to top up", field="pack")
-    days = None
-    pack_id = None
-    if pack is not None:
-        row = pack_row(tx, pack)
-        if not row.active:
-            raise PackNotActive(f"pack {row.code!r} is no longer sold", field="pack")
-        pack_id, asset_code, amount = row.id, row.asset, row.amount
-        money, money_currency, days = row.price, row.currency, row.expires_after_days
-    else:
-        if asset is None:
-            raise InvalidInput("asset is required for a top-up", field="asset")
-        asset_code = check_asset_code(asset)
-        money_currency = check_currency(currency)
-        money = check_price(price, money_currency)
-        amount = credits_for(tx, asset_code, money, money_currency)
-        if amount <= 0:
-            raise InvalidInput("price buys less than one minor unit of the asset", field="price")
-        if amount > MAX_BALANCE:
-            raise InvalidInput("price buys more than a balance can hold", field="price")
+    item = _of_pack(tx, order.pack) if order.pack is not None else _of_money(tx, order)
     if provider != "manual":
         provider_config(tx, provider)
-    new = purchase_id or new_id("pur")
-    tx.conn.execute(
-        purchases.insert().values(
-            tenant_id=tx.tenant_id,
-            wallet_id=wallet_id,
-            id=new,
-            customer=customer,
-            pack_id=pack_id,
-            asset=asset_code,
-            amount=amount,
-            price=money,
-            currency=money_currency,
-            expires_after_days=days,
-            status=PENDING,
-            origin=origin,
-            provider=provider,
-            provider_ref=None,
-            payment_ref=None,
-            checkout_url=None,
-            failure_reason=None,
-            lot_id=None,
-            created_at=tx.now,
-            paid_at=None,
-            failed_at=None,
-        )
+    new = order.purchase_id or new_id("pur")
+    store.insert_row(
+        tx.conn,
+        purchases,
+        {
+            "tenant_id": tx.tenant_id,
+            "wallet_id": wallet_id,
+            "id": new,
+            "customer": order.customer,
+            "pack_id": item.pack_id,
+            "asset": item.asset,
+            "amount": item.amount,
+            "price": item.price,
+            "currency": item.currency,
+            "expires_after_days": item.expires_after_days,
+            "status": PENDING,
+            "origin": order.origin,
+            "provider": provider,
+            "provider_ref": None,
+            "payment_ref": None,
+            "checkout_url": None,
+            "failure_reason": None,
+            "lot_id": None,
+            "created_at": tx.now,
+            "paid_at": None,
+            "failed_at": None,
+        },
     )
     return idem.record(purchase_result(_purchase_row(tx, new)))
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """What a purchase buys, and for how much."""
+
+    pack_id: str | None
+    asset: str
+    amount: int
+    price: Decimal
+    currency: str
+    expires_after_days: int | None
+
+
+def _of_pack(tx: Tx, pack: str) -> _Item:
+    row = pack_row(tx, pack)
+    if not row.active:
+        raise PackNotActive(f"pack {row.code!r} is no longer sold", field="pack")
+    return _Item(row.id, row.asset, row.amount, row.price, row.currency, row.expires_after_days)
+
+
+def _of_money(tx: Tx, order: PurchaseOrder) -> _Item:
+    """A money top-up: `price` in its currency, converted to the asset at the tenant's rate."""
+    if order.asset is None:
+        raise InvalidInput("asset is required for a top-up", field="asset")
+    asset = check_asset_code(order.asset)
+    currency = check_currency(order.currency)
+    money = check_price(order.price, currency)
+    amount = credits_for(tx, asset, money, currency)
+    if amount <= 0:
+        raise InvalidInput("price buys less than one minor unit of the asset", field="price")
+    if amount > MAX_BALANCE:
+        raise InvalidInput("price buys more than a balance can hold", field="price")
+    return _Item(None, asset, amount, money, currency, None)
 
 
 def attach_provider_ref(
@@ -606,27 +530,18 @@ def attach_provider_ref(
     if payment_ref and not row.payment_ref:
         values["payment_ref"] = _check_ref(payment_ref, "payment_ref")
     if values:
-        tx.conn.execute(update(purchases).where(purchases.c.id == row.id).values(**values))
+        store.update_purchase(tx.conn, row.id, values)
     return purchase_result(_purchase_row(tx, purchase_id))
 
 
 def find_purchase(tx: Tx, *, purchase_id: str | None, refs: list[str]) -> Any | None:
     """A purchase by the id the provider echoes back, else by one of the provider's ids."""
     if isinstance(purchase_id, str) and len(purchase_id) <= 40:
-        row = tx.conn.execute(
-            select(purchases).where(
-                purchases.c.id == purchase_id, purchases.c.tenant_id == tx.tenant_id
-            )
-        ).first()
+        row = store.tenant_row(tx.conn, purchases, tx.tenant_id, purchase_id)
         if row is not None:
             return row
     for ref in refs:
-        row = tx.conn.execute(
-            select(purchases).where(
-                purchases.c.tenant_id == tx.tenant_id,
-                (purchases.c.provider_ref == ref) | (purchases.c.payment_ref == ref),
-            )
-        ).first()
+        row = store.purchase_by_ref(tx.conn, tx.tenant_id, ref)
         if row is not None:
             return row
     return None
@@ -667,12 +582,7 @@ def record_payment(
     """`complete_purchase`, also telling whether this call is the one that paid it."""
     row = _purchase_row(tx, purchase_id)
     _by_hand(row, manual)
-    claimed = tx.conn.execute(
-        update(purchases)
-        .where(purchases.c.id == row.id, purchases.c.status.in_((PENDING, FAILED)))
-        .values(status=PAID, paid_at=tx.now, failure_reason=None)
-    ).rowcount
-    if not claimed:
+    if not store.claim_purchase_paid(tx.conn, row.id, tx.now):
         row = _as_it_ended(tx, row)
         if row.status == PAID:
             return purchase_result(row), False
@@ -693,20 +603,10 @@ def record_payment(
     values: dict[str, Any] = {"lot_id": lot.id}
     if payment_ref and not row.payment_ref:
         values["payment_ref"] = _check_ref(payment_ref, "payment_ref")
-    tx.conn.execute(update(purchases).where(purchases.c.id == row.id).values(**values))
+    store.update_purchase(tx.conn, row.id, values)
     # The auto top-up that bought it may fire again at the next crossing (the grant above
     # re-armed it if it lifted available to its threshold).
-    tx.conn.execute(
-        update(auto_top_ups)
-        .where(auto_top_ups.c.in_flight_purchase_id == row.id)
-        .values(
-            in_flight_purchase_id=None,
-            in_flight_sent_at=None,
-            failures=0,
-            backoff_until=None,
-            updated_at=tx.now,
-        )
-    )
+    store.release_paid_top_up(tx.conn, row.id, tx.now)
     emit(
         tx,
         "topup.succeeded",
@@ -756,18 +656,7 @@ def record_failure(
     row = _purchase_row(tx, purchase_id)
     _by_hand(row, manual)
     text = (reason or "failed")[:MAX_REF]
-    claimed = tx.conn.execute(
-        update(purchases)
-        .where(purchases.c.id == row.id, purchases.c.status == PENDING)
-        .values(
-            status=FAILED,
-            failed_at=tx.now,
-            failure_reason=text,
-            # Kept if a concurrent call recorded one since the row was read.
-            payment_ref=func.coalesce(purchases.c.payment_ref, payment_ref),
-        )
-    ).rowcount
-    if not claimed:
+    if not store.claim_purchase_failed(tx.conn, row.id, text, payment_ref, tx.now):
         row = _as_it_ended(tx, row)
         if manual:
             raise PurchaseNotPending(f"purchase {row.id} is {row.status}", field="purchase")
@@ -814,28 +703,21 @@ def mark_failed(
 def _free_top_up_after_failure(tx: Tx, purchase_id: str) -> None:
     """Free the auto top-up slot a failed purchase held, count the failure, back off and
     re-arm (a paid one frees it in `complete_purchase`)."""
-    row = tx.conn.execute(
-        select(auto_top_ups).where(auto_top_ups.c.in_flight_purchase_id == purchase_id)
-    ).first()
+    row = store.top_up_in_flight(tx.conn, purchase_id)
     if row is None:
         return
     failures = row.failures + 1
     same_month = row.month == month_of(tx.now)
-    tx.conn.execute(
-        update(auto_top_ups)
-        .where(
-            auto_top_ups.c.wallet_id == row.wallet_id,
-            auto_top_ups.c.asset == row.asset,
-            auto_top_ups.c.in_flight_purchase_id == purchase_id,
-        )
-        .values(
-            in_flight_purchase_id=None,
-            in_flight_sent_at=None,
-            armed=1,
-            failures=failures,
-            backoff_until=tx.now + backoff(failures),
+    store.release_failed_top_up(
+        tx.conn,
+        row,
+        purchase_id,
+        {
+            "armed": 1,
+            "failures": failures,
+            "backoff_until": tx.now + backoff(failures),
             # A failed purchase does not count against the monthly limit.
-            month_count=max(0, row.month_count - 1) if same_month else row.month_count,
-            updated_at=tx.now,
-        )
+            "month_count": max(0, row.month_count - 1) if same_month else row.month_count,
+            "updated_at": tx.now,
+        },
     )

@@ -42,15 +42,28 @@ worst-case list-price margin (1 - 1/ratio) does.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
 from typing import Literal
 
-from sqlalchemy import select
-
-from creditgate.domain.amounts import ROUNDING, Asset
+from creditgate.domain.amounts import Asset
 from creditgate.domain.errors import InvalidInput
+from creditgate.domain.margin import (
+    ZERO,
+    MarginTotals,
+    below_target,
+    case_figures,
+    changed_cost,
+    changed_vendor_price,
+    spread,
+)
+
+# The arithmetic the reports' readers (the CLI, the dashboard) also use, re-exported.
+from creditgate.domain.margin import credit_to_cost as credit_to_cost
+from creditgate.domain.margin import is_loss as is_loss
+from creditgate.domain.margin import list_margin as list_margin
+from creditgate.domain.margin import margin_rate as margin_rate
 from creditgate.domain.pricing import (
     LLM_QUANTITIES,
     PriceRule,
@@ -62,14 +75,10 @@ from creditgate.domain.pricing_errors import NoPrice
 from creditgate.services.context import Tx
 from creditgate.services.pricing import rate_cards, vendor_cost
 from creditgate.services.results import DecimalString, Result
-from creditgate.storage.tables import charges
+from creditgate.storage import reports
 
 GroupBy = Literal["action", "model", "customer", "day"]
 GROUPINGS: tuple[GroupBy, ...] = ("action", "model", "customer", "day")
-
-ZERO = Decimal(0)
-ONE = Decimal(1)
-_PLACES = Decimal("0.000001")
 
 DEFAULT_CHANGE = Decimal("0.2")
 DEFAULT_TARGET = Decimal("0.5")
@@ -195,76 +204,33 @@ class FullMarginReport(Result):
 
 
 @dataclass
-class _Totals:
-    charges: int = 0
-    amount: int = 0
-    revenue: Decimal = ZERO
-    vendor_cost: Decimal = ZERO
-    cost_unknown: int = 0
-    shortfall_charges: int = 0
-    shortfall: int = 0
-
-    def add(
-        self, amount: int, revenue: Decimal | None, cost: Decimal | None, shortfall: int = 0
-    ) -> None:
-        self.charges += 1
-        self.amount += amount
-        if shortfall:
-            self.shortfall_charges += 1
-            self.shortfall += shortfall
-        if revenue is not None:
-            self.revenue += revenue
-        if cost is None:
-            self.cost_unknown += 1
-        else:
-            self.vendor_cost += cost
-
-
-@dataclass
 class _Charges:
-    groups: dict[str | None, _Totals]
-    actions: dict[str | None, _Totals]
-    customers: dict[str | None, _Totals]
-    total: _Totals
+    groups: dict[str | None, MarginTotals]
+    actions: dict[str | None, MarginTotals]
+    customers: dict[str | None, MarginTotals]
+    total: MarginTotals
 
 
-def _exact_ratio(numerator: Decimal, denominator: Decimal) -> Decimal | None:
-    if not denominator:
-        return None
-    with localcontext() as ctx:
-        ctx.prec = 60
-        return numerator / denominator
+@dataclass(frozen=True, slots=True)
+class MarginRequest:
+    """What a margin report covers: the charges created in [start, end) in `asset` (None:
+    the card's asset, else credits), grouped `by`; the `worst` customers; and the what-if
+    of vendor prices changed by `change` against the `target` margin."""
+
+    start: datetime
+    end: datetime
+    by: str = "action"
+    asset: str | None = None
+    worst: int = DEFAULT_WORST
+    change: Decimal = DEFAULT_CHANGE
+    target: Decimal = DEFAULT_TARGET
 
 
-def _rounded(value: Decimal | None) -> Decimal | None:
-    """A ratio as reported: rounded once, at the end."""
-    return None if value is None else value.quantize(_PLACES, rounding=ROUNDING)
-
-
-def margin_rate(revenue: Decimal, vendor_cost: Decimal) -> Decimal | None:
-    """Gross margin as a fraction of revenue: $0.10 earned on $0.04 of cost is 0.6; None
-    without revenue (with a cost, a loss: see `is_loss`)."""
-    return _rounded(_exact_ratio(revenue - vendor_cost, revenue))
-
-
-def is_loss(revenue: Decimal, vendor_cost: Decimal) -> bool:
-    return vendor_cost > revenue
-
-
-def credit_to_cost(list_value: Decimal, vendor_cost: Decimal) -> Decimal | None:
-    """Credit value at list price per dollar of vendor cost: $0.10 on $0.04 is 2.5."""
-    return _rounded(_exact_ratio(list_value, vendor_cost))
-
-
-def list_margin(list_value: Decimal, vendor_cost: Decimal) -> Decimal | None:
-    """The margin at list price, from the exact values: $0.10 of credit costing $0.04 is 0.6
-    (a credit-to-cost ratio of 2.5). None when the list value is 0."""
-    return margin_rate(list_value, vendor_cost)
-
-
-def _row(key: str | None, totals: _Totals, asset: Asset, credit_value: Decimal | None) -> MarginRow:
+def _row(
+    key: str | None, totals: MarginTotals, asset: Asset, credit_value: Decimal | None
+) -> MarginRow:
     credits = asset.to_units(totals.amount)
-    gross = totals.revenue - totals.vendor_cost
+    gross = totals.gross_margin
     list_value = None if credit_value is None else credits * credit_value
     return MarginRow(
         key=key,
@@ -285,7 +251,7 @@ def _row(key: str | None, totals: _Totals, asset: Asset, credit_value: Decimal |
     )
 
 
-def _shortfall(totals: _Totals, asset: Asset, credit_value: Decimal | None) -> Shortfall:
+def _shortfall(totals: MarginTotals, asset: Asset, credit_value: Decimal | None) -> Shortfall:
     credits = asset.to_units(totals.shortfall)
     return Shortfall(
         charges=totals.shortfall_charges,
@@ -313,29 +279,10 @@ def _check_by(by: object) -> GroupBy:
 
 
 def _load(tx: Tx, start: datetime, end: datetime, asset: str, by: GroupBy) -> _Charges:
-    query = (
-        select(
-            charges.c.customer,
-            charges.c.action,
-            charges.c.model,
-            charges.c.created_at,
-            charges.c.amount,
-            charges.c.revenue,
-            charges.c.vendor_cost,
-            charges.c.shortfall,
-        )
-        .where(
-            charges.c.tenant_id == tx.tenant_id,
-            charges.c.asset == asset,
-            charges.c.created_at >= start,
-            charges.c.created_at < end,
-        )
-        .execution_options(yield_per=2_000)
-    )
-    loaded = _Charges({}, {}, {}, _Totals())
+    loaded = _Charges({}, {}, {}, MarginTotals())
     with localcontext() as ctx:
         ctx.prec = 100  # sums of NUMERIC(38, 18) values stay exact
-        for row in tx.conn.execute(query):
+        for row in reports.charges_in_period(tx.conn, tx.tenant_id, asset, start, end):
             key = row.created_at.date().isoformat() if by == "day" else getattr(row, by)
             for bucket, bucket_key in (
                 (loaded.groups, key),
@@ -344,7 +291,7 @@ def _load(tx: Tx, start: datetime, end: datetime, asset: str, by: GroupBy) -> _C
             ):
                 totals = bucket.get(bucket_key)
                 if totals is None:
-                    totals = bucket[bucket_key] = _Totals()
+                    totals = bucket[bucket_key] = MarginTotals()
                 totals.add(row.amount, row.revenue, row.vendor_cost, row.shortfall)
             loaded.total.add(row.amount, row.revenue, row.vendor_cost, row.shortfall)
     return loaded
@@ -376,48 +323,31 @@ def _report(
     )
 
 
-def _median(values: list[Decimal]) -> Decimal | None:
-    if not values:
-        return None
-    middle = len(values) // 2
-    if len(values) % 2:
-        return values[middle]
-    return (values[middle - 1] + values[middle]) / 2
-
-
-def _nearest_rank(values: list[Decimal], percent: int) -> Decimal | None:
-    if not values:
-        return None
-    rank = -(-percent * len(values) // 100)  # ceil(p·n / 100)
-    return values[max(rank, 1) - 1]
-
-
 def _distribution(loaded: _Charges, asset: Asset, worst: int) -> MarginDistribution:
     rows = [_row(key, totals, asset, None) for key, totals in loaded.customers.items()]
     # From each customer's exact margin, rounded once at the end like every ratio.
-    exact = (_exact_ratio(t.revenue - t.vendor_cost, t.revenue) for t in loaded.customers.values())
-    margins = sorted(m for m in exact if m is not None)
+    spread_of = spread(list(loaded.customers.values()))
     ranked = sorted(rows, key=lambda r: (r.gross_margin, r.margin is not None, r.margin or 0))
     return MarginDistribution(
         customers=len(rows),
-        with_revenue=len(margins),
-        median=_rounded(_median(margins)),
-        p10=_rounded(_nearest_rank(margins, 10)),
-        p90=_rounded(_nearest_rank(margins, 90)),
+        with_revenue=spread_of.count,
+        median=spread_of.median,
+        p10=spread_of.p10,
+        p90=spread_of.p90,
         worst=ranked[:worst],
     )
 
 
 def _what_if_rows(
-    groups: Mapping[str | None, _Totals], change: Decimal, target: Decimal
+    groups: Mapping[str | None, MarginTotals], change: Decimal, target: Decimal
 ) -> list[WhatIfRow]:
     below: list[WhatIfRow] = []
     for key in _sorted_keys(groups):
         totals = groups[key]
-        cost = totals.vendor_cost * (ONE + change)
+        cost = changed_cost(totals.vendor_cost, change)
         gross = totals.revenue - cost
         margin = margin_rate(totals.revenue, cost)
-        if (margin is None and cost > 0) or (margin is not None and margin < target):
+        if below_target(margin, cost, target):
             below.append(
                 WhatIfRow(
                     key=key,
@@ -535,24 +465,20 @@ def what_if(
 def margin_report(
     tx: Tx,
     *,
-    start: datetime,
-    end: datetime,
-    by: str = "action",
-    asset: str = "credits",
+    request: MarginRequest,
     card: RateCard | None = None,
     model_prices: Mapping[str, TokenPrices] | None = None,
-    worst: int = DEFAULT_WORST,
-    change: Decimal = DEFAULT_CHANGE,
-    target: Decimal = DEFAULT_TARGET,
 ) -> FullMarginReport:
-    """Every margin report at once, from one read of the period's charges.
+    """Every margin report at once, from one read of the period's charges (asset None is
+    credits).
 
     With a card (in the report's asset) that has a credit_value_usd: list values and ratios,
     and the card's worst cases, also in the what-if.
     """
-    start, end = _check_period(start, end)
-    grouping = _check_by(by)
-    change, target, worst = _check_options(change, target, worst)
+    start, end = _check_period(request.start, request.end)
+    grouping = _check_by(request.by)
+    change, target, worst = _check_options(request.change, request.target, request.worst)
+    asset = request.asset or "credits"
     found = tx.asset(asset)
     if card is not None and card.asset != found.code:
         raise InvalidInput(f"the rate card prices {card.asset!r}, not {asset!r}", field="asset")
@@ -571,40 +497,25 @@ def margin_report(
 
 
 def tenant_margin_report(
-    tx: Tx,
-    *,
-    start: datetime,
-    end: datetime,
-    by: str = "action",
-    asset: str | None = None,
-    rate_card: str = rate_cards.DEFAULT_CARD,
-    worst: int = DEFAULT_WORST,
-    change: Decimal = DEFAULT_CHANGE,
-    target: Decimal = DEFAULT_TARGET,
+    tx: Tx, *, request: MarginRequest, rate_card: str = rate_cards.DEFAULT_CARD
 ) -> FullMarginReport:
     """margin_report with the tenant's card in effect at the end of the period, if any, and
-    its model prices; `asset` defaults to the card's (else credits)."""
-    start, end = _check_period(start, end)
+    its model prices; the request's asset defaults to the card's (else credits)."""
+    _, end = _check_period(request.start, request.end)
     try:
         card: RateCard | None = rate_cards.in_effect(
             tx, rate_card, end - timedelta(microseconds=1)
         ).spec
     except NoPrice:
         card = None
-    code = asset or (card.asset if card is not None else "credits")
+    code = request.asset or (card.asset if card is not None else "credits")
     if card is not None and card.asset != code:
         card = None  # the card prices another asset: report without it
     return margin_report(
         tx,
-        start=start,
-        end=end,
-        by=by,
-        asset=code,
+        request=replace(request, asset=code),
         card=card,
         model_prices=rate_cards.model_prices(tx),
-        worst=worst,
-        change=change,
-        target=target,
     )
 
 
@@ -633,6 +544,19 @@ def _probes(rule: PriceRule, reference: Mapping[str, Decimal]) -> list[dict[str,
     return probes
 
 
+@dataclass(frozen=True, slots=True)
+class _Pricing:
+    """What pricing a probe of a card needs: the card, its asset and credit value, the
+    model prices, the vendor price change, and the moment."""
+
+    card: RateCard
+    asset: Asset
+    credit_value: Decimal
+    model_prices: Mapping[str, TokenPrices] | None
+    change: Decimal
+    at: datetime
+
+
 def card_ratios(
     tx: Tx,
     *,
@@ -651,20 +575,16 @@ def card_ratios(
             "the rate card has no credit_value_usd to value credits at", field="credit_value_usd"
         )
     credit_value = card.credit_value_usd
-    asset = tx.asset(card.asset)
+    pricing = _Pricing(card, tx.asset(card.asset), credit_value, model_prices, change, tx.now)
     amounts = {**REFERENCE_REQUEST, **(reference or {})}
     actions: list[ActionRatio] = []
     for name, prices in card.actions.items():
         combinations, complete = dimension_combinations(prices)
-        cases: list[RatioCase] = []
-        for dims in combinations:
-            rule = prices.rule_for(dims)
-            for quantities in _probes(rule, amounts):
-                cases.append(
-                    _case(
-                        card, name, dims, quantities, asset, credit_value, tx, model_prices, change
-                    )
-                )
+        cases = [
+            _case(pricing, name, dims, quantities)
+            for dims in combinations
+            for quantities in _probes(prices.rule_for(dims), amounts)
+        ]
         known = [case for case in cases if case.ratio is not None]
         actions.append(
             ActionRatio(
@@ -678,55 +598,30 @@ def card_ratios(
 
 
 def _case(
-    card: RateCard,
-    action: str,
-    dims: dict[str, str],
-    quantities: dict[str, Decimal],
-    asset: Asset,
-    credit_value: Decimal,
-    tx: Tx,
-    model_prices: Mapping[str, TokenPrices] | None,
-    change: Decimal,
+    pricing: _Pricing, action: str, dims: dict[str, str], quantities: dict[str, Decimal]
 ) -> RatioCase:
+    card, asset = pricing.card, pricing.asset
     try:
         quote = vendor_cost.quote(
-            card, action, dims, quantities, asset=asset, model_prices=model_prices, at=tx.now
+            card,
+            action,
+            dims,
+            quantities,
+            asset=asset,
+            model_prices=pricing.model_prices,
+            at=pricing.at,
         )
-        if change and quote.vendor_cost is not None and quote.vendor_cost.usd is not None:
-            with localcontext() as ctx:
-                ctx.prec = 40
-                changed = quote.vendor_cost.usd * (ONE + change)
+        if pricing.change and quote.vendor_cost is not None and quote.vendor_cost.usd is not None:
+            changed = changed_vendor_price(quote.vendor_cost.usd, pricing.change)
             quote = vendor_cost.quote(
                 card, action, dims, quantities, asset=asset, vendor_cost_usd=changed
             )
     except NoPrice as exc:  # priced from a vendor cost nobody knows
-        rule = card.actions[action].rule_for(dims)
-        return RatioCase(
-            dimensions=dims,
-            rule=rule.index,
-            multipliers=[],
-            quantities=quantities,
-            units=ZERO,
-            credits=ZERO,
-            list_value=ZERO,
-            vendor_cost=None,
-            ratio=None,
-            list_margin=None,
-            loss=False,
-            reason=exc.message,
-        )
+        return _unpriced_case(card.actions[action].rule_for(dims), dims, quantities, exc.message)
     credits = asset.to_units(quote.amount)
-    list_value = credits * credit_value
     cost = quote.vendor_cost.usd if quote.vendor_cost is not None else None
-    reason = None
-    ratio = margin = None
-    if cost is None:
-        reason = quote.vendor_cost.reason if quote.vendor_cost is not None else "no vendor cost"
-    elif not cost:
-        reason = "the vendor cost is zero"
-    else:
-        ratio = credit_to_cost(list_value, cost)
-        margin = list_margin(list_value, cost)
+    unknown = quote.vendor_cost.reason if quote.vendor_cost is not None else "no vendor cost"
+    figures = case_figures(credits, pricing.credit_value, cost, unknown)
     return RatioCase(
         dimensions=dims,
         rule=quote.rule,
@@ -734,10 +629,29 @@ def _case(
         quantities=quantities,
         units=quote.units,
         credits=credits,
-        list_value=list_value,
+        list_value=figures.list_value,
         vendor_cost=cost,
-        ratio=ratio,
-        list_margin=margin,
-        loss=cost is not None and is_loss(list_value, cost),
+        ratio=figures.ratio,
+        list_margin=figures.list_margin,
+        loss=figures.loss,
+        reason=figures.reason,
+    )
+
+
+def _unpriced_case(
+    rule: PriceRule, dims: dict[str, str], quantities: dict[str, Decimal], reason: str
+) -> RatioCase:
+    return RatioCase(
+        dimensions=dims,
+        rule=rule.index,
+        multipliers=[],
+        quantities=quantities,
+        units=ZERO,
+        credits=ZERO,
+        list_value=ZERO,
+        vendor_cost=None,
+        ratio=None,
+        list_margin=None,
+        loss=False,
         reason=reason,
     )

@@ -1,34 +1,34 @@
-"""The verifier: rebuilds every balance from the ledger and checks the invariants."""
+"""The verifier: rebuilds every balance from the ledger and checks the invariants.
+
+One function per invariant, numbered as `verify` reports them:
+
+1. the ledger sums to zero per transaction and per asset;
+2. each lot is within bounds, its remaining matches its history and the ledger;
+3. each balance's posted equals the ledger and its lots less debt, held its open holds;
+4. available is within the wallet policy's floor;
+5. each hold is resolved once, and each settled hold has one charge;
+6. money received = deferred + recognized + breakage + voided (per tenant and currency);
+7. each paid purchase ties its money received and refunded out to the lot it bought;
+8. the balance rows carry each enabled auto top-up's threshold, armed at or above it.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, func, select
+from sqlalchemy import Connection
 
 from creditgate.domain.amounts import Asset
 from creditgate.domain.billing import refunded_money, unit_value
 from creditgate.domain.holds import HoldStatus
-from creditgate.domain.ledger import Account
 from creditgate.domain.lots import LotStatus
 from creditgate.domain.policy import PolicyMode
 from creditgate.services.billing.purchases import currency_digits
-from creditgate.storage.tables import (
-    assets,
-    auto_top_ups,
-    charges,
-    holds,
-    ledger_entries,
-    ledger_transactions,
-    lots,
-    purchase_refunds,
-    purchases,
-    wallet_balances,
-)
+from creditgate.storage import reports
 
 
 @dataclass
@@ -55,88 +55,132 @@ class VerifyReport:
 
 
 def verify(conn: Connection, tenant_id: str | None = None) -> VerifyReport:
-    """Check invariants 1-7 over every tenant (or one), reading only committed data; 7 both
-    per lot and against the payments received for purchases."""
-
-    def scoped(query: Select[Any], table: Table) -> Select[Any]:
-        return query if tenant_id is None else query.where(table.c.tenant_id == tenant_id)
-
-    # 1. Every transaction and every asset sums to zero.
-    zero_sum = Check("1 ledger sums to zero per transaction and per asset")
-    for row in conn.execute(
-        scoped(
-            select(
-                ledger_entries.c.tenant_id,
-                ledger_entries.c.asset,
-                func.sum(ledger_entries.c.amount).label("total"),
-                func.count().label("n"),
-            ).group_by(ledger_entries.c.tenant_id, ledger_entries.c.asset),
-            ledger_entries,
-        )
-    ):
-        zero_sum.checked += row.n
-        if row.total != 0:
-            zero_sum.fail(f"tenant {row.tenant_id} asset {row.asset} sums to {row.total}")
-    for row in conn.execute(
-        scoped(
-            select(
-                ledger_entries.c.transaction_id, func.sum(ledger_entries.c.amount).label("off_by")
-            )
-            .group_by(ledger_entries.c.transaction_id)
-            .having(func.sum(ledger_entries.c.amount) != 0),
-            ledger_entries,
-        )
-    ):
-        zero_sum.fail(f"transaction {row.transaction_id} is unbalanced by {row.off_by}")
-    empty = conn.execute(
-        scoped(
-            select(func.count())
-            .select_from(ledger_transactions)
-            .where(
-                ~select(ledger_entries.c.seq)
-                .where(ledger_entries.c.transaction_id == ledger_transactions.c.id)
-                .exists()
-            ),
-            ledger_transactions,
-        )
-    ).scalar_one()
-    if empty:
-        zero_sum.fail(f"{empty} ledger transactions have no entries")
-
-    # 2. Lots: bounds, the remaining identity, and agreement with the ledger.
-    lot_check = Check("2 lots: 0 <= remaining <= amount, remaining matches its history and ledger")
-    lot_ledger: dict[str, int] = dict(
-        conn.execute(
-            scoped(
-                select(ledger_entries.c.lot_id, func.sum(ledger_entries.c.amount))
-                .where(
-                    ledger_entries.c.account == Account.WALLET.value,
-                    ledger_entries.c.lot_id.is_not(None),
-                )
-                .group_by(ledger_entries.c.lot_id),
-                ledger_entries,
-            )
-        ).all()
+    """Check invariants 1-8 over every tenant (or one), reading only committed data."""
+    # Read in the order the checks need them: each sum from the ledger before the rows it
+    # is compared with.
+    zero_sum = _zero_sum(conn, tenant_id)
+    lot_ledger = reports.wallet_ledger_per_lot(conn, tenant_id)
+    lots = reports.all_lots(conn, tenant_id)
+    posted_ledger = reports.wallet_ledger_per_balance(conn, tenant_id)
+    open_holds = reports.open_holds_per_balance(conn, tenant_id)
+    balances = reports.all_balances(conn, tenant_id)
+    return VerifyReport(
+        [
+            zero_sum,
+            _lots(lots, lot_ledger),
+            _balances(balances, lots, posted_ledger, open_holds),
+            _policy_floor(balances),
+            _holds(conn, tenant_id),
+            _money(lots),
+            _payments(conn, tenant_id, {lot.id: lot for lot in lots}),
+            _auto_top_ups(conn, tenant_id),
+        ]
     )
-    lot_sums: dict[tuple[str, str], int] = defaultdict(int)
-    revenue: dict[tuple[str, str], dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-    lot_rows: dict[str, Any] = {}
-    for lot in conn.execute(scoped(select(lots), lots)):
-        lot_check.checked += 1
+
+
+def _zero_sum(conn: Connection, tenant_id: str | None) -> Check:
+    """1. Every transaction and every asset sums to zero."""
+    check = Check("1 ledger sums to zero per transaction and per asset")
+    for row in reports.ledger_sums_per_asset(conn, tenant_id):
+        check.checked += row.n
+        if row.total != 0:
+            check.fail(f"tenant {row.tenant_id} asset {row.asset} sums to {row.total}")
+    for row in reports.unbalanced_transactions(conn, tenant_id):
+        check.fail(f"transaction {row.transaction_id} is unbalanced by {row.off_by}")
+    empty = reports.transactions_without_entries(conn, tenant_id)
+    if empty:
+        check.fail(f"{empty} ledger transactions have no entries")
+    return check
+
+
+def _lots(lots: Sequence[Any], lot_ledger: dict[str, int]) -> Check:
+    """2. Lots: bounds, the remaining identity, and agreement with the ledger."""
+    check = Check("2 lots: 0 <= remaining <= amount, remaining matches its history and ledger")
+    for lot in lots:
+        check.checked += 1
         if not 0 <= lot.remaining <= lot.amount:
-            lot_check.fail(f"lot {lot.id} remaining {lot.remaining} outside 0..{lot.amount}")
+            check.fail(f"lot {lot.id} remaining {lot.remaining} outside 0..{lot.amount}")
         expected = lot.amount - lot.consumed - lot.expired - lot.voided + lot.refunded
         if lot.remaining != expected:
-            lot_check.fail(f"lot {lot.id} remaining {lot.remaining} != history {expected}")
+            check.fail(f"lot {lot.id} remaining {lot.remaining} != history {expected}")
         in_ledger = lot_ledger.get(lot.id, 0)
         should = 0 if lot.status == LotStatus.SCHEDULED else lot.remaining
         if in_ledger != should:
-            lot_check.fail(f"lot {lot.id} ledger says {in_ledger}, lot says {should}")
+            check.fail(f"lot {lot.id} ledger says {in_ledger}, lot says {should}")
+        if lot.status not in (LotStatus.ACTIVE, LotStatus.SCHEDULED) and lot.remaining != 0:
+            check.fail(f"{lot.status} lot {lot.id} still has {lot.remaining}")
+    return check
+
+
+def _balances(
+    balances: Sequence[Any],
+    lots: Sequence[Any],
+    posted_ledger: dict[tuple[str, str], int],
+    open_holds: dict[tuple[str, str], int],
+) -> Check:
+    """3. Balances equal the ledger, their lots less debt, and the open holds."""
+    check = Check("3 posted = ledger = lots - debt, held = open holds")
+    lot_sums: dict[tuple[str, str], int] = defaultdict(int)
+    for lot in lots:
         if lot.status == LotStatus.ACTIVE:
             lot_sums[(lot.wallet_id, lot.asset)] += lot.remaining
-        elif lot.status != LotStatus.SCHEDULED and lot.remaining != 0:
-            lot_check.fail(f"{lot.status} lot {lot.id} still has {lot.remaining}")
-        lot_rows[lot.id] = lot
+    seen = set()
+    for bal in balances:
+        key = (bal.wallet_id, bal.asset)
+        seen.add(key)
+        check.checked += 1
+        where = f"wallet {bal.wallet_id} {bal.asset}"
+        if bal.posted != posted_ledger.get(key, 0):
+            check.fail(f"{where} posted {bal.posted} != ledger {posted_ledger.get(key, 0)}")
+        if bal.held != open_holds.get(key, 0):
+            check.fail(f"{where} held {bal.held} != open holds {open_holds.get(key, 0)}")
+        if bal.debt < 0 or bal.posted != lot_sums.get(key, 0) - bal.debt:
+            check.fail(
+                f"{where} posted {bal.posted} != lots {lot_sums.get(key, 0)} - debt {bal.debt}"
+            )
+    for key, total in posted_ledger.items():
+        if key not in seen and total != 0:
+            check.fail(f"wallet {key[0]} {key[1]} has ledger {total} but no balance row")
+    return check
+
+
+def _policy_floor(balances: Sequence[Any]) -> Check:
+    """4. Available is within the wallet policy's floor."""
+    check = Check("4 available within the policy's floor")
+    for bal in balances:
+        check.checked += 1
+        available = bal.posted - bal.held
+        if bal.policy == PolicyMode.BLOCK and available < 0:
+            check.fail(f"wallet {bal.wallet_id} {bal.asset} under block at {available}")
+        if bal.policy == PolicyMode.OVERDRAFT and available < -bal.overdraft_limit:
+            check.fail(
+                f"wallet {bal.wallet_id} {bal.asset} at {available} past -{bal.overdraft_limit}"
+            )
+    return check
+
+
+def _holds(conn: Connection, tenant_id: str | None) -> Check:
+    """5. Holds resolved exactly once: each settled hold has exactly one charge."""
+    check = Check("5 each hold resolved once; each settled hold has one charge")
+    per_hold = reports.charges_per_hold(conn, tenant_id)
+    for hold in reports.hold_states(conn, tenant_id):
+        check.checked += 1
+        settled = hold.status == HoldStatus.SETTLED
+        n = per_hold.get(hold.id, 0)
+        if settled and (n != 1 or hold.charge_id is None):
+            check.fail(f"settled hold {hold.id} has {n} charges")
+        if not settled and n:
+            check.fail(f"{hold.status} hold {hold.id} has {n} charges")
+        if (hold.status == HoldStatus.PENDING) != (hold.resolved_at is None):
+            check.fail(f"hold {hold.id} is {hold.status} with resolved_at {hold.resolved_at}")
+    return check
+
+
+def _money(lots: Sequence[Any]) -> Check:
+    """6. Money received = deferred + recognized + breakage + (voided - refunded back)."""
+    check = Check("6 money received = deferred + recognized + breakage + voided")
+    revenue: dict[tuple[str, str], dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    for lot in lots:
         money = revenue[(lot.tenant_id, lot.currency)]
         basis = lot.cost_basis
         money["received"] += lot.amount * basis
@@ -145,146 +189,29 @@ def verify(conn: Connection, tenant_id: str | None = None) -> VerifyReport:
         money["breakage"] += lot.expired * basis
         money["voided"] += lot.voided * basis
         money["refunded_back"] += lot.refunded * basis
-
-    # 3 and 4. Balances equal the ledger and the open holds, and respect the policy.
-    balance_check = Check("3 posted = ledger = lots - debt, held = open holds")
-    policy_check = Check("4 available within the policy's floor")
-    posted_ledger = {
-        (r.wallet_id, r.asset): r.total
-        for r in conn.execute(
-            scoped(
-                select(
-                    ledger_entries.c.wallet_id,
-                    ledger_entries.c.asset,
-                    func.sum(ledger_entries.c.amount).label("total"),
-                )
-                .where(ledger_entries.c.account == Account.WALLET.value)
-                .group_by(ledger_entries.c.wallet_id, ledger_entries.c.asset),
-                ledger_entries,
-            )
-        )
-    }
-    open_holds = {
-        (r.wallet_id, r.asset): r.total
-        for r in conn.execute(
-            scoped(
-                select(holds.c.wallet_id, holds.c.asset, func.sum(holds.c.amount).label("total"))
-                .where(holds.c.status == HoldStatus.PENDING.value)
-                .group_by(holds.c.wallet_id, holds.c.asset),
-                holds,
-            )
-        )
-    }
-    seen = set()
-    for bal in conn.execute(scoped(select(wallet_balances), wallet_balances)):
-        key = (bal.wallet_id, bal.asset)
-        seen.add(key)
-        balance_check.checked += 1
-        policy_check.checked += 1
-        if bal.posted != posted_ledger.get(key, 0):
-            balance_check.fail(
-                f"wallet {bal.wallet_id} {bal.asset} posted {bal.posted} "
-                f"!= ledger {posted_ledger.get(key, 0)}"
-            )
-        if bal.held != open_holds.get(key, 0):
-            balance_check.fail(
-                f"wallet {bal.wallet_id} {bal.asset} held {bal.held} "
-                f"!= open holds {open_holds.get(key, 0)}"
-            )
-        if bal.debt < 0 or bal.posted != lot_sums.get(key, 0) - bal.debt:
-            balance_check.fail(
-                f"wallet {bal.wallet_id} {bal.asset} posted {bal.posted} != lots "
-                f"{lot_sums.get(key, 0)} - debt {bal.debt}"
-            )
-        available = bal.posted - bal.held
-        if bal.policy == PolicyMode.BLOCK and available < 0:
-            policy_check.fail(f"wallet {bal.wallet_id} {bal.asset} under block at {available}")
-        if bal.policy == PolicyMode.OVERDRAFT and available < -bal.overdraft_limit:
-            policy_check.fail(
-                f"wallet {bal.wallet_id} {bal.asset} at {available} past -{bal.overdraft_limit}"
-            )
-    for key, total in posted_ledger.items():
-        if key not in seen and total != 0:
-            balance_check.fail(f"wallet {key[0]} {key[1]} has ledger {total} but no balance row")
-
-    # 6. Holds resolved exactly once: each settled hold has exactly one charge.
-    hold_check = Check("6 each hold resolved once; each settled hold has one charge")
-    per_hold: dict[str, int] = dict(
-        conn.execute(
-            scoped(
-                select(charges.c.hold_id, func.count())
-                .where(charges.c.hold_id.is_not(None))
-                .group_by(charges.c.hold_id),
-                charges,
-            )
-        ).all()
-    )
-    for hold in conn.execute(
-        scoped(select(holds.c.id, holds.c.status, holds.c.charge_id, holds.c.resolved_at), holds)
-    ):
-        hold_check.checked += 1
-        settled = hold.status == HoldStatus.SETTLED
-        n = per_hold.get(hold.id, 0)
-        if settled and (n != 1 or hold.charge_id is None):
-            hold_check.fail(f"settled hold {hold.id} has {n} charges")
-        if not settled and n:
-            hold_check.fail(f"{hold.status} hold {hold.id} has {n} charges")
-        if (hold.status == HoldStatus.PENDING) != (hold.resolved_at is None):
-            hold_check.fail(f"hold {hold.id} is {hold.status} with resolved_at {hold.resolved_at}")
-
-    # 7. Money received = deferred + recognized + breakage + (voided - refunded back).
-    money_check = Check("7 money received = deferred + recognized + breakage + voided")
     for (tenant, currency), m in revenue.items():
-        money_check.checked += 1
+        check.checked += 1
         accounted = (
             m["deferred"] + m["recognized"] + m["breakage"] + m["voided"] - m["refunded_back"]
         )
         if m["received"] != accounted:
-            money_check.fail(
+            check.fail(
                 f"tenant {tenant} {currency}: received {m['received']} != accounted {accounted}"
             )
-
-    payments_check = _check_payments(conn, scoped, lot_rows)
-    top_up_check = _check_auto_top_ups(conn, scoped)
-
-    return VerifyReport(
-        [
-            zero_sum,
-            lot_check,
-            balance_check,
-            policy_check,
-            hold_check,
-            money_check,
-            payments_check,
-            top_up_check,
-        ]
-    )
+    return check
 
 
-def _check_auto_top_ups(
-    conn: Connection, scoped: Callable[[Select[Any], Table], Select[Any]]
-) -> Check:
-    """The balance rows carry each enabled auto top-up's threshold (and no other), and an
+def _auto_top_ups(conn: Connection, tenant_id: str | None) -> Check:
+    """8. The balance rows carry each enabled auto top-up's threshold (and no other), and an
     enabled setting is armed whenever available is at or above its threshold: a crossing
     below it is then never missed."""
-    check = Check("auto top-up: thresholds on the balance rows; armed at or above them")
+    check = Check("8 auto top-up: thresholds on the balance rows; armed at or above them")
     settings = {
         (r.wallet_id, r.asset): r
-        for r in conn.execute(scoped(select(auto_top_ups), auto_top_ups))
+        for r in reports.auto_top_up_settings(conn, tenant_id)
         if r.enabled
     }
-    for bal in conn.execute(
-        scoped(
-            select(
-                wallet_balances.c.wallet_id,
-                wallet_balances.c.asset,
-                wallet_balances.c.posted,
-                wallet_balances.c.held,
-                wallet_balances.c.top_up_threshold,
-            ),
-            wallet_balances,
-        )
-    ):
+    for bal in reports.balance_thresholds(conn, tenant_id):
         setting = settings.pop((bal.wallet_id, bal.asset), None)
         check.checked += 1
         where = f"wallet {bal.wallet_id} {bal.asset}"
@@ -299,10 +226,8 @@ def _check_auto_top_ups(
     return check
 
 
-def _check_payments(
-    conn: Connection, scoped: Callable[[Select[Any], Table], Select[Any]], lot_rows: dict[str, Any]
-) -> Check:
-    """Invariant 7 against the money itself: each paid purchase ties out to the lot it bought.
+def _payments(conn: Connection, tenant_id: str | None, lot_rows: dict[str, Any]) -> Check:
+    """7. Money against the money itself: each paid purchase ties out to the lot it bought.
 
     Money received (the price) less money refunded equals the value of the lot at its cost
     basis (deferred + recognized + breakage + voided, less credit given back to it) less
@@ -312,38 +237,13 @@ def _check_payments(
     totals agree with its refunds, with the ledger, and with the refund rule.
     """
     check = Check("7 paid purchases: money received - refunded = lot value - refunded value")
-    scales = {
-        (r.tenant_id, r.code): r.scale
-        for r in conn.execute(
-            scoped(select(assets.c.tenant_id, assets.c.code, assets.c.scale), assets)
-        )
-    }
+    scales = reports.asset_scales(conn, tenant_id)
     refunds: dict[str, tuple[int, Decimal]] = defaultdict(lambda: (0, Decimal(0)))
-    for r in conn.execute(
-        scoped(
-            select(
-                purchase_refunds.c.purchase_id, purchase_refunds.c.amount, purchase_refunds.c.money
-            ).where(purchase_refunds.c.status != "failed"),
-            purchase_refunds,
-        )
-    ):
+    for r in reports.refunds_not_failed(conn, tenant_id):
         credits, money = refunds[r.purchase_id]
         refunds[r.purchase_id] = (credits + r.amount, money + r.money)
-    in_ledger: dict[str, int] = {
-        lot_id: int(total)
-        for lot_id, total in conn.execute(
-            scoped(
-                select(ledger_entries.c.lot_id, func.sum(ledger_entries.c.amount))
-                .where(
-                    ledger_entries.c.account == Account.REFUNDED.value,
-                    ledger_entries.c.lot_id.is_not(None),
-                )
-                .group_by(ledger_entries.c.lot_id),
-                ledger_entries,
-            )
-        )
-    }
-    for p in conn.execute(scoped(select(purchases).where(purchases.c.status == "paid"), purchases)):
+    in_ledger = reports.refunded_ledger_per_lot(conn, tenant_id)
+    for p in reports.paid_purchases(conn, tenant_id):
         check.checked += 1
         lot = lot_rows.get(p.lot_id)
         if lot is None:
@@ -356,36 +256,47 @@ def _check_payments(
             )
             continue
         asset = Asset(p.asset, scales[(p.tenant_id, p.asset)])
-        if lot.cost_basis != unit_value(p.price, p.amount, asset):
-            check.fail(
-                f"purchase {p.id}: lot {lot.id} cost basis {lot.cost_basis} is not the price "
-                f"per unit paid, {unit_value(p.price, p.amount, asset)}"
-            )
-        credits, money = refunds[p.id]
-        if not p.refunded == credits == in_ledger.get(lot.id, 0):
-            check.fail(
-                f"purchase {p.id}: {p.refunded} credits refunded, its refunds say {credits}, "
-                f"the ledger {in_ledger.get(lot.id, 0)}"
-            )
-        digits = currency_digits(p.currency)
-        rule = refunded_money(p.price, p.amount, min(max(p.refunded, 0), p.amount), digits)
-        if not p.refunded_money == money == rule:
-            check.fail(
-                f"purchase {p.id}: {p.refunded_money} {p.currency} refunded, its refunds say "
-                f"{money}, {p.refunded} of {p.amount} credits make {rule}"
-            )
-        basis = lot.cost_basis
-        value = (
-            asset.to_units(lot.remaining + lot.consumed + lot.expired + lot.voided - lot.refunded)
-            * basis
-        )
-        refunded_value = asset.to_units(in_ledger.get(lot.id, 0)) * basis
-        off = (p.price - p.refunded_money) - (value - refunded_value)
-        tolerance = Decimal(5).scaleb(-digits - 1) + asset.to_units(p.amount) * Decimal("5e-19")
-        if abs(off) > tolerance:
-            check.fail(
-                f"purchase {p.id}: received {p.price} - refunded {p.refunded_money} "
-                f"{p.currency} != lot {lot.id} value {value} - refunded {refunded_value} "
-                f"(off by {off})"
-            )
+        refunded = in_ledger.get(lot.id, 0)
+        for problem in _purchase_problems(p, lot, asset, refunds[p.id], refunded):
+            check.fail(problem)
     return check
+
+
+def _purchase_problems(
+    p: Any, lot: Any, asset: Asset, refunds: tuple[int, Decimal], in_ledger: int
+) -> list[str]:
+    """What does not tie out between a paid purchase, the lot it bought and its refunds."""
+    problems = []
+    if lot.cost_basis != unit_value(p.price, p.amount, asset):
+        problems.append(
+            f"purchase {p.id}: lot {lot.id} cost basis {lot.cost_basis} is not the price "
+            f"per unit paid, {unit_value(p.price, p.amount, asset)}"
+        )
+    credits, money = refunds
+    if not p.refunded == credits == in_ledger:
+        problems.append(
+            f"purchase {p.id}: {p.refunded} credits refunded, its refunds say {credits}, "
+            f"the ledger {in_ledger}"
+        )
+    digits = currency_digits(p.currency)
+    rule = refunded_money(p.price, p.amount, min(max(p.refunded, 0), p.amount), digits)
+    if not p.refunded_money == money == rule:
+        problems.append(
+            f"purchase {p.id}: {p.refunded_money} {p.currency} refunded, its refunds say "
+            f"{money}, {p.refunded} of {p.amount} credits make {rule}"
+        )
+    basis = lot.cost_basis
+    value = (
+        asset.to_units(lot.remaining + lot.consumed + lot.expired + lot.voided - lot.refunded)
+        * basis
+    )
+    refunded_value = asset.to_units(in_ledger) * basis
+    off = (p.price - p.refunded_money) - (value - refunded_value)
+    tolerance = Decimal(5).scaleb(-digits - 1) + asset.to_units(p.amount) * Decimal("5e-19")
+    if abs(off) > tolerance:
+        problems.append(
+            f"purchase {p.id}: received {p.price} - refunded {p.refunded_money} "
+            f"{p.currency} != lot {lot.id} value {value} - refunded {refunded_value} "
+            f"(off by {off})"
+        )
+    return problems

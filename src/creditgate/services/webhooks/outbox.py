@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection
 
 from creditgate.domain.webhooks import DeliveryStatus, retry_delay, subscribes
+from creditgate.storage import webhooks as outbox
 from creditgate.storage.ids import new_id
-from creditgate.storage.tables import customers, events, webhook_deliveries, webhook_endpoints
 
 # Longer than any attempt can take (the sender's timeout), so a live attempt is never retaken.
 LEASE = timedelta(minutes=2)
@@ -60,28 +60,11 @@ def fan_out(conn: Connection, now: datetime, *, limit: int = 500) -> int:
     An event goes to each enabled endpoint of its tenant that subscribes to its type and
     existed when it happened.
     """
-    taken = conn.execute(
-        select(events.c.id, events.c.tenant_id, events.c.type, events.c.created_at)
-        .where(events.c.dispatched_at.is_(None))
-        .order_by(events.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
+    taken = outbox.undispatched_events(conn, limit)
     if not taken:
         return 0
     endpoints: dict[str, list[Any]] = defaultdict(list)
-    for row in conn.execute(
-        select(
-            webhook_endpoints.c.id,
-            webhook_endpoints.c.tenant_id,
-            webhook_endpoints.c.event_types,
-            webhook_endpoints.c.created_at,
-        ).where(
-            webhook_endpoints.c.tenant_id.in_({e.tenant_id for e in taken}),
-            webhook_endpoints.c.enabled.is_(True),
-            webhook_endpoints.c.deleted_at.is_(None),
-        )
-    ):
+    for row in outbox.enabled_endpoints(conn, {e.tenant_id for e in taken}):
         endpoints[row.tenant_id].append(row)
     pairs = [
         (event, endpoint)
@@ -91,35 +74,31 @@ def fan_out(conn: Connection, now: datetime, *, limit: int = 500) -> int:
     ]
     if pairs:
         # A replay may have sent an event before the fan-out reached it.
-        existing = {
-            (row.endpoint_id, row.event_id)
-            for row in conn.execute(
-                select(webhook_deliveries.c.endpoint_id, webhook_deliveries.c.event_id).where(
-                    webhook_deliveries.c.event_id.in_({e.id for e, _ in pairs})
-                )
-            )
-        }
-        rows = [
-            {
-                "tenant_id": event.tenant_id,
-                "id": new_id("whd"),
-                "endpoint_id": endpoint.id,
-                "event_id": event.id,
-                "event_type": event.type,
-                "status": DeliveryStatus.PENDING,
-                "attempts": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-            }
-            for event, endpoint in pairs
-            if (endpoint.id, event.id) not in existing
-        ]
-        if rows:
-            conn.execute(insert(webhook_deliveries), rows)
-    conn.execute(
-        update(events).where(events.c.id.in_([e.id for e in taken])).values(dispatched_at=now)
-    )
+        existing = outbox.existing_deliveries(conn, {e.id for e, _ in pairs})
+        outbox.insert_deliveries(
+            conn,
+            [
+                _new_delivery(event, endpoint.id, now)
+                for event, endpoint in pairs
+                if (endpoint.id, event.id) not in existing
+            ],
+        )
+    outbox.mark_dispatched(conn, [e.id for e in taken], now)
     return len(taken)
+
+
+def _new_delivery(event: Any, endpoint_id: str, now: datetime) -> dict[str, Any]:
+    return {
+        "tenant_id": event.tenant_id,
+        "id": new_id("whd"),
+        "endpoint_id": endpoint_id,
+        "event_id": event.id,
+        "event_type": event.type,
+        "status": DeliveryStatus.PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
 
 
 def _timestamp(value: datetime) -> str:
@@ -151,68 +130,16 @@ def claim_due(
     lease: timedelta = LEASE,
 ) -> list[Outgoing]:
     """Take up to `limit` due deliveries of enabled endpoints for one attempt each."""
-    d = webhook_deliveries.c
-    query = (
-        select(d.id, d.tenant_id, d.endpoint_id, d.event_id, d.attempts)
-        .join(webhook_endpoints, webhook_endpoints.c.id == d.endpoint_id)
-        .where(
-            d.status == DeliveryStatus.PENDING,
-            d.next_attempt_at <= now,
-            webhook_endpoints.c.enabled.is_(True),
-            webhook_endpoints.c.deleted_at.is_(None),
-        )
-        .order_by(d.next_attempt_at, d.id)
-        .limit(limit)
-        .with_for_update(of=webhook_deliveries, skip_locked=True)
-    )
-    if tenant_id is not None:
-        query = query.where(d.tenant_id == tenant_id)
-    due = conn.execute(query).all()
+    due = outbox.due_deliveries(conn, now, limit, tenant_id)
     if not due:
         return []
     claim = new_id("clm")
-    ids = [row.id for row in due]
-    conn.execute(
-        update(webhook_deliveries)
-        .where(d.id.in_(ids))
-        .values(
-            claim=claim,
-            attempts=d.attempts + 1,
-            next_attempt_at=now + lease,
-            last_attempt_at=now,
-        )
+    outbox.lease_deliveries(conn, [row.id for row in due], claim, now, lease)
+    targets = outbox.endpoint_targets(conn, {r.endpoint_id for r in due})
+    found = outbox.events_by_id(conn, {r.event_id for r in due})
+    names = outbox.customer_names(
+        conn, {e.wallet_id for e in found.values() if e.wallet_id is not None}
     )
-    targets = {
-        row.id: row
-        for row in conn.execute(
-            select(
-                webhook_endpoints.c.id, webhook_endpoints.c.url, webhook_endpoints.c.secret
-            ).where(webhook_endpoints.c.id.in_({r.endpoint_id for r in due}))
-        )
-    }
-    found = {
-        row.id: row
-        for row in conn.execute(
-            select(
-                events.c.id,
-                events.c.type,
-                events.c.wallet_id,
-                events.c.payload,
-                events.c.created_at,
-            ).where(events.c.id.in_({r.event_id for r in due}))
-        )
-    }
-    wallets = {e.wallet_id for e in found.values() if e.wallet_id is not None}
-    names: dict[str, str] = {}
-    if wallets:
-        names = {
-            row.wallet_id: row.external_id
-            for row in conn.execute(
-                select(customers.c.wallet_id, customers.c.external_id).where(
-                    customers.c.wallet_id.in_(wallets)
-                )
-            )
-        }
     out = []
     for row in due:
         event = found[row.event_id]
@@ -256,13 +183,5 @@ def record_outcome(
         else:
             status = DeliveryStatus.PENDING
             values.update(next_attempt_at=now + delay)
-    changed = conn.execute(
-        update(webhook_deliveries)
-        .where(
-            webhook_deliveries.c.id == sent.delivery_id,
-            webhook_deliveries.c.claim == sent.claim,
-            webhook_deliveries.c.status == DeliveryStatus.PENDING,
-        )
-        .values(**values)
-    ).rowcount
+    changed = outbox.store_outcome(conn, sent.delivery_id, sent.claim, values)
     return str(status) if changed else None
