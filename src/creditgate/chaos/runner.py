@@ -11,7 +11,8 @@ Phases, on one database (SQLite file or PostgreSQL):
 5. hostile input over every operation on a tenant of its own;
 6. the servers stop, the clock moves past every hold's TTL, a final sweep runs, and the
    database is compared with the reference model built from the acknowledged history, and
-   checked by `verify` (invariants 1-7); invariant 8 is the model's lost/duplicated count.
+   checked by `verify` (DESIGN's invariants 1-4, 6 and 7); invariant 8 is the model's
+   lost/duplicated count.
 
 The seed fixes each client's sequence of operations and each fault's timing; thread
 interleaving and the servers' scheduling are the machine's, so a failing seed is rerun to
