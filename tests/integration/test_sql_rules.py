@@ -18,7 +18,6 @@ both backends. Burn order's sort keys (`storage/lots.py` `burn_keys`) are pinned
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -48,49 +47,31 @@ thresholds = st.none() | st.integers(-10, 40)
 
 
 @pytest.fixture
-def row(ledger: TenantLedger) -> tuple[TenantLedger, str]:
-    """A customer's balance row in `credits`; each case rewrites it and rolls back."""
+def row(ledger: TenantLedger) -> Iterator[tuple[Connection, str]]:
+    """A customer's balance row in `credits`, in a transaction that is rolled back at the
+    end: each case rewrites the row's columns, then asks the database."""
     ledger.create_customer("c1")
     ledger.grant("c1", "credits", 1)
-
-    def wallet(tx: Any) -> str:
-        return str(
-            tx.conn.execute(
-                select(customers.c.wallet_id).where(
-                    customers.c.tenant_id == tx.tenant_id, customers.c.external_id == "c1"
-                )
-            ).scalar_one()
-        )
-
-    return ledger, ledger._run(wallet)
-
-
-@contextmanager
-def balance_row(ledger: TenantLedger, wallet_id: str, **values: Any) -> Iterator[Connection]:
-    """The balance row set to `values`, in a transaction that is rolled back."""
     with ledger.cg.db.engine.connect() as conn:
         trans = conn.begin()
         try:
-            conn.execute(
-                update(wallet_balances)
-                .where(wallet_balances.c.wallet_id == wallet_id)
-                .where(wallet_balances.c.asset == "credits")
-                .values(**values)
-            )
-            yield conn
+            wallet_id = conn.execute(
+                select(customers.c.wallet_id).where(
+                    customers.c.tenant_id == ledger.tenant_id, customers.c.external_id == "c1"
+                )
+            ).scalar_one()
+            yield conn, str(wallet_id)
         finally:
             trans.rollback()
 
 
-def evaluate(conn: Connection, wallet_id: str, rule: Any, **params: Any) -> bool:
-    """The SQL rule over the row, as the database evaluates it."""
-    found = conn.execute(
-        select(rule).where(
-            wallet_balances.c.wallet_id == wallet_id, wallet_balances.c.asset == "credits"
-        ),
-        params,
-    ).scalar_one()
-    return bool(found)
+def evaluate(
+    conn: Connection, wallet_id: str, rule: Any, values: dict[str, Any], **params: Any
+) -> bool:
+    """The SQL rule over the row set to `values`, as the database evaluates it."""
+    this_row = (wallet_balances.c.wallet_id == wallet_id, wallet_balances.c.asset == "credits")
+    conn.execute(update(wallet_balances).where(*this_row).values(**values))
+    return bool(conn.execute(select(rule).where(*this_row), params).scalar_one())
 
 
 @RULES
@@ -109,16 +90,15 @@ def evaluate(conn: Connection, wallet_id: str, rule: Any, **params: Any) -> bool
 @example(mode=PolicyMode.ALLOW, limit=3, posted=-MAX_BALANCE, held=0, need=1)
 @example(mode=PolicyMode.OVERDRAFT, limit=5, posted=-20, held=0, need=-3)
 def test_the_floor_guard_is_the_policy_allowing_the_move(
-    row: tuple[TenantLedger, str], mode: PolicyMode, limit: int, posted: int, held: int, need: int
+    row: tuple[Connection, str], mode: PolicyMode, limit: int, posted: int, held: int, need: int
 ) -> None:
-    ledger, wallet_id = row
+    conn, wallet_id = row
     policy = WalletPolicy(mode, limit)
     expected = policy.allows(posted - held, need)
     if need > 0:  # what the careful path plans with says the same
         assert expected == (policy.capacity(posted - held) >= need)
     values = {"policy": mode.value, "overdraft_limit": limit, "posted": posted, "held": held}
-    with balance_row(ledger, wallet_id, **values) as conn:
-        assert evaluate(conn, wallet_id, ROOM_FOR_NEED, need=need) == expected
+    assert evaluate(conn, wallet_id, ROOM_FOR_NEED, values, need=need) == expected
 
 
 @RULES
@@ -139,7 +119,7 @@ def test_the_floor_guard_is_the_policy_allowing_the_move(
 @example(posted=10, held=0, change=-1, low=None, alerted=False, top_up=10)  # top-up fires
 @example(posted=9, held=0, change=1, low=None, alerted=False, top_up=10)  # top-up re-arms
 def test_a_quiet_move_is_one_that_needs_no_reaction(
-    row: tuple[TenantLedger, str],
+    row: tuple[Connection, str],
     posted: int,
     held: int,
     change: int,
@@ -147,7 +127,7 @@ def test_a_quiet_move_is_one_that_needs_no_reaction(
     alerted: bool,
     top_up: int | None,
 ) -> None:
-    ledger, wallet_id = row
+    conn, wallet_id = row
     policy = WalletPolicy(PolicyMode.BLOCK, 0, low)
     balance = WalletBalance(wallet_id, "credits", posted, held, 0, policy, alerted, top_up)
     expected = moves_quietly(balance, change)
@@ -160,5 +140,4 @@ def test_a_quiet_move_is_one_that_needs_no_reaction(
         "low_balance_alerted": int(alerted),
         "top_up_threshold": top_up,
     }
-    with balance_row(ledger, wallet_id, **values) as conn:
-        assert evaluate(conn, wallet_id, MOVES_QUIETLY, change=change) == expected
+    assert evaluate(conn, wallet_id, MOVES_QUIETLY, values, change=change) == expected
