@@ -246,8 +246,8 @@ def test_writes_deferred_as_last_go_after_the_others(cg: Creditgate) -> None:
     """Idempotency records go after the balance moves: one lock order for every batch."""
     from sqlalchemy import Column, Integer, MetaData, String, Table, insert
 
-    from creditgate.storage.database import defer
     from creditgate.storage.prepared import Prepared
+    from creditgate.storage.unit_of_work import UnitOfWork
 
     table = Table(
         "combined_probe_order",
@@ -259,9 +259,10 @@ def test_writes_deferred_as_last_go_after_the_others(cg: Creditgate) -> None:
     write = Prepared(insert(table))
 
     def work(conn: Connection) -> None:
-        defer(conn, write, {"name": "key"}, last=True)
-        defer(conn, write, {"name": "move-1"})
-        defer(conn, write, {"name": "move-2"})
+        uow = UnitOfWork.of(conn)
+        uow.defer(write, {"name": "key"}, last=True)
+        uow.defer(write, {"name": "move-1"})
+        uow.defer(write, {"name": "move-2"})
 
     cg.db.run(work)
     with cg.db.engine.connect() as conn:

@@ -241,7 +241,7 @@ def test_a_wallet_of_many_small_lots_is_drawn_in_burn_order(
 def test_an_answer_sent_before_its_balance_is_known_gets_it_at_every_depth(
     ledger: TenantLedger,
 ) -> None:
-    from creditgate.services.context import AVAILABLE_PENDING, fill_available
+    from creditgate.storage.balance_at_commit import AVAILABLE_PENDING, fill_available
 
     customer = funded(ledger, 1_000)
     # The placeholder cannot come from a caller: metadata numbers stay within I-JSON's range.

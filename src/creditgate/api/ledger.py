@@ -166,7 +166,8 @@ class TenantLedger(BillingMethods):
         the call has an idempotency key (see `Database.run_combined`). A call whose asset
         comes from a rate card runs alone: a batch moves one balance row, so that batches
         lock rows in the one order every transaction does."""
-        key, customer, asset = kwargs["idempotency_key"], kwargs["customer"], kwargs["asset"]
+        request = kwargs["request"]
+        key, customer, asset = request.idempotency_key, request.customer, request.asset
         if not (isinstance(key, str) and isinstance(customer, str) and isinstance(asset, str)):
             return self._run(fn, **kwargs)
         work = self._work(fn, kwargs)
@@ -280,8 +281,7 @@ class TenantLedger(BillingMethods):
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> Authorization:
-        return self._run_for_wallet(
-            gate.authorize,
+        request = gate.AuthorizeRequest(
             customer=customer,
             asset=asset,
             amount=amount,
@@ -293,6 +293,7 @@ class TenantLedger(BillingMethods):
             metadata=metadata,
             idempotency_key=idempotency_key,
         )
+        return self._run_for_wallet(gate.authorize, request=request)
 
     def settle(
         self,
@@ -335,8 +336,7 @@ class TenantLedger(BillingMethods):
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> Charge:
-        return self._run_for_wallet(
-            gate.charge,
+        request = gate.ChargeRequest(
             customer=customer,
             asset=asset,
             amount=amount,
@@ -348,6 +348,7 @@ class TenantLedger(BillingMethods):
             metadata=metadata,
             idempotency_key=idempotency_key,
         )
+        return self._run_for_wallet(gate.charge, request=request)
 
     # Rate cards
     def publish_rate_card(

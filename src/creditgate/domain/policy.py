@@ -71,6 +71,12 @@ class WalletPolicy:
         """The most that may still be reserved or debited given the current `available`."""
         return max(0, available + self.effective_limit)
 
+    def allows(self, available: int, need: int) -> bool:
+        """Whether a move needing `need` fits the policy at the current `available`: it may
+        take `available` down to the floor (`-effective_limit`) and no further. For a
+        positive `need` this is `capacity(available) >= need`."""
+        return available + self.effective_limit >= need
+
     def decline_reason(self) -> DeclineReason:
         if self.mode is PolicyMode.BLOCK:
             return DeclineReason.INSUFFICIENT_FUNDS

@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Connection, String, Text, bindparam, cast, func, insert, literal, select
+from sqlalchemy import Connection, bindparam, insert, select
 
 from creditgate.domain.amounts import Asset
 from creditgate.domain.errors import (
@@ -22,11 +22,11 @@ from creditgate.domain.errors import (
     UnknownCustomer,
 )
 from creditgate.services.results import Result
-from creditgate.storage.database import defer
+from creditgate.storage import balance_at_commit
 from creditgate.storage.prepared import Pending, Prepared, pipeline
 from creditgate.storage.secret_keys import SecretKeys
-from creditgate.storage.tables import assets, customers, idempotency_keys, wallet_balances
-from creditgate.storage.types import UtcDateTime
+from creditgate.storage.tables import assets, customers, idempotency_keys
+from creditgate.storage.unit_of_work import UnitOfWork
 
 R = TypeVar("R", bound=Result)
 
@@ -143,6 +143,9 @@ UNWIRED = Reactions()
 
 @dataclass
 class Tx:
+    """One tenant's work in one transaction: its connection and unit of work (deferred
+    writes, after-commit actions, pending views, mode), the time, caches, settings."""
+
     conn: Connection
     tenant_id: str
     now: datetime
@@ -150,6 +153,11 @@ class Tx:
     pricing_stamp: PricingStamp | None = None
     operator: Operator = DEFAULT_OPERATOR
     reactions: Reactions = UNWIRED
+    uow: UnitOfWork = field(init=False)
+
+    def __post_init__(self) -> None:
+        # The transaction's unit of work, which `Database.connect` made with it.
+        self.uow = UnitOfWork.of(self.conn)
 
     def asset(self, code: str) -> Asset:
         return self.catalog.asset(self.conn, self.tenant_id, code)
@@ -197,48 +205,6 @@ _FIND_KEY = Prepared(
     )
 )
 _SAVE_KEY = Prepared(insert(idempotency_keys))
-
-# An answer whose `available` is known only once a balance move sent with the commit has run
-# (see `_wallet.move_at_commit`) carries this placeholder until then. No balance reaches it
-# (balances stay within ±MAX_BALANCE, far inside it).
-AVAILABLE_PENDING = -(2**62) - 4_242
-_PENDING_JSON = f'"available":{AVAILABLE_PENDING}'
-_SAVE_KEY_FILLED = Prepared(
-    insert(idempotency_keys).from_select(
-        ["tenant_id", "key", "operation", "request_hash", "response", "created_at"],
-        select(
-            bindparam("tenant_id", type_=String),
-            bindparam("key", type_=String),
-            bindparam("operation", type_=String),
-            bindparam("request_hash", type_=String),
-            func.replace(
-                bindparam("response", type_=Text),
-                _PENDING_JSON,
-                literal('"available":', Text)
-                + cast(wallet_balances.c.posted - wallet_balances.c.held, Text),
-            ),
-            bindparam("created_at", type_=UtcDateTime()),
-        ).where(
-            wallet_balances.c.wallet_id == bindparam("w"),
-            wallet_balances.c.asset == bindparam("a"),
-        ),
-    )
-)
-
-
-def fill_available(result: R, available: int) -> R:
-    """The answer with the placeholder `available` replaced by the real one, wherever one of
-    its models carries it (a settlement carries its authorization and its charge)."""
-    update: dict[str, Any] = {}
-    for name in type(result).model_fields:
-        value = getattr(result, name)
-        if name == "available" and value == AVAILABLE_PENDING:
-            update[name] = available
-        elif isinstance(value, Result):
-            filled = fill_available(value, available)
-            if filled is not value:
-                update[name] = filled
-    return result.model_copy(update=update) if update else result
 
 
 class Idempotent:
@@ -289,13 +255,9 @@ class Idempotent:
             "response": result.model_dump_json(),
             "created_at": self.tx.now,
         }
-        pending = self.tx.conn.info.get("available_at_commit")
-        if pending is not None and _PENDING_JSON in params["response"]:
-            # The balance row was moved by a write sent with the commit: the stored answer
-            # takes its `available` from the row, after that write, in the same transaction.
-            wallet_id, asset = pending
-            defer(self.tx.conn, _SAVE_KEY_FILLED, {**params, "w": wallet_id, "a": asset})
-        else:
+        # An answer whose balance a write sent with the commit moves takes its `available`
+        # from the row, after that write, in the same transaction (`balance_at_commit`).
+        if not balance_at_commit.record(self.tx.uow, params):
             # After the transaction's other writes: the balance row is locked before any key.
-            defer(self.tx.conn, _SAVE_KEY, params, last=True)
+            self.tx.uow.defer(_SAVE_KEY, params, last=True)
         return result

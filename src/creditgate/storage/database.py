@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,7 +22,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.pool import NullPool
 
+from creditgate.storage.guards import is_guard_miss
+from creditgate.storage.prepared import pipeline
 from creditgate.storage.secret_keys import SecretKeys
+from creditgate.storage.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
 
@@ -37,24 +39,8 @@ class RetryTransaction(Exception):
 
 
 class GuardMissed(RetryTransaction):
-    """A guarded write sent with the commit found its condition false, so the transaction
-    rolled back: the work runs again, this time with `careful(conn)` true."""
-
-
-# What a guarded write raises in SQL when its condition is false (see `defer`): a division
-# by zero, which nothing else in creditgate's statements can raise.
-GUARD_SQLSTATE = "22012"
-
-
-@dataclass(slots=True)
-class Deferred:
-    """A write sent with the commit; `row` is its first returned row, read at the commit."""
-
-    statement: Any
-    params: Any
-    returns: bool = False
-    row: Any = None
-    last: bool = False  # sent after the transaction's other deferred writes
+    """A guarded write sent with the commit found its condition false (`storage.guards`), so
+    the transaction rolled back: the work runs again, its unit of work `careful`."""
 
 
 def default_url() -> str:
@@ -96,7 +82,8 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN" if conn.info.get("read_only") else "BEGIN IMMEDIATE")
+            read_only = UnitOfWork.is_read_only(conn)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     if parsed.get_backend_name() == "postgresql":
@@ -123,38 +110,9 @@ def is_retryable(exc: BaseException) -> bool:
     return False
 
 
-def defer(
-    conn: Connection, statement: Any, params: Any, *, returns: bool = False, last: bool = False
-) -> Deferred:
-    """Send a write with the commit instead of now (the transaction's last writes).
-
-    A unique-key conflict it meets restarts the transaction (see `RetryTransaction`); a
-    guarded write whose guard fails restarts it carefully (see `GuardMissed`). With `last`,
-    it goes after every other deferred write, whenever it was deferred: for writes that lock
-    nothing another transaction locks first (an idempotency record), so that the rows every
-    credit movement locks first (the balance row) are still locked first.
-    """
-    deferred = Deferred(statement, params, returns, last=last)
-    conn.info["deferred"].append(deferred)
-    return deferred
-
-
-def careful(conn: Connection) -> bool:
-    """Whether this attempt follows a missed guard: take the path that checks as it goes."""
-    return bool(conn.info.get("careful"))
-
-
-def after_commit(conn: Connection, finish: Callable[[Any], Any]) -> None:
-    """Pass the unit of work's result through `finish` once the commit has succeeded."""
-    conn.info["finishers"].append(finish)
-
-
-def _commit(conn: Connection) -> None:
-    from creditgate.storage.prepared import pipeline
-
-    deferred: list[Deferred] = conn.info["deferred"]
-    if any(d.last for d in deferred):
-        deferred = [d for d in deferred if not d.last] + [d for d in deferred if d.last]
+def _commit(uow: UnitOfWork) -> None:
+    conn = uow.conn
+    deferred = uow.in_commit_order()
     try:
         with pipeline(conn):
             sent = [(d, d.statement.submit(conn, d.params)) for d in deferred]
@@ -171,7 +129,7 @@ def _commit(conn: Connection) -> None:
             conn.invalidate()
         if isinstance(exc, IntegrityError):
             raise RetryTransaction from None
-        if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == GUARD_SQLSTATE:
+        if isinstance(exc, DBAPIError) and is_guard_miss(getattr(exc.orig, "sqlstate", None)):
             raise GuardMissed from None
         raise
 
@@ -228,19 +186,17 @@ class Database:
         return f"postgresql synchronous_commit={sync} fsync={fsync}"
 
     @contextmanager
-    def connect(self, *, read_only: bool = False) -> Iterator[Connection]:
-        """One transaction. Writes deferred with `defer` go out with the commit: on
-        PostgreSQL in the same round trip, so rows locked earlier are released sooner."""
+    def connect(self, *, read_only: bool = False, careful: bool = False) -> Iterator[Connection]:
+        """One transaction, with its unit of work (`UnitOfWork.of(conn)`). Writes it defers
+        go out with the commit: on PostgreSQL in the same round trip, so rows locked earlier
+        are released sooner."""
         with self.engine.connect() as conn:
-            conn.info["read_only"] = read_only
-            conn.info["deferred"] = []
-            conn.info["finishers"] = []
-            conn.info["scratch"] = {}  # what services keep for the rest of this transaction
+            uow = UnitOfWork.begin(conn, read_only=read_only, careful=careful)
             try:
                 trans = conn.begin()
                 try:
                     yield conn
-                    _commit(conn)
+                    _commit(uow)
                 except BaseException:
                     if trans.is_active:
                         trans.rollback()
@@ -249,12 +205,7 @@ class Database:
                 # A connection the database cut is invalidated and never reused; touching its
                 # info would only mask the error that says so.
                 if not conn.invalidated:
-                    conn.info["read_only"] = False
-                    conn.info["deferred"] = []
-                    conn.info["finishers"] = []
-                    conn.info["careful"] = False
-                    conn.info["scratch"] = {}
-                    conn.info.pop("available_at_commit", None)
+                    uow.detach()
 
     def run(
         self,
@@ -264,14 +215,14 @@ class Database:
         retry_carefully: bool = False,
     ) -> T:
         """Run `work` in one transaction, again from the start on a retryable conflict
-        (with `retry_carefully`, a conflict at the commit also makes the next run careful)."""
+        (with `retry_carefully`, a conflict at the commit also makes the next run careful).
+        After a missed guard the next run's unit of work is `careful`."""
         was_careful = False
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                with self.connect(read_only=read_only) as conn:
-                    conn.info["careful"] = was_careful
+                with self.connect(read_only=read_only, careful=was_careful) as conn:
                     result = work(conn)
-                    finishers = list(conn.info["finishers"])
+                    finishers = UnitOfWork.of(conn).take_finishers()
                 return _finished(result, finishers)  # type: ignore[no-any-return]
             except GuardMissed:
                 if attempt == MAX_ATTEMPTS:
@@ -297,7 +248,7 @@ class Database:
         batch instead of per request, which is what a hot wallet is limited by. Alone, a
         unit of work runs at once, as with `run`. Writes a unit of work sends with the commit
         are not yet in the database when the next one reads: a unit that plans from reads
-        either keeps what the earlier ones will leave (`services._wallet.pending_view`) or
+        either keeps what the earlier ones will leave (`storage.balances.pending_view`) or
         is saved by its writes' guards, which rerun the batch carefully.
 
         Each unit keeps its own answer. A unit that raises is taken out and run in a
@@ -438,16 +389,16 @@ def _together(conn: Connection, works: list[Callable[[Connection], Any]]) -> lis
 
     A unit's retryable error (a conflict, a missed guard) reruns the whole batch; any other
     error is that unit's own: the batch rolls back and runs again without it."""
+    uow = UnitOfWork.of(conn)
     done = []
     for index, work in enumerate(works):
-        conn.info["finishers"] = []
-        conn.info.pop("available_at_commit", None)
+        uow.next_unit()
         try:
             result = work(conn)
         except Exception as exc:
             if is_retryable(exc):
                 raise
             raise _UnitFailed(index) from exc
-        done.append((result, conn.info["finishers"]))
-    conn.info["finishers"] = []
+        done.append((result, uow.take_finishers()))
+    uow.next_unit()
     return done

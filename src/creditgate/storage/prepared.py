@@ -22,6 +22,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from creditgate.storage.unit_of_work import UnitOfWork
+
 Params = Mapping[str, Any]
 
 
@@ -33,7 +35,7 @@ class _Plan:
     defaults: dict[str, Any]  # values the statement itself carries (literals)
     binders: tuple[tuple[str, Callable[[Any], Any]], ...]
     row: Any  # a namedtuple class, or None for statements that return no rows
-    types: tuple[Any, ...]  # the result columns' SQLAlchemy types
+    types: tuple[Any, ...]  # the result columns' SQLAlchemy types, adapted to the dialect
     readers: tuple[Callable[[Any], Any] | None, ...] | None = None  # set on first fetch
 
 
@@ -55,18 +57,17 @@ class Prepared:
         )
         positional = bool(dialect.positional)
         names = tuple(compiled.positiontup or ())
-        carried = dict(compiled.construct_params(_check=False) or {})
+        carried = dict(compiled.params)
         defaults = {k: v for k, v in carried.items() if v is not None}
-        processors = compiled._bind_processors
-        binders = tuple(
-            (name, cast(Callable[[Any], Any], processors[name]))
-            for name in carried
-            if name in processors
-        )
-        columns = compiled._result_columns or []
-        row: Any = namedtuple("Row", [c[0] for c in columns], rename=True) if columns else None
-        types = tuple(c[3] for c in columns)
-        plan = _Plan(compiled.string, names, positional, defaults, binders, row, types)
+        binders = []
+        for name, bind in compiled.binds.items():
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None:
+                binders.append((name, process))
+        columns = _result_columns(self.statement)
+        row: Any = namedtuple("Row", [key for key, _ in columns], rename=True) if columns else None
+        types = tuple(type_.dialect_impl(dialect) for _, type_ in columns)
+        plan = _Plan(compiled.string, names, positional, defaults, tuple(binders), row, types)
         self._plans[cache_key] = plan
         return plan
 
@@ -117,6 +118,15 @@ class Prepared:
             cursor.close()
 
 
+def _result_columns(statement: ClauseElement) -> list[tuple[str, Any]]:
+    """The names and types of the rows a statement returns (a SELECT's columns, an INSERT,
+    UPDATE or DELETE's RETURNING), in order; none for a statement that returns no rows."""
+    exported = getattr(statement, "exported_columns", None)
+    if exported is None:
+        return []
+    return [(key, column.type) for key, column in exported.items()]
+
+
 class Pending:
     """A sent statement whose rows or row count are read once they have arrived."""
 
@@ -124,7 +134,7 @@ class Pending:
         self.conn, self.plan, self.cursor = conn, plan, cursor
 
     def rowcount(self) -> int:
-        open_pipelines = self.conn.info.get("pipelines")
+        open_pipelines = UnitOfWork.of(self.conn).pipelines
         if open_pipelines:
             open_pipelines[-1].sync()  # the count arrives only with the results
         count = int(self.cursor.rowcount)
@@ -138,7 +148,7 @@ class Pending:
             if plan.readers is None:
                 # The driver's column type codes decide the converters (as SQLAlchemy does).
                 plan.readers = tuple(
-                    t._cached_result_processor(self.conn.dialect, d[1])
+                    t.result_processor(self.conn.dialect, d[1])
                     for t, d in zip(plan.types, cursor.description, strict=True)
                 )
         finally:
@@ -164,7 +174,7 @@ def pipeline(conn: Connection) -> Iterator[None]:
         yield
         return
     dbapi_error = conn.dialect.loaded_dbapi.Error
-    stack = conn.info.setdefault("pipelines", [])
+    stack = UnitOfWork.of(conn).pipelines
     try:
         with driver.pipeline() as open_pipeline:  # type: ignore[union-attr]
             stack.append(open_pipeline)

@@ -160,7 +160,7 @@ def crossed(tx: Tx, wallet_id: str, asset: str, *, rising: bool) -> None:
     Rising to or above it re-arms the setting; falling below it fires the setting (see
     `_fire`). Called from the movement's own transaction, with the balance row locked.
     """
-    assert not tx.conn.info.get("pipelines"), "a crossing is handled outside a pipeline"
+    assert not tx.uow.in_pipeline, "a crossing is handled outside a pipeline"
     this = (auto_top_ups.c.wallet_id == wallet_id, auto_top_ups.c.asset == asset)
     if rising:
         tx.conn.execute(

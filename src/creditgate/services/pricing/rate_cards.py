@@ -34,8 +34,9 @@ from creditgate.domain.pricing_errors import NoPrice, UnpricedCost
 from creditgate.services.context import Idempotent, PricingStamp, Tx
 from creditgate.services.pricing import vendor_cost
 from creditgate.services.results import PublishedRateCard, RateCardVersion
-from creditgate.services.wallet import can_move_at_commit, or_miss
-from creditgate.storage.database import GuardMissed, defer
+from creditgate.services.wallet import can_move_at_commit
+from creditgate.storage.database import GuardMissed
+from creditgate.storage.guards import require_rows
 from creditgate.storage.ids import new_id
 from creditgate.storage.prepared import Prepared
 from creditgate.storage.tables import model_prices as model_prices_table
@@ -87,7 +88,7 @@ _STAMP = Prepared(select(tenants.c.pricing_version).where(tenants.c.id == bindpa
 # version is no longer the one the transaction priced at.
 _SAME_STAMP = Prepared(
     select(
-        or_miss(
+        require_rows(
             select(tenants.c.id)
             .where(
                 tenants.c.id == bindparam("tenant"),
@@ -111,7 +112,7 @@ def _stamp(tx: Tx, *, read: bool = False) -> int:
         return tx.pricing_stamp.version
     known = _cache.stamps.get(tx.tenant_id)
     if known is not None and not read and can_move_at_commit(tx):
-        defer(tx.conn, _SAME_STAMP, {"tenant": tx.tenant_id, "stamp": known})
+        tx.uow.defer(_SAME_STAMP, {"tenant": tx.tenant_id, "stamp": known})
         tx.pricing_stamp = PricingStamp(known, read=False)
         return known
     stamp = _read_stamp(tx)

@@ -1,0 +1,143 @@
+"""Every domain rule the gate restates in SQL agrees with its domain function.
+
+The conditional writes of the hot path check rules against the balance row as it is at the
+moment of the write, so they restate them in SQL (`storage/balances.py`):
+
+- the policy's floor, `available + FLOOR >= need`, in the guarded move, the reservation and
+  the move sent with the commit: `WalletPolicy.allows` (and, for a positive need, the
+  `WalletPolicy.capacity` the careful path plans with);
+- that a move sent with the commit needs no reaction (`MOVES_QUIETLY`):
+  `domain.balances.moves_quietly`.
+
+Each is evaluated by the database on the same generated cases as its domain function, on
+both backends. Burn order's sort keys (`storage/lots.py` `burn_keys`) are pinned to
+`domain.lots.burn_order` by
+`tests/integration/test_gate.py::test_the_first_lots_a_debit_reads_are_the_start_of_the_burn_order`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Connection, select, update
+
+from creditgate.api import TenantLedger
+from creditgate.domain.amounts import MAX_BALANCE
+from creditgate.domain.balances import WalletBalance, moves_quietly
+from creditgate.domain.policy import PolicyMode, WalletPolicy
+from creditgate.storage.balances import MOVES_QUIETLY, ROOM_FOR_NEED
+from creditgate.storage.tables import customers, wallet_balances
+
+RULES = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+modes = st.sampled_from(list(PolicyMode))
+amounts = st.integers(-MAX_BALANCE, MAX_BALANCE)
+limits = st.integers(0, MAX_BALANCE)
+# Small figures meet the boundaries (zero, a threshold, the floor) often.
+small = st.integers(-40, 40)
+thresholds = st.none() | st.integers(-10, 40)
+
+
+@pytest.fixture
+def row(ledger: TenantLedger) -> Iterator[tuple[Connection, str]]:
+    """A customer's balance row in `credits`, in a transaction that is rolled back at the
+    end: each case rewrites the row's columns, then asks the database."""
+    ledger.create_customer("c1")
+    ledger.grant("c1", "credits", 1)
+    with ledger.cg.db.engine.connect() as conn:
+        trans = conn.begin()
+        try:
+            wallet_id = conn.execute(
+                select(customers.c.wallet_id).where(
+                    customers.c.tenant_id == ledger.tenant_id, customers.c.external_id == "c1"
+                )
+            ).scalar_one()
+            yield conn, str(wallet_id)
+        finally:
+            trans.rollback()
+
+
+def evaluate(
+    conn: Connection, wallet_id: str, rule: Any, values: dict[str, Any], **params: Any
+) -> bool:
+    """The SQL rule over the row set to `values`, as the database evaluates it."""
+    this_row = (wallet_balances.c.wallet_id == wallet_id, wallet_balances.c.asset == "credits")
+    conn.execute(update(wallet_balances).where(*this_row).values(**values))
+    return bool(conn.execute(select(rule).where(*this_row), params).scalar_one())
+
+
+@RULES
+@given(
+    mode=modes,
+    limit=limits,
+    posted=amounts,
+    held=amounts,
+    need=st.integers(-2 * MAX_BALANCE, 2 * MAX_BALANCE),
+)
+@example(mode=PolicyMode.BLOCK, limit=0, posted=10, held=0, need=10)
+@example(mode=PolicyMode.BLOCK, limit=0, posted=10, held=0, need=11)
+@example(mode=PolicyMode.OVERDRAFT, limit=5, posted=0, held=0, need=5)
+@example(mode=PolicyMode.OVERDRAFT, limit=5, posted=0, held=0, need=6)
+@example(mode=PolicyMode.ALLOW, limit=3, posted=-MAX_BALANCE, held=0, need=0)
+@example(mode=PolicyMode.ALLOW, limit=3, posted=-MAX_BALANCE, held=0, need=1)
+@example(mode=PolicyMode.OVERDRAFT, limit=5, posted=-20, held=0, need=-3)
+def test_the_floor_guard_is_the_policy_allowing_the_move(
+    row: tuple[Connection, str], mode: PolicyMode, limit: int, posted: int, held: int, need: int
+) -> None:
+    conn, wallet_id = row
+    policy = WalletPolicy(mode, limit)
+    expected = policy.allows(posted - held, need)
+    if need > 0:  # what the careful path plans with says the same
+        assert expected == (policy.capacity(posted - held) >= need)
+    values = {"policy": mode.value, "overdraft_limit": limit, "posted": posted, "held": held}
+    assert evaluate(conn, wallet_id, ROOM_FOR_NEED, values, need=need) == expected
+
+
+@RULES
+@given(
+    posted=small,
+    held=st.integers(0, 20),
+    change=small,
+    low=thresholds,
+    alerted=st.booleans(),
+    top_up=thresholds,
+)
+@example(posted=5, held=0, change=-5, low=None, alerted=False, top_up=None)  # depletes
+@example(posted=0, held=0, change=-5, low=None, alerted=False, top_up=None)  # already at 0
+@example(posted=10, held=0, change=-1, low=10, alerted=False, top_up=None)  # falls below
+@example(posted=8, held=0, change=-1, low=10, alerted=True, top_up=None)  # stays below
+@example(posted=8, held=0, change=5, low=10, alerted=True, top_up=None)  # rises to it
+@example(posted=8, held=0, change=1, low=None, alerted=True, top_up=None)  # a stale flag
+@example(posted=10, held=0, change=-1, low=None, alerted=False, top_up=10)  # top-up fires
+@example(posted=9, held=0, change=1, low=None, alerted=False, top_up=10)  # top-up re-arms
+def test_a_quiet_move_is_one_that_needs_no_reaction(
+    row: tuple[Connection, str],
+    posted: int,
+    held: int,
+    change: int,
+    low: int | None,
+    alerted: bool,
+    top_up: int | None,
+) -> None:
+    conn, wallet_id = row
+    policy = WalletPolicy(PolicyMode.BLOCK, 0, low)
+    balance = WalletBalance(wallet_id, "credits", posted, held, 0, policy, alerted, top_up)
+    expected = moves_quietly(balance, change)
+    values = {
+        "policy": PolicyMode.BLOCK.value,
+        "overdraft_limit": 0,
+        "posted": posted,
+        "held": held,
+        "low_balance_threshold": low,
+        "low_balance_alerted": int(alerted),
+        "top_up_threshold": top_up,
+    }
+    assert evaluate(conn, wallet_id, MOVES_QUIETLY, values, change=change) == expected
