@@ -41,3 +41,19 @@ def test_a_wrong_value_names_its_variable(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("CREDITGATE_MAX_IN_FLIGHT", "0")
     with pytest.raises(ValidationError, match="max_in_flight"):
         Settings()
+
+
+def test_only_the_settings_module_reads_creditgate_variables() -> None:
+    import re
+
+    # A read of a CREDITGATE_ variable (setting one for a child process is not a read).
+    READ = r"(environ\.get\(|getenv\(|environ\[)[\"']CREDITGATE_\w+[\"'](?!\]\s*=)"
+
+    readers = []
+    for path in (ROOT / "src" / "creditgate").rglob("*.py"):
+        if path.name == "settings.py" or "chaos" in path.parts or "bench" in path.parts:
+            continue  # the fault and load harnesses set variables for the servers they start
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if re.search(READ, line):
+                readers.append(f"{path.relative_to(ROOT)}:{n}")
+    assert readers == []

@@ -11,9 +11,10 @@ This module imports nothing of creditgate's, so every layer may read it.
 
 from __future__ import annotations
 
-from typing import Literal
+import os
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "CREDITGATE_"
@@ -29,20 +30,22 @@ class Settings(BaseSettings):
 
     # The database
     db: str | None = Field(
-        None,
+        default=None,
         description="Database URL: `sqlite:///path/file.db`, a plain path to an SQLite file, or "
         "`postgresql+psycopg://user@host:5432/dbname`. Default: `./creditgate.db`.",
     )
     pool_size: int = Field(
-        10, ge=1, description="Database connections per server process (`serve --pool-size`)."
+        default=10,
+        ge=1,
+        description="Database connections per server process (`serve --pool-size`).",
     )
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = Field(
-        "FULL",
+        default="FULL",
         description="SQLite's `synchronous` setting. `FULL` survives power loss; `NORMAL` may "
         "lose the last commits on power loss (never on a process crash).",
     )
     secret_keys: SecretStr | None = Field(
-        None,
+        default=None,
         description="Comma-separated Fernet keys, newest first, that seal webhook secrets and "
         "provider keys at rest (`creditgate secrets generate-key`). Required on PostgreSQL "
         "to store a secret; SQLite keeps its own key file beside the database without it.",
@@ -50,37 +53,39 @@ class Settings(BaseSettings):
 
     # The HTTP server
     max_in_flight: int = Field(
-        32,
+        default=32,
         ge=1,
         description="Requests served at once per process; more are refused with 503 and "
         "Retry-After (`serve --max-in-flight`).",
     )
-    max_body_bytes: int = Field(1 << 20, ge=1, description="Largest request body, in bytes (413).")
+    max_body_bytes: int = Field(
+        default=1 << 20, ge=1, description="Largest request body, in bytes (413)."
+    )
     body_timeout_seconds: float = Field(
-        10.0,
+        default=10.0,
         gt=0,
         description="Seconds a request's body may take to arrive; a slower one is refused with "
         "408 (`serve --body-timeout`).",
     )
     key_cache_seconds: float = Field(
-        2.0,
+        default=2.0,
         ge=0,
         description="How long a verified API key is cached: a key revoked through another "
         "server process may still work here that long.",
     )
     auth_failures_per_minute: int = Field(
-        20,
+        default=20,
         ge=0,
         description="Failed authentications per client address per minute before 429 "
         "(0: no limit).",
     )
     trusted_proxies: str = Field(
-        "",
+        default="",
         description="Comma-separated addresses or networks of the proxies in front whose "
         "X-Forwarded-For names the client (`serve --trusted-proxies`). Default: none.",
     )
     portal_secret: SecretStr | None = Field(
-        None,
+        default=None,
         description="Signs the billing portal's and dashboard's session cookies. Set it when "
         "several processes serve the portal, so each accepts the others' sessions; without "
         "it each process makes its own at start.",
@@ -88,32 +93,67 @@ class Settings(BaseSettings):
 
     # Outbound connections (operator-only switches)
     allow_private_webhook_targets: bool = Field(
-        False,
+        default=False,
         description="Let webhooks go to loopback, private and link-local addresses "
         "(self-hosted receivers). Off: such targets are refused.",
     )
     stripe_api_base: str | None = Field(
-        None,
+        default=None,
         description="Where the Stripe client connects instead of Stripe (a proxy, or an "
         "offline stand-in). Operator configuration: tenants cannot set it.",
     )
 
+    # The command line
+    tenant: str | None = Field(
+        default=None,
+        description="The tenant CLI commands act on when `--tenant` is not given (before the "
+        "config file's `tenant`, after `--tenant`).",
+    )
+    config: str | None = Field(
+        default=None,
+        description="The CLI's settings file (`creditgate config set …`). Default: "
+        "`$XDG_CONFIG_HOME/creditgate/config.toml`, else `~/.config/creditgate/config.toml`.",
+    )
+    debug: bool = Field(
+        default=False,
+        description="`1`: the CLI prints the traceback under its one-line error (as `--debug`).",
+    )
+
     # Testing and comparing
     clock_file: str | None = Field(
-        None,
+        default=None,
         description="A file holding a clock offset in seconds, for fault-injection runs "
         "(`creditgate chaos`). Never set in production.",
     )
     combine: bool = Field(
-        True,
+        default=True,
         description="Put concurrent units of work on one wallet into one transaction (up to "
         "32). `0` gives each its own, for comparing.",
     )
     moves_at_commit: bool = Field(
-        True,
+        default=True,
         description="On PostgreSQL, send a hold's or debit's guarded balance update with the "
         "commit (one round trip). `0` takes the careful path every time, for comparing.",
     )
+
+
+def debug_requested() -> bool:
+    """`CREDITGATE_DEBUG`, read on its own: the error handler that asks must not fail on
+    another variable's wrong value."""
+    return os.environ.get(env_name("debug"), "").strip().lower() not in ("", "0", "false", "no")
+
+
+def describe(error: ValidationError) -> str:
+    """One line naming each wrong variable and what is wrong with it."""
+    return "; ".join(
+        f"{env_name(str(e['loc'][0]))}: {e['msg']}" if e["loc"] else e["msg"]
+        for e in error.errors()
+    )
+
+
+def default(field: str) -> Any:
+    """A setting's default, for the code that names it as a constant."""
+    return Settings.model_fields[field].default
 
 
 def env_name(field: str) -> str:

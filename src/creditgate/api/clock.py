@@ -16,6 +16,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from creditgate.settings import Settings
+
 Clock = Callable[[], datetime]
 
 CLOCK_FILE_ENV = "CREDITGATE_CLOCK_FILE"
@@ -66,7 +68,7 @@ def write_offset(path: str | Path, seconds: Decimal | int) -> None:
 
 
 def clock_from_env() -> Clock:
-    path = os.environ.get(CLOCK_FILE_ENV)
+    path = Settings().clock_file
     if not path:
         return system_clock
     log.warning("clock offset from a file (fault injection)", extra={"file": path})

@@ -26,6 +26,7 @@ except ImportError:  # pragma: no cover
     import click  # type: ignore[no-redef]
 
 
+from creditgate.settings import Settings
 from creditgate.storage.database import DEFAULT_SQLITE_FILE
 
 if TYPE_CHECKING:
@@ -136,7 +137,7 @@ def database_url(db: str | None) -> str:
     SQLite file; a URL must name SQLite or PostgreSQL."""
     source = "--db"
     if not db:
-        db, source = os.environ.get("CREDITGATE_DB") or DEFAULT_SQLITE_FILE, "$CREDITGATE_DB"
+        db, source = Settings().db or DEFAULT_SQLITE_FILE, "$CREDITGATE_DB"
     scheme, sep, rest = db.partition("://")
     path: Path | None
     if not sep:
@@ -180,7 +181,7 @@ CONFIG_KEYS = {"tenant": "The tenant commands use when --tenant is not given"}
 
 def config_path() -> Path:
     """$CREDITGATE_CONFIG, else $XDG_CONFIG_HOME/creditgate/config.toml (~/.config by default)."""
-    explicit = os.environ.get(ENV_CONFIG)
+    explicit = Settings().config
     if explicit:
         return Path(explicit).expanduser()
     base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
@@ -218,7 +219,7 @@ def write_config(values: dict[str, str]) -> Path:
 
 def default_tenant() -> tuple[str, str] | None:
     """The default tenant and where it is set, if it is."""
-    from_env = os.environ.get(ENV_TENANT)
+    from_env = Settings().tenant
     if from_env:
         return from_env, f"${ENV_TENANT}"
     configured = read_config().get("tenant")

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 from rich.text import Text
 
@@ -40,6 +41,7 @@ from creditgate.cli._shared import (
 )
 from creditgate.domain.errors import CreditgateError
 from creditgate.http import DEFAULT_BODY_TIMEOUT_SECONDS, DEFAULT_MAX_IN_FLIGHT
+from creditgate.settings import Settings, debug_requested, describe
 from creditgate.storage.database import default_url
 
 if TYPE_CHECKING:
@@ -933,7 +935,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(message: str, code: int, exc: BaseException | None) -> int:
-    if exc is not None and (state.debug or os.environ.get(ENV_DEBUG, "") not in ("", "0")):
+    if exc is not None and (state.debug or debug_requested()):
         traceback.print_exception(exc)
     line = Text("error: ", style="red")
     line.append(" ".join(message.split()))  # one line, whatever the message held
@@ -955,6 +957,8 @@ def _describe(exc: Exception) -> str:
             first = _plain_connection(lines[0] if lines else detail)
             return f"cannot use the database {where}: {first}"
         return f"database error on {where}: {detail}"
+    if isinstance(exc, ValidationError) and exc.title == Settings.__name__:
+        return f"a setting is wrong: {describe(exc)}"
     if isinstance(exc, SQLAlchemyError):
         return f"database error on {where}: {' '.join(str(exc).split())}"
     if isinstance(exc, OSError):

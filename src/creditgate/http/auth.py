@@ -24,8 +24,9 @@ from creditgate.api import Creditgate, TenantLedger
 from creditgate.domain.errors import RateLimited, Unauthenticated
 from creditgate.http.load import InFlight
 from creditgate.services.catalog.api_keys import Principal, display
+from creditgate.settings import default
 
-DEFAULT_AUTH_FAILURES_PER_MINUTE = 20
+DEFAULT_AUTH_FAILURES_PER_MINUTE: int = default("auth_failures_per_minute")
 AUTH_FAILURE_WINDOW_SECONDS = 60.0
 MAX_TRACKED_CLIENTS = 10_000
 

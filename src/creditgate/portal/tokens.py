@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
+
+from creditgate.settings import Settings
 
 ENV_SECRET = "CREDITGATE_PORTAL_SECRET"  # noqa: S105 - the variable name, not a secret
 PORTAL_TTL = timedelta(hours=1)
@@ -48,7 +49,10 @@ class TokenRefused(Exception):
 
 class Tokens:
     def __init__(self, secret: str | bytes | None = None) -> None:
-        secret = secret or os.environ.get(ENV_SECRET) or secrets.token_urlsafe(32)
+        configured = Settings().portal_secret
+        if not secret and configured is not None:
+            secret = configured.get_secret_value()
+        secret = secret or secrets.token_urlsafe(32)
         self._secret = secret.encode() if isinstance(secret, str) else secret
         self._portal = URLSafeSerializer(self._secret, salt="creditgate.portal")
         self._dashboard = URLSafeSerializer(self._secret, salt="creditgate.dashboard")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -44,6 +43,8 @@ from creditgate.http.models import Health
 from creditgate.http.problems import PROBLEM_JSON, Problem, problem, problem_response
 from creditgate.http.threads import Threads
 from creditgate.portal.routes import install as install_portal
+from creditgate.settings import Settings as EnvSettings
+from creditgate.settings import default
 from creditgate.storage.database import default_url
 
 DESCRIPTION = """\
@@ -55,8 +56,8 @@ creates a billable object requires one. Errors are RFC 9457 problem details.
 """
 
 
-DEFAULT_MAX_BODY_BYTES = 1 << 20
-DEFAULT_KEY_CACHE_SECONDS = 2.0
+DEFAULT_MAX_BODY_BYTES: int = default("max_body_bytes")
+DEFAULT_KEY_CACHE_SECONDS: float = default("key_cache_seconds")
 DEFAULT_THREADS = 40  # anyio's own default
 
 
@@ -73,19 +74,14 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        env = os.environ
+        """The limits of `creditgate.settings.Settings` (the `CREDITGATE_*` variables)."""
+        env = EnvSettings()
         return cls(
-            max_in_flight=int(env.get("CREDITGATE_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT)),
-            max_body_bytes=int(env.get("CREDITGATE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)),
-            body_timeout_seconds=float(
-                env.get("CREDITGATE_BODY_TIMEOUT_SECONDS", DEFAULT_BODY_TIMEOUT_SECONDS)
-            ),
-            key_cache_seconds=float(
-                env.get("CREDITGATE_KEY_CACHE_SECONDS", DEFAULT_KEY_CACHE_SECONDS)
-            ),
-            auth_failures_per_minute=int(
-                env.get("CREDITGATE_AUTH_FAILURES_PER_MINUTE", DEFAULT_AUTH_FAILURES_PER_MINUTE)
-            ),
+            max_in_flight=env.max_in_flight,
+            max_body_bytes=env.max_body_bytes,
+            body_timeout_seconds=env.body_timeout_seconds,
+            key_cache_seconds=env.key_cache_seconds,
+            auth_failures_per_minute=env.auth_failures_per_minute,
         )
 
 
@@ -215,7 +211,7 @@ def app_from_env() -> FastAPI:
     cg = Creditgate(
         default_url(),
         migrate=False,
-        pool_size=int(os.environ.get("CREDITGATE_POOL_SIZE", "10")),
+        pool_size=EnvSettings().pool_size,
         clock=clock_from_env(),
     )
     return create_app(cg, Settings.from_env(), close_on_shutdown=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from creditgate.domain.errors import (
     UnknownCustomer,
 )
 from creditgate.services.results import Result
+from creditgate.settings import Settings
 from creditgate.storage import balance_at_commit
 from creditgate.storage.prepared import Pending, Prepared, pipeline
 from creditgate.storage.secret_keys import SecretKeys
@@ -106,10 +106,11 @@ class Operator:
 
     @classmethod
     def from_env(cls, secret_keys: SecretKeys) -> Operator:
-        allow = os.environ.get(ENV_ALLOW_PRIVATE, "").strip().lower() in {"1", "true", "yes"}
-        base = os.environ.get(ENV_STRIPE_API_BASE, "").strip() or None
+        settings = Settings()
         return cls(
-            secret_keys=secret_keys, allow_private_webhook_targets=allow, stripe_api_base=base
+            secret_keys=secret_keys,
+            allow_private_webhook_targets=settings.allow_private_webhook_targets,
+            stripe_api_base=(settings.stripe_api_base or "").strip() or None,
         )
 
 

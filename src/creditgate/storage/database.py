@@ -8,7 +8,6 @@ order (the wallet balance row first), and any serialization failure or deadlock 
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -22,6 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.pool import NullPool
 
+from creditgate.settings import Settings
 from creditgate.storage.guards import is_guard_miss
 from creditgate.storage.prepared import pipeline
 from creditgate.storage.secret_keys import SecretKeys
@@ -44,7 +44,8 @@ class GuardMissed(RetryTransaction):
 
 
 def default_url() -> str:
-    return os.environ.get("CREDITGATE_DB") or f"sqlite:///{Path(DEFAULT_SQLITE_FILE).resolve()}"
+    """`$CREDITGATE_DB`, else `./creditgate.db`."""
+    return Settings().db or f"sqlite:///{Path(DEFAULT_SQLITE_FILE).resolve()}"
 
 
 def normalize_url(url: str) -> str:
@@ -54,8 +55,7 @@ def normalize_url(url: str) -> str:
 
 
 def sqlite_synchronous() -> str:
-    value = os.environ.get("CREDITGATE_SQLITE_SYNCHRONOUS", "FULL").upper()
-    return value if value in {"OFF", "NORMAL", "FULL", "EXTRA"} else "FULL"
+    return Settings().sqlite_synchronous
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -136,8 +136,11 @@ def _commit(uow: UnitOfWork) -> None:
 
 # The most units of work `run_combined` puts in one transaction.
 MAX_COMBINED = 32
-# CREDITGATE_COMBINE=0 runs every unit of work in a transaction of its own (for comparing).
-_COMBINE = os.environ.get("CREDITGATE_COMBINE", "1") != "0"
+
+
+def _combine() -> bool:
+    """CREDITGATE_COMBINE=0 runs every unit of work in a transaction of its own (comparing)."""
+    return Settings().combine
 
 
 class _Waiting:
@@ -168,6 +171,7 @@ class Database:
         self.dialect = self.engine.dialect.name
         # The keys the secrets stored in this database are sealed with.
         self.secret_keys = SecretKeys.for_url(self.url)
+        self._combine = _combine()
         self._combining = threading.Lock()
         self._busy: dict[Any, list[_Waiting]] = {}  # key -> units of work waiting on it
         # Counts for tests and benchmarks.
@@ -257,7 +261,7 @@ class Database:
         idempotency key, whose second run finds the first one's record if it committed.
         `token` is that key: two units of work with one token never share a transaction.
         """
-        if not _COMBINE:
+        if not self._combine:
             return self.run(work)
         me = _Waiting(work, token)
         with self._combining:

@@ -25,6 +25,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy.engine import URL, make_url
 
 from creditgate.domain.errors import Unavailable
+from creditgate.settings import Settings
 
 ENV_KEYS = "CREDITGATE_SECRET_KEYS"
 SEALED_PREFIX = "fernet:"
@@ -100,8 +101,11 @@ class SecretKeys:
     @classmethod
     def for_url(cls, url: str | URL, environ: Mapping[str, str] | None = None) -> SecretKeys:
         """The keys for a database: the environment's, else its key file, else none."""
-        environ = os.environ if environ is None else environ
-        configured = environ.get(ENV_KEYS, "").strip()
+        if environ is None:
+            keys = Settings().secret_keys
+            configured = keys.get_secret_value().strip() if keys else ""
+        else:
+            configured = environ.get(ENV_KEYS, "").strip()
         if configured:
             return cls(parse_keys(configured, ENV_KEYS), source=ENV_KEYS)
         key_file = key_file_for(url)

@@ -17,7 +17,7 @@ the transaction a service runs in (`services.context.Tx`) carries it. It holds:
 
 from __future__ import annotations
 
-import os
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +26,7 @@ from sqlalchemy import Connection
 
 from creditgate.domain.balances import WalletBalance
 from creditgate.domain.lots import LotBalance
+from creditgate.settings import Settings
 
 # The one place the connection refers to its unit of work, for the code that holds only the
 # connection (SQLite's BEGIN, the prepared statements' pipelines). Everything else reaches
@@ -34,7 +35,9 @@ _ON_CONNECTION = "creditgate.unit_of_work"
 
 # CREDITGATE_MOVES_AT_COMMIT=0 turns the single-round-trip debit off (every debit then takes
 # the careful path), for comparing the two in benchmarks.
-_MOVES_AT_COMMIT = os.environ.get("CREDITGATE_MOVES_AT_COMMIT", "1") != "0"
+@functools.cache
+def _moves_at_commit() -> bool:
+    return Settings().moves_at_commit
 
 
 @dataclass(slots=True)
@@ -110,7 +113,7 @@ class UnitOfWork:
         """Whether balance moves may be sent with the commit, guarded: on PostgreSQL, unless
         this is a careful attempt (an earlier one's guard missed). Otherwise each move is
         locked, read, checked and written as it goes."""
-        return _MOVES_AT_COMMIT and not self.careful and self.dialect == "postgresql"
+        return not self.careful and self.dialect == "postgresql" and _moves_at_commit()
 
     @property
     def in_pipeline(self) -> bool:
