@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
+from creditgate.domain.errors import CreditgateError
 from creditgate.http.answers import AssetPath, CustomerPath, IdempotencyKey, answer
 from creditgate.http.auth import Ledger
 from creditgate.http.bodies import ExactJsonRoute
@@ -17,6 +18,7 @@ from creditgate.http.models import (
     NewCustomer,
     PolicyChange,
 )
+from creditgate.http.problems import from_error, problem_response
 from creditgate.services.catalog.catalog import MAX_NAME, check_external_id
 from creditgate.services.results import AssetInfo, Customer, Policy
 
@@ -38,14 +40,21 @@ def list_assets(t: Ledger) -> Response:
 def create_customer(
     body: NewCustomer, t: Ledger, idempotency_key: IdempotencyKey = None
 ) -> Response:
-    customer = t.create_customer(
-        body.id,
-        name=body.name,
-        metadata=body.metadata,
-        policy=body.policy.value,
-        overdraft_limit=body.overdraft_limit,
-        idempotency_key=idempotency_key,
-    )
+    try:
+        customer = t.create_customer(
+            body.customer_id,
+            name=body.name,
+            metadata=body.metadata,
+            policy=body.policy.value,
+            overdraft_limit=body.overdraft_limit,
+            idempotency_key=idempotency_key,
+        )
+    except CreditgateError as exc:
+        if exc.field == "external_id" and body.id_field == "external_id":
+            # The problem names the field as the request did (`id` for the deprecated name).
+            named = from_error(exc).model_copy(update={"field": "external_id"})
+            return problem_response(named)
+        raise
     return answer(customer, 201)
 
 

@@ -21,9 +21,12 @@ from pydantic import (
     Field,
     PlainValidator,
     Strict,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from creditgate.domain.amounts import ASSET_CODE, MAX_AMOUNT, MAX_BALANCE, MAX_SCALE
 from creditgate.domain.holds import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS, MIN_TTL_SECONDS
@@ -243,15 +246,82 @@ class NewAsset(Body):
     name: Name = ""
 
 
+NewCustomerId = Annotated[str, Field(pattern=CUSTOMER_ID.pattern, examples=["cust_42"])]
+_NEW_CUSTOMER_ID = (
+    "Your own id for the customer: 1-128 characters of A-Z a-z 0-9 . _ : @ -, starting with a "
+    "letter or digit. Every other request names the customer by it (`customer`, "
+    "`/v1/customers/{customer}`), and answers show it as `external_id`"
+)
+
+
 class NewCustomer(Body):
-    id: Annotated[str, Field(pattern=CUSTOMER_ID.pattern, examples=["cust_42"])] = Field(
-        description="Your own id for the customer (`external_id`): 1-128 characters of "
-        "A-Z a-z 0-9 . _ : @ -, starting with a letter or digit"
+    """A customer and its wallet. Name it with `external_id`; `id`, its earlier name, is still
+    taken (deprecated)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "external_id": "cust_42",
+                    "name": "Ada Lovelace",
+                    "metadata": {"plan": "pro"},
+                    "policy": "block",
+                }
+            ]
+        }
     )
-    name: Name = ""
-    metadata: Metadata | None = None
-    policy: PolicyMode = PolicyMode.BLOCK
-    overdraft_limit: Limit | None = None
+
+    # `id` before `external_id`: the check that one of them is given runs on `external_id`,
+    # with `id` already read.
+    id: NewCustomerId | None = Field(
+        None,
+        description="Deprecated: the earlier name of `external_id`, still taken. Send "
+        "`external_id` instead; sent with it, it must be the same",
+        json_schema_extra={"deprecated": True},
+    )
+    external_id: NewCustomerId | None = Field(
+        None,
+        description=_NEW_CUSTOMER_ID + " (required; `id` is taken in its place, deprecated)",
+        validate_default=True,
+    )
+    name: Name = Field("", description="A display name, shown in the portal and the dashboard")
+    metadata: Metadata | None = Field(
+        None, description="Your own JSON object, kept with the customer and returned as sent"
+    )
+    policy: PolicyMode = Field(
+        PolicyMode.BLOCK,
+        description="The wallet policy for every asset: `block` (never below zero), "
+        "`overdraft` (down to -`overdraft_limit`) or `allow` (no floor)",
+    )
+    overdraft_limit: Limit | None = Field(
+        None,
+        description="With `policy: overdraft`: how far below zero the wallet may go, in minor "
+        "units of each asset",
+    )
+
+    @field_validator("external_id")
+    @classmethod
+    def _one_id(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if "id" not in info.data:  # `id` is refused already
+            return value
+        old = info.data["id"]
+        if value is None and old is None:
+            raise PydanticCustomError("missing", "Field required")
+        if value is not None and old is not None and value != old:
+            raise ValueError("differs from `id`, its deprecated name: send `external_id` only")
+        return value
+
+    @property
+    def customer_id(self) -> str:
+        """The customer's id, under whichever name it was sent."""
+        value = self.external_id if self.external_id is not None else self.id
+        assert value is not None  # checked by `_one_id`
+        return value
+
+    @property
+    def id_field(self) -> str:
+        """The name the request used for the customer's id: failures name the same field."""
+        return "external_id" if self.external_id is not None else "id"
 
 
 class PolicyChange(Body):
