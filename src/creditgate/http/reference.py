@@ -181,12 +181,17 @@ def example_of(model: type[BaseModel]) -> dict[str, Any]:
 # The document ------------------------------------------------------------------------------
 
 
-def _statuses(path: str, method: str, declared: Iterable[str]) -> list[int]:
+def _statuses(
+    path: str, method: str, declared: Iterable[str], operation: dict[str, Any]
+) -> list[int]:
     statuses = {400, 401, 413, 422, 429, 503} | {int(s) for s in declared if s[0] in "45"}
     if "{" in path or path in _BODY_LOOKUPS:
         statuses.add(404)
     if method in ("post", "put"):
-        statuses |= {408, 409, 415}
+        statuses |= {408, 415}
+        # A conflict: an Idempotency-Key reused with another request, or one a route declares.
+        if _header(operation) is not None:
+            statuses.add(409)
     return sorted(statuses)
 
 
@@ -228,7 +233,7 @@ def _problem_response(status: int, codes: list[tuple[str, str]]) -> dict[str, An
 def _complete_errors(path: str, method: str, operation: dict[str, Any]) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     header = _header(operation)
-    for status in _statuses(path, method, responses):
+    for status in _statuses(path, method, responses, operation):
         declared = responses.get(str(status), {}).get(X_CODES, [])
         codes = list(COMMON_CODES.get(status, []))
         if status == 400 and header is not None and header.get("required"):
