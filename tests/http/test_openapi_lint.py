@@ -5,9 +5,11 @@ Each test names every offending operation or field, so a gap is fixed in one go.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import pytest
+from fastapi.routing import APIRoute, iter_route_contexts
+from pydantic import BaseModel, ValidationError
 
 from creditgate.api import Creditgate
 from creditgate.server.app import create_app
@@ -157,4 +159,47 @@ def test_component_names_are_the_models_own(document: Document) -> None:
         for name in document["components"]["schemas"]
         if "__" in name
     ]
+    _report(problems)
+
+
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models(arg)]
+
+
+def _examples(model: type[BaseModel]) -> list[Any]:
+    extra = model.model_config.get("json_schema_extra")
+    return list(extra.get("examples", [])) if isinstance(extra, dict) else []
+
+
+def test_every_example_is_what_the_api_takes_and_answers() -> None:
+    """A request example passes the body's own validation; an answer example is exactly what
+    its model would send (every field present, none unknown, values as serialized)."""
+    cg = Creditgate("sqlite://")
+    try:
+        contexts = iter_route_contexts(create_app(cg).routes)
+        routes = [c.original_route for c in contexts if isinstance(c.original_route, APIRoute)]
+    finally:
+        cg.close()
+    assert len(routes) > 50
+    problems = []
+    for route in routes:
+        name = f"{sorted(route.methods)[0]} {route.path} ({route.name})"
+        for param in route.dependant.body_params:
+            for model in _models(param.field_info.annotation):
+                for example in _examples(model):
+                    try:
+                        model.model_validate(example)
+                    except ValidationError as exc:
+                        problems.append(f"{name}: request example refused: {exc}")
+        for model in _models(route.response_model):
+            for example in _examples(model):
+                try:
+                    sent = model.model_validate(example).model_dump(mode="json")
+                except ValidationError as exc:
+                    problems.append(f"{name}: answer example invalid: {exc}")
+                    continue
+                if sent != example:
+                    problems.append(f"{name}: answer example is not as {model.__name__} sends it")
     _report(problems)
