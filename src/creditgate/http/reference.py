@@ -163,19 +163,10 @@ def documented(
     namespace["__doc__"] = description or model.__doc__
     if example is not None:
         namespace["model_config"] = ConfigDict(json_schema_extra={"examples": [example]})
-    twin: type[BaseModel] = type(model)(model.__name__, (model,), namespace)
+    metaclass: Any = type(model)  # pydantic's: a class statement made at run time
+    twin: type[BaseModel] = metaclass(model.__name__, (model,), namespace)
     _DOCUMENTED[model] = twin
     return twin
-
-
-def example_of(model: type[BaseModel]) -> dict[str, Any]:
-    """The example a documented model shows, to build the examples of those holding it."""
-    extra = model.model_config.get("json_schema_extra")
-    assert isinstance(extra, dict), model
-    examples = extra["examples"]
-    assert isinstance(examples, list)
-    value: dict[str, Any] = examples[0]
-    return value
 
 
 # The document ------------------------------------------------------------------------------
