@@ -77,11 +77,38 @@ _BODY_LOOKUPS |= {"/v1/portal/sessions"}  # the body names a customer
 X_CODES = "x-problem-codes"
 
 
+# When a named failure happens, for those whose class does not say so itself.
+_WHEN = {
+    "amount_overflow": "the amount would take a balance or total past the largest held",
+    "already_exists": "an object with this id or code exists",
+    "hold_already_settled": "the authorization was settled already",
+    "hold_already_voided": "the authorization was voided already",
+    "hold_expired": "the authorization expired before it was settled",
+    "hold_not_pending": "the authorization was resolved already",
+    "lot_not_active": "the lot is expired or voided already",
+    "api_key_revoked": "the key is revoked already",
+    "already_subscribed": "the customer has an active subscription: change its plan",
+    "subscription_not_active": "the subscription is canceled",
+    "pack_not_active": "the pack is not on sale",
+    "provider_not_configured": "the tenant has not set up this payment provider",
+    "campaign_expired": "the campaign has ended",
+    "webhook_endpoint_disabled": "the endpoint is disabled",
+    "unknown_hold": "no such authorization",
+    "unknown_lot": "no such grant (lot)",
+    "unknown_api_key": "no such API key",
+}
+
+
 def _explanation(error: type[CreditgateError]) -> str:
-    doc = inspect.getdoc(error) or ""
-    if not doc or error.__doc__ == CreditgateError.__doc__:
-        return error.code.replace("_", " ")
-    return doc.split("\n\n")[0].replace("\n", " ").rstrip(".")
+    if error.code in _WHEN:
+        return _WHEN[error.code]
+    own = error.__dict__.get("__doc__")  # its own docstring, not one it inherits
+    if own:
+        text = inspect.cleandoc(own).split("\n\n")[0].replace("\n", " ").rstrip(".")
+        return text[0].lower() + text[1:]
+    if error.code.startswith("unknown_"):
+        return "no such " + error.code.removeprefix("unknown_").replace("_", " ")
+    return error.code.replace("_", " ")
 
 
 def errors(*failures: type[CreditgateError] | tuple[int, str, str]) -> dict[int | str, Any]:
@@ -218,6 +245,8 @@ def _problem_response(status: int, codes: list[tuple[str, str]]) -> dict[str, An
     return {
         "description": f"{STATUS_MEANINGS[status]}. Codes:\n\n{lines}",
         "content": {PROBLEM_JSON: {"schema": dict(PROBLEM_REF)}},
+        # The same codes for a generated client to branch on.
+        X_CODES: [code for code, _ in codes],
     }
 
 
