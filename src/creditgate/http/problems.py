@@ -76,7 +76,12 @@ STATUS_BY_KIND: dict[type[CreditgateError], int] = {
 
 def status_of(exc: CreditgateError) -> int:
     """The HTTP status of a failure: that of the nearest kind it is in `STATUS_BY_KIND`."""
-    for kind in type(exc).__mro__:
+    return status_of_kind(type(exc))
+
+
+def status_of_kind(error: type[CreditgateError]) -> int:
+    """The HTTP status of a class of failure (what the API reference lists it under)."""
+    for kind in error.__mro__:
         status = STATUS_BY_KIND.get(kind)
         if status is not None:
             return status

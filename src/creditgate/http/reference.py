@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic.fields import FieldInfo
 
 from creditgate.domain.errors import AmountOverflow, CreditgateError, IdempotencyConflict
-from creditgate.http.problems import IDEMPOTENCY_HEADER, PROBLEM_JSON, Problem
+from creditgate.http.problems import IDEMPOTENCY_HEADER, PROBLEM_JSON, Problem, status_of_kind
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
@@ -119,7 +119,7 @@ def errors(*failures: type[CreditgateError] | tuple[int, str, str]) -> dict[int 
         if isinstance(failure, tuple):
             status, code, when = failure
         else:
-            status, code, when = failure.status, failure.code, _explanation(failure)
+            status, code, when = status_of_kind(failure), failure.code, _explanation(failure)
         listed = by_status.setdefault(status, [])
         if code not in (c for c, _ in listed):
             listed.append((code, when))
