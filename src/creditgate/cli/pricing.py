@@ -294,14 +294,11 @@ def report_margin(
 ) -> None:
     """Revenue, vendor cost and gross margin; the spread across customers; the card's worst
     case; and which actions and customers a vendor price change would push below target."""
-    from creditgate.services.pricing import margin
 
     until = _moment(end, "--to") or datetime.now(UTC)
     since = _moment(start, "--from") or until - timedelta(days=30)
     with open_ledger(db, tenant) as t:
-        full = t._run(
-            margin.tenant_margin_report,
-            read_only=True,
+        full = t.margin_report(
             start=since,
             end=until,
             by=by,

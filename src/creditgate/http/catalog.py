@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
+from creditgate.domain.pages import DEFAULT_CUSTOMER_PAGE, MAX_PAGE
 from creditgate.http.answers import AssetPath, CustomerPath, IdempotencyKey, answer
 from creditgate.http.auth import Ledger
 from creditgate.http.bodies import ExactJsonRoute
@@ -52,7 +53,7 @@ def create_customer(
 @router.get("/customers", response_model=CustomerList, tags=["customers"])
 def list_customers(
     t: Ledger,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_CUSTOMER_PAGE,
     after: Annotated[
         str | None, Query(max_length=MAX_NAME, description="The last customer id of a page")
     ] = None,

@@ -26,14 +26,14 @@ from pydantic import (
 )
 
 from creditgate.domain.amounts import ASSET_CODE, MAX_AMOUNT, MAX_BALANCE, MAX_SCALE
+from creditgate.domain.grants import DEFAULT_CURRENCY, MAX_PRIORITY
 from creditgate.domain.holds import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS, MIN_TTL_SECONDS
 from creditgate.domain.lots import LotKind
 from creditgate.domain.policy import PolicyMode
-from creditgate.domain.pricing import MAX_KEYS, MAX_TEXT, NAME
+from creditgate.domain.pricing import DEFAULT_RATE_CARD, MAX_KEYS, MAX_TEXT, NAME
 from creditgate.http.problems import Problem
 from creditgate.services.catalog.catalog import CUSTOMER_ID, MAX_NAME, MAX_SAFE_INTEGER
 from creditgate.services.context import MAX_KEY_LENGTH
-from creditgate.services.ledger.grants import MAX_PRIORITY
 from creditgate.services.pricing.quotes import MAX_PROVIDER
 from creditgate.services.results import (
     ApiKey,
@@ -268,7 +268,7 @@ class NewGrant(Body):
     effective_at: Timestamp | None = None
     expires_at: Timestamp | None = None
     cost_basis: DecimalText = "0"
-    currency: Annotated[str, Field(pattern=r"^[A-Za-z]{3,8}$")] = "USD"
+    currency: Annotated[str, Field(pattern=r"^[A-Za-z]{3,8}$")] = DEFAULT_CURRENCY
     metadata: Metadata | None = None
 
 
@@ -288,7 +288,7 @@ class NewAuthorization(Body):
     quantities: Quantities | None = Field(
         None, description="The estimate, e.g. input tokens and `max_tokens` of output"
     )
-    rate_card: RateCardName = "default"
+    rate_card: RateCardName = DEFAULT_RATE_CARD
     ttl_seconds: Ttl = DEFAULT_TTL_SECONDS
     metadata: Metadata | None = None
 
@@ -319,7 +319,7 @@ class NewCharge(Body):
     vendor_cost: DecimalText | None = Field(
         None, description="What the call cost you in USD; computed from the card if left out"
     )
-    rate_card: RateCardName = "default"
+    rate_card: RateCardName = DEFAULT_RATE_CARD
     metadata: Metadata | None = None
 
 
@@ -355,7 +355,7 @@ class NewRateCard(Body):
             ],
         ),
     ]
-    name: RateCardName = "default"
+    name: RateCardName = DEFAULT_RATE_CARD
     effective_at: Timestamp | None = Field(None, description="Default: now; never in the past")
     strict: bool = Field(
         False,
@@ -368,7 +368,7 @@ class QuoteRequest(Body):
     action: PricingAction
     dimensions: Dimensions | None = None
     quantities: Quantities | None = None
-    rate_card: RateCardName = "default"
+    rate_card: RateCardName = DEFAULT_RATE_CARD
     at: Timestamp | None = Field(None, description="Price by the card in effect then")
 
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from creditgate.domain.errors import CreditgateError, InvalidInput
+from creditgate.domain.pricing import DEFAULT_RATE_CARD
 from creditgate.http.answers import AssetQuery, IdempotencyKey, answer
 from creditgate.http.auth import Ledger
 from creditgate.http.bodies import ExactJsonRoute
@@ -105,7 +106,7 @@ def margin_report(
     end: Annotated[Timestamp | None, Query(alias="to", description="End, exclusive")] = None,
     by: Literal["action", "model", "customer", "day"] = "action",
     asset: AssetQuery = None,
-    rate_card: Annotated[RateCardName, Query()] = "default",
+    rate_card: Annotated[RateCardName, Query()] = DEFAULT_RATE_CARD,
     worst: Annotated[int, Query(ge=1, le=margin.MAX_WORST)] = margin.DEFAULT_WORST,
     change: Annotated[
         SignedDecimal, Query(description="What-if change of vendor prices: 0.2 is +20%")

@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
+from creditgate.domain.pages import DEFAULT_PAGE, MAX_PAGE
 from creditgate.http.answers import AssetQuery, CustomerPath, answer
 from creditgate.http.auth import Ledger
 from creditgate.http.bodies import ExactJsonRoute
-from creditgate.services.ledger.queries import MAX_PAGE
 from creditgate.services.results import LedgerPage, Wallet
 
 router = APIRouter(prefix="/v1", route_class=ExactJsonRoute, tags=["wallets"])
@@ -25,7 +25,7 @@ def get_wallet(customer: CustomerPath, t: Ledger) -> Response:
 def get_ledger(
     customer: CustomerPath,
     t: Ledger,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
     cursor: Annotated[
         str | None,
         Query(pattern=r"^txn_[0-9a-z]{1,60}$", description="next_cursor of the previous page"),

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import Field, StrictBool
 from starlette.responses import Response
 
+from creditgate.domain.pages import DEFAULT_PAGE, MAX_PAGE
 from creditgate.domain.webhooks import (
     EVENT_TYPES,
     MAX_DESCRIPTION,
@@ -18,9 +19,7 @@ from creditgate.http.answers import IdempotencyKey, ObjectPath, answer
 from creditgate.http.auth import Ledger
 from creditgate.http.bodies import ExactJsonRoute
 from creditgate.http.models import ID_PATTERN, Body, Text
-from creditgate.services.ledger.queries import MAX_PAGE
 from creditgate.services.webhooks.endpoints import (
-    DEFAULT_PAGE,
     CreatedWebhookEndpoint,
     WebhookDelivery,
     WebhookDeliveryList,
