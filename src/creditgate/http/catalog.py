@@ -14,6 +14,7 @@ from creditgate.domain.errors import (
     UnknownAsset,
     UnknownCustomer,
 )
+from creditgate.domain.pages import DEFAULT_CUSTOMER_PAGE, MAX_PAGE
 from creditgate.http import schemas
 from creditgate.http.answers import AssetPath, CustomerPath, IdempotencyKey, answer
 from creditgate.http.auth import Ledger
@@ -102,7 +103,9 @@ def create_customer(
 )
 def list_customers(
     t: Ledger,
-    limit: Annotated[int, Query(ge=1, le=500, description="Customers per page (1-500)")] = 100,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_PAGE, description=f"Customers per page (1-{MAX_PAGE})")
+    ] = DEFAULT_CUSTOMER_PAGE,
     after: Annotated[
         str | None,
         Query(

@@ -29,14 +29,14 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from creditgate.domain.amounts import ASSET_CODE, MAX_AMOUNT, MAX_BALANCE, MAX_SCALE
+from creditgate.domain.grants import DEFAULT_CURRENCY, MAX_PRIORITY
 from creditgate.domain.holds import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS, MIN_TTL_SECONDS
 from creditgate.domain.lots import LotKind
 from creditgate.domain.policy import PolicyMode
-from creditgate.domain.pricing import MAX_KEYS, MAX_TEXT, NAME
+from creditgate.domain.pricing import DEFAULT_RATE_CARD, MAX_KEYS, MAX_TEXT, NAME
 from creditgate.http.problems import Problem
 from creditgate.services.catalog.catalog import CUSTOMER_ID, MAX_NAME, MAX_SAFE_INTEGER
 from creditgate.services.context import MAX_KEY_LENGTH
-from creditgate.services.ledger.grants import MAX_PRIORITY
 from creditgate.services.pricing.quotes import MAX_PROVIDER
 from creditgate.services.results import (
     ApiKey,
@@ -415,7 +415,7 @@ class NewGrant(Body):
         "decimal string: revenue is recognized from it as the credit is used (0: free)",
     )
     currency: Annotated[str, Field(pattern=r"^[A-Za-z]{3,8}$")] = Field(
-        "USD", description="The currency of `cost_basis` (ISO 4217 code)"
+        DEFAULT_CURRENCY, description="The currency of `cost_basis` (ISO 4217 code)"
     )
     metadata: Metadata | None = Field(None, description=_METADATA)
 
@@ -455,7 +455,7 @@ class NewAuthorization(Body):
         description="The estimate to hold for, e.g. input tokens and `max_tokens` of "
         'output: whole numbers, or decimal strings such as `"1.5"`',
     )
-    rate_card: RateCardName = Field("default", description=_RATE_CARD)
+    rate_card: RateCardName = Field(DEFAULT_RATE_CARD, description=_RATE_CARD)
     ttl_seconds: Ttl = Field(
         DEFAULT_TTL_SECONDS,
         description="Seconds until an unsettled hold is released (1 to 604800)",
@@ -518,7 +518,7 @@ class NewCharge(Body):
         description='The quantities used: whole numbers, or decimal strings such as `"1.5"`',
     )
     vendor_cost: DecimalText | None = Field(None, description=_VENDOR_COST)
-    rate_card: RateCardName = Field("default", description=_RATE_CARD)
+    rate_card: RateCardName = Field(DEFAULT_RATE_CARD, description=_RATE_CARD)
     metadata: Metadata | None = Field(None, description=_METADATA)
 
 
@@ -614,7 +614,9 @@ class NewRateCard(Body):
             ],
         ),
     ]
-    name: RateCardName = Field("default", description="The card's name: a tenant has several")
+    name: RateCardName = Field(
+        DEFAULT_RATE_CARD, description="The card's name: a tenant has several"
+    )
     effective_at: Timestamp | None = Field(
         None,
         description="From when it prices; " + TIMESTAMP + "; left out: now; never in the past",
@@ -640,7 +642,7 @@ class QuoteRequest(Body):
     quantities: Quantities | None = Field(
         None, description="Quantities to price: whole numbers, or decimal strings"
     )
-    rate_card: RateCardName = Field("default", description=_RATE_CARD)
+    rate_card: RateCardName = Field(DEFAULT_RATE_CARD, description=_RATE_CARD)
     at: Timestamp | None = Field(
         None, description="Price by the card in effect then; " + TIMESTAMP + "; left out: now"
     )

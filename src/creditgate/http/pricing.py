@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from creditgate.domain.errors import CreditgateError, InvalidInput, UnknownAsset
+from creditgate.domain.pricing import DEFAULT_RATE_CARD
 from creditgate.domain.pricing_errors import NoPrice, UnpricedCost, VendorCostUnknown
 from creditgate.http import schemas
 from creditgate.http.answers import AssetQuery, IdempotencyKey, answer
@@ -150,7 +151,7 @@ def margin_report(
     asset: AssetQuery = None,
     rate_card: Annotated[
         RateCardName, Query(description="The card whose ratios are reported")
-    ] = "default",
+    ] = DEFAULT_RATE_CARD,
     worst: Annotated[
         int,
         Query(ge=1, le=margin.MAX_WORST, description="How many worst-margin customers to list"),

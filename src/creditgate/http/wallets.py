@@ -8,12 +8,12 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from creditgate.domain.errors import UnknownAsset, UnknownCustomer
+from creditgate.domain.pages import DEFAULT_PAGE, MAX_PAGE
 from creditgate.http import schemas
 from creditgate.http.answers import AssetQuery, CustomerPath, answer
 from creditgate.http.auth import Ledger
 from creditgate.http.bodies import ExactJsonRoute
 from creditgate.http.reference import errors
-from creditgate.services.ledger.queries import MAX_PAGE
 
 router = APIRouter(prefix="/v1", route_class=ExactJsonRoute, tags=["wallets"])
 
@@ -39,7 +39,9 @@ def get_wallet(customer: CustomerPath, t: Ledger) -> Response:
 def get_ledger(
     customer: CustomerPath,
     t: Ledger,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Transactions per page")] = 50,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_PAGE, description="Transactions per page")
+    ] = DEFAULT_PAGE,
     cursor: Annotated[
         str | None,
         Query(pattern=r"^txn_[0-9a-z]{1,60}$", description="next_cursor of the previous page"),

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import Field, StrictBool
 from starlette.responses import Response
 
+from creditgate.domain.pages import DEFAULT_PAGE, MAX_PAGE
 from creditgate.domain.webhooks import (
     EVENT_TYPES,
     MAX_DESCRIPTION,
@@ -24,9 +25,7 @@ from creditgate.http.auth import Ledger
 from creditgate.http.bodies import ExactJsonRoute
 from creditgate.http.models import ID_PATTERN, Body, Text, example
 from creditgate.http.reference import errors
-from creditgate.services.ledger.queries import MAX_PAGE
 from creditgate.services.webhooks.endpoints import (
-    DEFAULT_PAGE,
     WebhookDeliveryList,
     WebhookEndpointList,
 )

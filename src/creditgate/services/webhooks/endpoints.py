@@ -11,6 +11,7 @@ from sqlalchemy import insert, select, update
 
 from creditgate.adapters.outbound import check_target
 from creditgate.domain.errors import InvalidInput
+from creditgate.domain.pages import DEFAULT_PAGE, MAX_PAGE
 from creditgate.domain.webhooks import (
     EVENT_TYPES,
     TEST_EVENT_TYPE,
@@ -26,14 +27,12 @@ from creditgate.domain.webhooks import (
 )
 from creditgate.services.catalog.catalog import check_id
 from creditgate.services.context import Idempotent, Tx
-from creditgate.services.ledger.queries import MAX_PAGE
 from creditgate.services.results import Result
 from creditgate.storage.ids import new_id
 from creditgate.storage.tables import events, webhook_deliveries, webhook_endpoints
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 SECRET_BYTES = 32
-DEFAULT_PAGE = 50
 
 
 class WebhookEndpoint(Result):
