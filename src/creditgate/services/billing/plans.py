@@ -28,6 +28,7 @@ from creditgate.domain.grants import GrantRequest
 from creditgate.domain.ledger import Account, Entry, TransactionKind
 from creditgate.domain.lots import LotKind, LotStatus
 from creditgate.domain.policy import WalletPolicy
+from creditgate.domain.webhooks import EventType
 from creditgate.services.billing._shared import check_code, check_currency
 from creditgate.services.billing.requests import NewPlan
 from creditgate.services.billing.results import (
@@ -378,7 +379,7 @@ def subscribe(
     _apply_overage_policy(tx, customer, plan_row)
     emit(
         tx,
-        "subscription.created",
+        EventType.SUBSCRIPTION_CREATED,
         wallet_id,
         {"subscription": sub_id, "customer": customer, "plan": plan_row.id, "lot": lot_id},
     )
@@ -448,7 +449,7 @@ def change_plan(
         _apply_overage_policy(tx, row.customer, plan_row)
     emit(
         tx,
-        "subscription.plan_changed",
+        EventType.SUBSCRIPTION_PLAN_CHANGED,
         row.wallet_id,
         {"subscription": row.id, "customer": row.customer, "plan": plan_row.id, "at": when},
     )
@@ -485,7 +486,7 @@ def _end(tx: Tx, row: Any, when: datetime) -> bool:
     if ended:
         emit(
             tx,
-            "subscription.canceled",
+            EventType.SUBSCRIPTION_CANCELED,
             row.wallet_id,
             {"subscription": row.id, "customer": row.customer, "canceled_at": when.isoformat()},
         )
@@ -553,7 +554,7 @@ def _renew_once(tx: Tx, row: Any) -> int | None:
             _apply_overage_policy(tx, row.customer, plan)
     emit(
         tx,
-        "subscription.renewed",
+        EventType.SUBSCRIPTION_RENEWED,
         row.wallet_id,
         {
             "subscription": row.id,

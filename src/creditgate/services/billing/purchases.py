@@ -26,6 +26,7 @@ from creditgate.domain.billing_errors import (
 from creditgate.domain.errors import AlreadyExists, InvalidInput
 from creditgate.domain.grants import GrantRequest
 from creditgate.domain.lots import LotKind
+from creditgate.domain.webhooks import EventType
 from creditgate.services.billing._shared import (
     MAX_DAYS,
     check_code,
@@ -612,7 +613,7 @@ def record_payment(
     store.release_paid_top_up(tx.conn, row.id, tx.now)
     emit(
         tx,
-        "topup.succeeded",
+        EventType.TOPUP_SUCCEEDED,
         row.wallet_id,
         {
             "purchase": row.id,
@@ -667,7 +668,7 @@ def record_failure(
     _free_top_up_after_failure(tx, row.id)
     emit(
         tx,
-        "topup.failed",
+        EventType.TOPUP_FAILED,
         row.wallet_id,
         {
             "purchase": row.id,

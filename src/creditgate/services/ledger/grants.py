@@ -17,6 +17,7 @@ from creditgate.domain.ledger import (
     removal_entries,
 )
 from creditgate.domain.lots import LotKind, LotStatus
+from creditgate.domain.webhooks import EventType
 from creditgate.services.catalog.catalog import check_external_id, check_id, check_metadata
 from creditgate.services.context import Idempotent, Tx
 from creditgate.services.ledger.consumption import default_priority
@@ -219,5 +220,10 @@ def void_lot(tx: Tx, *, lot_id: str, reason: str = "", idempotency_key: str | No
     customer = tx.conn.execute(
         select(customers.c.external_id).where(customers.c.wallet_id == found.wallet_id)
     ).scalar_one()
-    emit(tx, "grant.voided", found.wallet_id, {"lot": lot_id, "amount": amount, "reason": reason})
+    emit(
+        tx,
+        EventType.GRANT_VOIDED,
+        found.wallet_id,
+        {"lot": lot_id, "amount": amount, "reason": reason},
+    )
     return idem.record(lot_result(row, customer))

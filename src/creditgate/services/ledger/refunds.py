@@ -21,6 +21,7 @@ from creditgate.domain.charge_refunds import ChargeRefundPlan, ChargeTaken, plan
 from creditgate.domain.errors import InvalidInput, NotFound
 from creditgate.domain.ledger import Account, Entry, TransactionKind
 from creditgate.domain.lots import LotKind, LotStatus
+from creditgate.domain.webhooks import EventType
 from creditgate.services.catalog.catalog import check_id, check_metadata
 from creditgate.services.context import Idempotent, Tx
 from creditgate.services.ledger.consumption import default_priority
@@ -114,7 +115,7 @@ def refund_charge(
     )
     emit(
         tx,
-        "refund.created",
+        EventType.REFUND_CREATED,
         charge.wallet_id,
         {
             "refund": refund_id,
