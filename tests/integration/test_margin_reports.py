@@ -74,8 +74,8 @@ def report(ledger: TenantLedger, **options: Any) -> Any:
         # These take the report's period and options as one request.
         fields = set(margin.MarginRequest.__dataclass_fields__)
         request = margin.MarginRequest(**{k: options.pop(k) for k in list(options) if k in fields})
-        return ledger._run(fn, read_only=True, request=request, **options)
-    return ledger._run(fn, read_only=True, **options)
+        return ledger._read(fn, request=request, **options)
+    return ledger._read(fn, **options)
 
 
 def by_key(rows: list[Any]) -> dict[str | None, Any]:
@@ -205,7 +205,7 @@ def test_what_if_lists_actions_and_customers_that_fall_below_the_target(
 
 
 def test_card_worst_case_per_action(ledger: TenantLedger) -> None:
-    result = ledger._run(margin.card_ratios, read_only=True, card=CARD)
+    result = ledger._read(margin.card_ratios, card=CARD)
     actions = {a.action: a for a in result.actions}
     image = actions["image.generate"]
     assert image.complete and len(image.cases) == 2
@@ -237,7 +237,7 @@ def test_card_worst_case_per_action(ledger: TenantLedger) -> None:
 def test_card_worst_case_needs_a_credit_value(ledger: TenantLedger) -> None:
     spec = {k: v for k, v in EXAMPLES.items() if k != "credit_value_usd"}
     with pytest.raises(InvalidInput) as info:
-        ledger._run(margin.card_ratios, read_only=True, card=parse_rate_card(spec))
+        ledger._read(margin.card_ratios, card=parse_rate_card(spec))
     assert info.value.field == "credit_value_usd"
     full = report(ledger, fn=margin.margin_report, card=parse_rate_card(spec))
     assert full.card is None and full.report.credit_value_usd is None

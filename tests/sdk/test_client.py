@@ -690,3 +690,10 @@ def test_the_margin_report_sends_its_period_as_from_and_to() -> None:
     }
     assert got.report.total.revenue == Decimal("0.0025")
     assert got.card is not None and got.card.actions[0].worst is not None
+
+
+def test_a_customer_is_created_under_external_id() -> None:
+    recorder = Recorder(answer(sample(results.Customer), 201))
+    with client_for(recorder) as cg:
+        cg.create_customer("cust_42", name="Ada")
+    assert FakeCreditgate.body(recorder.requests[0]) == {"external_id": "cust_42", "name": "Ada"}

@@ -9,8 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
+from creditgate.domain.billing import Period
+from creditgate.domain.grants import DEFAULT_CURRENCY
+from creditgate.domain.policy import PolicyMode
 from creditgate.services.billing import (
     auto_top_up,
     campaigns,
@@ -19,6 +22,7 @@ from creditgate.services.billing import (
     purchase_refunds,
     purchases,
 )
+from creditgate.services.billing.plans import When
 from creditgate.services.billing.requests import NewCampaign, NewPack, NewPlan, PurchaseOrder
 from creditgate.services.billing.results import (
     AutoTopUp,
@@ -36,16 +40,25 @@ from creditgate.services.billing.results import (
     RenewalReport,
     Subscription,
 )
+from creditgate.services.context import Tx
 from creditgate.services.ledger import consumption
 from creditgate.services.results import ConsumptionOrder
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class BillingMethods:
     tenant_id: str
 
-    def _run(self, fn: Callable[..., T], /, read_only: bool = False, **kwargs: Any) -> T:
+    # `TenantLedger` runs them: see its methods of the same names.
+    def _run(self, fn: Callable[Concatenate[Tx, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        raise NotImplementedError
+
+    def _read(self, fn: Callable[Concatenate[Tx, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        raise NotImplementedError
+
+    def _run_step(self, fn: Callable[..., T], /, read_only: bool = False, **kwargs: Any) -> T:
         raise NotImplementedError
 
     # Plans and subscriptions
@@ -56,11 +69,11 @@ class BillingMethods:
         asset: str,
         included: int,
         fee: Decimal | str | int,
-        currency: str = "USD",
-        period: str = "monthly",
+        currency: str = DEFAULT_CURRENCY,
+        period: str = Period.MONTHLY,
         name: str = "",
         rollover_cap: int = 0,
-        overage_policy: str = "block",
+        overage_policy: str = PolicyMode.BLOCK,
         overdraft_limit: int | None = None,
         idempotency_key: str | None = None,
     ) -> Plan:
@@ -79,7 +92,7 @@ class BillingMethods:
         return self._run(plans.create_plan, plan=plan, idempotency_key=idempotency_key)
 
     def plans(self) -> list[Plan]:
-        return self._run(plans.list_plans, read_only=True)
+        return self._read(plans.list_plans)
 
     def subscribe(
         self, customer: str, plan: str, *, idempotency_key: str | None = None
@@ -89,10 +102,10 @@ class BillingMethods:
         )
 
     def subscription(self, subscription_id: str) -> Subscription:
-        return self._run(plans.get_subscription, read_only=True, subscription_id=subscription_id)
+        return self._read(plans.get_subscription, subscription_id=subscription_id)
 
     def subscriptions(self, customer: str) -> list[Subscription]:
-        return self._run(plans.customer_subscriptions, read_only=True, customer=customer)
+        return self._read(plans.customer_subscriptions, customer=customer)
 
     def change_plan(
         self,
@@ -106,15 +119,22 @@ class BillingMethods:
             plans.change_plan,
             subscription_id=subscription_id,
             plan=plan,
-            at=at,
+            at=cast(When, at),  # checked by the use case: anything else is invalid input
             idempotency_key=idempotency_key,
         )
 
     def cancel_subscription(
-        self, subscription_id: str, *, at: str = "period_end", idempotency_key: str | None = None
+        self,
+        subscription_id: str,
+        *,
+        at: str = "period_end",
+        idempotency_key: str | None = None,
     ) -> Subscription:
         return self._run(
-            plans.cancel, subscription_id=subscription_id, at=at, idempotency_key=idempotency_key
+            plans.cancel,
+            subscription_id=subscription_id,
+            at=cast(When, at),  # checked by the use case: anything else is invalid input
+            idempotency_key=idempotency_key,
         )
 
     def renew_due(self) -> RenewalReport:
@@ -128,7 +148,7 @@ class BillingMethods:
         asset: str,
         amount: int,
         price: Decimal | str | int,
-        currency: str = "USD",
+        currency: str = DEFAULT_CURRENCY,
         name: str = "",
         expires_after_days: int | None = None,
         idempotency_key: str | None = None,
@@ -145,7 +165,7 @@ class BillingMethods:
         return self._run(purchases.create_pack, pack=pack, idempotency_key=idempotency_key)
 
     def packs(self, *, include_inactive: bool = False) -> list[Pack]:
-        return self._run(purchases.list_packs, read_only=True, include_inactive=include_inactive)
+        return self._read(purchases.list_packs, include_inactive=include_inactive)
 
     def set_pack_active(self, pack: str, active: bool) -> Pack:
         return self._run(purchases.set_pack_active, pack=pack, active=active)
@@ -156,7 +176,7 @@ class BillingMethods:
         return self._run(purchases.set_exchange_rate, currency=currency, asset=asset, rate=rate)
 
     def exchange_rates(self) -> list[ExchangeRate]:
-        return self._run(purchases.list_exchange_rates, read_only=True)
+        return self._read(purchases.list_exchange_rates)
 
     def set_provider_account(
         self,
@@ -173,7 +193,7 @@ class BillingMethods:
         )
 
     def provider_accounts(self) -> list[ProviderAccount]:
-        return self._run(purchases.list_provider_accounts, read_only=True)
+        return self._read(purchases.list_provider_accounts)
 
     def save_payment_method(
         self,
@@ -194,7 +214,7 @@ class BillingMethods:
         )
 
     def payment_methods(self, customer: str) -> list[PaymentMethod]:
-        return self._run(purchases.list_payment_methods, read_only=True, customer=customer)
+        return self._read(purchases.list_payment_methods, customer=customer)
 
     def buy(
         self,
@@ -203,7 +223,7 @@ class BillingMethods:
         pack: str | None = None,
         asset: str | None = None,
         price: Decimal | str | int | None = None,
-        currency: str = "USD",
+        currency: str = DEFAULT_CURRENCY,
         provider: str = "manual",
         success_url: str | None = None,
         cancel_url: str | None = None,
@@ -221,13 +241,13 @@ class BillingMethods:
             success_url=success_url,
             cancel_url=cancel_url,
         )
-        return payments.buy(self._run, self.tenant_id, order, idempotency_key=idempotency_key)
+        return payments.buy(self._run_step, self.tenant_id, order, idempotency_key=idempotency_key)
 
     def purchase(self, purchase_id: str) -> Purchase:
-        return self._run(purchases.get_purchase, read_only=True, purchase_id=purchase_id)
+        return self._read(purchases.get_purchase, purchase_id=purchase_id)
 
     def purchases(self, customer: str) -> list[Purchase]:
-        return self._run(purchases.list_purchases, read_only=True, customer=customer)
+        return self._read(purchases.list_purchases, customer=customer)
 
     def mark_paid(self, purchase_id: str, *, idempotency_key: str | None = None) -> Purchase:
         """An operator records a manual invoice as paid: its credit is granted."""
@@ -259,7 +279,7 @@ class BillingMethods:
         consumed credit too with `include_consumed`) and pay its money back through the
         purchase's provider."""
         return payments.refund(
-            self._run,
+            self._run_step,
             self.tenant_id,
             purchase_id=purchase_id,
             reason=reason,
@@ -270,9 +290,7 @@ class BillingMethods:
         )
 
     def purchase_refunds(self, purchase_id: str) -> list[PurchaseRefund]:
-        return self._run(
-            purchase_refunds.list_refunds, read_only=True, purchase_id=purchase_id
-        ).data
+        return self._read(purchase_refunds.list_refunds, purchase_id=purchase_id).data
 
     def handle_stripe_webhook(self, payload: bytes, signature: str | None) -> ProviderEventOutcome:
         return self._run(payments.handle_stripe_webhook, payload=payload, signature=signature)
@@ -301,10 +319,10 @@ class BillingMethods:
         )
 
     def auto_top_ups(self, customer: str) -> list[AutoTopUp]:
-        return self._run(auto_top_up.get_auto_top_ups, read_only=True, customer=customer)
+        return self._read(auto_top_up.get_auto_top_ups, customer=customer)
 
     def run_auto_top_ups(self) -> AutoTopUpReport:
-        return auto_top_up.run_auto_top_ups(self._run, self.tenant_id)
+        return auto_top_up.run_auto_top_ups(self._run_step, self.tenant_id)
 
     # Campaigns and the consumption order
     def create_campaign(
@@ -335,7 +353,7 @@ class BillingMethods:
         )
 
     def campaigns(self) -> list[Campaign]:
-        return self._run(campaigns.list_campaigns, read_only=True)
+        return self._read(campaigns.list_campaigns)
 
     def redeem(self, customer: str, code: str, *, idempotency_key: str | None = None) -> Redemption:
         return self._run(
@@ -343,7 +361,7 @@ class BillingMethods:
         )
 
     def consumption_order(self) -> ConsumptionOrder:
-        return self._run(consumption.consumption_order, read_only=True)
+        return self._read(consumption.consumption_order)
 
     def set_kind_priority(self, kind: str, priority: int) -> ConsumptionOrder:
         return self._run(consumption.set_kind_priority, kind=kind, priority=priority)

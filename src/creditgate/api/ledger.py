@@ -10,18 +10,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Connection
 
 from creditgate.api.billing import BillingMethods
 from creditgate.api.clock import Clock, system_clock
-from creditgate.domain.pricing import Quote
+from creditgate.domain.grants import DEFAULT_CURRENCY, GrantRequest
+from creditgate.domain.holds import DEFAULT_TTL_SECONDS
+from creditgate.domain.lots import LotKind
+from creditgate.domain.pages import DEFAULT_CUSTOMER_PAGE, DEFAULT_PAGE
+from creditgate.domain.policy import PolicyMode
+from creditgate.domain.pricing import DEFAULT_RATE_CARD, Quote
 from creditgate.services.billing import auto_top_up
 from creditgate.services.catalog import api_keys, catalog
 from creditgate.services.catalog.api_keys import Principal
 from creditgate.services.context import Catalog, Operator, Reactions, Tx
-from creditgate.services.ledger import consumption, gate, grants, queries, refunds, sweeps
+from creditgate.services.ledger import gate, grants, queries, refunds, sweeps
 from creditgate.services.pricing import margin, rate_cards
 from creditgate.services.pricing import quotes as pricing
 from creditgate.services.pricing.margin import FullMarginReport
@@ -59,6 +64,7 @@ from creditgate.storage.migrate import upgrade
 
 T = TypeVar("T")
 P = ParamSpec("P")
+R = TypeVar("R", gate.AuthorizeRequest, gate.ChargeRequest)
 
 
 class Creditgate:
@@ -150,27 +156,42 @@ class TenantLedger(BillingMethods):
         self.cg = cg
         self.tenant_id = tenant_id
 
-    def _work(self, fn: Callable[..., T], kwargs: dict[str, Any]) -> Callable[[Any], T]:
+    def _work(
+        self, fn: Callable[Concatenate[Tx, P], T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Callable[[Connection], T]:
         """`fn` as a unit of work: on its connection, at the clock's time of each attempt."""
 
-        def work(conn: Any) -> T:
-            return fn(self.cg.tx(conn, self.tenant_id), **kwargs)
+        def work(conn: Connection) -> T:
+            return fn(self.cg.tx(conn, self.tenant_id), *args, **kwargs)
 
         return work
 
-    def _run(self, fn: Callable[..., T], /, read_only: bool = False, **kwargs: Any) -> T:
-        return self.cg.db.run(self._work(fn, kwargs), read_only=read_only)
+    def _run(self, fn: Callable[Concatenate[Tx, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """`fn(tx, ...)` as one transaction of this tenant."""
+        return self.cg.db.run(self._work(fn, *args, **kwargs))
 
-    def _run_for_wallet(self, fn: Callable[..., T], /, **kwargs: Any) -> T:
+    def _read(self, fn: Callable[Concatenate[Tx, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """`_run` for a use case that only reads: one read-only transaction."""
+        return self.cg.db.run(self._work(fn, *args, **kwargs), read_only=True)
+
+    def _run_step(self, fn: Callable[..., T], /, read_only: bool = False, **kwargs: Any) -> T:
+        """One step of a billing flow that calls a payment provider between transactions
+        (`payments.Runner`): `_run`, or `_read` with `read_only`."""
+        return self.cg.db.run(self._work(fn, **kwargs), read_only=read_only)
+
+    def _run_for_wallet(
+        self,
+        fn: Callable[[Tx, R], T],
+        request: R,
+    ) -> T:
         """`_run`, in one transaction with concurrent calls on the same wallet and asset when
         the call has an idempotency key (see `Database.run_combined`). A call whose asset
         comes from a rate card runs alone: a batch moves one balance row, so that batches
         lock rows in the one order every transaction does."""
-        request = kwargs["request"]
         key, customer, asset = request.idempotency_key, request.customer, request.asset
         if not (isinstance(key, str) and isinstance(customer, str) and isinstance(asset, str)):
-            return self._run(fn, **kwargs)
-        work = self._work(fn, kwargs)
+            return self._run(fn, request)
+        work = self._work(fn, request)
         return self.cg.db.run_combined((self.tenant_id, customer, asset), work, token=key)
 
     # Catalog
@@ -182,7 +203,7 @@ class TenantLedger(BillingMethods):
         )
 
     def assets(self) -> list[AssetInfo]:
-        return self._run(catalog.list_assets, read_only=True)
+        return self._read(catalog.list_assets)
 
     def create_customer(
         self,
@@ -190,7 +211,7 @@ class TenantLedger(BillingMethods):
         *,
         name: str = "",
         metadata: dict[str, Any] | None = None,
-        policy: str = "block",
+        policy: str = PolicyMode.BLOCK,
         overdraft_limit: int | None = None,
         idempotency_key: str | None = None,
     ) -> Customer:
@@ -205,10 +226,12 @@ class TenantLedger(BillingMethods):
         )
 
     def customer(self, external_id: str) -> Customer:
-        return self._run(catalog.get_customer, read_only=True, customer=external_id)
+        return self._read(catalog.get_customer, customer=external_id)
 
-    def customers(self, *, limit: int = 100, after: str | None = None) -> list[Customer]:
-        return self._run(catalog.list_customers, read_only=True, limit=limit, after=after)
+    def customers(
+        self, *, limit: int = DEFAULT_CUSTOMER_PAGE, after: str | None = None
+    ) -> list[Customer]:
+        return self._read(catalog.list_customers, limit=limit, after=after)
 
     def set_policy(
         self,
@@ -237,17 +260,16 @@ class TenantLedger(BillingMethods):
         asset: str,
         amount: int,
         *,
-        kind: str = "promotional",
+        kind: str = LotKind.PROMOTIONAL,
         priority: int | None = None,
         effective_at: datetime | None = None,
         expires_at: datetime | None = None,
         cost_basis: Decimal | str | int = Decimal(0),
-        currency: str = "USD",
+        currency: str = DEFAULT_CURRENCY,
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> Lot:
-        return self._run(
-            consumption.grant,
+        request = GrantRequest(
             customer=customer,
             asset=asset,
             amount=amount,
@@ -258,8 +280,8 @@ class TenantLedger(BillingMethods):
             cost_basis=cost_basis,
             currency=currency,
             metadata=metadata,
-            idempotency_key=idempotency_key,
         )
+        return self._run(grants.grant, request, idempotency_key=idempotency_key)
 
     def void_lot(self, lot_id: str, *, reason: str = "", idempotency_key: str | None = None) -> Lot:
         return self._run(
@@ -276,8 +298,8 @@ class TenantLedger(BillingMethods):
         action: str | None = None,
         dimensions: dict[str, Any] | None = None,
         quantities: dict[str, Any] | None = None,
-        rate_card: str = "default",
-        ttl_seconds: int = 600,
+        rate_card: str = DEFAULT_RATE_CARD,
+        ttl_seconds: int = DEFAULT_TTL_SECONDS,
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> Authorization:
@@ -293,7 +315,7 @@ class TenantLedger(BillingMethods):
             metadata=metadata,
             idempotency_key=idempotency_key,
         )
-        return self._run_for_wallet(gate.authorize, request=request)
+        return self._run_for_wallet(gate.authorize, request)
 
     def settle(
         self,
@@ -332,7 +354,7 @@ class TenantLedger(BillingMethods):
         dimensions: dict[str, Any] | None = None,
         quantities: dict[str, Any] | None = None,
         vendor_cost: Decimal | str | int | None = None,
-        rate_card: str = "default",
+        rate_card: str = DEFAULT_RATE_CARD,
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> Charge:
@@ -348,14 +370,14 @@ class TenantLedger(BillingMethods):
             metadata=metadata,
             idempotency_key=idempotency_key,
         )
-        return self._run_for_wallet(gate.charge, request=request)
+        return self._run_for_wallet(gate.charge, request)
 
     # Rate cards
     def publish_rate_card(
         self,
         spec: dict[str, Any],
         *,
-        name: str = "default",
+        name: str = DEFAULT_RATE_CARD,
         effective_at: datetime | None = None,
         strict: bool = False,
         idempotency_key: str | None = None,
@@ -370,7 +392,7 @@ class TenantLedger(BillingMethods):
         )
 
     def rate_cards(self, *, name: str | None = None) -> list[RateCardVersion]:
-        return self._run(rate_cards.list_versions, read_only=True, name=name)
+        return self._read(rate_cards.list_versions, name=name)
 
     def quote(
         self,
@@ -378,12 +400,11 @@ class TenantLedger(BillingMethods):
         dimensions: dict[str, Any] | None = None,
         quantities: dict[str, Any] | None = None,
         *,
-        rate_card: str = "default",
+        rate_card: str = DEFAULT_RATE_CARD,
         at: datetime | None = None,
     ) -> Quote:
-        return self._run(
+        return self._read(
             rate_cards.quote,
-            read_only=True,
             action=action,
             dimensions=dimensions,
             quantities=quantities,
@@ -419,13 +440,12 @@ class TenantLedger(BillingMethods):
         dimensions: dict[str, Any] | None = None,
         quantities: dict[str, Any] | None = None,
         *,
-        rate_card: str = "default",
+        rate_card: str = DEFAULT_RATE_CARD,
         at: datetime | None = None,
     ) -> PriceQuote:
         """`quote` as a result: the breakdown, its vendor cost and the card version used."""
-        return self._run(
+        return self._read(
             pricing.quote,
-            read_only=True,
             action=action,
             dimensions=dimensions,
             quantities=quantities,
@@ -440,7 +460,7 @@ class TenantLedger(BillingMethods):
         end: datetime,
         by: str = "action",
         asset: str | None = None,
-        rate_card: str = "default",
+        rate_card: str = DEFAULT_RATE_CARD,
         worst: int = margin.DEFAULT_WORST,
         change: Decimal = margin.DEFAULT_CHANGE,
         target: Decimal = margin.DEFAULT_TARGET,
@@ -449,34 +469,35 @@ class TenantLedger(BillingMethods):
         request = margin.MarginRequest(
             start=start, end=end, by=by, asset=asset, worst=worst, change=change, target=target
         )
-        return self._run(
-            margin.tenant_margin_report, read_only=True, request=request, rate_card=rate_card
-        )
+        return self._read(margin.tenant_margin_report, request=request, rate_card=rate_card)
 
     def authorization(self, authorization_id: str) -> Authorization:
-        return self._run(gate.get_authorization, read_only=True, authorization_id=authorization_id)
+        return self._read(gate.get_authorization, authorization_id=authorization_id)
 
     # Reading
     def wallet(self, customer: str) -> Wallet:
-        return self._run(queries.get_wallet, read_only=True, customer=customer)
+        return self._read(queries.get_wallet, customer=customer)
 
     def lots(
         self, customer: str, *, asset: str | None = None, include_closed: bool = False
     ) -> list[Lot]:
-        return self._run(
+        return self._read(
             queries.list_lots,
-            read_only=True,
             customer=customer,
             asset=asset,
             include_closed=include_closed,
         )
 
     def ledger(
-        self, customer: str, *, limit: int = 50, cursor: str | None = None, asset: str | None = None
+        self,
+        customer: str,
+        *,
+        limit: int = DEFAULT_PAGE,
+        cursor: str | None = None,
+        asset: str | None = None,
     ) -> LedgerPage:
-        return self._run(
+        return self._read(
             queries.ledger_history,
-            read_only=True,
             customer=customer,
             limit=limit,
             cursor=cursor,
@@ -490,7 +511,7 @@ class TenantLedger(BillingMethods):
         return self._run(api_keys.create_key, name=name, idempotency_key=idempotency_key)
 
     def api_keys(self) -> list[ApiKey]:
-        return self._run(api_keys.list_keys, read_only=True)
+        return self._read(api_keys.list_keys)
 
     def revoke_api_key(self, key_id: str, *, idempotency_key: str | None = None) -> ApiKey:
         return self._run(api_keys.revoke_key, key_id=key_id, idempotency_key=idempotency_key)
@@ -518,10 +539,10 @@ class TenantLedger(BillingMethods):
         )
 
     def webhook_endpoints(self) -> list[WebhookEndpoint]:
-        return self._run(webhook_service.list_endpoints, read_only=True).data
+        return self._read(webhook_service.list_endpoints).data
 
     def webhook_endpoint(self, endpoint_id: str) -> WebhookEndpoint:
-        return self._run(webhook_service.get_endpoint, read_only=True, endpoint_id=endpoint_id)
+        return self._read(webhook_service.get_endpoint, endpoint_id=endpoint_id)
 
     def update_webhook_endpoint(
         self,
@@ -560,12 +581,11 @@ class TenantLedger(BillingMethods):
         event: str | None = None,
         event_type: str | None = None,
         status: str | None = None,
-        limit: int = 50,
+        limit: int = DEFAULT_PAGE,
         cursor: str | None = None,
     ) -> WebhookDeliveryPage:
-        return self._run(
+        return self._read(
             webhook_service.list_deliveries,
-            read_only=True,
             endpoint_id=endpoint,
             event_id=event,
             event_type=event_type,
@@ -575,7 +595,7 @@ class TenantLedger(BillingMethods):
         )
 
     def webhook_delivery(self, delivery_id: str) -> WebhookDelivery:
-        return self._run(webhook_service.get_delivery, read_only=True, delivery_id=delivery_id)
+        return self._read(webhook_service.get_delivery, delivery_id=delivery_id)
 
     def replay_webhook_delivery(
         self, delivery_id: str, *, idempotency_key: str | None = None
@@ -635,9 +655,7 @@ class TenantLedger(BillingMethods):
     def revenue_report(
         self, *, start: datetime, end: datetime, customer: str | None = None
     ) -> revenue.RevenueReport:
-        return self._run(
-            revenue.revenue_report, read_only=True, start=start, end=end, customer=customer
-        )
+        return self._read(revenue.revenue_report, start=start, end=end, customer=customer)
 
     # Time-driven work
     def run_sweeps(self) -> SweepReport:

@@ -167,9 +167,8 @@ def rate_cards_load(
     spec = load_spec(file)
     if dry_run:
         with open_ledger(db, tenant) as t:
-            plan = t._run(
+            plan = t._read(
                 _dry_run,
-                read_only=True,
                 spec=spec,
                 name=rate_card,
                 effective_at=_moment(effective_at, "--effective-at"),
@@ -444,12 +443,11 @@ def report_margin(
 ) -> None:
     """Revenue, vendor cost and gross margin; the spread across customers; the card's worst
     case; and which actions and customers a vendor price change would push below target."""
-    from creditgate.services.pricing import margin
 
     until = _moment(end, "--to") or datetime.now(UTC)
     since = _moment(start, "--from") or until - timedelta(days=30)
     with open_ledger(db, tenant) as t:
-        request = margin.MarginRequest(
+        full = t.margin_report(
             start=since,
             end=until,
             by=by,
@@ -457,9 +455,7 @@ def report_margin(
             worst=worst,
             change=_decimal(change, "--change"),
             target=_decimal(target, "--target"),
-        )
-        full = t._run(
-            margin.tenant_margin_report, read_only=True, request=request, rate_card=rate_card
+            rate_card=rate_card,
         )
     if as_json:
         print(full.model_dump_json())

@@ -124,6 +124,8 @@ ROUNDINGS: Mapping[str, str] = {
     "half_even": ROUND_HALF_EVEN,
 }
 DEFAULT_ROUNDING = "up"
+# The rate card a request is priced by when it names none.
+DEFAULT_RATE_CARD = "default"
 
 
 @dataclass(frozen=True, slots=True)

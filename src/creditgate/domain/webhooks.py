@@ -10,27 +10,33 @@ from urllib.parse import urlsplit
 
 from creditgate.domain.errors import Conflict, InvalidInput, NotFound
 
-# Every event type creditgate raises (add new ones here); an endpoint subscribes to some of
-# them, or to all.
-EVENT_TYPES = (
-    "authorization.declined",
-    "balance.depleted",
-    "balance.low",
-    "charge.shortfall",
-    "grant.expired",
-    "grant.expiring",
-    "grant.voided",
-    "refund.created",
-    "refund.failed",
-    "subscription.canceled",
-    "subscription.created",
-    "subscription.plan_changed",
-    "subscription.renewed",
-    "topup.failed",
-    "topup.succeeded",
-)
-# Sent to one endpoint on request, whatever it subscribes to.
-TEST_EVENT_TYPE = "webhook.test"
+
+class EventType(StrEnum):
+    """Every event type creditgate raises (add new ones here, and to docs/events.md); `emit`
+    takes only these. An endpoint subscribes to some of them, or to all."""
+
+    AUTHORIZATION_DECLINED = "authorization.declined"
+    BALANCE_DEPLETED = "balance.depleted"
+    BALANCE_LOW = "balance.low"
+    CHARGE_SHORTFALL = "charge.shortfall"
+    GRANT_EXPIRED = "grant.expired"
+    GRANT_EXPIRING = "grant.expiring"
+    GRANT_VOIDED = "grant.voided"
+    REFUND_CREATED = "refund.created"
+    REFUND_FAILED = "refund.failed"
+    SUBSCRIPTION_CANCELED = "subscription.canceled"
+    SUBSCRIPTION_CREATED = "subscription.created"
+    SUBSCRIPTION_PLAN_CHANGED = "subscription.plan_changed"
+    SUBSCRIPTION_RENEWED = "subscription.renewed"
+    TOPUP_FAILED = "topup.failed"
+    TOPUP_SUCCEEDED = "topup.succeeded"
+    # Sent to one endpoint on request, whatever it subscribes to; never fanned out.
+    WEBHOOK_TEST = "webhook.test"
+
+
+# The types an endpoint may subscribe to.
+EVENT_TYPES = tuple(t.value for t in EventType if t is not EventType.WEBHOOK_TEST)
+TEST_EVENT_TYPE = EventType.WEBHOOK_TEST
 
 MAX_URL_LENGTH = 2048
 MAX_DESCRIPTION = 500

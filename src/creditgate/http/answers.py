@@ -44,13 +44,30 @@ CustomerPath = Annotated[
     Path(
         min_length=1,
         max_length=MAX_NAME,
-        description="Your own id for the customer",
+        description="Your own id for the customer (its `external_id`)",
         examples=["cust_42"],
     ),
 ]
-ObjectPath = Annotated[str, Path(pattern=ID_PATTERN)]
-AssetPath = Annotated[str, Path(pattern=ASSET_CODE.pattern, max_length=32, examples=["credits"])]
-AssetQuery = Annotated[str | None, Query(pattern=ASSET_CODE.pattern, max_length=32)]
+ObjectPath = Annotated[
+    str,
+    Path(
+        pattern=ID_PATTERN,
+        description="The object's id, as its answers show it (`hld_…`, `lot_…`, `pur_…`, …)",
+    ),
+]
+AssetPath = Annotated[
+    str,
+    Path(
+        pattern=ASSET_CODE.pattern,
+        max_length=32,
+        description="The asset's code",
+        examples=["credits"],
+    ),
+]
+AssetQuery = Annotated[
+    str | None,
+    Query(pattern=ASSET_CODE.pattern, max_length=32, description="Only this asset"),
+]
 
 
 def answer(result: BaseModel, status: int = 200) -> Response:

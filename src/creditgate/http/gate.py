@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from sqlalchemy import Connection
 from starlette.responses import Response
 
 from creditgate.api import TenantLedger
-from creditgate.domain.errors import CreditgateError
-from creditgate.http.answers import ObjectPath, RequiredIdempotencyKey, answer
+from creditgate.domain.errors import (
+    AmountOverflow,
+    CreditgateError,
+    HoldAlreadySettled,
+    HoldAlreadyVoided,
+    HoldExpired,
+    HoldNotPending,
+    UnknownAsset,
+    UnknownCustomer,
+    UnknownHold,
+)
+from creditgate.domain.pricing_errors import NoPrice, VendorCostUnknown
+from creditgate.http import schemas
+from creditgate.http.answers import RequiredIdempotencyKey, answer
 from creditgate.http.auth import Ledger
 from creditgate.http.bodies import ExactJsonRoute
 from creditgate.http.metrics import AUTHORIZATIONS, CHARGES
 from creditgate.http.models import (
+    ID_PATTERN,
     BatchItem,
     BatchResult,
     ChargeBatch,
@@ -24,22 +37,42 @@ from creditgate.http.models import (
     UsageEvent,
 )
 from creditgate.http.problems import from_error
+from creditgate.http.reference import errors
 from creditgate.services.context import Idempotent
-from creditgate.services.results import Authorization, Charge, Settlement
+from creditgate.services.results import Charge
+
+_PRICED = (UnknownCustomer, UnknownAsset, NoPrice, VendorCostUnknown, AmountOverflow)
+_RESOLVED = (HoldAlreadySettled, HoldAlreadyVoided, HoldExpired, HoldNotPending)
+_HOLD_PATH = Annotated[
+    str,
+    Path(
+        pattern=ID_PATTERN,
+        description="The authorization's id (`hld_…`)",
+        examples=["hld_01m8xedqsa73m7x523ktznxgx3"],
+    ),
+]
 
 router = APIRouter(prefix="/v1", route_class=ExactJsonRoute)
 
 
 @router.post(
-    "/authorizations", status_code=201, response_model=Authorization, tags=["authorizations"]
+    "/authorizations",
+    status_code=201,
+    response_model=schemas.Authorization,
+    tags=["authorizations"],
+    summary="Authorize: hold credit before a call",
+    responses=errors(*_PRICED),
 )
 def authorize(
     body: NewAuthorization, t: Ledger, idempotency_key: RequiredIdempotencyKey
 ) -> Response:
-    """Reserve credit before the model call. A decline is an answer (201, `declined`).
+    """Reserve credit before the model call, then settle the hold with the actual usage (or
+    void it). Make the call only if `approved` is true: a decline is an answer, not an error
+    (201 with `status: declined` and its `decline_reason`), and reserves nothing.
 
-    The hold is `amount`, or the rate card's price of `action` for its `dimensions` and
-    estimated `quantities` (e.g. input tokens plus `max_tokens` of output).
+    The hold is `amount` of `asset`, or the rate card's price of `action` for its
+    `dimensions` and estimated `quantities` (e.g. input tokens plus `max_tokens` of output).
+    An unsettled hold is released after `ttl_seconds`.
     """
     auth = t.authorize(
         body.customer,
@@ -57,16 +90,31 @@ def authorize(
     return answer(auth, 201)
 
 
-@router.get("/authorizations/{id}", response_model=Authorization, tags=["authorizations"])
-def get_authorization(id: ObjectPath, t: Ledger) -> Response:
+@router.get(
+    "/authorizations/{id}",
+    response_model=schemas.Authorization,
+    tags=["authorizations"],
+    summary="Get an authorization",
+    responses=errors(UnknownHold),
+)
+def get_authorization(id: _HOLD_PATH, t: Ledger) -> Response:
+    """An authorization and its state: pending, settled (with its `charge_id`), voided,
+    expired or declined."""
     return answer(t.authorization(id))
 
 
-@router.post("/authorizations/{id}/settle", response_model=Settlement, tags=["authorizations"])
+@router.post(
+    "/authorizations/{id}/settle",
+    response_model=schemas.Settlement,
+    tags=["authorizations"],
+    summary="Settle an authorization with the actual usage",
+    responses=errors(UnknownHold, *_RESOLVED, NoPrice, VendorCostUnknown, AmountOverflow),
+)
 def settle(
-    id: ObjectPath, body: SettlementRequest, t: Ledger, idempotency_key: RequiredIdempotencyKey
+    id: _HOLD_PATH, body: SettlementRequest, t: Ledger, idempotency_key: RequiredIdempotencyKey
 ) -> Response:
-    """Charge the actual usage against the hold and release the rest.
+    """Charge the actual usage against the hold and release the rest. Call it once the model
+    call is done; a hold resolves once (409 after it is settled, voided or expired).
 
     A priced hold settles from the actual `quantities`, priced by the same rate card version
     it was authorized with (with neither quantities nor amount, an action that card prices
@@ -84,15 +132,31 @@ def settle(
     return answer(settlement)
 
 
-@router.post("/authorizations/{id}/void", response_model=Authorization, tags=["authorizations"])
-def void(id: ObjectPath, t: Ledger, idempotency_key: RequiredIdempotencyKey) -> Response:
-    """Release the whole hold: the call did not happen."""
+@router.post(
+    "/authorizations/{id}/void",
+    response_model=schemas.Authorization,
+    tags=["authorizations"],
+    summary="Void an authorization",
+    responses=errors(UnknownHold, *_RESOLVED),
+)
+def void(id: _HOLD_PATH, t: Ledger, idempotency_key: RequiredIdempotencyKey) -> Response:
+    """Release the whole hold: the call did not happen, nothing is charged. A hold resolves
+    once (409 after it is settled, voided or expired)."""
     return answer(t.void(id, idempotency_key=idempotency_key))
 
 
-@router.post("/charges", status_code=201, response_model=Charge, tags=["charges"])
+@router.post(
+    "/charges",
+    status_code=201,
+    response_model=schemas.Charge,
+    tags=["charges"],
+    summary="Charge usage in one step",
+    responses=errors(*_PRICED),
+)
 def charge(body: NewCharge, t: Ledger, idempotency_key: RequiredIdempotencyKey) -> Response:
-    """Authorize and settle in one step; declined (nothing taken) when the policy says no."""
+    """Authorize and settle in one step, for usage that has already happened or costs too
+    little to hold for: `amount` of `asset`, or the rate card's price of `action`. Declined
+    (201 with `status: declined`, nothing taken) when the wallet's policy says no."""
     result = _charge(t, body, idempotency_key)
     CHARGES.labels(result.status).inc()
     return answer(result, 201)
@@ -126,7 +190,13 @@ def _event(t: TenantLedger, event: UsageEvent) -> BatchItem:
     return BatchItem(idempotency_key=event.idempotency_key, status=status, charge=result)
 
 
-@router.post("/charges/batch", response_model=BatchResult, tags=["charges"])
+@router.post(
+    "/charges/batch",
+    response_model=schemas.BatchResultAnswer,
+    tags=["charges"],
+    summary="Charge a batch of usage events",
+    responses=errors(),
+)
 def charge_batch(body: ChargeBatch, t: Ledger, idempotency_key: RequiredIdempotencyKey) -> Response:
     """Up to 1,000 usage events, each charged once under its own idempotency key.
 

@@ -21,19 +21,22 @@ from pydantic import (
     Field,
     PlainValidator,
     Strict,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from creditgate.domain.amounts import ASSET_CODE, MAX_AMOUNT, MAX_BALANCE, MAX_SCALE
+from creditgate.domain.grants import DEFAULT_CURRENCY, MAX_PRIORITY
 from creditgate.domain.holds import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS, MIN_TTL_SECONDS
 from creditgate.domain.lots import LotKind
 from creditgate.domain.policy import PolicyMode
-from creditgate.domain.pricing import MAX_KEYS, MAX_TEXT, NAME
+from creditgate.domain.pricing import DEFAULT_RATE_CARD, MAX_KEYS, MAX_TEXT, NAME
 from creditgate.http.problems import Problem
 from creditgate.services.catalog.catalog import CUSTOMER_ID, MAX_NAME, MAX_SAFE_INTEGER
 from creditgate.services.context import MAX_KEY_LENGTH
-from creditgate.services.ledger.grants import MAX_PRIORITY
 from creditgate.services.pricing.quotes import MAX_PROVIDER
 from creditgate.services.results import (
     ApiKey,
@@ -237,109 +240,365 @@ class Body(BaseModel):
         raise ValueError("must be a JSON object")
 
 
+MINOR = "in minor units of the asset (at scale 2, 100 is 1 credit)"
+TIMESTAMP = "ISO 8601 date and time with a time zone, e.g. `2027-01-01T00:00:00Z`"
+_ASSET = "The asset's code, as created with `POST /v1/assets`"
+_CUSTOMER = "Your own id for the customer (its `external_id`)"
+_METADATA = "Your own JSON object (at most 16 levels deep), kept and returned as sent"
+_ACTION = "What the call does, as the rate card names it, e.g. `chat.completion`"
+_DIMENSIONS = (
+    'Values that select the card\'s price rule, e.g. `{"model": "gpt-4.1"}`: names of '
+    "letters, digits and `_ . -`, text values"
+)
+_RATE_CARD = "The rate card's name"
+_VENDOR_COST = (
+    'What the call cost you, US dollars as a decimal string (`"0.0123"`); computed from '
+    "the card and the model's price if left out"
+)
+
+
+def example(*examples: dict[str, Any]) -> ConfigDict:
+    """A body model's examples, shown in the reference (and tried by the schema tests)."""
+    return ConfigDict(json_schema_extra={"examples": list(examples)})
+
+
 class NewAsset(Body):
-    code: AssetCode
-    scale: Scale
-    name: Name = ""
+    """A unit of credit. Amounts of it are integers in minor units: `scale` says how many
+    decimal places one unit has."""
+
+    model_config = example({"code": "credits", "scale": 2, "name": "Credits"})
+
+    code: AssetCode = Field(
+        description="Its code, used in requests and answers: letters, digits and `_ -`, up to 32"
+    )
+    scale: Scale = Field(
+        description="Decimal places of one unit: 2 makes 100 minor units one credit, 0 makes "
+        "every amount whole units"
+    )
+    name: Name = Field("", description="A display name")
+
+
+NewCustomerId = Annotated[str, Field(pattern=CUSTOMER_ID.pattern, examples=["cust_42"])]
+_NEW_CUSTOMER_ID = (
+    "Your own id for the customer: 1-128 characters of A-Z a-z 0-9 . _ : @ -, starting with a "
+    "letter or digit. Every other request names the customer by it (`customer`, "
+    "`/v1/customers/{customer}`), and answers show it as `external_id`"
+)
 
 
 class NewCustomer(Body):
-    id: Annotated[str, Field(pattern=CUSTOMER_ID.pattern, examples=["cust_42"])] = Field(
-        description="Your own id for the customer (`external_id`): 1-128 characters of "
-        "A-Z a-z 0-9 . _ : @ -, starting with a letter or digit"
+    """A customer and its wallet. Name it with `external_id`; `id`, its earlier name, is still
+    taken (deprecated)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "external_id": "cust_42",
+                    "name": "Ada Lovelace",
+                    "metadata": {"plan": "pro"},
+                    "policy": "block",
+                }
+            ]
+        }
     )
-    name: Name = ""
-    metadata: Metadata | None = None
-    policy: PolicyMode = PolicyMode.BLOCK
-    overdraft_limit: Limit | None = None
+
+    # `id` before `external_id`: the check that one of them is given runs on `external_id`,
+    # with `id` already read.
+    id: NewCustomerId | None = Field(
+        None,
+        description="Deprecated: the earlier name of `external_id`, still taken. Send "
+        "`external_id` instead; sent with it, it must be the same",
+        json_schema_extra={"deprecated": True},
+    )
+    external_id: NewCustomerId | None = Field(
+        None,
+        description=_NEW_CUSTOMER_ID + " (required; `id` is taken in its place, deprecated)",
+        validate_default=True,
+    )
+    name: Name = Field("", description="A display name, shown in the portal and the dashboard")
+    metadata: Metadata | None = Field(
+        None, description="Your own JSON object, kept with the customer and returned as sent"
+    )
+    policy: PolicyMode = Field(
+        PolicyMode.BLOCK,
+        description="The wallet policy for every asset: `block` (never below zero), "
+        "`overdraft` (down to -`overdraft_limit`) or `allow` (no floor)",
+    )
+    overdraft_limit: Limit | None = Field(
+        None,
+        description="With `policy: overdraft`: how far below zero the wallet may go, in minor "
+        "units of each asset",
+    )
+
+    @field_validator("external_id")
+    @classmethod
+    def _one_id(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if "id" not in info.data:  # `id` is refused already
+            return value
+        old = info.data["id"]
+        if value is None and old is None:
+            raise PydanticCustomError("missing", "Field required")
+        if value is not None and old is not None and value != old:
+            raise ValueError("differs from `id`, its deprecated name: send `external_id` only")
+        return value
+
+    @property
+    def customer_id(self) -> str:
+        """The customer's id, under whichever name it was sent."""
+        value = self.external_id if self.external_id is not None else self.id
+        assert value is not None  # checked by `_one_id`
+        return value
+
+    @property
+    def id_field(self) -> str:
+        """The name the request used for the customer's id: failures name the same field."""
+        return "external_id" if self.external_id is not None else "id"
 
 
 class PolicyChange(Body):
-    policy: PolicyMode
-    overdraft_limit: Limit | None = None
-    low_balance_threshold: Limit | None = None
+    model_config = example(
+        {"policy": "overdraft", "overdraft_limit": 500, "low_balance_threshold": 1_000}
+    )
+
+    policy: PolicyMode = Field(
+        description="`block` (never below zero), `overdraft` (down to -`overdraft_limit`) "
+        "or `allow` (no floor: usage past the balance is recorded as debt)"
+    )
+    overdraft_limit: Limit | None = Field(
+        None, description="With `overdraft` (and only then): how far below zero, " + MINOR
+    )
+    low_balance_threshold: Limit | None = Field(
+        None,
+        description="Send a `balance.low` event when available falls below it, "
+        + MINOR
+        + "; left out: none",
+    )
 
 
 class NewGrant(Body):
-    asset: AssetCode
-    amount: GrantAmount
-    kind: LotKind = LotKind.PROMOTIONAL
-    priority: Priority | None = None  # None: the kind's default (the consumption order)
-    effective_at: Timestamp | None = None
-    expires_at: Timestamp | None = None
-    cost_basis: DecimalText = "0"
-    currency: Annotated[str, Field(pattern=r"^[A-Za-z]{3,8}$")] = "USD"
-    metadata: Metadata | None = None
+    """Credit added to the wallet as a lot, used in burn order: lower priority first, then
+    the soonest to expire, then the oldest."""
+
+    model_config = example(
+        {
+            "asset": "credits",
+            "amount": 50_000,
+            "kind": "purchased",
+            "cost_basis": "0.01",
+            "currency": "USD",
+            "expires_at": "2027-12-31T00:00:00Z",
+            "metadata": {"order": "ord_1001"},
+        },
+        {"asset": "credits", "amount": 1_000, "kind": "promotional"},
+    )
+
+    asset: AssetCode = Field(description=_ASSET)
+    amount: GrantAmount = Field(description="Credit to add, " + MINOR)
+    kind: LotKind = Field(
+        LotKind.PROMOTIONAL,
+        description="included, promotional, purchased, refund or adjustment: sets the "
+        "default priority (see `GET /v1/consumption-order`) and how revenue is recognized",
+    )
+    priority: Priority | None = Field(
+        None, description="Burn order, lower first; left out: the kind's default"
+    )
+    effective_at: Timestamp | None = Field(
+        None, description="From when the credit counts; " + TIMESTAMP + "; left out: now"
+    )
+    expires_at: Timestamp | None = Field(
+        None, description="When what remains expires; " + TIMESTAMP + "; left out: never"
+    )
+    cost_basis: DecimalText = Field(
+        "0",
+        description="What one unit of the asset cost the customer, in `currency`, as a "
+        "decimal string: revenue is recognized from it as the credit is used (0: free)",
+    )
+    currency: Annotated[str, Field(pattern=r"^[A-Za-z]{3,8}$")] = Field(
+        DEFAULT_CURRENCY, description="The currency of `cost_basis` (ISO 4217 code)"
+    )
+    metadata: Metadata | None = Field(None, description=_METADATA)
 
 
 class GrantVoid(Body):
-    reason: Annotated[Text, Field(max_length=MAX_REASON)] = ""
+    model_config = example({"reason": "granted by mistake"})
+
+    reason: Annotated[Text, Field(max_length=MAX_REASON)] = Field(
+        "", description="Why, kept in the ledger"
+    )
 
 
 class NewAuthorization(Body):
     """A hold: `amount` (with `asset`), or no amount and an `action` with its `dimensions` and
     estimated `quantities`, priced by the rate card."""
 
-    customer: CustomerId
-    asset: AssetCode | None = Field(None, description="Required with `amount`")
-    amount: Amount | None = None
-    action: PricingAction | None = None
-    dimensions: Dimensions | None = None
-    quantities: Quantities | None = Field(
-        None, description="The estimate, e.g. input tokens and `max_tokens` of output"
+    model_config = example(
+        {
+            "customer": "cust_42",
+            "action": "chat.completion",
+            "dimensions": {"model": "gpt-4.1"},
+            "quantities": {"input_tokens": 1_200, "output_tokens": 1_000},
+            "metadata": {"request": "req_7"},
+        },
+        {"customer": "cust_42", "asset": "credits", "amount": 500},
     )
-    rate_card: RateCardName = "default"
-    ttl_seconds: Ttl = DEFAULT_TTL_SECONDS
-    metadata: Metadata | None = None
+
+    customer: CustomerId = Field(description=_CUSTOMER)
+    asset: AssetCode | None = Field(None, description=_ASSET + "; required with `amount`")
+    amount: Amount | None = Field(
+        None, description="Credit to hold, " + MINOR + "; else the card prices `action`"
+    )
+    action: PricingAction | None = Field(None, description=_ACTION)
+    dimensions: Dimensions | None = Field(None, description=_DIMENSIONS)
+    quantities: Quantities | None = Field(
+        None,
+        description="The estimate to hold for, e.g. input tokens and `max_tokens` of "
+        'output: whole numbers, or decimal strings such as `"1.5"`',
+    )
+    rate_card: RateCardName = Field(DEFAULT_RATE_CARD, description=_RATE_CARD)
+    ttl_seconds: Ttl = Field(
+        DEFAULT_TTL_SECONDS,
+        description="Seconds until an unsettled hold is released (1 to 604800)",
+    )
+    metadata: Metadata | None = Field(None, description=_METADATA)
 
 
 class SettlementRequest(Body):
     """The actual usage: `amount`, or (for a priced hold) `quantities`, priced by the rate card
     version the hold was priced with; neither, for an action that card prices flat."""
 
-    amount: Usage | None = None
-    quantities: Quantities | None = None
-    vendor_cost: DecimalText | None = Field(
-        None, description="What the call cost you in USD; computed from the card if left out"
+    model_config = example(
+        {"quantities": {"input_tokens": 1_200, "output_tokens": 640}},
+        {"amount": 420, "metadata": {"request": "req_7"}},
     )
-    action: Action | None = None
-    metadata: Metadata | None = None
+
+    amount: Usage | None = Field(
+        None,
+        description="The usage to charge, "
+        + MINOR
+        + "; past the hold it is charged as far as the policy allows, the rest is shortfall",
+    )
+    quantities: Quantities | None = Field(
+        None,
+        description="The actual quantities, priced as the hold was: whole numbers, or "
+        'decimal strings such as `"1.5"`',
+    )
+    vendor_cost: DecimalText | None = Field(None, description=_VENDOR_COST)
+    action: Action | None = Field(
+        None, description="The action the charge records; left out: the hold's"
+    )
+    metadata: Metadata | None = Field(
+        None, description=_METADATA + " on the charge; left out: the hold's"
+    )
 
 
 class NewCharge(Body):
     """A charge in one step: `amount` (with `asset`), or no amount and an `action` with its
     `dimensions` and `quantities`, priced by the rate card."""
 
-    customer: CustomerId
-    asset: AssetCode | None = Field(None, description="Required with `amount`")
-    amount: Amount | None = None
-    action: PricingAction | None = None
-    dimensions: Dimensions | None = None
-    quantities: Quantities | None = None
-    vendor_cost: DecimalText | None = Field(
-        None, description="What the call cost you in USD; computed from the card if left out"
+    model_config = example(
+        {"customer": "cust_42", "asset": "credits", "amount": 250, "action": "image.generate"},
+        {
+            "customer": "cust_42",
+            "action": "chat.completion",
+            "dimensions": {"model": "gpt-4.1"},
+            "quantities": {"input_tokens": 1_200, "output_tokens": 640},
+        },
     )
-    rate_card: RateCardName = "default"
-    metadata: Metadata | None = None
+
+    customer: CustomerId = Field(description=_CUSTOMER)
+    asset: AssetCode | None = Field(None, description=_ASSET + "; required with `amount`")
+    amount: Amount | None = Field(
+        None, description="Credit to charge, " + MINOR + "; else the card prices `action`"
+    )
+    action: PricingAction | None = Field(None, description=_ACTION)
+    dimensions: Dimensions | None = Field(None, description=_DIMENSIONS)
+    quantities: Quantities | None = Field(
+        None,
+        description='The quantities used: whole numbers, or decimal strings such as `"1.5"`',
+    )
+    vendor_cost: DecimalText | None = Field(None, description=_VENDOR_COST)
+    rate_card: RateCardName = Field(DEFAULT_RATE_CARD, description=_RATE_CARD)
+    metadata: Metadata | None = Field(None, description=_METADATA)
 
 
 class UsageEvent(NewCharge):
-    idempotency_key: IdempotencyKey
+    model_config = example(
+        {
+            "idempotency_key": "evt-1",
+            "customer": "cust_42",
+            "asset": "credits",
+            "amount": 120,
+            "action": "embedding",
+        }
+    )
+
+    idempotency_key: IdempotencyKey = Field(
+        description="The event's own key: an event sent again (in any batch) is charged once"
+    )
 
 
 class ChargeBatch(Body):
-    events: Annotated[list[UsageEvent], Field(min_length=1, max_length=MAX_BATCH)]
+    model_config = example(
+        {
+            "events": [
+                {
+                    "idempotency_key": "evt-1",
+                    "customer": "cust_42",
+                    "asset": "credits",
+                    "amount": 120,
+                    "action": "embedding",
+                },
+                {
+                    "idempotency_key": "evt-2",
+                    "customer": "cust_42",
+                    "action": "chat.completion",
+                    "dimensions": {"model": "gpt-4.1"},
+                    "quantities": {"input_tokens": 800, "output_tokens": 200},
+                },
+            ]
+        }
+    )
+
+    events: Annotated[list[UsageEvent], Field(min_length=1, max_length=MAX_BATCH)] = Field(
+        description="1 to 1,000 usage events, each charged on its own"
+    )
 
 
 class NewApiKey(Body):
-    name: Name = ""
+    model_config = example({"name": "production"})
+
+    name: Name = Field("", description="A name for the key, e.g. where it is used")
 
 
 class NewRateCard(Body):
+    model_config = example(
+        {
+            "spec": {
+                "asset": "credits",
+                "credit_value_usd": "0.01",
+                "actions": {
+                    "chat.completion": {
+                        "prices": [
+                            {
+                                "match": {"model": "gpt-4.1"},
+                                "per_unit": {"input_tokens": "0.0004", "output_tokens": "0.0016"},
+                                "vendor": {"llm": {"provider": "openai"}},
+                            }
+                        ]
+                    }
+                },
+            }
+        }
+    )
+
     spec: Annotated[
         Metadata,
         Field(
-            description="The card: asset, credit_value_usd, actions (see the README)",
+            description="The card: `asset`, `credit_value_usd` (USD one unit of the asset is "
+            "worth, a decimal string), optional `rounding`, and `actions`, each with price "
+            "rules (`match`, `flat`, `per_unit` in units of the asset, `vendor`); see the "
+            "README and docs/examples.md",
             examples=[
                 {
                     "asset": "credits",
@@ -355,8 +614,13 @@ class NewRateCard(Body):
             ],
         ),
     ]
-    name: RateCardName = "default"
-    effective_at: Timestamp | None = Field(None, description="Default: now; never in the past")
+    name: RateCardName = Field(
+        DEFAULT_RATE_CARD, description="The card's name: a tenant has several"
+    )
+    effective_at: Timestamp | None = Field(
+        None,
+        description="From when it prices; " + TIMESTAMP + "; left out: now; never in the past",
+    )
     strict: bool = Field(
         False,
         description="Refuse the card (422 unpriced_cost) rather than warn when it prices at 0 "
@@ -365,22 +629,55 @@ class NewRateCard(Body):
 
 
 class QuoteRequest(Body):
-    action: PricingAction
-    dimensions: Dimensions | None = None
-    quantities: Quantities | None = None
-    rate_card: RateCardName = "default"
-    at: Timestamp | None = Field(None, description="Price by the card in effect then")
+    model_config = example(
+        {
+            "action": "chat.completion",
+            "dimensions": {"model": "gpt-4.1"},
+            "quantities": {"input_tokens": 1_200, "output_tokens": 800},
+        }
+    )
+
+    action: PricingAction = Field(description=_ACTION)
+    dimensions: Dimensions | None = Field(None, description=_DIMENSIONS)
+    quantities: Quantities | None = Field(
+        None, description="Quantities to price: whole numbers, or decimal strings"
+    )
+    rate_card: RateCardName = Field(DEFAULT_RATE_CARD, description=_RATE_CARD)
+    at: Timestamp | None = Field(
+        None, description="Price by the card in effect then; " + TIMESTAMP + "; left out: now"
+    )
 
 
 class NewModelPrice(Body):
-    model: Annotated[Text, Field(min_length=1, max_length=MAX_TEXT, examples=["gpt-4.1"])]
-    input_mtok: Annotated[DecimalText, Field(description="USD per million input tokens")]
-    output_mtok: Annotated[DecimalText, Field(description="USD per million output tokens")]
+    model_config = example(
+        {
+            "model": "gpt-4.1",
+            "provider": "openai",
+            "input_mtok": "2",
+            "output_mtok": "8",
+            "cache_read_mtok": "0.5",
+        }
+    )
+
+    model: Annotated[Text, Field(min_length=1, max_length=MAX_TEXT, examples=["gpt-4.1"])] = Field(
+        description="The model, as a `model` dimension names it"
+    )
+    input_mtok: Annotated[
+        DecimalText, Field(description="USD per million input tokens, a decimal string")
+    ]
+    output_mtok: Annotated[
+        DecimalText, Field(description="USD per million output tokens, a decimal string")
+    ]
     cache_read_mtok: Annotated[
-        DecimalText | None, Field(description="Default: the input price")
+        DecimalText | None,
+        Field(description="USD per million cached input tokens; left out: the input price"),
     ] = None
-    provider: Annotated[Text, Field(min_length=1, max_length=MAX_PROVIDER)] | None = None
-    effective_at: Timestamp | None = Field(None, description="Default: now")
+    provider: Annotated[Text, Field(min_length=1, max_length=MAX_PROVIDER)] | None = Field(
+        None, description="The vendor, e.g. `openai`; left out: any"
+    )
+    effective_at: Timestamp | None = Field(
+        None, description="From when it prices vendor costs; " + TIMESTAMP + "; left out: now"
+    )
 
 
 # Answers that are not a single service result.

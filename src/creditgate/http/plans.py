@@ -4,22 +4,41 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from creditgate.domain.billing import Period
+from creditgate.domain.billing_errors import (
+    AlreadySubscribed,
+    SubscriptionNotActive,
+    UnknownPlan,
+    UnknownSubscription,
+)
+from creditgate.domain.errors import AlreadyExists, UnknownAsset, UnknownCustomer
 from creditgate.domain.policy import PolicyMode
+from creditgate.http import schemas
 from creditgate.http.answers import (
     CustomerPath,
     IdempotencyKey,
-    ObjectPath,
     RequiredIdempotencyKey,
     answer,
 )
 from creditgate.http.auth import Ledger
 from creditgate.http.bodies import ExactJsonRoute
-from creditgate.http.models import AssetCode, Body, DecimalText, GrantAmount, Limit, Name
+from creditgate.http.examples import ANSWERS
+from creditgate.http.models import (
+    ID_PATTERN,
+    MINOR,
+    AssetCode,
+    Body,
+    DecimalText,
+    GrantAmount,
+    Limit,
+    Name,
+    example,
+)
+from creditgate.http.reference import documented, errors
 from creditgate.services.billing.results import Plan, Subscription
 
 router = APIRouter(prefix="/v1", route_class=ExactJsonRoute, tags=["plans"])
@@ -27,19 +46,43 @@ router = APIRouter(prefix="/v1", route_class=ExactJsonRoute, tags=["plans"])
 Code = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", examples=["pro"])]
 PlanRef = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", examples=["pro"])]
 Currency = Annotated[str, Field(pattern=r"^[A-Za-z]{3,8}$", examples=["USD"])]
+SubscriptionPath = Annotated[
+    str, Path(pattern=ID_PATTERN, description="The subscription's id (`sub_…`)")
+]
+_WHEN = "`now` (the current period ends and a new one starts on the new plan) or `period_end`"
 
 
 class NewPlan(Body):
-    code: Code
-    name: Name = ""
-    period: Period = Period.MONTHLY
-    fee: DecimalText = Field(description="The period fee, in `currency`")
-    currency: Currency = "USD"
-    asset: AssetCode
-    included: GrantAmount = Field(description="Credit included each period (minor units)")
-    rollover_cap: Limit = Field(0, description="Most unused included credit carried over")
-    overage_policy: PolicyMode = PolicyMode.BLOCK
-    overdraft_limit: Limit | None = None
+    model_config = example(
+        {
+            "code": "pro",
+            "name": "Pro",
+            "period": "monthly",
+            "fee": "20",
+            "currency": "USD",
+            "asset": "credits",
+            "included": 200_000,
+            "rollover_cap": 50_000,
+        }
+    )
+
+    code: Code = Field(description="Your code for the plan, e.g. `pro`: letters, digits, `_ . -`")
+    name: Name = Field("", description="A display name")
+    period: Period = Field(Period.MONTHLY, description="How often it renews: monthly or yearly")
+    fee: DecimalText = Field(description="The period fee, in `currency`, a decimal string")
+    currency: Currency = Field("USD", description="The fee's currency (ISO 4217 code)")
+    asset: AssetCode = Field(description="The asset its included credit is in")
+    included: GrantAmount = Field(description="Credit included each period, " + MINOR)
+    rollover_cap: Limit = Field(
+        0, description="Most unused included credit carried into the next period, " + MINOR
+    )
+    overage_policy: PolicyMode = Field(
+        PolicyMode.BLOCK,
+        description="The wallet policy while subscribed: block, overdraft or allow",
+    )
+    overdraft_limit: Limit | None = Field(
+        None, description="With overdraft: how far below zero the wallet may go, " + MINOR
+    )
 
 
 class PlanList(BaseModel):
@@ -50,21 +93,47 @@ class SubscriptionList(BaseModel):
     data: list[Subscription]
 
 
+PlanListAnswer = documented(
+    PlanList, {"data": "The tenant's plans, oldest first"}, example={"data": [ANSWERS["plan"]]}
+)
+SubscriptionListAnswer = documented(
+    SubscriptionList,
+    {"data": "The customer's subscriptions, oldest first"},
+    example={"data": [ANSWERS["changeplan"]]},
+)
+
+
 class NewSubscription(Body):
+    model_config = example({"plan": "pro"})
+
     plan: PlanRef = Field(description="The plan's id or code")
 
 
 class PlanChange(Body):
+    model_config = example({"plan": "team", "at": "period_end"})
+
     plan: PlanRef = Field(description="The plan's id or code")
-    at: Literal["now", "period_end"] = "now"
+    at: Literal["now", "period_end"] = Field("now", description="When: " + _WHEN)
 
 
 class Cancellation(Body):
-    at: Literal["now", "period_end"] = "period_end"
+    model_config = example({"at": "period_end"})
+
+    at: Literal["now", "period_end"] = Field(
+        "period_end", description="When it ends: `now` or `period_end` (the default)"
+    )
 
 
-@router.post("/plans", status_code=201, response_model=Plan)
+@router.post(
+    "/plans",
+    status_code=201,
+    response_model=schemas.Plan,
+    summary="Create a plan",
+    responses=errors(UnknownAsset, (409, AlreadyExists.code, "a plan with this code exists")),
+)
 def create_plan(body: NewPlan, t: Ledger, idempotency_key: IdempotencyKey = None) -> Response:
+    """A subscription plan: a fee per period and the credit it includes, granted at the
+    start of every period, with unused credit carried over up to `rollover_cap`."""
     plan = t.create_plan(
         body.code,
         asset=body.asset,
@@ -81,45 +150,83 @@ def create_plan(body: NewPlan, t: Ledger, idempotency_key: IdempotencyKey = None
     return answer(plan, 201)
 
 
-@router.get("/plans", response_model=PlanList)
+@router.get("/plans", response_model=PlanListAnswer, summary="List plans", responses=errors())
 def list_plans(t: Ledger) -> Response:
+    """Every plan of the tenant."""
     return answer(PlanList(data=t.plans()))
 
 
-@router.post("/customers/{customer}/subscriptions", status_code=201, response_model=Subscription)
+@router.post(
+    "/customers/{customer}/subscriptions",
+    status_code=201,
+    response_model=schemas.Subscription,
+    summary="Subscribe a customer to a plan",
+    responses=errors(UnknownCustomer, UnknownPlan, AlreadySubscribed),
+)
 def subscribe(
     customer: CustomerPath,
     body: NewSubscription,
     t: Ledger,
     idempotency_key: RequiredIdempotencyKey,
 ) -> Response:
+    """Start a subscription now: the first period's included credit is granted at once,
+    and each period renews with a new grant. A customer has one active subscription."""
     return answer(t.subscribe(customer, body.plan, idempotency_key=idempotency_key), 201)
 
 
-@router.get("/customers/{customer}/subscriptions", response_model=SubscriptionList)
+@router.get(
+    "/customers/{customer}/subscriptions",
+    response_model=SubscriptionListAnswer,
+    summary="List a customer's subscriptions",
+    responses=errors(UnknownCustomer),
+)
 def list_subscriptions(customer: CustomerPath, t: Ledger) -> Response:
+    """The customer's subscriptions, canceled ones too, with their periods."""
     return answer(SubscriptionList(data=t.subscriptions(customer)))
 
 
-@router.get("/subscriptions/{subscription}", response_model=Subscription)
-def get_subscription(subscription: ObjectPath, t: Ledger) -> Response:
+@router.get(
+    "/subscriptions/{subscription}",
+    response_model=schemas.Subscription,
+    summary="Get a subscription",
+    responses=errors(UnknownSubscription),
+)
+def get_subscription(subscription: SubscriptionPath, t: Ledger) -> Response:
+    """A subscription with its current period and every period so far."""
     return answer(t.subscription(subscription))
 
 
-@router.post("/subscriptions/{subscription}/change-plan", response_model=Subscription)
+@router.post(
+    "/subscriptions/{subscription}/change-plan",
+    response_model=schemas.Subscription,
+    summary="Change a subscription's plan",
+    responses=errors(UnknownSubscription, UnknownPlan, SubscriptionNotActive),
+)
 def change_plan(
-    subscription: ObjectPath, body: PlanChange, t: Ledger, idempotency_key: RequiredIdempotencyKey
+    subscription: SubscriptionPath,
+    body: PlanChange,
+    t: Ledger,
+    idempotency_key: RequiredIdempotencyKey,
 ) -> Response:
+    """Move an active subscription to another plan, `now` (a new period starts on it) or
+    at the current period's end (`pending_plan_id` until then)."""
     changed = t.change_plan(subscription, body.plan, at=body.at, idempotency_key=idempotency_key)
     return answer(changed)
 
 
-@router.post("/subscriptions/{subscription}/cancel", response_model=Subscription)
+@router.post(
+    "/subscriptions/{subscription}/cancel",
+    response_model=schemas.Subscription,
+    summary="Cancel a subscription",
+    responses=errors(UnknownSubscription, SubscriptionNotActive),
+)
 def cancel_subscription(
-    subscription: ObjectPath,
+    subscription: SubscriptionPath,
     t: Ledger,
     body: Cancellation | None = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
+    """End a subscription at the current period's end (the default) or `now`; credit
+    already granted stays. The body is optional."""
     at = body.at if body is not None else "period_end"
     return answer(t.cancel_subscription(subscription, at=at, idempotency_key=idempotency_key))

@@ -9,7 +9,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from creditgate.domain.errors import CreditgateError, InvalidInput
+from creditgate.domain.errors import CreditgateError, InvalidInput, UnknownAsset
+from creditgate.domain.pricing import DEFAULT_RATE_CARD
+from creditgate.domain.pricing_errors import NoPrice, UnpricedCost, VendorCostUnknown
+from creditgate.http import schemas
 from creditgate.http.answers import AssetQuery, IdempotencyKey, answer
 from creditgate.http.auth import Ledger
 from creditgate.http.bodies import ExactJsonRoute
@@ -22,16 +25,24 @@ from creditgate.http.models import (
     SignedDecimal,
     Timestamp,
 )
+from creditgate.http.reference import errors
 from creditgate.services.pricing import margin
-from creditgate.services.pricing.margin import FullMarginReport
-from creditgate.services.results import ModelPrice, PriceQuote, PublishedRateCard
+
+_NO_CARD = (422, NoPrice.code, "no rate card of this name is in effect")
 
 router = APIRouter(prefix="/v1", route_class=ExactJsonRoute)
 
 DEFAULT_PERIOD = timedelta(days=30)
 
 
-@router.post("/rate-cards", status_code=201, response_model=PublishedRateCard, tags=["pricing"])
+@router.post(
+    "/rate-cards",
+    status_code=201,
+    response_model=schemas.PublishedRateCard,
+    tags=["pricing"],
+    summary="Publish a rate card version",
+    responses=errors(UnknownAsset, UnpricedCost),
+)
 def publish_rate_card(
     body: NewRateCard, t: Ledger, idempotency_key: IdempotencyKey = None
 ) -> Response:
@@ -61,23 +72,47 @@ def _in_body(exc: CreditgateError) -> CreditgateError:
     return type(exc)(exc.message, field=field)
 
 
-@router.get("/rate-cards", response_model=RateCardList, tags=["pricing"])
-def list_rate_cards(t: Ledger, name: Annotated[RateCardName | None, Query()] = None) -> Response:
-    """Every version of the tenant's cards (or of the card `name`), oldest first."""
+@router.get(
+    "/rate-cards",
+    response_model=schemas.RateCardListAnswer,
+    tags=["pricing"],
+    summary="List rate card versions",
+    responses=errors(),
+)
+def list_rate_cards(
+    t: Ledger,
+    name: Annotated[RateCardName | None, Query(description="Only this card's versions")] = None,
+) -> Response:
+    """Every version of the tenant's cards (or of the card `name`), oldest first, with the
+    time each took effect: the history of what was charged when."""
     return answer(RateCardList(data=t.rate_cards(name=name)))
 
 
-@router.post("/rate-cards/quote", response_model=PriceQuote, tags=["pricing"])
+@router.post(
+    "/rate-cards/quote",
+    response_model=schemas.PriceQuote,
+    tags=["pricing"],
+    summary="Quote an action's price",
+    responses=errors(_NO_CARD, VendorCostUnknown),
+)
 def quote(body: QuoteRequest, t: Ledger, idempotency_key: IdempotencyKey = None) -> Response:
     """What an action costs, line by line, with its vendor cost, by the card version in effect
-    now (or at `at`). A quote changes nothing."""
+    now (or at `at`). A quote changes nothing: use it to show a price before a call, or to
+    check a card before publishing it."""
     priced = t.price_quote(
         body.action, body.dimensions, body.quantities, rate_card=body.rate_card, at=body.at
     )
     return answer(priced)
 
 
-@router.post("/model-prices", status_code=201, response_model=ModelPrice, tags=["pricing"])
+@router.post(
+    "/model-prices",
+    status_code=201,
+    response_model=schemas.ModelPrice,
+    tags=["pricing"],
+    summary="Set an LLM model's price",
+    responses=errors(),
+)
 def set_model_price(
     body: NewModelPrice, t: Ledger, idempotency_key: IdempotencyKey = None
 ) -> Response:
@@ -95,7 +130,13 @@ def set_model_price(
     return answer(price, 201)
 
 
-@router.get("/reports/margin", response_model=FullMarginReport, tags=["reports"])
+@router.get(
+    "/reports/margin",
+    response_model=schemas.FullMarginReport,
+    tags=["reports"],
+    summary="Margin report",
+    responses=errors(UnknownAsset, _NO_CARD),
+)
 def margin_report(
     t: Ledger,
     start: Annotated[
@@ -103,10 +144,18 @@ def margin_report(
         Query(alias="from", description="Start, inclusive (default: 30 days before `to`)"),
     ] = None,
     end: Annotated[Timestamp | None, Query(alias="to", description="End, exclusive")] = None,
-    by: Literal["action", "model", "customer", "day"] = "action",
+    by: Annotated[
+        Literal["action", "model", "customer", "day"],
+        Query(description="What the report's rows are grouped by"),
+    ] = "action",
     asset: AssetQuery = None,
-    rate_card: Annotated[RateCardName, Query()] = "default",
-    worst: Annotated[int, Query(ge=1, le=margin.MAX_WORST)] = margin.DEFAULT_WORST,
+    rate_card: Annotated[
+        RateCardName, Query(description="The card whose ratios are reported")
+    ] = DEFAULT_RATE_CARD,
+    worst: Annotated[
+        int,
+        Query(ge=1, le=margin.MAX_WORST, description="How many worst-margin customers to list"),
+    ] = margin.DEFAULT_WORST,
     change: Annotated[
         SignedDecimal, Query(description="What-if change of vendor prices: 0.2 is +20%")
     ] = "0.2",
@@ -114,7 +163,8 @@ def margin_report(
 ) -> Response:
     """Revenue, vendor cost and gross margin of the period's charges grouped `by`; margin across
     customers; the rate card's worst credit-to-cost ratio per action; and what falls below the
-    target margin if vendor prices change."""
+    target margin if vendor prices change. Money is in US dollars, margins are fractions
+    (0.5 is 50%). The period is `from` (default: 30 days before `to`) to `to` (default: now)."""
     until = end or t.cg.clock()
     since = start or until - DEFAULT_PERIOD
     if since >= until:

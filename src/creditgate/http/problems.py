@@ -12,7 +12,13 @@ from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, SerializerFunctionWrapHandler, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
@@ -70,7 +76,12 @@ STATUS_BY_KIND: dict[type[CreditgateError], int] = {
 
 def status_of(exc: CreditgateError) -> int:
     """The HTTP status of a failure: that of the nearest kind it is in `STATUS_BY_KIND`."""
-    for kind in type(exc).__mro__:
+    return status_of_kind(type(exc))
+
+
+def status_of_kind(error: type[CreditgateError]) -> int:
+    """The HTTP status of a class of failure (what the API reference lists it under)."""
+    for kind in error.__mro__:
         status = STATUS_BY_KIND.get(kind)
         if status is not None:
             return status
@@ -78,20 +89,42 @@ def status_of(exc: CreditgateError) -> int:
 
 
 class FieldProblem(BaseModel):
-    field: str | None
-    detail: str
+    field: str | None = Field(
+        description="The input at fault, as a dotted path (`events.3.amount`); null: the "
+        "request as a whole"
+    )
+    detail: str = Field(description="What is wrong with it, for a person to read")
 
 
 class Problem(BaseModel):
     """A failure a caller can act on: `code` is stable, `field` names the input at fault."""
 
-    type: str
-    title: str
-    status: int
-    detail: str
-    code: str
-    field: str | None = None
-    errors: list[FieldProblem] | None = None  # every failing input, on request validation
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "urn:creditgate:problem:unknown_customer",
+                    "title": "Unknown customer",
+                    "status": 404,
+                    "detail": "customer 'cust_41' does not exist",
+                    "code": "unknown_customer",
+                    "field": "customer",
+                }
+            ]
+        }
+    )
+
+    type: str = Field(description="`urn:creditgate:problem:<code>` (RFC 9457)")
+    title: str = Field(description="The code in words")
+    status: int = Field(description="The HTTP status")
+    detail: str = Field(description="What went wrong in this case, for a person to read")
+    code: str = Field(description="The stable, machine-readable code: branch on it")
+    field: str | None = Field(
+        None, description="The input at fault (a body field, parameter or header); null: none"
+    )
+    errors: list[FieldProblem] | None = Field(
+        None, description="Every failing input, on request validation (422); absent otherwise"
+    )
 
     @model_serializer(mode="wrap")
     def _without_empty_errors(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

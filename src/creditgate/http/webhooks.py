@@ -4,28 +4,29 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import Field, StrictBool
 from starlette.responses import Response
 
+from creditgate.domain.pages import DEFAULT_PAGE, MAX_PAGE
 from creditgate.domain.webhooks import (
     EVENT_TYPES,
     MAX_DESCRIPTION,
     MAX_URL_LENGTH,
     TEST_EVENT_TYPE,
+    UnknownEvent,
+    UnknownWebhookDelivery,
+    UnknownWebhookEndpoint,
+    WebhookEndpointDisabled,
 )
-from creditgate.http.answers import IdempotencyKey, ObjectPath, answer
+from creditgate.http import schemas
+from creditgate.http.answers import IdempotencyKey, answer
 from creditgate.http.auth import Ledger
 from creditgate.http.bodies import ExactJsonRoute
-from creditgate.http.models import ID_PATTERN, Body, Text
-from creditgate.services.ledger.queries import MAX_PAGE
+from creditgate.http.models import ID_PATTERN, Body, Text, example
+from creditgate.http.reference import errors
 from creditgate.services.webhooks.endpoints import (
-    DEFAULT_PAGE,
-    CreatedWebhookEndpoint,
-    WebhookDelivery,
     WebhookDeliveryList,
-    WebhookDeliveryPage,
-    WebhookEndpoint,
     WebhookEndpointList,
 )
 
@@ -57,35 +58,66 @@ EventTypes = Annotated[
 ]
 Description = Annotated[Text, Field(max_length=MAX_DESCRIPTION)]
 ObjectId = Annotated[str, Field(pattern=ID_PATTERN)]
+EndpointPath = Annotated[str, Path(pattern=ID_PATTERN, description="The endpoint's id (`whe_…`)")]
+DeliveryPath = Annotated[str, Path(pattern=ID_PATTERN, description="The delivery's id (`whd_…`)")]
+EventPath = Annotated[str, Path(pattern=ID_PATTERN, description="The event's id (`evt_…`)")]
+_DISABLED = (WebhookEndpointDisabled,)
 
 
 class NewWebhookEndpoint(Body):
+    model_config = example(
+        {
+            "url": "https://api.example.com/webhooks/creditgate",
+            "event_types": ["balance.low", "authorization.declined"],
+            "description": "billing service",
+        }
+    )
+
     url: Url
     event_types: EventTypes = []
-    description: Description = ""
-    enabled: StrictBool = True
+    description: Description = Field("", description="Your note on it")
+    enabled: StrictBool = Field(True, description="Whether events are sent to it")
 
 
 class WebhookEndpointChange(Body):
     """The fields to change; those left out stay as they are."""
 
-    url: Url | None = None
-    event_types: EventTypes | None = None
-    description: Description | None = None
-    enabled: StrictBool | None = None
+    model_config = example({"enabled": False, "description": "paused during the migration"})
+
+    url: Url | None = Field(
+        None, description="http(s) URL the events are POSTed to; no credentials in it"
+    )
+    event_types: EventTypes | None = Field(
+        None, description="The event types to send; empty for every type"
+    )
+    description: Description | None = Field(None, description="Your note on it")
+    enabled: StrictBool | None = Field(
+        None,
+        description="Whether events are sent to it (a disabled endpoint's pending deliveries wait)",
+    )
 
 
 class EventReplay(Body):
+    model_config = example({"endpoint": "whe_01m8xedrm4y3a8sbbnq0x1cn7n"})
+
     endpoint: ObjectId | None = Field(
         default=None, description="Only to this endpoint; default: every endpoint subscribed"
     )
 
 
-@endpoints.post("", status_code=201, response_model=CreatedWebhookEndpoint)
+@endpoints.post(
+    "",
+    status_code=201,
+    response_model=schemas.CreatedWebhookEndpoint,
+    summary="Create a webhook endpoint",
+    responses=errors(),
+)
 def create_endpoint(
     body: NewWebhookEndpoint, t: Ledger, idempotency_key: IdempotencyKey = None
 ) -> Response:
-    """A new endpoint. Its signing `secret` is in this answer only; a replay answers null."""
+    """A new endpoint: events of the chosen types (every type, if none) are POSTed to its URL,
+    signed (Standard Webhooks) and retried until it answers 2xx. Its signing `secret` is in
+    this answer only; a replay answers null. The URL must be a public address."""
     created = t.create_webhook_endpoint(
         body.url,
         event_types=body.event_types,
@@ -96,19 +128,36 @@ def create_endpoint(
     return answer(created, 201)
 
 
-@endpoints.get("", response_model=WebhookEndpointList)
+@endpoints.get(
+    "",
+    response_model=schemas.WebhookEndpointList,
+    summary="List webhook endpoints",
+    responses=errors(),
+)
 def list_endpoints(t: Ledger) -> Response:
+    """The tenant's endpoints (never their secrets)."""
     return answer(WebhookEndpointList(data=t.webhook_endpoints()))
 
 
-@endpoints.get("/{id}", response_model=WebhookEndpoint)
-def get_endpoint(id: ObjectPath, t: Ledger) -> Response:
+@endpoints.get(
+    "/{id}",
+    response_model=schemas.WebhookEndpoint,
+    summary="Get a webhook endpoint",
+    responses=errors(UnknownWebhookEndpoint),
+)
+def get_endpoint(id: EndpointPath, t: Ledger) -> Response:
+    """An endpoint (never its secret)."""
     return answer(t.webhook_endpoint(id))
 
 
-@endpoints.post("/{id}", response_model=WebhookEndpoint)
+@endpoints.post(
+    "/{id}",
+    response_model=schemas.WebhookEndpoint,
+    summary="Change a webhook endpoint",
+    responses=errors(UnknownWebhookEndpoint),
+)
 def update_endpoint(
-    id: ObjectPath, body: WebhookEndpointChange, t: Ledger, idempotency_key: IdempotencyKey = None
+    id: EndpointPath, body: WebhookEndpointChange, t: Ledger, idempotency_key: IdempotencyKey = None
 ) -> Response:
     """Change an endpoint's URL, event types, description or whether it is enabled.
 
@@ -125,42 +174,79 @@ def update_endpoint(
     return answer(updated)
 
 
-@endpoints.delete("/{id}", status_code=204, response_class=Response)
-def delete_endpoint(id: ObjectPath, t: Ledger) -> Response:
+@endpoints.delete(
+    "/{id}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete a webhook endpoint",
+    responses=errors(UnknownWebhookEndpoint),
+)
+def delete_endpoint(id: EndpointPath, t: Ledger) -> Response:
     """Stop sending to an endpoint. Its pending deliveries fail; its log stays readable."""
     t.delete_webhook_endpoint(id)
     return Response(status_code=204)
 
 
-@endpoints.post("/{id}/rotate-secret", response_model=CreatedWebhookEndpoint)
-def rotate_secret(id: ObjectPath, t: Ledger, idempotency_key: IdempotencyKey = None) -> Response:
+@endpoints.post(
+    "/{id}/rotate-secret",
+    response_model=schemas.CreatedWebhookEndpoint,
+    summary="Rotate a webhook endpoint's secret",
+    responses=errors(UnknownWebhookEndpoint),
+)
+def rotate_secret(id: EndpointPath, t: Ledger, idempotency_key: IdempotencyKey = None) -> Response:
     """A new signing secret, in this answer only; every delivery from now on is signed with it."""
     return answer(t.rotate_webhook_secret(id, idempotency_key=idempotency_key))
 
 
-@endpoints.post("/{id}/test", status_code=201, response_model=WebhookDelivery)
-def send_test(id: ObjectPath, t: Ledger, idempotency_key: IdempotencyKey = None) -> Response:
-    """Send a `webhook.test` event to this endpoint alone, signed and retried like any other."""
+@endpoints.post(
+    "/{id}/test",
+    status_code=201,
+    response_model=schemas.WebhookDelivery,
+    summary="Send a test event",
+    responses=errors(UnknownWebhookEndpoint, *_DISABLED),
+)
+def send_test(id: EndpointPath, t: Ledger, idempotency_key: IdempotencyKey = None) -> Response:
+    """Send a `webhook.test` event to this endpoint alone, signed and retried like any other,
+    to check the receiver. A disabled endpoint is refused (409)."""
     return answer(t.send_test_webhook(id, idempotency_key=idempotency_key), 201)
 
 
-@deliveries.get("", response_model=WebhookDeliveryPage)
+@deliveries.get(
+    "",
+    response_model=schemas.WebhookDeliveryPage,
+    summary="List webhook deliveries",
+    responses=errors(),
+)
 def list_deliveries(
     t: Ledger,
-    endpoint: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
-    event: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    endpoint: Annotated[
+        str | None, Query(pattern=ID_PATTERN, description="Only to this endpoint (`whe_…`)")
+    ] = None,
+    event: Annotated[
+        str | None, Query(pattern=ID_PATTERN, description="Only of this event (`evt_…`)")
+    ] = None,
     event_type: Annotated[
         str | None,
-        Query(max_length=60, json_schema_extra={"enum": [*EVENT_TYPES, TEST_EVENT_TYPE]}),
+        Query(
+            max_length=60,
+            json_schema_extra={"enum": [*EVENT_TYPES, TEST_EVENT_TYPE]},
+            description="Only of this event type",
+        ),
     ] = None,
-    status: Literal["pending", "succeeded", "failed"] | None = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+    status: Annotated[
+        Literal["pending", "succeeded", "failed"] | None,
+        Query(description="Only in this state"),
+    ] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_PAGE, description="Deliveries per page")
+    ] = DEFAULT_PAGE,
     cursor: Annotated[
         str | None,
         Query(pattern=r"^whd_[0-9a-z]{1,60}$", description="next_cursor of the previous page"),
     ] = None,
 ) -> Response:
-    """The delivery log, newest first."""
+    """The delivery log, newest first, a page at a time (pass `next_cursor` as `cursor`):
+    each event sent to each endpoint, with its attempts and the last answer."""
     page = t.webhook_deliveries(
         endpoint=endpoint,
         event=event,
@@ -172,20 +258,39 @@ def list_deliveries(
     return answer(page)
 
 
-@deliveries.get("/{id}", response_model=WebhookDelivery)
-def get_delivery(id: ObjectPath, t: Ledger) -> Response:
+@deliveries.get(
+    "/{id}",
+    response_model=schemas.WebhookDelivery,
+    summary="Get a webhook delivery",
+    responses=errors(UnknownWebhookDelivery),
+)
+def get_delivery(id: DeliveryPath, t: Ledger) -> Response:
+    """A delivery, its attempts and the endpoint's last answer."""
     return answer(t.webhook_delivery(id))
 
 
-@deliveries.post("/{id}/replay", response_model=WebhookDelivery)
-def replay_delivery(id: ObjectPath, t: Ledger, idempotency_key: IdempotencyKey = None) -> Response:
-    """Send a delivery again with the same `webhook-id`, whatever its state."""
+@deliveries.post(
+    "/{id}/replay",
+    response_model=schemas.WebhookDelivery,
+    summary="Replay a webhook delivery",
+    responses=errors(UnknownWebhookDelivery, *_DISABLED),
+)
+def replay_delivery(
+    id: DeliveryPath, t: Ledger, idempotency_key: IdempotencyKey = None
+) -> Response:
+    """Send a delivery again with the same `webhook-id` (receivers drop duplicates by it),
+    whatever its state. Its endpoint must be enabled (409)."""
     return answer(t.replay_webhook_delivery(id, idempotency_key=idempotency_key))
 
 
-@deliveries.post("/events/{id}/replay", response_model=WebhookDeliveryList)
+@deliveries.post(
+    "/events/{id}/replay",
+    response_model=schemas.WebhookDeliveryList,
+    summary="Replay an event",
+    responses=errors(UnknownEvent, UnknownWebhookEndpoint, *_DISABLED),
+)
 def replay_event(
-    id: ObjectPath,
+    id: EventPath,
     t: Ledger,
     body: EventReplay | None = None,
     idempotency_key: IdempotencyKey = None,

@@ -11,13 +11,16 @@ from pydantic import BaseModel, Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from creditgate.domain.errors import UnknownCustomer
+from creditgate.http import schemas
 from creditgate.http.answers import IdempotencyKey, answer
 from creditgate.http.auth import Ledger
 from creditgate.http.bodies import ExactJsonRoute
-from creditgate.http.models import Body, CustomerId, Text
+from creditgate.http.examples import ANSWERS
+from creditgate.http.models import Body, CustomerId, Text, example
+from creditgate.http.reference import errors
 from creditgate.portal.reads import branding, save_branding
 from creditgate.portal.tokens import Tokens
-from creditgate.services.reports.portal import Branding
 
 router = APIRouter(prefix="/v1", route_class=ExactJsonRoute, tags=["portal"])
 
@@ -28,19 +31,35 @@ Colour = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$", examples=["#4f46e5"]
 
 
 class NewPortalSession(Body):
-    customer: CustomerId
+    model_config = example({"customer": "cust_42", "return_url": "https://example.com/account"})
+
+    customer: CustomerId = Field(description="Your own id for the customer (its `external_id`)")
     return_url: Url | None = Field(None, description="Where the portal's back link goes")
 
 
 class PortalSession(BaseModel):
+    model_config = example(ANSWERS["portal"])
+
     url: str = Field(description="Open it in the customer's browser; it works once per hour")
-    expires_at: datetime
+    expires_at: datetime = Field(
+        description="When the link stops working; ISO 8601 date and time, UTC"
+    )
 
 
 class BrandingUpdate(Body):
-    name: Annotated[Text, Field(min_length=1, max_length=200)]
-    logo_url: Url | None = None
-    accent_color: Colour = "#4f46e5"
+    model_config = example(
+        {
+            "name": "Acme AI",
+            "logo_url": "https://example.com/logo.png",
+            "accent_color": "#4f46e5",
+        }
+    )
+
+    name: Annotated[Text, Field(min_length=1, max_length=200)] = Field(
+        description="The product's name, shown in the portal"
+    )
+    logo_url: Url | None = Field(None, description="The logo shown; left out: none")
+    accent_color: Colour = Field("#4f46e5", description="The accent colour, `#rrggbb`")
     customers_manage_auto_top_up: StrictBool | None = Field(
         None,
         description="Let customers change their own auto top-up in the portal; "
@@ -54,13 +73,22 @@ class BrandingUpdate(Body):
     )
 
 
-@router.post("/portal/sessions", status_code=201, response_model=PortalSession)
+@router.post(
+    "/portal/sessions",
+    status_code=201,
+    response_model=PortalSession,
+    summary="Open a billing portal session",
+    responses=errors(UnknownCustomer),
+)
 async def create_portal_session(
     body: NewPortalSession,
     ledger: Ledger,
     request: Request,
     idempotency_key: IdempotencyKey = None,  # a session changes nothing: replays are harmless
 ) -> Response:
+    """A link that signs the customer into their billing portal (balance, usage, packs to
+    buy, auto top-up): create it server-side when the customer asks for it, and redirect
+    them to `url`. It changes nothing, so a repeated request is harmless."""
     customer = await run_in_threadpool(ledger.customer, body.customer)
     tokens: Tokens = request.app.state.portal_tokens
     token, expires_at = tokens.portal_token(
@@ -70,15 +98,28 @@ async def create_portal_session(
     return answer(PortalSession(url=url, expires_at=expires_at), 201)
 
 
-@router.get("/portal/branding", response_model=Branding)
+@router.get(
+    "/portal/branding",
+    response_model=schemas.Branding,
+    summary="Get the portal's branding",
+    responses=errors(),
+)
 async def get_branding(ledger: Ledger) -> Response:
+    """How the billing portal looks and what it lets customers do."""
     return answer(await run_in_threadpool(branding, ledger.cg, ledger.tenant_id))
 
 
-@router.put("/portal/branding", response_model=Branding)
+@router.put(
+    "/portal/branding",
+    response_model=schemas.Branding,
+    summary="Set the portal's branding",
+    responses=errors(),
+)
 async def put_branding(
     body: BrandingUpdate, ledger: Ledger, idempotency_key: IdempotencyKey = None
 ) -> Response:
+    """Set the portal's name, logo and accent colour, and its switches: customers managing
+    their own auto top-up, and demo payments."""
     saved = await run_in_threadpool(
         save_branding,
         ledger.cg,

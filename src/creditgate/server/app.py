@@ -10,7 +10,6 @@ from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI, Request
-from fastapi.openapi.utils import get_openapi
 from sqlalchemy.pool import QueuePool
 from starlette.types import Receive, Scope, Send
 
@@ -30,6 +29,7 @@ from creditgate.http import (
     pricing,
     problems,
     purchases,
+    reference,
     refunds,
     wallets,
     webhooks,
@@ -40,7 +40,7 @@ from creditgate.http.load import InFlight
 from creditgate.http.metrics import metrics
 from creditgate.http.middleware import BodyLimit, RequestContext
 from creditgate.http.models import Health
-from creditgate.http.problems import PROBLEM_JSON, Problem, problem, problem_response
+from creditgate.http.problems import problem, problem_response
 from creditgate.http.threads import Threads
 from creditgate.portal.routes import install as install_portal
 from creditgate.settings import Settings as EnvSettings
@@ -217,34 +217,6 @@ def app_from_env() -> FastAPI:
     return create_app(cg, Settings.from_env(), close_on_shutdown=True)
 
 
-_PROBLEM_DESCRIPTIONS = {
-    400: "Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing",
-    401: "Missing, malformed, unknown or revoked API key",
-    404: "No such object for this tenant",
-    408: "The request body did not all arrive in time",
-    409: "Conflict: idempotency key reused with another request, or a state that forbids it",
-    413: "Request body too large",
-    415: "The body is not declared as JSON (Content-Type: application/json)",
-    422: "Invalid input; `field` names it",
-    429: "Too many failed authentications from this address; retry after Retry-After seconds",
-    503: "Overloaded or the database is unavailable; retry after Retry-After seconds",
-}
-# Operations whose body or query names objects that may not exist.
-_BODY_LOOKUPS = {"/v1/authorizations", "/v1/charges", "/v1/rate-cards", "/v1/reports/margin"}
-_BODY_LOOKUPS |= {"/v1/plans", "/v1/packs", "/v1/campaigns"}  # billing: the body names an asset
-_BODY_LOOKUPS |= {"/v1/reports/revenue"}  # the query may name a customer
-_BODY_LOOKUPS |= {"/v1/portal/sessions"}  # the body names a customer
-
-
-def _problem_statuses(path: str, method: str) -> list[int]:
-    statuses = [400, 401, 413, 422, 429, 503]
-    if "{" in path or path in _BODY_LOOKUPS:
-        statuses.append(404)
-    if method in ("post", "put"):
-        statuses += [408, 409, 415]
-    return sorted(statuses)
-
-
 _BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
 # FastAPI's OpenAPI model holds bounds as floats; 2**63 - 1 does not survive that.
 _EXACT_BOUNDS = {float(bound): bound for bound in (MAX_AMOUNT, MAX_BALANCE)}
@@ -263,26 +235,10 @@ def _exact_bounds(node: Any) -> None:
 
 
 def openapi_document(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document with every error declared as a problem+json response."""
+    """The API reference (`creditgate.http.reference`), built once."""
     if app.openapi_schema:
         return app.openapi_schema
-    doc = get_openapi(
-        title=app.title, version=app.version, description=app.description, routes=app.routes
-    )
-    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
-    schemas.pop("HTTPValidationError", None)
-    schemas.pop("ValidationError", None)
-    problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-    schemas.update(problem_schema.pop("$defs", {}))
-    schemas["Problem"] = problem_schema
-    for path, operations in doc["paths"].items():
-        for method, operation in operations.items():
-            responses = operation.setdefault("responses", {})
-            for status in _problem_statuses(path, method):
-                responses[str(status)] = {
-                    "description": _PROBLEM_DESCRIPTIONS[status],
-                    "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-                }
+    doc = reference.document(app)
     _exact_bounds(doc)
     app.openapi_schema = doc
     return doc

@@ -16,11 +16,19 @@ from creditgate.domain.balances import WalletBalance, crosses, depletes, low_bal
 from creditgate.domain.ledger import Entry, is_balanced
 from creditgate.domain.lots import LotBalance, held_shares
 from creditgate.domain.policy import WalletPolicy
+from creditgate.domain.webhooks import EventType
 from creditgate.services.context import Tx
 from creditgate.services.results import AssetBalance
 from creditgate.storage import balances, lots
 from creditgate.storage.balances import SentReads, Where
-from creditgate.storage.postings import Event, Posting, write_event, write_posting
+from creditgate.storage.postings import (
+    Event,
+    Posting,
+    write_dispatched_event,
+    write_event,
+    write_events_once,
+    write_posting,
+)
 from creditgate.storage.unit_of_work import Deferred, PendingView
 
 # The wallet's balance row in one asset, as the steps here return it.
@@ -153,12 +161,17 @@ def _balance_events(
     if low:
         emit(
             tx,
-            "balance.low",
+            EventType.BALANCE_LOW,
             moved.wallet_id,
             {"asset": moved.asset, "available": after, "threshold": policy.low_balance_threshold},
         )
     if depletes(before, after):
-        emit(tx, "balance.depleted", moved.wallet_id, {"asset": moved.asset, "available": after})
+        emit(
+            tx,
+            EventType.BALANCE_DEPLETED,
+            moved.wallet_id,
+            {"asset": moved.asset, "available": after},
+        )
 
 
 def post(
@@ -184,16 +197,37 @@ def post(
 
 def emit(
     tx: Tx,
-    event_type: str,
+    event_type: EventType,
     wallet_id: str | None,
     payload: dict[str, Any],
     *,
     at_commit: bool = False,
-) -> None:
+    only_to_its_caller: bool = False,
+) -> str:
     """Write an event to the outbox in the same transaction as its cause (now, or with the
-    commit when the cause's own writes go with it)."""
-    event = Event(tx.tenant_id, event_type, wallet_id, payload, tx.now)
-    write_event(tx.uow, event, at_commit=at_commit)
+    commit when the cause's own writes go with it); its id. Every event creditgate raises
+    goes through here or `emit_once`, named by `EventType`. `only_to_its_caller`: written
+    as already fanned out, for an event the caller delivers to one endpoint itself."""
+    event = Event(tx.tenant_id, _checked(event_type), wallet_id, payload, tx.now)
+    if only_to_its_caller:
+        return write_dispatched_event(tx.uow, event)
+    return write_event(tx.uow, event, at_commit=at_commit)
+
+
+def emit_once(
+    tx: Tx, event_type: EventType, announced: Sequence[tuple[str, str | None, dict[str, Any]]]
+) -> int:
+    """Events whose ids say what they announce, `(id, wallet, payload)`: one event per id,
+    however many processes announce it at once; how many were new."""
+    kind = _checked(event_type)
+    batch = [Event(tx.tenant_id, kind, w, payload, tx.now, id=i) for i, w, payload in announced]
+    return write_events_once(tx.uow, batch)
+
+
+def _checked(event_type: EventType) -> EventType:
+    if not isinstance(event_type, EventType):
+        raise TypeError(f"an event type is an EventType, not {event_type!r}")
+    return event_type
 
 
 def balance_result(asset: str, scale: int, row: Any) -> AssetBalance:

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, bindparam, insert
+from sqlalchemy.dialects import postgresql, sqlite
 
 from creditgate.domain.ledger import Entry
 from creditgate.storage.ids import new_id
@@ -131,19 +132,48 @@ class Event:
     wallet_id: str | None
     payload: dict[str, Any]
     created_at: datetime
+    # Its id when the cause names it (one event per cause, see `write_events_once`).
+    id: str | None = None
 
 
-def write_event(uow: UnitOfWork, event: Event, *, at_commit: bool = False) -> None:
-    """Write an event to the outbox (now, or with the commit)."""
-    params = {
+def _event_row(event: Event) -> dict[str, Any]:
+    return {
         "tenant_id": event.tenant_id,
-        "id": new_id("evt"),
-        "type": event.type,
+        "id": event.id or new_id("evt"),
+        "type": str(event.type),
         "wallet_id": event.wallet_id,
         "payload": event.payload,
         "created_at": event.created_at,
     }
+
+
+def write_event(uow: UnitOfWork, event: Event, *, at_commit: bool = False) -> str:
+    """Write an event to the outbox (now, or with the commit); its id."""
+    params = _event_row(event)
     if at_commit:
         uow.defer(_INSERT_EVENT, params)
     else:
         _INSERT_EVENT.execute(uow.conn, params)
+    return str(params["id"])
+
+
+def write_dispatched_event(uow: UnitOfWork, event: Event) -> str:
+    """Write an event the fan-out must leave alone (sent to one endpoint by its caller)."""
+    row = _event_row(event) | {"dispatched_at": event.created_at}
+    uow.conn.execute(insert(events).values(**row))
+    return str(row["id"])
+
+
+def write_events_once(uow: UnitOfWork, batch: Sequence[Event]) -> int:
+    """Write the events whose ids are not taken yet (another process may have written the
+    same announcement since it was decided); how many were new."""
+    if not batch:
+        return 0
+    insert_once = postgresql.insert if uow.conn.dialect.name == "postgresql" else sqlite.insert
+    written = uow.conn.execute(
+        insert_once(events)
+        .values([_event_row(e) | {"dispatched_at": None} for e in batch])
+        .on_conflict_do_nothing()
+        .returning(events.c.id)
+    ).all()
+    return len(written)

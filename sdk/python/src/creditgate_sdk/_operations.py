@@ -111,7 +111,7 @@ def create_customer(
     overdraft_limit: int | None,
 ) -> Operation[Customer]:
     body = _body(
-        id=customer,
+        external_id=customer,
         name=name,
         metadata=metadata,
         policy=policy,

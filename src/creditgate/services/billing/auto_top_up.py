@@ -30,6 +30,7 @@ from creditgate.domain.billing_errors import (
     UnknownPack,
 )
 from creditgate.domain.errors import InvalidInput
+from creditgate.domain.webhooks import EventType
 from creditgate.services.billing import payments, purchases
 from creditgate.services.billing._shared import check_count, insert_if_new
 from creditgate.services.billing.requests import PurchaseOrder
@@ -212,7 +213,12 @@ def _fire(tx: Tx, row: Any, *, sending: bool) -> tuple[Fired, Purchase | None]:
         ).rowcount:
             return "waiting", None
         payload = {"purchase": None, "customer": row.customer, "asset": row.asset}
-        emit(tx, "topup.failed", row.wallet_id, payload | {"origin": ORIGIN, "reason": reason})
+        emit(
+            tx,
+            EventType.TOPUP_FAILED,
+            row.wallet_id,
+            payload | {"origin": ORIGIN, "reason": reason},
+        )
         return refusal, None
     purchase_id = new_id("pur")
     won = tx.conn.execute(

@@ -19,13 +19,14 @@ from creditgate.domain.billing_errors import (
     UnknownCampaign,
 )
 from creditgate.domain.errors import AlreadyExists, InvalidInput
+from creditgate.domain.grants import GrantRequest
 from creditgate.domain.lots import LotKind
 from creditgate.services.billing._shared import MAX_COUNT, MAX_DAYS, check_code, check_count
 from creditgate.services.billing.requests import NewCampaign
 from creditgate.services.billing.results import Campaign, Redemption
 from creditgate.services.catalog.catalog import check_external_id, check_name
 from creditgate.services.context import Idempotent, Tx
-from creditgate.services.ledger import consumption
+from creditgate.services.ledger import grants
 from creditgate.storage import billing as store
 from creditgate.storage.database import RetryTransaction
 from creditgate.storage.ids import new_id
@@ -140,14 +141,16 @@ def redeem(tx: Tx, *, customer: str, code: str, idempotency_key: str | None = No
     expires = row.expires_at
     if row.credit_valid_days is not None:
         expires = tx.now + timedelta(days=row.credit_valid_days)
-    lot = consumption.grant(
+    lot = grants.grant(
         tx,
-        customer=customer,
-        asset=row.asset,
-        amount=row.amount,
-        kind=LotKind.PROMOTIONAL,
-        expires_at=expires,
-        metadata={"campaign": row.id, "code": row.code},
+        GrantRequest(
+            customer=customer,
+            asset=row.asset,
+            amount=row.amount,
+            kind=LotKind.PROMOTIONAL,
+            expires_at=expires,
+            metadata={"campaign": row.id, "code": row.code},
+        ),
     )
     seq = used + 1
     taken = store.insert_once(

@@ -24,9 +24,11 @@ from creditgate.domain.billing_errors import (
     UnknownSubscription,
 )
 from creditgate.domain.errors import AlreadyExists, InvalidInput, PolicyNotSatisfied
+from creditgate.domain.grants import GrantRequest
 from creditgate.domain.ledger import Account, Entry, TransactionKind
 from creditgate.domain.lots import LotKind, LotStatus
 from creditgate.domain.policy import WalletPolicy
+from creditgate.domain.webhooks import EventType
 from creditgate.services.billing._shared import check_code, check_currency
 from creditgate.services.billing.requests import NewPlan
 from creditgate.services.billing.results import (
@@ -38,7 +40,7 @@ from creditgate.services.billing.results import (
 from creditgate.services.catalog import catalog
 from creditgate.services.catalog.catalog import check_external_id, check_id, check_name
 from creditgate.services.context import Idempotent, Tx
-from creditgate.services.ledger import consumption
+from creditgate.services.ledger import grants
 from creditgate.services.wallet import emit, held_lot_shares, lock_balance, post
 from creditgate.storage import billing as store
 from creditgate.storage.database import RetryTransaction
@@ -201,17 +203,19 @@ def _grant_included(
     end: datetime,
 ) -> str:
     asset = tx.asset(plan.asset)
-    lot = consumption.grant(
+    lot = grants.grant(
         tx,
-        customer=customer,
-        asset=plan.asset,
-        amount=plan.included,
-        kind=LotKind.INCLUDED,
-        effective_at=min(start, tx.now),
-        expires_at=end,
-        cost_basis=unit_value(plan.fee, plan.included, asset),
-        currency=plan.currency,
-        metadata={"subscription": sub_id, "plan": plan.id, "period": index},
+        GrantRequest(
+            customer=customer,
+            asset=plan.asset,
+            amount=plan.included,
+            kind=LotKind.INCLUDED,
+            effective_at=min(start, tx.now),
+            expires_at=end,
+            cost_basis=unit_value(plan.fee, plan.included, asset),
+            currency=plan.currency,
+            metadata={"subscription": sub_id, "plan": plan.id, "period": index},
+        ),
     )
     return lot.id
 
@@ -255,22 +259,24 @@ def _start_period(
             if old_lot_id and old_plan.rollover_cap > 0 and old_plan.asset == plan.asset:
                 carried, basis, currency = _take_unused(tx, old_lot_id, old_plan.rollover_cap)
                 if carried:
-                    lot = consumption.grant(
+                    lot = grants.grant(
                         tx,
-                        customer=row.customer,
-                        asset=plan.asset,
-                        amount=carried,
-                        kind=LotKind.INCLUDED,
-                        effective_at=min(start, tx.now),
-                        expires_at=end,
-                        cost_basis=basis,
-                        currency=currency,
-                        metadata={
-                            "subscription": row.id,
-                            "period": index,
-                            "rollover_from": old_lot_id,
-                        },
-                        ledger_kind=TransactionKind.ROLLOVER,
+                        GrantRequest(
+                            customer=row.customer,
+                            asset=plan.asset,
+                            amount=carried,
+                            kind=LotKind.INCLUDED,
+                            effective_at=min(start, tx.now),
+                            expires_at=end,
+                            cost_basis=basis,
+                            currency=currency,
+                            metadata={
+                                "subscription": row.id,
+                                "period": index,
+                                "rollover_from": old_lot_id,
+                            },
+                            ledger_kind=TransactionKind.ROLLOVER,
+                        ),
                     )
                     rollover_lot_id = lot.id
         lot_id = _grant_included(tx, row.id, row.customer, plan, index, start, end)
@@ -373,7 +379,7 @@ def subscribe(
     _apply_overage_policy(tx, customer, plan_row)
     emit(
         tx,
-        "subscription.created",
+        EventType.SUBSCRIPTION_CREATED,
         wallet_id,
         {"subscription": sub_id, "customer": customer, "plan": plan_row.id, "lot": lot_id},
     )
@@ -443,7 +449,7 @@ def change_plan(
         _apply_overage_policy(tx, row.customer, plan_row)
     emit(
         tx,
-        "subscription.plan_changed",
+        EventType.SUBSCRIPTION_PLAN_CHANGED,
         row.wallet_id,
         {"subscription": row.id, "customer": row.customer, "plan": plan_row.id, "at": when},
     )
@@ -480,7 +486,7 @@ def _end(tx: Tx, row: Any, when: datetime) -> bool:
     if ended:
         emit(
             tx,
-            "subscription.canceled",
+            EventType.SUBSCRIPTION_CANCELED,
             row.wallet_id,
             {"subscription": row.id, "customer": row.customer, "canceled_at": when.isoformat()},
         )
@@ -548,7 +554,7 @@ def _renew_once(tx: Tx, row: Any) -> int | None:
             _apply_overage_policy(tx, row.customer, plan)
     emit(
         tx,
-        "subscription.renewed",
+        EventType.SUBSCRIPTION_RENEWED,
         row.wallet_id,
         {
             "subscription": row.id,

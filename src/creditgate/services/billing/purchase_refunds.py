@@ -48,6 +48,7 @@ from creditgate.domain.refunds import (
     refund_entries,
     unused_credit,
 )
+from creditgate.domain.webhooks import EventType
 from creditgate.services.billing import purchases
 from creditgate.services.billing.results import PurchaseRefund, PurchaseRefundList
 from creditgate.services.catalog.catalog import check_id, check_metadata
@@ -313,7 +314,7 @@ def _record(tx: Tx, refund: _Refund) -> None:
     )
     emit(
         tx,
-        "refund.created",
+        EventType.REFUND_CREATED,
         row.wallet_id,
         {
             "refund": refund.id,
@@ -405,7 +406,7 @@ def _give_back(tx: Tx, row: Any, failure_reason: str) -> PurchaseRefund:
     )
     emit(
         tx,
-        "refund.failed",
+        EventType.REFUND_FAILED,
         row.wallet_id,
         {
             "refund": row.id,

@@ -24,7 +24,9 @@ from creditgate.domain.billing_errors import (
     UnknownPurchase,
 )
 from creditgate.domain.errors import AlreadyExists, InvalidInput
+from creditgate.domain.grants import GrantRequest
 from creditgate.domain.lots import LotKind
+from creditgate.domain.webhooks import EventType
 from creditgate.services.billing._shared import (
     MAX_DAYS,
     check_code,
@@ -42,7 +44,7 @@ from creditgate.services.billing.results import (
 )
 from creditgate.services.catalog.catalog import check_external_id, check_id, check_name
 from creditgate.services.context import Idempotent, Tx
-from creditgate.services.ledger import consumption
+from creditgate.services.ledger import grants
 from creditgate.services.wallet import emit
 from creditgate.storage import billing as store
 from creditgate.storage.ids import new_id
@@ -589,16 +591,18 @@ def record_payment(
         raise PurchaseNotPending(f"purchase {row.id} is {row.status}", field="purchase")
     asset = tx.asset(row.asset)
     expires = tx.now + timedelta(days=row.expires_after_days) if row.expires_after_days else None
-    lot = consumption.grant(
+    lot = grants.grant(
         tx,
-        customer=row.customer,
-        asset=row.asset,
-        amount=row.amount,
-        kind=LotKind.PURCHASED,
-        expires_at=expires,
-        cost_basis=unit_value(row.price, row.amount, asset),
-        currency=row.currency,
-        metadata={"purchase": row.id, **({"pack": row.pack_id} if row.pack_id else {})},
+        GrantRequest(
+            customer=row.customer,
+            asset=row.asset,
+            amount=row.amount,
+            kind=LotKind.PURCHASED,
+            expires_at=expires,
+            cost_basis=unit_value(row.price, row.amount, asset),
+            currency=row.currency,
+            metadata={"purchase": row.id, **({"pack": row.pack_id} if row.pack_id else {})},
+        ),
     )
     values: dict[str, Any] = {"lot_id": lot.id}
     if payment_ref and not row.payment_ref:
@@ -609,7 +613,7 @@ def record_payment(
     store.release_paid_top_up(tx.conn, row.id, tx.now)
     emit(
         tx,
-        "topup.succeeded",
+        EventType.TOPUP_SUCCEEDED,
         row.wallet_id,
         {
             "purchase": row.id,
@@ -664,7 +668,7 @@ def record_failure(
     _free_top_up_after_failure(tx, row.id)
     emit(
         tx,
-        "topup.failed",
+        EventType.TOPUP_FAILED,
         row.wallet_id,
         {
             "purchase": row.id,

@@ -15,6 +15,7 @@ from creditgate.domain.errors import (
     PolicyNotSatisfied,
     UnknownTenant,
 )
+from creditgate.domain.pages import DEFAULT_CUSTOMER_PAGE
 from creditgate.domain.policy import PolicyMode, WalletPolicy
 from creditgate.services.context import Idempotent, Tx
 from creditgate.services.results import AssetInfo, Customer, Policy, Tenant
@@ -220,7 +221,9 @@ def get_customer(tx: Tx, *, customer: str) -> Customer:
     return _customer(row)
 
 
-def list_customers(tx: Tx, *, limit: int = 100, after: str | None = None) -> list[Customer]:
+def list_customers(
+    tx: Tx, *, limit: int = DEFAULT_CUSTOMER_PAGE, after: str | None = None
+) -> list[Customer]:
     query = select(customers).where(customers.c.tenant_id == tx.tenant_id)
     if after is not None:
         query = query.where(customers.c.external_id > after)

@@ -3,24 +3,19 @@
 Burn order is priority ascending, then soonest expiry, then oldest. A grant that names its
 own priority keeps it; one that does not gets its kind's priority from this setting (0 for
 a kind the tenant never set), so e.g. `promotional: 0, included: 10, purchased: 20` spends
-free credit first and paid credit last.
+free credit first and paid credit last. `grants.grant` applies it to every grant.
 """
 
 from __future__ import annotations
-
-from datetime import datetime
-from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from creditgate.domain.errors import InvalidInput
-from creditgate.domain.ledger import TransactionKind
+from creditgate.domain.grants import check_priority
 from creditgate.domain.lots import LotKind
 from creditgate.services.context import Tx
-from creditgate.services.ledger import grants
-from creditgate.services.results import ConsumptionOrder, KindPriority, Lot
+from creditgate.services.results import ConsumptionOrder, KindPriority
 from creditgate.storage.tables import kind_priorities
 
 
@@ -61,14 +56,7 @@ def consumption_order(tx: Tx) -> ConsumptionOrder:
 def set_kind_priority(tx: Tx, *, kind: str, priority: int) -> ConsumptionOrder:
     """Set the default priority of a kind; lots already granted keep the priority they have."""
     lot_kind = _kind(kind)
-    if (
-        isinstance(priority, bool)
-        or not isinstance(priority, int)
-        or not 0 <= priority <= grants.MAX_PRIORITY
-    ):
-        raise InvalidInput(
-            f"priority must be a whole number from 0 to {grants.MAX_PRIORITY}", field="priority"
-        )
+    check_priority(priority)
     ins = postgresql.insert if tx.conn.dialect.name == "postgresql" else sqlite.insert
     stmt = ins(kind_priorities).values(
         tenant_id=tx.tenant_id, kind=lot_kind.value, priority=priority, updated_at=tx.now
@@ -80,37 +68,3 @@ def set_kind_priority(tx: Tx, *, kind: str, priority: int) -> ConsumptionOrder:
         )
     )
     return consumption_order(tx)
-
-
-def grant(
-    tx: Tx,
-    *,
-    customer: str,
-    asset: str,
-    amount: int,
-    kind: str = LotKind.PROMOTIONAL,
-    priority: int | None = None,
-    effective_at: datetime | None = None,
-    expires_at: datetime | None = None,
-    cost_basis: Decimal | str | int = Decimal(0),
-    currency: str = "USD",
-    metadata: dict[str, Any] | None = None,
-    idempotency_key: str | None = None,
-    ledger_kind: TransactionKind = TransactionKind.GRANT,
-) -> Lot:
-    """`grants.grant`, with the kind's default priority when none is given."""
-    return grants.grant(
-        tx,
-        customer=customer,
-        asset=asset,
-        amount=amount,
-        kind=kind,
-        priority=default_priority(tx, kind) if priority is None else priority,
-        effective_at=effective_at,
-        expires_at=expires_at,
-        cost_basis=cost_basis,
-        currency=currency,
-        metadata=metadata,
-        idempotency_key=idempotency_key,
-        ledger_kind=ledger_kind,
-    )

@@ -14,6 +14,7 @@ from typing import Any
 
 from creditgate.domain.balances import DebitAsk, DebitPlan, WalletBalance, plan_debit
 from creditgate.domain.ledger import TransactionKind, charge_entries
+from creditgate.domain.webhooks import EventType
 from creditgate.services.context import Tx
 from creditgate.services.ledger.priced import Pricing
 from creditgate.services.results import Charge, Draw
@@ -122,7 +123,7 @@ def _shortfall(tx: Tx, request: Debit, plan: DebitPlan, before: WalletBalance) -
         "shortfall": plan.shortfall,
         "policy": before.policy.mode.value,
     }
-    emit(tx, "charge.shortfall", request.wallet_id, payload, at_commit=True)
+    emit(tx, EventType.CHARGE_SHORTFALL, request.wallet_id, payload, at_commit=True)
 
 
 def _move(request: Debit, plan: DebitPlan) -> Move:
@@ -216,7 +217,7 @@ def declined(
     reason = reason or before.policy.decline_reason().value
     emit(
         tx,
-        "authorization.declined",
+        EventType.AUTHORIZATION_DECLINED,
         before.wallet_id,
         {
             "customer": charge.customer,

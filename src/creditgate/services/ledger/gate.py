@@ -14,6 +14,7 @@ from creditgate.domain.amounts import check_amount, check_money
 from creditgate.domain.balances import DebitAsk
 from creditgate.domain.errors import HoldExpired, InvalidInput, UnknownHold
 from creditgate.domain.holds import HoldStatus, check_ttl, require_pending
+from creditgate.domain.webhooks import EventType
 from creditgate.services.catalog.catalog import check_external_id, check_id, check_metadata
 from creditgate.services.context import Idempotent, Tx
 from creditgate.services.ledger.debit import ChargeFor, Debit, debit, declined
@@ -207,7 +208,7 @@ def _decline(
     }
     if detail:
         payload["detail"] = detail
-    emit(tx, "authorization.declined", hold["wallet_id"], payload)
+    emit(tx, EventType.AUTHORIZATION_DECLINED, hold["wallet_id"], payload)
     return _authorization(hold, available, [detail] if detail else [])
 
 

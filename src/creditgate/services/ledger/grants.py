@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from creditgate.domain.amounts import MAX_BALANCE, check_amount, check_money
+from creditgate.domain.amounts import MAX_BALANCE
 from creditgate.domain.errors import AmountOverflow, InvalidInput, LotNotActive, UnknownLot
+from creditgate.domain.grants import GrantRequest, check_grant
 from creditgate.domain.ledger import (
     Account,
     TransactionKind,
@@ -18,15 +17,14 @@ from creditgate.domain.ledger import (
     removal_entries,
 )
 from creditgate.domain.lots import LotKind, LotStatus
+from creditgate.domain.webhooks import EventType
 from creditgate.services.catalog.catalog import check_external_id, check_id, check_metadata
 from creditgate.services.context import Idempotent, Tx
+from creditgate.services.ledger.consumption import default_priority
 from creditgate.services.results import Lot
 from creditgate.services.wallet import emit, held_lot_shares, lock_balance, post, shift_balance
 from creditgate.storage.ids import new_id
 from creditgate.storage.tables import customers, lots
-
-MAX_PRIORITY = 1_000_000
-CURRENCY_LEN = 8
 
 
 def lot_result(row: Any, customer: str) -> Lot:
@@ -52,112 +50,69 @@ def lot_result(row: Any, customer: str) -> Lot:
     )
 
 
-def _check_time(value: object, field: str) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise InvalidInput(f"{field} must be a timezone-aware timestamp", field=field)
-    return value
-
-
-def grant(
-    tx: Tx,
-    *,
-    customer: str,
-    asset: str,
-    amount: int,
-    kind: str = LotKind.PROMOTIONAL,
-    priority: int = 0,
-    effective_at: datetime | None = None,
-    expires_at: datetime | None = None,
-    cost_basis: Decimal | str | int = Decimal(0),
-    currency: str = "USD",
-    metadata: dict[str, Any] | None = None,
-    idempotency_key: str | None = None,
-    ledger_kind: TransactionKind = TransactionKind.GRANT,
-) -> Lot:
+def grant(tx: Tx, request: GrantRequest, *, idempotency_key: str | None = None) -> Lot:
     """Add a lot of credit to a customer's wallet (now, or when it becomes effective).
 
-    `ledger_kind` is how the ledger names where the credit came from: a grant, or a plan's
-    rollover (credit carried over from the period before, not newly issued).
+    The one way credit is granted: a grant that names no priority takes its kind's from the
+    tenant's consumption order.
     """
-    amount = check_amount(amount)
-    if amount > MAX_BALANCE:
-        raise AmountOverflow(f"amount must be at most {MAX_BALANCE}", field="amount")
-    try:
-        lot_kind = LotKind(kind)
-    except ValueError:
-        choices = ", ".join(k.value for k in LotKind)
-        raise InvalidInput(f"kind must be one of {choices}", field="kind") from None
-    if (
-        isinstance(priority, bool)
-        or not isinstance(priority, int)
-        or not 0 <= priority <= MAX_PRIORITY
-    ):
-        raise InvalidInput(
-            f"priority must be a whole number from 0 to {MAX_PRIORITY}", field="priority"
-        )
-    effective = _check_time(effective_at, "effective_at") or tx.now
-    expires = _check_time(expires_at, "expires_at")
-    if expires is not None and effective_at is not None and expires <= effective:
-        raise InvalidInput("expires_at must be after effective_at", field="expires_at")
-    basis = check_money(cost_basis, "cost_basis")
-    if lot_kind is LotKind.PROMOTIONAL and basis != 0:
-        raise InvalidInput("promotional credit carries no cost basis", field="cost_basis")
-    if (
-        not isinstance(currency, str)
-        or not currency.isalpha()
-        or not 3 <= len(currency) <= CURRENCY_LEN
-    ):
-        raise InvalidInput("currency must be a 3-8 letter currency code", field="currency")
-    meta = check_metadata(metadata)
+    priority = request.priority
+    if priority is None:
+        priority = default_priority(tx, request.kind)
+    terms = check_grant(request, priority, tx.now)
+    meta = check_metadata(request.metadata)
+    customer, asset, currency = request.customer, request.asset, request.currency
     wallet_id = tx.wallet_id(check_external_id(customer))
     tx.asset(asset)
-    request = {
-        "customer": customer,
-        "asset": asset,
-        "amount": amount,
-        "kind": lot_kind.value,
-        "priority": priority,
-        "effective_at": effective_at,
-        "expires_at": expires,
-        "cost_basis": basis,
-        "currency": currency,
-        "metadata": meta,
-    }
-    idem = Idempotent(tx, idempotency_key, "grant.create", request)
+    idem = Idempotent(
+        tx,
+        idempotency_key,
+        "grant.create",
+        {
+            "customer": customer,
+            "asset": asset,
+            "amount": terms.amount,
+            "kind": terms.kind.value,
+            "priority": priority,
+            "effective_at": request.effective_at,
+            "expires_at": terms.expires_at,
+            "cost_basis": terms.cost_basis,
+            "currency": currency,
+            "metadata": meta,
+        },
+    )
     if (replayed := idem.replay(Lot)) is not None:
         return replayed
     # Checked after the replay: a retry arriving after expires_at still gets its answer.
-    if expires is not None and expires <= tx.now:
+    if terms.expires_at is not None and terms.expires_at <= tx.now:
         raise InvalidInput("expires_at must be in the future", field="expires_at")
     lot_id = new_id("lot")
-    scheduled = effective > tx.now
+    scheduled = terms.effective_at > tx.now
     tx.conn.execute(
         insert(lots).values(
             tenant_id=tx.tenant_id,
             wallet_id=wallet_id,
             id=lot_id,
             asset=asset,
-            kind=lot_kind.value,
+            kind=terms.kind.value,
             status=(LotStatus.SCHEDULED if scheduled else LotStatus.ACTIVE).value,
-            amount=amount,
-            remaining=amount,
+            amount=terms.amount,
+            remaining=terms.amount,
             consumed=0,
             expired=0,
             voided=0,
             refunded=0,
             priority=priority,
-            effective_at=effective,
-            expires_at=expires,
-            cost_basis=basis,
+            effective_at=terms.effective_at,
+            expires_at=terms.expires_at,
+            cost_basis=terms.cost_basis,
             currency=currency.upper(),
             metadata=meta,
             created_at=tx.now,
         )
     )
     if not scheduled:
-        _post_lot(tx, wallet_id, asset, lot_id, lot_kind, amount, ledger_kind)
+        _post_lot(tx, wallet_id, asset, lot_id, terms.kind, terms.amount, request.ledger_kind)
     row = tx.conn.execute(select(lots).where(lots.c.id == lot_id)).one()
     return idem.record(lot_result(row, customer))
 
@@ -265,5 +220,10 @@ def void_lot(tx: Tx, *, lot_id: str, reason: str = "", idempotency_key: str | No
     customer = tx.conn.execute(
         select(customers.c.external_id).where(customers.c.wallet_id == found.wallet_id)
     ).scalar_one()
-    emit(tx, "grant.voided", found.wallet_id, {"lot": lot_id, "amount": amount, "reason": reason})
+    emit(
+        tx,
+        EventType.GRANT_VOIDED,
+        found.wallet_id,
+        {"lot": lot_id, "amount": amount, "reason": reason},
+    )
     return idem.record(lot_result(row, customer))

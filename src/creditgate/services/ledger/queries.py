@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from creditgate.domain.errors import InvalidInput
 from creditgate.domain.lots import LotBalance, LotStatus, burn_key
+from creditgate.domain.pages import DEFAULT_PAGE, MAX_PAGE
 from creditgate.services.catalog.catalog import check_external_id
 from creditgate.services.context import Tx
 from creditgate.services.ledger.grants import lot_result
@@ -20,8 +21,6 @@ from creditgate.storage.tables import (
     lots,
     wallet_balances,
 )
-
-MAX_PAGE = 500
 
 
 def get_wallet(tx: Tx, *, customer: str) -> Wallet:
@@ -74,7 +73,12 @@ def list_lots(
 
 
 def ledger_history(
-    tx: Tx, *, customer: str, limit: int = 50, cursor: str | None = None, asset: str | None = None
+    tx: Tx,
+    *,
+    customer: str,
+    limit: int = DEFAULT_PAGE,
+    cursor: str | None = None,
+    asset: str | None = None,
 ) -> LedgerPage:
     """Newest first; pass `next_cursor` back as `cursor` for the next page."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:

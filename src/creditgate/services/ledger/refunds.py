@@ -1,8 +1,9 @@
 """Refunding a charge: its credit goes back to the lots it was drawn from.
 
-A refund returns credit in the reverse of the order it was taken: first any part of the
-charge that became debt (the debt shrinks), then the lots, last-drawn first, so the credit
-a customer would keep longest comes back first. A lot that has since expired or been
+A refund returns credit in the reverse of the order it was taken (the plan is
+`domain/refunds.py`): first any part of the charge that became debt (the debt shrinks),
+then the lots, last-drawn first, so the credit a customer would keep longest comes back
+first. A lot that has since expired or been
 voided does not come back to life: its share goes to a new `refund` lot with the same cost
 basis (so the revenue it reverses is recognized again when it is used). Every refund names
 its reason; a charge can be refunded in parts, never past what it debited.
@@ -16,9 +17,11 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from creditgate.domain.amounts import check_amount
+from creditgate.domain.charge_refunds import ChargeRefundPlan, ChargeTaken, plan_charge_refund
 from creditgate.domain.errors import InvalidInput, NotFound
 from creditgate.domain.ledger import Account, Entry, TransactionKind
 from creditgate.domain.lots import LotKind, LotStatus
+from creditgate.domain.webhooks import EventType
 from creditgate.services.catalog.catalog import check_id, check_metadata
 from creditgate.services.context import Idempotent, Tx
 from creditgate.services.ledger.consumption import default_priority
@@ -92,48 +95,9 @@ def refund_charge(
     refunded = tx.conn.execute(
         select(charges.c.refunded).where(charges.c.id == charge_id)
     ).scalar_one()
-    left = charge.amount - refunded
-    if wanted is None:
-        wanted = left
-    if wanted == 0 or wanted > left:
-        raise InvalidInput(
-            f"charge {charge_id} has {left} left to refund, not {wanted}", field="amount"
-        )
-    drawn = _drawn(tx, charge_id)
-    already = refunded
-    lines: list[RefundedLine] = []
-    entries: list[Entry] = []
-    debt_back = 0
-    todo = wanted
-    # What the charge took, newest first: its debt, then its lots in reverse burn order.
-    # The part already refunded came back from the same end, so skip it first.
-    for lot_id, taken in [(None, charge.debt), *reversed(drawn)]:
-        if taken <= 0:
-            continue
-        skip = min(already, taken)
-        already -= skip
-        give = min(todo, taken - skip)
-        if give <= 0:
-            continue
-        todo -= give
-        if lot_id is None:
-            # Debt that later credit has since paid off is owed no more: what is refunded
-            # past the wallet's remaining debt comes back as credit, in a new refund lot.
-            debt_back = min(give, max(before.debt, 0))
-            if debt_back:
-                entries.append(Entry(Account.WALLET, debt_back))
-                lines.append(RefundedLine(lot_id=None, amount=debt_back, to_lot=None))
-            if paid_off := give - debt_back:
-                target = _paid_off_lot(tx, charge, paid_off)
-                entries.append(Entry(Account.WALLET, paid_off, target))
-                lines.append(RefundedLine(lot_id=None, amount=paid_off, to_lot=target))
-        else:
-            target = credit_lot(tx, lot_id, give)
-            entries.append(Entry(Account.WALLET, give, target))
-            lines.append(RefundedLine(lot_id=lot_id, amount=give, to_lot=target))
-        if todo == 0:
-            break
-    entries.append(Entry(Account.USAGE, -wanted))
+    taken = ChargeTaken(charge_id, charge.amount, charge.debt, _drawn(tx, charge_id), refunded)
+    plan = plan_charge_refund(taken, wanted, before.debt)
+    lines, entries = _give_back(tx, charge, plan)
     refund_id = new_id("rfd")
     post(
         tx,
@@ -144,21 +108,21 @@ def refund_charge(
         reference_id=charge_id,
     )
     tx.conn.execute(
-        update(charges).where(charges.c.id == charge_id).values(refunded=refunded + wanted)
+        update(charges).where(charges.c.id == charge_id).values(refunded=refunded + plan.amount)
     )
     shift_balance(
-        tx, charge.wallet_id, charge.asset, posted=wanted, held=0, debt=-debt_back, need=0
+        tx, charge.wallet_id, charge.asset, posted=plan.amount, held=0, debt=-plan.debt_back, need=0
     )
     emit(
         tx,
-        "refund.created",
+        EventType.REFUND_CREATED,
         charge.wallet_id,
         {
             "refund": refund_id,
             "charge": charge_id,
             "customer": charge.customer,
             "asset": charge.asset,
-            "amount": wanted,
+            "amount": plan.amount,
             "reason": reason,
             "metadata": meta,
         },
@@ -169,13 +133,36 @@ def refund_charge(
             charge_id=charge_id,
             customer=charge.customer,
             asset=charge.asset,
-            amount=wanted,
+            amount=plan.amount,
             reason=reason,
             lines=lines,
-            charge_refunded=refunded + wanted,
-            available=before.available + wanted,
+            charge_refunded=refunded + plan.amount,
+            available=before.available + plan.amount,
         )
     )
+
+
+def _give_back(
+    tx: Tx, charge: Any, plan: ChargeRefundPlan
+) -> tuple[list[RefundedLine], list[Entry]]:
+    """Carry out `plan`: credit its lots (or new refund lots); the lines and the entries."""
+    lines: list[RefundedLine] = []
+    entries: list[Entry] = []
+    if plan.debt_back:
+        entries.append(Entry(Account.WALLET, plan.debt_back))
+        lines.append(RefundedLine(lot_id=None, amount=plan.debt_back, to_lot=None))
+    if plan.paid_off:
+        # Debt that later credit has since paid off is owed no more: it comes back as
+        # credit, in a new refund lot.
+        target = _paid_off_lot(tx, charge, plan.paid_off)
+        entries.append(Entry(Account.WALLET, plan.paid_off, target))
+        lines.append(RefundedLine(lot_id=None, amount=plan.paid_off, to_lot=target))
+    for share in plan.lots:
+        target = credit_lot(tx, share.lot_id, share.amount)
+        entries.append(Entry(Account.WALLET, share.amount, target))
+        lines.append(RefundedLine(lot_id=share.lot_id, amount=share.amount, to_lot=target))
+    entries.append(Entry(Account.USAGE, -plan.amount))
+    return lines, entries
 
 
 def _paid_off_lot(tx: Tx, charge: Any, amount: int) -> str:

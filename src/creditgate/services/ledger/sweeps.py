@@ -10,17 +10,18 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import String, func, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from creditgate.domain.holds import HoldStatus
 from creditgate.domain.ledger import Account, TransactionKind, removal_entries
 from creditgate.domain.lots import LotStatus
+from creditgate.domain.webhooks import EventType
 from creditgate.services.context import Tx
 from creditgate.services.ledger.gate import release
 from creditgate.services.ledger.grants import activate_lots
 from creditgate.services.results import SweepReport
 from creditgate.services.wallet import (
     emit,
+    emit_once,
     held_lot_shares,
     lock_balance,
     post,
@@ -144,7 +145,7 @@ def expire_lots(tx: Tx, *, limit: int = 500) -> SweepReport:
                 count += 1
                 emit(
                     tx,
-                    "grant.expired",
+                    EventType.GRANT_EXPIRED,
                     wallet_id,
                     {"lot": e.lot_id, "asset": asset, "expired": e.amount, "amount": e.lot_amount},
                 )
@@ -180,34 +181,23 @@ def warn_expiring(tx: Tx, *, within: timedelta = EXPIRY_WARNING, limit: int = 50
         .order_by(lots.c.expires_at, lots.c.id)
         .limit(limit)
     ).all()
-    if not rows:
-        return 0
-    insert = postgresql.insert if tx.conn.dialect.name == "postgresql" else sqlite.insert
-    announced = tx.conn.execute(
-        insert(events)
-        .values(
-            [
+    return emit_once(
+        tx,
+        EventType.GRANT_EXPIRING,
+        [
+            (
+                EXPIRING_PREFIX + lot.id.removeprefix("lot_"),
+                lot.wallet_id,
                 {
-                    "tenant_id": tx.tenant_id,
-                    "id": EXPIRING_PREFIX + lot.id.removeprefix("lot_"),
-                    "type": "grant.expiring",
-                    "wallet_id": lot.wallet_id,
-                    "payload": {
-                        "lot": lot.id,
-                        "asset": lot.asset,
-                        "remaining": lot.remaining,
-                        "expires_at": lot.expires_at.isoformat(),
-                    },
-                    "created_at": tx.now,
-                    "dispatched_at": None,
-                }
-                for lot in rows
-            ]
-        )
-        .on_conflict_do_nothing()  # another process announced it since the read
-        .returning(events.c.id)
-    ).all()
-    return len(announced)
+                    "lot": lot.id,
+                    "asset": lot.asset,
+                    "remaining": lot.remaining,
+                    "expires_at": lot.expires_at.isoformat(),
+                },
+            )
+            for lot in rows
+        ],
+    )
 
 
 def run_sweeps(tx: Tx) -> SweepReport:

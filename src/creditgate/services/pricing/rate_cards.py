@@ -24,6 +24,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 
 from creditgate.domain.errors import CreditgateError, InvalidInput
 from creditgate.domain.pricing import (
+    DEFAULT_RATE_CARD,
     Quote,
     RateCard,
     TokenPrices,
@@ -42,7 +43,7 @@ from creditgate.storage.prepared import Prepared
 from creditgate.storage.tables import model_prices as model_prices_table
 from creditgate.storage.tables import rate_cards, tenants
 
-DEFAULT_CARD = "default"
+DEFAULT_CARD = DEFAULT_RATE_CARD
 
 
 @dataclass(frozen=True, slots=True)

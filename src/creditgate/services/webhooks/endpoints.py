@@ -11,6 +11,7 @@ from sqlalchemy import insert, select, update
 
 from creditgate.adapters.outbound import check_target
 from creditgate.domain.errors import InvalidInput
+from creditgate.domain.pages import DEFAULT_PAGE, MAX_PAGE
 from creditgate.domain.webhooks import (
     EVENT_TYPES,
     TEST_EVENT_TYPE,
@@ -26,14 +27,13 @@ from creditgate.domain.webhooks import (
 )
 from creditgate.services.catalog.catalog import check_id
 from creditgate.services.context import Idempotent, Tx
-from creditgate.services.ledger.queries import MAX_PAGE
 from creditgate.services.results import Result
+from creditgate.services.wallet import emit
 from creditgate.storage.ids import new_id
 from creditgate.storage.tables import events, webhook_deliveries, webhook_endpoints
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 SECRET_BYTES = 32
-DEFAULT_PAGE = 50
 
 
 class WebhookEndpoint(Result):
@@ -488,18 +488,13 @@ def send_test_event(
         return replayed
     endpoint = _find_endpoint(tx, endpoint_id)
     _require_enabled(endpoint)
-    event_id = new_id("evt")
-    # Written as already dispatched: the fan-out must not send it to the other endpoints.
-    tx.conn.execute(
-        insert(events).values(
-            tenant_id=tx.tenant_id,
-            id=event_id,
-            type=TEST_EVENT_TYPE,
-            wallet_id=None,
-            payload={"endpoint": endpoint.id, "message": "a test event from creditgate"},
-            created_at=tx.now,
-            dispatched_at=tx.now,
-        )
+    # Sent to this endpoint alone: the fan-out must not send it to the others.
+    event_id = emit(
+        tx,
+        TEST_EVENT_TYPE,
+        None,
+        {"endpoint": endpoint.id, "message": "a test event from creditgate"},
+        only_to_its_caller=True,
     )
     delivery_id = _insert_delivery(tx, endpoint.id, event_id, TEST_EVENT_TYPE)
     return idem.record(get_delivery(tx, delivery_id=delivery_id))
