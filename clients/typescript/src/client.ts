@@ -95,7 +95,7 @@ export interface RequestOptions {
 
 type Query = Record<string, string | number | bigint | boolean | null | undefined>;
 
-interface Call {
+export interface Call {
   method: "GET" | "POST" | "PUT" | "DELETE";
   path: string;
   body?: unknown;
@@ -198,8 +198,9 @@ export class Client {
       maxRetryAfterMs: options.retry?.maxRetryAfterMs ?? 30_000,
     };
     if (this.retry.maxRetries < 0) throw new RangeError("maxRetries must be zero or more");
-    const fetchImpl = options.fetch ?? (globalThis.fetch as FetchLike | undefined);
-    if (!fetchImpl) throw new TypeError("no global fetch here: pass options.fetch");
+    if (!options.fetch && typeof globalThis.fetch !== "function") {
+      throw new TypeError("no global fetch here: pass options.fetch");
+    }
     this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
     this.strict = options.strict ?? false;
     this.logger = options.logger ?? console;
@@ -243,41 +244,39 @@ export class Client {
       headers["Content-Type"] = "application/json";
     }
     for (let attempt = 0; ; attempt++) {
-      let error: CreditgateError;
-      const timeout = AbortSignal.timeout(this.timeoutMs);
-      const signal = options.signal ? anySignal([options.signal, timeout]) : timeout;
-      let response: Response | undefined;
-      try {
-        response = await this.#fetch(url, { method: call.method, headers, body, signal });
-      } catch (cause) {
-        if (options.signal?.aborted) throw cause;
-        const timedOut = timeout.aborted;
-        const Cls = timedOut ? APITimeoutError : APIConnectionError;
-        const why = timedOut ? `no answer within ${this.timeoutMs} ms` : describeCause(cause);
-        error = new Cls(`${call.method} ${url}: ${why}`, { cause });
-      }
-      if (response !== undefined) {
-        let text: string;
-        try {
-          text = await response.text();
-        } catch (cause) {
-          if (options.signal?.aborted) throw cause;
-          text = "";
-          response = undefined;
-          error = new APIConnectionError(`${call.method} ${url}: the answer was cut off`, {
-            cause,
-          });
-        }
-        if (response !== undefined) {
-          if (response.ok) return read<T>(call, response, text);
-          error = errorFromResponse(response, text);
-          if (!RETRY_STATUSES.has(response.status)) throw error;
-        }
-      }
-      const retryAfter = error!.retryAfter === null ? null : error!.retryAfter * 1000;
-      const wait = this.delay(attempt, retryAfter);
-      if (wait === null) throw error!;
+      const outcome = await this.#try(call.method, url, headers, body, options.signal);
+      if (!(outcome instanceof CreditgateError)) return read<T>(call, outcome.response, outcome.text);
+      const retryable = outcome.status === null || RETRY_STATUSES.has(outcome.status);
+      const wait = retryable
+        ? this.delay(attempt, outcome.retryAfter === null ? null : outcome.retryAfter * 1000)
+        : null;
+      if (wait === null) throw outcome;
       await sleep(wait, options.signal);
+    }
+  }
+
+  /** One try: the answer, or the error it came to (a caller's abort is thrown as it is). */
+  async #try(
+    method: string,
+    url: string,
+    headers: Record<string, string>,
+    body: string | undefined,
+    callerSignal: AbortSignal | undefined,
+  ): Promise<{ response: Response; text: string } | CreditgateError> {
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    const signal = callerSignal ? anySignal([callerSignal, timeout]) : timeout;
+    try {
+      const response = await this.#fetch(url, { method, headers, body, signal });
+      const text = await response.text();
+      return response.ok ? { response, text } : errorFromResponse(response, text);
+    } catch (cause) {
+      if (callerSignal?.aborted) throw cause;
+      if (timeout.aborted) {
+        return new APITimeoutError(`${method} ${url}: no answer within ${this.timeoutMs} ms`, {
+          cause,
+        });
+      }
+      return new APIConnectionError(`${method} ${url}: ${describeCause(cause)}`, { cause });
     }
   }
 

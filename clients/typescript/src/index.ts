@@ -11,6 +11,7 @@ export {
   RETRY_STATUSES,
   newIdempotencyKey,
   retryAfterMs,
+  type Call,
   type ClientOptions,
   type FetchLike,
   type RequestOptions,
