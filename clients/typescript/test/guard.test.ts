@@ -203,3 +203,26 @@ test("a hold by hand: settle with counts, or close without settling to void it",
   assert.equal(unused.status, "voided");
   assert.match(warnings.join("\n"), /unbilled/);
 });
+
+test("the hold, the settle and the void use the guard's key, and :settle / :void after it", async () => {
+  const keys: string[] = [];
+  const recording = ctx.client({
+    fetch: (url, init) => {
+      const key = new Headers(init.headers).get("idempotency-key");
+      if (key && url.includes("/v1/authorizations")) keys.push(key);
+      return fetch(url, init);
+    },
+  });
+  const who = await ctx.customer(100_000);
+  await recording.guard({ ...options(who, "gpt-4.1"), idempotencyKey: "req-7" }, () =>
+    openai.chat.completions.create({ model: "gpt-4.1", messages: [{ role: "user", content: "Hi" }] }),
+  );
+  const g = await recording.hold({ customer: who, asset: "credits", amount: 5, idempotencyKey: "req-8" });
+  await g.void();
+  assert.deepEqual(keys, ["req-7", "req-7:settle", "req-8", "req-8:void"]);
+  // the same guard key again is a replay: the first hold's answer, nothing held twice
+  const again = await recording.hold({ customer: who, asset: "credits", amount: 5, idempotencyKey: "req-9" });
+  const replay = await recording.authorize({ customer: who, asset: "credits", amount: 5 }, { idempotencyKey: "req-9" });
+  assert.equal(replay.id, again.authorization?.id);
+  await again.void();
+});
