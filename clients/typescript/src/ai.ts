@@ -165,8 +165,13 @@ export function creditgateMiddleware(options: CreditgateMiddlewareOptions): Cred
       const finish = async (): Promise<void> => {
         if (finished) return;
         finished = true;
-        if (guard.observedUsage) await guard.settle();
-        else await guard.close();
+        try {
+          if (guard.observedUsage) await guard.settle();
+          else await guard.close();
+        } catch (error) {
+          await guard.abandon(error); // a settle that failed leaves no hold behind
+          throw error;
+        }
       };
       const fail = async (error: unknown): Promise<void> => {
         finished = true;

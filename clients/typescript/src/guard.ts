@@ -566,8 +566,13 @@ function observed(guard: Guard, inner: AsyncIterator<unknown>): AsyncIterator<un
     if (finished) return;
     finished = true;
     if (guard.status !== "pending") return;
-    if (guard.observedUsage) await guard.settle();
-    else await guard.close();
+    try {
+      if (guard.observedUsage) await guard.settle();
+      else await guard.close();
+    } catch (error) {
+      await guard.abandon(error); // a settle that failed leaves no hold behind
+      throw error;
+    }
   };
   const fail = async (error: unknown): Promise<never> => {
     finished = true;
