@@ -111,19 +111,15 @@ function envLookup(): Record<string, string | undefined> {
     process?: { env?: Record<string, string | undefined> };
     Deno?: { env?: { get(name: string): string | undefined } };
   };
-  if (g.process?.env) return g.process.env;
-  const deno = g.Deno?.env;
-  if (deno) {
-    const read = (name: string): string | undefined => {
-      try {
-        return deno.get(name);
-      } catch {
-        return undefined; // no --allow-env
-      }
-    };
-    return { [ENV_BASE_URL]: read(ENV_BASE_URL), [ENV_API_KEY]: read(ENV_API_KEY) };
-  }
-  return {};
+  // Reading the environment may be refused (Deno without --allow-env): then it is empty.
+  const read = (name: string): string | undefined => {
+    try {
+      return g.Deno?.env ? g.Deno.env.get(name) : g.process?.env?.[name];
+    } catch {
+      return undefined;
+    }
+  };
+  return { [ENV_BASE_URL]: read(ENV_BASE_URL), [ENV_API_KEY]: read(ENV_API_KEY) };
 }
 
 /** One path segment: ids are the product's own and may hold any character. */

@@ -207,4 +207,13 @@ test("base URL and key come from options or an env-like record", () => {
   const cg = new Client({ env: { CREDITGATE_BASE_URL: "http://h:1/", CREDITGATE_API_KEY: "k" } });
   assert.equal(cg.baseUrl, "http://h:1");
   assert.throws(() => new Client({ env: {} }), /CREDITGATE_BASE_URL/);
+  process.env.CREDITGATE_BASE_URL = "http://from-env:2";
+  process.env.CREDITGATE_API_KEY = "k";
+  try {
+    assert.equal(new Client().baseUrl, "http://from-env:2");
+    assert.equal(new Client({ baseUrl: "http://given:3" }).baseUrl, "http://given:3");
+  } finally {
+    delete process.env.CREDITGATE_BASE_URL;
+    delete process.env.CREDITGATE_API_KEY;
+  }
 });
