@@ -22,7 +22,7 @@ let status = await run([tsc, "-p", "tsconfig.test.json"]);
 if (status !== 0) process.exit(status);
 
 const { startServer } = await import(join(root, "build/test/support/live.js"));
-const { prepare } = await import(join(root, "build/test/support/context.js"));
+const { prepare } = await import(join(root, "build/test/support/prepare.js"));
 const starting = startServer().then(async (server) => {
   await prepare(server.baseUrl, server.apiKey);
   return server;

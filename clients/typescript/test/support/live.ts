@@ -13,7 +13,8 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-const STARTUP_MS = 60_000;
+// Generous: a loaded machine may take a minute or more to import and migrate.
+const STARTUP_MS = 180_000;
 
 /** The folder of the package (clients/typescript), wherever this file was compiled to. */
 export function packageRoot(): string {
@@ -43,7 +44,7 @@ export function python(): string {
 function creditgate(args: string[]): { stdout: string; stderr: string; status: number | null } {
   const out = spawnSync(python(), ["-m", "creditgate", ...args], {
     encoding: "utf8",
-    timeout: 120_000,
+    timeout: 300_000,
   });
   if (out.error) throw out.error;
   return { stdout: out.stdout, stderr: out.stderr, status: out.status };
