@@ -11,10 +11,21 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Assets */
+        /**
+         * List assets
+         * @description Every asset of the tenant, with its scale.
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
         get: operations["list_assets_v1_assets_get"];
         put?: never;
-        /** Create Asset */
+        /**
+         * Create an asset
+         * @description Create a unit of credit (e.g. `credits`, scale 2) that grants, holds and charges are
+         *     counted in. Do this once per tenant, before granting any credit.
+         *
+         *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
+         */
         post: operations["create_asset_v1_assets_post"];
         delete?: never;
         options?: never;
@@ -29,10 +40,24 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Customers */
+        /**
+         * List customers
+         * @description Customers in order of `external_id`, a page at a time: pass the last one's
+         *     `external_id` as `after` for the next page.
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
         get: operations["list_customers_v1_customers_get"];
         put?: never;
-        /** Create Customer */
+        /**
+         * Create a customer
+         * @description Create a customer under your own id (`external_id`), with a wallet and its policy.
+         *
+         *     Every other request names the customer by that id. `id` in the body is the earlier name
+         *     of `external_id`, still taken; a failure names the field as the request did.
+         *
+         *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
+         */
         post: operations["create_customer_v1_customers_post"];
         delete?: never;
         options?: never;
@@ -47,7 +72,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get Customer */
+        /**
+         * Get a customer
+         * @description A customer by your own id. For its balances, read its wallet.
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
         get: operations["get_customer_v1_customers__customer__get"];
         put?: never;
         post?: never;
@@ -65,7 +95,15 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Set Policy */
+        /**
+         * Set a wallet policy
+         * @description How far the customer's wallet may go in one asset: `block` declines what the balance
+         *     cannot pay, `overdraft` lets it go down to -`overdraft_limit`, `allow` never declines and
+         *     records debt. Also sets the low-balance threshold for `balance.low` events. A policy the
+         *     balance already breaks is refused (409).
+         *
+         *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
+         */
         put: operations["set_policy_v1_customers__customer__policies__asset__put"];
         post?: never;
         delete?: never;
@@ -81,7 +119,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get Wallet */
+        /**
+         * Get a wallet's balances
+         * @description The customer's balance in each asset: posted, held by pending authorizations,
+         *     available to the next authorization, debt, and the policy. Amounts are in minor units.
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
         get: operations["get_wallet_v1_customers__customer__wallet_get"];
         put?: never;
         post?: never;
@@ -98,7 +142,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get Ledger */
+        /**
+         * List a wallet's ledger transactions
+         * @description The wallet's double-entry history, newest first, a page at a time: grants, charges,
+         *     expiries, voids, refunds. Pass `next_cursor` as `cursor` for the next page.
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
         get: operations["get_ledger_v1_customers__customer__ledger_get"];
         put?: never;
         post?: never;
@@ -115,10 +165,25 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Grants */
+        /**
+         * List a customer's grants
+         * @description The customer's lots in burn order (the order charges use them): lower priority first,
+         *     then the soonest to expire, then the oldest. Open lots (active or scheduled, with credit
+         *     left) only; with `include_closed`, the closed ones (expired, voided, used up) too, last.
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
         get: operations["list_grants_v1_customers__customer__grants_get"];
         put?: never;
-        /** Create Grant */
+        /**
+         * Grant credit
+         * @description Add credit to the customer's wallet as a lot of its own: its kind, priority, when it
+         *     takes effect and expires, and what it cost (for revenue recognition). Credit granted
+         *     pays back any debt first. Use it for purchases you take payment for yourself,
+         *     promotions and adjustments.
+         *
+         *     **Idempotency:** an `Idempotency-Key` is required: a retry with the same key answers the first answer and changes nothing again.
+         */
         post: operations["create_grant_v1_customers__customer__grants_post"];
         delete?: never;
         options?: never;
@@ -135,7 +200,13 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Void Grant */
+        /**
+         * Void a grant
+         * @description Take back what remains of a lot (`lot_…`), e.g. credit granted by mistake; what was
+         *     already used stays charged. The body is optional.
+         *
+         *     **Idempotency:** an `Idempotency-Key` is required: a retry with the same key answers the first answer and changes nothing again.
+         */
         post: operations["void_grant_v1_grants__grant__void_post"];
         delete?: never;
         options?: never;
@@ -153,11 +224,16 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Authorize
-         * @description Reserve credit before the model call. A decline is an answer (201, `declined`).
+         * Authorize: hold credit before a call
+         * @description Reserve credit before the model call, then settle the hold with the actual usage (or
+         *     void it). Make the call only if `approved` is true: a decline is an answer, not an error
+         *     (201 with `status: declined` and its `decline_reason`), and reserves nothing.
          *
-         *     The hold is `amount`, or the rate card's price of `action` for its `dimensions` and
-         *     estimated `quantities` (e.g. input tokens plus `max_tokens` of output).
+         *     The hold is `amount` of `asset`, or the rate card's price of `action` for its
+         *     `dimensions` and estimated `quantities` (e.g. input tokens plus `max_tokens` of output).
+         *     An unsettled hold is released after `ttl_seconds`.
+         *
+         *     **Idempotency:** an `Idempotency-Key` is required: a retry with the same key answers the first answer and changes nothing again.
          */
         post: operations["authorize_v1_authorizations_post"];
         delete?: never;
@@ -173,7 +249,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get Authorization */
+        /**
+         * Get an authorization
+         * @description An authorization and its state: pending, settled (with its `charge_id`), voided,
+         *     expired or declined.
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
         get: operations["get_authorization_v1_authorizations__id__get"];
         put?: never;
         post?: never;
@@ -193,12 +275,15 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Settle
-         * @description Charge the actual usage against the hold and release the rest.
+         * Settle an authorization with the actual usage
+         * @description Charge the actual usage against the hold and release the rest. Call it once the model
+         *     call is done; a hold resolves once (409 after it is settled, voided or expired).
          *
          *     A priced hold settles from the actual `quantities`, priced by the same rate card version
          *     it was authorized with (with neither quantities nor amount, an action that card prices
          *     flat is charged its flat price); any hold settles from an `amount`.
+         *
+         *     **Idempotency:** an `Idempotency-Key` is required: a retry with the same key answers the first answer and changes nothing again.
          */
         post: operations["settle_v1_authorizations__id__settle_post"];
         delete?: never;
@@ -217,8 +302,11 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Void
-         * @description Release the whole hold: the call did not happen.
+         * Void an authorization
+         * @description Release the whole hold: the call did not happen, nothing is charged. A hold resolves
+         *     once (409 after it is settled, voided or expired).
+         *
+         *     **Idempotency:** an `Idempotency-Key` is required: a retry with the same key answers the first answer and changes nothing again.
          */
         post: operations["void_v1_authorizations__id__void_post"];
         delete?: never;
@@ -237,8 +325,12 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Charge
-         * @description Authorize and settle in one step; declined (nothing taken) when the policy says no.
+         * Charge usage in one step
+         * @description Authorize and settle in one step, for usage that has already happened or costs too
+         *     little to hold for: `amount` of `asset`, or the rate card's price of `action`. Declined
+         *     (201 with `status: declined`, nothing taken) when the wallet's policy says no.
+         *
+         *     **Idempotency:** an `Idempotency-Key` is required: a retry with the same key answers the first answer and changes nothing again.
          */
         post: operations["charge_v1_charges_post"];
         delete?: never;
@@ -257,11 +349,13 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Charge Batch
+         * Charge a batch of usage events
          * @description Up to 1,000 usage events, each charged once under its own idempotency key.
          *
          *     Each event is its own transaction with its own result; one failing event does not
          *     undo the others, and sending the batch again charges nothing twice.
+         *
+         *     **Idempotency:** an `Idempotency-Key` is required: a retry with the same key answers the first answer and changes nothing again.
          */
         post: operations["charge_batch_v1_charges_batch_post"];
         delete?: never;
@@ -277,12 +371,21 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Keys */
+        /**
+         * List API keys
+         * @description The tenant's keys, revoked ones too, each shown by its prefix: a secret is never
+         *     shown again after it is created.
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
         get: operations["list_keys_v1_api_keys_get"];
         put?: never;
         /**
-         * Create Key
-         * @description A new key. Its secret (`key`) is in this answer only; a replay answers `key: null`.
+         * Create an API key
+         * @description A new key for the tenant. Its secret (`key`) is in this answer only; a replay answers
+         *     `key: null`. The body is optional.
+         *
+         *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
          */
         post: operations["create_key_v1_api_keys_post"];
         delete?: never;
@@ -301,8 +404,11 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Revoke Key
-         * @description Stop a key working: at once on this server, within seconds on the others.
+         * Revoke an API key
+         * @description Stop a key working: at once on this server, within seconds on the others. Revoking
+         *     a revoked key answers it as it is.
+         *
+         *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
          */
         post: operations["revoke_key_v1_api_keys__id__revoke_post"];
         delete?: never;
@@ -321,8 +427,11 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Rotate Key
-         * @description Revoke a key and issue its replacement (with the same name) in one step.
+         * Rotate an API key
+         * @description Revoke a key and issue its replacement (with the same name) in one step; the new
+         *     secret is in this answer only. A revoked key cannot be rotated (409).
+         *
+         *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
          */
         post: operations["rotate_key_v1_api_keys__id__rotate_post"];
         delete?: never;
@@ -339,18 +448,23 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * List Rate Cards
-         * @description Every version of the tenant's cards (or of the card `name`), oldest first.
+         * List rate card versions
+         * @description Every version of the tenant's cards (or of the card `name`), oldest first, with the
+         *     time each took effect: the history of what was charged when.
+         *
+         *     **Idempotency:** a read; safe to repeat.
          */
         get: operations["list_rate_cards_v1_rate_cards_get"];
         put?: never;
         /**
-         * Publish Rate Card
+         * Publish a rate card version
          * @description Publish the next version of a card. It prices authorizations from `effective_at` on
          *     (one effective now: every authorization after this answer, on every server); a hold
          *     settles by the version it was authorized with, and no charge is ever repriced.
          *     `warnings` names each quantity the card prices at 0 that its LLM vendor charges for
          *     (with `strict`, such a card is refused).
+         *
+         *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
          */
         post: operations["publish_rate_card_v1_rate_cards_post"];
         delete?: never;
@@ -369,9 +483,12 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Quote
+         * Quote an action's price
          * @description What an action costs, line by line, with its vendor cost, by the card version in effect
-         *     now (or at `at`). A quote changes nothing.
+         *     now (or at `at`). A quote changes nothing: use it to show a price before a call, or to
+         *     check a card before publishing it.
+         *
+         *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
          */
         post: operations["quote_v1_rate_cards_quote_post"];
         delete?: never;
@@ -390,9 +507,11 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Set Model Price
+         * Set an LLM model's price
          * @description Price an LLM model yourself (USD per million tokens), in place of the maintained price
          *     table, for the vendor cost of charges from `effective_at` on.
+         *
+         *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
          */
         post: operations["set_model_price_v1_model_prices_post"];
         delete?: never;
@@ -409,10 +528,13 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Margin Report
+         * Margin report
          * @description Revenue, vendor cost and gross margin of the period's charges grouped `by`; margin across
          *     customers; the rate card's worst credit-to-cost ratio per action; and what falls below the
-         *     target margin if vendor prices change.
+         *     target margin if vendor prices change. Money is in US dollars, margins are fractions
+         *     (0.5 is 50%). The period is `from` (default: 30 days before `to`) to `to` (default: now).
+         *
+         *     **Idempotency:** a read; safe to repeat.
          */
         get: operations["margin_report_v1_reports_margin_get"];
         put?: never;
@@ -430,12 +552,21 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Endpoints */
+        /**
+         * List webhook endpoints
+         * @description The tenant's endpoints (never their secrets).
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
         get: operations["list_endpoints_v1_webhook_endpoints_get"];
         put?: never;
         /**
-         * Create Endpoint
-         * @description A new endpoint. Its signing `secret` is in this answer only; a replay answers null.
+         * Create a webhook endpoint
+         * @description A new endpoint: events of the chosen types (every type, if none) are POSTed to its URL,
+         *     signed (Standard Webhooks) and retried until it answers 2xx. Its signing `secret` is in
+         *     this answer only; a replay answers null. The URL must be a public address.
+         *
+         *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
          */
         post: operations["create_endpoint_v1_webhook_endpoints_post"];
         delete?: never;
@@ -451,19 +582,28 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get Endpoint */
+        /**
+         * Get a webhook endpoint
+         * @description An endpoint (never its secret).
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
         get: operations["get_endpoint_v1_webhook_endpoints__id__get"];
         put?: never;
         /**
-         * Update Endpoint
+         * Change a webhook endpoint
          * @description Change an endpoint's URL, event types, description or whether it is enabled.
          *
          *     A disabled endpoint gets no new events; its pending deliveries wait until it is enabled.
+         *
+         *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
          */
         post: operations["update_endpoint_v1_webhook_endpoints__id__post"];
         /**
-         * Delete Endpoint
+         * Delete a webhook endpoint
          * @description Stop sending to an endpoint. Its pending deliveries fail; its log stays readable.
+         *
+         *     **Idempotency:** idempotent: repeating it leaves the same state.
          */
         delete: operations["delete_endpoint_v1_webhook_endpoints__id__delete"];
         options?: never;
@@ -481,8 +621,10 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Rotate Secret
+         * Rotate a webhook endpoint's secret
          * @description A new signing secret, in this answer only; every delivery from now on is signed with it.
+         *
+         *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
          */
         post: operations["rotate_secret_v1_webhook_endpoints__id__rotate_secret_post"];
         delete?: never;
@@ -501,8 +643,11 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Send Test
-         * @description Send a `webhook.test` event to this endpoint alone, signed and retried like any other.
+         * Send a test event
+         * @description Send a `webhook.test` event to this endpoint alone, signed and retried like any other,
+         *     to check the receiver. A disabled endpoint is refused (409).
+         *
+         *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
          */
         post: operations["send_test_v1_webhook_endpoints__id__test_post"];
         delete?: never;
@@ -519,8 +664,11 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * List Deliveries
-         * @description The delivery log, newest first.
+         * List webhook deliveries
+         * @description The delivery log, newest first, a page at a time (pass `next_cursor` as `cursor`):
+         *     each event sent to each endpoint, with its attempts and the last answer.
+         *
+         *     **Idempotency:** a read; safe to repeat.
          */
         get: operations["list_deliveries_v1_webhook_deliveries_get"];
         put?: never;
@@ -538,7 +686,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get Delivery */
+        /**
+         * Get a webhook delivery
+         * @description A delivery, its attempts and the endpoint's last answer.
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
         get: operations["get_delivery_v1_webhook_deliveries__id__get"];
         put?: never;
         post?: never;
@@ -558,8 +711,11 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Replay Delivery
-         * @description Send a delivery again with the same `webhook-id`, whatever its state.
+         * Replay a webhook delivery
+         * @description Send a delivery again with the same `webhook-id` (receivers drop duplicates by it),
+         *     whatever its state. Its endpoint must be enabled (409).
+         *
+         *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
          */
         post: operations["replay_delivery_v1_webhook_deliveries__id__replay_post"];
         delete?: never;
@@ -578,10 +734,12 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Replay Event
+         * Replay an event
          * @description Send an event (`evt_…`) again to one endpoint, or to every enabled one subscribed to it.
          *
          *     An endpoint that had the event gets the same delivery (the same `webhook-id`) again.
+         *
+         *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
          */
         post: operations["replay_event_v1_webhook_deliveries_events__id__replay_post"];
         delete?: never;
@@ -599,7 +757,14 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Refund Charge */
+        /**
+         * Refund a charge
+         * @description Give credit back for usage charged: to the lots it was drawn from (a new refund lot if
+         *     one has closed), or against the debt it left. A charge is refunded at most what it took,
+         *     over all its refunds (422 past that).
+         *
+         *     **Idempotency:** an `Idempotency-Key` is required: a retry with the same key answers the first answer and changes nothing again.
+         */
         post: operations["refund_charge_v1_charges__charge__refunds_post"];
         delete?: never;
         options?: never;
@@ -614,16 +779,25 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Purchase Refunds */
+        /**
+         * List a purchase's refunds
+         * @description Every refund of the purchase, oldest first, with its provider's status.
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
         get: operations["list_purchase_refunds_v1_purchases__purchase__refunds_get"];
         put?: never;
         /**
-         * Refund Purchase
-         * @description The money is the price x credits refunded / credits bought, rounded half to even to
+         * Refund a purchase
+         * @description Take back a paid purchase's credit and pay its money back through its provider.
+         *
+         *     The money is the price x credits refunded / credits bought, rounded half to even to
          *     the currency's minor unit over the purchase's running total, never more than was paid
          *     less earlier refunds. `status` is the provider's answer: succeeded, processing (paid out
          *     later), failed (refused: the credit was given back), or pending (no answer yet: retry
          *     with the same Idempotency-Key).
+         *
+         *     **Idempotency:** an `Idempotency-Key` is required: a retry with the same key answers the first answer and changes nothing again.
          */
         post: operations["refund_purchase_v1_purchases__purchase__refunds_post"];
         delete?: never;
@@ -640,9 +814,13 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Revenue Report
+         * Revenue recognition report
          * @description Per currency: opening deferred, sold, recognized, breakage, voided, refunded (usage
-         *     given back), purchases refunded, closing deferred.
+         *     given back), purchases refunded, closing deferred: credit sold is deferred revenue until
+         *     it is used (recognized) or expires (breakage). The period is `from` (default: 30 days
+         *     before `to`) to `to` (default: now).
+         *
+         *     **Idempotency:** a read; safe to repeat.
          */
         get: operations["revenue_report_v1_reports_revenue_get"];
         put?: never;
@@ -660,10 +838,21 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Plans */
+        /**
+         * List plans
+         * @description Every plan of the tenant.
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
         get: operations["list_plans_v1_plans_get"];
         put?: never;
-        /** Create Plan */
+        /**
+         * Create a plan
+         * @description A subscription plan: a fee per period and the credit it includes, granted at the
+         *     start of every period, with unused credit carried over up to `rollover_cap`.
+         *
+         *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
+         */
         post: operations["create_plan_v1_plans_post"];
         delete?: never;
         options?: never;
@@ -678,10 +867,21 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Subscriptions */
+        /**
+         * List a customer's subscriptions
+         * @description The customer's subscriptions, canceled ones too, with their periods.
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
         get: operations["list_subscriptions_v1_customers__customer__subscriptions_get"];
         put?: never;
-        /** Subscribe */
+        /**
+         * Subscribe a customer to a plan
+         * @description Start a subscription now: the first period's included credit is granted at once,
+         *     and each period renews with a new grant. A customer has one active subscription.
+         *
+         *     **Idempotency:** an `Idempotency-Key` is required: a retry with the same key answers the first answer and changes nothing again.
+         */
         post: operations["subscribe_v1_customers__customer__subscriptions_post"];
         delete?: never;
         options?: never;
@@ -696,7 +896,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get Subscription */
+        /**
+         * Get a subscription
+         * @description A subscription with its current period and every period so far.
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
         get: operations["get_subscription_v1_subscriptions__subscription__get"];
         put?: never;
         post?: never;
@@ -715,7 +920,13 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Change Plan */
+        /**
+         * Change a subscription's plan
+         * @description Move an active subscription to another plan, `now` (a new period starts on it) or
+         *     at the current period's end (`pending_plan_id` until then).
+         *
+         *     **Idempotency:** an `Idempotency-Key` is required: a retry with the same key answers the first answer and changes nothing again.
+         */
         post: operations["change_plan_v1_subscriptions__subscription__change_plan_post"];
         delete?: never;
         options?: never;
@@ -732,7 +943,13 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Cancel Subscription */
+        /**
+         * Cancel a subscription
+         * @description End a subscription at the current period's end (the default) or `now`; credit
+         *     already granted stays. The body is optional.
+         *
+         *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
+         */
         post: operations["cancel_subscription_v1_subscriptions__subscription__cancel_post"];
         delete?: never;
         options?: never;
@@ -747,10 +964,21 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Packs */
+        /**
+         * List packs
+         * @description The packs on sale (and those taken off sale, with `include_inactive`).
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
         get: operations["list_packs_v1_packs_get"];
         put?: never;
-        /** Create Pack */
+        /**
+         * Create a pack
+         * @description A pack of credit on sale at a price: customers buy it in the portal, you sell it with
+         *     `POST /v1/customers/{customer}/purchases`, auto top-up buys it.
+         *
+         *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
+         */
         post: operations["create_pack_v1_packs_post"];
         delete?: never;
         options?: never;
@@ -766,7 +994,12 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Set Pack State */
+        /**
+         * Put a pack on or off sale
+         * @description Put a pack on sale or take it off (purchases already made stand).
+         *
+         *     **Idempotency:** idempotent: repeating it leaves the same state.
+         */
         put: operations["set_pack_state_v1_packs__pack__state_put"];
         post?: never;
         delete?: never;
@@ -782,10 +1015,22 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Purchases */
+        /**
+         * List a customer's purchases
+         * @description The customer's purchases and their state: pending, paid or failed.
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
         get: operations["list_purchases_v1_customers__customer__purchases_get"];
         put?: never;
-        /** Create Purchase */
+        /**
+         * Start a purchase
+         * @description Sell the customer a pack, or a top-up by price. It starts `pending`: with `stripe`,
+         *     send the customer to `checkout_url` and the credit is granted when Stripe reports the
+         *     payment; with `manual`, it is an invoice whose credit is granted when you mark it paid.
+         *
+         *     **Idempotency:** an `Idempotency-Key` is required: a retry with the same key answers the first answer and changes nothing again.
+         */
         post: operations["create_purchase_v1_customers__customer__purchases_post"];
         delete?: never;
         options?: never;
@@ -800,7 +1045,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get Purchase */
+        /**
+         * Get a purchase
+         * @description A purchase and its state; `lot_id` is its credit once paid.
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
         get: operations["get_purchase_v1_purchases__purchase__get"];
         put?: never;
         post?: never;
@@ -820,8 +1070,11 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Mark Paid
-         * @description An operator records a manual invoice as paid: its credit is granted, once.
+         * Mark a manual purchase paid
+         * @description An operator records a manual invoice as paid: its credit is granted, once. A purchase
+         *     changes state once (409 once paid or failed).
+         *
+         *     **Idempotency:** an `Idempotency-Key` is required: a retry with the same key answers the first answer and changes nothing again.
          */
         post: operations["mark_paid_v1_purchases__purchase__mark_paid_post"];
         delete?: never;
@@ -839,7 +1092,13 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Mark Failed */
+        /**
+         * Mark a manual purchase failed
+         * @description An operator records a manual invoice as not paid: no credit is granted. A purchase
+         *     changes state once (409 once paid or failed). The body is optional.
+         *
+         *     **Idempotency:** an `Idempotency-Key` is required: a retry with the same key answers the first answer and changes nothing again.
+         */
         post: operations["mark_failed_v1_purchases__purchase__mark_failed_post"];
         delete?: never;
         options?: never;
@@ -855,7 +1114,13 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Set Exchange Rate */
+        /**
+         * Set an exchange rate
+         * @description How many whole units of the asset one unit of the currency buys (e.g. 1 USD = 100
+         *     credits), for top-ups by price and packs priced in that currency.
+         *
+         *     **Idempotency:** idempotent: repeating it leaves the same state.
+         */
         put: operations["set_exchange_rate_v1_exchange_rates__currency___asset__put"];
         post?: never;
         delete?: never;
@@ -871,7 +1136,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Exchange Rates */
+        /**
+         * List exchange rates
+         * @description Every exchange rate the tenant set.
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
         get: operations["list_exchange_rates_v1_exchange_rates_get"];
         put?: never;
         post?: never;
@@ -890,8 +1160,12 @@ export interface paths {
         };
         get?: never;
         /**
-         * Set Provider Account
-         * @description The tenant's provider account. Secrets are stored, never shown again.
+         * Set a payment provider account
+         * @description The tenant's own account with a payment provider (e.g. its Stripe API key and webhook
+         *     signing secret). Secrets are stored sealed and never shown again; a field left out stays
+         *     as it is.
+         *
+         *     **Idempotency:** idempotent: repeating it leaves the same state.
          */
         put: operations["set_provider_account_v1_payment_providers__provider__put"];
         post?: never;
@@ -908,7 +1182,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Provider Accounts */
+        /**
+         * List payment provider accounts
+         * @description The tenant's provider accounts: which secrets are set, never the secrets.
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
         get: operations["list_provider_accounts_v1_payment_providers_get"];
         put?: never;
         post?: never;
@@ -925,10 +1204,21 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Payment Methods */
+        /**
+         * List a customer's payment methods
+         * @description The customer's saved payment methods, one per provider.
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
         get: operations["list_payment_methods_v1_customers__customer__payment_methods_get"];
         put?: never;
-        /** Save Payment Method */
+        /**
+         * Save a payment method
+         * @description The provider's payment method auto top-up charges for this customer (one per customer
+         *     and provider: a new one replaces the old).
+         *
+         *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
+         */
         post: operations["save_payment_method_v1_customers__customer__payment_methods_post"];
         delete?: never;
         options?: never;
@@ -944,7 +1234,14 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Set Auto Top Up */
+        /**
+         * Set auto top-up
+         * @description Buy `pack` when the customer's available balance in the asset falls below
+         *     `threshold`: once per crossing, at most `monthly_limit` times a month, backing off after
+         *     a failed payment. Replaces the asset's earlier setting.
+         *
+         *     **Idempotency:** idempotent: repeating it leaves the same state.
+         */
         put: operations["set_auto_top_up_v1_customers__customer__auto_top_up__asset__put"];
         post?: never;
         delete?: never;
@@ -960,7 +1257,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Auto Top Ups */
+        /**
+         * List a customer's auto top-up settings
+         * @description The customer's auto top-up settings and their state (armed, in flight, backing off).
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
         get: operations["list_auto_top_ups_v1_customers__customer__auto_top_up_get"];
         put?: never;
         post?: never;
@@ -980,11 +1282,13 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Stripe Webhook
+         * Receive Stripe's events
          * @description Stripe's events for a tenant's purchases, verified with the tenant's endpoint secret.
          *
          *     Register `…/v1/providers/stripe/webhook?tenant=<tenant id>` in Stripe. A body whose
          *     signature does not verify is answered 400 and changes nothing.
+         *
+         *     **Idempotency:** safe to repeat.
          */
         post: operations["stripe_webhook_v1_providers_stripe_webhook_post"];
         delete?: never;
@@ -1000,10 +1304,21 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Campaigns */
+        /**
+         * List campaigns
+         * @description Every campaign of the tenant, with its redemptions so far.
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
         get: operations["list_campaigns_v1_campaigns_get"];
         put?: never;
-        /** Create Campaign */
+        /**
+         * Create a promotional campaign
+         * @description A code customers redeem for promotional credit, with limits per customer and in
+         *     all, and an end date or a validity for the credit.
+         *
+         *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
+         */
         post: operations["create_campaign_v1_campaigns_post"];
         delete?: never;
         options?: never;
@@ -1020,7 +1335,13 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Redeem */
+        /**
+         * Redeem a campaign code
+         * @description Grant the customer a campaign's promotional credit for its code, within the
+         *     campaign's limits.
+         *
+         *     **Idempotency:** an `Idempotency-Key` is required: a retry with the same key answers the first answer and changes nothing again.
+         */
         post: operations["redeem_v1_customers__customer__redemptions_post"];
         delete?: never;
         options?: never;
@@ -1036,11 +1357,13 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Consumption Order
+         * Get the consumption order
          * @description The default priority of each lot kind, in the order credit is used (lowest first).
          *
          *     A grant that names no priority gets its kind's; burn order is priority, then soonest
          *     expiry, then oldest.
+         *
+         *     **Idempotency:** a read; safe to repeat.
          */
         get: operations["consumption_order_v1_consumption_order_get"];
         put?: never;
@@ -1059,7 +1382,13 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Set Kind Priority */
+        /**
+         * Set a lot kind's priority
+         * @description Change the default priority of a lot kind for grants made from now on (lots already
+         *     granted keep theirs). Answers the whole order.
+         *
+         *     **Idempotency:** idempotent: repeating it leaves the same state.
+         */
         put: operations["set_kind_priority_v1_consumption_order__kind__put"];
         post?: never;
         delete?: never;
@@ -1077,7 +1406,14 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Create Portal Session */
+        /**
+         * Open a billing portal session
+         * @description A link that signs the customer into their billing portal (balance, usage, packs to
+         *     buy, auto top-up): create it server-side when the customer asks for it, and redirect
+         *     them to `url`. It changes nothing, so a repeated request is harmless.
+         *
+         *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
+         */
         post: operations["create_portal_session_v1_portal_sessions_post"];
         delete?: never;
         options?: never;
@@ -1092,9 +1428,20 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get Branding */
+        /**
+         * Get the portal's branding
+         * @description How the billing portal looks and what it lets customers do.
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
         get: operations["get_branding_v1_portal_branding_get"];
-        /** Put Branding */
+        /**
+         * Set the portal's branding
+         * @description Set the portal's name, logo and accent colour, and its switches: customers managing
+         *     their own auto top-up, and demo payments.
+         *
+         *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
+         */
         put: operations["put_branding_v1_portal_branding_put"];
         post?: never;
         delete?: never;
@@ -1107,242 +1454,734 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /** ActionRatio */
+        /**
+         * ActionRatio
+         * @example {
+         *       "action": "chat.completion",
+         *       "cases": [
+         *         {
+         *           "credits": "1.2",
+         *           "dimensions": {
+         *             "model": "gpt-4.1"
+         *           },
+         *           "list_margin": "0.5",
+         *           "list_value": "0.012",
+         *           "loss": false,
+         *           "multipliers": [],
+         *           "quantities": {
+         *             "input_tokens": "1000",
+         *             "output_tokens": "500"
+         *           },
+         *           "ratio": "2",
+         *           "rule": 0,
+         *           "units": "1.2",
+         *           "vendor_cost": "0.006"
+         *         },
+         *         {
+         *           "credits": "0.4",
+         *           "dimensions": {
+         *             "model": "gpt-4.1"
+         *           },
+         *           "list_margin": "0.5",
+         *           "list_value": "0.004",
+         *           "loss": false,
+         *           "multipliers": [],
+         *           "quantities": {
+         *             "input_tokens": "1000"
+         *           },
+         *           "ratio": "2",
+         *           "rule": 0,
+         *           "units": "0.4",
+         *           "vendor_cost": "0.002"
+         *         }
+         *       ],
+         *       "complete": true,
+         *       "worst": {
+         *         "credits": "0",
+         *         "dimensions": {
+         *           "model": "gpt-4.1"
+         *         },
+         *         "list_value": "0",
+         *         "loss": true,
+         *         "multipliers": [],
+         *         "quantities": {
+         *           "cache_write_tokens": "1000"
+         *         },
+         *         "ratio": "0",
+         *         "rule": 0,
+         *         "units": "0",
+         *         "vendor_cost": "0.002"
+         *       }
+         *     }
+         */
         ActionRatio: {
-            /** Action */
+            /**
+             * Action
+             * @description The card's action
+             */
             action: string;
+            /** @description The case with the lowest ratio among those with a known, non-zero cost */
             worst: components["schemas"]["RatioCase"] | null;
-            /** Cases */
+            /**
+             * Cases
+             * @description Each combination of dimensions and quantities tried
+             */
             cases: components["schemas"]["RatioCase"][];
-            /** Complete */
+            /**
+             * Complete
+             * @description False if there were too many combinations to try them all
+             */
             complete: boolean;
         };
         /**
          * ApiKey
          * @description An API key as listed: its prefix identifies it; the secret is never stored.
+         * @example {
+         *       "created_at": "2026-12-03T07:56:01.510850Z",
+         *       "id": "key_01m8xeee3bwa66rdd4peyhv8tw",
+         *       "name": "production",
+         *       "prefix": "r391bglo",
+         *       "revoked_at": "2026-12-03T07:56:01.521170Z"
+         *     }
          */
         ApiKey: {
-            /** Id */
+            /**
+             * Id
+             * @description The key's id (`key_…`): revoke or rotate it by this id
+             */
             id: string;
-            /** Name */
+            /**
+             * Name
+             * @description A name for the key, e.g. where it is used
+             */
             name: string;
-            /** Prefix */
+            /**
+             * Prefix
+             * @description The key's public prefix (`cg_<prefix>_…`), to tell keys apart
+             */
             prefix: string;
             /**
              * Created At
              * Format: date-time
+             * @description When it was created; ISO 8601 date and time, UTC
              */
             created_at: string;
-            /** Revoked At */
+            /**
+             * Revoked At
+             * @description When it was revoked; ISO 8601 date and time, UTC; null while it works
+             */
             revoked_at: string | null;
-            /** Last Used At */
+            /**
+             * Last Used At
+             * @description When it last authenticated a request (updated at most once a minute); ISO 8601 date and time, UTC; null if never
+             */
             last_used_at: string | null;
         };
-        /** ApiKeyList */
+        /**
+         * ApiKeyList
+         * @example {
+         *       "data": [
+         *         {
+         *           "created_at": "2026-12-03T07:56:00.023833Z",
+         *           "id": "key_01m8xeecmsnq1wq4sw8147y2k1",
+         *           "last_used_at": "2026-12-03T07:56:00.284126Z",
+         *           "name": "default",
+         *           "prefix": "ncuqi364"
+         *         },
+         *         {
+         *           "created_at": "2026-12-03T07:56:01.495785Z",
+         *           "id": "key_01m8xeee2rjdxn1bacxzdhnv9j",
+         *           "name": "production",
+         *           "prefix": "3xamp1e0"
+         *         }
+         *       ]
+         *     }
+         */
         ApiKeyList: {
-            /** Data */
+            /**
+             * Data
+             * @description The tenant's keys, revoked ones too
+             */
             data: components["schemas"]["ApiKey"][];
         };
-        /** AppliedMultiplier */
+        /**
+         * AppliedMultiplier
+         * @example {
+         *       "factor": "1.5",
+         *       "index": 0,
+         *       "match": {
+         *         "quality": "hd"
+         *       }
+         *     }
+         */
         AppliedMultiplier: {
-            /** Index */
+            /**
+             * Index
+             * @description The multiplier's position in the card's action
+             */
             index: number;
-            /** Match */
+            /**
+             * Match
+             * @description The dimensions it matched on
+             */
             match: {
                 [key: string]: string;
             };
-            /** Factor */
+            /**
+             * Factor
+             * @description What the subtotal was multiplied by; a decimal string
+             */
             factor: string;
         };
-        /** AssetBalance */
+        /**
+         * AssetBalance
+         * @example {
+         *       "asset": "credits",
+         *       "available": 49479,
+         *       "debt": 0,
+         *       "held": 0,
+         *       "low_balance_threshold": 1000,
+         *       "overdraft_limit": 500,
+         *       "policy": "overdraft",
+         *       "posted": 49479,
+         *       "scale": 2
+         *     }
+         */
         AssetBalance: {
-            /** Asset */
+            /**
+             * Asset
+             * @description The asset's code
+             */
             asset: string;
-            /** Scale */
+            /**
+             * Scale
+             * @description The asset's scale: amounts below are integers, 10^scale per unit
+             */
             scale: number;
-            /** Posted */
+            /**
+             * Posted
+             * @description Credit in active lots, less debt, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             posted: number;
-            /** Held */
+            /**
+             * Held
+             * @description Credit reserved by pending authorizations, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             held: number;
-            /** Available */
+            /**
+             * Available
+             * @description What the next authorization or charge can use: posted - held, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             available: number;
-            /** Debt */
+            /**
+             * Debt
+             * @description Usage charged past the balance (under `overdraft` or `allow`), in minor units of the asset (at scale 2, 100 is 1 credit); paid back from the next credit granted
+             */
             debt: number;
-            /** Policy */
+            /**
+             * Policy
+             * @description The wallet policy for this asset: `block`, `overdraft` or `allow`
+             */
             policy: string;
-            /** Overdraft Limit */
+            /**
+             * Overdraft Limit
+             * @description Under `overdraft`: how far below zero available may go, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             overdraft_limit: number;
-            /** Low Balance Threshold */
+            /**
+             * Low Balance Threshold
+             * @description Below it a `balance.low` event is sent, in minor units of the asset (at scale 2, 100 is 1 credit); null: none
+             */
             low_balance_threshold: number | null;
         };
-        /** AssetInfo */
+        /**
+         * AssetInfo
+         * @example {
+         *       "code": "credits",
+         *       "name": "Credits",
+         *       "scale": 2
+         *     }
+         */
         AssetInfo: {
-            /** Code */
+            /**
+             * Code
+             * @description The asset's code, e.g. `credits`; requests name the asset by it
+             */
             code: string;
-            /** Scale */
+            /**
+             * Scale
+             * @description Decimal places of one unit: amounts are integers in minor units, 10^scale per unit (scale 2: 100 minor units are 1 credit)
+             */
             scale: number;
-            /** Name */
+            /**
+             * Name
+             * @description A display name
+             */
             name: string;
         };
-        /** AssetList */
+        /**
+         * AssetList
+         * @example {
+         *       "data": [
+         *         {
+         *           "code": "credits",
+         *           "name": "Credits",
+         *           "scale": 2
+         *         }
+         *       ]
+         *     }
+         */
         AssetList: {
-            /** Data */
+            /**
+             * Data
+             * @description The tenant's assets
+             */
             data: components["schemas"]["AssetInfo"][];
         };
-        /** Authorization */
+        /**
+         * Authorization
+         * @example {
+         *       "action": "chat.completion",
+         *       "amount": 208,
+         *       "approved": true,
+         *       "asset": "credits",
+         *       "available": 49792,
+         *       "created_at": "2026-12-03T07:56:01.288343Z",
+         *       "customer": "cust_42",
+         *       "dimensions": {
+         *         "model": "gpt-4.1"
+         *       },
+         *       "expires_at": "2026-12-03T08:06:01.288343Z",
+         *       "id": "hld_01m8xeedw89kb4rfd4jreeyny6",
+         *       "metadata": {
+         *         "request": "req_7"
+         *       },
+         *       "quantities": {
+         *         "input_tokens": "1200",
+         *         "output_tokens": "1000"
+         *       },
+         *       "rate_card_id": "rc_01m8xeedsycgsmkwsp2qax8h27",
+         *       "requested": 208,
+         *       "status": "pending",
+         *       "warnings": []
+         *     }
+         */
         Authorization: {
-            /** Id */
+            /**
+             * Id
+             * @description The authorization's id (`hld_…`): settle or void it by this id
+             */
             id: string;
-            /** Customer */
+            /**
+             * Customer
+             * @description The customer's own id (`external_id`)
+             */
             customer: string;
-            /** Asset */
+            /**
+             * Asset
+             * @description The asset's code
+             */
             asset: string;
-            /** Status */
+            /**
+             * Status
+             * @description pending, settled, voided, expired, or declined (nothing was reserved)
+             */
             status: string;
-            /** Approved */
+            /**
+             * Approved
+             * @description Whether the hold was placed: go ahead with the call only if true
+             */
             approved: boolean;
-            /** Amount */
+            /**
+             * Amount
+             * @description Credit reserved, in minor units of the asset (at scale 2, 100 is 1 credit); 0 when declined
+             */
             amount: number;
-            /** Requested */
+            /**
+             * Requested
+             * @description What was asked for (the amount, or the priced estimate), in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             requested: number;
-            /** Decline Reason */
+            /**
+             * Decline Reason
+             * @description Why it was declined: insufficient_funds, overdraft_limit_reached or balance_limit_reached; null when approved
+             */
             decline_reason: string | null;
-            /** Available */
+            /**
+             * Available
+             * @description The wallet's available balance after the hold, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             available: number;
             /**
              * Created At
              * Format: date-time
+             * @description When it was placed; ISO 8601 date and time, UTC
              */
             created_at: string;
             /**
              * Expires At
              * Format: date-time
+             * @description When an unsettled hold is released; ISO 8601 date and time, UTC
              */
             expires_at: string;
-            /** Resolved At */
+            /**
+             * Resolved At
+             * @description When it was settled, voided or expired; ISO 8601 date and time, UTC; null while pending
+             */
             resolved_at: string | null;
-            /** Charge Id */
+            /**
+             * Charge Id
+             * @description The charge its settlement posted; null until settled
+             */
             charge_id: string | null;
-            /** Metadata */
+            /**
+             * Metadata
+             * @description Your own JSON object, returned as sent
+             */
             metadata: {
                 [key: string]: unknown;
             };
-            /** Action */
+            /**
+             * Action
+             * @description The action priced, for a priced hold
+             */
             action?: string | null;
-            /** Dimensions */
+            /**
+             * Dimensions
+             * @description The dimensions it was priced by
+             */
             dimensions?: {
                 [key: string]: string;
             } | null;
-            /** Quantities */
+            /**
+             * Quantities
+             * @description The estimated quantities it was priced by, each a decimal string
+             */
             quantities?: {
                 [key: string]: string;
             } | null;
-            /** Rate Card Id */
+            /**
+             * Rate Card Id
+             * @description The card version it was priced with; settling prices by the same
+             */
             rate_card_id?: string | null;
             /**
              * Warnings
+             * @description What looks wrong, e.g. an estimate the card prices at 0
              * @default []
              */
             warnings?: string[];
         };
-        /** AutoTopUp */
+        /**
+         * AutoTopUp
+         * @example {
+         *       "armed": true,
+         *       "asset": "credits",
+         *       "customer": "cust_42",
+         *       "enabled": true,
+         *       "failures": 0,
+         *       "month": "2026-12",
+         *       "month_count": 0,
+         *       "monthly_limit": 3,
+         *       "pack_id": "pck_01m8xeeecfzhgckx00wyd5jyjc",
+         *       "provider": "manual",
+         *       "threshold": 5000
+         *     }
+         */
         AutoTopUp: {
-            /** Customer */
+            /**
+             * Customer
+             * @description The customer's own id (`external_id`)
+             */
             customer: string;
-            /** Asset */
+            /**
+             * Asset
+             * @description The asset's code
+             */
             asset: string;
-            /** Threshold */
+            /**
+             * Threshold
+             * @description A pack is bought when available falls below it, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             threshold: number;
-            /** Pack Id */
+            /**
+             * Pack Id
+             * @description The pack bought
+             */
             pack_id: string;
-            /** Provider */
+            /**
+             * Provider
+             * @description Who is paid: manual or stripe (with the saved payment method)
+             */
             provider: string;
-            /** Monthly Limit */
+            /**
+             * Monthly Limit
+             * @description Most purchases per calendar month (UTC); null: no limit
+             */
             monthly_limit: number | null;
-            /** Enabled */
+            /**
+             * Enabled
+             * @description Whether it is on
+             */
             enabled: boolean;
-            /** Armed */
+            /**
+             * Armed
+             * @description Whether the next fall below the threshold buys (re-armed when available is back at or above it)
+             */
             armed: boolean;
-            /** In Flight Purchase Id */
+            /**
+             * In Flight Purchase Id
+             * @description A purchase started and not yet paid or failed; null: none
+             */
             in_flight_purchase_id: string | null;
-            /** Month */
+            /**
+             * Month
+             * @description The month `month_count` counts, YYYY-MM
+             */
             month: string;
-            /** Month Count */
+            /**
+             * Month Count
+             * @description Purchases started this month
+             */
             month_count: number;
-            /** Failures */
+            /**
+             * Failures
+             * @description Failed payments in a row
+             */
             failures: number;
-            /** Backoff Until */
+            /**
+             * Backoff Until
+             * @description No purchase before then, after a failure; ISO 8601 date and time, UTC; null: none
+             */
             backoff_until: string | null;
         };
-        /** AutoTopUpList */
+        /**
+         * AutoTopUpList
+         * @example {
+         *       "data": [
+         *         {
+         *           "armed": true,
+         *           "asset": "credits",
+         *           "customer": "cust_42",
+         *           "enabled": true,
+         *           "failures": 0,
+         *           "month": "2026-12",
+         *           "month_count": 0,
+         *           "monthly_limit": 3,
+         *           "pack_id": "pck_01m8xeeecfzhgckx00wyd5jyjc",
+         *           "provider": "manual",
+         *           "threshold": 5000
+         *         }
+         *       ]
+         *     }
+         */
         AutoTopUpList: {
-            /** Data */
+            /**
+             * Data
+             * @description The customer's auto top-up settings, one per asset
+             */
             data: components["schemas"]["AutoTopUp"][];
         };
-        /** AutoTopUpSettings */
+        /**
+         * AutoTopUpSettings
+         * @example {
+         *       "monthly_limit": 3,
+         *       "pack": "starter",
+         *       "provider": "stripe",
+         *       "threshold": 5000
+         *     }
+         */
         AutoTopUpSettings: {
-            /** Threshold */
+            /**
+             * Threshold
+             * @description Buy when available falls below it, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             threshold: number;
-            /** Pack */
+            /**
+             * Pack
+             * @description The pack to buy: its id or code
+             */
             pack: string;
             /**
              * Provider
+             * @description `stripe` (charges the saved payment method) or `manual` (an invoice)
              * @default stripe
              * @enum {string}
              */
             provider?: "manual" | "stripe";
-            /** Monthly Limit */
+            /**
+             * Monthly Limit
+             * @description Most purchases per calendar month (UTC); left out: no limit
+             */
             monthly_limit?: number | null;
             /**
              * Enabled
+             * @description Whether it is on
              * @default true
              */
             enabled?: boolean;
         };
-        /** BatchItem */
+        /**
+         * BatchItem
+         * @example {
+         *       "charge": {
+         *         "action": "embedding",
+         *         "amount": 120,
+         *         "asset": "credits",
+         *         "available": 49479,
+         *         "created_at": "2026-12-03T07:56:01.410723Z",
+         *         "customer": "cust_42",
+         *         "debt": 0,
+         *         "draws": [
+         *           {
+         *             "amount": 120,
+         *             "cost_basis": "0.01",
+         *             "lot_id": "lot_01m8xeed2xkryxa5td3wggkf78"
+         *           }
+         *         ],
+         *         "id": "chg_01m8xeee02rrz9twf83cw8bpqb",
+         *         "metadata": {},
+         *         "requested": 120,
+         *         "revenue": "0.012",
+         *         "shortfall": 0,
+         *         "status": "posted",
+         *         "warnings": []
+         *       },
+         *       "idempotency_key": "evt-1",
+         *       "status": "posted"
+         *     }
+         */
         BatchItem: {
-            /** Idempotency Key */
+            /**
+             * Idempotency Key
+             * @description The event's own key, as sent
+             */
             idempotency_key: string;
             /**
              * Status
+             * @description `posted`, `declined` (nothing taken) or `error` (see `error`)
              * @enum {string}
              */
             status: "posted" | "declined" | "error";
+            /** @description The charge, when posted or declined */
             charge?: components["schemas"]["Charge"] | null;
+            /** @description The problem, when the event failed; the other events are not undone */
             error?: components["schemas"]["Problem"] | null;
         };
-        /** BatchResult */
+        /**
+         * BatchResult
+         * @example {
+         *       "data": [
+         *         {
+         *           "charge": {
+         *             "action": "embedding",
+         *             "amount": 120,
+         *             "asset": "credits",
+         *             "available": 49479,
+         *             "created_at": "2026-12-03T07:56:01.410723Z",
+         *             "customer": "cust_42",
+         *             "debt": 0,
+         *             "draws": [
+         *               {
+         *                 "amount": 120,
+         *                 "cost_basis": "0.01",
+         *                 "lot_id": "lot_01m8xeed2xkryxa5td3wggkf78"
+         *               }
+         *             ],
+         *             "id": "chg_01m8xeee02rrz9twf83cw8bpqb",
+         *             "metadata": {},
+         *             "requested": 120,
+         *             "revenue": "0.012",
+         *             "shortfall": 0,
+         *             "status": "posted",
+         *             "warnings": []
+         *           },
+         *           "idempotency_key": "evt-1",
+         *           "status": "posted"
+         *         },
+         *         {
+         *           "error": {
+         *             "code": "unknown_customer",
+         *             "detail": "customer 'nobody' does not exist",
+         *             "field": "customer",
+         *             "status": 404,
+         *             "title": "Unknown customer",
+         *             "type": "urn:creditgate:problem:unknown_customer"
+         *           },
+         *           "idempotency_key": "evt-2",
+         *           "status": "error"
+         *         }
+         *       ]
+         *     }
+         */
         BatchResult: {
-            /** Data */
+            /**
+             * Data
+             * @description One result per event, in the order sent
+             */
             data: components["schemas"]["BatchItem"][];
         };
-        /** Branding */
+        /**
+         * Branding
+         * @example {
+         *       "accent_color": "#4f46e5",
+         *       "customers_manage_auto_top_up": false,
+         *       "logo_url": "https://example.com/logo.png",
+         *       "name": "Acme AI",
+         *       "portal_demo_payments": false
+         *     }
+         */
         Branding: {
-            /** Name */
+            /**
+             * Name
+             * @description The product's name, shown in the portal
+             */
             name: string;
-            /** Logo Url */
+            /**
+             * Logo Url
+             * @description The logo shown; null: none
+             */
             logo_url: string | null;
-            /** Accent Color */
+            /**
+             * Accent Color
+             * @description The portal's accent colour, `#rrggbb`
+             */
             accent_color: string;
             /**
              * Customers Manage Auto Top Up
+             * @description Whether customers change their own auto top-up in the portal
              * @default false
              */
             customers_manage_auto_top_up?: boolean;
             /**
              * Portal Demo Payments
+             * @description Demo mode: without Stripe, a portal purchase counts as paid at once and no money is collected; off, it is a manual invoice pending until marked paid
              * @default false
              */
             portal_demo_payments?: boolean;
         };
-        /** BrandingUpdate */
+        /**
+         * BrandingUpdate
+         * @example {
+         *       "accent_color": "#4f46e5",
+         *       "logo_url": "https://example.com/logo.png",
+         *       "name": "Acme AI"
+         *     }
+         */
         BrandingUpdate: {
-            /** Name */
+            /**
+             * Name
+             * @description The product's name, shown in the portal
+             */
             name: string;
-            /** Logo Url */
+            /**
+             * Logo Url
+             * @description The logo shown; left out: none
+             */
             logo_url?: string | null;
             /**
              * Accent Color
+             * @description The accent colour, `#rrggbb`
              * @default #4f46e5
              * @example #4f46e5
              */
@@ -1358,228 +2197,664 @@ export interface components {
              */
             portal_demo_payments?: boolean | null;
         };
-        /** Campaign */
+        /**
+         * Campaign
+         * @example {
+         *       "amount": 5000,
+         *       "asset": "credits",
+         *       "code": "WELCOME",
+         *       "created_at": "2026-12-03T07:56:02.176023Z",
+         *       "credit_valid_days": 30,
+         *       "id": "cmp_01m8xeeer1hws9drsfct5j453s",
+         *       "max_redemptions": 1000,
+         *       "name": "Welcome credit",
+         *       "per_customer_limit": 1,
+         *       "redemptions": 0
+         *     }
+         */
         Campaign: {
-            /** Id */
+            /**
+             * Id
+             * @description The campaign's id (`cmp_…`)
+             */
             id: string;
-            /** Code */
+            /**
+             * Code
+             * @description The code customers redeem, e.g. `WELCOME`
+             */
             code: string;
-            /** Name */
+            /**
+             * Name
+             * @description A display name
+             */
             name: string;
-            /** Asset */
+            /**
+             * Asset
+             * @description The asset it grants
+             */
             asset: string;
-            /** Amount */
+            /**
+             * Amount
+             * @description Credit granted per redemption, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             amount: number;
-            /** Per Customer Limit */
+            /**
+             * Per Customer Limit
+             * @description Times one customer may redeem it
+             */
             per_customer_limit: number;
-            /** Max Redemptions */
+            /**
+             * Max Redemptions
+             * @description Redemptions in all; null: no limit
+             */
             max_redemptions: number | null;
-            /** Redemptions */
+            /**
+             * Redemptions
+             * @description Redemptions so far
+             */
             redemptions: number;
-            /** Expires At */
+            /**
+             * Expires At
+             * @description No redemption after; the credit expires then too; ISO 8601 date and time, UTC; null: never
+             */
             expires_at: string | null;
-            /** Credit Valid Days */
+            /**
+             * Credit Valid Days
+             * @description Days after redemption the credit expires; null: see expires_at
+             */
             credit_valid_days: number | null;
             /**
              * Created At
              * Format: date-time
+             * @description When it was created; ISO 8601 date and time, UTC
              */
             created_at: string;
         };
-        /** CampaignList */
+        /**
+         * CampaignList
+         * @example {
+         *       "data": [
+         *         {
+         *           "amount": 5000,
+         *           "asset": "credits",
+         *           "code": "WELCOME",
+         *           "created_at": "2026-12-03T07:56:02.176023Z",
+         *           "credit_valid_days": 30,
+         *           "id": "cmp_01m8xeeer1hws9drsfct5j453s",
+         *           "max_redemptions": 1000,
+         *           "name": "Welcome credit",
+         *           "per_customer_limit": 1,
+         *           "redemptions": 0
+         *         }
+         *       ]
+         *     }
+         */
         CampaignList: {
-            /** Data */
+            /**
+             * Data
+             * @description The tenant's campaigns, oldest first
+             */
             data: components["schemas"]["Campaign"][];
         };
-        /** Cancellation */
+        /**
+         * Cancellation
+         * @example {
+         *       "at": "period_end"
+         *     }
+         */
         Cancellation: {
             /**
              * At
+             * @description When it ends: `now` or `period_end` (the default)
              * @default period_end
              * @enum {string}
              */
             at?: "now" | "period_end";
         };
-        /** CardRatios */
+        /**
+         * CardRatios
+         * @example {
+         *       "actions": [
+         *         {
+         *           "action": "chat.completion",
+         *           "cases": [
+         *             {
+         *               "credits": "1.2",
+         *               "dimensions": {
+         *                 "model": "gpt-4.1"
+         *               },
+         *               "list_margin": "0.5",
+         *               "list_value": "0.012",
+         *               "loss": false,
+         *               "multipliers": [],
+         *               "quantities": {
+         *                 "input_tokens": "1000",
+         *                 "output_tokens": "500"
+         *               },
+         *               "ratio": "2",
+         *               "rule": 0,
+         *               "units": "1.2",
+         *               "vendor_cost": "0.006"
+         *             },
+         *             {
+         *               "credits": "0.4",
+         *               "dimensions": {
+         *                 "model": "gpt-4.1"
+         *               },
+         *               "list_margin": "0.5",
+         *               "list_value": "0.004",
+         *               "loss": false,
+         *               "multipliers": [],
+         *               "quantities": {
+         *                 "input_tokens": "1000"
+         *               },
+         *               "ratio": "2",
+         *               "rule": 0,
+         *               "units": "0.4",
+         *               "vendor_cost": "0.002"
+         *             }
+         *           ],
+         *           "complete": true,
+         *           "worst": {
+         *             "credits": "0",
+         *             "dimensions": {
+         *               "model": "gpt-4.1"
+         *             },
+         *             "list_value": "0",
+         *             "loss": true,
+         *             "multipliers": [],
+         *             "quantities": {
+         *               "cache_write_tokens": "1000"
+         *             },
+         *             "ratio": "0",
+         *             "rule": 0,
+         *             "units": "0",
+         *             "vendor_cost": "0.002"
+         *           }
+         *         }
+         *       ],
+         *       "asset": "credits",
+         *       "credit_value_usd": "0.01"
+         *     }
+         */
         CardRatios: {
-            /** Asset */
+            /**
+             * Asset
+             * @description The asset's code
+             */
             asset: string;
-            /** Credit Value Usd */
+            /**
+             * Credit Value Usd
+             * @description The card's worth of one unit of the asset, US dollars, a decimal string
+             */
             credit_value_usd: string;
-            /** Actions */
+            /**
+             * Actions
+             * @description Each action's credit-to-cost ratios
+             */
             actions: components["schemas"]["ActionRatio"][];
         };
-        /** Charge */
+        /**
+         * Charge
+         * @example {
+         *       "action": "image.generate",
+         *       "amount": 250,
+         *       "asset": "credits",
+         *       "available": 49599,
+         *       "created_at": "2026-12-03T07:56:01.398805Z",
+         *       "customer": "cust_42",
+         *       "debt": 0,
+         *       "draws": [
+         *         {
+         *           "amount": 250,
+         *           "cost_basis": "0.01",
+         *           "lot_id": "lot_01m8xeed2xkryxa5td3wggkf78"
+         *         }
+         *       ],
+         *       "id": "chg_01m8xeedzq0x772jxzdzsjr8ar",
+         *       "metadata": {
+         *         "image": "img_9"
+         *       },
+         *       "requested": 250,
+         *       "revenue": "0.025",
+         *       "shortfall": 0,
+         *       "status": "posted",
+         *       "warnings": []
+         *     }
+         */
         Charge: {
-            /** Id */
+            /**
+             * Id
+             * @description The charge's id (`chg_…`); refunds name it
+             */
             id: string;
-            /** Status */
+            /**
+             * Status
+             * @description `posted` (credit taken) or `declined` (nothing taken)
+             */
             status: string;
-            /** Decline Reason */
+            /**
+             * Decline Reason
+             * @description Why it was declined: insufficient_funds, overdraft_limit_reached or balance_limit_reached; null when posted
+             */
             decline_reason: string | null;
-            /** Customer */
+            /**
+             * Customer
+             * @description The customer's own id (`external_id`)
+             */
             customer: string;
-            /** Asset */
+            /**
+             * Asset
+             * @description The asset's code
+             */
             asset: string;
-            /** Hold Id */
+            /**
+             * Hold Id
+             * @description The authorization it settled; null for a one-step charge
+             */
             hold_id: string | null;
-            /** Requested */
+            /**
+             * Requested
+             * @description What the usage cost, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             requested: number;
-            /** Amount */
+            /**
+             * Amount
+             * @description What was charged: requested less any shortfall, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             amount: number;
-            /** Debt */
+            /**
+             * Debt
+             * @description The part of `amount` past the balance, owed (under overdraft or allow), in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             debt: number;
-            /** Shortfall */
+            /**
+             * Shortfall
+             * @description Usage the policy did not let be charged (a `charge.shortfall` event), in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             shortfall: number;
-            /** Draws */
+            /**
+             * Draws
+             * @description The lots the charge drew from, in burn order
+             */
             draws: components["schemas"]["Draw"][];
-            /** Action */
+            /**
+             * Action
+             * @description What was done, e.g. `chat.completion`
+             */
             action: string | null;
-            /** Metadata */
+            /**
+             * Metadata
+             * @description Your own JSON object, returned as sent
+             */
             metadata: {
                 [key: string]: unknown;
             };
             /**
              * Created At
              * Format: date-time
+             * @description When it was charged; ISO 8601 date and time, UTC
              */
             created_at: string;
-            /** Available */
+            /**
+             * Available
+             * @description The wallet's available balance after it, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             available: number;
-            /** Model */
+            /**
+             * Model
+             * @description The LLM model, when a dimension named it
+             */
             model?: string | null;
-            /** Dimensions */
+            /**
+             * Dimensions
+             * @description The dimensions it was priced by
+             */
             dimensions?: {
                 [key: string]: string;
             } | null;
-            /** Quantities */
+            /**
+             * Quantities
+             * @description The quantities it was priced by, each a decimal string
+             */
             quantities?: {
                 [key: string]: string;
             } | null;
-            /** Price */
+            /**
+             * Price
+             * @description The price line by line (a price quote), for a charge priced by a rate card
+             */
             price?: {
                 [key: string]: unknown;
             } | null;
-            /** Rate Card Id */
+            /**
+             * Rate Card Id
+             * @description The card version it was priced with (`rc_…`)
+             */
             rate_card_id?: string | null;
-            /** Rate Card Version */
+            /**
+             * Rate Card Version
+             * @description That version's number
+             */
             rate_card_version?: number | null;
-            /** Vendor Cost */
+            /**
+             * Vendor Cost
+             * @description What the call cost you, US dollars, a decimal string; null when unknown
+             */
             vendor_cost?: string | null;
             /**
              * Revenue
+             * @description What the charge earned: the cost basis of the credit drawn, in its currency; a decimal string
              * @default 0
              */
             revenue?: string;
             /**
              * Warnings
+             * @description What looks wrong, e.g. a margin guard letting the charge through
              * @default []
              */
             warnings?: string[];
         };
-        /** ChargeBatch */
+        /**
+         * ChargeBatch
+         * @example {
+         *       "events": [
+         *         {
+         *           "action": "embedding",
+         *           "amount": 120,
+         *           "asset": "credits",
+         *           "customer": "cust_42",
+         *           "idempotency_key": "evt-1"
+         *         },
+         *         {
+         *           "action": "chat.completion",
+         *           "customer": "cust_42",
+         *           "dimensions": {
+         *             "model": "gpt-4.1"
+         *           },
+         *           "idempotency_key": "evt-2",
+         *           "quantities": {
+         *             "input_tokens": 800,
+         *             "output_tokens": 200
+         *           }
+         *         }
+         *       ]
+         *     }
+         */
         ChargeBatch: {
-            /** Events */
+            /**
+             * Events
+             * @description 1 to 1,000 usage events, each charged on its own
+             */
             events: components["schemas"]["UsageEvent"][];
         };
         /**
          * ConsumptionOrder
          * @description The default priority per lot kind, lowest first: the order credit is used in.
+         * @example {
+         *       "data": [
+         *         {
+         *           "is_default": true,
+         *           "kind": "included",
+         *           "priority": 0
+         *         },
+         *         {
+         *           "is_default": true,
+         *           "kind": "promotional",
+         *           "priority": 0
+         *         },
+         *         {
+         *           "is_default": true,
+         *           "kind": "purchased",
+         *           "priority": 0
+         *         },
+         *         {
+         *           "is_default": true,
+         *           "kind": "refund",
+         *           "priority": 0
+         *         },
+         *         {
+         *           "is_default": true,
+         *           "kind": "adjustment",
+         *           "priority": 0
+         *         }
+         *       ]
+         *     }
          */
         ConsumptionOrder: {
-            /** Data */
+            /**
+             * Data
+             * @description Every lot kind with its priority, in the order credit is used
+             */
             data: components["schemas"]["KindPriority"][];
         };
         /**
          * CreatedApiKey
          * @description A new key with its secret, shown this once (null when the answer is a replay).
+         * @example {
+         *       "created_at": "2026-12-03T07:56:01.495785Z",
+         *       "id": "key_01m8xeee2rjdxn1bacxzdhnv9j",
+         *       "key": "cg_3xamp1e0_EXAMPLEkeyEXAMPLEkeyEXAMPLEkeyEXAMPLEkey00",
+         *       "name": "production",
+         *       "prefix": "3xamp1e0"
+         *     }
          */
         CreatedApiKey: {
-            /** Id */
+            /**
+             * Id
+             * @description The key's id (`key_…`): revoke or rotate it by this id
+             */
             id: string;
-            /** Name */
+            /**
+             * Name
+             * @description A name for the key, e.g. where it is used
+             */
             name: string;
-            /** Prefix */
+            /**
+             * Prefix
+             * @description The key's public prefix (`cg_<prefix>_…`), to tell keys apart
+             */
             prefix: string;
             /**
              * Created At
              * Format: date-time
+             * @description When it was created; ISO 8601 date and time, UTC
              */
             created_at: string;
-            /** Revoked At */
+            /**
+             * Revoked At
+             * @description When it was revoked; ISO 8601 date and time, UTC; null while it works
+             */
             revoked_at: string | null;
-            /** Last Used At */
+            /**
+             * Last Used At
+             * @description When it last authenticated a request (updated at most once a minute); ISO 8601 date and time, UTC; null if never
+             */
             last_used_at: string | null;
-            /** Key */
+            /**
+             * Key
+             * @description The secret: send it as `Authorization: Bearer <key>`. Shown in this answer only (null when the answer is a replay); it is never stored
+             */
             key: string | null;
         };
         /**
          * CreatedWebhookEndpoint
          * @description An endpoint with its signing secret, shown this once (null when the answer is a replay).
+         * @example {
+         *       "created_at": "2026-12-03T07:56:02.261312Z",
+         *       "description": "billing service",
+         *       "enabled": true,
+         *       "event_types": [
+         *         "authorization.declined",
+         *         "balance.low"
+         *       ],
+         *       "id": "whe_01m8xeeetnsawar611v17rp5y7",
+         *       "secret": "whsec_EXAMPLEsecretEXAMPLEsecretEXAMPLEsecre=",
+         *       "updated_at": "2026-12-03T07:56:02.261312Z",
+         *       "url": "https://api.example.com/webhooks/creditgate"
+         *     }
          */
         CreatedWebhookEndpoint: {
-            /** Id */
+            /**
+             * Id
+             * @description The endpoint's id (`whe_…`)
+             */
             id: string;
-            /** Url */
+            /**
+             * Url
+             * @description Where events are POSTed
+             */
             url: string;
-            /** Description */
+            /**
+             * Description
+             * @description Your note on it
+             */
             description: string;
-            /** Event Types */
+            /**
+             * Event Types
+             * @description The event types sent; empty: every type
+             */
             event_types: string[];
-            /** Enabled */
+            /**
+             * Enabled
+             * @description Whether events are sent to it
+             */
             enabled: boolean;
             /**
              * Created At
              * Format: date-time
+             * @description When it was created; ISO 8601 date and time, UTC
              */
             created_at: string;
             /**
              * Updated At
              * Format: date-time
+             * @description When it was last changed; ISO 8601 date and time, UTC
              */
             updated_at: string;
-            /** Secret */
+            /**
+             * Secret
+             * @description The signing secret (`whsec_…`, Standard Webhooks): verify each delivery's `webhook-signature` with it. Shown in this answer only; null when it is a replay
+             */
             secret: string | null;
         };
-        /** Customer */
+        /**
+         * Customer
+         * @example {
+         *       "created_at": "2026-12-03T07:56:00.409572Z",
+         *       "external_id": "cust_42",
+         *       "id": "cus_01m8xeed0vk3445rdty2pk7vf6",
+         *       "metadata": {
+         *         "plan": "pro"
+         *       },
+         *       "name": "Ada Lovelace",
+         *       "overdraft_limit": 0,
+         *       "policy": "block",
+         *       "wallet_id": "wal_01m8xeed0vk3445rdty2pk7vf7"
+         *     }
+         */
         Customer: {
-            /** Id */
+            /**
+             * Id
+             * @description creditgate's id for the customer (`cus_…`)
+             */
             id: string;
-            /** External Id */
+            /**
+             * External Id
+             * @description Your own id for the customer, as created: every request names the customer by it
+             */
             external_id: string;
-            /** Wallet Id */
+            /**
+             * Wallet Id
+             * @description The customer's wallet (`wal_…`), one per customer, holding every asset
+             */
             wallet_id: string;
-            /** Name */
+            /**
+             * Name
+             * @description A display name
+             */
             name: string;
-            /** Metadata */
+            /**
+             * Metadata
+             * @description Your own JSON object, returned as sent
+             */
             metadata: {
                 [key: string]: unknown;
             };
-            /** Policy */
+            /**
+             * Policy
+             * @description The wallet policy new assets start with: `block`, `overdraft` or `allow`
+             */
             policy: string;
-            /** Overdraft Limit */
+            /**
+             * Overdraft Limit
+             * @description Under `overdraft`: how far below zero the wallet may go, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             overdraft_limit: number;
             /**
              * Created At
              * Format: date-time
+             * @description When the customer was created; ISO 8601 date and time, UTC
              */
             created_at: string;
         };
-        /** CustomerList */
+        /**
+         * CustomerList
+         * @example {
+         *       "data": [
+         *         {
+         *           "created_at": "2026-12-03T07:56:00.409572Z",
+         *           "external_id": "cust_42",
+         *           "id": "cus_01m8xeed0vk3445rdty2pk7vf6",
+         *           "metadata": {
+         *             "plan": "pro"
+         *           },
+         *           "name": "Ada Lovelace",
+         *           "overdraft_limit": 0,
+         *           "policy": "block",
+         *           "wallet_id": "wal_01m8xeed0vk3445rdty2pk7vf7"
+         *         }
+         *       ]
+         *     }
+         */
         CustomerList: {
-            /** Data */
+            /**
+             * Data
+             * @description Customers ordered by `external_id`; pass the last one as `after` for the next page
+             */
             data: components["schemas"]["Customer"][];
         };
-        /** Draw */
+        /**
+         * Draw
+         * @example {
+         *       "amount": 250,
+         *       "cost_basis": "0.01",
+         *       "lot_id": "lot_01m8xeed2xkryxa5td3wggkf78"
+         *     }
+         */
         Draw: {
-            /** Lot Id */
+            /**
+             * Lot Id
+             * @description The lot drawn from
+             */
             lot_id: string;
-            /** Amount */
+            /**
+             * Amount
+             * @description Credit taken from it, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             amount: number;
-            /** Cost Basis */
+            /**
+             * Cost Basis
+             * @description The lot's cost per unit of the asset, in its currency; a decimal string
+             */
             cost_basis: string;
         };
-        /** EventReplay */
+        /**
+         * EventReplay
+         * @example {
+         *       "endpoint": "whe_01m8xedrm4y3a8sbbnq0x1cn7n"
+         *     }
+         */
         EventReplay: {
             /**
              * Endpoint
@@ -1587,151 +2862,603 @@ export interface components {
              */
             endpoint?: string | null;
         };
-        /** ExchangeRate */
+        /**
+         * ExchangeRate
+         * @example {
+         *       "asset": "credits",
+         *       "currency": "EUR",
+         *       "rate": "110",
+         *       "updated_at": "2026-12-03T07:56:02.089556Z"
+         *     }
+         */
         ExchangeRate: {
-            /** Currency */
+            /**
+             * Currency
+             * @description The money (ISO 4217 code)
+             */
             currency: string;
-            /** Asset */
+            /**
+             * Asset
+             * @description The asset's code
+             */
             asset: string;
-            /** Rate */
+            /**
+             * Rate
+             * @description Whole units of the asset one unit of money buys; a decimal string
+             */
             rate: string;
             /**
              * Updated At
              * Format: date-time
+             * @description When it was set; ISO 8601 date and time, UTC
              */
             updated_at: string;
         };
-        /** ExchangeRateList */
+        /**
+         * ExchangeRateList
+         * @example {
+         *       "data": [
+         *         {
+         *           "asset": "credits",
+         *           "currency": "EUR",
+         *           "rate": "110",
+         *           "updated_at": "2026-12-03T07:56:02.089556Z"
+         *         }
+         *       ]
+         *     }
+         */
         ExchangeRateList: {
-            /** Data */
+            /**
+             * Data
+             * @description Every rate the tenant set
+             */
             data: components["schemas"]["ExchangeRate"][];
         };
         /** FieldProblem */
         FieldProblem: {
-            /** Field */
+            /**
+             * Field
+             * @description The input at fault, as a dotted path (`events.3.amount`); null: the request as a whole
+             */
             field: string | null;
-            /** Detail */
+            /**
+             * Detail
+             * @description What is wrong with it, for a person to read
+             */
             detail: string;
         };
-        /** FullMarginReport */
+        /**
+         * FullMarginReport
+         * @example {
+         *       "card": {
+         *         "actions": [
+         *           {
+         *             "action": "chat.completion",
+         *             "cases": [
+         *               {
+         *                 "credits": "1.2",
+         *                 "dimensions": {
+         *                   "model": "gpt-4.1"
+         *                 },
+         *                 "list_margin": "0.5",
+         *                 "list_value": "0.012",
+         *                 "loss": false,
+         *                 "multipliers": [],
+         *                 "quantities": {
+         *                   "input_tokens": "1000",
+         *                   "output_tokens": "500"
+         *                 },
+         *                 "ratio": "2",
+         *                 "rule": 0,
+         *                 "units": "1.2",
+         *                 "vendor_cost": "0.006"
+         *               },
+         *               {
+         *                 "credits": "0.4",
+         *                 "dimensions": {
+         *                   "model": "gpt-4.1"
+         *                 },
+         *                 "list_margin": "0.5",
+         *                 "list_value": "0.004",
+         *                 "loss": false,
+         *                 "multipliers": [],
+         *                 "quantities": {
+         *                   "input_tokens": "1000"
+         *                 },
+         *                 "ratio": "2",
+         *                 "rule": 0,
+         *                 "units": "0.4",
+         *                 "vendor_cost": "0.002"
+         *               }
+         *             ],
+         *             "complete": true,
+         *             "worst": {
+         *               "credits": "0",
+         *               "dimensions": {
+         *                 "model": "gpt-4.1"
+         *               },
+         *               "list_value": "0",
+         *               "loss": true,
+         *               "multipliers": [],
+         *               "quantities": {
+         *                 "cache_write_tokens": "1000"
+         *               },
+         *               "ratio": "0",
+         *               "rule": 0,
+         *               "units": "0",
+         *               "vendor_cost": "0.002"
+         *             }
+         *           }
+         *         ],
+         *         "asset": "credits",
+         *         "credit_value_usd": "0.01"
+         *       },
+         *       "customers": {
+         *         "customers": 1,
+         *         "median": "0.855662",
+         *         "p10": "0.855662",
+         *         "p90": "0.855662",
+         *         "with_revenue": 1,
+         *         "worst": [
+         *           {
+         *             "amount": 521,
+         *             "charges": 3,
+         *             "cost_unknown": 2,
+         *             "credits": "5.21",
+         *             "gross_margin": "0.04458",
+         *             "key": "cust_42",
+         *             "loss": false,
+         *             "margin": "0.855662",
+         *             "revenue": "0.0521",
+         *             "shortfall": {
+         *               "amount": 0,
+         *               "charges": 0,
+         *               "credits": "0"
+         *             },
+         *             "vendor_cost": "0.00752"
+         *           }
+         *         ]
+         *       },
+         *       "report": {
+         *         "asset": "credits",
+         *         "by": "model",
+         *         "credit_value_usd": "0.01",
+         *         "end": "2026-12-03T07:56:01.535077Z",
+         *         "rows": [
+         *           {
+         *             "amount": 151,
+         *             "charges": 1,
+         *             "cost_unknown": 0,
+         *             "credit_to_cost": "2.007979",
+         *             "credits": "1.51",
+         *             "gross_margin": "0.00758",
+         *             "key": "gpt-4.1",
+         *             "list_value": "0.0151",
+         *             "loss": false,
+         *             "margin": "0.501987",
+         *             "revenue": "0.0151",
+         *             "shortfall": {
+         *               "amount": 0,
+         *               "charges": 0,
+         *               "credits": "0",
+         *               "value": "0"
+         *             },
+         *             "vendor_cost": "0.00752"
+         *           },
+         *           {
+         *             "amount": 370,
+         *             "charges": 2,
+         *             "cost_unknown": 2,
+         *             "credits": "3.7",
+         *             "gross_margin": "0.037",
+         *             "list_value": "0.037",
+         *             "loss": false,
+         *             "margin": "1",
+         *             "revenue": "0.037",
+         *             "shortfall": {
+         *               "amount": 0,
+         *               "charges": 0,
+         *               "credits": "0",
+         *               "value": "0"
+         *             },
+         *             "vendor_cost": "0"
+         *           }
+         *         ],
+         *         "start": "2026-11-03T07:56:01.535077Z",
+         *         "total": {
+         *           "amount": 521,
+         *           "charges": 3,
+         *           "cost_unknown": 2,
+         *           "credit_to_cost": "6.928191",
+         *           "credits": "5.21",
+         *           "gross_margin": "0.04458",
+         *           "list_value": "0.0521",
+         *           "loss": false,
+         *           "margin": "0.855662",
+         *           "revenue": "0.0521",
+         *           "shortfall": {
+         *             "amount": 0,
+         *             "charges": 0,
+         *             "credits": "0",
+         *             "value": "0"
+         *           },
+         *           "vendor_cost": "0.00752"
+         *         }
+         *       },
+         *       "what_if": {
+         *         "actions": [
+         *           {
+         *             "gross_margin": "0.006076",
+         *             "key": "chat.completion",
+         *             "loss": false,
+         *             "margin": "0.402384",
+         *             "margin_before": "0.501987",
+         *             "revenue": "0.0151",
+         *             "vendor_cost": "0.009024"
+         *           }
+         *         ],
+         *         "card_actions": [
+         *           {
+         *             "action": "chat.completion",
+         *             "loss": true,
+         *             "ratio": "0"
+         *           }
+         *         ],
+         *         "change": "0.2",
+         *         "customers": [],
+         *         "target": "0.5"
+         *       }
+         *     }
+         */
         FullMarginReport: {
+            /** @description Revenue, vendor cost and margin of the period's charges, grouped */
             report: components["schemas"]["MarginReport"];
+            /** @description How margin is spread across customers */
             customers: components["schemas"]["MarginDistribution"];
+            /** @description The rate card's credit-to-cost ratios; null without a card */
             card: components["schemas"]["CardRatios"] | null;
+            /** @description What falls below the target margin if vendor prices change */
             what_if: components["schemas"]["WhatIf"];
         };
-        /** GrantVoid */
+        /**
+         * GrantVoid
+         * @example {
+         *       "reason": "granted by mistake"
+         *     }
+         */
         GrantVoid: {
             /**
              * Reason
+             * @description Why, kept in the ledger
              * @default
              */
             reason?: string;
         };
-        /** InvoiceFailure */
+        /**
+         * InvoiceFailure
+         * @example {
+         *       "reason": "card declined"
+         *     }
+         */
         InvoiceFailure: {
             /**
              * Reason
+             * @description Why, kept as the purchase's `failure_reason`
              * @default
              */
             reason?: string;
         };
-        /** KindPriority */
+        /**
+         * KindPriority
+         * @example {
+         *       "is_default": true,
+         *       "kind": "included",
+         *       "priority": 0
+         *     }
+         */
         KindPriority: {
-            /** Kind */
+            /**
+             * Kind
+             * @description A lot kind: included, promotional, purchased, refund or adjustment
+             */
             kind: string;
-            /** Priority */
+            /**
+             * Priority
+             * @description Its default priority: lower is used first
+             */
             priority: number;
-            /** Is Default */
+            /**
+             * Is Default
+             * @description Whether it is creditgate's default (not set by the tenant)
+             */
             is_default: boolean;
         };
-        /** KindPriorityChange */
+        /**
+         * KindPriorityChange
+         * @example {
+         *       "priority": 10
+         *     }
+         */
         KindPriorityChange: {
-            /** Priority */
+            /**
+             * Priority
+             * @description The kind's default priority: lower is used first (0 to 1,000,000)
+             */
             priority: number;
         };
-        /** LedgerEntry */
+        /**
+         * LedgerEntry
+         * @example {
+         *       "account": "wallet",
+         *       "amount": -120,
+         *       "asset": "credits",
+         *       "lot_id": "lot_01m8xeed2xkryxa5td3wggkf78"
+         *     }
+         */
         LedgerEntry: {
-            /** Account */
+            /**
+             * Account
+             * @description The account moved: `wallet` (the customer's), or one of the tenant's: `issued:<lot kind>` (where granted credit comes from), `usage`, `expired`, `voided`, `refunded`
+             */
             account: string;
-            /** Asset */
+            /**
+             * Asset
+             * @description The asset's code
+             */
             asset: string;
-            /** Amount */
+            /**
+             * Amount
+             * @description Signed: negative leaves the account, positive enters it; in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             amount: number;
-            /** Lot Id */
+            /**
+             * Lot Id
+             * @description The lot moved, for wallet entries; null otherwise
+             */
             lot_id: string | null;
         };
-        /** LedgerPage */
+        /**
+         * LedgerPage
+         * @example {
+         *       "data": [
+         *         {
+         *           "asset": "credits",
+         *           "created_at": "2026-12-03T07:56:01.410723Z",
+         *           "entries": [
+         *             {
+         *               "account": "wallet",
+         *               "amount": -120,
+         *               "asset": "credits",
+         *               "lot_id": "lot_01m8xeed2xkryxa5td3wggkf78"
+         *             },
+         *             {
+         *               "account": "usage",
+         *               "amount": 120,
+         *               "asset": "credits"
+         *             }
+         *           ],
+         *           "id": "txn_01m8xeee03k1gjxq92tdd30j5y",
+         *           "kind": "charge",
+         *           "reference_id": "chg_01m8xeee02rrz9twf83cw8bpqb",
+         *           "wallet_change": -120
+         *         },
+         *         {
+         *           "asset": "credits",
+         *           "created_at": "2026-12-03T07:56:01.398805Z",
+         *           "entries": [
+         *             {
+         *               "account": "wallet",
+         *               "amount": -250,
+         *               "asset": "credits",
+         *               "lot_id": "lot_01m8xeed2xkryxa5td3wggkf78"
+         *             },
+         *             {
+         *               "account": "usage",
+         *               "amount": 250,
+         *               "asset": "credits"
+         *             }
+         *           ],
+         *           "id": "txn_01m8xeedzq0x772jxzdzsjr8as",
+         *           "kind": "charge",
+         *           "reference_id": "chg_01m8xeedzq0x772jxzdzsjr8ar",
+         *           "wallet_change": -250
+         *         }
+         *       ],
+         *       "next_cursor": "txn_01m8xeedzq0x772jxzdzsjr8as"
+         *     }
+         */
         LedgerPage: {
-            /** Data */
+            /**
+             * Data
+             * @description Transactions, newest first
+             */
             data: components["schemas"]["LedgerTransaction"][];
-            /** Next Cursor */
+            /**
+             * Next Cursor
+             * @description Pass it as `cursor` for the next page; null on the last page
+             */
             next_cursor: string | null;
         };
-        /** LedgerTransaction */
+        /**
+         * LedgerTransaction
+         * @example {
+         *       "asset": "credits",
+         *       "created_at": "2026-12-03T07:56:01.410723Z",
+         *       "entries": [
+         *         {
+         *           "account": "wallet",
+         *           "amount": -120,
+         *           "asset": "credits",
+         *           "lot_id": "lot_01m8xeed2xkryxa5td3wggkf78"
+         *         },
+         *         {
+         *           "account": "usage",
+         *           "amount": 120,
+         *           "asset": "credits"
+         *         }
+         *       ],
+         *       "id": "txn_01m8xeee03k1gjxq92tdd30j5y",
+         *       "kind": "charge",
+         *       "reference_id": "chg_01m8xeee02rrz9twf83cw8bpqb",
+         *       "wallet_change": -120
+         *     }
+         */
         LedgerTransaction: {
-            /** Id */
+            /**
+             * Id
+             * @description The transaction's id (`txn_…`); a page's `next_cursor`
+             */
             id: string;
-            /** Kind */
+            /**
+             * Kind
+             * @description grant, charge, expire, void_lot, refund, rollover, purchase_refund or refund_reversal
+             */
             kind: string;
-            /** Asset */
+            /**
+             * Asset
+             * @description The asset's code
+             */
             asset: string;
-            /** Reference Id */
+            /**
+             * Reference Id
+             * @description What caused it: the charge, lot or refund id
+             */
             reference_id: string | null;
             /**
              * Created At
              * Format: date-time
+             * @description When it was posted; ISO 8601 date and time, UTC
              */
             created_at: string;
-            /** Entries */
+            /**
+             * Entries
+             * @description Its double entries; they sum to zero
+             */
             entries: components["schemas"]["LedgerEntry"][];
-            /** Wallet Change */
+            /**
+             * Wallet Change
+             * @description What it changed the wallet's balance by, signed, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             wallet_change: number;
         };
-        /** Lot */
+        /**
+         * Lot
+         * @example {
+         *       "amount": 50000,
+         *       "asset": "credits",
+         *       "consumed": 0,
+         *       "cost_basis": "0.01",
+         *       "created_at": "2026-12-03T07:56:00.474904Z",
+         *       "currency": "USD",
+         *       "customer": "cust_42",
+         *       "effective_at": "2026-12-03T07:56:00.474904Z",
+         *       "expired": 0,
+         *       "expires_at": "2027-12-31T00:00:00Z",
+         *       "id": "lot_01m8xeed2xkryxa5td3wggkf78",
+         *       "kind": "purchased",
+         *       "metadata": {
+         *         "order": "ord_1001"
+         *       },
+         *       "priority": 0,
+         *       "refunded": 0,
+         *       "remaining": 50000,
+         *       "status": "active",
+         *       "voided": 0
+         *     }
+         */
         Lot: {
-            /** Id */
+            /**
+             * Id
+             * @description The lot's id (`lot_…`); voiding a grant names it
+             */
             id: string;
-            /** Customer */
+            /**
+             * Customer
+             * @description The customer's own id (`external_id`)
+             */
             customer: string;
-            /** Asset */
+            /**
+             * Asset
+             * @description The asset's code
+             */
             asset: string;
-            /** Kind */
+            /**
+             * Kind
+             * @description included, promotional, purchased, refund or adjustment
+             */
             kind: string;
-            /** Status */
+            /**
+             * Status
+             * @description scheduled (`effective_at` ahead), active, expired or voided
+             */
             status: string;
-            /** Amount */
+            /**
+             * Amount
+             * @description Credit granted, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             amount: number;
-            /** Remaining */
+            /**
+             * Remaining
+             * @description Credit left to use, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             remaining: number;
-            /** Consumed */
+            /**
+             * Consumed
+             * @description Credit used by charges, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             consumed: number;
-            /** Expired */
+            /**
+             * Expired
+             * @description Credit lost when the lot expired, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             expired: number;
-            /** Voided */
+            /**
+             * Voided
+             * @description Credit taken back by a void, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             voided: number;
-            /** Refunded */
+            /**
+             * Refunded
+             * @description Credit given back to it by refunds of charges, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             refunded: number;
-            /** Priority */
+            /**
+             * Priority
+             * @description Burn order: lower is used first, then the soonest to expire, then the oldest
+             */
             priority: number;
             /**
              * Effective At
              * Format: date-time
+             * @description From when the credit counts; ISO 8601 date and time, UTC
              */
             effective_at: string;
-            /** Expires At */
+            /**
+             * Expires At
+             * @description When what remains expires; ISO 8601 date and time, UTC; null: never
+             */
             expires_at: string | null;
-            /** Cost Basis */
+            /**
+             * Cost Basis
+             * @description What one unit of the asset cost you, in `currency`; a decimal string (0 for free credit): revenue is recognized from it as credit is used
+             */
             cost_basis: string;
-            /** Currency */
+            /**
+             * Currency
+             * @description The currency of `cost_basis` (ISO 4217 code)
+             */
             currency: string;
-            /** Metadata */
+            /**
+             * Metadata
+             * @description Your own JSON object, returned as sent
+             */
             metadata: {
                 [key: string]: unknown;
             };
             /**
              * Created At
              * Format: date-time
+             * @description When the lot was granted; ISO 8601 date and time, UTC
              */
             created_at: string;
         };
@@ -1740,116 +3467,398 @@ export interface components {
          * @enum {string}
          */
         LotKind: "included" | "promotional" | "purchased" | "refund" | "adjustment";
-        /** LotList */
+        /**
+         * LotList
+         * @example {
+         *       "data": [
+         *         {
+         *           "amount": 50000,
+         *           "asset": "credits",
+         *           "consumed": 0,
+         *           "cost_basis": "0.01",
+         *           "created_at": "2026-12-03T07:56:00.474904Z",
+         *           "currency": "USD",
+         *           "customer": "cust_42",
+         *           "effective_at": "2026-12-03T07:56:00.474904Z",
+         *           "expired": 0,
+         *           "expires_at": "2027-12-31T00:00:00Z",
+         *           "id": "lot_01m8xeed2xkryxa5td3wggkf78",
+         *           "kind": "purchased",
+         *           "metadata": {
+         *             "order": "ord_1001"
+         *           },
+         *           "priority": 0,
+         *           "refunded": 0,
+         *           "remaining": 50000,
+         *           "status": "active",
+         *           "voided": 0
+         *         },
+         *         {
+         *           "amount": 1000,
+         *           "asset": "credits",
+         *           "consumed": 0,
+         *           "cost_basis": "0",
+         *           "created_at": "2026-12-03T07:56:00.519869Z",
+         *           "currency": "USD",
+         *           "customer": "cust_42",
+         *           "effective_at": "2026-12-03T07:56:00.519869Z",
+         *           "expired": 0,
+         *           "id": "lot_01m8xeed49z38n16zp82d2gr4j",
+         *           "kind": "promotional",
+         *           "metadata": {},
+         *           "priority": 0,
+         *           "refunded": 0,
+         *           "remaining": 1000,
+         *           "status": "active",
+         *           "voided": 0
+         *         }
+         *       ]
+         *     }
+         */
         LotList: {
-            /** Data */
+            /**
+             * Data
+             * @description The customer's lots, in burn order
+             */
             data: components["schemas"]["Lot"][];
         };
-        /** MarginDistribution */
+        /**
+         * MarginDistribution
+         * @example {
+         *       "customers": 1,
+         *       "median": "0.855662",
+         *       "p10": "0.855662",
+         *       "p90": "0.855662",
+         *       "with_revenue": 1,
+         *       "worst": [
+         *         {
+         *           "amount": 521,
+         *           "charges": 3,
+         *           "cost_unknown": 2,
+         *           "credits": "5.21",
+         *           "gross_margin": "0.04458",
+         *           "key": "cust_42",
+         *           "loss": false,
+         *           "margin": "0.855662",
+         *           "revenue": "0.0521",
+         *           "shortfall": {
+         *             "amount": 0,
+         *             "charges": 0,
+         *             "credits": "0"
+         *           },
+         *           "vendor_cost": "0.00752"
+         *         }
+         *       ]
+         *     }
+         */
         MarginDistribution: {
-            /** Customers */
+            /**
+             * Customers
+             * @description Customers charged in the period
+             */
             customers: number;
-            /** With Revenue */
+            /**
+             * With Revenue
+             * @description Those with revenue (the distribution is over them)
+             */
             with_revenue: number;
-            /** Median */
+            /**
+             * Median
+             * @description Median margin across customers, a fraction; null: none with revenue
+             */
             median: string | null;
-            /** P10 */
+            /**
+             * P10
+             * @description 10th percentile margin, a fraction
+             */
             p10: string | null;
-            /** P90 */
+            /**
+             * P90
+             * @description 90th percentile margin, a fraction
+             */
             p90: string | null;
-            /** Worst */
+            /**
+             * Worst
+             * @description The customers with the lowest margin, worst first
+             */
             worst: components["schemas"]["MarginRow"][];
         };
-        /** MarginReport */
+        /**
+         * MarginReport
+         * @example {
+         *       "asset": "credits",
+         *       "by": "model",
+         *       "credit_value_usd": "0.01",
+         *       "end": "2026-12-03T07:56:01.535077Z",
+         *       "rows": [
+         *         {
+         *           "amount": 151,
+         *           "charges": 1,
+         *           "cost_unknown": 0,
+         *           "credit_to_cost": "2.007979",
+         *           "credits": "1.51",
+         *           "gross_margin": "0.00758",
+         *           "key": "gpt-4.1",
+         *           "list_value": "0.0151",
+         *           "loss": false,
+         *           "margin": "0.501987",
+         *           "revenue": "0.0151",
+         *           "shortfall": {
+         *             "amount": 0,
+         *             "charges": 0,
+         *             "credits": "0",
+         *             "value": "0"
+         *           },
+         *           "vendor_cost": "0.00752"
+         *         },
+         *         {
+         *           "amount": 370,
+         *           "charges": 2,
+         *           "cost_unknown": 2,
+         *           "credits": "3.7",
+         *           "gross_margin": "0.037",
+         *           "list_value": "0.037",
+         *           "loss": false,
+         *           "margin": "1",
+         *           "revenue": "0.037",
+         *           "shortfall": {
+         *             "amount": 0,
+         *             "charges": 0,
+         *             "credits": "0",
+         *             "value": "0"
+         *           },
+         *           "vendor_cost": "0"
+         *         }
+         *       ],
+         *       "start": "2026-11-03T07:56:01.535077Z",
+         *       "total": {
+         *         "amount": 521,
+         *         "charges": 3,
+         *         "cost_unknown": 2,
+         *         "credit_to_cost": "6.928191",
+         *         "credits": "5.21",
+         *         "gross_margin": "0.04458",
+         *         "list_value": "0.0521",
+         *         "loss": false,
+         *         "margin": "0.855662",
+         *         "revenue": "0.0521",
+         *         "shortfall": {
+         *           "amount": 0,
+         *           "charges": 0,
+         *           "credits": "0",
+         *           "value": "0"
+         *         },
+         *         "vendor_cost": "0.00752"
+         *       }
+         *     }
+         */
         MarginReport: {
-            /** Asset */
+            /**
+             * Asset
+             * @description The asset's code
+             */
             asset: string;
             /**
              * Start
              * Format: date-time
+             * @description Start of the period, inclusive; ISO 8601 date and time, UTC
              */
             start: string;
             /**
              * End
              * Format: date-time
+             * @description End of the period, exclusive; ISO 8601 date and time, UTC
              */
             end: string;
-            /** By */
+            /**
+             * By
+             * @description What rows are grouped by: action, model, customer or day
+             */
             by: string;
-            /** Credit Value Usd */
+            /**
+             * Credit Value Usd
+             * @description The card's worth of one unit of the asset, US dollars, a decimal string
+             */
             credit_value_usd: string | null;
-            /** Rows */
+            /**
+             * Rows
+             * @description One row per group
+             */
             rows: components["schemas"]["MarginRow"][];
+            /** @description All the period's charges */
             total: components["schemas"]["MarginRow"];
         };
-        /** MarginRow */
+        /**
+         * MarginRow
+         * @example {
+         *       "amount": 151,
+         *       "charges": 1,
+         *       "cost_unknown": 0,
+         *       "credit_to_cost": "2.007979",
+         *       "credits": "1.51",
+         *       "gross_margin": "0.00758",
+         *       "key": "gpt-4.1",
+         *       "list_value": "0.0151",
+         *       "loss": false,
+         *       "margin": "0.501987",
+         *       "revenue": "0.0151",
+         *       "shortfall": {
+         *         "amount": 0,
+         *         "charges": 0,
+         *         "credits": "0",
+         *         "value": "0"
+         *       },
+         *       "vendor_cost": "0.00752"
+         *     }
+         */
         MarginRow: {
-            /** Key */
+            /**
+             * Key
+             * @description The action, model, customer or day grouped by; null: not recorded
+             */
             key: string | null;
-            /** Charges */
+            /**
+             * Charges
+             * @description Charges posted
+             */
             charges: number;
-            /** Amount */
+            /**
+             * Amount
+             * @description Credit charged, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             amount: number;
-            /** Credits */
+            /**
+             * Credits
+             * @description The same in units of the asset; a decimal string
+             */
             credits: string;
-            /** Revenue */
+            /**
+             * Revenue
+             * @description What the charges earned (cost basis of the credit drawn), US dollars, a decimal string
+             */
             revenue: string;
-            /** Vendor Cost */
+            /**
+             * Vendor Cost
+             * @description What the calls cost you, where known, US dollars, a decimal string
+             */
             vendor_cost: string;
-            /** Cost Unknown */
+            /**
+             * Cost Unknown
+             * @description Charges without a known vendor cost (left out of `vendor_cost`)
+             */
             cost_unknown: number;
-            /** Gross Margin */
+            /**
+             * Gross Margin
+             * @description revenue - vendor_cost, US dollars, a decimal string
+             */
             gross_margin: string;
-            /** Margin */
+            /**
+             * Margin
+             * @description gross_margin / revenue, a fraction (0.5 is 50%); null without revenue
+             */
             margin: string | null;
-            /** Loss */
+            /**
+             * Loss
+             * @description Whether vendor cost is above revenue (with no revenue: any cost)
+             */
             loss: boolean;
-            /** List Value */
+            /**
+             * List Value
+             * @description credits x the card's credit value, US dollars, a decimal string; null without one
+             */
             list_value: string | null;
-            /** Credit To Cost */
+            /**
+             * Credit To Cost
+             * @description list_value / vendor_cost, a ratio; null without either
+             */
             credit_to_cost: string | null;
+            /** @description Usage the policies did not let be charged */
             shortfall: components["schemas"]["Shortfall"];
         };
         /**
          * ModelPrice
          * @description A tenant's own price of an LLM model, USD per million tokens, from `effective_at` on.
+         * @example {
+         *       "cache_read_mtok": "0.5",
+         *       "effective_at": "2026-12-03T07:56:01.528085Z",
+         *       "input_mtok": "2",
+         *       "model": "gpt-4.1",
+         *       "output_mtok": "8",
+         *       "provider": "openai"
+         *     }
          */
         ModelPrice: {
-            /** Model */
+            /**
+             * Model
+             * @description The LLM model, e.g. `gpt-4.1`
+             */
             model: string;
-            /** Provider */
+            /**
+             * Provider
+             * @description Its vendor, e.g. `openai`; null: any
+             */
             provider: string | null;
-            /** Input Mtok */
+            /**
+             * Input Mtok
+             * @description USD per million input tokens; a decimal string
+             */
             input_mtok: string;
-            /** Output Mtok */
+            /**
+             * Output Mtok
+             * @description USD per million output tokens; a decimal string
+             */
             output_mtok: string;
-            /** Cache Read Mtok */
+            /**
+             * Cache Read Mtok
+             * @description USD per million cached input tokens; a decimal string; null: the input price
+             */
             cache_read_mtok: string | null;
             /**
              * Effective At
              * Format: date-time
+             * @description From when it prices vendor costs; ISO 8601 date and time, UTC
              */
             effective_at: string;
         };
-        /** NewApiKey */
+        /**
+         * NewApiKey
+         * @example {
+         *       "name": "production"
+         *     }
+         */
         NewApiKey: {
             /**
              * Name
+             * @description A name for the key, e.g. where it is used
              * @default
              */
             name?: string;
         };
-        /** NewAsset */
+        /**
+         * NewAsset
+         * @description A unit of credit. Amounts of it are integers in minor units: `scale` says how many
+         *     decimal places one unit has.
+         * @example {
+         *       "code": "credits",
+         *       "name": "Credits",
+         *       "scale": 2
+         *     }
+         */
         NewAsset: {
             /**
              * Code
+             * @description Its code, used in requests and answers: letters, digits and `_ -`, up to 32
              * @example credits
              */
             code: string;
-            /** Scale */
+            /**
+             * Scale
+             * @description Decimal places of one unit: 2 makes 100 minor units one credit, 0 makes every amount whole units
+             */
             scale: number;
             /**
              * Name
+             * @description A display name
              * @default
              */
             name?: string;
@@ -1858,78 +3867,132 @@ export interface components {
          * NewAuthorization
          * @description A hold: `amount` (with `asset`), or no amount and an `action` with its `dimensions` and
          *     estimated `quantities`, priced by the rate card.
+         * @example {
+         *       "action": "chat.completion",
+         *       "customer": "cust_42",
+         *       "dimensions": {
+         *         "model": "gpt-4.1"
+         *       },
+         *       "metadata": {
+         *         "request": "req_7"
+         *       },
+         *       "quantities": {
+         *         "input_tokens": 1200,
+         *         "output_tokens": 1000
+         *       }
+         *     }
+         * @example {
+         *       "amount": 500,
+         *       "asset": "credits",
+         *       "customer": "cust_42"
+         *     }
          */
         NewAuthorization: {
             /**
              * Customer
+             * @description Your own id for the customer (its `external_id`)
              * @example cust_42
              */
             customer: string;
             /**
              * Asset
-             * @description Required with `amount`
+             * @description The asset's code, as created with `POST /v1/assets`; required with `amount`
              */
             asset?: string | null;
-            /** Amount */
+            /**
+             * Amount
+             * @description Credit to hold, in minor units of the asset (at scale 2, 100 is 1 credit); else the card prices `action`
+             */
             amount?: number | null;
-            /** Action */
+            /**
+             * Action
+             * @description What the call does, as the rate card names it, e.g. `chat.completion`
+             */
             action?: string | null;
-            /** Dimensions */
+            /**
+             * Dimensions
+             * @description Values that select the card's price rule, e.g. `{"model": "gpt-4.1"}`: names of letters, digits and `_ . -`, text values
+             */
             dimensions?: {
                 [key: string]: string;
             } | null;
             /**
              * Quantities
-             * @description The estimate, e.g. input tokens and `max_tokens` of output
+             * @description The estimate to hold for, e.g. input tokens and `max_tokens` of output: whole numbers, or decimal strings such as `"1.5"`
              */
             quantities?: {
                 [key: string]: number | string;
             } | null;
             /**
              * Rate Card
+             * @description The rate card's name
              * @default default
              * @example default
              */
             rate_card?: string;
             /**
              * Ttl Seconds
+             * @description Seconds until an unsettled hold is released (1 to 604800)
              * @default 600
              */
             ttl_seconds?: number;
-            /** Metadata */
+            /**
+             * Metadata
+             * @description Your own JSON object (at most 16 levels deep), kept and returned as sent
+             */
             metadata?: {
                 [key: string]: unknown;
             } | null;
         };
-        /** NewCampaign */
+        /**
+         * NewCampaign
+         * @example {
+         *       "amount": 5000,
+         *       "asset": "credits",
+         *       "code": "WELCOME",
+         *       "credit_valid_days": 30,
+         *       "max_redemptions": 1000,
+         *       "name": "Welcome credit"
+         *     }
+         */
         NewCampaign: {
             /**
              * Code
+             * @description The code customers redeem, e.g. `WELCOME`
              * @example pro
              */
             code: string;
             /**
              * Name
+             * @description A display name
              * @default
              */
             name?: string;
             /**
              * Asset
+             * @description The asset it grants
              * @example credits
              */
             asset: string;
-            /** Amount */
+            /**
+             * Amount
+             * @description Credit granted per redemption, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             amount: number;
             /**
              * Per Customer Limit
+             * @description Times one customer may redeem it
              * @default 1
              */
             per_customer_limit?: number;
-            /** Max Redemptions */
+            /**
+             * Max Redemptions
+             * @description Redemptions in all; left out: no limit
+             */
             max_redemptions?: number | null;
             /**
              * Expires At
-             * @description No redemption after; the credit expires then too
+             * @description No redemption after; the credit expires then too. ISO 8601 with a time zone; left out: never
              */
             expires_at?: string | null;
             /**
@@ -1942,170 +4005,315 @@ export interface components {
          * NewCharge
          * @description A charge in one step: `amount` (with `asset`), or no amount and an `action` with its
          *     `dimensions` and `quantities`, priced by the rate card.
+         * @example {
+         *       "action": "image.generate",
+         *       "amount": 250,
+         *       "asset": "credits",
+         *       "customer": "cust_42"
+         *     }
+         * @example {
+         *       "action": "chat.completion",
+         *       "customer": "cust_42",
+         *       "dimensions": {
+         *         "model": "gpt-4.1"
+         *       },
+         *       "quantities": {
+         *         "input_tokens": 1200,
+         *         "output_tokens": 640
+         *       }
+         *     }
          */
         NewCharge: {
             /**
              * Customer
+             * @description Your own id for the customer (its `external_id`)
              * @example cust_42
              */
             customer: string;
             /**
              * Asset
-             * @description Required with `amount`
+             * @description The asset's code, as created with `POST /v1/assets`; required with `amount`
              */
             asset?: string | null;
-            /** Amount */
+            /**
+             * Amount
+             * @description Credit to charge, in minor units of the asset (at scale 2, 100 is 1 credit); else the card prices `action`
+             */
             amount?: number | null;
-            /** Action */
+            /**
+             * Action
+             * @description What the call does, as the rate card names it, e.g. `chat.completion`
+             */
             action?: string | null;
-            /** Dimensions */
+            /**
+             * Dimensions
+             * @description Values that select the card's price rule, e.g. `{"model": "gpt-4.1"}`: names of letters, digits and `_ . -`, text values
+             */
             dimensions?: {
                 [key: string]: string;
             } | null;
-            /** Quantities */
+            /**
+             * Quantities
+             * @description The quantities used: whole numbers, or decimal strings such as `"1.5"`
+             */
             quantities?: {
                 [key: string]: number | string;
             } | null;
             /**
              * Vendor Cost
-             * @description What the call cost you in USD; computed from the card if left out
+             * @description What the call cost you, US dollars as a decimal string (`"0.0123"`); computed from the card and the model's price if left out
              */
             vendor_cost?: (string | number) | null;
             /**
              * Rate Card
+             * @description The rate card's name
              * @default default
              * @example default
              */
             rate_card?: string;
-            /** Metadata */
+            /**
+             * Metadata
+             * @description Your own JSON object (at most 16 levels deep), kept and returned as sent
+             */
             metadata?: {
                 [key: string]: unknown;
             } | null;
         };
-        /** NewCustomer */
+        /**
+         * NewCustomer
+         * @description A customer and its wallet. Name it with `external_id`; `id`, its earlier name, is still
+         *     taken (deprecated).
+         * @example {
+         *       "external_id": "cust_42",
+         *       "metadata": {
+         *         "plan": "pro"
+         *       },
+         *       "name": "Ada Lovelace",
+         *       "policy": "block"
+         *     }
+         */
         NewCustomer: {
             /**
              * Id
-             * @description Your own id for the customer (`external_id`): 1-128 characters of A-Z a-z 0-9 . _ : @ -, starting with a letter or digit
-             * @example cust_42
+             * @deprecated
+             * @description Deprecated: the earlier name of `external_id`, still taken. Send `external_id` instead; sent with it, it must be the same
              */
-            id: string;
+            id?: string | null;
+            /**
+             * External Id
+             * @description Your own id for the customer: 1-128 characters of A-Z a-z 0-9 . _ : @ -, starting with a letter or digit. Every other request names the customer by it (`customer`, `/v1/customers/{customer}`), and answers show it as `external_id` (required; `id` is taken in its place, deprecated)
+             */
+            external_id?: string | null;
             /**
              * Name
+             * @description A display name, shown in the portal and the dashboard
              * @default
              */
             name?: string;
-            /** Metadata */
+            /**
+             * Metadata
+             * @description Your own JSON object, kept with the customer and returned as sent
+             */
             metadata?: {
                 [key: string]: unknown;
             } | null;
-            /** @default block */
+            /**
+             * @description The wallet policy for every asset: `block` (never below zero), `overdraft` (down to -`overdraft_limit`) or `allow` (no floor)
+             * @default block
+             */
             policy?: components["schemas"]["PolicyMode"];
-            /** Overdraft Limit */
+            /**
+             * Overdraft Limit
+             * @description With `policy: overdraft`: how far below zero the wallet may go, in minor units of each asset
+             */
             overdraft_limit?: number | null;
         };
-        /** NewGrant */
+        /**
+         * NewGrant
+         * @description Credit added to the wallet as a lot, used in burn order: lower priority first, then
+         *     the soonest to expire, then the oldest.
+         * @example {
+         *       "amount": 50000,
+         *       "asset": "credits",
+         *       "cost_basis": "0.01",
+         *       "currency": "USD",
+         *       "expires_at": "2027-12-31T00:00:00Z",
+         *       "kind": "purchased",
+         *       "metadata": {
+         *         "order": "ord_1001"
+         *       }
+         *     }
+         * @example {
+         *       "amount": 1000,
+         *       "asset": "credits",
+         *       "kind": "promotional"
+         *     }
+         */
         NewGrant: {
             /**
              * Asset
+             * @description The asset's code, as created with `POST /v1/assets`
              * @example credits
              */
             asset: string;
-            /** Amount */
+            /**
+             * Amount
+             * @description Credit to add, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             amount: number;
-            /** @default promotional */
+            /**
+             * @description included, promotional, purchased, refund or adjustment: sets the default priority (see `GET /v1/consumption-order`) and how revenue is recognized
+             * @default promotional
+             */
             kind?: components["schemas"]["LotKind"];
-            /** Priority */
+            /**
+             * Priority
+             * @description Burn order, lower first; left out: the kind's default
+             */
             priority?: number | null;
-            /** Effective At */
+            /**
+             * Effective At
+             * @description From when the credit counts; ISO 8601 date and time with a time zone, e.g. `2027-01-01T00:00:00Z`; left out: now
+             */
             effective_at?: string | null;
-            /** Expires At */
+            /**
+             * Expires At
+             * @description When what remains expires; ISO 8601 date and time with a time zone, e.g. `2027-01-01T00:00:00Z`; left out: never
+             */
             expires_at?: string | null;
             /**
              * Cost Basis
+             * @description What one unit of the asset cost the customer, in `currency`, as a decimal string: revenue is recognized from it as the credit is used (0: free)
              * @default 0
              * @example 0.25
              */
             cost_basis?: string | number;
             /**
              * Currency
+             * @description The currency of `cost_basis` (ISO 4217 code)
              * @default USD
              */
             currency?: string;
-            /** Metadata */
+            /**
+             * Metadata
+             * @description Your own JSON object (at most 16 levels deep), kept and returned as sent
+             */
             metadata?: {
                 [key: string]: unknown;
             } | null;
         };
-        /** NewModelPrice */
+        /**
+         * NewModelPrice
+         * @example {
+         *       "cache_read_mtok": "0.5",
+         *       "input_mtok": "2",
+         *       "model": "gpt-4.1",
+         *       "output_mtok": "8",
+         *       "provider": "openai"
+         *     }
+         */
         NewModelPrice: {
             /**
              * Model
+             * @description The model, as a `model` dimension names it
              * @example gpt-4.1
              */
             model: string;
             /**
              * Input Mtok
-             * @description USD per million input tokens
+             * @description USD per million input tokens, a decimal string
              * @example 0.25
              */
             input_mtok: string | number;
             /**
              * Output Mtok
-             * @description USD per million output tokens
+             * @description USD per million output tokens, a decimal string
              * @example 0.25
              */
             output_mtok: string | number;
             /**
              * Cache Read Mtok
-             * @description Default: the input price
+             * @description USD per million cached input tokens; left out: the input price
              */
             cache_read_mtok?: (string | number) | null;
-            /** Provider */
+            /**
+             * Provider
+             * @description The vendor, e.g. `openai`; left out: any
+             */
             provider?: string | null;
             /**
              * Effective At
-             * @description Default: now
+             * @description From when it prices vendor costs; ISO 8601 date and time with a time zone, e.g. `2027-01-01T00:00:00Z`; left out: now
              */
             effective_at?: string | null;
         };
-        /** NewPack */
+        /**
+         * NewPack
+         * @example {
+         *       "amount": 100000,
+         *       "asset": "credits",
+         *       "code": "starter",
+         *       "currency": "USD",
+         *       "expires_after_days": 365,
+         *       "name": "Starter pack",
+         *       "price": "10"
+         *     }
+         */
         NewPack: {
             /**
              * Code
+             * @description Your code for the pack, e.g. `starter`
              * @example pro
              */
             code: string;
             /**
              * Name
+             * @description A display name, shown in the portal
              * @default
              */
             name?: string;
             /**
              * Asset
+             * @description The asset it grants
              * @example credits
              */
             asset: string;
-            /** Amount */
+            /**
+             * Amount
+             * @description Credit granted per purchase, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             amount: number;
             /**
              * Price
+             * @description Its price in `currency`, a decimal string
              * @example 0.25
              */
             price: string | number;
             /**
              * Currency
+             * @description The price's currency (ISO 4217 code)
              * @default USD
              * @example USD
              */
             currency?: string;
-            /** Expires After Days */
+            /**
+             * Expires After Days
+             * @description Days after purchase its credit expires; left out: never
+             */
             expires_after_days?: number | null;
         };
-        /** NewPaymentMethod */
+        /**
+         * NewPaymentMethod
+         * @example {
+         *       "customer_ref": "cus_Q8x1",
+         *       "method_ref": "pm_1Q2w3E",
+         *       "provider": "stripe"
+         *     }
+         */
         NewPaymentMethod: {
             /**
              * Provider
+             * @description The payment provider: manual or stripe
              * @enum {string}
              */
             provider: "manual" | "stripe";
@@ -2120,57 +4328,89 @@ export interface components {
              */
             customer_ref?: string | null;
         };
-        /** NewPlan */
+        /**
+         * NewPlan
+         * @example {
+         *       "asset": "credits",
+         *       "code": "pro",
+         *       "currency": "USD",
+         *       "fee": "20",
+         *       "included": 200000,
+         *       "name": "Pro",
+         *       "period": "monthly",
+         *       "rollover_cap": 50000
+         *     }
+         */
         NewPlan: {
             /**
              * Code
+             * @description Your code for the plan, e.g. `pro`: letters, digits, `_ . -`
              * @example pro
              */
             code: string;
             /**
              * Name
+             * @description A display name
              * @default
              */
             name?: string;
-            /** @default monthly */
+            /**
+             * @description How often it renews: monthly or yearly
+             * @default monthly
+             */
             period?: components["schemas"]["Period"];
             /**
              * Fee
-             * @description The period fee, in `currency`
+             * @description The period fee, in `currency`, a decimal string
              * @example 0.25
              */
             fee: string | number;
             /**
              * Currency
+             * @description The fee's currency (ISO 4217 code)
              * @default USD
              * @example USD
              */
             currency?: string;
             /**
              * Asset
+             * @description The asset its included credit is in
              * @example credits
              */
             asset: string;
             /**
              * Included
-             * @description Credit included each period (minor units)
+             * @description Credit included each period, in minor units of the asset (at scale 2, 100 is 1 credit)
              */
             included: number;
             /**
              * Rollover Cap
-             * @description Most unused included credit carried over
+             * @description Most unused included credit carried into the next period, in minor units of the asset (at scale 2, 100 is 1 credit)
              * @default 0
              */
             rollover_cap?: number;
-            /** @default block */
+            /**
+             * @description The wallet policy while subscribed: block, overdraft or allow
+             * @default block
+             */
             overage_policy?: components["schemas"]["PolicyMode"];
-            /** Overdraft Limit */
+            /**
+             * Overdraft Limit
+             * @description With overdraft: how far below zero the wallet may go, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             overdraft_limit?: number | null;
         };
-        /** NewPortalSession */
+        /**
+         * NewPortalSession
+         * @example {
+         *       "customer": "cust_42",
+         *       "return_url": "https://example.com/account"
+         *     }
+         */
         NewPortalSession: {
             /**
              * Customer
+             * @description Your own id for the customer (its `external_id`)
              * @example cust_42
              */
             customer: string;
@@ -2180,7 +4420,17 @@ export interface components {
              */
             return_url?: string | null;
         };
-        /** NewPurchase */
+        /**
+         * NewPurchase
+         * @description A pack (`pack`), or a top-up by price (`asset` and `price`).
+         * @example {
+         *       "pack": "starter"
+         *     }
+         * @example {
+         *       "asset": "credits",
+         *       "price": "25"
+         *     }
+         */
         NewPurchase: {
             /**
              * Pack
@@ -2194,24 +4444,32 @@ export interface components {
             asset?: string | null;
             /**
              * Price
-             * @description With asset: the money to top up with
+             * @description With asset: the money to top up with, in `currency`, a decimal string
              */
             price?: (string | number) | null;
             /**
              * Currency
+             * @description The currency (ISO 4217 code) of a top-up's price
              * @default USD
              * @example USD
              */
             currency?: string;
             /**
              * Provider
+             * @description `manual` (an invoice, pending until marked paid) or `stripe` (Stripe Checkout: send the customer to `checkout_url`)
              * @default manual
              * @enum {string}
              */
             provider?: "manual" | "stripe";
-            /** Success Url */
+            /**
+             * Success Url
+             * @description With stripe: where Checkout sends the customer after paying
+             */
             success_url?: string | null;
-            /** Cancel Url */
+            /**
+             * Cancel Url
+             * @description With stripe: where Checkout sends the customer who cancels
+             */
             cancel_url?: string | null;
         };
         /**
@@ -2220,27 +4478,69 @@ export interface components {
          *     its unused credit (no `amount`) or `amount` credits; credit already used only with
          *     `include_consumed` (it is debited from the wallet again, leaving debt where the policy
          *     allows). Name the reason.
+         * @example {
+         *       "amount": 20000,
+         *       "reason": "customer asked"
+         *     }
          */
         NewPurchaseRefund: {
-            /** Reason */
+            /**
+             * Reason
+             * @description Why, kept with the refund and sent to the provider
+             */
             reason: string;
-            /** Amount */
+            /**
+             * Amount
+             * @description Credit to take back, in minor units of the asset (at scale 2, 100 is 1 credit); left out: all its unused credit
+             */
             amount?: number | null;
             /**
              * Include Consumed
+             * @description Also refund credit already used: it is debited from the wallet again, leaving debt where the policy allows
              * @default false
              */
             include_consumed?: boolean;
-            /** Metadata */
+            /**
+             * Metadata
+             * @description Your own JSON object, kept with the refund
+             */
             metadata?: {
                 [key: string]: unknown;
             } | null;
         };
-        /** NewRateCard */
+        /**
+         * NewRateCard
+         * @example {
+         *       "spec": {
+         *         "actions": {
+         *           "chat.completion": {
+         *             "prices": [
+         *               {
+         *                 "match": {
+         *                   "model": "gpt-4.1"
+         *                 },
+         *                 "per_unit": {
+         *                   "input_tokens": "0.0004",
+         *                   "output_tokens": "0.0016"
+         *                 },
+         *                 "vendor": {
+         *                   "llm": {
+         *                     "provider": "openai"
+         *                   }
+         *                 }
+         *               }
+         *             ]
+         *           }
+         *         },
+         *         "asset": "credits",
+         *         "credit_value_usd": "0.01"
+         *       }
+         *     }
+         */
         NewRateCard: {
             /**
              * Spec
-             * @description The card: asset, credit_value_usd, actions (see the README)
+             * @description The card: `asset`, `credit_value_usd` (USD one unit of the asset is worth, a decimal string), optional `rounding`, and `actions`, each with price rules (`match`, `flat`, `per_unit` in units of the asset, `vendor`); see the README and docs/examples.md
              * @example {
              *       "actions": {
              *         "chat.completion": {
@@ -2263,13 +4563,14 @@ export interface components {
             };
             /**
              * Name
+             * @description The card's name: a tenant has several
              * @default default
              * @example default
              */
             name?: string;
             /**
              * Effective At
-             * @description Default: now; never in the past
+             * @description From when it prices; ISO 8601 date and time with a time zone, e.g. `2027-01-01T00:00:00Z`; left out: now; never in the past
              */
             effective_at?: string | null;
             /**
@@ -2279,10 +4580,16 @@ export interface components {
              */
             strict?: boolean;
         };
-        /** NewRedemption */
+        /**
+         * NewRedemption
+         * @example {
+         *       "code": "WELCOME"
+         *     }
+         */
         NewRedemption: {
             /**
              * Code
+             * @description The campaign's code, as the customer typed it
              * @example WELCOME
              */
             code: string;
@@ -2290,18 +4597,36 @@ export interface components {
         /**
          * NewRefund
          * @description Give back all that is left of a charge (no `amount`) or a part of it; name the reason.
+         * @example {
+         *       "amount": 100,
+         *       "reason": "image failed to render"
+         *     }
          */
         NewRefund: {
-            /** Reason */
+            /**
+             * Reason
+             * @description Why, kept with the refund and in the ledger
+             */
             reason: string;
-            /** Amount */
+            /**
+             * Amount
+             * @description Credit to give back, in minor units of the asset (at scale 2, 100 is 1 credit); left out: all not yet refunded
+             */
             amount?: number | null;
-            /** Metadata */
+            /**
+             * Metadata
+             * @description Your own JSON object, kept with the refund
+             */
             metadata?: {
                 [key: string]: unknown;
             } | null;
         };
-        /** NewSubscription */
+        /**
+         * NewSubscription
+         * @example {
+         *       "plan": "pro"
+         *     }
+         */
         NewSubscription: {
             /**
              * Plan
@@ -2310,7 +4635,17 @@ export interface components {
              */
             plan: string;
         };
-        /** NewWebhookEndpoint */
+        /**
+         * NewWebhookEndpoint
+         * @example {
+         *       "description": "billing service",
+         *       "event_types": [
+         *         "balance.low",
+         *         "authorization.declined"
+         *       ],
+         *       "url": "https://api.example.com/webhooks/creditgate"
+         *     }
+         */
         NewWebhookEndpoint: {
             /**
              * Url
@@ -2326,72 +4661,188 @@ export interface components {
             event_types?: ("authorization.declined" | "balance.depleted" | "balance.low" | "charge.shortfall" | "grant.expired" | "grant.expiring" | "grant.voided" | "refund.created" | "refund.failed" | "subscription.canceled" | "subscription.created" | "subscription.plan_changed" | "subscription.renewed" | "topup.failed" | "topup.succeeded")[];
             /**
              * Description
+             * @description Your note on it
              * @default
              */
             description?: string;
             /**
              * Enabled
+             * @description Whether events are sent to it
              * @default true
              */
             enabled?: boolean;
         };
-        /** Pack */
+        /**
+         * Pack
+         * @example {
+         *       "active": true,
+         *       "amount": 100000,
+         *       "asset": "credits",
+         *       "code": "starter",
+         *       "created_at": "2026-12-03T07:56:01.806436Z",
+         *       "currency": "USD",
+         *       "expires_after_days": 365,
+         *       "id": "pck_01m8xeeecfzhgckx00wyd5jyjc",
+         *       "name": "Starter pack",
+         *       "price": "10"
+         *     }
+         */
         Pack: {
-            /** Id */
+            /**
+             * Id
+             * @description The pack's id (`pck_…`)
+             */
             id: string;
-            /** Code */
+            /**
+             * Code
+             * @description Your code for it, e.g. `starter`; purchases name the pack by it or by id
+             */
             code: string;
-            /** Name */
+            /**
+             * Name
+             * @description A display name
+             */
             name: string;
-            /** Asset */
+            /**
+             * Asset
+             * @description The asset it grants
+             */
             asset: string;
-            /** Amount */
+            /**
+             * Amount
+             * @description Credit granted per purchase, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             amount: number;
-            /** Price */
+            /**
+             * Price
+             * @description Its price, in `currency`; a decimal string
+             */
             price: string;
-            /** Currency */
+            /**
+             * Currency
+             * @description The price's currency (ISO 4217 code)
+             */
             currency: string;
-            /** Expires After Days */
+            /**
+             * Expires After Days
+             * @description Days after purchase its credit expires; null: never
+             */
             expires_after_days: number | null;
-            /** Active */
+            /**
+             * Active
+             * @description Whether it is on sale
+             */
             active: boolean;
             /**
              * Created At
              * Format: date-time
+             * @description When it was created; ISO 8601 date and time, UTC
              */
             created_at: string;
         };
-        /** PackList */
+        /**
+         * PackList
+         * @example {
+         *       "data": [
+         *         {
+         *           "active": true,
+         *           "amount": 100000,
+         *           "asset": "credits",
+         *           "code": "starter",
+         *           "created_at": "2026-12-03T07:56:01.806436Z",
+         *           "currency": "USD",
+         *           "expires_after_days": 365,
+         *           "id": "pck_01m8xeeecfzhgckx00wyd5jyjc",
+         *           "name": "Starter pack",
+         *           "price": "10"
+         *         }
+         *       ]
+         *     }
+         */
         PackList: {
-            /** Data */
+            /**
+             * Data
+             * @description The tenant's packs, oldest first
+             */
             data: components["schemas"]["Pack"][];
         };
-        /** PackState */
+        /**
+         * PackState
+         * @example {
+         *       "active": false
+         *     }
+         */
         PackState: {
-            /** Active */
+            /**
+             * Active
+             * @description Whether it is on sale
+             */
             active: boolean;
         };
-        /** PaymentMethod */
+        /**
+         * PaymentMethod
+         * @example {
+         *       "created_at": "2026-12-03T07:56:02.115297Z",
+         *       "customer": "cust_42",
+         *       "customer_ref": "cus_Q8x1",
+         *       "id": "pmt_01m8xeeep3m7243kkgnwkr8gpq",
+         *       "method_ref": "pm_1Q2w3E",
+         *       "provider": "stripe"
+         *     }
+         */
         PaymentMethod: {
-            /** Id */
+            /**
+             * Id
+             * @description The saved method's id (`pmt_…`)
+             */
             id: string;
-            /** Customer */
+            /**
+             * Customer
+             * @description The customer's own id (`external_id`)
+             */
             customer: string;
-            /** Provider */
+            /**
+             * Provider
+             * @description The payment provider: manual or stripe
+             */
             provider: string;
-            /** Customer Ref */
+            /**
+             * Customer Ref
+             * @description The provider's customer, e.g. Stripe's `cus_…`
+             */
             customer_ref: string | null;
-            /** Method Ref */
+            /**
+             * Method Ref
+             * @description The provider's payment method, e.g. Stripe's `pm_…`
+             */
             method_ref: string;
             /**
              * Created At
              * Format: date-time
+             * @description When it was saved; ISO 8601 date and time, UTC
              */
             created_at: string;
         };
-        /** PaymentMethodList */
+        /**
+         * PaymentMethodList
+         * @example {
+         *       "data": [
+         *         {
+         *           "created_at": "2026-12-03T07:56:02.115297Z",
+         *           "customer": "cust_42",
+         *           "customer_ref": "cus_Q8x1",
+         *           "id": "pmt_01m8xeeep3m7243kkgnwkr8gpq",
+         *           "method_ref": "pm_1Q2w3E",
+         *           "provider": "stripe"
+         *         }
+         *       ]
+         *     }
+         */
         PaymentMethodList: {
-            /** Data */
+            /**
+             * Data
+             * @description The customer's saved payment methods
+             */
             data: components["schemas"]["PaymentMethod"][];
         };
         /**
@@ -2399,37 +4850,93 @@ export interface components {
          * @enum {string}
          */
         Period: "monthly" | "yearly";
-        /** Plan */
+        /**
+         * Plan
+         * @example {
+         *       "asset": "credits",
+         *       "code": "pro",
+         *       "created_at": "2026-12-03T07:56:01.633595Z",
+         *       "currency": "USD",
+         *       "fee": "20",
+         *       "id": "pln_01m8xeee728078z65cvjv0p3se",
+         *       "included": 200000,
+         *       "name": "Pro",
+         *       "overage_policy": "block",
+         *       "overdraft_limit": 0,
+         *       "period": "monthly",
+         *       "rollover_cap": 50000
+         *     }
+         */
         Plan: {
-            /** Id */
+            /**
+             * Id
+             * @description The plan's id (`pln_…`)
+             */
             id: string;
-            /** Code */
+            /**
+             * Code
+             * @description Your code for it, e.g. `pro`; requests name the plan by it or by id
+             */
             code: string;
-            /** Name */
+            /**
+             * Name
+             * @description A display name
+             */
             name: string;
-            /** Period */
+            /**
+             * Period
+             * @description How often it renews: monthly or yearly
+             */
             period: string;
-            /** Fee */
+            /**
+             * Fee
+             * @description The fee each period, in `currency`; a decimal string
+             */
             fee: string;
-            /** Currency */
+            /**
+             * Currency
+             * @description The fee's currency (ISO 4217 code)
+             */
             currency: string;
-            /** Asset */
+            /**
+             * Asset
+             * @description The asset its included credit is in
+             */
             asset: string;
-            /** Included */
+            /**
+             * Included
+             * @description Credit granted each period, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             included: number;
-            /** Rollover Cap */
+            /**
+             * Rollover Cap
+             * @description Most unused included credit carried into the next period, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             rollover_cap: number;
-            /** Overage Policy */
+            /**
+             * Overage Policy
+             * @description The wallet policy while subscribed: block, overdraft or allow
+             */
             overage_policy: string;
-            /** Overdraft Limit */
+            /**
+             * Overdraft Limit
+             * @description Under overdraft: how far below zero the wallet may go, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             overdraft_limit: number;
             /**
              * Created At
              * Format: date-time
+             * @description When it was created; ISO 8601 date and time, UTC
              */
             created_at: string;
         };
-        /** PlanChange */
+        /**
+         * PlanChange
+         * @example {
+         *       "at": "period_end",
+         *       "plan": "team"
+         *     }
+         */
         PlanChange: {
             /**
              * Plan
@@ -2439,35 +4946,97 @@ export interface components {
             plan: string;
             /**
              * At
+             * @description When: `now` (the current period ends and a new one starts on the new plan) or `period_end`
              * @default now
              * @enum {string}
              */
             at?: "now" | "period_end";
         };
-        /** PlanList */
+        /**
+         * PlanList
+         * @example {
+         *       "data": [
+         *         {
+         *           "asset": "credits",
+         *           "code": "pro",
+         *           "created_at": "2026-12-03T07:56:01.633595Z",
+         *           "currency": "USD",
+         *           "fee": "20",
+         *           "id": "pln_01m8xeee728078z65cvjv0p3se",
+         *           "included": 200000,
+         *           "name": "Pro",
+         *           "overage_policy": "block",
+         *           "overdraft_limit": 0,
+         *           "period": "monthly",
+         *           "rollover_cap": 50000
+         *         }
+         *       ]
+         *     }
+         */
         PlanList: {
-            /** Data */
+            /**
+             * Data
+             * @description The tenant's plans, oldest first
+             */
             data: components["schemas"]["Plan"][];
         };
-        /** Policy */
+        /**
+         * Policy
+         * @example {
+         *       "asset": "credits",
+         *       "customer": "cust_42",
+         *       "low_balance_threshold": 1000,
+         *       "overdraft_limit": 500,
+         *       "policy": "overdraft"
+         *     }
+         */
         Policy: {
-            /** Customer */
+            /**
+             * Customer
+             * @description The customer's own id (`external_id`)
+             */
             customer: string;
-            /** Asset */
+            /**
+             * Asset
+             * @description The asset's code
+             */
             asset: string;
-            /** Policy */
+            /**
+             * Policy
+             * @description `block` (never below zero), `overdraft` (down to -`overdraft_limit`) or `allow` (no floor: usage past the balance is recorded as debt)
+             */
             policy: string;
-            /** Overdraft Limit */
+            /**
+             * Overdraft Limit
+             * @description Under `overdraft`: how far below zero available may go, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             overdraft_limit: number;
-            /** Low Balance Threshold */
+            /**
+             * Low Balance Threshold
+             * @description A `balance.low` event is sent when available falls below it, in minor units of the asset (at scale 2, 100 is 1 credit); null: none
+             */
             low_balance_threshold: number | null;
         };
-        /** PolicyChange */
+        /**
+         * PolicyChange
+         * @example {
+         *       "low_balance_threshold": 1000,
+         *       "overdraft_limit": 500,
+         *       "policy": "overdraft"
+         *     }
+         */
         PolicyChange: {
+            /** @description `block` (never below zero), `overdraft` (down to -`overdraft_limit`) or `allow` (no floor: usage past the balance is recorded as debt) */
             policy: components["schemas"]["PolicyMode"];
-            /** Overdraft Limit */
+            /**
+             * Overdraft Limit
+             * @description With `overdraft` (and only then): how far below zero, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             overdraft_limit?: number | null;
-            /** Low Balance Threshold */
+            /**
+             * Low Balance Threshold
+             * @description Send a `balance.low` event when available falls below it, in minor units of the asset (at scale 2, 100 is 1 credit); left out: none
+             */
             low_balance_threshold?: number | null;
         };
         /**
@@ -2475,7 +5044,13 @@ export interface components {
          * @enum {string}
          */
         PolicyMode: "block" | "overdraft" | "allow";
-        /** PortalSession */
+        /**
+         * PortalSession
+         * @example {
+         *       "expires_at": "2026-12-03T08:56:02.405288Z",
+         *       "url": "https://billing.example.com/portal?token=EXAMPLE.token"
+         *     }
+         */
         PortalSession: {
             /**
              * Url
@@ -2485,92 +5060,244 @@ export interface components {
             /**
              * Expires At
              * Format: date-time
+             * @description When the link stops working; ISO 8601 date and time, UTC
              */
             expires_at: string;
         };
-        /** PriceLine */
+        /**
+         * PriceLine
+         * @example {
+         *       "name": "input_tokens",
+         *       "quantity": "1200",
+         *       "subtotal": "0.48",
+         *       "unit_price": "0.0004"
+         *     }
+         */
         PriceLine: {
-            /** Name */
+            /**
+             * Name
+             * @description `flat`, a quantity's name (e.g. `input_tokens`), or `vendor_cost`
+             */
             name: string;
-            /** Quantity */
+            /**
+             * Quantity
+             * @description How many, a decimal string
+             */
             quantity: string;
-            /** Unit Price */
+            /**
+             * Unit Price
+             * @description Units of the asset per one, a decimal string
+             */
             unit_price: string;
-            /** Subtotal */
+            /**
+             * Subtotal
+             * @description quantity x unit_price, in units of the asset (not minor units); a decimal string
+             */
             subtotal: string;
         };
         /**
          * PriceQuote
          * @description An action priced by a rate card version, line by line, with its vendor cost: the
          *     breakdown a charge keeps as its `price`.
+         * @example {
+         *       "action": "chat.completion",
+         *       "amount": 176,
+         *       "asset": "credits",
+         *       "credit_value_usd": "0.01",
+         *       "dimensions": {
+         *         "model": "gpt-4.1"
+         *       },
+         *       "lines": [
+         *         {
+         *           "name": "input_tokens",
+         *           "quantity": "1200",
+         *           "subtotal": "0.48",
+         *           "unit_price": "0.0004"
+         *         },
+         *         {
+         *           "name": "output_tokens",
+         *           "quantity": "800",
+         *           "subtotal": "1.28",
+         *           "unit_price": "0.0016"
+         *         },
+         *         {
+         *           "name": "cached_tokens",
+         *           "quantity": "0",
+         *           "subtotal": "0",
+         *           "unit_price": "0.0001"
+         *         }
+         *       ],
+         *       "match": {
+         *         "model": "gpt-4.1"
+         *       },
+         *       "multipliers": [],
+         *       "quantities": {
+         *         "input_tokens": "1200",
+         *         "output_tokens": "800"
+         *       },
+         *       "rate_card_id": "rc_01m8xeedsycgsmkwsp2qax8h27",
+         *       "rate_card_version": 1,
+         *       "rounded_units": "1.76",
+         *       "rounding": "up",
+         *       "rule": 0,
+         *       "scale": 2,
+         *       "subtotal": "1.76",
+         *       "units": "1.76",
+         *       "vendor_cost": {
+         *         "model": "gpt-4.1",
+         *         "provider": "openai",
+         *         "source": "genai_prices",
+         *         "usd": "0.0088"
+         *       }
+         *     }
          */
         PriceQuote: {
-            /** Rate Card Id */
+            /**
+             * Rate Card Id
+             * @description The card version priced with (`rc_…`)
+             */
             rate_card_id: string;
-            /** Rate Card Version */
+            /**
+             * Rate Card Version
+             * @description Its version number within the card's name
+             */
             rate_card_version: number;
-            /** Action */
+            /**
+             * Action
+             * @description The action priced
+             */
             action: string;
-            /** Asset */
+            /**
+             * Asset
+             * @description The asset the card prices in
+             */
             asset: string;
-            /** Scale */
+            /**
+             * Scale
+             * @description The asset's scale: `amount` has 10^scale minor units per unit
+             */
             scale: number;
-            /** Rule */
+            /**
+             * Rule
+             * @description The index of the price rule that matched
+             */
             rule: number;
-            /** Match */
+            /**
+             * Match
+             * @description The dimensions the rule matched on
+             */
             match: {
                 [key: string]: string;
             };
-            /** Dimensions */
+            /**
+             * Dimensions
+             * @description The dimensions given
+             */
             dimensions: {
                 [key: string]: string;
             };
-            /** Quantities */
+            /**
+             * Quantities
+             * @description The quantities priced, each a decimal string
+             */
             quantities: {
                 [key: string]: string;
             };
-            /** Lines */
+            /**
+             * Lines
+             * @description The price line by line
+             */
             lines: components["schemas"]["PriceLine"][];
-            /** Multipliers */
+            /**
+             * Multipliers
+             * @description Multipliers applied to the subtotal
+             */
             multipliers: components["schemas"]["AppliedMultiplier"][];
-            /** Subtotal */
+            /**
+             * Subtotal
+             * @description Σ lines x Π multipliers, before the minimum; units of the asset, a decimal string
+             */
             subtotal: string;
-            /** Minimum */
+            /**
+             * Minimum
+             * @description The rule's minimum price, units of the asset; null: none
+             */
             minimum: string | null;
-            /** Units */
+            /**
+             * Units
+             * @description The exact price in units of the asset; a decimal string
+             */
             units: string;
-            /** Rounded Units */
+            /**
+             * Rounded Units
+             * @description `units` rounded to the asset's scale by `rounding`: as charged
+             */
             rounded_units: string;
-            /** Amount */
+            /**
+             * Amount
+             * @description The price as charged, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             amount: number;
-            /** Rounding */
+            /**
+             * Rounding
+             * @description The card's rounding: up (default), down, half_up, half_down or half_even
+             */
             rounding: string;
-            /** Credit Value Usd */
+            /**
+             * Credit Value Usd
+             * @description What one unit of the asset is worth, US dollars, a decimal string; null if the card does not say
+             */
             credit_value_usd: string | null;
+            /** @description What the call costs you, and where that figure came from */
             vendor_cost: components["schemas"]["VendorCostInfo"] | null;
         };
         /**
          * Problem
          * @description A failure a caller can act on: `code` is stable, `field` names the input at fault.
+         * @example {
+         *       "code": "unknown_customer",
+         *       "detail": "customer 'cust_41' does not exist",
+         *       "field": "customer",
+         *       "status": 404,
+         *       "title": "Unknown customer",
+         *       "type": "urn:creditgate:problem:unknown_customer"
+         *     }
          */
         Problem: {
-            /** Type */
+            /**
+             * Type
+             * @description `urn:creditgate:problem:<code>` (RFC 9457)
+             */
             type: string;
-            /** Title */
+            /**
+             * Title
+             * @description The code in words
+             */
             title: string;
-            /** Status */
+            /**
+             * Status
+             * @description The HTTP status
+             */
             status: number;
-            /** Detail */
+            /**
+             * Detail
+             * @description What went wrong in this case, for a person to read
+             */
             detail: string;
-            /** Code */
+            /**
+             * Code
+             * @description The stable, machine-readable code: branch on it
+             */
             code: string;
             /**
              * Field
+             * @description The input at fault (a body field, parameter or header); null: none
              * @default null
              */
             field?: string | null;
             /**
              * Errors
+             * @description Every failing input, on request validation (422); absent otherwise
              * @default null
              */
             errors?: components["schemas"]["FieldProblem"][] | null;
@@ -2578,125 +5305,332 @@ export interface components {
         /**
          * ProviderAccount
          * @description A provider account as shown: whether its secrets are set, never the secrets.
+         * @example {
+         *       "api_key_set": true,
+         *       "provider": "stripe",
+         *       "updated_at": "2026-12-03T07:56:02.101399Z",
+         *       "webhook_secret_set": true
+         *     }
          */
         ProviderAccount: {
-            /** Provider */
+            /**
+             * Provider
+             * @description The payment provider: manual or stripe
+             */
             provider: string;
-            /** Api Key Set */
+            /**
+             * Api Key Set
+             * @description Whether an API key is stored (never shown)
+             */
             api_key_set: boolean;
-            /** Webhook Secret Set */
+            /**
+             * Webhook Secret Set
+             * @description Whether a webhook signing secret is stored (never shown)
+             */
             webhook_secret_set: boolean;
             /**
              * Updated At
              * Format: date-time
+             * @description When it was last set; ISO 8601 date and time, UTC
              */
             updated_at: string;
         };
-        /** ProviderAccountList */
+        /**
+         * ProviderAccountList
+         * @example {
+         *       "data": [
+         *         {
+         *           "api_key_set": true,
+         *           "provider": "stripe",
+         *           "updated_at": "2026-12-03T07:56:02.101399Z",
+         *           "webhook_secret_set": true
+         *         }
+         *       ]
+         *     }
+         */
         ProviderAccountList: {
-            /** Data */
+            /**
+             * Data
+             * @description The tenant's provider accounts (whether each secret is set)
+             */
             data: components["schemas"]["ProviderAccount"][];
         };
-        /** ProviderEventOutcome */
+        /**
+         * ProviderEventOutcome
+         * @example {
+         *       "event_id": "evt_1Q2w3E4r5T6y",
+         *       "outcome": "completed",
+         *       "purchase_id": "pur_01m8xeeedmgsz535x90qn1gfgq",
+         *       "type": "checkout.session.completed"
+         *     }
+         */
         ProviderEventOutcome: {
-            /** Event Id */
+            /**
+             * Event Id
+             * @description The provider's event id
+             */
             event_id: string;
-            /** Type */
+            /**
+             * Type
+             * @description The event's type, e.g. `checkout.session.completed`
+             */
             type: string;
-            /** Outcome */
+            /**
+             * Outcome
+             * @description completed (a purchase paid), failed, duplicate (seen before) or ignored
+             */
             outcome: string;
-            /** Purchase Id */
+            /**
+             * Purchase Id
+             * @description The purchase it concerned; null: none
+             */
             purchase_id?: string | null;
         };
-        /** ProviderSettings */
+        /**
+         * ProviderSettings
+         * @example {
+         *       "api_key": "sk_test_…",
+         *       "webhook_secret": "whsec_…"
+         *     }
+         */
         ProviderSettings: {
-            /** Api Key */
+            /**
+             * Api Key
+             * @description The provider's secret API key; stored sealed, never shown again
+             */
             api_key?: string | null;
-            /** Webhook Secret */
+            /**
+             * Webhook Secret
+             * @description The provider's webhook signing secret; stored sealed, never shown again
+             */
             webhook_secret?: string | null;
         };
         /**
          * PublishedRateCard
          * @description A version as published, with what looks wrong in it (e.g. a quantity its LLM vendor
          *     charges for that the card prices at 0).
+         * @example {
+         *       "effective_at": "2026-12-03T07:56:00.780709Z",
+         *       "id": "rc_01m8xeedsycgsmkwsp2qax8h27",
+         *       "name": "default",
+         *       "spec": {
+         *         "actions": {
+         *           "chat.completion": {
+         *             "prices": [
+         *               {
+         *                 "match": {
+         *                   "model": "gpt-4.1"
+         *                 },
+         *                 "per_unit": {
+         *                   "cached_tokens": "0.0001",
+         *                   "input_tokens": "0.0004",
+         *                   "output_tokens": "0.0016"
+         *                 },
+         *                 "vendor": {
+         *                   "llm": {
+         *                     "provider": "openai"
+         *                   }
+         *                 }
+         *               }
+         *             ]
+         *           }
+         *         },
+         *         "asset": "credits",
+         *         "credit_value_usd": "0.01",
+         *         "rounding": "up"
+         *       },
+         *       "version": 1,
+         *       "warnings": [
+         *         "actions.chat.completion.prices[0].per_unit.cache_write_tokens: gpt-4.1 costs $2 per million cache_write_tokens and the card prices them at 0"
+         *       ]
+         *     }
          */
         PublishedRateCard: {
-            /** Id */
+            /**
+             * Id
+             * @description The version's id (`rc_…`)
+             */
             id: string;
-            /** Name */
+            /**
+             * Name
+             * @description The card's name (`default` unless named)
+             */
             name: string;
-            /** Version */
+            /**
+             * Version
+             * @description Its version number: 1, 2, … per name
+             */
             version: number;
             /**
              * Effective At
              * Format: date-time
+             * @description From when it prices authorizations and charges; ISO 8601 date and time, UTC
              */
             effective_at: string;
-            /** Spec */
+            /**
+             * Spec
+             * @description The card as published: asset, credit_value_usd, rounding, actions
+             */
             spec: {
                 [key: string]: unknown;
             };
             /**
              * Warnings
+             * @description What looks wrong in it, e.g. a quantity priced at 0 that its LLM vendor charges for
              * @default []
              */
             warnings?: string[];
         };
-        /** Purchase */
+        /**
+         * Purchase
+         * @example {
+         *       "amount": 100000,
+         *       "asset": "credits",
+         *       "created_at": "2026-12-03T07:56:01.843517Z",
+         *       "currency": "USD",
+         *       "customer": "cust_42",
+         *       "id": "pur_01m8xeeedmgsz535x90qn1gfgq",
+         *       "origin": "checkout",
+         *       "pack_id": "pck_01m8xeeecfzhgckx00wyd5jyjc",
+         *       "price": "10",
+         *       "provider": "manual",
+         *       "refunded": 0,
+         *       "refunded_money": "0",
+         *       "status": "pending"
+         *     }
+         */
         Purchase: {
-            /** Id */
+            /**
+             * Id
+             * @description The purchase's id (`pur_…`)
+             */
             id: string;
-            /** Customer */
+            /**
+             * Customer
+             * @description The customer's own id (`external_id`)
+             */
             customer: string;
-            /** Pack Id */
+            /**
+             * Pack Id
+             * @description The pack bought; null for a top-up by price
+             */
             pack_id: string | null;
-            /** Asset */
+            /**
+             * Asset
+             * @description The asset bought
+             */
             asset: string;
-            /** Amount */
+            /**
+             * Amount
+             * @description Credit bought, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             amount: number;
-            /** Price */
+            /**
+             * Price
+             * @description What it costs, in `currency`; a decimal string
+             */
             price: string;
-            /** Currency */
+            /**
+             * Currency
+             * @description The price's currency (ISO 4217 code)
+             */
             currency: string;
-            /** Status */
+            /**
+             * Status
+             * @description pending, paid or failed (`refunded` counts what was refunded since)
+             */
             status: string;
-            /** Origin */
+            /**
+             * Origin
+             * @description What started it: checkout (a request or the portal) or auto_top_up
+             */
             origin: string;
-            /** Provider */
+            /**
+             * Provider
+             * @description manual (an invoice you mark paid) or stripe
+             */
             provider: string;
-            /** Provider Ref */
+            /**
+             * Provider Ref
+             * @description The provider's id for it, e.g. a Checkout Session; null: none
+             */
             provider_ref: string | null;
-            /** Payment Ref */
+            /**
+             * Payment Ref
+             * @description The provider's payment, e.g. a PaymentIntent; null until paid
+             */
             payment_ref: string | null;
-            /** Checkout Url */
+            /**
+             * Checkout Url
+             * @description Where the customer pays (Stripe Checkout); null: none
+             */
             checkout_url: string | null;
-            /** Failure Reason */
+            /**
+             * Failure Reason
+             * @description Why it failed; null unless failed
+             */
             failure_reason: string | null;
-            /** Lot Id */
+            /**
+             * Lot Id
+             * @description The lot its credit was granted in; null until paid
+             */
             lot_id: string | null;
             /**
              * Created At
              * Format: date-time
+             * @description When it was created; ISO 8601 date and time, UTC
              */
             created_at: string;
-            /** Paid At */
+            /**
+             * Paid At
+             * @description When it was paid; ISO 8601 date and time, UTC; null until then
+             */
             paid_at: string | null;
-            /** Failed At */
+            /**
+             * Failed At
+             * @description When it failed; ISO 8601 date and time, UTC; null unless failed
+             */
             failed_at: string | null;
             /**
              * Refunded
+             * @description Credit refunded so far, in minor units of the asset (at scale 2, 100 is 1 credit)
              * @default 0
              */
             refunded?: number;
             /**
              * Refunded Money
+             * @description Money paid back so far, in `currency`; a decimal string
              * @default 0
              */
             refunded_money?: string;
         };
-        /** PurchaseList */
+        /**
+         * PurchaseList
+         * @example {
+         *       "data": [
+         *         {
+         *           "amount": 100000,
+         *           "asset": "credits",
+         *           "created_at": "2026-12-03T07:56:01.843517Z",
+         *           "currency": "USD",
+         *           "customer": "cust_42",
+         *           "id": "pur_01m8xeeedmgsz535x90qn1gfgq",
+         *           "origin": "checkout",
+         *           "pack_id": "pck_01m8xeeecfzhgckx00wyd5jyjc",
+         *           "price": "10",
+         *           "provider": "manual",
+         *           "refunded": 0,
+         *           "refunded_money": "0",
+         *           "status": "pending"
+         *         }
+         *       ]
+         *     }
+         */
         PurchaseList: {
-            /** Data */
+            /**
+             * Data
+             * @description The customer's purchases, newest first
+             */
             data: components["schemas"]["Purchase"][];
         };
         /**
@@ -2705,250 +5639,832 @@ export interface components {
          *
          *     `pending` until the provider answers; then `succeeded`, `processing` (the provider took
          *     it and pays out later) or `failed` (it refused: the credit is given back).
+         * @example {
+         *       "amount": 20000,
+         *       "asset": "credits",
+         *       "consumed": 0,
+         *       "created_at": "2026-12-03T07:56:01.962304Z",
+         *       "currency": "USD",
+         *       "customer": "cust_42",
+         *       "id": "rfd_01m8xeeehb9fnwe50s4vb3ga9a",
+         *       "lot_id": "lot_01m8xeeefmgxeta3d7nx8zqx6t",
+         *       "metadata": {},
+         *       "money": "2",
+         *       "provider": "manual",
+         *       "purchase_id": "pur_01m8xeeedmgsz535x90qn1gfgq",
+         *       "reason": "customer asked",
+         *       "resolved_at": "2026-12-03T07:56:01.972723Z",
+         *       "status": "succeeded",
+         *       "unused": 20000
+         *     }
          */
         PurchaseRefund: {
-            /** Id */
+            /**
+             * Id
+             * @description The refund's id (`rfd_…`)
+             */
             id: string;
-            /** Purchase Id */
+            /**
+             * Purchase Id
+             * @description The purchase refunded
+             */
             purchase_id: string;
-            /** Customer */
+            /**
+             * Customer
+             * @description The customer's own id (`external_id`)
+             */
             customer: string;
-            /** Lot Id */
+            /**
+             * Lot Id
+             * @description The purchase's lot, whose credit was taken back
+             */
             lot_id: string;
-            /** Asset */
+            /**
+             * Asset
+             * @description The asset's code
+             */
             asset: string;
-            /** Amount */
+            /**
+             * Amount
+             * @description Credit refunded: unused + consumed, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             amount: number;
-            /** Unused */
+            /**
+             * Unused
+             * @description Unused credit taken back, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             unused: number;
-            /** Consumed */
+            /**
+             * Consumed
+             * @description Credit already used that was refunded on request (debited from the wallet again), in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             consumed: number;
-            /** Money */
+            /**
+             * Money
+             * @description Money paid back, in `currency`; a decimal string
+             */
             money: string;
-            /** Currency */
+            /**
+             * Currency
+             * @description The purchase's currency (ISO 4217 code)
+             */
             currency: string;
-            /** Reason */
+            /**
+             * Reason
+             * @description Why, as sent
+             */
             reason: string;
-            /** Metadata */
+            /**
+             * Metadata
+             * @description Your own JSON object, returned as sent
+             */
             metadata: {
                 [key: string]: unknown;
             };
-            /** Provider */
+            /**
+             * Provider
+             * @description The provider paying it back: manual or stripe
+             */
             provider: string;
-            /** Provider Ref */
+            /**
+             * Provider Ref
+             * @description The provider's id for the refund; null: none yet
+             */
             provider_ref: string | null;
-            /** Status */
+            /**
+             * Status
+             * @description pending (no answer yet), succeeded, processing (paid out later) or failed (refused: the credit was given back)
+             */
             status: string;
-            /** Failure Reason */
+            /**
+             * Failure Reason
+             * @description Why it failed; null unless failed
+             */
             failure_reason: string | null;
             /**
              * Created At
              * Format: date-time
+             * @description When it was made; ISO 8601 date and time, UTC
              */
             created_at: string;
-            /** Resolved At */
+            /**
+             * Resolved At
+             * @description When the provider answered; ISO 8601 date and time, UTC; null while pending
+             */
             resolved_at: string | null;
         };
-        /** PurchaseRefundList */
+        /**
+         * PurchaseRefundList
+         * @example {
+         *       "data": [
+         *         {
+         *           "amount": 20000,
+         *           "asset": "credits",
+         *           "consumed": 0,
+         *           "created_at": "2026-12-03T07:56:01.962304Z",
+         *           "currency": "USD",
+         *           "customer": "cust_42",
+         *           "id": "rfd_01m8xeeehb9fnwe50s4vb3ga9a",
+         *           "lot_id": "lot_01m8xeeefmgxeta3d7nx8zqx6t",
+         *           "metadata": {},
+         *           "money": "2",
+         *           "provider": "manual",
+         *           "purchase_id": "pur_01m8xeeedmgsz535x90qn1gfgq",
+         *           "reason": "customer asked",
+         *           "resolved_at": "2026-12-03T07:56:01.972723Z",
+         *           "status": "succeeded",
+         *           "unused": 20000
+         *         }
+         *       ]
+         *     }
+         */
         PurchaseRefundList: {
-            /** Data */
+            /**
+             * Data
+             * @description The purchase's refunds, oldest first
+             */
             data: components["schemas"]["PurchaseRefund"][];
         };
-        /** QuoteRequest */
+        /**
+         * QuoteRequest
+         * @example {
+         *       "action": "chat.completion",
+         *       "dimensions": {
+         *         "model": "gpt-4.1"
+         *       },
+         *       "quantities": {
+         *         "input_tokens": 1200,
+         *         "output_tokens": 800
+         *       }
+         *     }
+         */
         QuoteRequest: {
             /**
              * Action
+             * @description What the call does, as the rate card names it, e.g. `chat.completion`
              * @example chat.completion
              */
             action: string;
-            /** Dimensions */
+            /**
+             * Dimensions
+             * @description Values that select the card's price rule, e.g. `{"model": "gpt-4.1"}`: names of letters, digits and `_ . -`, text values
+             */
             dimensions?: {
                 [key: string]: string;
             } | null;
-            /** Quantities */
+            /**
+             * Quantities
+             * @description Quantities to price: whole numbers, or decimal strings
+             */
             quantities?: {
                 [key: string]: number | string;
             } | null;
             /**
              * Rate Card
+             * @description The rate card's name
              * @default default
              * @example default
              */
             rate_card?: string;
             /**
              * At
-             * @description Price by the card in effect then
+             * @description Price by the card in effect then; ISO 8601 date and time with a time zone, e.g. `2027-01-01T00:00:00Z`; left out: now
              */
             at?: string | null;
         };
-        /** RateCardList */
+        /**
+         * RateCardList
+         * @example {
+         *       "data": [
+         *         {
+         *           "effective_at": "2026-12-03T07:56:00.780709Z",
+         *           "id": "rc_01m8xeedsycgsmkwsp2qax8h27",
+         *           "name": "default",
+         *           "spec": {
+         *             "actions": {
+         *               "chat.completion": {
+         *                 "prices": [
+         *                   {
+         *                     "match": {
+         *                       "model": "gpt-4.1"
+         *                     },
+         *                     "per_unit": {
+         *                       "cached_tokens": "0.0001",
+         *                       "input_tokens": "0.0004",
+         *                       "output_tokens": "0.0016"
+         *                     },
+         *                     "vendor": {
+         *                       "llm": {
+         *                         "provider": "openai"
+         *                       }
+         *                     }
+         *                   }
+         *                 ]
+         *               }
+         *             },
+         *             "asset": "credits",
+         *             "credit_value_usd": "0.01",
+         *             "rounding": "up"
+         *           },
+         *           "version": 1
+         *         }
+         *       ]
+         *     }
+         */
         RateCardList: {
-            /** Data */
+            /**
+             * Data
+             * @description Card versions, oldest first
+             */
             data: components["schemas"]["RateCardVersion"][];
         };
-        /** RateCardVersion */
+        /**
+         * RateCardVersion
+         * @example {
+         *       "effective_at": "2026-12-03T07:56:00.780709Z",
+         *       "id": "rc_01m8xeedsycgsmkwsp2qax8h27",
+         *       "name": "default",
+         *       "spec": {
+         *         "actions": {
+         *           "chat.completion": {
+         *             "prices": [
+         *               {
+         *                 "match": {
+         *                   "model": "gpt-4.1"
+         *                 },
+         *                 "per_unit": {
+         *                   "cached_tokens": "0.0001",
+         *                   "input_tokens": "0.0004",
+         *                   "output_tokens": "0.0016"
+         *                 },
+         *                 "vendor": {
+         *                   "llm": {
+         *                     "provider": "openai"
+         *                   }
+         *                 }
+         *               }
+         *             ]
+         *           }
+         *         },
+         *         "asset": "credits",
+         *         "credit_value_usd": "0.01",
+         *         "rounding": "up"
+         *       },
+         *       "version": 1
+         *     }
+         */
         RateCardVersion: {
-            /** Id */
+            /**
+             * Id
+             * @description The version's id (`rc_…`)
+             */
             id: string;
-            /** Name */
+            /**
+             * Name
+             * @description The card's name (`default` unless named)
+             */
             name: string;
-            /** Version */
+            /**
+             * Version
+             * @description Its version number: 1, 2, … per name
+             */
             version: number;
             /**
              * Effective At
              * Format: date-time
+             * @description From when it prices authorizations and charges; ISO 8601 date and time, UTC
              */
             effective_at: string;
-            /** Spec */
+            /**
+             * Spec
+             * @description The card as published: asset, credit_value_usd, rounding, actions
+             */
             spec: {
                 [key: string]: unknown;
             };
         };
-        /** RateChange */
+        /**
+         * RateChange
+         * @example {
+         *       "rate": "110"
+         *     }
+         */
         RateChange: {
             /**
              * Rate
-             * @description Whole units of the asset one unit of money buys
+             * @description Whole units of the asset one unit of money buys, a decimal string
              * @example 0.25
              */
             rate: string | number;
         };
-        /** RatioCase */
+        /**
+         * RatioCase
+         * @example {
+         *       "credits": "1.2",
+         *       "dimensions": {
+         *         "model": "gpt-4.1"
+         *       },
+         *       "list_margin": "0.5",
+         *       "list_value": "0.012",
+         *       "loss": false,
+         *       "multipliers": [],
+         *       "quantities": {
+         *         "input_tokens": "1000",
+         *         "output_tokens": "500"
+         *       },
+         *       "ratio": "2",
+         *       "rule": 0,
+         *       "units": "1.2",
+         *       "vendor_cost": "0.006"
+         *     }
+         */
         RatioCase: {
-            /** Dimensions */
+            /**
+             * Dimensions
+             * @description The dimensions tried
+             */
             dimensions: {
                 [key: string]: string;
             };
-            /** Rule */
+            /**
+             * Rule
+             * @description The index of the price rule that matched
+             */
             rule: number;
-            /** Multipliers */
+            /**
+             * Multipliers
+             * @description The indexes of the multipliers that applied
+             */
             multipliers: number[];
-            /** Quantities */
+            /**
+             * Quantities
+             * @description The quantities tried, each a decimal string
+             */
             quantities: {
                 [key: string]: string;
             };
-            /** Units */
+            /**
+             * Units
+             * @description The exact price, in units of the asset; a decimal string
+             */
             units: string;
-            /** Credits */
+            /**
+             * Credits
+             * @description As charged: rounded to the asset's scale by the card's rounding; a decimal string
+             */
             credits: string;
-            /** List Value */
+            /**
+             * List Value
+             * @description credits x credit value, US dollars, a decimal string
+             */
             list_value: string;
-            /** Vendor Cost */
+            /**
+             * Vendor Cost
+             * @description What the call costs you, US dollars, a decimal string; null when unknown
+             */
             vendor_cost: string | null;
-            /** Ratio */
+            /**
+             * Ratio
+             * @description list_value / vendor_cost; null without a known, non-zero cost
+             */
             ratio: string | null;
-            /** List Margin */
+            /**
+             * List Margin
+             * @description (list_value - vendor_cost) / list_value, a fraction; null when the list value is 0
+             */
             list_margin: string | null;
-            /** Loss */
+            /**
+             * Loss
+             * @description Whether the vendor cost is above the list value
+             */
             loss: boolean;
-            /** Reason */
+            /**
+             * Reason
+             * @description Why there is no ratio; null when there is one
+             */
             reason: string | null;
         };
-        /** Redemption */
+        /**
+         * Redemption
+         * @example {
+         *       "campaign_id": "cmp_01m8xeeer1hws9drsfct5j453s",
+         *       "code": "WELCOME",
+         *       "customer": "cust_42",
+         *       "lot": {
+         *         "amount": 5000,
+         *         "asset": "credits",
+         *         "consumed": 0,
+         *         "cost_basis": "0",
+         *         "created_at": "2026-12-03T07:56:02.203815Z",
+         *         "currency": "USD",
+         *         "customer": "cust_42",
+         *         "effective_at": "2026-12-03T07:56:02.203815Z",
+         *         "expired": 0,
+         *         "expires_at": "2027-01-02T07:56:02.203815Z",
+         *         "id": "lot_01m8xeeerzr26p593vbw2mr9h1",
+         *         "kind": "promotional",
+         *         "metadata": {
+         *           "campaign": "cmp_01m8xeeer1hws9drsfct5j453s",
+         *           "code": "WELCOME"
+         *         },
+         *         "priority": 0,
+         *         "refunded": 0,
+         *         "remaining": 5000,
+         *         "status": "active",
+         *         "voided": 0
+         *       },
+         *       "seq": 1
+         *     }
+         */
         Redemption: {
-            /** Campaign Id */
+            /**
+             * Campaign Id
+             * @description The campaign redeemed
+             */
             campaign_id: string;
-            /** Code */
+            /**
+             * Code
+             * @description Its code
+             */
             code: string;
-            /** Customer */
+            /**
+             * Customer
+             * @description The customer's own id (`external_id`)
+             */
             customer: string;
-            /** Seq */
+            /**
+             * Seq
+             * @description This customer's redemption number of it, from 1
+             */
             seq: number;
+            /** @description The lot of promotional credit granted */
             lot: components["schemas"]["Lot"];
         };
-        /** Refund */
+        /**
+         * Refund
+         * @example {
+         *       "amount": 100,
+         *       "asset": "credits",
+         *       "available": 49579,
+         *       "charge_id": "chg_01m8xeedzq0x772jxzdzsjr8ar",
+         *       "charge_refunded": 100,
+         *       "customer": "cust_42",
+         *       "id": "rfd_01m8xeee2a6kc5a2c4fwe3rqsa",
+         *       "lines": [
+         *         {
+         *           "amount": 100,
+         *           "lot_id": "lot_01m8xeed2xkryxa5td3wggkf78",
+         *           "to_lot": "lot_01m8xeed2xkryxa5td3wggkf78"
+         *         }
+         *       ],
+         *       "reason": "image failed to render"
+         *     }
+         */
         Refund: {
-            /** Id */
+            /**
+             * Id
+             * @description The refund's id (`rfd_…`)
+             */
             id: string;
-            /** Charge Id */
+            /**
+             * Charge Id
+             * @description The charge refunded
+             */
             charge_id: string;
-            /** Customer */
+            /**
+             * Customer
+             * @description The customer's own id (`external_id`)
+             */
             customer: string;
-            /** Asset */
+            /**
+             * Asset
+             * @description The asset's code
+             */
             asset: string;
-            /** Amount */
+            /**
+             * Amount
+             * @description Credit given back, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             amount: number;
-            /** Reason */
+            /**
+             * Reason
+             * @description Why, as sent
+             */
             reason: string;
-            /** Lines */
+            /**
+             * Lines
+             * @description Where the credit went back to
+             */
             lines: components["schemas"]["RefundedLine"][];
-            /** Charge Refunded */
+            /**
+             * Charge Refunded
+             * @description Refunded from this charge so far, this refund included, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             charge_refunded: number;
-            /** Available */
+            /**
+             * Available
+             * @description The wallet's available balance after it, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             available: number;
         };
-        /** RefundedLine */
+        /**
+         * RefundedLine
+         * @example {
+         *       "amount": 100,
+         *       "lot_id": "lot_01m8xeed2xkryxa5td3wggkf78",
+         *       "to_lot": "lot_01m8xeed2xkryxa5td3wggkf78"
+         *     }
+         */
         RefundedLine: {
-            /** Lot Id */
+            /**
+             * Lot Id
+             * @description The lot the charge drew from; null for the charge's debt
+             */
             lot_id: string | null;
-            /** Amount */
+            /**
+             * Amount
+             * @description Credit given back for it, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             amount: number;
-            /** To Lot */
+            /**
+             * To Lot
+             * @description The lot credited: the same lot, or a new refund lot if it had closed
+             */
             to_lot: string | null;
         };
-        /** RevenueLine */
+        /**
+         * RevenueLine
+         * @example {
+         *       "breakage": "0",
+         *       "closing_deferred": "4.9579",
+         *       "currency": "USD",
+         *       "opening_deferred": "0",
+         *       "purchases_refunded": "0",
+         *       "recognized": "0.0521",
+         *       "refunded": "0.01",
+         *       "sold": "5",
+         *       "voided": "0"
+         *     }
+         */
         RevenueLine: {
-            /** Currency */
+            /**
+             * Currency
+             * @description The currency of every figure in the line (ISO 4217 code)
+             */
             currency: string;
-            /** Opening Deferred */
+            /**
+             * Opening Deferred
+             * @description Credit sold and not yet used at the start: a liability; a decimal string
+             */
             opening_deferred: string;
-            /** Sold */
+            /**
+             * Sold
+             * @description Credit sold in the period (cost basis of the lots granted); a decimal string
+             */
             sold: string;
-            /** Recognized */
+            /**
+             * Recognized
+             * @description Revenue recognized as credit was used; a decimal string
+             */
             recognized: string;
-            /** Breakage */
+            /**
+             * Breakage
+             * @description Revenue recognized as paid credit expired unused; a decimal string
+             */
             breakage: string;
-            /** Voided */
+            /**
+             * Voided
+             * @description Paid credit taken back by voids; a decimal string
+             */
             voided: string;
-            /** Refunded */
+            /**
+             * Refunded
+             * @description Usage given back by refunds of charges; a decimal string
+             */
             refunded: string;
-            /** Purchases Refunded */
+            /**
+             * Purchases Refunded
+             * @description Credit taken back as purchases were refunded; a decimal string
+             */
             purchases_refunded: string;
-            /** Closing Deferred */
+            /**
+             * Closing Deferred
+             * @description Credit sold and not yet used at the end; a decimal string
+             */
             closing_deferred: string;
         };
-        /** RevenueReport */
+        /**
+         * RevenueReport
+         * @example {
+         *       "end": "2026-12-03T07:56:01.615856Z",
+         *       "lines": [
+         *         {
+         *           "breakage": "0",
+         *           "closing_deferred": "4.9579",
+         *           "currency": "USD",
+         *           "opening_deferred": "0",
+         *           "purchases_refunded": "0",
+         *           "recognized": "0.0521",
+         *           "refunded": "0.01",
+         *           "sold": "5",
+         *           "voided": "0"
+         *         }
+         *       ],
+         *       "start": "2026-11-03T07:56:01.615856Z"
+         *     }
+         */
         RevenueReport: {
             /**
              * Start
              * Format: date-time
+             * @description Start of the period, inclusive; ISO 8601 date and time, UTC
              */
             start: string;
             /**
              * End
              * Format: date-time
+             * @description End of the period, exclusive; ISO 8601 date and time, UTC
              */
             end: string;
-            /** Customer */
+            /**
+             * Customer
+             * @description The customer reported on; null: every customer
+             */
             customer: string | null;
-            /** Lines */
+            /**
+             * Lines
+             * @description One line per currency
+             */
             lines: components["schemas"]["RevenueLine"][];
         };
-        /** Settlement */
+        /**
+         * Settlement
+         * @example {
+         *       "authorization": {
+         *         "action": "chat.completion",
+         *         "amount": 208,
+         *         "approved": true,
+         *         "asset": "credits",
+         *         "available": 49849,
+         *         "charge_id": "chg_01m8xeedxwhybnke00bp3wf6qf",
+         *         "created_at": "2026-12-03T07:56:01.288343Z",
+         *         "customer": "cust_42",
+         *         "dimensions": {
+         *           "model": "gpt-4.1"
+         *         },
+         *         "expires_at": "2026-12-03T08:06:01.288343Z",
+         *         "id": "hld_01m8xeedw89kb4rfd4jreeyny6",
+         *         "metadata": {
+         *           "request": "req_7"
+         *         },
+         *         "quantities": {
+         *           "input_tokens": "1200",
+         *           "output_tokens": "1000"
+         *         },
+         *         "rate_card_id": "rc_01m8xeedsycgsmkwsp2qax8h27",
+         *         "requested": 208,
+         *         "resolved_at": "2026-12-03T07:56:01.340496Z",
+         *         "status": "settled",
+         *         "warnings": []
+         *       },
+         *       "charge": {
+         *         "action": "chat.completion",
+         *         "amount": 151,
+         *         "asset": "credits",
+         *         "available": 49849,
+         *         "created_at": "2026-12-03T07:56:01.340496Z",
+         *         "customer": "cust_42",
+         *         "debt": 0,
+         *         "dimensions": {
+         *           "model": "gpt-4.1"
+         *         },
+         *         "draws": [
+         *           {
+         *             "amount": 151,
+         *             "cost_basis": "0.01",
+         *             "lot_id": "lot_01m8xeed2xkryxa5td3wggkf78"
+         *           }
+         *         ],
+         *         "hold_id": "hld_01m8xeedw89kb4rfd4jreeyny6",
+         *         "id": "chg_01m8xeedxwhybnke00bp3wf6qf",
+         *         "metadata": {
+         *           "request": "req_7"
+         *         },
+         *         "model": "gpt-4.1",
+         *         "price": {
+         *           "action": "chat.completion",
+         *           "amount": 151,
+         *           "asset": "credits",
+         *           "credit_value_usd": "0.01",
+         *           "dimensions": {
+         *             "model": "gpt-4.1"
+         *           },
+         *           "lines": [
+         *             {
+         *               "name": "input_tokens",
+         *               "quantity": "1200",
+         *               "subtotal": "0.48",
+         *               "unit_price": "0.0004"
+         *             },
+         *             {
+         *               "name": "output_tokens",
+         *               "quantity": "640",
+         *               "subtotal": "1.024",
+         *               "unit_price": "0.0016"
+         *             },
+         *             {
+         *               "name": "cached_tokens",
+         *               "quantity": "0",
+         *               "subtotal": "0",
+         *               "unit_price": "0.0001"
+         *             }
+         *           ],
+         *           "match": {
+         *             "model": "gpt-4.1"
+         *           },
+         *           "multipliers": [],
+         *           "quantities": {
+         *             "input_tokens": "1200",
+         *             "output_tokens": "640"
+         *           },
+         *           "rounded_units": "1.51",
+         *           "rounding": "up",
+         *           "rule": 0,
+         *           "scale": 2,
+         *           "subtotal": "1.504",
+         *           "units": "1.504",
+         *           "vendor_cost": {
+         *             "model": "gpt-4.1",
+         *             "provider": "openai",
+         *             "source": "genai_prices",
+         *             "usd": "0.00752"
+         *           }
+         *         },
+         *         "quantities": {
+         *           "input_tokens": "1200",
+         *           "output_tokens": "640"
+         *         },
+         *         "rate_card_id": "rc_01m8xeedsycgsmkwsp2qax8h27",
+         *         "rate_card_version": 1,
+         *         "requested": 151,
+         *         "revenue": "0.0151",
+         *         "shortfall": 0,
+         *         "status": "posted",
+         *         "vendor_cost": "0.00752",
+         *         "warnings": []
+         *       }
+         *     }
+         */
         Settlement: {
+            /** @description The authorization, now settled */
             authorization: components["schemas"]["Authorization"];
+            /** @description The charge posted for the actual usage */
             charge: components["schemas"]["Charge"];
         };
         /**
          * SettlementRequest
          * @description The actual usage: `amount`, or (for a priced hold) `quantities`, priced by the rate card
          *     version the hold was priced with; neither, for an action that card prices flat.
+         * @example {
+         *       "quantities": {
+         *         "input_tokens": 1200,
+         *         "output_tokens": 640
+         *       }
+         *     }
+         * @example {
+         *       "amount": 420,
+         *       "metadata": {
+         *         "request": "req_7"
+         *       }
+         *     }
          */
         SettlementRequest: {
-            /** Amount */
+            /**
+             * Amount
+             * @description The usage to charge, in minor units of the asset (at scale 2, 100 is 1 credit); past the hold it is charged as far as the policy allows, the rest is shortfall
+             */
             amount?: number | null;
-            /** Quantities */
+            /**
+             * Quantities
+             * @description The actual quantities, priced as the hold was: whole numbers, or decimal strings such as `"1.5"`
+             */
             quantities?: {
                 [key: string]: number | string;
             } | null;
             /**
              * Vendor Cost
-             * @description What the call cost you in USD; computed from the card if left out
+             * @description What the call cost you, US dollars as a decimal string (`"0.0123"`); computed from the card and the model's price if left out
              */
             vendor_cost?: (string | number) | null;
-            /** Action */
+            /**
+             * Action
+             * @description The action the charge records; left out: the hold's
+             */
             action?: string | null;
-            /** Metadata */
+            /**
+             * Metadata
+             * @description Your own JSON object (at most 16 levels deep), kept and returned as sent on the charge; left out: the hold's
+             */
             metadata?: {
                 [key: string]: unknown;
             } | null;
@@ -2956,272 +6472,720 @@ export interface components {
         /**
          * Shortfall
          * @description Usage settled past what the wallet's policy let it pay, and so not charged.
+         * @example {
+         *       "amount": 0,
+         *       "charges": 0,
+         *       "credits": "0",
+         *       "value": "0"
+         *     }
          */
         Shortfall: {
-            /** Charges */
+            /**
+             * Charges
+             * @description Charges that could not charge all their usage
+             */
             charges: number;
-            /** Amount */
+            /**
+             * Amount
+             * @description Usage not charged, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             amount: number;
-            /** Credits */
+            /**
+             * Credits
+             * @description The same in units of the asset; a decimal string
+             */
             credits: string;
-            /** Value */
+            /**
+             * Value
+             * @description Its worth at the card's credit value (revenue lost at the list price), US dollars, a decimal string; null without a credit value
+             */
             value: string | null;
         };
-        /** Subscription */
+        /**
+         * Subscription
+         * @example {
+         *       "cancel_at_period_end": false,
+         *       "created_at": "2026-12-03T07:56:01.676862Z",
+         *       "current_period_end": "2027-01-03T07:56:01.676862Z",
+         *       "current_period_start": "2026-12-03T07:56:01.676862Z",
+         *       "customer": "cust_42",
+         *       "id": "sub_01m8xeee8fhq99k7d2xvn5yyx4",
+         *       "pending_plan_id": "pln_01m8xeee7kczpk8q4hbf7n583b",
+         *       "periods": [
+         *         {
+         *           "index": 0,
+         *           "lot_id": "lot_01m8xeee8k0mjk9b5xb6vhdkmh",
+         *           "period_end": "2027-01-03T07:56:01.676862Z",
+         *           "period_start": "2026-12-03T07:56:01.676862Z",
+         *           "plan_id": "pln_01m8xeee728078z65cvjv0p3se",
+         *           "rolled_over": 0
+         *         }
+         *       ],
+         *       "plan_id": "pln_01m8xeee728078z65cvjv0p3se",
+         *       "status": "active"
+         *     }
+         */
         Subscription: {
-            /** Id */
+            /**
+             * Id
+             * @description The subscription's id (`sub_…`)
+             */
             id: string;
-            /** Customer */
+            /**
+             * Customer
+             * @description The customer's own id (`external_id`)
+             */
             customer: string;
-            /** Plan Id */
+            /**
+             * Plan Id
+             * @description The current plan
+             */
             plan_id: string;
-            /** Status */
+            /**
+             * Status
+             * @description active or canceled
+             */
             status: string;
             /**
              * Current Period Start
              * Format: date-time
+             * @description Start of the current period; ISO 8601 date and time, UTC
              */
             current_period_start: string;
             /**
              * Current Period End
              * Format: date-time
+             * @description End of the current period, when it renews; ISO 8601 date and time, UTC
              */
             current_period_end: string;
-            /** Pending Plan Id */
+            /**
+             * Pending Plan Id
+             * @description The plan it changes to at the period's end; null: none
+             */
             pending_plan_id: string | null;
-            /** Cancel At Period End */
+            /**
+             * Cancel At Period End
+             * @description Whether it ends at the current period's end
+             */
             cancel_at_period_end: boolean;
-            /** Canceled At */
+            /**
+             * Canceled At
+             * @description When it was canceled; ISO 8601 date and time, UTC; null while active
+             */
             canceled_at: string | null;
             /**
              * Created At
              * Format: date-time
+             * @description When it was created; ISO 8601 date and time, UTC
              */
             created_at: string;
-            /** Periods */
+            /**
+             * Periods
+             * @description Every period so far, oldest first
+             */
             periods: components["schemas"]["SubscriptionPeriod"][];
         };
-        /** SubscriptionList */
+        /**
+         * SubscriptionList
+         * @example {
+         *       "data": [
+         *         {
+         *           "cancel_at_period_end": false,
+         *           "created_at": "2026-12-03T07:56:01.676862Z",
+         *           "current_period_end": "2027-01-03T07:56:01.676862Z",
+         *           "current_period_start": "2026-12-03T07:56:01.676862Z",
+         *           "customer": "cust_42",
+         *           "id": "sub_01m8xeee8fhq99k7d2xvn5yyx4",
+         *           "pending_plan_id": "pln_01m8xeee7kczpk8q4hbf7n583b",
+         *           "periods": [
+         *             {
+         *               "index": 0,
+         *               "lot_id": "lot_01m8xeee8k0mjk9b5xb6vhdkmh",
+         *               "period_end": "2027-01-03T07:56:01.676862Z",
+         *               "period_start": "2026-12-03T07:56:01.676862Z",
+         *               "plan_id": "pln_01m8xeee728078z65cvjv0p3se",
+         *               "rolled_over": 0
+         *             }
+         *           ],
+         *           "plan_id": "pln_01m8xeee728078z65cvjv0p3se",
+         *           "status": "active"
+         *         }
+         *       ]
+         *     }
+         */
         SubscriptionList: {
-            /** Data */
+            /**
+             * Data
+             * @description The customer's subscriptions, oldest first
+             */
             data: components["schemas"]["Subscription"][];
         };
-        /** SubscriptionPeriod */
+        /**
+         * SubscriptionPeriod
+         * @example {
+         *       "index": 0,
+         *       "lot_id": "lot_01m8xeee8k0mjk9b5xb6vhdkmh",
+         *       "period_end": "2027-01-03T07:56:01.676862Z",
+         *       "period_start": "2026-12-03T07:56:01.676862Z",
+         *       "plan_id": "pln_01m8xeee728078z65cvjv0p3se",
+         *       "rolled_over": 0
+         *     }
+         */
         SubscriptionPeriod: {
-            /** Index */
+            /**
+             * Index
+             * @description The period's number, from 0
+             */
             index: number;
-            /** Plan Id */
+            /**
+             * Plan Id
+             * @description The plan it was billed on
+             */
             plan_id: string;
             /**
              * Period Start
              * Format: date-time
+             * @description Start, inclusive; ISO 8601 date and time, UTC
              */
             period_start: string;
             /**
              * Period End
              * Format: date-time
+             * @description End, exclusive; ISO 8601 date and time, UTC
              */
             period_end: string;
-            /** Lot Id */
+            /**
+             * Lot Id
+             * @description The lot of its included credit
+             */
             lot_id: string | null;
-            /** Rollover Lot Id */
+            /**
+             * Rollover Lot Id
+             * @description The lot of credit carried over from the period before; null: none
+             */
             rollover_lot_id: string | null;
-            /** Rolled Over */
+            /**
+             * Rolled Over
+             * @description Credit carried over into it, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
             rolled_over: number;
         };
-        /** UsageEvent */
+        /**
+         * UsageEvent
+         * @example {
+         *       "action": "embedding",
+         *       "amount": 120,
+         *       "asset": "credits",
+         *       "customer": "cust_42",
+         *       "idempotency_key": "evt-1"
+         *     }
+         */
         UsageEvent: {
             /**
              * Customer
+             * @description Your own id for the customer (its `external_id`)
              * @example cust_42
              */
             customer: string;
             /**
              * Asset
-             * @description Required with `amount`
+             * @description The asset's code, as created with `POST /v1/assets`; required with `amount`
              */
             asset?: string | null;
-            /** Amount */
+            /**
+             * Amount
+             * @description Credit to charge, in minor units of the asset (at scale 2, 100 is 1 credit); else the card prices `action`
+             */
             amount?: number | null;
-            /** Action */
+            /**
+             * Action
+             * @description What the call does, as the rate card names it, e.g. `chat.completion`
+             */
             action?: string | null;
-            /** Dimensions */
+            /**
+             * Dimensions
+             * @description Values that select the card's price rule, e.g. `{"model": "gpt-4.1"}`: names of letters, digits and `_ . -`, text values
+             */
             dimensions?: {
                 [key: string]: string;
             } | null;
-            /** Quantities */
+            /**
+             * Quantities
+             * @description The quantities used: whole numbers, or decimal strings such as `"1.5"`
+             */
             quantities?: {
                 [key: string]: number | string;
             } | null;
             /**
              * Vendor Cost
-             * @description What the call cost you in USD; computed from the card if left out
+             * @description What the call cost you, US dollars as a decimal string (`"0.0123"`); computed from the card and the model's price if left out
              */
             vendor_cost?: (string | number) | null;
             /**
              * Rate Card
+             * @description The rate card's name
              * @default default
              * @example default
              */
             rate_card?: string;
-            /** Metadata */
+            /**
+             * Metadata
+             * @description Your own JSON object (at most 16 levels deep), kept and returned as sent
+             */
             metadata?: {
                 [key: string]: unknown;
             } | null;
-            /** Idempotency Key */
+            /**
+             * Idempotency Key
+             * @description The event's own key: an event sent again (in any batch) is charged once
+             */
             idempotency_key: string;
         };
-        /** VendorCostInfo */
+        /**
+         * VendorCostInfo
+         * @example {
+         *       "model": "gpt-4.1",
+         *       "provider": "openai",
+         *       "source": "genai_prices",
+         *       "usd": "0.0088"
+         *     }
+         */
         VendorCostInfo: {
-            /** Usd */
+            /**
+             * Usd
+             * @description What the call cost you, US dollars, a decimal string; null when unknown (see `reason`)
+             */
             usd: string | null;
-            /** Source */
+            /**
+             * Source
+             * @description Where it came from: explicit (sent with the request), card (the card's vendor price), tenant_override (your model price), genai_prices (the maintained price table) or unknown
+             */
             source: string;
-            /** Reason */
+            /**
+             * Reason
+             * @description Why it is unknown; null when known
+             */
             reason: string | null;
-            /** Provider */
+            /**
+             * Provider
+             * @description The LLM vendor priced, e.g. `openai`
+             */
             provider: string | null;
-            /** Model */
+            /**
+             * Model
+             * @description The model priced, e.g. `gpt-4.1`
+             */
             model: string | null;
         };
-        /** Wallet */
+        /**
+         * Wallet
+         * @example {
+         *       "balances": [
+         *         {
+         *           "asset": "credits",
+         *           "available": 49479,
+         *           "debt": 0,
+         *           "held": 0,
+         *           "low_balance_threshold": 1000,
+         *           "overdraft_limit": 500,
+         *           "policy": "overdraft",
+         *           "posted": 49479,
+         *           "scale": 2
+         *         }
+         *       ],
+         *       "customer": "cust_42",
+         *       "wallet_id": "wal_01m8xeed0vk3445rdty2pk7vf7"
+         *     }
+         */
         Wallet: {
-            /** Customer */
+            /**
+             * Customer
+             * @description The customer's own id (`external_id`)
+             */
             customer: string;
-            /** Wallet Id */
+            /**
+             * Wallet Id
+             * @description The wallet's id (`wal_…`)
+             */
             wallet_id: string;
-            /** Balances */
+            /**
+             * Balances
+             * @description One balance per asset the wallet has held
+             */
             balances: components["schemas"]["AssetBalance"][];
         };
         /**
          * WebhookDelivery
          * @description One event to one endpoint. `id` is the `webhook-id` header, the same on every attempt.
+         * @example {
+         *       "attempts": 0,
+         *       "created_at": "2026-12-03T07:56:02.326981Z",
+         *       "endpoint_id": "whe_01m8xeeetnsawar611v17rp5y7",
+         *       "event_id": "evt_01m8xeeewrp4g7bsvjw76aqhvz",
+         *       "event_type": "webhook.test",
+         *       "id": "whd_01m8xeeewrp4g7bsvjw76aqhw0",
+         *       "next_attempt_at": "2026-12-03T07:56:02.326981Z",
+         *       "status": "pending"
+         *     }
          */
         WebhookDelivery: {
-            /** Id */
+            /**
+             * Id
+             * @description The delivery's id: the `webhook-id` header, the same on every attempt
+             */
             id: string;
-            /** Endpoint Id */
+            /**
+             * Endpoint Id
+             * @description The endpoint sent to
+             */
             endpoint_id: string;
-            /** Event Id */
+            /**
+             * Event Id
+             * @description The event sent (`evt_…`)
+             */
             event_id: string;
-            /** Event Type */
+            /**
+             * Event Type
+             * @description The event's type, e.g. `balance.low`
+             */
             event_type: string;
-            /** Status */
+            /**
+             * Status
+             * @description pending, succeeded or failed (no more attempts)
+             */
             status: string;
-            /** Attempts */
+            /**
+             * Attempts
+             * @description Attempts made
+             */
             attempts: number;
-            /** Next Attempt At */
+            /**
+             * Next Attempt At
+             * @description When it is tried next; ISO 8601 date and time, UTC; null: not again
+             */
             next_attempt_at: string | null;
-            /** Last Attempt At */
+            /**
+             * Last Attempt At
+             * @description When it was last tried; ISO 8601 date and time, UTC; null: not yet
+             */
             last_attempt_at: string | null;
-            /** Last Status Code */
+            /**
+             * Last Status Code
+             * @description The HTTP status the endpoint last answered; null: none
+             */
             last_status_code: number | null;
-            /** Last Error */
+            /**
+             * Last Error
+             * @description The last failure's class, never the receiver's words: timeout, connection_refused, tls_error, dns_error, refused_target, connection_error, protocol_error or http_status; null: none
+             */
             last_error: string | null;
             /**
              * Created At
              * Format: date-time
+             * @description When it was queued; ISO 8601 date and time, UTC
              */
             created_at: string;
-            /** Finished At */
+            /**
+             * Finished At
+             * @description When it succeeded or failed for good; ISO 8601 date and time, UTC; null: pending
+             */
             finished_at: string | null;
         };
-        /** WebhookDeliveryList */
+        /**
+         * WebhookDeliveryList
+         * @example {
+         *       "data": [
+         *         {
+         *           "attempts": 0,
+         *           "created_at": "2026-12-03T07:56:02.326981Z",
+         *           "endpoint_id": "whe_01m8xeeetnsawar611v17rp5y7",
+         *           "event_id": "evt_01m8xeeewrp4g7bsvjw76aqhvz",
+         *           "event_type": "webhook.test",
+         *           "id": "whd_01m8xeeewrp4g7bsvjw76aqhw0",
+         *           "next_attempt_at": "2026-12-03T07:56:02.373610Z",
+         *           "status": "pending"
+         *         }
+         *       ]
+         *     }
+         */
         WebhookDeliveryList: {
-            /** Data */
+            /**
+             * Data
+             * @description The deliveries made or queued
+             */
             data: components["schemas"]["WebhookDelivery"][];
         };
-        /** WebhookDeliveryPage */
+        /**
+         * WebhookDeliveryPage
+         * @example {
+         *       "data": [
+         *         {
+         *           "attempts": 0,
+         *           "created_at": "2026-12-03T07:56:02.326981Z",
+         *           "endpoint_id": "whe_01m8xeeetnsawar611v17rp5y7",
+         *           "event_id": "evt_01m8xeeewrp4g7bsvjw76aqhvz",
+         *           "event_type": "webhook.test",
+         *           "id": "whd_01m8xeeewrp4g7bsvjw76aqhw0",
+         *           "next_attempt_at": "2026-12-03T07:56:02.326981Z",
+         *           "status": "pending"
+         *         }
+         *       ]
+         *     }
+         */
         WebhookDeliveryPage: {
-            /** Data */
+            /**
+             * Data
+             * @description Deliveries, newest first
+             */
             data: components["schemas"]["WebhookDelivery"][];
-            /** Next Cursor */
+            /**
+             * Next Cursor
+             * @description Pass it as `cursor` for the next page; null on the last page
+             */
             next_cursor: string | null;
         };
         /**
          * WebhookEndpoint
          * @description Where events are POSTed. `event_types` empty: every type.
+         * @example {
+         *       "created_at": "2026-12-03T07:56:02.261312Z",
+         *       "description": "billing service",
+         *       "enabled": true,
+         *       "event_types": [
+         *         "authorization.declined",
+         *         "balance.low"
+         *       ],
+         *       "id": "whe_01m8xeeetnsawar611v17rp5y7",
+         *       "updated_at": "2026-12-03T07:56:02.261312Z",
+         *       "url": "https://api.example.com/webhooks/creditgate"
+         *     }
          */
         WebhookEndpoint: {
-            /** Id */
+            /**
+             * Id
+             * @description The endpoint's id (`whe_…`)
+             */
             id: string;
-            /** Url */
+            /**
+             * Url
+             * @description Where events are POSTed
+             */
             url: string;
-            /** Description */
+            /**
+             * Description
+             * @description Your note on it
+             */
             description: string;
-            /** Event Types */
+            /**
+             * Event Types
+             * @description The event types sent; empty: every type
+             */
             event_types: string[];
-            /** Enabled */
+            /**
+             * Enabled
+             * @description Whether events are sent to it
+             */
             enabled: boolean;
             /**
              * Created At
              * Format: date-time
+             * @description When it was created; ISO 8601 date and time, UTC
              */
             created_at: string;
             /**
              * Updated At
              * Format: date-time
+             * @description When it was last changed; ISO 8601 date and time, UTC
              */
             updated_at: string;
         };
         /**
          * WebhookEndpointChange
          * @description The fields to change; those left out stay as they are.
+         * @example {
+         *       "description": "paused during the migration",
+         *       "enabled": false
+         *     }
          */
         WebhookEndpointChange: {
-            /** Url */
+            /**
+             * Url
+             * @description http(s) URL the events are POSTed to; no credentials in it
+             */
             url?: string | null;
-            /** Event Types */
+            /**
+             * Event Types
+             * @description The event types to send; empty for every type
+             */
             event_types?: ("authorization.declined" | "balance.depleted" | "balance.low" | "charge.shortfall" | "grant.expired" | "grant.expiring" | "grant.voided" | "refund.created" | "refund.failed" | "subscription.canceled" | "subscription.created" | "subscription.plan_changed" | "subscription.renewed" | "topup.failed" | "topup.succeeded")[] | null;
-            /** Description */
+            /**
+             * Description
+             * @description Your note on it
+             */
             description?: string | null;
-            /** Enabled */
+            /**
+             * Enabled
+             * @description Whether events are sent to it (a disabled endpoint's pending deliveries wait)
+             */
             enabled?: boolean | null;
         };
-        /** WebhookEndpointList */
+        /**
+         * WebhookEndpointList
+         * @example {
+         *       "data": [
+         *         {
+         *           "created_at": "2026-12-03T07:56:02.261312Z",
+         *           "description": "billing service",
+         *           "enabled": true,
+         *           "event_types": [
+         *             "authorization.declined",
+         *             "balance.low"
+         *           ],
+         *           "id": "whe_01m8xeeetnsawar611v17rp5y7",
+         *           "updated_at": "2026-12-03T07:56:02.261312Z",
+         *           "url": "https://api.example.com/webhooks/creditgate"
+         *         }
+         *       ]
+         *     }
+         */
         WebhookEndpointList: {
-            /** Data */
+            /**
+             * Data
+             * @description The tenant's endpoints, oldest first
+             */
             data: components["schemas"]["WebhookEndpoint"][];
         };
-        /** WhatIf */
+        /**
+         * WhatIf
+         * @example {
+         *       "actions": [
+         *         {
+         *           "gross_margin": "0.006076",
+         *           "key": "chat.completion",
+         *           "loss": false,
+         *           "margin": "0.402384",
+         *           "margin_before": "0.501987",
+         *           "revenue": "0.0151",
+         *           "vendor_cost": "0.009024"
+         *         }
+         *       ],
+         *       "card_actions": [
+         *         {
+         *           "action": "chat.completion",
+         *           "loss": true,
+         *           "ratio": "0"
+         *         }
+         *       ],
+         *       "change": "0.2",
+         *       "customers": [],
+         *       "target": "0.5"
+         *     }
+         */
         WhatIf: {
-            /** Change */
+            /**
+             * Change
+             * @description The change of vendor prices tried, a fraction (0.2 is +20%)
+             */
             change: string;
-            /** Target */
+            /**
+             * Target
+             * @description The target gross margin, a fraction (0.5 is 50%)
+             */
             target: string;
-            /** Actions */
+            /**
+             * Actions
+             * @description Actions below the target after the change
+             */
             actions: components["schemas"]["WhatIfRow"][];
-            /** Customers */
+            /**
+             * Customers
+             * @description Customers below the target after the change
+             */
             customers: components["schemas"]["WhatIfRow"][];
-            /** Card Actions */
+            /**
+             * Card Actions
+             * @description The card's actions, their worst ratio after the change
+             */
             card_actions: components["schemas"]["WhatIfCardAction"][];
         };
-        /** WhatIfCardAction */
+        /**
+         * WhatIfCardAction
+         * @example {
+         *       "action": "chat.completion",
+         *       "list_margin": "0.375",
+         *       "loss": false,
+         *       "ratio": "1.6"
+         *     }
+         */
         WhatIfCardAction: {
-            /** Action */
+            /**
+             * Action
+             * @description The card's action
+             */
             action: string;
-            /** Ratio */
+            /**
+             * Ratio
+             * @description Its worst credit-to-cost ratio with vendor prices changed; a decimal string
+             */
             ratio: string;
-            /** List Margin */
+            /**
+             * List Margin
+             * @description The margin at the list price after the change, a fraction; null: the list value is 0, a loss
+             */
             list_margin: string | null;
-            /** Loss */
+            /**
+             * Loss
+             * @description Whether it is a loss after the change
+             */
             loss: boolean;
         };
-        /** WhatIfRow */
+        /**
+         * WhatIfRow
+         * @example {
+         *       "gross_margin": "5.3",
+         *       "key": "chat.completion",
+         *       "loss": false,
+         *       "margin": "0.424",
+         *       "margin_before": "0.52",
+         *       "revenue": "12.5",
+         *       "vendor_cost": "7.2"
+         *     }
+         */
         WhatIfRow: {
-            /** Key */
+            /**
+             * Key
+             * @description The action or customer; null: not recorded
+             */
             key: string | null;
-            /** Revenue */
+            /**
+             * Revenue
+             * @description Revenue in the period, US dollars, a decimal string
+             */
             revenue: string;
-            /** Vendor Cost */
+            /**
+             * Vendor Cost
+             * @description Vendor cost after the change, US dollars, a decimal string
+             */
             vendor_cost: string;
-            /** Gross Margin */
+            /**
+             * Gross Margin
+             * @description revenue - vendor_cost after the change, US dollars, a decimal string
+             */
             gross_margin: string;
-            /** Margin */
+            /**
+             * Margin
+             * @description The margin after the change, a fraction; null without revenue
+             */
             margin: string | null;
-            /** Margin Before */
+            /**
+             * Margin Before
+             * @description The margin before the change, a fraction; null without revenue
+             */
             margin_before: string | null;
-            /** Loss */
+            /**
+             * Loss
+             * @description Whether it is a loss after the change
+             */
             loss: boolean;
         };
     };
@@ -3251,7 +7215,12 @@ export interface operations {
                     "application/json": components["schemas"]["AssetList"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3260,7 +7229,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3269,7 +7242,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3278,7 +7255,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3287,7 +7268,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3296,7 +7281,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3332,7 +7322,12 @@ export interface operations {
                     "application/json": components["schemas"]["AssetInfo"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3341,7 +7336,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3350,7 +7349,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -3359,7 +7362,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             *     - `already_exists`: an asset with this code exists
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3368,7 +7376,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3377,7 +7389,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3386,7 +7402,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3395,7 +7415,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3404,7 +7428,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3418,8 +7447,9 @@ export interface operations {
     list_customers_v1_customers_get: {
         parameters: {
             query?: {
+                /** @description Customers per page (1-500) */
                 limit?: number;
-                /** @description The last customer id of a page */
+                /** @description The last `external_id` of the previous page: the page after it */
                 after?: string | null;
             };
             header?: never;
@@ -3437,7 +7467,12 @@ export interface operations {
                     "application/json": components["schemas"]["CustomerList"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3446,7 +7481,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3455,7 +7494,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3464,7 +7507,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3473,7 +7520,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3482,7 +7533,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3518,7 +7574,12 @@ export interface operations {
                     "application/json": components["schemas"]["Customer"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3527,7 +7588,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3536,7 +7601,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -3545,7 +7614,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             *     - `already_exists`: a customer with this `external_id` exists
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3554,7 +7628,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3563,7 +7641,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3572,7 +7654,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3581,7 +7667,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3590,7 +7680,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3606,7 +7701,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description Your own id for the customer */
+                /** @description Your own id for the customer (its `external_id`) */
                 customer: string;
             };
             cookie?: never;
@@ -3622,7 +7717,12 @@ export interface operations {
                     "application/json": components["schemas"]["Customer"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3631,7 +7731,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3640,7 +7744,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3649,7 +7758,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3658,7 +7771,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3667,7 +7784,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3676,7 +7797,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3695,8 +7821,9 @@ export interface operations {
                 "Idempotency-Key"?: string | null;
             };
             path: {
-                /** @description Your own id for the customer */
+                /** @description Your own id for the customer (its `external_id`) */
                 customer: string;
+                /** @description The asset's code */
                 asset: string;
             };
             cookie?: never;
@@ -3716,7 +7843,12 @@ export interface operations {
                     "application/json": components["schemas"]["Policy"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3725,7 +7857,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3734,7 +7870,13 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             *     - `unknown_asset`: no such asset
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3743,7 +7885,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -3752,7 +7898,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             *     - `policy_not_satisfied`: the wallet's balance already breaks the policy asked for
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3761,7 +7912,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3770,7 +7925,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3779,7 +7938,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3788,7 +7951,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3797,7 +7964,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3813,7 +7985,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description Your own id for the customer */
+                /** @description Your own id for the customer (its `external_id`) */
                 customer: string;
             };
             cookie?: never;
@@ -3829,7 +8001,12 @@ export interface operations {
                     "application/json": components["schemas"]["Wallet"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3838,7 +8015,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3847,7 +8028,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3856,7 +8042,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3865,7 +8055,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3874,7 +8068,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3883,7 +8081,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3897,14 +8100,16 @@ export interface operations {
     get_ledger_v1_customers__customer__ledger_get: {
         parameters: {
             query?: {
+                /** @description Transactions per page */
                 limit?: number;
                 /** @description next_cursor of the previous page */
                 cursor?: string | null;
+                /** @description Only this asset */
                 asset?: string | null;
             };
             header?: never;
             path: {
-                /** @description Your own id for the customer */
+                /** @description Your own id for the customer (its `external_id`) */
                 customer: string;
             };
             cookie?: never;
@@ -3920,7 +8125,12 @@ export interface operations {
                     "application/json": components["schemas"]["LedgerPage"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3929,7 +8139,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3938,7 +8152,13 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             *     - `unknown_asset`: no such asset
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3947,7 +8167,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3956,7 +8180,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3965,7 +8193,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3974,7 +8206,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3988,12 +8225,14 @@ export interface operations {
     list_grants_v1_customers__customer__grants_get: {
         parameters: {
             query?: {
+                /** @description Only this asset */
                 asset?: string | null;
+                /** @description Also expired, voided and used-up lots */
                 include_closed?: boolean;
             };
             header?: never;
             path: {
-                /** @description Your own id for the customer */
+                /** @description Your own id for the customer (its `external_id`) */
                 customer: string;
             };
             cookie?: never;
@@ -4009,7 +8248,12 @@ export interface operations {
                     "application/json": components["schemas"]["LotList"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4018,7 +8262,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4027,7 +8275,13 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             *     - `unknown_asset`: no such asset
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4036,7 +8290,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4045,7 +8303,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4054,7 +8316,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4063,7 +8329,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4082,7 +8353,7 @@ export interface operations {
                 "Idempotency-Key": string;
             };
             path: {
-                /** @description Your own id for the customer */
+                /** @description Your own id for the customer (its `external_id`) */
                 customer: string;
             };
             cookie?: never;
@@ -4102,7 +8373,13 @@ export interface operations {
                     "application/json": components["schemas"]["Lot"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             *     - `idempotency_key_required`: this request moves money or creates a billable object: send an Idempotency-Key
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4111,7 +8388,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4120,7 +8401,13 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             *     - `unknown_asset`: no such asset
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4129,7 +8416,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -4138,7 +8429,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4147,7 +8442,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4156,7 +8455,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4165,7 +8468,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             *     - `amount_overflow`: the amount would take a balance or total past the largest held
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4174,7 +8482,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4183,7 +8495,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4202,6 +8519,7 @@ export interface operations {
                 "Idempotency-Key": string;
             };
             path: {
+                /** @description The lot's id (`lot_…`) */
                 grant: string;
             };
             cookie?: never;
@@ -4221,7 +8539,13 @@ export interface operations {
                     "application/json": components["schemas"]["Lot"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             *     - `idempotency_key_required`: this request moves money or creates a billable object: send an Idempotency-Key
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4230,7 +8554,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4239,7 +8567,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_lot`: no such grant (lot)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4248,7 +8581,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -4257,7 +8594,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             *     - `lot_not_active`: the lot is expired or voided already
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4266,7 +8608,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4275,7 +8621,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4284,7 +8634,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4293,7 +8647,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4302,7 +8660,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4338,7 +8701,13 @@ export interface operations {
                     "application/json": components["schemas"]["Authorization"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             *     - `idempotency_key_required`: this request moves money or creates a billable object: send an Idempotency-Key
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4347,7 +8716,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4356,7 +8729,13 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             *     - `unknown_asset`: no such asset
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4365,7 +8744,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -4374,7 +8757,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4383,7 +8770,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4392,7 +8783,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4401,7 +8796,14 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             *     - `no_price`: the rate card has no rule for this action and these dimensions
+             *     - `vendor_cost_unknown`: a rule priced as a multiple of vendor cost, and the vendor cost is not known
+             *     - `amount_overflow`: the amount would take a balance or total past the largest held
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4410,7 +8812,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4419,7 +8825,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4435,6 +8846,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The authorization's id (`hld_…`) */
                 id: string;
             };
             cookie?: never;
@@ -4450,7 +8862,12 @@ export interface operations {
                     "application/json": components["schemas"]["Authorization"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4459,7 +8876,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4468,7 +8889,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_hold`: no such authorization
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4477,7 +8903,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4486,7 +8916,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4495,7 +8929,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4504,7 +8942,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4523,6 +8966,7 @@ export interface operations {
                 "Idempotency-Key": string;
             };
             path: {
+                /** @description The authorization's id (`hld_…`) */
                 id: string;
             };
             cookie?: never;
@@ -4542,7 +8986,13 @@ export interface operations {
                     "application/json": components["schemas"]["Settlement"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             *     - `idempotency_key_required`: this request moves money or creates a billable object: send an Idempotency-Key
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4551,7 +9001,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4560,7 +9014,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_hold`: no such authorization
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4569,7 +9028,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -4578,7 +9041,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             *     - `hold_already_settled`: the authorization was settled already
+             *     - `hold_already_voided`: the authorization was voided already
+             *     - `hold_expired`: the authorization expired before it was settled
+             *     - `hold_not_pending`: the authorization was resolved already
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4587,7 +9058,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4596,7 +9071,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4605,7 +9084,14 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             *     - `no_price`: the rate card has no rule for this action and these dimensions
+             *     - `vendor_cost_unknown`: a rule priced as a multiple of vendor cost, and the vendor cost is not known
+             *     - `amount_overflow`: the amount would take a balance or total past the largest held
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4614,7 +9100,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4623,7 +9113,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4642,6 +9137,7 @@ export interface operations {
                 "Idempotency-Key": string;
             };
             path: {
+                /** @description The authorization's id (`hld_…`) */
                 id: string;
             };
             cookie?: never;
@@ -4657,7 +9153,13 @@ export interface operations {
                     "application/json": components["schemas"]["Authorization"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             *     - `idempotency_key_required`: this request moves money or creates a billable object: send an Idempotency-Key
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4666,7 +9168,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4675,7 +9181,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_hold`: no such authorization
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4684,7 +9195,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -4693,7 +9208,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             *     - `hold_already_settled`: the authorization was settled already
+             *     - `hold_already_voided`: the authorization was voided already
+             *     - `hold_expired`: the authorization expired before it was settled
+             *     - `hold_not_pending`: the authorization was resolved already
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4702,7 +9225,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4711,7 +9238,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4720,7 +9251,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4729,7 +9264,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4738,7 +9277,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4774,7 +9318,13 @@ export interface operations {
                     "application/json": components["schemas"]["Charge"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             *     - `idempotency_key_required`: this request moves money or creates a billable object: send an Idempotency-Key
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4783,7 +9333,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4792,7 +9346,13 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             *     - `unknown_asset`: no such asset
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4801,7 +9361,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -4810,7 +9374,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4819,7 +9387,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4828,7 +9400,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4837,7 +9413,14 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             *     - `no_price`: the rate card has no rule for this action and these dimensions
+             *     - `vendor_cost_unknown`: a rule priced as a multiple of vendor cost, and the vendor cost is not known
+             *     - `amount_overflow`: the amount would take a balance or total past the largest held
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4846,7 +9429,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4855,7 +9442,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4891,7 +9483,13 @@ export interface operations {
                     "application/json": components["schemas"]["BatchResult"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             *     - `idempotency_key_required`: this request moves money or creates a billable object: send an Idempotency-Key
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4900,7 +9498,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4909,7 +9511,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -4918,7 +9524,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4927,7 +9537,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4936,7 +9550,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4945,7 +9563,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4954,7 +9576,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4963,7 +9589,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4992,7 +9623,12 @@ export interface operations {
                     "application/json": components["schemas"]["ApiKeyList"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5001,7 +9637,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5010,7 +9650,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -5019,7 +9663,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -5028,7 +9676,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5037,7 +9689,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5073,7 +9730,12 @@ export interface operations {
                     "application/json": components["schemas"]["CreatedApiKey"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5082,7 +9744,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5091,7 +9757,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -5100,7 +9770,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5109,7 +9783,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -5118,7 +9796,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5127,7 +9809,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -5136,7 +9822,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5145,7 +9835,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5164,6 +9859,7 @@ export interface operations {
                 "Idempotency-Key"?: string | null;
             };
             path: {
+                /** @description The key's id (`key_…`) */
                 id: string;
             };
             cookie?: never;
@@ -5179,7 +9875,12 @@ export interface operations {
                     "application/json": components["schemas"]["ApiKey"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5188,7 +9889,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5197,7 +9902,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_api_key`: no such API key
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5206,7 +9916,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -5215,7 +9929,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5224,7 +9942,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -5233,7 +9955,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5242,7 +9968,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -5251,7 +9981,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5260,7 +9994,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5279,6 +10018,7 @@ export interface operations {
                 "Idempotency-Key"?: string | null;
             };
             path: {
+                /** @description The key's id (`key_…`) */
                 id: string;
             };
             cookie?: never;
@@ -5294,7 +10034,12 @@ export interface operations {
                     "application/json": components["schemas"]["CreatedApiKey"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5303,7 +10048,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5312,7 +10061,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_api_key`: no such API key
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5321,7 +10075,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -5330,7 +10088,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             *     - `api_key_revoked`: the key is revoked already
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5339,7 +10102,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -5348,7 +10115,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5357,7 +10128,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -5366,7 +10141,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5375,7 +10154,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5389,6 +10173,7 @@ export interface operations {
     list_rate_cards_v1_rate_cards_get: {
         parameters: {
             query?: {
+                /** @description Only this card's versions */
                 name?: string | null;
             };
             header?: never;
@@ -5406,7 +10191,12 @@ export interface operations {
                     "application/json": components["schemas"]["RateCardList"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5415,7 +10205,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5424,7 +10218,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5433,7 +10231,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -5442,7 +10244,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -5451,7 +10257,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5460,7 +10270,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5496,7 +10311,12 @@ export interface operations {
                     "application/json": components["schemas"]["PublishedRateCard"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5505,7 +10325,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5514,7 +10338,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_asset`: no such asset
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5523,7 +10352,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -5532,7 +10365,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5541,7 +10378,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -5550,7 +10391,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5559,7 +10404,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             *     - `unpriced_cost`: a card that prices at 0 a quantity its vendor charges for, refused where asked to be strict: every such call would lose money
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -5568,7 +10418,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5577,7 +10431,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5613,7 +10472,12 @@ export interface operations {
                     "application/json": components["schemas"]["PriceQuote"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5622,7 +10486,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5631,7 +10499,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -5640,7 +10512,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5649,7 +10525,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -5658,7 +10538,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5667,7 +10551,13 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             *     - `no_price`: no rate card of this name is in effect
+             *     - `vendor_cost_unknown`: a rule priced as a multiple of vendor cost, and the vendor cost is not known
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -5676,7 +10566,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5685,7 +10579,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5721,7 +10620,12 @@ export interface operations {
                     "application/json": components["schemas"]["ModelPrice"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5730,7 +10634,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5739,7 +10647,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -5748,7 +10660,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5757,7 +10673,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -5766,7 +10686,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5775,7 +10699,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -5784,7 +10712,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5793,7 +10725,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5811,9 +10748,13 @@ export interface operations {
                 from?: string | null;
                 /** @description End, exclusive */
                 to?: string | null;
+                /** @description What the report's rows are grouped by */
                 by?: "action" | "model" | "customer" | "day";
+                /** @description Only this asset */
                 asset?: string | null;
+                /** @description The card whose ratios are reported */
                 rate_card?: string;
+                /** @description How many worst-margin customers to list */
                 worst?: number;
                 /** @description What-if change of vendor prices: 0.2 is +20% */
                 change?: string;
@@ -5835,7 +10776,12 @@ export interface operations {
                     "application/json": components["schemas"]["FullMarginReport"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5844,7 +10790,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5853,7 +10803,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_asset`: no such asset
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5862,7 +10817,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -5871,7 +10830,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             *     - `no_price`: no rate card of this name is in effect
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -5880,7 +10844,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5889,7 +10857,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5918,7 +10891,12 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookEndpointList"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5927,7 +10905,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5936,7 +10918,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -5945,7 +10931,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -5954,7 +10944,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5963,7 +10957,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5999,7 +10998,12 @@ export interface operations {
                     "application/json": components["schemas"]["CreatedWebhookEndpoint"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6008,7 +11012,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6017,7 +11025,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -6026,7 +11038,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6035,7 +11051,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -6044,7 +11064,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -6053,7 +11077,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6062,7 +11090,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -6071,7 +11103,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6087,6 +11124,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The endpoint's id (`whe_…`) */
                 id: string;
             };
             cookie?: never;
@@ -6102,7 +11140,12 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookEndpoint"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6111,7 +11154,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6120,7 +11167,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_webhook_endpoint`: no such webhook endpoint
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -6129,7 +11181,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -6138,7 +11194,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6147,7 +11207,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -6156,7 +11220,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6175,6 +11244,7 @@ export interface operations {
                 "Idempotency-Key"?: string | null;
             };
             path: {
+                /** @description The endpoint's id (`whe_…`) */
                 id: string;
             };
             cookie?: never;
@@ -6194,7 +11264,12 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookEndpoint"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6203,7 +11278,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6212,7 +11291,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_webhook_endpoint`: no such webhook endpoint
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -6221,7 +11305,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -6230,7 +11318,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6239,7 +11331,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -6248,7 +11344,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -6257,7 +11357,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6266,7 +11370,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -6275,7 +11383,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6291,6 +11404,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The endpoint's id (`whe_…`) */
                 id: string;
             };
             cookie?: never;
@@ -6304,7 +11418,12 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6313,7 +11432,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6322,7 +11445,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_webhook_endpoint`: no such webhook endpoint
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -6331,7 +11459,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -6340,7 +11472,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6349,7 +11485,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -6358,7 +11498,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6377,6 +11522,7 @@ export interface operations {
                 "Idempotency-Key"?: string | null;
             };
             path: {
+                /** @description The endpoint's id (`whe_…`) */
                 id: string;
             };
             cookie?: never;
@@ -6392,7 +11538,12 @@ export interface operations {
                     "application/json": components["schemas"]["CreatedWebhookEndpoint"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6401,7 +11552,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6410,7 +11565,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_webhook_endpoint`: no such webhook endpoint
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -6419,7 +11579,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -6428,7 +11592,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6437,7 +11605,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -6446,7 +11618,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -6455,7 +11631,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6464,7 +11644,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -6473,7 +11657,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6492,6 +11681,7 @@ export interface operations {
                 "Idempotency-Key"?: string | null;
             };
             path: {
+                /** @description The endpoint's id (`whe_…`) */
                 id: string;
             };
             cookie?: never;
@@ -6507,7 +11697,12 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookDelivery"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6516,7 +11711,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6525,7 +11724,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_webhook_endpoint`: no such webhook endpoint
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -6534,7 +11738,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -6543,7 +11751,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             *     - `webhook_endpoint_disabled`: the endpoint is disabled
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6552,7 +11765,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -6561,7 +11778,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -6570,7 +11791,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6579,7 +11804,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -6588,7 +11817,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6602,10 +11836,15 @@ export interface operations {
     list_deliveries_v1_webhook_deliveries_get: {
         parameters: {
             query?: {
+                /** @description Only to this endpoint (`whe_…`) */
                 endpoint?: string | null;
+                /** @description Only of this event (`evt_…`) */
                 event?: string | null;
+                /** @description Only of this event type */
                 event_type?: "authorization.declined" | "balance.depleted" | "balance.low" | "charge.shortfall" | "grant.expired" | "grant.expiring" | "grant.voided" | "refund.created" | "refund.failed" | "subscription.canceled" | "subscription.created" | "subscription.plan_changed" | "subscription.renewed" | "topup.failed" | "topup.succeeded" | "webhook.test";
+                /** @description Only in this state */
                 status?: ("pending" | "succeeded" | "failed") | null;
+                /** @description Deliveries per page */
                 limit?: number;
                 /** @description next_cursor of the previous page */
                 cursor?: string | null;
@@ -6625,7 +11864,12 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookDeliveryPage"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6634,7 +11878,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6643,7 +11891,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -6652,7 +11904,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6661,7 +11917,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -6670,7 +11930,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6686,6 +11951,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The delivery's id (`whd_…`) */
                 id: string;
             };
             cookie?: never;
@@ -6701,7 +11967,12 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookDelivery"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6710,7 +11981,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6719,7 +11994,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_webhook_delivery`: no such webhook delivery
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -6728,7 +12008,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -6737,7 +12021,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6746,7 +12034,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -6755,7 +12047,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6774,6 +12071,7 @@ export interface operations {
                 "Idempotency-Key"?: string | null;
             };
             path: {
+                /** @description The delivery's id (`whd_…`) */
                 id: string;
             };
             cookie?: never;
@@ -6789,7 +12087,12 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookDelivery"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6798,7 +12101,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6807,7 +12114,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_webhook_delivery`: no such webhook delivery
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -6816,7 +12128,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -6825,7 +12141,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             *     - `webhook_endpoint_disabled`: the endpoint is disabled
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6834,7 +12155,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -6843,7 +12168,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -6852,7 +12181,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6861,7 +12194,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -6870,7 +12207,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6889,6 +12231,7 @@ export interface operations {
                 "Idempotency-Key"?: string | null;
             };
             path: {
+                /** @description The event's id (`evt_…`) */
                 id: string;
             };
             cookie?: never;
@@ -6908,7 +12251,12 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookDeliveryList"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6917,7 +12265,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6926,7 +12278,13 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_event`: no such event
+             *     - `unknown_webhook_endpoint`: no such webhook endpoint
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -6935,7 +12293,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -6944,7 +12306,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             *     - `webhook_endpoint_disabled`: the endpoint is disabled
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6953,7 +12320,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -6962,7 +12333,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -6971,7 +12346,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6980,7 +12359,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -6989,7 +12372,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7008,6 +12396,7 @@ export interface operations {
                 "Idempotency-Key": string;
             };
             path: {
+                /** @description The charge's id (`chg_…`) */
                 charge: string;
             };
             cookie?: never;
@@ -7027,7 +12416,13 @@ export interface operations {
                     "application/json": components["schemas"]["Refund"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             *     - `idempotency_key_required`: this request moves money or creates a billable object: send an Idempotency-Key
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7036,7 +12431,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -7045,7 +12444,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_charge`: no such charge
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -7054,7 +12458,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -7063,7 +12471,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -7072,7 +12484,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -7081,7 +12497,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -7090,7 +12510,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7099,7 +12523,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -7108,7 +12536,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7124,6 +12557,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The purchase's id (`pur_…`) */
                 purchase: string;
             };
             cookie?: never;
@@ -7139,7 +12573,12 @@ export interface operations {
                     "application/json": components["schemas"]["PurchaseRefundList"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7148,7 +12587,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -7157,7 +12600,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_purchase`: no such purchase
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -7166,7 +12614,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -7175,7 +12627,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7184,7 +12640,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -7193,7 +12653,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7212,6 +12677,7 @@ export interface operations {
                 "Idempotency-Key": string;
             };
             path: {
+                /** @description The purchase's id (`pur_…`) */
                 purchase: string;
             };
             cookie?: never;
@@ -7231,7 +12697,13 @@ export interface operations {
                     "application/json": components["schemas"]["PurchaseRefund"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             *     - `idempotency_key_required`: this request moves money or creates a billable object: send an Idempotency-Key
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7240,7 +12712,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -7249,7 +12725,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_purchase`: no such purchase
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -7258,7 +12739,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -7267,7 +12752,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             *     - `purchase_not_refundable`: only a paid purchase is refunded, through a payment the provider knows of
+             *     - `refund_pending`: an earlier refund of the purchase still waits for the provider's answer
+             *     - `refund_not_covered`: refunding consumed credit would take the wallet past what its policy allows
+             *     - `provider_not_configured`: the tenant has not set up this payment provider
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -7276,7 +12769,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -7285,7 +12782,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -7294,7 +12795,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7303,7 +12808,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -7312,7 +12821,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7330,6 +12844,7 @@ export interface operations {
                 from?: string | null;
                 /** @description End, exclusive */
                 to?: string | null;
+                /** @description Only this customer (its `external_id`) */
                 customer?: string | null;
             };
             header?: never;
@@ -7347,7 +12862,12 @@ export interface operations {
                     "application/json": components["schemas"]["RevenueReport"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7356,7 +12876,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -7365,7 +12889,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -7374,7 +12903,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -7383,7 +12916,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7392,7 +12929,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -7401,7 +12942,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7430,7 +12976,12 @@ export interface operations {
                     "application/json": components["schemas"]["PlanList"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7439,7 +12990,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -7448,7 +13003,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -7457,7 +13016,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -7466,7 +13029,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7475,7 +13042,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -7484,7 +13055,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7520,7 +13096,12 @@ export interface operations {
                     "application/json": components["schemas"]["Plan"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7529,7 +13110,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -7538,7 +13123,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_asset`: no such asset
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -7547,7 +13137,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -7556,7 +13150,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             *     - `already_exists`: a plan with this code exists
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -7565,7 +13164,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -7574,7 +13177,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -7583,7 +13190,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7592,7 +13203,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -7601,7 +13216,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7617,7 +13237,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description Your own id for the customer */
+                /** @description Your own id for the customer (its `external_id`) */
                 customer: string;
             };
             cookie?: never;
@@ -7633,7 +13253,12 @@ export interface operations {
                     "application/json": components["schemas"]["SubscriptionList"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7642,7 +13267,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -7651,7 +13280,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -7660,7 +13294,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -7669,7 +13307,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7678,7 +13320,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -7687,7 +13333,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7706,7 +13357,7 @@ export interface operations {
                 "Idempotency-Key": string;
             };
             path: {
-                /** @description Your own id for the customer */
+                /** @description Your own id for the customer (its `external_id`) */
                 customer: string;
             };
             cookie?: never;
@@ -7726,7 +13377,13 @@ export interface operations {
                     "application/json": components["schemas"]["Subscription"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             *     - `idempotency_key_required`: this request moves money or creates a billable object: send an Idempotency-Key
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7735,7 +13392,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -7744,7 +13405,13 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             *     - `unknown_plan`: no such plan
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -7753,7 +13420,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -7762,7 +13433,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             *     - `already_subscribed`: the customer has an active subscription: change its plan
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -7771,7 +13447,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -7780,7 +13460,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -7789,7 +13473,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7798,7 +13486,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -7807,7 +13499,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7823,6 +13520,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The subscription's id (`sub_…`) */
                 subscription: string;
             };
             cookie?: never;
@@ -7838,7 +13536,12 @@ export interface operations {
                     "application/json": components["schemas"]["Subscription"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7847,7 +13550,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -7856,7 +13563,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_subscription`: no such subscription
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -7865,7 +13577,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -7874,7 +13590,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7883,7 +13603,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -7892,7 +13616,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7911,6 +13640,7 @@ export interface operations {
                 "Idempotency-Key": string;
             };
             path: {
+                /** @description The subscription's id (`sub_…`) */
                 subscription: string;
             };
             cookie?: never;
@@ -7930,7 +13660,13 @@ export interface operations {
                     "application/json": components["schemas"]["Subscription"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             *     - `idempotency_key_required`: this request moves money or creates a billable object: send an Idempotency-Key
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7939,7 +13675,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -7948,7 +13688,13 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_subscription`: no such subscription
+             *     - `unknown_plan`: no such plan
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -7957,7 +13703,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -7966,7 +13716,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             *     - `subscription_not_active`: the subscription is canceled
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -7975,7 +13730,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -7984,7 +13743,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -7993,7 +13756,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -8002,7 +13769,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -8011,7 +13782,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -8030,6 +13806,7 @@ export interface operations {
                 "Idempotency-Key"?: string | null;
             };
             path: {
+                /** @description The subscription's id (`sub_…`) */
                 subscription: string;
             };
             cookie?: never;
@@ -8049,7 +13826,12 @@ export interface operations {
                     "application/json": components["schemas"]["Subscription"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -8058,7 +13840,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -8067,7 +13853,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_subscription`: no such subscription
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -8076,7 +13867,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -8085,7 +13880,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             *     - `subscription_not_active`: the subscription is canceled
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -8094,7 +13894,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -8103,7 +13907,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -8112,7 +13920,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -8121,7 +13933,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -8130,7 +13946,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -8144,6 +13965,7 @@ export interface operations {
     list_packs_v1_packs_get: {
         parameters: {
             query?: {
+                /** @description Also packs taken off sale */
                 include_inactive?: boolean;
             };
             header?: never;
@@ -8161,7 +13983,12 @@ export interface operations {
                     "application/json": components["schemas"]["PackList"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -8170,7 +13997,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -8179,7 +14010,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -8188,7 +14023,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -8197,7 +14036,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -8206,7 +14049,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -8215,7 +14062,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -8251,7 +14103,12 @@ export interface operations {
                     "application/json": components["schemas"]["Pack"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -8260,7 +14117,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -8269,7 +14130,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_asset`: no such asset
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -8278,7 +14144,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -8287,7 +14157,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             *     - `already_exists`: a pack with this code exists
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -8296,7 +14171,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -8305,7 +14184,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -8314,7 +14197,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -8323,7 +14210,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -8332,7 +14223,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -8348,6 +14244,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The pack's id (`pck_…`) or code */
                 pack: string;
             };
             cookie?: never;
@@ -8367,7 +14264,12 @@ export interface operations {
                     "application/json": components["schemas"]["Pack"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -8376,7 +14278,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -8385,7 +14291,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_pack`: no such pack
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -8394,7 +14305,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -8403,16 +14318,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -8421,7 +14331,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -8430,7 +14344,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -8439,7 +14357,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -8448,7 +14370,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -8464,7 +14391,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description Your own id for the customer */
+                /** @description Your own id for the customer (its `external_id`) */
                 customer: string;
             };
             cookie?: never;
@@ -8480,7 +14407,12 @@ export interface operations {
                     "application/json": components["schemas"]["PurchaseList"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -8489,7 +14421,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -8498,7 +14434,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -8507,7 +14448,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -8516,7 +14461,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -8525,7 +14474,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -8534,7 +14487,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -8553,7 +14511,7 @@ export interface operations {
                 "Idempotency-Key": string;
             };
             path: {
-                /** @description Your own id for the customer */
+                /** @description Your own id for the customer (its `external_id`) */
                 customer: string;
             };
             cookie?: never;
@@ -8573,7 +14531,13 @@ export interface operations {
                     "application/json": components["schemas"]["Purchase"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             *     - `idempotency_key_required`: this request moves money or creates a billable object: send an Idempotency-Key
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -8582,7 +14546,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -8591,7 +14559,14 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             *     - `unknown_pack`: no such pack
+             *     - `unknown_asset`: no such asset
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -8600,7 +14575,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -8609,7 +14588,13 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             *     - `pack_not_active`: the pack is not on sale
+             *     - `provider_not_configured`: the tenant has not set up this payment provider
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -8618,7 +14603,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -8627,7 +14616,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -8636,7 +14629,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             *     - `no_exchange_rate`: money buys an asset other than its own currency, and the tenant set no rate for it
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -8645,7 +14643,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -8654,7 +14656,25 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description The payment provider refused or could not be reached; nothing was granted. Codes:
+             *
+             *     - `payment_provider_error`: the payment provider refused or could not be reached; nothing was granted
+             */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -8670,6 +14690,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The purchase's id (`pur_…`) */
                 purchase: string;
             };
             cookie?: never;
@@ -8685,7 +14706,12 @@ export interface operations {
                     "application/json": components["schemas"]["Purchase"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -8694,7 +14720,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -8703,7 +14733,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_purchase`: no such purchase
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -8712,7 +14747,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -8721,7 +14760,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -8730,7 +14773,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -8739,7 +14786,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -8758,6 +14810,7 @@ export interface operations {
                 "Idempotency-Key": string;
             };
             path: {
+                /** @description The purchase's id (`pur_…`) */
                 purchase: string;
             };
             cookie?: never;
@@ -8773,7 +14826,13 @@ export interface operations {
                     "application/json": components["schemas"]["Purchase"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             *     - `idempotency_key_required`: this request moves money or creates a billable object: send an Idempotency-Key
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -8782,7 +14841,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -8791,7 +14854,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_purchase`: no such purchase
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -8800,7 +14868,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -8809,7 +14881,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             *     - `purchase_not_pending`: the purchase was already paid, failed or refunded; it changes state once
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -8818,7 +14895,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -8827,7 +14908,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -8836,7 +14921,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -8845,7 +14934,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -8854,7 +14947,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -8873,6 +14971,7 @@ export interface operations {
                 "Idempotency-Key": string;
             };
             path: {
+                /** @description The purchase's id (`pur_…`) */
                 purchase: string;
             };
             cookie?: never;
@@ -8892,7 +14991,13 @@ export interface operations {
                     "application/json": components["schemas"]["Purchase"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             *     - `idempotency_key_required`: this request moves money or creates a billable object: send an Idempotency-Key
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -8901,7 +15006,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -8910,7 +15019,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_purchase`: no such purchase
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -8919,7 +15033,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -8928,7 +15046,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             *     - `purchase_not_pending`: the purchase was already paid, failed or refunded; it changes state once
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -8937,7 +15060,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -8946,7 +15073,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -8955,7 +15086,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -8964,7 +15099,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -8973,7 +15112,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -8989,7 +15133,9 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The money (ISO 4217 code) */
                 currency: string;
+                /** @description The asset's code */
                 asset: string;
             };
             cookie?: never;
@@ -9009,7 +15155,12 @@ export interface operations {
                     "application/json": components["schemas"]["ExchangeRate"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -9018,7 +15169,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -9027,7 +15182,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_asset`: no such asset
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -9036,7 +15196,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -9045,16 +15209,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -9063,7 +15222,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -9072,7 +15235,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -9081,7 +15248,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -9090,7 +15261,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -9119,7 +15295,12 @@ export interface operations {
                     "application/json": components["schemas"]["ExchangeRateList"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -9128,7 +15309,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -9137,7 +15322,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -9146,7 +15335,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -9155,7 +15348,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -9164,7 +15361,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -9180,6 +15382,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The payment provider */
                 provider: "manual" | "stripe";
             };
             cookie?: never;
@@ -9199,7 +15402,12 @@ export interface operations {
                     "application/json": components["schemas"]["ProviderAccount"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -9208,7 +15416,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -9217,7 +15429,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -9226,7 +15442,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -9235,16 +15455,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -9253,7 +15468,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -9262,7 +15481,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -9271,7 +15494,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -9280,7 +15507,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -9309,7 +15541,12 @@ export interface operations {
                     "application/json": components["schemas"]["ProviderAccountList"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -9318,7 +15555,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -9327,7 +15568,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -9336,7 +15581,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -9345,7 +15594,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -9354,7 +15607,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -9370,7 +15628,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description Your own id for the customer */
+                /** @description Your own id for the customer (its `external_id`) */
                 customer: string;
             };
             cookie?: never;
@@ -9386,7 +15644,12 @@ export interface operations {
                     "application/json": components["schemas"]["PaymentMethodList"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -9395,7 +15658,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -9404,7 +15671,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -9413,7 +15685,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -9422,7 +15698,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -9431,7 +15711,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -9440,7 +15724,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -9459,7 +15748,7 @@ export interface operations {
                 "Idempotency-Key"?: string | null;
             };
             path: {
-                /** @description Your own id for the customer */
+                /** @description Your own id for the customer (its `external_id`) */
                 customer: string;
             };
             cookie?: never;
@@ -9479,7 +15768,12 @@ export interface operations {
                     "application/json": components["schemas"]["PaymentMethod"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -9488,7 +15782,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -9497,7 +15795,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -9506,7 +15809,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -9515,7 +15822,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -9524,7 +15835,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -9533,7 +15848,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -9542,7 +15861,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -9551,7 +15874,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -9560,7 +15887,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -9576,8 +15908,9 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description Your own id for the customer */
+                /** @description Your own id for the customer (its `external_id`) */
                 customer: string;
+                /** @description The asset's code */
                 asset: string;
             };
             cookie?: never;
@@ -9597,7 +15930,12 @@ export interface operations {
                     "application/json": components["schemas"]["AutoTopUp"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -9606,7 +15944,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -9615,7 +15957,14 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             *     - `unknown_asset`: no such asset
+             *     - `unknown_pack`: no such pack
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -9624,7 +15973,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -9633,7 +15986,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `provider_not_configured`: the tenant has not set up this payment provider
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -9642,7 +15999,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -9651,7 +16012,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -9660,7 +16025,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -9669,7 +16038,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -9678,7 +16051,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -9694,7 +16072,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description Your own id for the customer */
+                /** @description Your own id for the customer (its `external_id`) */
                 customer: string;
             };
             cookie?: never;
@@ -9710,7 +16088,12 @@ export interface operations {
                     "application/json": components["schemas"]["AutoTopUpList"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -9719,7 +16102,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -9728,7 +16115,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -9737,7 +16129,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -9746,7 +16142,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -9755,7 +16155,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -9764,7 +16168,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -9782,6 +16191,7 @@ export interface operations {
                 tenant?: string | null;
             };
             header?: {
+                /** @description Stripe's signature of the body */
                 "stripe-signature"?: string | null;
             };
             path?: never;
@@ -9798,7 +16208,13 @@ export interface operations {
                     "application/json": components["schemas"]["ProviderEventOutcome"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             *     - `invalid_signature`: a provider webhook whose signature does not verify: it is not acted on
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -9807,7 +16223,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -9816,7 +16236,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -9825,7 +16249,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `provider_not_configured`: the tenant has not set up this payment provider
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -9834,7 +16262,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -9843,7 +16275,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -9852,7 +16288,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -9861,7 +16301,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -9870,7 +16314,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -9899,7 +16348,12 @@ export interface operations {
                     "application/json": components["schemas"]["CampaignList"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -9908,7 +16362,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -9917,7 +16375,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -9926,7 +16388,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -9935,7 +16401,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -9944,7 +16414,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -9953,7 +16427,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -9989,7 +16468,12 @@ export interface operations {
                     "application/json": components["schemas"]["Campaign"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -9998,7 +16482,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -10007,7 +16495,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_asset`: no such asset
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -10016,7 +16509,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -10025,7 +16522,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             *     - `already_exists`: a campaign with this code exists
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -10034,7 +16536,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -10043,7 +16549,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -10052,7 +16562,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -10061,7 +16575,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -10070,7 +16588,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -10089,7 +16612,7 @@ export interface operations {
                 "Idempotency-Key": string;
             };
             path: {
-                /** @description Your own id for the customer */
+                /** @description Your own id for the customer (its `external_id`) */
                 customer: string;
             };
             cookie?: never;
@@ -10109,7 +16632,13 @@ export interface operations {
                     "application/json": components["schemas"]["Redemption"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             *     - `idempotency_key_required`: this request moves money or creates a billable object: send an Idempotency-Key
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -10118,7 +16647,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -10127,7 +16660,13 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             *     - `unknown_campaign`: no such campaign
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -10136,7 +16675,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -10145,7 +16688,14 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             *     - `campaign_expired`: the campaign has ended
+             *     - `campaign_limit_reached`: the customer has redeemed this code as often as the campaign allows
+             *     - `campaign_exhausted`: the campaign's total redemptions are used up
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -10154,7 +16704,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -10163,7 +16717,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -10172,7 +16730,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -10181,7 +16743,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -10190,7 +16756,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -10219,7 +16790,12 @@ export interface operations {
                     "application/json": components["schemas"]["ConsumptionOrder"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -10228,7 +16804,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -10237,7 +16817,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -10246,7 +16830,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -10255,7 +16843,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -10264,7 +16856,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -10280,6 +16877,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The lot kind */
                 kind: components["schemas"]["LotKind"];
             };
             cookie?: never;
@@ -10299,7 +16897,12 @@ export interface operations {
                     "application/json": components["schemas"]["ConsumptionOrder"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -10308,7 +16911,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -10317,7 +16924,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -10326,7 +16937,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -10335,16 +16950,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -10353,7 +16963,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -10362,7 +16976,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -10371,7 +16989,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -10380,7 +17002,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -10416,7 +17043,12 @@ export interface operations {
                     "application/json": components["schemas"]["PortalSession"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -10425,7 +17057,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -10434,7 +17070,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this tenant */
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -10443,7 +17084,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -10452,7 +17097,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -10461,7 +17110,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -10470,7 +17123,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -10479,7 +17136,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -10488,7 +17149,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -10497,7 +17162,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -10526,7 +17196,12 @@ export interface operations {
                     "application/json": components["schemas"]["Branding"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -10535,7 +17210,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -10544,7 +17223,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -10553,7 +17236,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -10562,7 +17249,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -10571,7 +17262,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -10607,7 +17303,12 @@ export interface operations {
                     "application/json": components["schemas"]["Branding"];
                 };
             };
-            /** @description Malformed request (e.g. the body is not JSON), or a required Idempotency-Key missing */
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -10616,7 +17317,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, unknown or revoked API key */
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -10625,7 +17330,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The request body did not all arrive in time */
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -10634,7 +17343,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: idempotency key reused with another request, or a state that forbids it */
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -10643,7 +17356,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -10652,7 +17369,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is not declared as JSON (Content-Type: application/json) */
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -10661,7 +17382,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid input; `field` names it */
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -10670,7 +17395,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many failed authentications from this address; retry after Retry-After seconds */
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -10679,7 +17408,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Overloaded or the database is unavailable; retry after Retry-After seconds */
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
