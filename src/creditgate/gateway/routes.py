@@ -266,12 +266,16 @@ async def serve(request: Request, endpoint: Endpoint) -> Response:
         )
         upstream_key = await anyio.to_thread.run_sync(gateway.keys.get, call.ledger, provider)
         auth = await anyio.to_thread.run_sync(lambda: _authorize(call, request, settings))
+        if given_id is not None and auth.approved:
+            # The caller's key may be a retry of a call already served: a replay answers
+            # the hold as it was, so its state now is read.
+            auth = await anyio.to_thread.run_sync(call.ledger.authorization, auth.id)
     except CreditgateError as exc:
         return failure(provider, exc)
     if not auth.approved:
         message = (
             f"declined ({auth.decline_reason}): the call is estimated at {auth.requested} "
-            f"{auth.asset} and the customer has {auth.available} {auth.asset} available"
+            f"and the customer has {auth.available} available ({auth.asset}, in minor units)"
         )
         return error_response(provider, 402, auth.decline_reason or "declined", message)
     if auth.status != "pending":
@@ -468,7 +472,11 @@ class Relay(Response):
         headers: dict[str, str],
         media_type: str,
     ) -> None:
-        super().__init__(None, upstream.status_code, headers=headers, media_type=media_type)
+        # As a StreamingResponse: no body, so no Content-Length.
+        self.status_code = upstream.status_code
+        self.media_type = media_type
+        self.background = None
+        self.init_headers(headers)
         self.upstream = upstream
         self.call = call
         self.meter = meter
