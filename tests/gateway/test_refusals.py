@@ -142,12 +142,12 @@ def test_bad_requests_answer_in_the_providers_shape_and_send_nothing(
 
     cases = [
         # (url, headers, body, status, code)
-        (chat, auth, {"messages": MESSAGES}, 422, "invalid_request"),  # no model
+        (chat, auth, {"messages": MESSAGES}, 400, "invalid_request"),  # no model
         (chat, auth, {**good, "model": "gpt-unpriced"}, 422, "no_price"),
-        (chat, auth, b"{not json", 422, "invalid_request"),
-        (chat, auth, b"[1, 2]", 422, "invalid_request"),
+        (chat, auth, b"{not json", 400, "invalid_request"),
+        (chat, auth, b"[1, 2]", 400, "invalid_request"),
         (chat, auth, {**good, "max_tokens": -5}, 422, "invalid_input"),
-        (chat, {"Authorization": auth["Authorization"]}, good, 422, "invalid_request"),
+        (chat, {"Authorization": auth["Authorization"]}, good, 400, "invalid_request"),
         (chat, {**auth, "Authorization": "Bearer cg_nothing_bad"}, good, 401, "unauthenticated"),
         (chat, {"X-Creditgate-Customer": CUSTOMER}, good, 401, "unauthenticated"),
         (chat, {**auth, "X-Creditgate-Customer": "nobody"}, good, 404, "unknown_customer"),
@@ -163,7 +163,7 @@ def test_bad_requests_answer_in_the_providers_shape_and_send_nothing(
     assert response.status_code == 413 and _openai_error(response)["code"] == "body_too_large"
 
     anthropic_cases = [
-        ({"max_tokens": 5, "messages": MESSAGES}, 422, "invalid_request_error"),
+        ({"max_tokens": 5, "messages": MESSAGES}, 400, "invalid_request_error"),
         ({"model": "claude-nope", "max_tokens": 5, "messages": MESSAGES}, 422, None),
     ]
     for body, status, kind in anthropic_cases:
@@ -172,7 +172,7 @@ def test_bad_requests_answer_in_the_providers_shape_and_send_nothing(
         error = _anthropic_error(response)
         assert kind is None or error["type"] == kind
     response = _post(messages, content=b"nope", headers=x_auth)
-    assert response.status_code == 422 and _anthropic_error(response)
+    assert response.status_code == 400 and _anthropic_error(response)
     response = _post(messages, json={"model": "claude-test"}, headers={"x-api-key": "cg_x_y"})
     assert _anthropic_error(response)["type"] == "authentication_error"
     huge = {"model": "claude-test", "max_tokens": 5, "messages": [{"content": "x" * MAX_BODY}]}

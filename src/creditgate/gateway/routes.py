@@ -41,7 +41,7 @@ from starlette.types import Receive, Scope, Send
 
 from creditgate.api import TenantLedger
 from creditgate.api.gateway import Authorization, Settlement, TenantGateway
-from creditgate.domain.errors import CreditgateError, InvalidInput
+from creditgate.domain.errors import CreditgateError
 from creditgate.domain.gateway import (
     ImpossibleUsage,
     Usage,
@@ -197,7 +197,10 @@ def _api_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
-class BadRequest(InvalidInput):
+class BadRequest(CreditgateError):
+    """A gateway request that is not one: not JSON, not an object, no model, no customer
+    (a 400, as the providers answer a malformed request)."""
+
     code = "invalid_request"
 
 
