@@ -190,6 +190,12 @@ def test_events_arrive_before_the_stream_ends(tenant: Tenant, standin: StandIn) 
     with tenant.openai().chat.completions.with_streaming_response.create(
         model="gpt-test", messages=MESSAGES, stream=True
     ) as raw:
+        auth_id = raw.headers["x-creditgate-authorization"]
         first = next(c for c in raw.parse() if c.choices and c.choices[0].delta.content)
         assert first.choices[0].delta.content == "Hello"
         assert not standin.cancelled.is_set()
+    # Then the client goes away: settled for the one piece it was sent.
+    assert standin.cancelled.wait(5)
+    wait_for(lambda: _settled(tenant, auth_id))
+    (charge,) = tenant.charges()
+    assert charge.quantities["output_tokens"] == str(math.ceil(len("Hello") / 4))
