@@ -103,6 +103,34 @@ class Settings(BaseSettings):
         "offline stand-in). Operator configuration: tenants cannot set it.",
     )
 
+    # The LLM gateway (operator configuration: trusted, not subject to the address guard)
+    gateway_openai_base: str = Field(
+        default="https://api.openai.com",
+        description="Where the gateway sends OpenAI calls (`/gateway/openai/v1/...` goes to "
+        "`<base>/v1/...`).",
+    )
+    gateway_anthropic_base: str = Field(
+        default="https://api.anthropic.com",
+        description="Where the gateway sends Anthropic calls.",
+    )
+    gateway_default_max_tokens: int = Field(
+        default=4096,
+        ge=1,
+        description="Output tokens held for a gateway request that sets no cap of its own "
+        "(`max_tokens`, `max_completion_tokens`, `max_output_tokens`).",
+    )
+    gateway_max_body_bytes: int = Field(
+        default=8 << 20, ge=1, description="Largest gateway request body, in bytes (413)."
+    )
+    gateway_timeout_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long a gateway call may take upstream; its hold lives 300 s longer.",
+    )
+    gateway_connect_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="How long connecting upstream may take."
+    )
+
     # The command line
     tenant: str | None = Field(
         default=None,

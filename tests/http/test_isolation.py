@@ -33,6 +33,7 @@ def snapshot(a: Api) -> dict[str, Any]:
         "webhook_endpoints": a.get("/v1/webhook-endpoints").json(),
         "webhook_deliveries": a.get("/v1/webhook-deliveries").json(),
         "branding": a.get("/v1/portal/branding").json(),
+        "gateway_keys": a.get("/v1/gateway/upstream-keys").json(),
     }
 
 
@@ -118,6 +119,10 @@ OWN_ONLY = {
     ("GET", "/v1/webhook-deliveries"),
     ("GET", "/v1/portal/branding"),
     ("PUT", "/v1/portal/branding"),
+    # The LLM gateway's provider keys: the tenant's own, named by provider.
+    ("GET", "/v1/gateway/upstream-keys"),
+    ("PUT", "/v1/gateway/upstream-keys/{provider}"),
+    ("DELETE", "/v1/gateway/upstream-keys/{provider}"),
 }
 
 

@@ -78,6 +78,10 @@ app.add_typer(webhooks_app, name="webhooks")
 from creditgate.cli.secrets import secrets_app  # noqa: E402
 
 app.add_typer(secrets_app, name="secrets")
+from creditgate.cli.gateway import gateway_app  # noqa: E402
+
+app.add_typer(gateway_app, name="gateway")
+
 from creditgate.cli.config import config_app  # noqa: E402
 
 app.add_typer(config_app, name="config")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -16,6 +16,10 @@ from starlette.types import Receive, Scope, Send
 from creditgate.api import Creditgate
 from creditgate.api.clock import clock_from_env
 from creditgate.domain.amounts import MAX_AMOUNT, MAX_BALANCE
+from creditgate.gateway import keys as gateway_keys
+from creditgate.gateway import routes as gateway_routes
+from creditgate.gateway.edge import BodyLimits
+from creditgate.gateway.settings import GatewaySettings
 from creditgate.http import (
     DEFAULT_BODY_TIMEOUT_SECONDS,
     DEFAULT_MAX_IN_FLIGHT,
@@ -38,7 +42,7 @@ from creditgate.http.auth import DEFAULT_AUTH_FAILURES_PER_MINUTE, AuthFailureLi
 from creditgate.http.hot import HotRoutes
 from creditgate.http.load import InFlight
 from creditgate.http.metrics import metrics
-from creditgate.http.middleware import BodyLimit, RequestContext
+from creditgate.http.middleware import RequestContext
 from creditgate.http.models import Health
 from creditgate.http.problems import problem, problem_response
 from creditgate.http.threads import Threads
@@ -71,6 +75,8 @@ class Settings:
     key_cache_seconds: float = DEFAULT_KEY_CACHE_SECONDS
     # Failed authentications per client address per minute before 429 (0: no limit).
     auth_failures_per_minute: int = DEFAULT_AUTH_FAILURES_PER_MINUTE
+    # The LLM gateway's upstreams, caps and limits (creditgate/gateway/settings.py).
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -82,6 +88,7 @@ class Settings:
             body_timeout_seconds=env.body_timeout_seconds,
             key_cache_seconds=env.key_cache_seconds,
             auth_failures_per_minute=env.auth_failures_per_minute,
+            gateway=GatewaySettings.from_env(env),
         )
 
 
@@ -100,6 +107,7 @@ def create_app(
     # The hot routes run their database work on these threads, every other sync route on
     # anyio's pool, limited to as many.
     threads = Threads(sync_threads(cg, settings, DEFAULT_THREADS))
+    gateway = gateway_routes.Gateway(settings.gateway)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -107,6 +115,7 @@ def create_app(
         try:
             yield
         finally:
+            await gateway.close()
             threads.close()
             if close_on_shutdown:
                 cg.close()
@@ -127,11 +136,14 @@ def create_app(
         limiter=AuthFailureLimiter(settings.auth_failures_per_minute),
     )
     app.state.settings = settings
+    app.state.gateway = gateway
     problems.install(app)
     for module in (catalog, wallets, grants, gate, keys, pricing, webhooks, refunds):
         app.include_router(module.router)
     for module in (plans, purchases, campaigns):  # billing
         app.include_router(module.router)
+    app.include_router(gateway_keys.router)  # the LLM gateway's tenant settings
+    app.include_router(gateway_routes.router)  # /gateway/openai/v1/…, /gateway/anthropic/v1/…
     app.include_router(docs.router)  # /docs and /redoc, from files in the package
     install_portal(app)  # /v1/portal/sessions, the customer portal and the dashboard
 
@@ -157,7 +169,10 @@ def create_app(
     app.state.in_flight = InFlight(settings.max_in_flight)
     # Added innermost first: RequestContext sees every request the hot routes pass on.
     app.add_middleware(
-        BodyLimit, limit=settings.max_body_bytes, timeout=settings.body_timeout_seconds
+        BodyLimits,
+        limit=settings.max_body_bytes,
+        timeout=settings.body_timeout_seconds,
+        gateway_limit=settings.gateway.max_body_bytes,
     )
     app.add_middleware(RequestContext)
     app.hot = HotRoutes(

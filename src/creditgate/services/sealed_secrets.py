@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from creditgate.services.billing.purchases import SECRET_FIELDS
+from creditgate.services.gateway import reseal_upstream_keys
 from creditgate.services.results import Result
 from creditgate.storage.database import Database
 from creditgate.storage.secret_keys import SecretKeys
@@ -18,6 +19,7 @@ BATCH = 200
 
 class ResealReport(Result):
     webhook_secrets: int = 0
+    # Payment providers' secrets and the LLM gateway's upstream provider keys.
     provider_secrets: int = 0
 
 
@@ -74,4 +76,5 @@ def reseal_all(db: Database) -> ResealReport:
         done, after = db.run(partial(_reseal_endpoints, keys=keys, after=after))
         endpoints += done
     providers = db.run(partial(_reseal_providers, keys=keys))
+    providers += db.run(partial(reseal_upstream_keys, keys=keys))
     return ResealReport(webhook_secrets=endpoints, provider_secrets=providers)

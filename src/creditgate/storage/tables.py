@@ -625,3 +625,18 @@ dashboard_sign_outs = Table(
     Column("expires_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("tenant_id", "session_id"),
 )
+
+# A tenant's key at an upstream LLM provider, for the gateway to call it with: sealed with the
+# operator's keys (storage/secret_keys.py), shown only by its prefix. Where the gateway
+# connects is the operator's setting, never a tenant's.
+gateway_upstream_keys = Table(
+    "gateway_upstream_keys",
+    metadata,
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("provider", String(20), nullable=False),
+    Column("secret", String(1000), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "provider"),
+)

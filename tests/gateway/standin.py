@@ -1,0 +1,321 @@
+"""A stand-in for the OpenAI and Anthropic APIs: a real HTTP server in a thread.
+
+It speaks both wire formats, whole answers and server-sent events, with the usage, text and
+failures a test sets, and records every request it receives. `hang_after` makes a stream
+stop after that many pieces of text and wait for its client to go away (recorded in
+`cancelled`), as a provider does when the caller cancels.
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+OPENAI_CHAT_USAGE = {"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500}
+OPENAI_RESPONSES_USAGE = {
+    "input_tokens": 900,
+    "input_tokens_details": {"cached_tokens": 0},
+    "output_tokens": 200,
+    "output_tokens_details": {"reasoning_tokens": 0},
+    "total_tokens": 1100,
+}
+EMBEDDINGS_USAGE = {"prompt_tokens": 40, "total_tokens": 40}
+ANTHROPIC_USAGE = {
+    "input_tokens": 700,
+    "output_tokens": 150,
+    "cache_read_input_tokens": 0,
+    "cache_creation_input_tokens": 0,
+}
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+@dataclass
+class StandIn:
+    pieces: list[str] = field(default_factory=lambda: ["Hello", ", ", "wor", "ld", "!"])
+    chat_usage: dict[str, Any] = field(default_factory=lambda: dict(OPENAI_CHAT_USAGE))
+    responses_usage: dict[str, Any] = field(default_factory=lambda: dict(OPENAI_RESPONSES_USAGE))
+    embeddings_usage: dict[str, Any] = field(default_factory=lambda: dict(EMBEDDINGS_USAGE))
+    anthropic_usage: dict[str, Any] = field(default_factory=lambda: dict(ANTHROPIC_USAGE))
+    fail: tuple[int, dict[str, Any]] | None = None
+    fail_mid_stream: bool = False  # an error event after the first piece
+    hang_after: int | None = None
+    delay: float = 0.0  # between streamed events
+    received: list[Received] = field(default_factory=list)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    url: str = ""
+    _server: ThreadingHTTPServer | None = None
+    _count: int = 0
+
+    def start(self) -> StandIn:
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", "0"))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                standin.received.append(Received(self.path, headers, body))
+                standin._count += 1
+                standin.respond(self, body)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    # Answers
+
+    def respond(self, handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        path = handler.path
+        anthropic = path == "/v1/messages"
+        request_id = f"req_standin_{self._count}"
+        id_header = "request-id" if anthropic else "x-request-id"
+        if self.fail is not None:
+            status, doc = self.fail
+            self._whole(handler, status, doc, {id_header: request_id, "retry-after": "7"})
+            return
+        model = body.get("model", "some-model")
+        stream = body.get("stream") is True
+        if path == "/v1/chat/completions":
+            if stream:
+                self._sse(handler, self._chat_events(model, body), id_header, request_id)
+            else:
+                self._whole(handler, 200, self._chat(model), {id_header: request_id})
+        elif path == "/v1/responses":
+            if stream:
+                self._sse(handler, self._responses_events(model), id_header, request_id)
+            else:
+                self._whole(handler, 200, self._response(model), {id_header: request_id})
+        elif path == "/v1/embeddings":
+            doc = {
+                "object": "list",
+                "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2, 0.3]}],
+                "model": model,
+                "usage": self.embeddings_usage,
+            }
+            self._whole(handler, 200, doc, {id_header: request_id})
+        elif anthropic:
+            if stream:
+                self._sse(handler, self._anthropic_events(model), id_header, request_id)
+            else:
+                self._whole(handler, 200, self._message(model), {id_header: request_id})
+        else:
+            self._whole(handler, 404, {"error": {"message": "no such route"}}, {})
+
+    def _whole(
+        self, handler: BaseHTTPRequestHandler, status: int, doc: Any, headers: dict[str, str]
+    ) -> None:
+        data = json.dumps(doc).encode()
+        handler.send_response(status)
+        handler.send_header("content-type", "application/json")
+        handler.send_header("content-length", str(len(data)))
+        for name, value in headers.items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    def _sse(
+        self, handler: BaseHTTPRequestHandler, events: Any, id_header: str, request_id: str
+    ) -> None:
+        handler.send_response(200)
+        handler.send_header("content-type", "text/event-stream")
+        handler.send_header("cache-control", "no-cache")
+        handler.send_header("connection", "close")
+        handler.send_header(id_header, request_id)
+        handler.end_headers()
+        handler.close_connection = True
+        try:
+            for item in events:
+                if item == "HANG":
+                    self._wait_for_close(handler.connection)
+                    return
+                handler.wfile.write(item.encode())
+                handler.wfile.flush()
+                if self.delay:
+                    time.sleep(self.delay)
+        except OSError:
+            self.cancelled.set()
+
+    def _wait_for_close(self, sock: socket.socket) -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            readable, _, _ = select.select([sock], [], [], 0.05)
+            if readable:
+                try:
+                    if sock.recv(1, socket.MSG_PEEK) == b"":
+                        self.cancelled.set()
+                        return
+                except OSError:
+                    self.cancelled.set()
+                    return
+
+    def _hang_at(self, index: int) -> bool:
+        return self.hang_after is not None and index == self.hang_after
+
+    # OpenAI chat completions
+
+    def _chat(self, model: str) -> dict[str, Any]:
+        return {
+            "id": "chatcmpl-standin",
+            "object": "chat.completion",
+            "created": 1_767_268_800,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "".join(self.pieces)},
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                }
+            ],
+            "usage": self.chat_usage,
+        }
+
+    def _chat_events(self, model: str, body: dict[str, Any]) -> Any:
+        include_usage = (body.get("stream_options") or {}).get("include_usage") is True
+        common = {
+            "id": "chatcmpl-standin",
+            "object": "chat.completion.chunk",
+            "created": 1_767_268_800,
+            "model": model,
+        }
+
+        def chunk(choices: list[Any], usage: Any = None) -> str:
+            doc = {**common, "choices": choices}
+            if include_usage:
+                doc["usage"] = usage
+            return f"data: {json.dumps(doc)}\n\n"
+
+        yield chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}}])
+        for index, piece in enumerate(self.pieces):
+            if self._hang_at(index):
+                yield "HANG"
+            if self.fail_mid_stream and index == 1:
+                yield 'data: {"error": {"message": "overloaded", "type": "server_error"}}\n\n'
+                return
+            yield chunk([{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
+        yield chunk([{"index": 0, "delta": {}, "finish_reason": "stop"}])
+        if include_usage:
+            yield chunk([], self.chat_usage)
+        yield "data: [DONE]\n\n"
+
+    # OpenAI responses
+
+    def _response(self, model: str, status: str = "completed") -> dict[str, Any]:
+        return {
+            "id": "resp_standin",
+            "object": "response",
+            "created_at": 1_767_268_800,
+            "model": model,
+            "status": status,
+            "output": [
+                {
+                    "type": "message",
+                    "id": "msg_standin",
+                    "status": "completed",
+                    "role": "assistant",
+                    "content": [
+                        {"type": "output_text", "text": "".join(self.pieces), "annotations": []}
+                    ],
+                }
+            ],
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+            "usage": self.responses_usage if status == "completed" else None,
+        }
+
+    def _responses_events(self, model: str) -> Any:
+        def event(name: str, doc: dict[str, Any]) -> str:
+            return f"event: {name}\ndata: {json.dumps({'type': name, **doc})}\n\n"
+
+        created = self._response(model, status="in_progress")
+        yield event("response.created", {"response": created, "sequence_number": 0})
+        for index, piece in enumerate(self.pieces):
+            if self._hang_at(index):
+                yield "HANG"
+            yield event(
+                "response.output_text.delta",
+                {
+                    "item_id": "msg_standin",
+                    "output_index": 0,
+                    "content_index": 0,
+                    "delta": piece,
+                    "sequence_number": index + 1,
+                    "logprobs": [],
+                },
+            )
+        done = self._response(model)
+        yield event(
+            "response.completed", {"response": done, "sequence_number": len(self.pieces) + 1}
+        )
+
+    # Anthropic messages
+
+    def _message(self, model: str) -> dict[str, Any]:
+        return {
+            "id": "msg_standin",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [{"type": "text", "text": "".join(self.pieces)}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": self.anthropic_usage,
+        }
+
+    def _anthropic_events(self, model: str) -> Any:
+        def event(name: str, doc: dict[str, Any]) -> str:
+            return f"event: {name}\ndata: {json.dumps({'type': name, **doc})}\n\n"
+
+        start_usage = {**self.anthropic_usage, "output_tokens": 1}
+        message = {**self._message(model), "content": [], "stop_reason": None}
+        yield event("message_start", {"message": {**message, "usage": start_usage}})
+        yield event(
+            "content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}
+        )
+        for index, piece in enumerate(self.pieces):
+            if self._hang_at(index):
+                yield "HANG"
+            if self.fail_mid_stream and index == 1:
+                yield event(
+                    "error", {"error": {"type": "overloaded_error", "message": "Overloaded"}}
+                )
+                return
+            yield event(
+                "content_block_delta",
+                {"index": 0, "delta": {"type": "text_delta", "text": piece}},
+            )
+        yield event("content_block_stop", {"index": 0})
+        yield event(
+            "message_delta",
+            {
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": self.anthropic_usage["output_tokens"]},
+            },
+        )
+        yield event("message_stop", {})
