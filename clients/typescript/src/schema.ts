@@ -1397,6 +1397,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/gateway/upstream-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the gateway's upstream keys
+         * @description The providers the gateway has a key for, each key shown by its first characters.
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
+        get: operations["list_upstream_keys_v1_gateway_upstream_keys_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/gateway/upstream-keys/{provider}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set the gateway's key for a provider
+         * @description The key the gateway calls `provider` with for this tenant (replacing any before it).
+         *     The answer shows its first characters only.
+         *
+         *     **Idempotency:** idempotent: repeating it leaves the same state.
+         */
+        put: operations["set_upstream_key_v1_gateway_upstream_keys__provider__put"];
+        post?: never;
+        /**
+         * Clear the gateway's key for a provider
+         * @description Forget the tenant's key for `provider`: the gateway refuses its calls from now on.
+         *
+         *     **Idempotency:** idempotent: repeating it leaves the same state.
+         */
+        delete: operations["clear_upstream_key_v1_gateway_upstream_keys__provider__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/portal/sessions": {
         parameters: {
             query?: never;
@@ -4636,6 +4687,19 @@ export interface components {
             plan: string;
         };
         /**
+         * NewUpstreamKey
+         * @example {
+         *       "api_key": "sk-proj-…"
+         *     }
+         */
+        NewUpstreamKey: {
+            /**
+             * Api Key
+             * @description The tenant's key at the provider; stored sealed, never shown again
+             */
+            api_key: string;
+        };
+        /**
          * NewWebhookEndpoint
          * @example {
          *       "description": "billing service",
@@ -6669,6 +6733,60 @@ export interface components {
              * @description Credit carried over into it, in minor units of the asset (at scale 2, 100 is 1 credit)
              */
             rolled_over: number;
+        };
+        /**
+         * UpstreamKey
+         * @description A tenant's key at an upstream provider, shown by its first characters only.
+         * @example {
+         *       "created_at": "2026-12-03T09:00:00Z",
+         *       "prefix": "sk-proj-",
+         *       "provider": "openai",
+         *       "updated_at": "2026-12-03T09:00:00Z"
+         *     }
+         */
+        UpstreamKey: {
+            /**
+             * Provider
+             * @description The upstream provider: `openai` or `anthropic`
+             */
+            provider: string;
+            /**
+             * Prefix
+             * @description The key's first 8 characters; the rest is stored sealed and never shown
+             */
+            prefix: string;
+            /**
+             * Created At
+             * Format: date-time
+             * @description When a key for this provider was first set; ISO 8601 date and time, UTC
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             * @description When the key was last set or cleared; ISO 8601 date and time, UTC
+             */
+            updated_at: string;
+        };
+        /**
+         * UpstreamKeyList
+         * @example {
+         *       "data": [
+         *         {
+         *           "created_at": "2026-12-03T09:00:00Z",
+         *           "prefix": "sk-proj-",
+         *           "provider": "openai",
+         *           "updated_at": "2026-12-03T09:00:00Z"
+         *         }
+         *       ]
+         *     }
+         */
+        UpstreamKeyList: {
+            /**
+             * Data
+             * @description The providers the gateway has a key for
+             */
+            data: components["schemas"]["UpstreamKey"][];
         };
         /**
          * UsageEvent
@@ -16969,6 +17087,369 @@ export interface operations {
              *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
              */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_upstream_keys_v1_gateway_upstream_keys_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UpstreamKeyList"];
+                };
+            };
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    set_upstream_key_v1_gateway_upstream_keys__provider__put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The upstream provider: `openai` or `anthropic` */
+                provider: "openai" | "anthropic";
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewUpstreamKey"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UpstreamKey"];
+                };
+            };
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    clear_upstream_key_v1_gateway_upstream_keys__provider__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The upstream provider: `openai` or `anthropic` */
+                provider: "openai" | "anthropic";
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UpstreamKey"];
+                };
+            };
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `upstream_key_not_set`: the tenant has not set its key for this provider
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from creditgate.cli._shared import (
     DbOption,
@@ -17,6 +16,7 @@ from creditgate.cli._shared import (
     Typer,
     console,
     open_ledger,
+    table,
     when,
 )
 
@@ -44,12 +44,8 @@ def _print_endpoints(found: Sequence[WebhookEndpoint], as_json: bool, title: str
     if as_json:
         print(json.dumps({"data": [e.model_dump(mode="json") for e in found]}))
         return
-    table = Table(title=title)
-    for column in ("id", "url", "event types", "enabled", "description", "created"):
-        # Ids are copied and compared: never cut them.
-        table.add_column(column, no_wrap=column == "id", overflow="fold")
-    for e in found:
-        table.add_row(
+    rows = [
+        (
             e.id,
             e.url,
             ", ".join(e.event_types) or "(all)",
@@ -57,7 +53,10 @@ def _print_endpoints(found: Sequence[WebhookEndpoint], as_json: bool, title: str
             e.description,
             _when(e.created_at),
         )
-    console.print(table)
+        for e in found
+    ]
+    columns = ("id", "url", "event types", "enabled", "description", "created")
+    table(title, columns, rows, right=(), drop=("description", "created"))
 
 
 def _print_secret(endpoint: CreatedWebhookEndpoint, as_json: bool, title: str) -> None:
@@ -76,29 +75,30 @@ def _print_deliveries(
         data = [d.model_dump(mode="json") for d in found]
         print(json.dumps({"data": data, "next_cursor": next_cursor}))
         return
-    table = Table(title="webhook deliveries")
     columns = ("id", "event", "type", "endpoint", "status", "attempts", "last", "next", "error")
-    for column in columns:
-        table.add_column(
-            column,
-            justify="right" if column == "attempts" else "left",
-            no_wrap=column in ("id", "event", "endpoint"),
-            overflow="fold",
-        )
+    rows = []
     for d in found:
         code = f"{d.last_status_code} " if d.last_status_code is not None else ""
-        table.add_row(
-            d.id,
-            d.event_id,
-            d.event_type,
-            d.endpoint_id,
-            d.status,
-            str(d.attempts),
-            _when(d.last_attempt_at),
-            _when(d.next_attempt_at) if d.status == "pending" else "",
-            code + (d.last_error or "") if d.status != "succeeded" else code.strip(),
+        rows.append(
+            (
+                d.id,
+                d.event_id,
+                d.event_type,
+                d.endpoint_id,
+                d.status,
+                str(d.attempts),
+                _when(d.last_attempt_at),
+                _when(d.next_attempt_at) if d.status == "pending" else "",
+                code + (d.last_error or "") if d.status != "succeeded" else code.strip(),
+            )
         )
-    console.print(table)
+    table(
+        "webhook deliveries",
+        columns,
+        rows,
+        right=("attempts",),
+        drop=("next", "last", "event", "endpoint", "error"),
+    )
     if next_cursor:
         console.print(f"[dim]more: --cursor {next_cursor}[/]")
 
