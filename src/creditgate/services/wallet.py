@@ -31,8 +31,6 @@ from creditgate.storage.postings import (
 )
 from creditgate.storage.unit_of_work import Deferred, PendingView
 
-# The wallet's balance row in one asset, as the steps here return it.
-BalanceRow = WalletBalance
 LOT_WINDOW = lots.LOT_WINDOW
 
 

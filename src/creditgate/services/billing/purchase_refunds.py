@@ -27,6 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 from creditgate.domain.amounts import check_amount
+from creditgate.domain.balances import WalletBalance
 from creditgate.domain.billing_errors import (
     PurchaseNotRefundable,
     RefundPending,
@@ -55,7 +56,6 @@ from creditgate.services.catalog.catalog import check_id, check_metadata
 from creditgate.services.context import Idempotent, Tx
 from creditgate.services.ledger.refunds import check_reason, credit_lot
 from creditgate.services.wallet import (
-    BalanceRow,
     emit,
     held_lot_shares,
     lock_balance,
@@ -220,7 +220,7 @@ def _check_none_pending(tx: Tx, row: Any) -> None:
 
 
 def _refundable(
-    tx: Tx, row: Any, lot: Any, before: BalanceRow, include_consumed: bool
+    tx: Tx, row: Any, lot: Any, before: WalletBalance, include_consumed: bool
 ) -> RefundablePurchase:
     """The purchase as the refund plan sees it: what its lot has unused and, if asked for,
     the consumed credit usage still holds."""
