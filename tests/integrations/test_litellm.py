@@ -46,7 +46,8 @@ def test_an_acompletion_is_held_from_its_request_and_charged_the_price_of_its_us
 
     reply = asyncio.run(run())
     assert reply.choices[0].message.content == "Hello, world!"
-    used = {"input_tokens": reply.usage.prompt_tokens, "output_tokens": reply.usage.completion_tokens}
+    usage = reply.usage
+    used = {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens}
     expected = shop.price(**used)
     (charge,) = shop.charges()
     assert charge.amount == expected > 0
@@ -242,9 +243,7 @@ def test_the_router_gates_its_deployments_and_a_decline_cools_none_down(
                 await router.acompletion(model=MODEL, messages=MESSAGES, max_tokens=100, user=POOR)
         assert standin.received == []
         # The deployment is not cooled down by the declines: the next customer is served.
-        reply = await router.acompletion(
-            model=MODEL, messages=MESSAGES, max_tokens=100, user=RICH
-        )
+        reply = await router.acompletion(model=MODEL, messages=MESSAGES, max_tokens=100, user=RICH)
         assert reply.choices[0].message.content == "Hello, world!"
         stream = await router.acompletion(
             model=MODEL,
@@ -318,6 +317,16 @@ def test_the_proxy_hook_holds_for_the_keys_customer_and_the_proxy_answers_402(
     assert error_status_code(error, 500) == 402
     assert openai_error_type(error, 402) == "insufficient_credits"
     assert error.code == "insufficient_funds"
+    assert error.provider_specific_fields["creditgate"] == {
+        "decline_reason": "insufficient_funds",
+        "authorization": error.authorization.id,
+        "customer": POOR,
+        "asset": "credits",
+        "requested": shop.price(input_tokens=INPUT_ESTIMATE, output_tokens=30),
+        "available": 10,
+    }
+    (declined_hold,) = shop.holds(POOR)
+    assert declined_hold.id == error.authorization.id and declined_hold.status == "declined"
 
 
 def test_one_call_id_holds_once_and_a_retry_after_a_failure_holds_anew(

@@ -66,11 +66,13 @@ def test_the_sdk_builds_a_wheel_of_its_own(tmp_path: Path) -> None:
     assert "creditgate_sdk/py.typed" in names
     assert not any(n.startswith("creditgate/") for n in names)
     # httpx alone, and litellm for those who install the plugin's extra
-    info = zipfile.ZipFile(wheel).read(
-        next(n for n in names if n.endswith(".dist-info/METADATA"))
-    ).decode()
-    requires = [line.split(":", 1)[1].strip() for line in info.splitlines()
-                if line.startswith("Requires-Dist:")]  # fmt: skip
+    (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+    info = zipfile.ZipFile(wheel).read(metadata).decode()
+    requires = [
+        line.split(":", 1)[1].strip()
+        for line in info.splitlines()
+        if line.startswith("Requires-Dist:")
+    ]
     assert _names([r for r in requires if "extra ==" not in r]) == ["httpx"]
     assert [r for r in requires if "extra ==" in r] == ['litellm>=1.110; extra == "litellm"']
     assert "Provides-Extra: litellm" in info.splitlines()

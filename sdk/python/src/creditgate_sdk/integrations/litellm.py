@@ -100,7 +100,8 @@ class CreditDeclined(litellm.PaymentRequiredError):  # type: ignore[misc]
     """creditgate declined the call's hold: the customer cannot pay its estimate, and nothing
     was sent to the provider. `authorization` is the declined authorization (its
     `decline_reason`, `requested` and `available`, in the asset's minor units). LiteLLM's proxy
-    answers it with HTTP 402, `{"error": {"type": "insufficient_credits", "code": <reason>}}`.
+    answers it with HTTP 402, `{"error": {"type": "insufficient_credits", "code": "402",
+    "provider_specific_fields": {"creditgate": {"decline_reason": …, …}}}}`.
     """
 
     def __init__(self, authorization: Authorization, *, model: str, provider: str) -> None:
@@ -115,6 +116,17 @@ class CreditDeclined(litellm.PaymentRequiredError):  # type: ignore[misc]
         self.authorization = authorization
         self.type = "insufficient_credits"
         self.code = reason
+        # what LiteLLM's proxy adds to its error answer
+        self.provider_specific_fields = {
+            "creditgate": {
+                "decline_reason": reason,
+                "authorization": authorization.id,
+                "customer": authorization.customer,
+                "asset": authorization.asset,
+                "requested": authorization.requested,
+                "available": authorization.available,
+            }
+        }
         _not_the_deployments_fault(self)
 
 
@@ -202,7 +214,7 @@ def _provider_of(request: Mapping[str, Any]) -> str:
 
 
 def _call_kind(call_type: Any) -> str | None:
-    """"chat" or "embedding" for the call types the plugin gates, else None."""
+    """ "chat" or "embedding" for the call types the plugin gates, else None."""
     name = getattr(call_type, "value", call_type)
     if not isinstance(name, str):
         return None
@@ -405,9 +417,7 @@ class CreditgateLogger(CustomLogger):  # type: ignore[misc]
         """The proxy's hook: hold for the call, or raise so that the proxy refuses it."""
         await self._gate(data, call_type, key=user_api_key_dict)
 
-    async def async_pre_call_deployment_hook(
-        self, kwargs: dict[str, Any], call_type: Any
-    ) -> None:
+    async def async_pre_call_deployment_hook(self, kwargs: dict[str, Any], call_type: Any) -> None:
         """LiteLLM's hook before an async call reaches its deployment (SDK, Router, proxy)."""
         await self._gate(kwargs, call_type)
 
@@ -564,9 +574,7 @@ class CreditgateLogger(CustomLogger):  # type: ignore[misc]
         if call_id is None or hold is None:
             return
         try:
-            await self._async_client().void(
-                hold.authorization, idempotency_key=f"{hold.key}:void"
-            )
+            await self._async_client().void(hold.authorization, idempotency_key=f"{hold.key}:void")
         except HoldNotPending:
             pass  # resolved already, or expired: nothing is held
         except CreditgateError as error:
