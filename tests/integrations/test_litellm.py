@@ -15,6 +15,7 @@ from litellm.proxy.common_utils.openai_error_payload import error_status_code, o
 
 from creditgate.domain.gateway import estimate_input_tokens
 from creditgate_sdk.integrations.litellm import CallNotGated, CreditDeclined, CreditgateLogger
+from tests.conftest import FakeClock
 from tests.gateway.conftest import wait_for
 from tests.gateway.standin import OPENAI_CHAT_USAGE, StandIn
 from tests.integrations.conftest import FUNDS, MODEL, POOR, RICH, Calls, Shop
@@ -421,14 +422,56 @@ def test_an_embedding_is_held_without_output_and_charged_its_input(
     assert charge.amount == expected
 
 
-def test_a_sync_completion_is_charged_after_it_ran(shop: Shop, handler: CreditgateLogger) -> None:
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_a_sync_completion_is_charged_after_it_ran(
+    shop: Shop, handler: CreditgateLogger, stream: bool
+) -> None:
     reply = litellm.completion(
-        model=MODEL, messages=MESSAGES, mock_response="hi", metadata={"creditgate_customer": RICH}
+        model=MODEL,
+        messages=MESSAGES,
+        mock_response="one two three",
+        metadata={"creditgate_customer": RICH},
+        stream=stream,
     )
+    if stream:
+        chunks = list(reply)
+        usage = litellm.stream_chunk_builder(chunks).usage
+        call_id = reply.logging_obj.litellm_call_id
+    else:
+        usage, call_id = reply.usage, call_id_of(reply)
     (charge,) = wait_for(shop.charges)
-    expected = shop.price(
-        input_tokens=reply.usage.prompt_tokens, output_tokens=reply.usage.completion_tokens
+    assert charge.amount == shop.price(
+        input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens
     )
-    assert charge.amount == expected
-    assert charge.metadata["litellm_call_id"] == call_id_of(reply)
-    assert shop.available() == FUNDS - expected
+    assert charge.metadata["litellm_call_id"] == call_id
+    assert shop.available() == FUNDS - charge.amount
+
+
+def test_a_call_that_outlives_its_hold_is_charged_in_one_step(
+    shop: Shop, handler: CreditgateLogger, clock: FakeClock
+) -> None:
+    request = {"model": MODEL, "messages": MESSAGES, "user": RICH, "litellm_call_id": "long"}
+    response = litellm.ModelResponse(
+        id="chatcmpl-long",
+        model=MODEL,
+        usage=litellm.Usage(prompt_tokens=300, completion_tokens=900, total_tokens=1200),
+    )
+
+    async def gate() -> None:
+        await handler.async_pre_call_deployment_hook(dict(request), "acompletion")
+
+    async def answer() -> None:
+        await handler.async_log_success_event(request, response, None, None)
+
+    asyncio.run(gate())
+    clock.advance(days=1)  # the call ran past its hold's TTL, and the sweeper released it
+    assert shop.ledger.expire_holds() == 1
+    assert shop.available() == FUNDS
+    asyncio.run(answer())
+    (hold,) = shop.holds()
+    assert hold.status == "expired"
+    (charge,) = shop.charges()
+    assert charge.amount == shop.price(input_tokens=300, output_tokens=900)
+    assert charge.metadata["released_hold"] == hold.id
+    assert charge.metadata["litellm_call_id"] == "long"
+    assert shop.available() == FUNDS - charge.amount
