@@ -19,10 +19,10 @@ CARD = re.search(r"```json\n\s*(\{\"asset\".*?)```", DOC.read_text(), re.S)
 
 
 def test_the_doc_has_its_snippets() -> None:
-    assert len(SNIPPETS) == 2 and CARD is not None
+    assert len(SNIPPETS) == 3 and CARD is not None
 
 
-@pytest.mark.parametrize("snippet", SNIPPETS, ids=["openai", "anthropic"])
+@pytest.mark.parametrize("snippet", SNIPPETS, ids=["openai", "anthropic", "litellm"])
 def test_each_snippet_runs_as_written(
     snippet: str,
     cg: Creditgate,
