@@ -72,6 +72,9 @@ def test_search_finds_customers_by_id_or_name_in_any_case_and_only_this_tenants(
     # Signed out, neither answers with data.
     anonymous = TestClient(api.client.app)
     assert "cus_ann" not in anonymous.get("/dashboard/fragments/customers").text
+    # Typed into by a page whose session ended: htmx is told to go to the sign-in form.
+    typed = anonymous.get("/dashboard/fragments/customers?q=a", headers={"HX-Request": "true"})
+    assert typed.status_code == 204 and typed.headers["HX-Redirect"] == "/dashboard/login"
 
 
 def test_totals_in_the_assets_units_and_negative_balances_marked(
@@ -176,6 +179,8 @@ def test_a_grant_from_the_dashboard_is_made_once_per_form_and_needs_the_csrf_tok
     assert other.post("/v1/customers", {"external_id": "cus_zed"}).status_code == 201
     elsewhere = browser.post("/dashboard/customers/cus_zed/grant", data={**fields, "nonce": "n3"})
     assert elsewhere.status_code == 404
+    wrong = {**fields, "nonce": "n4", "amount": "x"}
+    assert browser.post("/dashboard/customers/cus_zed/grant", data=wrong).status_code == 404
     assert other.ledger.lots("cus_zed") == []
 
 

@@ -211,6 +211,10 @@ async def customers_fragment(request: Request, q: Search = None, after: Search =
     """The customers table alone: what the search box swaps in as it is typed in."""
     visit = await _signed_in(request)
     if not isinstance(visit, Visit):
+        if request.headers.get("HX-Request") == "true":
+            # Signed out while typing: the whole page goes to the sign-in form, rather than
+            # the form (or a refusal) being swapped in where the table was.
+            return Response(status_code=204, headers={"HX-Redirect": "/dashboard/login"})
         return visit
 
     def read() -> dict[str, Any]:
@@ -284,6 +288,7 @@ class GrantRefused(Exception):
 
 def _granted(visit: Visit, customer: str, form: dict[str, str]) -> Lot:
     ledger = visit.ledger
+    ledger.customer(customer)  # another tenant's, or no one's: not found, whatever the form says
     scales = {a.code: a.scale for a in ledger.assets()}
     asset, kind = form.get("asset", ""), form.get("kind", "")
     if asset not in scales:
