@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from creditgate.api import Creditgate, TenantLedger
-from creditgate.storage.throwaway import create_database, drop_database
+from tests.databases import create_database, drop_database
 from tests.stripe_fake import FakeStripe
 
 CHROMIUM = "/usr/bin/chromium"

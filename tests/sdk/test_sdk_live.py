@@ -126,7 +126,7 @@ def live(
     folder = tmp_path_factory.mktemp(f"live-{request.param}")
     with contextlib.ExitStack() as stack:
         if request.param == "postgres":
-            from creditgate.storage.throwaway import create_database, drop_database
+            from tests.databases import create_database, drop_database
 
             server = str(request.getfixturevalue("postgres_server"))
             name = f"creditgate_live_{uuid.uuid4().hex[:8]}"
