@@ -9,7 +9,9 @@ One function per invariant, numbered as `verify` reports them:
 5. each hold is resolved once, and each settled hold has one charge;
 6. money received = deferred + recognized + breakage + voided (per tenant and currency);
 7. each paid purchase ties its money received and refunded out to the lot it bought;
-8. the balance rows carry each enabled auto top-up's threshold, armed at or above it.
+8. the balance rows carry each enabled auto top-up's threshold, armed at or above it;
+9. each spend limit's period holds its pending holds and has spent its settled ones'
+   charges, and the two add up to no more than its cap.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ class VerifyReport:
 
 
 def verify(conn: Connection, tenant_id: str | None = None) -> VerifyReport:
-    """Check invariants 1-8 over every tenant (or one), reading only committed data."""
+    """Check invariants 1-9 over every tenant (or one), reading only committed data."""
     # Read in the order the checks need them: each sum from the ledger before the rows it
     # is compared with.
     zero_sum = _zero_sum(conn, tenant_id)
@@ -64,6 +66,8 @@ def verify(conn: Connection, tenant_id: str | None = None) -> VerifyReport:
     posted_ledger = reports.wallet_ledger_per_balance(conn, tenant_id)
     open_holds = reports.open_holds_per_balance(conn, tenant_id)
     balances = reports.all_balances(conn, tenant_id)
+    per_period = reports.held_and_spent_per_period(conn, tenant_id)
+    periods = reports.spend_period_rows(conn, tenant_id)
     return VerifyReport(
         [
             zero_sum,
@@ -74,6 +78,7 @@ def verify(conn: Connection, tenant_id: str | None = None) -> VerifyReport:
             _money(lots),
             _payments(conn, tenant_id, {lot.id: lot for lot in lots}),
             _auto_top_ups(conn, tenant_id),
+            _spend_limits(periods, per_period),
         ]
     )
 
@@ -223,6 +228,30 @@ def _auto_top_ups(conn: Connection, tenant_id: str | None) -> Check:
             check.fail(f"{where} is disarmed at {available}, at or above {setting.threshold}")
     for wallet_id, asset in settings:
         check.fail(f"wallet {wallet_id} {asset} has an auto top-up but no balance row")
+    return check
+
+
+def _spend_limits(
+    periods: Sequence[Any], per_period: dict[tuple[str, Any], tuple[int, int]]
+) -> Check:
+    """9. A spend limit's period row says what its holds say: held = its pending holds,
+    spent = its settled holds' charges; and held + spent <= cap."""
+    check = Check("9 spend limits: held = open holds, spent = their charges, within the cap")
+    left = dict(per_period)
+    for period in periods:
+        check.checked += 1
+        where = f"spend limit {period.limit_id} from {period.period_start.isoformat()}"
+        held, spent = left.pop((period.limit_id, period.period_start), (0, 0))
+        if (period.held, period.spent) != (held, spent):
+            check.fail(
+                f"{where} holds {period.held} and spent {period.spent}; its holds say "
+                f"{held} and {spent}"
+            )
+        if period.held + period.spent > period.cap:
+            check.fail(f"{where} holds {period.held} + spent {period.spent} > cap {period.cap}")
+    for (limit_id, start), (held, spent) in left.items():
+        if held or spent:
+            check.fail(f"spend limit {limit_id} from {start} has holds but no period row")
     return check
 
 
