@@ -159,9 +159,7 @@ def test_a_key_fixes_its_tenant_and_customer(
     assert report.ok, report.violations
 
 
-def test_a_revoked_key_is_refused_in_the_providers_shape(
-    tenant: Tenant, standin: StandIn
-) -> None:
+def test_a_revoked_key_is_refused_in_the_providers_shape(tenant: Tenant, standin: StandIn) -> None:
     created = create_key(tenant)
     chat(openai_client(tenant, created["key"]))
     path = f"/v1/customers/{CUSTOMER}/gateway-keys/{created['id']}"
