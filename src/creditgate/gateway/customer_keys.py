@@ -157,7 +157,7 @@ def create_gateway_key(
     `X-Creditgate-Customer` header: the key says whose wallet pays. Optionally a spend
     limit per period and the models it may call. The secret (`key`) is in this answer only;
     a replay answers `key: null`. The body is optional."""
-    body = body or NewGatewayKey()
+    body = body or NewGatewayKey.model_validate({})
     created = TenantGateway(t).create_customer_key(
         customer,
         name=body.name,

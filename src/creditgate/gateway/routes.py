@@ -65,7 +65,7 @@ from creditgate.domain.spend_limits import SPEND_LIMIT_REACHED, SpendLimit
 from creditgate.gateway.errors import error_response, failure
 from creditgate.gateway.settings import GatewaySettings
 from creditgate.gateway.streams import EventSplitter, StreamMeter
-from creditgate.http.auth import KeyCache, authenticate
+from creditgate.http.auth import KeyCache, authenticate, authenticate_with
 
 log = logging.getLogger("creditgate.gateway")
 
@@ -280,7 +280,7 @@ async def _caller(
     named = request.headers.get(CUSTOMER_HEADER, "").strip()
     if key is not None and key.startswith(f"{CUSTOMER_KEY_SCHEME}_"):
         assert gateway.customer_keys is not None
-        holder = await authenticate(request, key, gateway.customer_keys)
+        holder = await authenticate_with(gateway.customer_keys, request, key)
         request.state.tenant_id = holder.tenant_id
         request.state.key = holder.shown
         holder.check_customer(named)

@@ -170,9 +170,15 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
-async def authenticate(request: Request, key: str | None, keys: KeyCache[P] | None = None) -> P:
-    """The principal of `key` (a tenant API key, or through `keys` another kind), counting a
-    failure against the client's address.
+async def authenticate(request: Request, key: str | None) -> Principal:
+    """The tenant API key's principal (see `authenticate_with`)."""
+    keys: KeyCache[Principal] = request.app.state.keys
+    return await authenticate_with(keys, request, key)
+
+
+async def authenticate_with(keys: KeyCache[P], request: Request, key: str | None) -> P:
+    """The principal of `key` by `keys` (the tenant API keys', or another kind's), counting
+    a failure against the client's address.
 
     A key in the cache answers at once; any other is looked up. One that does not verify is
     Unauthenticated, or TooManyAuthFailures once its address is past the limit (that failure
@@ -181,13 +187,11 @@ async def authenticate(request: Request, key: str | None, keys: KeyCache[P] | No
     if not key:
         # Not counted: no key guesses nothing and reads nothing.
         raise Unauthenticated("send an API key as `Authorization: Bearer cg_…`")
-    if keys is None:
-        keys = request.app.state.keys
-    principal = keys.cached(key)
-    if principal is not None:
-        return principal
+    cached = keys.cached(key)
+    if cached is not None:
+        return cached
     try:
-        principal = await run_in_threadpool(keys.load, key)
+        principal: P = await run_in_threadpool(keys.load, key)
     except Unauthenticated:
         limiter, client = keys.limiter, client_address(request)
         limiter.check(client)

@@ -60,7 +60,8 @@ def reserve(tx: Tx, hold: dict[str, Any], limit: SpendLimit) -> PeriodRow | None
 
 
 def can_reserve_at_commit(hold: dict[str, Any], limit: SpendLimit) -> bool:
-    return hold["amount"] <= limit.amount
+    """Whether the hold could fit the limit at all (a larger one is declined at once)."""
+    return bool(hold["amount"] <= limit.amount)
 
 
 def reserve_at_commit(tx: Tx, hold: dict[str, Any], limit: SpendLimit) -> None:
