@@ -5,20 +5,29 @@ is held or sent upstream."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import time
 from typing import Any
 
 import anthropic
 import httpx
 import openai
 import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
 
 from creditgate.api import Creditgate
+from creditgate.api.gateway import UnknownGatewayKey
+from creditgate.cli import app
 from creditgate.domain.gateway import estimate_input_tokens
+from creditgate.storage.tables import gateway_keys
 from tests.gateway.conftest import CUSTOMER, FUNDS, Tenant, new_tenant
 from tests.gateway.standin import StandIn
 
 MESSAGES = [{"role": "user", "content": "Say hello to the world, please."}]
 MAX_TOKENS = 40
+runner = CliRunner()
 
 
 def _api(tenant: Tenant, key: str | None = None) -> httpx.Client:
@@ -270,3 +279,52 @@ def test_the_spend_limit_declines_past_it_in_the_providers_shape(
     assert (usage["held"], usage["spent"], usage["remaining"]) == (0, 2 * each, each - 1)
     assert usage["period_start"] == "2026-01-01T00:00:00Z"
     assert usage["period_end"] == "2026-02-01T00:00:00Z"
+
+
+def test_keys_are_kept_as_a_prefix_and_a_hash(cg: Creditgate, tenant: Tenant) -> None:
+    created = create_key(tenant)
+    secret = created["key"].split("_", 2)[2]
+    row = cg.db.run(
+        lambda conn: conn.execute(
+            select(gateway_keys).where(gateway_keys.c.id == created["id"])
+        ).one(),
+        read_only=True,
+    )
+    assert row.prefix == created["prefix"] and row.customer == CUSTOMER
+    assert row.hash == hashlib.sha256(secret.encode()).hexdigest()
+    assert secret not in str(tuple(row))
+
+
+def test_the_cli_creates_lists_and_revokes(
+    cg: Creditgate, tenant: Tenant, standin: StandIn
+) -> None:
+    exact_usage(standin)
+    url = str(cg.db.engine.url.render_as_string(hide_password=False))
+    common = ["--db", url, "--tenant", tenant.ledger.tenant_id]
+    command = ["gateway", "customer-keys"]
+    limited = ["--limit", "5000", "--period", "day", "--model", "gpt-test"]
+    made = runner.invoke(app, [*command, "create", CUSTOMER, *limited, *common, "--json"])
+    assert made.exit_code == 0, made.output
+    created = json.loads(made.output)
+    assert created["spend_limit"] == {"asset": "credits", "amount": 5_000, "period": "day"}
+    chat(openai_client(tenant, created["key"]))
+
+    listed = runner.invoke(app, [*command, "list", CUSTOMER, *common])
+    assert listed.exit_code == 0, listed.output
+    assert f"cgk_{created['prefix']}_…" in listed.output and created["key"] not in listed.output
+    assert "50.00 credits / day" in listed.output and "gpt-test" in listed.output
+
+    revoked = runner.invoke(app, [*command, "revoke", CUSTOMER, created["id"], *common, "--json"])
+    assert revoked.exit_code == 0, revoked.output
+    assert json.loads(revoked.output)["revoked_at"] is not None
+    # Revoked elsewhere than through the server: refused once its key cache lets it go.
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            chat(openai_client(tenant, created["key"]))
+        except openai.AuthenticationError:
+            break
+        assert time.monotonic() < deadline, "the revoked key still works"
+        time.sleep(0.2)
+    missing = runner.invoke(app, [*command, "revoke", CUSTOMER, "gwk_none", *common])
+    assert isinstance(missing.exception, UnknownGatewayKey)  # `creditgate` prints it, exit 1
