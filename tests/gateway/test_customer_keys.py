@@ -206,6 +206,7 @@ def test_create_is_idempotent_and_shows_the_secret_once(tenant: Tenant) -> None:
         bad_asset = api.post(url, json={"spend_limit": {"asset": "gems", "amount": 1}})
         bad_models = api.post(url, json={"models": "gpt-test"})
         twice = api.post(url, json={"models": ["gpt-test", "gpt-test"]})
+        none = api.post(url, json={"models": []})
     assert first.status_code == 201 and first.json()["key"]
     assert replay.status_code == 201 and replay.json()["key"] is None
     assert replay.json()["id"] == first.json()["id"]
@@ -217,6 +218,7 @@ def test_create_is_idempotent_and_shows_the_secret_once(tenant: Tenant) -> None:
     assert bad_asset.status_code == 404 and bad_asset.json()["code"] == "unknown_asset"
     assert bad_models.status_code == 422 and "models" in bad_models.text
     assert twice.status_code == 422 and twice.json()["field"] == "models"
+    assert none.status_code == 422 and "models" in none.text
     assert len(keys_of(tenant)) == 1
 
 

@@ -133,6 +133,7 @@ class NewGatewayKey(Body):
     )
     models: list[Model] | None = Field(
         None,
+        min_length=1,
         max_length=MAX_MODELS,
         description="The models the key may call; a call to another is refused with 403 and "
         "never sent. Omitted: any model the rate card prices",

@@ -326,8 +326,8 @@ async def serve(request: Request, endpoint: Endpoint) -> Response:
     if not auth.approved:
         if auth.decline_reason == SPEND_LIMIT_REACHED and call.key is not None:
             message = (
-                f"declined ({SPEND_LIMIT_REACHED}): the gateway key {call.key.shown} has "
-                f"reached its spend limit: " + "; ".join(auth.warnings)
+                f"declined ({SPEND_LIMIT_REACHED}) for the gateway key {call.key.shown}: "
+                + "; ".join(auth.warnings)
             )
         else:
             message = (

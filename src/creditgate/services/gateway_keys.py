@@ -134,7 +134,7 @@ class GatewayKeyPrincipal:
     def check_model(self, model: str) -> None:
         """Refuse a call to a model the key is not allowed; nothing is held or sent for it."""
         if self.models is not None and model not in self.models:
-            allowed = ", ".join(sorted(self.models)) or "none"
+            allowed = ", ".join(sorted(self.models))
             raise ModelNotAllowed(
                 f"the gateway key {self.shown} may not call {model!r} (allowed: {allowed})",
                 field="model",
@@ -144,8 +144,11 @@ class GatewayKeyPrincipal:
 def _check_models(value: object) -> list[str] | None:
     if value is None:
         return None
-    if not isinstance(value, list) or len(value) > MAX_MODELS:
-        raise InvalidInput(f"models must be a list of at most {MAX_MODELS} names", field="models")
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_MODELS:
+        raise InvalidInput(
+            f"models must be a list of 1-{MAX_MODELS} names (left out: any model)",
+            field="models",
+        )
     for model in value:
         if (
             not isinstance(model, str)
