@@ -25,6 +25,8 @@ os.environ.setdefault("CREDITGATE_SECRET_KEYS", "rZ0cIFqBWh1YH1I-0CgbO3P0XcbVjfV
 os.environ["CREDITGATE_CONFIG"] = os.path.join(os.devnull, "creditgate-tests.toml")
 os.environ.pop("CREDITGATE_TENANT", None)
 os.environ.pop("CREDITGATE_DEBUG", None)
+# LiteLLM reads its bundled model price map instead of fetching one: the tests use no network.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.services.context import ENV_ALLOW_PRIVATE

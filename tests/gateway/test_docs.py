@@ -19,12 +19,14 @@ CARD = re.search(r"```json\n\s*(\{\"asset\".*?)```", DOC.read_text(), re.S)
 
 
 # The calls each snippet makes, by its client.
-CALLS = {"openai": 2, "anthropic": 2, "customer-key": 1}
+CALLS = {"openai": 2, "anthropic": 2, "litellm": 2, "customer-key": 1}
 
 
 def _named(snippet: str) -> str:
     if "create_gateway_key" in snippet:
         return "customer-key"
+    if "import litellm" in snippet:
+        return "litellm"
     return "anthropic" if "from anthropic import" in snippet else "openai"
 
 

@@ -97,6 +97,9 @@ def _bad_invocations(tmp_path: Path, postgres: str | None) -> list[tuple[list[st
         (["no-such-command"], 2, "No such command"),
         (["assets", "create", "credits", "--db", db], 2, "--scale"),
         (["report", "margin", "--from", "yesterday", "--db", db], 2, "--from"),
+        # The benches and chaos read --db as every other command does.
+        (["bench", "gate", "--db", str(tmp_path / "no" / "such" / "b.db")], 1, "does not exist"),
+        (["chaos", "--db", "mysql://user@localhost/app"], 2, "PostgreSQL"),
     ]
     if postgres is not None:
         base = postgres.rsplit("/", 1)[0]

@@ -830,7 +830,7 @@ def bench_gate(
     from creditgate.bench.gate import run_gate
     from creditgate.bench.target import bench_database
 
-    with bench_database(backend, db) as url:
+    with bench_database(backend, _given_db(db)) as url:
         result = run_gate(url, seconds, priced=priced)
     _print_result(result, as_json)
 
@@ -848,7 +848,7 @@ def bench_hot_wallet(
     from creditgate.bench.hot_wallet import run_hot_wallet
     from creditgate.bench.target import bench_database
 
-    with bench_database(backend, db) as url:
+    with bench_database(backend, _given_db(db)) as url:
         result = run_hot_wallet(url, clients, seconds, processes=processes)
     _print_result(result, as_json)
     if result["overdrafts"] or result["approved"] > result["expected_approved"]:
@@ -878,7 +878,7 @@ def bench_http(
     from creditgate.bench.http import run_http
     from creditgate.bench.target import bench_database
 
-    with bench_database(backend, db) as url:
+    with bench_database(backend, _given_db(db)) as url:
         result = run_http(
             url,
             workers=workers,
@@ -890,6 +890,12 @@ def bench_http(
             connections=connections,
         )
     _print_result(result, as_json)
+
+
+def _given_db(db: str | None) -> str | None:
+    """--db of the benches and chaos, read as everywhere else (a plain path is a SQLite file);
+    without it they make a throwaway database of their own."""
+    return database_url(db) if db else None
 
 
 def _print_result(result: dict[str, object], as_json: bool) -> None:
@@ -1026,7 +1032,7 @@ def chaos(
         cut_every=spread(cut_every),
         race_rounds=max(1, int(minutes // 3)),
         hostile_share=min(0.15, 45 / (minutes * 60)),  # at most 45 s of hostile input
-        db=db,
+        db=_given_db(db),
     )
     progress = None if as_json else (lambda message: console.print(f"[dim]{message}[/]"))
     report = run_chaos(options, progress)

@@ -199,9 +199,9 @@ def auto_top_up_settings(conn: Connection, tenant_id: str | None) -> Sequence[An
 
 
 def balance_thresholds(conn: Connection, tenant_id: str | None) -> Sequence[Any]:
-    """Every balance row's wallet_id, asset, posted, held and top_up_threshold."""
+    """Every balance row's tenant_id, wallet_id, asset, posted, held and top_up_threshold."""
     b = wallet_balances.c
-    query = select(b.wallet_id, b.asset, b.posted, b.held, b.top_up_threshold)
+    query = select(b.tenant_id, b.wallet_id, b.asset, b.posted, b.held, b.top_up_threshold)
     return conn.execute(_scoped(query, wallet_balances, tenant_id)).all()
 
 
