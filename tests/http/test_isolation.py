@@ -34,6 +34,7 @@ def snapshot(a: Api) -> dict[str, Any]:
         "webhook_deliveries": a.get("/v1/webhook-deliveries").json(),
         "branding": a.get("/v1/portal/branding").json(),
         "gateway_keys": a.get("/v1/gateway/upstream-keys").json(),
+        "customer_gateway_keys": a.get("/v1/customers/c1/gateway-keys").json(),
     }
 
 
@@ -64,6 +65,8 @@ def tenant_a(api: Api) -> Api:
     delivery = api.post(f"/v1/webhook-endpoints/{endpoint['id']}/test").json()
     api.delivery_id = delivery["id"]  # type: ignore[attr-defined]
     api.event_id = delivery["event_id"]  # type: ignore[attr-defined]
+    gateway_key = api.post("/v1/customers/c1/gateway-keys", {"models": ["gpt-4.1"]}).json()
+    api.gateway_key_id = gateway_key["id"]  # type: ignore[attr-defined]
     return api
 
 
@@ -98,6 +101,9 @@ BY_ID: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/v1/webhook-deliveries/{id}/replay", None),
     ("POST", "/v1/webhook-deliveries/events/{id}/replay", None),
     ("POST", "/v1/portal/sessions", {"customer": "c1"}),
+    ("POST", "/v1/customers/{customer}/gateway-keys", {"name": "x"}),
+    ("GET", "/v1/customers/{customer}/gateway-keys", None),
+    ("DELETE", "/v1/customers/{customer}/gateway-keys/{key_id}", None),
 ]
 # Operations that take no id: they only ever see or make the caller's own objects.
 OWN_ONLY = {
@@ -132,6 +138,7 @@ def calls(a: Api) -> list[tuple[str, str, dict[str, Any] | None]]:
         "{asset}": "credits",
         "{grant}": a.lot,  # type: ignore[attr-defined]
         "{charge}": a.charge_id,  # type: ignore[attr-defined]
+        "{key_id}": a.gateway_key_id,  # type: ignore[attr-defined]
         **a.billing,  # type: ignore[attr-defined]
     }
     out = []

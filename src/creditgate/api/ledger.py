@@ -22,6 +22,7 @@ from creditgate.domain.lots import LotKind
 from creditgate.domain.pages import DEFAULT_CUSTOMER_PAGE, DEFAULT_PAGE
 from creditgate.domain.policy import PolicyMode
 from creditgate.domain.pricing import DEFAULT_RATE_CARD, Quote
+from creditgate.domain.spend_limits import SpendLimit
 from creditgate.services.billing import auto_top_up
 from creditgate.services.catalog import api_keys, catalog
 from creditgate.services.catalog.api_keys import Principal
@@ -302,7 +303,10 @@ class TenantLedger(BillingMethods):
         ttl_seconds: int = DEFAULT_TTL_SECONDS,
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        spend_limit: SpendLimit | None = None,
     ) -> Authorization:
+        """Hold credit before a call (see `services.ledger.gate.authorize`); with
+        `spend_limit`, the hold also counts against that limit's current period."""
         request = gate.AuthorizeRequest(
             customer=customer,
             asset=asset,
@@ -314,6 +318,7 @@ class TenantLedger(BillingMethods):
             ttl_seconds=ttl_seconds,
             metadata=metadata,
             idempotency_key=idempotency_key,
+            spend_limit=spend_limit,
         )
         return self._run_for_wallet(gate.authorize, request)
 

@@ -79,12 +79,15 @@ class DebitAsk:
 
     With `decline`, a wallet that cannot pay all of it, or cannot pay `least` (one minor
     unit for a priced call its card's rounding made 0), is declined and nothing is taken;
-    without, what it cannot pay is a shortfall."""
+    without, what it cannot pay is a shortfall. `most` (a spend limit's room, when the hold
+    was placed under one) caps the debit as the policy does: what is past it is a shortfall
+    too."""
 
     requested: int
     reserved: int = 0
     least: int = 0
     decline: bool = False
+    most: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +117,8 @@ def plan_debit(
     policy allows (`WalletPolicy.capacity`), the rest a shortfall. Lots are drawn in burn
     order; what they cannot cover becomes debt."""
     capacity = balance.policy.capacity(balance.available + ask.reserved)
+    if ask.most is not None:
+        capacity = min(capacity, ask.most)
     if ask.decline and max(ask.requested, ask.least) > capacity:
         return None
     debit = min(ask.requested, capacity)

@@ -4,12 +4,16 @@ One call:
 
 1. The caller is the tenant of its API key (`Authorization: Bearer cg_…` as OpenAI's client
    sends it, or `x-api-key: cg_…` as Anthropic's does), on behalf of the customer named by
-   `X-Creditgate-Customer`.
+   `X-Creditgate-Customer`; or a customer, through its gateway key (`cgk_…`, sent the same
+   ways), which fixes the tenant and the customer, and may limit the models and the spend
+   (`services/gateway_keys.py`). A call the key may not make is refused (403).
 2. The request is read (JSON, with a `model`) and estimated (`domain/gateway.py`): its input
    from its text, its output at its own cap or the gateway's default.
 3. The tenant's card prices the estimate and places the hold, as `POST /v1/authorizations`
-   does with `action`, `dimensions.model` and `quantities`. A decline answers 402 in the
-   provider's error shape, and nothing is sent upstream.
+   does with `action`, `dimensions.model` and `quantities`; under a customer key with a
+   spend limit, the hold also counts against the key's period in the same transaction. A
+   decline (the wallet's or the limit's) answers 402 in the provider's error shape, and
+   nothing is sent upstream.
 4. The request goes upstream with the tenant's provider key. An error answer (4xx, 5xx),
    a failed connection or a timeout voids the hold and is passed back.
 5. A whole answer is read for its usage and settled by the hold's card version (the action,
@@ -17,8 +21,9 @@ One call:
    event by event and settled when it ends (see `Relay`).
 
 The hold and the settle are idempotent per gateway request: their keys derive from the
-request's id (the caller's `Idempotency-Key`, else a new one). A retry with the same key
-after the call was served is refused (409) rather than sent upstream again.
+request's id (the caller's `Idempotency-Key`, else a new one; under a customer key, within
+that key's own space, so that customers cannot meet each other's keys). A retry with the
+same key after the call was served is refused (409) rather than sent upstream again.
 """
 
 from __future__ import annotations
@@ -40,7 +45,13 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from creditgate.api import TenantLedger
-from creditgate.api.gateway import Authorization, Settlement, TenantGateway
+from creditgate.api.gateway import (
+    CUSTOMER_KEY_SCHEME,
+    Authorization,
+    GatewayKeyPrincipal,
+    Settlement,
+    TenantGateway,
+)
 from creditgate.domain.errors import CreditgateError
 from creditgate.domain.gateway import (
     ImpossibleUsage,
@@ -50,10 +61,11 @@ from creditgate.domain.gateway import (
     openai_chat_usage,
     openai_responses_usage,
 )
+from creditgate.domain.spend_limits import SPEND_LIMIT_REACHED, SpendLimit
 from creditgate.gateway.errors import error_response, failure
 from creditgate.gateway.settings import GatewaySettings
 from creditgate.gateway.streams import EventSplitter, StreamMeter
-from creditgate.http.auth import authenticate
+from creditgate.http.auth import KeyCache, authenticate, authenticate_with
 
 log = logging.getLogger("creditgate.gateway")
 
@@ -143,11 +155,17 @@ class UpstreamKeys:
 
 class Gateway:
     """The gateway's state in one server process: its settings, the upstream client (one
-    connection pool for every call) and the cache of provider keys."""
+    connection pool for every call), the cache of provider keys and that of the customer
+    keys verified (`customer_keys`, set by the app)."""
 
-    def __init__(self, settings: GatewaySettings) -> None:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        customer_keys: KeyCache[GatewayKeyPrincipal] | None = None,
+    ) -> None:
         self.settings = settings
         self.keys = UpstreamKeys(settings.upstream_key_cache_seconds)
+        self.customer_keys = customer_keys
         self._client: httpx.AsyncClient | None = None
 
     @property
@@ -215,15 +233,28 @@ class Call:
     model: str
     action: str
     estimate: Usage
+    key: GatewayKeyPrincipal | None = None  # the customer key the call came with, if any
     authorization_id: str = ""
 
     @property
     def provider(self) -> str:
         return self.endpoint.provider
 
+    @property
+    def spend_limit(self) -> SpendLimit | None:
+        return None if self.key is None else self.key.spend_limit
+
+    def idempotency_key(self, step: str = "") -> str:
+        """The ledger's key for a step of this call: in the customer key's own space under
+        one (two customers' calls never share a key), else in the tenant's."""
+        scope = "" if self.key is None else f"{self.key.key_id}:"
+        return f"gateway:{scope}{self.gateway_id}{step}"
+
     def metadata(self, **more: Any) -> dict[str, Any]:
         meta = {"gateway_request": self.gateway_id, "endpoint": self.endpoint.name}
         meta["model"] = self.model
+        if self.key is not None:
+            meta["gateway_key"] = self.key.key_id
         meta.update({k: v for k, v in more.items() if v is not None})
         return meta
 
@@ -241,18 +272,34 @@ def _read(body: bytes) -> dict[str, Any]:
     return doc
 
 
+async def _caller(
+    request: Request, gateway: Gateway
+) -> tuple[str, str, GatewayKeyPrincipal | None]:
+    """The tenant, the customer and (for a customer key) the key a call comes with."""
+    key = _api_key(request)
+    named = request.headers.get(CUSTOMER_HEADER, "").strip()
+    if key is not None and key.startswith(f"{CUSTOMER_KEY_SCHEME}_"):
+        assert gateway.customer_keys is not None
+        holder = await authenticate_with(gateway.customer_keys, request, key)
+        request.state.tenant_id = holder.tenant_id
+        request.state.key = holder.shown
+        holder.check_customer(named)
+        return holder.tenant_id, holder.customer, holder
+    principal = await authenticate(request, key)
+    request.state.tenant_id = principal.tenant_id
+    if not named:
+        raise BadRequest("name the customer in the X-Creditgate-Customer header", field="customer")
+    return principal.tenant_id, named, None
+
+
 async def serve(request: Request, endpoint: Endpoint) -> Response:
     gateway: Gateway = request.app.state.gateway
     provider = endpoint.provider
     try:
-        principal = await authenticate(request, _api_key(request))
-        request.state.tenant_id = principal.tenant_id
-        customer = request.headers.get(CUSTOMER_HEADER, "").strip()
-        if not customer:
-            raise BadRequest(
-                "name the customer in the X-Creditgate-Customer header", field="customer"
-            )
+        tenant_id, customer, key = await _caller(request, gateway)
         doc = _read(await request.body())
+        if key is not None:
+            key.check_model(doc["model"])
         settings = gateway.settings
         held = estimate(doc, default_cap=settings.default_max_output_tokens, output=endpoint.output)
         given_id = request.headers.get(IDEMPOTENCY_HEADER)
@@ -260,12 +307,13 @@ async def serve(request: Request, endpoint: Endpoint) -> Response:
             raise BadRequest(f"Idempotency-Key must be 1-{MAX_GATEWAY_KEY} characters")
         call = Call(
             endpoint=endpoint,
-            ledger=TenantLedger(request.app.state.cg, principal.tenant_id),
+            ledger=TenantLedger(request.app.state.cg, tenant_id),
             gateway_id=given_id or f"gw_{uuid.uuid4().hex}",
             customer=customer,
             model=doc["model"],
             action=request.headers.get(ACTION_HEADER) or endpoint.action,
             estimate=held,
+            key=key,
         )
         upstream_key = await anyio.to_thread.run_sync(gateway.keys.get, call.ledger, provider)
         auth = await anyio.to_thread.run_sync(lambda: _authorize(call, request, settings))
@@ -276,10 +324,17 @@ async def serve(request: Request, endpoint: Endpoint) -> Response:
     except CreditgateError as exc:
         return failure(provider, exc)
     if not auth.approved:
-        message = (
-            f"declined ({auth.decline_reason}): the call is estimated at {auth.requested} "
-            f"and the customer has {auth.available} available ({auth.asset}, in minor units)"
-        )
+        if auth.decline_reason == SPEND_LIMIT_REACHED and call.key is not None:
+            message = (
+                f"declined ({SPEND_LIMIT_REACHED}) for the gateway key {call.key.shown}: "
+                + "; ".join(auth.warnings)
+            )
+        else:
+            message = (
+                f"declined ({auth.decline_reason}): the call is estimated at {auth.requested} "
+                f"and the customer has {auth.available} available ({auth.asset}, in minor "
+                "units)"
+            )
         return error_response(provider, 402, auth.decline_reason or "declined", message)
     if auth.status != "pending":
         return error_response(
@@ -302,7 +357,8 @@ def _authorize(call: Call, request: Request, settings: GatewaySettings) -> Autho
         rate_card=request.headers.get(RATE_CARD_HEADER) or "default",
         ttl_seconds=settings.hold_ttl_seconds,
         metadata=call.metadata(),
-        idempotency_key=f"gateway:{call.gateway_id}",
+        idempotency_key=call.idempotency_key(),
+        spend_limit=call.spend_limit,
     )
 
 
@@ -341,7 +397,7 @@ async def _void(call: Call) -> None:
     try:
         await anyio.to_thread.run_sync(
             lambda: call.ledger.void(
-                call.authorization_id, idempotency_key=f"gateway:{call.gateway_id}:void"
+                call.authorization_id, idempotency_key=call.idempotency_key(":void")
             )
         )
     except Exception:  # the hold expires on its own: logged, never raised over the answer
@@ -357,7 +413,7 @@ async def _settle(call: Call, usage: Usage, **metadata: Any) -> str | None:
                 call.authorization_id,
                 quantities=usage.as_quantities(),
                 metadata=call.metadata(**metadata),
-                idempotency_key=f"gateway:{call.gateway_id}:settle",
+                idempotency_key=call.idempotency_key(":settle"),
             )
         )
     except Exception:

@@ -62,7 +62,7 @@ from creditgate.http.models import (
 )
 from creditgate.http.problems import IDEMPOTENCY_HEADER, template_pattern
 from creditgate.http.threads import Threads
-from creditgate.services.catalog.api_keys import display
+from creditgate.services.catalog.api_keys import Principal, display
 from creditgate.services.catalog.catalog import MAX_NAME
 from creditgate.services.context import MAX_KEY_LENGTH
 
@@ -137,7 +137,7 @@ class HotRoutes:
         self,
         app: ASGIApp,
         *,
-        keys: KeyCache,
+        keys: KeyCache[Principal],
         handlers: Mapping[Any, Callable[..., Any]],
         in_flight: InFlight,
         max_body_bytes: int,

@@ -15,7 +15,9 @@ from starlette.types import Receive, Scope, Send
 
 from creditgate.api import Creditgate
 from creditgate.api.clock import clock_from_env
+from creditgate.api.gateway import authenticate_customer_key
 from creditgate.domain.amounts import MAX_AMOUNT, MAX_BALANCE
+from creditgate.gateway import customer_keys
 from creditgate.gateway import keys as gateway_keys
 from creditgate.gateway import routes as gateway_routes
 from creditgate.gateway.edge import BodyLimits
@@ -135,6 +137,14 @@ def create_app(
         ttl=settings.key_cache_seconds,
         limiter=AuthFailureLimiter(settings.auth_failures_per_minute),
     )
+    # The customers' gateway keys: verified and cached as the API keys are, their failures
+    # counted with theirs.
+    gateway.customer_keys = KeyCache(
+        cg,
+        ttl=settings.key_cache_seconds,
+        limiter=app.state.keys.limiter,
+        load=lambda key: authenticate_customer_key(cg, key),
+    )
     app.state.settings = settings
     app.state.gateway = gateway
     problems.install(app)
@@ -143,6 +153,7 @@ def create_app(
     for module in (plans, purchases, campaigns):  # billing
         app.include_router(module.router)
     app.include_router(gateway_keys.router)  # the LLM gateway's tenant settings
+    app.include_router(customer_keys.router)  # and its customers' keys
     app.include_router(gateway_routes.router)  # /gateway/openai/v1/…, /gateway/anthropic/v1/…
     app.include_router(docs.router)  # /docs and /redoc, from files in the package
     install_portal(app)  # /v1/portal/sessions, the customer portal and the dashboard

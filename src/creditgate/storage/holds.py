@@ -46,6 +46,8 @@ _CLAIM_HOLD = Prepared(
         holds.c.rate_card_id,
         holds.c.dimensions,
         holds.c.quantities,
+        holds.c.spend_limit_id,
+        holds.c.spend_period,
     )
 )
 

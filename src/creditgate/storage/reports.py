@@ -25,6 +25,7 @@ from creditgate.storage.tables import (
     lots,
     purchase_refunds,
     purchases,
+    spend_periods,
     wallet_balances,
 )
 
@@ -119,6 +120,41 @@ def open_holds_per_balance(conn: Connection, tenant_id: str | None) -> dict[tupl
     )
     rows = conn.execute(_scoped(query, holds, tenant_id))
     return {(r.wallet_id, r.asset): r.total for r in rows}
+
+
+def spend_period_rows(conn: Connection, tenant_id: str | None) -> Sequence[Any]:
+    return conn.execute(_scoped(select(spend_periods), spend_periods, tenant_id)).all()
+
+
+def held_and_spent_per_period(
+    conn: Connection, tenant_id: str | None
+) -> dict[tuple[str, datetime], tuple[int, int]]:
+    """Per spend limit and period, from the holds: the pending holds' amounts, and the
+    charges of the settled ones."""
+    query = (
+        select(
+            holds.c.spend_limit_id,
+            holds.c.spend_period,
+            holds.c.status,
+            func.sum(holds.c.amount).label("held"),
+            func.sum(charges.c.amount).label("charged"),
+        )
+        .select_from(holds.outerjoin(charges, charges.c.id == holds.c.charge_id))
+        .where(
+            holds.c.spend_limit_id.is_not(None),
+            holds.c.status.in_([HoldStatus.PENDING.value, HoldStatus.SETTLED.value]),
+        )
+        .group_by(holds.c.spend_limit_id, holds.c.spend_period, holds.c.status)
+    )
+    totals: dict[tuple[str, datetime], tuple[int, int]] = {}
+    for row in conn.execute(_scoped(query, holds, tenant_id)):
+        held, spent = totals.get((row.spend_limit_id, row.spend_period), (0, 0))
+        if row.status == HoldStatus.PENDING.value:
+            held += int(row.held or 0)
+        else:
+            spent += int(row.charged or 0)
+        totals[(row.spend_limit_id, row.spend_period)] = (held, spent)
+    return totals
 
 
 def all_balances(conn: Connection, tenant_id: str | None) -> Sequence[Any]:

@@ -122,6 +122,8 @@ def _shortfall(tx: Tx, request: Debit, plan: DebitPlan, before: WalletBalance) -
         "amount": plan.debit,
         "shortfall": plan.shortfall,
         "policy": before.policy.mode.value,
+        # What stopped it: the wallet's policy, or the spend limit the hold counts against.
+        "limited_by": "spend_limit" if plan.debit == request.ask.most else "policy",
     }
     emit(tx, EventType.CHARGE_SHORTFALL, request.wallet_id, payload, at_commit=True)
 

@@ -14,9 +14,15 @@ from creditgate.domain.amounts import check_amount, check_money
 from creditgate.domain.balances import DebitAsk
 from creditgate.domain.errors import HoldExpired, InvalidInput, UnknownHold
 from creditgate.domain.holds import HoldStatus, check_ttl, require_pending
+from creditgate.domain.spend_limits import (
+    SPEND_LIMIT_REACHED,
+    SpendLimit,
+    SpendLimitAssetMismatch,
+)
 from creditgate.domain.webhooks import EventType
 from creditgate.services.catalog.catalog import check_external_id, check_id, check_metadata
 from creditgate.services.context import Idempotent, Tx
+from creditgate.services.ledger import spend
 from creditgate.services.ledger.debit import ChargeFor, Debit, debit, declined
 from creditgate.services.ledger.priced import (
     MARGIN_GUARD,
@@ -35,6 +41,7 @@ from creditgate.services.wallet import (
     emit,
     lock_balance,
     move_at_commit,
+    move_balance,
     pending_view,
     read_balance,
     shift_balance,
@@ -107,6 +114,9 @@ def authorize(tx: Tx, request: AuthorizeRequest) -> Authorization:
         "ttl": ttl,
         "metadata": meta,
     }
+    limit = request.spend_limit
+    if limit is not None:
+        body["spend_limit"] = limit.id
     idem = Idempotent(tx, request.idempotency_key, "authorization.create", body)
     if (replayed := idem.replay(Authorization)) is not None:
         return replayed
@@ -119,8 +129,14 @@ def authorize(tx: Tx, request: AuthorizeRequest) -> Authorization:
         request.rate_card,
     )
     priced = price(tx, asking)
+    if limit is not None and priced.asset != limit.asset:
+        raise SpendLimitAssetMismatch(
+            f"the call is priced in {priced.asset}, and its spend limit counts {limit.asset}",
+            field="spend_limit",
+        )
     hold = _hold_row(tx, request.customer, wallet_id, priced, action, meta, ttl)
-    return idem.record(_hold(tx, hold, priced))
+    hold.update(spend.hold_fields(tx, limit))
+    return idem.record(_hold(tx, hold, priced, limit))
 
 
 def _hold_row(
@@ -155,9 +171,14 @@ def _hold_row(
     }
 
 
-def _hold(tx: Tx, hold: dict[str, Any], priced: Priced) -> Authorization:
-    """Place the hold (its row: `hold`), or decline it: the margin guard's objection, or
-    a wallet whose policy does not allow the reservation."""
+def _hold(
+    tx: Tx, hold: dict[str, Any], priced: Priced, limit: SpendLimit | None = None
+) -> Authorization:
+    """Place the hold (its row: `hold`), or decline it: the margin guard's objection, a
+    wallet whose policy does not allow the reservation, or a spend limit it does not fit.
+
+    The wallet's balance row is moved (and locked) before the limit's period row, on every
+    path: one order for every transaction that writes both."""
     wallet_id, asset, amount = hold["wallet_id"], priced.asset, priced.amount
     objection = priced.objection
     warnings = []
@@ -167,13 +188,21 @@ def _hold(tx: Tx, hold: dict[str, Any], priced: Priced) -> Authorization:
             before = read_balance(tx, wallet_id, asset)
             return _decline(tx, hold, MARGIN_GUARD, before.available, objection.reason)
         warnings.append(objection.warning)
+    if limit is not None and not spend.can_reserve_at_commit(hold, limit):
+        holds.insert_hold(tx.uow, hold)
+        before = read_balance(tx, wallet_id, asset)
+        detail = spend.refusal(tx, hold, limit)
+        return _decline(tx, hold, SPEND_LIMIT_REACHED, before.available, detail)
     if can_move_at_commit(tx):
         # The hold and the reservation go with the commit, guarded (see `move_at_commit`):
         # one round trip, the balance row locked only for it. A wallet that cannot pay
-        # misses the guard, and the careful path below declines with the reason.
+        # misses the guard, as does a spend limit the hold does not fit, and the careful
+        # path below declines with the reason.
         holds.insert_hold(tx.uow, hold, at_commit=True)
         move = Move(posted=0, held=amount, need=priced.need)
         moved = move_at_commit(tx, wallet_id, asset, move)
+        if limit is not None:
+            spend.reserve_at_commit(tx, hold, limit)
         available = balance_at_commit.await_available(tx.uow, wallet_id, asset, moved)
         return _authorization(hold, available, warnings)
     # The hold row goes in first so that the balance row is locked only from the
@@ -187,6 +216,12 @@ def _hold(tx: Tx, hold: dict[str, Any], priced: Priced) -> Authorization:
         if reserved is None:
             reason = before.policy.decline_reason().value
             return _decline(tx, hold, reason, before.available)
+    if limit is not None and spend.reserve(tx, hold, limit) is None:
+        # The wallet could pay, the limit cannot: the reservation goes back before anything
+        # reacts to it (no event, no auto top-up).
+        undone = move_balance(tx, wallet_id, asset, posted=0, held=-amount, debt=0, need=0)
+        detail = spend.refusal(tx, hold, limit)
+        return _decline(tx, hold, SPEND_LIMIT_REACHED, undone.available, detail)
     after = after_move(tx, reserved, -amount)
     return _authorization(hold, after.available, warnings)
 
@@ -298,7 +333,7 @@ def settle(
         Debit(
             hold.wallet_id,
             hold.asset,
-            DebitAsk(requested=amount, reserved=hold.amount),
+            DebitAsk(requested=amount, reserved=hold.amount, most=spend.most(tx, hold)),
             ChargeFor(
                 hold.customer,
                 charge_id,
@@ -309,6 +344,7 @@ def settle(
             ),
         ),
     )
+    spend.spend(tx, hold, charged.amount)
     resolved = _resolved(
         authorization_id, hold, HoldStatus.SETTLED, tx, charge_id, charged.available
     )
@@ -396,6 +432,7 @@ def release(tx: Tx, hold: Any) -> int:
     after = shift_balance(
         tx, hold.wallet_id, hold.asset, posted=0, held=-hold.amount, debt=0, need=0
     )
+    spend.give_back(tx, hold)
     return after.available
 
 

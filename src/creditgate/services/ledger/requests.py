@@ -6,13 +6,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from creditgate.domain.holds import DEFAULT_TTL_SECONDS
+from creditgate.domain.spend_limits import SpendLimit
 from creditgate.services.pricing.rate_cards import DEFAULT_CARD
 
 
 @dataclass(frozen=True, slots=True)
 class AuthorizeRequest:
     """Reserve credit before a call: a raw `amount` of `asset`, or the `action` priced by
-    the rate card from its `dimensions` and estimated `quantities`."""
+    the rate card from its `dimensions` and estimated `quantities`. With `spend_limit`, the
+    hold also counts against that limit's current period (`domain/spend_limits.py`)."""
 
     customer: str
     asset: str | None = None
@@ -24,6 +26,7 @@ class AuthorizeRequest:
     ttl_seconds: int = DEFAULT_TTL_SECONDS
     metadata: dict[str, Any] | None = None
     idempotency_key: str | None = None
+    spend_limit: SpendLimit | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,9 @@ One function per invariant, numbered as `verify` reports them:
 5. each hold is resolved once, and each settled hold has one charge;
 6. money received = deferred + recognized + breakage + voided (per tenant and currency);
 7. each paid purchase ties its money received and refunded out to the lot it bought;
-8. the balance rows carry each enabled auto top-up's threshold, armed at or above it.
+8. the balance rows carry each enabled auto top-up's threshold, armed at or above it;
+9. each spend limit's period holds its pending holds and has spent its settled ones'
+   charges, and the two add up to no more than its cap.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ class VerifyReport:
 
 
 def verify(conn: Connection, tenant_id: str | None = None) -> VerifyReport:
-    """Check invariants 1-8 over every tenant (or one), reading only committed data."""
+    """Check invariants 1-9 over every tenant (or one), reading only committed data."""
     # Read in the order the checks need them: each sum from the ledger before the rows it
     # is compared with.
     units = Units(reports.asset_scales(conn, tenant_id))
@@ -77,6 +79,8 @@ def verify(conn: Connection, tenant_id: str | None = None) -> VerifyReport:
     posted_ledger = reports.wallet_ledger_per_balance(conn, tenant_id)
     open_holds = reports.open_holds_per_balance(conn, tenant_id)
     balances = reports.all_balances(conn, tenant_id)
+    per_period = reports.held_and_spent_per_period(conn, tenant_id)
+    periods = reports.spend_period_rows(conn, tenant_id)
     return VerifyReport(
         [
             zero_sum,
@@ -87,6 +91,7 @@ def verify(conn: Connection, tenant_id: str | None = None) -> VerifyReport:
             _money(lots, units),
             _payments(conn, tenant_id, {lot.id: lot for lot in lots}, units),
             _auto_top_ups(conn, tenant_id, units),
+            _spend_limits(periods, per_period, units),
         ]
     )
 
@@ -262,6 +267,37 @@ def _auto_top_ups(conn: Connection, tenant_id: str | None, units: Units) -> Chec
             )
     for wallet_id, asset in settings:
         check.fail(f"wallet {wallet_id} {asset} has an auto top-up but no balance row")
+    return check
+
+
+def _spend_limits(
+    periods: Sequence[Any], per_period: dict[tuple[str, Any], tuple[int, int]], units: Units
+) -> Check:
+    """9. A spend limit's period row says what its holds say: held = its pending holds,
+    spent = its settled holds' charges; and held + spent <= cap."""
+    check = Check("9 spend limits: held = open holds, spent = their charges, within the cap")
+    left = dict(per_period)
+    for period in periods:
+        check.checked += 1
+
+        def shown(amount: int, period: Any = period) -> str:
+            return units(period.tenant_id, period.asset, amount)
+
+        where = f"spend limit {period.limit_id} from {period.period_start.isoformat()}"
+        held, spent = left.pop((period.limit_id, period.period_start), (0, 0))
+        if (period.held, period.spent) != (held, spent):
+            check.fail(
+                f"{where} holds {shown(period.held)} and spent {shown(period.spent)}; its "
+                f"holds say {shown(held)} and {shown(spent)}"
+            )
+        if period.held + period.spent > period.cap:
+            check.fail(
+                f"{where} holds {shown(period.held)} + spent {shown(period.spent)} > cap "
+                f"{shown(period.cap)}"
+            )
+    for (limit_id, start), (held, spent) in left.items():
+        if held or spent:
+            check.fail(f"spend limit {limit_id} from {start} has holds but no period row")
     return check
 
 
