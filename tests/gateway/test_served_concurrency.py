@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from creditgate.domain.gateway import estimate_input_tokens
-from creditgate.storage.throwaway import create_database, drop_database
+from tests.databases import create_database, drop_database
 from tests.gateway import calling_process
 from tests.gateway.conftest import CARD, OPENAI_KEY
 from tests.gateway.standin import StandIn
