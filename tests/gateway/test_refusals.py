@@ -15,10 +15,10 @@ import pytest
 
 from creditgate.api import Creditgate
 from creditgate.api.gateway import TenantGateway
+from creditgate.bench.standin import StandIn
 from creditgate.gateway.settings import GatewaySettings
 from creditgate.server.app import Settings, create_app
 from tests.gateway.conftest import CUSTOMER, FUNDS, MAX_BODY, Server, Tenant, new_tenant
-from tests.gateway.standin import StandIn
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import math
 
+from creditgate.bench.standin import StandIn
 from creditgate.domain.gateway import estimate_input_tokens
 from tests.gateway.conftest import ANTHROPIC_KEY, DEFAULT_CAP, FUNDS, OPENAI_KEY, Tenant
-from tests.gateway.standin import StandIn
 
 MESSAGES = [
     {"role": "system", "content": "You are terse."},
