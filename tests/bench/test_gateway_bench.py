@@ -27,7 +27,7 @@ def test_bench_gateway_reports_what_the_gateway_adds_over_a_direct_call(
         assert phase["gateway_errors"] == phase["direct_errors"] == 0
         for q in ("p50", "p99"):
             gateway, direct = phase[f"gateway_{q}_ms"], phase[f"direct_{q}_ms"]
-            assert 0 < direct and 0 < gateway
+            assert direct > 0 and gateway > 0
             assert phase[f"added_{q}_ms"] == pytest.approx(gateway - direct, abs=0.011)
             assert phase[f"ratio_{q}"] == pytest.approx(gateway / direct, abs=0.006)
     stream = result["phases"][1]

@@ -41,6 +41,13 @@ ANTHROPIC_USAGE = {
 }
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # Connections waiting to be accepted: the standard library's 5 refuses a burst of
+    # streams (each on its own connection) under the bench's load.
+    request_queue_size = 128
+
+
 @dataclass
 class Received:
     path: str
@@ -67,7 +74,7 @@ class StandIn:
     received: list[Received] = field(default_factory=list)
     cancelled: threading.Event = field(default_factory=threading.Event)
     url: str = ""
-    _server: ThreadingHTTPServer | None = None
+    _server: _Server | None = None
     _count: int = 0
 
     def start(self, port: int = 0) -> StandIn:
@@ -89,8 +96,7 @@ class StandIn:
                 standin._count += 1
                 standin.respond(self, body)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
