@@ -21,14 +21,27 @@ from typing import Any
 import httpx
 import pytest
 
+from creditgate.bench.standin import StandIn
 from creditgate.domain.gateway import estimate_input_tokens
 from tests.databases import create_database, drop_database
 from tests.gateway import calling_process
-from tests.gateway.conftest import CARD, OPENAI_KEY
-from tests.gateway.standin import StandIn
+from tests.gateway.conftest import CARD, OPENAI_KEY, wait_for
 from tests.http.test_serve import Server, cli, start, stop
 
 pytestmark = pytest.mark.slow
+
+
+def settled(api: httpx.Client, customer: str) -> dict[str, Any]:
+    """The customer's credits once no hold is open (settles follow the answers)."""
+    wallet: dict[str, Any] = {}
+
+    def done() -> bool:
+        nonlocal wallet
+        wallet = api.get(f"/v1/customers/{customer}/wallet").json()["balances"][0]
+        return bool(wallet["held"] == 0)
+
+    wait_for(done, timeout=30)
+    return wallet
 
 PROCESSES = 8
 MESSAGES, MAX_TOKENS = calling_process.MESSAGES, calling_process.MAX_TOKENS
@@ -156,12 +169,12 @@ def test_eight_processes_never_get_one_call_past_the_balance_or_the_key_limit(
 
         approved, declined = _race(served, by_balance, calls=3)
         assert (approved, declined) == (13, PROCESSES * 3 - 13)
-        wallet = api.get("/v1/customers/by-balance/wallet").json()["balances"][0]
+        wallet = settled(api, "by-balance")
         assert (wallet["posted"], wallet["held"]) == (funded - 13 * price, 0)
 
         approved, declined = _race(served, by_limit, calls=2)
         assert (approved, declined) == (9, PROCESSES * 2 - 9)
-        wallet = api.get("/v1/customers/by-limit/wallet").json()["balances"][0]
+        wallet = settled(api, "by-limit")
         assert (wallet["posted"], wallet["held"]) == (100 * price - 9 * price, 0)
         (key,) = api.get("/v1/customers/by-limit/gateway-keys").json()["data"]
         assert (key["usage"]["spent"], key["usage"]["held"]) == (9 * price, 0)

@@ -16,11 +16,11 @@ from litellm.integrations.custom_logger import CustomLogger
 from sqlalchemy import select
 
 from creditgate.api import Creditgate, TenantLedger
+from creditgate.bench.standin import StandIn
 from creditgate.server.app import Settings, create_app
 from creditgate.storage.tables import charges, holds
 from creditgate_sdk.integrations.litellm import CreditgateLogger
 from tests.gateway.conftest import Server
-from tests.gateway.standin import StandIn
 
 MODEL = "gpt-4.1"
 RICH, POOR = "cust_rich", "cust_poor"

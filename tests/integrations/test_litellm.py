@@ -13,11 +13,11 @@ import pytest
 from litellm.proxy._types import UserAPIKeyAuth
 from litellm.proxy.common_utils.openai_error_payload import error_status_code, openai_error_type
 
+from creditgate.bench.standin import OPENAI_CHAT_USAGE, StandIn
 from creditgate.domain.gateway import estimate_input_tokens
 from creditgate_sdk.integrations.litellm import CallNotGated, CreditDeclined, CreditgateLogger
 from tests.conftest import FakeClock
 from tests.gateway.conftest import wait_for
-from tests.gateway.standin import OPENAI_CHAT_USAGE, StandIn
 from tests.integrations.conftest import FUNDS, MODEL, POOR, RICH, Calls, Shop
 
 MESSAGES = [

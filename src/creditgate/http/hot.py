@@ -327,14 +327,20 @@ class HotRoutes:
     async def _handled(
         self, exc: Exception, scope: Scope, receive: Receive
     ) -> tuple[Response, Exception | None]:
-        """The response the app's exception handlers give, found as Starlette finds them, and
-        the error itself when it was unexpected (the catch-all's)."""
-        for cls in type(exc).__mro__:
-            handler = self.handlers.get(cls)
-            if handler is not None:
-                response: Response = await handler(Request(scope, receive), exc)
-                return response, exc if cls is Exception else None
-        raise exc
+        return await handled(self.handlers, exc, scope, receive)
+
+
+async def handled(
+    handlers: Mapping[Any, Callable[..., Any]], exc: Exception, scope: Scope, receive: Receive
+) -> tuple[Response, Exception | None]:
+    """The response the app's exception handlers give, found as Starlette finds them, and
+    the error itself when it was unexpected (the catch-all's)."""
+    for cls in type(exc).__mro__:
+        handler = handlers.get(cls)
+        if handler is not None:
+            response: Response = await handler(Request(scope, receive), exc)
+            return response, exc if cls is Exception else None
+    raise exc
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from creditgate.domain.amounts import MAX_AMOUNT, MAX_BALANCE
 from creditgate.gateway import customer_keys
 from creditgate.gateway import keys as gateway_keys
 from creditgate.gateway import routes as gateway_routes
-from creditgate.gateway.edge import BodyLimits
+from creditgate.gateway.edge import BodyLimits, GatewayEdge
 from creditgate.gateway.settings import GatewaySettings
 from creditgate.http import (
     DEFAULT_BODY_TIMEOUT_SECONDS,
@@ -109,7 +109,7 @@ def create_app(
     # The hot routes run their database work on these threads, every other sync route on
     # anyio's pool, limited to as many.
     threads = Threads(sync_threads(cg, settings, DEFAULT_THREADS))
-    gateway = gateway_routes.Gateway(settings.gateway)
+    gateway = gateway_routes.Gateway(settings.gateway, threads)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -186,8 +186,17 @@ def create_app(
         gateway_limit=settings.gateway.max_body_bytes,
     )
     app.add_middleware(RequestContext)
-    app.hot = HotRoutes(
+    # Outermost first: the hot routes, then the gateway's routes, then the full stack.
+    gateway_edge = GatewayEdge(
         app.full_stack,
+        owner=app,
+        handlers=app.exception_handlers,
+        limit=settings.max_body_bytes,
+        timeout=settings.body_timeout_seconds,
+        gateway_limit=settings.gateway.max_body_bytes,
+    )
+    app.hot = HotRoutes(
+        gateway_edge,
         keys=app.state.keys,
         handlers=app.exception_handlers,
         in_flight=app.state.in_flight,
