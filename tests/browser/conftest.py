@@ -77,6 +77,10 @@ def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport=DESKTOP)
     page = context.new_page()
     page.set_default_timeout(10_000)
+    # Assertions wait as long as actions: on a loaded machine a page may take seconds to draw.
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=10_000)
     yield page
     context.close()
 
