@@ -1,8 +1,9 @@
 /**
- * The Supabase edge-function example run as written under Deno (the `deno` binary comes with
- * the locked dev dependencies): it streams the stand-in provider's answer and the customer is
- * charged the card's price of the stream's usage, once; a customer without credit gets 402 and
- * the provider sees nothing. The example's `npm:` imports are mapped to this package's build and
+ * The examples run as written under Deno (the `deno` binary comes with the locked dev
+ * dependencies): the Supabase edge function, and the Next.js route handler's `POST` served by
+ * a two-line Deno.serve driver (a route handler is a function of a web Request). Each charges
+ * the card's price of the stand-in provider's usage, once; a customer without credit gets 402
+ * and the provider sees nothing. The examples' imports are mapped to this package's build and
  * the installed openai package, so Deno downloads nothing.
  */
 
@@ -24,8 +25,6 @@ const example = join(root, "examples", "supabase", "functions", "chat", "index.t
 
 let provider: Provider;
 let ctx: Context;
-let child: ChildProcess | undefined;
-let baseUrl = "";
 const work = mkdtempSync(join(root, "build", "deno-"));
 
 function freePort(): Promise<number> {
@@ -40,26 +39,20 @@ function freePort(): Promise<number> {
   });
 }
 
-before(async () => {
-  assert.ok(existsSync(deno), `${deno} is missing: npm ci installs it with the dev dependencies`);
-  provider = await startProvider();
-  ctx = await live();
-  const importMap = join(work, "import_map.json");
-  writeFileSync(
-    importMap,
-    JSON.stringify({
-      imports: {
-        "npm:@creditgate/client": pathToFileURL(join(root, "build", "src", "index.js")).href,
-        "npm:openai": pathToFileURL(join(root, "node_modules", "openai", "index.mjs")).href,
-      },
-    }),
-  );
+interface Served {
+  child: ChildProcess;
+  baseUrl: string;
+}
+
+const served: Record<string, Served> = {};
+
+async function serveUnderDeno(entry: string, importMap: string): Promise<Served> {
   const port = await freePort();
-  baseUrl = `http://127.0.0.1:${port}`;
-  child = spawn(
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const child = spawn(
     deno,
     ["run", "--quiet", "--no-config", "--no-remote", "--no-npm", "--no-lock", `--import-map=${importMap}`,
-      "--allow-net", "--allow-env", "--allow-read", example],
+      "--allow-net", "--allow-env", "--allow-read", entry],
     {
       cwd: work,
       stdio: ["ignore", "pipe", "pipe"],
@@ -84,22 +77,51 @@ before(async () => {
     if (child.exitCode !== null) assert.fail(`deno exited ${child.exitCode}: ${output}`);
     try {
       await fetch(baseUrl, { method: "OPTIONS" });
-      break;
+      return { child, baseUrl };
     } catch {
-      if (Date.now() > deadline) assert.fail(`the edge function did not start: ${output}`);
+      if (Date.now() > deadline) assert.fail(`${entry} did not start under deno: ${output}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }
+}
+
+before(async () => {
+  assert.ok(existsSync(deno), `${deno} is missing: npm ci installs it with the dev dependencies`);
+  provider = await startProvider();
+  ctx = await live();
+  const client = pathToFileURL(join(root, "build", "src", "index.js")).href;
+  const openai = pathToFileURL(join(root, "node_modules", "openai", "index.mjs")).href;
+  const importMap = join(work, "import_map.json");
+  writeFileSync(
+    importMap,
+    JSON.stringify({
+      imports: {
+        "npm:@creditgate/client": client,
+        "npm:openai": openai,
+        "@creditgate/client": client,
+        openai: openai,
+      },
+    }),
+  );
+  const route = pathToFileURL(join(root, "examples", "nextjs", "app", "api", "chat", "route.ts")).href;
+  const driver = join(work, "nextjs.ts");
+  writeFileSync(driver, `import { POST } from "${route}";\nDeno.serve((request: Request) => POST(request));\n`);
+  const [supabase, nextjs] = await Promise.all([
+    serveUnderDeno(example, importMap),
+    serveUnderDeno(driver, importMap),
+  ]);
+  served.supabase = supabase;
+  served.nextjs = nextjs;
 });
 
 after(async () => {
-  child?.kill("SIGTERM");
+  for (const { child } of Object.values(served)) child.kill("SIGTERM");
   await provider?.close();
   rmSync(work, { recursive: true, force: true });
 });
 
-async function call(customer: string): Promise<Response> {
-  return fetch(baseUrl, {
+async function call(customer: string, example = "supabase"): Promise<Response> {
+  return fetch(served[example]!.baseUrl, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ customer, prompt: "Hi" }),
@@ -127,5 +149,27 @@ test("under Deno, a customer without credit gets 402 and the provider sees nothi
   const res = await call(who);
   assert.equal(res.status, 402);
   assert.deepEqual(await res.json(), { error: "out of credits" });
+  assert.equal(provider.calls.length, before);
+});
+
+test("under Deno, the Next.js route handler answers and charges the completion's usage once", async () => {
+  const who = await ctx.customer(100_000);
+  const before = provider.calls.length;
+  const res = await call(who, "nextjs");
+  assert.equal(res.status, 200);
+  assert.deepEqual(await res.json(), { answer: "Hello!" });
+  assert.equal(provider.calls.length - before, 1);
+  const cost = priceOf({ input_tokens: 200, cached_tokens: 1_000, output_tokens: 300 });
+  const balance = await ctx.client().balance(who, "credits");
+  assert.equal(balance.available, 100_000n - cost);
+  assert.equal(balance.held, 0n);
+});
+
+test("under Deno, the Next.js route handler answers 402 with the available balance when declined", async () => {
+  const who = await ctx.customer(0);
+  const before = provider.calls.length;
+  const res = await call(who, "nextjs");
+  assert.equal(res.status, 402);
+  assert.deepEqual(await res.json(), { error: "out of credits", available: "0" });
   assert.equal(provider.calls.length, before);
 });
