@@ -82,6 +82,7 @@ def test_a_settle_past_the_policy_raises_charge_shortfall(shop: Api) -> None:
             "amount": 1_000,
             "shortfall": 500,
             "policy": "block",
+            "limited_by": "policy",
         },
         {
             "charge": debt["id"],
@@ -93,6 +94,7 @@ def test_a_settle_past_the_policy_raises_charge_shortfall(shop: Api) -> None:
             "amount": 300,
             "shortfall": 200,
             "policy": "overdraft",
+            "limited_by": "policy",
         },
     ]
     # A settle the wallet can pay raises nothing.

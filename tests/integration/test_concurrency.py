@@ -364,3 +364,32 @@ def test_several_processes_never_approve_one_too_many(
     assert (overdrawn.posted, overdrawn.held) == (1_000 - 30 * (1_300 // 30), 0)
     assert overdrawn.available >= -300
     assert_verified(ledger)
+
+
+def test_verify_on_a_busy_ledger_sees_one_committed_state(
+    cg: Creditgate, ledger: TenantLedger
+) -> None:
+    """`verify` while charges commit beside it: every check reads the same snapshot, so a
+    commit between two of its reads (a lot consumed after the ledger's sums were read) is
+    never reported as a disagreement."""
+    fund(ledger, [1_000_000] * 4)
+    done = threading.Event()
+    charged = [0]
+
+    def charge_on() -> None:
+        while not done.is_set():
+            ledger.charge("c1", "credits", 7, idempotency_key=uuid.uuid4().hex)
+            charged[0] += 1
+
+    workers = [threading.Thread(target=charge_on) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    try:
+        reports = [cg.verify(ledger.tenant_id) for _ in range(25)]
+    finally:
+        done.set()
+        for worker in workers:
+            worker.join()
+    assert charged[0] > 0
+    for report in reports:
+        assert report.ok, report.violations

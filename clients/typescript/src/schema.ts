@@ -18224,6 +18224,19 @@ export interface operations {
                 };
             };
             /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
              * @description Request body too large. Codes:
              *
              *     - `body_too_large`: the body is larger than the server accepts

@@ -207,9 +207,10 @@ def _statuses(
         statuses.add(404)
     if method in ("post", "put"):
         statuses |= {408, 415}
-        # A conflict: an Idempotency-Key reused with another request, or one a route declares.
-        if _header(operation) is not None:
-            statuses.add(409)
+    # A conflict: an Idempotency-Key reused with another request (whatever the method that
+    # takes one), or one a route declares.
+    if _header(operation) is not None:
+        statuses.add(409)
     return sorted(statuses)
 
 

@@ -30,6 +30,18 @@ from creditgate.storage.tables import (
 )
 
 
+def one_snapshot(conn: Connection) -> None:
+    """Make every read of this transaction see the same committed state. Call it first.
+
+    On PostgreSQL a read-committed transaction sees each statement's own snapshot, so a
+    commit landing between two reads of a live ledger (a settle between the lots and the
+    ledger sums) would look like a disagreement; repeatable read takes one snapshot at the
+    first read. A SQLite read transaction already reads one snapshot in WAL mode.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+
 def _scoped(query: Select[Any], table: Table, tenant_id: str | None) -> Select[Any]:
     return query if tenant_id is None else query.where(table.c.tenant_id == tenant_id)
 

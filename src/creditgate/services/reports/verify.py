@@ -70,6 +70,8 @@ class VerifyReport:
 
 def verify(conn: Connection, tenant_id: str | None = None) -> VerifyReport:
     """Check invariants 1-9 over every tenant (or one), reading only committed data."""
+    # Every check reads the same committed state, however busy the ledger is.
+    reports.one_snapshot(conn)
     # Read in the order the checks need them: each sum from the ledger before the rows it
     # is compared with.
     units = Units(reports.asset_scales(conn, tenant_id))
