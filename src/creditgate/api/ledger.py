@@ -23,7 +23,7 @@ from creditgate.domain.pages import DEFAULT_CUSTOMER_PAGE, DEFAULT_PAGE
 from creditgate.domain.policy import PolicyMode
 from creditgate.domain.pricing import DEFAULT_RATE_CARD, Quote
 from creditgate.services.billing import auto_top_up
-from creditgate.services.catalog import api_keys, catalog
+from creditgate.services.catalog import api_keys, catalog, members
 from creditgate.services.catalog.api_keys import Principal
 from creditgate.services.context import Catalog, Operator, Reactions, Tx
 from creditgate.services.ledger import gate, grants, queries, refunds, sweeps
@@ -36,11 +36,16 @@ from creditgate.services.results import (
     ApiKey,
     AssetInfo,
     Authorization,
+    Budget,
+    BudgetList,
     Charge,
     CreatedApiKey,
     Customer,
     LedgerPage,
     Lot,
+    Member,
+    MemberList,
+    MemberUsage,
     ModelPrice,
     Policy,
     PriceQuote,
@@ -241,6 +246,7 @@ class TenantLedger(BillingMethods):
         *,
         overdraft_limit: int | None = None,
         low_balance_threshold: int | None = None,
+        thresholds: list[int] | None = None,
         idempotency_key: str | None = None,
     ) -> Policy:
         return self._run(
@@ -250,8 +256,129 @@ class TenantLedger(BillingMethods):
             policy=policy,
             overdraft_limit=overdraft_limit,
             low_balance_threshold=low_balance_threshold,
+            thresholds=thresholds,
             idempotency_key=idempotency_key,
         )
+
+    # Organizations: members and budgets
+    def create_member(
+        self,
+        customer: str,
+        external_id: str,
+        *,
+        name: str = "",
+        metadata: dict[str, Any] | None = None,
+        active: bool = True,
+        idempotency_key: str | None = None,
+    ) -> Member:
+        return self._run(
+            members.create_member,
+            customer=customer,
+            external_id=external_id,
+            name=name,
+            metadata=metadata,
+            active=active,
+            idempotency_key=idempotency_key,
+        )
+
+    def member(self, customer: str, member: str) -> Member:
+        return self._read(members.get_member, customer=customer, member=member)
+
+    def members(
+        self,
+        customer: str,
+        *,
+        include_removed: bool = False,
+        after: str | None = None,
+        limit: int = DEFAULT_CUSTOMER_PAGE,
+    ) -> MemberList:
+        return self._read(
+            members.list_members,
+            customer=customer,
+            include_removed=include_removed,
+            after=after,
+            limit=limit,
+        )
+
+    def update_member(
+        self,
+        customer: str,
+        member: str,
+        *,
+        name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        active: bool | None = None,
+        idempotency_key: str | None = None,
+    ) -> Member:
+        return self._run(
+            members.update_member,
+            customer=customer,
+            member=member,
+            name=name,
+            metadata=metadata,
+            active=active,
+            idempotency_key=idempotency_key,
+        )
+
+    def remove_member(
+        self, customer: str, member: str, *, idempotency_key: str | None = None
+    ) -> Member:
+        return self._run(
+            members.remove_member,
+            customer=customer,
+            member=member,
+            idempotency_key=idempotency_key,
+        )
+
+    def set_budget(
+        self,
+        customer: str,
+        asset: str,
+        amount: int,
+        *,
+        period: str,
+        member: str | None = None,
+        anchor: datetime | None = None,
+        mode: str = "hard",
+        thresholds: list[int] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Budget:
+        """The budget of `member` (or, without one, of the customer as a whole) in `asset`."""
+        return self._run(
+            members.set_budget,
+            customer=customer,
+            member=member,
+            asset=asset,
+            amount=amount,
+            period=period,
+            anchor=anchor,
+            mode=mode,
+            thresholds=thresholds,
+            idempotency_key=idempotency_key,
+        )
+
+    def delete_budget(
+        self,
+        customer: str,
+        asset: str,
+        *,
+        member: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Budget:
+        return self._run(
+            members.delete_budget,
+            customer=customer,
+            member=member,
+            asset=asset,
+            idempotency_key=idempotency_key,
+        )
+
+    def budgets(self, customer: str, *, member: str | None = None) -> BudgetList:
+        return self._read(members.list_budgets, customer=customer, member=member)
+
+    def usage(self, customer: str, *, member: str | None = None, periods: int = 1) -> MemberUsage:
+        """Spent, held and remaining per budget period of `member` (or of the customer)."""
+        return self._read(members.usage, customer=customer, member=member, periods=periods)
 
     # Grants
     def grant(
@@ -302,6 +429,7 @@ class TenantLedger(BillingMethods):
         ttl_seconds: int = DEFAULT_TTL_SECONDS,
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        member: str | None = None,
     ) -> Authorization:
         request = gate.AuthorizeRequest(
             customer=customer,
@@ -314,6 +442,7 @@ class TenantLedger(BillingMethods):
             ttl_seconds=ttl_seconds,
             metadata=metadata,
             idempotency_key=idempotency_key,
+            member=member,
         )
         return self._run_for_wallet(gate.authorize, request)
 
@@ -357,6 +486,7 @@ class TenantLedger(BillingMethods):
         rate_card: str = DEFAULT_RATE_CARD,
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        member: str | None = None,
     ) -> Charge:
         request = gate.ChargeRequest(
             customer=customer,
@@ -369,6 +499,7 @@ class TenantLedger(BillingMethods):
             rate_card=rate_card,
             metadata=metadata,
             idempotency_key=idempotency_key,
+            member=member,
         )
         return self._run_for_wallet(gate.charge, request)
 

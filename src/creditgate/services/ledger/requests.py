@@ -12,7 +12,9 @@ from creditgate.services.pricing.rate_cards import DEFAULT_CARD
 @dataclass(frozen=True, slots=True)
 class AuthorizeRequest:
     """Reserve credit before a call: a raw `amount` of `asset`, or the `action` priced by
-    the rate card from its `dimensions` and estimated `quantities`."""
+    the rate card from its `dimensions` and estimated `quantities`. With `member` (a member
+    of the customer, by its external id), the hold is for that member and counts against its
+    budgets (`services/ledger/budgets.py`)."""
 
     customer: str
     asset: str | None = None
@@ -24,12 +26,14 @@ class AuthorizeRequest:
     ttl_seconds: int = DEFAULT_TTL_SECONDS
     metadata: dict[str, Any] | None = None
     idempotency_key: str | None = None
+    member: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ChargeRequest:
     """Authorize and settle in one step: a raw `amount`, or the `action` priced by the rate
-    card from its `dimensions` and actual `quantities`."""
+    card from its `dimensions` and actual `quantities`; with `member`, for that member of the
+    customer, counted in its budgets."""
 
     customer: str
     asset: str | None = None
@@ -41,3 +45,4 @@ class ChargeRequest:
     rate_card: str = DEFAULT_CARD
     metadata: dict[str, Any] | None = None
     idempotency_key: str | None = None
+    member: str | None = None
