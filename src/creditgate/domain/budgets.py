@@ -86,9 +86,7 @@ def check_budget_amount(value: object, field: str = "amount") -> int:
     return amount
 
 
-def check_thresholds(
-    value: object, mode: BudgetMode, field: str = "thresholds"
-) -> tuple[int, ...]:
+def check_thresholds(value: object, mode: BudgetMode, field: str = "thresholds") -> tuple[int, ...]:
     """Percentages of the amount, each once, ascending: 1-100 under a hard budget (it never
     passes 100), 1-1000 under a soft one."""
     if value is None:

@@ -215,9 +215,7 @@ def post(
     written by the same statement."""
     if not is_balanced(entries):
         raise AssertionError(f"unbalanced ledger transaction: {entries}")
-    posting = Posting(
-        tx.tenant_id, wallet_id, asset, kind, entries, reference_id, tx.now, member
-    )
+    posting = Posting(tx.tenant_id, wallet_id, asset, kind, entries, reference_id, tx.now, member)
     return write_posting(tx.uow, posting, at_commit=at_commit, with_row=with_row)
 
 

@@ -31,7 +31,6 @@ BUDGET_COLUMNS = (
 )
 
 
-
 def budget_of(row: Any, prefix: str = "") -> Budget:
     """A budget row (or its columns under `prefix`) as the domain's value."""
 
@@ -172,4 +171,3 @@ def mark_budgeted(conn: Connection, wallet_id: str, asset: str, *, budgeted: boo
         .where(wallet_balances.c.wallet_id == wallet_id, wallet_balances.c.asset == asset)
         .values(budgeted=int(budgeted))
     )
-
