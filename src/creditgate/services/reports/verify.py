@@ -9,7 +9,10 @@ One function per invariant, numbered as `verify` reports them:
 5. each hold is resolved once, and each settled hold has one charge;
 6. money received = deferred + recognized + breakage + voided (per tenant and currency);
 7. each paid purchase ties its money received and refunded out to the lot it bought;
-8. the balance rows carry each enabled auto top-up's threshold, armed at or above it.
+8. the balance rows carry each enabled auto top-up's threshold, armed at or above it;
+9. each budget period holds what its pending holds reserve and has spent what its charges
+   took less their refunds; under a hard cap, held + spent within it; the balance rows say
+   which customers have a budget of their own.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -55,7 +59,7 @@ class VerifyReport:
 
 
 def verify(conn: Connection, tenant_id: str | None = None) -> VerifyReport:
-    """Check invariants 1-8 over every tenant (or one), reading only committed data."""
+    """Check invariants 1-9 over every tenant (or one), reading only committed data."""
     # Read in the order the checks need them: each sum from the ledger before the rows it
     # is compared with.
     zero_sum = _zero_sum(conn, tenant_id)
@@ -74,6 +78,7 @@ def verify(conn: Connection, tenant_id: str | None = None) -> VerifyReport:
             _money(lots),
             _payments(conn, tenant_id, {lot.id: lot for lot in lots}),
             _auto_top_ups(conn, tenant_id),
+            _budgets(conn, tenant_id, balances),
         ]
     )
 
@@ -223,6 +228,40 @@ def _auto_top_ups(conn: Connection, tenant_id: str | None) -> Check:
             check.fail(f"{where} is disarmed at {available}, at or above {setting.threshold}")
     for wallet_id, asset in settings:
         check.fail(f"wallet {wallet_id} {asset} has an auto top-up but no balance row")
+    return check
+
+
+def _budgets(conn: Connection, tenant_id: str | None, balances: Sequence[Any]) -> Check:
+    """9. Budgets: each period's held and spent are what its holds and charges say."""
+    check = Check("9 budgets: held = open holds, spent = charges - refunds, within a hard cap")
+    pending, spent = reports.budget_counts(conn, tenant_id)
+    held_by: dict[tuple[str, datetime], int] = defaultdict(int)
+    spent_by: dict[tuple[str, datetime], int] = defaultdict(int)
+    for hold in pending:
+        for budget_id, start in hold.budgets or ():
+            held_by[(budget_id, datetime.fromisoformat(start))] += hold.amount
+    for charge in spent:
+        for budget_id, start in charge.budgets or ():
+            key = (budget_id, datetime.fromisoformat(start))
+            spent_by[key] += charge.amount - charge.refunded
+    for row in reports.all_budget_usage(conn, tenant_id):
+        check.checked += 1
+        key = (row.budget_id, row.period_start)
+        where = f"budget {row.budget_id} period {row.period_start.isoformat()}"
+        held, took = held_by.pop(key, 0), spent_by.pop(key, 0)
+        if row.held != held:
+            check.fail(f"{where} holds {row.held}, its open holds {held}")
+        if row.spent != took:
+            check.fail(f"{where} spent {row.spent}, its charges less refunds {took}")
+        if row.cap is not None and row.held + row.spent > row.cap:
+            check.fail(f"{where} holds {row.held} + spent {row.spent} past its cap {row.cap}")
+    for budget_id, start in [*held_by, *spent_by]:
+        if held_by.get((budget_id, start)) or spent_by.get((budget_id, start)):
+            check.fail(f"budget {budget_id} period {start.isoformat()} has no usage row")
+    budgeted = reports.customer_budget_assets(conn, tenant_id)
+    for bal in balances:
+        if bool(bal.budgeted) != ((bal.wallet_id, bal.asset) in budgeted):
+            check.fail(f"wallet {bal.wallet_id} {bal.asset} says budgeted={bal.budgeted}")
     return check
 
 
