@@ -17,7 +17,7 @@ spent reaches it in a period. Going back under it (a void, a refund) and over ag
 same period raises nothing more; the next period starts with no threshold crossed. 100 is
 always a threshold.
 
-Storage restates `fits` and `quiet` in SQL for the writes (`storage/budgets.py`);
+Storage restates `fits`, `settle_fits` and `quiet` in SQL for the writes (`storage/budgets.py`);
 `tests/integration/test_sql_rules.py` pins them to the functions here.
 """
 
@@ -137,6 +137,13 @@ class Budget:
 def fits(cap: int | None, held: int, spent: int, asked: int) -> bool:
     """Whether `asked` more keeps held + spent within `cap` (None: always)."""
     return cap is None or held + spent + asked <= cap
+
+
+def settle_fits(cap: int | None, held: int, spent: int, released: int, charged: int) -> bool:
+    """Whether a settle that releases its hold's `released` and charges `charged` keeps the
+    period within `cap`: always when it charges no more than it held (held + spent only
+    goes down), else as a reservation of the difference would."""
+    return charged <= released or fits(cap, held - released, spent, charged)
 
 
 def room(cap: int, held: int, spent: int) -> int:

@@ -84,6 +84,14 @@ def quiet_sql(levels: int, used_after: Any) -> Any:
 
 _CAP_PARAM = bindparam("cap", type_=BigInteger)
 _ADDED = _HELD + _SPENT + bindparam("dh", type_=BigInteger) + bindparam("ds", type_=BigInteger)
+# `domain.budgets.fits` of adding `dh` held and `ds` spent under the budget's cap `cap`; and
+# `domain.budgets.quiet` of it for `levels` thresholds (the forms the writes use).
+ADD_FITS = fits_sql(_CAP_PARAM, _ADDED)
+
+
+def add_quiet(levels: int) -> Any:
+    return quiet_sql(levels, _ADDED)
+
 _ADDS: dict[tuple[str, int, bool], Prepared] = {}
 
 
@@ -106,9 +114,9 @@ def _add(dialect: str, levels: int, guarded: bool) -> Prepared:
         spent=bindparam("ds"),
         alerted=literal(0),
     )
-    condition = fits_sql(_CAP_PARAM, _ADDED)
+    condition = ADD_FITS
     if guarded:
-        condition = and_(condition, quiet_sql(levels, _ADDED))
+        condition = and_(condition, add_quiet(levels))
     upsert = stmt.on_conflict_do_update(
         index_elements=[budget_usage.c.budget_id, budget_usage.c.period_start],
         set_={
@@ -128,10 +136,13 @@ def _add(dialect: str, levels: int, guarded: bool) -> Prepared:
 _RELEASED = bindparam("released", type_=BigInteger)
 _CHARGED = bindparam("charged", type_=BigInteger)
 _SETTLED_USED = _HELD - _RELEASED + _SPENT + _CHARGED
-# A settle that charges no more than its hold released only lowers held + spent; one that
-# charges more must fit the row's cap.
-_SETTLE_FITS = (_CHARGED <= _RELEASED) | fits_sql(_CAP, _SETTLED_USED)
+# `domain.budgets.settle_fits`, over the row.
+SETTLE_FITS = (_CHARGED <= _RELEASED) | fits_sql(_CAP, _SETTLED_USED)
 _SETTLES: dict[tuple[int, bool], Prepared] = {}
+
+
+def settle_quiet(levels: int) -> Any:
+    return quiet_sql(levels, _SETTLED_USED)
 
 
 def _settle(levels: int, guarded: bool) -> Prepared:
@@ -139,9 +150,9 @@ def _settle(levels: int, guarded: bool) -> Prepared:
     found = _SETTLES.get(key)
     if found is not None:
         return found
-    condition = _SETTLE_FITS
+    condition = SETTLE_FITS
     if levels:
-        condition = and_(condition, quiet_sql(levels, _SETTLED_USED))
+        condition = and_(condition, settle_quiet(levels))
     stmt = (
         update(budget_usage)
         .where(*_THIS_PERIOD, condition)
