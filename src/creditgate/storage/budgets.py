@@ -92,6 +92,7 @@ ADD_FITS = fits_sql(_CAP_PARAM, _ADDED)
 def add_quiet(levels: int) -> Any:
     return quiet_sql(levels, _ADDED)
 
+
 _ADDS: dict[tuple[str, int, bool], Prepared] = {}
 
 
