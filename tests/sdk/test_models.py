@@ -54,6 +54,10 @@ PAIRS: list[tuple[type[Any], type[BaseModel]]] = [
     (sdk.Refund, refunds.Refund),
     (sdk.Purchase, billing_results.Purchase),
     (sdk.PurchaseRefund, billing_results.PurchaseRefund),
+    (sdk.Member, results.Member),
+    (sdk.Budget, results.Budget),
+    (sdk.BudgetPeriod, results.BudgetPeriod),
+    (sdk.MemberUsage, results.MemberUsage),
 ]
 
 WHEN = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
