@@ -4,7 +4,7 @@ One call:
 
 1. The caller is the tenant of its API key (`Authorization: Bearer cg_…` as OpenAI's client
    sends it, or `x-api-key: cg_…` as Anthropic's does), on behalf of the customer named by
-   `X-Creditgate-Customer`.
+   `X-Creditgate-Customer` (and of its member named by `X-Creditgate-Member`, if any).
 2. The request is read (JSON, with a `model`) and estimated (`domain/gateway.py`): its input
    from its text, its output at its own cap or the gateway's default.
 3. The tenant's card prices the estimate and places the hold, as `POST /v1/authorizations`
@@ -58,6 +58,7 @@ from creditgate.http.auth import authenticate
 log = logging.getLogger("creditgate.gateway")
 
 CUSTOMER_HEADER = "x-creditgate-customer"
+MEMBER_HEADER = "x-creditgate-member"
 ACTION_HEADER = "x-creditgate-action"
 RATE_CARD_HEADER = "x-creditgate-rate-card"
 IDEMPOTENCY_HEADER = "idempotency-key"
@@ -216,6 +217,7 @@ class Call:
     action: str
     estimate: Usage
     authorization_id: str = ""
+    member: str | None = None
 
     @property
     def provider(self) -> str:
@@ -266,6 +268,7 @@ async def serve(request: Request, endpoint: Endpoint) -> Response:
             model=doc["model"],
             action=request.headers.get(ACTION_HEADER) or endpoint.action,
             estimate=held,
+            member=request.headers.get(MEMBER_HEADER, "").strip() or None,
         )
         upstream_key = await anyio.to_thread.run_sync(gateway.keys.get, call.ledger, provider)
         auth = await anyio.to_thread.run_sync(lambda: _authorize(call, request, settings))
@@ -303,6 +306,7 @@ def _authorize(call: Call, request: Request, settings: GatewaySettings) -> Autho
         ttl_seconds=settings.hold_ttl_seconds,
         metadata=call.metadata(),
         idempotency_key=f"gateway:{call.gateway_id}",
+        member=call.member,
     )
 
 
