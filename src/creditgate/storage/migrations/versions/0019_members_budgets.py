@@ -38,7 +38,9 @@ def upgrade() -> None:
             ["tenant_id"], ["tenants.id"], name=op.f("fk_members_tenant_id_tenants")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_members")),
-        sa.UniqueConstraint("wallet_id", "external_id", name=op.f("uq_members_wallet_id")),
+        sa.UniqueConstraint(
+            "wallet_id", "external_id", name=op.f("uq_members_wallet_id_external_id")
+        ),
     )
     op.create_table(
         "budgets",
@@ -58,7 +60,9 @@ def upgrade() -> None:
             ["tenant_id"], ["tenants.id"], name=op.f("fk_budgets_tenant_id_tenants")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_budgets")),
-        sa.UniqueConstraint("wallet_id", "member", "asset", name=op.f("uq_budgets_wallet_id")),
+        sa.UniqueConstraint(
+            "wallet_id", "member", "asset", name=op.f("uq_budgets_wallet_id_member_asset")
+        ),
     )
     op.create_table(
         "budget_usage",
