@@ -255,8 +255,14 @@ def settle_now(uow: UnitOfWork, key: PeriodKey, *, released: int, charged: int) 
 
 
 def give_back(uow: UnitOfWork, key: PeriodKey, *, held: int = 0, spent: int = 0) -> None:
-    """Take `held` (a voided or expired hold) or `spent` (a refund) back out of the period."""
-    _GIVE_BACK.execute(uow.conn, _params(key, dh=held, ds=spent))
+    """Take `held` (a voided or expired hold) or `spent` (a refund) back out of the period:
+    with the commit on PostgreSQL (it checks nothing, and goes after the balance row's
+    move, as every write of a usage row does), now elsewhere."""
+    params = _params(key, dh=held, ds=spent)
+    if uow.dialect == "postgresql":
+        uow.defer(_GIVE_BACK, params)
+    else:
+        _GIVE_BACK.execute(uow.conn, params)
 
 
 def raise_alerted(uow: UnitOfWork, key: PeriodKey, percent: int) -> None:
