@@ -175,7 +175,7 @@ export interface paths {
          *     taken, and its holds, charges, ledger entries, budgets and usage stay readable. Open
          *     holds still settle. Removing it again answers the same.
          *
-         *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
+         *     **Idempotency:** idempotent: repeating it leaves the same state.
          */
         delete: operations["remove_member_v1_customers__customer__members__member__delete"];
         options?: never;
@@ -9395,10 +9395,7 @@ export interface operations {
     remove_member_v1_customers__customer__members__member__delete: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Makes the request safe to retry: a replay answers the first answer; the same key with a different request is 409. */
-                "Idempotency-Key"?: string | null;
-            };
+            header?: never;
             path: {
                 /** @description Your own id for the customer (its `external_id`) */
                 customer: string;

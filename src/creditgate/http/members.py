@@ -156,13 +156,11 @@ def update_member(
     summary="Remove a member",
     responses=errors(UnknownCustomer, UnknownMember),
 )
-def remove_member(
-    customer: CustomerPath, member: MemberPath, t: Ledger, idempotency_key: IdempotencyKey = None
-) -> Response:
+def remove_member(customer: CustomerPath, member: MemberPath, t: Ledger) -> Response:
     """Remove a member for good: its calls are declined (`member_removed`), its id stays
     taken, and its holds, charges, ledger entries, budgets and usage stay readable. Open
     holds still settle. Removing it again answers the same."""
-    return answer(t.remove_member(customer, member, idempotency_key=idempotency_key))
+    return answer(t.remove_member(customer, member))
 
 
 @router.put(

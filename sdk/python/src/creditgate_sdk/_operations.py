@@ -39,7 +39,7 @@ from creditgate_sdk.models import (
 T = TypeVar("T")
 
 # Requests that change something; each carries an Idempotency-Key.
-WRITE_METHODS = frozenset({"POST", "PUT", "DELETE"})
+WRITE_METHODS = frozenset({"POST", "PUT"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -384,11 +384,10 @@ class Client(_BaseClient):
         op = ops.update_member(customer, member, name, metadata, active)
         return self._send(op, idempotency_key)
 
-    def remove_member(
-        self, customer: str, member: str, *, idempotency_key: str | None = None
-    ) -> Member:
-        """Remove a member for good: its calls are declined, its history stays."""
-        return self._send(ops.remove_member(customer, member), idempotency_key)
+    def remove_member(self, customer: str, member: str) -> Member:
+        """Remove a member for good: its calls are declined, its history stays (removing it
+        again answers the same)."""
+        return self._send(ops.remove_member(customer, member))
 
     def set_budget(
         self,
@@ -999,11 +998,10 @@ class AsyncClient(_BaseClient):
         op = ops.update_member(customer, member, name, metadata, active)
         return await self._send(op, idempotency_key)
 
-    async def remove_member(
-        self, customer: str, member: str, *, idempotency_key: str | None = None
-    ) -> Member:
-        """Remove a member for good: its calls are declined, its history stays."""
-        return await self._send(ops.remove_member(customer, member), idempotency_key)
+    async def remove_member(self, customer: str, member: str) -> Member:
+        """Remove a member for good: its calls are declined, its history stays (removing it
+        again answers the same)."""
+        return await self._send(ops.remove_member(customer, member))
 
     async def set_budget(
         self,
