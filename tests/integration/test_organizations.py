@@ -240,6 +240,19 @@ def test_the_customer_budget_caps_every_call_of_the_customer(ledger: TenantLedge
         ledger.delete_budget("acme", "credits")
 
 
+def test_a_call_past_the_customer_budget_in_a_new_period_is_declined(
+    ledger: TenantLedger, clock: FakeClock
+) -> None:
+    org(ledger)
+    ledger.set_budget("acme", "credits", 500, period="day")
+    clock.advance(days=1)  # no call yet this period: its row is still to be made
+    assert ledger.authorize("acme", "credits", 600).decline_reason == "budget_exceeded"
+    charged = ledger.charge("acme", "credits", 600, idempotency_key=key())
+    assert charged.decline_reason == "budget_exceeded"
+    assert usage(ledger, None) == (0, 0, 500)
+    assert ledger.wallet("acme").balance("credits").available == 10_000
+
+
 def test_a_soft_budget_lets_calls_past_it_and_raises_its_alerts(ledger: TenantLedger) -> None:
     org(ledger)
     ledger.set_budget(

@@ -160,7 +160,9 @@ def add(
     for c in counts:
         b = c.budget
         key = _key(tx, wallet_id, b.asset, b.id, c.start)
-        left = usage_rows.add(tx.uow, key, b.cap, held=held, spent=spent)
+        # Past the cap whatever the period holds: no write (a new period's row would take it).
+        past = b.cap is not None and held + spent > b.cap
+        left = None if past else usage_rows.add(tx.uow, key, b.cap, held=held, spent=spent)
         if left is None:
             for earlier, _ in done:
                 undo = _key(tx, wallet_id, b.asset, earlier.budget.id, earlier.start)
