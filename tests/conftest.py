@@ -25,16 +25,18 @@ os.environ.setdefault("CREDITGATE_SECRET_KEYS", "rZ0cIFqBWh1YH1I-0CgbO3P0XcbVjfV
 os.environ["CREDITGATE_CONFIG"] = os.path.join(os.devnull, "creditgate-tests.toml")
 os.environ.pop("CREDITGATE_TENANT", None)
 os.environ.pop("CREDITGATE_DEBUG", None)
+# SQLite commits in WAL mode without an fsync each (the servers the tests start inherit it):
+# a commit survives the loss of the process, which is what the tests do to it, and only a
+# crash of the machine could undo the last ones. tests/databases.py does the same for
+# PostgreSQL. The benchmarks keep synchronous=FULL unless told otherwise.
+os.environ.setdefault("CREDITGATE_SQLITE_SYNCHRONOUS", "NORMAL")
+# LiteLLM reads its bundled model price map instead of fetching one: the tests use no network.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.services.context import ENV_ALLOW_PRIVATE
-from creditgate.storage.throwaway import (
-    ENV_URL,
-    PostgresUnavailable,
-    ThrowawayCluster,
-    create_database,
-    drop_database,
-)
+from creditgate.storage.throwaway import ENV_URL, PostgresUnavailable, ThrowawayCluster
+from tests.databases import create_database, drop_database
 from tests.stripe_fake import FakeStripe
 
 BACKENDS = ["sqlite", "postgres"]

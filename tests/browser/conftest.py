@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from creditgate.api import Creditgate, TenantLedger
-from creditgate.storage.throwaway import create_database, drop_database
+from tests.databases import create_database, drop_database
 from tests.stripe_fake import FakeStripe
 
 CHROMIUM = "/usr/bin/chromium"
@@ -192,10 +192,11 @@ def server(
     assert not leaked, leaked
 
 
-def screenshot(page: Any, name: str) -> Path:
+def screenshot(page: Any, name: str, *, full_page: bool = False) -> Path:
+    """The page as shown, into the ignored artifacts/screenshots folder."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=False)
+    page.screenshot(path=str(path), full_page=full_page)
     return path
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -44,7 +46,7 @@ def _sign_in(page: Any, server: Server, key: str) -> None:
     assert page.url == f"{server.base}/dashboard/login"
     page.get_by_label("Tenant API key").fill(key)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Customers")).to_be_visible()
+    expect(page.get_by_role("heading", name="Customers", exact=True)).to_be_visible()
 
 
 def test_the_dashboard_shows_customers_and_margin_charts(server: Server, browser: Any) -> None:
@@ -54,7 +56,7 @@ def test_the_dashboard_shows_customers_and_margin_charts(server: Server, browser
     _sign_in(page, server, acme.key)
     assert acme.key not in page.content()
     expect(page.locator("tbody")).to_contain_text("ann")
-    page.get_by_role("link", name="ben").click()
+    page.get_by_role("link", name="ben", exact=True).click()
     expect(page.get_by_role("heading", name="Ledger")).to_be_visible()
     page.get_by_role("link", name="Margin").click()
     chart = page.locator("#margin-by-action svg")
@@ -147,6 +149,22 @@ def test_margin_by_action_and_model_over_time_and_the_what_if(server: Server, br
         ys = [float(y) for y in points.evaluate_all("cs => cs.map(c => c.getAttribute('cy'))")]
         assert ys == sorted(ys) and len(set(ys)) == 6
         expect(over_time.locator(".legend")).to_contain_text("chat.completion · gpt-4o-mini")
+        # The y axis: round values in dollars, none drawn over another.
+        ticks = over_time.locator("text.tick")
+        labels = ticks.all_text_contents()
+        assert len(labels) >= 3 and len(set(labels)) == len(labels), labels
+        assert all(re.fullmatch(r"-?\$\d+\.\d\d", label) for label in labels), labels
+        boxes = sorted(
+            (b["y"], b["y"] + b["height"]) for t in ticks.all() if (b := t.bounding_box())
+        )
+        assert all(top >= bottom for (_, bottom), (top, _) in itertools.pairwise(boxes)), boxes
+        # Money is written one way: the sign before the symbol, two decimals; ratios too.
+        text = page.locator("main").inner_text()
+        assert "$-" not in text
+        assert not re.search(r"\$\d[\d,]*\.\d{3}", text)
+        for cell in page.locator("section[aria-labelledby=by-action-h] tbody tr").all():
+            ratio = cell.locator("td").nth(5).inner_text()
+            assert re.fullmatch(r"\d+\.\d\d|—", ratio), ratio
         totals = page.locator("section[aria-labelledby=over-time-h] tbody")
         expect(totals).to_contain_text("image.generate · flux-schnell")
         # The what-if, at the default +20% and then at +100%.
@@ -167,3 +185,73 @@ def test_margin_by_action_and_model_over_time_and_the_what_if(server: Server, br
         check_page(page, sizes)
         screenshot(page, f"dashboard-margin-over-time-{name}")
         context.close()
+
+
+def test_the_landing_page_finds_totals_and_acts_on_a_customer(server: Server, browser: Any) -> None:
+    acme = server.tenant("Acme AI")
+    ledger = acme.ledger
+    for customer, name in (("cus_ann", "Ann Lee"), ("cus_bob", "Bob Stone"), ("cus_cy", "")):
+        ledger.create_customer(customer, name=name)
+        ledger.grant(customer, "credits", 20_000, kind="purchased", cost_basis="0.01")
+    ledger.create_customer("cus_debt", name="Dee Bt", policy="overdraft", overdraft_limit=5_000)
+    ledger.charge("cus_ann", "credits", 2_550, vendor_cost="0.10", action="chat.completion")
+    ledger.charge("cus_debt", "credits", 1_234, vendor_cost="0.02", action="chat.completion")
+
+    for name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+        context = browser.new_context(viewport=viewport)
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        _sign_in(page, server, acme.key)
+        sizes = weigh(page)
+        page.goto(f"{server.base}/dashboard", wait_until="networkidle")
+        # Totals in the assets' units; this month's revenue and margin in dollars.
+        expect(page.get_by_test_id("outstanding-credits")).to_have_text("574.50 credits")
+        expect(page.get_by_test_id("owed-credits")).to_contain_text("12.34 credits")
+        expect(page.get_by_test_id("revenue-credits")).to_have_text("$0.26")
+        expect(page.get_by_test_id("margin-credits")).to_have_text("$0.14 (52.9%)")
+        # A balance below zero is marked in words and colour.
+        debt = page.locator("tr[data-customer=cus_debt]")
+        expect(debt).to_have_class(re.compile("row-neg"))
+        expect(debt.locator(".flag")).to_have_text("below zero")
+        expect(page.locator("tr.row-neg")).to_have_count(1)
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+        check_page(page, sizes)
+        screenshot(page, f"dashboard-home-{name}", full_page=True)
+        # The search runs on the server as it is typed, without reloading the page.
+        page.evaluate("window.notReloaded = true")
+        page.get_by_label("Find by id or name").fill("stone")
+        expect(page.locator("#customers tbody tr")).to_have_count(1)
+        expect(page.locator("#customers tbody")).to_contain_text("cus_bob")
+        assert page.evaluate("window.notReloaded") is True
+        screenshot(page, f"dashboard-search-{name}")
+        context.close()
+
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    _sign_in(page, server, acme.key)
+    # Grant credit from the row: a form of its own, once however often it is sent.
+    page.get_by_role("link", name="Grant credit to cus_cy").click()
+    expect(page.get_by_role("heading", name="Grant credit")).to_be_visible()
+    check_page(page)
+    page.get_by_label("Amount").fill("12.5")
+    page.get_by_label("Kind").select_option("promotional")
+    sent = page.locator("form.settings-form").evaluate(
+        "f => Object.fromEntries(new FormData(f).entries())"
+    )
+    page.get_by_role("button", name="Grant").click()
+    expect(page.get_by_test_id("granted")).to_have_text("Granted 12.50 credits (promotional).")
+    expect(page.get_by_test_id("available-credits")).to_have_text("212.50")
+    # The same form sent again (a double click, a resent POST) grants nothing more.
+    again = page.request.post(f"{server.base}/dashboard/customers/cus_cy/grant", form=sent)
+    assert again.ok and "Granted 12.50 credits" in again.text()
+    assert len(ledger.lots("cus_cy")) == 2
+    # Open portal: the customer's own portal, in a new tab.
+    page.goto(f"{server.base}/dashboard")
+    with context.expect_page() as opened:
+        page.get_by_role("button", name="Open portal for cus_ann").click()
+    portal = opened.value
+    expect(portal.get_by_test_id("available-credits")).to_have_text("174.50")
+    expect(portal.locator("main")).to_contain_text("This page is for Ann Lee")
+    screenshot(portal, "dashboard-opened-portal-desktop")
+    context.close()

@@ -10,7 +10,7 @@ import httpx
 
 from creditgate.portal.tokens import Tokens
 from creditgate.portal.web import contrast
-from tests.browser.a11y import check_page
+from tests.browser.a11y import check_page, weigh
 from tests.browser.conftest import (
     DESKTOP,
     PHONE,
@@ -202,3 +202,58 @@ def test_the_balance_stops_polling_once_the_session_ends(server: Server, page: A
     expect(page.get_by_test_id("available-credits")).to_have_text("1.00")
     page.context.clear_cookies()
     expect(page.locator("#balance")).to_contain_text("This page has expired")
+
+
+def test_the_overview_fits_a_phone_and_says_what_each_movement_was(
+    server: Server, browser: Any
+) -> None:
+    acme = server.tenant("Northwind Labs")
+    ledger = acme.ledger
+    ledger.create_customer("cus_8f2e41", name="Grace Hopper")
+    soon = datetime.now(UTC) + timedelta(days=20)
+    ledger.grant("cus_8f2e41", "credits", 50_000, kind="purchased", cost_basis="0.01")
+    ledger.grant("cus_8f2e41", "credits", 2_500, kind="promotional", expires_at=soon)
+    for action, model, amount in (
+        ("chat.completion", "gpt-4o", 1_234),
+        ("chat.completion", "gpt-4o-mini", 56),
+        ("image.generate", "flux-schnell", 800),
+    ):
+        ledger.charge("cus_8f2e41", "credits", amount, action=action, dimensions={"model": model})
+    for name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+        context = browser.new_context(viewport=viewport)
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        sizes = weigh(page)
+        page.goto(acme.portal_url("cus_8f2e41"), wait_until="networkidle")
+        activity = page.locator("#activity tbody")
+        expect(activity).to_contain_text("chat.completion · gpt-4o-mini")
+        expect(activity).to_contain_text("image.generate · flux-schnell")
+        expect(activity).to_contain_text("Promotional credit")
+        assert "charge" not in activity.inner_text()
+        # The footer names the customer, never the product's id for them.
+        footer = page.locator("main > p.hint").last
+        expect(footer).to_contain_text("This page is for Grace Hopper")
+        assert "cus_8f2e41" not in page.locator("main").inner_text()
+        # The usage chart says its unit and spans the days with usage (one: a week).
+        chart = page.locator("figure svg.chart").first
+        expect(chart.locator("text.unit")).to_have_text("credits per day")
+        assert "last 7 days" in str(chart.get_attribute("aria-label"))
+        # Nothing is wider than the screen: no table is cut off at the right.
+        width = viewport["width"]
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        lots = page.locator("section[aria-labelledby=lots-h] .scroll")
+        assert lots.evaluate("e => e.scrollWidth <= e.clientWidth")
+        expires = lots.locator("td[data-label=Expires]").first
+        expect(expires).to_contain_text(soon.strftime("%Y-%m-%d"))
+        box = expires.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= width
+        if name == "desktop":
+            # The Change header lines up with its numbers (both right-aligned).
+            header = page.locator("#activity th", has_text="Change").bounding_box()
+            cell = activity.locator("td[data-label=Change]").first.bounding_box()
+            assert header is not None and cell is not None
+            right = header["x"] + header["width"]
+            assert abs(right - (cell["x"] + cell["width"])) <= 1
+        check_page(page, sizes)
+        screenshot(page, f"portal-overview-{name}", full_page=True)
+        context.close()

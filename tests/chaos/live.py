@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from creditgate.api import Creditgate
-from creditgate.storage.throwaway import create_database, drop_database
+from tests.databases import create_database, drop_database
 
 
 def free_port() -> int:

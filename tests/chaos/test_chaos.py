@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from creditgate.chaos.runner import ChaosOptions, ChaosReport, run_chaos
-from creditgate.storage.throwaway import create_database, drop_database
+from tests.databases import create_database, drop_database
 
 SECONDS = float(os.environ.get("CREDITGATE_CHAOS_SECONDS", "45"))
 # A failing run prints its seed; CREDITGATE_CHAOS_SEED=N reruns it.

@@ -19,6 +19,10 @@ from creditgate.domain.amounts import (
     check_balance_bound,
     check_decimal,
     check_scale,
+    currency_digits,
+    money_text,
+    rounded_text,
+    units_text,
 )
 from creditgate.domain.errors import AmountOverflow, InvalidInput
 
@@ -202,3 +206,29 @@ def test_decimal_minimum_is_configurable() -> None:
     assert check_decimal("-3", "delta", minimum=Decimal(-10)) == Decimal(-3)
     with pytest.raises(InvalidInput, match="at least 1"):
         check_decimal("0.5", "rate", minimum=Decimal(1))
+
+
+def test_an_amount_is_written_in_its_assets_units_exactly() -> None:
+    assert units_text(176, 2) == "1.76" and units_text(-5, 2) == "-0.05"
+    assert units_text(7, 0) == "7" and units_text(0, 2) == "0.00"
+    assert units_text(123_456, 2, grouped=True) == "1,234.56"
+    assert units_text(MAX_AMOUNT, MAX_SCALE) == "9.223372036854775807"
+    assert Asset("credits", 2).amount_text(176) == "1.76 credits"
+
+
+@given(st.integers(-MAX_AMOUNT, MAX_AMOUNT), st.integers(0, MAX_SCALE))
+def test_the_written_amount_reads_back_as_the_same_minor_units(amount: int, scale: int) -> None:
+    assert Asset("x", scale).to_minor(Decimal(units_text(amount, scale))) == amount
+
+
+def test_money_is_rounded_half_to_even_to_the_currencys_minor_unit() -> None:
+    assert money_text(Decimal("56.200020000000")) == "56.20"
+    assert money_text(Decimal("0.125")) == "0.12" and money_text(Decimal("0.135")) == "0.14"
+    assert money_text(Decimal("-0.004")) == "0.00"  # never "-0.00"
+    assert money_text(Decimal("1500"), "JPY") == "1500" and currency_digits("kwd") == 3
+    # With the symbol, the sign comes first: one way of writing a loss.
+    assert money_text(Decimal("-0.07"), symbol=True) == "-$0.07"
+    assert money_text(Decimal("5.3395"), symbol=True) == "$5.34"
+    assert money_text(Decimal("-1234.5"), symbol=True, grouped=True) == "-$1,234.50"
+    assert money_text(Decimal("-5"), "CHF", symbol=True) == "-5.00 CHF"
+    assert rounded_text(Decimal("2.125"), 2) == "2.12" and rounded_text(Decimal("2.5"), 0) == "2"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from creditgate.domain.amounts import Asset
 from creditgate.domain.charge_refunds import (
     ChargeRefundPlan,
     ChargeTaken,
@@ -12,9 +13,11 @@ from creditgate.domain.charge_refunds import (
 )
 from creditgate.domain.errors import InvalidInput
 
+CREDITS = Asset("credits", 2)
+
 
 def charge(drawn: list[tuple[str, int]], *, debt: int = 0, refunded: int = 0) -> ChargeTaken:
-    return ChargeTaken("chg_1", sum(a for _, a in drawn) + debt, debt, drawn, refunded)
+    return ChargeTaken("chg_1", sum(a for _, a in drawn) + debt, debt, drawn, refunded, CREDITS)
 
 
 def test_a_full_refund_gives_every_lot_back_last_drawn_first() -> None:
@@ -61,6 +64,12 @@ def test_a_charge_is_never_refunded_past_what_it_debited(refunded: int, wanted: 
     with pytest.raises(InvalidInput, match="left to refund") as refused:
         plan_charge_refund(taken, wanted, 0)
     assert refused.value.field == "amount"
+
+
+def test_the_refusal_names_amounts_in_the_assets_units() -> None:
+    taken = charge([("promo", 1_000), ("paid", 200)], refunded=1_024)
+    with pytest.raises(InvalidInput, match=r"has 1\.76 credits left to refund, not 2\.00 credits"):
+        plan_charge_refund(taken, 200, 0)
 
 
 def test_what_the_plan_gives_back_adds_up_to_the_refund() -> None:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from creditgate.domain.amounts import Asset
 from creditgate.domain.billing import refunded_money
 from creditgate.domain.billing_errors import RefundNotCovered
 from creditgate.domain.errors import InvalidInput
@@ -29,6 +30,7 @@ from creditgate.domain.refunds import (
 )
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
+CREDITS = Asset("credits", 2)
 
 
 def bought(
@@ -43,6 +45,7 @@ def bought(
 ) -> RefundablePurchase:
     return RefundablePurchase(
         id="pur_1",
+        asset=CREDITS,
         amount=amount,
         refunded=refunded,
         price=Decimal(price),
@@ -72,7 +75,8 @@ def test_consumed_credit_comes_after_the_unused_and_only_on_request() -> None:
 def test_nothing_to_refund_and_more_than_is_left_are_refused() -> None:
     with pytest.raises(InvalidInput, match="has no credit to refund"):
         plan_purchase_refund(bought(unused=0), None, False)
-    with pytest.raises(InvalidInput, match="has 6000 credit to refund, not 7000"):
+    # Amounts in the asset's units, as a person reads them: 6,000 minor units are 60.00.
+    with pytest.raises(InvalidInput, match=r"has 60\.00 credits to refund, not 70\.00 credits"):
         plan_purchase_refund(bought(refunded=4_000, unused=10_000), 7_000, False)
 
 
@@ -89,17 +93,22 @@ def test_refunds_in_parts_pay_what_one_refund_would() -> None:
 
 
 def test_a_refund_worth_less_than_a_minor_unit_is_refused() -> None:
-    with pytest.raises(InvalidInput, match="worth less than one minor unit of USD"):
+    with pytest.raises(
+        InvalidInput,
+        match=r"0\.01 credits of 100\.00 credits are worth less than one minor unit of USD",
+    ):
         plan_purchase_refund(bought(amount=10_000, price="0.01", unused=10_000), 1, False)
 
 
 def test_consumed_credit_is_debited_again_within_the_policy() -> None:
     plan = plan_purchase_refund(bought(unused=1_000, consumed=9_000), 3_000, True)
     block = WalletPolicy.build("block", None)
-    check_consumed_covered(plan, block, available=3_000)  # 2,000 left after the unused
-    with pytest.raises(RefundNotCovered, match="block policy allows 1000"):
-        check_consumed_covered(plan, block, available=2_000)
-    check_consumed_covered(plan, WalletPolicy.build("overdraft", 1_000), available=2_000)
+    check_consumed_covered(plan, block, 3_000, CREDITS)  # 2,000 left after the unused
+    with pytest.raises(
+        RefundNotCovered, match=r"20\.00 credits of consumed .* allows 10\.00 credits"
+    ):
+        check_consumed_covered(plan, block, 2_000, CREDITS)
+    check_consumed_covered(plan, WalletPolicy.build("overdraft", 1_000), 2_000, CREDITS)
 
 
 def test_the_debit_draws_other_lots_in_burn_order_and_the_rest_is_debt() -> None:

@@ -22,10 +22,10 @@ from sqlalchemy import select
 
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.api.gateway import TenantGateway
+from creditgate.bench.standin import StandIn
 from creditgate.gateway.settings import GatewaySettings
 from creditgate.server.app import Settings, create_app
 from creditgate.storage.tables import charges
-from tests.gateway.standin import StandIn
 
 CUSTOMER = "cust_1"
 FUNDS = 100_000  # 1,000.00 credits

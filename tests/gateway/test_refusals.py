@@ -15,10 +15,10 @@ import pytest
 
 from creditgate.api import Creditgate
 from creditgate.api.gateway import TenantGateway
+from creditgate.bench.standin import StandIn
 from creditgate.gateway.settings import GatewaySettings
 from creditgate.server.app import Settings, create_app
-from tests.gateway.conftest import CUSTOMER, FUNDS, MAX_BODY, Server, Tenant, new_tenant
-from tests.gateway.standin import StandIn
+from tests.gateway.conftest import CUSTOMER, FUNDS, MAX_BODY, Server, Tenant, new_tenant, wait_for
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 
@@ -72,7 +72,8 @@ def test_a_member_past_its_budget_is_declined_and_its_calls_count_against_it(
     first = call()  # no budget yet: what one such call holds
     estimate = ledger.authorization(first.headers["x-creditgate-authorization"]).requested
     ledger.set_budget(CUSTOMER, "credits", estimate, period="day", member="alice")
-    call()  # holds all of the budget, then spends what it used
+    call()  # holds all of the budget, then spends what it used (settled after the answer)
+    wait_for(lambda: len(tenant.charges()) == 2)
     assert {c.member for c in tenant.charges()} == {"alice"}
     with pytest.raises(openai.APIStatusError) as raised:
         call()
@@ -231,8 +232,8 @@ def test_tenants_are_kept_apart(
     tenant.openai().chat.completions.create(model="gpt-test", messages=MESSAGES)
     assert standin.received[-1].headers["authorization"].endswith("sk-standin-openai-0123456789")
     each = tenant.price("gpt-test", input_tokens=1200, output_tokens=300)
-    assert tenant.available() == FUNDS - each
-    assert other.available() == FUNDS - each
+    wait_for(lambda: tenant.available() == FUNDS - each)
+    wait_for(lambda: other.available() == FUNDS - each)
     assert other.available("theirs") == 5_000
     report = cg.verify(other.ledger.tenant_id)
     assert report.ok, report.violations
@@ -246,7 +247,29 @@ def test_a_replayed_gateway_request_is_not_sent_again(tenant: Tenant, standin: S
         client.chat.completions.create(model="gpt-test", messages=MESSAGES, extra_headers=key)
     assert raised.value.code == "request_already_served"
     assert len(standin.received) == 1
-    assert len(tenant.charges()) == 1
     each = tenant.price("gpt-test", input_tokens=1200, output_tokens=300)
-    assert tenant.available() == FUNDS - each
+    wait_for(lambda: tenant.available() == FUNDS - each)
+    assert len(tenant.charges()) == 1
     assert math.isfinite(each)
+
+
+def test_a_request_under_a_key_still_in_flight_is_not_sent_again(
+    tenant: Tenant, standin: StandIn
+) -> None:
+    standin.pause_after = 1  # the first request streams "Hello", then waits
+    standin.pause_seconds = 5
+    client = tenant.openai()
+    key = {"Idempotency-Key": "in-flight-1"}
+    stream = client.chat.completions.create(
+        model="gpt-test", messages=MESSAGES, stream=True, extra_headers=key
+    )
+    assert next(c for c in stream if c.choices and c.choices[0].delta.content)
+    with pytest.raises(openai.ConflictError) as raised:
+        client.chat.completions.create(model="gpt-test", messages=MESSAGES, extra_headers=key)
+    assert raised.value.code == "request_already_served"
+    standin.resume.set()
+    list(stream)
+    assert len(standin.received) == 1
+    each = tenant.price("gpt-test", input_tokens=1200, output_tokens=300)
+    wait_for(lambda: tenant.available() == FUNDS - each)
+    assert len(tenant.charges()) == 1

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import Any
 
+import pytest
+
+from creditgate.bench.standin import StandIn
 from creditgate.domain.gateway import estimate_input_tokens
 from tests.gateway.conftest import FUNDS, Tenant, wait_for
-from tests.gateway.standin import StandIn
 
 MESSAGES = [{"role": "user", "content": "Say hello to the world"}]
 
@@ -199,3 +202,33 @@ def test_events_arrive_before_the_stream_ends(tenant: Tenant, standin: StandIn) 
     wait_for(lambda: _settled(tenant, auth_id))
     (charge,) = tenant.charges()
     assert charge.quantities["output_tokens"] == str(math.ceil(len("Hello") / 4))
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_the_first_event_reaches_the_client_before_the_provider_sends_the_rest(
+    tenant: Tenant, standin: StandIn, provider: str
+) -> None:
+    """Time to first byte is the provider's: the stand-in sends "Hello" and then holds the
+    rest until the client has it (or 5 s pass, which a buffering gateway would wait out)."""
+    standin.pause_after = 1
+    standin.pause_seconds = 5
+    if provider == "openai":
+        stream: Any = tenant.openai().chat.completions.create(
+            model="gpt-test", messages=MESSAGES, stream=True
+        )
+        texts = (c.choices[0].delta.content for c in stream if c.choices)
+        expected = tenant.price("gpt-test", input_tokens=1200, output_tokens=300)
+    else:
+        stream = tenant.anthropic().messages.create(
+            model="claude-test", max_tokens=100, messages=MESSAGES, stream=True
+        )
+        texts = (e.delta.text for e in stream if e.type == "content_block_delta")
+        expected = tenant.price("claude-test", input_tokens=700, output_tokens=150)
+    pieces = iter(t for t in texts if t)
+    first = next(pieces)
+    rest_sent_before = standin.resumed.is_set()
+    standin.resume.set()
+    assert first == "Hello"
+    assert not rest_sent_before, "the first event came only once the provider sent the rest"
+    assert first + "".join(pieces) == "Hello, world!"
+    wait_for(lambda: tenant.available() == FUNDS - expected)

@@ -14,13 +14,13 @@ from typer.testing import CliRunner
 
 from creditgate.api import Creditgate
 from creditgate.api.gateway import TenantGateway, UpstreamKeyNotSet
+from creditgate.bench.standin import StandIn
 from creditgate.cli import app
 from creditgate.domain.errors import InvalidInput
 from creditgate.services.sealed_secrets import reseal_all
 from creditgate.storage.secret_keys import SEALED_PREFIX
 from creditgate.storage.tables import gateway_upstream_keys
 from tests.gateway.conftest import OPENAI_KEY, Tenant, new_tenant
-from tests.gateway.standin import StandIn
 
 runner = CliRunner()
 

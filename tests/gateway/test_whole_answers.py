@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import math
 
+import httpx
+
+from creditgate.bench.standin import StandIn
 from creditgate.domain.gateway import estimate_input_tokens
-from tests.gateway.conftest import ANTHROPIC_KEY, DEFAULT_CAP, FUNDS, OPENAI_KEY, Tenant
-from tests.gateway.standin import StandIn
+from tests.gateway.conftest import ANTHROPIC_KEY, DEFAULT_CAP, FUNDS, OPENAI_KEY, Tenant, wait_for
 
 MESSAGES = [
     {"role": "system", "content": "You are terse."},
@@ -27,20 +29,22 @@ def test_openai_chat_is_charged_the_cards_price_of_the_reported_usage(
     assert completion.choices[0].message.content == "Hello, world!"
     assert completion.usage is not None and completion.usage.prompt_tokens == 1200
 
+    # Settled once the answer was sent: the hold the answer names, charged the card's price.
     expected = tenant.price("gpt-test", input_tokens=1200, output_tokens=300)
+    auth_id = raw.headers["x-creditgate-authorization"]
+    wait_for(lambda: tenant.ledger.authorization(auth_id).status == "settled")
     assert tenant.available() == FUNDS - expected
     (charge,) = tenant.charges()
     assert charge.amount == expected
+    assert charge.hold_id == auth_id
     assert charge.action == "chat.completion" and charge.model == "gpt-test"
     assert charge.metadata["upstream_request_id"] == "req_standin_1"
     assert charge.metadata["upstream_id"] == "chatcmpl-standin"
     assert charge.metadata["endpoint"] == "openai.chat.completions"
-    assert raw.headers["x-creditgate-charge"] == charge.id
     assert raw.headers["x-upstream-request-id"] == "req_standin_1"
 
     # The hold was sized from the request: its text's estimate and its max_tokens.
-    auth = tenant.ledger.authorization(raw.headers["x-creditgate-authorization"])
-    assert auth.status == "settled"
+    auth = tenant.ledger.authorization(auth_id)
     sent = {"messages": MESSAGES}
     assert auth.quantities == {
         "input_tokens": str(estimate_input_tokens(sent)),
@@ -81,7 +85,7 @@ def test_openai_async_chat(tenant: Tenant) -> None:
 
     asyncio.run(call())
     each = tenant.price("gpt-test", input_tokens=1200, output_tokens=300)
-    assert tenant.available() == FUNDS - 3 * each
+    wait_for(lambda: tenant.available() == FUNDS - 3 * each)
     assert len(tenant.charges()) == 3
 
 
@@ -91,7 +95,7 @@ def test_openai_responses(tenant: Tenant, standin: StandIn) -> None:
     )
     assert response.output_text == "Hello, world!"
     expected = tenant.price("gpt-test", input_tokens=900, output_tokens=200)
-    assert tenant.available() == FUNDS - expected
+    wait_for(lambda: tenant.available() == FUNDS - expected)
     (charge,) = tenant.charges()
     assert charge.metadata["endpoint"] == "openai.responses"
     assert standin.received[0].path == "/v1/responses"
@@ -106,7 +110,7 @@ def test_openai_embeddings_are_charged_their_input(tenant: Tenant) -> None:
     chars = len("some text to embed") + len("and more")
     assert auth.quantities == {"input_tokens": str(math.ceil(chars / 4))}
     expected = tenant.price("embed-test", "embedding", input_tokens=40)
-    assert tenant.available() == FUNDS - expected
+    wait_for(lambda: tenant.available() == FUNDS - expected)
     (charge,) = tenant.charges()
     assert charge.action == "embedding" and charge.amount == expected
 
@@ -122,7 +126,7 @@ def test_anthropic_messages(tenant: Tenant, standin: StandIn) -> None:
     message = raw.parse()
     assert message.content[0].text == "Hello, world!"  # type: ignore[union-attr]
     expected = tenant.price("claude-test", input_tokens=700, output_tokens=150)
-    assert tenant.available() == FUNDS - expected
+    wait_for(lambda: tenant.available() == FUNDS - expected)
     (charge,) = tenant.charges()
     assert charge.amount == expected and charge.model == "claude-test"
     assert charge.metadata["upstream_request_id"] == "req_standin_1"
@@ -148,7 +152,7 @@ def test_anthropic_async_messages(tenant: Tenant) -> None:
 
     asyncio.run(call())
     expected = tenant.price("claude-test", input_tokens=700, output_tokens=150)
-    assert tenant.available() == FUNDS - expected
+    wait_for(lambda: tenant.available() == FUNDS - expected)
 
 
 def test_cache_counts_are_priced_as_the_sdk_maps_them(tenant: Tenant, standin: StandIn) -> None:
@@ -158,7 +162,7 @@ def test_cache_counts_are_priced_as_the_sdk_maps_them(tenant: Tenant, standin: S
         "prompt_tokens_details": {"cached_tokens": 1000},
     }
     tenant.openai().chat.completions.create(model="gpt-test", messages=MESSAGES)
-    (charge,) = tenant.charges()
+    (charge,) = wait_for(tenant.charges)
     assert charge.quantities == {
         "input_tokens": "200",
         "cached_tokens": "1000",
@@ -167,3 +171,18 @@ def test_cache_counts_are_priced_as_the_sdk_maps_them(tenant: Tenant, standin: S
     assert charge.amount == tenant.price(
         "gpt-test", input_tokens=200, cached_tokens=1000, output_tokens=300
     )
+
+
+def test_a_gateway_call_carries_its_request_id_and_is_measured_by_its_route(
+    tenant: Tenant,
+) -> None:
+    raw = tenant.openai().chat.completions.with_raw_response.create(
+        model="gpt-test", messages=MESSAGES, extra_headers={"X-Request-Id": "trace-42"}
+    )
+    assert raw.headers["x-request-id"] == "trace-42"
+    metrics = httpx.get(f"{tenant.gateway_url}/metrics").text
+    measured = (
+        'creditgate_http_request_duration_seconds_count{method="POST",'
+        'route="/gateway/openai/v1/chat/completions",status="200"}'
+    )
+    assert any(line.startswith(measured) for line in metrics.splitlines())

@@ -71,6 +71,8 @@ def test_checkout_then_webhooks_replayed_duplicated_and_out_of_order_grant_once(
     assert all(r["idempotency_key"] == sent["idempotency_key"] for r in again)
     assert sent["form"]["client_reference_id"] == purchase["id"]
     assert sent["form"]["line_items[0][price_data][unit_amount]"] == "2500"
+    # What the customer sees they buy, in the asset's units (not 10000 minor units).
+    assert sent["form"]["line_items[0][price_data][product_data][name]"] == "100.00 credits"
     assert sent["form"]["metadata[creditgate_tenant]"] == shop.tenant_id
     assert posted(shop) == 0
 

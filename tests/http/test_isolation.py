@@ -39,6 +39,7 @@ def snapshot(a: Api) -> dict[str, Any]:
         "member_usage": a.get("/v1/customers/c1/members/m1/usage").json(),
         "budgets": a.get("/v1/customers/c1/budgets").json(),
         "usage": a.get("/v1/customers/c1/usage").json(),
+        "customer_gateway_keys": a.get("/v1/customers/c1/gateway-keys").json(),
     }
 
 
@@ -73,6 +74,8 @@ def tenant_a(api: Api) -> Api:
     delivery = api.post(f"/v1/webhook-endpoints/{endpoint['id']}/test").json()
     api.delivery_id = delivery["id"]  # type: ignore[attr-defined]
     api.event_id = delivery["event_id"]  # type: ignore[attr-defined]
+    gateway_key = api.post("/v1/customers/c1/gateway-keys", {"models": ["gpt-4.1"]}).json()
+    api.gateway_key_id = gateway_key["id"]  # type: ignore[attr-defined]
     return api
 
 
@@ -129,6 +132,9 @@ BY_ID: list[tuple[str, str, dict[str, Any] | None]] = [
         "/v1/authorizations",
         {"customer": "c1", "asset": "credits", "amount": 10, "member": "m1"},
     ),
+    ("POST", "/v1/customers/{customer}/gateway-keys", {"name": "x"}),
+    ("GET", "/v1/customers/{customer}/gateway-keys", None),
+    ("DELETE", "/v1/customers/{customer}/gateway-keys/{key_id}", None),
 ]
 # Operations that take no id: they only ever see or make the caller's own objects.
 OWN_ONLY = {
@@ -164,6 +170,7 @@ def calls(a: Api) -> list[tuple[str, str, dict[str, Any] | None]]:
         "{asset}": "credits",
         "{grant}": a.lot,  # type: ignore[attr-defined]
         "{charge}": a.charge_id,  # type: ignore[attr-defined]
+        "{key_id}": a.gateway_key_id,  # type: ignore[attr-defined]
         **a.billing,  # type: ignore[attr-defined]
     }
     out = []

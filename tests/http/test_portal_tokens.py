@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from creditgate.portal.tokens import PORTAL_TTL, TokenRefused, Tokens
-from creditgate.portal.web import accent_colours, contrast, money, units
+from creditgate.portal.web import accent_colours, contrast, money, ratio, units, usd
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
 
@@ -62,7 +62,12 @@ def test_amounts_and_prices_as_shown() -> None:
     assert units(7, 0) == "7"
     assert money("9") == "9.00"
     assert money("9.000000000") == "9.00"
-    assert money("0.005") == "0.005"
+    # Shown to the currency's minor unit, rounded half to even from the Decimal.
+    assert money("0.005") == "0.00" and money("0.015") == "0.02"
+    assert money("1234.5") == "1,234.50" and money("1200", "JPY") == "1,200"
+    # Dollars in the dashboard: the sign before the symbol, always two decimals.
+    assert (usd("-0.07"), usd("5.3395"), usd("-0.004")) == ("-$0.07", "$5.34", "$0.00")
+    assert (ratio("2.5"), ratio("2.123456"), ratio("2.125")) == ("2.50", "2.12", "2.12")
 
 
 def test_text_on_the_tenants_accent_stays_readable() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from creditgate.storage.throwaway import create_database, drop_database
+from tests.databases import create_database, drop_database
 from tests.http.test_serve import Server, cli, start, stop
 
 pytestmark = pytest.mark.slow

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from creditgate.storage.throwaway import create_database, drop_database
+from tests.databases import create_database, drop_database
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from creditgate.storage.throwaway import create_database, drop_database
+from tests.databases import create_database, drop_database
 from tests.http.test_serve import Server, start, stop
 from tests.stripe_fake import API_KEY, FakeStripe
 from tests.webhook_receiver import Receiver

@@ -28,7 +28,7 @@ from creditgate.storage.secret_keys import (
     generate_key,
 )
 from creditgate.storage.tables import payment_providers, tenants, webhook_endpoints
-from creditgate.storage.throwaway import create_database, drop_database
+from tests.databases import create_database, drop_database
 
 runner = CliRunner()
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

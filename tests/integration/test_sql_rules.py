@@ -8,6 +8,9 @@ moment of the write, so they restate them in SQL (`storage/balances.py`):
   `WalletPolicy.capacity` the careful path plans with);
 - that a move sent with the commit needs no reaction (`MOVES_QUIETLY`):
   `domain.balances.moves_quietly`, the balance's alert thresholds included;
+- that a hold fits its spend limit's period, and that a settle charges no more than the
+  period has left (`storage/spend_limits.py` `FITS`, `SETTLE_FITS`):
+  `domain.spend_limits.fits` and `most_chargeable`;
 - a budget's cap and alerts over its usage row (`storage/budgets.py`): `ADD_FITS` and
   `SETTLE_FITS` are `domain.budgets.fits` and `settle_fits`, `add_quiet` and `settle_quiet`
   are `domain.budgets.quiet`.
@@ -27,16 +30,18 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from creditgate.api import TenantLedger
+from creditgate.domain import spend_limits
 from creditgate.domain.amounts import MAX_BALANCE
 from creditgate.domain.balances import WalletBalance, moves_quietly
 from creditgate.domain.budgets import fits, quiet, settle_fits
 from creditgate.domain.policy import PolicyMode, WalletPolicy
+from creditgate.storage import spend_limits as limit_sql
 from creditgate.storage.balances import MOVES_QUIETLY, ROOM_FOR_NEED
 from creditgate.storage.budgets import ADD_FITS, SETTLE_FITS, add_quiet, settle_quiet
-from creditgate.storage.tables import budget_usage, customers, wallet_balances
+from creditgate.storage.tables import budget_usage, customers, spend_periods, wallet_balances
 
 RULES = settings(
     max_examples=150,
@@ -267,3 +272,76 @@ def test_a_budget_write_is_quiet_as_the_domain_says(
     assert on_usage_row(usage_row, rule, values, released=released, charged=charged, **params) == (
         settled
     )
+
+
+@pytest.fixture
+def period(row: tuple[Connection, str]) -> tuple[Connection, Any]:
+    """A spend limit's period row beside the balance row, in the same rolled-back
+    transaction."""
+    conn, wallet_id = row
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    conn.execute(
+        insert(spend_periods).values(
+            tenant_id="t",
+            wallet_id=wallet_id,
+            limit_id="gwk_rules",
+            period_start=start,
+            asset="credits",
+            cap=0,
+            held=0,
+            spent=0,
+        )
+    )
+    this_row = (spend_periods.c.limit_id == "gwk_rules", spend_periods.c.period_start == start)
+    return conn, this_row
+
+
+def _over_period(
+    period: tuple[Connection, Any], rule: Any, values: dict[str, int], **params: int
+) -> bool:
+    conn, this_row = period
+    conn.execute(update(spend_periods).where(*this_row).values(**values))
+    bound = {f"p_{name}": value for name, value in params.items()}
+    return bool(conn.execute(select(rule).where(*this_row), bound).scalar_one())
+
+
+@RULES
+@given(
+    cap=st.integers(0, 60),
+    held=st.integers(0, 40),
+    spent=st.integers(0, 40),
+    asked=st.integers(0, 60),
+)
+@example(cap=10, held=4, spent=6, asked=0)
+@example(cap=10, held=4, spent=5, asked=1)
+@example(cap=10, held=4, spent=5, asked=2)
+def test_the_reserve_guard_is_the_hold_fitting_its_limit(
+    period: tuple[Connection, Any], cap: int, held: int, spent: int, asked: int
+) -> None:
+    expected = spend_limits.fits(cap, held, spent, asked)
+    values = {"held": held, "spent": spent, "cap": cap}
+    assert _over_period(period, limit_sql.FITS, values, asked=asked, cap=cap) == expected
+
+
+@RULES
+@given(
+    cap=st.integers(0, 60),
+    released=st.integers(0, 20),
+    others=st.integers(0, 20),
+    spent=st.integers(0, 40),
+    charged=st.integers(0, 80),
+)
+@example(cap=10, released=4, others=0, spent=6, charged=4)
+@example(cap=10, released=4, others=0, spent=6, charged=5)
+@example(cap=10, released=4, others=0, spent=2, charged=8)
+@example(cap=10, released=4, others=0, spent=2, charged=9)
+def test_the_settle_guard_is_the_charge_within_what_the_period_has_left(
+    period: tuple[Connection, Any], cap: int, released: int, others: int, spent: int, charged: int
+) -> None:
+    held = released + others  # the hold settled is among the period's open holds
+    if held + spent > cap:  # a state the reserve never lets a period reach
+        return
+    expected = charged <= spend_limits.most_chargeable(released, cap, held, spent)
+    values = {"held": held, "spent": spent, "cap": cap}
+    got = _over_period(period, limit_sql.SETTLE_FITS, values, released=released, charged=charged)
+    assert got == expected

@@ -221,9 +221,10 @@ def test_verify_names_a_setting_disarmed_at_or_above_its_threshold(shop: TenantL
 
     set_row(auto_top_ups, armed=0)
     found = shop.cg.verify(shop.tenant_id).violations
-    assert any("is disarmed at 1100, at or above 1000" in v for v in found), found
+    # In the asset's units (credits have 2 decimals), as a person reads them.
+    assert any("is disarmed at 11.00 credits, at or above 10.00 credits" in v for v in found), found
     set_row(auto_top_ups, armed=1)
     set_row(wallet_balances, top_up_threshold=None)
     found = shop.cg.verify(shop.tenant_id).violations
-    assert any("carries threshold None, its setting 1000" in v for v in found), found
+    assert any("carries threshold none, its setting 10.00 credits" in v for v in found), found
     set_row(wallet_balances, top_up_threshold=THRESHOLD)

@@ -13,7 +13,7 @@ import pytest
 from pydantic import BaseModel
 
 import creditgate_sdk as sdk
-from creditgate.services import results
+from creditgate.services import gateway_keys, results
 from creditgate.services.billing import results as billing_results
 from creditgate.services.ledger import refunds
 from creditgate.services.pricing import margin
@@ -58,6 +58,9 @@ PAIRS: list[tuple[type[Any], type[BaseModel]]] = [
     (sdk.Budget, results.Budget),
     (sdk.BudgetPeriod, results.BudgetPeriod),
     (sdk.MemberUsage, results.MemberUsage),
+    (sdk.GatewayKeyLimit, gateway_keys.GatewayKeyLimit),
+    (sdk.GatewayKeyUsage, gateway_keys.GatewayKeyUsage),
+    (sdk.GatewayKey, gateway_keys.CreatedGatewayKey),  # a listed key: `key` null
 ]
 
 WHEN = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)

@@ -13,9 +13,14 @@ SDK = Path(__file__).resolve().parents[2] / "sdk" / "python"
 SERVER_ONLY = ("creditgate", "fastapi", "sqlalchemy", "psycopg", "stripe", "alembic", "uvicorn")
 
 
+def _names(requires: list[str]) -> list[str]:
+    return [r.split(";")[0].split(">")[0].split("=")[0].strip() for r in requires]
+
+
 def test_the_sdk_requires_httpx_only() -> None:
     requires = importlib.metadata.requires("creditgate-sdk") or []
-    assert [r.split(">")[0].split("=")[0].strip() for r in requires] == ["httpx"]
+    # An extra (the LiteLLM plugin's) is installed only by those who ask for it.
+    assert _names([r for r in requires if "extra ==" not in r]) == ["httpx"]
 
 
 def test_the_sdk_imports_with_no_server_package_present() -> None:
@@ -60,3 +65,15 @@ def test_the_sdk_builds_a_wheel_of_its_own(tmp_path: Path) -> None:
     assert packages == {"creditgate_sdk"}
     assert "creditgate_sdk/py.typed" in names
     assert not any(n.startswith("creditgate/") for n in names)
+    # httpx alone, and litellm for those who install the plugin's extra
+    (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+    info = zipfile.ZipFile(wheel).read(metadata).decode()
+    requires = [
+        line.split(":", 1)[1].strip()
+        for line in info.splitlines()
+        if line.startswith("Requires-Dist:")
+    ]
+    assert _names([r for r in requires if "extra ==" not in r]) == ["httpx"]
+    assert [r for r in requires if "extra ==" in r] == ['litellm>=1.110; extra == "litellm"']
+    assert "Provides-Extra: litellm" in info.splitlines()
+    assert "creditgate_sdk/integrations/litellm.py" in names

@@ -126,7 +126,7 @@ def live(
     folder = tmp_path_factory.mktemp(f"live-{request.param}")
     with contextlib.ExitStack() as stack:
         if request.param == "postgres":
-            from creditgate.storage.throwaway import create_database, drop_database
+            from tests.databases import create_database, drop_database
 
             server = str(request.getfixturevalue("postgres_server"))
             name = f"creditgate_live_{uuid.uuid4().hex[:8]}"
@@ -522,3 +522,49 @@ def test_quotes_charges_model_prices_and_the_margin_report(
     assert row.revenue == Decimal("0.04") and row.vendor_cost == Decimal("0.124")
     assert row.margin == Decimal("-2.1")
     assert report.card is not None and report.card.credit_value_usd == Decimal("0.01")
+
+
+def test_customer_gateway_keys(cg: Client, customer: str) -> None:
+    limit = {"asset": "credits", "amount": 5_000, "period": "week"}
+    key = f"gwkey-{uuid.uuid4().hex}"
+    created = cg.create_gateway_key(
+        customer, name="their app", spend_limit=limit, models=["gpt-4.1"], idempotency_key=key
+    )
+    assert created.key is not None and created.key.startswith(f"cgk_{created.prefix}_")
+    assert created.customer == customer and created.models == ("gpt-4.1",)
+    assert created.spend_limit == sdk.GatewayKeyLimit(asset="credits", amount=5_000, period="week")
+    assert created.usage is not None and created.usage.remaining == 5_000
+    assert created.usage.period_start.weekday() == 0  # a week starts on Monday
+    replayed = cg.create_gateway_key(
+        customer, name="their app", spend_limit=limit, models=["gpt-4.1"], idempotency_key=key
+    )
+    assert replayed.id == created.id and replayed.key is None
+
+    plain = cg.create_gateway_key(customer)
+    assert plain.spend_limit is None and plain.models is None and plain.usage is None
+    assert [k.id for k in cg.gateway_keys(customer)] == [created.id, plain.id]
+    assert all(k.key is None for k in cg.gateway_keys(customer))
+
+    revoked = cg.revoke_gateway_key(customer, created.id)
+    assert revoked.revoked_at is not None and revoked.key is None
+    assert cg.revoke_gateway_key(customer, created.id).revoked_at == revoked.revoked_at
+    with pytest.raises(sdk.NotFound):
+        cg.revoke_gateway_key(customer, "gwk_none")
+    with pytest.raises(sdk.UnknownCustomer):
+        cg.gateway_keys(f"nobody_{uuid.uuid4().hex[:6]}")
+    with pytest.raises(sdk.UnknownAsset):
+        cg.create_gateway_key(customer, spend_limit={"asset": "gems", "amount": 1})
+
+
+@pytest.mark.anyio
+async def test_customer_gateway_keys_async(live: Live, customer: str) -> None:
+    async with AsyncClient(live.base_url, live.api_key) as acg:
+        created = await acg.create_gateway_key(
+            customer, spend_limit={"asset": "credits", "amount": 100, "period": "total"}
+        )
+        assert created.key is not None and created.usage is not None
+        assert created.usage.period_end is None
+        (listed,) = [k for k in await acg.gateway_keys(customer) if k.id == created.id]
+        assert listed.prefix == created.prefix and listed.key is None
+        revoked = await acg.revoke_gateway_key(customer, created.id)
+    assert revoked.revoked_at is not None

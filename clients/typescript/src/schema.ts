@@ -1678,6 +1678,64 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/customers/{customer}/gateway-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a customer's gateway keys
+         * @description The customer's gateway keys, revoked ones too, each shown by its prefix (a secret is
+         *     never shown again after it is created), with the current period's use of its spend
+         *     limit.
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
+        get: operations["list_gateway_keys_v1_customers__customer__gateway_keys_get"];
+        put?: never;
+        /**
+         * Create a customer gateway key
+         * @description A key bound to one customer, for calling the LLM gateway directly (from the
+         *     customer's own client, or your code acting for it) with no tenant key and no
+         *     `X-Creditgate-Customer` header: the key says whose wallet pays. Optionally a spend
+         *     limit per period and the models it may call. The secret (`key`) is in this answer only;
+         *     a replay answers `key: null`. The body is optional.
+         *
+         *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
+         */
+        post: operations["create_gateway_key_v1_customers__customer__gateway_keys_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{customer}/gateway-keys/{key_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke a customer gateway key
+         * @description Stop a gateway key working: at once on this server, within seconds on the others
+         *     (their key caches). Calls it has in flight settle as usual. Revoking a revoked key
+         *     answers it as it is.
+         *
+         *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
+         */
+        delete: operations["revoke_gateway_key_v1_customers__customer__gateway_keys__key_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/portal/sessions": {
         parameters: {
             query?: never;
@@ -3217,6 +3275,87 @@ export interface components {
             key: string | null;
         };
         /**
+         * CreatedGatewayKey
+         * @description A new key with its secret, shown this once (null when the answer is a replay).
+         * @example {
+         *       "created_at": "2026-12-03T09:00:00Z",
+         *       "customer": "cust_42",
+         *       "id": "gwk_01JF3Q8ZC4R2M5W7Y9A1B3D5F7",
+         *       "key": "cgk_h3k9x2qa_Xq3v…",
+         *       "last_used_at": "2026-12-03T09:05:00Z",
+         *       "models": [
+         *         "gpt-4o-mini",
+         *         "claude-3-5-haiku-latest"
+         *       ],
+         *       "name": "cust_42's app",
+         *       "prefix": "h3k9x2qa",
+         *       "spend_limit": {
+         *         "amount": 50000,
+         *         "asset": "credits",
+         *         "period": "month"
+         *       },
+         *       "usage": {
+         *         "held": 1200,
+         *         "period_end": "2027-01-01T00:00:00Z",
+         *         "period_start": "2026-12-01T00:00:00Z",
+         *         "remaining": 40000,
+         *         "spent": 8800
+         *       }
+         *     }
+         */
+        CreatedGatewayKey: {
+            /**
+             * Id
+             * @description The key's id (`gwk_…`): name it to revoke the key
+             */
+            id: string;
+            /**
+             * Customer
+             * @description The customer the key is bound to (your own id for it): every call made with the key holds and charges this customer's wallet
+             */
+            customer: string;
+            /**
+             * Name
+             * @description The name given to the key
+             */
+            name: string;
+            /**
+             * Prefix
+             * @description The key's prefix: the key is `cgk_<prefix>_<secret>`; the secret is never shown again after it is created
+             */
+            prefix: string;
+            /** @description The most the key's calls may hold and spend per period; null: no limit but the wallet's */
+            spend_limit: components["schemas"]["GatewayKeyLimit"] | null;
+            /**
+             * Models
+             * @description The models the key may call (the request's `model`); null: any model
+             */
+            models: string[] | null;
+            /** @description The current period's use of the spend limit; null without a limit */
+            usage: components["schemas"]["GatewayKeyUsage"] | null;
+            /**
+             * Created At
+             * Format: date-time
+             * @description When the key was created; ISO 8601 date and time, UTC
+             */
+            created_at: string;
+            /**
+             * Revoked At
+             * @description When the key was revoked (it is refused from then on); null while it works
+             */
+            revoked_at: string | null;
+            /**
+             * Last Used At
+             * @description When the key last called the gateway, to the minute; null if never
+             */
+            last_used_at: string | null;
+            /**
+             * Key
+             * @description The key itself, `cgk_<prefix>_<secret>`: shown in this answer only (null when the answer is a replay); give it to the customer's client as its API key
+             */
+            key: string | null;
+        };
+        /**
          * CreatedWebhookEndpoint
          * @description An endpoint with its signing secret, shown this once (null when the answer is a replay).
          * @example {
@@ -3658,6 +3797,184 @@ export interface components {
             card: components["schemas"]["CardRatios"] | null;
             /** @description What falls below the target margin if vendor prices change */
             what_if: components["schemas"]["WhatIf"];
+        };
+        /**
+         * GatewayKey
+         * @description A customer gateway key as listed: its prefix identifies it; the secret is never kept.
+         * @example {
+         *       "created_at": "2026-12-03T09:00:00Z",
+         *       "customer": "cust_42",
+         *       "id": "gwk_01JF3Q8ZC4R2M5W7Y9A1B3D5F7",
+         *       "last_used_at": "2026-12-03T09:05:00Z",
+         *       "models": [
+         *         "gpt-4o-mini",
+         *         "claude-3-5-haiku-latest"
+         *       ],
+         *       "name": "cust_42's app",
+         *       "prefix": "h3k9x2qa",
+         *       "spend_limit": {
+         *         "amount": 50000,
+         *         "asset": "credits",
+         *         "period": "month"
+         *       },
+         *       "usage": {
+         *         "held": 1200,
+         *         "period_end": "2027-01-01T00:00:00Z",
+         *         "period_start": "2026-12-01T00:00:00Z",
+         *         "remaining": 40000,
+         *         "spent": 8800
+         *       }
+         *     }
+         */
+        GatewayKey: {
+            /**
+             * Id
+             * @description The key's id (`gwk_…`): name it to revoke the key
+             */
+            id: string;
+            /**
+             * Customer
+             * @description The customer the key is bound to (your own id for it): every call made with the key holds and charges this customer's wallet
+             */
+            customer: string;
+            /**
+             * Name
+             * @description The name given to the key
+             */
+            name: string;
+            /**
+             * Prefix
+             * @description The key's prefix: the key is `cgk_<prefix>_<secret>`; the secret is never shown again after it is created
+             */
+            prefix: string;
+            /** @description The most the key's calls may hold and spend per period; null: no limit but the wallet's */
+            spend_limit: components["schemas"]["GatewayKeyLimit"] | null;
+            /**
+             * Models
+             * @description The models the key may call (the request's `model`); null: any model
+             */
+            models: string[] | null;
+            /** @description The current period's use of the spend limit; null without a limit */
+            usage: components["schemas"]["GatewayKeyUsage"] | null;
+            /**
+             * Created At
+             * Format: date-time
+             * @description When the key was created; ISO 8601 date and time, UTC
+             */
+            created_at: string;
+            /**
+             * Revoked At
+             * @description When the key was revoked (it is refused from then on); null while it works
+             */
+            revoked_at: string | null;
+            /**
+             * Last Used At
+             * @description When the key last called the gateway, to the minute; null if never
+             */
+            last_used_at: string | null;
+        };
+        /**
+         * GatewayKeyLimit
+         * @description At most `amount` of `asset` (minor units) per `period`.
+         * @example {
+         *       "amount": 50000,
+         *       "asset": "credits",
+         *       "period": "month"
+         *     }
+         */
+        GatewayKeyLimit: {
+            /**
+             * Asset
+             * @description The asset the limit counts (the asset the rate card prices the calls in)
+             */
+            asset: string;
+            /**
+             * Amount
+             * @description The most the key's open holds and settled charges may add up to in one period, in the asset's minor units
+             */
+            amount: number;
+            /**
+             * Period
+             * @description `day`, `week` (Monday to Sunday) or `month` of the calendar in UTC, or `total` (one period for the key's life)
+             */
+            period: string;
+        };
+        /**
+         * GatewayKeyList
+         * @example {
+         *       "data": [
+         *         {
+         *           "created_at": "2026-12-03T09:00:00Z",
+         *           "customer": "cust_42",
+         *           "id": "gwk_01JF3Q8ZC4R2M5W7Y9A1B3D5F7",
+         *           "last_used_at": "2026-12-03T09:05:00Z",
+         *           "models": [
+         *             "gpt-4o-mini",
+         *             "claude-3-5-haiku-latest"
+         *           ],
+         *           "name": "cust_42's app",
+         *           "prefix": "h3k9x2qa",
+         *           "spend_limit": {
+         *             "amount": 50000,
+         *             "asset": "credits",
+         *             "period": "month"
+         *           },
+         *           "usage": {
+         *             "held": 1200,
+         *             "period_end": "2027-01-01T00:00:00Z",
+         *             "period_start": "2026-12-01T00:00:00Z",
+         *             "remaining": 40000,
+         *             "spent": 8800
+         *           }
+         *         }
+         *       ]
+         *     }
+         */
+        GatewayKeyList: {
+            /**
+             * Data
+             * @description The customer's gateway keys, revoked ones too, oldest first
+             */
+            data: components["schemas"]["GatewayKey"][];
+        };
+        /**
+         * GatewayKeyUsage
+         * @description What the key's holds hold and its charges spent in the current period.
+         * @example {
+         *       "held": 1200,
+         *       "period_end": "2027-01-01T00:00:00Z",
+         *       "period_start": "2026-12-01T00:00:00Z",
+         *       "remaining": 40000,
+         *       "spent": 8800
+         *     }
+         */
+        GatewayKeyUsage: {
+            /**
+             * Period Start
+             * Format: date-time
+             * @description When the current period began; ISO 8601 date and time, UTC
+             */
+            period_start: string;
+            /**
+             * Period End
+             * @description When it ends (the next one begins); null for a `total` limit
+             */
+            period_end: string | null;
+            /**
+             * Held
+             * @description Held by the key's open authorizations in this period, in minor units
+             */
+            held: number;
+            /**
+             * Spent
+             * @description Charged by the key's settled calls in this period, in minor units
+             */
+            spent: number;
+            /**
+             * Remaining
+             * @description What the period has left for new calls: amount - held - spent, in minor units
+             */
+            remaining: number;
         };
         /**
          * GrantVoid
@@ -4842,6 +5159,35 @@ export interface components {
             overdraft_limit?: number | null;
         };
         /**
+         * NewGatewayKey
+         * @example {
+         *       "models": [
+         *         "gpt-4o-mini"
+         *       ],
+         *       "name": "cust_42's app",
+         *       "spend_limit": {
+         *         "amount": 50000,
+         *         "asset": "credits",
+         *         "period": "month"
+         *       }
+         *     }
+         */
+        NewGatewayKey: {
+            /**
+             * Name
+             * @description A name for the key, e.g. where it is used
+             * @default
+             */
+            name?: string;
+            /** @description At most this much held and spent per period through the key (besides what the wallet allows); a call past it is declined with 402. Omitted: no limit */
+            spend_limit?: components["schemas"]["NewSpendLimit"] | null;
+            /**
+             * Models
+             * @description The models the key may call; a call to another is refused with 403 and never sent. Omitted: any model the rate card prices
+             */
+            models?: string[] | null;
+        };
+        /**
          * NewGrant
          * @description Credit added to the wallet as a lot, used in burn order: lower priority first, then
          *     the soonest to expire, then the oldest.
@@ -5372,6 +5718,34 @@ export interface components {
             metadata?: {
                 [key: string]: unknown;
             } | null;
+        };
+        /**
+         * NewSpendLimit
+         * @example {
+         *       "amount": 50000,
+         *       "asset": "credits",
+         *       "period": "month"
+         *     }
+         */
+        NewSpendLimit: {
+            /**
+             * Asset
+             * @description The asset the limit counts (the asset the rate card prices the calls in)
+             * @example credits
+             */
+            asset: string;
+            /**
+             * Amount
+             * @description The most the key's open holds and settled charges may add up to in one period, in the asset's minor units
+             */
+            amount: number;
+            /**
+             * Period
+             * @description `day`, `week` (Monday to Sunday) or `month` of the calendar in UTC, or `total` (one period for the key's life)
+             * @default month
+             * @enum {string}
+             */
+            period?: "day" | "week" | "month" | "total";
         };
         /**
          * NewSubscription
@@ -19919,6 +20293,411 @@ export interface operations {
              *
              *     - `not_found`: no such object (or no such endpoint)
              *     - `upstream_key_not_set`: the tenant has not set its key for this provider
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_gateway_keys_v1_customers__customer__gateway_keys_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Your own id for the customer (its `external_id`) */
+                customer: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayKeyList"];
+                };
+            };
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_gateway_key_v1_customers__customer__gateway_keys_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: a replay answers the first answer; the same key with a different request is 409. */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description Your own id for the customer (its `external_id`) */
+                customer: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["NewGatewayKey"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedGatewayKey"];
+                };
+            };
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             *     - `unknown_asset`: no such asset
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             *     - `amount_overflow`: the amount would take a balance or total past the largest held
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    revoke_gateway_key_v1_customers__customer__gateway_keys__key_id__delete: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: a replay answers the first answer; the same key with a different request is 409. */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description Your own id for the customer (its `external_id`) */
+                customer: string;
+                /** @description The gateway key's id (`gwk_…`) */
+                key_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayKey"];
+                };
+            };
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             *     - `unknown_gateway_key`: no such gateway key
              */
             404: {
                 headers: {

@@ -22,6 +22,7 @@ from creditgate.domain.lots import LotKind
 from creditgate.domain.pages import DEFAULT_CUSTOMER_PAGE, DEFAULT_PAGE
 from creditgate.domain.policy import PolicyMode
 from creditgate.domain.pricing import DEFAULT_RATE_CARD, Quote
+from creditgate.domain.spend_limits import SpendLimit
 from creditgate.services.billing import auto_top_up
 from creditgate.services.catalog import api_keys, catalog, members
 from creditgate.services.catalog.api_keys import Principal
@@ -430,7 +431,11 @@ class TenantLedger(BillingMethods):
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
         member: str | None = None,
+        spend_limit: SpendLimit | None = None,
     ) -> Authorization:
+        """Hold credit before a call (see `services.ledger.gate.authorize`); with `member`,
+        the hold is that member's and counts against its budgets; with `spend_limit`, it also
+        counts against that limit's current period."""
         request = gate.AuthorizeRequest(
             customer=customer,
             asset=asset,
@@ -443,6 +448,7 @@ class TenantLedger(BillingMethods):
             metadata=metadata,
             idempotency_key=idempotency_key,
             member=member,
+            spend_limit=spend_limit,
         )
         return self._run_for_wallet(gate.authorize, request)
 

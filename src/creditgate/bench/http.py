@@ -37,7 +37,7 @@ WARMUP_SECONDS = 1.0
 MAX_CONNECTIONS = 2_000  # per client process
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -240,9 +240,15 @@ def _client_process(args: tuple[Any, ...], out: Any) -> None:
     out.put(asyncio.run(_generate(*args)))
 
 
-def _start_server(
-    url: str, port: int, workers: int, max_in_flight: int, pool_size: int
+def start_server(
+    url: str,
+    port: int,
+    workers: int,
+    max_in_flight: int,
+    pool_size: int,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
+    """`creditgate serve` on `port`, once it answers /readyz; `env` adds to the environment."""
     command = [
         sys.executable,
         "-m",
@@ -261,7 +267,9 @@ def _start_server(
         "--log-level",
         "warning",
     ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, env={**os.environ, **env} if env else None
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -351,7 +359,7 @@ def _merged(counts: list[dict[str, int]]) -> dict[str, int]:
     return merged
 
 
-def _pct(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
     if len(values) == 1:
@@ -383,9 +391,9 @@ def run_http(
     durability = cg.db.durability()
     cg.close()
 
-    port = _free_port()
+    port = free_port()
     workers = workers if backend == "postgres" else 1
-    server = _start_server(url, port, workers, max_in_flight, pool_size)
+    server = start_server(url, port, workers, max_in_flight, pool_size)
     try:
         ctx = mp.get_context("spawn")
         out = ctx.Queue()
@@ -442,10 +450,10 @@ def run_http(
         "offered_pairs": int(rate * seconds),
         "pairs": pairs,
         "pairs_per_s": round(pairs / seconds, 1),
-        "p50_ms": _pct(pair_ms, 50),
-        "p99_ms": _pct(pair_ms, 99),
-        "authorize_p50_ms": _pct(authorize_ms, 50),
-        "authorize_p99_ms": _pct(authorize_ms, 99),
+        "p50_ms": percentile(pair_ms, 50),
+        "p99_ms": percentile(pair_ms, 99),
+        "authorize_p50_ms": percentile(authorize_ms, 50),
+        "authorize_p99_ms": percentile(authorize_ms, 99),
         "declined": sum(t_.declined for t_ in tallies),
         "refused": sum(t_.refused for t_ in tallies),
         "settles_refused": sum(t_.settles_refused for t_ in tallies),

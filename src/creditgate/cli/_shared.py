@@ -10,7 +10,7 @@ import tomllib
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -26,6 +26,7 @@ except ImportError:  # pragma: no cover
     import click  # type: ignore[no-redef]
 
 
+from creditgate.domain.amounts import money_text, units_text
 from creditgate.settings import Settings
 from creditgate.storage.database import DEFAULT_SQLITE_FILE
 
@@ -321,19 +322,11 @@ def units(amount: int | None, scale: int | None) -> str:
         return ""
     if scale is None:
         return str(amount)
-    return format(Decimal(amount).scaleb(-scale).quantize(Decimal(1).scaleb(-scale)), "f")
+    return units_text(amount, scale)
 
 
 def asset_scales(t: TenantLedger) -> dict[str, int]:
     return {asset.code: asset.scale for asset in t.assets()}
-
-
-# ISO 4217 currencies whose minor unit is not the cent.
-_CURRENCY_PLACES = {
-    "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0, "PYG": 0,
-    "RWF": 0, "UGX": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
-    "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
-}  # fmt: skip
 
 
 def money(value: Decimal | str | int | None, currency: str | None = None) -> str:
@@ -344,9 +337,7 @@ def money(value: Decimal | str | int | None, currency: str | None = None) -> str
         amount = Decimal(str(value))
     except InvalidOperation:
         return str(value)
-    places = _CURRENCY_PLACES.get((currency or "").upper(), 2)
-    quantized = amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
-    return format(quantized + 0, "f")  # + 0: never "-0.00"
+    return money_text(amount, currency or "USD")
 
 
 def table(

@@ -885,6 +885,68 @@ def bench_http(
     _print_result(result, as_json)
 
 
+@bench_app.command("gateway")
+def bench_gateway(
+    backend: Backend = "sqlite",
+    rates: Annotated[
+        str, typer.Option(help="Gateway calls per second offered, comma-separated")
+    ] = "50,200",
+    seconds: Annotated[float, typer.Option(min=1, help="Measuring time per rate and kind")] = 10.0,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes (PostgreSQL)")] = 1,
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Latency the LLM gateway adds over calling the provider directly (a local stand-in),
+    whole and streamed chat completions, open loop at each rate, the two paths interleaved."""
+    from creditgate.bench.gateway import run_gateway
+    from creditgate.bench.target import bench_database
+
+    try:
+        offered = [float(part) for part in rates.split(",") if part.strip()]
+    except ValueError:
+        raise CliError("--rates must be numbers separated by commas, e.g. 50,200") from None
+    if not offered or any(rate <= 0 for rate in offered):
+        raise CliError("--rates must be numbers above 0, e.g. 50,200")
+    with bench_database(backend, _given_db(db)) as url:
+        result = run_gateway(url, rates=offered, seconds=seconds, workers=workers)
+    if as_json:
+        print(json.dumps(result))
+        return
+    _print_gateway(result)
+
+
+def _print_gateway(result: dict[str, Any]) -> None:
+    table = Table(title="bench gateway: the gateway over a direct call (ms)")
+    for column in ("rate/s", "call", "measure", "gateway p50", "direct p50", "added p50"):
+        table.add_column(column, justify="right")
+    for column in ("gateway p99", "direct p99", "added p99", "ratio p50", "errors"):
+        table.add_column(column, justify="right")
+    for row in result["phases"]:
+        table.add_row(
+            f"{row['rate']:g}",
+            row["kind"],
+            row["measure"],
+            str(row["gateway_p50_ms"]),
+            str(row["direct_p50_ms"]),
+            str(row["added_p50_ms"]),
+            str(row["gateway_p99_ms"]),
+            str(row["direct_p99_ms"]),
+            str(row["added_p99_ms"]),
+            str(row["ratio_p50"]),
+            str(row["gateway_errors"] + row["direct_errors"]),
+        )
+    console.print(table)
+    targets = result["targets"]
+    console.print(
+        f"{result['backend']} ({result['durability']}), {result['workers']} worker(s), "
+        f"{result['seconds']:g} s per row; load average {result['load_average_before']} before, "
+        f"{result['load_average_after']} after; {result['charges']} charges for "
+        f"{result['gateway_answered']} gateway calls answered, verified: {result['verified']}; "
+        f"target at {targets['rate']:g}/s (added p50 <= {targets['added_p50_ms']:g} ms, "
+        f"p99 <= {targets['added_p99_ms']:g} ms) met: {targets['met']}"
+    )
+
+
 def _given_db(db: str | None) -> str | None:
     """--db of the benches and chaos, read as everywhere else (a plain path is a SQLite file);
     without it they make a throwaway database of their own."""

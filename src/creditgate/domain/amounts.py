@@ -41,6 +41,59 @@ class Asset:
     def to_units(self, minor: int) -> Decimal:
         return Decimal(minor).scaleb(-self.scale)
 
+    def amount_text(self, minor: int) -> str:
+        """An amount of this asset as a person reads it: 176 at scale 2 is "1.76 credits"."""
+        return f"{units_text(minor, self.scale)} {self.code}"
+
+
+def units_text(amount: int, scale: int, *, grouped: bool = False) -> str:
+    """Minor units written in the asset's units, exactly (nothing is rounded): 176 at scale 2
+    is "1.76", -5 is "-0.05", 7 at scale 0 is "7"; `grouped`, 123456 is "1,234.56". The one
+    way every message, page and table writes an amount of an asset."""
+    with localcontext() as ctx:
+        ctx.prec = 40  # a 64-bit amount at any scale, exactly
+        return format(Decimal(amount).scaleb(-scale), ",f" if grouped else "f")
+
+
+# Decimal places of a currency's minor unit, as payment providers count them: two unless
+# listed here. Prices are checked against it, and money is shown with it.
+_ZERO_DECIMAL = "BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split()  # noqa: SIM905
+_CURRENCY_DIGITS = {
+    **dict.fromkeys(_ZERO_DECIMAL, 0),
+    **dict.fromkeys(("BHD", "JOD", "KWD", "OMR", "TND"), 3),
+}
+_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
+
+
+def currency_digits(currency: str) -> int:
+    """Decimal places of the currency's minor unit, as payment providers count them."""
+    return _CURRENCY_DIGITS.get(currency.upper(), 2)
+
+
+def rounded_text(value: Decimal, places: int, *, grouped: bool = False) -> str:
+    """A Decimal shown to `places` decimals, rounded once by ROUNDING (half to even, from the
+    Decimal itself, never a float): 2.345 to 2 places is "2.34", 2.355 is "2.36"; never
+    "-0.00"."""
+    with localcontext() as ctx:
+        ctx.prec = 60  # exact before the one rounding
+        shown = Decimal(value).quantize(Decimal(1).scaleb(-places), rounding=ROUNDING)
+    return format(shown if shown else abs(shown), ",f" if grouped else "f")
+
+
+def money_text(
+    value: Decimal, currency: str = "USD", *, symbol: bool = False, grouped: bool = False
+) -> str:
+    """Money as a person reads it: rounded half to even to the currency's minor unit
+    (`rounded_text`), "56.20"; with `symbol`, the sign before it: "-$0.07", "$5.34" (a
+    currency without a symbol here is named after the number: "-5.00 CHF")."""
+    shown = rounded_text(value, currency_digits(currency), grouped=grouped)
+    if not symbol:
+        return shown
+    mark = _SYMBOLS.get(currency.upper())
+    if mark is None:
+        return f"{shown} {currency.upper()}"
+    return f"-{mark}{shown[1:]}" if shown.startswith("-") else f"{mark}{shown}"
+
 
 def decimal_text(value: Decimal) -> str:
     """The one written form of a Decimal in every answer, snapshot and report: plain notation,

@@ -117,9 +117,10 @@ class DebitAsk:
 
     With `decline`, a wallet that cannot pay all of it, or cannot pay `least` (one minor
     unit for a priced call its card's rounding made 0), is declined and nothing is taken;
-    without, what it cannot pay is a shortfall. `most` (what the hard budgets the call
-    counts against have left for it) caps the debit as the policy does: past it, a settle's
-    usage is a shortfall too, and a charge with `decline` is declined."""
+    without, what it cannot pay is a shortfall. `most` (what the caps the call counts
+    against have left for it: its hard budgets, its spend limit; the smallest when several
+    apply) caps the debit as the policy does: past it, a settle's usage is a shortfall too,
+    and a charge with `decline` is declined."""
 
     requested: int
     reserved: int = 0

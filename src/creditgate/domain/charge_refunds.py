@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from creditgate.domain.amounts import Asset
 from creditgate.domain.errors import InvalidInput
 
 
@@ -25,6 +26,7 @@ class ChargeTaken:
     debt: int  # the part that became debt
     drawn: Sequence[tuple[str, int]]  # (lot, amount) in the order the charge drew them
     refunded: int
+    asset: Asset  # what the charge debited: its amounts are written in its units
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +51,10 @@ def plan_charge_refund(
     left = charge.amount - charge.refunded
     amount = left if wanted is None else wanted
     if amount == 0 or amount > left:
+        text = charge.asset.amount_text
         raise InvalidInput(
-            f"charge {charge.charge_id} has {left} left to refund, not {amount}", field="amount"
+            f"charge {charge.charge_id} has {text(left)} left to refund, not {text(amount)}",
+            field="amount",
         )
     already, todo = charge.refunded, amount
     debt_back = paid_off = 0

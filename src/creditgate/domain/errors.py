@@ -64,6 +64,12 @@ class Unauthenticated(CreditgateError):
     code = "unauthenticated"
 
 
+class Forbidden(CreditgateError):
+    """The caller is known, but what it asks is outside what its key may do."""
+
+    code = "forbidden"
+
+
 class Conflict(CreditgateError):
     """The request is well formed, but the state of what it names refuses it."""
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from creditgate.domain.amounts import Asset
 from creditgate.domain.billing import refunded_money
 from creditgate.domain.billing_errors import RefundNotCovered
 from creditgate.domain.errors import InvalidInput
@@ -28,6 +29,7 @@ class RefundablePurchase:
     """What the plan needs of a paid purchase and the lot it bought."""
 
     id: str
+    asset: Asset  # what was bought: its amounts are written in its units
     amount: int  # credits bought
     refunded: int  # credits refunded before
     price: Decimal
@@ -81,7 +83,8 @@ def plan_purchase_refund(
             if not include_consumed and left > purchase.unused
             else ""
         )
-        has = f"has {can} credit to refund, not {amount}" if can else "has no credit to refund"
+        text = purchase.asset.amount_text
+        has = f"has {text(can)} to refund, not {text(amount)}" if can else "has no credit to refund"
         raise InvalidInput(f"purchase {purchase.id} {has}{more}", field="amount")
     from_unused = min(amount, purchase.unused)
     total = refunded_money(
@@ -89,22 +92,26 @@ def plan_purchase_refund(
     )
     money = (total - purchase.refunded_money).quantize(total)
     if money <= 0:
+        text = purchase.asset.amount_text
         raise InvalidInput(
-            f"{amount} of {purchase.amount} credits are worth less than one minor unit of "
+            f"{text(amount)} of {text(purchase.amount)} are worth less than one minor unit of "
             f"{purchase.currency}: there is no money to pay back",
             field="amount",
         )
     return RefundPlan(amount, from_unused, amount - from_unused, money, total)
 
 
-def check_consumed_covered(plan: RefundPlan, policy: WalletPolicy, available: int) -> None:
+def check_consumed_covered(
+    plan: RefundPlan, policy: WalletPolicy, available: int, asset: Asset
+) -> None:
     """Refunding consumed credit debits it from the wallet again: within its policy, after
     the unused credit the refund takes."""
     capacity = policy.capacity(available - plan.from_unused)
     if plan.from_consumed > capacity:
         raise RefundNotCovered(
-            f"refunding {plan.from_consumed} consumed credit debits it from the wallet again, "
-            f"and its {policy.mode.value} policy allows {capacity}",
+            f"refunding {asset.amount_text(plan.from_consumed)} of consumed credit debits it "
+            f"from the wallet again, and its {policy.mode.value} policy allows "
+            f"{asset.amount_text(max(capacity, 0))}",
             field="amount",
         )
 

@@ -14,7 +14,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
-from typing import Annotated
+from typing import Annotated, Any, Generic, Protocol, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -103,11 +103,23 @@ class AuthFailureLimiter:
                 self._failures.popitem(last=False)
 
 
-class KeyCache:
+class KeyHolder(Protocol):
+    """What a verified key stands for: at least the key's id (to forget it when revoked)."""
+
+    @property
+    def key_id(self) -> str: ...
+
+
+P = TypeVar("P", bound=KeyHolder)
+
+
+class KeyCache(Generic[P]):
     """Recently verified keys, so the gate does not read the key table on every call.
 
     An entry lives `ttl` seconds: a key revoked on another server stops working within that
-    time; one revoked through this server stops at once (see `forget`).
+    time; one revoked through this server stops at once (see `forget`). `load` verifies a key
+    not in the cache: the tenant API keys' by default; the gateway's customer keys have a
+    cache of their own.
     """
 
     def __init__(
@@ -117,12 +129,14 @@ class KeyCache:
         ttl: float = 2.0,
         max_entries: int = 10_000,
         limiter: AuthFailureLimiter | None = None,
+        load: Callable[[str], P] | None = None,
     ) -> None:
         self.cg = cg
         self.ttl = ttl
         self.max_entries = max_entries
         self.limiter = limiter if limiter is not None else AuthFailureLimiter()
-        self._entries: dict[str, tuple[Principal, float]] = {}
+        self._load: Callable[[str], Any] = load if load is not None else cg.authenticate
+        self._entries: dict[str, tuple[P, float]] = {}
         self._lock = threading.Lock()
 
     @staticmethod
@@ -130,14 +144,14 @@ class KeyCache:
         # Held by digest, so the cache never keeps a usable secret in memory.
         return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
 
-    def cached(self, key: str) -> Principal | None:
+    def cached(self, key: str) -> P | None:
         entry = self._entries.get(self._slot(key))
         if entry is None or entry[1] < time.monotonic():
             return None
         return entry[0]
 
-    def load(self, key: str) -> Principal:
-        principal = self.cg.authenticate(key)
+    def load(self, key: str) -> P:
+        principal: P = self._load(key)
         slot, now = self._slot(key), time.monotonic()
         with self._lock:
             if len(self._entries) >= self.max_entries:
@@ -157,7 +171,14 @@ def client_address(request: Request) -> str:
 
 
 async def authenticate(request: Request, key: str | None) -> Principal:
-    """The principal of `key`, counting a failure against the client's address.
+    """The tenant API key's principal (see `authenticate_with`)."""
+    keys: KeyCache[Principal] = request.app.state.keys
+    return await authenticate_with(keys, request, key)
+
+
+async def authenticate_with(keys: KeyCache[P], request: Request, key: str | None) -> P:
+    """The principal of `key` by `keys` (the tenant API keys', or another kind's), counting
+    a failure against the client's address.
 
     A key in the cache answers at once; any other is looked up. One that does not verify is
     Unauthenticated, or TooManyAuthFailures once its address is past the limit (that failure
@@ -166,12 +187,11 @@ async def authenticate(request: Request, key: str | None) -> Principal:
     if not key:
         # Not counted: no key guesses nothing and reads nothing.
         raise Unauthenticated("send an API key as `Authorization: Bearer cg_…`")
-    keys: KeyCache = request.app.state.keys
-    principal = keys.cached(key)
-    if principal is not None:
-        return principal
+    cached = keys.cached(key)
+    if cached is not None:
+        return cached
     try:
-        principal = await run_in_threadpool(keys.load, key)
+        principal: P = await run_in_threadpool(keys.load, key)
     except Unauthenticated:
         limiter, client = keys.limiter, client_address(request)
         limiter.check(client)
@@ -193,7 +213,7 @@ async def current_ledger(
 ) -> AsyncIterator[TenantLedger]:
     """The key's tenant; the request holds an in-flight slot from here (authenticated and
     routed, its body read) until its answer is sent."""
-    keys: KeyCache = request.app.state.keys
+    keys: KeyCache[Principal] = request.app.state.keys
     principal = await authenticate(request, credentials.credentials if credentials else None)
     request.state.tenant_id = principal.tenant_id
     request.state.key = display(principal.prefix)

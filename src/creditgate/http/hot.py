@@ -62,7 +62,7 @@ from creditgate.http.models import (
 )
 from creditgate.http.problems import IDEMPOTENCY_HEADER, template_pattern
 from creditgate.http.threads import Threads
-from creditgate.services.catalog.api_keys import display
+from creditgate.services.catalog.api_keys import Principal, display
 from creditgate.services.catalog.catalog import MAX_NAME
 from creditgate.services.context import MAX_KEY_LENGTH
 
@@ -137,7 +137,7 @@ class HotRoutes:
         self,
         app: ASGIApp,
         *,
-        keys: KeyCache,
+        keys: KeyCache[Principal],
         handlers: Mapping[Any, Callable[..., Any]],
         in_flight: InFlight,
         max_body_bytes: int,
@@ -327,14 +327,20 @@ class HotRoutes:
     async def _handled(
         self, exc: Exception, scope: Scope, receive: Receive
     ) -> tuple[Response, Exception | None]:
-        """The response the app's exception handlers give, found as Starlette finds them, and
-        the error itself when it was unexpected (the catch-all's)."""
-        for cls in type(exc).__mro__:
-            handler = self.handlers.get(cls)
-            if handler is not None:
-                response: Response = await handler(Request(scope, receive), exc)
-                return response, exc if cls is Exception else None
-        raise exc
+        return await handled(self.handlers, exc, scope, receive)
+
+
+async def handled(
+    handlers: Mapping[Any, Callable[..., Any]], exc: Exception, scope: Scope, receive: Receive
+) -> tuple[Response, Exception | None]:
+    """The response the app's exception handlers give, found as Starlette finds them, and
+    the error itself when it was unexpected (the catch-all's)."""
+    for cls in type(exc).__mro__:
+        handler = handlers.get(cls)
+        if handler is not None:
+            response: Response = await handler(Request(scope, receive), exc)
+            return response, exc if cls is Exception else None
+    raise exc
 
 
 @dataclass(frozen=True, slots=True)

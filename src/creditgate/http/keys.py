@@ -14,6 +14,7 @@ from creditgate.http.auth import KeyCache, Ledger
 from creditgate.http.bodies import ExactJsonRoute
 from creditgate.http.models import ID_PATTERN, ApiKeyList, NewApiKey
 from creditgate.http.reference import errors
+from creditgate.services.catalog.api_keys import Principal
 
 KeyPath = Annotated[str, Path(pattern=ID_PATTERN, description="The key's id (`key_…`)")]
 
@@ -79,5 +80,5 @@ def rotate_key(
 
 
 def _forget(request: Request, key_id: str) -> None:
-    keys: KeyCache = request.app.state.keys
+    keys: KeyCache[Principal] = request.app.state.keys
     keys.forget(key_id)

@@ -28,6 +28,7 @@ from starlette.routing import Match
 from creditgate.domain.errors import (
     Conflict,
     CreditgateError,
+    Forbidden,
     InvalidInput,
     NotFound,
     RateLimited,
@@ -67,6 +68,7 @@ STATUS_BY_KIND: dict[type[CreditgateError], int] = {
     InvalidInput: 422,
     NotFound: 404,
     Unauthenticated: 401,
+    Forbidden: 403,
     Conflict: 409,
     RateLimited: 429,
     UpstreamFailed: 502,

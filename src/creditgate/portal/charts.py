@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from decimal import Decimal
+from collections.abc import Callable, Sequence
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from html import escape
 
 from markupsafe import Markup
+
+from creditgate.domain.amounts import rounded_text
 
 PALETTE = ("#4f46e5", "#0d9488", "#d97706", "#db2777", "#2563eb", "#65a30d", "#7c3aed")
 
@@ -47,22 +49,70 @@ def bars(rows: Sequence[tuple[str, Decimal, str]], *, title: str) -> Markup:
     return Markup("".join(parts))  # noqa: S704 - every text in it went through escape()
 
 
-def stacked_days(days: Sequence[str], series: dict[str, list[Decimal]], *, title: str) -> Markup:
-    """Vertical bars per day, stacked by series (e.g. credits by action), with a legend."""
-    width, height, bottom, left = 640, 200, 24, 44
+def ticks(low: Decimal, high: Decimal, *, least: Decimal, count: int = 4) -> list[Decimal]:
+    """Round values for an axis over [low, high], 0 among them when the range holds it:
+    about `count` steps of 1, 2 or 5 x 10^n, never finer than `least` (a cent, one minor
+    unit of an asset), so that no two labels can share a value or crowd each other."""
+    if high <= low:
+        high = low + least
+    raw = (high - low) / count
+    step = next(c for c in (Decimal(m).scaleb(raw.adjusted()) for m in (1, 2, 5, 10)) if c >= raw)
+    step = max(step, least)
+    first = (low / step).to_integral_value(ROUND_FLOOR)
+    last = (high / step).to_integral_value(ROUND_CEILING)
+    return [(first + i) * step for i in range(int(last - first) + 1)]
+
+
+def places_of(step: Decimal) -> int:
+    """Decimals an axis needs to tell its ticks apart: 0.5 needs 1, 20 none."""
+    exponent = step.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def _label_width(labels: Sequence[str]) -> int:
+    # Room left of the plot for the longest tick label (about 7 units a character at 12px).
+    return 12 + 7 * max((len(label) for label in labels), default=1)
+
+
+def stacked_days(
+    days: Sequence[str],
+    series: dict[str, list[Decimal]],
+    *,
+    title: str,
+    unit: str,
+    least: Decimal = Decimal(1),
+) -> Markup:
+    """Vertical bars per day, stacked by series (e.g. credits by action), with a legend; the
+    y axis has round ticks (never finer than `least`) and says its `unit` (e.g. "credits
+    per day")."""
+    width, height, bottom, top_pad = 640, 200, 24, 22
     n = max(1, len(days))
     totals = [sum((s[i] for s in series.values()), Decimal(0)) for i in range(len(days))]
-    top = float(max(totals, default=Decimal(0))) or 1.0
+    axis = ticks(Decimal(0), max(totals, default=Decimal(0)), least=least)
+    places = places_of(axis[1] - axis[0]) if len(axis) > 1 else 0
+    labels = [rounded_text(t, places, grouped=True) for t in axis]
+    left = _label_width(labels)
+    top = float(axis[-1]) or 1.0
+    plot_h = height - bottom - top_pad
     slot = (width - left - 6) / n
     bar_w = max(2.0, slot * 0.7)
+
+    def y_of(v: float) -> float:
+        return height - bottom - v / top * plot_h
+
     parts = [
         f'<svg class="chart" viewBox="0 0 {width} {height + 8}" role="img" '
         f'aria-label="{escape(title)}"><title>{escape(title)}</title>',
-        f'<text x="{left - 6}" y="12" text-anchor="end">{escape(_short(top))}</text>',
-        f'<line x1="{left}" x2="{width}" y1="{height - bottom}" y2="{height - bottom}" '
-        'stroke="#888"/>',
+        f'<text class="unit" x="0" y="11">{escape(unit)}</text>',
     ]
-    plot_h = height - bottom - 10
+    for tick, label in zip(axis, labels, strict=True):
+        tick_y = _num(y_of(float(tick)))
+        faint = "" if tick == 0 else ' stroke-opacity="0.3"'
+        parts.append(
+            f'<text x="{left - 6}" y="{_num(y_of(float(tick)) + 4)}" text-anchor="end">'
+            f'{escape(label)}</text><line x1="{left}" x2="{width}" y1="{tick_y}" y2="{tick_y}" '
+            f'stroke="#888"{faint}/>'
+        )
     for i, day in enumerate(days):
         x = left + i * slot + (slot - bar_w) / 2
         y = float(height - bottom)
@@ -137,10 +187,6 @@ def _pct(value: float) -> str:
     return f"{value * 100:.0f}%"
 
 
-def _short(value: float) -> str:
-    return f"{value:,.0f}" if value >= 10 else f"{value:.2f}"
-
-
 DASHES = ("", "7 4", "2 3", "9 3 2 3")
 
 
@@ -155,14 +201,19 @@ def lines(
     series: dict[str, list[Decimal | None]],
     *,
     title: str,
-    prefix: str = "",
+    label: Callable[[Decimal], str],
+    least: Decimal,
 ) -> Markup:
-    """One line per series over the days (e.g. margin in USD per action and model), with the
-    zero line, the highest and lowest value on the axis, and a legend. A day without a value
-    (None: nothing happened) has no point; the line joins the days around it."""
-    width, height, bottom, left, right, top_pad = 640, 220, 24, 64, 24, 12
-    values = [float(v) for s in series.values() for v in s if v is not None] or [0.0]
-    low, high = min(0.0, *values), max(0.0, *values)
+    """One line per series over the days (e.g. margin in USD per action and model), with
+    round ticks on the y axis (0 among them, never finer than `least`, each written by
+    `label`), and a legend. A day without a value (None: nothing happened) has no point;
+    the line joins the days around it."""
+    width, height, bottom, right, top_pad = 640, 220, 24, 24, 12
+    values = [v for s in series.values() for v in s if v is not None] or [Decimal(0)]
+    axis = ticks(min(Decimal(0), *values), max(Decimal(0), *values), least=least)
+    labels = [label(t) for t in axis]
+    left = _label_width(labels)
+    low, high = float(axis[0]), float(axis[-1])
     span = (high - low) or 1.0
     plot_h = height - bottom - top_pad
     n = max(1, len(days))
@@ -178,13 +229,12 @@ def lines(
         f'<svg class="chart" viewBox="0 0 {width} {height + 8}" role="img" '
         f'aria-label="{escape(title)}"><title>{escape(title)}</title>',
     ]
-    for value in sorted({high, 0.0, low}):
-        y = _num(y_of(value))
-        faint = "" if value == 0 else ' stroke-opacity="0.3"'
-        sign = "-" if value < 0 else ""
+    for tick, text in zip(axis, labels, strict=True):
+        y = _num(y_of(float(tick)))
+        faint = "" if tick == 0 else ' stroke-opacity="0.3"'
         parts.append(
-            f'<text x="{left - 6}" y="{_num(y_of(value) + 4)}" text-anchor="end">'
-            f"{escape(sign + prefix + _short(abs(value)))}</text>"
+            f'<text class="tick" x="{left - 6}" y="{_num(y_of(float(tick)) + 4)}" '
+            f'text-anchor="end">{escape(text)}</text>'
             f'<line x1="{left}" x2="{width - right}" y1="{y}" y2="{y}" stroke="#888"'
             f"{faint}/>"
         )

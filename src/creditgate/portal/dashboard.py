@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from markupsafe import Markup
@@ -14,20 +15,33 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from creditgate.api import Creditgate, TenantLedger
-from creditgate.domain.errors import CreditgateError, NotFound, RateLimited
+from creditgate.domain.billing import add_months
+from creditgate.domain.errors import CreditgateError, IdempotencyConflict, NotFound, RateLimited
 from creditgate.http.auth import authenticate
 from creditgate.http.load import in_flight_slot
 from creditgate.http.problems import status_of
 from creditgate.portal import charts
+from creditgate.portal.history import rows as history_rows
 from creditgate.portal.reads import (
     branding,
+    customer_balances,
     dashboard_session_open,
+    dashboard_totals,
     end_dashboard_session,
     margin_over_time,
 )
 from creditgate.portal.tokens import DASHBOARD_TTL, DashboardSession, TokenRefused
-from creditgate.portal.web import form_fields, money, page, refused, tokens_of
+from creditgate.portal.web import (
+    form_fields,
+    page,
+    parse_units,
+    ratio,
+    refused,
+    tokens_of,
+    usd,
+)
 from creditgate.services.pricing.margin import is_loss, margin_rate
+from creditgate.services.results import Lot
 
 # Each page holds an in-flight slot while it is served (its body already read).
 router = APIRouter(include_in_schema=False, dependencies=[Depends(in_flight_slot)])
@@ -37,6 +51,7 @@ LOGIN_CSRF = "cg_dashboard_csrf"
 MARGIN_DAYS = (7, 30, 90)
 PRICE_CHANGES = (-20, 10, 20, 50, 100)  # what-if choices, percent on every vendor price
 MAX_SERIES = 6  # lines in the margin-over-time chart; the rest are summed into one
+CENT = Decimal("0.01")  # the finest step of a dollar axis
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,24 +161,190 @@ def _base(request: Request, visit: Visit) -> dict[str, Any]:
     }
 
 
+CUSTOMER_PAGE = 50
+GRANT_KINDS = ("promotional", "adjustment")  # what the dashboard grants: no money changes hands
+
+
+def _this_month(now: datetime) -> tuple[datetime, datetime]:
+    """The calendar month (UTC) that the landing page's totals cover."""
+    start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return start, add_months(start, 1)
+
+
+def _customer_rows(visit: Visit, q: str | None, after: str | None) -> dict[str, Any]:
+    ledger = visit.ledger
+    found = customer_balances(
+        ledger.cg, ledger.tenant_id, search=q, after=after, limit=CUSTOMER_PAGE
+    )
+    return {
+        "rows": found,
+        "q": q or "",
+        "next": found[-1].customer.external_id if len(found) == CUSTOMER_PAGE else None,
+    }
+
+
+Search = Annotated[str | None, Query(max_length=200)]
+
+
 @router.get("/dashboard")
-async def customers(
-    request: Request, after: Annotated[str | None, Query(max_length=200)] = None
-) -> Response:
+async def customers(request: Request, q: Search = None, after: Search = None) -> Response:
     visit = await _signed_in(request)
     if not isinstance(visit, Visit):
         return visit
 
     def read() -> dict[str, Any]:
         ledger = visit.ledger
-        found = ledger.customers(limit=50, after=after)
+        start, end = _this_month(ledger.cg.clock())
         return {
             **_base(request, visit),
-            "rows": [(c, ledger.wallet(c.external_id)) for c in found],
-            "next": found[-1].external_id if len(found) == 50 else None,
+            **_customer_rows(visit, q, after),
+            "totals": dashboard_totals(ledger.cg, ledger.tenant_id, start=start, end=end),
+            "period": start.strftime("%B %Y"),
+            "pct": _pct,
         }
 
     return page(request, "dashboard.html", await run_in_threadpool(read))
+
+
+@router.get("/dashboard/fragments/customers")
+async def customers_fragment(request: Request, q: Search = None, after: Search = None) -> Response:
+    """The customers table alone: what the search box swaps in as it is typed in."""
+    visit = await _signed_in(request)
+    if not isinstance(visit, Visit):
+        if request.headers.get("HX-Request") == "true":
+            # Signed out while typing: the whole page goes to the sign-in form, rather than
+            # the form (or a refusal) being swapped in where the table was.
+            return Response(status_code=204, headers={"HX-Redirect": "/dashboard/login"})
+        return visit
+
+    def read() -> dict[str, Any]:
+        return {**_base(request, visit), **_customer_rows(visit, q, after)}
+
+    return page(request, "_customers.html", await run_in_threadpool(read))
+
+
+@router.post("/dashboard/customers/{customer}/portal")
+async def open_portal(request: Request, customer: str) -> Response:
+    """A portal session for one customer, as the customer would see it, opened from here."""
+    visit = await _signed_in(request)
+    if not isinstance(visit, Visit):
+        return visit
+    form = await form_fields(request)
+    if not tokens_of(request).csrf_ok(visit.token, form.get("csrf")):
+        return refused(request, "csrf", sign_in="/dashboard/login")
+    ledger = visit.ledger
+    try:
+        found = await run_in_threadpool(ledger.customer, customer)
+    except NotFound:
+        return _no_such_customer(request)
+    base = str(request.base_url).rstrip("/")
+    token, _ = tokens_of(request).portal_token(
+        ledger.tenant_id,
+        found.external_id,
+        now=ledger.cg.clock(),
+        return_url=f"{base}/dashboard/customers/{quote(found.external_id, safe='')}",
+    )
+    response = RedirectResponse(f"/portal?{urlencode({'token': token})}", status_code=303)
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _no_such_customer(request: Request) -> Response:
+    context = {"title": "No such customer", "detail": "Check the id.", "sign_in": None}
+    return page(request, "refused.html", context, status=404)
+
+
+def _grant_form(
+    request: Request, visit: Visit, customer: str, values: dict[str, str], error: str | None
+) -> dict[str, Any]:
+    ledger = visit.ledger
+    return {
+        **_base(request, visit),
+        "customer": ledger.customer(customer),
+        "wallet": ledger.wallet(customer),
+        "assets": ledger.assets(),
+        "kinds": GRANT_KINDS,
+        "values": values,
+        "error": error,
+        "nonce": values.get("nonce") or secrets.token_urlsafe(12),
+    }
+
+
+@router.get("/dashboard/customers/{customer}/grant")
+async def grant_form(request: Request, customer: str) -> Response:
+    visit = await _signed_in(request)
+    if not isinstance(visit, Visit):
+        return visit
+    try:
+        context = await run_in_threadpool(_grant_form, request, visit, customer, {}, None)
+    except NotFound:
+        return _no_such_customer(request)
+    return page(request, "dashboard_grant.html", context)
+
+
+class GrantRefused(Exception):
+    """A grant form filled in wrongly: said above the form, nothing granted."""
+
+
+def _granted(visit: Visit, customer: str, form: dict[str, str]) -> Lot:
+    ledger = visit.ledger
+    ledger.customer(customer)  # another tenant's, or no one's: not found, whatever the form says
+    scales = {a.code: a.scale for a in ledger.assets()}
+    asset, kind = form.get("asset", ""), form.get("kind", "")
+    if asset not in scales:
+        raise GrantRefused("Choose one of the assets.")
+    if kind not in GRANT_KINDS:
+        raise GrantRefused("Choose promotional or adjustment.")
+    try:
+        amount = parse_units(form.get("amount", ""), scales[asset])
+    except ValueError as exc:
+        raise GrantRefused(f"The amount must be a number of {asset} ({exc}).") from None
+    if amount <= 0:
+        raise GrantRefused("The amount must be more than 0.")
+    expires_at = None
+    if expires := form.get("expires", "").strip():
+        try:
+            expires_at = datetime.combine(date.fromisoformat(expires), time(), UTC)
+        except ValueError:
+            raise GrantRefused("The expiry must be a date, e.g. 2030-01-31.") from None
+        if expires_at <= ledger.cg.clock():
+            raise GrantRefused("The expiry must be a day after today.")
+    # One form shown once grants once, however often it is submitted.
+    return ledger.grant(
+        customer,
+        asset,
+        amount,
+        kind=kind,
+        expires_at=expires_at,
+        metadata={"source": "dashboard"},
+        idempotency_key=f"dashboard:grant:{form.get('nonce', '')[:64]}",
+    )
+
+
+@router.post("/dashboard/customers/{customer}/grant")
+async def grant(request: Request, customer: str) -> Response:
+    visit = await _signed_in(request)
+    if not isinstance(visit, Visit):
+        return visit
+    form = await form_fields(request)
+    if not tokens_of(request).csrf_ok(visit.token, form.get("csrf")):
+        return refused(request, "csrf", sign_in="/dashboard/login")
+    if not form.get("nonce"):
+        return refused(request, "malformed")
+    try:
+        lot = await run_in_threadpool(_granted, visit, customer, form)
+    except NotFound:
+        return _no_such_customer(request)
+    except (GrantRefused, CreditgateError) as exc:
+        if isinstance(exc, IdempotencyConflict):
+            error = "This form already granted credit with other values: open a new form."
+            form = {k: v for k, v in form.items() if k != "nonce"}
+        else:
+            error = exc.message if isinstance(exc, CreditgateError) else str(exc)
+        context = await run_in_threadpool(_grant_form, request, visit, customer, form, error)
+        return page(request, "dashboard_grant.html", context, status=400)
+    where = f"/dashboard/customers/{quote(customer, safe='')}?granted={quote(lot.id)}"
+    return RedirectResponse(where, status_code=303)
 
 
 @router.get("/dashboard/customers/{customer}")
@@ -171,6 +352,7 @@ async def customer(
     request: Request,
     customer: str,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
+    granted: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
     visit = await _signed_in(request)
     if not isinstance(visit, Visit):
@@ -178,14 +360,18 @@ async def customer(
 
     def read() -> dict[str, Any]:
         ledger = visit.ledger
+        lots = ledger.lots(customer, include_closed=True)
+        history = ledger.ledger(
+            customer, limit=25, cursor=cursor if cursor and cursor.startswith("txn_") else None
+        )
         return {
             **_base(request, visit),
             "customer": ledger.customer(customer),
             "wallet": ledger.wallet(customer),
-            "lots": ledger.lots(customer, include_closed=True),
-            "history": ledger.ledger(
-                customer, limit=25, cursor=cursor if cursor and cursor.startswith("txn_") else None
-            ),
+            "lots": lots,
+            "granted": next((lot for lot in lots if lot.id == granted), None),
+            "history": history,
+            "history_rows": history_rows(ledger, customer, history),
             "purchases": ledger.purchases(customer),
             "scales": {a.code: a.scale for a in ledger.assets()},
         }
@@ -193,8 +379,7 @@ async def customer(
     try:
         context = await run_in_threadpool(read)
     except NotFound:
-        context = {"title": "No such customer", "detail": "Check the id.", "sign_in": None}
-        return page(request, "refused.html", context, status=404)
+        return _no_such_customer(request)
     return page(request, "dashboard_customer.html", context)
 
 
@@ -234,21 +419,15 @@ async def margin(
         by_day = ledger.margin_report(start=start, end=end, by="day", asset=chosen)
         rows = full.report.rows
         margin_chart = charts.bars(
-            [(r.key or "other", r.gross_margin, "$" + money(r.gross_margin)) for r in rows],
+            [(r.key or "other", r.gross_margin, usd(r.gross_margin)) for r in rows],
             title="Gross margin in USD by action",
         )
         model_chart = charts.bars(
-            [
-                (r.key or "other", r.gross_margin, "$" + money(r.gross_margin))
-                for r in by_model.report.rows
-            ],
+            [(r.key or "other", r.gross_margin, usd(r.gross_margin)) for r in by_model.report.rows],
             title="Gross margin in USD by model",
         )
         day_chart = charts.bars(
-            [
-                (r.key or "?", r.gross_margin, "$" + money(r.gross_margin))
-                for r in by_day.report.rows
-            ],
+            [(r.key or "?", r.gross_margin, usd(r.gross_margin)) for r in by_day.report.rows],
             title="Gross margin in USD by day",
         )
         customer_margins = [r.margin for r in by_customer.report.rows if r.margin is not None]
@@ -256,7 +435,7 @@ async def margin(
         ratios = full.card.actions if full.card else []
         ratio_chart = charts.bars(
             [
-                (a.action, a.worst.ratio, f"{money(a.worst.ratio)}x")
+                (a.action, a.worst.ratio, f"{ratio(a.worst.ratio)}x")
                 for a in ratios
                 if a.worst and a.worst.ratio is not None
             ],
@@ -326,7 +505,8 @@ def _over_time(
         [d.isoformat() for d in day_list],
         ordered,
         title="Gross margin in USD per day, by action and model",
-        prefix="$",
+        label=usd,
+        least=CENT,
     )
     rows = [
         (

@@ -18,6 +18,7 @@ from creditgate.api import Creditgate, TenantLedger
 from creditgate.domain.errors import CreditgateError, NotFound
 from creditgate.http.load import in_flight_slot
 from creditgate.portal import charts
+from creditgate.portal.history import rows as history_rows
 from creditgate.portal.reads import branding, usage_by_day
 from creditgate.portal.tokens import PortalSession, TokenRefused
 from creditgate.portal.web import SECURITY_HEADERS, form_fields, page, refused, tokens_of
@@ -28,7 +29,8 @@ router = APIRouter(include_in_schema=False, dependencies=[Depends(in_flight_slot
 
 COOKIE = "cg_portal"
 PAGE_SIZE = 20
-CHART_DAYS = (7, 14, 30)
+CHART_DAYS = (7, 30, 90)  # the periods a customer can pick; the longest caps the fitted one
+FIT_LEAST_DAYS = 7  # a chart fitted to the usage shows at least a week
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,8 @@ def portal_context(visit: Visit, current: str) -> dict[str, Any]:
     return {
         "brand": brand,
         "customer": customer,
+        # The footer names the customer by the name the product gave, never by an id.
+        "customer_name": ledger.customer(customer).name,
         "return_url": visit.session.return_url,
         "expires_at": visit.session.expires_at,
         "current": current,
@@ -100,7 +104,7 @@ async def portal_home(
         return refused(request, visit)
     try:
         usage = Usage(
-            days=int(days) if days in {str(d) for d in CHART_DAYS} else 14,
+            days=int(days) if days in {str(d) for d in CHART_DAYS} else None,
             action=action or None,
         )
         context = await run_in_threadpool(_home_context, visit, cursor, bought, usage)
@@ -114,9 +118,10 @@ async def portal_home(
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """The usage chart's filter: how many days back, and one action or all."""
+    """The usage chart's filter: how many days back (None: from the first day with usage,
+    at least a week and at most the longest period), and one action or all."""
 
-    days: int
+    days: int | None
     action: str | None
 
 
@@ -141,6 +146,7 @@ def _home_context(
         "scales": {code: a.scale for code, a in assets.items()},
         "lots": lots,
         "history": history,
+        "history_rows": history_rows(ledger, customer, history),
         "cursor": cursor,
         "purchases": purchases,
         "packs": packs,
@@ -161,24 +167,37 @@ def _cursor(cursor: str | None) -> str | None:
 def _usage_chart(
     ledger: TenantLedger, customer: str, asset: str, scale: int, usage: Usage
 ) -> tuple[Markup | None, set[str]]:
-    """The chart of one asset's usage per day by action, and every action seen in the period."""
-    now = ledger.cg.clock()
-    rows = usage_by_day(
-        ledger.cg, ledger.tenant_id, customer=customer, asset=asset, days=usage.days
-    )
+    """The chart of one asset's usage per day by action, and every action seen in the period.
+
+    Without a chosen period it starts on the first day with usage (of the action shown), so
+    one charge yesterday is a week of bars rather than a month of empty days."""
+    today = ledger.cg.clock().date()
+    longest = usage.days or max(CHART_DAYS)
+    rows = usage_by_day(ledger.cg, ledger.tenant_id, customer=customer, asset=asset, days=longest)
     seen = {row.action for row in rows}
     rows = [row for row in rows if usage.action in (None, row.action)]
     if not rows:
         return None, seen
-    days = [(now - timedelta(days=usage.days - 1 - i)).date() for i in range(usage.days)]
+    if usage.days is None:
+        first = min(row.day for row in rows)
+        count = min(max((today - first).days + 1, FIT_LEAST_DAYS), longest)
+        period = f"since {first.isoformat()}" if count > FIT_LEAST_DAYS else "last 7 days"
+    else:
+        count, period = usage.days, f"last {usage.days} days"
+    days = [today - timedelta(days=count - 1 - i) for i in range(count)]
     series: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0)] * len(days))
     index = {d: i for i, d in enumerate(days)}
     for row in rows:
         if row.day in index:
             series[row.action][index[row.day]] += Decimal(row.amount).scaleb(-scale)
     what = usage.action or "all actions"
-    title = f"{asset} used per day, {what}, last {usage.days} days"
-    chart = charts.stacked_days([d.isoformat() for d in days], dict(series), title=title)
+    chart = charts.stacked_days(
+        [d.isoformat() for d in days],
+        dict(series),
+        title=f"{asset} used per day, {what}, {period}",
+        unit=f"{asset} per day",
+        least=Decimal(1).scaleb(-scale),
+    )
     return chart, seen
 
 

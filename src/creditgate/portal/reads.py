@@ -6,8 +6,14 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from creditgate.api import Creditgate
-from creditgate.services.reports import portal
-from creditgate.services.reports.portal import Branding, DailyUsage, MarginPoint
+from creditgate.services.reports import dashboard, portal
+from creditgate.services.reports.dashboard import AssetTotals, CustomerBalances
+from creditgate.services.reports.portal import (
+    Branding,
+    DailyUsage,
+    LedgerReference,
+    MarginPoint,
+)
 
 T = TypeVar("T")
 
@@ -30,6 +36,10 @@ def usage_by_day(cg: Creditgate, tenant_id: str, **kwargs: Any) -> list[DailyUsa
     return _run(cg, tenant_id, portal.usage_by_day, read_only=True, **kwargs)
 
 
+def ledger_references(cg: Creditgate, tenant_id: str, **kwargs: Any) -> dict[str, LedgerReference]:
+    return _run(cg, tenant_id, portal.ledger_references, read_only=True, **kwargs)
+
+
 def margin_over_time(cg: Creditgate, tenant_id: str, **kwargs: Any) -> list[MarginPoint]:
     return _run(cg, tenant_id, portal.margin_over_time, read_only=True, **kwargs)
 
@@ -40,3 +50,11 @@ def dashboard_session_open(cg: Creditgate, tenant_id: str, **kwargs: Any) -> boo
 
 def end_dashboard_session(cg: Creditgate, tenant_id: str, **kwargs: Any) -> None:
     _run(cg, tenant_id, portal.end_dashboard_session, read_only=False, **kwargs)
+
+
+def customer_balances(cg: Creditgate, tenant_id: str, **kwargs: Any) -> list[CustomerBalances]:
+    return _run(cg, tenant_id, dashboard.customer_balances, read_only=True, **kwargs)
+
+
+def dashboard_totals(cg: Creditgate, tenant_id: str, **kwargs: Any) -> list[AssetTotals]:
+    return _run(cg, tenant_id, dashboard.totals, read_only=True, **kwargs)

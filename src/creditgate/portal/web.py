@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
+from creditgate.domain.amounts import money_text, rounded_text, units_text
 from creditgate.portal.tokens import Tokens
 
 HERE = Path(__file__).parent
@@ -34,13 +35,13 @@ SECURITY_HEADERS = {
 
 
 def units(amount: int, scale: int) -> str:
-    """Minor units as the asset's units: 12345 at scale 2 is 123.45."""
-    return f"{Decimal(amount).scaleb(-scale):,.{scale}f}"
+    """Minor units as the asset's units: 123456 at scale 2 is 1,234.56."""
+    return units_text(amount, scale, grouped=True)
 
 
 def plain_units(amount: int, scale: int) -> str:
     """Minor units as a form field's value: 150000 at scale 2 is 1500.00 (no separators)."""
-    return f"{Decimal(amount).scaleb(-scale):.{scale}f}"
+    return units_text(amount, scale)
 
 
 def parse_units(text: str, scale: int) -> int:
@@ -62,11 +63,20 @@ def parse_units(text: str, scale: int) -> int:
     return int(minor)
 
 
-def money(value: Decimal | str) -> str:
-    """A price with two decimals, or more when it has them: 9 is 9.00, 0.005 stays 0.005."""
-    amount = Decimal(value).normalize()
-    exponent = amount.as_tuple().exponent
-    return f"{amount:,.2f}" if isinstance(exponent, int) and exponent >= -2 else f"{amount:,f}"
+def money(value: Decimal | str, currency: str = "USD") -> str:
+    """A price or a sum of money in its currency's minor unit, rounded half to even (the
+    domain's rule): 9 USD is 9.00, 1234.5 is 1,234.50."""
+    return money_text(Decimal(value), currency, grouped=True)
+
+
+def usd(value: Decimal | str) -> str:
+    """Dollars with the sign before the symbol, to the cent, rounded half to even: -$0.07."""
+    return money_text(Decimal(value), "USD", symbol=True, grouped=True)
+
+
+def ratio(value: Decimal | str, places: int = 2) -> str:
+    """A ratio to `places` decimals, rounded half to even: 2.5 is 2.50."""
+    return rounded_text(Decimal(value), places)
 
 
 def _luminance(colour: str) -> float:
@@ -92,6 +102,8 @@ templates.env.filters["units"] = units
 templates.env.filters["plain_units"] = plain_units
 templates.env.globals["accent_colours"] = accent_colours
 templates.env.filters["money"] = money
+templates.env.filters["usd"] = usd
+templates.env.filters["ratio"] = ratio
 
 static_router = APIRouter(include_in_schema=False)
 

@@ -15,10 +15,12 @@ from starlette.types import Receive, Scope, Send
 
 from creditgate.api import Creditgate
 from creditgate.api.clock import clock_from_env
+from creditgate.api.gateway import authenticate_customer_key
 from creditgate.domain.amounts import MAX_AMOUNT, MAX_BALANCE
+from creditgate.gateway import customer_keys
 from creditgate.gateway import keys as gateway_keys
 from creditgate.gateway import routes as gateway_routes
-from creditgate.gateway.edge import BodyLimits
+from creditgate.gateway.edge import BodyLimits, GatewayEdge
 from creditgate.gateway.settings import GatewaySettings
 from creditgate.http import (
     DEFAULT_BODY_TIMEOUT_SECONDS,
@@ -108,7 +110,7 @@ def create_app(
     # The hot routes run their database work on these threads, every other sync route on
     # anyio's pool, limited to as many.
     threads = Threads(sync_threads(cg, settings, DEFAULT_THREADS))
-    gateway = gateway_routes.Gateway(settings.gateway)
+    gateway = gateway_routes.Gateway(settings.gateway, threads)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -136,6 +138,14 @@ def create_app(
         ttl=settings.key_cache_seconds,
         limiter=AuthFailureLimiter(settings.auth_failures_per_minute),
     )
+    # The customers' gateway keys: verified and cached as the API keys are, their failures
+    # counted with theirs.
+    gateway.customer_keys = KeyCache(
+        cg,
+        ttl=settings.key_cache_seconds,
+        limiter=app.state.keys.limiter,
+        load=lambda key: authenticate_customer_key(cg, key),
+    )
     app.state.settings = settings
     app.state.gateway = gateway
     problems.install(app)
@@ -144,6 +154,7 @@ def create_app(
     for module in (plans, purchases, campaigns):  # billing
         app.include_router(module.router)
     app.include_router(gateway_keys.router)  # the LLM gateway's tenant settings
+    app.include_router(customer_keys.router)  # and its customers' keys
     app.include_router(gateway_routes.router)  # /gateway/openai/v1/…, /gateway/anthropic/v1/…
     app.include_router(docs.router)  # /docs and /redoc, from files in the package
     install_portal(app)  # /v1/portal/sessions, the customer portal and the dashboard
@@ -176,8 +187,17 @@ def create_app(
         gateway_limit=settings.gateway.max_body_bytes,
     )
     app.add_middleware(RequestContext)
-    app.hot = HotRoutes(
+    # Outermost first: the hot routes, then the gateway's routes, then the full stack.
+    gateway_edge = GatewayEdge(
         app.full_stack,
+        owner=app,
+        handlers=app.exception_handlers,
+        limit=settings.max_body_bytes,
+        timeout=settings.body_timeout_seconds,
+        gateway_limit=settings.gateway.max_body_bytes,
+    )
+    app.hot = HotRoutes(
+        gateway_edge,
         keys=app.state.keys,
         handlers=app.exception_handlers,
         in_flight=app.state.in_flight,

@@ -129,6 +129,10 @@ def serve(options: ServeOptions, announce: Callable[[Listening], None] | None = 
         # proxies the operator names.
         "proxy_headers": bool(options.trusted_proxies.strip()),
         "forwarded_allow_ips": options.trusted_proxies.strip() or None,
+        # With --workers, the supervisor restarts a worker that does not answer its ping in
+        # this time; a worker still importing the app on a busy machine must not be killed
+        # (uvicorn's default of 5 s restarts it in a loop under load).
+        "timeout_worker_healthcheck": 30,
     }
     metrics_dir = None
     try:

@@ -48,6 +48,8 @@ _CLAIM_HOLD = Prepared(
         holds.c.quantities,
         holds.c.member,
         holds.c.budgets,
+        holds.c.spend_limit_id,
+        holds.c.spend_period,
     )
 )
 

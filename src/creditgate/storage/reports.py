@@ -27,6 +27,7 @@ from creditgate.storage.tables import (
     lots,
     purchase_refunds,
     purchases,
+    spend_periods,
     wallet_balances,
 )
 
@@ -148,6 +149,41 @@ def customer_budget_assets(conn: Connection, tenant_id: str | None) -> set[tuple
     return {(r.wallet_id, r.asset) for r in conn.execute(_scoped(query, budgets, tenant_id))}
 
 
+def spend_period_rows(conn: Connection, tenant_id: str | None) -> Sequence[Any]:
+    return conn.execute(_scoped(select(spend_periods), spend_periods, tenant_id)).all()
+
+
+def held_and_spent_per_period(
+    conn: Connection, tenant_id: str | None
+) -> dict[tuple[str, datetime], tuple[int, int]]:
+    """Per spend limit and period, from the holds: the pending holds' amounts, and the
+    charges of the settled ones."""
+    query = (
+        select(
+            holds.c.spend_limit_id,
+            holds.c.spend_period,
+            holds.c.status,
+            func.sum(holds.c.amount).label("held"),
+            func.sum(charges.c.amount).label("charged"),
+        )
+        .select_from(holds.outerjoin(charges, charges.c.id == holds.c.charge_id))
+        .where(
+            holds.c.spend_limit_id.is_not(None),
+            holds.c.status.in_([HoldStatus.PENDING.value, HoldStatus.SETTLED.value]),
+        )
+        .group_by(holds.c.spend_limit_id, holds.c.spend_period, holds.c.status)
+    )
+    totals: dict[tuple[str, datetime], tuple[int, int]] = {}
+    for row in conn.execute(_scoped(query, holds, tenant_id)):
+        held, spent = totals.get((row.spend_limit_id, row.spend_period), (0, 0))
+        if row.status == HoldStatus.PENDING.value:
+            held += int(row.held or 0)
+        else:
+            spent += int(row.charged or 0)
+        totals[(row.spend_limit_id, row.spend_period)] = (held, spent)
+    return totals
+
+
 def all_balances(conn: Connection, tenant_id: str | None) -> Sequence[Any]:
     return conn.execute(_scoped(select(wallet_balances), wallet_balances, tenant_id)).all()
 
@@ -190,9 +226,9 @@ def auto_top_up_settings(conn: Connection, tenant_id: str | None) -> Sequence[An
 
 
 def balance_thresholds(conn: Connection, tenant_id: str | None) -> Sequence[Any]:
-    """Every balance row's wallet_id, asset, posted, held and top_up_threshold."""
+    """Every balance row's tenant_id, wallet_id, asset, posted, held and top_up_threshold."""
     b = wallet_balances.c
-    query = select(b.wallet_id, b.asset, b.posted, b.held, b.top_up_threshold)
+    query = select(b.tenant_id, b.wallet_id, b.asset, b.posted, b.held, b.top_up_threshold)
     return conn.execute(_scoped(query, wallet_balances, tenant_id)).all()
 
 

@@ -168,6 +168,10 @@ holds = Table(
     # the start of the period it counts in: [[budget id, ISO start], ...]. NULL: none.
     Column("member", String(200), nullable=True),
     Column("budgets", JSON, nullable=True),
+    # The spend limit the hold counts against (a customer gateway key's), and the start of
+    # the period it counts in (`spend_periods`); NULL: none.
+    Column("spend_limit_id", ID, nullable=True),
+    Column("spend_period", UtcDateTime, nullable=True),
     Index("ix_holds_expiry_sweep", "status", "expires_at"),
     Index("ix_holds_wallet", "wallet_id", "asset", "status"),
 )
@@ -653,6 +657,48 @@ gateway_upstream_keys = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("tenant_id", "provider"),
+)
+
+# A customer's gateway key: `cgk_<prefix>_<secret>`, bound to one customer of the tenant; only
+# the prefix (to find the row) and a hash are kept, as for API keys. Optionally a spend limit
+# (`limit_amount` of `limit_asset` per `limit_period`, counted in `spend_periods`) and the
+# models it may call (`models`, NULL: any).
+gateway_keys = Table(
+    "gateway_keys",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("wallet_id", ID, nullable=False),
+    Column("customer", String(200), nullable=False),
+    Column("prefix", String(16), nullable=False, unique=True),
+    Column("hash", String(64), nullable=False),
+    Column("name", String(200), nullable=False, server_default=""),
+    Column("limit_asset", String(32), nullable=True),
+    Column("limit_amount", BigInteger, nullable=True),
+    Column("limit_period", String(8), nullable=True),
+    Column("models", JSON, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    Column("last_used_at", UtcDateTime, nullable=True),
+    Index("ix_gateway_keys_customer", "tenant_id", "customer", "id"),
+)
+
+# What the holds under one spend limit hold and have spent in one period (`domain/
+# spend_limits.py`): held + spent <= cap, checked by the write that reserves. The row is made
+# by the period's first hold; every write to it comes after the wallet's balance row is locked
+# (a limit belongs to one wallet), so the two are always locked in one order.
+spend_periods = Table(
+    "spend_periods",
+    metadata,
+    Column("tenant_id", ID, nullable=False),
+    Column("wallet_id", ID, nullable=False),
+    Column("limit_id", ID, nullable=False),
+    Column("period_start", UtcDateTime, nullable=False),
+    Column("asset", String(32), nullable=False),
+    Column("cap", BigInteger, nullable=False),
+    Column("held", BigInteger, nullable=False),
+    Column("spent", BigInteger, nullable=False),
+    PrimaryKeyConstraint("limit_id", "period_start"),
 )
 
 # Members of a customer (an organization): each draws on the customer's wallet under its own

@@ -20,6 +20,7 @@ from creditgate_sdk.models import (
     ChargeEvent,
     Customer,
     FullMarginReport,
+    GatewayKey,
     LedgerPage,
     Lot,
     Member,
@@ -278,6 +279,34 @@ def list_grants(customer: str, asset: str | None, include_closed: bool) -> Opera
 
 def void_grant(grant: str, reason: str | None) -> Operation[Lot]:
     return Operation("POST", f"/v1/grants/{_p(grant)}/void", _one(Lot), _body(reason=reason))
+
+
+# Customer gateway keys
+
+
+def create_gateway_key(
+    customer: str,
+    name: str | None,
+    spend_limit: Mapping[str, Any] | None,
+    models: Sequence[str] | None,
+) -> Operation[GatewayKey]:
+    body = _body(
+        name=name,
+        spend_limit=spend_limit,
+        models=None if models is None else list(models),
+    )
+    path = f"/v1/customers/{_p(customer)}/gateway-keys"
+    return Operation("POST", path, _one(GatewayKey), body)
+
+
+def list_gateway_keys(customer: str) -> Operation[list[GatewayKey]]:
+    path = f"/v1/customers/{_p(customer)}/gateway-keys"
+    return Operation("GET", path, _listed(GatewayKey))
+
+
+def revoke_gateway_key(customer: str, key_id: str) -> Operation[GatewayKey]:
+    path = f"/v1/customers/{_p(customer)}/gateway-keys/{_p(key_id)}"
+    return Operation("DELETE", path, _one(GatewayKey))
 
 
 # The gate

@@ -59,6 +59,7 @@ from creditgate_sdk.models import (
     ChargeEvent,
     Customer,
     FullMarginReport,
+    GatewayKey,
     LedgerPage,
     LedgerTransaction,
     Lot,
@@ -469,6 +470,31 @@ class Client(_BaseClient):
         self, grant: str, *, reason: str | None = None, idempotency_key: str | None = None
     ) -> Lot:
         return self._send(ops.void_grant(grant, reason), idempotency_key)
+
+    # Customer gateway keys
+
+    def create_gateway_key(
+        self,
+        customer: str,
+        *,
+        name: str | None = None,
+        spend_limit: Mapping[str, Any] | None = None,
+        models: Sequence[str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> GatewayKey:
+        """A key bound to `customer` for calling the LLM gateway directly (its `key` is in
+        this answer only). `spend_limit`: `{"asset", "amount", "period"}`, period one of
+        day, week, month (the default) or total; `models`: the models it may call."""
+        op = ops.create_gateway_key(customer, name, spend_limit, models)
+        return self._send(op, idempotency_key)
+
+    def gateway_keys(self, customer: str) -> list[GatewayKey]:
+        """The customer's gateway keys, revoked ones too, with their current period's use."""
+        return self._send(ops.list_gateway_keys(customer))
+
+    def revoke_gateway_key(self, customer: str, key_id: str) -> GatewayKey:
+        """Stop a gateway key working; revoking a revoked key answers it as it is."""
+        return self._send(ops.revoke_gateway_key(customer, key_id))
 
     # The gate
 
@@ -1083,6 +1109,31 @@ class AsyncClient(_BaseClient):
         self, grant: str, *, reason: str | None = None, idempotency_key: str | None = None
     ) -> Lot:
         return await self._send(ops.void_grant(grant, reason), idempotency_key)
+
+    # Customer gateway keys
+
+    async def create_gateway_key(
+        self,
+        customer: str,
+        *,
+        name: str | None = None,
+        spend_limit: Mapping[str, Any] | None = None,
+        models: Sequence[str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> GatewayKey:
+        """A key bound to `customer` for calling the LLM gateway directly (its `key` is in
+        this answer only). `spend_limit`: `{"asset", "amount", "period"}`, period one of
+        day, week, month (the default) or total; `models`: the models it may call."""
+        op = ops.create_gateway_key(customer, name, spend_limit, models)
+        return await self._send(op, idempotency_key)
+
+    async def gateway_keys(self, customer: str) -> list[GatewayKey]:
+        """The customer's gateway keys, revoked ones too, with their current period's use."""
+        return await self._send(ops.list_gateway_keys(customer))
+
+    async def revoke_gateway_key(self, customer: str, key_id: str) -> GatewayKey:
+        """Stop a gateway key working; revoking a revoked key answers it as it is."""
+        return await self._send(ops.revoke_gateway_key(customer, key_id))
 
     # The gate
 

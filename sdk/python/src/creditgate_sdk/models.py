@@ -74,6 +74,46 @@ class Wallet:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class GatewayKeyLimit:
+    """At most `amount` of `asset` (minor units) per `period`: day, week, month or total."""
+
+    asset: str
+    amount: int
+    period: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GatewayKeyUsage:
+    """What a gateway key's holds hold and its charges spent in the current period."""
+
+    period_start: datetime
+    period_end: datetime | None = None  # None for a `total` limit
+    held: int
+    spent: int
+    remaining: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GatewayKey:
+    """A customer gateway key (`cgk_<prefix>_<secret>`) for calling the LLM gateway directly.
+
+    `key` is the key itself, only in the answer that created it (None in a replay and in
+    listings): give it to the customer's OpenAI or Anthropic client as its API key."""
+
+    id: str
+    customer: str
+    name: str = ""
+    prefix: str
+    spend_limit: GatewayKeyLimit | None = None
+    models: tuple[str, ...] | None = None
+    usage: GatewayKeyUsage | None = None
+    created_at: datetime
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+    key: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Lot:
     """A grant of credit in a wallet, drawn down in burn order."""
 

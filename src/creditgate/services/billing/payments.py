@@ -71,6 +71,7 @@ class PaymentProvider(Protocol):
         success_url: str | None,
         cancel_url: str | None,
         customer_ref: str | None,
+        product: str,
     ) -> CheckoutSession: ...
 
     def charge_saved_method(self, purchase: Purchase, method: PaymentMethod | None) -> Payment: ...
@@ -92,6 +93,7 @@ class ManualProvider:
         success_url: str | None,
         cancel_url: str | None,
         customer_ref: str | None,
+        product: str,
     ) -> CheckoutSession:
         return CheckoutSession(ref=None, url=None)
 
@@ -134,7 +136,10 @@ class StripeProvider:
         success_url: str | None,
         cancel_url: str | None,
         customer_ref: str | None,
+        product: str,
     ) -> CheckoutSession:
+        """A Checkout Session for the purchase; `product` is what the customer sees they buy
+        ("100.00 credits")."""
         params: dict[str, Any] = {
             "mode": "payment",
             "client_reference_id": purchase.id,
@@ -144,7 +149,7 @@ class StripeProvider:
                     "price_data": {
                         "currency": purchase.currency.lower(),
                         "unit_amount": purchases.minor_money(purchase.price, purchase.currency),
-                        "product_data": {"name": f"{purchase.amount} {purchase.asset}"},
+                        "product_data": {"name": product[:250]},
                     },
                 }
             ],
@@ -267,6 +272,17 @@ def _provider_and_method(
     return config, purchases.payment_method(tx, tx.wallet_id(customer), provider)
 
 
+def _checkout_inputs(
+    tx: Tx, *, purchase: Purchase
+) -> tuple[dict[str, Any], PaymentMethod | None, str]:
+    """The provider, the saved method and what the checkout says is bought, in the asset's
+    units ("100.00 credits"), read in one transaction."""
+    config, method = _provider_and_method(
+        tx, provider=purchase.provider, customer=purchase.customer
+    )
+    return config, method, tx.asset(purchase.asset).amount_text(purchase.amount)
+
+
 def buy(
     run: Runner, tenant_id: str, order: PurchaseOrder, *, idempotency_key: str | None = None
 ) -> Purchase:
@@ -279,14 +295,13 @@ def buy(
         if purchase.provider_ref and purchase.checkout_url is None:
             return run(purchases.get_purchase, read_only=True, purchase_id=purchase.id)  # type: ignore[no-any-return]
         return purchase
-    config, method = run(
-        _provider_and_method, read_only=True, provider=purchase.provider, customer=order.customer
-    )
+    config, method, product = run(_checkout_inputs, read_only=True, purchase=purchase)
     session = provider_for(purchase.provider, config, tenant_id).start_checkout(
         purchase,
         success_url=order.success_url,
         cancel_url=order.cancel_url,
         customer_ref=method.customer_ref if method else None,
+        product=product,
     )
     return run(  # type: ignore[no-any-return]
         purchases.attach_provider_ref,

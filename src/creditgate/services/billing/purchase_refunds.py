@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from creditgate.domain.amounts import check_amount
+from creditgate.domain.amounts import check_amount, currency_digits
 from creditgate.domain.balances import WalletBalance
 from creditgate.domain.billing_errors import (
     PurchaseNotRefundable,
@@ -185,7 +185,7 @@ def start_refund(
     )
     debit = ConsumedDebit([], 0)
     if plan.from_consumed:
-        check_consumed_covered(plan, before.policy, before.available)
+        check_consumed_covered(plan, before.policy, before.available, tx.asset(row.asset))
         others = [x for x in open_lots(tx, row.wallet_id, row.asset) if x.id != lot.id]
         debit = debit_consumed(plan, others, tx.now)
     refund = _Refund(new_id("rfd"), row, lot, plan, debit, reason, meta)
@@ -234,12 +234,13 @@ def _refundable(
         consumed = consumed_still_held(int(lot.consumed), int(lot.refunded), given_back)
     return RefundablePurchase(
         id=row.id,
+        asset=tx.asset(row.asset),
         amount=row.amount,
         refunded=row.refunded,
         price=row.price,
         refunded_money=row.refunded_money,
         currency=row.currency,
-        digits=purchases.currency_digits(row.currency),
+        digits=currency_digits(row.currency),
         unused=unused,
         consumed=consumed,
     )
@@ -364,7 +365,7 @@ def record_answer(
 
 def _give_back(tx: Tx, row: Any, failure_reason: str) -> PurchaseRefund:
     """The provider refused: the credit comes back and the purchase's totals go back down."""
-    digits = purchases.currency_digits(row.currency)
+    digits = currency_digits(row.currency)
     before = lock_balance(tx, row.wallet_id, row.asset)
     claimed = store.answer_refund(
         tx.conn,

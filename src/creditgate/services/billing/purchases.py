@@ -13,7 +13,13 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from creditgate.domain.amounts import MAX_BALANCE, check_amount, check_asset_code, check_money
+from creditgate.domain.amounts import (
+    MAX_BALANCE,
+    check_amount,
+    check_asset_code,
+    check_money,
+    currency_digits,
+)
 from creditgate.domain.billing import backoff, month_of, unit_value
 from creditgate.domain.billing_errors import (
     NoExchangeRate,
@@ -60,17 +66,6 @@ PROVIDERS = ("manual", "stripe")
 PENDING, PAID, FAILED = "pending", "paid", "failed"
 MAX_REF = 255
 MAX_URL = 2048
-# Minor-unit digits of the currencies that do not have two (as payment providers count them).
-_ZERO_DECIMAL = "BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split()  # noqa: SIM905
-_CURRENCY_DIGITS = {
-    **dict.fromkeys(_ZERO_DECIMAL, 0),
-    **dict.fromkeys(("BHD", "JOD", "KWD", "OMR", "TND"), 3),
-}
-
-
-def currency_digits(currency: str) -> int:
-    """Decimal places of the currency's minor unit, as payment providers count them."""
-    return _CURRENCY_DIGITS.get(currency.upper(), 2)
 
 
 def minor_money(amount: Decimal, currency: str) -> int:

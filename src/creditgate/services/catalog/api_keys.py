@@ -45,24 +45,31 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def parse_key(key: str) -> tuple[str, str]:
-    """(prefix, secret) of a well-formed key; Unauthenticated otherwise."""
+def new_secret() -> tuple[str, str]:
+    """A new key's (prefix, secret): the prefix finds its row, the secret is only hashed."""
+    prefix = "".join(secrets.choice(PREFIX_ALPHABET) for _ in range(PREFIX_LENGTH))
+    return prefix, secrets.token_urlsafe(SECRET_BYTES)
+
+
+def parse_key(key: str, scheme: str = SCHEME, kind: str = "API key") -> tuple[str, str]:
+    """(prefix, secret) of a well-formed `<scheme>_<prefix>_<secret>`; Unauthenticated
+    otherwise."""
     parts = key.split("_", 2) if len(key) <= MAX_KEY_LENGTH else []
     if (
         len(parts) != 3
-        or parts[0] != SCHEME
+        or parts[0] != scheme
         or len(parts[1]) != PREFIX_LENGTH
         or not all(c in PREFIX_ALPHABET for c in parts[1])
         or len(parts[2]) < MIN_SECRET_LENGTH
         or not SECRET_ALPHABET.issuperset(parts[2])
     ):
-        raise Unauthenticated("the API key is malformed: expected cg_<prefix>_<secret>")
+        raise Unauthenticated(f"the {kind} is malformed: expected {scheme}_<prefix>_<secret>")
     return parts[1], parts[2]
 
 
-def display(prefix: str) -> str:
+def display(prefix: str, scheme: str = SCHEME) -> str:
     """How a key is shown anywhere but the moment it is created."""
-    return f"{SCHEME}_{prefix}_…"
+    return f"{scheme}_{prefix}_…"
 
 
 def _result(row: Any) -> ApiKey:
@@ -77,8 +84,7 @@ def _result(row: Any) -> ApiKey:
 
 
 def _insert_key(tx: Tx, name: str) -> CreatedApiKey:
-    prefix = "".join(secrets.choice(PREFIX_ALPHABET) for _ in range(PREFIX_LENGTH))
-    secret = secrets.token_urlsafe(SECRET_BYTES)
+    prefix, secret = new_secret()
     key_id = new_id("key")
     try:
         tx.conn.execute(

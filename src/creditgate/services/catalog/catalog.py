@@ -126,7 +126,7 @@ def list_assets(tx: Tx) -> list[AssetInfo]:
     return [AssetInfo(code=r.code, scale=r.scale, name=r.name) for r in rows]
 
 
-def _customer(row: Any) -> Customer:
+def customer_result(row: Any) -> Customer:
     return Customer(
         id=row.id,
         external_id=row.external_id,
@@ -219,7 +219,7 @@ def create_customer(
 def get_customer(tx: Tx, *, customer: str) -> Customer:
     wallet_id = tx.wallet_id(check_external_id(customer))
     row = tx.conn.execute(select(customers).where(customers.c.wallet_id == wallet_id)).one()
-    return _customer(row)
+    return customer_result(row)
 
 
 def list_customers(
@@ -229,7 +229,7 @@ def list_customers(
     if after is not None:
         query = query.where(customers.c.external_id > after)
     rows = tx.conn.execute(query.order_by(customers.c.external_id).limit(limit))
-    return [_customer(r) for r in rows]
+    return [customer_result(r) for r in rows]
 
 
 def set_policy(
@@ -248,7 +248,7 @@ def set_policy(
     wallet_policy = WalletPolicy.build(policy, overdraft_limit, low_balance_threshold)
     alerts = check_balance_thresholds(thresholds)
     wallet_id = tx.wallet_id(check_external_id(customer))
-    tx.asset(check_asset_code(asset))
+    found = tx.asset(check_asset_code(asset))
     request: dict[str, Any] = {
         "customer": customer,
         "asset": asset,
@@ -265,8 +265,8 @@ def set_policy(
     if before.available + wallet_policy.effective_limit < 0:
         floor = -wallet_policy.effective_limit
         raise PolicyNotSatisfied(
-            f"{asset} available is {before.available}, below this policy's floor of {floor}; "
-            "grant credit or release holds first",
+            f"available is {found.amount_text(before.available)}, below this policy's floor of "
+            f"{found.amount_text(floor)}; grant credit or release holds first",
             field="policy",
         )
     tx.conn.execute(

@@ -69,6 +69,8 @@ class Debit:
     ask: DebitAsk
     charge: ChargeFor
     budgets: Sequence[Counted] | None = ()
+    # What sets `ask.most`: `budget` (the hold's hard budgets) or `spend_limit` (its limit).
+    limited_by: str = "budget"
 
 
 def debit(tx: Tx, request: Debit, prefetched: SentReads | PendingView | None = None) -> Charge:
@@ -176,8 +178,9 @@ def _shortfall(tx: Tx, request: Debit, plan: DebitPlan, before: WalletBalance) -
         "amount": plan.debit,
         "shortfall": plan.shortfall,
         "policy": before.policy.mode.value,
-        # What stopped it: the wallet's policy, or a hard budget the hold counts against.
-        "limited_by": "budget" if plan.debit == request.ask.most else "policy",
+        # What stopped it: the wallet's policy, or what the hold counts against (a hard
+        # budget, a spend limit: the one with less left when both apply).
+        "limited_by": request.limited_by if plan.debit == request.ask.most else "policy",
     }
     if charge.member is not None:
         payload["member"] = charge.member

@@ -3,7 +3,8 @@
 `authorize` is the hot path: one conditional update of the wallet's balance row (it reserves
 only if the policy allows) and the insert of the hold, in one short transaction. Pricing is
 in `priced.py`, the debit of a settle or charge in `debit.py`, the budgets a call naming a
-member (or a customer with a budget) counts against in `budgets.py`, the requests in
+member (or a customer with a budget) counts against in `budgets.py`, the spend limit a
+hold may count against (a customer gateway key's) in `spend.py`, the requests in
 `requests.py`.
 """
 
@@ -17,10 +18,15 @@ from creditgate.domain.balances import DebitAsk
 from creditgate.domain.budgets import BudgetDecline
 from creditgate.domain.errors import HoldExpired, InvalidInput, UnknownHold
 from creditgate.domain.holds import HoldStatus, check_ttl, require_pending
+from creditgate.domain.spend_limits import (
+    SPEND_LIMIT_REACHED,
+    SpendLimit,
+    SpendLimitAssetMismatch,
+)
 from creditgate.domain.webhooks import EventType
 from creditgate.services.catalog.catalog import check_external_id, check_id, check_metadata
 from creditgate.services.context import Idempotent, Tx
-from creditgate.services.ledger import budgets
+from creditgate.services.ledger import budgets, spend
 from creditgate.services.ledger.budgets import Scope, Whose
 from creditgate.services.ledger.debit import ChargeFor, Debit, debit, declined
 from creditgate.services.ledger.priced import (
@@ -119,6 +125,9 @@ def authorize(tx: Tx, request: AuthorizeRequest) -> Authorization:
     }
     if member is not None:
         body["member"] = member
+    limit = request.spend_limit
+    if limit is not None:
+        body["spend_limit"] = limit.id
     idem = Idempotent(tx, request.idempotency_key, "authorization.create", body)
     replayed, scope = _replay_or_scope(tx, idem, wallet_id, member)
     if replayed is not None:
@@ -132,10 +141,16 @@ def authorize(tx: Tx, request: AuthorizeRequest) -> Authorization:
         request.rate_card,
     )
     priced = price(tx, asking)
+    if limit is not None and priced.asset != limit.asset:
+        raise SpendLimitAssetMismatch(
+            f"the call is priced in {priced.asset}, and its spend limit counts {limit.asset}",
+            field="spend_limit",
+        )
     hold = _hold_row(tx, request.customer, wallet_id, priced, action, meta, ttl)
     if member is not None:
         hold["member"] = member
-    return idem.record(_hold(tx, hold, priced, scope))
+    hold.update(spend.hold_fields(tx, limit))
+    return idem.record(_hold(tx, hold, priced, scope, limit))
 
 
 def _member(member: str | None) -> str | None:
@@ -191,13 +206,22 @@ def _hold_row(
     }
 
 
-def _hold(tx: Tx, hold: dict[str, Any], priced: Priced, scope: Scope | None) -> Authorization:
+def _hold(
+    tx: Tx,
+    hold: dict[str, Any],
+    priced: Priced,
+    scope: Scope | None,
+    limit: SpendLimit | None = None,
+) -> Authorization:
     """Place the hold (its row: `hold`), or decline it: the margin guard's objection, a
-    member that is not active, a wallet whose policy does not allow the reservation, or a
-    hard budget it does not fit (`scope`: what a hold naming a member counts against).
+    member that is not active, a wallet whose policy does not allow the reservation, a hard
+    budget it does not fit (`scope`: what a hold naming a member counts against), or a spend
+    limit it does not fit (`limit`). A hold may count against budgets and a spend limit both;
+    it is placed only if it fits every one of them.
 
-    The wallet's balance row is moved (and locked) before the budgets' usage rows, on every
-    path: one order for every transaction that writes both."""
+    The wallet's balance row is moved (and locked) first, then the spend limit's period row,
+    then the budgets' usage rows, on every path (and so in settle and release): one order for
+    every transaction that writes them."""
     wallet_id, asset, amount = hold["wallet_id"], priced.asset, priced.amount
     objection = priced.objection
     warnings = []
@@ -216,14 +240,19 @@ def _hold(tx: Tx, hold: dict[str, Any], priced: Priced, scope: Scope | None) -> 
             if capped is not None:
                 detail = budgets.refusal(tx, wallet_id, capped, amount)
                 return _decline_now(tx, hold, BudgetDecline.BUDGET_EXCEEDED.value, detail)
+    if limit is not None and not spend.can_reserve_at_commit(hold, limit):
+        return _decline_now(tx, hold, SPEND_LIMIT_REACHED, spend.refusal(tx, hold, limit))
     if can_move_at_commit(tx) and (not counts or budgets.can_add_at_commit(counts, amount)):
         # The hold and the reservation go with the commit, guarded (see `move_at_commit`):
         # one round trip, the balance row locked only for it. A wallet that cannot pay
-        # misses the guard, as does a budget the hold does not fit (or a customer's budget
-        # the call has not read), and the careful path below declines with the reason.
+        # misses the guard, as does a spend limit or a budget the hold does not fit (or a
+        # customer's budget the call has not read), and the careful path below declines
+        # with the reason.
         holds.insert_hold(tx.uow, hold, at_commit=True)
         move = Move(posted=0, held=amount, need=priced.need, budgets_known=counts is not None)
         moved = move_at_commit(tx, wallet_id, asset, move)
+        if limit is not None:
+            spend.reserve_at_commit(tx, hold, limit)
         if counts:
             budgets.add_at_commit(tx, wallet_id, counts, held=amount)
         available = balance_at_commit.await_available(tx.uow, wallet_id, asset, moved)
@@ -239,6 +268,12 @@ def _hold(tx: Tx, hold: dict[str, Any], priced: Priced, scope: Scope | None) -> 
         if reserved is None:
             reason = before.policy.decline_reason().value
             return _decline(tx, hold, reason, before.available)
+    if limit is not None and spend.reserve(tx, hold, limit) is None:
+        # The wallet could pay, the limit cannot: the reservation goes back before anything
+        # reacts to it (no event, no auto top-up).
+        undone = move_balance(tx, wallet_id, asset, posted=0, held=-amount, debt=0, need=0)
+        detail = spend.refusal(tx, hold, limit)
+        return _decline(tx, hold, SPEND_LIMIT_REACHED, undone.available, detail)
     if counts is None and reserved.budgeted:
         # A hold naming no member, on a customer with a budget of its own in the asset.
         counts = budgets.counted(budgets.customer_budgets(tx, wallet_id, asset), tx.now)
@@ -249,9 +284,11 @@ def _hold(tx: Tx, hold: dict[str, Any], priced: Priced, scope: Scope | None) -> 
         whose = Whose(hold["customer"], hold.get("member"))
         refusing = budgets.add(tx, wallet_id, whose, counts, held=amount)
         if refusing is not None:
-            # The wallet could pay, a budget cannot: the reservation goes back before
-            # anything reacts to it (no event, no auto top-up).
+            # The wallet (and the spend limit) could pay, a budget cannot: the reservation
+            # goes back before anything reacts to it (no event, no auto top-up).
             undone = move_balance(tx, wallet_id, asset, posted=0, held=-amount, debt=0, need=0)
+            if limit is not None:
+                spend.give_back(tx, hold)
             detail = budgets.refusal(tx, wallet_id, refusing, amount)
             reason = BudgetDecline.BUDGET_EXCEEDED.value
             return _decline(tx, hold, reason, undone.available, detail)
@@ -372,8 +409,10 @@ def settle(
     if isinstance(hold, Settlement):
         return hold
     amount, pricing = _usage(tx, hold, amount, quantities, vendor_cost)
-    # The hold's budgets: a settle past the hold charges at most what their periods have left.
-    most, counted_in = budgets.most(tx, budgets.of_hold(tx, hold), amount)
+    # The hold's budgets and spend limit: a settle past the hold charges at most what their
+    # periods have left (the smaller, when it counts in both).
+    by_budgets, counted_in = budgets.most(tx, budgets.of_hold(tx, hold), amount)
+    most, limited_by = _smaller_cap(by_budgets, spend.most(tx, hold))
     charged = debit(
         tx,
         Debit(
@@ -390,13 +429,23 @@ def settle(
                 member=hold.member,
                 budgets=hold.budgets,
             ),
+            limited_by=limited_by,
         ),
     )
+    spend.spend(tx, hold, charged.amount)
     budgets.settle(tx, Whose(hold.customer, hold.member), counted_in, charged.amount)
     resolved = _resolved(
         authorization_id, hold, HoldStatus.SETTLED, tx, charge_id, charged.available
     )
     return idem.record(Settlement(authorization=resolved, charge=charged))
+
+
+def _smaller_cap(by_budgets: int | None, by_limit: int | None) -> tuple[int | None, str]:
+    """The most a settle may charge (None: no cap) and what sets it, for a shortfall's
+    `limited_by`: the hold's hard budgets, or its spend limit."""
+    if by_limit is not None and (by_budgets is None or by_limit < by_budgets):
+        return by_limit, "spend_limit"
+    return by_budgets, "budget"
 
 
 def _usage(
@@ -482,6 +531,7 @@ def release(tx: Tx, hold: Any) -> int:
     after = shift_balance(
         tx, hold.wallet_id, hold.asset, posted=0, held=-hold.amount, debt=0, need=0
     )
+    spend.give_back(tx, hold)
     counted_in = getattr(hold, "budgets", None)
     budgets.give_back(tx, hold.wallet_id, hold.asset, counted_in, held=hold.amount)
     return after.available

@@ -96,7 +96,9 @@ def refund_charge(
     refunded = tx.conn.execute(
         select(charges.c.refunded).where(charges.c.id == charge_id)
     ).scalar_one()
-    taken = ChargeTaken(charge_id, charge.amount, charge.debt, _drawn(tx, charge_id), refunded)
+    drawn = _drawn(tx, charge_id)
+    asset = tx.asset(charge.asset)
+    taken = ChargeTaken(charge_id, charge.amount, charge.debt, drawn, refunded, asset)
     plan = plan_charge_refund(taken, wanted, before.debt)
     lines, entries = _give_back(tx, charge, plan)
     refund_id = new_id("rfd")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from creditgate.domain.holds import DEFAULT_TTL_SECONDS
+from creditgate.domain.spend_limits import SpendLimit
 from creditgate.services.pricing.rate_cards import DEFAULT_CARD
 
 
@@ -14,7 +15,8 @@ class AuthorizeRequest:
     """Reserve credit before a call: a raw `amount` of `asset`, or the `action` priced by
     the rate card from its `dimensions` and estimated `quantities`. With `member` (a member
     of the customer, by its external id), the hold is for that member and counts against its
-    budgets (`services/ledger/budgets.py`)."""
+    budgets (`services/ledger/budgets.py`); with `spend_limit`, it also counts against that
+    limit's current period (`domain/spend_limits.py`). A hold may do both."""
 
     customer: str
     asset: str | None = None
@@ -27,6 +29,7 @@ class AuthorizeRequest:
     metadata: dict[str, Any] | None = None
     idempotency_key: str | None = None
     member: str | None = None
+    spend_limit: SpendLimit | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,7 +48,14 @@ def expire_holds(tx: Tx, *, limit: int = 500) -> int:
             update(holds)
             .where(holds.c.id == row.id, holds.c.status == HoldStatus.PENDING.value)
             .values(status=HoldStatus.EXPIRED.value, resolved_at=tx.now)
-            .returning(holds.c.wallet_id, holds.c.asset, holds.c.amount, holds.c.budgets)
+            .returning(
+                holds.c.wallet_id,
+                holds.c.asset,
+                holds.c.amount,
+                holds.c.budgets,
+                holds.c.spend_limit_id,
+                holds.c.spend_period,
+            )
         ).first()
         if hold is not None:  # another sweep or a settle may have resolved it meanwhile
             release(tx, hold)

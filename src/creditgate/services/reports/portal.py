@@ -20,6 +20,7 @@ from creditgate.storage.tables import (
     api_keys,
     charges,
     dashboard_sign_outs,
+    lots,
     tenant_branding,
     tenants,
 )
@@ -123,6 +124,44 @@ def usage_by_day(tx: Tx, *, customer: str, asset: str, days: int = 30) -> list[D
         DailyUsage(day=day, action=act, amount=amount)
         for (day, act), amount in sorted(totals.items())
     ]
+
+
+class LedgerReference(Result):
+    """What a ledger row refers to, as a person names it: a charge's action and model, or
+    the kind of the lot a grant, an expiry or a void moved."""
+
+    action: str | None = None
+    model: str | None = None
+    lot_kind: str | None = None
+
+
+MAX_REFERENCES = 200
+
+
+def ledger_references(
+    tx: Tx, *, customer: str, references: list[str]
+) -> dict[str, LedgerReference]:
+    """The charges and lots that ledger rows of one customer refer to, by id; an id of
+    another customer's (or tenant's) row is not found."""
+    if len(references) > MAX_REFERENCES:
+        raise InvalidInput(f"at most {MAX_REFERENCES} references at a time", field="references")
+    wallet_id = tx.wallet_id(check_external_id(customer))
+    found: dict[str, LedgerReference] = {}
+    if not references:
+        return found
+    for charge in tx.conn.execute(
+        select(charges.c.id, charges.c.action, charges.c.model).where(
+            charges.c.wallet_id == wallet_id, charges.c.id.in_(references)
+        )
+    ):
+        found[charge.id] = LedgerReference(action=charge.action, model=charge.model)
+    for lot in tx.conn.execute(
+        select(lots.c.id, lots.c.kind).where(
+            lots.c.wallet_id == wallet_id, lots.c.id.in_(references)
+        )
+    ):
+        found[lot.id] = LedgerReference(lot_kind=lot.kind)
+    return found
 
 
 class MarginPoint(Result):

@@ -3,7 +3,7 @@ usage per period; the member and budgets a hold, charge and ledger transaction c
 alert thresholds of a balance
 
 Revision ID: 0019
-Revises: 0017
+Revises: 0018
 Create Date: 2026-12-04 10:00:00.000000
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from creditgate.storage.types import UtcDateTime
 
 revision = "0019"
-down_revision = "0017"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 

@@ -1,13 +1,20 @@
 """A stand-in for the OpenAI and Anthropic APIs: a real HTTP server in a thread.
 
-It speaks both wire formats, whole answers and server-sent events, with the usage, text and
-failures a test sets, and records every request it receives. `hang_after` makes a stream
-stop after that many pieces of text and wait for its client to go away (recorded in
-`cancelled`), as a provider does when the caller cancels.
+The upstream behind the gateway's tests and `creditgate bench gateway`. It speaks both wire
+formats, whole answers and server-sent events, with the usage, text and failures a test
+sets, and records every request it receives (unless `record` is off, as in the bench).
+`hang_after` makes a stream stop after that many pieces of text and wait for its client to
+go away (recorded in `cancelled`), as a provider does when the caller cancels. `pause_after`
+makes a stream stop after that many pieces until `resume` is set (or `pause_seconds`
+pass), and set `resumed` before it sends the rest: what a client received before `resumed`
+was passed on while the provider was still generating.
+
+`python -m creditgate.bench.standin [--port N]` runs it on loopback and prints its URL.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import select
 import socket
@@ -34,6 +41,13 @@ ANTHROPIC_USAGE = {
 }
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # Connections waiting to be accepted: the standard library's 5 refuses a burst of
+    # streams (each on its own connection) under the bench's load.
+    request_queue_size = 128
+
+
 @dataclass
 class Received:
     path: str
@@ -51,14 +65,19 @@ class StandIn:
     fail: tuple[int, dict[str, Any]] | None = None
     fail_mid_stream: bool = False  # an error event after the first piece
     hang_after: int | None = None
+    pause_after: int | None = None
+    pause_seconds: float = 1.0
+    resume: threading.Event = field(default_factory=threading.Event)
+    resumed: threading.Event = field(default_factory=threading.Event)
+    record: bool = True
     delay: float = 0.0  # between streamed events
     received: list[Received] = field(default_factory=list)
     cancelled: threading.Event = field(default_factory=threading.Event)
     url: str = ""
-    _server: ThreadingHTTPServer | None = None
+    _server: _Server | None = None
     _count: int = 0
 
-    def start(self) -> StandIn:
+    def start(self, port: int = 0) -> StandIn:
         standin = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -72,12 +91,12 @@ class StandIn:
                 length = int(self.headers.get("content-length", "0"))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                standin.received.append(Received(self.path, headers, body))
+                if standin.record:
+                    standin.received.append(Received(self.path, headers, body))
                 standin._count += 1
                 standin.respond(self, body)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -153,6 +172,10 @@ class StandIn:
                 if item == "HANG":
                     self._wait_for_close(handler.connection)
                     return
+                if item == "PAUSE":
+                    self.resume.wait(self.pause_seconds)
+                    self.resumed.set()
+                    continue
                 handler.wfile.write(item.encode())
                 handler.wfile.flush()
                 if self.delay:
@@ -175,6 +198,13 @@ class StandIn:
 
     def _hang_at(self, index: int) -> bool:
         return self.hang_after is not None and index == self.hang_after
+
+    def _stops_at(self, index: int) -> list[str]:
+        """The markers `_sse` acts on before piece `index` is sent."""
+        marks = ["HANG"] if self._hang_at(index) else []
+        if self.pause_after is not None and index == self.pause_after:
+            marks.append("PAUSE")
+        return marks
 
     # OpenAI chat completions
 
@@ -212,8 +242,7 @@ class StandIn:
 
         yield chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}}])
         for index, piece in enumerate(self.pieces):
-            if self._hang_at(index):
-                yield "HANG"
+            yield from self._stops_at(index)
             if self.fail_mid_stream and index == 1:
                 yield 'data: {"error": {"message": "overloaded", "type": "server_error"}}\n\n'
                 return
@@ -256,8 +285,7 @@ class StandIn:
         created = self._response(model, status="in_progress")
         yield event("response.created", {"response": created, "sequence_number": 0})
         for index, piece in enumerate(self.pieces):
-            if self._hang_at(index):
-                yield "HANG"
+            yield from self._stops_at(index)
             yield event(
                 "response.output_text.delta",
                 {
@@ -299,8 +327,7 @@ class StandIn:
             "content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}
         )
         for index, piece in enumerate(self.pieces):
-            if self._hang_at(index):
-                yield "HANG"
+            yield from self._stops_at(index)
             if self.fail_mid_stream and index == 1:
                 yield event(
                     "error", {"error": {"type": "overloaded_error", "message": "Overloaded"}}
@@ -319,3 +346,21 @@ class StandIn:
             },
         )
         yield event("message_stop", {})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    standin = StandIn(record=False).start(args.port)
+    print(standin.url, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        standin.stop()
+
+
+if __name__ == "__main__":
+    main()
