@@ -285,6 +285,44 @@ def test_the_spend_limit_declines_past_it_in_the_providers_shape(
     assert usage["period_end"] == "2026-02-01T00:00:00Z"
 
 
+def test_a_member_calling_under_a_limited_key_must_fit_its_budget_and_the_limit(
+    tenant: Tenant, standin: StandIn
+) -> None:
+    exact_usage(standin)
+    each = tenant.price(
+        "gpt-test",
+        input_tokens=estimate_input_tokens({"messages": MESSAGES}),
+        output_tokens=MAX_TOKENS,
+    )
+    ledger = tenant.ledger
+    ledger.create_member(CUSTOMER, "alice")
+    ledger.set_budget(CUSTOMER, "credits", 2 * each, period="day", member="alice")
+    created = create_key(tenant, spend_limit={"asset": "credits", "amount": 3 * each})
+    client = openai_client(tenant, created["key"], **{"X-Creditgate-Member": "alice"})
+
+    def refused() -> str:
+        with pytest.raises(openai.APIStatusError) as raised:
+            chat(client)
+        assert raised.value.status_code == 402
+        return str(raised.value.response.json()["error"]["code"])
+
+    chat(client)
+    chat(client)
+    wait_for(lambda: tenant.available() == FUNDS - 2 * each)  # both settled
+    assert refused() == "budget_exceeded"  # the key's limit has one call left, alice none
+    ledger.set_budget(CUSTOMER, "credits", 10 * each, period="day", member="alice")
+    chat(client)
+    wait_for(lambda: tenant.available() == FUNDS - 3 * each)
+    assert refused() == "spend_limit_reached"  # alice has 7 calls left, the key none
+    assert len(standin.received) == 3  # the declines never reached the provider
+    assert {c.member for c in tenant.charges()} == {"alice"}
+    (shown,) = keys_of(tenant)
+    usage = shown["usage"]
+    assert (usage["held"], usage["spent"], usage["remaining"]) == (0, 3 * each, 0)
+    (period,) = ledger.usage(CUSTOMER, member="alice").data
+    assert (period.held, period.spent) == (0, 3 * each)
+
+
 def test_keys_are_kept_as_a_prefix_and_a_hash(cg: Creditgate, tenant: Tenant) -> None:
     created = create_key(tenant)
     secret = created["key"].split("_", 2)[2]

@@ -55,6 +55,35 @@ def test_a_decline_is_402_in_the_openai_shape_and_never_reaches_the_provider(
     assert tenant.available() == FUNDS and tenant.charges() == []
 
 
+def test_a_member_past_its_budget_is_declined_and_its_calls_count_against_it(
+    tenant: Tenant, standin: StandIn
+) -> None:
+    ledger = tenant.ledger
+    ledger.create_member(CUSTOMER, "alice")
+    member = {"X-Creditgate-Customer": CUSTOMER, "X-Creditgate-Member": "alice"}
+    client = tenant.openai(default_headers=member)
+
+    def call() -> httpx.Response:
+        raw = client.chat.completions.with_raw_response.create(
+            model="gpt-test", messages=MESSAGES, max_tokens=100
+        )
+        return raw.http_response
+
+    first = call()  # no budget yet: what one such call holds
+    estimate = ledger.authorization(first.headers["x-creditgate-authorization"]).requested
+    ledger.set_budget(CUSTOMER, "credits", estimate, period="day", member="alice")
+    call()  # holds all of the budget, then spends what it used (settled after the answer)
+    wait_for(lambda: len(tenant.charges()) == 2)
+    assert {c.member for c in tenant.charges()} == {"alice"}
+    with pytest.raises(openai.APIStatusError) as raised:
+        call()
+    assert raised.value.response.status_code == 402
+    assert _openai_error(raised.value.response)["code"] == "budget_exceeded"
+    assert len(standin.received) == 2  # the decline never reached the provider
+    (period,) = ledger.usage(CUSTOMER, member="alice").data
+    assert period.spent == tenant.charges()[-1].amount and period.held == 0
+
+
 def test_a_decline_is_402_in_the_anthropic_shape(tenant: Tenant, standin: StandIn) -> None:
     with pytest.raises(anthropic.APIStatusError) as raised:
         tenant.anthropic().messages.create(

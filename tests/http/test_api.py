@@ -128,6 +128,7 @@ def test_policy_change_lets_the_wallet_go_into_overdraft(api: Api) -> None:
         "policy": "overdraft",
         "overdraft_limit": 500,
         "low_balance_threshold": 100,
+        "thresholds": [],
     }
     auth = api.post("/v1/authorizations", {"customer": "c1", "asset": "credits", "amount": 1_500})
     assert auth.json()["approved"] is True

@@ -34,6 +34,11 @@ def snapshot(a: Api) -> dict[str, Any]:
         "webhook_deliveries": a.get("/v1/webhook-deliveries").json(),
         "branding": a.get("/v1/portal/branding").json(),
         "gateway_keys": a.get("/v1/gateway/upstream-keys").json(),
+        "members": a.get("/v1/customers/c1/members", params={"include_removed": True}).json(),
+        "member_budgets": a.get("/v1/customers/c1/members/m1/budgets").json(),
+        "member_usage": a.get("/v1/customers/c1/members/m1/usage").json(),
+        "budgets": a.get("/v1/customers/c1/budgets").json(),
+        "usage": a.get("/v1/customers/c1/usage").json(),
         "customer_gateway_keys": a.get("/v1/customers/c1/gateway-keys").json(),
     }
 
@@ -50,6 +55,10 @@ IMAGE = {"action": "image.generate"}
 def tenant_a(api: Api) -> Api:
     api.funded_customer("c1", 10_000)
     api.billing = billing_objects(api)  # type: ignore[attr-defined]
+    assert api.post("/v1/customers/c1/members", {"external_id": "m1"}).status_code == 201
+    budget = {"amount": 5_000, "period": "day"}
+    assert api.put("/v1/customers/c1/members/m1/budgets/credits", budget).status_code == 200
+    assert api.put("/v1/customers/c1/budgets/credits", budget).status_code == 200
     assert api.post("/v1/rate-cards", {"spec": CARD}).status_code == 201
     charge = api.post("/v1/charges", {"customer": "c1", **IMAGE}).json()
     assert charge["status"] == "posted"
@@ -101,6 +110,28 @@ BY_ID: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/v1/webhook-deliveries/{id}/replay", None),
     ("POST", "/v1/webhook-deliveries/events/{id}/replay", None),
     ("POST", "/v1/portal/sessions", {"customer": "c1"}),
+    ("POST", "/v1/customers/{customer}/members", {"external_id": "m2"}),
+    ("GET", "/v1/customers/{customer}/members", None),
+    ("GET", "/v1/customers/{customer}/members/{member}", None),
+    ("POST", "/v1/customers/{customer}/members/{member}", {"active": False}),
+    ("DELETE", "/v1/customers/{customer}/members/{member}", None),
+    (
+        "PUT",
+        "/v1/customers/{customer}/members/{member}/budgets/{asset}",
+        {"amount": 1, "period": "day"},
+    ),
+    ("DELETE", "/v1/customers/{customer}/members/{member}/budgets/{asset}", None),
+    ("GET", "/v1/customers/{customer}/members/{member}/budgets", None),
+    ("GET", "/v1/customers/{customer}/members/{member}/usage", None),
+    ("PUT", "/v1/customers/{customer}/budgets/{asset}", {"amount": 1, "period": "day"}),
+    ("DELETE", "/v1/customers/{customer}/budgets/{asset}", None),
+    ("GET", "/v1/customers/{customer}/budgets", None),
+    ("GET", "/v1/customers/{customer}/usage", None),
+    (
+        "POST",
+        "/v1/authorizations",
+        {"customer": "c1", "asset": "credits", "amount": 10, "member": "m1"},
+    ),
     ("POST", "/v1/customers/{customer}/gateway-keys", {"name": "x"}),
     ("GET", "/v1/customers/{customer}/gateway-keys", None),
     ("DELETE", "/v1/customers/{customer}/gateway-keys/{key_id}", None),
@@ -135,6 +166,7 @@ OWN_ONLY = {
 def calls(a: Api) -> list[tuple[str, str, dict[str, Any] | None]]:
     ids = {
         "{customer}": "c1",
+        "{member}": "m1",
         "{asset}": "credits",
         "{grant}": a.lot,  # type: ignore[attr-defined]
         "{charge}": a.charge_id,  # type: ignore[attr-defined]

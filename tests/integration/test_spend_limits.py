@@ -12,14 +12,14 @@ import pytest
 
 from creditgate.api import TenantLedger
 from creditgate.api.gateway import TenantGateway
+from creditgate.domain.periods import Period
 from creditgate.domain.spend_limits import (
     SPEND_LIMIT_REACHED,
-    Period,
     SpendLimit,
     SpendLimitAssetMismatch,
-    period_end,
-    period_start,
+    current_period,
 )
+from creditgate.services.results import Authorization
 from tests.conftest import FakeClock
 from tests.integration.test_concurrency import THREADS, no_errors, race
 from tests.integration.test_grants_and_expiry import events_of
@@ -137,10 +137,11 @@ def test_each_period_starts_afresh_and_a_hold_counts_in_the_one_it_opened_in(
 def test_periods_are_calendar_periods_in_utc(
     period: str, at: str, start: str, end: str | None
 ) -> None:
-    began = period_start(Period(period), datetime.fromisoformat(at))
-    assert began == datetime.fromisoformat(start)
-    ends = period_end(Period(period), began)
-    assert (ends.date().isoformat() if ends else None) == end
+    found = current_period(Period(period), datetime.fromisoformat(at))
+    assert found.start == datetime.fromisoformat(start)
+    assert (found.end.date().isoformat() if found.end else None) == end
+    # The period of its own start is itself: a hold counts in one period, whenever read.
+    assert current_period(Period(period), found.start) == found
 
 
 def test_a_call_priced_in_another_asset_is_refused(limited: TenantLedger) -> None:
@@ -179,3 +180,82 @@ def test_concurrent_holds_and_settles_never_pass_the_limit(limited: TenantLedger
     assert results.count(True) == 20
     assert _usage(limited, limit) == (0, 2_000, 0)
     assert limited.wallet("c1").balance("credits").available == FUNDS - 2_000
+
+
+# A hold for a member under a spend limit counts against both: the member's budgets and the
+# limit's period, in the transaction of the wallet's hold.
+
+
+def _member_with_budget(ledger: TenantLedger, amount: int) -> None:
+    ledger.create_member("c1", "m1")
+    ledger.set_budget("c1", "credits", amount, period="day", member="m1")
+
+
+def _member_usage(ledger: TenantLedger) -> tuple[int, int]:
+    (period,) = ledger.usage("c1", member="m1").data
+    return period.held, period.spent
+
+
+def test_a_hold_under_a_budget_and_a_limit_must_fit_both(limited: TenantLedger) -> None:
+    limit = _key(limited, 1_000)
+    _member_with_budget(limited, 700)
+
+    def hold(amount: int, key: str) -> Authorization:
+        return limited.authorize(
+            "c1", "credits", amount, member="m1", spend_limit=limit, idempotency_key=key
+        )
+
+    assert hold(500, "a").approved
+    alerts = len(events_of(limited, "budget.threshold_crossed"))
+    past_budget = hold(300, "b")  # the limit has 500 left, the budget 200
+    assert past_budget.decline_reason == "budget_exceeded"
+    # Neither the limit nor the wallet keeps anything of the declined hold.
+    assert _usage(limited, limit) == (500, 0, 500) and _member_usage(limited) == (500, 0)
+    assert limited.wallet("c1").balance("credits").held == 500
+    assert len(events_of(limited, "budget.threshold_crossed")) == alerts  # none for a decline
+    limited.set_budget("c1", "credits", 5_000, period="day", member="m1")
+    assert hold(500, "c").approved
+    past_limit = hold(100, "d")  # the budget has 4,000 left, the limit none
+    assert past_limit.decline_reason == SPEND_LIMIT_REACHED
+    assert _usage(limited, limit) == (1_000, 0, 0) and _member_usage(limited) == (1_000, 0)
+    assert limited.wallet("c1").balance("credits").held == 1_000
+
+
+@pytest.mark.parametrize(
+    ("budget", "limit_amount", "capped"), [(650, 900, "budget"), (900, 650, "spend_limit")]
+)
+def test_a_settle_past_its_hold_is_capped_by_the_smaller_of_budget_and_limit(
+    limited: TenantLedger, budget: int, limit_amount: int, capped: str
+) -> None:
+    limit = _key(limited, limit_amount)
+    _member_with_budget(limited, budget)
+    auth = limited.authorize(
+        "c1", "credits", 500, member="m1", spend_limit=limit, idempotency_key="a"
+    )
+    settled = limited.settle(auth.id, 800, idempotency_key="s")
+    assert (settled.charge.amount, settled.charge.shortfall) == (650, 150)
+    (event,) = events_of(limited, "charge.shortfall")
+    assert event["limited_by"] == capped and event["member"] == "m1"
+    assert _usage(limited, limit)[:2] == (0, 650) and _member_usage(limited) == (0, 650)
+
+
+def test_concurrent_holds_under_a_budget_and_a_limit_approve_what_the_smaller_fits(
+    limited: TenantLedger,
+) -> None:
+    limit = _key(limited, 1_000)
+    _member_with_budget(limited, 700)
+
+    def calls(round_: str) -> int:
+        def call(i: int) -> bool:
+            key = f"{round_}-{i}"
+            return limited.authorize(
+                "c1", "credits", 100, member="m1", spend_limit=limit, idempotency_key=key
+            ).approved
+
+        return no_errors(race(THREADS * 2, call)).count(True)
+
+    assert calls("budget") == 7  # the budget is the smaller: 700 of the limit's 1,000
+    limited.set_budget("c1", "credits", 5_000, period="day", member="m1")
+    assert calls("limit") == 3  # now the limit is: 300 left of it, 4,300 of the budget
+    assert _usage(limited, limit) == (1_000, 0, 0) and _member_usage(limited) == (1_000, 0)
+    assert limited.wallet("c1").balance("credits").held == 1_000

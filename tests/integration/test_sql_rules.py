@@ -7,10 +7,13 @@ moment of the write, so they restate them in SQL (`storage/balances.py`):
   the move sent with the commit: `WalletPolicy.allows` (and, for a positive need, the
   `WalletPolicy.capacity` the careful path plans with);
 - that a move sent with the commit needs no reaction (`MOVES_QUIETLY`):
-  `domain.balances.moves_quietly`;
+  `domain.balances.moves_quietly`, the balance's alert thresholds included;
 - that a hold fits its spend limit's period, and that a settle charges no more than the
   period has left (`storage/spend_limits.py` `FITS`, `SETTLE_FITS`):
-  `domain.spend_limits.fits` and `most_chargeable`.
+  `domain.spend_limits.fits` and `most_chargeable`;
+- a budget's cap and alerts over its usage row (`storage/budgets.py`): `ADD_FITS` and
+  `SETTLE_FITS` are `domain.budgets.fits` and `settle_fits`, `add_quiet` and `settle_quiet`
+  are `domain.budgets.quiet`.
 
 Each is evaluated by the database on the same generated cases as its domain function, on
 both backends. Burn order's sort keys (`storage/lots.py` `burn_keys`) are pinned to
@@ -30,13 +33,15 @@ from hypothesis import strategies as st
 from sqlalchemy import Connection, insert, select, update
 
 from creditgate.api import TenantLedger
+from creditgate.domain import spend_limits
 from creditgate.domain.amounts import MAX_BALANCE
 from creditgate.domain.balances import WalletBalance, moves_quietly
+from creditgate.domain.budgets import fits, quiet, settle_fits
 from creditgate.domain.policy import PolicyMode, WalletPolicy
-from creditgate.domain.spend_limits import fits, most_chargeable
+from creditgate.storage import spend_limits as limit_sql
 from creditgate.storage.balances import MOVES_QUIETLY, ROOM_FOR_NEED
-from creditgate.storage.spend_limits import FITS, SETTLE_FITS
-from creditgate.storage.tables import customers, spend_periods, wallet_balances
+from creditgate.storage.budgets import ADD_FITS, SETTLE_FITS, add_quiet, settle_quiet
+from creditgate.storage.tables import budget_usage, customers, spend_periods, wallet_balances
 
 RULES = settings(
     max_examples=150,
@@ -115,15 +120,30 @@ def test_the_floor_guard_is_the_policy_allowing_the_move(
     low=thresholds,
     alerted=st.booleans(),
     top_up=thresholds,
+    alerts=st.none() | st.lists(st.integers(-10, 40), max_size=4),
 )
-@example(posted=5, held=0, change=-5, low=None, alerted=False, top_up=None)  # depletes
-@example(posted=0, held=0, change=-5, low=None, alerted=False, top_up=None)  # already at 0
-@example(posted=10, held=0, change=-1, low=10, alerted=False, top_up=None)  # falls below
-@example(posted=8, held=0, change=-1, low=10, alerted=True, top_up=None)  # stays below
-@example(posted=8, held=0, change=5, low=10, alerted=True, top_up=None)  # rises to it
-@example(posted=8, held=0, change=1, low=None, alerted=True, top_up=None)  # a stale flag
-@example(posted=10, held=0, change=-1, low=None, alerted=False, top_up=10)  # top-up fires
-@example(posted=9, held=0, change=1, low=None, alerted=False, top_up=10)  # top-up re-arms
+@example(posted=5, held=0, change=-5, low=None, alerted=False, top_up=None, alerts=None)  # depletes
+@example(
+    posted=0, held=0, change=-5, low=None, alerted=False, top_up=None, alerts=None
+)  # already at 0
+@example(
+    posted=10, held=0, change=-1, low=10, alerted=False, top_up=None, alerts=None
+)  # falls below
+@example(posted=8, held=0, change=-1, low=10, alerted=True, top_up=None, alerts=None)  # stays below
+@example(posted=8, held=0, change=5, low=10, alerted=True, top_up=None, alerts=None)  # rises to it
+@example(
+    posted=8, held=0, change=1, low=None, alerted=True, top_up=None, alerts=None
+)  # a stale flag
+@example(
+    posted=10, held=0, change=-1, low=None, alerted=False, top_up=10, alerts=None
+)  # top-up fires
+@example(
+    posted=9, held=0, change=1, low=None, alerted=False, top_up=10, alerts=None
+)  # top-up re-arms
+@example(posted=10, held=0, change=-1, low=None, alerted=False, top_up=None, alerts=[10])
+@example(posted=10, held=0, change=-1, low=None, alerted=False, top_up=None, alerts=[9])
+@example(posted=9, held=0, change=5, low=None, alerted=False, top_up=None, alerts=[10, -3])
+@example(posted=0, held=0, change=-5, low=None, alerted=False, top_up=None, alerts=[-3])
 def test_a_quiet_move_is_one_that_needs_no_reaction(
     row: tuple[Connection, str],
     posted: int,
@@ -132,10 +152,12 @@ def test_a_quiet_move_is_one_that_needs_no_reaction(
     low: int | None,
     alerted: bool,
     top_up: int | None,
+    alerts: list[int] | None,
 ) -> None:
     conn, wallet_id = row
     policy = WalletPolicy(PolicyMode.BLOCK, 0, low)
-    balance = WalletBalance(wallet_id, "credits", posted, held, 0, policy, alerted, top_up)
+    levels = tuple(sorted(set(alerts or ()), reverse=True))
+    balance = WalletBalance(wallet_id, "credits", posted, held, 0, policy, alerted, top_up, levels)
     expected = moves_quietly(balance, change)
     values = {
         "policy": PolicyMode.BLOCK.value,
@@ -145,8 +167,111 @@ def test_a_quiet_move_is_one_that_needs_no_reaction(
         "low_balance_threshold": low,
         "low_balance_alerted": int(alerted),
         "top_up_threshold": top_up,
+        "thresholds": list(levels) or None,
     }
     assert evaluate(conn, wallet_id, MOVES_QUIETLY, values, change=change) == expected
+
+
+@pytest.fixture
+def usage_row(ledger: TenantLedger) -> Iterator[Connection]:
+    """A budget's usage row, in a transaction rolled back at the end (see `row`)."""
+    with ledger.cg.db.engine.connect() as conn:
+        trans = conn.begin()
+        try:
+            conn.execute(
+                budget_usage.insert().values(
+                    tenant_id=ledger.tenant_id,
+                    wallet_id="wal_rules",
+                    budget_id="bdg_rules",
+                    period_start=datetime(2026, 1, 1, tzinfo=UTC),
+                    asset="credits",
+                    cap=None,
+                    held=0,
+                    spent=0,
+                    alerted=0,
+                )
+            )
+            yield conn
+        finally:
+            trans.rollback()
+
+
+def on_usage_row(conn: Connection, rule: Any, values: dict[str, Any], **params: Any) -> bool:
+    this_row = (budget_usage.c.budget_id == "bdg_rules",)
+    conn.execute(update(budget_usage).where(*this_row).values(**values))
+    return bool(conn.execute(select(rule).where(*this_row), params).scalar_one())
+
+
+caps = st.none() | st.integers(0, 60)
+usages = st.integers(0, 40)
+
+
+@RULES
+@given(cap=caps, held=usages, spent=usages, dh=usages, ds=usages)
+@example(cap=30, held=10, spent=10, dh=10, ds=0)
+@example(cap=30, held=10, spent=10, dh=11, ds=0)
+def test_a_budget_write_fits_as_the_domain_says(
+    usage_row: Connection, cap: int | None, held: int, spent: int, dh: int, ds: int
+) -> None:
+    expected = fits(cap, held, spent, dh + ds)
+    values = {"held": held, "spent": spent}
+    assert on_usage_row(usage_row, ADD_FITS, values, cap=cap, dh=dh, ds=ds) == expected
+
+
+@RULES
+@given(cap=caps, held=usages, spent=usages, released=usages, charged=usages)
+@example(cap=20, held=10, spent=15, released=10, charged=10)  # over the cap, charges its hold
+@example(cap=30, held=10, spent=10, released=10, charged=21)
+@example(cap=30, held=10, spent=10, released=10, charged=20)
+def test_a_settle_fits_a_budget_as_the_domain_says(
+    usage_row: Connection, cap: int | None, held: int, spent: int, released: int, charged: int
+) -> None:
+    expected = settle_fits(cap, held, spent, released, charged)
+    values = {"held": held, "spent": spent, "cap": cap}
+    got = on_usage_row(usage_row, SETTLE_FITS, values, released=released, charged=charged)
+    assert got == expected
+
+
+def _levels(amount: int, percents: list[int]) -> list[tuple[int, int]]:
+    return [(p, -(-p * amount // 100)) for p in sorted({*percents, 100})]
+
+
+@RULES
+@given(
+    amount=st.integers(1, 50),
+    percents=st.lists(st.integers(1, 150), max_size=4),
+    alerted=st.sampled_from([0, 25, 50, 100, 150]),
+    held=usages,
+    spent=usages,
+    dh=usages,
+    released=usages,
+    charged=usages,
+)
+@example(amount=10, percents=[50], alerted=0, held=4, spent=0, dh=1, released=0, charged=0)
+@example(amount=10, percents=[50], alerted=50, held=4, spent=0, dh=1, released=0, charged=0)
+def test_a_budget_write_is_quiet_as_the_domain_says(
+    usage_row: Connection,
+    amount: int,
+    percents: list[int],
+    alerted: int,
+    held: int,
+    spent: int,
+    dh: int,
+    released: int,
+    charged: int,
+) -> None:
+    levels = _levels(amount, percents)
+    params: dict[str, int] = {}
+    for i, (percent, reached_at) in enumerate(levels):
+        params[f"pct_{i}"], params[f"at_{i}"] = percent, reached_at
+    values = {"held": held, "spent": spent, "alerted": alerted}
+    added = quiet(levels, alerted, held + spent + dh)
+    assert on_usage_row(usage_row, add_quiet(len(levels)), values, dh=dh, ds=0, **params) == added
+    settled = quiet(levels, alerted, held - released + spent + charged)
+    rule = settle_quiet(len(levels))
+    assert on_usage_row(usage_row, rule, values, released=released, charged=charged, **params) == (
+        settled
+    )
 
 
 @pytest.fixture
@@ -193,9 +318,9 @@ def _over_period(
 def test_the_reserve_guard_is_the_hold_fitting_its_limit(
     period: tuple[Connection, Any], cap: int, held: int, spent: int, asked: int
 ) -> None:
-    expected = fits(cap, held, spent, asked)
+    expected = spend_limits.fits(cap, held, spent, asked)
     values = {"held": held, "spent": spent, "cap": cap}
-    assert _over_period(period, FITS, values, asked=asked, cap=cap) == expected
+    assert _over_period(period, limit_sql.FITS, values, asked=asked, cap=cap) == expected
 
 
 @RULES
@@ -216,6 +341,7 @@ def test_the_settle_guard_is_the_charge_within_what_the_period_has_left(
     held = released + others  # the hold settled is among the period's open holds
     if held + spent > cap:  # a state the reserve never lets a period reach
         return
-    expected = charged <= most_chargeable(released, cap, held, spent)
+    expected = charged <= spend_limits.most_chargeable(released, cap, held, spent)
     values = {"held": held, "spent": spent, "cap": cap}
-    assert _over_period(period, SETTLE_FITS, values, released=released, charged=charged) == expected
+    got = _over_period(period, limit_sql.SETTLE_FITS, values, released=released, charged=charged)
+    assert got == expected

@@ -38,6 +38,9 @@ WRITES: dict[str, Callable[..., Any]] = {
     "set_model_price": lambda c, hold, **k: c.set_model_price(
         "gpt-4.1", input_mtok=2, output_mtok=8, **k
     ),
+    "create_member": lambda c, hold, **k: c.create_member("cust_42", "alice", **k),
+    "update_member": lambda c, hold, **k: c.update_member("cust_42", "alice", active=False, **k),
+    "set_budget": lambda c, hold, **k: c.set_budget("cust_42", "credits", 100, period="day", **k),
     "create_gateway_key": lambda c, hold, **k: c.create_gateway_key("cust_42", **k),
 }
 # What moves money or creates a billable object, by the API's routes.

@@ -54,6 +54,10 @@ PAIRS: list[tuple[type[Any], type[BaseModel]]] = [
     (sdk.Refund, refunds.Refund),
     (sdk.Purchase, billing_results.Purchase),
     (sdk.PurchaseRefund, billing_results.PurchaseRefund),
+    (sdk.Member, results.Member),
+    (sdk.Budget, results.Budget),
+    (sdk.BudgetPeriod, results.BudgetPeriod),
+    (sdk.MemberUsage, results.MemberUsage),
     (sdk.GatewayKeyLimit, gateway_keys.GatewayKeyLimit),
     (sdk.GatewayKeyUsage, gateway_keys.GatewayKeyUsage),
     (sdk.GatewayKey, gateway_keys.CreatedGatewayKey),  # a listed key: `key` null

@@ -198,6 +198,44 @@ def test_authorize_settle_and_void(cg: Client, customer: str) -> None:
     assert _available(cg, customer) == GRANTED - 2_200
 
 
+def test_members_budgets_and_usage(cg: Client, customer: str) -> None:
+    alice = cg.create_member(customer, "alice", name="Alice", metadata={"team": "ml"})
+    assert (alice.status, alice.metadata) == ("active", {"team": "ml"})
+    budget = cg.set_budget(customer, "credits", 1_000, period="day", member="alice")
+    assert (budget.member, budget.mode, budget.thresholds) == ("alice", "hard", ())
+    with cg.guard(customer, amount=600, member="alice") as g:
+        assert g.authorization is not None and g.authorization.member == "alice"
+        g.settle(amount=500)
+    refused = cg.charge(customer, "credits", 600, member="alice")
+    assert (refused.status, refused.decline_reason) == ("declined", "budget_exceeded")
+    (period,) = cg.usage(customer, member="alice").data
+    assert (period.spent, period.held, period.remaining) == (500, 0, 500)
+    cg.set_budget(customer, "credits", 10_000, period="total")
+    assert [b.period for b in cg.budgets(customer)] == ["total"]
+    cg.delete_budget(customer, "credits")
+    assert cg.budgets(customer) == []
+    assert cg.update_member(customer, "alice", active=False).status == "inactive"
+    assert cg.remove_member(customer, "alice").status == "removed"
+    assert cg.members(customer) == [] and len(cg.members(customer, include_removed=True)) == 1
+    with pytest.raises(sdk.UnknownMember):
+        cg.authorize(customer, "credits", 1, member="bob")
+    with pytest.raises(sdk.MemberRemoved):
+        cg.set_budget(customer, "credits", 1, period="day", member="alice")
+
+
+@pytest.mark.anyio
+async def test_async_members_and_policy_thresholds(live: Live, customer: str) -> None:
+    async with AsyncClient(live.base_url, live.api_key) as cg:
+        await cg.create_member(customer, "bob")
+        await cg.set_budget(customer, "credits", 300, period="week", member="bob")
+        charge = await cg.charge(customer, "credits", 200, member="bob")
+        assert charge.member == "bob"
+        usage = await cg.usage(customer, member="bob")
+        assert usage.data[0].spent == 200
+        policy = await cg.set_policy(customer, "credits", "block", thresholds=[5_000, 1_000])
+        assert policy.thresholds == (5_000, 1_000)
+
+
 def test_a_decline_is_an_answer(cg: Client, customer: str) -> None:
     auth = cg.authorize(customer, "credits", GRANTED + 1)
     assert (auth.status, auth.approved, auth.decline_reason) == (

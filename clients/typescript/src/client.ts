@@ -21,16 +21,22 @@ import type {
   AssetBalance,
   Authorization,
   BatchItem,
+  Budget,
+  BudgetSpec,
   Charge,
   Customer,
   GrantVoid,
   LedgerPage,
   Lot,
+  Member,
+  MemberChange,
+  MemberUsage,
   NewAsset,
   NewAuthorization,
   NewCharge,
   NewCustomer,
   NewGrant,
+  NewMember,
   NewPortalSession,
   NewRateCard,
   NewRefund,
@@ -120,6 +126,12 @@ function envLookup(): Record<string, string | undefined> {
     }
   };
   return { [ENV_BASE_URL]: read(ENV_BASE_URL), [ENV_API_KEY]: read(ENV_API_KEY) };
+}
+
+function budgetPath(customer: string, member: string | null, asset: string | null): string {
+  const owner = member === null ? "" : `/members/${seg(member)}`;
+  const tail = asset === null ? "" : `/${seg(asset)}`;
+  return `/v1/customers/${seg(customer)}${owner}/budgets${tail}`;
 }
 
 /** One path segment: ids are the product's own and may hold any character. */
@@ -325,6 +337,74 @@ export class Client {
   ): Promise<Policy> {
     const path = `/v1/customers/${seg(customer)}/policies/${seg(asset)}`;
     return this.request({ method: "PUT", path, body }, options);
+  }
+
+  // Organizations: members and budgets
+
+  /** Add a member (a user, seat, project or API key of yours) to a customer: calls that
+   * name it (`member`) draw on the customer's wallet under its budgets. */
+  createMember(customer: string, body: NewMember, options?: RequestOptions): Promise<Member> {
+    const path = `/v1/customers/${seg(customer)}/members`;
+    return this.request({ method: "POST", path, body }, options);
+  }
+
+  member(customer: string, member: string): Promise<Member> {
+    const path = `/v1/customers/${seg(customer)}/members/${seg(member)}`;
+    return this.request({ method: "GET", path });
+  }
+
+  /** One page of the customer's members in order of `external_id`. */
+  async members(
+    customer: string,
+    query: { include_removed?: boolean; after?: string; limit?: number } = {},
+  ): Promise<Member[]> {
+    const path = `/v1/customers/${seg(customer)}/members`;
+    return listed(await this.request({ method: "GET", path, query }), "members");
+  }
+
+  /** Change a member's name, metadata or `active` flag (an inactive member is declined). */
+  updateMember(
+    customer: string,
+    member: string,
+    body: MemberChange,
+    options?: RequestOptions,
+  ): Promise<Member> {
+    const path = `/v1/customers/${seg(customer)}/members/${seg(member)}`;
+    return this.request({ method: "POST", path, body }, options);
+  }
+
+  /** Remove a member for good: its calls are declined, its history stays. */
+  removeMember(customer: string, member: string): Promise<Member> {
+    const path = `/v1/customers/${seg(customer)}/members/${seg(member)}`;
+    return this.request({ method: "DELETE", path });
+  }
+
+  /** Set the budget in `asset` of `member`, or (`member` null) of the customer as a whole. */
+  setBudget(
+    customer: string,
+    member: string | null,
+    asset: string,
+    body: BudgetSpec,
+    options?: RequestOptions,
+  ): Promise<Budget> {
+    return this.request({ method: "PUT", path: budgetPath(customer, member, asset), body }, options);
+  }
+
+  async deleteBudget(customer: string, member: string | null, asset: string): Promise<void> {
+    await this.request({ method: "DELETE", path: budgetPath(customer, member, asset) });
+  }
+
+  /** The budgets of `member`, or (`member` null) of the customer as a whole. */
+  async budgets(customer: string, member: string | null = null): Promise<Budget[]> {
+    const path = budgetPath(customer, member, null);
+    return listed(await this.request({ method: "GET", path }), "budgets");
+  }
+
+  /** Spent, held and remaining per budget period of `member` (null: of the customer). */
+  usage(customer: string, member: string | null = null, periods = 1): Promise<MemberUsage> {
+    const owner = member === null ? "" : `/members/${seg(member)}`;
+    const path = `/v1/customers/${seg(customer)}${owner}/usage`;
+    return this.request({ method: "GET", path, query: { periods } });
   }
 
   // Grants

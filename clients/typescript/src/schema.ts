@@ -99,12 +99,240 @@ export interface paths {
          * Set a wallet policy
          * @description How far the customer's wallet may go in one asset: `block` declines what the balance
          *     cannot pay, `overdraft` lets it go down to -`overdraft_limit`, `allow` never declines and
-         *     records debt. Also sets the low-balance threshold for `balance.low` events. A policy the
-         *     balance already breaks is refused (409).
+         *     records debt. Also sets the low-balance threshold for `balance.low` events and the alert
+         *     `thresholds` for `balance.threshold_crossed` (each time available falls below one). A
+         *     policy the balance already breaks is refused (409).
          *
          *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
          */
         put: operations["set_policy_v1_customers__customer__policies__asset__put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{customer}/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a customer's members
+         * @description The customer's members in order of `external_id`, a page at a time: pass the last
+         *     one's `external_id` as `after` for the next page.
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
+        get: operations["list_members_v1_customers__customer__members_get"];
+        put?: never;
+        /**
+         * Add a member to a customer
+         * @description Make the customer an organization whose members draw on its wallet: a user, seat,
+         *     project or API key of yours, under your own id for it. Authorizations and charges that
+         *     name the member (`member`) count against its budgets and the customer's.
+         *
+         *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
+         */
+        post: operations["create_member_v1_customers__customer__members_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{customer}/members/{member}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a member
+         * @description A member of the customer by your own id, with its status (`active`, `inactive`,
+         *     `removed`).
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
+        get: operations["get_member_v1_customers__customer__members__member__get"];
+        put?: never;
+        /**
+         * Change a member
+         * @description Change a member's name, metadata or `active` flag; what is left out stays. An
+         *     inactive member's calls are declined (`member_inactive`) until it is active again. A
+         *     removed member cannot be changed (409).
+         *
+         *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
+         */
+        post: operations["update_member_v1_customers__customer__members__member__post"];
+        /**
+         * Remove a member
+         * @description Remove a member for good: its calls are declined (`member_removed`), its id stays
+         *     taken, and its holds, charges, ledger entries, budgets and usage stay readable. Open
+         *     holds still settle. Removing it again answers the same.
+         *
+         *     **Idempotency:** idempotent: repeating it leaves the same state.
+         */
+        delete: operations["remove_member_v1_customers__customer__members__member__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{customer}/members/{member}/budgets/{asset}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set a member's budget
+         * @description Cap what the member may use of one asset per period: authorizations hold against it
+         *     while open, settles and one-step charges spend it, voids, expiries and refunds give it
+         *     back. Under `hard`, a call past it is declined (`budget_exceeded`) and a settle past it
+         *     charges only what is left; the check is made with the balance's, in one transaction,
+         *     so concurrent calls never pass it. Periods turn by the clock: nothing has to run.
+         *
+         *     Setting it again with the same period and anchor keeps what the period has counted; with
+         *     another period or anchor it is a new budget, counted from zero.
+         *
+         *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
+         */
+        put: operations["set_member_budget_v1_customers__customer__members__member__budgets__asset__put"];
+        post?: never;
+        /**
+         * Remove a member's budget
+         * @description The member's calls in this asset no longer count against a budget of its own (the
+         *     customer's, if it has one, still applies). Its usage so far stays readable only while a
+         *     budget exists: set one again to count from zero.
+         *
+         *     **Idempotency:** idempotent: repeating it leaves the same state.
+         */
+        delete: operations["delete_member_budget_v1_customers__customer__members__member__budgets__asset__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{customer}/members/{member}/budgets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a member's budgets
+         * @description The member's budgets, one per asset.
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
+        get: operations["list_member_budgets_v1_customers__customer__members__member__budgets_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{customer}/members/{member}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a member's usage per budget period
+         * @description What the member has spent, what its open authorizations hold and what remains, for
+         *     each of its budgets, in the current period (and earlier ones, with `periods`).
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
+        get: operations["member_usage_v1_customers__customer__members__member__usage_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{customer}/budgets/{asset}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set the customer's own budget
+         * @description Cap what the customer as a whole may use of one asset per period, beside its balance:
+         *     every call counts, whether it names a member or not. Otherwise as a member's budget.
+         *
+         *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
+         */
+        put: operations["set_customer_budget_v1_customers__customer__budgets__asset__put"];
+        post?: never;
+        /**
+         * Remove the customer's own budget
+         * @description The customer's calls in this asset no longer count against a budget of its own.
+         *
+         *     **Idempotency:** idempotent: repeating it leaves the same state.
+         */
+        delete: operations["delete_customer_budget_v1_customers__customer__budgets__asset__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{customer}/budgets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the customer's own budgets
+         * @description The budgets of the customer as a whole, one per asset (its members' are listed
+         *     under each member).
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
+        get: operations["list_customer_budgets_v1_customers__customer__budgets_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{customer}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get the customer's usage per budget period
+         * @description Spent, held and remaining for each of the customer's own budgets, in the current
+         *     period (and earlier ones, with `periods`); `member` is null.
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
+        get: operations["customer_usage_v1_customers__customer__usage_get"];
+        put?: never;
         post?: never;
         delete?: never;
         options?: never;
@@ -231,7 +459,9 @@ export interface paths {
          *
          *     The hold is `amount` of `asset`, or the rate card's price of `action` for its
          *     `dimensions` and estimated `quantities` (e.g. input tokens plus `max_tokens` of output).
-         *     An unsettled hold is released after `ttl_seconds`.
+         *     An unsettled hold is released after `ttl_seconds`. With `member`, the hold is that
+         *     member's: declined if it is inactive or removed, or past a hard budget of its own or of
+         *     the customer (`budget_exceeded`).
          *
          *     **Idempotency:** an `Idempotency-Key` is required: a retry with the same key answers the first answer and changes nothing again.
          */
@@ -1753,7 +1983,8 @@ export interface components {
          *       "overdraft_limit": 500,
          *       "policy": "overdraft",
          *       "posted": 49479,
-         *       "scale": 2
+         *       "scale": 2,
+         *       "thresholds": []
          *     }
          */
         AssetBalance: {
@@ -1802,6 +2033,12 @@ export interface components {
              * @description Below it a `balance.low` event is sent, in minor units of the asset (at scale 2, 100 is 1 credit); null: none
              */
             low_balance_threshold: number | null;
+            /**
+             * Thresholds
+             * @description Alert thresholds of available, in minor units of the asset (at scale 2, 100 is 1 credit), highest first (`balance.threshold_crossed`)
+             * @default []
+             */
+            thresholds?: number[];
         };
         /**
          * AssetInfo
@@ -1913,7 +2150,7 @@ export interface components {
             requested: number;
             /**
              * Decline Reason
-             * @description Why it was declined: insufficient_funds, overdraft_limit_reached or balance_limit_reached; null when approved
+             * @description Why it was declined: insufficient_funds, overdraft_limit_reached, balance_limit_reached, margin_guard, member_inactive, member_removed or budget_exceeded; null when approved
              */
             decline_reason: string | null;
             /**
@@ -1976,10 +2213,15 @@ export interface components {
             rate_card_id?: string | null;
             /**
              * Warnings
-             * @description What looks wrong, e.g. an estimate the card prices at 0
+             * @description What looks wrong, e.g. an estimate the card prices at 0; for a hold declined by a budget, what the budget has left
              * @default []
              */
             warnings?: string[];
+            /**
+             * Member
+             * @description The member of the customer it is for (its `external_id`); null: none named
+             */
+            member?: string | null;
         };
         /**
          * AutoTopUp
@@ -2307,6 +2549,247 @@ export interface components {
             portal_demo_payments?: boolean | null;
         };
         /**
+         * Budget
+         * @example {
+         *       "amount": 500000,
+         *       "anchor": "2001-01-01T00:00:00Z",
+         *       "asset": "credits",
+         *       "created_at": "2026-12-03T07:56:02.204511Z",
+         *       "customer": "cust_42",
+         *       "id": "bdg_01m8xeee7q3yx8j2fz4w7g8b2k",
+         *       "member": "alice",
+         *       "mode": "hard",
+         *       "period": "month",
+         *       "thresholds": [
+         *         50,
+         *         80
+         *       ],
+         *       "updated_at": "2026-12-03T07:56:02.204511Z"
+         *     }
+         */
+        Budget: {
+            /**
+             * Id
+             * @description The budget's id (`bdg_…`); a new period or anchor makes a new one
+             */
+            id: string;
+            /**
+             * Customer
+             * @description The customer's own id (`external_id`)
+             */
+            customer: string;
+            /**
+             * Member
+             * @description The member's own id (`external_id`); null: the customer as a whole
+             */
+            member: string | null;
+            /**
+             * Asset
+             * @description The asset's code
+             */
+            asset: string;
+            /**
+             * Amount
+             * @description The most held + spent may reach per period, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
+            amount: number;
+            /**
+             * Period
+             * @description `day`, `week`, `month` (counted from `anchor`) or `total`
+             */
+            period: string;
+            /**
+             * Anchor
+             * Format: date-time
+             * @description Where periods are counted from; ISO 8601 date and time, UTC
+             */
+            anchor: string;
+            /**
+             * Mode
+             * @description `hard` (calls past the amount are declined) or `soft` (let through)
+             */
+            mode: string;
+            /**
+             * Thresholds
+             * @description Alert thresholds, percentages of `amount`, ascending (100 is always one, listed or not)
+             */
+            thresholds: number[];
+            /**
+             * Created At
+             * Format: date-time
+             * @description When it was created; ISO 8601 date and time, UTC
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             * @description When its amount, mode or thresholds last changed; ISO 8601 date and time, UTC
+             */
+            updated_at: string;
+        };
+        /**
+         * BudgetList
+         * @example {
+         *       "data": [
+         *         {
+         *           "amount": 500000,
+         *           "anchor": "2001-01-01T00:00:00Z",
+         *           "asset": "credits",
+         *           "created_at": "2026-12-03T07:56:02.204511Z",
+         *           "customer": "cust_42",
+         *           "id": "bdg_01m8xeee7q3yx8j2fz4w7g8b2k",
+         *           "member": "alice",
+         *           "mode": "hard",
+         *           "period": "month",
+         *           "thresholds": [
+         *             50,
+         *             80
+         *           ],
+         *           "updated_at": "2026-12-03T07:56:02.204511Z"
+         *         }
+         *       ]
+         *     }
+         */
+        BudgetList: {
+            /**
+             * Data
+             * @description One budget per asset, in order of asset
+             */
+            data: components["schemas"]["Budget"][];
+        };
+        /**
+         * BudgetMode
+         * @enum {string}
+         */
+        BudgetMode: "hard" | "soft";
+        /**
+         * BudgetPeriod
+         * @description One budget's usage in one period.
+         * @example {
+         *       "amount": 500000,
+         *       "asset": "credits",
+         *       "budget": "bdg_01m8xeee7q3yx8j2fz4w7g8b2k",
+         *       "held": 1208,
+         *       "mode": "hard",
+         *       "period": "month",
+         *       "period_end": "2027-01-01T00:00:00Z",
+         *       "period_start": "2026-12-01T00:00:00Z",
+         *       "remaining": 236792,
+         *       "spent": 262000,
+         *       "thresholds_crossed": [
+         *         50
+         *       ]
+         *     }
+         */
+        BudgetPeriod: {
+            /**
+             * Budget
+             * @description The budget's id (`bdg_…`)
+             */
+            budget: string;
+            /**
+             * Asset
+             * @description The asset's code
+             */
+            asset: string;
+            /**
+             * Amount
+             * @description The budget's amount per period, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
+            amount: number;
+            /**
+             * Mode
+             * @description `hard` or `soft`
+             */
+            mode: string;
+            /**
+             * Period
+             * @description `day`, `week`, `month` or `total`
+             */
+            period: string;
+            /**
+             * Period Start
+             * @description When the period began; ISO 8601 date and time, UTC; null for a total
+             */
+            period_start: string | null;
+            /**
+             * Period End
+             * @description When it ends (the next one begins); ISO 8601 date and time, UTC; null for a total
+             */
+            period_end: string | null;
+            /**
+             * Spent
+             * @description What its charges took in the period, less refunds, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
+            spent: number;
+            /**
+             * Held
+             * @description What its pending authorizations hold, in minor units of the asset (at scale 2, 100 is 1 credit) (a hold counts in the period it was opened in until it is settled, voided or expired)
+             */
+            held: number;
+            /**
+             * Remaining
+             * @description amount - spent - held, not below 0, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
+            remaining: number;
+            /**
+             * Thresholds Crossed
+             * @description The thresholds (percentages) raised in the period
+             */
+            thresholds_crossed: number[];
+        };
+        /**
+         * BudgetSpec
+         * @description How much of one asset a member (or the customer as a whole) may use per period.
+         * @example {
+         *       "amount": 500000,
+         *       "mode": "hard",
+         *       "period": "month",
+         *       "thresholds": [
+         *         50,
+         *         80
+         *       ]
+         *     }
+         * @example {
+         *       "amount": 20000,
+         *       "anchor": "2026-12-07T09:00:00Z",
+         *       "mode": "soft",
+         *       "period": "week",
+         *       "thresholds": [
+         *         100,
+         *         150
+         *       ]
+         *     }
+         */
+        BudgetSpec: {
+            /**
+             * Amount
+             * @description The most per period, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
+            amount: number;
+            /**
+             * Period
+             * @description `day`, `week` or `month`, counted from `anchor`; or `total` (one period)
+             * @enum {string}
+             */
+            period: "day" | "week" | "month" | "total";
+            /**
+             * Anchor
+             * @description Where periods are counted from (a month keeps its day of the month, or the last day of a shorter month); ISO 8601 date and time with a time zone, e.g. `2027-01-01T00:00:00Z`; left out: calendar periods in UTC (days from midnight, weeks from Monday, months from the 1st). Another period or anchor than the budget's starts a new budget, counted from zero
+             */
+            anchor?: string | null;
+            /**
+             * @description `hard`: a call past the amount is declined (`budget_exceeded`); `soft`: let through, with its alerts
+             * @default hard
+             */
+            mode?: components["schemas"]["BudgetMode"];
+            /**
+             * Thresholds
+             * @description Alert thresholds, percentages of `amount` (1-100 for a hard budget, 1-1000 for a soft one; at most 10): a `budget.threshold_crossed` event the first time held + spent reaches each in a period. 100 always is one
+             */
+            thresholds?: number[] | null;
+        };
+        /**
          * Campaign
          * @example {
          *       "amount": 5000,
@@ -2544,7 +3027,7 @@ export interface components {
             status: string;
             /**
              * Decline Reason
-             * @description Why it was declined: insufficient_funds, overdraft_limit_reached or balance_limit_reached; null when posted
+             * @description Why it was declined: insufficient_funds, overdraft_limit_reached, balance_limit_reached, margin_guard, member_inactive, member_removed or budget_exceeded; null when posted
              */
             decline_reason: string | null;
             /**
@@ -2659,10 +3142,15 @@ export interface components {
             revenue?: string;
             /**
              * Warnings
-             * @description What looks wrong, e.g. a margin guard letting the charge through
+             * @description What looks wrong, e.g. a margin guard letting the charge through; for a charge declined by a budget, what the budget has left
              * @default []
              */
             warnings?: string[];
+            /**
+             * Member
+             * @description The member of the customer it was for (its `external_id`); null: none named
+             */
+            member?: string | null;
         };
         /**
          * ChargeBatch
@@ -4144,6 +4632,170 @@ export interface components {
             shortfall: components["schemas"]["Shortfall"];
         };
         /**
+         * Member
+         * @example {
+         *       "created_at": "2026-12-03T07:56:02.101234Z",
+         *       "customer": "cust_42",
+         *       "external_id": "alice",
+         *       "id": "mbr_01m8xeee6ms2bb8kffyjxh3v1b",
+         *       "metadata": {
+         *         "team": "research"
+         *       },
+         *       "name": "Alice Liddell",
+         *       "status": "active",
+         *       "updated_at": "2026-12-03T07:56:02.101234Z"
+         *     }
+         */
+        Member: {
+            /**
+             * Id
+             * @description creditgate's id for the member (`mbr_…`)
+             */
+            id: string;
+            /**
+             * Customer
+             * @description The customer's own id (`external_id`)
+             */
+            customer: string;
+            /**
+             * External Id
+             * @description Your own id for the member, unique within the customer: calls name the member by it
+             */
+            external_id: string;
+            /**
+             * Name
+             * @description A display name
+             */
+            name: string;
+            /**
+             * Metadata
+             * @description Your own JSON object, returned as sent
+             */
+            metadata: {
+                [key: string]: unknown;
+            };
+            /**
+             * Status
+             * @description `active`; `inactive` (its calls are declined until it is active again); `removed` (for good: its calls are declined, its history stays)
+             */
+            status: string;
+            /**
+             * Created At
+             * Format: date-time
+             * @description When it was added; ISO 8601 date and time, UTC
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             * @description When it last changed; ISO 8601 date and time, UTC
+             */
+            updated_at: string;
+            /**
+             * Removed At
+             * @description When it was removed; ISO 8601 date and time, UTC; null while it is not
+             */
+            removed_at: string | null;
+        };
+        /**
+         * MemberChange
+         * @example {
+         *       "active": false
+         *     }
+         * @example {
+         *       "metadata": {
+         *         "team": "ml"
+         *       },
+         *       "name": "Alice L."
+         *     }
+         */
+        MemberChange: {
+            /**
+             * Name
+             * @description A display name; left out: unchanged
+             */
+            name?: string | null;
+            /**
+             * Metadata
+             * @description Your own JSON object (at most 16 levels deep), kept and returned as sent; left out: unchanged
+             */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Active
+             * @description false: its calls are declined (`member_inactive`) until it is true again; left out: unchanged
+             */
+            active?: boolean | null;
+        };
+        /**
+         * MemberList
+         * @example {
+         *       "data": [
+         *         {
+         *           "created_at": "2026-12-03T07:56:02.101234Z",
+         *           "customer": "cust_42",
+         *           "external_id": "alice",
+         *           "id": "mbr_01m8xeee6ms2bb8kffyjxh3v1b",
+         *           "metadata": {
+         *             "team": "research"
+         *           },
+         *           "name": "Alice Liddell",
+         *           "status": "active",
+         *           "updated_at": "2026-12-03T07:56:02.101234Z"
+         *         }
+         *       ]
+         *     }
+         */
+        MemberList: {
+            /**
+             * Data
+             * @description Members in order of `external_id`
+             */
+            data: components["schemas"]["Member"][];
+        };
+        /**
+         * MemberUsage
+         * @example {
+         *       "customer": "cust_42",
+         *       "data": [
+         *         {
+         *           "amount": 500000,
+         *           "asset": "credits",
+         *           "budget": "bdg_01m8xeee7q3yx8j2fz4w7g8b2k",
+         *           "held": 1208,
+         *           "mode": "hard",
+         *           "period": "month",
+         *           "period_end": "2027-01-01T00:00:00Z",
+         *           "period_start": "2026-12-01T00:00:00Z",
+         *           "remaining": 236792,
+         *           "spent": 262000,
+         *           "thresholds_crossed": [
+         *             50
+         *           ]
+         *         }
+         *       ],
+         *       "member": "alice"
+         *     }
+         */
+        MemberUsage: {
+            /**
+             * Customer
+             * @description The customer's own id (`external_id`)
+             */
+            customer: string;
+            /**
+             * Member
+             * @description The member's own id (`external_id`); null: the customer as a whole
+             */
+            member: string | null;
+            /**
+             * Data
+             * @description Each budget's current period first, then earlier ones it was used in (as many as `periods` asks), budget by budget in order of asset
+             */
+            data: components["schemas"]["BudgetPeriod"][];
+        };
+        /**
          * ModelPrice
          * @description A tenant's own price of an LLM model, USD per million tokens, from `effective_at` on.
          * @example {
@@ -4311,6 +4963,11 @@ export interface components {
             metadata?: {
                 [key: string]: unknown;
             } | null;
+            /**
+             * Member
+             * @description The member of the customer (an organization) the call is for, by its `external_id`: the call counts against the member's budgets and the customer's, and is declined if the member is inactive or removed; left out: the customer as a whole
+             */
+            member?: string | null;
         };
         /**
          * NewCampaign
@@ -4446,6 +5103,11 @@ export interface components {
             metadata?: {
                 [key: string]: unknown;
             } | null;
+            /**
+             * Member
+             * @description The member of the customer (an organization) the call is for, by its `external_id`: the call counts against the member's budgets and the customer's, and is declined if the member is inactive or removed; left out: the customer as a whole
+             */
+            member?: string | null;
         };
         /**
          * NewCustomer
@@ -4598,6 +5260,45 @@ export interface components {
             metadata?: {
                 [key: string]: unknown;
             } | null;
+        };
+        /**
+         * NewMember
+         * @description A member of the customer: one of its users, seats, projects or API keys, drawing on the
+         *     customer's wallet under budgets of its own.
+         * @example {
+         *       "external_id": "alice",
+         *       "metadata": {
+         *         "team": "research"
+         *       },
+         *       "name": "Alice Liddell"
+         *     }
+         */
+        NewMember: {
+            /**
+             * External Id
+             * @description Your own id for the member, unique within the customer: calls name the member by it. 1-128 characters of A-Z, a-z, 0-9 and . _ : @ -
+             * @example cust_42
+             */
+            external_id: string;
+            /**
+             * Name
+             * @description A display name
+             * @default
+             */
+            name?: string;
+            /**
+             * Metadata
+             * @description Your own JSON object (at most 16 levels deep), kept and returned as sent
+             */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Active
+             * @description Whether its calls are let through; false: declined (`member_inactive`)
+             * @default true
+             */
+            active?: boolean;
         };
         /**
          * NewModelPrice
@@ -5096,7 +5797,7 @@ export interface components {
              * @description The event types to send; empty for every type
              * @default []
              */
-            event_types?: ("authorization.declined" | "balance.depleted" | "balance.low" | "charge.shortfall" | "grant.expired" | "grant.expiring" | "grant.voided" | "refund.created" | "refund.failed" | "subscription.canceled" | "subscription.created" | "subscription.plan_changed" | "subscription.renewed" | "topup.failed" | "topup.succeeded")[];
+            event_types?: ("authorization.declined" | "balance.depleted" | "balance.low" | "balance.threshold_crossed" | "budget.threshold_crossed" | "charge.shortfall" | "grant.expired" | "grant.expiring" | "grant.voided" | "refund.created" | "refund.failed" | "subscription.canceled" | "subscription.created" | "subscription.plan_changed" | "subscription.renewed" | "topup.failed" | "topup.succeeded")[];
             /**
              * Description
              * @description Your note on it
@@ -5425,7 +6126,8 @@ export interface components {
          *       "customer": "cust_42",
          *       "low_balance_threshold": 1000,
          *       "overdraft_limit": 500,
-         *       "policy": "overdraft"
+         *       "policy": "overdraft",
+         *       "thresholds": []
          *     }
          */
         Policy: {
@@ -5454,6 +6156,12 @@ export interface components {
              * @description A `balance.low` event is sent when available falls below it, in minor units of the asset (at scale 2, 100 is 1 credit); null: none
              */
             low_balance_threshold: number | null;
+            /**
+             * Thresholds
+             * @description Alert thresholds of available, in minor units of the asset (at scale 2, 100 is 1 credit), highest first: a `balance.threshold_crossed` event each time available falls below one
+             * @default []
+             */
+            thresholds?: number[];
         };
         /**
          * PolicyChange
@@ -5476,6 +6184,11 @@ export interface components {
              * @description Send a `balance.low` event when available falls below it, in minor units of the asset (at scale 2, 100 is 1 credit); left out: none
              */
             low_balance_threshold?: number | null;
+            /**
+             * Thresholds
+             * @description Alert thresholds of available, in minor units of the asset (at scale 2, 100 is 1 credit): a `balance.threshold_crossed` event each time available falls below one (again after it has risen back to it); at most 10; left out: none
+             */
+            thresholds?: number[] | null;
         };
         /**
          * PolicyMode
@@ -7228,6 +7941,11 @@ export interface components {
                 [key: string]: unknown;
             } | null;
             /**
+             * Member
+             * @description The member of the customer (an organization) the call is for, by its `external_id`: the call counts against the member's budgets and the customer's, and is declined if the member is inactive or removed; left out: the customer as a whole
+             */
+            member?: string | null;
+            /**
              * Idempotency Key
              * @description The event's own key: an event sent again (in any batch) is charged once
              */
@@ -7282,7 +8000,8 @@ export interface components {
          *           "overdraft_limit": 500,
          *           "policy": "overdraft",
          *           "posted": 49479,
-         *           "scale": 2
+         *           "scale": 2,
+         *           "thresholds": []
          *         }
          *       ],
          *       "customer": "cust_42",
@@ -7509,7 +8228,7 @@ export interface components {
              * Event Types
              * @description The event types to send; empty for every type
              */
-            event_types?: ("authorization.declined" | "balance.depleted" | "balance.low" | "charge.shortfall" | "grant.expired" | "grant.expiring" | "grant.voided" | "refund.created" | "refund.failed" | "subscription.canceled" | "subscription.created" | "subscription.plan_changed" | "subscription.renewed" | "topup.failed" | "topup.succeeded")[] | null;
+            event_types?: ("authorization.declined" | "balance.depleted" | "balance.low" | "balance.threshold_crossed" | "budget.threshold_crossed" | "charge.shortfall" | "grant.expired" | "grant.expiring" | "grant.voided" | "refund.created" | "refund.failed" | "subscription.canceled" | "subscription.created" | "subscription.plan_changed" | "subscription.renewed" | "topup.failed" | "topup.succeeded")[] | null;
             /**
              * Description
              * @description Your note on it
@@ -8472,6 +9191,1769 @@ export interface operations {
             };
         };
     };
+    list_members_v1_customers__customer__members_get: {
+        parameters: {
+            query?: {
+                /** @description Also list removed members (their history stays) */
+                include_removed?: boolean;
+                /** @description The last `external_id` of the previous page: the page after it */
+                after?: string | null;
+                /** @description Members per page (1-500) */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Your own id for the customer (its `external_id`) */
+                customer: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberList"];
+                };
+            };
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_member_v1_customers__customer__members_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: a replay answers the first answer; the same key with a different request is 409. */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description Your own id for the customer (its `external_id`) */
+                customer: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewMember"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Member"];
+                };
+            };
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             *     - `already_exists`: the customer has a member with this `external_id`
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_member_v1_customers__customer__members__member__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Your own id for the customer (its `external_id`) */
+                customer: string;
+                /** @description Your own id for the member (its `external_id`) */
+                member: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Member"];
+                };
+            };
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             *     - `unknown_member`: no such member
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    update_member_v1_customers__customer__members__member__post: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: a replay answers the first answer; the same key with a different request is 409. */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description Your own id for the customer (its `external_id`) */
+                customer: string;
+                /** @description Your own id for the member (its `external_id`) */
+                member: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MemberChange"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Member"];
+                };
+            };
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             *     - `unknown_member`: no such member
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             *     - `member_removed`: a removed member cannot be changed or given a budget
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    remove_member_v1_customers__customer__members__member__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Your own id for the customer (its `external_id`) */
+                customer: string;
+                /** @description Your own id for the member (its `external_id`) */
+                member: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Member"];
+                };
+            };
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             *     - `unknown_member`: no such member
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    set_member_budget_v1_customers__customer__members__member__budgets__asset__put: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: a replay answers the first answer; the same key with a different request is 409. */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description Your own id for the customer (its `external_id`) */
+                customer: string;
+                /** @description Your own id for the member (its `external_id`) */
+                member: string;
+                /** @description The asset's code */
+                asset: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BudgetSpec"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Budget"];
+                };
+            };
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             *     - `unknown_member`: no such member
+             *     - `unknown_asset`: no such asset
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             *     - `member_removed`: a removed member cannot be changed or given a budget
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_member_budget_v1_customers__customer__members__member__budgets__asset__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Your own id for the customer (its `external_id`) */
+                customer: string;
+                /** @description Your own id for the member (its `external_id`) */
+                member: string;
+                /** @description The asset's code */
+                asset: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             *     - `unknown_member`: no such member
+             *     - `unknown_budget`: no such budget
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `member_removed`: a removed member cannot be changed or given a budget
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_member_budgets_v1_customers__customer__members__member__budgets_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Your own id for the customer (its `external_id`) */
+                customer: string;
+                /** @description Your own id for the member (its `external_id`) */
+                member: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BudgetList"];
+                };
+            };
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             *     - `unknown_member`: no such member
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    member_usage_v1_customers__customer__members__member__usage_get: {
+        parameters: {
+            query?: {
+                /** @description How many periods per budget: the current one and up to 23 earlier ones it was used in */
+                periods?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Your own id for the customer (its `external_id`) */
+                customer: string;
+                /** @description Your own id for the member (its `external_id`) */
+                member: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberUsage"];
+                };
+            };
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             *     - `unknown_member`: no such member
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    set_customer_budget_v1_customers__customer__budgets__asset__put: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: a replay answers the first answer; the same key with a different request is 409. */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description Your own id for the customer (its `external_id`) */
+                customer: string;
+                /** @description The asset's code */
+                asset: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BudgetSpec"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Budget"];
+                };
+            };
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             *     - `unknown_asset`: no such asset
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_customer_budget_v1_customers__customer__budgets__asset__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Your own id for the customer (its `external_id`) */
+                customer: string;
+                /** @description The asset's code */
+                asset: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             *     - `unknown_budget`: no such budget
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_customer_budgets_v1_customers__customer__budgets_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Your own id for the customer (its `external_id`) */
+                customer: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BudgetList"];
+                };
+            };
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    customer_usage_v1_customers__customer__usage_get: {
+        parameters: {
+            query?: {
+                /** @description How many periods per budget: the current one and up to 23 earlier ones it was used in */
+                periods?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Your own id for the customer (its `external_id`) */
+                customer: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberUsage"];
+                };
+            };
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     get_wallet_v1_customers__customer__wallet_get: {
         parameters: {
             query?: never;
@@ -9226,6 +11708,7 @@ export interface operations {
              *
              *     - `not_found`: no such object (or no such endpoint)
              *     - `unknown_customer`: no such customer
+             *     - `unknown_member`: no such member
              *     - `unknown_asset`: no such asset
              */
             404: {
@@ -9843,6 +12326,7 @@ export interface operations {
              *
              *     - `not_found`: no such object (or no such endpoint)
              *     - `unknown_customer`: no such customer
+             *     - `unknown_member`: no such member
              *     - `unknown_asset`: no such asset
              */
             404: {
@@ -12333,7 +14817,7 @@ export interface operations {
                 /** @description Only of this event (`evt_…`) */
                 event?: string | null;
                 /** @description Only of this event type */
-                event_type?: "authorization.declined" | "balance.depleted" | "balance.low" | "charge.shortfall" | "grant.expired" | "grant.expiring" | "grant.voided" | "refund.created" | "refund.failed" | "subscription.canceled" | "subscription.created" | "subscription.plan_changed" | "subscription.renewed" | "topup.failed" | "topup.succeeded" | "webhook.test";
+                event_type?: "authorization.declined" | "balance.depleted" | "balance.low" | "balance.threshold_crossed" | "budget.threshold_crossed" | "charge.shortfall" | "grant.expired" | "grant.expiring" | "grant.voided" | "refund.created" | "refund.failed" | "subscription.canceled" | "subscription.created" | "subscription.plan_changed" | "subscription.renewed" | "topup.failed" | "topup.succeeded" | "webhook.test";
                 /** @description Only in this state */
                 status?: ("pending" | "succeeded" | "failed") | null;
                 /** @description Deliveries per page */

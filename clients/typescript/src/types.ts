@@ -48,6 +48,10 @@ export type RateCardVersion = Answer<Schemas["RateCardVersion"]>;
 export type PortalSession = Answer<Schemas["PortalSession"]>;
 export type LedgerPage = Answer<Schemas["LedgerPage"]>;
 export type LedgerTransaction = Answer<Schemas["LedgerTransaction"]>;
+export type Member = Answer<Schemas["Member"]>;
+export type Budget = Answer<Schemas["Budget"]>;
+export type BudgetPeriod = Answer<Schemas["BudgetPeriod"]>;
+export type MemberUsage = Answer<Schemas["MemberUsage"]>;
 
 // Requests
 export type NewAsset = Input<Schemas["NewAsset"]>;
@@ -66,5 +70,8 @@ export type NewRefund = Input<Schemas["NewRefund"]>;
 export type QuoteRequest = Input<Schemas["QuoteRequest"]>;
 export type NewRateCard = Input<Schemas["NewRateCard"]>;
 export type NewPortalSession = Input<Schemas["NewPortalSession"]>;
+export type NewMember = Input<Schemas["NewMember"]>;
+export type MemberChange = Input<Schemas["MemberChange"]>;
+export type BudgetSpec = Input<Schemas["BudgetSpec"]>;
 
 export type { components, paths, operations } from "./schema.js";

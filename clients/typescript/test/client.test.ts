@@ -87,6 +87,46 @@ test("batch charges, grants, quotes, customers, wallets and portal sessions", as
   assert.equal(ledger.data.length, 2);
 });
 
+test("members, budgets and usage: a member's calls count against its hard budget", async () => {
+  const ctx = await live();
+  const cg = ctx.client();
+  const org = await ctx.customer(10_000);
+
+  const alice = await cg.createMember(org, { external_id: "alice", name: "Alice" });
+  assert.equal(alice.status, "active");
+  const budget = await cg.setBudget(org, "alice", "credits", {
+    amount: 1_000,
+    period: "day",
+    thresholds: [50],
+  });
+  assert.equal(budget.amount, 1_000n);
+  assert.deepEqual((await cg.budgets(org, "alice")).map((b) => b.id), [budget.id]);
+
+  const held = await cg.authorize({ customer: org, asset: "credits", amount: 600, member: "alice" });
+  assert.equal(held.approved, true);
+  assert.equal(held.member, "alice");
+  const past = await cg.charge({ customer: org, asset: "credits", amount: 500, member: "alice" });
+  assert.equal(past.status, "declined");
+  assert.equal(past.decline_reason, "budget_exceeded");
+
+  const usage = await cg.usage(org, "alice");
+  assert.equal(usage.data[0]?.held, 600n);
+  assert.equal(usage.data[0]?.remaining, 400n);
+  assert.deepEqual(usage.data[0]?.thresholds_crossed, [50n]);
+
+  await cg.setBudget(org, null, "credits", { amount: 5_000, period: "total" });
+  assert.equal((await cg.usage(org)).member, null);
+  await cg.deleteBudget(org, null, "credits");
+  assert.deepEqual(await cg.budgets(org), []);
+
+  const off = await cg.updateMember(org, "alice", { active: false });
+  assert.equal(off.status, "inactive");
+  const removed = await cg.removeMember(org, "alice");
+  assert.equal(removed.status, "removed");
+  assert.deepEqual(await cg.members(org), []);
+  assert.equal((await cg.members(org, { include_removed: true })).length, 1);
+});
+
 test("amounts past 2^53 arrive exactly, as bigint", async () => {
   const ctx = await live();
   const cg = ctx.client();

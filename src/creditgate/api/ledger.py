@@ -24,7 +24,7 @@ from creditgate.domain.policy import PolicyMode
 from creditgate.domain.pricing import DEFAULT_RATE_CARD, Quote
 from creditgate.domain.spend_limits import SpendLimit
 from creditgate.services.billing import auto_top_up
-from creditgate.services.catalog import api_keys, catalog
+from creditgate.services.catalog import api_keys, catalog, members
 from creditgate.services.catalog.api_keys import Principal
 from creditgate.services.context import Catalog, Operator, Reactions, Tx
 from creditgate.services.ledger import gate, grants, queries, refunds, sweeps
@@ -37,11 +37,16 @@ from creditgate.services.results import (
     ApiKey,
     AssetInfo,
     Authorization,
+    Budget,
+    BudgetList,
     Charge,
     CreatedApiKey,
     Customer,
     LedgerPage,
     Lot,
+    Member,
+    MemberList,
+    MemberUsage,
     ModelPrice,
     Policy,
     PriceQuote,
@@ -242,6 +247,7 @@ class TenantLedger(BillingMethods):
         *,
         overdraft_limit: int | None = None,
         low_balance_threshold: int | None = None,
+        thresholds: list[int] | None = None,
         idempotency_key: str | None = None,
     ) -> Policy:
         return self._run(
@@ -251,8 +257,129 @@ class TenantLedger(BillingMethods):
             policy=policy,
             overdraft_limit=overdraft_limit,
             low_balance_threshold=low_balance_threshold,
+            thresholds=thresholds,
             idempotency_key=idempotency_key,
         )
+
+    # Organizations: members and budgets
+    def create_member(
+        self,
+        customer: str,
+        external_id: str,
+        *,
+        name: str = "",
+        metadata: dict[str, Any] | None = None,
+        active: bool = True,
+        idempotency_key: str | None = None,
+    ) -> Member:
+        return self._run(
+            members.create_member,
+            customer=customer,
+            external_id=external_id,
+            name=name,
+            metadata=metadata,
+            active=active,
+            idempotency_key=idempotency_key,
+        )
+
+    def member(self, customer: str, member: str) -> Member:
+        return self._read(members.get_member, customer=customer, member=member)
+
+    def members(
+        self,
+        customer: str,
+        *,
+        include_removed: bool = False,
+        after: str | None = None,
+        limit: int = DEFAULT_CUSTOMER_PAGE,
+    ) -> MemberList:
+        return self._read(
+            members.list_members,
+            customer=customer,
+            include_removed=include_removed,
+            after=after,
+            limit=limit,
+        )
+
+    def update_member(
+        self,
+        customer: str,
+        member: str,
+        *,
+        name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        active: bool | None = None,
+        idempotency_key: str | None = None,
+    ) -> Member:
+        return self._run(
+            members.update_member,
+            customer=customer,
+            member=member,
+            name=name,
+            metadata=metadata,
+            active=active,
+            idempotency_key=idempotency_key,
+        )
+
+    def remove_member(
+        self, customer: str, member: str, *, idempotency_key: str | None = None
+    ) -> Member:
+        return self._run(
+            members.remove_member,
+            customer=customer,
+            member=member,
+            idempotency_key=idempotency_key,
+        )
+
+    def set_budget(
+        self,
+        customer: str,
+        asset: str,
+        amount: int,
+        *,
+        period: str,
+        member: str | None = None,
+        anchor: datetime | None = None,
+        mode: str = "hard",
+        thresholds: list[int] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Budget:
+        """The budget of `member` (or, without one, of the customer as a whole) in `asset`."""
+        return self._run(
+            members.set_budget,
+            customer=customer,
+            member=member,
+            asset=asset,
+            amount=amount,
+            period=period,
+            anchor=anchor,
+            mode=mode,
+            thresholds=thresholds,
+            idempotency_key=idempotency_key,
+        )
+
+    def delete_budget(
+        self,
+        customer: str,
+        asset: str,
+        *,
+        member: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Budget:
+        return self._run(
+            members.delete_budget,
+            customer=customer,
+            member=member,
+            asset=asset,
+            idempotency_key=idempotency_key,
+        )
+
+    def budgets(self, customer: str, *, member: str | None = None) -> BudgetList:
+        return self._read(members.list_budgets, customer=customer, member=member)
+
+    def usage(self, customer: str, *, member: str | None = None, periods: int = 1) -> MemberUsage:
+        """Spent, held and remaining per budget period of `member` (or of the customer)."""
+        return self._read(members.usage, customer=customer, member=member, periods=periods)
 
     # Grants
     def grant(
@@ -303,10 +430,12 @@ class TenantLedger(BillingMethods):
         ttl_seconds: int = DEFAULT_TTL_SECONDS,
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        member: str | None = None,
         spend_limit: SpendLimit | None = None,
     ) -> Authorization:
-        """Hold credit before a call (see `services.ledger.gate.authorize`); with
-        `spend_limit`, the hold also counts against that limit's current period."""
+        """Hold credit before a call (see `services.ledger.gate.authorize`); with `member`,
+        the hold is that member's and counts against its budgets; with `spend_limit`, it also
+        counts against that limit's current period."""
         request = gate.AuthorizeRequest(
             customer=customer,
             asset=asset,
@@ -318,6 +447,7 @@ class TenantLedger(BillingMethods):
             ttl_seconds=ttl_seconds,
             metadata=metadata,
             idempotency_key=idempotency_key,
+            member=member,
             spend_limit=spend_limit,
         )
         return self._run_for_wallet(gate.authorize, request)
@@ -362,6 +492,7 @@ class TenantLedger(BillingMethods):
         rate_card: str = DEFAULT_RATE_CARD,
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        member: str | None = None,
     ) -> Charge:
         request = gate.ChargeRequest(
             customer=customer,
@@ -374,6 +505,7 @@ class TenantLedger(BillingMethods):
             rate_card=rate_card,
             metadata=metadata,
             idempotency_key=idempotency_key,
+            member=member,
         )
         return self._run_for_wallet(gate.charge, request)
 

@@ -285,6 +285,19 @@ def print_json(value: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> None:
         print(value.model_dump_json())
 
 
+def metadata_json(value: str | None) -> dict[str, Any] | None:
+    """A --metadata option: a JSON object, or None when left out."""
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        raise CliError("--metadata must be a JSON object") from None
+    if not isinstance(parsed, dict):
+        raise CliError("--metadata must be a JSON object")
+    return parsed
+
+
 def when(value: datetime | None, *, seconds: bool = False) -> str:
     if not value:
         return ""

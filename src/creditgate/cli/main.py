@@ -29,6 +29,7 @@ from creditgate.cli._shared import (
     database_url,
     default_tenant,
     errors,
+    metadata_json,
     open_creditgate,
     open_ledger,
     print_json,
@@ -85,6 +86,10 @@ app.add_typer(gateway_app, name="gateway")
 from creditgate.cli.config import config_app  # noqa: E402
 
 app.add_typer(config_app, name="config")
+from creditgate.cli.members import budgets_app, members_app  # noqa: E402
+
+app.add_typer(members_app, name="members")
+app.add_typer(budgets_app, name="budgets")
 
 
 @app.callback()
@@ -184,18 +189,6 @@ def verify(
 
 
 Backend = Annotated[str, typer.Option(help="sqlite or postgres")]
-
-
-def _metadata(value: str | None) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    try:
-        parsed = json.loads(value)
-    except ValueError:
-        raise CliError("--metadata must be a JSON object") from None
-    if not isinstance(parsed, dict):
-        raise CliError("--metadata must be a JSON object")
-    return parsed
 
 
 # Fields of a model that are amounts in minor units of its `asset`.
@@ -444,7 +437,7 @@ def customers_create(
             name=name,
             policy=policy,
             overdraft_limit=overdraft_limit,
-            metadata=_metadata(metadata),
+            metadata=metadata_json(metadata),
         )
     if as_json:
         print_json(created)
@@ -540,7 +533,7 @@ def grants_create(
             expires_at=timestamp(expires_at, "--expires-at"),
             cost_basis=cost_basis,
             currency=currency,
-            metadata=_metadata(metadata),
+            metadata=metadata_json(metadata),
         )
         scales = asset_scales(t)
     if as_json:

@@ -12,9 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from creditgate.domain.amounts import stored_money
+from creditgate.domain.amounts import MAX_BALANCE, stored_money
+from creditgate.domain.errors import InvalidInput
 from creditgate.domain.lots import Draw, LotBalance, plan_draws
 from creditgate.domain.policy import WalletPolicy
+
+# The most alert thresholds a wallet's balance takes in one asset.
+MAX_BALANCE_THRESHOLDS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +33,10 @@ class WalletBalance:
     policy: WalletPolicy
     low_balance_alerted: bool
     top_up_threshold: int | None = None
+    # Alert thresholds of `available` (`thresholds_crossed`), and whether the customer as a
+    # whole has a budget in this asset (a call that has not read its budgets must then).
+    thresholds: tuple[int, ...] = ()
+    budgeted: bool = False
 
     @property
     def available(self) -> int:
@@ -54,11 +62,40 @@ def crosses(threshold: int | None, before: int, after: int) -> bool:
     return threshold is not None and (before >= threshold) != (after >= threshold)
 
 
+def check_balance_thresholds(value: object, field: str = "thresholds") -> tuple[int, ...]:
+    """Alert thresholds of a wallet's `available`: whole minor units within the balance
+    range (below zero too, under overdraft), each once, in descending order."""
+    if value is None:
+        return ()
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        raise InvalidInput(f"{field} must be a list of amounts in minor units", field=field)
+    if len(value) > MAX_BALANCE_THRESHOLDS:
+        raise InvalidInput(
+            f"{field} takes at most {MAX_BALANCE_THRESHOLDS} thresholds", field=field
+        )
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, int) or abs(item) > MAX_BALANCE:
+            raise InvalidInput(
+                f"{field} must be whole minor units from -{MAX_BALANCE} to {MAX_BALANCE}",
+                field=field,
+            )
+    return tuple(sorted(set(value), reverse=True))
+
+
+def thresholds_crossed(thresholds: Sequence[int], before: int, after: int) -> list[int]:
+    """The thresholds a move from `available` = `before` to `after` falls below (from at or
+    above): each raises `balance.threshold_crossed`. Rising back to one re-arms it, so the
+    next fall raises it again. Movers of one balance row serialize on its lock, so each fall
+    is seen by exactly one of them."""
+    return [t for t in thresholds if before >= t > after]
+
+
 def moves_quietly(balance: WalletBalance, change: int) -> bool:
     """Whether adding `change` to `available` needs nothing but the move itself: no balance
-    event, no low-balance flag to flip, no auto top-up threshold crossed. A move sent with
-    the commit (which cannot react) is allowed only then. Without a low-balance threshold
-    the flag is not looked at (it says nothing until a threshold is set)."""
+    event, no low-balance flag to flip, no auto top-up threshold crossed, no alert threshold
+    fallen below. A move sent with the commit (which cannot react) is allowed only then.
+    Without a low-balance threshold the flag is not looked at (it says nothing until a
+    threshold is set)."""
     before = balance.available
     after = before + change
     fire, flag = low_balance_alert(balance.policy, after, balance.low_balance_alerted)
@@ -70,6 +107,7 @@ def moves_quietly(balance: WalletBalance, change: int) -> bool:
         and not fire
         and flag_stays
         and not crosses(balance.top_up_threshold, before, after)
+        and not thresholds_crossed(balance.thresholds, before, after)
     )
 
 
@@ -79,9 +117,10 @@ class DebitAsk:
 
     With `decline`, a wallet that cannot pay all of it, or cannot pay `least` (one minor
     unit for a priced call its card's rounding made 0), is declined and nothing is taken;
-    without, what it cannot pay is a shortfall. `most` (a spend limit's room, when the hold
-    was placed under one) caps the debit as the policy does: what is past it is a shortfall
-    too."""
+    without, what it cannot pay is a shortfall. `most` (what the caps the call counts
+    against have left for it: its hard budgets, its spend limit; the smallest when several
+    apply) caps the debit as the policy does: past it, a settle's usage is a shortfall too,
+    and a charge with `decline` is declined."""
 
     requested: int
     reserved: int = 0

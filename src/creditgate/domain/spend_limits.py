@@ -1,11 +1,12 @@
 """Spend limits: at most so much of one asset per period, counted over held and spent credit.
 
 A spend limit (today: a customer gateway key's) caps what the holds placed under it may
-reserve and their settles may charge, per period: a day, a week or a month of the calendar
-in UTC, or in total. The period is derived from the time of the hold, so nothing has to run
-when a period turns: the next hold simply counts in a new one. A hold counts in the period
-it was opened, until it is settled (its charge is then spent in that period), voided or
-expired (its credit is then given back to that period).
+reserve and their settles may charge, per period: a day, a week (Monday to Sunday) or a
+month of the calendar in UTC, or in total (`current_period`, over `domain/periods.py`, the
+periods budgets count in too). The period is derived from the time of the hold, so nothing
+has to run when a period turns: the next hold simply counts in a new one. A hold counts in
+the period it was opened, until it is settled (its charge is then spent in that period),
+voided or expired (its credit is then given back to that period).
 
 The rule, under concurrency, as for a wallet's floor: in every period, held + spent never
 exceeds the limit's amount. A hold that would take it past is declined; a settle charges at
@@ -15,11 +16,11 @@ most the hold plus what the period has left (`most_chargeable`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from enum import StrEnum
+from datetime import datetime
 
 from creditgate.domain.amounts import check_amount
-from creditgate.domain.errors import Forbidden, InvalidInput
+from creditgate.domain.errors import Forbidden
+from creditgate.domain.periods import CALENDAR, Period, Span, span
 
 # The reason an authorization declined by its spend limit gives (beside the wallet policy's).
 SPEND_LIMIT_REACHED = "spend_limit_reached"
@@ -31,49 +32,11 @@ class SpendLimitAssetMismatch(Forbidden):
     code = "spend_limit_asset_mismatch"
 
 
-class Period(StrEnum):
-    DAY = "day"
-    WEEK = "week"  # Monday to Sunday
-    MONTH = "month"
-    TOTAL = "total"  # one period, for as long as the limit lives
-
-
-# The start of the one period of a `total` limit.
-BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def check_period(value: object, field: str = "period") -> Period:
-    try:
-        return Period(value)  # type: ignore[arg-type]
-    except ValueError:
-        names = ", ".join(p.value for p in Period)
-        raise InvalidInput(f"{field} must be one of {names}", field=field) from None
-
-
-def period_start(period: Period, at: datetime) -> datetime:
-    """When the period holding `at` began, in UTC: midnight, the Monday, the 1st of the month,
-    or `BEGINNING` for a total."""
-    at = at.astimezone(UTC)
-    midnight = at.replace(hour=0, minute=0, second=0, microsecond=0)
-    if period is Period.DAY:
-        return midnight
-    if period is Period.WEEK:
-        return midnight - timedelta(days=midnight.weekday())
-    if period is Period.MONTH:
-        return midnight.replace(day=1)
-    return BEGINNING
-
-
-def period_end(period: Period, start: datetime) -> datetime | None:
-    """When the period that began at `start` ends (None: a total never does)."""
-    if period is Period.DAY:
-        return start + timedelta(days=1)
-    if period is Period.WEEK:
-        return start + timedelta(days=7)
-    if period is Period.MONTH:
-        year, month = (start.year + 1, 1) if start.month == 12 else (start.year, start.month + 1)
-        return start.replace(year=year, month=month)
-    return None
+def current_period(period: Period, at: datetime) -> Span:
+    """The period of a limit that holds `at`: a calendar period in UTC (`periods.CALENDAR`:
+    from midnight, from the Monday, from the 1st of the month), or a total's one period
+    (`periods.TOTAL_START`, no end)."""
+    return span(period, CALENDAR, at)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,8 @@ class EventType(StrEnum):
     AUTHORIZATION_DECLINED = "authorization.declined"
     BALANCE_DEPLETED = "balance.depleted"
     BALANCE_LOW = "balance.low"
+    BALANCE_THRESHOLD_CROSSED = "balance.threshold_crossed"
+    BUDGET_THRESHOLD_CROSSED = "budget.threshold_crossed"
     CHARGE_SHORTFALL = "charge.shortfall"
     GRANT_EXPIRED = "grant.expired"
     GRANT_EXPIRING = "grant.expiring"

@@ -6,14 +6,15 @@ One call:
    sends it, or `x-api-key: cg_…` as Anthropic's does), on behalf of the customer named by
    `X-Creditgate-Customer`; or a customer, through its gateway key (`cgk_…`, sent the same
    ways), which fixes the tenant and the customer, and may limit the models and the spend
-   (`services/gateway_keys.py`). A call the key may not make is refused (403).
+   (`services/gateway_keys.py`). A call the key may not make is refused (403). Either way,
+   `X-Creditgate-Member` may name a member of that customer the call is for.
 2. The request is read (JSON, with a `model`) and estimated (`domain/gateway.py`): its input
    from its text, its output at its own cap or the gateway's default.
 3. The tenant's card prices the estimate and places the hold, as `POST /v1/authorizations`
    does with `action`, `dimensions.model` and `quantities`; under a customer key with a
-   spend limit, the hold also counts against the key's period in the same transaction. A
-   decline (the wallet's or the limit's) answers 402 in the provider's error shape, and
-   nothing is sent upstream.
+   spend limit, the hold also counts against the key's period, and for a member against its
+   budgets, in the same transaction. A decline (the wallet's, the limit's, a budget's)
+   answers 402 in the provider's error shape, and nothing is sent upstream.
 4. The request goes upstream with the tenant's provider key. An error answer (4xx, 5xx),
    a failed connection or a timeout voids the hold and is passed back.
 5. A whole answer is read for its usage and settled by the hold's card version (the action,
@@ -71,6 +72,7 @@ from creditgate.http.threads import Threads
 log = logging.getLogger("creditgate.gateway")
 
 CUSTOMER_HEADER = "x-creditgate-customer"
+MEMBER_HEADER = "x-creditgate-member"
 ACTION_HEADER = "x-creditgate-action"
 RATE_CARD_HEADER = "x-creditgate-rate-card"
 IDEMPOTENCY_HEADER = "idempotency-key"
@@ -298,6 +300,7 @@ class Call:
     # With the caller's Idempotency-Key: this request's own id, in the hold's metadata.
     attempt: str | None = None
     authorization_id: str = ""
+    member: str | None = None
 
     @property
     def provider(self) -> str:
@@ -380,6 +383,7 @@ async def serve(request: Request, endpoint: Endpoint) -> Response:
             estimate=held,
             key=key,
             attempt=None if given_id is None else uuid.uuid4().hex,
+            member=request.headers.get(MEMBER_HEADER, "").strip() or None,
         )
         upstream_key = await gateway.upstream_key(call.ledger, provider)
         auth = await gateway.threads.run(_authorize, call, request, settings)
@@ -423,6 +427,7 @@ def _authorize(call: Call, request: Request, settings: GatewaySettings) -> Autho
         ttl_seconds=settings.hold_ttl_seconds,
         metadata=call.metadata(),
         idempotency_key=call.idempotency_key(),
+        member=call.member,
         spend_limit=call.spend_limit,
     )
 

@@ -149,14 +149,16 @@ def set_policy(
 ) -> Response:
     """How far the customer's wallet may go in one asset: `block` declines what the balance
     cannot pay, `overdraft` lets it go down to -`overdraft_limit`, `allow` never declines and
-    records debt. Also sets the low-balance threshold for `balance.low` events. A policy the
-    balance already breaks is refused (409)."""
+    records debt. Also sets the low-balance threshold for `balance.low` events and the alert
+    `thresholds` for `balance.threshold_crossed` (each time available falls below one). A
+    policy the balance already breaks is refused (409)."""
     policy = t.set_policy(
         customer,
         asset,
         body.policy.value,
         overdraft_limit=body.overdraft_limit,
         low_balance_threshold=body.low_balance_threshold,
+        thresholds=body.thresholds,
         idempotency_key=idempotency_key,
     )
     return answer(policy)

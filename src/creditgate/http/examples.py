@@ -9,6 +9,50 @@ from __future__ import annotations
 
 from typing import Any
 
+MEMBER: dict[str, Any] = {
+    "id": "mbr_01m8xeee6ms2bb8kffyjxh3v1b",
+    "customer": "cust_42",
+    "external_id": "alice",
+    "name": "Alice Liddell",
+    "metadata": {"team": "research"},
+    "status": "active",
+    "created_at": "2026-12-03T07:56:02.101234Z",
+    "updated_at": "2026-12-03T07:56:02.101234Z",
+    "removed_at": None,
+}
+BUDGET: dict[str, Any] = {
+    "id": "bdg_01m8xeee7q3yx8j2fz4w7g8b2k",
+    "customer": "cust_42",
+    "member": "alice",
+    "asset": "credits",
+    "amount": 500000,
+    "period": "month",
+    "anchor": "2001-01-01T00:00:00Z",
+    "mode": "hard",
+    "thresholds": [50, 80],
+    "created_at": "2026-12-03T07:56:02.204511Z",
+    "updated_at": "2026-12-03T07:56:02.204511Z",
+}
+USAGE: dict[str, Any] = {
+    "customer": "cust_42",
+    "member": "alice",
+    "data": [
+        {
+            "budget": "bdg_01m8xeee7q3yx8j2fz4w7g8b2k",
+            "asset": "credits",
+            "amount": 500000,
+            "mode": "hard",
+            "period": "month",
+            "period_start": "2026-12-01T00:00:00Z",
+            "period_end": "2027-01-01T00:00:00Z",
+            "spent": 262000,
+            "held": 1208,
+            "remaining": 236792,
+            "thresholds_crossed": [50],
+        }
+    ],
+}
+
 ANSWERS: dict[str, Any] = {
     "asset": {"code": "credits", "scale": 2, "name": "Credits"},
     "assets": {"data": [{"code": "credits", "scale": 2, "name": "Credits"}]},
@@ -42,6 +86,7 @@ ANSWERS: dict[str, Any] = {
         "policy": "overdraft",
         "overdraft_limit": 500,
         "low_balance_threshold": 1000,
+        "thresholds": [],
     },
     "grant": {
         "id": "lot_01m8xeed2xkryxa5td3wggkf78",
@@ -269,6 +314,7 @@ ANSWERS: dict[str, Any] = {
         "quantities": {"input_tokens": "1200", "output_tokens": "1000"},
         "rate_card_id": "rc_01m8xeedsycgsmkwsp2qax8h27",
         "warnings": [],
+        "member": None,
     },
     "getauth": {
         "id": "hld_01m8xeedw89kb4rfd4jreeyny6",
@@ -290,6 +336,7 @@ ANSWERS: dict[str, Any] = {
         "quantities": {"input_tokens": "1200", "output_tokens": "1000"},
         "rate_card_id": "rc_01m8xeedsycgsmkwsp2qax8h27",
         "warnings": [],
+        "member": None,
     },
     "settle": {
         "authorization": {
@@ -312,6 +359,7 @@ ANSWERS: dict[str, Any] = {
             "quantities": {"input_tokens": "1200", "output_tokens": "1000"},
             "rate_card_id": "rc_01m8xeedsycgsmkwsp2qax8h27",
             "warnings": [],
+            "member": None,
         },
         "charge": {
             "id": "chg_01m8xeedxwhybnke00bp3wf6qf",
@@ -383,6 +431,7 @@ ANSWERS: dict[str, Any] = {
             "vendor_cost": "0.00752",
             "revenue": "0.0151",
             "warnings": [],
+            "member": None,
         },
     },
     "auth2": {
@@ -405,6 +454,7 @@ ANSWERS: dict[str, Any] = {
         "quantities": None,
         "rate_card_id": None,
         "warnings": [],
+        "member": None,
     },
     "void": {
         "id": "hld_01m8xeedzc341eccn40zfxj16r",
@@ -426,6 +476,7 @@ ANSWERS: dict[str, Any] = {
         "quantities": None,
         "rate_card_id": None,
         "warnings": [],
+        "member": None,
     },
     "charge": {
         "id": "chg_01m8xeedzq0x772jxzdzsjr8ar",
@@ -454,6 +505,7 @@ ANSWERS: dict[str, Any] = {
         "vendor_cost": None,
         "revenue": "0.025",
         "warnings": [],
+        "member": None,
     },
     "batch": {
         "data": [
@@ -491,6 +543,7 @@ ANSWERS: dict[str, Any] = {
                     "vendor_cost": None,
                     "revenue": "0.012",
                     "warnings": [],
+                    "member": None,
                 },
                 "error": None,
             },
@@ -523,6 +576,7 @@ ANSWERS: dict[str, Any] = {
                 "policy": "overdraft",
                 "overdraft_limit": 500,
                 "low_balance_threshold": 1000,
+                "thresholds": [],
             }
         ],
     },
@@ -1501,6 +1555,12 @@ ANSWERS: dict[str, Any] = {
         "portal_demo_payments": False,
     },
 }
+
+ANSWERS["member"] = MEMBER
+ANSWERS["members"] = {"data": [MEMBER]}
+ANSWERS["budget"] = BUDGET
+ANSWERS["budgets"] = {"data": [BUDGET]}
+ANSWERS["usage"] = USAGE
 
 REQUESTS: dict[str, Any] = {
     "asset": {"code": "credits", "scale": 2, "name": "Credits"},

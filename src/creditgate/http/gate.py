@@ -9,6 +9,7 @@ from sqlalchemy import Connection
 from starlette.responses import Response
 
 from creditgate.api import TenantLedger
+from creditgate.domain.budgets import UnknownMember
 from creditgate.domain.errors import (
     AmountOverflow,
     CreditgateError,
@@ -41,7 +42,14 @@ from creditgate.http.reference import errors
 from creditgate.services.context import Idempotent
 from creditgate.services.results import Charge
 
-_PRICED = (UnknownCustomer, UnknownAsset, NoPrice, VendorCostUnknown, AmountOverflow)
+_PRICED = (
+    UnknownCustomer,
+    UnknownMember,
+    UnknownAsset,
+    NoPrice,
+    VendorCostUnknown,
+    AmountOverflow,
+)
 _RESOLVED = (HoldAlreadySettled, HoldAlreadyVoided, HoldExpired, HoldNotPending)
 _HOLD_PATH = Annotated[
     str,
@@ -72,7 +80,9 @@ def authorize(
 
     The hold is `amount` of `asset`, or the rate card's price of `action` for its
     `dimensions` and estimated `quantities` (e.g. input tokens plus `max_tokens` of output).
-    An unsettled hold is released after `ttl_seconds`.
+    An unsettled hold is released after `ttl_seconds`. With `member`, the hold is that
+    member's: declined if it is inactive or removed, or past a hard budget of its own or of
+    the customer (`budget_exceeded`).
     """
     auth = t.authorize(
         body.customer,
@@ -85,6 +95,7 @@ def authorize(
         ttl_seconds=body.ttl_seconds,
         metadata=body.metadata,
         idempotency_key=idempotency_key,
+        member=body.member,
     )
     AUTHORIZATIONS.labels("approved" if auth.approved else "declined").inc()
     return answer(auth, 201)
@@ -174,6 +185,7 @@ def _charge(t: TenantLedger, body: NewCharge, idempotency_key: str | None) -> Ch
         rate_card=body.rate_card,
         metadata=body.metadata,
         idempotency_key=idempotency_key,
+        member=body.member,
     )
 
 

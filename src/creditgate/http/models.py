@@ -29,6 +29,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from creditgate.domain.amounts import ASSET_CODE, MAX_AMOUNT, MAX_BALANCE, MAX_SCALE
+from creditgate.domain.balances import MAX_BALANCE_THRESHOLDS
+from creditgate.domain.budgets import MAX_PERCENT, MAX_THRESHOLDS, BudgetMode
 from creditgate.domain.grants import DEFAULT_CURRENCY, MAX_PRIORITY
 from creditgate.domain.holds import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS, MIN_TTL_SECONDS
 from creditgate.domain.lots import LotKind
@@ -177,6 +179,11 @@ Ttl = Annotated[
     Field(ge=MIN_TTL_SECONDS, le=MAX_TTL_SECONDS),
     BeforeValidator(whole_number),
 ]
+BalanceLevel = Annotated[
+    int, Strict(), Field(ge=-MAX_BALANCE, le=MAX_BALANCE), BeforeValidator(whole_number)
+]
+BudgetAmount = Annotated[int, Strict(), Field(ge=1, le=MAX_BALANCE), BeforeValidator(whole_number)]
+Percent = Annotated[int, Strict(), Field(ge=1, le=MAX_PERCENT), BeforeValidator(whole_number)]
 Text = Annotated[str, AfterValidator(_printable)]
 Name = Annotated[Text, Field(max_length=MAX_NAME)]
 CustomerId = Annotated[Text, Field(min_length=1, max_length=MAX_NAME, examples=["cust_42"])]
@@ -245,6 +252,11 @@ TIMESTAMP = "ISO 8601 date and time with a time zone, e.g. `2027-01-01T00:00:00Z
 _ASSET = "The asset's code, as created with `POST /v1/assets`"
 _CUSTOMER = "Your own id for the customer (its `external_id`)"
 _METADATA = "Your own JSON object (at most 16 levels deep), kept and returned as sent"
+_MEMBER = (
+    "The member of the customer (an organization) the call is for, by its `external_id`: "
+    "the call counts against the member's budgets and the customer's, and is declined if the "
+    "member is inactive or removed; left out: the customer as a whole"
+)
 _ACTION = "What the call does, as the rate card names it, e.g. `chat.completion`"
 _DIMENSIONS = (
     'Values that select the card\'s price rule, e.g. `{"model": "gpt-4.1"}`: names of '
@@ -374,6 +386,87 @@ class PolicyChange(Body):
         + MINOR
         + "; left out: none",
     )
+    thresholds: Annotated[list[BalanceLevel], Field(max_length=MAX_BALANCE_THRESHOLDS)] | None = (
+        Field(
+            None,
+            description="Alert thresholds of available, " + MINOR + ": a "
+            "`balance.threshold_crossed` event each time available falls below one (again "
+            f"after it has risen back to it); at most {MAX_BALANCE_THRESHOLDS}; left out: none",
+        )
+    )
+
+
+MemberRef = Annotated[Text, Field(min_length=1, max_length=MAX_NAME, examples=["alice"])]
+
+
+class NewMember(Body):
+    """A member of the customer: one of its users, seats, projects or API keys, drawing on the
+    customer's wallet under budgets of its own."""
+
+    model_config = example(
+        {"external_id": "alice", "name": "Alice Liddell", "metadata": {"team": "research"}}
+    )
+
+    external_id: NewCustomerId = Field(
+        description="Your own id for the member, unique within the customer: calls name the "
+        "member by it. 1-128 characters of A-Z, a-z, 0-9 and . _ : @ -"
+    )
+    name: Name = Field("", description="A display name")
+    metadata: Metadata | None = Field(None, description=_METADATA)
+    active: bool = Field(
+        True, description="Whether its calls are let through; false: declined (`member_inactive`)"
+    )
+
+
+class MemberChange(Body):
+    model_config = example({"active": False}, {"name": "Alice L.", "metadata": {"team": "ml"}})
+
+    name: Name | None = Field(None, description="A display name; left out: unchanged")
+    metadata: Metadata | None = Field(None, description=_METADATA + "; left out: unchanged")
+    active: bool | None = Field(
+        None,
+        description="false: its calls are declined (`member_inactive`) until it is true again; "
+        "left out: unchanged",
+    )
+
+
+class BudgetSpec(Body):
+    """How much of one asset a member (or the customer as a whole) may use per period."""
+
+    model_config = example(
+        {"amount": 500_000, "period": "month", "mode": "hard", "thresholds": [50, 80]},
+        {
+            "amount": 20_000,
+            "period": "week",
+            "anchor": "2026-12-07T09:00:00Z",
+            "mode": "soft",
+            "thresholds": [100, 150],
+        },
+    )
+
+    amount: BudgetAmount = Field(description="The most per period, " + MINOR)
+    period: Literal["day", "week", "month", "total"] = Field(
+        description="`day`, `week` or `month`, counted from `anchor`; or `total` (one period)"
+    )
+    anchor: Timestamp | None = Field(
+        None,
+        description="Where periods are counted from (a month keeps its day of the month, or "
+        "the last day of a shorter month); " + TIMESTAMP + "; left out: calendar periods in UTC "
+        "(days from midnight, weeks from Monday, months from the 1st). Another period or "
+        "anchor than the budget's starts a new budget, counted from zero",
+    )
+    mode: BudgetMode = Field(
+        BudgetMode.HARD,
+        description="`hard`: a call past the amount is declined (`budget_exceeded`); `soft`: "
+        "let through, with its alerts",
+    )
+    thresholds: Annotated[list[Percent], Field(max_length=MAX_THRESHOLDS)] | None = Field(
+        None,
+        description="Alert thresholds, percentages of `amount` (1-100 for a hard budget, "
+        f"1-{MAX_PERCENT} for a soft one; at most {MAX_THRESHOLDS}): a "
+        "`budget.threshold_crossed` event the first time held + spent reaches each in a period. "
+        "100 always is one",
+    )
 
 
 class NewGrant(Body):
@@ -461,6 +554,7 @@ class NewAuthorization(Body):
         description="Seconds until an unsettled hold is released (1 to 604800)",
     )
     metadata: Metadata | None = Field(None, description=_METADATA)
+    member: MemberRef | None = Field(None, description=_MEMBER)
 
 
 class SettlementRequest(Body):
@@ -520,6 +614,7 @@ class NewCharge(Body):
     vendor_cost: DecimalText | None = Field(None, description=_VENDOR_COST)
     rate_card: RateCardName = Field(DEFAULT_RATE_CARD, description=_RATE_CARD)
     metadata: Metadata | None = Field(None, description=_METADATA)
+    member: MemberRef | None = Field(None, description=_MEMBER)
 
 
 class UsageEvent(NewCharge):

@@ -73,6 +73,8 @@ Policy = documented(
         "overdraft_limit": "Under `overdraft`: how far below zero available may go, " + MINOR,
         "low_balance_threshold": "A `balance.low` event is sent when available falls below "
         "it, " + MINOR + "; null: none",
+        "thresholds": "Alert thresholds of available, " + MINOR + ", highest first: a "
+        "`balance.threshold_crossed` event each time available falls below one",
     },
     example=ANSWERS["policy"],
 )
@@ -109,6 +111,8 @@ AssetBalance = documented(
         "low_balance_threshold": "Below it a `balance.low` event is sent, "
         + MINOR
         + "; null: none",
+        "thresholds": "Alert thresholds of available, " + MINOR + ", highest first "
+        "(`balance.threshold_crossed`)",
     },
     example=ANSWERS["wallet"]["balances"][0],
 )
@@ -255,8 +259,9 @@ PriceQuote = documented(
 _CHARGE_FIELDS = {
     "id": "The charge's id (`chg_…`); refunds name it",
     "status": "`posted` (credit taken) or `declined` (nothing taken)",
-    "decline_reason": "Why it was declined: insufficient_funds, overdraft_limit_reached or "
-    "balance_limit_reached; null when posted",
+    "decline_reason": "Why it was declined: insufficient_funds, overdraft_limit_reached, "
+    "balance_limit_reached, margin_guard, member_inactive, member_removed or budget_exceeded; "
+    "null when posted",
     "customer": CUSTOMER,
     "asset": ASSET,
     "hold_id": "The authorization it settled; null for a one-step charge",
@@ -278,7 +283,9 @@ _CHARGE_FIELDS = {
     "vendor_cost": "What the call cost you, " + USD + "; null when unknown",
     "revenue": "What the charge earned: the cost basis of the credit drawn, in its "
     "currency; " + DECIMAL,
-    "warnings": "What looks wrong, e.g. a margin guard letting the charge through",
+    "warnings": "What looks wrong, e.g. a margin guard letting the charge through; for a "
+    "charge declined by a budget, what the budget has left",
+    "member": "The member of the customer it was for (its `external_id`); null: none named",
 }
 Charge = documented(results.Charge, _CHARGE_FIELDS, example=ANSWERS["charge"])
 Authorization = documented(
@@ -291,8 +298,9 @@ Authorization = documented(
         "approved": "Whether the hold was placed: go ahead with the call only if true",
         "amount": "Credit reserved, " + MINOR + "; 0 when declined",
         "requested": "What was asked for (the amount, or the priced estimate), " + MINOR,
-        "decline_reason": "Why it was declined: insufficient_funds, overdraft_limit_reached "
-        "or balance_limit_reached; null when approved",
+        "decline_reason": "Why it was declined: insufficient_funds, overdraft_limit_reached, "
+        "balance_limit_reached, margin_guard, member_inactive, member_removed or "
+        "budget_exceeded; null when approved",
         "available": "The wallet's available balance after the hold, " + MINOR,
         "created_at": "When it was placed; " + TIME,
         "expires_at": "When an unsettled hold is released; " + TIME,
@@ -303,7 +311,9 @@ Authorization = documented(
         "dimensions": "The dimensions it was priced by",
         "quantities": "The estimated quantities it was priced by, each " + DECIMAL,
         "rate_card_id": "The card version it was priced with; settling prices by the same",
-        "warnings": "What looks wrong, e.g. an estimate the card prices at 0",
+        "warnings": "What looks wrong, e.g. an estimate the card prices at 0; for a hold "
+        "declined by a budget, what the budget has left",
+        "member": "The member of the customer it is for (its `external_id`); null: none named",
     },
     example=ANSWERS["auth"],
 )
@@ -913,4 +923,83 @@ ApiKeyListAnswer = documented(
 )
 RateCardListAnswer = documented(
     RateCardList, {"data": "Card versions, oldest first"}, example=ANSWERS["cards"]
+)
+
+
+# Organizations: members, budgets, usage ---------------------------------------------------
+
+_MEMBER_OF = "The member's own id (`external_id`); null: the customer as a whole"
+
+Member = documented(
+    results.Member,
+    {
+        "id": "creditgate's id for the member (`mbr_…`)",
+        "customer": CUSTOMER,
+        "external_id": "Your own id for the member, unique within the customer: calls name "
+        "the member by it",
+        "name": "A display name",
+        "metadata": METADATA,
+        "status": "`active`; `inactive` (its calls are declined until it is active again); "
+        "`removed` (for good: its calls are declined, its history stays)",
+        "created_at": "When it was added; " + TIME,
+        "updated_at": "When it last changed; " + TIME,
+        "removed_at": "When it was removed; " + TIME + "; null while it is not",
+    },
+    example=ANSWERS["member"],
+)
+MemberList = documented(
+    results.MemberList,
+    {"data": "Members in order of `external_id`"},
+    example=ANSWERS["members"],
+)
+Budget = documented(
+    results.Budget,
+    {
+        "id": "The budget's id (`bdg_…`); a new period or anchor makes a new one",
+        "customer": CUSTOMER,
+        "member": _MEMBER_OF,
+        "asset": ASSET,
+        "amount": "The most held + spent may reach per period, " + MINOR,
+        "period": "`day`, `week`, `month` (counted from `anchor`) or `total`",
+        "anchor": "Where periods are counted from; " + TIME,
+        "mode": "`hard` (calls past the amount are declined) or `soft` (let through)",
+        "thresholds": "Alert thresholds, percentages of `amount`, ascending (100 is always "
+        "one, listed or not)",
+        "created_at": "When it was created; " + TIME,
+        "updated_at": "When its amount, mode or thresholds last changed; " + TIME,
+    },
+    example=ANSWERS["budget"],
+)
+BudgetList = documented(
+    results.BudgetList,
+    {"data": "One budget per asset, in order of asset"},
+    example=ANSWERS["budgets"],
+)
+BudgetPeriod = documented(
+    results.BudgetPeriod,
+    {
+        "budget": "The budget's id (`bdg_…`)",
+        "asset": ASSET,
+        "amount": "The budget's amount per period, " + MINOR,
+        "mode": "`hard` or `soft`",
+        "period": "`day`, `week`, `month` or `total`",
+        "period_start": "When the period began; " + TIME + "; null for a total",
+        "period_end": "When it ends (the next one begins); " + TIME + "; null for a total",
+        "spent": "What its charges took in the period, less refunds, " + MINOR,
+        "held": "What its pending authorizations hold, " + MINOR + " (a hold counts in the "
+        "period it was opened in until it is settled, voided or expired)",
+        "remaining": "amount - spent - held, not below 0, " + MINOR,
+        "thresholds_crossed": "The thresholds (percentages) raised in the period",
+    },
+    example=ANSWERS["usage"]["data"][0],
+)
+MemberUsage = documented(
+    results.MemberUsage,
+    {
+        "customer": CUSTOMER,
+        "member": _MEMBER_OF,
+        "data": "Each budget's current period first, then earlier ones it was used in (as "
+        "many as `periods` asks), budget by budget in order of asset",
+    },
+    example=ANSWERS["usage"],
 )

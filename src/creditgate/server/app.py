@@ -31,6 +31,7 @@ from creditgate.http import (
     gate,
     grants,
     keys,
+    members,
     plans,
     pricing,
     problems,
@@ -148,7 +149,7 @@ def create_app(
     app.state.settings = settings
     app.state.gateway = gateway
     problems.install(app)
-    for module in (catalog, wallets, grants, gate, keys, pricing, webhooks, refunds):
+    for module in (catalog, members, wallets, grants, gate, keys, pricing, webhooks, refunds):
         app.include_router(module.router)
     for module in (plans, purchases, campaigns):  # billing
         app.include_router(module.router)

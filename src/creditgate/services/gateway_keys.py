@@ -21,14 +21,8 @@ from sqlalchemy.exc import IntegrityError
 
 from creditgate.domain.amounts import check_amount
 from creditgate.domain.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
-from creditgate.domain.spend_limits import (
-    Period,
-    SpendLimit,
-    check_period,
-    period_end,
-    period_start,
-    room,
-)
+from creditgate.domain.periods import Period, check_period
+from creditgate.domain.spend_limits import SpendLimit, current_period, room
 from creditgate.services.catalog.api_keys import (
     LAST_USED_RESOLUTION,
     display,
@@ -198,12 +192,12 @@ def _usage(tx: Tx, rows: list[Any]) -> dict[str, GatewayKeyUsage]:
     }
     usage = {}
     for key_id, limit in limits.items():
-        start = period_start(limit.period, tx.now)
-        period = found.get((key_id, start))
+        current = current_period(limit.period, tx.now)
+        period = found.get((key_id, current.start))
         held, spent = (period.held, period.spent) if period is not None else (0, 0)
         usage[key_id] = GatewayKeyUsage(
-            period_start=start,
-            period_end=period_end(limit.period, start),
+            period_start=current.start,
+            period_end=current.end,
             held=held,
             spent=spent,
             remaining=room(limit.amount, held, spent),

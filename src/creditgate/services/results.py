@@ -49,6 +49,7 @@ class Policy(Result):
     policy: str
     overdraft_limit: int
     low_balance_threshold: int | None
+    thresholds: list[int] = []
 
 
 class AssetBalance(Result):
@@ -61,6 +62,7 @@ class AssetBalance(Result):
     policy: str
     overdraft_limit: int
     low_balance_threshold: int | None
+    thresholds: list[int] = []
 
 
 class Wallet(Result):
@@ -129,6 +131,8 @@ class Charge(Result):
     revenue: DecimalString = Decimal(0)
     # As on an authorization: e.g. a margin guard's, when it lets the charge through.
     warnings: list[str] = []
+    # The member of the customer the charge is for (its external id), if any.
+    member: str | None = None
 
 
 class Authorization(Result):
@@ -152,6 +156,8 @@ class Authorization(Result):
     quantities: dict[str, str] | None = None
     rate_card_id: str | None = None
     warnings: list[str] = []
+    # The member of the customer the hold is for (its external id), if any.
+    member: str | None = None
 
 
 class Settlement(Result):
@@ -288,3 +294,62 @@ class ConsumptionOrder(Result):
     """The default priority per lot kind, lowest first: the order credit is used in."""
 
     data: list[KindPriority]
+
+
+# Organizations: members, budgets, usage per period.
+
+
+class Member(Result):
+    id: str
+    customer: str
+    external_id: str
+    name: str
+    metadata: dict[str, Any]
+    status: str  # active | inactive | removed
+    created_at: datetime
+    updated_at: datetime
+    removed_at: datetime | None
+
+
+class MemberList(Result):
+    data: list[Member]
+
+
+class Budget(Result):
+    id: str
+    customer: str
+    member: str | None  # None: the customer as a whole
+    asset: str
+    amount: int
+    period: str
+    anchor: datetime
+    mode: str
+    thresholds: list[int]
+    created_at: datetime
+    updated_at: datetime
+
+
+class BudgetList(Result):
+    data: list[Budget]
+
+
+class BudgetPeriod(Result):
+    """One budget's usage in one period."""
+
+    budget: str
+    asset: str
+    amount: int
+    mode: str
+    period: str
+    period_start: datetime | None  # None: a total
+    period_end: datetime | None
+    spent: int
+    held: int
+    remaining: int
+    thresholds_crossed: list[int]
+
+
+class MemberUsage(Result):
+    customer: str
+    member: str | None  # None: the customer's own budgets
+    data: list[BudgetPeriod]

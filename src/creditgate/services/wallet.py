@@ -12,7 +12,13 @@ from typing import Any, NotRequired, TypedDict, Unpack
 
 from sqlalchemy import Table
 
-from creditgate.domain.balances import WalletBalance, crosses, depletes, low_balance_alert
+from creditgate.domain.balances import (
+    WalletBalance,
+    crosses,
+    depletes,
+    low_balance_alert,
+    thresholds_crossed,
+)
 from creditgate.domain.ledger import Entry, is_balanced
 from creditgate.domain.lots import LotBalance, held_shares
 from creditgate.domain.policy import WalletPolicy
@@ -134,7 +140,9 @@ def after_move(tx: Tx, moved: WalletBalance, change: int) -> WalletBalance:
     re-arm or fire the wallet's auto top-up if the move crossed its threshold.
 
     `change` is what the move added to `available`. `balance.low` fires once per crossing:
-    of several concurrent movers, only the one that flips the row's alert flag raises it.
+    of several concurrent movers, only the one that flips the row's alert flag raises it;
+    `balance.threshold_crossed` once for each alert threshold the move falls below (the row
+    as moved is locked by the move, so its before and after are exact).
     Not inside a `pipeline`: the auto top-up reads as it goes.
     """
     wallet_id, asset, policy = moved.wallet_id, moved.asset, moved.policy
@@ -148,7 +156,16 @@ def after_move(tx: Tx, moved: WalletBalance, change: int) -> WalletBalance:
     if threshold is not None and crosses(threshold, after - change, after):
         tx.reactions.threshold_crossed(tx, wallet_id, asset, rising=after >= threshold)
     return WalletBalance(
-        wallet_id, asset, moved.posted, moved.held, moved.debt, policy, alerted, threshold
+        wallet_id,
+        asset,
+        moved.posted,
+        moved.held,
+        moved.debt,
+        policy,
+        alerted,
+        threshold,
+        moved.thresholds,
+        moved.budgeted,
     )
 
 
@@ -170,6 +187,13 @@ def _balance_events(
             moved.wallet_id,
             {"asset": moved.asset, "available": after},
         )
+    for threshold in thresholds_crossed(moved.thresholds, before, after):
+        emit(
+            tx,
+            EventType.BALANCE_THRESHOLD_CROSSED,
+            moved.wallet_id,
+            {"asset": moved.asset, "threshold": threshold, "available": after},
+        )
 
 
 def post(
@@ -182,14 +206,16 @@ def post(
     reference_id: str | None,
     at_commit: bool = False,
     with_row: tuple[Table, dict[str, Any]] | None = None,
+    member: str | None = None,
 ) -> str:
-    """Write one balanced ledger transaction (now, or with the commit).
+    """Write one balanced ledger transaction (now, or with the commit), recording the member
+    whose call it is, if any.
 
     With the commit, `with_row` (a table and a row: the charge the posting is for) is
     written by the same statement."""
     if not is_balanced(entries):
         raise AssertionError(f"unbalanced ledger transaction: {entries}")
-    posting = Posting(tx.tenant_id, wallet_id, asset, kind, entries, reference_id, tx.now)
+    posting = Posting(tx.tenant_id, wallet_id, asset, kind, entries, reference_id, tx.now, member)
     return write_posting(tx.uow, posting, at_commit=at_commit, with_row=with_row)
 
 
@@ -239,4 +265,5 @@ def balance_result(asset: str, scale: int, row: Any) -> AssetBalance:
         policy=row.policy,
         overdraft_limit=row.overdraft_limit,
         low_balance_threshold=row.low_balance_threshold,
+        thresholds=list(row.thresholds or ()),
     )

@@ -14,8 +14,22 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, literal_column, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    and_,
+    bindparam,
+    case,
+    cast,
+    exists,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from creditgate.domain.amounts import MAX_BALANCE
 from creditgate.domain.balances import WalletBalance
@@ -37,6 +51,8 @@ BALANCE_COLUMNS = (
     wallet_balances.c.low_balance_threshold,
     wallet_balances.c.low_balance_alerted,
     wallet_balances.c.top_up_threshold,
+    wallet_balances.c.thresholds,
+    wallet_balances.c.budgeted,
 )
 _THIS_BALANCE = (
     wallet_balances.c.wallet_id == bindparam("wallet_id"),
@@ -98,6 +114,33 @@ _FLIP_ALERT = Prepared(
 _AFTER = AVAILABLE + bindparam("change")
 _THRESHOLD = wallet_balances.c.low_balance_threshold
 _TOP_UP = wallet_balances.c.top_up_threshold
+
+
+class _json_elements(FunctionElement[Any]):
+    """The elements of a JSON array, as a table with one column, `value`."""
+
+    name = "json_elements"
+    inherit_cache = True
+
+
+@compiles(_json_elements, "postgresql")
+def _json_elements_postgresql(element: Any, compiler: Any, **kw: Any) -> str:
+    return f"json_array_elements_text({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(_json_elements, "sqlite")
+def _json_elements_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
+    return f"json_each({compiler.process(element.clauses, **kw)})"
+
+
+_ALERTS = _json_elements(wallet_balances.c.thresholds).table_valued("value")
+_ALERT = cast(_ALERTS.c.value, BigInteger)
+# `domain.balances.thresholds_crossed` is not empty, over the row: the move adding `change`
+# to `available` falls below one of the row's alert thresholds.
+FALLS_BELOW_A_THRESHOLD = and_(
+    wallet_balances.c.thresholds.is_not(None),
+    exists(select(_ALERT).select_from(_ALERTS).where(_ALERT <= AVAILABLE, _ALERT > _AFTER)),
+)
 # `domain.balances.moves_quietly`, over the row: the move adding `change` to `available`
 # needs no reaction.
 MOVES_QUIETLY = and_(
@@ -115,10 +158,18 @@ MOVES_QUIETLY = and_(
         and_(AVAILABLE >= _TOP_UP, _AFTER >= _TOP_UP),
         and_(AVAILABLE < _TOP_UP, _AFTER < _TOP_UP),
     ),
+    # No alert threshold to raise.
+    ~FALLS_BELOW_A_THRESHOLD,
+)
+# A call that did not read the customer's budgets (`known` 0: it names no member) moves the
+# balance with the commit only while the customer as a whole has no budget in the asset.
+BUDGETS_KNOWN = or_(
+    wallet_balances.c.budgeted == literal_column("0"),
+    bindparam("known", type_=Integer) == literal_column("1"),
 )
 _MOVED = (
     update(wallet_balances)
-    .where(*_THIS_ROW, bindparam("need") <= AVAILABLE + FLOOR, MOVES_QUIETLY)
+    .where(*_THIS_ROW, bindparam("need") <= AVAILABLE + FLOOR, MOVES_QUIETLY, BUDGETS_KNOWN)
     .values(
         posted=wallet_balances.c.posted + bindparam("dp"),
         held=wallet_balances.c.held + bindparam("dh"),
@@ -151,6 +202,8 @@ def balance_of(wallet_id: str, asset: str, row: Any) -> WalletBalance:
         policy_of(row),
         bool(row.low_balance_alerted),
         row.top_up_threshold,
+        tuple(row.thresholds or ()),
+        bool(row.budgeted),
     )
 
 
@@ -296,13 +349,15 @@ def _record_view(
 class Move:
     """A conditional move of a balance row: deltas of posted, held and debt; `need`, how far
     `available` must reach above the policy's floor (0 or less: no condition); `draws`,
-    what is taken from which lot."""
+    what is taken from which lot; `budgets_known`, False for a hold or charge that has not
+    read the customer's budgets (sent with the commit, it misses if the customer has one)."""
 
     posted: int
     held: int
     debt: int = 0
     need: int = 0
     draws: Sequence[tuple[str, int]] = ()
+    budgets_known: bool = True
 
     @property
     def change(self) -> int:
@@ -364,6 +419,7 @@ def move_at_commit(
         "dh": move.held,
         "need": move.need,
         "change": move.change,
+        "known": int(move.budgets_known),
         "now": where.now,
     }
     # The balance row first, then the lots: the order every credit movement locks them in.

@@ -46,6 +46,8 @@ _CLAIM_HOLD = Prepared(
         holds.c.rate_card_id,
         holds.c.dimensions,
         holds.c.quantities,
+        holds.c.member,
+        holds.c.budgets,
         holds.c.spend_limit_id,
         holds.c.spend_period,
     )
@@ -63,6 +65,11 @@ def insert_hold(uow: UnitOfWork, hold: dict[str, Any], *, at_commit: bool = Fals
 def decline_hold(uow: UnitOfWork, hold_id: str, reason: str, now: datetime) -> None:
     """Turn a just-inserted hold into a declined one, which reserves nothing."""
     _DECLINE_HOLD.execute(uow.conn, {"hold_id": hold_id, "reason": reason, "now": now})
+
+
+def set_budgets(uow: UnitOfWork, hold_id: str, column: list[list[str]] | None) -> None:
+    """Record the budgets a just-inserted hold counts against (found after its insert)."""
+    uow.conn.execute(update(holds).where(holds.c.id == hold_id).values(budgets=column))
 
 
 def insert_charge(uow: UnitOfWork, charge: dict[str, Any], *, at_commit: bool = False) -> None:

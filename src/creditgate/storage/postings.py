@@ -16,7 +16,16 @@ from creditgate.storage.prepared import Prepared
 from creditgate.storage.tables import events, ledger_entries, ledger_transactions
 from creditgate.storage.unit_of_work import UnitOfWork
 
-_HEADER_COLUMNS = ("tenant_id", "wallet_id", "id", "kind", "asset", "reference_id", "created_at")
+_HEADER_COLUMNS = (
+    "tenant_id",
+    "wallet_id",
+    "id",
+    "kind",
+    "asset",
+    "reference_id",
+    "created_at",
+    "member",
+)
 _POSTINGS: dict[tuple[int, str | None, tuple[str, ...]], Prepared] = {}
 
 
@@ -68,6 +77,7 @@ class Posting:
     entries: Sequence[Entry]
     reference_id: str | None
     created_at: datetime
+    member: str | None = None  # the member of the customer whose call it records
 
 
 def write_posting(
@@ -90,6 +100,7 @@ def write_posting(
         "asset": posting.asset,
         "reference_id": posting.reference_id,
         "created_at": posting.created_at,
+        "member": posting.member,
     }
     if at_commit:
         # One statement for the transaction and its entries: fewer statements to send.

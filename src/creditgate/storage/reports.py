@@ -18,6 +18,8 @@ from creditgate.domain.ledger import Account
 from creditgate.storage.tables import (
     assets,
     auto_top_ups,
+    budget_usage,
+    budgets,
     charges,
     holds,
     ledger_entries,
@@ -132,6 +134,31 @@ def open_holds_per_balance(conn: Connection, tenant_id: str | None) -> dict[tupl
     )
     rows = conn.execute(_scoped(query, holds, tenant_id))
     return {(r.wallet_id, r.asset): r.total for r in rows}
+
+
+def budget_counts(conn: Connection, tenant_id: str | None) -> tuple[list[Any], list[Any]]:
+    """What counts in budgets: the pending holds (`amount`) and the charges (`amount`,
+    `refunded`) that recorded budgets, with their `budgets` column."""
+    pending = select(holds.c.amount, holds.c.budgets).where(
+        holds.c.status == HoldStatus.PENDING.value, holds.c.budgets.is_not(None)
+    )
+    spent = select(charges.c.amount, charges.c.refunded, charges.c.budgets).where(
+        charges.c.budgets.is_not(None)
+    )
+    return (
+        list(conn.execute(_scoped(pending, holds, tenant_id))),
+        list(conn.execute(_scoped(spent, charges, tenant_id))),
+    )
+
+
+def all_budget_usage(conn: Connection, tenant_id: str | None) -> Sequence[Any]:
+    return conn.execute(_scoped(select(budget_usage), budget_usage, tenant_id)).all()
+
+
+def customer_budget_assets(conn: Connection, tenant_id: str | None) -> set[tuple[str, str]]:
+    """The (wallet, asset) of every budget of a customer as a whole."""
+    query = select(budgets.c.wallet_id, budgets.c.asset).where(budgets.c.member == "")
+    return {(r.wallet_id, r.asset) for r in conn.execute(_scoped(query, budgets, tenant_id))}
 
 
 def spend_period_rows(conn: Connection, tenant_id: str | None) -> Sequence[Any]:

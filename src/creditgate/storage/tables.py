@@ -91,6 +91,10 @@ wallet_balances = Table(
     # The wallet's enabled auto top-up threshold for this asset (see services.auto_top_up):
     # a movement across it re-arms or fires the top-up. NULL: no auto top-up.
     Column("top_up_threshold", BigInteger, nullable=True),
+    # Alert thresholds of available (a JSON list of minor units, descending; NULL: none), and
+    # 1 while the customer as a whole has a budget in this asset (`budgets`, member '').
+    Column("thresholds", JSON(none_as_null=True), nullable=True),
+    Column("budgeted", Integer, nullable=False, server_default="0"),
     PrimaryKeyConstraint("wallet_id", "asset"),
 )
 
@@ -160,6 +164,10 @@ holds = Table(
     Column("rate_card_id", ID, nullable=True),
     Column("dimensions", JSON, nullable=True),
     Column("quantities", JSON, nullable=True),
+    # The member the hold is for (its external id), and the budgets it counts against with
+    # the start of the period it counts in: [[budget id, ISO start], ...]. NULL: none.
+    Column("member", String(200), nullable=True),
+    Column("budgets", JSON, nullable=True),
     # The spend limit the hold counts against (a customer gateway key's), and the start of
     # the period it counts in (`spend_periods`); NULL: none.
     Column("spend_limit_id", ID, nullable=True),
@@ -194,6 +202,10 @@ charges = Table(
     Column("vendor_cost", ExactDecimal, nullable=True),
     Column("revenue", ExactDecimal, nullable=True),
     Column("refunded", BigInteger, nullable=False, server_default="0"),
+    # As on the hold: the member, and the budget periods the charge was spent in (a refund
+    # gives back to them).
+    Column("member", String(200), nullable=True),
+    Column("budgets", JSON, nullable=True),
     Index("ix_charges_wallet_time", "wallet_id", "created_at"),
     Index("ix_charges_tenant_time", "tenant_id", "created_at"),
 )
@@ -208,6 +220,8 @@ ledger_transactions = Table(
     Column("asset", String(32), nullable=False),
     Column("reference_id", ID, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
+    # The member whose call the transaction records (a charge's), if any.
+    Column("member", String(200), nullable=True),
     Index("ix_ledger_transactions_wallet", "wallet_id", "id"),
 )
 
@@ -685,4 +699,65 @@ spend_periods = Table(
     Column("held", BigInteger, nullable=False),
     Column("spent", BigInteger, nullable=False),
     PrimaryKeyConstraint("limit_id", "period_start"),
+)
+
+# Members of a customer (an organization): each draws on the customer's wallet under its own
+# external id, unique within the customer. Removal is final and keeps the row (holds, charges
+# and ledger entries name the member).
+members = Table(
+    "members",
+    metadata,
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("wallet_id", ID, nullable=False),
+    Column("id", ID, primary_key=True),
+    Column("customer", String(200), nullable=False),
+    Column("external_id", String(200), nullable=False),
+    Column("name", String(200), nullable=False, server_default=""),
+    Column("metadata", JSON, nullable=False),
+    Column("active", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("removed_at", UtcDateTime, nullable=True),
+    UniqueConstraint("wallet_id", "external_id"),
+)
+
+# Budgets (`domain/budgets.py`): a member's (`member`: its external id) or the whole
+# customer's (`member` ''), one per asset. A budget's period and anchor never change: a new
+# period or anchor is a new budget (a new id), counted from zero.
+budgets = Table(
+    "budgets",
+    metadata,
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("wallet_id", ID, nullable=False),
+    Column("id", ID, primary_key=True),
+    Column("member", String(200), nullable=False),
+    Column("asset", String(32), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("period", String(8), nullable=False),
+    Column("anchor", UtcDateTime, nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("thresholds", JSON, nullable=False),  # percentages, ascending
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("wallet_id", "member", "asset"),
+)
+
+# What one budget's holds hold and its charges have spent in one period: held + spent <= cap
+# (the budget's amount when hard, at the last reservation; NULL: soft), checked by the write
+# that adds to them. `alerted`: the highest threshold (a percentage) raised in the period.
+# The row is made by the period's first hold or charge; every write to it comes after the
+# wallet's balance row is locked, so the two are always locked in one order.
+budget_usage = Table(
+    "budget_usage",
+    metadata,
+    Column("tenant_id", ID, nullable=False),
+    Column("wallet_id", ID, nullable=False),
+    Column("budget_id", ID, nullable=False),
+    Column("period_start", UtcDateTime, nullable=False),
+    Column("asset", String(32), nullable=False),
+    Column("cap", BigInteger, nullable=True),
+    Column("held", BigInteger, nullable=False),
+    Column("spent", BigInteger, nullable=False),
+    Column("alerted", Integer, nullable=False),
+    PrimaryKeyConstraint("budget_id", "period_start"),
 )

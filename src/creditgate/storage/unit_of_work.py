@@ -33,6 +33,7 @@ from creditgate.settings import Settings
 # the unit of work through the transaction that carries it.
 _ON_CONNECTION = "creditgate.unit_of_work"
 
+
 # CREDITGATE_MOVES_AT_COMMIT=0 turns the single-round-trip debit off (every debit then takes
 # the careful path), for comparing the two in benchmarks.
 @functools.cache

@@ -15,6 +15,7 @@ from creditgate_sdk.models import (
     Asset,
     Authorization,
     BatchItem,
+    Budget,
     Charge,
     ChargeEvent,
     Customer,
@@ -22,6 +23,8 @@ from creditgate_sdk.models import (
     GatewayKey,
     LedgerPage,
     Lot,
+    Member,
+    MemberUsage,
     ModelPrice,
     Policy,
     PriceQuote,
@@ -135,12 +138,103 @@ def set_policy(
     policy: str,
     overdraft_limit: int | None,
     low_balance_threshold: int | None,
+    thresholds: Sequence[int] | None = None,
 ) -> Operation[Policy]:
     body = _body(
-        policy=policy, overdraft_limit=overdraft_limit, low_balance_threshold=low_balance_threshold
+        policy=policy,
+        overdraft_limit=overdraft_limit,
+        low_balance_threshold=low_balance_threshold,
+        thresholds=thresholds,
     )
     path = f"/v1/customers/{_p(customer)}/policies/{_p(asset)}"
     return Operation("PUT", path, _one(Policy), body)
+
+
+# Organizations: members and budgets
+
+
+def _members(customer: str) -> str:
+    return f"/v1/customers/{_p(customer)}/members"
+
+
+def _budgets(customer: str, member: str | None) -> str:
+    owner = "" if member is None else f"/members/{_p(member)}"
+    return f"/v1/customers/{_p(customer)}{owner}/budgets"
+
+
+def create_member(
+    customer: str,
+    external_id: str,
+    name: str | None,
+    metadata: Mapping[str, Any] | None,
+    active: bool | None,
+) -> Operation[Member]:
+    body = _body(external_id=external_id, name=name, metadata=metadata, active=active)
+    return Operation("POST", _members(customer), _one(Member), body)
+
+
+def get_member(customer: str, member: str) -> Operation[Member]:
+    return Operation("GET", f"{_members(customer)}/{_p(member)}", _one(Member))
+
+
+def list_members(
+    customer: str, include_removed: bool, after: str | None, limit: int | None
+) -> Operation[list[Member]]:
+    params: dict[str, str | int] = {}
+    if include_removed:
+        params["include_removed"] = "true"
+    if after is not None:
+        params["after"] = after
+    if limit is not None:
+        params["limit"] = limit
+    return Operation("GET", _members(customer), _listed(Member), params=params or None)
+
+
+def update_member(
+    customer: str,
+    member: str,
+    name: str | None,
+    metadata: Mapping[str, Any] | None,
+    active: bool | None,
+) -> Operation[Member]:
+    body = _body(name=name, metadata=metadata, active=active)
+    return Operation("POST", f"{_members(customer)}/{_p(member)}", _one(Member), body)
+
+
+def remove_member(customer: str, member: str) -> Operation[Member]:
+    return Operation("DELETE", f"{_members(customer)}/{_p(member)}", _one(Member))
+
+
+def set_budget(
+    customer: str,
+    member: str | None,
+    asset: str,
+    amount: int,
+    *,
+    period: str,
+    anchor: datetime | None,
+    mode: str | None,
+    thresholds: Sequence[int] | None,
+) -> Operation[Budget]:
+    body = _body(amount=amount, period=period, anchor=anchor, mode=mode, thresholds=thresholds)
+    path = f"{_budgets(customer, member)}/{_p(asset)}"
+    return Operation("PUT", path, _one(Budget), body)
+
+
+def delete_budget(customer: str, member: str | None, asset: str) -> Operation[None]:
+    path = f"{_budgets(customer, member)}/{_p(asset)}"
+    return Operation("DELETE", path, lambda _: None)
+
+
+def list_budgets(customer: str, member: str | None) -> Operation[list[Budget]]:
+    return Operation("GET", _budgets(customer, member), _listed(Budget))
+
+
+def usage(customer: str, member: str | None, periods: int | None) -> Operation[MemberUsage]:
+    owner = "" if member is None else f"/members/{_p(member)}"
+    params: dict[str, str | int] | None = None if periods is None else {"periods": periods}
+    path = f"/v1/customers/{_p(customer)}{owner}/usage"
+    return Operation("GET", path, _one(MemberUsage), params=params)
 
 
 # Grants
@@ -234,8 +328,10 @@ def authorize(
     rate_card: str | None,
     ttl_seconds: int | None,
     metadata: Mapping[str, Any] | None,
+    member: str | None = None,
 ) -> Operation[Authorization]:
     body = _body(
+        member=member,
         customer=customer,
         asset=asset,
         amount=amount,
@@ -289,8 +385,10 @@ def charge(
     vendor_cost: Money | None,
     rate_card: str | None,
     metadata: Mapping[str, Any] | None,
+    member: str | None = None,
 ) -> Operation[Charge]:
     body = _body(
+        member=member,
         customer=customer,
         asset=asset,
         amount=amount,

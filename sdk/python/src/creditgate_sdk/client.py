@@ -54,6 +54,7 @@ from creditgate_sdk.models import (
     Asset,
     Authorization,
     BatchItem,
+    Budget,
     Charge,
     ChargeEvent,
     Customer,
@@ -62,6 +63,8 @@ from creditgate_sdk.models import (
     LedgerPage,
     LedgerTransaction,
     Lot,
+    Member,
+    MemberUsage,
     ModelPrice,
     Policy,
     PriceQuote,
@@ -112,6 +115,8 @@ def _transport_error(exc: httpx.TransportError, method: str, url: str) -> Credit
 
 
 def _read(op: ops.Operation[T], response: httpx.Response) -> T:
+    if response.status_code == 204:
+        return op.read(None)
     try:
         data = response.json()
     except ValueError:
@@ -186,6 +191,7 @@ class _BaseClient:
         metadata: Mapping[str, Any] | None,
         idempotency_key: str | None,
         strict: bool | None,
+        member: str | None = None,
     ) -> GuardSpec:
         return plan(
             customer=customer,
@@ -204,6 +210,7 @@ class _BaseClient:
             metadata=metadata,
             idempotency_key=idempotency_key or new_idempotency_key(),
             strict=self.strict if strict is None else strict,
+            member=member,
         )
 
 
@@ -324,10 +331,104 @@ class Client(_BaseClient):
         *,
         overdraft_limit: int | None = None,
         low_balance_threshold: int | None = None,
+        thresholds: Sequence[int] | None = None,
         idempotency_key: str | None = None,
     ) -> Policy:
-        op = ops.set_policy(customer, asset, policy, overdraft_limit, low_balance_threshold)
+        op = ops.set_policy(
+            customer, asset, policy, overdraft_limit, low_balance_threshold, thresholds
+        )
         return self._send(op, idempotency_key)
+
+    # Organizations: members and budgets
+
+    def create_member(
+        self,
+        customer: str,
+        external_id: str,
+        *,
+        name: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        active: bool | None = None,
+        idempotency_key: str | None = None,
+    ) -> Member:
+        """Add a member (a user, seat, project or API key of yours) to a customer: calls that
+        name it (`member=`) draw on the customer's wallet under its budgets."""
+        op = ops.create_member(customer, external_id, name, metadata, active)
+        return self._send(op, idempotency_key)
+
+    def member(self, customer: str, member: str) -> Member:
+        return self._send(ops.get_member(customer, member))
+
+    def members(
+        self,
+        customer: str,
+        *,
+        include_removed: bool = False,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[Member]:
+        """One page of the customer's members, in order of `external_id`."""
+        return self._send(ops.list_members(customer, include_removed, after, limit))
+
+    def update_member(
+        self,
+        customer: str,
+        member: str,
+        *,
+        name: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        active: bool | None = None,
+        idempotency_key: str | None = None,
+    ) -> Member:
+        """Change a member's name, metadata or `active` flag (an inactive member's calls are
+        declined); what is left out stays."""
+        op = ops.update_member(customer, member, name, metadata, active)
+        return self._send(op, idempotency_key)
+
+    def remove_member(self, customer: str, member: str) -> Member:
+        """Remove a member for good: its calls are declined, its history stays (removing it
+        again answers the same)."""
+        return self._send(ops.remove_member(customer, member))
+
+    def set_budget(
+        self,
+        customer: str,
+        asset: str,
+        amount: int,
+        *,
+        period: str,
+        member: str | None = None,
+        anchor: datetime | None = None,
+        mode: str | None = None,
+        thresholds: Sequence[int] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Budget:
+        """Cap what `member` (or, without one, the customer as a whole) may use of `asset`
+        per `period` (day, week, month from `anchor`, or total): `hard` declines past it,
+        `soft` lets calls through; `thresholds` (percentages) raise alerts."""
+        op = ops.set_budget(
+            customer,
+            member,
+            asset,
+            amount,
+            period=period,
+            anchor=anchor,
+            mode=mode,
+            thresholds=thresholds,
+        )
+        return self._send(op, idempotency_key)
+
+    def delete_budget(self, customer: str, asset: str, *, member: str | None = None) -> None:
+        self._send(ops.delete_budget(customer, member, asset))
+
+    def budgets(self, customer: str, *, member: str | None = None) -> list[Budget]:
+        return self._send(ops.list_budgets(customer, member))
+
+    def usage(
+        self, customer: str, *, member: str | None = None, periods: int | None = None
+    ) -> MemberUsage:
+        """Spent, held and remaining per budget period of `member` (or of the customer)."""
+        return self._send(ops.usage(customer, member, periods))
 
     # Grants
 
@@ -410,6 +511,7 @@ class Client(_BaseClient):
         ttl_seconds: int | None = None,
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        member: str | None = None,
     ) -> Authorization:
         """Hold credit before a call: `amount` of `asset`, or (no amount) the rate card's price
         of `action` for its `dimensions` and estimated `quantities`, e.g.
@@ -425,6 +527,7 @@ class Client(_BaseClient):
             rate_card=rate_card,
             ttl_seconds=ttl_seconds,
             metadata=metadata,
+            member=member,
         )
         return self._send(op, idempotency_key)
 
@@ -471,6 +574,7 @@ class Client(_BaseClient):
         rate_card: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        member: str | None = None,
     ) -> Charge:
         """Authorize and settle in one step (`amount`, or the card's price of `action`); a
         decline comes back as a `declined` charge."""
@@ -484,6 +588,7 @@ class Client(_BaseClient):
             vendor_cost=vendor_cost,
             rate_card=rate_card,
             metadata=metadata,
+            member=member,
         )
         return self._send(op, idempotency_key)
 
@@ -689,8 +794,10 @@ class Client(_BaseClient):
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         strict: bool | None = None,
+        member: str | None = None,
     ) -> Guard:
-        """A hold around one call, for `with`: see `creditgate_sdk.guard`."""
+        """A hold around one call, for `with`: see `creditgate_sdk.guard`. With `member`, the
+        hold is that member's of the customer, counted in its budgets."""
         spec = self._plan_guard(
             customer,
             action,
@@ -707,6 +814,7 @@ class Client(_BaseClient):
             metadata=metadata,
             idempotency_key=idempotency_key,
             strict=strict,
+            member=member,
         )
         return Guard(self, spec)
 
@@ -862,10 +970,104 @@ class AsyncClient(_BaseClient):
         *,
         overdraft_limit: int | None = None,
         low_balance_threshold: int | None = None,
+        thresholds: Sequence[int] | None = None,
         idempotency_key: str | None = None,
     ) -> Policy:
-        op = ops.set_policy(customer, asset, policy, overdraft_limit, low_balance_threshold)
+        op = ops.set_policy(
+            customer, asset, policy, overdraft_limit, low_balance_threshold, thresholds
+        )
         return await self._send(op, idempotency_key)
+
+    # Organizations: members and budgets
+
+    async def create_member(
+        self,
+        customer: str,
+        external_id: str,
+        *,
+        name: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        active: bool | None = None,
+        idempotency_key: str | None = None,
+    ) -> Member:
+        """Add a member (a user, seat, project or API key of yours) to a customer: calls that
+        name it (`member=`) draw on the customer's wallet under its budgets."""
+        op = ops.create_member(customer, external_id, name, metadata, active)
+        return await self._send(op, idempotency_key)
+
+    async def member(self, customer: str, member: str) -> Member:
+        return await self._send(ops.get_member(customer, member))
+
+    async def members(
+        self,
+        customer: str,
+        *,
+        include_removed: bool = False,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[Member]:
+        """One page of the customer's members, in order of `external_id`."""
+        return await self._send(ops.list_members(customer, include_removed, after, limit))
+
+    async def update_member(
+        self,
+        customer: str,
+        member: str,
+        *,
+        name: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        active: bool | None = None,
+        idempotency_key: str | None = None,
+    ) -> Member:
+        """Change a member's name, metadata or `active` flag (an inactive member's calls are
+        declined); what is left out stays."""
+        op = ops.update_member(customer, member, name, metadata, active)
+        return await self._send(op, idempotency_key)
+
+    async def remove_member(self, customer: str, member: str) -> Member:
+        """Remove a member for good: its calls are declined, its history stays (removing it
+        again answers the same)."""
+        return await self._send(ops.remove_member(customer, member))
+
+    async def set_budget(
+        self,
+        customer: str,
+        asset: str,
+        amount: int,
+        *,
+        period: str,
+        member: str | None = None,
+        anchor: datetime | None = None,
+        mode: str | None = None,
+        thresholds: Sequence[int] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Budget:
+        """Cap what `member` (or, without one, the customer as a whole) may use of `asset`
+        per `period` (day, week, month from `anchor`, or total): `hard` declines past it,
+        `soft` lets calls through; `thresholds` (percentages) raise alerts."""
+        op = ops.set_budget(
+            customer,
+            member,
+            asset,
+            amount,
+            period=period,
+            anchor=anchor,
+            mode=mode,
+            thresholds=thresholds,
+        )
+        return await self._send(op, idempotency_key)
+
+    async def delete_budget(self, customer: str, asset: str, *, member: str | None = None) -> None:
+        await self._send(ops.delete_budget(customer, member, asset))
+
+    async def budgets(self, customer: str, *, member: str | None = None) -> list[Budget]:
+        return await self._send(ops.list_budgets(customer, member))
+
+    async def usage(
+        self, customer: str, *, member: str | None = None, periods: int | None = None
+    ) -> MemberUsage:
+        """Spent, held and remaining per budget period of `member` (or of the customer)."""
+        return await self._send(ops.usage(customer, member, periods))
 
     # Grants
 
@@ -948,6 +1150,7 @@ class AsyncClient(_BaseClient):
         ttl_seconds: int | None = None,
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        member: str | None = None,
     ) -> Authorization:
         """Hold credit before a call: `amount` of `asset`, or (no amount) the rate card's price
         of `action` for its `dimensions` and estimated `quantities`, e.g.
@@ -963,6 +1166,7 @@ class AsyncClient(_BaseClient):
             rate_card=rate_card,
             ttl_seconds=ttl_seconds,
             metadata=metadata,
+            member=member,
         )
         return await self._send(op, idempotency_key)
 
@@ -1011,6 +1215,7 @@ class AsyncClient(_BaseClient):
         rate_card: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        member: str | None = None,
     ) -> Charge:
         """Authorize and settle in one step (`amount`, or the card's price of `action`); a
         decline comes back as a `declined` charge."""
@@ -1024,6 +1229,7 @@ class AsyncClient(_BaseClient):
             vendor_cost=vendor_cost,
             rate_card=rate_card,
             metadata=metadata,
+            member=member,
         )
         return await self._send(op, idempotency_key)
 
@@ -1232,8 +1438,10 @@ class AsyncClient(_BaseClient):
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         strict: bool | None = None,
+        member: str | None = None,
     ) -> AsyncGuard:
-        """A hold around one call, for `async with`: see `creditgate_sdk.guard`."""
+        """A hold around one call, for `async with`: see `creditgate_sdk.guard`. With
+        `member`, the hold is that member's of the customer, counted in its budgets."""
         spec = self._plan_guard(
             customer,
             action,
@@ -1250,6 +1458,7 @@ class AsyncClient(_BaseClient):
             metadata=metadata,
             idempotency_key=idempotency_key,
             strict=strict,
+            member=member,
         )
         return AsyncGuard(self, spec)
 

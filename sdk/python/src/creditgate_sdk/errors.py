@@ -115,6 +115,14 @@ class UnknownGrant(NotFound):
     code = "unknown_lot"
 
 
+class UnknownMember(NotFound):
+    code = "unknown_member"
+
+
+class UnknownBudget(NotFound):
+    code = "unknown_budget"
+
+
 class Conflict(CreditgateError):
     code = "conflict"
 
@@ -156,6 +164,12 @@ class HoldExpired(HoldNotPending):
 
 class GrantNotActive(Conflict):
     code = "lot_not_active"
+
+
+class MemberRemoved(Conflict):
+    """A removed member cannot be changed or given a budget."""
+
+    code = "member_removed"
 
 
 class RateLimited(CreditgateError):
@@ -240,6 +254,8 @@ _BY_CODE: dict[str, type[CreditgateError]] = {
         UnknownCustomer,
         UnknownAuthorization,
         UnknownGrant,
+        UnknownMember,
+        UnknownBudget,
         AlreadyExists,
         IdempotencyKeyRequired,
         IdempotencyConflict,
@@ -248,6 +264,7 @@ _BY_CODE: dict[str, type[CreditgateError]] = {
         HoldAlreadyVoided,
         HoldExpired,
         GrantNotActive,
+        MemberRemoved,
         RateLimited,
         ServiceUnavailable,
     )

@@ -118,6 +118,7 @@ class GuardSpec:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     idempotency_key: str
     strict: bool = False
+    member: str | None = None  # the member of the customer the call is for
 
 
 def plan(
@@ -138,6 +139,7 @@ def plan(
     metadata: Mapping[str, Any] | None,
     idempotency_key: str,
     strict: bool = False,
+    member: str | None = None,
 ) -> GuardSpec:
     estimate: Usage | None = None
     if input_tokens is not None or max_tokens is not None or quantities:
@@ -178,6 +180,7 @@ def plan(
         metadata=dict(metadata or {}),
         idempotency_key=idempotency_key,
         strict=strict,
+        member=member,
     )
 
 
@@ -247,6 +250,8 @@ class _GuardState:
             "ttl_seconds": spec.ttl_seconds,
             "idempotency_key": self._key,
         }
+        if spec.member is not None:
+            common["member"] = spec.member
         if spec.hold is None:
             quantities = spec.estimate.as_quantities() if spec.estimate is not None else {}
             return {

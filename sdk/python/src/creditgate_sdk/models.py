@@ -43,6 +43,7 @@ class Policy:
     policy: str
     overdraft_limit: int = 0
     low_balance_threshold: int | None = None
+    thresholds: tuple[int, ...] = ()  # alert thresholds of available, highest first
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -56,6 +57,7 @@ class AssetBalance:
     policy: str
     overdraft_limit: int = 0
     low_balance_threshold: int | None = None
+    thresholds: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -169,6 +171,7 @@ class Charge:
     vendor_cost: Decimal | None = None
     revenue: Decimal = Decimal(0)
     warnings: tuple[str, ...] = ()  # e.g. a margin guard's, when it lets the charge through
+    member: str | None = None  # the member of the customer it was for
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -195,6 +198,64 @@ class Authorization:
     quantities: dict[str, str] | None = None  # decimal strings
     rate_card_id: str | None = None
     warnings: tuple[str, ...] = ()  # e.g. a margin guard's, when it approves with a warning
+    member: str | None = None  # the member of the customer it is for
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Member:
+    """A member of a customer (an organization): calls naming it draw on the customer's
+    wallet under its budgets. `status`: active, inactive or removed."""
+
+    id: str
+    customer: str
+    external_id: str
+    name: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    removed_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Budget:
+    """At most `amount` of `asset` per `period` for `member` (None: the customer as a whole)."""
+
+    id: str
+    customer: str
+    member: str | None = None
+    asset: str
+    amount: int
+    period: str  # day | week | month | total
+    anchor: datetime
+    mode: str  # hard | soft
+    thresholds: tuple[int, ...] = ()  # percentages of amount
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BudgetPeriod:
+    """One budget's usage in one period."""
+
+    budget: str
+    asset: str
+    amount: int
+    mode: str
+    period: str
+    period_start: datetime | None = None  # None: a total
+    period_end: datetime | None = None
+    spent: int
+    held: int
+    remaining: int
+    thresholds_crossed: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MemberUsage:
+    customer: str
+    member: str | None = None  # None: the customer's own budgets
+    data: tuple[BudgetPeriod, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -321,6 +382,7 @@ class ChargeEvent:
     rate_card: str | None = None
     metadata: dict[str, Any] | None = None
     idempotency_key: str = field(default_factory=lambda: str(uuid.uuid4()))
+    member: str | None = None  # the member of the customer it is for
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from creditgate.domain.amounts import check_asset_code, check_scale
+from creditgate.domain.balances import check_balance_thresholds
 from creditgate.domain.errors import (
     AlreadyExists,
     InvalidInput,
@@ -239,19 +240,24 @@ def set_policy(
     policy: str,
     overdraft_limit: int | None = None,
     low_balance_threshold: int | None = None,
+    thresholds: list[int] | None = None,
     idempotency_key: str | None = None,
 ) -> Policy:
-    """Set how the wallet answers when a charge of this asset does not fit."""
+    """Set how the wallet answers when a charge of this asset does not fit, and the alert
+    thresholds of its available (`balance.threshold_crossed` as it falls below each)."""
     wallet_policy = WalletPolicy.build(policy, overdraft_limit, low_balance_threshold)
+    alerts = check_balance_thresholds(thresholds)
     wallet_id = tx.wallet_id(check_external_id(customer))
     found = tx.asset(check_asset_code(asset))
-    request = {
+    request: dict[str, Any] = {
         "customer": customer,
         "asset": asset,
         "policy": wallet_policy.mode.value,
         "overdraft_limit": wallet_policy.overdraft_limit,
         "low_balance_threshold": wallet_policy.low_balance_threshold,
     }
+    if alerts:
+        request["thresholds"] = list(alerts)
     idem = Idempotent(tx, idempotency_key, "policy.set", request)
     if (replayed := idem.replay(Policy)) is not None:
         return replayed
@@ -270,9 +276,11 @@ def set_policy(
             policy=wallet_policy.mode.value,
             overdraft_limit=wallet_policy.overdraft_limit,
             low_balance_threshold=wallet_policy.low_balance_threshold,
+            thresholds=list(alerts) or None,
         )
     )
-    # Re-evaluate the low-balance alert against the new threshold.
+    # Re-evaluate the low-balance alert against the new threshold (the alert thresholds
+    # raise only as available falls below them, so setting them raises nothing).
     shift_balance(tx, wallet_id, asset, posted=0, held=0, debt=0, need=0)
     return idem.record(
         Policy(
@@ -281,5 +289,6 @@ def set_policy(
             policy=wallet_policy.mode.value,
             overdraft_limit=wallet_policy.overdraft_limit,
             low_balance_threshold=wallet_policy.low_balance_threshold,
+            thresholds=list(alerts),
         )
     )

@@ -4,18 +4,23 @@ The plan is made from an unlocked read; the writes are conditional (each lot sti
 is drawn from it, the balance still has room), so concurrent debits of one wallet hold its
 rows only from the first of those writes to the commit. A failed condition starts the
 transaction over. Debt is only planned with the balance row locked, so a lot granted
-meanwhile is never passed over for it.
+meanwhile is never passed over for it. A charge counted in budgets adds to them after the
+balance row's move (with the commit), or with the balance row locked first (carefully).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from creditgate.domain.balances import DebitAsk, DebitPlan, WalletBalance, plan_debit
+from creditgate.domain.budgets import BudgetDecline
 from creditgate.domain.ledger import TransactionKind, charge_entries
 from creditgate.domain.webhooks import EventType
 from creditgate.services.context import Tx
+from creditgate.services.ledger import budgets
+from creditgate.services.ledger.budgets import Counted, Whose
 from creditgate.services.ledger.priced import Pricing
 from creditgate.services.results import Charge, Draw
 from creditgate.services.wallet import (
@@ -39,7 +44,9 @@ from creditgate.storage.unit_of_work import PendingView
 
 @dataclass(frozen=True, slots=True)
 class ChargeFor:
-    """What a charge is for: whose, which hold it settles (if any), the call, its pricing."""
+    """What a charge is for: whose (the customer, and its member if any), which hold it
+    settles (if any), the call, its pricing; and the budget periods it is spent in (the
+    `budgets` column of its hold or charge)."""
 
     customer: str
     charge_id: str
@@ -47,16 +54,23 @@ class ChargeFor:
     action: str | None
     metadata: dict[str, Any]
     pricing: Pricing
+    member: str | None = None
+    budgets: Any = None
 
 
 @dataclass(frozen=True, slots=True)
 class Debit:
-    """A debit of one wallet in one asset (`ask`) for a charge (`charge`)."""
+    """A debit of one wallet in one asset (`ask`) for a charge (`charge`), spent in the
+    periods of `budgets`: () for none (a settle, whose hold counted), None when not known
+    yet (a charge naming no member counts in the customer's own budget, if it has one)."""
 
     wallet_id: str
     asset: str
     ask: DebitAsk
     charge: ChargeFor
+    budgets: Sequence[Counted] | None = ()
+    # What sets `ask.most`: `budget` (the hold's hard budgets) or `spend_limit` (its limit).
+    limited_by: str = "budget"
 
 
 def debit(tx: Tx, request: Debit, prefetched: SentReads | PendingView | None = None) -> Charge:
@@ -69,22 +83,54 @@ def debit(tx: Tx, request: Debit, prefetched: SentReads | PendingView | None = N
         before, lots = prefetched.result()
     else:
         before, lots = read_balance_and_lots(tx, request.wallet_id, request.asset)
+    counts = request.budgets
+    if counts is None:
+        counts = []
+        if before.budgeted:
+            found = budgets.customer_budgets(tx, request.wallet_id, request.asset)
+            counts = budgets.counted(found, tx.now)
+    if counts:
+        charge = replace(request.charge, budgets=budgets.recorded(counts))
+        request = replace(request, charge=charge, budgets=counts)
     plan = plan_debit(request.ask, before, lots, tx.now)
+    locked = False
     if plan is not None and plan.debt:
         # Debt is planned with the balance row locked, from every open lot.
         before = lock_balance(tx, request.wallet_id, request.asset, create=False)
+        locked = True
         lots = open_lots(tx, request.wallet_id, request.asset)
         plan = plan_debit(request.ask, before, lots, tx.now)
     if plan is None:
         return declined(tx, before, request.ask.requested, request.charge)
+    if counts and (capped := budgets.over_cap(counts, plan.debit)) is not None:
+        return _over_budget(tx, request, before, capped)
     row = _charge_row(tx, request, plan)
     if plan.shortfall:
         _shortfall(tx, request, plan, before)
-    if not plan.debt and can_move_at_commit(tx):
+    at_commit = not plan.debt and can_move_at_commit(tx)
+    if at_commit and (not counts or budgets.can_add_at_commit(counts, plan.debit)):
         available = _write_at_commit(tx, request, plan, row, PendingView(before, lots))
+        if counts:
+            budgets.add_at_commit(tx, request.wallet_id, counts, spent=plan.debit)
     else:
+        if counts:
+            # The balance row first, then the budgets: a budget that refuses leaves nothing
+            # written to undo.
+            if not locked:
+                before = lock_balance(tx, request.wallet_id, request.asset, create=False)
+            whose = Whose(request.charge.customer, request.charge.member)
+            refusing = budgets.add(tx, request.wallet_id, whose, counts, spent=plan.debit)
+            if refusing is not None:
+                return _over_budget(tx, request, before, refusing)
         available = _write_now(tx, request, plan, row)
     return _charge(tx, request, plan, row["revenue"], available)
+
+
+def _over_budget(tx: Tx, request: Debit, before: WalletBalance, refusing: Counted) -> Charge:
+    requested = request.ask.requested
+    detail = budgets.refusal(tx, request.wallet_id, refusing, requested)
+    reason = BudgetDecline.BUDGET_EXCEEDED.value
+    return declined(tx, before, requested, request.charge, reason, detail)
 
 
 def _charge_row(tx: Tx, request: Debit, plan: DebitPlan) -> dict[str, Any]:
@@ -105,7 +151,17 @@ def _charge_row(tx: Tx, request: Debit, plan: DebitPlan) -> dict[str, Any]:
         "created_at": tx.now,
         **charge.pricing.fields(),
         "revenue": plan.revenue(tx.asset(request.asset).scale),
-    }
+    } | _whose_columns(charge)
+
+
+def _whose_columns(charge: ChargeFor) -> dict[str, Any]:
+    """The member and budget columns of a charge's row, when it has them."""
+    columns: dict[str, Any] = {}
+    if charge.member is not None:
+        columns["member"] = charge.member
+    if charge.budgets:
+        columns["budgets"] = charge.budgets
+    return columns
 
 
 def _shortfall(tx: Tx, request: Debit, plan: DebitPlan, before: WalletBalance) -> None:
@@ -122,9 +178,12 @@ def _shortfall(tx: Tx, request: Debit, plan: DebitPlan, before: WalletBalance) -
         "amount": plan.debit,
         "shortfall": plan.shortfall,
         "policy": before.policy.mode.value,
-        # What stopped it: the wallet's policy, or the spend limit the hold counts against.
-        "limited_by": "spend_limit" if plan.debit == request.ask.most else "policy",
+        # What stopped it: the wallet's policy, or what the hold counts against (a hard
+        # budget, a spend limit: the one with less left when both apply).
+        "limited_by": request.limited_by if plan.debit == request.ask.most else "policy",
     }
+    if charge.member is not None:
+        payload["member"] = charge.member
     emit(tx, EventType.CHARGE_SHORTFALL, request.wallet_id, payload, at_commit=True)
 
 
@@ -147,6 +206,7 @@ def _posting(tx: Tx, request: Debit, plan: DebitPlan, **how: Any) -> None:
         kind=TransactionKind.CHARGE,
         entries=charge_entries(plan.draws, plan.debt),
         reference_id=request.charge.charge_id,
+        member=request.charge.member,
         **how,
     )
 
@@ -207,29 +267,35 @@ def _charge(tx: Tx, request: Debit, plan: DebitPlan, revenue: Any, available: in
         created_at=tx.now,
         available=available,
         revenue=revenue,
+        member=charge.member,
         **charge.pricing.fields(),
     )
 
 
 def declined(
-    tx: Tx, before: WalletBalance, requested: int, charge: ChargeFor, reason: str | None = None
+    tx: Tx,
+    before: WalletBalance,
+    requested: int,
+    charge: ChargeFor,
+    reason: str | None = None,
+    detail: str | None = None,
 ) -> Charge:
     """A declined charge: nothing taken, `authorization.declined` raised with the reason
-    (the policy's, unless given)."""
+    (the policy's, unless given) and its `detail` (also the answer's warning)."""
     reason = reason or before.policy.decline_reason().value
-    emit(
-        tx,
-        EventType.AUTHORIZATION_DECLINED,
-        before.wallet_id,
-        {
-            "customer": charge.customer,
-            "asset": before.asset,
-            "requested": requested,
-            "available": before.available,
-            "reason": reason,
-            "action": charge.action,
-        },
-    )
+    payload: dict[str, Any] = {
+        "customer": charge.customer,
+        "asset": before.asset,
+        "requested": requested,
+        "available": before.available,
+        "reason": reason,
+        "action": charge.action,
+    }
+    if charge.member is not None:
+        payload["member"] = charge.member
+    if detail:
+        payload["detail"] = detail
+    emit(tx, EventType.AUTHORIZATION_DECLINED, before.wallet_id, payload)
     return Charge(
         id=new_id("chg"),
         status="declined",
@@ -246,5 +312,7 @@ def declined(
         metadata=charge.metadata,
         created_at=tx.now,
         available=before.available,
+        warnings=[detail] if detail else [],
+        member=charge.member,
         **charge.pricing.fields(),
     )

@@ -2,7 +2,10 @@
 
 `authorize` is the hot path: one conditional update of the wallet's balance row (it reserves
 only if the policy allows) and the insert of the hold, in one short transaction. Pricing is
-in `priced.py`, the debit of a settle or charge in `debit.py`, the requests in `requests.py`.
+in `priced.py`, the debit of a settle or charge in `debit.py`, the budgets a call naming a
+member (or a customer with a budget) counts against in `budgets.py`, the spend limit a
+hold may count against (a customer gateway key's) in `spend.py`, the requests in
+`requests.py`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 
 from creditgate.domain.amounts import check_amount, check_money
 from creditgate.domain.balances import DebitAsk
+from creditgate.domain.budgets import BudgetDecline
 from creditgate.domain.errors import HoldExpired, InvalidInput, UnknownHold
 from creditgate.domain.holds import HoldStatus, check_ttl, require_pending
 from creditgate.domain.spend_limits import (
@@ -22,7 +26,8 @@ from creditgate.domain.spend_limits import (
 from creditgate.domain.webhooks import EventType
 from creditgate.services.catalog.catalog import check_external_id, check_id, check_metadata
 from creditgate.services.context import Idempotent, Tx
-from creditgate.services.ledger import spend
+from creditgate.services.ledger import budgets, spend
+from creditgate.services.ledger.budgets import Scope, Whose
 from creditgate.services.ledger.debit import ChargeFor, Debit, debit, declined
 from creditgate.services.ledger.priced import (
     MARGIN_GUARD,
@@ -89,6 +94,7 @@ def _authorization(
         quantities=row.get("quantities"),
         rate_card_id=row.get("rate_card_id"),
         warnings=warnings or [],
+        member=row.get("member"),
     )
 
 
@@ -97,11 +103,14 @@ def authorize(tx: Tx, request: AuthorizeRequest) -> Authorization:
 
     The amount is given raw, or priced by the rate card in effect from the action, its
     dimensions and the estimated quantities (e.g. input tokens plus max_tokens of output).
+    With a member, the hold is that member's and counts against its budgets and the
+    customer's: declined if it does not fit a hard one, or the member is not active.
     """
     ttl = check_ttl(request.ttl_seconds)
     meta = check_metadata(request.metadata)
     action = check_action(request.action)
     check_external_id(request.customer)
+    member = _member(request.member)
     wallet_id = tx.wallet_id(request.customer)
     body = {
         "customer": request.customer,
@@ -114,11 +123,14 @@ def authorize(tx: Tx, request: AuthorizeRequest) -> Authorization:
         "ttl": ttl,
         "metadata": meta,
     }
+    if member is not None:
+        body["member"] = member
     limit = request.spend_limit
     if limit is not None:
         body["spend_limit"] = limit.id
     idem = Idempotent(tx, request.idempotency_key, "authorization.create", body)
-    if (replayed := idem.replay(Authorization)) is not None:
+    replayed, scope = _replay_or_scope(tx, idem, wallet_id, member)
+    if replayed is not None:
         return replayed
     asking = PriceRequest(
         request.asset,
@@ -135,8 +147,31 @@ def authorize(tx: Tx, request: AuthorizeRequest) -> Authorization:
             field="spend_limit",
         )
     hold = _hold_row(tx, request.customer, wallet_id, priced, action, meta, ttl)
+    if member is not None:
+        hold["member"] = member
     hold.update(spend.hold_fields(tx, limit))
-    return idem.record(_hold(tx, hold, priced, limit))
+    return idem.record(_hold(tx, hold, priced, scope, limit))
+
+
+def _member(member: str | None) -> str | None:
+    return None if member is None else check_external_id(member, "member")
+
+
+def _replay_or_scope(
+    tx: Tx, idem: Idempotent, wallet_id: str, member: str | None
+) -> tuple[Authorization | None, Scope | None]:
+    """The answer already given under the key, or None and, for a call naming a member, what
+    it counts against: read in the key's round trip."""
+    if member is None:
+        return idem.replay(Authorization), None
+    with pipeline(tx.conn):
+        found = idem.lookup()
+        sent = budgets.submit_scope(tx, wallet_id, member)
+    replayed = idem.replay_found(found, Authorization)
+    if replayed is not None:
+        sent.rows.rows()
+        return replayed, None
+    return None, sent.result()
 
 
 def _hold_row(
@@ -172,37 +207,54 @@ def _hold_row(
 
 
 def _hold(
-    tx: Tx, hold: dict[str, Any], priced: Priced, limit: SpendLimit | None = None
+    tx: Tx,
+    hold: dict[str, Any],
+    priced: Priced,
+    scope: Scope | None,
+    limit: SpendLimit | None = None,
 ) -> Authorization:
     """Place the hold (its row: `hold`), or decline it: the margin guard's objection, a
-    wallet whose policy does not allow the reservation, or a spend limit it does not fit.
+    member that is not active, a wallet whose policy does not allow the reservation, a hard
+    budget it does not fit (`scope`: what a hold naming a member counts against), or a spend
+    limit it does not fit (`limit`). A hold may count against budgets and a spend limit both;
+    it is placed only if it fits every one of them.
 
-    The wallet's balance row is moved (and locked) before the limit's period row, on every
-    path: one order for every transaction that writes both."""
+    The wallet's balance row is moved (and locked) first, then the spend limit's period row,
+    then the budgets' usage rows, on every path (and so in settle and release): one order for
+    every transaction that writes them."""
     wallet_id, asset, amount = hold["wallet_id"], priced.asset, priced.amount
     objection = priced.objection
     warnings = []
     if objection is not None:
         if objection.mode == "decline":
-            holds.insert_hold(tx.uow, hold)
-            before = read_balance(tx, wallet_id, asset)
-            return _decline(tx, hold, MARGIN_GUARD, before.available, objection.reason)
+            return _decline_now(tx, hold, MARGIN_GUARD, objection.reason)
         warnings.append(objection.warning)
+    counts = None
+    if scope is not None:
+        if scope.refusal is not None:
+            return _decline_now(tx, hold, scope.refusal.value)
+        counts = budgets.counted(scope.applying(asset), tx.now)
+        if counts:
+            hold["budgets"] = budgets.recorded(counts)
+            capped = budgets.over_cap(counts, amount)
+            if capped is not None:
+                detail = budgets.refusal(tx, wallet_id, capped, amount)
+                return _decline_now(tx, hold, BudgetDecline.BUDGET_EXCEEDED.value, detail)
     if limit is not None and not spend.can_reserve_at_commit(hold, limit):
-        holds.insert_hold(tx.uow, hold)
-        before = read_balance(tx, wallet_id, asset)
-        detail = spend.refusal(tx, hold, limit)
-        return _decline(tx, hold, SPEND_LIMIT_REACHED, before.available, detail)
-    if can_move_at_commit(tx):
+        return _decline_now(tx, hold, SPEND_LIMIT_REACHED, spend.refusal(tx, hold, limit))
+    if can_move_at_commit(tx) and (not counts or budgets.can_add_at_commit(counts, amount)):
         # The hold and the reservation go with the commit, guarded (see `move_at_commit`):
         # one round trip, the balance row locked only for it. A wallet that cannot pay
-        # misses the guard, as does a spend limit the hold does not fit, and the careful
-        # path below declines with the reason.
+        # misses the guard, as does a spend limit or a budget the hold does not fit (or a
+        # customer's budget the call has not read), and the careful path below declines
+        # with the reason.
         holds.insert_hold(tx.uow, hold, at_commit=True)
-        move = Move(posted=0, held=amount, need=priced.need)
+        move = Move(posted=0, held=amount, need=priced.need, budgets_known=counts is not None)
         moved = move_at_commit(tx, wallet_id, asset, move)
         if limit is not None:
             spend.reserve_at_commit(tx, hold, limit)
+        if counts:
+            budgets.add_at_commit(tx, wallet_id, counts, held=amount)
         available = balance_at_commit.await_available(tx.uow, wallet_id, asset, moved)
         return _authorization(hold, available, warnings)
     # The hold row goes in first so that the balance row is locked only from the
@@ -222,8 +274,35 @@ def _hold(
         undone = move_balance(tx, wallet_id, asset, posted=0, held=-amount, debt=0, need=0)
         detail = spend.refusal(tx, hold, limit)
         return _decline(tx, hold, SPEND_LIMIT_REACHED, undone.available, detail)
+    if counts is None and reserved.budgeted:
+        # A hold naming no member, on a customer with a budget of its own in the asset.
+        counts = budgets.counted(budgets.customer_budgets(tx, wallet_id, asset), tx.now)
+        if counts:
+            hold["budgets"] = budgets.recorded(counts)
+            holds.set_budgets(tx.uow, hold["id"], hold["budgets"])
+    if counts:
+        whose = Whose(hold["customer"], hold.get("member"))
+        refusing = budgets.add(tx, wallet_id, whose, counts, held=amount)
+        if refusing is not None:
+            # The wallet (and the spend limit) could pay, a budget cannot: the reservation
+            # goes back before anything reacts to it (no event, no auto top-up).
+            undone = move_balance(tx, wallet_id, asset, posted=0, held=-amount, debt=0, need=0)
+            if limit is not None:
+                spend.give_back(tx, hold)
+            detail = budgets.refusal(tx, wallet_id, refusing, amount)
+            reason = BudgetDecline.BUDGET_EXCEEDED.value
+            return _decline(tx, hold, reason, undone.available, detail)
     after = after_move(tx, reserved, -amount)
     return _authorization(hold, after.available, warnings)
+
+
+def _decline_now(
+    tx: Tx, hold: dict[str, Any], reason: str, detail: str | None = None
+) -> Authorization:
+    """Insert the hold declined before it reserves anything, with the balance as it is."""
+    holds.insert_hold(tx.uow, hold)
+    before = read_balance(tx, hold["wallet_id"], hold["asset"])
+    return _decline(tx, hold, reason, before.available, detail)
 
 
 def _decline(
@@ -241,6 +320,8 @@ def _decline(
         "available": available,
         "reason": reason,
     }
+    if hold.get("member") is not None:
+        payload["member"] = hold["member"]
     if detail:
         payload["detail"] = detail
     emit(tx, EventType.AUTHORIZATION_DECLINED, hold["wallet_id"], payload)
@@ -328,12 +409,16 @@ def settle(
     if isinstance(hold, Settlement):
         return hold
     amount, pricing = _usage(tx, hold, amount, quantities, vendor_cost)
+    # The hold's budgets and spend limit: a settle past the hold charges at most what their
+    # periods have left (the smaller, when it counts in both).
+    by_budgets, counted_in = budgets.most(tx, budgets.of_hold(tx, hold), amount)
+    most, limited_by = _smaller_cap(by_budgets, spend.most(tx, hold))
     charged = debit(
         tx,
         Debit(
             hold.wallet_id,
             hold.asset,
-            DebitAsk(requested=amount, reserved=hold.amount, most=spend.most(tx, hold)),
+            DebitAsk(requested=amount, reserved=hold.amount, most=most),
             ChargeFor(
                 hold.customer,
                 charge_id,
@@ -341,14 +426,26 @@ def settle(
                 action or hold.action,
                 meta or hold.metadata,
                 pricing,
+                member=hold.member,
+                budgets=hold.budgets,
             ),
+            limited_by=limited_by,
         ),
     )
     spend.spend(tx, hold, charged.amount)
+    budgets.settle(tx, Whose(hold.customer, hold.member), counted_in, charged.amount)
     resolved = _resolved(
         authorization_id, hold, HoldStatus.SETTLED, tx, charge_id, charged.available
     )
     return idem.record(Settlement(authorization=resolved, charge=charged))
+
+
+def _smaller_cap(by_budgets: int | None, by_limit: int | None) -> tuple[int | None, str]:
+    """The most a settle may charge (None: no cap) and what sets it, for a shortfall's
+    `limited_by`: the hold's hard budgets, or its spend limit."""
+    if by_limit is not None and (by_budgets is None or by_limit < by_budgets):
+        return by_limit, "spend_limit"
+    return by_budgets, "budget"
 
 
 def _usage(
@@ -422,17 +519,21 @@ def _resolved(
             "rate_card_id": hold.rate_card_id,
             "dimensions": hold.dimensions,
             "quantities": hold.quantities,
+            "member": getattr(hold, "member", None),
         },
         available,
     )
 
 
 def release(tx: Tx, hold: Any) -> int:
-    """Give a claimed hold's reservation back to the wallet; returns the new available."""
+    """Give a claimed hold's reservation back to the wallet, and to the budgets it counted
+    against; returns the new available."""
     after = shift_balance(
         tx, hold.wallet_id, hold.asset, posted=0, held=-hold.amount, debt=0, need=0
     )
     spend.give_back(tx, hold)
+    counted_in = getattr(hold, "budgets", None)
+    budgets.give_back(tx, hold.wallet_id, hold.asset, counted_in, held=hold.amount)
     return after.available
 
 
@@ -451,10 +552,12 @@ def void(tx: Tx, *, authorization_id: str, idempotency_key: str | None = None) -
 
 
 def charge(tx: Tx, request: ChargeRequest) -> Charge:
-    """Authorize and settle in one step: declined, with nothing taken, when the policy says no."""
+    """Authorize and settle in one step: declined, with nothing taken, when the policy says no
+    (or, for a member, a hard budget, or the member is not active)."""
     action = check_action(request.action)
     meta = check_metadata(request.metadata)
     check_external_id(request.customer)
+    member = _member(request.member)
     wallet_id = tx.wallet_id(request.customer)
     body = {
         "customer": request.customer,
@@ -467,8 +570,10 @@ def charge(tx: Tx, request: ChargeRequest) -> Charge:
         "rate_card": request.rate_card,
         "metadata": meta,
     }
+    if member is not None:
+        body["member"] = member
     idem = Idempotent(tx, request.idempotency_key, "charge.create", body)
-    replayed, prefetched = _replay_or_prefetch(tx, idem, wallet_id, request.asset)
+    replayed, prefetched, scope = _replay_or_prefetch(tx, idem, wallet_id, request.asset, member)
     if replayed is not None:
         return replayed
     asking = PriceRequest(
@@ -483,26 +588,52 @@ def charge(tx: Tx, request: ChargeRequest) -> Charge:
     )
     priced = price(tx, asking)
     asset, objection = priced.asset, priced.objection
-    what = ChargeFor(request.customer, new_id("chg"), None, action, meta, priced.pricing)
+    what = ChargeFor(
+        request.customer, new_id("chg"), None, action, meta, priced.pricing, member=member
+    )
     if objection is not None and objection.mode == "decline":
         before = read_balance(tx, wallet_id, asset)
-        refused = declined(tx, before, priced.amount, what, MARGIN_GUARD)
-        return idem.record(refused.model_copy(update={"warnings": [objection.reason]}))
+        refused = declined(tx, before, priced.amount, what, MARGIN_GUARD, objection.reason)
+        return idem.record(refused)
+    if scope is not None and scope.refusal is not None:
+        before = read_balance(tx, wallet_id, asset)
+        return idem.record(declined(tx, before, priced.amount, what, scope.refusal.value))
+    counts = None if scope is None else budgets.counted(scope.applying(asset), tx.now)
     ask = DebitAsk(requested=priced.amount, least=priced.need, decline=True)
     usable = prefetched if prefetched is not None and prefetched.asset == asset else None
-    result = debit(tx, Debit(wallet_id, asset, ask, what), usable)
+    result = debit(tx, Debit(wallet_id, asset, ask, what, counts), usable)
     if objection is not None:  # a margin guard in warn mode: charged, with its warning
         result = result.model_copy(update={"warnings": [objection.warning]})
     return idem.record(result)
 
 
 def _replay_or_prefetch(
-    tx: Tx, idem: Idempotent, wallet_id: str, asset: str | None
-) -> tuple[Charge | None, SentReads | PendingView | None]:
+    tx: Tx, idem: Idempotent, wallet_id: str, asset: str | None, member: str | None
+) -> tuple[Charge | None, SentReads | PendingView | None, Scope | None]:
     """The answer already given under the charge's key, or None and, where it saves a
     round trip, the wallet's rows read with the key's lookup (or known from an earlier
-    debit of this transaction)."""
+    debit of this transaction); for a call naming a member, what it counts against, read
+    in the same round trip."""
     known = pending_view(tx, wallet_id, asset) if isinstance(asset, str) else None
+    if member is not None:
+        with pipeline(tx.conn):
+            found = idem.lookup()
+            sent = budgets.submit_scope(tx, wallet_id, member)
+            prefetched: SentReads | PendingView | None = known
+            if known is None and isinstance(asset, str) and tx.conn.dialect.name == "postgresql":
+                prefetched = submit_balance_and_lots(tx, wallet_id, asset)
+        replayed = idem.replay_found(found, Charge)
+        if replayed is not None:
+            sent.rows.rows()
+            return replayed, None, None
+        return None, prefetched, sent.result()
+    replayed, prefetched = _replay_or_prefetch_rows(tx, idem, wallet_id, asset, known)
+    return replayed, prefetched, None
+
+
+def _replay_or_prefetch_rows(
+    tx: Tx, idem: Idempotent, wallet_id: str, asset: str | None, known: PendingView | None
+) -> tuple[Charge | None, SentReads | PendingView | None]:
     if known is not None and idem.key is not None and can_move_at_commit(tx):
         # A later debit of a combined batch: the rows are known, and its key is new unless
         # its record's insert at the commit conflicts, which runs the batch again carefully,

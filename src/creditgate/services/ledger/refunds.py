@@ -24,6 +24,7 @@ from creditgate.domain.lots import LotKind, LotStatus
 from creditgate.domain.webhooks import EventType
 from creditgate.services.catalog.catalog import check_id, check_metadata
 from creditgate.services.context import Idempotent, Tx
+from creditgate.services.ledger import budgets
 from creditgate.services.ledger.consumption import default_priority
 from creditgate.services.results import Result
 from creditgate.services.wallet import emit, lock_balance, post, shift_balance
@@ -108,6 +109,7 @@ def refund_charge(
         kind=TransactionKind.REFUND,
         entries=entries,
         reference_id=charge_id,
+        member=charge.member,
     )
     tx.conn.execute(
         update(charges).where(charges.c.id == charge_id).values(refunded=refunded + plan.amount)
@@ -115,6 +117,9 @@ def refund_charge(
     shift_balance(
         tx, charge.wallet_id, charge.asset, posted=plan.amount, held=0, debt=-plan.debt_back, need=0
     )
+    # What the charge spent of its member's (or its customer's) budgets comes back to the
+    # periods it was spent in.
+    budgets.give_back(tx, charge.wallet_id, charge.asset, charge.budgets, spent=plan.amount)
     emit(
         tx,
         EventType.REFUND_CREATED,

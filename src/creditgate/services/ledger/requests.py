@@ -13,8 +13,10 @@ from creditgate.services.pricing.rate_cards import DEFAULT_CARD
 @dataclass(frozen=True, slots=True)
 class AuthorizeRequest:
     """Reserve credit before a call: a raw `amount` of `asset`, or the `action` priced by
-    the rate card from its `dimensions` and estimated `quantities`. With `spend_limit`, the
-    hold also counts against that limit's current period (`domain/spend_limits.py`)."""
+    the rate card from its `dimensions` and estimated `quantities`. With `member` (a member
+    of the customer, by its external id), the hold is for that member and counts against its
+    budgets (`services/ledger/budgets.py`); with `spend_limit`, it also counts against that
+    limit's current period (`domain/spend_limits.py`). A hold may do both."""
 
     customer: str
     asset: str | None = None
@@ -26,13 +28,15 @@ class AuthorizeRequest:
     ttl_seconds: int = DEFAULT_TTL_SECONDS
     metadata: dict[str, Any] | None = None
     idempotency_key: str | None = None
+    member: str | None = None
     spend_limit: SpendLimit | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ChargeRequest:
     """Authorize and settle in one step: a raw `amount`, or the `action` priced by the rate
-    card from its `dimensions` and actual `quantities`."""
+    card from its `dimensions` and actual `quantities`; with `member`, for that member of the
+    customer, counted in its budgets."""
 
     customer: str
     asset: str | None = None
@@ -44,3 +48,4 @@ class ChargeRequest:
     rate_card: str = DEFAULT_CARD
     metadata: dict[str, Any] | None = None
     idempotency_key: str | None = None
+    member: str | None = None

@@ -9,13 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from creditgate.domain.spend_limits import (
-    Period,
-    SpendLimit,
-    most_chargeable,
-    period_start,
-    room,
-)
+from creditgate.domain.periods import Period
+from creditgate.domain.spend_limits import SpendLimit, current_period, most_chargeable, room
 from creditgate.services.context import Tx
 from creditgate.storage import spend_limits
 from creditgate.storage.spend_limits import PeriodKey, PeriodRow
@@ -32,20 +27,25 @@ def hold_fields(tx: Tx, limit: SpendLimit | None) -> dict[str, Any]:
     """The hold row's columns that tie it to `limit`'s current period (none without one)."""
     if limit is None:
         return {}
-    return {"spend_limit_id": limit.id, "spend_period": period_start(limit.period, tx.now)}
+    return {"spend_limit_id": limit.id, "spend_period": current_period(limit.period, tx.now).start}
+
+
+def _field(hold: Any, name: str) -> Any:
+    """A column of a hold: a row, or the columns of one about to be written."""
+    return hold.get(name) if isinstance(hold, dict) else getattr(hold, name, None)
 
 
 def _key(tx: Tx, hold: Any) -> PeriodKey | None:
-    """The period a hold (a row, or the columns of one) counts in; None if it has no limit."""
-
-    def field(name: str) -> Any:
-        return hold.get(name) if isinstance(hold, dict) else getattr(hold, name, None)
-
-    limit_id = field("spend_limit_id")
+    """The period a hold counts in; None if it has no limit."""
+    limit_id = _field(hold, "spend_limit_id")
     if limit_id is None:
         return None
     return PeriodKey(
-        tx.tenant_id, field("wallet_id"), limit_id, field("spend_period"), field("asset")
+        tx.tenant_id,
+        _field(hold, "wallet_id"),
+        limit_id,
+        _field(hold, "spend_period"),
+        _field(hold, "asset"),
     )
 
 
@@ -106,7 +106,8 @@ def spend(tx: Tx, hold: Any, charged: int) -> None:
 
 
 def give_back(tx: Tx, hold: Any) -> None:
-    """A voided or expired hold's credit leaves the period's held."""
+    """A voided or expired hold's credit leaves the period's held (or, before it is placed,
+    one that another cap declined: the hold's row as about to be written)."""
     key = _key(tx, hold)
     if key is not None:
-        spend_limits.release(tx.uow, key, hold.amount)
+        spend_limits.release(tx.uow, key, _field(hold, "amount"))

@@ -52,6 +52,7 @@ def expire_holds(tx: Tx, *, limit: int = 500) -> int:
                 holds.c.wallet_id,
                 holds.c.asset,
                 holds.c.amount,
+                holds.c.budgets,
                 holds.c.spend_limit_id,
                 holds.c.spend_period,
             )

@@ -11,7 +11,10 @@ One function per invariant, numbered as `verify` reports them:
 7. each paid purchase ties its money received and refunded out to the lot it bought;
 8. the balance rows carry each enabled auto top-up's threshold, armed at or above it;
 9. each spend limit's period holds its pending holds and has spent its settled ones'
-   charges, and the two add up to no more than its cap.
+   charges, and the two add up to no more than its cap;
+10. each budget period holds what its pending holds reserve and has spent what its charges
+    took less their refunds; under a hard cap, held + spent within it; the balance rows say
+    which customers have a budget of their own.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -69,7 +73,7 @@ class VerifyReport:
 
 
 def verify(conn: Connection, tenant_id: str | None = None) -> VerifyReport:
-    """Check invariants 1-9 over every tenant (or one), reading only committed data."""
+    """Check invariants 1-10 over every tenant (or one), reading only committed data."""
     # Every check reads the same committed state, however busy the ledger is.
     reports.one_snapshot(conn)
     # Read in the order the checks need them: each sum from the ledger before the rows it
@@ -94,6 +98,7 @@ def verify(conn: Connection, tenant_id: str | None = None) -> VerifyReport:
             _payments(conn, tenant_id, {lot.id: lot for lot in lots}, units),
             _auto_top_ups(conn, tenant_id, units),
             _spend_limits(periods, per_period, units),
+            _budgets(conn, tenant_id, balances, units),
         ]
     )
 
@@ -300,6 +305,51 @@ def _spend_limits(
     for (limit_id, start), (held, spent) in left.items():
         if held or spent:
             check.fail(f"spend limit {limit_id} from {start} has holds but no period row")
+    return check
+
+
+def _budgets(
+    conn: Connection, tenant_id: str | None, balances: Sequence[Any], units: Units
+) -> Check:
+    """10. Budgets: each period's held and spent are what its holds and charges say."""
+    check = Check("10 budgets: held = open holds, spent = charges - refunds, within a hard cap")
+    pending, spent = reports.budget_counts(conn, tenant_id)
+    held_by: dict[tuple[str, datetime], int] = defaultdict(int)
+    spent_by: dict[tuple[str, datetime], int] = defaultdict(int)
+    for hold in pending:
+        for budget_id, start in hold.budgets or ():
+            held_by[(budget_id, datetime.fromisoformat(start))] += hold.amount
+    for charge in spent:
+        for budget_id, start in charge.budgets or ():
+            key = (budget_id, datetime.fromisoformat(start))
+            spent_by[key] += charge.amount - charge.refunded
+    for row in reports.all_budget_usage(conn, tenant_id):
+        check.checked += 1
+
+        def shown(amount: int, row: Any = row) -> str:
+            return units(row.tenant_id, row.asset, amount)
+
+        key = (row.budget_id, row.period_start)
+        where = f"budget {row.budget_id} period {row.period_start.isoformat()}"
+        held, took = held_by.pop(key, 0), spent_by.pop(key, 0)
+        if row.held != held:
+            check.fail(f"{where} holds {shown(row.held)}, its open holds {shown(held)}")
+        if row.spent != took:
+            check.fail(
+                f"{where} spent {shown(row.spent)}, its charges less refunds {shown(took)}"
+            )
+        if row.cap is not None and row.held + row.spent > row.cap:
+            check.fail(
+                f"{where} holds {shown(row.held)} + spent {shown(row.spent)} past its cap "
+                f"{shown(row.cap)}"
+            )
+    for budget_id, start in [*held_by, *spent_by]:
+        if held_by.get((budget_id, start)) or spent_by.get((budget_id, start)):
+            check.fail(f"budget {budget_id} period {start.isoformat()} has no usage row")
+    budgeted = reports.customer_budget_assets(conn, tenant_id)
+    for bal in balances:
+        if bool(bal.budgeted) != ((bal.wallet_id, bal.asset) in budgeted):
+            check.fail(f"wallet {bal.wallet_id} {bal.asset} says budgeted={bal.budgeted}")
     return check
 
 

@@ -1,0 +1,173 @@
+"""Members of a customer and their budgets: the rows, and what a call naming a member reads.
+
+A call naming a member reads the member and every budget it counts against (its own and the
+customer's) in one statement, sent in the pipeline of the call's first reads (`submit_scope`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, insert, literal, or_, select, update
+
+from creditgate.domain.budgets import Budget, BudgetMode
+from creditgate.domain.periods import Period
+from creditgate.storage.prepared import Pending, Prepared
+from creditgate.storage.tables import budgets, members, wallet_balances
+from creditgate.storage.unit_of_work import UnitOfWork
+
+# The `member` of a budget of the customer as a whole.
+WHOLE_CUSTOMER = ""
+
+BUDGET_COLUMNS = (
+    budgets.c.id,
+    budgets.c.member,
+    budgets.c.asset,
+    budgets.c.amount,
+    budgets.c.period,
+    budgets.c.anchor,
+    budgets.c.mode,
+    budgets.c.thresholds,
+)
+
+
+def budget_of(row: Any, prefix: str = "") -> Budget:
+    """A budget row (or its columns under `prefix`) as the domain's value."""
+
+    def get(name: str) -> Any:
+        return getattr(row, prefix + name)
+
+    member = get("member")
+    return Budget(
+        id=get("id"),
+        member=None if member == WHOLE_CUSTOMER else member,
+        asset=get("asset"),
+        amount=get("amount"),
+        period=Period(get("period")),
+        anchor=get("anchor"),
+        mode=BudgetMode(get("mode")),
+        thresholds=tuple(get("thresholds") or ()),
+    )
+
+
+_SCOPE = Prepared(
+    select(
+        members.c.active,
+        members.c.removed_at,
+        *(c.label(f"b_{c.name}") for c in BUDGET_COLUMNS),
+    )
+    .select_from(
+        members.outerjoin(
+            budgets,
+            (budgets.c.wallet_id == members.c.wallet_id)
+            & or_(
+                budgets.c.member == members.c.external_id,
+                budgets.c.member == literal(WHOLE_CUSTOMER),
+            ),
+        )
+    )
+    .where(members.c.wallet_id == bindparam("w"), members.c.external_id == bindparam("m"))
+)
+_CUSTOMER_BUDGETS = Prepared(
+    select(*BUDGET_COLUMNS).where(
+        budgets.c.wallet_id == bindparam("w"),
+        budgets.c.member == literal(WHOLE_CUSTOMER),
+        budgets.c.asset == bindparam("a"),
+    )
+)
+
+
+def submit_scope(uow: UnitOfWork, wallet_id: str, member: str) -> Pending:
+    """Send the read of a member (`active`, `removed_at`) with every budget it counts against
+    (columns `b_…`, NULL if none): one row per budget, none if there is no such member."""
+    return _SCOPE.submit(uow.conn, {"w": wallet_id, "m": member})
+
+
+def customer_budgets(uow: UnitOfWork, wallet_id: str, asset: str) -> list[Any]:
+    """The budget of the customer as a whole in `asset` (none or one row)."""
+    return _CUSTOMER_BUDGETS.rows(uow.conn, {"w": wallet_id, "a": asset})
+
+
+def insert_member(conn: Connection, row: dict[str, Any]) -> None:
+    conn.execute(insert(members).values(**row))
+
+
+def read_member(conn: Connection, wallet_id: str, external_id: str) -> Any | None:
+    return conn.execute(
+        select(members).where(
+            members.c.wallet_id == wallet_id, members.c.external_id == external_id
+        )
+    ).first()
+
+
+def lock_member(conn: Connection, wallet_id: str, external_id: str) -> Any | None:
+    return conn.execute(
+        select(members)
+        .where(members.c.wallet_id == wallet_id, members.c.external_id == external_id)
+        .with_for_update()
+    ).first()
+
+
+def list_members(
+    conn: Connection, wallet_id: str, *, include_removed: bool, after: str | None, limit: int
+) -> list[Any]:
+    query = select(members).where(members.c.wallet_id == wallet_id)
+    if not include_removed:
+        query = query.where(members.c.removed_at.is_(None))
+    if after is not None:
+        query = query.where(members.c.external_id > after)
+    return list(conn.execute(query.order_by(members.c.external_id).limit(limit)))
+
+
+def update_member(conn: Connection, member_id: str, values: dict[str, Any]) -> None:
+    conn.execute(update(members).where(members.c.id == member_id).values(**values))
+
+
+def read_budget(conn: Connection, wallet_id: str, member: str, asset: str) -> Any | None:
+    return conn.execute(
+        select(budgets).where(
+            budgets.c.wallet_id == wallet_id,
+            budgets.c.member == member,
+            budgets.c.asset == asset,
+        )
+    ).first()
+
+
+def list_budgets(conn: Connection, wallet_id: str, member: str) -> list[Any]:
+    return list(
+        conn.execute(
+            select(budgets)
+            .where(budgets.c.wallet_id == wallet_id, budgets.c.member == member)
+            .order_by(budgets.c.asset)
+        )
+    )
+
+
+def budgets_by_id(conn: Connection, wallet_id: str, ids: set[str]) -> list[Any]:
+    return list(
+        conn.execute(
+            select(budgets).where(budgets.c.wallet_id == wallet_id, budgets.c.id.in_(sorted(ids)))
+        )
+    )
+
+
+def insert_budget(conn: Connection, row: dict[str, Any]) -> None:
+    conn.execute(insert(budgets).values(**row))
+
+
+def update_budget(conn: Connection, budget_id: str, values: dict[str, Any]) -> None:
+    conn.execute(update(budgets).where(budgets.c.id == budget_id).values(**values))
+
+
+def delete_budget(conn: Connection, budget_id: str) -> None:
+    conn.execute(delete(budgets).where(budgets.c.id == budget_id))
+
+
+def mark_budgeted(conn: Connection, wallet_id: str, asset: str, *, budgeted: bool) -> None:
+    """Say on the balance row whether the customer as a whole has a budget in the asset (a
+    call that names no member reads its budgets only then)."""
+    conn.execute(
+        update(wallet_balances)
+        .where(wallet_balances.c.wallet_id == wallet_id, wallet_balances.c.asset == asset)
+        .values(budgeted=int(budgeted))
+    )
