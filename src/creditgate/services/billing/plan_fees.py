@@ -273,12 +273,12 @@ def remember_test_clock(tx: Tx, *, clock: str) -> None:
 def test_clock_inputs(tx: Tx) -> tuple[dict[str, Any], str] | None:
     """The Stripe account and test clock of a test-mode tenant on Stripe test keys."""
     mode, clock = store.stripe_test_clock(tx.conn, tx.tenant_id)
-    config = purchases.stored_provider_config(tx, "stripe")
-    if mode != "test" or clock is None or config is None:
+    stored = purchases.stored_provider_config(tx, "stripe")
+    if mode != "test" or clock is None or stored is None:
         return None
-    if not str(config.get("api_key", "")).startswith("sk_test_"):
+    if not str(stored.get("api_key") or "").startswith("sk_test_"):
         return None
-    return config, clock
+    return purchases.provider_config(tx, "stripe"), clock
 
 
 test_clock_inputs.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
