@@ -8,11 +8,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
+import creditgate_sdk as sdk
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.domain.billing import add_months
 from tests.http.conftest import Api
@@ -217,3 +219,18 @@ def test_a_manual_plan_invoice_is_marked_paid_over_http(sandbox: Api) -> None:
     paid = sandbox.post(f"/v1/invoices/{invoice['id']}/mark-paid")
     assert paid.status_code == 200 and paid.json()["status"] == "paid"
     assert wallet(sandbox)["available"] == 5_000
+
+
+def test_the_sdk_reads_invoices_and_moves_a_test_clock(sandbox: Api) -> None:
+    plan = {"code": "team", "fee": "50", "asset": "credits", "included": 5_000}
+    assert sandbox.post("/v1/plans", {**plan, "collection": "manual"}).status_code == 201
+    assert sandbox.post("/v1/customers", {"id": "c1"}).status_code == 201
+    sub = sandbox.post("/v1/customers/c1/subscriptions", {"plan": "team"}).json()
+    with sdk.Client("http://testserver", sandbox.key, http_client=sandbox.client) as client:
+        (invoice,) = client.invoices("c1")
+        assert (invoice.kind, invoice.status, invoice.amount) == ("plan_fee", "open", Decimal(50))
+        assert client.mark_invoice_paid(invoice.id).status == "paid"
+        later = datetime.fromisoformat(sub["current_period_end"]) + timedelta(minutes=1)
+        moved = client.advance_test_clock(later)
+        assert moved.now == later
+        assert [i.status for i in client.invoices("c1")] == ["open", "paid"]
