@@ -113,6 +113,10 @@ def test_an_integrator_bills_a_plan_and_its_overage_on_a_test_mode_tenant(
     state = api.get(f"/v1/subscriptions/{sub['id']}").json()
     assert state["payment_status"] == "awaiting_payment"
 
+    # The portal shows the customer the bill with its pay link, and the debt.
+    portal = api.post("/v1/portal/sessions", {"customer": "c1"}).json()["url"]
+    page = TestClient(api.client.app).get(portal).text
+    assert f'<a href="{bill["pay_url"]}" rel="noopener noreferrer">Pay now</a>' in page
     # The customer pays the bill through the stand-in's checkout.
     completed = event(
         "checkout_session_completed",
@@ -234,3 +238,24 @@ def test_the_sdk_reads_invoices_and_moves_a_test_clock(sandbox: Api) -> None:
         moved = client.advance_test_clock(later)
         assert moved.now == later
         assert [i.status for i in client.invoices("c1")] == ["open", "paid"]
+
+
+def test_the_portal_shows_the_plan_renewal_unpaid_invoices_and_debt(sandbox: Api) -> None:
+    plan = {"code": "team", "name": "Team", "fee": "50", "asset": "credits", "included": 5_000}
+    body = {**plan, "collection": "manual", "overage_policy": "allow"}
+    assert sandbox.post("/v1/plans", body).status_code == 201
+    assert sandbox.post("/v1/customers", {"id": "c1"}).status_code == 201
+    sub = sandbox.post("/v1/customers/c1/subscriptions", {"plan": "team"}).json()
+    (invoice,) = sandbox.get("/v1/customers/c1/invoices").json()["data"]
+    sandbox.post(f"/v1/invoices/{invoice['id']}/mark-failed", {"reason": "card expired"})
+    sandbox.ledger.charge("c1", "credits", 1_250, idempotency_key="use")  # no credit yet: debt
+    url = sandbox.post("/v1/portal/sessions", {"customer": "c1"}).json()["url"]
+    browser = TestClient(sandbox.client.app)
+    page = browser.get(url).text
+    section = page.split('data-testid="plan"')[1].split("</section>")[0]
+    assert "<strong>Team</strong>: 50.00 USD monthly" in section
+    renews = datetime.fromisoformat(sub["current_period_end"]).strftime("%Y-%m-%d %H:%M UTC")
+    assert f"Renews on {renews}" in section
+    assert "Payment failed (card expired)" in section
+    assert 'You owe <strong class="neg">12.50 credits</strong>' in section
+    assert "Plan fee," in section and "failed" in section
