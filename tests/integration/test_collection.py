@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.domain.billing import add_months
+from creditgate.domain.billing_errors import PeriodNotIssued
 from creditgate.domain.errors import InvalidInput, LiveTenant
 from creditgate.services.billing import purchases
 from creditgate.storage.tables import events
@@ -220,6 +221,32 @@ def test_a_payment_that_arrives_before_the_renewal_ran_finds_its_period(
     assert [p.fee_status for p in after.periods] == ["paid", "paid"]
     assert after.periods[1].lot_id is not None
     assert on_stripe.renew_due().renewed == 0  # already issued by the event
+
+
+def test_an_invoice_for_a_period_not_started_here_changes_nothing_until_it_has(
+    on_stripe: TenantLedger, clock: FakeClock
+) -> None:
+    on_stripe.create_plan(
+        "pro", asset="credits", included=INCLUDED, fee="20", stripe_price="price_pro"
+    )
+    sub = on_stripe.subscribe("c1", "pro", idempotency_key="s1")
+    start = add_months(sub.current_period_start, 1)
+    body = invoice_event(
+        "paid",
+        tenant=on_stripe.tenant_id,
+        subscription=sub.id,
+        subscription_ref=sub.provider_ref,
+        period_start=start,
+        amount=FEE_MINOR,
+        invoice_id="in_early",
+        event_id="evt_early",
+    )
+    with pytest.raises(PeriodNotIssued):
+        deliver(on_stripe, body)
+    assert len(on_stripe.subscription(sub.id).periods) == 1
+    clock.set(start + timedelta(seconds=1))
+    assert deliver(on_stripe, body).outcome == "paid"  # Stripe's retry of the same event
+    assert on_stripe.subscription(sub.id).periods[1].fee_status == "paid"
 
 
 def test_a_year_of_monthly_renewals_with_one_failed_and_retried_payment(
