@@ -381,8 +381,7 @@ class PolicyChange(Body):
     )
     overdraft_limit: Limit | None = Field(
         None,
-        description="With `overdraft` or `soft_cap` (and only then): how far below zero, "
-        + MINOR,
+        description="With `overdraft` or `soft_cap` (and only then): how far below zero, " + MINOR,
     )
     low_balance_threshold: Limit | None = Field(
         None,
