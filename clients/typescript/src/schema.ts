@@ -1517,10 +1517,13 @@ export interface paths {
         put?: never;
         /**
          * Receive Stripe's events
-         * @description Stripe's events for a tenant's purchases, verified with the tenant's endpoint secret.
+         * @description Stripe's events for a tenant's purchases and plan invoices, verified with the
+         *     tenant's endpoint secret.
          *
          *     Register `…/v1/providers/stripe/webhook?tenant=<tenant id>` in Stripe. A body whose
-         *     signature does not verify is answered 400 and changes nothing.
+         *     signature does not verify is answered 400 and changes nothing; an invoice of a period
+         *     that has not started here yet is answered 409 and changes nothing (Stripe sends it
+         *     again later).
          *
          *     **Idempotency:** safe to repeat.
          */
@@ -5787,13 +5790,13 @@ export interface components {
                 [key: string]: unknown;
             } | null;
             /**
-             * @description The wallet policy for every asset: `block` (never below zero), `overdraft` (down to -`overdraft_limit`) or `allow` (no floor)
+             * @description The wallet policy for every asset: `block` (never below zero), `overdraft` (down to -`overdraft_limit`), `soft_cap` (as overdraft, raising `balance.soft_cap_reached` as it crosses zero) or `allow` (no floor)
              * @default block
              */
             policy?: components["schemas"]["PolicyMode"];
             /**
              * Overdraft Limit
-             * @description With `policy: overdraft`: how far below zero the wallet may go, in minor units of each asset
+             * @description With `policy: overdraft` or `soft_cap`: how far below zero the wallet may go, in minor units of each asset
              */
             overdraft_limit?: number | null;
         };
@@ -7013,11 +7016,11 @@ export interface components {
          *     }
          */
         PolicyChange: {
-            /** @description `block` (never below zero), `overdraft` (down to -`overdraft_limit`) or `allow` (no floor: usage past the balance is recorded as debt) */
+            /** @description `block` (never below zero), `overdraft` (down to -`overdraft_limit`), `soft_cap` (as overdraft, raising `balance.soft_cap_reached` as available crosses zero) or `allow` (no floor: usage past the balance is recorded as debt) */
             policy: components["schemas"]["PolicyMode"];
             /**
              * Overdraft Limit
-             * @description With `overdraft` (and only then): how far below zero, in minor units of the asset (at scale 2, 100 is 1 credit)
+             * @description With `overdraft` or `soft_cap` (and only then): how far below zero, in minor units of the asset (at scale 2, 100 is 1 credit)
              */
             overdraft_limit?: number | null;
             /**
@@ -20278,6 +20281,7 @@ export interface operations {
              * @description Conflict with an earlier request or with the object's state. Codes:
              *
              *     - `provider_not_configured`: the tenant has not set up this payment provider
+             *     - `period_not_issued`: a provider reports a payment for a period that has not started here yet
              */
             409: {
                 headers: {
