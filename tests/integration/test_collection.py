@@ -4,6 +4,7 @@ test-mode tenant's clock; on both backends, with the books verified after each t
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -499,3 +500,40 @@ def test_a_soft_cap_lets_usage_past_zero_and_tells_once_per_crossing(
     sandbox.grant("c1", "credits", 1_000)  # back above zero, then below again
     sandbox.charge("c1", "credits", 900, idempotency_key="again")
     assert len(events_of(sandbox, "balance.soft_cap_reached")) == 2
+
+
+def test_a_plan_gives_its_subscribers_a_soft_cap(sandbox: TenantLedger) -> None:
+    sandbox.create_customer("c2")
+    sandbox.create_plan(
+        "capped", asset="credits", included=1_000, fee="5", overage_policy="soft_cap",
+        overdraft_limit=300,
+    )  # fmt: skip
+    sandbox.subscribe("c2", "capped", idempotency_key="s2")
+    balance = sandbox.wallet("c2").balance("credits")
+    assert (balance.policy, balance.overdraft_limit) == ("soft_cap", 300)
+    sandbox.charge("c2", "credits", 1_200, idempotency_key="past")
+    assert [e["available"] for e in events_of(sandbox, "balance.soft_cap_reached")] == [-200]
+    assert sandbox.authorize("c2", "credits", 101, idempotency_key="no").status == "declined"
+
+
+def test_concurrent_billing_runs_bill_a_cycle_once(metered: TenantLedger, clock: FakeClock) -> None:
+    for customer in ("c2", "c3"):
+        metered.create_customer(customer, policy="allow")
+        metered.charge(customer, "credits", 3_000, idempotency_key=f"use-{customer}")
+    month = datetime(clock.now.year, clock.now.month, 1, tzinfo=UTC)
+    clock.set(add_months(month, 1) + timedelta(minutes=1))
+    start = threading.Barrier(4)
+    billed: list[int] = []
+
+    def run() -> None:
+        start.wait()
+        billed.append(metered.bill_overage().billed)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(billed) == 2  # one bill per wallet, whichever run made it
+    bills = [i for c in ("c2", "c3") for i in metered.invoices(c) if i.kind == "overage"]
+    assert sorted(b.debt for b in bills if b.debt is not None) == [3_000, 3_000]
