@@ -12,6 +12,8 @@ import copy
 import json
 import threading
 import time
+import uuid
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -56,8 +58,50 @@ def event(
     return json.dumps(body)
 
 
+def invoice_event(
+    kind: str,
+    *,
+    tenant: str,
+    subscription: str,
+    subscription_ref: str,
+    period_start: datetime,
+    amount: int,
+    currency: str = "usd",
+    invoice_id: str = "in_offline000001",
+    event_id: str | None = None,
+    reason: str = "card_declined",
+) -> str:
+    """An `invoice.<kind>` event (paid | payment_failed | finalized) of a subscription's
+    invoice for the period starting at `period_start`, shaped as Stripe sends it (API
+    2025-09: the subscription under `parent.subscription_details`)."""
+    body = fixture("event_invoice_paid")
+    body["type"] = f"invoice.{kind}"
+    body["id"] = event_id or f"evt_{uuid.uuid4().hex[:24]}"
+    obj = body["data"]["object"]
+    start = int(period_start.timestamp())
+    obj.update(
+        id=invoice_id,
+        currency=currency,
+        amount_due=amount,
+        amount_paid=amount if kind == "paid" else 0,
+        status="paid" if kind == "paid" else "open",
+        hosted_invoice_url=f"https://invoice.stripe.com/i/acct_offline/{invoice_id}",
+    )
+    obj["parent"]["subscription_details"] = {
+        "subscription": subscription_ref,
+        "metadata": {"creditgate_tenant": tenant, "creditgate_subscription": subscription},
+    }
+    line = obj["lines"]["data"][0]
+    line["amount"] = amount
+    line["period"] = {"start": start, "end": start + 30 * 86_400}
+    if kind == "payment_failed":
+        obj["last_finalization_error"] = {"code": reason}
+    return json.dumps(body)
+
+
 class FakeStripe:
-    """Stripe's API on loopback: Checkout Sessions, PaymentIntents, Refunds; idempotent by key."""
+    """Stripe's API on loopback: Checkout Sessions, PaymentIntents, Refunds, Customers,
+    Subscriptions, Prices (read) and test clocks; idempotent by key."""
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
@@ -69,6 +113,9 @@ class FakeStripe:
         self.fail_next = 0  # answer the next N requests with a 500 (unknown outcome)
         self.refuse_refunds = False  # answer Refunds with charge_already_refunded
         self.refund_status = "succeeded"  # or "pending": Stripe pays it out later
+        self.prices: dict[str, dict[str, Any]] = {}  # what GET /v1/prices/{id} finds
+        self.subscriptions: dict[str, dict[str, Any]] = {}
+        self.test_clocks: dict[str, dict[str, Any]] = {}
         self._by_key: dict[str, tuple[int, bytes]] = {}
         self._lock = threading.Lock()
         self._counter = 0
@@ -80,6 +127,15 @@ class FakeStripe:
                 form = dict(parse_qsl(self.rfile.read(length).decode()))
                 key = self.headers.get("Idempotency-Key")
                 status, body = fake.answer(self.path, form, key)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Request-Id", "req_offline")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                status, body = fake.read(self.path)
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -105,6 +161,35 @@ class FakeStripe:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def add_price(
+        self, price_id: str, unit_amount: int, currency: str = "usd", interval: str = "month"
+    ) -> None:
+        self.prices[price_id] = {
+            "id": price_id,
+            "object": "price",
+            "active": True,
+            "currency": currency,
+            "unit_amount": unit_amount,
+            "type": "recurring",
+            "recurring": {"interval": interval, "interval_count": 1, "usage_type": "licensed"},
+        }
+
+    def read(self, path: str) -> tuple[int, bytes]:
+        with self._lock:
+            self.requests.append({"path": path, "form": {}, "idempotency_key": None})
+            name = path.split("?")[0].rsplit("/", 1)[-1]
+            if path.startswith("/v1/prices/") and name in self.prices:
+                return 200, json.dumps(self.prices[name]).encode()
+            error = {
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "resource_missing",
+                    "message": f"No such price: '{name}'",
+                    "param": "id",
+                }
+            }
+            return 404, json.dumps(error).encode()
 
     def calls(self, path: str) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["path"] == path]
@@ -160,6 +245,46 @@ class FakeStripe:
                 metadata=metadata,
             )
             return 200, json.dumps(intent).encode()
+        if path == "/v1/customers":
+            customer = {
+                "id": f"cus_offline{n:06d}",
+                "object": "customer",
+                "description": form.get("description"),
+                "metadata": metadata,
+                "test_clock": form.get("test_clock"),
+            }
+            return 200, json.dumps(customer).encode()
+        if path == "/v1/subscriptions":
+            price = form.get("items[0][price]", "")
+            if price not in self.prices:
+                error = {"error": {"type": "invalid_request_error", "code": "resource_missing"}}
+                return 400, json.dumps(error).encode()
+            subscription = {
+                "id": f"sub_offline{n:06d}",
+                "object": "subscription",
+                "customer": form["customer"],
+                "status": "active",
+                "metadata": metadata,
+                "default_payment_method": form.get("default_payment_method"),
+                "items": {"object": "list", "data": [{"price": self.prices[price]}]},
+            }
+            self.subscriptions[subscription["id"]] = subscription
+            return 200, json.dumps(subscription).encode()
+        if path == "/v1/test_helpers/test_clocks":
+            clock = {
+                "id": f"clock_offline{n:06d}",
+                "object": "test_helpers.test_clock",
+                "frozen_time": int(form["frozen_time"]),
+                "status": "ready",
+            }
+            self.test_clocks[clock["id"]] = clock
+            return 200, json.dumps(clock).encode()
+        if path.startswith("/v1/test_helpers/test_clocks/") and path.endswith("/advance"):
+            clock_id = path.split("/")[4]
+            if clock_id not in self.test_clocks:
+                return 404, json.dumps({"error": {"type": "invalid_request_error"}}).encode()
+            self.test_clocks[clock_id]["frozen_time"] = int(form["frozen_time"])
+            return 200, json.dumps(self.test_clocks[clock_id]).encode()
         if path == "/v1/refunds":
             if self.refuse_refunds:
                 return 400, json.dumps(fixture("refund_charge_already_refunded")).encode()

@@ -257,3 +257,24 @@ def test_the_overview_fits_a_phone_and_says_what_each_movement_was(
         check_page(page, sizes)
         screenshot(page, f"portal-overview-{name}", full_page=True)
         context.close()
+
+
+def test_portal_shows_the_plan_the_renewal_and_an_unpaid_invoice_to_pay(
+    server: Server, page: Any
+) -> None:
+    acme = server.tenant()
+    acme.customer("carol", 100)
+    plan = {"code": "team", "name": "Team", "fee": "50", "asset": "credits", "included": 5_000}
+    plan["collection"] = "manual"
+    assert acme.api.post("/v1/plans", json=plan).status_code == 201
+    subscribe = acme.api.post("/v1/customers/carol/subscriptions", json={"plan": "team"})
+    assert subscribe.status_code == 201
+    (invoice,) = acme.api.get("/v1/customers/carol/invoices").json()["data"]
+    failed = acme.api.post(f"/v1/invoices/{invoice['id']}/mark-failed", json={"reason": "expired"})
+    assert failed.status_code == 200
+    page.goto(acme.portal_url("carol"))
+    section = page.get_by_test_id("plan")
+    expect(page.get_by_test_id("plan-name")).to_contain_text("Team: 50.00 USD monthly")
+    expect(page.get_by_test_id("renewal")).to_contain_text("Payment failed (expired)")
+    expect(section.get_by_test_id("unpaid")).to_contain_text("failed")
+    check_page(page)  # names, contrast, landmarks with the plan section on the page

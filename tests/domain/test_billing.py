@@ -15,6 +15,7 @@ from creditgate.domain.billing import (
     add_months,
     backoff,
     month_of,
+    overage_money,
     period_bounds,
     refunded_money,
     rollover,
@@ -92,3 +93,13 @@ def test_refunds_in_parts_never_pay_more_than_the_price(
         done = total
     assert done <= price
     assert refunded_money(price, amount, amount, 2) == price
+
+
+def test_overage_money_is_the_price_per_unit_rounded_once_half_to_even() -> None:
+    credits = Asset("credits", 2)
+    assert overage_money(Decimal("0.05"), 4_000, credits, 2) == Decimal("2.00")
+    # 0.125 USD rounds to even (0.12); 0.135 to 0.14.
+    assert overage_money(Decimal("0.05"), 250, credits, 2) == Decimal("0.12")
+    assert overage_money(Decimal("0.05"), 270, credits, 2) == Decimal("0.14")
+    assert overage_money(Decimal("0.003"), 1, credits, 2) == Decimal("0.00")  # waits for more
+    assert overage_money(Decimal("7"), 3, Asset("gpu_minutes", 0), 0) == Decimal("21")

@@ -99,3 +99,16 @@ def test_low_balance_is_strictly_below_the_threshold() -> None:
     assert policy.is_low(499)
     assert policy.is_low(-10)
     assert not WalletPolicy.build("block").is_low(-(10**9))
+
+
+def test_a_soft_cap_floors_like_overdraft_and_is_reached_once_per_crossing() -> None:
+    soft = WalletPolicy.build("soft_cap", 500)
+    assert (soft.effective_limit, soft.capacity(0)) == (500, 500)
+    assert soft.decline_reason().value == "overdraft_limit_reached"
+    assert soft.soft_cap_reached(100, 0) and soft.soft_cap_reached(1, -499)
+    assert not soft.soft_cap_reached(0, -100)  # already at or below zero: no new crossing
+    assert not soft.soft_cap_reached(200, 100)
+    assert not WalletPolicy.build("overdraft", 500).soft_cap_reached(100, -1)
+    with pytest.raises(InvalidInput) as missing:
+        WalletPolicy.build("soft_cap")
+    assert missing.value.field == "overdraft_limit"

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from creditgate.chaos.hostile import fingerprint
+from creditgate.services.billing import purchases
 from tests.http.conftest import Api
 
 # Every operation that requires the key, as README.md lists them.
@@ -29,6 +31,9 @@ REQUIRED = {
     "/v1/customers/{customer}/redemptions",
     "/v1/customers/{customer}/subscriptions",
     "/v1/subscriptions/{subscription}/change-plan",
+    "/v1/invoices/{invoice}/mark-paid",
+    "/v1/invoices/{invoice}/mark-failed",
+    "/v1/purchases/{purchase}/write-off",
 }
 # The hot routes leave a body of this type to FastAPI (see tests/http/test_hot.py).
 VIA_FASTAPI = "application/merge-patch+json"
@@ -58,6 +63,25 @@ def _calls(api: Api) -> list[tuple[str, Any]]:
     api.post("/v1/customers", {"id": "c2"})
     subscription = _created(api.post("/v1/customers/c2/subscriptions", {"plan": "pro"}))
     assert api.post("/v1/campaigns", {"code": "HELLO", "asset": "credits", "amount": 5})
+    manual = {**plan, "code": "invoiced", "collection": "manual", "overage_policy": "allow"}
+    assert api.post("/v1/plans", manual).status_code == 201
+    api.post("/v1/customers", {"id": "c3"})
+    assert api.post("/v1/customers/c3/subscriptions", {"plan": "invoiced"}).status_code == 201
+    invoice = api.get("/v1/customers/c3/invoices").json()["data"][0]["id"]
+    assert api.put("/v1/overage/credits", {"price": "0.01"}).status_code == 200
+    api.ledger.charge("c3", "credits", 500, idempotency_key="debt")
+    bill = api.ledger.cg.db.run(
+        lambda conn: purchases.start_bill(
+            api.ledger.cg.tx(conn, api.tenant_id),
+            wallet_id=api.ledger.customer("c3").wallet_id,
+            customer="c3",
+            asset="credits",
+            amount=500,
+            price=Decimal("0.05"),
+            currency="USD",
+            provider="manual",
+        )
+    ).id
     return [
         ("/v1/authorizations", hold),
         (f"/v1/authorizations/{held}/settle", {"amount": 5}),
@@ -74,6 +98,9 @@ def _calls(api: Api) -> list[tuple[str, Any]]:
         ("/v1/customers/c1/redemptions", {"code": "HELLO"}),
         ("/v1/customers/c1/subscriptions", {"plan": "pro"}),
         (f"/v1/subscriptions/{subscription}/change-plan", {"plan": "max"}),
+        (f"/v1/invoices/{invoice}/mark-failed", {"reason": "declined"}),
+        (f"/v1/invoices/{invoice}/mark-paid", None),
+        (f"/v1/purchases/{bill}/write-off", None),
     ]
 
 

@@ -130,7 +130,7 @@ def test_cli_demo_seeds_once_and_verify_passes(empty_db: str) -> None:
     assert all(c["violations"] == [] for c in report["checks"])
     # The invariants are numbered 1..n in the order they are reported.
     numbers = [c["name"].split()[0] for c in report["checks"]]
-    assert numbers == [str(n) for n in range(1, 11)]
+    assert numbers == [str(n) for n in range(1, 13)]
     assert sum(c["checked"] for c in report["checks"]) > 0
 
 

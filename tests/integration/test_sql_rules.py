@@ -100,6 +100,8 @@ def evaluate(
 @example(mode=PolicyMode.ALLOW, limit=3, posted=-MAX_BALANCE, held=0, need=0)
 @example(mode=PolicyMode.ALLOW, limit=3, posted=-MAX_BALANCE, held=0, need=1)
 @example(mode=PolicyMode.OVERDRAFT, limit=5, posted=-20, held=0, need=-3)
+@example(mode=PolicyMode.SOFT_CAP, limit=5, posted=0, held=0, need=5)
+@example(mode=PolicyMode.SOFT_CAP, limit=5, posted=0, held=0, need=6)
 def test_the_floor_guard_is_the_policy_allowing_the_move(
     row: tuple[Connection, str], mode: PolicyMode, limit: int, posted: int, held: int, need: int
 ) -> None:

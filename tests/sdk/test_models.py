@@ -22,6 +22,8 @@ from creditgate_sdk._decode import decode
 PAIRS: list[tuple[type[Any], type[BaseModel]]] = [
     (sdk.Asset, results.AssetInfo),
     (sdk.Customer, results.Customer),
+    (sdk.Invoice, billing_results.Invoice),
+    (sdk.TestClock, results.TestClock),
     (sdk.Policy, results.Policy),
     (sdk.AssetBalance, results.AssetBalance),
     (sdk.Wallet, results.Wallet),

@@ -1078,8 +1078,10 @@ export interface paths {
         put?: never;
         /**
          * Create a plan
-         * @description A subscription plan: a fee per period and the credit it includes, granted at the
-         *     start of every period, with unused credit carried over up to `rollover_cap`.
+         * @description A subscription plan: a fee per period and the credit it includes, with unused credit
+         *     carried over up to `rollover_cap`. The credit is granted at the start of every period,
+         *     or, when creditgate collects the fee (`stripe_price`, or `collection: manual`), when
+         *     that period's invoice is paid (`grant_before_payment`: at the start all the same).
          *
          *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
          */
@@ -1107,8 +1109,10 @@ export interface paths {
         put?: never;
         /**
          * Subscribe a customer to a plan
-         * @description Start a subscription now: the first period's included credit is granted at once,
-         *     and each period renews with a new grant. A customer has one active subscription.
+         * @description Start a subscription now: the first period's included credit is granted at once (or,
+         *     for a plan whose fee creditgate collects, when its invoice is paid), and each period
+         *     renews with a new grant. For a plan on Stripe its Stripe subscription is created too.
+         *     A customer has one active subscription.
          *
          *     **Idempotency:** an `Idempotency-Key` is required: a retry with the same key answers the first answer and changes nothing again.
          */
@@ -1513,10 +1517,13 @@ export interface paths {
         put?: never;
         /**
          * Receive Stripe's events
-         * @description Stripe's events for a tenant's purchases, verified with the tenant's endpoint secret.
+         * @description Stripe's events for a tenant's purchases and plan invoices, verified with the
+         *     tenant's endpoint secret.
          *
          *     Register `…/v1/providers/stripe/webhook?tenant=<tenant id>` in Stripe. A body whose
-         *     signature does not verify is answered 400 and changes nothing.
+         *     signature does not verify is answered 400 and changes nothing; an invoice of a period
+         *     that has not started here yet is answered 409 and changes nothing (Stripe sends it
+         *     again later).
          *
          *     **Idempotency:** safe to repeat.
          */
@@ -1621,6 +1628,218 @@ export interface paths {
          */
         put: operations["set_kind_priority_v1_consumption_order__kind__put"];
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{customer}/invoices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a customer's invoices
+         * @description Plan fees (one per period of a plan whose fee creditgate collects) and bills of
+         *     overage, newest first, each with its status and, when the provider gives one, where the
+         *     customer pays it.
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
+        get: operations["list_invoices_v1_customers__customer__invoices_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/invoices/{invoice}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a plan invoice
+         * @description A period's fee as an invoice (a bill of overage is a purchase: `GET /v1/purchases/…`).
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
+        get: operations["get_invoice_v1_invoices__invoice__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/invoices/{invoice}/mark-paid": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Mark a manual plan invoice paid
+         * @description An operator records a manual plan invoice paid: the period's included credit is
+         *     granted, once (while the period lasts). Marking it paid again changes nothing.
+         *
+         *     **Idempotency:** an `Idempotency-Key` is required: a retry with the same key answers the first answer and changes nothing again.
+         */
+        post: operations["mark_invoice_paid_v1_invoices__invoice__mark_paid_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/invoices/{invoice}/mark-failed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Record a failed payment of a manual plan invoice
+         * @description An operator records a failed attempt: the subscription is `past_due`, and
+         *     `subscription.payment_failed` is raised (the dunning rule in docs/collection.md). It can
+         *     still be marked paid later. The body is optional.
+         *
+         *     **Idempotency:** an `Idempotency-Key` is required: a retry with the same key answers the first answer and changes nothing again.
+         */
+        post: operations["mark_invoice_failed_v1_invoices__invoice__mark_failed_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/overage/{asset}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set how an asset's debt is billed
+         * @description The price of a whole unit of debt and how it is billed in arrears: at each cycle's
+         *     end (the subscription's period, else the calendar month) and above `threshold`. Putting
+         *     it again replaces it.
+         *
+         *     **Idempotency:** idempotent: repeating it leaves the same state.
+         */
+        put: operations["set_overage_v1_overage__asset__put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/overage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List overage settings
+         * @description Every asset whose debt the tenant bills, with its price and rules.
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
+        get: operations["list_overage_v1_overage_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/purchases/{purchase}/write-off": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Write off a bill of overage
+         * @description Give up collecting a pending or failed bill of overage: the debt it billed leaves the
+         *     wallet at no value, and the revenue report counts it written off.
+         *
+         *     **Idempotency:** an `Idempotency-Key` is required: a retry with the same key answers the first answer and changes nothing again.
+         */
+        post: operations["write_off_v1_purchases__purchase__write_off_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/test-clock": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read a test-mode tenant's clock
+         * @description The tenant's time and how far ahead of the server's it runs (test-mode tenants only:
+         *     403 for a live tenant).
+         *
+         *     **Idempotency:** a read; safe to repeat.
+         */
+        get: operations["get_test_clock_v1_test_clock_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/test-clock/advance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Advance a test-mode tenant's clock
+         * @description Move a test-mode tenant's clock forward to `to`, then run what the worker runs at
+         *     that time: overage billing, renewals, dunning, auto top-up and the sweeps (expiries).
+         *     Only test-mode tenants may (403 for a live tenant); a time before the tenant's present
+         *     is refused (422). Advance a period at a time to see each period's invoices in turn.
+         *     Sent again with the same `to` (with or without its `Idempotency-Key`), it moves nothing
+         *     and only runs the round again, which bills and renews nothing twice.
+         *
+         *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
+         */
+        post: operations["advance_test_clock_v1_test_clock_advance_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2334,6 +2553,48 @@ export interface components {
             data: components["schemas"]["AutoTopUp"][];
         };
         /**
+         * AutoTopUpReport
+         * @example {
+         *       "capped": 0,
+         *       "failed": 0,
+         *       "pending": 0,
+         *       "started": 0,
+         *       "succeeded": 0
+         *     }
+         */
+        AutoTopUpReport: {
+            /**
+             * Started
+             * @description Purchases sent to their provider (or invoiced) for the first time
+             * @default 0
+             */
+            started?: number;
+            /**
+             * Succeeded
+             * @description Of those, paid
+             * @default 0
+             */
+            succeeded?: number;
+            /**
+             * Failed
+             * @description Of those, failed
+             * @default 0
+             */
+            failed?: number;
+            /**
+             * Pending
+             * @description Of those, awaiting the provider
+             * @default 0
+             */
+            pending?: number;
+            /**
+             * Capped
+             * @description Crossings found at the monthly limit
+             * @default 0
+             */
+            capped?: number;
+        };
+        /**
          * AutoTopUpSettings
          * @example {
          *       "monthly_limit": 3,
@@ -2471,6 +2732,38 @@ export interface components {
              * @description One result per event, in the order sent
              */
             data: components["schemas"]["BatchItem"][];
+        };
+        /**
+         * BillingRound
+         * @description What one billing round did: overage billed, periods renewed (and credit withheld),
+         *     auto top-ups started.
+         * @example {
+         *       "overage": {
+         *         "billed": 1,
+         *         "sent": 1
+         *       },
+         *       "renewals": {
+         *         "canceled": 0,
+         *         "renewed": 1,
+         *         "rolled_over": 0,
+         *         "withheld": 0
+         *       },
+         *       "top_ups": {
+         *         "capped": 0,
+         *         "failed": 0,
+         *         "pending": 0,
+         *         "started": 0,
+         *         "succeeded": 0
+         *       }
+         *     }
+         */
+        BillingRound: {
+            /** @description Renewals and dunning */
+            renewals: components["schemas"]["RenewalReport"];
+            /** @description Overage billed */
+            overage: components["schemas"]["OverageReport"];
+            /** @description Auto top-ups */
+            top_ups: components["schemas"]["AutoTopUpReport"];
         };
         /**
          * Branding
@@ -3186,6 +3479,140 @@ export interface components {
             events: components["schemas"]["UsageEvent"][];
         };
         /**
+         * ClockAdvance
+         * @description A test-mode tenant's clock moved forward, and what ran at the new time.
+         * @example {
+         *       "billing": {
+         *         "overage": {
+         *           "billed": 1,
+         *           "sent": 1
+         *         },
+         *         "renewals": {
+         *           "canceled": 0,
+         *           "renewed": 1,
+         *           "rolled_over": 0,
+         *           "withheld": 0
+         *         },
+         *         "top_ups": {
+         *           "capped": 0,
+         *           "failed": 0,
+         *           "pending": 0,
+         *           "started": 0,
+         *           "succeeded": 0
+         *         }
+         *       },
+         *       "now": "2027-01-03T08:00:00Z",
+         *       "offset_seconds": "2678400",
+         *       "stripe_test_clock": "advanced",
+         *       "sweeps": {
+         *         "credit_expired": 0,
+         *         "credit_kept_for_holds": 0,
+         *         "holds_expired": 0,
+         *         "lots_activated": 0,
+         *         "lots_expired": 1
+         *       }
+         *     }
+         */
+        ClockAdvance: {
+            /**
+             * Now
+             * Format: date-time
+             * @description The tenant's time after the advance; ISO 8601 date and time, UTC
+             */
+            now: string;
+            /**
+             * Offset Seconds
+             * @description How far it now runs ahead of the server's clock, in seconds; a decimal string
+             */
+            offset_seconds: string;
+            /** @description The billing round run at the new time */
+            billing: components["schemas"]["BillingRound"];
+            /** @description The sweeps run at the new time */
+            sweeps: components["schemas"]["SweepReport"];
+            /**
+             * Stripe Test Clock
+             * @description none, advanced or failed: the tenant's Stripe test clock (Stripe test keys only)
+             */
+            stripe_test_clock: string;
+        };
+        /**
+         * ClockAdvanceBody
+         * @example {
+         *       "to": "2027-01-03T08:00:00Z"
+         *     }
+         */
+        ClockAdvanceBody: {
+            /**
+             * To
+             * Format: date-time
+             * @description The tenant's new time: now or later (ISO 8601)
+             */
+            to: string;
+        };
+        /**
+         * CollectionLine
+         * @description The money creditgate collected, per currency: plan fees of the periods that start in
+         *     the window, and bills of overage made in it (each counted once, by where it stands).
+         * @example {
+         *       "currency": "USD",
+         *       "fees_invoiced": "20",
+         *       "fees_received": "20",
+         *       "fees_unpaid": "0",
+         *       "included_granted": "20",
+         *       "overage_billed": "2",
+         *       "overage_collected": "2",
+         *       "overage_unpaid": "0",
+         *       "overage_written_off": "0"
+         *     }
+         */
+        CollectionLine: {
+            /**
+             * Currency
+             * @description The money's currency (ISO 4217 code)
+             */
+            currency: string;
+            /**
+             * Fees Invoiced
+             * @description Plan fees of the periods starting in the window; a decimal string
+             */
+            fees_invoiced: string;
+            /**
+             * Fees Received
+             * @description Of those, paid; a decimal string
+             */
+            fees_received: string;
+            /**
+             * Fees Unpaid
+             * @description Of those, open or failed; a decimal string
+             */
+            fees_unpaid: string;
+            /**
+             * Included Granted
+             * @description What the included credit granted for those periods is worth at its cost basis (less credit withheld); a decimal string
+             */
+            included_granted: string;
+            /**
+             * Overage Billed
+             * @description Bills of overage made in the window; a decimal string
+             */
+            overage_billed: string;
+            /**
+             * Overage Collected
+             * @description Of those, paid; a decimal string
+             */
+            overage_collected: string;
+            /**
+             * Overage Written Off
+             * @description Of those, written off; a decimal string
+             */
+            overage_written_off: string;
+            /**
+             * Overage Unpaid
+             * @description Of those, pending or failed; a decimal string
+             */
+            overage_unpaid: string;
+        };
+        /**
          * ConsumptionOrder
          * @description The default priority per lot kind, lowest first: the order credit is used in.
          * @example {
@@ -3592,6 +4019,63 @@ export interface components {
              */
             data: components["schemas"]["ExchangeRate"][];
         };
+        /**
+         * FeePeriod
+         * @description One period's fee against the credit it granted.
+         * @example {
+         *       "currency": "USD",
+         *       "fee": "20",
+         *       "fee_status": "paid",
+         *       "included_granted": 200000,
+         *       "period_index": 0,
+         *       "period_start": "2026-11-03T07:56:01.615856Z",
+         *       "subscription_id": "sub_01m8xeee8fhq99k7d2xvn5yyx4",
+         *       "withheld": 0
+         *     }
+         */
+        FeePeriod: {
+            /**
+             * Subscription Id
+             * @description The subscription
+             */
+            subscription_id: string;
+            /**
+             * Period Index
+             * @description The period's number, from 0
+             */
+            period_index: number;
+            /**
+             * Period Start
+             * Format: date-time
+             * @description Its start; ISO 8601 date and time, UTC
+             */
+            period_start: string;
+            /**
+             * Fee
+             * @description Its fee; a decimal string
+             */
+            fee: string;
+            /**
+             * Currency
+             * @description The fee's currency
+             */
+            currency: string;
+            /**
+             * Fee Status
+             * @description open, paid or failed
+             */
+            fee_status: string;
+            /**
+             * Included Granted
+             * @description Credit granted for it, less what was withheld, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
+            included_granted: number;
+            /**
+             * Withheld
+             * @description Credit withheld after its payment failed, in minor units of the asset (at scale 2, 100 is 1 credit)
+             */
+            withheld: number;
+        };
         /** FieldProblem */
         FieldProblem: {
             /**
@@ -3991,6 +4475,120 @@ export interface components {
             reason?: string;
         };
         /**
+         * Invoice
+         * @description What a customer owes or paid: a period's plan fee, or a debt billed in arrears.
+         * @example {
+         *       "amount": "20",
+         *       "asset": "credits",
+         *       "created_at": "2026-12-03T07:56:02.001234Z",
+         *       "currency": "USD",
+         *       "customer": "cust_42",
+         *       "id": "inv_01m8xeee8fhq99k7d2xvn5yyx9",
+         *       "kind": "plan_fee",
+         *       "pay_url": "https://invoice.stripe.com/i/acct_1QyAbC/test_YWNjdF8x",
+         *       "period_end": "2027-01-03T07:56:01.615856Z",
+         *       "period_index": 1,
+         *       "period_start": "2026-12-03T07:56:01.615856Z",
+         *       "provider": "stripe",
+         *       "provider_ref": "in_1QyAbCdEfGhIjKlMnOpQrSt",
+         *       "status": "open",
+         *       "subscription_id": "sub_01m8xeee8fhq99k7d2xvn5yyx4"
+         *     }
+         */
+        Invoice: {
+            /**
+             * Id
+             * @description The invoice's id: `inv_…` for a plan fee, the purchase's `pur_…` for overage
+             */
+            id: string;
+            /**
+             * Kind
+             * @description plan_fee (a period's fee) or overage (debt billed in arrears)
+             */
+            kind: string;
+            /**
+             * Customer
+             * @description The customer's own id (`external_id`)
+             */
+            customer: string;
+            /**
+             * Status
+             * @description open, paid, failed or written_off
+             */
+            status: string;
+            /**
+             * Amount
+             * @description What it asks for, in `currency`; a decimal string
+             */
+            amount: string;
+            /**
+             * Currency
+             * @description The money's currency (ISO 4217 code)
+             */
+            currency: string;
+            /**
+             * Provider
+             * @description manual (you mark it paid) or stripe
+             */
+            provider: string;
+            /**
+             * Provider Ref
+             * @description The provider's id for it (Stripe's invoice, PaymentIntent or Checkout Session); null: none
+             */
+            provider_ref: string | null;
+            /**
+             * Pay Url
+             * @description Where the customer pays it; null: none given
+             */
+            pay_url: string | null;
+            /**
+             * Failure Reason
+             * @description Why its last payment failed; null: none
+             */
+            failure_reason: string | null;
+            /**
+             * Subscription Id
+             * @description The subscription (plan fees); null for overage
+             */
+            subscription_id?: string | null;
+            /**
+             * Period Index
+             * @description The period it is the fee of; null for overage
+             */
+            period_index?: number | null;
+            /**
+             * Period Start
+             * @description That period's start; ISO 8601 date and time, UTC; null for overage
+             */
+            period_start?: string | null;
+            /**
+             * Period End
+             * @description That period's end; ISO 8601 date and time, UTC; null for overage
+             */
+            period_end?: string | null;
+            /**
+             * Asset
+             * @description The asset of the credit it concerns
+             */
+            asset?: string | null;
+            /**
+             * Debt
+             * @description The debt it bills, in minor units of the asset (at scale 2, 100 is 1 credit); null for a plan fee
+             */
+            debt?: number | null;
+            /**
+             * Created At
+             * Format: date-time
+             * @description When it was issued; ISO 8601 date and time, UTC
+             */
+            created_at: string;
+            /**
+             * Paid At
+             * @description When it was paid; ISO 8601 date and time, UTC; null until then
+             */
+            paid_at?: string | null;
+        };
+        /**
          * InvoiceFailure
          * @example {
          *       "reason": "card declined"
@@ -4003,6 +4601,50 @@ export interface components {
              * @default
              */
             reason?: string;
+        };
+        /**
+         * InvoiceList
+         * @example {
+         *       "data": [
+         *         {
+         *           "amount": "20",
+         *           "asset": "credits",
+         *           "created_at": "2026-12-03T07:56:02.001234Z",
+         *           "currency": "USD",
+         *           "customer": "cust_42",
+         *           "id": "inv_01m8xeee8fhq99k7d2xvn5yyx9",
+         *           "kind": "plan_fee",
+         *           "pay_url": "https://invoice.stripe.com/i/acct_1QyAbC/test_YWNjdF8x",
+         *           "period_end": "2027-01-03T07:56:01.615856Z",
+         *           "period_index": 1,
+         *           "period_start": "2026-12-03T07:56:01.615856Z",
+         *           "provider": "stripe",
+         *           "provider_ref": "in_1QyAbCdEfGhIjKlMnOpQrSt",
+         *           "status": "open",
+         *           "subscription_id": "sub_01m8xeee8fhq99k7d2xvn5yyx4"
+         *         },
+         *         {
+         *           "amount": "2",
+         *           "asset": "credits",
+         *           "created_at": "2026-12-03T07:56:01.915856Z",
+         *           "currency": "USD",
+         *           "customer": "cust_42",
+         *           "debt": 4000,
+         *           "id": "pur_01m8xeee9q0wvr3fvm0c2d4h7a",
+         *           "kind": "overage",
+         *           "paid_at": "2026-12-03T08:10:11.120000Z",
+         *           "provider": "manual",
+         *           "status": "paid"
+         *         }
+         *       ]
+         *     }
+         */
+        InvoiceList: {
+            /**
+             * Data
+             * @description The customer's invoices, newest first: plan fees and bills of overage
+             */
+            data: components["schemas"]["Invoice"][];
         };
         /**
          * KindPriority
@@ -5148,13 +5790,13 @@ export interface components {
                 [key: string]: unknown;
             } | null;
             /**
-             * @description The wallet policy for every asset: `block` (never below zero), `overdraft` (down to -`overdraft_limit`) or `allow` (no floor)
+             * @description The wallet policy for every asset: `block` (never below zero), `overdraft` (down to -`overdraft_limit`), `soft_cap` (as overdraft, raising `balance.soft_cap_reached` as it crosses zero) or `allow` (no floor)
              * @default block
              */
             policy?: components["schemas"]["PolicyMode"];
             /**
              * Overdraft Limit
-             * @description With `policy: overdraft`: how far below zero the wallet may go, in minor units of each asset
+             * @description With `policy: overdraft` or `soft_cap`: how far below zero the wallet may go, in minor units of each asset
              */
             overdraft_limit?: number | null;
         };
@@ -5488,15 +6130,37 @@ export interface components {
              */
             rollover_cap?: number;
             /**
-             * @description The wallet policy while subscribed: block, overdraft or allow
+             * @description The wallet policy while subscribed: block, overdraft, soft_cap or allow
              * @default block
              */
             overage_policy?: components["schemas"]["PolicyMode"];
             /**
              * Overdraft Limit
-             * @description With overdraft: how far below zero the wallet may go, in minor units of the asset (at scale 2, 100 is 1 credit)
+             * @description With overdraft or soft_cap: how far below zero the wallet may go, in minor units of the asset (at scale 2, 100 is 1 credit)
              */
             overdraft_limit?: number | null;
+            /**
+             * Collection
+             * @description Who collects the fee: external (outside creditgate: credit granted at once; the default), manual (an invoice you mark paid) or stripe (the default with `stripe_price`). Collected by creditgate, a period's credit waits for its fee
+             */
+            collection?: ("external" | "manual" | "stripe") | null;
+            /**
+             * Stripe Price
+             * @description The recurring Stripe price a subscription is billed on (your Stripe account, the plan's fee, currency and period; else 422 naming it)
+             */
+            stripe_price?: string | null;
+            /**
+             * Grant Before Payment
+             * @description Grant each period's credit at its start, before its fee is paid (taken back `grace_days` after a failed payment)
+             * @default false
+             */
+            grant_before_payment?: boolean;
+            /**
+             * Grace Days
+             * @description Days after a failed payment before credit granted early is withheld
+             * @default 0
+             */
+            grace_days?: number;
         };
         /**
          * NewPortalSession
@@ -5797,7 +6461,7 @@ export interface components {
              * @description The event types to send; empty for every type
              * @default []
              */
-            event_types?: ("authorization.declined" | "balance.depleted" | "balance.low" | "balance.threshold_crossed" | "budget.threshold_crossed" | "charge.shortfall" | "grant.expired" | "grant.expiring" | "grant.voided" | "refund.created" | "refund.failed" | "subscription.canceled" | "subscription.created" | "subscription.plan_changed" | "subscription.renewed" | "topup.failed" | "topup.succeeded")[];
+            event_types?: ("authorization.declined" | "balance.depleted" | "balance.low" | "balance.soft_cap_reached" | "balance.threshold_crossed" | "budget.threshold_crossed" | "charge.shortfall" | "grant.expired" | "grant.expiring" | "grant.voided" | "overage.billed" | "overage.paid" | "overage.payment_failed" | "refund.created" | "refund.failed" | "subscription.canceled" | "subscription.created" | "subscription.credit_withheld" | "subscription.paid" | "subscription.payment_failed" | "subscription.plan_changed" | "subscription.renewed" | "topup.failed" | "topup.succeeded")[];
             /**
              * Description
              * @description Your note on it
@@ -5810,6 +6474,157 @@ export interface components {
              * @default true
              */
             enabled?: boolean;
+        };
+        /**
+         * OverageBody
+         * @example {
+         *       "currency": "USD",
+         *       "on_failure": "block",
+         *       "price": "0.05",
+         *       "provider": "stripe",
+         *       "return_url": "https://app.example.com/billing",
+         *       "threshold": 100000
+         *     }
+         */
+        OverageBody: {
+            /**
+             * Price
+             * @description Money per whole unit of debt, in `currency`
+             * @example 0.25
+             */
+            price: string | number;
+            /**
+             * Currency
+             * @description The money's currency (ISO 4217 code)
+             * @default USD
+             * @example USD
+             */
+            currency?: string;
+            /**
+             * Provider
+             * @description manual (an invoice you mark paid) or stripe
+             * @default manual
+             * @enum {string}
+             */
+            provider?: "manual" | "stripe";
+            /**
+             * Threshold
+             * @description Bill unbilled debt at once when it exceeds this, in minor units of the asset; null: only at the cycle's end
+             */
+            threshold?: number | null;
+            /**
+             * On Failure
+             * @description What a failed payment does: keep, or block (the wallet stops)
+             * @default keep
+             * @enum {string}
+             */
+            on_failure?: "keep" | "block";
+            /**
+             * Return Url
+             * @description Stripe without a saved payment method: where the bill's pay link (a Checkout Session) returns the customer
+             */
+            return_url?: string | null;
+        };
+        /**
+         * OverageList
+         * @example {
+         *       "data": [
+         *         {
+         *           "asset": "credits",
+         *           "currency": "USD",
+         *           "on_failure": "block",
+         *           "price": "0.05",
+         *           "provider": "stripe",
+         *           "return_url": "https://app.example.com/billing",
+         *           "threshold": 100000,
+         *           "updated_at": "2026-12-03T07:56:01.633595Z"
+         *         }
+         *       ]
+         *     }
+         */
+        OverageList: {
+            /**
+             * Data
+             * @description The tenant's overage settings, by asset
+             */
+            data: components["schemas"]["OverageSetting"][];
+        };
+        /**
+         * OverageReport
+         * @example {
+         *       "billed": 1,
+         *       "sent": 1
+         *     }
+         */
+        OverageReport: {
+            /**
+             * Billed
+             * @description Bills of overage made
+             * @default 0
+             */
+            billed?: number;
+            /**
+             * Sent
+             * @description Bills sent to their provider
+             * @default 0
+             */
+            sent?: number;
+        };
+        /**
+         * OverageSetting
+         * @example {
+         *       "asset": "credits",
+         *       "currency": "USD",
+         *       "on_failure": "block",
+         *       "price": "0.05",
+         *       "provider": "stripe",
+         *       "return_url": "https://app.example.com/billing",
+         *       "threshold": 100000,
+         *       "updated_at": "2026-12-03T07:56:01.633595Z"
+         *     }
+         */
+        OverageSetting: {
+            /**
+             * Asset
+             * @description The asset's code
+             */
+            asset: string;
+            /**
+             * Price
+             * @description Money per whole unit of debt, in `currency`; a decimal string
+             */
+            price: string;
+            /**
+             * Currency
+             * @description The money's currency (ISO 4217 code)
+             */
+            currency: string;
+            /**
+             * Provider
+             * @description manual (an invoice you mark paid) or stripe
+             */
+            provider: string;
+            /**
+             * Threshold
+             * @description Unbilled debt above which it is billed at once, in minor units of the asset (at scale 2, 100 is 1 credit); null: only at the cycle's end
+             */
+            threshold: number | null;
+            /**
+             * On Failure
+             * @description What a failed payment does: keep (nothing) or block (the wallet stops where it stands)
+             */
+            on_failure: string;
+            /**
+             * Return Url
+             * @description Where a Stripe pay link returns the customer; null: none
+             */
+            return_url: string | null;
+            /**
+             * Updated At
+             * Format: date-time
+             * @description When it was set; ISO 8601 date and time, UTC
+             */
+            updated_at: string;
         };
         /**
          * Pack
@@ -5994,9 +6809,12 @@ export interface components {
          * @example {
          *       "asset": "credits",
          *       "code": "pro",
+         *       "collection": "external",
          *       "created_at": "2026-12-03T07:56:01.633595Z",
          *       "currency": "USD",
          *       "fee": "20",
+         *       "grace_days": 0,
+         *       "grant_before_payment": false,
          *       "id": "pln_01m8xeee728078z65cvjv0p3se",
          *       "included": 200000,
          *       "name": "Pro",
@@ -6068,6 +6886,29 @@ export interface components {
              * @description When it was created; ISO 8601 date and time, UTC
              */
             created_at: string;
+            /**
+             * Collection
+             * @description Who collects the fee: external (outside creditgate; credit granted at once), manual (an invoice you mark paid) or stripe (a Stripe subscription)
+             * @default external
+             */
+            collection?: string;
+            /**
+             * Stripe Price
+             * @description The Stripe price its Stripe subscription bills; null: not on Stripe
+             */
+            stripe_price?: string | null;
+            /**
+             * Grant Before Payment
+             * @description Whether each period's credit is granted at its start, before its fee is paid (else when it is paid)
+             * @default false
+             */
+            grant_before_payment?: boolean;
+            /**
+             * Grace Days
+             * @description Days after a failed payment before credit granted before payment is withheld
+             * @default 0
+             */
+            grace_days?: number;
         };
         /**
          * PlanChange
@@ -6098,9 +6939,12 @@ export interface components {
          *         {
          *           "asset": "credits",
          *           "code": "pro",
+         *           "collection": "external",
          *           "created_at": "2026-12-03T07:56:01.633595Z",
          *           "currency": "USD",
          *           "fee": "20",
+         *           "grace_days": 0,
+         *           "grant_before_payment": false,
          *           "id": "pln_01m8xeee728078z65cvjv0p3se",
          *           "included": 200000,
          *           "name": "Pro",
@@ -6172,11 +7016,11 @@ export interface components {
          *     }
          */
         PolicyChange: {
-            /** @description `block` (never below zero), `overdraft` (down to -`overdraft_limit`) or `allow` (no floor: usage past the balance is recorded as debt) */
+            /** @description `block` (never below zero), `overdraft` (down to -`overdraft_limit`), `soft_cap` (as overdraft, raising `balance.soft_cap_reached` as available crosses zero) or `allow` (no floor: usage past the balance is recorded as debt) */
             policy: components["schemas"]["PolicyMode"];
             /**
              * Overdraft Limit
-             * @description With `overdraft` (and only then): how far below zero, in minor units of the asset (at scale 2, 100 is 1 credit)
+             * @description With `overdraft` or `soft_cap` (and only then): how far below zero, in minor units of the asset (at scale 2, 100 is 1 credit)
              */
             overdraft_limit?: number | null;
             /**
@@ -6194,7 +7038,7 @@ export interface components {
          * PolicyMode
          * @enum {string}
          */
-        PolicyMode: "block" | "overdraft" | "allow";
+        PolicyMode: "block" | "overdraft" | "allow" | "soft_cap";
         /**
          * PortalSession
          * @example {
@@ -6528,7 +7372,7 @@ export interface components {
             type: string;
             /**
              * Outcome
-             * @description completed (a purchase paid), failed, duplicate (seen before) or ignored
+             * @description completed (a purchase paid), paid (a plan invoice), failed, duplicate (seen before), ignored, or already_… (it had happened)
              */
             outcome: string;
             /**
@@ -6536,6 +7380,11 @@ export interface components {
              * @description The purchase it concerned; null: none
              */
             purchase_id?: string | null;
+            /**
+             * Subscription Id
+             * @description The subscription it concerned (plan invoices); null: none
+             */
+            subscription_id?: string | null;
         };
         /**
          * ProviderSettings
@@ -7344,6 +8193,41 @@ export interface components {
             to_lot: string | null;
         };
         /**
+         * RenewalReport
+         * @example {
+         *       "canceled": 0,
+         *       "renewed": 1,
+         *       "rolled_over": 0,
+         *       "withheld": 0
+         *     }
+         */
+        RenewalReport: {
+            /**
+             * Renewed
+             * @description Periods issued
+             * @default 0
+             */
+            renewed?: number;
+            /**
+             * Canceled
+             * @description Subscriptions ended at their period's end
+             * @default 0
+             */
+            canceled?: number;
+            /**
+             * Rolled Over
+             * @description Credit carried into new periods, in minor units of the asset (at scale 2, 100 is 1 credit)
+             * @default 0
+             */
+            rolled_over?: number;
+            /**
+             * Withheld
+             * @description Periods whose credit was withheld after a failed payment's grace
+             * @default 0
+             */
+            withheld?: number;
+        };
+        /**
          * RevenueLine
          * @example {
          *       "breakage": "0",
@@ -7407,7 +8291,32 @@ export interface components {
         /**
          * RevenueReport
          * @example {
+         *       "collection": [
+         *         {
+         *           "currency": "USD",
+         *           "fees_invoiced": "20",
+         *           "fees_received": "20",
+         *           "fees_unpaid": "0",
+         *           "included_granted": "20",
+         *           "overage_billed": "2",
+         *           "overage_collected": "2",
+         *           "overage_unpaid": "0",
+         *           "overage_written_off": "0"
+         *         }
+         *       ],
          *       "end": "2026-12-03T07:56:01.615856Z",
+         *       "fee_periods": [
+         *         {
+         *           "currency": "USD",
+         *           "fee": "20",
+         *           "fee_status": "paid",
+         *           "included_granted": 200000,
+         *           "period_index": 0,
+         *           "period_start": "2026-11-03T07:56:01.615856Z",
+         *           "subscription_id": "sub_01m8xeee8fhq99k7d2xvn5yyx4",
+         *           "withheld": 0
+         *         }
+         *       ],
          *       "lines": [
          *         {
          *           "breakage": "0",
@@ -7447,6 +8356,18 @@ export interface components {
              * @description One line per currency
              */
             lines: components["schemas"]["RevenueLine"][];
+            /**
+             * Collection
+             * @description Money creditgate collected, one line per currency
+             * @default []
+             */
+            collection?: components["schemas"]["CollectionLine"][];
+            /**
+             * Fee Periods
+             * @description Each collected period starting in the window: its fee against the credit it granted
+             * @default []
+             */
+            fee_periods?: components["schemas"]["FeePeriod"][];
         };
         /**
          * Settlement
@@ -7661,15 +8582,18 @@ export interface components {
          *       "current_period_start": "2026-12-03T07:56:01.676862Z",
          *       "customer": "cust_42",
          *       "id": "sub_01m8xeee8fhq99k7d2xvn5yyx4",
+         *       "payment_status": "none",
          *       "pending_plan_id": "pln_01m8xeee7kczpk8q4hbf7n583b",
          *       "periods": [
          *         {
+         *           "fee_status": "external",
          *           "index": 0,
          *           "lot_id": "lot_01m8xeee8k0mjk9b5xb6vhdkmh",
          *           "period_end": "2027-01-03T07:56:01.676862Z",
          *           "period_start": "2026-12-03T07:56:01.676862Z",
          *           "plan_id": "pln_01m8xeee728078z65cvjv0p3se",
-         *           "rolled_over": 0
+         *           "rolled_over": 0,
+         *           "withheld": 0
          *         }
          *       ],
          *       "plan_id": "pln_01m8xeee728078z65cvjv0p3se",
@@ -7735,6 +8659,22 @@ export interface components {
              * @description Every period so far, oldest first
              */
             periods: components["schemas"]["SubscriptionPeriod"][];
+            /**
+             * Payment Status
+             * @description Where its fees stand: none (collected outside creditgate), awaiting_payment, paid or past_due (a period's payment failed)
+             * @default none
+             */
+            payment_status?: string;
+            /**
+             * Payment Failure Reason
+             * @description Why it is past due; null otherwise
+             */
+            payment_failure_reason?: string | null;
+            /**
+             * Provider Ref
+             * @description Its Stripe subscription (`sub_…` at Stripe); null: none
+             */
+            provider_ref?: string | null;
         };
         /**
          * SubscriptionList
@@ -7747,15 +8687,18 @@ export interface components {
          *           "current_period_start": "2026-12-03T07:56:01.676862Z",
          *           "customer": "cust_42",
          *           "id": "sub_01m8xeee8fhq99k7d2xvn5yyx4",
+         *           "payment_status": "none",
          *           "pending_plan_id": "pln_01m8xeee7kczpk8q4hbf7n583b",
          *           "periods": [
          *             {
+         *               "fee_status": "external",
          *               "index": 0,
          *               "lot_id": "lot_01m8xeee8k0mjk9b5xb6vhdkmh",
          *               "period_end": "2027-01-03T07:56:01.676862Z",
          *               "period_start": "2026-12-03T07:56:01.676862Z",
          *               "plan_id": "pln_01m8xeee728078z65cvjv0p3se",
-         *               "rolled_over": 0
+         *               "rolled_over": 0,
+         *               "withheld": 0
          *             }
          *           ],
          *           "plan_id": "pln_01m8xeee728078z65cvjv0p3se",
@@ -7774,12 +8717,14 @@ export interface components {
         /**
          * SubscriptionPeriod
          * @example {
+         *       "fee_status": "external",
          *       "index": 0,
          *       "lot_id": "lot_01m8xeee8k0mjk9b5xb6vhdkmh",
          *       "period_end": "2027-01-03T07:56:01.676862Z",
          *       "period_start": "2026-12-03T07:56:01.676862Z",
          *       "plan_id": "pln_01m8xeee728078z65cvjv0p3se",
-         *       "rolled_over": 0
+         *       "rolled_over": 0,
+         *       "withheld": 0
          *     }
          */
         SubscriptionPeriod: {
@@ -7820,6 +8765,86 @@ export interface components {
              * @description Credit carried over into it, in minor units of the asset (at scale 2, 100 is 1 credit)
              */
             rolled_over: number;
+            /**
+             * Fee Status
+             * @description Its fee: external (collected outside creditgate), open, paid or failed
+             * @default external
+             */
+            fee_status?: string;
+            /**
+             * Invoice Id
+             * @description The invoice of its fee (`inv_…`); null: not collected by creditgate
+             */
+            invoice_id?: string | null;
+            /**
+             * Withheld
+             * @description Credit withheld after its payment failed, in minor units of the asset (at scale 2, 100 is 1 credit)
+             * @default 0
+             */
+            withheld?: number;
+        };
+        /**
+         * SweepReport
+         * @example {
+         *       "credit_expired": 0,
+         *       "credit_kept_for_holds": 0,
+         *       "holds_expired": 0,
+         *       "lots_activated": 0,
+         *       "lots_expired": 1
+         *     }
+         */
+        SweepReport: {
+            /**
+             * Holds Expired
+             * @description Holds past their TTL, released
+             * @default 0
+             */
+            holds_expired?: number;
+            /**
+             * Lots Expired
+             * @description Lots past their expiry, closed
+             * @default 0
+             */
+            lots_expired?: number;
+            /**
+             * Credit Expired
+             * @description Credit those lots still held, in minor units of the asset (at scale 2, 100 is 1 credit)
+             * @default 0
+             */
+            credit_expired?: number;
+            /**
+             * Credit Kept For Holds
+             * @description Credit kept for open holds, in minor units of the asset (at scale 2, 100 is 1 credit)
+             * @default 0
+             */
+            credit_kept_for_holds?: number;
+            /**
+             * Lots Activated
+             * @description Scheduled lots that became effective
+             * @default 0
+             */
+            lots_activated?: number;
+        };
+        /**
+         * TestClock
+         * @description A test-mode tenant's clock.
+         * @example {
+         *       "now": "2027-01-03T08:00:00Z",
+         *       "offset_seconds": "2678400"
+         *     }
+         */
+        TestClock: {
+            /**
+             * Now
+             * Format: date-time
+             * @description The tenant's time; ISO 8601 date and time, UTC
+             */
+            now: string;
+            /**
+             * Offset Seconds
+             * @description How far it runs ahead of the server's clock, in seconds; a decimal string
+             */
+            offset_seconds: string;
         };
         /**
          * UpstreamKey
@@ -8228,7 +9253,7 @@ export interface components {
              * Event Types
              * @description The event types to send; empty for every type
              */
-            event_types?: ("authorization.declined" | "balance.depleted" | "balance.low" | "balance.threshold_crossed" | "budget.threshold_crossed" | "charge.shortfall" | "grant.expired" | "grant.expiring" | "grant.voided" | "refund.created" | "refund.failed" | "subscription.canceled" | "subscription.created" | "subscription.plan_changed" | "subscription.renewed" | "topup.failed" | "topup.succeeded")[] | null;
+            event_types?: ("authorization.declined" | "balance.depleted" | "balance.low" | "balance.soft_cap_reached" | "balance.threshold_crossed" | "budget.threshold_crossed" | "charge.shortfall" | "grant.expired" | "grant.expiring" | "grant.voided" | "overage.billed" | "overage.paid" | "overage.payment_failed" | "refund.created" | "refund.failed" | "subscription.canceled" | "subscription.created" | "subscription.credit_withheld" | "subscription.paid" | "subscription.payment_failed" | "subscription.plan_changed" | "subscription.renewed" | "topup.failed" | "topup.succeeded")[] | null;
             /**
              * Description
              * @description Your note on it
@@ -14817,7 +15842,7 @@ export interface operations {
                 /** @description Only of this event (`evt_…`) */
                 event?: string | null;
                 /** @description Only of this event type */
-                event_type?: "authorization.declined" | "balance.depleted" | "balance.low" | "balance.threshold_crossed" | "budget.threshold_crossed" | "charge.shortfall" | "grant.expired" | "grant.expiring" | "grant.voided" | "refund.created" | "refund.failed" | "subscription.canceled" | "subscription.created" | "subscription.plan_changed" | "subscription.renewed" | "topup.failed" | "topup.succeeded" | "webhook.test";
+                event_type?: "authorization.declined" | "balance.depleted" | "balance.low" | "balance.soft_cap_reached" | "balance.threshold_crossed" | "budget.threshold_crossed" | "charge.shortfall" | "grant.expired" | "grant.expiring" | "grant.voided" | "overage.billed" | "overage.paid" | "overage.payment_failed" | "refund.created" | "refund.failed" | "subscription.canceled" | "subscription.created" | "subscription.credit_withheld" | "subscription.paid" | "subscription.payment_failed" | "subscription.plan_changed" | "subscription.renewed" | "topup.failed" | "topup.succeeded" | "webhook.test";
                 /** @description Only in this state */
                 status?: ("pending" | "succeeded" | "failed") | null;
                 /** @description Deliveries per page */
@@ -16130,6 +17155,7 @@ export interface operations {
              * @description Conflict with an earlier request or with the object's state. Codes:
              *
              *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             *     - `provider_not_configured`: the tenant has not set up this payment provider
              *     - `already_exists`: a plan with this code exists
              */
             409: {
@@ -16185,6 +17211,19 @@ export interface operations {
              *     - `too_many_requests`: too many failed authentications from this address
              */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description The payment provider refused or could not be reached; nothing was granted. Codes:
+             *
+             *     - `payment_provider_error`: the payment provider refused or could not be reached; nothing was granted
+             */
+            502: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -16468,6 +17507,19 @@ export interface operations {
              *     - `too_many_requests`: too many failed authentications from this address
              */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description The payment provider refused or could not be reached; nothing was granted. Codes:
+             *
+             *     - `payment_provider_error`: the payment provider refused or could not be reached; nothing was granted
+             */
+            502: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -19229,6 +20281,7 @@ export interface operations {
              * @description Conflict with an earlier request or with the object's state. Codes:
              *
              *     - `provider_not_configured`: the tenant has not set up this payment provider
+             *     - `period_not_issued`: a provider reports a payment for a period that has not started here yet
              */
             409: {
                 headers: {
@@ -19971,6 +21024,1270 @@ export interface operations {
              *     - `too_many_requests`: too many failed authentications from this address
              */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_invoices_v1_customers__customer__invoices_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Your own id for the customer (its `external_id`) */
+                customer: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvoiceList"];
+                };
+            };
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_customer`: no such customer
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_invoice_v1_invoices__invoice__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The invoice's id (`inv_…`, a plan fee) */
+                invoice: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Invoice"];
+                };
+            };
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_invoice`: no such invoice
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    mark_invoice_paid_v1_invoices__invoice__mark_paid_post: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description Required: a unique string per logical operation, reused on retries. Makes the request safe to retry: a replay answers the first answer; the same key with a different request is 409. */
+                "Idempotency-Key": string;
+            };
+            path: {
+                /** @description The invoice's id (`inv_…`, a plan fee) */
+                invoice: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Invoice"];
+                };
+            };
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             *     - `idempotency_key_required`: this request moves money or creates a billable object: send an Idempotency-Key
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_invoice`: no such invoice
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    mark_invoice_failed_v1_invoices__invoice__mark_failed_post: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description Required: a unique string per logical operation, reused on retries. Makes the request safe to retry: a replay answers the first answer; the same key with a different request is 409. */
+                "Idempotency-Key": string;
+            };
+            path: {
+                /** @description The invoice's id (`inv_…`, a plan fee) */
+                invoice: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["InvoiceFailure"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Invoice"];
+                };
+            };
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             *     - `idempotency_key_required`: this request moves money or creates a billable object: send an Idempotency-Key
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_invoice`: no such invoice
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    set_overage_v1_overage__asset__put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The asset's code */
+                asset: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OverageBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OverageSetting"];
+                };
+            };
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_asset`: no such asset
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `provider_not_configured`: the tenant has not set up this payment provider
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_overage_v1_overage_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OverageList"];
+                };
+            };
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    write_off_v1_purchases__purchase__write_off_post: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description Required: a unique string per logical operation, reused on retries. Makes the request safe to retry: a replay answers the first answer; the same key with a different request is 409. */
+                "Idempotency-Key": string;
+            };
+            path: {
+                /** @description The purchase's id (`pur_…`) */
+                purchase: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Purchase"];
+                };
+            };
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             *     - `idempotency_key_required`: this request moves money or creates a billable object: send an Idempotency-Key
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description No such object for this tenant. Codes:
+             *
+             *     - `not_found`: no such object (or no such endpoint)
+             *     - `unknown_purchase`: no such purchase
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             *     - `not_writable_off`: writing off a purchase that is not a bill of overage, or one already paid
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_test_clock_v1_test_clock_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TestClock"];
+                };
+            };
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Not allowed for this tenant (e.g. moving the clock of a live tenant). Codes:
+             *
+             *     - `live_tenant`: what only a test-mode tenant may do (move its clock), asked by a live tenant
+             */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Overloaded, or the database is unavailable; retry after Retry-After seconds. Codes:
+             *
+             *     - `overloaded`: the server is at its in-flight limit
+             *     - `database_unavailable`: the database does not answer
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    advance_test_clock_v1_test_clock_advance_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: a replay answers the first answer; the same key with a different request is 409. */
+                "Idempotency-Key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ClockAdvanceBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClockAdvance"];
+                };
+            };
+            /**
+             * @description Malformed request. Codes:
+             *
+             *     - `malformed_json`: the body is not valid JSON
+             *     - `malformed_request`: e.g. a Content-Length that is not a valid length
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Missing, malformed, unknown or revoked API key. Codes:
+             *
+             *     - `unauthenticated`: no API key, or one that is malformed, unknown or revoked
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Not allowed for this tenant (e.g. moving the clock of a live tenant). Codes:
+             *
+             *     - `live_tenant`: what only a test-mode tenant may do (move its clock), asked by a live tenant
+             */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description The request body did not all arrive in time. Codes:
+             *
+             *     - `body_timeout`: the body did not all arrive in time
+             */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Conflict with an earlier request or with the object's state. Codes:
+             *
+             *     - `idempotency_conflict`: the Idempotency-Key was used before with a different request
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Request body too large. Codes:
+             *
+             *     - `body_too_large`: the body is larger than the server accepts
+             */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description The body is not declared as JSON (Content-Type: application/json). Codes:
+             *
+             *     - `unsupported_media_type`: send the body as JSON, Content-Type: application/json
+             */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Invalid input; `field` names it. Codes:
+             *
+             *     - `invalid_input`: a value is out of bounds or malformed; `errors` lists each
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description Too many failed authentications from this address; retry after Retry-After seconds. Codes:
+             *
+             *     - `too_many_requests`: too many failed authentications from this address
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description The payment provider refused or could not be reached; nothing was granted. Codes:
+             *
+             *     - `payment_provider_error`: the payment provider refused or could not be reached; nothing was granted
+             */
+            502: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -17,7 +17,9 @@ from creditgate.domain.policy import PolicyMode
 from creditgate.services.billing import (
     auto_top_up,
     campaigns,
+    overage,
     payments,
+    plan_fees,
     plans,
     purchase_refunds,
     purchases,
@@ -27,8 +29,13 @@ from creditgate.services.billing.requests import NewCampaign, NewPack, NewPlan, 
 from creditgate.services.billing.results import (
     AutoTopUp,
     AutoTopUpReport,
+    BillingRound,
     Campaign,
+    ClockAdvance,
     ExchangeRate,
+    Invoice,
+    OverageReport,
+    OverageSetting,
     Pack,
     PaymentMethod,
     Plan,
@@ -40,9 +47,10 @@ from creditgate.services.billing.results import (
     RenewalReport,
     Subscription,
 )
+from creditgate.services.catalog import test_clock
 from creditgate.services.context import Tx
 from creditgate.services.ledger import consumption
-from creditgate.services.results import ConsumptionOrder
+from creditgate.services.results import ConsumptionOrder, SweepReport, TestClock
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -75,8 +83,14 @@ class BillingMethods:
         rollover_cap: int = 0,
         overage_policy: str = PolicyMode.BLOCK,
         overdraft_limit: int | None = None,
+        collection: str | None = None,
+        stripe_price: str | None = None,
+        grant_before_payment: bool = False,
+        grace_days: int = 0,
         idempotency_key: str | None = None,
     ) -> Plan:
+        """A plan; with `stripe_price` (or `collection="manual"`) creditgate collects its fee
+        and grants each period's credit when it is paid (`grant_before_payment`: at once)."""
         plan = NewPlan(
             code=code,
             asset=asset,
@@ -88,7 +102,12 @@ class BillingMethods:
             rollover_cap=rollover_cap,
             overage_policy=overage_policy,
             overdraft_limit=overdraft_limit,
+            collection=collection,
+            stripe_price=stripe_price,
+            grant_before_payment=grant_before_payment,
+            grace_days=grace_days,
         )
+        payments.check_stripe_price(self._run_step, self.tenant_id, plan)
         return self._run(plans.create_plan, plan=plan, idempotency_key=idempotency_key)
 
     def plans(self) -> list[Plan]:
@@ -97,8 +116,76 @@ class BillingMethods:
     def subscribe(
         self, customer: str, plan: str, *, idempotency_key: str | None = None
     ) -> Subscription:
-        return self._run(
+        """Subscribe now; for a plan Stripe collects, its Stripe subscription is created
+        after the subscription is recorded (retried with the same key, the same one)."""
+        sub = self._run(
             plans.subscribe, customer=customer, plan=plan, idempotency_key=idempotency_key
+        )
+        return payments.start_stripe_subscription(self._run_step, self.tenant_id, sub)
+
+    # Invoices: plan fees and overage bills
+    def invoices(self, customer: str) -> list[Invoice]:
+        """The customer's invoices, newest first: plan fees, then bills of overage."""
+        fees = self._read(plan_fees.customer_invoices, customer=customer)
+        bills = self._read(overage.customer_bills, customer=customer)
+        return sorted([*fees, *bills], key=lambda i: i.created_at, reverse=True)
+
+    def invoice(self, invoice_id: str) -> Invoice:
+        return self._read(plan_fees.get_invoice, invoice_id=invoice_id)
+
+    def mark_invoice_paid(self, invoice_id: str, *, idempotency_key: str | None = None) -> Invoice:
+        """An operator records a manual plan invoice paid: the period's credit is granted."""
+        return self._run(
+            plan_fees.mark_paid, invoice_id=invoice_id, idempotency_key=idempotency_key
+        )
+
+    def mark_invoice_failed(
+        self, invoice_id: str, *, reason: str = "", idempotency_key: str | None = None
+    ) -> Invoice:
+        return self._run(
+            plan_fees.mark_failed,
+            invoice_id=invoice_id,
+            reason=reason,
+            idempotency_key=idempotency_key,
+        )
+
+    def withhold_due(self) -> int:
+        return self._run(plan_fees.withhold_due)
+
+    # Overage in arrears
+    def set_overage(
+        self,
+        asset: str,
+        *,
+        price: Decimal | str | int,
+        currency: str = DEFAULT_CURRENCY,
+        provider: str = "manual",
+        threshold: int | None = None,
+        on_failure: str = "keep",
+        return_url: str | None = None,
+    ) -> OverageSetting:
+        return self._run(
+            overage.set_overage,
+            asset=asset,
+            price=price,
+            currency=currency,
+            provider=provider,
+            threshold=threshold,
+            on_failure=on_failure,
+            return_url=return_url,
+        )
+
+    def overage_settings(self) -> list[OverageSetting]:
+        return self._read(overage.overage_settings)
+
+    def bill_overage(self) -> OverageReport:
+        """Bill the debt that is due and send the bills; safe to run any number of times."""
+        return payments.bill_overage(self._run_step, self.tenant_id)
+
+    def write_off(self, purchase_id: str, *, idempotency_key: str | None = None) -> Purchase:
+        """Give up collecting a bill of overage: its debt leaves the wallet, worth nothing."""
+        return self._run(
+            purchases.write_off, purchase_id=purchase_id, idempotency_key=idempotency_key
         )
 
     def subscription(self, subscription_id: str) -> Subscription:
@@ -366,7 +453,40 @@ class BillingMethods:
     def set_kind_priority(self, kind: str, priority: int) -> ConsumptionOrder:
         return self._run(consumption.set_kind_priority, kind=kind, priority=priority)
 
+    # A test-mode tenant's clock
+    def run_sweeps(self) -> SweepReport:
+        raise NotImplementedError
+
+    def test_clock(self) -> TestClock:
+        return self._read(test_clock.test_clock)
+
+    def advance_clock(self, to: datetime) -> ClockAdvance:
+        """Move a test-mode tenant's clock forward to `to` (a live tenant is refused), then
+        run what the worker runs at that time: the billing round and the sweeps. A period
+        boundary crossed is billed and renewed once; advance a period at a time to see each
+        period's invoices in turn. A tenant on Stripe test keys moves its Stripe test clock
+        with it."""
+        moved = self._run(test_clock.advance, to=to)
+        stripe_clock = payments.advance_stripe_test_clock(self._run_step, self.tenant_id, to)
+        billing = self.run_billing()
+        return ClockAdvance(
+            now=moved.now,
+            offset_seconds=moved.offset_seconds,
+            billing=billing,
+            sweeps=self.run_sweeps(),
+            stripe_test_clock=stripe_clock,
+        )
+
     # The worker's billing round
-    def run_billing(self) -> tuple[RenewalReport, AutoTopUpReport]:
-        """Renewals, then auto top-up: each safe to run any number of times."""
-        return self.renew_due(), self.run_auto_top_ups()
+    def run_billing(self) -> BillingRound:
+        """Overage first (a cycle's debt is billed before the next period's credit can pay
+        it down), then renewals, dunning and auto top-up: each safe to run any number of
+        times."""
+        billed = self.bill_overage()
+        renewals = self.renew_due()
+        withheld = self.withhold_due()
+        return BillingRound(
+            renewals=renewals.model_copy(update={"withheld": withheld}),
+            overage=billed,
+            top_ups=self.run_auto_top_ups(),
+        )

@@ -96,30 +96,35 @@ class Creditgate:
     def tx(self, conn: Connection, tenant_id: str, now: datetime | None = None) -> Tx:
         """The unit of work of one tenant on `conn`: its time, caches, the operator's settings
         and the reactions between areas."""
+        if now is None:
+            now = self.clock() + self.catalog.clock_offset(conn, tenant_id)
         return Tx(
             conn,
             tenant_id,
-            self.clock() if now is None else now,
+            now,
             self.catalog,
             operator=self.operator,
             reactions=self.reactions,
         )
 
-    def create_tenant(self, name: str, *, tenant_id: str | None = None) -> Tenant:
+    def create_tenant(
+        self, name: str, *, tenant_id: str | None = None, mode: str = "live"
+    ) -> Tenant:
+        """A tenant: `live`, or `test` (a sandbox whose clock moves by `advance_clock`)."""
         return self.db.run(
             lambda conn: catalog.create_tenant(
-                conn, name=name, now=self.clock(), tenant_id=tenant_id
+                conn, name=name, now=self.clock(), tenant_id=tenant_id, mode=mode
             )
         )
 
     def create_tenant_with_key(
-        self, name: str, *, key_name: str = "default"
+        self, name: str, *, key_name: str = "default", mode: str = "live"
     ) -> tuple[Tenant, CreatedApiKey]:
         """A new tenant and its first API key, in one transaction."""
 
         def work(conn: Any) -> tuple[Tenant, CreatedApiKey]:
             now = self.clock()
-            tenant = catalog.create_tenant(conn, name=name, now=now)
+            tenant = catalog.create_tenant(conn, name=name, now=now, mode=mode)
             key = api_keys.create_key(self.tx(conn, tenant.id, now), name=key_name)
             return tenant, key
 
@@ -155,12 +160,20 @@ class Creditgate:
         self.close()
 
 
+def _now(tx: Tx) -> datetime:
+    return tx.now
+
+
 class TenantLedger(BillingMethods):
     """Every operation of one tenant, each run as one transaction."""
 
     def __init__(self, cg: Creditgate, tenant_id: str) -> None:
         self.cg = cg
         self.tenant_id = tenant_id
+
+    def now(self) -> datetime:
+        """The tenant's time: the server's, or a test-mode tenant's own clock."""
+        return self._read(_now)
 
     def _work(
         self, fn: Callable[Concatenate[Tx, P], T], /, *args: P.args, **kwargs: P.kwargs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -14,6 +15,7 @@ from creditgate.cli._shared import (
     TenantOption,
     Typer,
     asset_scales,
+    console,
     money,
     open_ledger,
     print_json,
@@ -36,6 +38,12 @@ campaigns_app = Typer(help="Promotional campaigns and codes.", no_args_is_help=T
 billing_app.add_typer(plans_app, name="plans")
 billing_app.add_typer(packs_app, name="packs")
 billing_app.add_typer(campaigns_app, name="campaigns")
+invoices_app = Typer(help="Invoices: plan fees and bills of overage.", no_args_is_help=True)
+overage_app = Typer(help="Overage billed in arrears.", no_args_is_help=True)
+clock_app = Typer(help="A test-mode tenant's clock.", no_args_is_help=True)
+billing_app.add_typer(invoices_app, name="invoices")
+billing_app.add_typer(overage_app, name="overage")
+billing_app.add_typer(clock_app, name="test-clock")
 
 
 # Columns that are amounts in minor units of the row's asset, and money in its currency.
@@ -101,11 +109,22 @@ def plans_create(
     period: Annotated[str, typer.Option(help="monthly or yearly")] = "monthly",
     name: str = "",
     rollover_cap: Annotated[int, typer.Option(help="Most unused credit carried over")] = 0,
-    overage_policy: Annotated[str, typer.Option(help="block, overdraft or allow")] = "block",
+    overage_policy: Annotated[
+        str, typer.Option(help="block, overdraft, soft_cap or allow")
+    ] = "block",
     overdraft_limit: int | None = None,
+    collection: Annotated[
+        str | None, typer.Option(help="Who collects the fee: external, manual or stripe")
+    ] = None,
+    stripe_price: Annotated[str | None, typer.Option(help="The Stripe price (price_…)")] = None,
+    grant_before_payment: Annotated[
+        bool, typer.Option(help="Grant each period's credit before its fee is paid")
+    ] = False,
+    grace_days: Annotated[int, typer.Option(help="Days before unpaid credit is withheld")] = 0,
     as_json: JsonOption = False,
 ) -> None:
-    """Create a plan."""
+    """Create a plan (with --stripe-price or --collection manual, creditgate collects its fee
+    and grants each period's credit when it is paid)."""
     with open_ledger(db, tenant) as t:
         plan = t.create_plan(
             code,
@@ -118,6 +137,10 @@ def plans_create(
             rollover_cap=rollover_cap,
             overage_policy=overage_policy,
             overdraft_limit=overdraft_limit,
+            collection=collection,
+            stripe_price=stripe_price,
+            grant_before_payment=grant_before_payment,
+            grace_days=grace_days,
         )
         scales = asset_scales(t)
     _show(plan, as_json, "plan created", _PLAN_COLUMNS, scales)
@@ -434,3 +457,112 @@ def consumption_order(
             else t.consumption_order()
         )
     _show(order.data, as_json, "consumption order (lowest first)", ["kind", "priority"])
+
+
+_INVOICE_COLUMNS = ["id", "kind", "status", "amount", "currency", "period_index", "debt", "pay_url"]
+
+
+@invoices_app.command("list")
+def invoices_list(
+    customer: Annotated[str, typer.Argument(help="The customer's id")],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A customer's plan fees and bills of overage, newest first."""
+    with open_ledger(db, tenant) as t:
+        found = t.invoices(customer)
+    _show(found, as_json, f"invoices of {customer}", _INVOICE_COLUMNS)
+
+
+@invoices_app.command("mark-paid")
+def invoices_mark_paid(
+    invoice: Annotated[str, typer.Argument(help="The plan invoice's id (inv_…)")],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Record a manual plan invoice as paid: the period's credit is granted."""
+    with open_ledger(db, tenant) as t:
+        done = t.mark_invoice_paid(invoice)
+    _show(done, as_json, "invoice", _INVOICE_COLUMNS)
+
+
+@invoices_app.command("mark-failed")
+def invoices_mark_failed(
+    invoice: Annotated[str, typer.Argument(help="The plan invoice's id (inv_…)")],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    reason: str = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Record a failed payment of a manual plan invoice (the subscription is past due)."""
+    with open_ledger(db, tenant) as t:
+        done = t.mark_invoice_failed(invoice, reason=reason)
+    _show(done, as_json, "invoice", [*_INVOICE_COLUMNS, "failure_reason"])
+
+
+@overage_app.command("set")
+def overage_set(
+    asset: Annotated[str, typer.Argument(help="The asset whose debt is billed")],
+    price: Annotated[str, typer.Option(help="Money per whole unit of debt, e.g. 0.05")],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    currency: str = "USD",
+    provider: Annotated[str, typer.Option(help="manual or stripe")] = "manual",
+    threshold: Annotated[int | None, typer.Option(help="Bill at once above this debt")] = None,
+    on_failure: Annotated[str, typer.Option(help="keep or block")] = "keep",
+    return_url: Annotated[str | None, typer.Option(help="Where a pay link returns")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Set the price and rules that bill an asset's debt in arrears."""
+    with open_ledger(db, tenant) as t:
+        setting = t.set_overage(
+            asset,
+            price=price,
+            currency=currency,
+            provider=provider,
+            threshold=threshold,
+            on_failure=on_failure,
+            return_url=return_url,
+        )
+    _show(setting, as_json, "overage", ["asset", "price", "currency", "provider", "on_failure"])
+
+
+@overage_app.command("bill")
+def overage_bill(
+    db: DbOption = None, tenant: TenantOption = None, as_json: JsonOption = False
+) -> None:
+    """Bill the debt that is due and send the bills (what the worker does; safe any time)."""
+    with open_ledger(db, tenant) as t:
+        report = t.bill_overage()
+    _show(report, as_json, "overage", ["billed", "sent"])
+
+
+@clock_app.command("advance")
+def clock_advance(
+    to: Annotated[
+        str, typer.Argument(help="The tenant's new time, ISO 8601 (e.g. 2027-02-01T00:00Z)")
+    ],
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Move a test-mode tenant's clock forward and run what falls due by then."""
+    try:
+        when = datetime.fromisoformat(to.replace("Z", "+00:00"))
+    except ValueError:
+        raise CliError("to must be an ISO 8601 date and time, e.g. 2027-02-01T00:00Z") from None
+    if when.tzinfo is None:
+        raise CliError("to must name its time zone, e.g. 2027-02-01T00:00Z")
+    with open_ledger(db, tenant) as t:
+        moved = t.advance_clock(when)
+    if as_json:
+        print_json(moved)
+        return
+    renewals, billed = moved.billing.renewals, moved.billing.overage
+    console.print(f"the tenant's clock is now {moved.now.isoformat()}")
+    console.print(
+        f"renewed {renewals.renewed}, withheld {renewals.withheld}, overage billed "
+        f"{billed.billed}, lots expired {moved.sweeps.lots_expired}"
+    )

@@ -234,11 +234,14 @@ def tenants_create(
     name: Annotated[str, typer.Argument(help="The product's name")],
     db: DbOption = None,
     key_name: Annotated[str, typer.Option(help="A name for the first API key")] = "default",
+    mode: Annotated[
+        str, typer.Option(help="live, or test: a sandbox that may advance its own clock")
+    ] = "live",
     as_json: JsonOption = False,
 ) -> None:
     """Create a tenant and print its first API key (shown this once)."""
     with open_creditgate(db) as cg:
-        tenant, key = cg.create_tenant_with_key(name, key_name=key_name)
+        tenant, key = cg.create_tenant_with_key(name, key_name=key_name, mode=mode)
     if as_json:
         print_json(
             {"tenant": tenant.model_dump(mode="json"), "api_key": key.model_dump(mode="json")}

@@ -79,3 +79,12 @@ def backoff(failures: int) -> timedelta:
         return timedelta(0)
     wait: timedelta = BACKOFF_BASE * (1 << min(failures - 1, 20))
     return min(BACKOFF_MAX, wait)
+
+
+def overage_money(price: Decimal, debt: int, asset: Asset, digits: int) -> Decimal:
+    """What a debt of `debt` minor units of an asset costs at `price` per whole unit,
+    rounded once, half to even, to the currency's minor unit (`digits` decimal places)."""
+    with localcontext() as ctx:
+        ctx.prec = 60  # exact: only the final rounding happens
+        exact = price * asset.to_units(debt)
+        return exact.quantize(Decimal(1).scaleb(-digits), rounding=ROUNDING)

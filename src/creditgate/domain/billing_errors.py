@@ -111,3 +111,19 @@ class RefundNotCovered(Conflict):
     """Refunding consumed credit would take the wallet past what its policy allows."""
 
     code = "refund_not_covered"
+
+
+class UnknownInvoice(NotFound):
+    code = "unknown_invoice"
+
+
+class PeriodNotIssued(Conflict):
+    """A provider reports a payment for a period that has not started here yet."""
+
+    code = "period_not_issued"
+
+
+class NotOverage(Conflict):
+    """Writing off a purchase that is not a bill of overage, or one already paid."""
+
+    code = "not_writable_off"

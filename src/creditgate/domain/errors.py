@@ -70,6 +70,12 @@ class Forbidden(CreditgateError):
     code = "forbidden"
 
 
+class LiveTenant(Forbidden):
+    """What only a test-mode tenant may do (move its clock), asked by a live tenant."""
+
+    code = "live_tenant"
+
+
 class Conflict(CreditgateError):
     """The request is well formed, but the state of what it names refuses it."""
 

@@ -13,6 +13,10 @@ class PolicyMode(StrEnum):
     BLOCK = "block"  # decline; available never goes below zero
     OVERDRAFT = "overdraft"  # allow down to -overdraft_limit
     ALLOW = "allow"  # never decline; record debt
+    # overdraft that tells: usage continues past zero down to -overdraft_limit, and the
+    # move that takes available to zero or below raises balance.soft_cap_reached (a paywall
+    # the product shows without failing the call).
+    SOFT_CAP = "soft_cap"
 
 
 class DeclineReason(StrEnum):
@@ -40,10 +44,11 @@ class WalletPolicy:
             choices = ", ".join(m.value for m in PolicyMode)
             raise InvalidInput(f"policy must be one of {choices}", field="policy") from None
         limit = 0
-        if parsed is PolicyMode.OVERDRAFT:
+        if parsed in (PolicyMode.OVERDRAFT, PolicyMode.SOFT_CAP):
             if overdraft_limit is None:
                 raise InvalidInput(
-                    "overdraft_limit is required with the overdraft policy", field="overdraft_limit"
+                    f"overdraft_limit is required with the {parsed.value} policy",
+                    field="overdraft_limit",
                 )
             limit = check_amount(overdraft_limit, "overdraft_limit", allow_zero=True)
             if limit > MAX_BALANCE:
@@ -52,7 +57,8 @@ class WalletPolicy:
                 )
         elif overdraft_limit not in (None, 0):
             raise InvalidInput(
-                "overdraft_limit applies only to the overdraft policy", field="overdraft_limit"
+                "overdraft_limit applies only to the overdraft and soft_cap policies",
+                field="overdraft_limit",
             )
         if low_balance_threshold is not None:
             check_amount(low_balance_threshold, "low_balance_threshold", allow_zero=True)
@@ -80,9 +86,16 @@ class WalletPolicy:
     def decline_reason(self) -> DeclineReason:
         if self.mode is PolicyMode.BLOCK:
             return DeclineReason.INSUFFICIENT_FUNDS
-        if self.mode is PolicyMode.OVERDRAFT:
+        if self.mode in (PolicyMode.OVERDRAFT, PolicyMode.SOFT_CAP):
             return DeclineReason.OVERDRAFT_LIMIT_REACHED
         return DeclineReason.BALANCE_LIMIT_REACHED
+
+    def soft_cap_reached(self, before: int, after: int) -> bool:
+        """Whether a move from `available` = `before` to `after` reaches a soft cap: under
+        `soft_cap`, the move that takes available from above zero to zero or below (so once
+        per crossing; the same crossing as `balance.depleted`, which the SQL guard of a move
+        sent with the commit already treats as needing a reaction)."""
+        return self.mode is PolicyMode.SOFT_CAP and after <= 0 < before
 
     def is_low(self, available: int) -> bool:
         return self.low_balance_threshold is not None and available < self.low_balance_threshold

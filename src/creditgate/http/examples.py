@@ -1696,3 +1696,147 @@ REQUESTS: dict[str, Any] = {
         "accent_color": "#4f46e5",
     },
 }
+
+
+# Fields added with collecting the money, at what the recorded session's plans (collected
+# outside creditgate) answer with.
+_PLAN_COLLECTION = {
+    "collection": "external",
+    "stripe_price": None,
+    "grant_before_payment": False,
+    "grace_days": 0,
+}
+for _plan in (ANSWERS["plan"], *ANSWERS["plans"]["data"]):
+    _plan.update(_PLAN_COLLECTION)
+
+
+def _subscriptions(found: Any) -> list[dict[str, Any]]:
+    if isinstance(found, dict):
+        inner = [s for v in found.values() for s in _subscriptions(v)]
+        return ([found] if "periods" in found else []) + inner
+    if isinstance(found, list):
+        return [s for v in found for s in _subscriptions(v)]
+    return []
+
+
+for _sub in _subscriptions(ANSWERS):
+    _sub.update(payment_status="none", payment_failure_reason=None, provider_ref=None)
+    for _period in _sub["periods"]:
+        _period.update(fee_status="external", invoice_id=None, withheld=0)
+
+ANSWERS["revenue"]["collection"] = [
+    {
+        "currency": "USD",
+        "fees_invoiced": "20",
+        "fees_received": "20",
+        "fees_unpaid": "0",
+        "included_granted": "20",
+        "overage_billed": "2",
+        "overage_collected": "2",
+        "overage_written_off": "0",
+        "overage_unpaid": "0",
+    }
+]
+ANSWERS["revenue"]["fee_periods"] = [
+    {
+        "subscription_id": "sub_01m8xeee8fhq99k7d2xvn5yyx4",
+        "period_index": 0,
+        "period_start": "2026-11-03T07:56:01.615856Z",
+        "fee": "20",
+        "currency": "USD",
+        "fee_status": "paid",
+        "included_granted": 200000,
+        "withheld": 0,
+    }
+]
+ANSWERS["invoice"] = {
+    "id": "inv_01m8xeee8fhq99k7d2xvn5yyx9",
+    "kind": "plan_fee",
+    "customer": "cust_42",
+    "status": "open",
+    "amount": "20",
+    "currency": "USD",
+    "provider": "stripe",
+    "provider_ref": "in_1QyAbCdEfGhIjKlMnOpQrSt",
+    "pay_url": "https://invoice.stripe.com/i/acct_1QyAbC/test_YWNjdF8x",
+    "failure_reason": None,
+    "subscription_id": "sub_01m8xeee8fhq99k7d2xvn5yyx4",
+    "period_index": 1,
+    "period_start": "2026-12-03T07:56:01.615856Z",
+    "period_end": "2027-01-03T07:56:01.615856Z",
+    "asset": "credits",
+    "debt": None,
+    "created_at": "2026-12-03T07:56:02.001234Z",
+    "paid_at": None,
+}
+ANSWERS["invoices"] = {
+    "data": [
+        ANSWERS["invoice"],
+        {
+            "id": "pur_01m8xeee9q0wvr3fvm0c2d4h7a",
+            "kind": "overage",
+            "customer": "cust_42",
+            "status": "paid",
+            "amount": "2",
+            "currency": "USD",
+            "provider": "manual",
+            "provider_ref": None,
+            "pay_url": None,
+            "failure_reason": None,
+            "subscription_id": None,
+            "period_index": None,
+            "period_start": None,
+            "period_end": None,
+            "asset": "credits",
+            "debt": 4000,
+            "created_at": "2026-12-03T07:56:01.915856Z",
+            "paid_at": "2026-12-03T08:10:11.120000Z",
+        },
+    ]
+}
+ANSWERS["overage"] = {
+    "asset": "credits",
+    "price": "0.05",
+    "currency": "USD",
+    "provider": "stripe",
+    "threshold": 100000,
+    "on_failure": "block",
+    "return_url": "https://app.example.com/billing",
+    "updated_at": "2026-12-03T07:56:01.633595Z",
+}
+ANSWERS["overages"] = {"data": [ANSWERS["overage"]]}
+ANSWERS["advance"] = {
+    "now": "2027-01-03T08:00:00Z",
+    "offset_seconds": "2678400",
+    "billing": {
+        "renewals": {"renewed": 1, "canceled": 0, "rolled_over": 0, "withheld": 0},
+        "overage": {"billed": 1, "sent": 1},
+        "top_ups": {"started": 0, "succeeded": 0, "failed": 0, "pending": 0, "capped": 0},
+    },
+    "sweeps": {
+        "holds_expired": 0,
+        "lots_expired": 1,
+        "credit_expired": 0,
+        "credit_kept_for_holds": 0,
+        "lots_activated": 0,
+    },
+    "stripe_test_clock": "advanced",
+}
+REQUESTS["stripeplan"] = {
+    "code": "pro",
+    "name": "Pro",
+    "fee": "20",
+    "asset": "credits",
+    "included": 200000,
+    "stripe_price": "price_1QyAbCdEfGhIjKlM",
+    "overage_policy": "allow",
+}
+REQUESTS["overage"] = {
+    "price": "0.05",
+    "currency": "USD",
+    "provider": "stripe",
+    "threshold": 100000,
+    "on_failure": "block",
+    "return_url": "https://app.example.com/billing",
+}
+REQUESTS["advance"] = {"to": "2027-01-03T08:00:00Z"}

@@ -335,12 +335,13 @@ class NewCustomer(Body):
     policy: PolicyMode = Field(
         PolicyMode.BLOCK,
         description="The wallet policy for every asset: `block` (never below zero), "
-        "`overdraft` (down to -`overdraft_limit`) or `allow` (no floor)",
+        "`overdraft` (down to -`overdraft_limit`), `soft_cap` (as overdraft, raising "
+        "`balance.soft_cap_reached` as it crosses zero) or `allow` (no floor)",
     )
     overdraft_limit: Limit | None = Field(
         None,
-        description="With `policy: overdraft`: how far below zero the wallet may go, in minor "
-        "units of each asset",
+        description="With `policy: overdraft` or `soft_cap`: how far below zero the wallet may "
+        "go, in minor units of each asset",
     )
 
     @field_validator("external_id")
@@ -374,11 +375,13 @@ class PolicyChange(Body):
     )
 
     policy: PolicyMode = Field(
-        description="`block` (never below zero), `overdraft` (down to -`overdraft_limit`) "
-        "or `allow` (no floor: usage past the balance is recorded as debt)"
+        description="`block` (never below zero), `overdraft` (down to -`overdraft_limit`), "
+        "`soft_cap` (as overdraft, raising `balance.soft_cap_reached` as available crosses "
+        "zero) or `allow` (no floor: usage past the balance is recorded as debt)"
     )
     overdraft_limit: Limit | None = Field(
-        None, description="With `overdraft` (and only then): how far below zero, " + MINOR
+        None,
+        description="With `overdraft` or `soft_cap` (and only then): how far below zero, " + MINOR,
     )
     low_balance_threshold: Limit | None = Field(
         None,

@@ -11,6 +11,8 @@ from starlette.responses import Response
 from creditgate.domain.billing import Period
 from creditgate.domain.billing_errors import (
     AlreadySubscribed,
+    PaymentProviderError,
+    ProviderNotConfigured,
     SubscriptionNotActive,
     UnknownPlan,
     UnknownSubscription,
@@ -78,10 +80,30 @@ class NewPlan(Body):
     )
     overage_policy: PolicyMode = Field(
         PolicyMode.BLOCK,
-        description="The wallet policy while subscribed: block, overdraft or allow",
+        description="The wallet policy while subscribed: block, overdraft, soft_cap or allow",
     )
     overdraft_limit: Limit | None = Field(
-        None, description="With overdraft: how far below zero the wallet may go, " + MINOR
+        None,
+        description="With overdraft or soft_cap: how far below zero the wallet may go, " + MINOR,
+    )
+    collection: Literal["external", "manual", "stripe"] | None = Field(
+        None,
+        description="Who collects the fee: external (outside creditgate: credit granted at "
+        "once; the default), manual (an invoice you mark paid) or stripe (the default with "
+        "`stripe_price`). Collected by creditgate, a period's credit waits for its fee",
+    )
+    stripe_price: Annotated[str, Field(pattern=r"^price_[A-Za-z0-9_]{1,200}$")] | None = Field(
+        None,
+        description="The recurring Stripe price a subscription is billed on (your Stripe "
+        "account, the plan's fee, currency and period; else 422 naming it)",
+    )
+    grant_before_payment: bool = Field(
+        False,
+        description="Grant each period's credit at its start, before its fee is paid (taken "
+        "back `grace_days` after a failed payment)",
+    )
+    grace_days: Annotated[int, Field(ge=0, le=90)] = Field(
+        0, description="Days after a failed payment before credit granted early is withheld"
     )
 
 
@@ -129,11 +151,18 @@ class Cancellation(Body):
     status_code=201,
     response_model=schemas.Plan,
     summary="Create a plan",
-    responses=errors(UnknownAsset, (409, AlreadyExists.code, "a plan with this code exists")),
+    responses=errors(
+        UnknownAsset,
+        ProviderNotConfigured,
+        PaymentProviderError,
+        (409, AlreadyExists.code, "a plan with this code exists"),
+    ),
 )
 def create_plan(body: NewPlan, t: Ledger, idempotency_key: IdempotencyKey = None) -> Response:
-    """A subscription plan: a fee per period and the credit it includes, granted at the
-    start of every period, with unused credit carried over up to `rollover_cap`."""
+    """A subscription plan: a fee per period and the credit it includes, with unused credit
+    carried over up to `rollover_cap`. The credit is granted at the start of every period,
+    or, when creditgate collects the fee (`stripe_price`, or `collection: manual`), when
+    that period's invoice is paid (`grant_before_payment`: at the start all the same)."""
     plan = t.create_plan(
         body.code,
         asset=body.asset,
@@ -145,6 +174,10 @@ def create_plan(body: NewPlan, t: Ledger, idempotency_key: IdempotencyKey = None
         rollover_cap=body.rollover_cap,
         overage_policy=body.overage_policy.value,
         overdraft_limit=body.overdraft_limit,
+        collection=body.collection,
+        stripe_price=body.stripe_price,
+        grant_before_payment=body.grant_before_payment,
+        grace_days=body.grace_days,
         idempotency_key=idempotency_key,
     )
     return answer(plan, 201)
@@ -161,7 +194,7 @@ def list_plans(t: Ledger) -> Response:
     status_code=201,
     response_model=schemas.Subscription,
     summary="Subscribe a customer to a plan",
-    responses=errors(UnknownCustomer, UnknownPlan, AlreadySubscribed),
+    responses=errors(UnknownCustomer, UnknownPlan, AlreadySubscribed, PaymentProviderError),
 )
 def subscribe(
     customer: CustomerPath,
@@ -169,8 +202,10 @@ def subscribe(
     t: Ledger,
     idempotency_key: RequiredIdempotencyKey,
 ) -> Response:
-    """Start a subscription now: the first period's included credit is granted at once,
-    and each period renews with a new grant. A customer has one active subscription."""
+    """Start a subscription now: the first period's included credit is granted at once (or,
+    for a plan whose fee creditgate collects, when its invoice is paid), and each period
+    renews with a new grant. For a plan on Stripe its Stripe subscription is created too.
+    A customer has one active subscription."""
     return answer(t.subscribe(customer, body.plan, idempotency_key=idempotency_key), 201)
 
 

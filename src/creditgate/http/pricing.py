@@ -165,7 +165,7 @@ def margin_report(
     customers; the rate card's worst credit-to-cost ratio per action; and what falls below the
     target margin if vendor prices change. Money is in US dollars, margins are fractions
     (0.5 is 50%). The period is `from` (default: 30 days before `to`) to `to` (default: now)."""
-    until = end or t.cg.clock()
+    until = end or t.now()
     since = start or until - DEFAULT_PERIOD
     if since >= until:
         raise InvalidInput("from must be before to", field="from")

@@ -16,6 +16,7 @@ from creditgate.domain.billing_errors import (
     NoExchangeRate,
     PackNotActive,
     PaymentProviderError,
+    PeriodNotIssued,
     ProviderNotConfigured,
     PurchaseNotPending,
     UnknownPack,
@@ -510,7 +511,7 @@ def list_auto_top_ups(customer: CustomerPath, t: Ledger) -> Response:
     "/providers/stripe/webhook",
     response_model=schemas.ProviderEventOutcome,
     summary="Receive Stripe's events",
-    responses=errors(InvalidSignature, ProviderNotConfigured),
+    responses=errors(InvalidSignature, ProviderNotConfigured, PeriodNotIssued),
     dependencies=[Depends(in_flight_slot)],
 )
 async def stripe_webhook(
@@ -523,10 +524,13 @@ async def stripe_webhook(
         str | None, Header(max_length=4096, description="Stripe's signature of the body")
     ] = None,
 ) -> Response:
-    """Stripe's events for a tenant's purchases, verified with the tenant's endpoint secret.
+    """Stripe's events for a tenant's purchases and plan invoices, verified with the
+    tenant's endpoint secret.
 
     Register `…/v1/providers/stripe/webhook?tenant=<tenant id>` in Stripe. A body whose
-    signature does not verify is answered 400 and changes nothing.
+    signature does not verify is answered 400 and changes nothing; an invoice of a period
+    that has not started here yet is answered 409 and changes nothing (Stripe sends it
+    again later).
     """
     payload = await request.body()
     tenant_id = tenant or stripe_event_tenant(payload)

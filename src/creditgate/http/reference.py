@@ -29,6 +29,7 @@ PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 STATUS_MEANINGS = {
     400: "Malformed request",
     401: "Missing, malformed, unknown or revoked API key",
+    403: "Not allowed for this tenant (e.g. moving the clock of a live tenant)",
     404: "No such object for this tenant",
     408: "The request body did not all arrive in time",
     409: "Conflict with an earlier request or with the object's state",

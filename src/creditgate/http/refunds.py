@@ -177,7 +177,7 @@ def revenue_report(
     given back), purchases refunded, closing deferred: credit sold is deferred revenue until
     it is used (recognized) or expires (breakage). The period is `from` (default: 30 days
     before `to`) to `to` (default: now)."""
-    until = end or t.cg.clock()
+    until = end or t.now()
     since = start or until - DEFAULT_PERIOD
     if since >= until:
         raise InvalidInput("from must be before to", field="from")

@@ -598,6 +598,36 @@ RevenueLine = documented(
         "closing_deferred": "494.54",
     },
 )
+CollectionLine = documented(
+    revenue.CollectionLine,
+    {
+        "currency": "The money's currency (ISO 4217 code)",
+        "fees_invoiced": "Plan fees of the periods starting in the window; " + DECIMAL,
+        "fees_received": "Of those, paid; " + DECIMAL,
+        "fees_unpaid": "Of those, open or failed; " + DECIMAL,
+        "included_granted": "What the included credit granted for those periods is worth at "
+        "its cost basis (less credit withheld); " + DECIMAL,
+        "overage_billed": "Bills of overage made in the window; " + DECIMAL,
+        "overage_collected": "Of those, paid; " + DECIMAL,
+        "overage_written_off": "Of those, written off; " + DECIMAL,
+        "overage_unpaid": "Of those, pending or failed; " + DECIMAL,
+    },
+    example=ANSWERS["revenue"]["collection"][0],
+)
+FeePeriod = documented(
+    revenue.FeePeriod,
+    {
+        "subscription_id": "The subscription",
+        "period_index": "The period's number, from 0",
+        "period_start": "Its start; " + TIME,
+        "fee": "Its fee; " + DECIMAL,
+        "currency": "The fee's currency",
+        "fee_status": "open, paid or failed",
+        "included_granted": "Credit granted for it, less what was withheld, " + MINOR,
+        "withheld": "Credit withheld after its payment failed, " + MINOR,
+    },
+    example=ANSWERS["revenue"]["fee_periods"][0],
+)
 RevenueReport = documented(
     revenue.RevenueReport,
     {
@@ -605,6 +635,9 @@ RevenueReport = documented(
         "end": "End of the period, exclusive; " + TIME,
         "customer": "The customer reported on; null: every customer",
         "lines": "One line per currency",
+        "collection": "Money creditgate collected, one line per currency",
+        "fee_periods": "Each collected period starting in the window: its fee against the "
+        "credit it granted",
     },
     example=ANSWERS["revenue"],
 )
@@ -626,6 +659,13 @@ Plan = documented(
         "overage_policy": "The wallet policy while subscribed: block, overdraft or allow",
         "overdraft_limit": "Under overdraft: how far below zero the wallet may go, " + MINOR,
         "created_at": "When it was created; " + TIME,
+        "collection": "Who collects the fee: external (outside creditgate; credit granted at "
+        "once), manual (an invoice you mark paid) or stripe (a Stripe subscription)",
+        "stripe_price": "The Stripe price its Stripe subscription bills; null: not on Stripe",
+        "grant_before_payment": "Whether each period's credit is granted at its start, before "
+        "its fee is paid (else when it is paid)",
+        "grace_days": "Days after a failed payment before credit granted before payment is "
+        "withheld",
     },
     example=ANSWERS["plan"],
 )
@@ -639,6 +679,9 @@ SubscriptionPeriod = documented(
         "lot_id": "The lot of its included credit",
         "rollover_lot_id": "The lot of credit carried over from the period before; null: none",
         "rolled_over": "Credit carried over into it, " + MINOR,
+        "fee_status": "Its fee: external (collected outside creditgate), open, paid or failed",
+        "invoice_id": "The invoice of its fee (`inv_…`); null: not collected by creditgate",
+        "withheld": "Credit withheld after its payment failed, " + MINOR,
     },
     example=ANSWERS["subscribe"]["periods"][0],
 )
@@ -656,6 +699,10 @@ Subscription = documented(
         "canceled_at": "When it was canceled; " + TIME + "; null while active",
         "created_at": "When it was created; " + TIME,
         "periods": "Every period so far, oldest first",
+        "payment_status": "Where its fees stand: none (collected outside creditgate), "
+        "awaiting_payment, paid or past_due (a period's payment failed)",
+        "payment_failure_reason": "Why it is past due; null otherwise",
+        "provider_ref": "Its Stripe subscription (`sub_…` at Stripe); null: none",
     },
     example=ANSWERS["changeplan"],
 )
@@ -812,19 +859,130 @@ Redemption = documented(
     },
     example=ANSWERS["redeem"],
 )
+Invoice = documented(
+    billing.Invoice,
+    {
+        "id": "The invoice's id: `inv_…` for a plan fee, the purchase's `pur_…` for overage",
+        "kind": "plan_fee (a period's fee) or overage (debt billed in arrears)",
+        "customer": CUSTOMER,
+        "status": "open, paid, failed or written_off",
+        "amount": "What it asks for, in `currency`; " + DECIMAL,
+        "currency": "The money's currency (ISO 4217 code)",
+        "provider": "manual (you mark it paid) or stripe",
+        "provider_ref": "The provider's id for it (Stripe's invoice, PaymentIntent or "
+        "Checkout Session); null: none",
+        "pay_url": "Where the customer pays it; null: none given",
+        "failure_reason": "Why its last payment failed; null: none",
+        "subscription_id": "The subscription (plan fees); null for overage",
+        "period_index": "The period it is the fee of; null for overage",
+        "period_start": "That period's start; " + TIME + "; null for overage",
+        "period_end": "That period's end; " + TIME + "; null for overage",
+        "asset": "The asset of the credit it concerns",
+        "debt": "The debt it bills, " + MINOR + "; null for a plan fee",
+        "created_at": "When it was issued; " + TIME,
+        "paid_at": "When it was paid; " + TIME + "; null until then",
+    },
+    example=ANSWERS["invoice"],
+)
+OverageSetting = documented(
+    billing.OverageSetting,
+    {
+        "asset": ASSET,
+        "price": "Money per whole unit of debt, in `currency`; " + DECIMAL,
+        "currency": "The money's currency (ISO 4217 code)",
+        "provider": "manual (an invoice you mark paid) or stripe",
+        "threshold": "Unbilled debt above which it is billed at once, "
+        + MINOR
+        + "; null: only at the cycle's end",
+        "on_failure": "What a failed payment does: keep (nothing) or block (the wallet stops "
+        "where it stands)",
+        "return_url": "Where a Stripe pay link returns the customer; null: none",
+        "updated_at": "When it was set; " + TIME,
+    },
+    example=ANSWERS["overage"],
+)
+TestClock = documented(
+    results.TestClock,
+    {
+        "now": "The tenant's time; " + TIME,
+        "offset_seconds": "How far it runs ahead of the server's clock, in seconds; " + DECIMAL,
+    },
+    example={k: ANSWERS["advance"][k] for k in ("now", "offset_seconds")},
+)
+RenewalReport = documented(
+    billing.RenewalReport,
+    {
+        "renewed": "Periods issued",
+        "canceled": "Subscriptions ended at their period's end",
+        "rolled_over": "Credit carried into new periods, " + MINOR,
+        "withheld": "Periods whose credit was withheld after a failed payment's grace",
+    },
+    example=ANSWERS["advance"]["billing"]["renewals"],
+)
+OverageReport = documented(
+    billing.OverageReport,
+    {"billed": "Bills of overage made", "sent": "Bills sent to their provider"},
+    example=ANSWERS["advance"]["billing"]["overage"],
+)
+AutoTopUpReport = documented(
+    billing.AutoTopUpReport,
+    {
+        "started": "Purchases sent to their provider (or invoiced) for the first time",
+        "succeeded": "Of those, paid",
+        "failed": "Of those, failed",
+        "pending": "Of those, awaiting the provider",
+        "capped": "Crossings found at the monthly limit",
+    },
+    example=ANSWERS["advance"]["billing"]["top_ups"],
+)
+BillingRound = documented(
+    billing.BillingRound,
+    {
+        "renewals": "Renewals and dunning",
+        "overage": "Overage billed",
+        "top_ups": "Auto top-ups",
+    },
+    example=ANSWERS["advance"]["billing"],
+)
+SweepReport = documented(
+    results.SweepReport,
+    {
+        "holds_expired": "Holds past their TTL, released",
+        "lots_expired": "Lots past their expiry, closed",
+        "credit_expired": "Credit those lots still held, " + MINOR,
+        "credit_kept_for_holds": "Credit kept for open holds, " + MINOR,
+        "lots_activated": "Scheduled lots that became effective",
+    },
+    example=ANSWERS["advance"]["sweeps"],
+)
+ClockAdvance = documented(
+    billing.ClockAdvance,
+    {
+        "now": "The tenant's time after the advance; " + TIME,
+        "offset_seconds": "How far it now runs ahead of the server's clock, in seconds; " + DECIMAL,
+        "billing": "The billing round run at the new time",
+        "sweeps": "The sweeps run at the new time",
+        "stripe_test_clock": "none, advanced or failed: the tenant's Stripe test clock (Stripe "
+        "test keys only)",
+    },
+    example=ANSWERS["advance"],
+)
 ProviderEventOutcome = documented(
     billing.ProviderEventOutcome,
     {
         "event_id": "The provider's event id",
         "type": "The event's type, e.g. `checkout.session.completed`",
-        "outcome": "completed (a purchase paid), failed, duplicate (seen before) or ignored",
+        "outcome": "completed (a purchase paid), paid (a plan invoice), failed, duplicate "
+        "(seen before), ignored, or already_… (it had happened)",
         "purchase_id": "The purchase it concerned; null: none",
+        "subscription_id": "The subscription it concerned (plan invoices); null: none",
     },
     example={
         "event_id": "evt_1Q2w3E4r5T6y",
         "type": "checkout.session.completed",
         "outcome": "completed",
         "purchase_id": ANSWERS["getpurchase"]["id"],
+        "subscription_id": None,
     },
 )
 

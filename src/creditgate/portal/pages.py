@@ -140,7 +140,14 @@ def _home_context(
         b.asset: _usage_chart(ledger, customer, b.asset, b.scale, usage) for b in wallet.balances
     }
     actions = sorted({a for chart in charts_by_asset.values() for a in chart[1]})
+    subscription = next((s for s in ledger.subscriptions(customer) if s.status == "active"), None)
+    plans = {p.id: p for p in ledger.plans()}
+    invoices = ledger.invoices(customer)
     return {
+        "subscription": subscription,
+        "plan": plans.get(subscription.plan_id) if subscription else None,
+        "unpaid": [i for i in invoices if i.status in ("open", "failed")],
+        "debts": [b for b in wallet.balances if b.debt > 0],
         **portal_context(visit, "overview"),
         "wallet": wallet,
         "scales": {code: a.scale for code, a in assets.items()},

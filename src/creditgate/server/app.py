@@ -27,6 +27,7 @@ from creditgate.http import (
     DEFAULT_MAX_IN_FLIGHT,
     campaigns,
     catalog,
+    collection,
     docs,
     gate,
     grants,
@@ -151,7 +152,7 @@ def create_app(
     problems.install(app)
     for module in (catalog, members, wallets, grants, gate, keys, pricing, webhooks, refunds):
         app.include_router(module.router)
-    for module in (plans, purchases, campaigns):  # billing
+    for module in (plans, purchases, campaigns, collection):  # billing
         app.include_router(module.router)
     app.include_router(gateway_keys.router)  # the LLM gateway's tenant settings
     app.include_router(customer_keys.router)  # and its customers' keys

@@ -18,8 +18,10 @@ def sweep_all(cg: Creditgate) -> int:
     changed = 0
     for tenant in cg.tenants():
         try:  # renewals and auto top-up first, so that a new period's credit is there
-            renewals, top_ups = TenantLedger(cg, tenant.id).run_billing()
-            changed += renewals.renewed + renewals.canceled + top_ups.started
+            billing = TenantLedger(cg, tenant.id).run_billing()
+            renewals, top_ups = billing.renewals, billing.top_ups
+            changed += renewals.renewed + renewals.canceled + renewals.withheld
+            changed += billing.overage.billed + top_ups.started
         except Exception:
             log.exception("billing failed", extra={"tenant": tenant.id})
         try:

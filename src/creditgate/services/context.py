@@ -7,7 +7,7 @@ import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
@@ -25,7 +25,7 @@ from creditgate.settings import Settings
 from creditgate.storage import balance_at_commit
 from creditgate.storage.prepared import Pending, Prepared, pipeline
 from creditgate.storage.secret_keys import SecretKeys
-from creditgate.storage.tables import assets, customers, idempotency_keys
+from creditgate.storage.tables import assets, customers, idempotency_keys, tenants
 from creditgate.storage.unit_of_work import UnitOfWork
 
 R = TypeVar("R", bound=Result)
@@ -44,6 +44,24 @@ class Catalog:
         self._wallets: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._max = max_customers
         self._lock = threading.Lock()
+        self._live: set[str] = set()  # tenants in live mode: their clock is the server's
+
+    def clock_offset(self, conn: Connection, tenant_id: str) -> timedelta:
+        """How far a tenant's clock runs ahead of the server's: always zero for a live tenant
+        (known after one read, since a tenant's mode never changes); a test-mode tenant's
+        offset is read in every transaction, so an advance made through any server process
+        is seen by all of them at once."""
+        if tenant_id in self._live:
+            return timedelta(0)
+        row = conn.execute(
+            select(tenants.c.mode, tenants.c.clock_offset_us).where(tenants.c.id == tenant_id)
+        ).first()
+        if row is None or row.mode == "live":
+            if row is not None:
+                with self._lock:
+                    self._live.add(tenant_id)
+            return timedelta(0)
+        return timedelta(microseconds=int(row.clock_offset_us))
 
     def asset(self, conn: Connection, tenant_id: str, code: str) -> Asset:
         found = self._assets.get((tenant_id, code))

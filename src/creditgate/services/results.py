@@ -24,6 +24,16 @@ class Tenant(Result):
     id: str
     name: str
     created_at: datetime
+    mode: str = "live"  # live | test (a sandbox: may move its own clock)
+
+
+class TestClock(Result):
+    """A test-mode tenant's clock."""
+
+    __test__ = False  # not a pytest class
+
+    now: datetime
+    offset_seconds: DecimalString  # how far ahead of the server's clock
 
 
 class AssetInfo(Result):

@@ -187,6 +187,13 @@ def _balance_events(
             moved.wallet_id,
             {"asset": moved.asset, "available": after},
         )
+    if policy.soft_cap_reached(before, after):
+        emit(
+            tx,
+            EventType.BALANCE_SOFT_CAP_REACHED,
+            moved.wallet_id,
+            {"asset": moved.asset, "available": after, "limit": policy.overdraft_limit},
+        )
     for threshold in thresholds_crossed(moved.thresholds, before, after):
         emit(
             tx,

@@ -44,6 +44,12 @@ tenants = Table(
     # Raised with every rate card version and model price the tenant publishes: a process
     # whose cached pricing was read at this version may use it (services/rate_cards.py).
     Column("pricing_version", BigInteger, nullable=False, server_default="0"),
+    # live | test: only a test-mode tenant (a sandbox) may move its own clock.
+    Column("mode", String(8), nullable=False, server_default="live"),
+    # A test-mode tenant's clock runs this far ahead of the server's (microseconds).
+    Column("clock_offset_us", BigInteger, nullable=False, server_default="0"),
+    # The Stripe test clock its Stripe customers are made on (Stripe test keys only).
+    Column("stripe_test_clock", String(255), nullable=True),
 )
 
 assets = Table(
@@ -373,6 +379,14 @@ plans = Table(
     Column("overage_policy", String(16), nullable=False),
     Column("overdraft_limit", BigInteger, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # Who collects the fee: external (outside creditgate; credit granted at once) | manual
+    # (an invoice an operator marks paid) | stripe (a Stripe subscription on `stripe_price`).
+    Column("collection", String(16), nullable=False, server_default="external"),
+    Column("stripe_price", String(255), nullable=True),
+    # Grant a period's credit at its start, before its fee is paid (withheld after
+    # `grace_days` if the payment fails and is not retried successfully in time).
+    Column("grant_before_payment", Integer, nullable=False, server_default="0"),
+    Column("grace_days", Integer, nullable=False, server_default="0"),
     UniqueConstraint("tenant_id", "code"),
 )
 
@@ -396,7 +410,12 @@ subscriptions = Table(
     Column("cancel_at_period_end", Integer, nullable=False),
     Column("canceled_at", UtcDateTime, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
+    # none (fee collected outside) | awaiting_payment | paid | past_due: the latest period's.
+    Column("payment_status", String(24), nullable=False, server_default="none"),
+    Column("payment_failure_reason", String(255), nullable=True),
+    Column("provider_ref", String(255), nullable=True),  # Stripe's sub_…
     Index("ix_subscriptions_due", "tenant_id", "status", "current_period_end"),
+    Index("ix_subscriptions_provider_ref", "provider_ref"),
 )
 
 # One row per issued period: the key (subscription, period index) makes a renewal happen
@@ -415,7 +434,25 @@ subscription_periods = Table(
     Column("rollover_lot_id", ID, nullable=True),
     Column("rolled_over", BigInteger, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # The period's fee as an invoice (plans collected by creditgate): external (not
+    # collected here) | open | paid | failed. Its credit is granted when paid (or at the
+    # start with grant_before_payment), once: `lot_id` is set by a conditional update.
+    Column("invoice_id", ID, nullable=True, unique=True),
+    Column("fee", ExactDecimal, nullable=True),
+    Column("currency", String(8), nullable=True),
+    Column("provider", String(16), nullable=True),
+    Column("fee_status", String(16), nullable=False, server_default="external"),
+    Column("invoice_ref", String(255), nullable=True),  # Stripe's in_…
+    Column("pay_url", Text, nullable=True),
+    Column("failure_reason", String(255), nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("paid_at", UtcDateTime, nullable=True),
+    Column("failed_at", UtcDateTime, nullable=True),
+    # Included credit taken back after the grace period of a failed payment.
+    Column("withheld", BigInteger, nullable=False, server_default="0"),
     PrimaryKeyConstraint("subscription_id", "period_index"),
+    Index("ix_subscription_periods_invoice_ref", "invoice_ref"),
+    Index("ix_subscription_periods_dunning", "tenant_id", "fee_status"),
 )
 
 packs = Table(
@@ -472,8 +509,8 @@ purchases = Table(
     Column("price", ExactDecimal, nullable=False),
     Column("currency", String(8), nullable=False),
     Column("expires_after_days", Integer, nullable=True),
-    Column("status", String(16), nullable=False),  # pending | paid | failed | refunded
-    Column("origin", String(16), nullable=False),  # checkout | auto_top_up | invoice
+    Column("status", String(16), nullable=False),  # pending|paid|failed|refunded|written_off
+    Column("origin", String(16), nullable=False),  # checkout | auto_top_up | invoice | overage
     Column("provider", String(16), nullable=False),
     Column("provider_ref", String(255), nullable=True),  # checkout session or payment intent
     Column("payment_ref", String(255), nullable=True),  # the payment that paid it
@@ -489,6 +526,40 @@ purchases = Table(
     Index("ix_purchases_wallet", "wallet_id", "created_at"),
     Index("ix_purchases_provider_ref", "provider_ref"),
     Index("ix_purchases_open", "tenant_id", "status", "origin"),
+)
+
+# What a tenant bills the debt of an `allow`/`overdraft`/`soft_cap` wallet at, per asset.
+overage_settings = Table(
+    "overage_settings",
+    metadata,
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("asset", String(32), nullable=False),
+    Column("price", ExactDecimal, nullable=False),  # money per whole unit of the asset
+    Column("currency", String(8), nullable=False),
+    Column("provider", String(16), nullable=False),
+    Column("threshold", BigInteger, nullable=True),  # bill at once above this much debt
+    Column("on_failure", String(16), nullable=False),  # keep | block
+    Column("return_url", Text, nullable=True),  # where a Stripe pay link returns to
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "asset"),
+)
+
+# One row per debt billed: the key (wallet, asset, cycle) bills a period's debt once
+# however often and concurrently the job runs; the purchase is the bill.
+overage_bills = Table(
+    "overage_bills",
+    metadata,
+    Column("tenant_id", ID, nullable=False),
+    Column("wallet_id", ID, nullable=False),
+    Column("asset", String(32), nullable=False),
+    Column("cycle", String(64), nullable=False),
+    Column("purchase_id", ID, nullable=False),
+    Column("debt", BigInteger, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    # Its failed payment stopped the wallet (the tenant's `block` rule): paid, it blocks.
+    Column("stopped", Integer, nullable=False, server_default="0"),
+    PrimaryKeyConstraint("wallet_id", "asset", "cycle"),
+    Index("ix_overage_bills_tenant", "tenant_id", "created_at"),
 )
 
 # Refunds of purchases: the credit taken back (unused, and consumed on request) and the

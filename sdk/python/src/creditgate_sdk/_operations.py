@@ -21,6 +21,7 @@ from creditgate_sdk.models import (
     Customer,
     FullMarginReport,
     GatewayKey,
+    Invoice,
     LedgerPage,
     Lot,
     Member,
@@ -34,6 +35,7 @@ from creditgate_sdk.models import (
     RateCardVersion,
     Refund,
     Settlement,
+    TestClock,
     Wallet,
 )
 
@@ -461,6 +463,25 @@ def mark_purchase_paid(purchase: str) -> Operation[Purchase]:
 def mark_purchase_failed(purchase: str, reason: str | None) -> Operation[Purchase]:
     path = f"/v1/purchases/{_p(purchase)}/mark-failed"
     return Operation("POST", path, _one(Purchase), _body(reason=reason))
+
+
+def invoices(customer: str) -> Operation[list[Invoice]]:
+    return Operation("GET", f"/v1/customers/{_p(customer)}/invoices", _listed(Invoice))
+
+
+def mark_invoice_paid(invoice: str) -> Operation[Invoice]:
+    return Operation("POST", f"/v1/invoices/{_p(invoice)}/mark-paid", _one(Invoice), {})
+
+
+def mark_invoice_failed(invoice: str, reason: str | None) -> Operation[Invoice]:
+    path = f"/v1/invoices/{_p(invoice)}/mark-failed"
+    return Operation("POST", path, _one(Invoice), _body(reason=reason))
+
+
+def advance_test_clock(to: datetime) -> Operation[TestClock]:
+    if not isinstance(to, datetime) or to.tzinfo is None:
+        raise ValueError("to must be a timezone-aware datetime")
+    return Operation("POST", "/v1/test-clock/advance", _one(TestClock), {"to": to.isoformat()})
 
 
 def refund_purchase(

@@ -60,6 +60,7 @@ from creditgate_sdk.models import (
     Customer,
     FullMarginReport,
     GatewayKey,
+    Invoice,
     LedgerPage,
     LedgerTransaction,
     Lot,
@@ -74,6 +75,7 @@ from creditgate_sdk.models import (
     RateCardVersion,
     Refund,
     Settlement,
+    TestClock,
     Wallet,
 )
 from creditgate_sdk.pricing import Price
@@ -650,6 +652,24 @@ class Client(_BaseClient):
         self, purchase: str, *, reason: str | None = None, idempotency_key: str | None = None
     ) -> Purchase:
         return self._send(ops.mark_purchase_failed(purchase, reason), idempotency_key)
+
+    def invoices(self, customer: str) -> list[Invoice]:
+        """The customer's plan fees and bills of overage, newest first."""
+        return self._send(ops.invoices(customer))
+
+    def mark_invoice_paid(self, invoice: str, *, idempotency_key: str | None = None) -> Invoice:
+        """Record a manual plan invoice as paid: the period's credit is granted, once."""
+        return self._send(ops.mark_invoice_paid(invoice), idempotency_key)
+
+    def mark_invoice_failed(
+        self, invoice: str, *, reason: str | None = None, idempotency_key: str | None = None
+    ) -> Invoice:
+        return self._send(ops.mark_invoice_failed(invoice, reason), idempotency_key)
+
+    def advance_test_clock(self, to: datetime) -> TestClock:
+        """Move a test-mode tenant's clock forward (renewals, expiries, dunning and overage
+        billing run as if the time had passed); a live tenant is refused."""
+        return self._send(ops.advance_test_clock(to))
 
     def refund_purchase(
         self,
@@ -1293,6 +1313,25 @@ class AsyncClient(_BaseClient):
         self, purchase: str, *, reason: str | None = None, idempotency_key: str | None = None
     ) -> Purchase:
         return await self._send(ops.mark_purchase_failed(purchase, reason), idempotency_key)
+
+    async def invoices(self, customer: str) -> list[Invoice]:
+        """The customer's plan fees and bills of overage, newest first."""
+        return await self._send(ops.invoices(customer))
+
+    async def mark_invoice_paid(
+        self, invoice: str, *, idempotency_key: str | None = None
+    ) -> Invoice:
+        """Record a manual plan invoice as paid: the period's credit is granted, once."""
+        return await self._send(ops.mark_invoice_paid(invoice), idempotency_key)
+
+    async def mark_invoice_failed(
+        self, invoice: str, *, reason: str | None = None, idempotency_key: str | None = None
+    ) -> Invoice:
+        return await self._send(ops.mark_invoice_failed(invoice, reason), idempotency_key)
+
+    async def advance_test_clock(self, to: datetime) -> TestClock:
+        """Move a test-mode tenant's clock forward; a live tenant is refused."""
+        return await self._send(ops.advance_test_clock(to))
 
     async def refund_purchase(
         self,

@@ -341,6 +341,41 @@ class Purchase:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class Invoice:
+    """What a customer owes or paid: a period's plan fee (`inv_…`) or a debt billed in
+    arrears (`overage`, its id the purchase's `pur_…`)."""
+
+    id: str
+    kind: str  # plan_fee | overage
+    customer: str
+    status: str  # open | paid | failed | written_off
+    amount: Decimal
+    currency: str
+    provider: str
+    provider_ref: str | None = None
+    pay_url: str | None = None  # where the customer pays it
+    failure_reason: str | None = None
+    subscription_id: str | None = None
+    period_index: int | None = None
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+    asset: str | None = None
+    debt: int | None = None
+    created_at: datetime
+    paid_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TestClock:
+    """A test-mode tenant's clock: its time, and how far ahead of the server's it runs."""
+
+    __test__ = False  # not a pytest class
+
+    now: datetime
+    offset_seconds: Decimal
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class PurchaseRefund:
     """A purchase's credit taken back and its money paid back through its provider."""
 

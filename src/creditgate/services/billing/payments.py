@@ -10,27 +10,41 @@ second one.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol, TypeVar
 
 import stripe
 
+from creditgate.domain.amounts import check_money
 from creditgate.domain.billing_errors import InvalidSignature, PaymentProviderError
-from creditgate.services.billing import purchase_refunds, purchases
+from creditgate.domain.errors import InvalidInput
+from creditgate.services.billing import (
+    overage,
+    plan_fees,
+    plans,
+    purchase_refunds,
+    purchases,
+)
 from creditgate.services.billing._shared import insert_if_new
-from creditgate.services.billing.requests import PurchaseOrder
+from creditgate.services.billing.requests import NewPlan, PurchaseOrder
 from creditgate.services.billing.results import (
+    OverageReport,
     PaymentMethod,
     ProviderEventOutcome,
     Purchase,
     PurchaseRefund,
+    Subscription,
 )
 from creditgate.services.context import Tx
 from creditgate.storage import billing as store
 from creditgate.storage.tables import provider_events
 
 T = TypeVar("T")
+
+log = logging.getLogger("creditgate.services.billing.payments")
 
 # How a flow runs one use case in its own transaction: `TenantLedger._run`.
 Runner = Callable[..., Any]
@@ -231,6 +245,77 @@ class StripeProvider:
             return ProviderRefund(ref=refund.id, status="failed", failure_reason=str(reason))
         return ProviderRefund(ref=refund.id, status="processing")
 
+    # Plans billed by Stripe, and Stripe's test clocks
+
+    def price(self, price_id: str) -> Any:
+        """A price of the account; InvalidInput naming `stripe_price` if Stripe has none."""
+        try:
+            return self.client.v1.prices.retrieve(price_id)
+        except stripe.InvalidRequestError as exc:
+            raise InvalidInput(
+                f"stripe_price {price_id!r} is not a price of the tenant's Stripe account: "
+                f"{_message(exc)}",
+                field="stripe_price",
+            ) from exc
+        except stripe.StripeError as exc:
+            raise PaymentProviderError(f"Stripe did not answer: {_message(exc)}") from exc
+
+    def _create(self, what: str, params: dict[str, Any], key: str) -> Any:
+        service = {
+            "customer": self.client.v1.customers,
+            "subscription": self.client.v1.subscriptions,
+            "test clock": self.client.v1.test_helpers.test_clocks,
+        }[what]
+        try:
+            return service.create(params, {"idempotency_key": key})  # type: ignore[attr-defined]
+        except stripe.StripeError as exc:
+            unanswered = isinstance(exc, stripe.APIConnectionError) or (exc.http_status or 0) >= 500
+            verb = "did not answer" if unanswered else f"refused the {what}"
+            raise PaymentProviderError(f"Stripe {verb}: {_message(exc)}") from exc
+
+    def create_customer(self, subscription_id: str, customer: str, clock: str | None) -> str:
+        params: dict[str, Any] = {
+            "description": customer[:200],
+            "metadata": {"creditgate_tenant": self.tenant_id, "creditgate_customer": customer},
+        }
+        if clock:
+            params["test_clock"] = clock
+        made = self._create("customer", params, f"creditgate-customer-{subscription_id}")
+        return str(made.id)
+
+    def create_subscription(
+        self, subscription_id: str, customer_ref: str, price: str, method_ref: str | None
+    ) -> str:
+        metadata = {"creditgate_tenant": self.tenant_id, "creditgate_subscription": subscription_id}
+        params: dict[str, Any] = {
+            "customer": customer_ref,
+            "items": [{"price": price}],
+            # Stripe shows it on every invoice of the subscription (its
+            # `subscription_details`): the invoice events name the tenant and subscription.
+            "metadata": metadata,
+        }
+        if method_ref:
+            params["default_payment_method"] = method_ref
+        made = self._create("subscription", params, f"creditgate-subscription-{subscription_id}")
+        return str(made.id)
+
+    def create_test_clock(self, frozen_time: datetime) -> str:
+        params = {
+            "frozen_time": int(frozen_time.timestamp()),
+            "name": f"creditgate {self.tenant_id}",
+        }
+        return str(self._create("test clock", params, f"creditgate-test-clock-{self.tenant_id}").id)
+
+    def advance_test_clock(self, clock: str, frozen_time: datetime) -> None:
+        try:
+            self.client.v1.test_helpers.test_clocks.advance(
+                clock, {"frozen_time": int(frozen_time.timestamp())}
+            )
+        except stripe.StripeError as exc:
+            raise PaymentProviderError(
+                f"Stripe refused to advance its test clock: {_message(exc)}"
+            ) from exc
+
 
 MAX_PROVIDER_MESSAGE = 200
 
@@ -393,10 +478,150 @@ def _pay_back(run: Runner, tenant_id: str, refund: PurchaseRefund) -> PurchaseRe
     )
 
 
+# Plans collected through Stripe
+
+_INTERVALS = {"monthly": "month", "yearly": "year"}
+
+
+def check_stripe_price(run: Runner, tenant_id: str, plan: NewPlan) -> None:
+    """A plan naming a Stripe price: the price must be the tenant's, recurring every period
+    of the plan, in its currency and for its fee (else 422 naming `stripe_price`)."""
+    if plan.stripe_price is None:
+        return
+    plans.check_collection(plan)
+    config = run(purchases.provider_config, read_only=True, provider="stripe")
+    price = _stripe(config, tenant_id).price(plan.stripe_price)
+    recurring = getattr(price, "recurring", None)
+    interval = getattr(recurring, "interval", None) if recurring is not None else None
+    count = getattr(recurring, "interval_count", 1) if recurring is not None else None
+    if interval != _INTERVALS.get(str(plan.period)) or count != 1:
+        raise InvalidInput(
+            f"stripe_price {plan.stripe_price} does not recur every {plan.period} period",
+            field="stripe_price",
+        )
+    currency = str(getattr(price, "currency", "")).upper()
+    fee = check_money(plan.fee, "fee")
+    if currency != str(plan.currency).upper() or getattr(price, "unit_amount", None) != (
+        purchases.minor_money(fee, currency)
+    ):
+        raise InvalidInput(
+            f"stripe_price {plan.stripe_price} charges {getattr(price, 'unit_amount', None)} "
+            f"{currency or '?'} in minor units, not the plan's fee of {plan.fee} {plan.currency}",
+            field="stripe_price",
+        )
+
+
+def _stripe(config: dict[str, Any], tenant_id: str) -> StripeProvider:
+    return StripeProvider(config["api_key"], tenant_id=tenant_id, api_base=config.get("api_base"))
+
+
+def start_stripe_subscription(run: Runner, tenant_id: str, sub: Subscription) -> Subscription:
+    """Create the Stripe subscription behind a subscription to a plan collected through
+    Stripe (once: its idempotency key is derived from the subscription, and a subscription
+    that already has one is answered as it is). Stripe then invoices each period and its
+    invoice events grant the credit."""
+    if sub.provider_ref:
+        return sub
+    inputs = run(plan_fees.stripe_inputs, read_only=True, subscription_id=sub.id)
+    if inputs is None:
+        return sub
+    provider = _stripe(inputs.config, tenant_id)
+    clock = inputs.test_clock
+    if inputs.test_mode and clock is None and inputs.config["api_key"].startswith("sk_test_"):
+        clock = provider.create_test_clock(inputs.now)
+        run(plan_fees.remember_test_clock, clock=clock)
+    customer_ref = inputs.customer_ref or provider.create_customer(sub.id, sub.customer, clock)
+    ref = provider.create_subscription(sub.id, customer_ref, inputs.price, inputs.method_ref)
+    return run(plan_fees.attach_subscription_ref, subscription_id=sub.id, ref=ref)  # type: ignore[no-any-return]
+
+
+def advance_stripe_test_clock(run: Runner, tenant_id: str, to: datetime) -> str:
+    """Move the tenant's Stripe test clock with its own (Stripe test keys only)."""
+    found = run(plan_fees.test_clock_inputs, read_only=True)
+    if found is None:
+        return "none"
+    config, clock = found
+    try:
+        _stripe(config, tenant_id).advance_test_clock(clock, to)
+    except PaymentProviderError as exc:
+        log.warning(
+            "Stripe test clock not advanced", extra={"tenant": tenant_id, "error": str(exc)}
+        )
+        return "failed"
+    return "advanced"
+
+
+# Overage bills
+
+UNANSWERED_AFTER = timedelta(minutes=2)
+
+
+def bill_overage(run: Runner, tenant_id: str) -> OverageReport:
+    """Bill the debt that is due, then send the bills through their provider; and send again
+    a Stripe bill whose answer was lost (a crash, a network failure) two minutes on."""
+    made: list[str] = run(overage.bill_due)
+    now = run(_now, read_only=True)
+    waiting: list[str] = run(overage.unsent, read_only=True, sent_before=now - UNANSWERED_AFTER)
+    sent = 0
+    for purchase_id in [*made, *[w for w in waiting if w not in made]]:
+        purchase: Purchase = run(purchases.get_purchase, read_only=True, purchase_id=purchase_id)
+        if purchase.provider == "manual" or purchase.status != "pending":
+            continue
+        try:
+            send_bill(run, tenant_id, purchase)
+            sent += 1
+        except PaymentProviderError:
+            log.warning(
+                "overage bill not sent", extra={"tenant": tenant_id, "purchase": purchase_id}
+            )
+    return OverageReport(billed=len(made), sent=sent)
+
+
+def _now(tx: Tx) -> datetime:
+    return tx.now
+
+
+def send_bill(run: Runner, tenant_id: str, purchase: Purchase) -> Purchase:
+    """Collect a bill of overage through Stripe: off-session from the saved payment method,
+    else a Checkout Session whose URL is the bill's pay link (the tenant's `return_url`
+    receives the customer after paying); with neither, it fails (`no_payment_method`)."""
+    config, method = run(
+        _provider_and_method, read_only=True, provider=purchase.provider, customer=purchase.customer
+    )
+    if method is not None:
+        return charge(run, tenant_id, purchase)
+    setting = run(overage.setting_for, read_only=True, asset=purchase.asset)
+    if setting is None or not setting.return_url:
+        return run(  # type: ignore[no-any-return]
+            purchases.fail_purchase,
+            purchase_id=purchase.id,
+            reason="no_payment_method",
+        )
+    product = run(_bill_product, read_only=True, purchase=purchase)
+    session = provider_for(purchase.provider, config, tenant_id).start_checkout(
+        purchase,
+        success_url=setting.return_url,
+        cancel_url=setting.return_url,
+        customer_ref=None,
+        product=product,
+    )
+    return run(  # type: ignore[no-any-return]
+        purchases.attach_provider_ref,
+        purchase_id=purchase.id,
+        provider_ref=session.ref,
+        checkout_url=session.url,
+    )
+
+
+def _bill_product(tx: Tx, *, purchase: Purchase) -> str:
+    return f"Usage beyond your credit: {tx.asset(purchase.asset).amount_text(purchase.amount)}"
+
+
 # Stripe's webhook
 
 STRIPE_TOLERANCE_SECONDS = 300
 _COMPLETES = {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
+_INVOICES = {"invoice.paid", "invoice.payment_failed", "invoice.finalized"}
 _FAILS = {
     "checkout.session.async_payment_failed",
     "checkout.session.expired",
@@ -405,10 +630,16 @@ _FAILS = {
 
 
 def stripe_event_tenant(payload: bytes) -> str | None:
-    """The tenant an event names in its metadata (unverified: it only picks whose secret)."""
+    """The tenant an event names in its metadata, or (an invoice of a subscription) in its
+    subscription's metadata (unverified: it only picks whose secret)."""
     try:
         obj = json.loads(payload)["data"]["object"]
         tenant = (obj.get("metadata") or {}).get("creditgate_tenant")
+        if tenant is None:
+            details = (obj.get("parent") or {}).get("subscription_details") or obj.get(
+                "subscription_details"
+            )
+            tenant = ((details or {}).get("metadata") or {}).get("creditgate_tenant")
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None  # RecursionError: JSON nested too deeply for the parser
     return tenant if isinstance(tenant, str) else None
@@ -457,14 +688,23 @@ def handle_stripe_webhook(tx: Tx, *, payload: bytes, signature: str | None) -> P
     )
     if not recorded:
         return ProviderEventOutcome(event_id=event_id, type=event_type, outcome="duplicate")
-    outcome, purchase_id = _act(tx, event_type, obj)
+    outcome, about = _act(tx, event_type, obj)
     store.set_provider_event_outcome(tx.conn, tx.tenant_id, "stripe", event_id[:255], outcome)
+    subscription_id = about if about and about.startswith("sub_") else None
     return ProviderEventOutcome(
-        event_id=event_id, type=event_type, outcome=outcome, purchase_id=purchase_id
+        event_id=event_id,
+        type=event_type,
+        outcome=outcome,
+        purchase_id=None if subscription_id else about,
+        subscription_id=subscription_id,
     )
 
 
 def _act(tx: Tx, event_type: str, obj: dict[str, Any]) -> tuple[str, str | None]:
+    if event_type in _INVOICES:
+        return plan_fees.stripe_invoice_event(tx, event_type, obj)
+    if event_type == "customer.subscription.deleted":
+        return plan_fees.stripe_subscription_ended(tx, obj)
     if event_type not in _COMPLETES | _FAILS | {"payment_intent.succeeded"}:
         return "ignored", None
     metadata = obj.get("metadata") or {}

@@ -10,6 +10,7 @@ creditgate (e.g. by Stripe Billing); creditgate records what the included credit
 
 from __future__ import annotations
 
+import re
 from contextlib import suppress
 from datetime import datetime
 from decimal import Decimal
@@ -29,7 +30,7 @@ from creditgate.domain.ledger import Account, Entry, TransactionKind
 from creditgate.domain.lots import LotKind, LotStatus
 from creditgate.domain.policy import WalletPolicy
 from creditgate.domain.webhooks import EventType
-from creditgate.services.billing._shared import check_code, check_currency
+from creditgate.services.billing._shared import check_code, check_count, check_currency
 from creditgate.services.billing.requests import NewPlan
 from creditgate.services.billing.results import (
     Plan,
@@ -53,6 +54,11 @@ from creditgate.storage.tables import (
 
 ACTIVE = "active"
 CANCELED = "canceled"
+EXTERNAL = "external"
+# A period's fee, when creditgate collects it.
+OPEN = "open"
+PAID = "paid"
+FAILED = "failed"
 When = Literal["now", "period_end"]
 
 
@@ -70,7 +76,44 @@ def _plan_result(row: Any) -> Plan:
         overage_policy=row.overage_policy,
         overdraft_limit=row.overdraft_limit,
         created_at=row.created_at,
+        collection=row.collection,
+        stripe_price=row.stripe_price,
+        grant_before_payment=bool(row.grant_before_payment),
+        grace_days=row.grace_days,
     )
+
+
+COLLECTIONS = ("external", "manual", "stripe")
+MAX_GRACE_DAYS = 90
+STRIPE_PRICE = re.compile(r"^price_[A-Za-z0-9_]{1,200}$")
+
+
+def check_collection(plan: NewPlan) -> tuple[str, str | None, bool, int]:
+    """Who collects a plan's fee, the Stripe price, and the dunning terms, checked."""
+    price = plan.stripe_price
+    if price is not None and (not isinstance(price, str) or not STRIPE_PRICE.match(price)):
+        raise InvalidInput("stripe_price must be a Stripe price id (price_…)", field="stripe_price")
+    collection = plan.collection or ("stripe" if price else "external")
+    if collection not in COLLECTIONS:
+        raise InvalidInput("collection must be external, manual or stripe", field="collection")
+    if collection == "stripe" and price is None:
+        raise InvalidInput(
+            "a plan collected through Stripe names its stripe_price", field="stripe_price"
+        )
+    if collection != "stripe" and price is not None:
+        raise InvalidInput("stripe_price applies only to collection stripe", field="stripe_price")
+    if not isinstance(plan.grant_before_payment, bool):
+        raise InvalidInput(
+            "grant_before_payment must be true or false", field="grant_before_payment"
+        )
+    if plan.grant_before_payment and collection == "external":
+        raise InvalidInput(
+            "grant_before_payment applies only to a plan whose fee creditgate collects "
+            "(collection manual or stripe)",
+            field="grant_before_payment",
+        )
+    grace = check_count(plan.grace_days, "grace_days", maximum=MAX_GRACE_DAYS)
+    return collection, price, plan.grant_before_payment, grace
 
 
 def create_plan(tx: Tx, *, plan: NewPlan, idempotency_key: str | None = None) -> Plan:
@@ -90,6 +133,7 @@ def create_plan(tx: Tx, *, plan: NewPlan, idempotency_key: str | None = None) ->
     money = check_money(plan.fee, "fee")
     currency = check_currency(plan.currency)
     policy = WalletPolicy.build(plan.overage_policy, plan.overdraft_limit)
+    collection, stripe_price, grant_first, grace_days = check_collection(plan)
     request = {
         "code": code,
         "name": name,
@@ -101,6 +145,10 @@ def create_plan(tx: Tx, *, plan: NewPlan, idempotency_key: str | None = None) ->
         "rollover_cap": rollover_cap,
         "overage_policy": policy.mode.value,
         "overdraft_limit": policy.overdraft_limit,
+        "collection": collection,
+        "stripe_price": stripe_price,
+        "grant_before_payment": int(grant_first),
+        "grace_days": grace_days,
     }
     idem = Idempotent(tx, idempotency_key, "plan.create", request)
     if (replayed := idem.replay(Plan)) is not None:
@@ -154,9 +202,15 @@ def _subscription_result(tx: Tx, row: Any) -> Subscription:
                 lot_id=p.lot_id,
                 rollover_lot_id=p.rollover_lot_id,
                 rolled_over=p.rolled_over,
+                fee_status=p.fee_status,
+                invoice_id=p.invoice_id,
+                withheld=p.withheld,
             )
             for p in periods
         ],
+        payment_status=row.payment_status,
+        payment_failure_reason=row.payment_failure_reason,
+        provider_ref=row.provider_ref,
     )
 
 
@@ -188,7 +242,9 @@ def _apply_overage_policy(tx: Tx, customer: str, plan: Any) -> None:
         customer=customer,
         asset=plan.asset,
         policy=plan.overage_policy,
-        overdraft_limit=plan.overdraft_limit if plan.overage_policy == "overdraft" else None,
+        overdraft_limit=plan.overdraft_limit
+        if plan.overage_policy in ("overdraft", "soft_cap")
+        else None,
         low_balance_threshold=threshold,
     )
 
@@ -250,6 +306,24 @@ def _start_period(
     )
     if not recorded:
         raise RetryTransaction
+    collected = plan.collection != EXTERNAL
+    # Credit waits for the fee when creditgate collects it (unless the tenant grants first);
+    # a fee of zero is paid as soon as it is due.
+    grant_now = not collected or bool(plan.grant_before_payment) or plan.fee == 0
+    if collected:
+        store.set_period_lots(
+            tx.conn,
+            row.id,
+            index,
+            {
+                "invoice_id": new_id("inv"),
+                "fee": plan.fee,
+                "currency": plan.currency,
+                "provider": plan.collection,
+                "fee_status": PAID if plan.fee == 0 else OPEN,
+                "paid_at": tx.now if plan.fee == 0 else None,
+            },
+        )
     lot_id = rollover_lot_id = None
     carried = 0
     # A period that ended before it could be issued has no credit left to give.
@@ -279,7 +353,8 @@ def _start_period(
                         ),
                     )
                     rollover_lot_id = lot.id
-        lot_id = _grant_included(tx, row.id, row.customer, plan, index, start, end)
+        if grant_now:
+            lot_id = _grant_included(tx, row.id, row.customer, plan, index, start, end)
     store.set_period_lots(
         tx.conn,
         row.id,
@@ -376,6 +451,7 @@ def subscribe(
         raise RetryTransaction
     row = _subscription_row(tx, sub_id)
     lot_id, _, _ = _start_period(tx, row, plan_row, 0, start, end)
+    refresh_payment_status(tx, sub_id)
     _apply_overage_policy(tx, customer, plan_row)
     emit(
         tx,
@@ -446,6 +522,7 @@ def change_plan(
         if not claimed:
             raise RetryTransaction
         _start_period(tx, row, plan_row, index, start, end)
+        refresh_payment_status(tx, row.id)
         _apply_overage_policy(tx, row.customer, plan_row)
     emit(
         tx,
@@ -502,19 +579,36 @@ def renew_due(tx: Tx, *, limit: int = 100) -> RenewalReport:
     due = store.due_subscriptions(tx.conn, tx.tenant_id, tx.now, limit)
     renewed = canceled = carried = 0
     for sub_id in due:
-        while True:
-            row = _subscription_row(tx, sub_id)
-            if row.status != ACTIVE or row.current_period_end > tx.now:
-                break
-            if row.cancel_at_period_end:
-                canceled += _end(tx, row, row.current_period_end)
-                break
-            outcome = _renew_once(tx, row)
-            if outcome is None:
-                break
-            renewed += 1
-            carried += outcome
+        report = bring_up_to_date(tx, sub_id)
+        renewed += report.renewed
+        canceled += report.canceled
+        carried += report.rolled_over
     return RenewalReport(renewed=renewed, canceled=canceled, rolled_over=carried)
+
+
+def bring_up_to_date(tx: Tx, subscription_id: str) -> RenewalReport:
+    """Issue the periods of one subscription that are due (or end it, if it was to be
+    canceled at its period's end); nothing if another run issued them first."""
+    renewed = canceled = carried = 0
+    while True:
+        row = _subscription_row(tx, subscription_id)
+        if row.status != ACTIVE or row.current_period_end > tx.now:
+            break
+        if row.cancel_at_period_end:
+            canceled += _end(tx, row, row.current_period_end)
+            break
+        outcome = _renew_once(tx, row)
+        if outcome is None:
+            break
+        renewed += 1
+        carried += outcome
+    return RenewalReport(renewed=renewed, canceled=canceled, rolled_over=carried)
+
+
+def end_now(tx: Tx, subscription_id: str) -> bool:
+    """End an active subscription at once (its provider ended it); whether this call did."""
+    row = _subscription_row(tx, subscription_id, lock=True)
+    return row.status == ACTIVE and _end(tx, row, tx.now)
 
 
 def _renew_once(tx: Tx, row: Any) -> int | None:
@@ -547,6 +641,7 @@ def _renew_once(tx: Tx, row: Any) -> int | None:
     lot_id, rollover_lot_id, carried = _start_period(
         tx, row, plan, index, period_start, end, carry_from=(old_plan, previous)
     )
+    refresh_payment_status(tx, row.id)
     if plan.id != old_plan.id:
         # If the balance already breaks the new plan's policy (debt under `block`), the
         # renewal goes ahead and the wallet keeps its policy until the tenant acts.
@@ -569,3 +664,69 @@ def _renew_once(tx: Tx, row: Any) -> int | None:
         },
     )
     return carried
+
+
+def refresh_payment_status(tx: Tx, subscription_id: str) -> None:
+    """Say on the subscription where its fees stand: `past_due` while a period's payment
+    has failed (with the latest failure's reason), else `awaiting_payment` while the current
+    period's fee is open, else `paid`; `none` for a plan whose fee is collected outside."""
+    periods = store.periods_of(tx.conn, subscription_id)
+    collected = [p for p in periods if p.fee_status != EXTERNAL]
+    if not collected:
+        status, reason = "none", None
+    else:
+        failed = [p for p in collected if p.fee_status == FAILED]
+        if failed:
+            status, reason = "past_due", failed[-1].failure_reason
+        elif periods[-1].fee_status == OPEN:
+            status, reason = "awaiting_payment", None
+        else:
+            status, reason = PAID, None
+    store.update_subscription(
+        tx.conn, subscription_id, {"payment_status": status, "payment_failure_reason": reason}
+    )
+
+
+def grant_paid_period(tx: Tx, subscription_id: str, period: Any) -> str | None:
+    """The included credit of a period whose fee has just been paid (the caller claimed the
+    payment, so this runs once per period): the plan's included amount if none was granted,
+    or what was withheld after a failed payment. Nothing once the period has ended."""
+    if period.period_end <= tx.now:
+        return None
+    row = _subscription_row(tx, subscription_id)
+    plan = _plan_by_id(tx, period.plan_id)
+    if period.lot_id is None:
+        lot_id = _grant_included(
+            tx,
+            row.id,
+            row.customer,
+            plan,
+            period.period_index,
+            period.period_start,
+            period.period_end,
+        )
+        store.set_period_lots(tx.conn, row.id, period.period_index, {"lot_id": lot_id})
+        return lot_id
+    if period.withheld:
+        asset = tx.asset(plan.asset)
+        lot = grants.grant(
+            tx,
+            GrantRequest(
+                customer=row.customer,
+                asset=plan.asset,
+                amount=period.withheld,
+                kind=LotKind.INCLUDED,
+                expires_at=period.period_end,
+                cost_basis=unit_value(plan.fee, plan.included, asset),
+                currency=plan.currency,
+                metadata={
+                    "subscription": row.id,
+                    "plan": plan.id,
+                    "period": period.period_index,
+                    "restores": period.lot_id,
+                },
+            ),
+        )
+        store.set_period_lots(tx.conn, row.id, period.period_index, {"withheld": 0})
+        return lot.id
+    return None

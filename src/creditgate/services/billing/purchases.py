@@ -23,6 +23,7 @@ from creditgate.domain.amounts import (
 from creditgate.domain.billing import backoff, month_of, unit_value
 from creditgate.domain.billing_errors import (
     NoExchangeRate,
+    NotOverage,
     PackNotActive,
     ProviderNotConfigured,
     PurchaseNotPending,
@@ -51,8 +52,9 @@ from creditgate.services.billing.results import (
 from creditgate.services.catalog.catalog import check_external_id, check_id, check_name
 from creditgate.services.context import Idempotent, Tx
 from creditgate.services.ledger import grants
-from creditgate.services.wallet import emit
+from creditgate.services.wallet import emit, lock_balance
 from creditgate.storage import billing as store
+from creditgate.storage import collection
 from creditgate.storage.ids import new_id
 from creditgate.storage.tables import (
     exchange_rates,
@@ -64,6 +66,8 @@ from creditgate.storage.tables import (
 
 PROVIDERS = ("manual", "stripe")
 PENDING, PAID, FAILED = "pending", "paid", "failed"
+WRITTEN_OFF = "written_off"
+OVERAGE = "overage"  # the origin of a bill for a wallet's debt (services/billing/overage.py)
 MAX_REF = 255
 MAX_URL = 2048
 
@@ -112,6 +116,9 @@ def _check_url(value: object, field: str) -> str | None:
     ):
         raise InvalidInput(f"{field} must be an http(s) URL", field=field)
     return value
+
+
+check_url = _check_url
 
 
 # Packs
@@ -606,9 +613,11 @@ def record_payment(
     # The auto top-up that bought it may fire again at the next crossing (the grant above
     # re-armed it if it lifted available to its threshold).
     store.release_paid_top_up(tx.conn, row.id, tx.now)
+    if row.origin == OVERAGE:
+        _stopped_wallet_blocks(tx, row)
     emit(
         tx,
-        EventType.TOPUP_SUCCEEDED,
+        EventType.OVERAGE_PAID if row.origin == OVERAGE else EventType.TOPUP_SUCCEEDED,
         row.wallet_id,
         {
             "purchase": row.id,
@@ -661,9 +670,10 @@ def record_failure(
             raise PurchaseNotPending(f"purchase {row.id} is {row.status}", field="purchase")
         return purchase_result(row), False
     _free_top_up_after_failure(tx, row.id)
+    stopped = _stop_after_failure(tx, row) if row.origin == OVERAGE else None
     emit(
         tx,
-        EventType.TOPUP_FAILED,
+        EventType.OVERAGE_PAYMENT_FAILED if row.origin == OVERAGE else EventType.TOPUP_FAILED,
         row.wallet_id,
         {
             "purchase": row.id,
@@ -675,6 +685,7 @@ def record_failure(
             "origin": row.origin,
             "provider": row.provider,
             "reason": text,
+            **({"wallet_stopped": stopped} if stopped is not None else {}),
         },
     )
     return purchase_result(_purchase_row(tx, row.id)), True
@@ -720,3 +731,106 @@ def _free_top_up_after_failure(tx: Tx, purchase_id: str) -> None:
             "updated_at": tx.now,
         },
     )
+
+
+# Bills of overage (services/billing/overage.py makes them): what paying or failing one does
+
+
+def start_bill(
+    tx: Tx,
+    *,
+    wallet_id: str,
+    customer: str,
+    asset: str,
+    amount: int,
+    price: Decimal,
+    currency: str,
+    provider: str,
+) -> Purchase:
+    """A pending purchase that bills `amount` of a wallet's debt for `price`: paid, its lot
+    (kind purchased, cost basis = price per unit) pays the debt down at once, so the revenue
+    is recognized when the money arrives."""
+    new = new_id("pur")
+    store.insert_row(
+        tx.conn,
+        purchases,
+        {
+            "tenant_id": tx.tenant_id,
+            "wallet_id": wallet_id,
+            "id": new,
+            "customer": customer,
+            "pack_id": None,
+            "asset": asset,
+            "amount": amount,
+            "price": price,
+            "currency": currency,
+            "expires_after_days": None,
+            "status": PENDING,
+            "origin": OVERAGE,
+            "provider": provider,
+            "provider_ref": None,
+            "payment_ref": None,
+            "checkout_url": None,
+            "failure_reason": None,
+            "lot_id": None,
+            "created_at": tx.now,
+            "paid_at": None,
+            "failed_at": None,
+        },
+    )
+    return purchase_result(_purchase_row(tx, new))
+
+
+def _stop_after_failure(tx: Tx, row: Any) -> str | None:
+    """The tenant's rule for a failed bill of overage: `block` stops the wallet where it
+    stands (no further usage fits), `keep` leaves it. Which policy it now has, if changed."""
+    setting = collection.overage_setting(tx.conn, tx.tenant_id, row.asset)
+    if setting is None or setting.on_failure != "block":
+        return None
+    balance = lock_balance(tx, row.wallet_id, row.asset)
+    collection.set_wallet_stopped(tx.conn, row.wallet_id, row.asset, balance.available)
+    collection.mark_bill_stopped(tx.conn, row.id)
+    return "block" if balance.available >= 0 else "overdraft"
+
+
+def _stopped_wallet_blocks(tx: Tx, row: Any) -> None:
+    """A bill whose failure stopped the wallet is paid (or written off): the debt it billed
+    is closed, so the wallet is now under `block` as the tenant's rule says."""
+    bill = collection.bill_of(tx.conn, row.id)
+    if bill is None or not bill.stopped:
+        return
+    balance = lock_balance(tx, row.wallet_id, row.asset)
+    collection.set_wallet_stopped(tx.conn, row.wallet_id, row.asset, balance.available)
+
+
+def write_off(tx: Tx, *, purchase_id: str, idempotency_key: str | None = None) -> Purchase:
+    """Give up collecting a bill of overage (pending or failed): the debt it billed leaves
+    the wallet as an adjustment worth nothing (no revenue), up to what the wallet still owes,
+    and the report counts it as written off."""
+    idem = Idempotent(tx, idempotency_key, "purchase.write_off", {"purchase": purchase_id})
+    if (replayed := idem.replay(Purchase)) is not None:
+        return replayed
+    row = _purchase_row(tx, purchase_id)
+    if row.origin != OVERAGE:
+        raise NotOverage(f"purchase {row.id} is not a bill of overage", field="purchase")
+    if not collection.claim_written_off(tx.conn, row.id, tx.now):
+        row = _as_it_ended(tx, row)
+        raise NotOverage(f"purchase {row.id} is {row.status}", field="purchase")
+    owed = lock_balance(tx, row.wallet_id, row.asset).debt
+    closed = min(owed, row.amount)
+    if closed:
+        lot = grants.grant(
+            tx,
+            GrantRequest(
+                customer=row.customer,
+                asset=row.asset,
+                amount=closed,
+                kind=LotKind.ADJUSTMENT,
+                cost_basis=Decimal(0),
+                currency=row.currency,
+                metadata={"written_off": row.id},
+            ),
+        )
+        store.update_purchase(tx.conn, row.id, {"lot_id": lot.id})
+    _stopped_wallet_blocks(tx, row)
+    return idem.record(purchase_result(_purchase_row(tx, row.id)))

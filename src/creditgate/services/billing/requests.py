@@ -41,6 +41,11 @@ class NewPlan:
     rollover_cap: int = 0
     overage_policy: str = "block"
     overdraft_limit: int | None = None
+    # Who collects the fee (external | manual | stripe; stripe when a price is named).
+    collection: str | None = None
+    stripe_price: str | None = None
+    grant_before_payment: bool = False
+    grace_days: int = 0
 
 
 @dataclass(frozen=True, slots=True)

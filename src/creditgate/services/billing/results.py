@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from creditgate.services.results import DecimalString, Lot, Result
+from creditgate.services.results import DecimalString, Lot, Result, SweepReport
 
 
 class Plan(Result):
@@ -22,6 +22,10 @@ class Plan(Result):
     overage_policy: str
     overdraft_limit: int
     created_at: datetime
+    collection: str = "external"  # external | manual | stripe: who collects the fee
+    stripe_price: str | None = None
+    grant_before_payment: bool = False
+    grace_days: int = 0
 
 
 class SubscriptionPeriod(Result):
@@ -32,6 +36,32 @@ class SubscriptionPeriod(Result):
     lot_id: str | None
     rollover_lot_id: str | None
     rolled_over: int
+    fee_status: str = "external"  # external | open | paid | failed
+    invoice_id: str | None = None
+    withheld: int = 0
+
+
+class Invoice(Result):
+    """What a customer owes or paid: a period's plan fee, or a debt billed in arrears."""
+
+    id: str  # inv_… for a plan fee, pur_… (the purchase) for overage
+    kind: str  # plan_fee | overage
+    customer: str
+    status: str  # open | paid | failed | written_off
+    amount: DecimalString  # money, in `currency`
+    currency: str
+    provider: str  # manual | stripe
+    provider_ref: str | None  # Stripe's in_… or pi_…/cs_…
+    pay_url: str | None  # where the customer pays it, when the provider gives one
+    failure_reason: str | None
+    subscription_id: str | None = None
+    period_index: int | None = None
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+    asset: str | None = None
+    debt: int | None = None  # overage: the debt it bills, in the asset's minor units
+    created_at: datetime
+    paid_at: datetime | None = None
 
 
 class Subscription(Result):
@@ -46,12 +76,33 @@ class Subscription(Result):
     canceled_at: datetime | None
     created_at: datetime
     periods: list[SubscriptionPeriod]
+    # none (fee collected outside creditgate) | awaiting_payment | paid | past_due
+    payment_status: str = "none"
+    payment_failure_reason: str | None = None  # why it is past due
+    provider_ref: str | None = None  # Stripe's sub_…
 
 
 class RenewalReport(Result):
     renewed: int = 0
     canceled: int = 0
     rolled_over: int = 0
+    withheld: int = 0  # periods whose credit was withheld after the grace of a failed payment
+
+
+class OverageSetting(Result):
+    asset: str
+    price: DecimalString  # money per whole unit of the asset
+    currency: str
+    provider: str
+    threshold: int | None  # bill at once when unbilled debt exceeds it (minor units)
+    on_failure: str  # keep | block
+    return_url: str | None
+    updated_at: datetime
+
+
+class OverageReport(Result):
+    billed: int = 0  # bills made
+    sent: int = 0  # sent to the provider
 
 
 class Pack(Result):
@@ -195,5 +246,25 @@ class Redemption(Result):
 class ProviderEventOutcome(Result):
     event_id: str
     type: str
-    outcome: str  # completed | failed | duplicate | ignored
+    outcome: str  # completed | failed | paid | duplicate | ignored | …
     purchase_id: str | None = None
+    subscription_id: str | None = None
+
+
+class BillingRound(Result):
+    """What one billing round did: overage billed, periods renewed (and credit withheld),
+    auto top-ups started."""
+
+    renewals: RenewalReport
+    overage: OverageReport
+    top_ups: AutoTopUpReport
+
+
+class ClockAdvance(Result):
+    """A test-mode tenant's clock moved forward, and what ran at the new time."""
+
+    now: datetime
+    offset_seconds: DecimalString
+    billing: BillingRound
+    sweeps: SweepReport
+    stripe_test_clock: str  # none | advanced | failed: the tenant's Stripe test clock

@@ -76,9 +76,17 @@ def _interoperable(value: object) -> bool:
     return True
 
 
-def create_tenant(conn: Connection, *, name: str, now: Any, tenant_id: str | None = None) -> Tenant:
+TENANT_MODES = ("live", "test")
+
+
+def create_tenant(
+    conn: Connection, *, name: str, now: Any, tenant_id: str | None = None, mode: str = "live"
+) -> Tenant:
+    """A tenant: `live` (the default), or `test`, a sandbox that may move its own clock."""
     name = check_name(name, "name")
-    tenant = Tenant(id=tenant_id or new_id("ten"), name=name, created_at=now)
+    if mode not in TENANT_MODES:
+        raise InvalidInput("mode must be live or test", field="mode")
+    tenant = Tenant(id=tenant_id or new_id("ten"), name=name, created_at=now, mode=mode)
     conn.execute(insert(tenants).values(**tenant.model_dump()))
     return tenant
 
@@ -87,12 +95,12 @@ def get_tenant(conn: Connection, tenant_id: str) -> Tenant:
     row = conn.execute(select(tenants).where(tenants.c.id == tenant_id)).first()
     if row is None:
         raise UnknownTenant(f"tenant {tenant_id!r} does not exist", field="tenant")
-    return Tenant(id=row.id, name=row.name, created_at=row.created_at)
+    return Tenant(id=row.id, name=row.name, created_at=row.created_at, mode=row.mode)
 
 
 def list_tenants(conn: Connection) -> list[Tenant]:
     rows = conn.execute(select(tenants).order_by(tenants.c.created_at, tenants.c.id))
-    return [Tenant(id=r.id, name=r.name, created_at=r.created_at) for r in rows]
+    return [Tenant(id=r.id, name=r.name, created_at=r.created_at, mode=r.mode) for r in rows]
 
 
 def create_asset(

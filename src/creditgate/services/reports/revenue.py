@@ -35,6 +35,7 @@ from creditgate.domain.ledger import Account, TransactionKind
 from creditgate.services.catalog.catalog import check_external_id
 from creditgate.services.context import Tx
 from creditgate.services.results import DecimalString, Result
+from creditgate.storage import collection
 from creditgate.storage.tables import ledger_entries, ledger_transactions, lots
 
 ZERO = Decimal(0)
@@ -52,11 +53,41 @@ class RevenueLine(Result):
     closing_deferred: DecimalString
 
 
+class CollectionLine(Result):
+    """The money creditgate collected, per currency: plan fees of the periods that start in
+    the window, and bills of overage made in it (each counted once, by where it stands)."""
+
+    currency: str
+    fees_invoiced: DecimalString
+    fees_received: DecimalString
+    fees_unpaid: DecimalString  # open or failed
+    included_granted: DecimalString  # the value of the included credit those periods granted
+    overage_billed: DecimalString
+    overage_collected: DecimalString
+    overage_written_off: DecimalString
+    overage_unpaid: DecimalString  # pending or failed
+
+
+class FeePeriod(Result):
+    """One period's fee against the credit it granted."""
+
+    subscription_id: str
+    period_index: int
+    period_start: datetime
+    fee: DecimalString
+    currency: str
+    fee_status: str
+    included_granted: int  # credit granted for it, less what was withheld (minor units)
+    withheld: int
+
+
 class RevenueReport(Result):
     start: datetime
     end: datetime
     customer: str | None
     lines: list[RevenueLine]
+    collection: list[CollectionLine] = []
+    fee_periods: list[FeePeriod] = []
 
 
 def revenue_report(
@@ -137,7 +168,61 @@ def revenue_report(
                 closing_deferred=closing,
             )
         )
-    return RevenueReport(start=start, end=end, customer=customer, lines=lines)
+    wallet_id = tx.wallet_id(check_external_id(customer)) if customer is not None else None
+    collection, periods = _collection(tx, start, end, wallet_id)
+    return RevenueReport(
+        start=start,
+        end=end,
+        customer=customer,
+        lines=lines,
+        collection=collection,
+        fee_periods=periods,
+    )
+
+
+def _collection(
+    tx: Tx, start: datetime, end: datetime, wallet_id: str | None
+) -> tuple[list[CollectionLine], list[FeePeriod]]:
+    sums: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    periods: list[FeePeriod] = []
+    for p in collection.fee_periods_between(tx.conn, tx.tenant_id, start, end, wallet_id):
+        money = sums[p.currency]
+        money["invoiced"] += p.fee
+        money["received" if p.fee_status == "paid" else "unpaid"] += p.fee
+        granted = (p.lot_amount or 0) - p.withheld
+        money["granted"] += Decimal(granted).scaleb(-tx.asset(p.asset).scale) * (p.cost_basis or 0)
+        periods.append(
+            FeePeriod(
+                subscription_id=p.subscription_id,
+                period_index=p.period_index,
+                period_start=p.period_start,
+                fee=p.fee,
+                currency=p.currency,
+                fee_status=p.fee_status,
+                included_granted=granted,
+                withheld=p.withheld,
+            )
+        )
+    outcome = {"paid": "collected", "written_off": "written_off"}
+    for bill in collection.overage_bills_between(tx.conn, tx.tenant_id, start, end, wallet_id):
+        money = sums[bill.currency]
+        money["billed"] += bill.price
+        money[outcome.get(bill.status, "overage_unpaid")] += bill.price
+    lines = [
+        CollectionLine(
+            currency=currency,
+            fees_invoiced=m["invoiced"],
+            fees_received=m["received"],
+            fees_unpaid=m["unpaid"],
+            included_granted=m["granted"],
+            overage_billed=m["billed"],
+            overage_collected=m["collected"],
+            overage_written_off=m["written_off"],
+            overage_unpaid=m["overage_unpaid"],
+        )
+        for currency, m in sorted(sums.items())
+    ]
+    return lines, periods
 
 
 def _classify(money: dict[str, Decimal], kind: str, credit: Decimal, debit: Decimal) -> None:

@@ -14,7 +14,11 @@ One function per invariant, numbered as `verify` reports them:
    charges, and the two add up to no more than its cap;
 10. each budget period holds what its pending holds reserve and has spent what its charges
     took less their refunds; under a hard cap, held + spent within it; the balance rows say
-    which customers have a budget of their own.
+    which customers have a budget of their own;
+11. a period whose fee creditgate collects has its credit only once paid (or granted before
+    payment by its plan), and a period paid while it lasted has it;
+12. each bill of overage is one pending, paid, failed or written-off purchase of the debt it
+    billed; a paid one granted that debt's credit, a written-off one closed it at no value.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from creditgate.domain.billing import refunded_money, unit_value
 from creditgate.domain.holds import HoldStatus
 from creditgate.domain.lots import LotStatus
 from creditgate.domain.policy import PolicyMode
-from creditgate.storage import reports
+from creditgate.storage import collection, reports
 
 
 @dataclass
@@ -99,8 +103,39 @@ def verify(conn: Connection, tenant_id: str | None = None) -> VerifyReport:
             _auto_top_ups(conn, tenant_id, units),
             _spend_limits(periods, per_period, units),
             _budgets(conn, tenant_id, balances, units),
+            _plan_fees(conn, tenant_id),
+            _overage_bills(conn, tenant_id),
         ]
     )
+
+
+def _plan_fees(conn: Connection, tenant_id: str | None) -> Check:
+    """11. A collected period's credit follows its payment."""
+    check = Check("11 plan fees: credit granted only once paid, and for every paid period")
+    for p in collection.collected_periods(conn, tenant_id):
+        check.checked += 1
+        name = f"period {p.period_index} of subscription {p.subscription_id}"
+        early = not p.grant_before_payment and p.fee != 0
+        if p.lot_id is not None and p.fee_status != "paid" and early:
+            check.fail(f"{name} granted its credit while its fee is {p.fee_status}")
+        if p.fee_status == "paid" and p.lot_id is None and p.paid_at < p.period_end:
+            check.fail(f"{name} was paid while it lasted but granted no credit")
+    return check
+
+
+def _overage_bills(conn: Connection, tenant_id: str | None) -> Check:
+    """12. Each bill of overage is one purchase of its debt, and its outcome is booked."""
+    check = Check("12 overage bills: one purchase each, paid ones granted, written-off closed")
+    for b in collection.all_overage_bills(conn, tenant_id):
+        check.checked += 1
+        name = f"overage bill {b.id} ({b.cycle})"
+        if b.origin != "overage" or b.amount != b.debt or b.purchase_wallet != b.wallet_id:
+            check.fail(f"{name} is not a purchase of the {b.debt} it billed")
+        if b.status == "paid" and (b.lot_amount != b.amount or b.lot_kind != "purchased"):
+            check.fail(f"{name} is paid but did not grant its credit")
+        if b.status == "written_off" and b.lot_amount is not None and b.cost_basis != 0:
+            check.fail(f"{name} was written off at a value")
+    return check
 
 
 def _zero_sum(conn: Connection, tenant_id: str | None, units: Units) -> Check:
@@ -193,7 +228,8 @@ def _policy_floor(balances: Sequence[Any], units: Units) -> Check:
         if bal.policy == PolicyMode.BLOCK and available < 0:
             shown = units(bal.tenant_id, bal.asset, available)
             check.fail(f"wallet {bal.wallet_id} under block at {shown}")
-        if bal.policy == PolicyMode.OVERDRAFT and available < -bal.overdraft_limit:
+        limited = bal.policy in (PolicyMode.OVERDRAFT, PolicyMode.SOFT_CAP)
+        if limited and available < -bal.overdraft_limit:
             shown = units(bal.tenant_id, bal.asset, available)
             floor = units(bal.tenant_id, bal.asset, -bal.overdraft_limit)
             check.fail(f"wallet {bal.wallet_id} at {shown} past its overdraft floor {floor}")
@@ -335,9 +371,7 @@ def _budgets(
         if row.held != held:
             check.fail(f"{where} holds {shown(row.held)}, its open holds {shown(held)}")
         if row.spent != took:
-            check.fail(
-                f"{where} spent {shown(row.spent)}, its charges less refunds {shown(took)}"
-            )
+            check.fail(f"{where} spent {shown(row.spent)}, its charges less refunds {shown(took)}")
         if row.cap is not None and row.held + row.spent > row.cap:
             check.fail(
                 f"{where} holds {shown(row.held)} + spent {shown(row.spent)} past its cap "
