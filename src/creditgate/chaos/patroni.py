@@ -431,3 +431,21 @@ def _children(pid: int) -> list[int]:
         if len(fields) > 1 and fields[1] == str(pid):
             found.append(int(entry))
     return found
+
+
+def main() -> None:
+    """`python -m creditgate.chaos.patroni [database]`: a cluster to point benchmarks at.
+
+    Prints the database's URL and runs until interrupted; the cluster is thrown away then.
+    """
+    import sys
+
+    name = sys.argv[1] if len(sys.argv) > 1 else "creditgate"
+    with PatroniCluster() as cluster:
+        print(cluster.create_database(name), flush=True)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+
+
+if __name__ == "__main__":
+    main()
