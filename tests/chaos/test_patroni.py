@@ -14,16 +14,16 @@ import os
 import pytest
 
 from creditgate.chaos import patroni
-from creditgate.chaos.runner import ChaosOptions, ChaosReport, run_chaos
+from creditgate.chaos.history import OK, REJECTED, UNRESOLVED, History, Op
+from creditgate.chaos.patroni import Failover
+from creditgate.chaos.runner import ChaosOptions, ChaosReport, _unavailability, run_chaos
 
 SECONDS = float(os.environ.get("CREDITGATE_PATRONI_SECONDS", "70"))
 SEED = int(os.environ["CREDITGATE_CHAOS_SEED"]) if os.environ.get("CREDITGATE_CHAOS_SEED") else None
 
-pytestmark = pytest.mark.patroni
 
-
-@pytest.fixture(autouse=True)
-def _installed() -> None:
+@pytest.fixture
+def installed() -> None:
     lacking = patroni.missing()
     if not lacking:
         return
@@ -33,6 +33,8 @@ def _installed() -> None:
     pytest.skip(message)
 
 
+@pytest.mark.patroni
+@pytest.mark.usefixtures("installed")
 def test_a_primary_killed_and_a_switchover_lose_nothing_acknowledged() -> None:
     options = ChaosOptions(
         cluster="patroni",
@@ -62,3 +64,34 @@ def test_a_primary_killed_and_a_switchover_lose_nothing_acknowledged() -> None:
     assert report.operations_acknowledged > 300
     assert report.races == report.races_exact == 6
     assert report.checked["lots"] > 0 and report.checked["holds"] > 0
+
+
+def _answered(history: History, at: float, outcome: str = OK) -> None:
+    op = Op("charge", f"k{at}", "w0", "/v1/charges", {})
+    op.outcome = outcome
+    history.ops.append(op)
+    op.finished_at = at
+
+
+def test_unavailability_is_the_longest_silence_from_the_fault_until_it_settled() -> None:
+    history = History()
+    # Answers every 0.1 s, but none from 10.3 to 12.8 (the first failover) nor from 30.0 to
+    # 31.0 (the second); a 4xx is an answer too; an unresolved operation is not.
+    for n in range(0, 500):
+        at = n / 10
+        if not (10.3 < at < 12.8 or 30.0 < at < 31.0):
+            _answered(history, at, REJECTED if n % 7 == 0 else OK)
+    _answered(history, 11.0, UNRESOLVED)
+    failovers = [
+        Failover("primary_killed", "pg0", "pg1", started_at=10.0, settled_at=20.0),
+        Failover("switchover", "pg1", "pg0", started_at=29.95, settled_at=33.0),
+        # Late: the clients stopped at 45 s, its window ends there.
+        Failover("switchover", "pg0", "pg1", started_at=44.0, settled_at=52.0),
+    ]
+    report = ChaosReport("patroni", seed=1, seconds=60)
+    _unavailability(failovers, history, 45.0, report)
+    assert report.unavailable_seconds == [2.5, 1.0, 0.1]
+    assert report.failovers == 3
+    assert report.failovers_by_kind == {"primary_killed": 1, "switchover": 2}
+    assert report.unavailable_p50_seconds == 1.0 and report.unavailable_max_seconds == 2.5
+    assert report.failover_log[0] == "primary_killed pg0->pg1: unavailable 2.50s, settled in 10.0s"

@@ -113,6 +113,9 @@ class ChaosReport:
     # Per failover: the longest time no operation was answered, from the fault until the
     # cluster had its standbys back (seconds); its median and maximum.
     unavailable_seconds: list[float] = field(default_factory=list)
+    # Per failover: "kind old->new: unavailable U s, settled in S s" (S: until the old
+    # primary was a streaming standby again).
+    failover_log: list[str] = field(default_factory=list)
     unavailable_p50_seconds: float = 0.0
     unavailable_max_seconds: float = 0.0
     checked: dict[str, int] = field(default_factory=dict)
@@ -486,7 +489,12 @@ def _unavailability(
             end = min(end, failovers[n + 1].started_at)
         times = [failover.started_at, *(t for t in answered if failover.started_at < t < end)]
         times.append(end)
-        windows.append(round(max(b - a for a, b in itertools.pairwise(times)), 2))
+        window = round(max(b - a for a, b in itertools.pairwise(times)), 2)
+        windows.append(window)
+        report.failover_log.append(
+            f"{failover.kind} {failover.old_leader}->{failover.new_leader}: unavailable "
+            f"{window:.2f}s, settled in {failover.settled_at - failover.started_at:.1f}s"
+        )
     report.failovers = len(failovers)
     report.failovers_by_kind = dict(Counter(f.kind for f in failovers))
     report.unavailable_seconds = windows
