@@ -8,6 +8,8 @@ demoted (its sessions terminated; a standby answering read-only in its place).
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -15,11 +17,13 @@ import psycopg
 import pytest
 from starlette.testclient import TestClient
 
-from creditgate.api import Creditgate
+from creditgate.api import Creditgate, TenantLedger
 from creditgate.server.app import Settings, create_app
+from creditgate.server.worker import Sweeper
 from creditgate.storage.database import Database, is_unavailable
 from creditgate.storage.hosts import one_host_per_parameter
 from creditgate.storage.throwaway import libpq_dsn
+from tests.conftest import FakeClock
 from tests.databases import create_database, drop_database
 from tests.http.conftest import Api, new_api
 
@@ -94,6 +98,38 @@ def test_a_standby_answering_in_the_primarys_place_is_503_not_500(
         done = _charge(api, "read-only-0")
         assert done.status_code == 201, done.text
         assert cg.verify(api.tenant_id).ok
+
+
+def test_the_sweeper_carries_on_after_the_database_went_away(
+    postgres_server: str,
+    own_database: tuple[str, str],
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url, name = own_database
+    with Creditgate(url, clock=clock) as cg:
+        tenant, _ = cg.create_tenant_with_key("sweeps after a failover")
+        ledger = TenantLedger(cg, tenant.id)
+        ledger.create_asset("credits", 0, "Credits")
+        ledger.create_customer("c1")
+        ledger.grant("c1", "credits", 1_000, kind="promotional", idempotency_key="g")
+        ledger.authorize("c1", "credits", 100, ttl_seconds=60, idempotency_key="a")
+        sweeper = Sweeper(cg, interval=0.05)
+        caplog.set_level(logging.ERROR, logger="creditgate.server.worker")
+        sweeper.start()
+        try:
+            _terminate(postgres_server, name)  # the sweeper's pooled connections among them
+            deadline = time.monotonic() + 30
+            while not any("failed" in record.getMessage() for record in caplog.records):
+                assert time.monotonic() < deadline, "the sweeper never met the cut connections"
+                time.sleep(0.01)
+            clock.advance(seconds=120)  # the hold is past its TTL: the next sweep expires it
+            while ledger.wallet("c1").balances[0].held != 0:
+                assert time.monotonic() < deadline, "the sweeper did not expire the hold"
+                time.sleep(0.05)
+        finally:
+            sweeper.stop()
+        assert cg.verify(tenant.id).ok
 
 
 def test_a_url_with_several_hosts_finds_the_one_taking_writes(postgres_server: str) -> None:
