@@ -15,13 +15,17 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from sqlalchemy import false, update
+from sqlalchemy.exc import DBAPIError
 from starlette.testclient import TestClient
 
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.server.app import Settings, create_app
 from creditgate.server.worker import Sweeper
+from creditgate.storage import tables as t
 from creditgate.storage.database import Database, is_unavailable
 from creditgate.storage.hosts import one_host_per_parameter
+from creditgate.storage.prepared import Prepared
 from creditgate.storage.throwaway import libpq_dsn
 from tests.conftest import FakeClock
 from tests.databases import create_database, drop_database
@@ -63,18 +67,26 @@ def test_requests_meeting_a_lost_primary_are_503_and_the_pool_reconnects(
     with Creditgate(url) as cg, TestClient(create_app(cg, Settings())) as client:
         api = new_api(cg, client)
         api.funded_customer("c1", amount=10_000)
+        pooled = [cg.db.engine.connect() for _ in range(5)]  # five connections in the pool
+        for conn in pooled:
+            conn.exec_driver_sql("SELECT 1")
+        for conn in pooled:
+            conn.close()
         # Every pooled connection is cut, as a killed primary or a switchover cuts them.
         _terminate(postgres_server, name)
         first = _charge(api, "after-cut")
         assert first.status_code == 503, first.text
         assert first.headers["Retry-After"] == "1"
         assert first.json()["code"] == "database_unavailable"
-        # The next attempt with the same key reaches the database again, once.
+        # The pool dropped the other dead connections with the first: the next requests
+        # (the retry with the same key among them) reach the database, each once.
         again = _charge(api, "after-cut")
         assert again.status_code == 201, again.text
+        for n in range(5):
+            assert _charge(api, f"later-{n}").status_code == 201
         assert _charge(api, "after-cut").json() == again.json()
         balance = api.get("/v1/customers/c1/wallet").json()
-        assert balance["balances"][0]["posted"] == 10_000 - 100
+        assert balance["balances"][0]["posted"] == 10_000 - 600
         assert cg.verify(api.tenant_id).ok
 
 
@@ -98,6 +110,26 @@ def test_a_standby_answering_in_the_primarys_place_is_503_not_500(
         done = _charge(api, "read-only-0")
         assert done.status_code == 201, done.text
         assert cg.verify(api.tenant_id).ok
+
+
+def test_a_standby_met_on_the_drivers_cursor_is_dropped_from_the_pool(
+    postgres_server: str, own_database: tuple[str, str]
+) -> None:
+    # The hot path's statements run on the driver's cursor, past SQLAlchemy's own check.
+    touch = Prepared(update(t.tenants).where(false()).values(name=t.tenants.c.name))
+    url, name = own_database
+    with Creditgate(url, pool_size=2) as cg:
+        cg.db.run(lambda conn: touch.submit(conn, {}))
+        _admin(postgres_server, f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+        try:
+            _terminate(postgres_server, name)
+            for _ in range(2):  # the cut connection, then a read-only one
+                with pytest.raises(DBAPIError) as raised:
+                    cg.db.run(lambda conn: touch.submit(conn, {}))
+                assert is_unavailable(raised.value)
+        finally:
+            _admin(postgres_server, f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
+        cg.db.run(lambda conn: touch.submit(conn, {}))  # on a new connection, read-write
 
 
 def test_the_sweeper_carries_on_after_the_database_went_away(

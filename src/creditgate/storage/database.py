@@ -140,6 +140,18 @@ def is_unavailable(exc: BaseException) -> bool:
     return False
 
 
+def _unusable(conn: Connection, exc: BaseException) -> bool:
+    """The connection must not go back to the pool: the server cut it, is going away, or is a
+    standby. Statements run on the driver's cursor (`storage.prepared`) and the commit's
+    pipeline raise past SQLAlchemy's own disconnect check, so it is made here for them."""
+    if not isinstance(exc, DBAPIError) or conn.invalidated:
+        return False
+    if hosts.is_unavailable_state(getattr(exc.orig, "sqlstate", None)):
+        return True
+    driver = conn.connection.driver_connection
+    return bool(getattr(driver, "broken", False) or getattr(driver, "closed", False))
+
+
 def _commit(uow: UnitOfWork) -> None:
     conn = uow.conn
     deferred = uow.in_commit_order()
@@ -217,7 +229,9 @@ class Database:
         with self.engine.connect() as conn:
             sync = conn.exec_driver_sql("SHOW synchronous_commit").scalar()
             fsync = conn.exec_driver_sql("SHOW fsync").scalar()
-        return f"postgresql synchronous_commit={sync} fsync={fsync}"
+            standbys = conn.exec_driver_sql("SHOW synchronous_standby_names").scalar()
+        replicated = f" synchronous_standby_names={standbys}" if standbys else ""
+        return f"postgresql synchronous_commit={sync} fsync={fsync}{replicated}"
 
     @contextmanager
     def connect(self, *, read_only: bool = False, careful: bool = False) -> Iterator[Connection]:
@@ -231,7 +245,9 @@ class Database:
                 try:
                     yield conn
                     _commit(uow)
-                except BaseException:
+                except BaseException as exc:
+                    if _unusable(conn, exc):
+                        conn.invalidate()
                     if trans.is_active:
                         trans.rollback()
                     raise
@@ -240,6 +256,11 @@ class Database:
                 # info would only mask the error that says so.
                 if not conn.invalidated:
                     uow.detach()
+                else:
+                    # The others to that server are as dead (a failover, a restart): drop
+                    # them all now, as SQLAlchemy does for a disconnect it sees itself, rather
+                    # than fail one request on each.
+                    self.engine.dispose(close=False)
 
     def run(
         self,
