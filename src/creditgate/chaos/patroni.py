@@ -13,6 +13,7 @@ PostgreSQL and Patroni run as the `postgres` user.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import glob
 import json
@@ -130,6 +131,8 @@ class PatroniCluster:
 
     def start(self, timeout: float = 120.0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        # Its processes run in sessions of their own: an interrupted run must not leave them.
+        atexit.register(self.stop)
         if self.as_root:
             shutil.chown(self.workdir, "postgres", "postgres")
         self._start_etcd()
@@ -279,6 +282,7 @@ class PatroniCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+        atexit.unregister(self.stop)
         if exc[0] is None:
             self.remove()
 
@@ -313,7 +317,8 @@ class PatroniCluster:
         return next(m for m in self.members if m.name == name)
 
     def healthy(self) -> bool:
-        """A running primary, every standby streaming from it, one of them synchronous."""
+        """A running primary and running standbys, one of them synchronous (Patroni names
+        one so only once it streams from the primary)."""
         state = self.state()
         if len(state) != self.nodes:
             return False
