@@ -52,6 +52,7 @@ from creditgate.storage import tables as t
 
 MAX_TTL = 600  # the workload's longest hold TTL, seconds
 FAILOVER_SECONDS = 12  # no failover starts closer than this to the clients' end
+MAX_EXTRA_SECONDS = 240  # the longest the clients wait past `seconds` for `min_failovers`
 
 
 @dataclass
@@ -75,6 +76,7 @@ class ChaosOptions:
     cluster: str | None = None
     failover_every: tuple[float, float] = (8.0, 16.0)
     failover_kinds: tuple[str, ...] = ("primary_killed", "switchover", "patroni_killed")
+    min_failovers: int = 0  # the bank workload runs on (up to 4 minutes more) until so many
 
 
 @dataclass
@@ -283,9 +285,12 @@ class Faults:
         kinds = self.options.failover_kinds
         low, high = self.options.failover_every
         n = 0
-        # None so late that its window would be measured with no one asking.
-        last = self.clients_end - FAILOVER_SECONDS
-        while not self.stop.wait(rng.uniform(low, high)) and time.monotonic() < last:
+        # None so late that its window would be measured with no one asking (but the clients
+        # wait for `min_failovers`).
+        while not self.stop.wait(rng.uniform(low, high)) and (
+            time.monotonic() < self.clients_end - FAILOVER_SECONDS
+            or len(patroni.failovers) < self.options.min_failovers
+        ):
             faults[kinds[n % len(kinds)]]()
             n += 1
 
@@ -456,7 +461,8 @@ def run_chaos(options: ChaosOptions, progress: Any = None) -> ChaosReport:
                     f"{report.unavailable_p50_seconds:.1f}s (p50) "
                     f"{report.unavailable_max_seconds:.1f}s (max)"
                 )
-            report.bank_seconds = round(min(bank_seconds, time.monotonic() - bank_started), 1)
+            ran = max(bank_seconds, faults.clients_end - bank_started)  # min_failovers: longer
+            report.bank_seconds = round(min(ran, time.monotonic() - bank_started), 1)
             answered = history.acknowledged()
             report.bank_operations_per_second = round(
                 len(answered) / max(report.bank_seconds, 1.0), 1
@@ -580,12 +586,24 @@ def _bank(
     faults = Faults(cluster, options, seed, url, patroni)
     faults.clients_end = deadline
     faults.start()
+    # With `min_failovers`, the clients go on past `seconds` until that many have settled.
+    waits = patroni is not None and options.min_failovers > 0
+    last = deadline + MAX_EXTRA_SECONDS if waits else deadline
     threads = [
-        threading.Thread(target=clients.run_client, args=(n, seed, deadline), daemon=True)
+        threading.Thread(target=clients.run_client, args=(n, seed, last), daemon=True)
         for n in range(options.clients)
     ]
     for thread in threads:
         thread.start()
+    if waits:
+        assert patroni is not None
+        while time.monotonic() < last and (
+            time.monotonic() < deadline or len(patroni.failovers) < options.min_failovers
+        ):
+            time.sleep(0.1)
+        faults.clients_end = time.monotonic()
+        clients.retry_until = faults.clients_end + 30
+        clients.stop.set()
     for thread in threads:
         thread.join()
     faults.join()
