@@ -21,9 +21,11 @@ reproduce, usually within a few runs.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import secrets
+import statistics
 import threading
 import time
 from collections import Counter
@@ -42,12 +44,15 @@ from creditgate.chaos import wire
 from creditgate.chaos.cluster import Cluster
 from creditgate.chaos.history import OK, REJECTED, UNRESOLVED, History, Op
 from creditgate.chaos.model import ReferenceModel, ServerState
+from creditgate.chaos.patroni import Failover, PatroniCluster
 from creditgate.chaos.races import RaceResult, race
 from creditgate.chaos.workload import DEFAULT_WALLETS, Client, Clients
 from creditgate.domain.ledger import Account, TransactionKind
 from creditgate.storage import tables as t
 
 MAX_TTL = 600  # the workload's longest hold TTL, seconds
+FAILOVER_SECONDS = 12  # no failover starts closer than this to the clients' end
+MAX_EXTRA_SECONDS = 240  # the longest the clients wait past `seconds` for `min_failovers`
 
 
 @dataclass
@@ -65,6 +70,13 @@ class ChaosOptions:
     race_balance: int = 500  # each race's wallet; it fits balance / 10 debits (plus overdraft)
     hostile_share: float = 0.15  # of `seconds`
     db: str | None = None
+    # "patroni": a 3-node Patroni cluster of its own (chaos/patroni.py), made to fail over
+    # every so often: its primary's PostgreSQL SIGKILLed, its leader's Patroni SIGKILLed, a
+    # planned switchover, in turn. Seconds between one failover settling and the next.
+    cluster: str | None = None
+    failover_every: tuple[float, float] = (8.0, 16.0)
+    failover_kinds: tuple[str, ...] = ("primary_killed", "switchover", "patroni_killed")
+    min_failovers: int = 0  # the bank workload runs on (up to 4 minutes more) until so many
 
 
 @dataclass
@@ -98,6 +110,16 @@ class ChaosReport:
     unavailable_503: int = 0
     transport_errors: int = 0
     harness_errors: int = 0  # a fault thread that failed: the run proves less than it says
+    failovers: int = 0  # a new primary each time (patroni cluster only)
+    failovers_by_kind: dict[str, int] = field(default_factory=dict)
+    # Per failover: the longest time no operation was answered, from the fault until the
+    # cluster had its standbys back (seconds); its median and maximum.
+    unavailable_seconds: list[float] = field(default_factory=list)
+    # Per failover: "kind old->new: unavailable U s, settled in S s" (S: until the old
+    # primary was a streaming standby again).
+    failover_log: list[str] = field(default_factory=list)
+    unavailable_p50_seconds: float = 0.0
+    unavailable_max_seconds: float = 0.0
     checked: dict[str, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
 
@@ -115,9 +137,15 @@ class ChaosReport:
         )
 
     def line(self) -> str:
+        failovers = (
+            f"failovers={self.failovers} unavailable_p50={self.unavailable_p50_seconds:.1f}s "
+            f"unavailable_max={self.unavailable_max_seconds:.1f}s "
+            if self.backend == "patroni"
+            else ""
+        )
         return (
             f"chaos backend={self.backend} seed={self.seed} seconds={self.seconds:.0f} "
-            f"acknowledged={self.operations_acknowledged} "
+            f"acknowledged={self.operations_acknowledged} {failovers}"
             f"crashes_survived={self.crashes_survived} connections_cut={self.connections_cut} "
             f"indefinite={self.indefinite_outcomes} "
             f"invariant_violations={self.invariant_violations} lost={self.lost_effects} "
@@ -179,10 +207,19 @@ def _committed(cg: Creditgate, tenant_id: str) -> Any:
 
 
 class Faults:
-    """The fault threads: clock moves, crashes, connection cuts."""
+    """The fault threads: clock moves, crashes, connection cuts, failovers (patroni)."""
 
-    def __init__(self, cluster: Cluster, options: ChaosOptions, seed: int, url: str) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        options: ChaosOptions,
+        seed: int,
+        url: str,
+        patroni: PatroniCluster | None = None,
+    ) -> None:
         self.cluster = cluster
+        self.patroni = patroni
+        self.clients_end = float("inf")  # time.monotonic() the bank workload's clients stop
         self.options = options
         self.rng = random.Random(f"{seed}:faults")
         self.url = url
@@ -197,8 +234,10 @@ class Faults:
         self._spawn(self._clock)
         if self.options.crash_every:
             self._spawn(self._crashes)
-        if self.options.cut_every and self.url.startswith("postgresql"):
+        if self.options.cut_every and self.url.startswith("postgresql") and not self.patroni:
             self._spawn(self._cuts)
+        if self.patroni is not None:
+            self._spawn(self._failovers)
 
     def _spawn(self, target: Any) -> None:
         thread = threading.Thread(target=self._guard, args=(target,), daemon=True)
@@ -233,6 +272,27 @@ class Faults:
         low, high = self.options.crash_every or (1.0, 1.0)
         while not self.stop.wait(rng.uniform(low, high)):
             self.cluster.crash_one(rng)
+
+    def _failovers(self) -> None:
+        assert self.patroni is not None
+        patroni = self.patroni
+        rng = random.Random(self.rng.random())
+        faults = {
+            "primary_killed": patroni.kill_primary_postgres,
+            "switchover": patroni.switchover,
+            "patroni_killed": patroni.kill_patroni_leader,
+        }
+        kinds = self.options.failover_kinds
+        low, high = self.options.failover_every
+        n = 0
+        # None so late that its window would be measured with no one asking (but the clients
+        # wait for `min_failovers`).
+        while not self.stop.wait(rng.uniform(low, high)) and (
+            time.monotonic() < self.clients_end - FAILOVER_SECONDS
+            or len(patroni.failovers) < self.options.min_failovers
+        ):
+            faults[kinds[n % len(kinds)]]()
+            n += 1
 
     def _cuts(self) -> None:
         import psycopg
@@ -354,29 +414,36 @@ def _server_state(cg: Creditgate, tenant_id: str) -> ServerState:
 
 
 @contextmanager
-def _database(options: ChaosOptions) -> Iterator[str]:
+def _database(options: ChaosOptions) -> Iterator[tuple[str, PatroniCluster | None]]:
+    if options.cluster == "patroni":
+        with PatroniCluster() as patroni:
+            yield patroni.create_database("creditgate_chaos"), patroni
+        return
+    if options.cluster is not None:
+        raise ValueError(f"unknown cluster {options.cluster!r}: the one there is is patroni")
     from creditgate.bench.target import bench_database
 
     with bench_database(options.backend, options.db) as url:
-        yield url
+        yield url, None
 
 
 def run_chaos(options: ChaosOptions, progress: Any = None) -> ChaosReport:
     seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
-    report = ChaosReport(options.backend, seed, options.seconds)
+    backend = "patroni" if options.cluster == "patroni" else options.backend
+    report = ChaosReport(backend, seed, options.seconds)
     started = time.monotonic()
 
     def say(message: str) -> None:
         if progress is not None:
             progress(f"[{time.monotonic() - started:6.1f}s] {message}")
 
-    with _database(options) as url:
+    with _database(options) as (url, patroni):
         with Creditgate(url) as cg:
             setup = _seed(cg)
         cluster = Cluster(url, size=options.servers, pool_size=options.pool_size)
         try:
             cluster.start()
-            say(f"{options.servers} servers up on {options.backend}; seed {seed}")
+            say(f"{options.servers} servers up on {backend}; seed {seed}")
             _races(cluster, setup, options, seed, report, say)
             hostile_seconds = options.seconds * options.hostile_share
             bank_seconds = max(
@@ -384,8 +451,18 @@ def run_chaos(options: ChaosOptions, progress: Any = None) -> ChaosReport:
                 options.seconds - (time.monotonic() - started) - hostile_seconds,
             )
             bank_started = time.monotonic()
-            history, faults, clients = _bank(cluster, setup, options, seed, url, bank_seconds, say)
-            report.bank_seconds = round(min(bank_seconds, time.monotonic() - bank_started), 1)
+            history, faults, clients = _bank(
+                cluster, setup, options, seed, url, bank_seconds, say, patroni
+            )
+            if patroni is not None:
+                _unavailability(patroni.failovers, history, faults.clients_end, report)
+                say(
+                    f"failovers: {report.failovers} {report.failovers_by_kind}, unavailable "
+                    f"{report.unavailable_p50_seconds:.1f}s (p50) "
+                    f"{report.unavailable_max_seconds:.1f}s (max)"
+                )
+            ran = max(bank_seconds, faults.clients_end - bank_started)  # min_failovers: longer
+            report.bank_seconds = round(min(ran, time.monotonic() - bank_started), 1)
             answered = history.acknowledged()
             report.bank_operations_per_second = round(
                 len(answered) / max(report.bank_seconds, 1.0), 1
@@ -402,6 +479,34 @@ def run_chaos(options: ChaosOptions, progress: Any = None) -> ChaosReport:
         _final(url, cluster, setup, history, faults, clients, report, say)
         report.seconds = time.monotonic() - started
     return report
+
+
+def _unavailability(
+    failovers: list[Failover], history: History, clients_end: float, report: ChaosReport
+) -> None:
+    """Per failover, the longest stretch in which no operation got an answer, from the fault
+    until the cluster had its standbys back (a few seconds more, the next fault, or the
+    clients' end)."""
+    answered = sorted(op.finished_at for op in history.acknowledged())
+    windows = []
+    for n, failover in enumerate(failovers):
+        end = min(failover.settled_at + 5.0, clients_end)
+        if n + 1 < len(failovers):
+            end = min(end, failovers[n + 1].started_at)
+        times = [failover.started_at, *(t for t in answered if failover.started_at < t < end)]
+        times.append(end)
+        window = round(max(b - a for a, b in itertools.pairwise(times)), 2)
+        windows.append(window)
+        report.failover_log.append(
+            f"{failover.kind} {failover.old_leader}->{failover.new_leader}: unavailable "
+            f"{window:.2f}s, settled in {failover.settled_at - failover.started_at:.1f}s"
+        )
+    report.failovers = len(failovers)
+    report.failovers_by_kind = dict(Counter(f.kind for f in failovers))
+    report.unavailable_seconds = windows
+    if windows:
+        report.unavailable_p50_seconds = round(statistics.median(windows), 2)
+        report.unavailable_max_seconds = max(windows)
 
 
 def _per_minute(ops: list[Op], started: float) -> list[int]:
@@ -455,6 +560,7 @@ def _bank(
     url: str,
     seconds: float,
     say: Any,
+    patroni: PatroniCluster | None = None,
 ) -> tuple[History, Faults, Clients]:
     history = History()
     checker = Creditgate(url, migrate=False, pool_size=2)
@@ -477,17 +583,32 @@ def _bank(
         body = {"asset": "credits", "amount": 5_000, "kind": "purchased", "cost_basis": "0.01"}
         opener.send("grant", wallet.customer, f"/v1/customers/{wallet.customer}/grants", body)
     opener.http.close()
-    faults = Faults(cluster, options, seed, url)
+    faults = Faults(cluster, options, seed, url, patroni)
+    faults.clients_end = deadline
     faults.start()
+    # With `min_failovers`, the clients go on past `seconds` until that many have settled.
+    waits = patroni is not None and options.min_failovers > 0
+    last = deadline + MAX_EXTRA_SECONDS if waits else deadline
     threads = [
-        threading.Thread(target=clients.run_client, args=(n, seed, deadline), daemon=True)
+        threading.Thread(target=clients.run_client, args=(n, seed, last), daemon=True)
         for n in range(options.clients)
     ]
     for thread in threads:
         thread.start()
+    if waits:
+        assert patroni is not None
+        while time.monotonic() < last and (
+            time.monotonic() < deadline or len(patroni.failovers) < options.min_failovers
+        ):
+            time.sleep(0.1)
+        faults.clients_end = time.monotonic()
+        clients.retry_until = faults.clients_end + 30
+        clients.stop.set()
     for thread in threads:
         thread.join()
     faults.join()
+    if patroni is not None:
+        patroni.wait_healthy()
     cluster.ensure_up()
     say(f"bank workload done: {len(history.ops)} operations, {cluster.crashes} crashes")
     _resolve(clients, history, seed, time.monotonic() + 120)

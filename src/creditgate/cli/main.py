@@ -1070,14 +1070,31 @@ def chaos(
         typer.Option(min=0, help="PostgreSQL: mean seconds between cutting connections (0: none)"),
     ] = 5.0,
     db: DbOption = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="patroni: a 3-node Patroni cluster of its own (Debian's patroni and "
+            "etcd-server) whose primary is killed, whose leader's Patroni is killed, and "
+            "which is switched over, in turn"
+        ),
+    ] = None,
+    failover_every: Annotated[
+        float, typer.Option(min=1, help="--cluster: mean seconds between failovers")
+    ] = 12.0,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Bank workload with crashes, cut connections and clock faults, overspend races and
-    hostile input; checks every balance against a reference model. Exits 1 on any violation."""
+    hostile input; checks every balance against a reference model. Exits 1 on any violation.
+    With --cluster patroni, on a replicated cluster that fails over again and again."""
     from creditgate.chaos.runner import ChaosOptions, run_chaos
 
     def spread(mean: float) -> tuple[float, float] | None:
         return (mean * 0.5, mean * 1.5) if mean > 0 else None
+
+    if cluster not in (None, "patroni"):
+        raise typer.BadParameter("the cluster there is is patroni", param_hint="--cluster")
+    if cluster and db:
+        raise typer.BadParameter("--cluster makes its own database", param_hint="--db")
 
     options = ChaosOptions(
         backend=backend,
@@ -1091,6 +1108,8 @@ def chaos(
         race_rounds=max(1, int(minutes // 3)),
         hostile_share=min(0.15, 45 / (minutes * 60)),  # at most 45 s of hostile input
         db=_given_db(db),
+        cluster=cluster,
+        failover_every=(failover_every * 0.5, failover_every * 1.5),
     )
     progress = None if as_json else (lambda message: console.print(f"[dim]{message}[/]"))
     report = run_chaos(options, progress)

@@ -19,7 +19,7 @@ from pydantic import (
     SerializerFunctionWrapHandler,
     model_serializer,
 )
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse, Response
@@ -36,6 +36,7 @@ from creditgate.domain.errors import (
     Unavailable,
     UpstreamFailed,
 )
+from creditgate.storage.database import is_unavailable
 
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = 1
@@ -290,6 +291,14 @@ async def _database_unavailable(_request: Request, exc: Exception) -> Response:
     )
 
 
+async def _database_error(request: Request, exc: Exception) -> Response:
+    # A failover's errors are not all OperationalErrors (a closed connection is an
+    # InterfaceError; a demoted primary answers read-only): each is a 503, never a 500.
+    if is_unavailable(exc):
+        return await _database_unavailable(request, exc)
+    return await _internal_error(request, exc)
+
+
 async def _internal_error(_request: Request, exc: Exception) -> Response:
     log.error("unhandled error", exc_info=exc)
     return problem_response(problem(500, "internal_error", "an unexpected error occurred"))
@@ -301,4 +310,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(PoolTimeout, _database_unavailable)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _internal_error)

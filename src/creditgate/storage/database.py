@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import NullPool
 
 from creditgate.settings import Settings
+from creditgate.storage import hosts
 from creditgate.storage.guards import is_guard_miss
 from creditgate.storage.prepared import pipeline
 from creditgate.storage.secret_keys import SecretKeys
@@ -50,7 +52,9 @@ def default_url() -> str:
 
 def normalize_url(url: str) -> str:
     if url.startswith(("postgres://", "postgresql://")):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith("postgresql"):
+        return hosts.one_host_per_parameter(url)
     return url
 
 
@@ -87,13 +91,26 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 
         return engine
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(
+        # No pre-ping (a round trip per checkout on the hot path): a connection found dead
+        # by a statement invalidates the whole pool, so one failover costs the requests in
+        # flight, not one per pooled connection.
+        engine = create_engine(
             url,
             pool_size=pool_size,
             max_overflow=pool_size,
             pool_pre_ping=False,
             isolation_level="READ COMMITTED",
         )
+
+        @event.listens_for(engine, "handle_error")
+        def _postgres_gone(context: ExceptionContext) -> None:
+            # A server shutting down for a switchover, or a standby where the primary was,
+            # is as gone as a cut connection: never reuse the connection to it.
+            state = getattr(context.original_exception, "sqlstate", None)
+            if hosts.is_unavailable_state(state):
+                context.is_disconnect = True
+
+        return engine
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql+psycopg://")
 
 
@@ -108,6 +125,31 @@ def is_retryable(exc: BaseException) -> bool:
         if isinstance(exc, OperationalError) and "database is locked" in str(orig):
             return True
     return False
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """The database is not there to answer (cut, restarting, failing over, or a standby
+    that is not yet the primary): the request can be sent again, with its idempotency key,
+    once a primary answers. SQLAlchemy has already invalidated the pool's connections to it."""
+    if isinstance(exc, (OperationalError, PoolTimeout)):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        return hosts.is_unavailable_state(getattr(exc.orig, "sqlstate", None))
+    return False
+
+
+def _unusable(conn: Connection, exc: BaseException) -> bool:
+    """The connection must not go back to the pool: the server cut it, is going away, or is a
+    standby. Statements run on the driver's cursor (`storage.prepared`) and the commit's
+    pipeline raise past SQLAlchemy's own disconnect check, so it is made here for them."""
+    if not isinstance(exc, DBAPIError) or conn.invalidated:
+        return False
+    if hosts.is_unavailable_state(getattr(exc.orig, "sqlstate", None)):
+        return True
+    driver = conn.connection.driver_connection
+    return bool(getattr(driver, "broken", False) or getattr(driver, "closed", False))
 
 
 def _commit(uow: UnitOfWork) -> None:
@@ -187,7 +229,9 @@ class Database:
         with self.engine.connect() as conn:
             sync = conn.exec_driver_sql("SHOW synchronous_commit").scalar()
             fsync = conn.exec_driver_sql("SHOW fsync").scalar()
-        return f"postgresql synchronous_commit={sync} fsync={fsync}"
+            standbys = conn.exec_driver_sql("SHOW synchronous_standby_names").scalar()
+        replicated = f" synchronous_standby_names={standbys}" if standbys else ""
+        return f"postgresql synchronous_commit={sync} fsync={fsync}{replicated}"
 
     @contextmanager
     def connect(self, *, read_only: bool = False, careful: bool = False) -> Iterator[Connection]:
@@ -201,7 +245,9 @@ class Database:
                 try:
                     yield conn
                     _commit(uow)
-                except BaseException:
+                except BaseException as exc:
+                    if _unusable(conn, exc):
+                        conn.invalidate()
                     if trans.is_active:
                         trans.rollback()
                     raise
@@ -210,6 +256,11 @@ class Database:
                 # info would only mask the error that says so.
                 if not conn.invalidated:
                     uow.detach()
+                else:
+                    # The others to that server are as dead (a failover, a restart): drop
+                    # them all now, as SQLAlchemy does for a disconnect it sees itself, rather
+                    # than fail one request on each.
+                    self.engine.dispose(close=False)
 
     def run(
         self,

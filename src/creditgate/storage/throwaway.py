@@ -16,6 +16,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from creditgate.storage.database import normalize_url
+
 ENV_URL = "CREDITGATE_TEST_POSTGRES_URL"
 
 
@@ -99,8 +101,15 @@ class ThrowawayCluster:
 
 
 def libpq_dsn(url: str) -> str:
-    """A SQLAlchemy URL as the plain libpq connection string psycopg takes."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    """A SQLAlchemy URL as the plain libpq connection string psycopg takes (several hosts
+    included: `host=a,b port=1,2`, as libpq pairs them)."""
+    from psycopg.conninfo import make_conninfo
+    from sqlalchemy import create_engine
+
+    engine = create_engine(normalize_url(url))  # connects to nothing: its dialect reads the URL
+    _, kwargs = engine.dialect.create_connect_args(engine.url)
+    kwargs.pop("context", None)
+    return make_conninfo(**{key: value for key, value in kwargs.items() if value is not None})
 
 
 def wait_for(url: str, timeout: float = 30.0) -> None:
