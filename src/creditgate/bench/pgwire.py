@@ -46,6 +46,7 @@ class StatementCounter:
         self.port = int(sock.getsockname()[1])
         self._sock = sock
         self._ready = threading.Event()
+        self._writers: set[asyncio.StreamWriter] = set()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
         self._ready.wait(10)
@@ -53,12 +54,22 @@ class StatementCounter:
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
 
-        async def start() -> None:
-            await asyncio.start_server(self._relay, sock=self._sock)
+        async def start() -> asyncio.Server:
+            server = await asyncio.start_server(self._relay, sock=self._sock)
             self._ready.set()
+            return server
 
-        self._loop.run_until_complete(start())
+        server = self._loop.run_until_complete(start())
         self._loop.run_forever()
+        server.close()
+        for writer in list(self._writers):
+            writer.close()
+        pending = asyncio.all_tasks(self._loop)
+        for task in pending:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self._loop.run_until_complete(asyncio.sleep(0))
+        self._loop.close()
 
     def reset(self) -> None:
         with self._lock:
@@ -79,6 +90,7 @@ class StatementCounter:
         except OSError:
             writer.close()
             return
+        self._writers.update((writer, up_writer))
 
         async def down() -> None:
             try:
@@ -98,6 +110,7 @@ class StatementCounter:
         finally:
             up_writer.close()
             await asyncio.gather(answering, return_exceptions=True)
+            self._writers.difference_update((writer, up_writer))
 
     async def _client_to_server(
         self, reader: asyncio.StreamReader, up: asyncio.StreamWriter
