@@ -283,8 +283,9 @@ def start_server(
 
 
 def wait_ready(process: subprocess.Popen[bytes], port: int, what: str) -> subprocess.Popen[bytes]:
-    """`process` once it answers GET /readyz with 200 on `port` (killed if it never does)."""
-    deadline = time.monotonic() + 60
+    """`process` once it answers GET /readyz with 200 on `port` (killed if it never does:
+    within 180 s, as a worker's start-up on a loaded machine can take a minute)."""
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{what} exited before it was ready")
@@ -297,7 +298,7 @@ def wait_ready(process: subprocess.Popen[bytes], port: int, what: str) -> subpro
             pass
         time.sleep(0.2)
     process.kill()
-    raise RuntimeError(f"{what} did not become ready in 60 s")
+    raise RuntimeError(f"{what} did not become ready in 180 s")
 
 
 def stop_server(process: subprocess.Popen[bytes]) -> None:

@@ -183,6 +183,7 @@ def run_http_floor(
     """Creditgate and the floor at each of `rates`, `rounds` times interleaved; see above.
     With `before_src` (an earlier commit's source tree), that creditgate too, as `before`."""
     runs: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
     contenders = CONTENDERS + (("before",) if before_src else ())
     sources = {"before": before_src}
 
@@ -223,7 +224,11 @@ def run_http_floor(
                     max_in_flight,
                     sources.get(who),
                 )
-                figures = run(measured(rate))
+                try:
+                    figures = run(measured(rate))
+                except RuntimeError as exc:  # a server that never got ready: the run is lost
+                    failed.append({"contender": who, "rate": rate, "error": str(exc)})
+                    continue
                 figures.update(contender=who, round=round_ + 1)
                 runs.append(figures)
                 if progress is not None:
@@ -274,6 +279,7 @@ def run_http_floor(
         "summary": summary,
         "counted": counted,
         "runs": runs,
+        "failed_runs": failed,
     }
 
 

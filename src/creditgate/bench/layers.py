@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -67,7 +68,14 @@ def by_layer(collapsed: str) -> Counter[str]:
 
 
 def main() -> None:
-    from creditgate.bench.http import free_port, load, setup_creditgate, start_server, stop_server
+    from creditgate.bench.http import (
+        _cpu_ticks,
+        free_port,
+        load,
+        setup_creditgate,
+        start_server,
+        stop_server,
+    )
     from creditgate.storage.throwaway import ENV_URL, create_database, drop_database
 
     parser = argparse.ArgumentParser()
@@ -84,11 +92,8 @@ def main() -> None:
         port = free_port()
         server = start_server(url, port, 2, 1024, 10, src=args.before)
         try:
-            children = subprocess.run(
-                ["pgrep", "-P", str(server.pid)], capture_output=True, text=True, check=True
-            ).stdout.split()
-            worker = max(int(pid) for pid in children)  # a uvicorn worker, not the supervisor
-            out = tempfile.NamedTemporaryFile(suffix=".txt", delete=False).name
+            with tempfile.NamedTemporaryFile(suffix=".txt", delete=False) as f:
+                out = f.name
             result: dict[str, object] = {}
 
             def run_load() -> None:
@@ -99,10 +104,16 @@ def main() -> None:
             loader = threading.Thread(target=run_load)
             loader.start()
             time.sleep(3.5)  # the load's start and warm-up
+            # The busiest child of the supervisor is a uvicorn worker.
+            ticks = _cpu_ticks()
+            worker = max(
+                (pid for pid, (parent, _, _) in ticks.items() if parent == server.pid),
+                key=lambda pid: ticks[pid][2],
+            )
             record = args.seconds - 2
             subprocess.run(
                 [
-                    "py-spy",
+                    shutil.which("py-spy") or "py-spy",
                     "record",
                     "--pid",
                     str(worker),
