@@ -22,29 +22,31 @@ import time
 import uuid
 from collections import Counter
 
+WARM = 8.0  # seconds of load before recording
+
 LAYERS = (
-    ("creditgate/http/", "creditgate http (edge, routes)"),
-    ("creditgate/api/", "creditgate api"),
-    ("creditgate/services/", "creditgate services"),
-    ("creditgate/storage/", "creditgate storage"),
-    ("creditgate/domain/", "creditgate domain"),
-    ("creditgate/server/", "creditgate server"),
-    ("creditgate/", "creditgate other"),
-    ("/psycopg/", "psycopg"),
-    ("/psycopg_binary/", "psycopg"),
-    ("/sqlalchemy/", "SQLAlchemy"),
-    ("/pydantic", "pydantic"),
-    ("/starlette/", "Starlette/FastAPI"),
-    ("/fastapi/", "Starlette/FastAPI"),
-    ("/uvicorn/", "uvicorn"),
-    ("/uvloop/", "uvloop"),
-    ("/httptools/", "uvicorn"),
-    ("/prometheus_client/", "prometheus_client"),
-    ("/json/", "stdlib json"),
-    ("/asyncio/", "stdlib asyncio"),
-    ("/threading.py", "stdlib threading/queue"),
-    ("/queue.py", "stdlib threading/queue"),
-    ("/logging/", "stdlib logging"),
+    ("(creditgate/http/", "creditgate http (edge, routes)"),
+    ("(creditgate/api/", "creditgate api"),
+    ("(creditgate/services/", "creditgate services"),
+    ("(creditgate/storage/", "creditgate storage"),
+    ("(creditgate/domain/", "creditgate domain"),
+    ("(creditgate/server/", "creditgate server"),
+    ("(creditgate/", "creditgate other"),
+    ("psycopg/", "psycopg"),
+    ("psycopg_binary/", "psycopg"),
+    ("sqlalchemy/", "SQLAlchemy"),
+    ("pydantic", "pydantic"),
+    ("starlette/", "Starlette/FastAPI"),
+    ("fastapi/", "Starlette/FastAPI"),
+    ("uvicorn/", "uvicorn"),
+    ("uvloop/", "uvloop"),
+    ("httptools/", "uvicorn"),
+    ("prometheus_client/", "prometheus_client"),
+    ("(json/", "stdlib json"),
+    ("(asyncio/", "stdlib asyncio"),
+    ("(threading.py", "stdlib threading/queue"),
+    ("(queue.py", "stdlib threading/queue"),
+    ("(logging/", "stdlib logging"),
 )
 
 
@@ -83,6 +85,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=150.0)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--sample-rate", type=int, default=200)
+    parser.add_argument("--keep", default=None, help="Keep py-spy's raw stacks in this file")
     args = parser.parse_args()
     server_url = os.environ[ENV_URL]
     name = f"creditgate_layers_{uuid.uuid4().hex[:8]}"
@@ -98,19 +101,20 @@ def main() -> None:
 
             def run_load() -> None:
                 result.update(
-                    load(port, key, customers, server, rate=args.rate, seconds=args.seconds)
+                    load(port, key, customers, server, rate=args.rate, seconds=args.seconds + WARM)
                 )
 
             loader = threading.Thread(target=run_load)
             loader.start()
-            time.sleep(3.5)  # the load's start and warm-up
+            # The load's start, and every statement compiled and prepared in every thread.
+            time.sleep(3 + WARM)
             # The busiest child of the supervisor is a uvicorn worker.
             ticks = _cpu_ticks()
             worker = max(
                 (pid for pid, (parent, _, _) in ticks.items() if parent == server.pid),
                 key=lambda pid: ticks[pid][2],
             )
-            record = args.seconds - 2
+            record = args.seconds
             subprocess.run(
                 [
                     shutil.which("py-spy") or "py-spy",
@@ -126,6 +130,7 @@ def main() -> None:
                     "--output",
                     out,
                     "--nonblocking",
+                    "--gil",  # only the thread running Python: CPU, not waits
                 ],
                 check=True,
                 capture_output=True,
@@ -135,6 +140,8 @@ def main() -> None:
             stop_server(server)
         with open(out) as f:
             counts = by_layer(f.read())
+        if args.keep:
+            shutil.copy(out, args.keep)
         os.unlink(out)
         pairs_recorded = float(result["pairs_per_s"]) * int(record) / 2  # type: ignore[arg-type]
         ms_per_sample = 1000 / args.sample_rate
