@@ -115,7 +115,7 @@ class Floor:
                         "customer": customer,
                         "approved": approved,
                         "amount": amount if approved else 0,
-                        "available": row[0] if approved else None,
+                        "available": row[0] if row is not None else None,
                     }
                 ).encode()
                 status = "pending" if approved else "declined"

@@ -333,6 +333,7 @@ def count_statements(
             }
 
         run = _Run(server_url, who, workers, pool_size, max_in_flight, src)
-        return run(measure, through=relay)
+        counted: dict[str, Any] = run(measure, through=relay)
+        return counted
     finally:
         relay.close()

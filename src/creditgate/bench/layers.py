@@ -138,8 +138,8 @@ def main() -> None:
             loader.join()
         finally:
             stop_server(server)
-        with open(out) as f:
-            counts = by_layer(f.read())
+        with open(out) as stacks:
+            counts = by_layer(stacks.read())
         if args.keep:
             shutil.copy(out, args.keep)
         os.unlink(out)
