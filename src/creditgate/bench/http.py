@@ -75,7 +75,10 @@ class Connection(asyncio.Protocol):
             return
         head = bytes(self.buffer[:end]).lower()
         at = head.find(b"\r\ncontent-length:")
-        length = int(head[at + 17 : head.find(b"\r\n", at + 2)]) if at >= 0 else 0
+        line_end = head.find(b"\r\n", at + 2)
+        if line_end < 0:  # the last header
+            line_end = len(head)
+        length = int(head[at + 17 : line_end]) if at >= 0 else 0
         if len(self.buffer) < end + 4 + length:
             return
         status = int(head[9:12])
@@ -247,8 +250,11 @@ def start_server(
     max_in_flight: int,
     pool_size: int,
     env: dict[str, str] | None = None,
+    sweep_seconds: float | None = None,
+    src: str | None = None,
 ) -> subprocess.Popen[bytes]:
-    """`creditgate serve` on `port`, once it answers /readyz; `env` adds to the environment."""
+    """`creditgate serve` on `port`, once it answers /readyz; `env` adds to the environment;
+    `src`: the source tree to run it from (PYTHONPATH), an earlier commit's for comparing."""
     command = [
         sys.executable,
         "-m",
@@ -267,13 +273,22 @@ def start_server(
         "--log-level",
         "warning",
     ]
-    process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, env={**os.environ, **env} if env else None
-    )
-    deadline = time.monotonic() + 60
+    if sweep_seconds is not None:
+        command += ["--sweep-seconds", str(sweep_seconds)]
+    environment = {**os.environ, **(env or {})}
+    if src is not None:
+        environment["PYTHONPATH"] = src
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, env=environment)
+    return wait_ready(process, port, "creditgate serve")
+
+
+def wait_ready(process: subprocess.Popen[bytes], port: int, what: str) -> subprocess.Popen[bytes]:
+    """`process` once it answers GET /readyz with 200 on `port` (killed if it never does:
+    within 180 s, as a worker's start-up on a loaded machine can take a minute)."""
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError("creditgate serve exited before it was ready")
+            raise RuntimeError(f"{what} exited before it was ready")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
                 s.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -283,7 +298,16 @@ def start_server(
             pass
         time.sleep(0.2)
     process.kill()
-    raise RuntimeError("creditgate serve did not become ready in 60 s")
+    raise RuntimeError(f"{what} did not become ready in 180 s")
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _cpu_ticks() -> dict[int, tuple[int, str, int]]:
@@ -324,8 +348,9 @@ class CpuAccount:
     Linux only; elsewhere the figures are absent.
     """
 
-    def __init__(self, server_pid: int) -> None:
+    def __init__(self, server_pid: int, database: str | None = None) -> None:
         self.server_pid = server_pid
+        self.database = database
         self.available = os.path.isdir("/proc/self") and hasattr(os, "sysconf")
         self.hz = os.sysconf("SC_CLK_TCK") if self.available else 100
         self.start = _cpu_ticks() if self.available else {}
@@ -335,7 +360,11 @@ class CpuAccount:
     ) -> tuple[dict[int, int], dict[int, int]]:
         tree = _tree(ticks, self.server_pid)
         server = {pid: ticks[pid][2] for pid in tree if pid in ticks}
-        postgres = {pid: t for pid, (_, name, t) in ticks.items() if name == "postgres"}
+        postgres = {
+            pid: t
+            for pid, (_, name, t) in ticks.items()
+            if name == "postgres" and _serves(pid, self.database)
+        }
         return server, postgres
 
     def seconds(self) -> tuple[float, float] | None:
@@ -349,6 +378,27 @@ class CpuAccount:
         server = sum(t - before_server.get(pid, 0) for pid, t in after_server.items())
         postgres = sum(t - before_pg.get(pid, 0) for pid, t in after_pg.items())
         return server / self.hz, postgres / self.hz
+
+
+def _serves(pid: int, database: str | None) -> bool:
+    """Whether PostgreSQL process `pid` works for `database`: its own backends and
+    autovacuum workers, and the shared ones (WAL writer, checkpointer, ...); not the backends
+    of other databases on a shared server. Its title says which (`postgres: USER DB HOST`)."""
+    if database is None:
+        return True
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            title = f.read().replace(b"\0", b" ").decode(errors="replace").split()
+    except OSError:
+        return False
+    if title[:1] != ["postgres:"]:
+        return True  # the postmaster
+    if title[1:3] == ["autovacuum", "worker"]:
+        return title[3:4] == [database]
+    # A client backend: user, database, host(port).
+    if len(title) >= 4 and ("(" in title[3] or title[3] == "[local]"):
+        return title[2] == database
+    return True
 
 
 def _merged(counts: list[dict[str, int]]) -> dict[str, int]:
@@ -367,64 +417,92 @@ def percentile(values: list[float], q: float) -> float:
     return round(statistics.quantiles(values, n=1000, method="inclusive")[int(q * 10) - 1], 2)
 
 
-def run_http(
-    url: str,
+def setup_creditgate(url: str, src: str | None = None) -> tuple[str, list[str], str, str]:
+    """A tenant with a key and funded customers in the database at `url`: (key, customers,
+    backend, durability). With `src`, by the creditgate whose source is there (its own
+    migrations), in a process of its own."""
+    if src is not None:
+        # Through the public API an older tree has too.
+        done = subprocess.run(
+            [sys.executable, "-c", _SETUP_ANY, url],
+            env={**os.environ, "PYTHONPATH": src},
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        key, customers, backend, durability = json.loads(done.stdout.strip().splitlines()[-1])
+        return key, customers, backend, durability
+    cg = Creditgate(url)
+    try:
+        tenant, key = cg.create_tenant_with_key(f"bench http {uuid.uuid4().hex[:6]}")
+        assert key.key is not None
+        t = TenantLedger(cg, tenant.id)
+        t.create_asset("credits", 2)
+        customers = [f"bench-{n}" for n in range(CUSTOMERS)]
+        for customer in customers:
+            t.create_customer(customer)
+            t.grant(customer, "credits", 10**15, kind="purchased", cost_basis="0.01")
+        backend = "sqlite" if cg.db.is_sqlite else "postgres"
+        return key.key, customers, backend, cg.db.durability()
+    finally:
+        cg.close()
+
+
+_SETUP_ANY = """
+import json, sys
+CUSTOMERS = 100
+from creditgate.api import Creditgate, TenantLedger
+cg = Creditgate(sys.argv[1])
+tenant, key = cg.create_tenant_with_key("bench http")
+t = TenantLedger(cg, tenant.id)
+t.create_asset("credits", 2)
+customers = [f"bench-{n}" for n in range(CUSTOMERS)]
+for customer in customers:
+    t.create_customer(customer)
+    t.grant(customer, "credits", 10**15, kind="purchased", cost_basis="0.01")
+print(json.dumps([key.key, customers, "postgres", cg.db.durability()]))
+cg.close()
+"""
+
+
+def load(
+    port: int,
+    key: str,
+    customers: list[str],
+    server: subprocess.Popen[bytes],
     *,
-    workers: int,
     rate: float,
     seconds: float,
-    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
-    pool_size: int = 10,
     client_processes: int = 2,
     connections: int = 128,
+    database: str | None = None,
 ) -> dict[str, Any]:
-    cg = Creditgate(url)
-    tenant, key = cg.create_tenant_with_key(f"bench http {uuid.uuid4().hex[:6]}")
-    assert key.key is not None
-    t = TenantLedger(cg, tenant.id)
-    t.create_asset("credits", 2)
-    customers = [f"bench-{n}" for n in range(CUSTOMERS)]
-    for customer in customers:
-        t.create_customer(customer)
-        t.grant(customer, "credits", 10**15, kind="purchased", cost_basis="0.01")
-    backend = "sqlite" if cg.db.is_sqlite else "postgres"
-    durability = cg.db.durability()
-    cg.close()
-
-    port = free_port()
-    workers = workers if backend == "postgres" else 1
-    server = start_server(url, port, workers, max_in_flight, pool_size)
-    try:
-        ctx = mp.get_context("spawn")
-        out = ctx.Queue()
-        start_at = time.time() + 2.0
-        procs = []
-        for n in range(client_processes):
-            args = (
-                port,
-                key.key,
-                customers,
-                rate / client_processes,
-                seconds,
-                start_at,
-                max(1, connections // client_processes),
-                f"{os.getpid()}-{n}",
-            )
-            procs.append(ctx.Process(target=_client_process, args=(args, out)))
-        for p in procs:
-            p.start()
-        time.sleep(max(0.0, start_at - time.time()))
-        account = CpuAccount(server.pid)
-        tallies: list[Tally] = [out.get() for _ in procs]
-        cpu = account.seconds()
-        for p in procs:
-            p.join()
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+    """Pairs at `rate` for `seconds` (after a warm-up) against the server on `port`, from
+    `client_processes` processes: throughput, latency, outcomes and CPU per pair."""
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    start_at = time.time() + 2.0
+    procs = []
+    for n in range(client_processes):
+        args = (
+            port,
+            key,
+            customers,
+            rate / client_processes,
+            seconds,
+            start_at,
+            max(1, connections // client_processes),
+            f"{os.getpid()}-{uuid.uuid4().hex[:6]}-{n}",
+        )
+        procs.append(ctx.Process(target=_client_process, args=(args, out)))
+    for p in procs:
+        p.start()
+    time.sleep(max(0.0, start_at - time.time()))
+    account = CpuAccount(server.pid, database)
+    tallies: list[Tally] = [out.get() for _ in procs]
+    cpu = account.seconds()
+    for p in procs:
+        p.join()
     pair_ms = [v for t_ in tallies for v in t_.pair_ms]
     authorize_ms = [v for t_ in tallies for v in t_.authorize_ms]
     pairs = sum(t_.pairs for t_ in tallies)
@@ -438,17 +516,11 @@ def run_http(
         }
     cpu_figures["client_cpu_ms_per_pair"] = round(client_cpu * 1000 / all_pairs, 3)
     return {
-        "benchmark": "http",
-        "backend": backend,
-        "durability": durability,
-        "workers": workers,
-        "max_in_flight": max_in_flight,
-        "pool_size": pool_size,
-        "client_processes": client_processes,
         "rate": rate,
         "seconds": seconds,
         "offered_pairs": int(rate * seconds),
         "pairs": pairs,
+        "all_pairs": sum(t_.all_pairs for t_ in tallies),
         "pairs_per_s": round(pairs / seconds, 1),
         "p50_ms": percentile(pair_ms, 50),
         "p99_ms": percentile(pair_ms, 99),
@@ -462,4 +534,44 @@ def run_http(
         "client_connections": sum(t_.connections for t_ in tallies),
         # Refused and declined requests cost CPU too: these are per pair completed.
         **cpu_figures,
+    }
+
+
+def run_http(
+    url: str,
+    *,
+    workers: int,
+    rate: float,
+    seconds: float,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    pool_size: int = 10,
+    client_processes: int = 2,
+    connections: int = 128,
+) -> dict[str, Any]:
+    key, customers, backend, durability = setup_creditgate(url)
+    port = free_port()
+    workers = workers if backend == "postgres" else 1
+    server = start_server(url, port, workers, max_in_flight, pool_size)
+    try:
+        figures = load(
+            port,
+            key,
+            customers,
+            server,
+            rate=rate,
+            seconds=seconds,
+            client_processes=client_processes,
+            connections=connections,
+        )
+    finally:
+        stop_server(server)
+    return {
+        "benchmark": "http",
+        "backend": backend,
+        "durability": durability,
+        "workers": workers,
+        "max_in_flight": max_in_flight,
+        "pool_size": pool_size,
+        "client_processes": client_processes,
+        **figures,
     }

@@ -37,3 +37,18 @@ def bench_database(backend: str, url: str | None) -> Iterator[str]:
         finally:
             if cluster is not None:
                 cluster.stop()
+
+
+@contextmanager
+def bench_server(url: str | None) -> Iterator[str]:
+    """A PostgreSQL server to make fresh databases on: the --db URL's, else the one in the
+    environment, else a throwaway cluster."""
+    server = url or os.environ.get(ENV_URL)
+    if server:
+        yield server
+        return
+    cluster = ThrowawayCluster()
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()

@@ -867,6 +867,25 @@ def bench_http(
     connections: Annotated[
         int, typer.Option(min=1, help="Client connections opened up front (more when all busy)")
     ] = 128,
+    floor: Annotated[
+        bool,
+        typer.Option(
+            "--floor",
+            help="Against the floor (a minimal raw-ASGI, raw-SQL server doing the same "
+            "effects), interleaved, fresh database each run (PostgreSQL)",
+        ),
+    ] = False,
+    rates: Annotated[
+        str, typer.Option(help="With --floor: pairs/s offered, comma-separated")
+    ] = "150,1000",
+    rounds: Annotated[int, typer.Option(min=1, help="With --floor: interleaved rounds")] = 3,
+    before: Annotated[
+        str | None,
+        typer.Option(
+            help="With --floor: also the creditgate run from this PYTHONPATH (an earlier "
+            "commit's src/ and sdk/python/src), as `before`"
+        ),
+    ] = None,
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -874,6 +893,21 @@ def bench_http(
     from creditgate.bench.http import run_http
     from creditgate.bench.target import bench_database
 
+    if floor:
+        _bench_http_floor(
+            rates,
+            rounds,
+            seconds,
+            workers,
+            pool_size,
+            max_in_flight,
+            client_processes,
+            connections,
+            db,
+            as_json,
+            before,
+        )
+        return
     with bench_database(backend, _given_db(db)) as url:
         result = run_http(
             url,
@@ -886,6 +920,106 @@ def bench_http(
             connections=connections,
         )
     _print_result(result, as_json)
+
+
+def _bench_http_floor(
+    rates: str,
+    rounds: int,
+    seconds: float,
+    workers: int,
+    pool_size: int,
+    max_in_flight: int,
+    client_processes: int,
+    connections: int,
+    db: str | None,
+    as_json: bool,
+    before: str | None = None,
+) -> None:
+    from creditgate.bench.http_floor import run_http_floor
+    from creditgate.bench.target import bench_server
+
+    try:
+        offered = [float(part) for part in rates.split(",") if part.strip()]
+    except ValueError:
+        raise CliError("--rates must be numbers separated by commas, e.g. 150,1000") from None
+    if not offered or any(rate <= 0 for rate in offered):
+        raise CliError("--rates must be numbers above 0, e.g. 150,1000")
+    given = _given_db(db)
+    if given is not None and not given.startswith("postgresql"):
+        raise CliError("--floor runs on PostgreSQL: give --db a postgresql:// server URL")
+    with bench_server(given) as server:
+        result = run_http_floor(
+            server,
+            rates=offered,
+            seconds=seconds,
+            rounds=rounds,
+            workers=workers,
+            pool_size=pool_size,
+            max_in_flight=max_in_flight,
+            client_processes=client_processes,
+            connections=connections,
+            before_src=before,
+            progress=None if as_json else console.print,
+        )
+    if as_json:
+        print(json.dumps(result))
+        return
+    _print_floor(result)
+
+
+def _print_floor(result: dict[str, Any]) -> None:
+    table = Table(title="bench http --floor: medians of the interleaved rounds")
+    for column in ("rate/s", "contender", "pairs/s", "p50 ms", "p99 ms", "server ms/pair"):
+        table.add_column(column, justify="right")
+    for column in ("postgres ms/pair", "load ms/pair", "commits/pair", "errors"):
+        table.add_column(column, justify="right")
+    for row in result["summary"]:
+        for who in result["contenders"]:
+            f = row[who]
+            table.add_row(
+                f"{row['rate']:g}",
+                who,
+                *(
+                    str(f[k])
+                    for k in (
+                        "pairs_per_s",
+                        "p50_ms",
+                        "p99_ms",
+                        "server_cpu_ms_per_pair",
+                        "postgres_cpu_ms_per_pair",
+                        "client_cpu_ms_per_pair",
+                        "commits_per_pair",
+                        "errors",
+                    )
+                ),
+            )
+        for name in (n for n in row if n.startswith("ratio")):
+            ratio = row[name]
+            table.add_row(
+                f"{row['rate']:g}",
+                name.replace("_", " "),
+                str(ratio["pairs_per_s"]),
+                "",
+                "",
+                str(ratio["server_cpu_ms_per_pair"]),
+                str(ratio["postgres_cpu_ms_per_pair"]),
+                "",
+                "",
+                "",
+            )
+    console.print(table)
+    for who, counted in result["counted"].items():
+        console.print(
+            f"{who}: {counted['statements_per_pair']} statements, "
+            f"{counted['round_trips_per_pair']} round trips, "
+            f"{counted['commits_per_pair']} commits, {counted['index_scans_per_pair']} index "
+            f"scans, {counted['index_entries_written_per_pair']} index entries written per pair"
+        )
+        for text, n in counted["statements"].items():
+            console.print(f"  {n:>5} {text[:150]}")
+    console.print(
+        f"peak ratio (creditgate / floor at {max(result['rates']):g}/s): {result['peak_ratio']}"
+    )
 
 
 @bench_app.command("gateway")

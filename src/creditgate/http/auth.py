@@ -120,6 +120,11 @@ class KeyCache(Generic[P]):
     time; one revoked through this server stops at once (see `forget`). `load` verifies a key
     not in the cache: the tenant API keys' by default; the gateway's customer keys have a
     cache of their own.
+
+    A key in use is verified again before its entry ends: the first lookup in the second
+    half of its life starts one verification on a thread of its own, and its result makes a
+    new entry. A key in steady use then never misses (a miss sends its requests the long
+    way, each verifying the key itself), and none is served past its `ttl`.
     """
 
     def __init__(
@@ -138,6 +143,8 @@ class KeyCache(Generic[P]):
         self._load: Callable[[str], Any] = load if load is not None else cg.authenticate
         self._entries: dict[str, tuple[P, float]] = {}
         self._lock = threading.Lock()
+        self._refreshing: set[str] = set()  # slots being verified again
+        self._forgotten = 0  # counts `forget`s: a verification begun before one is dropped
 
     @staticmethod
     def _slot(key: str) -> str:
@@ -145,24 +152,61 @@ class KeyCache(Generic[P]):
         return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
 
     def cached(self, key: str) -> P | None:
-        entry = self._entries.get(self._slot(key))
-        if entry is None or entry[1] < time.monotonic():
+        slot = self._slot(key)
+        entry = self._entries.get(slot)
+        if entry is None:
             return None
-        return entry[0]
+        principal, ends = entry
+        left = ends - time.monotonic()
+        if left < 0:
+            return None
+        if left < self.ttl / 2 and slot not in self._refreshing:
+            self._refresh(key, slot)
+        return principal
 
     def load(self, key: str) -> P:
+        forgotten = self._forgotten
         principal: P = self._load(key)
-        slot, now = self._slot(key), time.monotonic()
+        self._store(self._slot(key), principal, forgotten)
+        return principal
+
+    def _store(self, slot: str, principal: P, forgotten: int) -> None:
+        now = time.monotonic()
         with self._lock:
+            if forgotten != self._forgotten:
+                return  # verified before a `forget`: the next request verifies it again
             if len(self._entries) >= self.max_entries:
                 self._entries = {k: v for k, v in self._entries.items() if v[1] >= now}
                 if len(self._entries) >= self.max_entries:
                     self._entries.clear()
             self._entries[slot] = (principal, now + self.ttl)
-        return principal
+
+    def _refresh(self, key: str, slot: str) -> None:
+        with self._lock:
+            if slot in self._refreshing:
+                return
+            self._refreshing.add(slot)
+        forgotten = self._forgotten
+
+        def verify() -> None:
+            try:
+                principal = self._load(key)
+            except Unauthenticated:
+                with self._lock:  # revoked meanwhile: no longer served from here
+                    self._entries.pop(slot, None)
+            except Exception:  # noqa: S110 - the entry ends at its time; a request retries
+                pass
+            else:
+                self._store(slot, principal, forgotten)
+            finally:
+                with self._lock:
+                    self._refreshing.discard(slot)
+
+        threading.Thread(target=verify, name="key-cache-refresh", daemon=True).start()
 
     def forget(self, key_id: str) -> None:
         with self._lock:
+            self._forgotten += 1
             self._entries = {k: v for k, v in self._entries.items() if v[0].key_id != key_id}
 
 

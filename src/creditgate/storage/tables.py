@@ -127,8 +127,22 @@ lots = Table(
     Column("metadata", JSON, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Index("ix_lots_wallet_open", "wallet_id", "asset", "status"),
-    Index("ix_lots_expiry_sweep", "status", "expires_at"),
-    Index("ix_lots_activation_sweep", "status", "effective_at"),
+)
+# The sweeps' indexes hold only the lots a sweep looks for (literal values, as `OPEN_LOT`):
+# a debit's draw on a lot that never expires, or a used-up lot, costs no entry in them.
+LOT_EXPIRING = and_(lots.c.status == literal_column("'active'"), lots.c.expires_at.is_not(None))
+LOT_SCHEDULED = lots.c.status == literal_column("'scheduled'")
+Index(
+    "ix_lots_expiry_sweep",
+    lots.c.expires_at,
+    postgresql_where=LOT_EXPIRING,
+    sqlite_where=LOT_EXPIRING,
+)
+Index(
+    "ix_lots_activation_sweep",
+    lots.c.effective_at,
+    postgresql_where=LOT_SCHEDULED,
+    sqlite_where=LOT_SCHEDULED,
 )
 # A lot a debit can draw on. Literal values, so that a prepared statement's plan can use the
 # partial index below whatever its parameters.
@@ -178,8 +192,15 @@ holds = Table(
     # the period it counts in (`spend_periods`); NULL: none.
     Column("spend_limit_id", ID, nullable=True),
     Column("spend_period", UtcDateTime, nullable=True),
-    Index("ix_holds_expiry_sweep", "status", "expires_at"),
-    Index("ix_holds_wallet", "wallet_id", "asset", "status"),
+)
+# Holds are read by id, but for the expiry sweep, which looks for pending ones only: a hold's
+# settle or void then writes no entry in its index. (No query reads a wallet's holds.)
+HOLD_PENDING = holds.c.status == literal_column("'pending'")
+Index(
+    "ix_holds_pending_expiry",
+    holds.c.expires_at,
+    postgresql_where=HOLD_PENDING,
+    sqlite_where=HOLD_PENDING,
 )
 
 charges = Table(
@@ -243,7 +264,13 @@ ledger_entries = Table(
     Column("lot_id", ID, nullable=True),
     Column("amount", BigInteger, nullable=False),
     PrimaryKeyConstraint("transaction_id", "seq"),
-    Index("ix_ledger_entries_lot", "lot_id"),
+)
+ENTRY_ON_A_LOT = ledger_entries.c.lot_id.is_not(None)
+Index(
+    "ix_ledger_entries_lot",
+    ledger_entries.c.lot_id,
+    postgresql_where=ENTRY_ON_A_LOT,
+    sqlite_where=ENTRY_ON_A_LOT,
 )
 
 idempotency_keys = Table(

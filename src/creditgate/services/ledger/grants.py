@@ -24,7 +24,7 @@ from creditgate.services.ledger.consumption import default_priority
 from creditgate.services.results import Lot
 from creditgate.services.wallet import emit, held_lot_shares, lock_balance, post, shift_balance
 from creditgate.storage.ids import new_id
-from creditgate.storage.tables import customers, lots
+from creditgate.storage.tables import LOT_SCHEDULED, customers, lots
 
 
 def lot_result(row: Any, customer: str) -> Lot:
@@ -158,7 +158,7 @@ def activate_lots(tx: Tx, *, limit: int = 500) -> int:
         select(lots.c.id, lots.c.wallet_id, lots.c.asset, lots.c.kind, lots.c.amount)
         .where(
             lots.c.tenant_id == tx.tenant_id,
-            lots.c.status == LotStatus.SCHEDULED.value,
+            LOT_SCHEDULED,
             lots.c.effective_at <= tx.now,
         )
         .order_by(lots.c.effective_at, lots.c.id)

@@ -28,7 +28,7 @@ from creditgate.services.wallet import (
     read_balance,
     shift_balance,
 )
-from creditgate.storage.tables import events, holds, lots
+from creditgate.storage.tables import HOLD_PENDING, LOT_EXPIRING, events, holds, lots
 
 
 def expire_holds(tx: Tx, *, limit: int = 500) -> int:
@@ -36,7 +36,7 @@ def expire_holds(tx: Tx, *, limit: int = 500) -> int:
         select(holds.c.id)
         .where(
             holds.c.tenant_id == tx.tenant_id,
-            holds.c.status == HoldStatus.PENDING.value,
+            HOLD_PENDING,  # the partial index's own predicate, so every plan can use it
             holds.c.expires_at <= tx.now,
         )
         .order_by(holds.c.expires_at, holds.c.id)
@@ -84,7 +84,7 @@ def _expiries(tx: Tx, wallet_id: str, asset: str, held: int) -> list[_Expiry]:
         .where(
             lots.c.wallet_id == wallet_id,
             lots.c.asset == asset,
-            lots.c.status == LotStatus.ACTIVE.value,
+            LOT_EXPIRING,
             lots.c.expires_at <= tx.now,
         )
         .order_by(lots.c.expires_at, lots.c.id)
@@ -110,7 +110,7 @@ def expire_lots(tx: Tx, *, limit: int = 500) -> SweepReport:
         select(lots.c.wallet_id, lots.c.asset)
         .where(
             lots.c.tenant_id == tx.tenant_id,
-            lots.c.status == LotStatus.ACTIVE.value,
+            LOT_EXPIRING,
             lots.c.expires_at <= tx.now,
         )
         .group_by(lots.c.wallet_id, lots.c.asset)

@@ -1,0 +1,82 @@
+"""`creditgate bench http --floor` runs end to end, briefly: the floor server and `creditgate
+serve` on fresh databases, the same load on each, CPU per pair by process, and the statements
+each sends per pair counted through the wire relay."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from creditgate.bench.floor import SCHEMA
+from creditgate.bench.http_floor import run_http_floor
+from creditgate.bench.pgwire import StatementCounter, is_commit, normalize
+from creditgate.cli.main import run
+from creditgate.storage.throwaway import create_database, drop_database, libpq_dsn
+
+
+def test_the_floor_and_creditgate_serve_the_same_pairs(postgres_server: str) -> None:
+    result = run_http_floor(
+        postgres_server,
+        rates=[15.0],
+        seconds=1.0,
+        rounds=1,
+        workers=1,
+        pool_size=2,
+        client_processes=1,
+        connections=4,
+    )
+    assert result["contenders"] == ["floor", "creditgate"]
+    assert [(r["contender"], r["rate"]) for r in result["runs"]] == [
+        ("floor", 15.0),
+        ("creditgate", 15.0),
+    ]
+    for run_ in result["runs"]:
+        # Open loop: a second at 15/s is 15 pairs, each authorized and settled.
+        assert run_["pairs"] == 15 and run_["errors"] == 0 and run_["declined"] == 0
+        assert run_["p99_ms"] >= run_["p50_ms"] > 0
+        assert run_["server_cpu_ms_per_pair"] > 0 and run_["client_cpu_ms_per_pair"] > 0
+        # An authorize and a settle: a commit each, and more (on so short a run, the
+        # database's own transactions, autovacuum's analyses among them, weigh in).
+        assert run_["commits_per_pair"] >= 2
+    (row,) = result["summary"]
+    assert row["ratio"]["pairs_per_s"] == pytest.approx(1.0)
+    floor, creditgate = result["counted"]["floor"], result["counted"]["creditgate"]
+    # The floor's pair, statement by statement: per call a key lookup, one write of the
+    # balance (with the hold's, at settle), one insert of its own and the key's record.
+    assert floor["statements_per_pair"] == 12 and floor["commits_per_pair_sent"] == 2
+    assert floor["statements"]["BEGIN"] == 2 and floor["statements"]["COMMIT"] == 2
+    assert creditgate["commits_per_pair_sent"] >= 2
+    assert creditgate["statements_per_pair"] > floor["statements_per_pair"]
+    assert creditgate["index_entries_written_per_pair"] > 0
+
+
+def test_the_relay_counts_statements_by_text_prepared_or_not(postgres_server: str) -> None:
+    url = make_url(create_database(postgres_server, "creditgate_test_relay"))
+    relay = StatementCounter(url.host or "127.0.0.1", url.port or 5432)
+    try:
+        through = url.set(host="127.0.0.1", port=relay.port).update_query_dict(
+            {"sslmode": "disable", "gssencmode": "disable"}
+        )
+        with psycopg.connect(libpq_dsn(through.render_as_string(hide_password=False))) as conn:
+            conn.execute(SCHEMA)
+            relay.reset()
+            for n in range(7):  # prepared from the fifth on: parsed once, executed each time
+                conn.execute("select  key\n from floor_keys where key = %s", (str(n),))
+            conn.commit()
+            with conn.pipeline():
+                conn.execute("insert into floor_keys values ('a')")
+                conn.execute("insert into floor_keys values ('b')")
+        statements, syncs = relay.snapshot()
+    finally:
+        relay.close()
+        drop_database(postgres_server, "creditgate_test_relay")
+    assert statements[normalize("select key from floor_keys where key = $1")] == 7
+    assert statements["insert into floor_keys values ('a')"] == 1
+    assert sum(n for text, n in statements.items() if is_commit(text)) == 2
+    assert syncs >= 8
+
+
+def test_bench_http_floor_needs_postgresql(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["bench", "http", "--floor", "--db", "sqlite:///x.db", "--json"]) != 0
+    assert "PostgreSQL" in capsys.readouterr().err
