@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, get_args
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from creditgate.domain.periods import Period
 from creditgate.http.models import BudgetSpec
 from tests.http.conftest import Api
+from tests.integration.test_member_reports import organizations as two_organizations
 
 
 def organization(api: Api) -> None:
@@ -138,3 +140,18 @@ def test_wallet_thresholds_out_of_range_are_refused(api: Api) -> None:
 def test_the_period_names_the_api_takes_are_the_domain_periods() -> None:
     names = get_args(BudgetSpec.model_fields["period"].annotation)
     assert set(names) == {p.value for p in Period}
+
+
+def test_the_margin_report_by_member_over_http(api: Api) -> None:
+    two_organizations(api.ledger)
+    # The charges were made at the clock's now; the period ends just after it.
+    end = (api.ledger.cg.clock() + timedelta(seconds=1)).isoformat()
+    body = api.get("/v1/reports/margin", params={"by": "member", "to": end}).json()["report"]
+    assert [(r["customer"], r["key"], r["amount"]) for r in body["rows"]] == [
+        ("acme", "ada", 500),
+        ("acme", "bob", 50),
+        ("globex", "ada", 700),
+        (None, None, 11),
+    ]
+    bad = api.get("/v1/reports/margin", params={"by": "seat"})
+    assert bad.status_code == 422 and "by" in bad.text
