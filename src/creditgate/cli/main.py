@@ -834,6 +834,12 @@ def bench_hot_wallet(
     clients: Annotated[int, typer.Option(help="Concurrent clients")] = 32,
     seconds: Annotated[float, typer.Option()] = 10.0,
     processes: Annotated[int, typer.Option(help="Client processes")] = 4,
+    members: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Spread the clients over this many members, each under a hard budget"
+        ),
+    ] = 0,
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -842,7 +848,7 @@ def bench_hot_wallet(
     from creditgate.bench.target import bench_database
 
     with bench_database(backend, _given_db(db)) as url:
-        result = run_hot_wallet(url, clients, seconds, processes=processes)
+        result = run_hot_wallet(url, clients, seconds, processes=processes, members=members)
     _print_result(result, as_json)
     if result["overdrafts"] or result["approved"] > result["expected_approved"]:
         raise typer.Exit(1)
