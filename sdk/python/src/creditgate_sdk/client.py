@@ -842,7 +842,8 @@ class Client(_BaseClient):
         The customer is the function's `customer` argument unless `customer=` says otherwise;
         the member (of an organization) is `member=`, else the function's `member` argument
         if it has one, else none. `customer`, `member`, `amount`, `input_tokens` and
-        `max_tokens` may be functions of the call's arguments. Inside, `Guard.current()` is the open guard (to settle a stream yourself).
+        `max_tokens` may be functions of the call's arguments. Inside, `Guard.current()` is
+        the open guard (to settle a stream yourself).
         """
         options = GuardOptions(
             action=action,

@@ -231,7 +231,10 @@ def refusal(tx: Tx, wallet_id: str, c: Counted, amount: int) -> str:
         per = "in total"
     else:
         per = f"this {b.period.value} (since {c.start.isoformat()})"
-    return f"{owner} has {left} of {b.amount} {b.asset} left {per}; the call needs {amount}"
+    return (
+        f"{owner} has {left} of {b.amount} {b.asset} left {per}; the call needs {amount} "
+        f"(budget {b.id})"
+    )
 
 
 def _definitions(tx: Tx, wallet_id: str, ids: set[str]) -> dict[str, Budget]:
