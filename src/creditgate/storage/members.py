@@ -104,9 +104,11 @@ _CUSTOMER_BUDGETS = Prepared(
 def submit_scope(uow: UnitOfWork, wallet_id: str, member: str) -> Pending:
     """Send the read of a member (`external_id`, `active`, `removed_at`) with every budget it
     counts against (columns `b_…`, NULL if none), one row per budget; its rows come first,
-    then other members' of the wallet (up to `SCOPE_ROWS` rows in all). `scope_of` sorts
-    them out."""
-    return _SCOPES.submit(uow.conn, {"w": wallet_id, "m": member})
+    then, where later calls of a combined batch could skip their reads (the writes go with
+    the commit), other members' of the wallet (up to `SCOPE_ROWS` rows in all). `scope_of`
+    sorts them out."""
+    statement = _SCOPES if uow.moves_at_commit else _SCOPE
+    return statement.submit(uow.conn, {"w": wallet_id, "m": member})
 
 
 def scope_of(uow: UnitOfWork, wallet_id: str, member: str, found: list[Any]) -> list[Any]:
