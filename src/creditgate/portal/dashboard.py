@@ -381,9 +381,7 @@ async def customer(
             "history_rows": history_rows(ledger, customer, history),
             "purchases": ledger.purchases(customer),
             "scales": {a.code: a.scale for a in ledger.assets()},
-            "organization": organization_overview(
-                ledger.cg, ledger.tenant_id, customer=customer
-            ),
+            "organization": organization_overview(ledger.cg, ledger.tenant_id, customer=customer),
             "member_portal": f"/dashboard/customers/{quote(customer, safe='')}/portal",
         }
 

@@ -184,9 +184,7 @@ def _member_context(visit: Visit, usage: Usage) -> dict[str, object]:
     wallet or of the other members."""
     ledger, customer, member = visit.ledger, visit.session.customer, visit.session.member
     assert member is not None
-    overview = organization_overview(
-        ledger.cg, ledger.tenant_id, customer=customer, member=member
-    )
+    overview = organization_overview(ledger.cg, ledger.tenant_id, customer=customer, member=member)
     scales = {a.code: a.scale for a in ledger.assets()}
     (row,) = overview.members
     assets = sorted({b.asset for b in row.budgets} | {u.asset for u in row.used})
