@@ -135,6 +135,30 @@ def test_wallet_thresholds_out_of_range_are_refused(api: Api) -> None:
     too_big = {"policy": "block", "thresholds": [2**62]}
     answer = api.put("/v1/customers/acme/policies/credits", too_big)
     assert answer.status_code == 422 and answer.json()["field"].startswith("thresholds")
+    for bad in ([1.5], ["100"], 5_000):  # a fraction, a string, not a list
+        answer = api.put(
+            "/v1/customers/acme/policies/credits", {"policy": "block", "thresholds": bad}
+        )
+        assert answer.status_code == 422, (bad, answer.text)
+        assert answer.json()["field"].startswith("thresholds")
+    # Nothing changed: the wallet has no thresholds.
+    assert api.get("/v1/customers/acme/wallet").json()["balances"][0]["thresholds"] == []
+
+
+def test_changing_or_removing_an_unknown_member_is_404_and_changes_nothing(api: Api) -> None:
+    organization(api)
+    for answer in (
+        api.post("/v1/customers/acme/members/mallory", {"active": False}),
+        api.client.delete("/v1/customers/acme/members/mallory", headers=api.headers),
+        api.client.delete(
+            "/v1/customers/acme/members/mallory/budgets/credits",
+            headers={**api.headers, "Idempotency-Key": "d1"},
+        ),
+    ):
+        assert answer.status_code == 404, answer.text
+        assert (answer.json()["code"], answer.json()["field"]) == ("unknown_member", "member")
+    listed = api.get("/v1/customers/acme/members").json()["data"]
+    assert [(m["external_id"], m["status"]) for m in listed] == [("alice", "active")]
 
 
 def test_the_period_names_the_api_takes_are_the_domain_periods() -> None:
