@@ -78,10 +78,35 @@ def test_a_member_past_its_budget_is_declined_and_its_calls_count_against_it(
     with pytest.raises(openai.APIStatusError) as raised:
         call()
     assert raised.value.response.status_code == 402
-    assert _openai_error(raised.value.response)["code"] == "budget_exceeded"
+    error = _openai_error(raised.value.response)
+    assert (error["code"], error["type"]) == ("budget_exceeded", "insufficient_credits")
     assert len(standin.received) == 2  # the decline never reached the provider
     (period,) = ledger.usage(CUSTOMER, member="alice").data
     assert period.spent == tenant.charges()[-1].amount and period.held == 0
+    # The message names the budget, its period and what it has left.
+    left = estimate - period.spent
+    assert str(error["message"]) == (
+        f"declined (budget_exceeded): member alice's budget has {left} of {estimate} credits "
+        f"left this day (since {period.period_start.isoformat()}); the call needs {estimate} "
+        f"(budget {period.budget})"
+    )
+    # In Anthropic's shape too, and for a member who may not call at all.
+    anthropic_client = tenant.anthropic(default_headers=member)
+    with pytest.raises(anthropic.APIStatusError) as in_anthropic:
+        anthropic_client.messages.create(model="claude-test", max_tokens=100, messages=MESSAGES)
+    said = _anthropic_error(in_anthropic.value.response)
+    assert said["type"] == "billing_error"
+    assert str(said["message"]).startswith("declined (budget_exceeded): member alice's budget")
+    ledger.update_member(CUSTOMER, "alice", active=False)
+    with pytest.raises(openai.APIStatusError) as inactive:
+        call()
+    assert _openai_error(inactive.value.response) | {"param": None} == {
+        "code": "member_inactive",
+        "type": "insufficient_credits",
+        "message": f"declined (member_inactive): member alice of {CUSTOMER} is inactive",
+        "param": None,
+    }
+    assert len(standin.received) == 2
 
 
 def test_a_decline_is_402_in_the_anthropic_shape(tenant: Tenant, standin: StandIn) -> None:

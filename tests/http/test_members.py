@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, get_args
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from creditgate.domain.periods import Period
 from creditgate.http.models import BudgetSpec
 from tests.http.conftest import Api
+from tests.integration.test_member_reports import organizations as two_organizations
 
 
 def organization(api: Api) -> None:
@@ -133,8 +135,47 @@ def test_wallet_thresholds_out_of_range_are_refused(api: Api) -> None:
     too_big = {"policy": "block", "thresholds": [2**62]}
     answer = api.put("/v1/customers/acme/policies/credits", too_big)
     assert answer.status_code == 422 and answer.json()["field"].startswith("thresholds")
+    for bad in ([1.5], ["100"], 5_000):  # a fraction, a string, not a list
+        answer = api.put(
+            "/v1/customers/acme/policies/credits", {"policy": "block", "thresholds": bad}
+        )
+        assert answer.status_code == 422, (bad, answer.text)
+        assert answer.json()["field"].startswith("thresholds")
+    # Nothing changed: the wallet has no thresholds.
+    assert api.get("/v1/customers/acme/wallet").json()["balances"][0]["thresholds"] == []
+
+
+def test_changing_or_removing_an_unknown_member_is_404_and_changes_nothing(api: Api) -> None:
+    organization(api)
+    for answer in (
+        api.post("/v1/customers/acme/members/mallory", {"active": False}),
+        api.client.delete("/v1/customers/acme/members/mallory", headers=api.headers),
+        api.client.delete(
+            "/v1/customers/acme/members/mallory/budgets/credits",
+            headers={**api.headers, "Idempotency-Key": "d1"},
+        ),
+    ):
+        assert answer.status_code == 404, answer.text
+        assert (answer.json()["code"], answer.json()["field"]) == ("unknown_member", "member")
+    listed = api.get("/v1/customers/acme/members").json()["data"]
+    assert [(m["external_id"], m["status"]) for m in listed] == [("alice", "active")]
 
 
 def test_the_period_names_the_api_takes_are_the_domain_periods() -> None:
     names = get_args(BudgetSpec.model_fields["period"].annotation)
     assert set(names) == {p.value for p in Period}
+
+
+def test_the_margin_report_by_member_over_http(api: Api) -> None:
+    two_organizations(api.ledger)
+    # The charges were made at the clock's now; the period ends just after it.
+    end = (api.ledger.cg.clock() + timedelta(seconds=1)).isoformat()
+    body = api.get("/v1/reports/margin", params={"by": "member", "to": end}).json()["report"]
+    assert [(r["customer"], r["key"], r["amount"]) for r in body["rows"]] == [
+        ("acme", "ada", 500),
+        ("acme", "bob", 50),
+        ("globex", "ada", 700),
+        (None, None, 11),
+    ]
+    bad = api.get("/v1/reports/margin", params={"by": "seat"})
+    assert bad.status_code == 422 and "by" in bad.text

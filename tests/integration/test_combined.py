@@ -16,6 +16,7 @@ from sqlalchemy import Connection, text
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.domain.errors import IdempotencyConflict
 from creditgate.storage.database import Database
+from creditgate.storage.members import SCOPE_ROWS
 from tests.integration.test_concurrency import balance, fund, no_errors, race
 
 
@@ -268,3 +269,54 @@ def test_writes_deferred_as_last_go_after_the_others(cg: Creditgate) -> None:
     with cg.db.engine.connect() as conn:
         names = list(conn.execute(text("SELECT name FROM combined_probe_order ORDER BY seq")))
     assert [n for (n,) in names][-3:] == ["move-1", "move-2", "key"]
+
+
+def test_a_batch_of_members_charges_keeps_each_member_budget_and_state(
+    ledger: TenantLedger,
+) -> None:
+    """Later calls of a batch find their member as the first call's read left it (members are
+    read with the wallet's other members): budgets, an inactive member and an unknown one each
+    answered as one by one."""
+    fund(ledger, [10_000])
+    for member, amount in (("ada", 50), ("bob", 30), ("cy", 1_000)):
+        ledger.create_member("c1", member)
+        ledger.set_budget("c1", "credits", amount, period="day", member=member)
+    ledger.update_member("c1", "cy", active=False)
+    asked = ["ada", "bob", "ada", "bob", "cy", "nobody", "ada", "bob"]
+    calls = [
+        lambda i=i, m=m: ledger.charge("c1", "credits", 20, member=m, idempotency_key=f"m{i}")
+        for i, m in enumerate(asked)
+    ]
+    batches = ledger.cg.db.stats["combined_batches"]
+    results = _calls_queued_behind(ledger.cg.db, _wallet_key(ledger), calls)
+    assert ledger.cg.db.stats["combined_batches"] > batches
+    answers = [getattr(r, "decline_reason", None) or getattr(r, "status", None) for r in results]
+    assert answers[:5] == ["posted", "posted", "posted", "budget_exceeded", "member_inactive"]
+    assert type(results[5]).__name__ == "UnknownMember"
+    assert answers[6:] == ["budget_exceeded", "budget_exceeded"]
+    spent = {m: ledger.usage("c1", member=m).data[0].spent for m in ("ada", "bob", "cy")}
+    assert spent == {"ada": 40, "bob": 20, "cy": 0}
+    assert balance(ledger)[0] == 10_000 - 60
+
+
+def test_a_member_whose_rows_one_read_cut_short_is_read_whole_in_a_batch(
+    ledger: TenantLedger,
+) -> None:
+    """The read of a call's member brings the wallet's other members, up to a limit; the one
+    the limit cuts is not kept half-read for the batch's later calls."""
+    fund(ledger, [100_000])
+    names = [f"m{n:02}" for n in range(SCOPE_ROWS // 2 + 4)]
+    ledger.set_budget("c1", "credits", 90_000, period="month")  # a row for every member
+    for name in names:
+        ledger.create_member("c1", name)
+        if name != "m00":  # one row fewer: the limit falls inside the last member read
+            ledger.set_budget("c1", "credits", 100, period="day", member=name)
+    cut = names[SCOPE_ROWS // 2 - 1]
+    calls = [
+        lambda m=m, i=i: ledger.charge("c1", "credits", 60, member=m, idempotency_key=f"k{i}")
+        for i, m in enumerate([names[-1], cut, cut])
+    ]
+    results = _calls_queued_behind(ledger.cg.db, _wallet_key(ledger), calls)
+    assert [r.status for r in results] == ["posted", "posted", "declined"]
+    assert results[2].decline_reason == "budget_exceeded"
+    assert ledger.usage("c1", member=cut).data[0].spent == 60

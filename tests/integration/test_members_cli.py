@@ -60,3 +60,37 @@ def test_members_budgets_and_usage_from_the_command_line(
         assert code == 1 and field in capsys.readouterr().err
     assert run(["budgets", "set", "acme", "credits", "5", "--period", "hour", *base]) == 1
     assert "(period)" in capsys.readouterr().err
+
+
+def test_a_wallet_policy_and_its_thresholds_from_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    with Creditgate(db) as cg:
+        t = cg.tenant(cg.create_tenant("CLI AI").id)
+        t.create_asset("credits", 2)
+        t.create_customer("acme")
+        t.grant("acme", "credits", 10_000)
+        base = ("--db", db)
+        policy = json.loads(
+            cli("customers", "policy", "acme", "credits", "--policy", "overdraft",
+                "--overdraft-limit", "500", "--low-balance", "2000",
+                "--threshold", "5000", "--threshold", "1000", "--json", *base)
+        )  # fmt: skip
+        assert (policy["policy"], policy["overdraft_limit"], policy["thresholds"]) == (
+            "overdraft",
+            500,
+            [5000, 1000],
+        )
+        assert "5000" in cli("customers", "policy", "acme", "credits", "--threshold", "5000",
+                             *base)  # fmt: skip
+        assert t.wallet("acme").balance("credits").policy == "block"  # back to the default
+
+        eleven = [a for n in range(11) for a in ("--threshold", str(1_000 + n))]
+        code = run(["customers", "policy", "acme", "credits", *eleven, *base])
+        assert code == 1 and "(thresholds)" in capsys.readouterr().err
+        code = run(["customers", "policy", "acme", "credits", "--policy", "lenient", *base])
+        assert code == 1 and "(policy)" in capsys.readouterr().err
+        # Nothing the refused ones asked for was set.
+        balance = t.wallet("acme").balance("credits")
+        assert (balance.policy, balance.thresholds) == ("block", [5000])

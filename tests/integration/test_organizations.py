@@ -16,6 +16,7 @@ from sqlalchemy import select
 from creditgate.api import TenantLedger
 from creditgate.domain.budgets import MemberRemoved, UnknownBudget, UnknownMember
 from creditgate.domain.errors import AlreadyExists, InvalidInput, UnknownAsset
+from creditgate.storage.members import SCOPE_ROWS
 from creditgate.storage.tables import budget_usage, budgets, events, ledger_transactions, members
 from tests.conftest import FakeClock
 
@@ -453,3 +454,21 @@ def test_usage_lists_each_budget_current_period(ledger: TenantLedger, clock: Fak
     week = found.data[1]
     assert week.period_end is not None and week.period_start is not None
     assert week.period_end - week.period_start == timedelta(days=7)
+
+
+def test_an_organization_with_more_members_than_one_read_brings_back(
+    ledger: TenantLedger,
+) -> None:
+    """A call reads its member with the wallet's others, up to a limit: a member past it, or
+    one whose rows the limit cuts, is read whole all the same."""
+    names = [f"m{n:02}" for n in range(SCOPE_ROWS // 2 + 4)]
+    org(ledger, 100_000, *names)
+    ledger.set_budget("acme", "credits", 90_000, period="month")  # every member's call counts
+    for name in names:
+        ledger.set_budget("acme", "credits", 100, period="day", member=name)
+    for name in (names[0], names[SCOPE_ROWS // 2 - 1], names[-1]):
+        assert ledger.charge("acme", "credits", 60, member=name).status == "posted"
+        over = ledger.charge("acme", "credits", 60, member=name)
+        assert over.decline_reason == "budget_exceeded"
+        assert usage(ledger, name)[0] == 60
+    assert usage(ledger, None)[0] == 180

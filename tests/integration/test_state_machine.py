@@ -3,6 +3,9 @@
 A Hypothesis state machine grants lots, authorizes, settles, voids, charges, sweeps, moves
 the fake clock, changes wallet policies, resolves holds that are already resolved and
 replays idempotency keys, in one fresh tenant per example (1-3 customers, 1-2 assets).
+Each customer is an organization with two members, some of them under a hard budget (a day
+or a total) per asset; calls name a member or none, and members are switched inactive and
+back, so budgets, their periods and the members' declines are checked step by step too.
 `Model` below is an independent plain-Python restatement of the rules in DESIGN.md; every
 answer is compared with it, and after every step so are each customer's balances and every
 lot, the policy floors are checked on what the system reports and `verify()` must pass.
@@ -38,6 +41,7 @@ from creditgate.domain.errors import (
     PolicyNotSatisfied,
     UnknownHold,
 )
+from creditgate.domain.periods import CALENDAR, Period, span
 from tests.conftest import FakeClock
 
 # Per backend: 20 examples of up to 100 steps; at least MIN_STEPS steps must actually run.
@@ -91,6 +95,20 @@ class MHold:
     amount: int  # reserved; 0 when declined
     status: str  # pending | settled | voided | expired | declined
     expires_at: datetime
+    # The budget period the hold counts in (a member's hard budget), if any.
+    period: tuple[str, str, str, datetime] | None = None
+
+
+MEMBERS = ["m1", "m2"]
+BUDGET_PERIODS = ["day", "total"]
+
+
+@dataclass
+class MPeriod:
+    """A hard budget's count in one period: what its open holds reserve, what was spent."""
+
+    held: int = 0
+    spent: int = 0
 
 
 @dataclass
@@ -128,6 +146,13 @@ class Model:
     - A hold resolves once: settle or void before its TTL, or expire at the first sweep after.
     - Expiry never uncovers held credit. As services/sweeps.py does it: the open holds are
       spread over the lots in plain burn order, and an expiring lot keeps its share.
+    - Members (docs/organizations.md): an inactive member's call is declined before
+      anything else. Under a member's hard budget, held + spent in a period (the UTC day,
+      or one period for a total) never passes its amount: an authorization past the amount
+      itself is declined first, then the wallet decides, then the period's count; a charge
+      asks the wallet first. A hold counts in the period it was opened in: its settle moves
+      it to spent there (past the hold, at most what the period has left), a void or an
+      expiry gives it back.
     """
 
     def __init__(self) -> None:
@@ -137,6 +162,37 @@ class Model:
         self.lots: dict[str, MLot] = {}
         self.holds: dict[str, MHold] = {}
         self.seq = 0
+        # (customer, member, asset) -> (amount, period); members' active flags; the counts.
+        self.budgets: dict[tuple[str, str, str], tuple[int, str]] = {}
+        self.inactive: set[tuple[str, str]] = set()
+        self.periods: dict[tuple[str, str, str, datetime], MPeriod] = {}
+
+    # Members' budgets ------------------------------------------------------------------
+
+    def period_of(
+        self, customer: str, member: str | None, asset: str, now: datetime
+    ) -> tuple[str, str, str, datetime] | None:
+        """The budget period a call of `member` counts in now; None: no budget."""
+        if member is None or (customer, member, asset) not in self.budgets:
+            return None
+        kind = self.budgets[(customer, member, asset)][1]
+        return (customer, member, asset, span(Period(kind), CALENDAR, now).start)
+
+    def count(self, key: tuple[str, str, str, datetime] | None) -> MPeriod:
+        if key is None:
+            return MPeriod()
+        return self.periods.setdefault(key, MPeriod())
+
+    def budget_room(
+        self, customer: str, member: str | None, asset: str, now: datetime
+    ) -> int | None:
+        """What the member's budget has left now (None: no budget)."""
+        key = self.period_of(customer, member, asset, now)
+        if key is None:
+            return None
+        used = self.count(key)
+        cap = self.budgets[key[:3]][0]
+        return max(0, cap - used.held - used.spent)
 
     def balance(self, customer: str, asset: str) -> MBalance:
         if (customer, asset) not in self.balances:
@@ -218,11 +274,19 @@ class Model:
         return sorted(usable, key=key)
 
     def _debit(
-        self, customer: str, asset: str, requested: int, reserved: int, now: datetime
+        self,
+        customer: str,
+        asset: str,
+        requested: int,
+        reserved: int,
+        now: datetime,
+        most: int | None = None,
     ) -> dict[str, Any]:
         bal = self.balance(customer, asset)
         held_after = bal.held - reserved
         amount = min(requested, bal.room(bal.posted - held_after))
+        if most is not None:
+            amount = min(amount, most)
         draws: list[tuple[str, int]] = []
         left = amount
         for lot in self.burn_order(customer, asset, now):
@@ -247,12 +311,30 @@ class Model:
     # The gate ---------------------------------------------------------------------------
 
     def authorize(
-        self, hold_id: str, customer: str, asset: str, amount: int, ttl: int, now: datetime
+        self,
+        hold_id: str,
+        customer: str,
+        asset: str,
+        amount: int,
+        ttl: int,
+        now: datetime,
+        member: str | None = None,
     ) -> dict[str, Any]:
         bal = self.balance(customer, asset)
-        approved = amount <= bal.room(bal.available)
+        key = self.period_of(customer, member, asset, now)
+        reason = None
+        if member is not None and (customer, member) in self.inactive:
+            reason = "member_inactive"
+        elif key is not None and amount > self.budgets[key[:3]][0]:
+            reason = "budget_exceeded"  # past the amount itself: declined before the wallet
+        elif amount > bal.room(bal.available):
+            reason = DECLINE_REASONS[bal.mode]
+        elif (left := self.budget_room(customer, member, asset, now)) is not None and amount > left:
+            reason = "budget_exceeded"
+        approved = reason is None
         if approved:
             bal.held += amount
+            self.count(key).held += amount
         self.holds[hold_id] = MHold(
             hold_id,
             customer,
@@ -260,12 +342,13 @@ class Model:
             amount if approved else 0,
             "pending" if approved else "declined",
             now + timedelta(seconds=ttl),
+            key if approved else None,
         )
         return {
             "approved": approved,
             "status": "pending" if approved else "declined",
             "amount": amount if approved else 0,
-            "decline_reason": None if approved else DECLINE_REASONS[bal.mode],
+            "decline_reason": reason,
             "available": bal.available,
         }
 
@@ -281,27 +364,57 @@ class Model:
     def settle(self, hold_id: str, amount: int, now: datetime) -> dict[str, Any]:
         hold = self.holds[hold_id]
         hold.status = "settled"
-        return self._debit(hold.customer, hold.asset, amount, hold.amount, now)
+        most = None
+        if hold.period is not None and amount > hold.amount:
+            # Past the hold: at most the hold and what its period has left besides.
+            used = self.count(hold.period)
+            cap = self.budgets[hold.period[:3]][0]
+            most = hold.amount + max(0, cap - used.held - used.spent)
+        charged = self._debit(hold.customer, hold.asset, amount, hold.amount, now, most)
+        if hold.period is not None:
+            used = self.count(hold.period)
+            used.held -= hold.amount
+            used.spent += charged["amount"]
+        return charged
+
+    def release(self, hold: MHold) -> None:
+        """A voided or expired hold gives its reservation back, to the wallet and the period
+        it was opened in."""
+        self.balance(hold.customer, hold.asset).held -= hold.amount
+        if hold.period is not None:
+            self.count(hold.period).held -= hold.amount
 
     def void(self, hold_id: str) -> int:
         hold = self.holds[hold_id]
         hold.status = "voided"
-        bal = self.balance(hold.customer, hold.asset)
-        bal.held -= hold.amount
-        return bal.available
+        self.release(hold)
+        return self.balance(hold.customer, hold.asset).available
 
-    def charge(self, customer: str, asset: str, amount: int, now: datetime) -> dict[str, Any]:
+    def charge(
+        self, customer: str, asset: str, amount: int, now: datetime, member: str | None = None
+    ) -> dict[str, Any]:
         bal = self.balance(customer, asset)
-        if amount > bal.room(bal.available):
+        key = self.period_of(customer, member, asset, now)
+        reason = None
+        if member is not None and (customer, member) in self.inactive:
+            reason = "member_inactive"
+        elif amount > bal.room(bal.available):
+            reason = DECLINE_REASONS[bal.mode]
+        elif (left := self.budget_room(customer, member, asset, now)) is not None and amount > left:
+            reason = "budget_exceeded"
+        if reason is not None:
             return {
                 "status": "declined",
+                "decline_reason": reason,
                 "amount": 0,
                 "debt": 0,
                 "shortfall": 0,
                 "draws": [],
                 "available": bal.available,
             }
-        return self._debit(customer, asset, amount, 0, now)
+        charged = self._debit(customer, asset, amount, 0, now)
+        self.count(key).spent += charged["amount"]
+        return {**charged, "decline_reason": None}
 
     def policy_error(
         self, customer: str, asset: str, mode: str, limit: int
@@ -325,7 +438,7 @@ class Model:
         for hold in self.holds.values():
             if hold.status == "pending" and hold.expires_at <= now:
                 hold.status = "expired"
-                self.balance(hold.customer, hold.asset).held -= hold.amount
+                self.release(hold)
                 holds_expired += 1
         activated = 0
         due = [lot for lot in self.lots.values() if lot.status == "scheduled"]
@@ -390,6 +503,12 @@ class Model:
             )
             assert bal.held == pending
             assert all(0 <= lot.remaining <= lot.amount for lot in lots)
+        # A hard budget's period never counts past its amount.
+        for key, used in self.periods.items():
+            held = sum(
+                h.amount for h in self.holds.values() if h.status == "pending" and h.period == key
+            )
+            assert used.held == held and 0 <= used.held + used.spent <= self.budgets[key[:3]][0]
 
 
 # ---------------------------------------------------------------------------------------
@@ -420,6 +539,8 @@ def charge_view(charge: Any) -> dict[str, Any]:
 # Customer and asset picks lean on the first, so one wallet sees long histories.
 INDEX = st.one_of(st.just(0), st.just(0), st.integers(0, 2))
 AMOUNT = st.one_of(st.integers(1, 100), st.integers(1, 1_000))
+# A call names no member (most often), or one of the customer's two.
+MEMBER = st.sampled_from([None, None, *MEMBERS])
 # "exact" asks for precisely what the policy still allows, "over" for one more.
 FIT = st.sampled_from([None, None, "exact", "over"])
 SECONDS = st.one_of(st.sampled_from([1, 60, 300, 600, 3_600]), st.integers(1, 3_600))
@@ -512,6 +633,22 @@ class LedgerMachine(RuleBasedStateMachine):
             assert (created.policy, created.overdraft_limit) == (mode, limit)
             self.customers.append(external_id)
             self.model.defaults[external_id] = (mode, limit)
+            # An organization: two members, each with a hard budget per asset, or none.
+            for member in MEMBERS:
+                self.t.create_member(external_id, member)
+                for asset in self.assets:
+                    budget = data.draw(
+                        st.one_of(
+                            st.none(),
+                            st.tuples(st.integers(1, 1_500), st.sampled_from(BUDGET_PERIODS)),
+                        ),
+                        label=f"{external_id} {member} {asset} budget",
+                    )
+                    if budget is None:
+                        continue
+                    amount, period = budget
+                    self.t.set_budget(external_id, asset, amount, period=period, member=member)
+                    self.model.budgets[(external_id, member, asset)] = (amount, period)
 
     # Grants -----------------------------------------------------------------------------
 
@@ -592,6 +729,13 @@ class LedgerMachine(RuleBasedStateMachine):
 
     # The gate ---------------------------------------------------------------------------
 
+    def room(self, customer: str, asset: str, member: str | None) -> int:
+        """What a call may take now: the policy's room, and the member's budget's."""
+        bal = self.model.peek(customer, asset)
+        budget = self.model.budget_room(customer, member, asset, self.now)
+        wallet = bal.room(bal.available)
+        return wallet if budget is None else min(wallet, budget)
+
     def fitted(self, amount: int, fit: str | None, room: int) -> int:
         """`amount`, or exactly the `room` the policy leaves ("exact"), or one more ("over")."""
         if fit == "exact":
@@ -600,13 +744,27 @@ class LedgerMachine(RuleBasedStateMachine):
             return room + 1
         return amount
 
-    @rule(ci=INDEX, ai=INDEX, amount=AMOUNT, fit=FIT, ttl=TTL, use_key=st.booleans())
+    @rule(
+        ci=INDEX,
+        ai=INDEX,
+        amount=AMOUNT,
+        fit=FIT,
+        ttl=TTL,
+        use_key=st.booleans(),
+        member=MEMBER,
+    )
     def authorize(
-        self, ci: int, ai: int, amount: int, fit: str | None, ttl: int, use_key: bool
+        self,
+        ci: int,
+        ai: int,
+        amount: int,
+        fit: str | None,
+        ttl: int,
+        use_key: bool,
+        member: str | None,
     ) -> None:
         customer, asset = self.customer(ci), self.asset(ai)
-        bal = self.model.peek(customer, asset)
-        amount = self.fitted(amount, fit, bal.room(bal.available))
+        amount = self.fitted(amount, fit, self.room(customer, asset, member))
         key = self.key(use_key)
         kwargs = {
             "customer": customer,
@@ -614,9 +772,10 @@ class LedgerMachine(RuleBasedStateMachine):
             "amount": amount,
             "ttl_seconds": ttl,
             "idempotency_key": key,
+            "member": member,
         }
         auth = self.t.authorize(**kwargs)
-        expected = self.model.authorize(auth.id, customer, asset, amount, ttl, self.now)
+        expected = self.model.authorize(auth.id, customer, asset, amount, ttl, self.now, member)
         actual = {
             "approved": auth.approved,
             "status": auth.status,
@@ -702,21 +861,40 @@ class LedgerMachine(RuleBasedStateMachine):
                 self.t.void(hold_id, idempotency_key=key)
         assert type(raised.value) is error, (raised.value, error)
 
-    @rule(ci=INDEX, ai=INDEX, amount=AMOUNT, fit=FIT, use_key=st.booleans())
-    def charge(self, ci: int, ai: int, amount: int, fit: str | None, use_key: bool) -> None:
+    @rule(ci=INDEX, ai=INDEX, amount=AMOUNT, fit=FIT, use_key=st.booleans(), member=MEMBER)
+    def charge(
+        self, ci: int, ai: int, amount: int, fit: str | None, use_key: bool, member: str | None
+    ) -> None:
         """Authorize and settle in one step: declined outright when it does not fit."""
         customer, asset = self.customer(ci), self.asset(ai)
-        bal = self.model.peek(customer, asset)
-        amount = self.fitted(amount, fit, bal.room(bal.available))
+        amount = self.fitted(amount, fit, self.room(customer, asset, member))
         key = self.key(use_key)
-        kwargs = {"customer": customer, "asset": asset, "amount": amount, "idempotency_key": key}
+        kwargs = {
+            "customer": customer,
+            "asset": asset,
+            "amount": amount,
+            "idempotency_key": key,
+            "member": member,
+        }
         charged = self.t.charge(**kwargs)
-        expected = self.model.charge(customer, asset, amount, self.now)
-        assert charge_view(charged) == expected
+        expected = self.model.charge(customer, asset, amount, self.now, member)
+        assert {**charge_view(charged), "decline_reason": charged.decline_reason} == expected
         assert charged.requested == amount
-        if charged.status == "declined":
-            assert charged.decline_reason == DECLINE_REASONS[bal.mode]
         self.remember(key, "charge", kwargs, charged)
+
+    @rule(ci=INDEX, member=st.sampled_from(MEMBERS), use_key=st.booleans())
+    def switch_member(self, ci: int, member: str, use_key: bool) -> None:
+        """Make a member inactive (its calls are declined) or active again."""
+        customer = self.customer(ci)
+        active = (customer, member) in self.model.inactive
+        key = self.key(use_key)
+        kwargs = {"customer": customer, "member": member, "active": active}
+        changed = self.t.update_member(**kwargs, idempotency_key=key)
+        assert changed.status == ("active" if active else "inactive")
+        if active:
+            self.model.inactive.discard((customer, member))
+        else:
+            self.model.inactive.add((customer, member))
 
     # Time -------------------------------------------------------------------------------
 
@@ -873,6 +1051,21 @@ class LedgerMachine(RuleBasedStateMachine):
                 if lot.customer == customer
             }
             assert lots == expected, customer
+            # Each member's budgets: what the current period holds and has spent.
+            for member in MEMBERS:
+                found = {p.asset: p for p in self.t.usage(customer, member=member).data}
+                for asset in self.assets:
+                    key = self.model.period_of(customer, member, asset, self.now)
+                    if key is None:
+                        assert asset not in found
+                        continue
+                    used = self.model.periods.get(key, MPeriod())
+                    cap = self.model.budgets[key[:3]][0]
+                    assert (found[asset].held, found[asset].spent, found[asset].amount) == (
+                        used.held,
+                        used.spent,
+                        cap,
+                    ), (customer, member, asset)
         report = self.cg.verify(self.t.tenant_id)
         assert report.ok, report.violations
 

@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 import creditgate_sdk as sdk
-from creditgate_sdk import AsyncClient, ChargeEvent, Client, RetryPolicy
+from creditgate_sdk import AsyncClient, AsyncGuard, ChargeEvent, Client, Guard, RetryPolicy
 from tests.sdk import llm_objects as llm
 from tests.sdk.conftest import RATE
 
@@ -223,6 +223,35 @@ def test_members_budgets_and_usage(cg: Client, customer: str) -> None:
         cg.set_budget(customer, "credits", 1, period="day", member="alice")
 
 
+def test_a_guarded_function_counts_in_its_member_budget(cg: Client, customer: str) -> None:
+    for member in ("ada", "bob"):
+        cg.create_member(customer, member)
+        cg.set_budget(customer, "credits", 1_000, period="day", member=member)
+    calls: list[str | None] = []
+
+    @cg.guarded(amount=600)
+    def ask(customer: str, prompt: str, member: str | None = None) -> None:
+        Guard.current().settle(amount=400)
+        calls.append(member)
+
+    @cg.guarded(amount=600, member=lambda customer, user: user["id"])
+    def ask_as(customer: str, user: dict[str, str]) -> None:
+        Guard.current().settle(amount=400)
+        calls.append(user["id"])
+
+    ask(customer, "hello", member="ada")  # from the function's own `member` argument
+    ask_as(customer, {"id": "bob"})  # from `member=`, a function of the arguments
+    ask(customer, "again", member="ada")
+    with pytest.raises(sdk.Declined) as declined:  # 800 spent, 600 more does not fit
+        ask(customer, "once more", member="ada")
+    assert declined.value.authorization.decline_reason == "budget_exceeded"
+    assert "member ada's budget has 200 of 1000 credits left" in str(declined.value)
+    ask(customer, "no member")  # the customer's own call: no budget of ada's or bob's
+    assert calls == ["ada", "bob", "ada", None]
+    spent = {m: cg.usage(customer, member=m).data[0].spent for m in ("ada", "bob")}
+    assert spent == {"ada": 800, "bob": 400}
+
+
 @pytest.mark.anyio
 async def test_async_members_and_policy_thresholds(live: Live, customer: str) -> None:
     async with AsyncClient(live.base_url, live.api_key) as cg:
@@ -234,6 +263,15 @@ async def test_async_members_and_policy_thresholds(live: Live, customer: str) ->
         assert usage.data[0].spent == 200
         policy = await cg.set_policy(customer, "credits", "block", thresholds=[5_000, 1_000])
         assert policy.thresholds == (5_000, 1_000)
+
+        @cg.guarded(amount=100, member="bob")
+        async def ask(customer: str) -> None:
+            await AsyncGuard.current().settle(amount=100)
+
+        with pytest.raises(sdk.Declined):  # 200 + 100 held fits; the settle makes 300
+            await ask(customer)
+            await ask(customer)
+        assert (await cg.usage(customer, member="bob")).data[0].spent == 300
 
 
 def test_a_decline_is_an_answer(cg: Client, customer: str) -> None:

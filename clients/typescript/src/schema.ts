@@ -1967,8 +1967,10 @@ export interface paths {
         /**
          * Open a billing portal session
          * @description A link that signs the customer into their billing portal (balance, usage, packs to
-         *     buy, auto top-up): create it server-side when the customer asks for it, and redirect
-         *     them to `url`. It changes nothing, so a repeated request is harmless.
+         *     buy, auto top-up, and an organization's members with their budgets): create it
+         *     server-side when the customer asks for it, and redirect them to `url`. With `member`,
+         *     the link is that member's: it shows only the member's own budgets and usage. It changes
+         *     nothing, so a repeated request is harmless.
          *
          *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
          */
@@ -5170,7 +5172,7 @@ export interface components {
             end: string;
             /**
              * By
-             * @description What rows are grouped by: action, model, customer or day
+             * @description What rows are grouped by: action, model, customer, member or day
              */
             by: string;
             /**
@@ -5212,9 +5214,14 @@ export interface components {
         MarginRow: {
             /**
              * Key
-             * @description The action, model, customer or day grouped by; null: not recorded
+             * @description The action, model, customer, member or day grouped by; null: not recorded
              */
             key: string | null;
+            /**
+             * Customer
+             * @description By member: the customer the member belongs to; null otherwise
+             */
+            customer?: string | null;
             /**
              * Charges
              * @description Charges posted
@@ -6181,6 +6188,11 @@ export interface components {
              * @description Where the portal's back link goes
              */
             return_url?: string | null;
+            /**
+             * Member
+             * @description A member of the customer (an organization): the session shows only that member's own budgets and usage, never the wallet or the other members
+             */
+            member?: string | null;
         };
         /**
          * NewPurchase
@@ -14749,8 +14761,8 @@ export interface operations {
                 from?: string | null;
                 /** @description End, exclusive */
                 to?: string | null;
-                /** @description What the report's rows are grouped by */
-                by?: "action" | "model" | "customer" | "day";
+                /** @description What the report's rows are grouped by; `member`: each customer's members (charges naming no member in one row with a null key) */
+                by?: "action" | "model" | "customer" | "member" | "day";
                 /** @description Only this asset */
                 asset?: string | null;
                 /** @description The card whose ratios are reported */
@@ -23149,6 +23161,7 @@ export interface operations {
              *
              *     - `not_found`: no such object (or no such endpoint)
              *     - `unknown_customer`: no such customer
+             *     - `unknown_member`: no such member
              */
             404: {
                 headers: {

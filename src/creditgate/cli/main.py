@@ -469,6 +469,48 @@ def customers_show(
     _print_wallet(wallet, scales)
 
 
+@customers_app.command("policy")
+def customers_policy(
+    customer: Annotated[str, typer.Argument(help="The customer's id")],
+    asset: Annotated[str, typer.Argument(help="Asset code, e.g. credits")],
+    policy: Annotated[str, typer.Option(help="block, overdraft or allow")] = "block",
+    overdraft_limit: Annotated[
+        int | None, typer.Option(help="With --policy overdraft, in the asset's minor unit")
+    ] = None,
+    low_balance: Annotated[
+        int | None,
+        typer.Option(help="Raise balance.low below this available, in the asset's minor unit"),
+    ] = None,
+    threshold: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--threshold",
+            help="Raise balance.threshold_crossed when available falls below this amount, in "
+            "the asset's minor unit (repeat it, at most 10)",
+        ),
+    ] = None,
+    db: DbOption = None,
+    tenant: TenantOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Set how a customer's wallet decides in one asset, and its alert thresholds: what is not
+    given goes back to its default (no overdraft, no low-balance alert, no thresholds)."""
+    with open_ledger(db, tenant) as t:
+        set_to = t.set_policy(
+            customer,
+            asset,
+            policy,
+            overdraft_limit=overdraft_limit,
+            low_balance_threshold=low_balance,
+            thresholds=threshold,
+        )
+        scales = {} if as_json else asset_scales(t)
+    if as_json:
+        print_json(set_to)
+    else:
+        _fields(f"policy of {customer} in {asset}", set_to, scales)
+
+
 def _print_wallet(wallet: Any, scales: dict[str, int]) -> None:
     rows = [
         (
@@ -837,6 +879,12 @@ def bench_hot_wallet(
     clients: Annotated[int, typer.Option(help="Concurrent clients")] = 32,
     seconds: Annotated[float, typer.Option()] = 10.0,
     processes: Annotated[int, typer.Option(help="Client processes")] = 4,
+    members: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Spread the clients over this many members, each under a hard budget"
+        ),
+    ] = 0,
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -845,7 +893,7 @@ def bench_hot_wallet(
     from creditgate.bench.target import bench_database
 
     with bench_database(backend, _given_db(db)) as url:
-        result = run_hot_wallet(url, clients, seconds, processes=processes)
+        result = run_hot_wallet(url, clients, seconds, processes=processes, members=members)
     _print_result(result, as_json)
     if result["overdrafts"] or result["approved"] > result["expected_approved"]:
         raise typer.Exit(1)

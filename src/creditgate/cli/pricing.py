@@ -417,7 +417,7 @@ def _print_quote(quote: Quote) -> None:
 # Reports
 
 
-GroupOption = Annotated[str, typer.Option("--by", help="action, model, customer or day")]
+GroupOption = Annotated[str, typer.Option("--by", help="action, model, customer, member or day")]
 
 
 @report_app.command("margin")
@@ -553,14 +553,24 @@ def _plain(value: Decimal | None) -> str:
     return "" if value is None else decimal_text(value)
 
 
+def _label(row: MarginRow) -> str:
+    """A row's group as a person reads it: by member, the customer's name for it too."""
+    if row.customer is not None:
+        return f"{row.customer} / {row.key}"
+    return row.key or "(none)"
+
+
 def _print_csv(full: FullMarginReport) -> None:
     report = full.report
     writer = csv.writer(sys.stdout)
-    writer.writerow([report.by, *(c.replace(" ", "_") for c in _ROW_COLUMNS), "loss"])
+    # By member, a column for the member's customer too (members are named per customer).
+    keys = ["customer", "member"] if report.by == "member" else [report.by]
+    writer.writerow([*keys, *(c.replace(" ", "_") for c in _ROW_COLUMNS), "loss"])
     for row in [*report.rows, report.total]:
         key = "total" if row is report.total else (row.key or "")
         writer.writerow(
             [
+                *([row.customer or ""] if report.by == "member" else []),
                 key,
                 row.charges,
                 _plain(row.credits),
@@ -588,7 +598,7 @@ def _print_shortfall(report: MarginReport) -> None:
     )
     rows = [
         [
-            row.key or "(none)",
+            _label(row),
             row.shortfall.charges,
             _number(row.shortfall.credits),
             _number(row.shortfall.value),
@@ -608,7 +618,7 @@ def _usd(value: Decimal) -> str:
 def _print_report(full: FullMarginReport) -> None:
     report = full.report
     period = f"{report.start:%Y-%m-%d %H:%M} to {report.end:%Y-%m-%d %H:%M} UTC"
-    rows = [[row.key or "(none)", *_cells(row)] for row in report.rows]
+    rows = [[_label(row), *_cells(row)] for row in report.rows]
     rows.append(["total", *_cells(report.total)])
     _table(
         f"margin by {report.by}, {report.asset}, {period}",

@@ -53,6 +53,7 @@ from creditgate.api.gateway import (
     GatewayKeyPrincipal,
     TenantGateway,
 )
+from creditgate.domain.budgets import BudgetDecline
 from creditgate.domain.errors import CreditgateError, IdempotencyConflict
 from creditgate.domain.gateway import (
     ImpossibleUsage,
@@ -401,20 +402,30 @@ async def serve(request: Request, endpoint: Endpoint) -> Response:
     except CreditgateError as exc:
         return failure(provider, exc)
     if not auth.approved:
-        if auth.decline_reason == SPEND_LIMIT_REACHED and call.key is not None:
-            message = (
-                f"declined ({SPEND_LIMIT_REACHED}) for the gateway key {call.key.shown}: "
-                + "; ".join(auth.warnings)
-            )
-        else:
-            message = (
-                f"declined ({auth.decline_reason}): the call is estimated at {auth.requested} "
-                f"and the customer has {auth.available} available ({auth.asset}, in minor "
-                "units)"
-            )
+        message = _declined(auth, call)
         return error_response(provider, 402, auth.decline_reason or "declined", message)
     call.authorization_id = auth.id
     return await _forward(request, gateway, call, doc, upstream_key)
+
+
+def _declined(auth: Authorization, call: Call) -> str:
+    """The 402's message: what declined the call, as the caller can act on it."""
+    reason = auth.decline_reason
+    if reason == SPEND_LIMIT_REACHED and call.key is not None:
+        return f"declined ({reason}) for the gateway key {call.key.shown}: " + "; ".join(
+            auth.warnings
+        )
+    if reason == BudgetDecline.BUDGET_EXCEEDED and auth.warnings:
+        # Whose budget, its period and what it has left (`services.ledger.budgets.refusal`).
+        return f"declined ({reason}): " + "; ".join(auth.warnings)
+    if reason == BudgetDecline.MEMBER_INACTIVE:
+        return f"declined ({reason}): member {call.member} of {auth.customer} is inactive"
+    if reason == BudgetDecline.MEMBER_REMOVED:
+        return f"declined ({reason}): member {call.member} of {auth.customer} was removed"
+    return (
+        f"declined ({reason}): the call is estimated at {auth.requested} and the customer has "
+        f"{auth.available} available ({auth.asset}, in minor units)"
+    )
 
 
 def _authorize(call: Call, request: Request, settings: GatewaySettings) -> Authorization:

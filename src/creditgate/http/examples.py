@@ -700,6 +700,7 @@ ANSWERS: dict[str, Any] = {
             "rows": [
                 {
                     "key": "gpt-4.1",
+                    "customer": None,
                     "charges": 1,
                     "amount": 151,
                     "credits": "1.51",
@@ -715,6 +716,7 @@ ANSWERS: dict[str, Any] = {
                 },
                 {
                     "key": None,
+                    "customer": None,
                     "charges": 2,
                     "amount": 370,
                     "credits": "3.7",
@@ -731,6 +733,7 @@ ANSWERS: dict[str, Any] = {
             ],
             "total": {
                 "key": None,
+                "customer": None,
                 "charges": 3,
                 "amount": 521,
                 "credits": "5.21",
@@ -754,6 +757,7 @@ ANSWERS: dict[str, Any] = {
             "worst": [
                 {
                     "key": "cust_42",
+                    "customer": None,
                     "charges": 3,
                     "amount": 521,
                     "credits": "5.21",

@@ -145,8 +145,11 @@ def margin_report(
     ] = None,
     end: Annotated[Timestamp | None, Query(alias="to", description="End, exclusive")] = None,
     by: Annotated[
-        Literal["action", "model", "customer", "day"],
-        Query(description="What the report's rows are grouped by"),
+        Literal["action", "model", "customer", "member", "day"],
+        Query(
+            description="What the report's rows are grouped by; `member`: each customer's "
+            "members (charges naming no member in one row with a null key)"
+        ),
     ] = "action",
     asset: AssetQuery = None,
     rate_card: Annotated[

@@ -438,7 +438,8 @@ Shortfall = documented(
     example=ANSWERS["margin"]["report"]["total"]["shortfall"],
 )
 _MARGIN_ROW = {
-    "key": "The action, model, customer or day grouped by; null: not recorded",
+    "key": "The action, model, customer, member or day grouped by; null: not recorded",
+    "customer": "By member: the customer the member belongs to; null otherwise",
     "charges": "Charges posted",
     "amount": "Credit charged, " + MINOR,
     "credits": "The same in units of the asset; " + DECIMAL,
@@ -461,7 +462,7 @@ MarginReport = documented(
         "asset": ASSET,
         "start": "Start of the period, inclusive; " + TIME,
         "end": "End of the period, exclusive; " + TIME,
-        "by": "What rows are grouped by: action, model, customer or day",
+        "by": "What rows are grouped by: action, model, customer, member or day",
         "credit_value_usd": "The card's worth of one unit of the asset, " + USD,
         "rows": "One row per group",
         "total": "All the period's charges",

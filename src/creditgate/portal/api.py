@@ -11,13 +11,14 @@ from pydantic import BaseModel, Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from creditgate.domain.budgets import UnknownMember
 from creditgate.domain.errors import UnknownCustomer
 from creditgate.http import schemas
 from creditgate.http.answers import IdempotencyKey, answer
 from creditgate.http.auth import Ledger
 from creditgate.http.bodies import ExactJsonRoute
 from creditgate.http.examples import ANSWERS
-from creditgate.http.models import Body, CustomerId, Text, example
+from creditgate.http.models import Body, CustomerId, MemberRef, Text, example
 from creditgate.http.reference import errors
 from creditgate.portal.reads import branding, save_branding
 from creditgate.portal.tokens import Tokens
@@ -35,6 +36,11 @@ class NewPortalSession(Body):
 
     customer: CustomerId = Field(description="Your own id for the customer (its `external_id`)")
     return_url: Url | None = Field(None, description="Where the portal's back link goes")
+    member: MemberRef | None = Field(
+        None,
+        description="A member of the customer (an organization): the session shows only that "
+        "member's own budgets and usage, never the wallet or the other members",
+    )
 
 
 class PortalSession(BaseModel):
@@ -78,7 +84,7 @@ class BrandingUpdate(Body):
     status_code=201,
     response_model=PortalSession,
     summary="Open a billing portal session",
-    responses=errors(UnknownCustomer),
+    responses=errors(UnknownCustomer, UnknownMember),
 )
 async def create_portal_session(
     body: NewPortalSession,
@@ -87,12 +93,20 @@ async def create_portal_session(
     idempotency_key: IdempotencyKey = None,  # a session changes nothing: replays are harmless
 ) -> Response:
     """A link that signs the customer into their billing portal (balance, usage, packs to
-    buy, auto top-up): create it server-side when the customer asks for it, and redirect
-    them to `url`. It changes nothing, so a repeated request is harmless."""
+    buy, auto top-up, and an organization's members with their budgets): create it
+    server-side when the customer asks for it, and redirect them to `url`. With `member`,
+    the link is that member's: it shows only the member's own budgets and usage. It changes
+    nothing, so a repeated request is harmless."""
     customer = await run_in_threadpool(ledger.customer, body.customer)
+    if body.member is not None:
+        await run_in_threadpool(ledger.member, customer.external_id, body.member)
     tokens: Tokens = request.app.state.portal_tokens
     token, expires_at = tokens.portal_token(
-        ledger.tenant_id, customer.external_id, now=ledger.cg.clock(), return_url=body.return_url
+        ledger.tenant_id,
+        customer.external_id,
+        now=ledger.cg.clock(),
+        return_url=body.return_url,
+        member=body.member,
     )
     url = str(request.base_url).rstrip("/") + "/portal?" + urlencode({"token": token})
     return answer(PortalSession(url=url, expires_at=expires_at), 201)

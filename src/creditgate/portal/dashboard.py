@@ -1,4 +1,5 @@
-"""The product team's dashboard: customers and balances, a customer's ledger, margin charts."""
+"""The product team's dashboard: customers and balances, a customer's ledger and members,
+margin charts."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from creditgate.portal.reads import (
     dashboard_totals,
     end_dashboard_session,
     margin_over_time,
+    organization_overview,
 )
 from creditgate.portal.tokens import DASHBOARD_TTL, DashboardSession, TokenRefused
 from creditgate.portal.web import (
@@ -225,7 +227,8 @@ async def customers_fragment(request: Request, q: Search = None, after: Search =
 
 @router.post("/dashboard/customers/{customer}/portal")
 async def open_portal(request: Request, customer: str) -> Response:
-    """A portal session for one customer, as the customer would see it, opened from here."""
+    """A portal session for one customer (or one member of it, `member` in the form), as
+    they would see it, opened from here."""
     visit = await _signed_in(request)
     if not isinstance(visit, Visit):
         return visit
@@ -233,8 +236,11 @@ async def open_portal(request: Request, customer: str) -> Response:
     if not tokens_of(request).csrf_ok(visit.token, form.get("csrf")):
         return refused(request, "csrf", sign_in="/dashboard/login")
     ledger = visit.ledger
+    member = form.get("member") or None
     try:
         found = await run_in_threadpool(ledger.customer, customer)
+        if member is not None:
+            await run_in_threadpool(ledger.member, found.external_id, member)
     except NotFound:
         return _no_such_customer(request)
     base = str(request.base_url).rstrip("/")
@@ -243,6 +249,7 @@ async def open_portal(request: Request, customer: str) -> Response:
         found.external_id,
         now=ledger.cg.clock(),
         return_url=f"{base}/dashboard/customers/{quote(found.external_id, safe='')}",
+        member=member,
     )
     response = RedirectResponse(f"/portal?{urlencode({'token': token})}", status_code=303)
     response.headers["Referrer-Policy"] = "no-referrer"
@@ -374,6 +381,8 @@ async def customer(
             "history_rows": history_rows(ledger, customer, history),
             "purchases": ledger.purchases(customer),
             "scales": {a.code: a.scale for a in ledger.assets()},
+            "organization": organization_overview(ledger.cg, ledger.tenant_id, customer=customer),
+            "member_portal": f"/dashboard/customers/{quote(customer, safe='')}/portal",
         }
 
     try:

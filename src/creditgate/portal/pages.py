@@ -1,4 +1,5 @@
-"""The customer's billing portal: balance, lots, usage, top-ups; everything keyed by the token."""
+"""The customer's billing portal: balance, lots, usage, top-ups, an organization's members;
+everything keyed by the token (a member's token: that member's own budgets and usage)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from creditgate.domain.errors import CreditgateError, NotFound
 from creditgate.http.load import in_flight_slot
 from creditgate.portal import charts
 from creditgate.portal.history import rows as history_rows
-from creditgate.portal.reads import branding, usage_by_day
+from creditgate.portal.reads import branding, organization_overview, usage_by_day
 from creditgate.portal.tokens import PortalSession, TokenRefused
 from creditgate.portal.web import SECURITY_HEADERS, form_fields, page, refused, tokens_of
 from creditgate.services.billing.results import Purchase
@@ -40,8 +41,10 @@ class Visit:
     ledger: TenantLedger
 
 
-def visit_of(request: Request) -> Visit | str:
-    """The session of this request's cookie, or why there is none."""
+def visit_of(request: Request, *, member_ok: bool = False) -> Visit | str:
+    """The session of this request's cookie, or why there is none. A member's session
+    (`PortalSession.member`) is refused, `member`, unless the page is one a member sees
+    (`member_ok`): the wallet, purchases and top-ups are the organization's."""
     token = request.cookies.get(COOKIE)
     cg: Creditgate = request.app.state.cg
     try:
@@ -49,19 +52,28 @@ def visit_of(request: Request) -> Visit | str:
     except TokenRefused as exc:
         return exc.reason
     assert token is not None
+    if session.member is not None and not member_ok:
+        return "member"
     return Visit(session, token, TenantLedger(cg, session.tenant_id))
 
 
 def portal_context(visit: Visit, current: str) -> dict[str, Any]:
     """What every portal page shows around its content: branding, the navigation, the session."""
-    ledger, customer = visit.ledger, visit.session.customer
+    ledger, customer, member = visit.ledger, visit.session.customer, visit.session.member
     brand = branding(ledger.cg, ledger.tenant_id)
-    offered = brand.customers_manage_auto_top_up or bool(ledger.auto_top_ups(customer))
+    offered = member is None and (
+        brand.customers_manage_auto_top_up or bool(ledger.auto_top_ups(customer))
+    )
+    # The footer names the customer (or the member) by the name the product gave, never by
+    # an id.
+    name = ledger.customer(customer).name
+    if member is not None:
+        name = ledger.member(customer, member).name or name
     return {
         "brand": brand,
         "customer": customer,
-        # The footer names the customer by the name the product gave, never by an id.
-        "customer_name": ledger.customer(customer).name,
+        "member": member,
+        "customer_name": name,
         "return_url": visit.session.return_url,
         "expires_at": visit.session.expires_at,
         "current": current,
@@ -99,14 +111,20 @@ async def portal_home(
         )
         response.headers["Referrer-Policy"] = "no-referrer"
         return response
-    visit = visit_of(request)
+    visit = visit_of(request, member_ok=True)
     if isinstance(visit, str):
         return refused(request, visit)
+    usage = Usage(
+        days=int(days) if days in {str(d) for d in CHART_DAYS} else None,
+        action=action or None,
+    )
+    if visit.session.member is not None:
+        try:
+            member_page = await run_in_threadpool(_member_context, visit, usage)
+        except NotFound:
+            return refused(request, "invalid")
+        return page(request, "portal_member.html", member_page)
     try:
-        usage = Usage(
-            days=int(days) if days in {str(d) for d in CHART_DAYS} else None,
-            action=action or None,
-        )
         context = await run_in_threadpool(_home_context, visit, cursor, bought, usage)
     except NotFound:
         return refused(request, "invalid")
@@ -149,6 +167,7 @@ def _home_context(
         "unpaid": [i for i in invoices if i.status in ("open", "failed")],
         "debts": [b for b in wallet.balances if b.debt > 0],
         **portal_context(visit, "overview"),
+        "organization": organization_overview(ledger.cg, ledger.tenant_id, customer=customer),
         "wallet": wallet,
         "scales": {code: a.scale for code, a in assets.items()},
         "lots": lots,
@@ -167,12 +186,40 @@ def _home_context(
     }
 
 
+def _member_context(visit: Visit, usage: Usage) -> dict[str, object]:
+    """A member's own page: its budgets' current periods and its own usage, nothing of the
+    wallet or of the other members."""
+    ledger, customer, member = visit.ledger, visit.session.customer, visit.session.member
+    assert member is not None
+    overview = organization_overview(ledger.cg, ledger.tenant_id, customer=customer, member=member)
+    scales = {a.code: a.scale for a in ledger.assets()}
+    (row,) = overview.members
+    assets = sorted({b.asset for b in row.budgets} | {u.asset for u in row.used})
+    charts_by_asset = {
+        asset: _usage_chart(ledger, customer, asset, scales.get(asset, 0), usage, member=member)
+        for asset in assets
+    }
+    return {
+        **portal_context(visit, "overview"),
+        "member_name": row.member.name or row.member.external_id,
+        "overview": overview,
+        "scales": scales,
+        "usage_charts": {asset: chart[0] for asset, chart in charts_by_asset.items()},
+    }
+
+
 def _cursor(cursor: str | None) -> str | None:
     return cursor if cursor and cursor.startswith("txn_") else None
 
 
 def _usage_chart(
-    ledger: TenantLedger, customer: str, asset: str, scale: int, usage: Usage
+    ledger: TenantLedger,
+    customer: str,
+    asset: str,
+    scale: int,
+    usage: Usage,
+    *,
+    member: str | None = None,
 ) -> tuple[Markup | None, set[str]]:
     """The chart of one asset's usage per day by action, and every action seen in the period.
 
@@ -180,7 +227,9 @@ def _usage_chart(
     one charge yesterday is a week of bars rather than a month of empty days."""
     today = ledger.cg.clock().date()
     longest = usage.days or max(CHART_DAYS)
-    rows = usage_by_day(ledger.cg, ledger.tenant_id, customer=customer, asset=asset, days=longest)
+    rows = usage_by_day(
+        ledger.cg, ledger.tenant_id, customer=customer, asset=asset, days=longest, member=member
+    )
     seen = {row.action for row in rows}
     rows = [row for row in rows if usage.action in (None, row.action)]
     if not rows:

@@ -6,8 +6,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from creditgate.api import Creditgate
-from creditgate.services.reports import dashboard, portal
+from creditgate.services.reports import dashboard, organization, portal
 from creditgate.services.reports.dashboard import AssetTotals, CustomerBalances
+from creditgate.services.reports.organization import OrganizationOverview
 from creditgate.services.reports.portal import (
     Branding,
     DailyUsage,
@@ -58,3 +59,7 @@ def customer_balances(cg: Creditgate, tenant_id: str, **kwargs: Any) -> list[Cus
 
 def dashboard_totals(cg: Creditgate, tenant_id: str, **kwargs: Any) -> list[AssetTotals]:
     return _run(cg, tenant_id, dashboard.totals, read_only=True, **kwargs)
+
+
+def organization_overview(cg: Creditgate, tenant_id: str, **kwargs: Any) -> OrganizationOverview:
+    return _run(cg, tenant_id, organization.overview, read_only=True, **kwargs)

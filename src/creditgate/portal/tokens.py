@@ -1,4 +1,5 @@
-"""Signed, expiring tokens: portal sessions for one customer, dashboard sessions, CSRF tokens.
+"""Signed, expiring tokens: portal sessions for one customer (or one member of it), dashboard
+sessions, CSRF tokens.
 
 The secret comes from CREDITGATE_PORTAL_SECRET, which every server process sharing a database
 must set alike; without it each process signs with its own random secret, so its links only
@@ -29,6 +30,9 @@ class PortalSession:
     customer: str
     return_url: str | None
     expires_at: datetime
+    # A session of one member of the customer (an organization's): it sees only the member's
+    # own budgets and usage, never the wallet.
+    member: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +62,18 @@ class Tokens:
         self._dashboard = URLSafeSerializer(self._secret, salt="creditgate.dashboard")
 
     def portal_token(
-        self, tenant_id: str, customer: str, *, now: datetime, return_url: str | None = None
+        self,
+        tenant_id: str,
+        customer: str,
+        *,
+        now: datetime,
+        return_url: str | None = None,
+        member: str | None = None,
     ) -> tuple[str, datetime]:
         expires_at = now + PORTAL_TTL
         payload = {"t": tenant_id, "c": customer, "r": return_url, "e": _epoch(expires_at)}
+        if member is not None:
+            payload["m"] = member
         return str(self._portal.dumps(payload)), expires_at
 
     def portal_session(self, token: str | None, *, now: datetime) -> PortalSession:
@@ -71,6 +83,7 @@ class Tokens:
             customer=str(data["c"]),
             return_url=data.get("r"),
             expires_at=_from_epoch(data["e"]),
+            member=None if data.get("m") is None else str(data["m"]),
         )
 
     def dashboard_token(self, tenant_id: str, key_id: str, *, now: datetime) -> str:

@@ -135,6 +135,11 @@ REFUSALS = {
     "csrf": (403, "Form expired", "Reload the page and try again."),
     "not_allowed": (403, "Not available here", "Ask the product's support team to change it."),
     "not_found": (404, "Not found", "There is nothing at this address for your account."),
+    "member": (
+        403,
+        "Not available to members",
+        "This page is for your organization's billing contacts; yours is the overview.",
+    ),
     "malformed": (400, "This form could not be read", "Reload the page and try again."),
 }
 

@@ -1,14 +1,25 @@
 """Members of a customer and their budgets: the rows, and what a call naming a member reads.
 
 A call naming a member reads the member and every budget it counts against (its own and the
-customer's) in one statement, sent in the pipeline of the call's first reads (`submit_scope`).
+customer's) in one statement, sent in the pipeline of the call's first reads (`submit_scope`),
+with those of the wallet's other members for the later calls of its transaction.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, literal, or_, select, update
+from sqlalchemy import (
+    Connection,
+    bindparam,
+    case,
+    delete,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 
 from creditgate.domain.budgets import Budget, BudgetMode
 from creditgate.domain.periods import Period
@@ -50,22 +61,35 @@ def budget_of(row: Any, prefix: str = "") -> Budget:
     )
 
 
+# The most rows a call's read of its member brings back: its own first, then the wallet's
+# other members and their budgets, so that the later calls of a combined batch (other
+# members of the same organization, on the same wallet) find theirs already read.
+SCOPE_ROWS = 64
+
+_SCOPE_JOIN = members.outerjoin(
+    budgets,
+    (budgets.c.wallet_id == members.c.wallet_id)
+    & or_(
+        budgets.c.member == members.c.external_id,
+        budgets.c.member == literal(WHOLE_CUSTOMER),
+    ),
+)
+_SCOPE_COLUMNS = (
+    members.c.external_id,
+    members.c.active,
+    members.c.removed_at,
+    *(c.label(f"b_{c.name}") for c in BUDGET_COLUMNS),
+)
+_SCOPES = Prepared(
+    select(*_SCOPE_COLUMNS)
+    .select_from(_SCOPE_JOIN)
+    .where(members.c.wallet_id == bindparam("w"))
+    .order_by(case((members.c.external_id == bindparam("m"), 0), else_=1), members.c.external_id)
+    .limit(SCOPE_ROWS)
+)
 _SCOPE = Prepared(
-    select(
-        members.c.active,
-        members.c.removed_at,
-        *(c.label(f"b_{c.name}") for c in BUDGET_COLUMNS),
-    )
-    .select_from(
-        members.outerjoin(
-            budgets,
-            (budgets.c.wallet_id == members.c.wallet_id)
-            & or_(
-                budgets.c.member == members.c.external_id,
-                budgets.c.member == literal(WHOLE_CUSTOMER),
-            ),
-        )
-    )
+    select(*_SCOPE_COLUMNS)
+    .select_from(_SCOPE_JOIN)
     .where(members.c.wallet_id == bindparam("w"), members.c.external_id == bindparam("m"))
 )
 _CUSTOMER_BUDGETS = Prepared(
@@ -78,9 +102,36 @@ _CUSTOMER_BUDGETS = Prepared(
 
 
 def submit_scope(uow: UnitOfWork, wallet_id: str, member: str) -> Pending:
-    """Send the read of a member (`active`, `removed_at`) with every budget it counts against
-    (columns `b_…`, NULL if none): one row per budget, none if there is no such member."""
-    return _SCOPE.submit(uow.conn, {"w": wallet_id, "m": member})
+    """Send the read of a member (`external_id`, `active`, `removed_at`) with every budget it
+    counts against (columns `b_…`, NULL if none), one row per budget; its rows come first,
+    then, where later calls of a combined batch could skip their reads (the writes go with
+    the commit), other members' of the wallet (up to `SCOPE_ROWS` rows in all). `scope_of`
+    sorts them out."""
+    statement = _SCOPES if uow.moves_at_commit else _SCOPE
+    return statement.submit(uow.conn, {"w": wallet_id, "m": member})
+
+
+def scope_of(uow: UnitOfWork, wallet_id: str, member: str, found: list[Any]) -> list[Any]:
+    """The rows of `member` among those `submit_scope` read (none: there is no such member).
+    The other members read whole are kept for the rest of the transaction: nothing in a
+    transaction of the gate changes a member or a budget, so a later call of a combined
+    batch naming one of them finds what it would read (a new attempt starts without them)."""
+    groups: dict[str, list[Any]] = {}
+    for row in found:
+        groups.setdefault(row.external_id, []).append(row)
+    if len(found) == SCOPE_ROWS and found:
+        # The last member's rows may go on past the limit: not known whole.
+        last = groups.pop(found[-1].external_id)
+        if last[0].external_id == member:  # a member with more budgets than the limit
+            groups[member] = _SCOPE.rows(uow.conn, {"w": wallet_id, "m": member})
+    for external_id, rows in groups.items():
+        uow.scopes[(wallet_id, external_id)] = rows
+    return groups.get(member, [])
+
+
+def known_scope(uow: UnitOfWork, wallet_id: str, member: str) -> list[Any] | None:
+    """The rows of `member` if this transaction has read them already (`scope_of`)."""
+    return uow.scopes.get((wallet_id, member))
 
 
 def customer_budgets(uow: UnitOfWork, wallet_id: str, asset: str) -> list[Any]:

@@ -250,11 +250,12 @@ def balance_thresholds(conn: Connection, tenant_id: str | None) -> Sequence[Any]
 def charges_in_period(
     conn: Connection, tenant_id: str, asset: str, start: datetime, end: datetime
 ) -> Iterator[Any]:
-    """The tenant's charges of `asset` created in [start, end), streamed: customer, action,
-    model, created_at, amount, revenue, vendor_cost, shortfall."""
+    """The tenant's charges of `asset` created in [start, end), streamed: customer, member,
+    action, model, created_at, amount, revenue, vendor_cost, shortfall."""
     query = (
         select(
             charges.c.customer,
+            charges.c.member,
             charges.c.action,
             charges.c.model,
             charges.c.created_at,

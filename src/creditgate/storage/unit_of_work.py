@@ -10,6 +10,8 @@ the transaction a service runs in (`services.context.Tx`) carries it. It holds:
   succeeded (one list per unit of a combined batch);
 - the pending views: a wallet's balance row and lots as the deferred writes will leave them,
   for a later debit in the same transaction;
+- the members already read in it, with the budgets they count against
+  (`storage.members.known_scope`), for a later call of a combined batch naming one again;
 - the balance whose `available` an answer shows only once the commit has run
   (`storage.balance_at_commit`);
 - the pipelines open on its connection (`storage.prepared.pipeline`).
@@ -76,6 +78,8 @@ class UnitOfWork:
     deferred: list[Deferred] = field(default_factory=list)
     finishers: list[Callable[[Any], Any]] = field(default_factory=list)
     views: dict[tuple[str, str], PendingView] = field(default_factory=dict)
+    # (wallet, member) -> the rows `storage.members.submit_scope` read for it.
+    scopes: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
     # The (wallet, asset) whose balance the current unit's answer shows once the commit ran.
     available_at_commit: tuple[str, str] | None = None
     pipelines: list[Any] = field(default_factory=list)

@@ -855,12 +855,15 @@ class Client(_BaseClient):
         ttl_seconds: int | None = None,
         metadata: Mapping[str, Any] | None = None,
         strict: bool | None = None,
+        member: str | Callable[..., str | None] | None = None,
     ) -> Callable[[Callable[P, R]], Callable[P, R]]:
         """Guard every call of a function and settle on the response it returns.
 
         The customer is the function's `customer` argument unless `customer=` says otherwise;
-        `customer`, `amount`, `input_tokens` and `max_tokens` may be functions of the call's
-        arguments. Inside, `Guard.current()` is the open guard (to settle a stream yourself).
+        the member (of an organization) is `member=`, else the function's `member` argument
+        if it has one, else none. `customer`, `member`, `amount`, `input_tokens` and
+        `max_tokens` may be functions of the call's arguments. Inside, `Guard.current()` is
+        the open guard (to settle a stream yourself).
         """
         options = GuardOptions(
             action=action,
@@ -877,6 +880,7 @@ class Client(_BaseClient):
             ttl_seconds=ttl_seconds,
             metadata=metadata,
             strict=strict,
+            member=member,
         )
         return decorate(self, options)
 
@@ -1518,6 +1522,7 @@ class AsyncClient(_BaseClient):
         ttl_seconds: int | None = None,
         metadata: Mapping[str, Any] | None = None,
         strict: bool | None = None,
+        member: str | Callable[..., str | None] | None = None,
     ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Coroutine[Any, Any, R]]]:
         """Guard every call of an async function and settle on the response it returns."""
         options = GuardOptions(
@@ -1535,5 +1540,6 @@ class AsyncClient(_BaseClient):
             ttl_seconds=ttl_seconds,
             metadata=metadata,
             strict=strict,
+            member=member,
         )
         return decorate_async(self, options)

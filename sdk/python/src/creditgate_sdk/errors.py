@@ -196,9 +196,11 @@ class Declined(CreditgateError):
 
     def __init__(self, authorization: Authorization) -> None:
         reason = authorization.decline_reason or "declined"
+        # What the server said about it, e.g. what a member's budget has left this period.
+        said = "".join(f"; {w}" for w in authorization.warnings)
         super().__init__(
             f"authorization {authorization.id} for {authorization.requested} {authorization.asset}"
-            f" was declined: {reason} (available {authorization.available})",
+            f" was declined: {reason} (available {authorization.available}){said}",
             field="amount",
         )
         self.authorization = authorization

@@ -21,6 +21,11 @@ after the settle, and leaving a guard without settle or void raises `UnbilledCal
 `async with acg.guard(...)` is the same for `AsyncClient`; `@cg.guarded(...)` wraps a
 function and settles on the response it returns.
 
+Organizations: `member=` names the member of the customer the call is for (its hold then
+counts against the member's budgets, and a call past a hard one raises `Declined` with
+`budget_exceeded`). `@cg.guarded` takes `member=` as a string or a function of the call's
+arguments, and without it uses the function's own `member` argument, if it has one.
+
 Pricing. With neither `amount=` nor `price=` (on the guard or the client), the server's rate
 card prices both ends: the hold is the card's price of `action` with `dimensions` (and
 `model` as the `model` dimension) for the estimate — `input_tokens`, `max_tokens` as
@@ -636,6 +641,7 @@ class GuardOptions:
     ttl_seconds: int | None
     metadata: Mapping[str, Any] | None
     strict: bool | None = None
+    member: str | Callable[..., str | None] | None = None
 
 
 def _customer_of(
@@ -656,6 +662,31 @@ def _customer_of(
         value = signature.bind(*args, **kwargs).arguments["customer"]
         if not isinstance(value, str):
             raise TypeError(f"customer must be a string, got {value!r}")
+        return value
+
+    return from_argument
+
+
+def _member_of(
+    fn: Callable[..., Any], member: str | Callable[..., str | None] | None
+) -> Callable[..., str | None]:
+    """Whose call it is in the customer: `member=` (a string, or a function of the call's
+    arguments), else the function's own `member` argument if it has one, else no member."""
+    if isinstance(member, str):
+        fixed = member
+        return lambda *args, **kwargs: fixed
+    if member is not None:
+        return member
+    signature = inspect.signature(fn)
+    if "member" not in signature.parameters:
+        return lambda *args, **kwargs: None
+
+    def from_argument(*args: Any, **kwargs: Any) -> str | None:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        value = bound.arguments["member"]
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"member must be a string or None, got {value!r}")
         return value
 
     return from_argument
@@ -693,11 +724,13 @@ def decorate(
         if inspect.iscoroutinefunction(fn):
             raise TypeError("use AsyncClient.guarded for async functions")
         customer = _customer_of(fn, options.customer)
+        member = _member_of(fn, options.member)
 
         @functools.wraps(fn)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             who = customer(*args, **kwargs)
             extra = _guard_kwargs(options, args, kwargs)
+            extra["member"] = member(*args, **kwargs)
             with client.guard(who, options.action, **extra) as g:
                 result = fn(*args, **kwargs)
                 if g.status == "pending":
@@ -716,11 +749,13 @@ def decorate_async(
         if not inspect.iscoroutinefunction(fn):
             raise TypeError("AsyncClient.guarded decorates async functions; use Client.guarded")
         customer = _customer_of(fn, options.customer)
+        member = _member_of(fn, options.member)
 
         @functools.wraps(fn)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             who = customer(*args, **kwargs)
             extra = _guard_kwargs(options, args, kwargs)
+            extra["member"] = member(*args, **kwargs)
             async with client.guard(who, options.action, **extra) as g:
                 result = await fn(*args, **kwargs)
                 if g.status == "pending":

@@ -616,6 +616,11 @@ def _replay_or_prefetch(
     in the same round trip."""
     known = pending_view(tx, wallet_id, asset) if isinstance(asset, str) else None
     if member is not None:
+        scope = budgets.known_scope(tx, wallet_id, member)
+        # A later debit of a combined batch, its member read with an earlier one's: no
+        # round trip before the commit, as in `_replay_or_prefetch_rows`.
+        if scope is not None and known is not None and idem.key and can_move_at_commit(tx):
+            return None, known, scope
         with pipeline(tx.conn):
             found = idem.lookup()
             sent = budgets.submit_scope(tx, wallet_id, member)

@@ -45,7 +45,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from creditgate.domain.amounts import Asset
 from creditgate.domain.errors import InvalidInput
@@ -77,8 +77,8 @@ from creditgate.services.pricing import rate_cards, vendor_cost
 from creditgate.services.results import DecimalString, Result
 from creditgate.storage import reports
 
-GroupBy = Literal["action", "model", "customer", "day"]
-GROUPINGS: tuple[GroupBy, ...] = ("action", "model", "customer", "day")
+GroupBy = Literal["action", "model", "customer", "member", "day"]
+GROUPINGS: tuple[GroupBy, ...] = ("action", "model", "customer", "member", "day")
 
 DEFAULT_CHANGE = Decimal("0.2")
 DEFAULT_TARGET = Decimal("0.5")
@@ -104,7 +104,9 @@ class Shortfall(Result):
 
 
 class MarginRow(Result):
-    key: str | None  # the action, model, customer or day (None: not recorded)
+    key: str | None  # the action, model, customer, member or day (None: not recorded)
+    # by member: the member's customer (member ids are unique within a customer only)
+    customer: str | None = None
     charges: int
     amount: int  # minor units of the asset
     credits: DecimalString  # units of the asset
@@ -203,9 +205,16 @@ class FullMarginReport(Result):
 # Aggregation
 
 
+K = TypeVar("K")
+
+# A group's key: the action, model, customer or day; by member, the customer and the member
+# (None: a charge that named no member).
+GroupKey = str | tuple[str, str] | None
+
+
 @dataclass
 class _Charges:
-    groups: dict[str | None, MarginTotals]
+    groups: dict[GroupKey, MarginTotals]
     actions: dict[str | None, MarginTotals]
     customers: dict[str | None, MarginTotals]
     total: MarginTotals
@@ -227,13 +236,15 @@ class MarginRequest:
 
 
 def _row(
-    key: str | None, totals: MarginTotals, asset: Asset, credit_value: Decimal | None
+    key: GroupKey, totals: MarginTotals, asset: Asset, credit_value: Decimal | None
 ) -> MarginRow:
     credits = asset.to_units(totals.amount)
     gross = totals.gross_margin
     list_value = None if credit_value is None else credits * credit_value
+    customer, key = key if isinstance(key, tuple) else (None, key)
     return MarginRow(
         key=key,
+        customer=customer,
         charges=totals.charges,
         amount=totals.amount,
         credits=credits,
@@ -280,25 +291,39 @@ def _check_by(by: object) -> GroupBy:
 
 def _load(tx: Tx, start: datetime, end: datetime, asset: str, by: GroupBy) -> _Charges:
     loaded = _Charges({}, {}, {}, MarginTotals())
+
+    def add(bucket: dict[K, MarginTotals], key: K, row: Any) -> None:
+        totals = bucket.get(key)
+        if totals is None:
+            totals = bucket[key] = MarginTotals()
+        totals.add(row.amount, row.revenue, row.vendor_cost, row.shortfall)
+
     with localcontext() as ctx:
         ctx.prec = 100  # sums of NUMERIC(38, 18) values stay exact
         for row in reports.charges_in_period(tx.conn, tx.tenant_id, asset, start, end):
-            key = row.created_at.date().isoformat() if by == "day" else getattr(row, by)
-            for bucket, bucket_key in (
-                (loaded.groups, key),
-                (loaded.actions, row.action),
-                (loaded.customers, row.customer),
-            ):
-                totals = bucket.get(bucket_key)
-                if totals is None:
-                    totals = bucket[bucket_key] = MarginTotals()
-                totals.add(row.amount, row.revenue, row.vendor_cost, row.shortfall)
+            add(loaded.groups, _key(row, by), row)
+            add(loaded.actions, row.action, row)
+            add(loaded.customers, row.customer, row)
             loaded.total.add(row.amount, row.revenue, row.vendor_cost, row.shortfall)
     return loaded
 
 
-def _sorted_keys(keys: Iterable[str | None]) -> list[str | None]:
-    return sorted(keys, key=lambda k: (k is None, k or ""))
+def _key(row: Any, by: GroupBy) -> GroupKey:
+    if by == "day":
+        return str(row.created_at.date().isoformat())
+    if by == "member":
+        return None if row.member is None else (row.customer, row.member)
+    key: str | None = getattr(row, by)
+    return key
+
+
+def _sorted_keys(keys: Iterable[GroupKey]) -> list[GroupKey]:
+    def order(k: GroupKey) -> tuple[bool, str, str]:
+        if isinstance(k, tuple):
+            return (False, *k)
+        return (k is None, k or "", "")
+
+    return sorted(keys, key=order)
 
 
 def _report(
@@ -342,7 +367,7 @@ def _what_if_rows(
     groups: Mapping[str | None, MarginTotals], change: Decimal, target: Decimal
 ) -> list[WhatIfRow]:
     below: list[WhatIfRow] = []
-    for key in _sorted_keys(groups):
+    for key in sorted(groups, key=lambda k: (k is None, k or "")):
         totals = groups[key]
         cost = changed_cost(totals.vendor_cost, change)
         gross = totals.revenue - cost

@@ -104,8 +104,11 @@ def set_branding(
     return get_branding(tx)
 
 
-def usage_by_day(tx: Tx, *, customer: str, asset: str, days: int = 30) -> list[DailyUsage]:
-    """What charges debited from one customer and asset per UTC day and action, oldest first."""
+def usage_by_day(
+    tx: Tx, *, customer: str, asset: str, days: int = 30, member: str | None = None
+) -> list[DailyUsage]:
+    """What charges debited from one customer and asset per UTC day and action, oldest first
+    (with `member`, only that member's charges)."""
     if not 1 <= days <= MAX_USAGE_DAYS:
         raise InvalidInput(f"days must be from 1 to {MAX_USAGE_DAYS}", field="days")
     wallet_id = tx.wallet_id(check_external_id(customer))
@@ -116,6 +119,8 @@ def usage_by_day(tx: Tx, *, customer: str, asset: str, days: int = 30) -> list[D
         charges.c.amount > 0,
         charges.c.created_at >= since,
     )
+    if member is not None:
+        query = query.where(charges.c.member == check_external_id(member, "member"))
     totals: dict[tuple[date, str], int] = {}
     for row in tx.conn.execute(query):
         key = (row.created_at.date(), row.action or "other")
