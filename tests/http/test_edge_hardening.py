@@ -173,3 +173,17 @@ def test_x_forwarded_for_is_believed_only_from_named_proxies(
         ]
     # Believed, each forwarded address has its own count; else they are all this client's.
     assert statuses == ([401] * 4 if trusted else [401, 401, 429, 429])
+
+
+@pytest.mark.parametrize("value", [0, 1, "true", "yes", None])
+def test_a_flag_is_a_json_boolean_not_a_number_or_a_string(api: Api, value: Any) -> None:
+    api.post("/v1/customers", {"id": "acme"})
+    member = api.post("/v1/customers/acme/members", {"external_id": "alice", "active": value})
+    assert member.status_code == 422, member.text
+    assert member.json()["field"] == "active"
+    assert api.get("/v1/customers/acme/members").json()["data"] == []
+    setting = {"threshold": 500, "pack": "starter", "enabled": value}
+    top_up = api.put("/v1/customers/acme/auto-top-up/credits", setting)
+    assert top_up.status_code == 422, top_up.text
+    assert top_up.json()["field"] == "enabled"
+    assert api.get("/v1/customers/acme/auto-top-up").json()["data"] == []

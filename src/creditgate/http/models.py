@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     PlainValidator,
     Strict,
+    StrictBool,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
@@ -416,7 +417,7 @@ class NewMember(Body):
     )
     name: Name = Field("", description="A display name")
     metadata: Metadata | None = Field(None, description=_METADATA)
-    active: bool = Field(
+    active: StrictBool = Field(
         True, description="Whether its calls are let through; false: declined (`member_inactive`)"
     )
 
@@ -426,7 +427,7 @@ class MemberChange(Body):
 
     name: Name | None = Field(None, description="A display name; left out: unchanged")
     metadata: Metadata | None = Field(None, description=_METADATA + "; left out: unchanged")
-    active: bool | None = Field(
+    active: StrictBool | None = Field(
         None,
         description="false: its calls are declined (`member_inactive`) until it is true again; "
         "left out: unchanged",
@@ -719,7 +720,7 @@ class NewRateCard(Body):
         None,
         description="From when it prices; " + TIMESTAMP + "; left out: now; never in the past",
     )
-    strict: bool = Field(
+    strict: StrictBool = Field(
         False,
         description="Refuse the card (422 unpriced_cost) rather than warn when it prices at 0 "
         "a quantity its LLM vendor charges for",

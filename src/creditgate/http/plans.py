@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 from starlette.responses import Response
 
 from creditgate.domain.billing import Period
@@ -97,7 +97,7 @@ class NewPlan(Body):
         description="The recurring Stripe price a subscription is billed on (your Stripe "
         "account, the plan's fee, currency and period; else 422 naming it)",
     )
-    grant_before_payment: bool = Field(
+    grant_before_payment: StrictBool = Field(
         False,
         description="Grant each period's credit at its start, before its fee is paid (taken "
         "back `grace_days` after a failed payment)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, StrictBool, field_validator
 from pydantic.json_schema import SkipJsonSchema
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -108,7 +108,7 @@ class PackList(BaseModel):
 class PackState(Body):
     model_config = example({"active": False})
 
-    active: bool = Field(description="Whether it is on sale")
+    active: StrictBool = Field(description="Whether it is on sale")
 
 
 class NewPurchase(Body):
@@ -213,7 +213,7 @@ class AutoTopUpSettings(Body):
     monthly_limit: Annotated[int, Field(ge=1, le=1_000)] | None = Field(
         None, description="Most purchases per calendar month (UTC); left out: no limit"
     )
-    enabled: bool = Field(True, description="Whether it is on")
+    enabled: StrictBool = Field(True, description="Whether it is on")
 
 
 class AutoTopUpList(BaseModel):

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from pydantic import Field
+from pydantic import Field, StrictBool
 from starlette.responses import Response
 
 from creditgate.domain.billing_errors import (
@@ -97,7 +97,7 @@ class NewPurchaseRefund(Body):
     amount: Amount | None = Field(
         None, description="Credit to take back, " + MINOR + "; left out: all its unused credit"
     )
-    include_consumed: bool = Field(
+    include_consumed: StrictBool = Field(
         False,
         description="Also refund credit already used: it is debited from the wallet again, "
         "leaving debt where the policy allows",
