@@ -17,7 +17,7 @@ from sqlalchemy import select
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.domain.billing import add_months
 from creditgate.domain.billing_errors import PeriodNotIssued
-from creditgate.domain.errors import InvalidInput, LiveTenant
+from creditgate.domain.errors import IdempotencyConflict, InvalidInput, LiveTenant
 from creditgate.services.billing import purchases
 from creditgate.storage.tables import events
 from tests.conftest import FakeClock
@@ -116,6 +116,22 @@ def test_a_test_tenant_moves_its_own_clock_forward_only(
     assert refused.value.field == "to"
     clock.advance(hours=1)  # the server's clock runs on, the offset stays
     assert sandbox.now() == later + timedelta(hours=1)
+
+
+def test_a_retried_advance_answers_the_first_move_under_its_idempotency_key(
+    sandbox: TenantLedger, clock: FakeClock
+) -> None:
+    later = clock.now + timedelta(days=3)
+    first = sandbox.advance_clock(later, idempotency_key="adv-1")
+    clock.advance(seconds=2)  # the answer was lost; the tenant's clock ran past `later`
+    again = sandbox.advance_clock(later, idempotency_key="adv-1")
+    assert (again.now, again.offset_seconds) == (first.now, first.offset_seconds)
+    assert sandbox.now() == later + timedelta(seconds=2)  # moved once
+    with pytest.raises(InvalidInput) as refused:  # without the key, a time now past
+        sandbox.advance_clock(later)
+    assert refused.value.field == "to"
+    with pytest.raises(IdempotencyConflict):
+        sandbox.advance_clock(later + timedelta(days=1), idempotency_key="adv-1")
 
 
 def test_advancing_the_clock_expires_holds_and_lots_as_if_the_time_had_passed(

@@ -1069,6 +1069,12 @@ def chaos(
         float,
         typer.Option(min=0, help="PostgreSQL: mean seconds between cutting connections (0: none)"),
     ] = 5.0,
+    collect_clients: Annotated[
+        int,
+        typer.Option(
+            min=0, max=64, help="Clients collecting money on a test-mode tenant (0: none)"
+        ),
+    ] = 2,
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -1091,6 +1097,7 @@ def chaos(
         race_rounds=max(1, int(minutes // 3)),
         hostile_share=min(0.15, 45 / (minutes * 60)),  # at most 45 s of hostile input
         db=_given_db(db),
+        collect_clients=collect_clients,
     )
     progress = None if as_json else (lambda message: console.print(f"[dim]{message}[/]"))
     report = run_chaos(options, progress)
