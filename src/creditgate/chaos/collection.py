@@ -71,8 +71,8 @@ WEIGHTS = {
 # Every operation's effect is recorded under its idempotency key. Sent again, all but an
 # advance answer their first answer; an advance answers its first move and runs the
 # billing round again (which bills and renews nothing twice), so its answer differs.
-REPLAYED = ("subscribe", "grant", "charge", "invoice_paid", "invoice_failed", "bill_paid")
-REPLAYED += ("write_off",)
+REPLAYED = {"subscribe", "grant", "charge", "invoice_paid", "invoice_failed", "bill_paid"}
+REPLAYED |= {"write_off"}
 CRASH_AFTER = (0.0, 0.12)  # seconds after an advance or a payment is sent, when one is aimed
 CRASH_EVERY = 3.0  # at most one aimed crash this often, seconds
 
