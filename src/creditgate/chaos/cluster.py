@@ -145,10 +145,13 @@ class Cluster:
             self.offset_seconds = seconds
             write_offset(self.clock_file, seconds)
 
-    def crash_one(self, rng: random.Random, down_seconds: float = 0.3) -> None:
-        """SIGKILL a random server, leave it down a moment, start it again."""
+    def crash_one(
+        self, rng: random.Random, down_seconds: float = 0.3, base: str | None = None
+    ) -> None:
+        """SIGKILL a random server (or the one at `base`), leave it down a moment, start it
+        again."""
         with self._crash_lock:
-            server = rng.choice(self.servers)
+            server = rng.choice([s for s in self.servers if s.base == base] or self.servers)
             server.kill()
             self.crashes += 1
             time.sleep(down_seconds * rng.random())

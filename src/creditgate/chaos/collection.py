@@ -73,8 +73,8 @@ WEIGHTS = {
 # billing round again (which bills and renews nothing twice), so its answer differs.
 REPLAYED = {"subscribe", "grant", "charge", "invoice_paid", "invoice_failed", "bill_paid"}
 REPLAYED |= {"write_off"}
-CRASH_AFTER = (0.0, 0.12)  # seconds after an advance or a payment is sent, when one is aimed
-CRASH_EVERY = 3.0  # at most one aimed crash this often, seconds
+CRASH_AFTER = (0.0, 0.1)  # seconds after an advance or a payment is sent, when one is aimed
+CRASH_EVERY = 8.0  # at most one aimed crash this often, seconds
 
 
 @dataclass(frozen=True)
@@ -106,11 +106,14 @@ def seed(cg: Creditgate) -> CollectSetup:
     return CollectSetup(tenant.id, created.key)
 
 
-class Crasher:
-    """Aims a SIGKILL at the servers just after a collection operation is sent, at most once
-    every `CRASH_EVERY` seconds; the bank's own crash thread goes on beside it."""
+Crash = Callable[[random.Random, float, str], None]  # Cluster.crash_one(rng, down, base)
 
-    def __init__(self, crash: Callable[[random.Random], None], rng: random.Random) -> None:
+
+class Crasher:
+    """Aims a SIGKILL at the server a collection operation is sent to, just after it is sent,
+    at most once every `CRASH_EVERY` seconds; the bank's own crash thread goes on beside it."""
+
+    def __init__(self, crash: Crash, rng: random.Random) -> None:
         self.crash = crash
         self.rng = rng
         self.lock = threading.Lock()
@@ -119,21 +122,24 @@ class Crasher:
         self.threads: list[threading.Thread] = []
         self.errors: list[str] = []
 
-    def maybe(self) -> None:
+    def aim(self, bases: list[str]) -> str | None:
+        """The server to send the next operation to, killed just after; None: no crash now."""
         with self.lock:
             if time.monotonic() - self.last < CRASH_EVERY:
-                return
+                return None
             self.last = time.monotonic()
             self.aimed += 1
             rng = random.Random(self.rng.random())
-        thread = threading.Thread(target=self._later, args=(rng,), daemon=True)
+        base = rng.choice(bases)
+        thread = threading.Thread(target=self._later, args=(rng, base), daemon=True)
         thread.start()
         self.threads.append(thread)
+        return base
 
-    def _later(self, rng: random.Random) -> None:
+    def _later(self, rng: random.Random, base: str) -> None:
         time.sleep(rng.uniform(*CRASH_AFTER))
         try:
-            self.crash(rng)
+            self.crash(rng, 0.3, base)
         except Exception as exc:  # a failed restart fails the run
             self.errors.append(f"aimed crash: {exc!r}")
 
@@ -195,10 +201,9 @@ class CollectionClient(Client):
         if not due:
             return
         invoice = self.rng.choice(due)
-        if self.rng.random() < 0.25:
-            self.crasher.maybe()
+        aimed = self.crasher.aim(self.shared.bases()) if self.rng.random() < 0.25 else None
         path = f"/v1/invoices/{invoice['id']}/mark-paid"
-        self.send("invoice_paid", customer, path, {})
+        self.send("invoice_paid", customer, path, {}, first=aimed)
         if self.rng.random() < 0.15:
             self.send("invoice_paid", customer, path, {})  # the operator clicked twice
 
@@ -234,9 +239,8 @@ class CollectionClient(Client):
             return
         now = datetime.fromisoformat(clock["now"]).astimezone(UTC)
         to = now + timedelta(days=self.rng.randint(2, 12), minutes=self.rng.randint(0, 600))
-        if self.rng.random() < 0.5:
-            self.crasher.maybe()
-        self.send("advance", "-", "/v1/test-clock/advance", {"to": to.isoformat()})
+        aimed = self.crasher.aim(self.shared.bases()) if self.rng.random() < 0.5 else None
+        self.send("advance", "-", "/v1/test-clock/advance", {"to": to.isoformat()}, first=aimed)
 
 
 @dataclass
@@ -275,7 +279,7 @@ def open_books(
     setup: CollectSetup,
     bases: Callable[[], list[str]],
     committed: Callable[[str], bool],
-    crash: Callable[[random.Random], None],
+    crash: Crash,
     run_seed: int,
     deadline: float,
 ) -> Workload:
