@@ -414,6 +414,22 @@ def test_debt_at_the_period_end_is_billed_once_and_payment_closes_it(
     assert (line.overage_billed, line.overage_collected, line.overage_unpaid) == (2, 2, 0)
 
 
+def test_a_cycle_billed_and_paid_is_not_billed_again_when_debt_comes_back(
+    metered: TenantLedger,
+) -> None:
+    sub = metered.subscribe("c1", "payg", idempotency_key="s1")
+    metered.charge("c1", "credits", 14_000, idempotency_key="use")  # 4_000 of debt
+    metered.advance_clock(sub.current_period_end + timedelta(minutes=1))
+    (bill,) = [i for i in metered.invoices("c1") if i.kind == "overage"]
+    metered.mark_paid(bill.id, idempotency_key="pay")  # 10_000 available after it
+    metered.charge("c1", "credits", 12_000, idempotency_key="more")  # new debt, same cycle
+    assert metered.bill_overage().billed == 0  # it waits for this cycle's end
+    metered.set_overage("credits", price="0.05", threshold=1_000)
+    assert metered.bill_overage().billed == 1  # or a threshold
+    debts = [i.debt for i in metered.invoices("c1") if i.kind == "overage"]
+    assert sorted(debts) == [2_000, 4_000]  # type: ignore[type-var]
+
+
 def test_a_threshold_bills_debt_before_the_period_ends(metered: TenantLedger) -> None:
     metered.set_overage("credits", price="0.05", threshold=2_000)
     metered.subscribe("c1", "payg", idempotency_key="s1")
