@@ -6,7 +6,8 @@ Phases, on one database (SQLite file or PostgreSQL):
 2. overspend races (block and overdraft; authorizations, charges, both) across them;
 3. the bank workload: `clients` threads over HTTP while the clock moves forward (and now
    and then back), servers are SIGKILLed and restarted, and on PostgreSQL connections are
-   terminated mid-transaction;
+   terminated mid-transaction; beside it, `collect_clients` threads collect money on a
+   test-mode tenant (collection.py), with crashes aimed at their requests;
 4. every operation left without an answer is retried with its idempotency key;
 5. hostile input over every operation on a tenant of its own;
 6. the servers stop, the clock moves past every hold's TTL, a final sweep runs, and the
