@@ -107,6 +107,7 @@ class Cluster:
     servers: list[ServerProcess] = field(default_factory=list)
     offset_seconds: Decimal = Decimal(0)
     crashes: int = 0
+    last_crash: float = 0.0  # time.monotonic() of the last SIGKILL
     failed_starts: int = 0  # start-ups that met a cut connection and exited (started again)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     # Crashes come from more than one thread (the fault thread, aimed ones): one at a time,
@@ -154,6 +155,7 @@ class Cluster:
             server = rng.choice([s for s in self.servers if s.base == base] or self.servers)
             server.kill()
             self.crashes += 1
+            self.last_crash = time.monotonic()
             time.sleep(down_seconds * rng.random())
             self._restart(server)
 

@@ -240,6 +240,8 @@ class Faults:
         rng = random.Random(self.rng.random())
         low, high = self.options.crash_every or (1.0, 1.0)
         while not self.stop.wait(rng.uniform(low, high)):
+            if time.monotonic() - self.cluster.last_crash < low:
+                continue  # a crash aimed at a request came first: it stands in for this one
             self.cluster.crash_one(rng)
 
     def _cuts(self) -> None:
