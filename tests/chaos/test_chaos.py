@@ -1,6 +1,7 @@
 """The short CI profile of `creditgate chaos`, on each backend: real server processes
 killed with SIGKILL under load, connections cut (PostgreSQL), the clock moving both ways,
-overspend races across processes, hostile input; zero violations, nothing lost or doubled."""
+overspend races across processes, hostile input, money collected on a test-mode tenant;
+zero violations, nothing lost or doubled."""
 
 from __future__ import annotations
 
@@ -65,3 +66,11 @@ def test_short_profile(chaos_db: str) -> None:
     if backend == "postgres":
         assert report.connections_cut > 0
     assert report.checked["lots"] > 0 and report.checked["holds"] > 0
+    # The collection tenant: invoices paid (duplicates too) and failed, debt billed at period
+    # ends and paid, the test clock moved; a crash aimed at the server in the middle of one.
+    done = report.collection
+    assert done["advance"] > 0 and done["invoice_paid"] > 0 and done["charge"] > 0
+    assert report.checked["collect_invoices"] > 0 and report.checked["collect_overage_bills"] > 0
+    assert report.checked["collect_included_granted"] > 0
+    assert done["aimed_crashes"] > 0
+    assert sum(n for kind, n in done.items() if kind.endswith("_indefinite")) > 0

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.domain.billing import add_months
 from creditgate.domain.billing_errors import PeriodNotIssued
-from creditgate.domain.errors import InvalidInput, LiveTenant
+from creditgate.domain.errors import IdempotencyConflict, InvalidInput, LiveTenant
 from creditgate.services.billing import purchases
 from creditgate.storage.tables import events
 from tests.conftest import FakeClock
@@ -116,6 +116,22 @@ def test_a_test_tenant_moves_its_own_clock_forward_only(
     assert refused.value.field == "to"
     clock.advance(hours=1)  # the server's clock runs on, the offset stays
     assert sandbox.now() == later + timedelta(hours=1)
+
+
+def test_a_retried_advance_answers_the_first_move_under_its_idempotency_key(
+    sandbox: TenantLedger, clock: FakeClock
+) -> None:
+    later = clock.now + timedelta(days=3)
+    first = sandbox.advance_clock(later, idempotency_key="adv-1")
+    clock.advance(seconds=2)  # the answer was lost; the tenant's clock ran past `later`
+    again = sandbox.advance_clock(later, idempotency_key="adv-1")
+    assert (again.now, again.offset_seconds) == (first.now, first.offset_seconds)
+    assert sandbox.now() == later + timedelta(seconds=2)  # moved once
+    with pytest.raises(InvalidInput) as refused:  # without the key, a time now past
+        sandbox.advance_clock(later)
+    assert refused.value.field == "to"
+    with pytest.raises(IdempotencyConflict):
+        sandbox.advance_clock(later + timedelta(days=1), idempotency_key="adv-1")
 
 
 def test_advancing_the_clock_expires_holds_and_lots_as_if_the_time_had_passed(
@@ -396,6 +412,22 @@ def test_debt_at_the_period_end_is_billed_once_and_payment_closes_it(
     report = metered.revenue_report(start=sub.current_period_start, end=end + timedelta(days=2))
     (line,) = report.collection
     assert (line.overage_billed, line.overage_collected, line.overage_unpaid) == (2, 2, 0)
+
+
+def test_a_cycle_billed_and_paid_is_not_billed_again_when_debt_comes_back(
+    metered: TenantLedger,
+) -> None:
+    sub = metered.subscribe("c1", "payg", idempotency_key="s1")
+    metered.charge("c1", "credits", 14_000, idempotency_key="use")  # 4_000 of debt
+    metered.advance_clock(sub.current_period_end + timedelta(minutes=1))
+    (bill,) = [i for i in metered.invoices("c1") if i.kind == "overage"]
+    metered.mark_paid(bill.id, idempotency_key="pay")  # 10_000 available after it
+    metered.charge("c1", "credits", 12_000, idempotency_key="more")  # new debt, same cycle
+    assert metered.bill_overage().billed == 0  # it waits for this cycle's end
+    metered.set_overage("credits", price="0.05", threshold=1_000)
+    assert metered.bill_overage().billed == 1  # or a threshold
+    debts = [i.debt for i in metered.invoices("c1") if i.kind == "overage"]
+    assert sorted(debts) == [2_000, 4_000]  # type: ignore[type-var]
 
 
 def test_a_threshold_bills_debt_before_the_period_ends(metered: TenantLedger) -> None:

@@ -1834,8 +1834,9 @@ export interface paths {
          *     that time: overage billing, renewals, dunning, auto top-up and the sweeps (expiries).
          *     Only test-mode tenants may (403 for a live tenant); a time before the tenant's present
          *     is refused (422). Advance a period at a time to see each period's invoices in turn.
-         *     Sent again with the same `to` (with or without its `Idempotency-Key`), it moves nothing
-         *     and only runs the round again, which bills and renews nothing twice.
+         *     Sent again with its `Idempotency-Key` (an answer lost), it answers the same time, moves
+         *     nothing and only runs the round again, which bills and renews nothing twice; without
+         *     one, the clock has run past `to` by then and the retry is refused (422).
          *
          *     **Idempotency:** send an `Idempotency-Key` to make a retry safe: the same key answers the first answer.
          */

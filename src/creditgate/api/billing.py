@@ -460,13 +460,13 @@ class BillingMethods:
     def test_clock(self) -> TestClock:
         return self._read(test_clock.test_clock)
 
-    def advance_clock(self, to: datetime) -> ClockAdvance:
+    def advance_clock(self, to: datetime, *, idempotency_key: str | None = None) -> ClockAdvance:
         """Move a test-mode tenant's clock forward to `to` (a live tenant is refused), then
         run what the worker runs at that time: the billing round and the sweeps. A period
         boundary crossed is billed and renewed once; advance a period at a time to see each
         period's invoices in turn. A tenant on Stripe test keys moves its Stripe test clock
         with it."""
-        moved = self._run(test_clock.advance, to=to)
+        moved = self._run(test_clock.advance, to=to, idempotency_key=idempotency_key)
         stripe_clock = payments.advance_stripe_test_clock(self._run_step, self.tenant_id, to)
         billing = self.run_billing()
         return ClockAdvance(

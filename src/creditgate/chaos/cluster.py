@@ -107,8 +107,12 @@ class Cluster:
     servers: list[ServerProcess] = field(default_factory=list)
     offset_seconds: Decimal = Decimal(0)
     crashes: int = 0
+    last_crash: float = 0.0  # time.monotonic() of the last SIGKILL
     failed_starts: int = 0  # start-ups that met a cut connection and exited (started again)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Crashes come from more than one thread (the fault thread, aimed ones): one at a time,
+    # so that a server is never started twice.
+    _crash_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.clock_file = self.workdir / "clock-offset"
@@ -142,13 +146,18 @@ class Cluster:
             self.offset_seconds = seconds
             write_offset(self.clock_file, seconds)
 
-    def crash_one(self, rng: random.Random, down_seconds: float = 0.3) -> None:
-        """SIGKILL a random server, leave it down a moment, start it again."""
-        server = rng.choice(self.servers)
-        server.kill()
-        self.crashes += 1
-        time.sleep(down_seconds * rng.random())
-        self._restart(server)
+    def crash_one(
+        self, rng: random.Random, down_seconds: float = 0.3, base: str | None = None
+    ) -> None:
+        """SIGKILL a random server (or the one at `base`), leave it down a moment, start it
+        again."""
+        with self._crash_lock:
+            server = rng.choice([s for s in self.servers if s.base == base] or self.servers)
+            server.kill()
+            self.crashes += 1
+            self.last_crash = time.monotonic()
+            time.sleep(down_seconds * rng.random())
+            self._restart(server)
 
     def _restart(self, server: ServerProcess, attempts: int = 5) -> None:
         # As a supervisor would: a server whose start-up meets a cut connection exits, and is

@@ -6,7 +6,8 @@ Phases, on one database (SQLite file or PostgreSQL):
 2. overspend races (block and overdraft; authorizations, charges, both) across them;
 3. the bank workload: `clients` threads over HTTP while the clock moves forward (and now
    and then back), servers are SIGKILLed and restarted, and on PostgreSQL connections are
-   terminated mid-transaction;
+   terminated mid-transaction; beside it, `collect_clients` threads collect money on a
+   test-mode tenant (collection.py), with crashes aimed at their requests;
 4. every operation left without an answer is retried with its idempotency key;
 5. hostile input over every operation on a tenant of its own;
 6. the servers stop, the clock moves past every hold's TTL, a final sweep runs, and the
@@ -40,7 +41,7 @@ from sqlalchemy import func, select
 
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.api.clock import FileOffsetClock
-from creditgate.chaos import wire
+from creditgate.chaos import collection, wire
 from creditgate.chaos.cluster import Cluster
 from creditgate.chaos.history import OK, REJECTED, UNRESOLVED, History, Op
 from creditgate.chaos.model import ReferenceModel, ServerState
@@ -77,6 +78,7 @@ class ChaosOptions:
     failover_every: tuple[float, float] = (8.0, 16.0)
     failover_kinds: tuple[str, ...] = ("primary_killed", "switchover", "patroni_killed")
     min_failovers: int = 0  # the bank workload runs on (up to 4 minutes more) until so many
+    collect_clients: int = 2  # clients of the test-mode tenant collecting money (0: none)
 
 
 @dataclass
@@ -121,6 +123,9 @@ class ChaosReport:
     unavailable_p50_seconds: float = 0.0
     unavailable_max_seconds: float = 0.0
     checked: dict[str, int] = field(default_factory=dict)
+    # The collection tenant's operations: acknowledged per kind, `<kind>_indefinite` those
+    # an attempt of which a crash or a cut left without an answer, `aimed_crashes`.
+    collection: dict[str, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -169,6 +174,7 @@ class Setup:
     race_key: str
     hostile_tenant: str
     hostile_key: str
+    collect: collection.CollectSetup | None = None
 
 
 def _seed(cg: Creditgate) -> Setup:
@@ -184,7 +190,9 @@ def _seed(cg: Creditgate) -> Setup:
     TenantLedger(cg, race_tenant.id).create_asset("credits", 0, "Credits")
     hostile, hostile_key = cg.create_tenant_with_key("chaos hostile input")
     assert created.key and race_key.key and hostile_key.key
-    return Setup(tenant.id, created.key, race_key.key, hostile.id, hostile_key.key)
+    setup = Setup(tenant.id, created.key, race_key.key, hostile.id, hostile_key.key)
+    setup.collect = collection.seed(cg)
+    return setup
 
 
 def _committed(cg: Creditgate, tenant_id: str) -> Any:
@@ -271,6 +279,8 @@ class Faults:
         rng = random.Random(self.rng.random())
         low, high = self.options.crash_every or (1.0, 1.0)
         while not self.stop.wait(rng.uniform(low, high)):
+            if time.monotonic() - self.cluster.last_crash < low:
+                continue  # a crash aimed at a request came first: it stands in for this one
             self.cluster.crash_one(rng)
 
     def _failovers(self) -> None:
@@ -451,7 +461,7 @@ def run_chaos(options: ChaosOptions, progress: Any = None) -> ChaosReport:
                 options.seconds - (time.monotonic() - started) - hostile_seconds,
             )
             bank_started = time.monotonic()
-            history, faults, clients = _bank(
+            history, faults, clients, collect = _bank(
                 cluster, setup, options, seed, url, bank_seconds, say, patroni
             )
             if patroni is not None:
@@ -472,11 +482,16 @@ def run_chaos(options: ChaosOptions, progress: Any = None) -> ChaosReport:
             report.replays_checked = replays.replayed + replays.conflicts_tried
             report.duplicated_effects += len(replays.failures)
             report.failures.extend(replays.failures[:20])
+            if collect is not None:
+                more = _replays(collect.clients, collect.replayable(), seed, sample=60)
+                report.replays_checked += more.replayed + more.conflicts_tried
+                report.duplicated_effects += len(more.failures)
+                report.failures.extend(more.failures[:20])
             say(f"replays: {replays.replayed} replayed, {replays.conflicts_tried} conflicts")
             _hostile(cluster, setup, url, seed, hostile_seconds, report, say)
         finally:
             cluster.stop()
-        _final(url, cluster, setup, history, faults, clients, report, say)
+        _final(url, cluster, setup, history, faults, clients, report, say, collect)
         report.seconds = time.monotonic() - started
     return report
 
@@ -561,7 +576,7 @@ def _bank(
     seconds: float,
     say: Any,
     patroni: PatroniCluster | None = None,
-) -> tuple[History, Faults, Clients]:
+) -> tuple[History, Faults, Clients, collection.Workload | None]:
     history = History()
     checker = Creditgate(url, migrate=False, pool_size=2)
 
@@ -583,9 +598,21 @@ def _bank(
         body = {"asset": "credits", "amount": 5_000, "kind": "purchased", "cost_basis": "0.01"}
         opener.send("grant", wallet.customer, f"/v1/customers/{wallet.customer}/grants", body)
     opener.http.close()
+    collect = None
+    if setup.collect is not None and options.collect_clients:
+        collect = collection.open_books(
+            setup.collect,
+            cluster.bases,
+            _committed(checker, setup.collect.tenant_id),
+            cluster.crash_one,
+            seed,
+            deadline,
+        )
     faults = Faults(cluster, options, seed, url, patroni)
     faults.clients_end = deadline
     faults.start()
+    if collect is not None:
+        collect.start(options.collect_clients, seed, deadline)
     # With `min_failovers`, the clients go on past `seconds` until that many have settled.
     waits = patroni is not None and options.min_failovers > 0
     last = deadline + MAX_EXTRA_SECONDS if waits else deadline
@@ -606,14 +633,18 @@ def _bank(
         clients.stop.set()
     for thread in threads:
         thread.join()
+    if collect is not None:
+        collect.join()  # its aimed crashes too, before the servers are brought up
     faults.join()
     if patroni is not None:
         patroni.wait_healthy()
     cluster.ensure_up()
     say(f"bank workload done: {len(history.ops)} operations, {cluster.crashes} crashes")
     _resolve(clients, history, seed, time.monotonic() + 120)
+    if collect is not None:
+        _resolve(collect.clients, collect.history, seed, time.monotonic() + 120)
     checker.close()
-    return history, faults, clients
+    return history, faults, clients, collect
 
 
 @dataclass
@@ -692,6 +723,7 @@ def _final(
     clients: Clients,
     report: ChaosReport,
     say: Any,
+    collect: collection.Workload | None = None,
 ) -> None:
     # Past every hold's TTL, then one last sweep in-process on the same clock file.
     final_offset = faults.max_offset + MAX_TTL + 60
@@ -706,6 +738,7 @@ def _final(
                 break
         latest_clock = clock()
         state = _server_state(cg, setup.tenant_id)
+        collected = _collect_final(cg, setup, collect)
         verified = cg.verify()
     policies = {w.customer: (w.policy, w.overdraft_limit) for w in DEFAULT_WALLETS}
     model = ReferenceModel(policies)
@@ -746,6 +779,51 @@ def _final(
     report.failures.extend(counters.failures)
     report.failures.extend(f"fault thread: {e}" for e in faults.errors)
     report.harness_errors = len(faults.errors)
+    if collected is not None and collect is not None:
+        _report_collection(report, collect, collected)
     if report.operations_unresolved:
         report.failures.append(f"{report.operations_unresolved} operations never answered")
     say(report.line())
+
+
+def _collect_final(
+    cg: Creditgate, setup: Setup, collect: collection.Workload | None
+) -> tuple[Any, ...] | None:
+    """The collection tenant's own final sweep on its own clock, and what it holds then."""
+    if setup.collect is None or collect is None:
+        return None
+    tenant_id = setup.collect.tenant_id
+    final_clock = collection.tenant_now(cg, tenant_id)
+    ledger = TenantLedger(cg, tenant_id)
+    for _ in range(5):
+        swept = ledger.run_sweeps()
+        if not (swept.holds_expired or swept.lots_expired or swept.lots_activated):
+            break
+    latest_clock = collection.tenant_now(cg, tenant_id)
+    state = _server_state(cg, tenant_id)
+    return state, collection.read_state(cg, tenant_id), latest_clock, final_clock
+
+
+def _report_collection(
+    report: ChaosReport, collect: collection.Workload, collected: tuple[Any, ...]
+) -> None:
+    state, collection_state, latest_clock, final_clock = collected
+    findings = collection.CollectionModel(collect.history.ops).check(
+        collection_state, state, latest_clock=latest_clock, final_clock=final_clock
+    )
+    report.invariant_violations += findings.invariant_violations
+    report.lost_effects += findings.lost
+    report.duplicated_effects += findings.duplicated
+    report.failures.extend(f"collection: {v}" for v in findings.violations)
+    report.checked |= {f"collect_{k}": v for k, v in findings.checked.items()}
+    report.collection = collection.acknowledged_counts(collect.history)
+    report.collection["aimed_crashes"] = collect.crasher.aimed
+    ops = collect.history.ops
+    report.operations_unresolved += sum(op.outcome == UNRESOLVED for op in ops)
+    counters = collect.history.counters
+    report.server_errors += counters.server_errors
+    report.unavailable_503 += counters.unavailable
+    report.transport_errors += counters.transport_errors
+    report.failures.extend(counters.failures)
+    report.failures.extend(collect.crasher.errors)
+    report.harness_errors += len(collect.crasher.errors)

@@ -174,7 +174,10 @@ class Client:
 
     # Transport
 
-    def send(self, kind: str, wallet: str, path: str, body: dict[str, Any]) -> Op:
+    def send(
+        self, kind: str, wallet: str, path: str, body: dict[str, Any], *, first: str | None = None
+    ) -> Op:
+        """`first`: the server the first attempt goes to (by default, any)."""
         op = Op(kind, f"chaos-{uuid.uuid4().hex}", wallet, path, body)
         shared = self.shared
         delay = 0.02
@@ -183,7 +186,8 @@ class Client:
             op.attempts += 1
             bases = shared.bases()
             # After a failure, another server: the one that failed may be down.
-            base = self.rng.choice([b for b in bases if b != failed] or bases)
+            base = first or self.rng.choice([b for b in bases if b != failed] or bases)
+            first = None
             try:
                 response = self.http.post(
                     base + path, json=body, headers={"Idempotency-Key": op.key}

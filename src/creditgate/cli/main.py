@@ -1251,6 +1251,12 @@ def chaos(
         float,
         typer.Option(min=0, help="PostgreSQL: mean seconds between cutting connections (0: none)"),
     ] = 5.0,
+    collect_clients: Annotated[
+        int,
+        typer.Option(
+            min=0, max=64, help="Clients collecting money on a test-mode tenant (0: none)"
+        ),
+    ] = 2,
     db: DbOption = None,
     cluster: Annotated[
         str | None,
@@ -1292,6 +1298,7 @@ def chaos(
         db=_given_db(db),
         cluster=cluster,
         failover_every=(failover_every * 0.5, failover_every * 1.5),
+        collect_clients=collect_clients,
     )
     progress = None if as_json else (lambda message: console.print(f"[dim]{message}[/]"))
     report = run_chaos(options, progress)

@@ -216,6 +216,7 @@ def advance_test_clock(
     that time: overage billing, renewals, dunning, auto top-up and the sweeps (expiries).
     Only test-mode tenants may (403 for a live tenant); a time before the tenant's present
     is refused (422). Advance a period at a time to see each period's invoices in turn.
-    Sent again with the same `to` (with or without its `Idempotency-Key`), it moves nothing
-    and only runs the round again, which bills and renews nothing twice."""
-    return answer(t.advance_clock(body.to))
+    Sent again with its `Idempotency-Key` (an answer lost), it answers the same time, moves
+    nothing and only runs the round again, which bills and renews nothing twice; without
+    one, the clock has run past `to` by then and the retry is refused (422)."""
+    return answer(t.advance_clock(body.to, idempotency_key=idempotency_key))

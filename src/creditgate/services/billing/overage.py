@@ -141,6 +141,11 @@ def bill_due(tx: Tx, *, limit: int = 200) -> list[str]:
             start = cycle_start(tx, wallet_id, setting.asset)
             at_end = max(0, -store.posted_before(tx.conn, wallet_id, setting.asset, start))
             cycle, amount = f"period:{start.isoformat()}", min(at_end, owed) - billed
+            if amount > 0 and store.bills_in_cycle(tx.conn, wallet_id, setting.asset, cycle):
+                # This cycle's bill was made (and since paid or written off): debt owed now
+                # is new, and waits for the next cycle's end or the threshold. Billing the
+                # cycle again would meet its key and start over, every run, for ever.
+                amount = 0
             if amount <= 0:
                 if setting.threshold is None or owed - billed <= setting.threshold:
                     continue

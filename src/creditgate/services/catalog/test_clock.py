@@ -14,7 +14,7 @@ from decimal import Decimal
 from sqlalchemy import select, update
 
 from creditgate.domain.errors import InvalidInput, LiveTenant
-from creditgate.services.context import Tx
+from creditgate.services.context import Idempotent, Tx
 from creditgate.services.results import TestClock
 from creditgate.storage.database import RetryTransaction
 from creditgate.storage.tables import tenants
@@ -41,9 +41,15 @@ def test_clock(tx: Tx) -> TestClock:
     return TestClock(now=tx.now, offset_seconds=_seconds(timedelta(microseconds=offset)))
 
 
-def advance(tx: Tx, *, to: datetime) -> TestClock:
+def advance(tx: Tx, *, to: datetime, idempotency_key: str | None = None) -> TestClock:
     """Move the tenant's clock forward to `to`. Live tenants are refused (403), a time
-    before the tenant's present is invalid (422); advancing to the present changes nothing."""
+    before the tenant's present is invalid (422); advancing to the present changes nothing.
+    Under an idempotency key, a retry answers the first move: by then the tenant's clock has
+    run past `to`, which would otherwise be refused as a time before its present."""
+    request = {"to": to.isoformat() if isinstance(to, datetime) else str(to)}
+    idem = Idempotent(tx, idempotency_key, "test_clock.advance", request)
+    if (replayed := idem.replay(TestClock)) is not None:
+        return replayed
     mode, offset_us = _row(tx)
     if mode != "test":
         raise LiveTenant(
@@ -70,4 +76,4 @@ def advance(tx: Tx, *, to: datetime) -> TestClock:
     ).rowcount
     if not moved:
         raise RetryTransaction  # another advance committed first: start again from its time
-    return TestClock(now=to, offset_seconds=_seconds(offset))
+    return idem.record(TestClock(now=to, offset_seconds=_seconds(offset)))
