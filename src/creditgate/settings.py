@@ -32,7 +32,9 @@ class Settings(BaseSettings):
     db: str | None = Field(
         default=None,
         description="Database URL: `sqlite:///path/file.db`, a plain path to an SQLite file, or "
-        "`postgresql+psycopg://user@host:5432/dbname`. Default: `./creditgate.db`.",
+        "`postgresql+psycopg://user@host:5432/dbname`; a replicated cluster as all its hosts, "
+        "`postgresql+psycopg://user@pg1:5432,pg2:5432,pg3:5432/dbname?target_session_attrs="
+        "read-write` (deploy.md). Default: `./creditgate.db`.",
     )
     pool_size: int = Field(
         default=10,

@@ -30,6 +30,11 @@ BILLING_BY_ID: list[tuple[str, str, dict[str, Any] | None]] = [
     ),
     ("GET", "/v1/customers/{customer}/auto-top-up", None),
     ("POST", "/v1/customers/{customer}/redemptions", {"code": "WELCOME"}),
+    ("GET", "/v1/customers/{customer}/invoices", None),
+    ("GET", "/v1/invoices/{invoice}", None),
+    ("POST", "/v1/invoices/{invoice}/mark-paid", None),
+    ("POST", "/v1/invoices/{invoice}/mark-failed", {"reason": "x"}),
+    ("POST", "/v1/purchases/{purchase}/write-off", None),
 ]
 # Billing operations that only ever see or change the caller's own settings. Stripe's webhook
 # takes no key: a tenant is named by `?tenant=` and proven by its signing secret (an event
@@ -48,6 +53,10 @@ BILLING_OWN_ONLY = {
     ("GET", "/v1/consumption-order"),
     ("PUT", "/v1/consumption-order/{kind}"),
     ("POST", "/v1/providers/stripe/webhook"),
+    ("GET", "/v1/overage"),
+    ("PUT", "/v1/overage/{asset}"),
+    ("GET", "/v1/test-clock"),
+    ("POST", "/v1/test-clock/advance"),
 }
 
 
@@ -55,7 +64,8 @@ def billing_objects(api: Api) -> dict[str, str]:
     """Tenant A's plan, subscription, pack, purchase and campaign; B gets the same codes."""
     # The plan's credit is in an asset of its own, so A's credits balance stays as it was.
     assert api.post("/v1/assets", {"code": "minutes", "scale": 0}).status_code == 201
-    plan = {"code": "pro", "asset": "minutes", "included": 100, "fee": "1"}
+    # Its fee collected by hand, so that the subscription has an invoice (an id of A's).
+    plan = {"code": "pro", "asset": "minutes", "included": 100, "fee": "1", "collection": "manual"}
     assert api.post("/v1/plans", plan).status_code == 201
     sub = api.post("/v1/customers/c1/subscriptions", {"plan": "pro"}).json()
     pack = {"code": "starter", "asset": "credits", "amount": 100, "price": "1"}
@@ -63,7 +73,13 @@ def billing_objects(api: Api) -> dict[str, str]:
     purchase = api.post("/v1/customers/c1/purchases", {"pack": "starter"}).json()
     campaign = {"code": "WELCOME", "asset": "credits", "amount": 5}
     assert api.post("/v1/campaigns", campaign).status_code == 201
-    return {"{subscription}": sub["id"], "{pack}": pack_id, "{purchase}": purchase["id"]}
+    (invoice,) = api.get("/v1/customers/c1/invoices").json()["data"]
+    return {
+        "{subscription}": sub["id"],
+        "{pack}": pack_id,
+        "{purchase}": purchase["id"],
+        "{invoice}": invoice["id"],
+    }
 
 
 def billing_snapshot(a: Api) -> dict[str, Any]:
@@ -77,4 +93,5 @@ def billing_snapshot(a: Api) -> dict[str, Any]:
         "campaigns": a.get("/v1/campaigns").json(),
         "methods": a.get("/v1/customers/c1/payment-methods").json(),
         "auto_top_up": a.get("/v1/customers/c1/auto-top-up").json(),
+        "invoices": a.get("/v1/customers/c1/invoices").json(),
     }

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from alembic import command
 from cryptography.fernet import Fernet
 from sqlalchemy import insert, inspect, select, text
 from typer.testing import CliRunner
@@ -19,7 +18,7 @@ from creditgate.api import Creditgate
 from creditgate.cli import app
 from creditgate.cli._shared import CliError
 from creditgate.storage.database import Database
-from creditgate.storage.migrate import alembic_config, upgrade
+from creditgate.storage.migrate import downgrade, upgrade
 from creditgate.storage.secret_keys import (
     ENV_KEYS,
     SEALED_PREFIX,
@@ -187,10 +186,7 @@ def test_the_migration_seals_secrets_stored_in_plain_text(
             assert list(errors) == ["connection_error", "http_status"]
 
         # And back: the secrets in plain text again, as the older code reads them.
-        with db.engine.begin() as conn:
-            cfg = alembic_config(db)
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0012")
+        downgrade(db, "0012")
         stored, config = _raw(db)
         assert stored == "whsec_plain_old" and config["api_key"] == "sk_plain"
     finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -42,6 +43,11 @@ WRITES: dict[str, Callable[..., Any]] = {
     "update_member": lambda c, hold, **k: c.update_member("cust_42", "alice", active=False, **k),
     "set_budget": lambda c, hold, **k: c.set_budget("cust_42", "credits", 100, period="day", **k),
     "create_gateway_key": lambda c, hold, **k: c.create_gateway_key("cust_42", **k),
+    "mark_invoice_paid": lambda c, hold, **k: c.mark_invoice_paid("inv_1", **k),
+    "mark_invoice_failed": lambda c, hold, **k: c.mark_invoice_failed("inv_1", **k),
+    "advance_test_clock": lambda c, hold, **k: c.advance_test_clock(
+        datetime(2027, 1, 1, tzinfo=UTC), **k
+    ),
 }
 # What moves money or creates a billable object, by the API's routes.
 MONEY = {
@@ -57,6 +63,8 @@ MONEY = {
     "mark_purchase_paid",
     "mark_purchase_failed",
     "refund_purchase",
+    "mark_invoice_paid",
+    "mark_invoice_failed",
 }
 # The fake answers only the gate's routes; other writes end in its 404, and a second settle
 # or void of one hold in a conflict. Only the requests matter here.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -22,10 +24,41 @@ def alembic_config(db: Database) -> Config:
 
 
 def upgrade(db: Database, revision: str = "head") -> None:
-    cfg = alembic_config(db)
-    with db.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
+    with _migrating(db) as cfg:
         command.upgrade(cfg, revision)
+
+
+def downgrade(db: Database, revision: str) -> None:
+    with _migrating(db) as cfg:
+        command.downgrade(cfg, revision)
+
+
+@contextmanager
+def _migrating(db: Database) -> Iterator[Config]:
+    """The Alembic config of a migration running in one transaction on `db`."""
+    cfg = alembic_config(db)
+    if db.engine.dialect.name != "sqlite":
+        with db.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            yield cfg
+        return
+    # SQLite alters a table by copying it into a new one and dropping the old, which its
+    # foreign keys refuse while other tables' rows point at it. They are off for the
+    # migration (SQLite ignores the pragma inside a transaction, so it is set before one) and
+    # checked in the migration's transaction before it commits.
+    with db.engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with conn.begin():
+                cfg.attributes["connection"] = conn
+                yield cfg
+                broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                if broken:
+                    raise RuntimeError(f"the migration broke foreign keys: {broken[:5]}")
+        finally:
+            raw.execute("PRAGMA foreign_keys=ON")
 
 
 def current_revision(db: Database) -> str | None:

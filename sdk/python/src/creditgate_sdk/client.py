@@ -666,10 +666,13 @@ class Client(_BaseClient):
     ) -> Invoice:
         return self._send(ops.mark_invoice_failed(invoice, reason), idempotency_key)
 
-    def advance_test_clock(self, to: datetime) -> TestClock:
+    def advance_test_clock(
+        self, to: datetime, *, idempotency_key: str | None = None
+    ) -> TestClock:
         """Move a test-mode tenant's clock forward (renewals, expiries, dunning and overage
-        billing run as if the time had passed); a live tenant is refused."""
-        return self._send(ops.advance_test_clock(to))
+        billing run as if the time had passed); a live tenant is refused. A retry under the
+        same key answers the first move."""
+        return self._send(ops.advance_test_clock(to), idempotency_key)
 
     def refund_purchase(
         self,
@@ -1333,9 +1336,12 @@ class AsyncClient(_BaseClient):
     ) -> Invoice:
         return await self._send(ops.mark_invoice_failed(invoice, reason), idempotency_key)
 
-    async def advance_test_clock(self, to: datetime) -> TestClock:
-        """Move a test-mode tenant's clock forward; a live tenant is refused."""
-        return await self._send(ops.advance_test_clock(to))
+    async def advance_test_clock(
+        self, to: datetime, *, idempotency_key: str | None = None
+    ) -> TestClock:
+        """Move a test-mode tenant's clock forward; a live tenant is refused. A retry under
+        the same key answers the first move."""
+        return await self._send(ops.advance_test_clock(to), idempotency_key)
 
     async def refund_purchase(
         self,

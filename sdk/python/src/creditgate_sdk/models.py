@@ -528,7 +528,7 @@ class Shortfall:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class MarginRow:
-    key: str | None  # the action, model, customer or day (None: not recorded)
+    key: str | None  # the action, model, customer, member or day (None: not recorded)
     charges: int
     amount: int  # minor units
     credits: Decimal  # units of the asset
@@ -541,6 +541,8 @@ class MarginRow:
     list_value: Decimal | None = None  # credits at the card's credit_value_usd
     credit_to_cost: Decimal | None = None  # list_value / vendor_cost
     shortfall: Shortfall | None = None  # None from a server that does not report it
+    # by member: the member's customer (member ids are unique within a customer only)
+    customer: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
