@@ -13,6 +13,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -184,3 +185,49 @@ class Cluster:
             text = server.log_path.read_text(errors="replace").splitlines()[-lines:]
             out.append(f"--- {server.log_path.name}\n" + "\n".join(text))
         return "\n".join(out)
+
+
+Crash = Callable[[random.Random, float, str], None]  # Cluster.crash_one(rng, down, base)
+CRASH_AFTER = (0.0, 0.1)  # seconds after an aimed operation is sent, when its server dies
+CRASH_EVERY = 8.0  # at most one crash aimed by one Crasher this often, seconds
+
+
+class Crasher:
+    """Aims a SIGKILL at the server an operation is sent to, just after it is sent, at most
+    once every `CRASH_EVERY` seconds; the bank's own crash thread goes on beside it (and
+    skips its turn when an aimed crash came first). The collection's clients and the
+    organizations' member calls have one each."""
+
+    def __init__(self, crash: Crash, rng: random.Random) -> None:
+        self.crash = crash
+        self.rng = rng
+        self.lock = threading.Lock()
+        self.last = 0.0
+        self.aimed = 0
+        self.threads: list[threading.Thread] = []
+        self.errors: list[str] = []
+
+    def aim(self, bases: list[str]) -> str | None:
+        """The server to send the next operation to, killed just after; None: no crash now."""
+        with self.lock:
+            if time.monotonic() - self.last < CRASH_EVERY:
+                return None
+            self.last = time.monotonic()
+            self.aimed += 1
+            rng = random.Random(self.rng.random())
+        base = rng.choice(bases)
+        thread = threading.Thread(target=self._later, args=(rng, base), daemon=True)
+        thread.start()
+        self.threads.append(thread)
+        return base
+
+    def _later(self, rng: random.Random, base: str) -> None:
+        time.sleep(rng.uniform(*CRASH_AFTER))
+        try:
+            self.crash(rng, 0.3, base)
+        except Exception as exc:  # a failed restart fails the run
+            self.errors.append(f"aimed crash: {exc!r}")
+
+    def join(self) -> None:
+        for thread in self.threads:
+            thread.join(120)

@@ -34,6 +34,7 @@ import httpx
 from sqlalchemy import func, select
 
 from creditgate.api import Creditgate, TenantLedger
+from creditgate.chaos.cluster import Crash, Crasher
 from creditgate.chaos.history import OK, UNRESOLVED, History, Op
 from creditgate.chaos.model import Findings, ReferenceModel, ServerState
 from creditgate.chaos.workload import Client, Clients, WalletSpec
@@ -73,8 +74,6 @@ WEIGHTS = {
 # billing round again (which bills and renews nothing twice), so its answer differs.
 REPLAYED = {"subscribe", "grant", "charge", "invoice_paid", "invoice_failed", "bill_paid"}
 REPLAYED |= {"write_off"}
-CRASH_AFTER = (0.0, 0.1)  # seconds after an advance or a payment is sent, when one is aimed
-CRASH_EVERY = 8.0  # at most one aimed crash this often, seconds
 
 
 @dataclass(frozen=True)
@@ -104,48 +103,6 @@ def seed(cg: Creditgate) -> CollectSetup:
         ledger.set_policy(customer, ASSET, "soft_cap", overdraft_limit=SOFT_CAP_LIMIT)
     assert created.key
     return CollectSetup(tenant.id, created.key)
-
-
-Crash = Callable[[random.Random, float, str], None]  # Cluster.crash_one(rng, down, base)
-
-
-class Crasher:
-    """Aims a SIGKILL at the server a collection operation is sent to, just after it is sent,
-    at most once every `CRASH_EVERY` seconds; the bank's own crash thread goes on beside it."""
-
-    def __init__(self, crash: Crash, rng: random.Random) -> None:
-        self.crash = crash
-        self.rng = rng
-        self.lock = threading.Lock()
-        self.last = 0.0
-        self.aimed = 0
-        self.threads: list[threading.Thread] = []
-        self.errors: list[str] = []
-
-    def aim(self, bases: list[str]) -> str | None:
-        """The server to send the next operation to, killed just after; None: no crash now."""
-        with self.lock:
-            if time.monotonic() - self.last < CRASH_EVERY:
-                return None
-            self.last = time.monotonic()
-            self.aimed += 1
-            rng = random.Random(self.rng.random())
-        base = rng.choice(bases)
-        thread = threading.Thread(target=self._later, args=(rng, base), daemon=True)
-        thread.start()
-        self.threads.append(thread)
-        return base
-
-    def _later(self, rng: random.Random, base: str) -> None:
-        time.sleep(rng.uniform(*CRASH_AFTER))
-        try:
-            self.crash(rng, 0.3, base)
-        except Exception as exc:  # a failed restart fails the run
-            self.errors.append(f"aimed crash: {exc!r}")
-
-    def join(self) -> None:
-        for thread in self.threads:
-            thread.join(120)
 
 
 class CollectionClient(Client):

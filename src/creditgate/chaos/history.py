@@ -16,7 +16,7 @@ UNRESOLVED = "unresolved"  # never a definite answer, however often retried
 
 @dataclass
 class Op:
-    kind: str  # grant | authorize | settle | void | charge | refund | purchase | pay
+    kind: str  # grant | authorize | settle | void | charge | refund | purchase | pay | member
     key: str  # the idempotency key every attempt carried
     wallet: str  # the customer's external id
     path: str
@@ -28,6 +28,7 @@ class Op:
     indefinite: bool = False  # an attempt ended with no answer (cut, crash, 503)
     committed_before_retry: bool | None = None  # for indefinite ops: found applied on retry
     seq: int = -1  # completion order
+    started_at: float = 0.0  # time.monotonic() when its first attempt was sent
     finished_at: float = 0.0  # time.monotonic() when the client had its last answer
 
 

@@ -201,6 +201,9 @@ class ReferenceModel:
             else:
                 self._new_lot(line["to_lot"], op.wallet, line["amount"], None)
 
+    def _apply_member(self, op: Op, answer: dict[str, Any]) -> None:
+        pass  # an organization's member: no credit moves (chaos/budgets.py checks its calls)
+
     def _apply_purchase(self, op: Op, answer: dict[str, Any]) -> None:
         pass  # pending until paid: no credit yet
 

@@ -1,6 +1,7 @@
 """Overspend races: bursts of concurrent authorizations and charges on one wallet, spread
 over several server processes. The number approved must be exactly what the balance (and
-the overdraft limit) allows, every time."""
+the overdraft limit) allows, every time; for a member under a hard budget smaller than the
+balance, exactly what the budget allows, and its usage then shows no more."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ class RaceResult:
 
     @property
     def ok(self) -> bool:
+        # (A budget race's `available_after` is what its budget has left.)
         floor = -self.limit if self.policy == "overdraft" else 0
         return self.approved == self.expected and self.available_after >= floor and not self.errors
 
@@ -62,11 +64,16 @@ def race(
     limit: int = 0,
     threads: int = 32,
     seed: int = 0,
+    budget: int | None = None,
 ) -> RaceResult:
+    """`budget`: the calls name a member of the customer under a hard total budget of this
+    much (less than the balance), which decides how many fit."""
     rng = random.Random(seed)
     headers = {"Authorization": f"Bearer {api_key}"}
     customer = f"race-{policy}-{kind}-{uuid.uuid4().hex[:8]}"
     fits = (balance + limit) // amount
+    if budget is not None:
+        fits = min(fits, budget // amount)
     requests = fits * 2 + threads
     with httpx.Client(headers=headers, timeout=30.0) as setup:
         body: dict[str, object] = {"id": customer, "policy": policy}
@@ -82,6 +89,13 @@ def race(
             rng,
         )
         r.raise_for_status()
+        if budget is not None:
+            members = f"/v1/customers/{customer}/members"
+            r = _post(setup, bases, members, {"external_id": "racer"}, rng)
+            r.raise_for_status()
+            spec = {"amount": budget, "period": "total", "mode": "hard"}
+            r = setup.put(f"{bases[0]}{members}/racer/budgets/credits", json=spec)
+            r.raise_for_status()
     approved = 0
     errors: list[str] = []
     lock = threading.Lock()
@@ -95,7 +109,10 @@ def race(
             start.wait()
             for i in mine:
                 as_charge = kind == "charge" or (kind == "mixed" and i % 2 == 1)
-                body = {"customer": customer, "asset": "credits", "amount": amount}
+                body: dict[str, object] = {"customer": customer, "asset": "credits"}
+                body["amount"] = amount
+                if budget is not None:
+                    body["member"] = "racer"
                 if as_charge:
                     response = _post(http, bases, "/v1/charges", body, wrng)
                 else:
@@ -114,7 +131,22 @@ def race(
         list(pool.map(worker, range(threads)))
     with httpx.Client(headers=headers, timeout=30.0) as http:
         wallet = http.get(f"{bases[0]}/v1/customers/{customer}/wallet").json()
-    available = next(b["available"] for b in wallet["balances"] if b["asset"] == "credits")
+        available = next(b["available"] for b in wallet["balances"] if b["asset"] == "credits")
+        if budget is not None:
+            usage = http.get(f"{bases[0]}/v1/customers/{customer}/members/racer/usage").json()
+            (period,) = usage["data"]
+            if period["held"] + period["spent"] != approved * amount:
+                errors.append(f"budget usage {period} after {approved} approved of {amount}")
+            available = min(available, period["remaining"])
     return RaceResult(
-        policy, kind, balance, limit, amount, requests, approved, fits, available, errors
+        "budget" if budget is not None else policy,
+        kind,
+        balance if budget is None else budget,
+        limit,
+        amount,
+        requests,
+        approved,
+        fits,
+        available,
+        errors,
     )

@@ -7,13 +7,17 @@ Phases, on one database (SQLite file or PostgreSQL):
 3. the bank workload: `clients` threads over HTTP while the clock moves forward (and now
    and then back), servers are SIGKILLed and restarted, and on PostgreSQL connections are
    terminated mid-transaction; beside it, `collect_clients` threads collect money on a
-   test-mode tenant (collection.py), with crashes aimed at their requests;
-4. every operation left without an answer is retried with its idempotency key;
+   test-mode tenant (collection.py), with crashes aimed at their requests; the same
+   clients also call for organizations' members under hard budgets (workload.py), some
+   of those calls with crashes aimed at them too;
+4. every operation left without an answer is retried with its idempotency key; then each
+   member's (and organization's) usage is read from its API route (budgets.py);
 5. hostile input over every operation on a tenant of its own;
 6. the servers stop, the clock moves past every hold's TTL, a final sweep runs, and the
    database is compared with the reference model built from the acknowledged history, and
    checked by `verify` (DESIGN's invariants 1-4, 6 and 7); invariant 8 is the model's
-   lost/duplicated count.
+   lost/duplicated count. The members' budgets are checked against the history, the usage
+   read back and the ledger (budgets.py): never past a hard budget in any period.
 
 The seed fixes each client's sequence of operations and each fault's timing; thread
 interleaving and the servers' scheduling are the machine's, so a failing seed is rerun to
@@ -41,17 +45,25 @@ from sqlalchemy import func, select
 
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.api.clock import FileOffsetClock
-from creditgate.chaos import collection, wire
-from creditgate.chaos.cluster import Cluster
+from creditgate.chaos import budgets, collection, wire
+from creditgate.chaos.cluster import Cluster, Crasher
 from creditgate.chaos.history import OK, REJECTED, UNRESOLVED, History, Op
 from creditgate.chaos.model import ReferenceModel, ServerState
 from creditgate.chaos.patroni import Failover, PatroniCluster
 from creditgate.chaos.races import RaceResult, race
-from creditgate.chaos.workload import DEFAULT_WALLETS, Client, Clients
+from creditgate.chaos.workload import (
+    DEFAULT_WALLETS,
+    ORG_TTL,
+    ORGANIZATIONS,
+    Client,
+    Clients,
+    WalletSpec,
+)
 from creditgate.domain.ledger import Account, TransactionKind
 from creditgate.storage import tables as t
 
-MAX_TTL = 600  # the workload's longest hold TTL, seconds
+MAX_TTL = max(600, ORG_TTL)  # the workload's longest hold TTL, seconds
+DAY_TURNS_AFTER = timedelta(minutes=8)  # the members' day budgets turn this far into the run
 FAILOVER_SECONDS = 12  # no failover starts closer than this to the clients' end
 MAX_EXTRA_SECONDS = 240  # the longest the clients wait past `seconds` for `min_failovers`
 
@@ -126,6 +138,9 @@ class ChaosReport:
     # The collection tenant's operations: acknowledged per kind, `<kind>_indefinite` those
     # an attempt of which a crash or a cut left without an answer, `aimed_crashes`.
     collection: dict[str, int] = field(default_factory=dict)
+    # The organizations' calls (members under hard budgets), likewise; `declined_<reason>`
+    # per decline reason, `aimed_crashes`, `budgets` (hard budgets set).
+    members: dict[str, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -157,8 +172,16 @@ class ChaosReport:
             f"duplicated={self.duplicated_effects} races_exact={self.races_exact}/{self.races} "
             f"bad_inputs={self.bad_inputs_tried} bad_input_failures={self.bad_input_failures} "
             f"5xx={self.server_errors} (503 refusals {self.unavailable_503}) "
+            f"member_ops={self.member_operations} "
+            f"budget_periods={self.checked.get('budget_periods', 0)} "
             f"{'PASS' if self.ok else 'FAIL'}"
         )
+
+    @property
+    def member_operations(self) -> int:
+        """The organizations' authorizations, charges, settles, voids and refunds acknowledged."""
+        kinds = ("authorize", "charge", "settle", "void", "refund")
+        return sum(self.members.get(kind, 0) for kind in kinds)
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "ok": self.ok}
@@ -175,13 +198,17 @@ class Setup:
     hostile_tenant: str
     hostile_key: str
     collect: collection.CollectSetup | None = None
+    budget_defs: list[budgets.BudgetDef] = field(default_factory=list)  # set over HTTP (_bank)
+
+
+ORG_WALLETS = tuple(WalletSpec(org.customer, "block") for org in ORGANIZATIONS)
 
 
 def _seed(cg: Creditgate) -> Setup:
     tenant, created = cg.create_tenant_with_key("chaos bank")
     ledger = TenantLedger(cg, tenant.id)
     ledger.create_asset("credits", 0, "Credits")
-    for wallet in DEFAULT_WALLETS:
+    for wallet in (*DEFAULT_WALLETS, *ORG_WALLETS):
         ledger.create_customer(wallet.customer)
         limit = wallet.overdraft_limit if wallet.policy == "overdraft" else None
         ledger.set_policy(wallet.customer, "credits", wallet.policy, overdraft_limit=limit)
@@ -332,6 +359,7 @@ def _resolve(clients: Clients, history: History, seed: int, deadline: float) -> 
                 retried = _send_with_key(client, op)
                 op.outcome, op.status, op.answer = retried.outcome, retried.status, retried.answer
                 op.attempts += retried.attempts
+                op.finished_at = time.monotonic()  # its effect, if any, came by now
     finally:
         client.http.close()
 
@@ -488,12 +516,25 @@ def run_chaos(options: ChaosOptions, progress: Any = None) -> ChaosReport:
                 report.duplicated_effects += len(more.failures)
                 report.failures.extend(more.failures[:20])
             say(f"replays: {replays.replayed} replayed, {replays.conflicts_tried} conflicts")
+            usage = _read_usage(cluster, setup, faults)
             _hostile(cluster, setup, url, seed, hostile_seconds, report, say)
         finally:
             cluster.stop()
-        _final(url, cluster, setup, history, faults, clients, report, say, collect)
+        _final(url, cluster, setup, history, faults, clients, report, say, collect, usage)
         report.seconds = time.monotonic() - started
     return report
+
+
+def _read_usage(
+    cluster: Cluster, setup: Setup, faults: Faults
+) -> tuple[dict[budgets.Key, budgets.UsageRead], datetime]:
+    """The members' usage from their routes, every call answered, with the servers' clock at
+    the latest it has been (so their current periods are the latest any call counted in)."""
+    cluster.set_offset(faults.max_offset)
+    found, _ = budgets.read_usage(cluster.bases(), setup.key, setup.budget_defs, datetime.now(UTC))
+    # No server's clock read later than this while the routes answered.
+    clock = datetime.now(UTC) + timedelta(seconds=float(faults.max_offset))
+    return found, clock
 
 
 def _unavailability(
@@ -556,12 +597,26 @@ def _races(
                     seed=seed + round_,
                 )
                 results.append(result)
-                if not result.ok:
-                    report.failures.append(
-                        f"race {policy}/{kind}: approved {result.approved}, expected "
-                        f"{result.expected}, available after {result.available_after}, "
-                        f"errors {result.errors[:3]}"
-                    )
+        # A member under a hard budget well inside the balance: the budget decides.
+        for kind in ("authorize", "mixed"):
+            result = race(
+                cluster.bases(),
+                setup.race_key,
+                policy="block",
+                kind=kind,
+                balance=options.race_balance * 4,
+                amount=10,
+                seed=seed + round_,
+                budget=options.race_balance - 3 * round_ - 5,
+            )
+            results.append(result)
+    for result in results:
+        if not result.ok:
+            report.failures.append(
+                f"race {result.policy}/{result.kind}: approved {result.approved}, expected "
+                f"{result.expected}, available after {result.available_after}, "
+                f"errors {result.errors[:3]}"
+            )
     report.races = len(results)
     report.races_exact = sum(r.ok for r in results)
     say(f"races: {report.races_exact}/{report.races} exact")
@@ -597,7 +652,11 @@ def _bank(
     for wallet in DEFAULT_WALLETS:
         body = {"asset": "credits", "amount": 5_000, "kind": "purchased", "cost_basis": "0.01"}
         opener.send("grant", wallet.customer, f"/v1/customers/{wallet.customer}/grants", body)
+    # The organizations: their members and hard budgets, day ones turning during the run.
+    setup.budget_defs = budgets.open_organizations(opener, setup.key, now() + DAY_TURNS_AFTER)
     opener.http.close()
+    clients.orgs = ORGANIZATIONS
+    clients.crasher = Crasher(cluster.crash_one, random.Random(f"{seed}:members:crash"))
     collect = None
     if setup.collect is not None and options.collect_clients:
         collect = collection.open_books(
@@ -633,6 +692,8 @@ def _bank(
         clients.stop.set()
     for thread in threads:
         thread.join()
+    if clients.crasher is not None:
+        clients.crasher.join()
     if collect is not None:
         collect.join()  # its aimed crashes too, before the servers are brought up
     faults.join()
@@ -724,6 +785,7 @@ def _final(
     report: ChaosReport,
     say: Any,
     collect: collection.Workload | None = None,
+    usage: tuple[dict[budgets.Key, budgets.UsageRead], datetime] | None = None,
 ) -> None:
     # Past every hold's TTL, then one last sweep in-process on the same clock file.
     final_offset = faults.max_offset + MAX_TTL + 60
@@ -738,9 +800,12 @@ def _final(
                 break
         latest_clock = clock()
         state = _server_state(cg, setup.tenant_id)
+        orgs = {org.customer for org in ORGANIZATIONS}
+        budget_rows = budgets.read_rows(cg, setup.tenant_id, orgs)
         collected = _collect_final(cg, setup, collect)
         verified = cg.verify()
-    policies = {w.customer: (w.policy, w.overdraft_limit) for w in DEFAULT_WALLETS}
+    wallets = (*DEFAULT_WALLETS, *ORG_WALLETS)
+    policies = {w.customer: (w.policy, w.overdraft_limit) for w in wallets}
     model = ReferenceModel(policies)
     model.replay(history.ops)
     acknowledged = {op.key for op in history.ops if op.outcome == OK}
@@ -781,9 +846,36 @@ def _final(
     report.harness_errors = len(faults.errors)
     if collected is not None and collect is not None:
         _report_collection(report, collect, collected)
+    _report_budgets(report, setup, history, clients, usage, budget_rows, final_clock)
     if report.operations_unresolved:
         report.failures.append(f"{report.operations_unresolved} operations never answered")
     say(report.line())
+
+
+def _report_budgets(
+    report: ChaosReport,
+    setup: Setup,
+    history: History,
+    clients: Clients,
+    usage: tuple[dict[budgets.Key, budgets.UsageRead], datetime] | None,
+    rows: budgets.BudgetRows,
+    final_clock: datetime,
+) -> None:
+    read, clock = usage if usage is not None else (None, None)
+    model = budgets.BudgetModel(setup.budget_defs, history.ops)
+    findings = model.check(read, clock, rows, final_clock=final_clock)
+    report.invariant_violations += findings.invariant_violations
+    report.lost_effects += findings.lost
+    report.duplicated_effects += findings.duplicated
+    report.failures.extend(f"budget: {v}" for v in findings.violations)
+    report.checked |= dict(findings.checked)
+    report.members = budgets.member_counts(history, {org.customer for org in ORGANIZATIONS})
+    report.members["budgets"] = len(setup.budget_defs)
+    crasher = clients.crasher
+    if crasher is not None:
+        report.members["aimed_crashes"] = crasher.aimed
+        report.failures.extend(crasher.errors)
+        report.harness_errors += len(crasher.errors)
 
 
 def _collect_final(
