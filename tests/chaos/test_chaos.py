@@ -1,7 +1,8 @@
 """The short CI profile of `creditgate chaos`, on each backend: real server processes
 killed with SIGKILL under load, connections cut (PostgreSQL), the clock moving both ways,
-overspend races across processes, hostile input, money collected on a test-mode tenant;
-zero violations, nothing lost or doubled."""
+overspend races across processes (a member's budget too), hostile input, money collected on
+a test-mode tenant, organizations' members calling under hard budgets; zero violations,
+nothing lost or doubled, no budget passed."""
 
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def test_short_profile(chaos_db: str) -> None:
     assert report.bank_operations_per_second == round(answered / report.bank_seconds, 1)
     assert report.crashes_survived >= 2
     assert report.indefinite_outcomes > 0
-    assert report.races == report.races_exact == 6
+    assert report.races == report.races_exact == 8
     assert report.bad_inputs_tried > 50
     assert report.clock_jumps_back > 0
     if backend == "postgres":
@@ -74,3 +75,13 @@ def test_short_profile(chaos_db: str) -> None:
     assert report.checked["collect_included_granted"] > 0
     assert done["aimed_crashes"] > 0
     assert sum(n for kind, n in done.items() if kind.endswith("_indefinite")) > 0
+    # The organizations: members' calls held, settled and charged under their hard budgets
+    # (some declined for them), a crash aimed at one; every budget period checked against the
+    # history, the usage routes and the ledger.
+    members = report.members
+    assert members["authorize_member"] > 0 and members["charge_member"] > 0
+    assert members["settle"] > 0 and members["declined_budget_exceeded"] > 0
+    assert members["aimed_crashes"] > 0
+    assert report.checked["budget_periods"] >= members["budgets"] == 7
+    assert report.checked["budget_usage_read"] > 0 and report.checked["budget_rows"] > 0
+    assert report.checked["budget_ledger_periods"] > 0

@@ -318,9 +318,12 @@ def _may_count(p: Piece, op: Op) -> bool:
 class BudgetModel:
     """The acknowledged calls on the organizations' wallets, per budget period."""
 
-    def __init__(self, defs: list[BudgetDef], ops: list[Op]) -> None:
+    def __init__(
+        self, defs: list[BudgetDef], ops: list[Op], customers: Iterable[str] | None = None
+    ) -> None:
+        """`customers`: the organizations (by default, those the budgets are of)."""
         self.defs = {d.id: d for d in defs}
-        self.customers = {d.customer for d in defs}
+        self.customers = set(customers) if customers is not None else {d.customer for d in defs}
         self.findings = Findings()
         self.holds: dict[str, _Hold] = {}
         self.charges: dict[str, _Charge] = {}

@@ -862,14 +862,15 @@ def _report_budgets(
     final_clock: datetime,
 ) -> None:
     read, clock = usage if usage is not None else (None, None)
-    model = budgets.BudgetModel(setup.budget_defs, history.ops)
+    orgs = {org.customer for org in ORGANIZATIONS}
+    model = budgets.BudgetModel(setup.budget_defs, history.ops, orgs)
     findings = model.check(read, clock, rows, final_clock=final_clock)
     report.invariant_violations += findings.invariant_violations
     report.lost_effects += findings.lost
     report.duplicated_effects += findings.duplicated
     report.failures.extend(f"budget: {v}" for v in findings.violations)
     report.checked |= dict(findings.checked)
-    report.members = budgets.member_counts(history, {org.customer for org in ORGANIZATIONS})
+    report.members = budgets.member_counts(history, orgs)
     report.members["budgets"] = len(setup.budget_defs)
     crasher = clients.crasher
     if crasher is not None:
