@@ -9,12 +9,15 @@ When each effect took place is not: only that it fell between its request's firs
 its last answer. The check bounds it both ways:
 
 - at least: whatever was certainly counted at one moment (a hold from its approval's answer
-  until its settle or void was sent, a charge from its answer on, less the refunds that may
-  have begun) must fit the amount; a budget passed at any moment shows here;
+  until its settle or void was sent, or until the end when the final sweep expired it; a
+  charge from its answer on, less the refunds that may have begun) must fit the amount; a
+  budget passed at any moment shows here;
 - at most: a call declined `budget_exceeded` must have met a period that may have had too
   little left (everything that may have been counted while it ran, less the refunds that
-  were certainly done); a decline for budget where there was room shows here, as does one
-  for a call under no hard budget, or a call past a budget's whole amount not declined so.
+  were certainly done; a hold past its TTL counts until a sweep expires it, whatever a
+  settle refused as expired said, and when that was is not known: until the end); a decline
+  for budget where there was room shows here, as does one for a call under no hard budget,
+  or a call past a budget's whole amount not declined so.
 
 Then the readbacks: each member's (and customer's) usage from its API route, once all calls
 were answered (spent exactly the model's, held between the holds certainly and possibly
@@ -287,7 +290,9 @@ class _Hold:
     approved: Op
     expires_at: datetime
     release: Op | None = None  # the acknowledged settle or void
-    refused: Op | None = None  # a settle or void refused (the hold had expired by its answer)
+    # A settle or void refused as past the hold's TTL: the hold is expired, but its
+    # reservation (of the wallet and the budgets) stands until a sweep expires it.
+    refused: Op | None = None
 
 
 @dataclass
@@ -461,8 +466,6 @@ class BudgetModel:
             a, r = hold.approved, hold.release
             if r is not None:
                 sure_to, maybe_to = r.started_at, r.finished_at
-            elif hold.refused is not None:
-                sure_to, maybe_to = a.finished_at, hold.refused.finished_at
             else:
                 sure_to = (sure_open_until or {}).get(hold_id, a.finished_at)
                 maybe_to = NEVER
@@ -495,7 +498,7 @@ class BudgetModel:
         sure: dict[Key, int] = defaultdict(int)
         maybe: dict[Key, int] = defaultdict(int)
         for hold in self.holds.values():
-            if hold.release is not None or hold.refused is not None:
+            if hold.release is not None:
                 continue
             for key in hold.keys:
                 maybe[key] += hold.amount
@@ -523,7 +526,7 @@ class BudgetModel:
             # past every server's clock) was open while every call ran.
             for hold_id, hold in self.holds.items():
                 row = rows.holds.get(hold_id)
-                if hold.release is None and hold.refused is None and row is not None:
+                if hold.release is None and row is not None:
                     resolved = row["resolved_at"]
                     if row["status"] == "expired" and resolved and _ts(resolved) >= final_clock:
                         sure_open[hold_id] = NEVER
@@ -599,7 +602,7 @@ class BudgetModel:
             if most + amount <= budget.amount:
                 self.findings.fail(
                     f"{op.kind} of {amount} declined by {self._name(budget, key)}, which held "
-                    f"and spent at most {most} while it ran"
+                    f"and spent at most {most} while it ran (it said: {answer['warnings'][0]})"
                 )
 
     def _check_usage(
