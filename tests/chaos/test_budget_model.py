@@ -58,8 +58,8 @@ def _declined(at: float, amount: int, named: str | None = "bgt_a", kind: str = "
 
 
 def _settle(at: float, hold: str, charge: str, amount: int, member: str = "ada") -> Op:
-    answer = {"authorization": {"id": hold}, "charge": {"id": charge, "amount": amount}}
-    answer["charge"]["member"] = member
+    made = {"id": charge, "amount": amount, "member": member}
+    answer = {"authorization": {"id": hold}, "charge": made}
     return _op("settle", f"/v1/authorizations/{hold}/settle", {"amount": amount}, at, answer)
 
 
