@@ -531,7 +531,7 @@ def _read_usage(
     """The members' usage from their routes, every call answered, with the servers' clock at
     the latest it has been (so their current periods are the latest any call counted in)."""
     cluster.set_offset(faults.max_offset)
-    found, _ = budgets.read_usage(cluster.bases(), setup.key, setup.budget_defs, datetime.now(UTC))
+    found = budgets.read_usage(cluster.bases(), setup.key, setup.budget_defs)
     # No server's clock read later than this while the routes answered.
     clock = datetime.now(UTC) + timedelta(seconds=float(faults.max_offset))
     return found, clock
