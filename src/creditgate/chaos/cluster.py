@@ -189,30 +189,54 @@ class Cluster:
 
 Crash = Callable[[random.Random, float, str], None]  # Cluster.crash_one(rng, down, base)
 CRASH_AFTER = (0.0, 0.1)  # seconds after an aimed operation is sent, when its server dies
-CRASH_EVERY = 8.0  # at most one crash aimed by one Crasher this often, seconds
+CRASH_EVERY = 8.0  # at most one aimed crash this often, seconds
+
+
+@dataclass
+class CrashTurns:
+    """The aimed crashes' schedule, shared by the Crashers of a run: one at most every
+    `CRASH_EVERY` seconds, their turns in rotation (so a run crashes its servers as often
+    whoever aims); a turn its owner leaves untaken for another `CRASH_EVERY` goes to
+    whoever asks next."""
+
+    parties: int = 1
+    last: float = 0.0
+    turn: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take(self, party: int) -> bool:
+        with self.lock:
+            since = time.monotonic() - self.last
+            if since < CRASH_EVERY or (party != self.turn and since < 2 * CRASH_EVERY):
+                return False
+            self.last = time.monotonic()
+            self.turn = (party + 1) % self.parties
+            return True
 
 
 class Crasher:
-    """Aims a SIGKILL at the server an operation is sent to, just after it is sent, at most
-    once every `CRASH_EVERY` seconds; the bank's own crash thread goes on beside it (and
-    skips its turn when an aimed crash came first). The collection's clients and the
-    organizations' member calls have one each."""
+    """Aims a SIGKILL at the server an operation is sent to, just after it is sent, when its
+    turn (`CrashTurns`) comes; the bank's own crash thread goes on beside it (and skips its
+    turn when an aimed crash came first). The collection's clients and the organizations'
+    member calls have one each, taking turns."""
 
-    def __init__(self, crash: Crash, rng: random.Random) -> None:
+    def __init__(
+        self, crash: Crash, rng: random.Random, turns: CrashTurns | None = None, party: int = 0
+    ) -> None:
         self.crash = crash
         self.rng = rng
+        self.turns = turns or CrashTurns()
+        self.party = party
         self.lock = threading.Lock()
-        self.last = 0.0
         self.aimed = 0
         self.threads: list[threading.Thread] = []
         self.errors: list[str] = []
 
     def aim(self, bases: list[str]) -> str | None:
         """The server to send the next operation to, killed just after; None: no crash now."""
+        if not self.turns.take(self.party):
+            return None
         with self.lock:
-            if time.monotonic() - self.last < CRASH_EVERY:
-                return None
-            self.last = time.monotonic()
             self.aimed += 1
             rng = random.Random(self.rng.random())
         base = rng.choice(bases)

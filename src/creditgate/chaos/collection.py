@@ -34,7 +34,7 @@ import httpx
 from sqlalchemy import func, select
 
 from creditgate.api import Creditgate, TenantLedger
-from creditgate.chaos.cluster import Crash, Crasher
+from creditgate.chaos.cluster import Crash, Crasher, CrashTurns
 from creditgate.chaos.history import OK, UNRESOLVED, History, Op
 from creditgate.chaos.model import Findings, ReferenceModel, ServerState
 from creditgate.chaos.workload import Client, Clients, WalletSpec
@@ -239,8 +239,10 @@ def open_books(
     crash: Crash,
     run_seed: int,
     deadline: float,
+    turns: CrashTurns | None = None,
 ) -> Workload:
-    """Subscriptions and the soft-capped wallets' opening credit, over HTTP (before faults)."""
+    """Subscriptions and the soft-capped wallets' opening credit, over HTTP (before faults).
+    `turns`: the aimed crashes' schedule, if shared (its party 0)."""
     clients = Clients(
         bases=bases,
         key=setup.key,
@@ -258,7 +260,8 @@ def open_books(
         body = {"asset": ASSET, "amount": 2_000, "kind": "promotional"}
         opener.send("grant", customer, f"/v1/customers/{customer}/grants", body)
     opener.http.close()
-    return Workload(clients, Crasher(crash, random.Random(f"{run_seed}:collect:crash")))
+    crasher = Crasher(crash, random.Random(f"{run_seed}:collect:crash"), turns, party=0)
+    return Workload(clients, crasher)
 
 
 # The state the checks read

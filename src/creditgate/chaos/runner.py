@@ -46,7 +46,7 @@ from sqlalchemy import func, select
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.api.clock import FileOffsetClock
 from creditgate.chaos import budgets, collection, wire
-from creditgate.chaos.cluster import Cluster, Crasher
+from creditgate.chaos.cluster import Cluster, Crasher, CrashTurns
 from creditgate.chaos.history import OK, REJECTED, UNRESOLVED, History, Op
 from creditgate.chaos.model import ReferenceModel, ServerState
 from creditgate.chaos.patroni import Failover, PatroniCluster
@@ -655,9 +655,9 @@ def _bank(
     # The organizations: their members and hard budgets, day ones turning during the run.
     setup.budget_defs = budgets.open_organizations(opener, setup.key, now() + DAY_TURNS_AFTER)
     opener.http.close()
-    clients.orgs = ORGANIZATIONS
-    clients.crasher = Crasher(cluster.crash_one, random.Random(f"{seed}:members:crash"))
     collect = None
+    # The aimed crashes take turns: the collection's requests, the members' calls.
+    turns = CrashTurns(parties=2)
     if setup.collect is not None and options.collect_clients:
         collect = collection.open_books(
             setup.collect,
@@ -666,7 +666,14 @@ def _bank(
             cluster.crash_one,
             seed,
             deadline,
+            turns,
         )
+    else:
+        turns.parties = 1
+    party = turns.parties - 1
+    rng = random.Random(f"{seed}:members:crash")
+    clients.orgs = ORGANIZATIONS
+    clients.crasher = Crasher(cluster.crash_one, rng, turns, party=party)
     faults = Faults(cluster, options, seed, url, patroni)
     faults.clients_end = deadline
     faults.start()
