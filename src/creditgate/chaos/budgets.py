@@ -288,9 +288,6 @@ class _Hold:
     approved: Op
     expires_at: datetime
     release: Op | None = None  # the acknowledged settle or void
-    # A settle or void refused as past the hold's TTL: the hold is expired, but its
-    # reservation (of the wallet and the budgets) stands until a sweep expires it.
-    refused: Op | None = None
 
 
 @dataclass
@@ -433,8 +430,8 @@ class BudgetModel:
 
     def _released(self, op: Op, hold: _Hold) -> None:
         if op.outcome == REJECTED:
-            if (op.answer or {}).get("code") == "hold_expired":
-                hold.refused = op
+            # Refused (as past its TTL): the hold's reservation, of the wallet and of its
+            # budgets, stands until a sweep expires it, at a time no answer tells.
             return
         hold.release = op
         if op.kind == "settle":
