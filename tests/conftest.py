@@ -191,7 +191,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     _instances.clear()
 
 
-
 # The tests that take a minute or more (a cluster, a proxy, many processes, many examples),
 # longest first as measured in CI: they run first, so that under xdist the two workers end
 # together rather than one of them starting a long test when the other has nothing left.
