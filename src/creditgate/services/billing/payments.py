@@ -560,8 +560,7 @@ def bill_overage(run: Runner, tenant_id: str) -> OverageReport:
     """Bill the debt that is due, then send the bills through their provider; and send again
     a Stripe bill whose answer was lost (a crash, a network failure) two minutes on."""
     made: list[str] = run(overage.bill_due)
-    now = run(_now, read_only=True)
-    waiting: list[str] = run(overage.unsent, read_only=True, sent_before=now - UNANSWERED_AFTER)
+    waiting: list[str] = run(overage.unsent, read_only=True, older_than=UNANSWERED_AFTER)
     sent = 0
     for purchase_id in [*made, *[w for w in waiting if w not in made]]:
         purchase: Purchase = run(purchases.get_purchase, read_only=True, purchase_id=purchase_id)
@@ -575,10 +574,6 @@ def bill_overage(run: Runner, tenant_id: str) -> OverageReport:
                 "overage bill not sent", extra={"tenant": tenant_id, "purchase": purchase_id}
             )
     return OverageReport(billed=len(made), sent=sent)
-
-
-def _now(tx: Tx) -> datetime:
-    return tx.now
 
 
 def send_bill(run: Runner, tenant_id: str, purchase: Purchase) -> Purchase:
