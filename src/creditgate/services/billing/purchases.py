@@ -105,7 +105,7 @@ def _check_ref(value: object, field: str, *, optional: bool = False) -> str | No
     return value
 
 
-def _check_url(value: object, field: str) -> str | None:
+def check_url(value: object, field: str) -> str | None:
     if value is None:
         return None
     if (
@@ -116,9 +116,6 @@ def _check_url(value: object, field: str) -> str | None:
     ):
         raise InvalidInput(f"{field} must be an http(s) URL", field=field)
     return value
-
-
-check_url = _check_url
 
 
 # Packs
@@ -429,8 +426,8 @@ def start_purchase(tx: Tx, *, order: PurchaseOrder, idempotency_key: str | None 
     """
     wallet_id = tx.wallet_id(check_external_id(order.customer))
     provider = check_provider(order.provider)
-    success = _check_url(order.success_url, "success_url")
-    _check_url(order.cancel_url, "cancel_url")
+    success = check_url(order.success_url, "success_url")
+    check_url(order.cancel_url, "cancel_url")
     if provider == "stripe" and order.origin == "checkout" and success is None:
         raise InvalidInput("success_url is required for a Stripe checkout", field="success_url")
     request = {
