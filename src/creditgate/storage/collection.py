@@ -173,19 +173,6 @@ def periods_of_wallet(conn: Connection, wallet_id: str) -> Sequence[Any]:
     ).all()
 
 
-def tenant_periods(conn: Connection, tenant_id: str) -> Sequence[Any]:
-    """Every invoiced period of the tenant, with its plan's included amount (reports)."""
-    return conn.execute(
-        select(subscription_periods, plans.c.included, plans.c.asset)
-        .join(plans, plans.c.id == subscription_periods.c.plan_id)
-        .where(
-            subscription_periods.c.tenant_id == tenant_id,
-            subscription_periods.c.invoice_id.is_not(None),
-        )
-        .order_by(subscription_periods.c.period_start)
-    ).all()
-
-
 # Test clocks on Stripe
 
 
@@ -335,24 +322,6 @@ def set_wallet_stopped(conn: Connection, wallet_id: str, asset: str, available: 
         .where(wallet_balances.c.wallet_id == wallet_id, wallet_balances.c.asset == asset)
         .values(**values)
     )
-
-
-def overage_bills_of(conn: Connection, tenant_id: str) -> Sequence[Any]:
-    """Every overage bill of the tenant with its purchase (reports)."""
-    return conn.execute(
-        select(
-            overage_bills.c.debt,
-            overage_bills.c.cycle,
-            purchases.c.id,
-            purchases.c.status,
-            purchases.c.price,
-            purchases.c.currency,
-            purchases.c.amount,
-            purchases.c.lot_id,
-        )
-        .join(purchases, purchases.c.id == overage_bills.c.purchase_id)
-        .where(overage_bills.c.tenant_id == tenant_id)
-    ).all()
 
 
 def claim_written_off(conn: Connection, purchase_id: str, now: datetime) -> bool:

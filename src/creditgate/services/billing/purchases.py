@@ -66,7 +66,6 @@ from creditgate.storage.tables import (
 
 PROVIDERS = ("manual", "stripe")
 PENDING, PAID, FAILED = "pending", "paid", "failed"
-WRITTEN_OFF = "written_off"
 OVERAGE = "overage"  # the origin of a bill for a wallet's debt (services/billing/overage.py)
 MAX_REF = 255
 MAX_URL = 2048
