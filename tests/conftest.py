@@ -189,3 +189,35 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     for instance in _instances.values():
         instance.close()
     _instances.clear()
+
+
+# The tests that take a minute or more (a cluster, a proxy, many processes, many examples),
+# longest first as measured in CI: they run first, so that under xdist the two workers end
+# together rather than one of them starting a long test when the other has nothing left.
+_LONGEST_FIRST = (
+    "tests/integration/test_state_machine.py::test_ledger_matches_the_model",
+    "tests/bench/test_http_floor.py::test_the_floor_and_creditgate",
+    "tests/http/test_schemathesis.py",
+    "tests/gateway/test_served_concurrency.py",
+    "tests/chaos/test_patroni.py",
+    "tests/chaos/test_chaos.py",
+    "tests/chaos/test_stateful_api.py",
+    "tests/docs/test_doc_blocks.py",
+    "tests/integrations/test_litellm_proxy.py",
+    "tests/bench/",
+)
+_LONG_MARKERS = ("patroni", "slow")
+
+
+def _rank(item: pytest.Item) -> int:
+    for rank, prefix in enumerate(_LONGEST_FIRST):
+        if item.nodeid.startswith(prefix):
+            return rank
+    if any(item.get_closest_marker(marker) for marker in _LONG_MARKERS):
+        return len(_LONGEST_FIRST)
+    return len(_LONGEST_FIRST) + 1
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # A stable sort: the same order in every worker, as xdist requires.
+    items.sort(key=_rank)

@@ -43,6 +43,7 @@ def settled(api: httpx.Client, customer: str) -> dict[str, Any]:
     wait_for(done, timeout=30)
     return wallet
 
+
 PROCESSES = 8
 MESSAGES, MAX_TOKENS = calling_process.MESSAGES, calling_process.MAX_TOKENS
 

@@ -54,9 +54,7 @@ def test_the_margin_page_says_loss_where_revenue_is_0_and_cost_is_not(
     assert "100.0%" not in html
 
 
-def test_the_margin_page_opens_on_the_asset_the_card_charges_in(
-    api: Api, clock: FakeClock
-) -> None:
+def test_the_margin_page_opens_on_the_asset_the_card_charges_in(api: Api, clock: FakeClock) -> None:
     # An asset that sorts first but has no charges (as USD in the demo).
     assert api.post("/v1/assets", {"code": "aaa_usd", "scale": 2}).status_code == 201
     assert api.post("/v1/rate-cards", {"spec": no_cache_writes()}).status_code == 201

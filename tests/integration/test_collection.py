@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.event import listen
 
 from creditgate.api import Creditgate, TenantLedger
+from creditgate.api.gateway import TenantGateway, authenticate_customer_key
 from creditgate.domain.billing import add_months
 from creditgate.domain.billing_errors import PeriodNotIssued
 from creditgate.domain.errors import IdempotencyConflict, InvalidInput, LiveTenant
@@ -132,6 +134,80 @@ def test_a_retried_advance_answers_the_first_move_under_its_idempotency_key(
     assert refused.value.field == "to"
     with pytest.raises(IdempotencyConflict):
         sandbox.advance_clock(later + timedelta(days=1), idempotency_key="adv-1")
+
+
+def test_an_advance_through_one_process_is_seen_by_every_other_at_once(
+    sandbox: TenantLedger, db_url: str, clock: FakeClock
+) -> None:
+    other = Creditgate(db_url, clock=clock, migrate=False)  # another server process's
+    try:
+        elsewhere = other.tenant(sandbox.tenant_id)
+        assert elsewhere.now() == clock.now
+        later = clock.now + timedelta(days=2)
+        sandbox.advance_clock(later)
+        assert elsewhere.now() == later
+        assert elsewhere.test_clock().offset_seconds == Decimal(2 * 86_400)
+        elsewhere.advance_clock(later + timedelta(days=1))  # and back the other way
+        assert sandbox.now() == later + timedelta(days=1)
+    finally:
+        other.close()
+
+
+def _offset_reads(cg: Creditgate) -> list[str]:
+    """The statements that read a tenant's clock offset, from now on."""
+    reads: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "clock_offset_us" in statement:
+            reads.append(statement)
+
+    listen(cg.db.engine, "before_cursor_execute", seen)
+    return reads
+
+
+def test_a_live_tenants_transactions_never_read_its_clock_once_its_key_is_verified(
+    cg: Creditgate, db_url: str, clock: FakeClock
+) -> None:
+    tenant, key = cg.create_tenant_with_key(f"live {uuid.uuid4().hex[:8]}")
+    sandbox, _ = cg.create_tenant_with_key(f"sandbox {uuid.uuid4().hex[:8]}", mode="test")
+    assert key.key is not None
+    fresh = Creditgate(db_url, clock=clock, migrate=False)  # a process that knows no tenant
+    try:
+        reads = _offset_reads(fresh)
+        fresh.authenticate(key.key)
+        live = TenantLedger(fresh, tenant.id)
+        live.create_asset("credits", 2)
+        live.create_customer("c1")
+        live.grant("c1", "credits", 1_000)
+        assert live.now() == clock.now
+        assert reads == []
+        # Unverified, a live tenant is read once; a test-mode tenant in every transaction.
+        unverified = TenantLedger(fresh, sandbox.id)
+        unverified.now()
+        unverified.now()
+        unverified.test_clock()  # the transaction's own read serves the answer
+        assert len(reads) == 3
+        other = Creditgate(db_url, clock=clock, migrate=False)
+        try:
+            reads = _offset_reads(other)
+            TenantLedger(other, tenant.id).now()
+            TenantLedger(other, tenant.id).now()
+            assert len(reads) == 1
+        finally:
+            other.close()
+        # A customer's gateway key verified tells of its tenant too.
+        customer_key = TenantGateway(cg.tenant(tenant.id)).create_customer_key("c1").key
+        assert customer_key is not None
+        gateway = Creditgate(db_url, clock=clock, migrate=False)
+        try:
+            reads = _offset_reads(gateway)
+            authenticate_customer_key(gateway, customer_key)
+            TenantLedger(gateway, tenant.id).now()
+            assert reads == []
+        finally:
+            gateway.close()
+    finally:
+        fresh.close()
 
 
 def test_advancing_the_clock_expires_holds_and_lots_as_if_the_time_had_passed(

@@ -13,6 +13,7 @@ lot, the policy floors are checked on what the system reports and `verify()` mus
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -44,8 +45,9 @@ from creditgate.domain.errors import (
 from creditgate.domain.periods import CALENDAR, Period, span
 from tests.conftest import FakeClock
 
-# Per backend: 20 examples of up to 100 steps; at least MIN_STEPS steps must actually run.
-EXAMPLES = 20
+# Per backend: 20 examples of up to 100 steps (STATE_MACHINE_EXAMPLES=N for a longer soak);
+# at least MIN_STEPS steps must actually run.
+EXAMPLES = int(os.environ.get("STATE_MACHINE_EXAMPLES", "20"))
 STEPS = 100
 MIN_STEPS = 1_000
 
@@ -60,6 +62,7 @@ DECLINE_REASONS = {
 # How far below zero `allow` may go: only the balance range bounds it.
 ALLOW_FLOOR = 2**61
 FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 ERROR_FOR_STATUS: dict[str, type[CreditgateError]] = {
     "settled": HoldAlreadySettled,
     "voided": HoldAlreadyVoided,
@@ -615,7 +618,12 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @initialize(data=st.data(), customers=st.integers(1, 3), assets=st.integers(1, len(ASSETS)))
     def start(self, data: st.DataObject, customers: int, assets: int) -> None:
-        """A fresh tenant: its assets, and customers each with their own default policy."""
+        """A fresh tenant: its assets, and customers each with their own default policy.
+
+        The clock starts each example at a time drawn with it (a second of 2026-01-01), so
+        an example replays exactly: the clock object outlives examples, and a budget's day
+        would otherwise end wherever the examples before it had left the clock."""
+        self.clock.set(EPOCH + timedelta(seconds=data.draw(st.integers(0, 86_399), label="start")))
         tenant = self.cg.create_tenant(f"state machine {uuid.uuid4().hex[:8]}")
         self.t = self.cg.tenant(tenant.id)
         for code, scale in ASSETS[:assets]:

@@ -56,6 +56,13 @@ T = TypeVar("T")
 P = ParamSpec("P")
 
 
+def _invoices(tx: Tx, *, customer: str) -> list[Invoice]:
+    """Both kinds of a customer's invoices, read in one transaction."""
+    fees = plan_fees.customer_invoices(tx, customer=customer)
+    bills = overage.customer_bills(tx, customer=customer)
+    return sorted([*fees, *bills], key=lambda i: i.created_at, reverse=True)
+
+
 class BillingMethods:
     tenant_id: str
 
@@ -126,9 +133,7 @@ class BillingMethods:
     # Invoices: plan fees and overage bills
     def invoices(self, customer: str) -> list[Invoice]:
         """The customer's invoices, newest first: plan fees, then bills of overage."""
-        fees = self._read(plan_fees.customer_invoices, customer=customer)
-        bills = self._read(overage.customer_bills, customer=customer)
-        return sorted([*fees, *bills], key=lambda i: i.created_at, reverse=True)
+        return self._read(_invoices, customer=customer)
 
     def invoice(self, invoice_id: str) -> Invoice:
         return self._read(plan_fees.get_invoice, invoice_id=invoice_id)

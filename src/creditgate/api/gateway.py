@@ -121,4 +121,5 @@ def authenticate_customer_key(cg: Creditgate, key: str) -> GatewayKeyPrincipal:
     )
     if stale:
         cg.db.run(lambda conn: gateway_keys.touch(conn, principal.key_id, now))
+    cg.catalog.note_mode(principal.tenant_id, principal.mode)
     return principal

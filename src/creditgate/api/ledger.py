@@ -96,13 +96,16 @@ class Creditgate:
     def tx(self, conn: Connection, tenant_id: str, now: datetime | None = None) -> Tx:
         """The unit of work of one tenant on `conn`: its time, caches, the operator's settings
         and the reactions between areas."""
+        offset = None
         if now is None:
-            now = self.clock() + self.catalog.clock_offset(conn, tenant_id)
+            offset = self.catalog.clock_offset(conn, tenant_id)
+            now = self.clock() if offset is None else self.clock() + offset
         return Tx(
             conn,
             tenant_id,
             now,
             self.catalog,
+            clock_offset=offset,
             operator=self.operator,
             reactions=self.reactions,
         )
@@ -111,11 +114,13 @@ class Creditgate:
         self, name: str, *, tenant_id: str | None = None, mode: str = "live"
     ) -> Tenant:
         """A tenant: `live`, or `test` (a sandbox whose clock moves by `advance_clock`)."""
-        return self.db.run(
+        tenant = self.db.run(
             lambda conn: catalog.create_tenant(
                 conn, name=name, now=self.clock(), tenant_id=tenant_id, mode=mode
             )
         )
+        self.catalog.note_mode(tenant.id, tenant.mode)
+        return tenant
 
     def create_tenant_with_key(
         self, name: str, *, key_name: str = "default", mode: str = "live"
@@ -128,7 +133,9 @@ class Creditgate:
             key = api_keys.create_key(self.tx(conn, tenant.id, now), name=key_name)
             return tenant, key
 
-        return self.db.run(work)
+        tenant, key = self.db.run(work)
+        self.catalog.note_mode(tenant.id, tenant.mode)
+        return tenant, key
 
     def authenticate(self, key: str) -> Principal:
         """The tenant and key an API key stands for; Unauthenticated if it is not valid."""
@@ -138,13 +145,19 @@ class Creditgate:
         )
         if stale:
             self.db.run(lambda conn: api_keys.touch(conn, principal.key_id, now))
+        # Its tenant's transactions need not read the mode (`Catalog.clock_offset`).
+        self.catalog.note_mode(principal.tenant_id, principal.mode)
         return principal
 
     def tenants(self) -> list[Tenant]:
-        return self.db.run(catalog.list_tenants, read_only=True)
+        found = self.db.run(catalog.list_tenants, read_only=True)
+        for tenant in found:
+            self.catalog.note_mode(tenant.id, tenant.mode)
+        return found
 
     def tenant(self, tenant_id: str) -> TenantLedger:
-        self.db.run(lambda conn: catalog.get_tenant(conn, tenant_id), read_only=True)
+        found = self.db.run(lambda conn: catalog.get_tenant(conn, tenant_id), read_only=True)
+        self.catalog.note_mode(found.id, found.mode)
         return TenantLedger(self, tenant_id)
 
     def verify(self, tenant_id: str | None = None) -> VerifyReport:

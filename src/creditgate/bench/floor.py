@@ -142,7 +142,7 @@ class Floor:
                     conn.rollback()
                     if replay is not None:
                         return replay[0], bytes(replay[1])
-                    return 409, b'{"error":{"code":"hold_not_pending"}}'
+                    return _error(409, "hold_not_pending")
                 customer, available, charged = row
                 body = json.dumps(
                     {"id": hold_id, "charged": charged, "available": available}
@@ -162,7 +162,7 @@ class Floor:
         row = conn.execute(LOOKUP, (key,)).fetchone()
         conn.commit()
         if row is None:
-            return 409, b'{"error":{"code":"idempotency_conflict"}}'
+            return _error(409, "idempotency_conflict")
         return row[0], bytes(row[1])
 
 

@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from creditgate.api import Creditgate
+from creditgate.bench.http import merged
 
 DEBIT = 100
 
@@ -144,10 +145,7 @@ def run_hot_wallet(
     answers = [out.get() for _ in procs]
     results = [r for found, _ in answers for r in found]
     # How the calls went through: transactions shared, and reruns after a missed guard.
-    stats: dict[str, int] = {}
-    for _, counted in answers:
-        for name, n in counted.items():
-            stats[name] = stats.get(name, 0) + n
+    stats = merged([counted for _, counted in answers])
     for p in procs:
         p.join()
     approved = sum(r[1] for r in results)

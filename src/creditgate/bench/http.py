@@ -401,7 +401,8 @@ def _serves(pid: int, database: str | None) -> bool:
     return True
 
 
-def _merged(counts: list[dict[str, int]]) -> dict[str, int]:
+def merged(counts: list[dict[str, int]]) -> dict[str, int]:
+    """Counts by kind, added up."""
     merged: dict[str, int] = {}
     for one in counts:
         for kind, n in one.items():
@@ -530,7 +531,7 @@ def load(
         "refused": sum(t_.refused for t_ in tallies),
         "settles_refused": sum(t_.settles_refused for t_ in tallies),
         "errors": sum(t_.errors for t_ in tallies),
-        "error_kinds": _merged([t_.error_kinds for t_ in tallies]),
+        "error_kinds": merged([t_.error_kinds for t_ in tallies]),
         "client_connections": sum(t_.connections for t_ in tallies),
         # Refused and declined requests cost CPU too: these are per pair completed.
         **cpu_figures,

@@ -79,6 +79,14 @@ def _delta(after: dict[str, int], before: dict[str, int], pairs: int) -> dict[st
     return {k: round((after[k] - before[k]) / max(1, pairs), 2) for k in after}
 
 
+def _stats_once_stopped(server: subprocess.Popen[bytes], dsn: str, database: str) -> dict[str, int]:
+    """`_stats` after a run: the server stopped first, so that its backends end and flush
+    their statistics."""
+    stop_server(server)
+    time.sleep(0.5)
+    return _stats(dsn, database)
+
+
 def _start_floor(dsn: str, port: int, workers: int, pool_size: int) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "creditgate.bench.floor", dsn, str(port)]
     command += [str(workers), str(pool_size)]
@@ -204,9 +212,7 @@ def run_http_floor(
                 connections=connections,
                 database=database,
             )
-            stop_server(server)  # its backends end and flush their statistics
-            time.sleep(0.5)
-            after = _stats(dsn, database)
+            after = _stats_once_stopped(server, dsn, database)
             figures["commits_per_pair"] = _delta(after, before, figures["all_pairs"])["commits"]
             return figures
 
@@ -314,9 +320,7 @@ def count_statements(
                 client_processes=1,
             )
             statements, syncs = relay.snapshot()
-            stop_server(server)
-            time.sleep(0.5)
-            after = _stats(dsn, database)
+            after = _stats_once_stopped(server, dsn, database)
             pairs = max(1, figures["all_pairs"])
             per_pair = {
                 text: round(n / pairs, 2) for text, n in statements.most_common() if n >= pairs / 4

@@ -23,20 +23,12 @@ def bench_database(backend: str, url: str | None) -> Iterator[str]:
         return
     if backend != "postgres":
         raise ValueError("backend must be sqlite or postgres")
-    server = os.environ.get(ENV_URL)
-    cluster = None
-    if not server:
-        cluster = ThrowawayCluster()
-        server = cluster.start()
-    name = f"creditgate_bench_{uuid.uuid4().hex[:8]}"
-    try:
-        yield create_database(server, name)
-    finally:
+    with bench_server(None) as server:
+        name = f"creditgate_bench_{uuid.uuid4().hex[:8]}"
         try:
-            drop_database(server, name)
+            yield create_database(server, name)
         finally:
-            if cluster is not None:
-                cluster.stop()
+            drop_database(server, name)
 
 
 @contextmanager

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -549,12 +548,8 @@ def clock_advance(
     as_json: JsonOption = False,
 ) -> None:
     """Move a test-mode tenant's clock forward and run what falls due by then."""
-    try:
-        when = datetime.fromisoformat(to.replace("Z", "+00:00"))
-    except ValueError:
-        raise CliError("to must be an ISO 8601 date and time, e.g. 2027-02-01T00:00Z") from None
-    if when.tzinfo is None:
-        raise CliError("to must name its time zone, e.g. 2027-02-01T00:00Z")
+    when = timestamp(to, "to")
+    assert when is not None
     with open_ledger(db, tenant) as t:
         moved = t.advance_clock(when)
     if as_json:

@@ -970,6 +970,17 @@ def bench_http(
     _print_result(result, as_json)
 
 
+def _rates(rates: str, example: str) -> list[float]:
+    """A bench's --rates: rates per second above 0, comma-separated (`example` in errors)."""
+    try:
+        offered = [float(part) for part in rates.split(",") if part.strip()]
+    except ValueError:
+        raise CliError(f"--rates must be numbers separated by commas, e.g. {example}") from None
+    if not offered or any(rate <= 0 for rate in offered):
+        raise CliError(f"--rates must be numbers above 0, e.g. {example}")
+    return offered
+
+
 def _bench_http_floor(
     rates: str,
     rounds: int,
@@ -986,12 +997,7 @@ def _bench_http_floor(
     from creditgate.bench.http_floor import run_http_floor
     from creditgate.bench.target import bench_server
 
-    try:
-        offered = [float(part) for part in rates.split(",") if part.strip()]
-    except ValueError:
-        raise CliError("--rates must be numbers separated by commas, e.g. 150,1000") from None
-    if not offered or any(rate <= 0 for rate in offered):
-        raise CliError("--rates must be numbers above 0, e.g. 150,1000")
+    offered = _rates(rates, "150,1000")
     given = _given_db(db)
     if given is not None and not given.startswith("postgresql"):
         raise CliError("--floor runs on PostgreSQL: give --db a postgresql:// server URL")
@@ -1086,12 +1092,7 @@ def bench_gateway(
     from creditgate.bench.gateway import run_gateway
     from creditgate.bench.target import bench_database
 
-    try:
-        offered = [float(part) for part in rates.split(",") if part.strip()]
-    except ValueError:
-        raise CliError("--rates must be numbers separated by commas, e.g. 50,200") from None
-    if not offered or any(rate <= 0 for rate in offered):
-        raise CliError("--rates must be numbers above 0, e.g. 50,200")
+    offered = _rates(rates, "50,200")
     with bench_database(backend, _given_db(db)) as url:
         result = run_gateway(url, rates=offered, seconds=seconds, workers=workers)
     if as_json:

@@ -46,21 +46,32 @@ class Catalog:
         self._lock = threading.Lock()
         self._live: set[str] = set()  # tenants in live mode: their clock is the server's
 
-    def clock_offset(self, conn: Connection, tenant_id: str) -> timedelta:
-        """How far a tenant's clock runs ahead of the server's: always zero for a live tenant
-        (known after one read, since a tenant's mode never changes); a test-mode tenant's
-        offset is read in every transaction, so an advance made through any server process
-        is seen by all of them at once."""
+    def note_mode(self, tenant_id: str, mode: str) -> None:
+        """What a read of the tenant (its key's verification, a list of tenants) said of its
+        mode: a live tenant's transactions then never read it (a mode never changes)."""
+        if mode == "live" and tenant_id not in self._live:
+            with self._lock:
+                self._live.add(tenant_id)
+
+    def clock_offset(self, conn: Connection, tenant_id: str) -> timedelta | None:
+        """How far a test-mode tenant's clock runs ahead of the server's, as the database has
+        it now; None for a live tenant (or none such), whose clock is the server's.
+
+        A live tenant is known without a read once anything has read its mode in this process
+        (`note_mode`), else after this one read. A test-mode tenant's offset is read in every
+        transaction, in one statement that is its only cost: an advance made through any
+        server process is then seen by all of them at once, which a copy kept in a process
+        could not be without a read of its own to check it."""
         if tenant_id in self._live:
-            return timedelta(0)
+            return None
         row = conn.execute(
             select(tenants.c.mode, tenants.c.clock_offset_us).where(tenants.c.id == tenant_id)
         ).first()
-        if row is None or row.mode == "live":
-            if row is not None:
-                with self._lock:
-                    self._live.add(tenant_id)
-            return timedelta(0)
+        if row is None:
+            return None
+        if row.mode != "test":
+            self.note_mode(tenant_id, str(row.mode))
+            return None
         return timedelta(microseconds=int(row.clock_offset_us))
 
     def asset(self, conn: Connection, tenant_id: str, code: str) -> Asset:
@@ -170,6 +181,9 @@ class Tx:
     now: datetime
     catalog: Catalog = field(default_factory=Catalog)
     pricing_stamp: PricingStamp | None = None
+    # A test-mode tenant's clock offset as read to set `now` (`Catalog.clock_offset`); None
+    # for a live tenant, or for a transaction given its time.
+    clock_offset: timedelta | None = None
     operator: Operator = DEFAULT_OPERATOR
     reactions: Reactions = UNWIRED
     uow: UnitOfWork = field(init=False)

@@ -35,7 +35,7 @@ from creditgate.services.context import Idempotent, Tx
 from creditgate.services.results import Result
 from creditgate.storage.database import RetryTransaction
 from creditgate.storage.ids import new_id
-from creditgate.storage.tables import gateway_keys, spend_periods
+from creditgate.storage.tables import gateway_keys, spend_periods, tenants
 
 SCHEME = "cgk"
 MAX_MODELS = 100
@@ -112,6 +112,7 @@ class GatewayKeyPrincipal:
     customer: str
     spend_limit: SpendLimit | None
     models: frozenset[str] | None
+    mode: str = "live"  # the tenant's: live | test
 
     @property
     def shown(self) -> str:
@@ -331,7 +332,11 @@ def authenticate(conn: Connection, key: str, now: datetime) -> tuple[GatewayKeyP
     """The tenant, customer and rules a customer key stands for, and whether its
     last_used_at is due a refresh; Unauthenticated if it is not a valid, unrevoked key."""
     prefix, secret = parse_key(key, SCHEME, "gateway key")
-    row = conn.execute(select(gateway_keys).where(gateway_keys.c.prefix == prefix)).first()
+    row = conn.execute(
+        select(gateway_keys, tenants.c.mode)
+        .join(tenants, tenants.c.id == gateway_keys.c.tenant_id)
+        .where(gateway_keys.c.prefix == prefix)
+    ).first()
     if row is None or not hmac.compare_digest(row.hash, hash_secret(secret)):
         raise Unauthenticated("the gateway key is not valid")
     if row.revoked_at is not None:
@@ -339,7 +344,7 @@ def authenticate(conn: Connection, key: str, now: datetime) -> tuple[GatewayKeyP
     stale = row.last_used_at is None or row.last_used_at < now - LAST_USED_RESOLUTION
     models = None if row.models is None else frozenset(row.models)
     principal = GatewayKeyPrincipal(
-        row.tenant_id, row.id, prefix, row.customer, _limit_of(row), models
+        row.tenant_id, row.id, prefix, row.customer, _limit_of(row), models, row.mode
     )
     return principal, stale
 

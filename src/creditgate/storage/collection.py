@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, Select, func, select, update
 
 from creditgate.storage.tables import (
     customers,
@@ -32,9 +32,17 @@ _UNPAID = (OPEN, FAILED)
 # Plan fees
 
 
+def _with_customer() -> Select[Any]:
+    """Periods with their subscription's customer (its external id), which answers and
+    events name."""
+    return select(subscription_periods, subscriptions.c.customer).join(
+        subscriptions, subscriptions.c.id == subscription_periods.c.subscription_id
+    )
+
+
 def period(conn: Connection, subscription_id: str, index: int) -> Any:
     return conn.execute(
-        select(subscription_periods).where(
+        _with_customer().where(
             subscription_periods.c.subscription_id == subscription_id,
             subscription_periods.c.period_index == index,
         )
@@ -43,7 +51,7 @@ def period(conn: Connection, subscription_id: str, index: int) -> Any:
 
 def period_by_invoice(conn: Connection, tenant_id: str, invoice_id: str) -> Any | None:
     return conn.execute(
-        select(subscription_periods).where(
+        _with_customer().where(
             subscription_periods.c.tenant_id == tenant_id,
             subscription_periods.c.invoice_id == invoice_id,
         )
@@ -124,7 +132,8 @@ def due_withholdings(conn: Connection, tenant_id: str, now: datetime) -> Sequenc
     """Periods granted before payment whose payment failed and is still unpaid, with their
     plan's grace period, and credit not yet withheld."""
     return conn.execute(
-        select(subscription_periods, plans.c.grace_days)
+        _with_customer()
+        .add_columns(plans.c.grace_days)
         .join(plans, plans.c.id == subscription_periods.c.plan_id)
         .where(
             subscription_periods.c.tenant_id == tenant_id,
@@ -155,26 +164,12 @@ def withhold(conn: Connection, subscription_id: str, index: int, amount: int) ->
 def periods_of_wallet(conn: Connection, wallet_id: str) -> Sequence[Any]:
     """The invoiced periods of a wallet's subscriptions, newest first, with the customer."""
     return conn.execute(
-        select(subscription_periods, subscriptions.c.customer)
-        .join(subscriptions, subscriptions.c.id == subscription_periods.c.subscription_id)
+        _with_customer()
         .where(
             subscription_periods.c.wallet_id == wallet_id,
             subscription_periods.c.invoice_id.is_not(None),
         )
         .order_by(subscription_periods.c.period_start.desc())
-    ).all()
-
-
-def tenant_periods(conn: Connection, tenant_id: str) -> Sequence[Any]:
-    """Every invoiced period of the tenant, with its plan's included amount (reports)."""
-    return conn.execute(
-        select(subscription_periods, plans.c.included, plans.c.asset)
-        .join(plans, plans.c.id == subscription_periods.c.plan_id)
-        .where(
-            subscription_periods.c.tenant_id == tenant_id,
-            subscription_periods.c.invoice_id.is_not(None),
-        )
-        .order_by(subscription_periods.c.period_start)
     ).all()
 
 
@@ -327,24 +322,6 @@ def set_wallet_stopped(conn: Connection, wallet_id: str, asset: str, available: 
         .where(wallet_balances.c.wallet_id == wallet_id, wallet_balances.c.asset == asset)
         .values(**values)
     )
-
-
-def overage_bills_of(conn: Connection, tenant_id: str) -> Sequence[Any]:
-    """Every overage bill of the tenant with its purchase (reports)."""
-    return conn.execute(
-        select(
-            overage_bills.c.debt,
-            overage_bills.c.cycle,
-            purchases.c.id,
-            purchases.c.status,
-            purchases.c.price,
-            purchases.c.currency,
-            purchases.c.amount,
-            purchases.c.lot_id,
-        )
-        .join(purchases, purchases.c.id == overage_bills.c.purchase_id)
-        .where(overage_bills.c.tenant_id == tenant_id)
-    ).all()
 
 
 def claim_written_off(conn: Connection, purchase_id: str, now: datetime) -> bool:

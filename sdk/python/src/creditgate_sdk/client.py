@@ -666,9 +666,7 @@ class Client(_BaseClient):
     ) -> Invoice:
         return self._send(ops.mark_invoice_failed(invoice, reason), idempotency_key)
 
-    def advance_test_clock(
-        self, to: datetime, *, idempotency_key: str | None = None
-    ) -> TestClock:
+    def advance_test_clock(self, to: datetime, *, idempotency_key: str | None = None) -> TestClock:
         """Move a test-mode tenant's clock forward (renewals, expiries, dunning and overage
         billing run as if the time had passed); a live tenant is refused. A retry under the
         same key answers the first move."""

@@ -18,7 +18,7 @@ idempotency key derived from the purchase, so a resend is the same payment.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -201,8 +201,9 @@ def bill_due(tx: Tx, *, limit: int = 200) -> list[str]:
     return made
 
 
-def unsent(tx: Tx, *, sent_before: datetime) -> list[str]:
-    return [r.id for r in store.unsent_bills(tx.conn, tx.tenant_id, sent_before)]
+def unsent(tx: Tx, *, older_than: timedelta) -> list[str]:
+    """Bills through a provider made more than `older_than` ago and never answered."""
+    return [r.id for r in store.unsent_bills(tx.conn, tx.tenant_id, tx.now - older_than)]
 
 
 def bill_invoice(purchase: Purchase) -> Invoice:

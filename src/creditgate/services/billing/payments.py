@@ -405,6 +405,17 @@ def charge(run: Runner, tenant_id: str, purchase: Purchase) -> Purchase:
     config, method = run(
         _provider_and_method, read_only=True, provider=purchase.provider, customer=purchase.customer
     )
+    return _charge_with(run, tenant_id, purchase, config, method)
+
+
+def _charge_with(
+    run: Runner,
+    tenant_id: str,
+    purchase: Purchase,
+    config: dict[str, Any],
+    method: PaymentMethod | None,
+) -> Purchase:
+    """`charge` with the provider's account and the saved method already read."""
     payment = provider_for(purchase.provider, config, tenant_id).charge_saved_method(
         purchase, method
     )
@@ -560,8 +571,7 @@ def bill_overage(run: Runner, tenant_id: str) -> OverageReport:
     """Bill the debt that is due, then send the bills through their provider; and send again
     a Stripe bill whose answer was lost (a crash, a network failure) two minutes on."""
     made: list[str] = run(overage.bill_due)
-    now = run(_now, read_only=True)
-    waiting: list[str] = run(overage.unsent, read_only=True, sent_before=now - UNANSWERED_AFTER)
+    waiting: list[str] = run(overage.unsent, read_only=True, older_than=UNANSWERED_AFTER)
     sent = 0
     for purchase_id in [*made, *[w for w in waiting if w not in made]]:
         purchase: Purchase = run(purchases.get_purchase, read_only=True, purchase_id=purchase_id)
@@ -577,31 +587,23 @@ def bill_overage(run: Runner, tenant_id: str) -> OverageReport:
     return OverageReport(billed=len(made), sent=sent)
 
 
-def _now(tx: Tx) -> datetime:
-    return tx.now
-
-
 def send_bill(run: Runner, tenant_id: str, purchase: Purchase) -> Purchase:
     """Collect a bill of overage through Stripe: off-session from the saved payment method,
     else a Checkout Session whose URL is the bill's pay link (the tenant's `return_url`
     receives the customer after paying); with neither, it fails (`no_payment_method`)."""
-    config, method = run(
-        _provider_and_method, read_only=True, provider=purchase.provider, customer=purchase.customer
-    )
+    config, method, return_url, product = run(_bill_inputs, read_only=True, purchase=purchase)
     if method is not None:
-        return charge(run, tenant_id, purchase)
-    setting = run(overage.setting_for, read_only=True, asset=purchase.asset)
-    if setting is None or not setting.return_url:
+        return _charge_with(run, tenant_id, purchase, config, method)
+    if not return_url:
         return run(  # type: ignore[no-any-return]
             purchases.fail_purchase,
             purchase_id=purchase.id,
             reason="no_payment_method",
         )
-    product = run(_bill_product, read_only=True, purchase=purchase)
     session = provider_for(purchase.provider, config, tenant_id).start_checkout(
         purchase,
-        success_url=setting.return_url,
-        cancel_url=setting.return_url,
+        success_url=return_url,
+        cancel_url=return_url,
         customer_ref=None,
         product=product,
     )
@@ -613,8 +615,15 @@ def send_bill(run: Runner, tenant_id: str, purchase: Purchase) -> Purchase:
     )
 
 
-def _bill_product(tx: Tx, *, purchase: Purchase) -> str:
-    return f"Usage beyond your credit: {tx.asset(purchase.asset).amount_text(purchase.amount)}"
+def _bill_inputs(
+    tx: Tx, *, purchase: Purchase
+) -> tuple[dict[str, Any], PaymentMethod | None, str | None, str]:
+    """What sending a bill needs, read in one transaction: the provider, the saved method,
+    where the tenant's overage setting returns the customer, and what the bill is for."""
+    config, method, amount = _checkout_inputs(tx, purchase=purchase)
+    setting = overage.setting_for(tx, asset=purchase.asset)
+    return_url = setting.return_url if setting is not None else None
+    return config, method, return_url, f"Usage beyond your credit: {amount}"
 
 
 # Stripe's webhook

@@ -45,11 +45,12 @@ MAX_REASON = 255
 MAX_URL = 2048
 
 
-def _invoice(row: Any, customer: str, asset: str | None = None) -> Invoice:
+def _invoice(row: Any) -> Invoice:
+    """A period's fee as its customer's invoice (`row`: a period with its customer)."""
     return Invoice(
         id=row.invoice_id,
         kind="plan_fee",
-        customer=customer,
+        customer=row.customer,
         status=row.fee_status,
         amount=row.fee,
         currency=row.currency,
@@ -61,15 +62,8 @@ def _invoice(row: Any, customer: str, asset: str | None = None) -> Invoice:
         period_index=row.period_index,
         period_start=row.period_start,
         period_end=row.period_end,
-        asset=asset,
         created_at=row.created_at,
         paid_at=row.paid_at,
-    )
-
-
-def _customer(tx: Tx, subscription_id: str) -> str:
-    return str(
-        billing_store.subscription(tx.conn, tx.tenant_id, subscription_id, lock=False).customer
     )
 
 
@@ -98,7 +92,7 @@ def record_paid(
         period.wallet_id,
         {
             "subscription": subscription_id,
-            "customer": _customer(tx, subscription_id),
+            "customer": period.customer,
             "invoice": period.invoice_id,
             "period": index,
             "amount": decimal_text(period.fee),
@@ -131,7 +125,7 @@ def record_failed(
         period.wallet_id,
         {
             "subscription": subscription_id,
-            "customer": _customer(tx, subscription_id),
+            "customer": period.customer,
             "invoice": period.invoice_id,
             "period": index,
             "amount": decimal_text(period.fee),
@@ -144,10 +138,16 @@ def record_failed(
     return True
 
 
-def _manual_period(tx: Tx, invoice_id: object) -> Any:
+def _period(tx: Tx, invoice_id: object) -> Any:
+    """The period whose fee is invoice `invoice_id`, with its customer."""
     row = store.period_by_invoice(tx.conn, tx.tenant_id, check_id(invoice_id, "invoice"))
     if row is None:
         raise UnknownInvoice(f"invoice {invoice_id!r} does not exist", field="invoice")
+    return row
+
+
+def _manual_period(tx: Tx, invoice_id: object) -> Any:
+    row = _period(tx, invoice_id)
     if row.provider != "manual":
         raise InvalidInput(
             f"invoice {row.invoice_id} is collected through {row.provider}, not marked by hand",
@@ -157,10 +157,7 @@ def _manual_period(tx: Tx, invoice_id: object) -> Any:
 
 
 def get_invoice(tx: Tx, *, invoice_id: str) -> Invoice:
-    row = store.period_by_invoice(tx.conn, tx.tenant_id, check_id(invoice_id, "invoice"))
-    if row is None:
-        raise UnknownInvoice(f"invoice {invoice_id!r} does not exist", field="invoice")
-    return _invoice(row, _customer(tx, row.subscription_id))
+    return _invoice(_period(tx, invoice_id))
 
 
 def mark_paid(tx: Tx, *, invoice_id: str, idempotency_key: str | None = None) -> Invoice:
@@ -211,7 +208,7 @@ def withhold_due(tx: Tx) -> int:
             row.wallet_id,
             {
                 "subscription": row.subscription_id,
-                "customer": _customer(tx, row.subscription_id),
+                "customer": row.customer,
                 "invoice": row.invoice_id,
                 "period": row.period_index,
                 "lot": row.lot_id,
@@ -225,7 +222,7 @@ def withhold_due(tx: Tx) -> int:
 def customer_invoices(tx: Tx, *, customer: str) -> list[Invoice]:
     """A customer's plan invoices, newest first (overage bills are purchases: overage.py)."""
     wallet_id = tx.wallet_id(check_external_id(customer))
-    return [_invoice(r, r.customer) for r in store.periods_of_wallet(tx.conn, wallet_id)]
+    return [_invoice(r) for r in store.periods_of_wallet(tx.conn, wallet_id)]
 
 
 # Stripe: the subscription behind a plan, and its invoices' events

@@ -287,6 +287,23 @@ def _start_period(
     carry_from: Any | None = None,
 ) -> tuple[str | None, str | None, int]:
     """Record period `index` and grant its credit (and any rollover); once per index."""
+    collected = plan.collection != EXTERNAL
+    # Credit waits for the fee when creditgate collects it (unless the tenant grants first);
+    # a fee of zero is paid as soon as it is due.
+    grant_now = not collected or bool(plan.grant_before_payment) or plan.fee == 0
+    # A fee creditgate collects is the period's invoice, recorded with it.
+    invoice = (
+        {
+            "invoice_id": new_id("inv"),
+            "fee": plan.fee,
+            "currency": plan.currency,
+            "provider": plan.collection,
+            "fee_status": PAID if plan.fee == 0 else OPEN,
+            "paid_at": tx.now if plan.fee == 0 else None,
+        }
+        if collected
+        else {}
+    )
     recorded = store.insert_once(
         tx.conn,
         subscription_periods,
@@ -302,28 +319,11 @@ def _start_period(
             "rollover_lot_id": None,
             "rolled_over": 0,
             "created_at": tx.now,
+            **invoice,
         },
     )
     if not recorded:
         raise RetryTransaction
-    collected = plan.collection != EXTERNAL
-    # Credit waits for the fee when creditgate collects it (unless the tenant grants first);
-    # a fee of zero is paid as soon as it is due.
-    grant_now = not collected or bool(plan.grant_before_payment) or plan.fee == 0
-    if collected:
-        store.set_period_lots(
-            tx.conn,
-            row.id,
-            index,
-            {
-                "invoice_id": new_id("inv"),
-                "fee": plan.fee,
-                "currency": plan.currency,
-                "provider": plan.collection,
-                "fee_status": PAID if plan.fee == 0 else OPEN,
-                "paid_at": tx.now if plan.fee == 0 else None,
-            },
-        )
     lot_id = rollover_lot_id = None
     carried = 0
     # A period that ended before it could be issued has no credit left to give.

@@ -66,7 +66,6 @@ from creditgate.storage.tables import (
 
 PROVIDERS = ("manual", "stripe")
 PENDING, PAID, FAILED = "pending", "paid", "failed"
-WRITTEN_OFF = "written_off"
 OVERAGE = "overage"  # the origin of a bill for a wallet's debt (services/billing/overage.py)
 MAX_REF = 255
 MAX_URL = 2048
@@ -105,7 +104,7 @@ def _check_ref(value: object, field: str, *, optional: bool = False) -> str | No
     return value
 
 
-def _check_url(value: object, field: str) -> str | None:
+def check_url(value: object, field: str) -> str | None:
     if value is None:
         return None
     if (
@@ -116,9 +115,6 @@ def _check_url(value: object, field: str) -> str | None:
     ):
         raise InvalidInput(f"{field} must be an http(s) URL", field=field)
     return value
-
-
-check_url = _check_url
 
 
 # Packs
@@ -429,8 +425,8 @@ def start_purchase(tx: Tx, *, order: PurchaseOrder, idempotency_key: str | None 
     """
     wallet_id = tx.wallet_id(check_external_id(order.customer))
     provider = check_provider(order.provider)
-    success = _check_url(order.success_url, "success_url")
-    _check_url(order.cancel_url, "cancel_url")
+    success = check_url(order.success_url, "success_url")
+    check_url(order.cancel_url, "cancel_url")
     if provider == "stripe" and order.origin == "checkout" and success is None:
         raise InvalidInput("success_url is required for a Stripe checkout", field="success_url")
     request = {

@@ -19,7 +19,7 @@ from creditgate.services.context import Idempotent, Tx
 from creditgate.services.results import ApiKey, CreatedApiKey
 from creditgate.storage.database import RetryTransaction
 from creditgate.storage.ids import new_id
-from creditgate.storage.tables import api_keys
+from creditgate.storage.tables import api_keys, tenants
 
 SCHEME = "cg"
 PREFIX_LENGTH = 8
@@ -39,6 +39,7 @@ class Principal:
     tenant_id: str
     key_id: str
     prefix: str
+    mode: str = "live"  # the tenant's: live | test
 
 
 def hash_secret(secret: str) -> str:
@@ -188,14 +189,17 @@ def authenticate(conn: Connection, key: str, now: datetime) -> tuple[Principal, 
             api_keys.c.hash,
             api_keys.c.revoked_at,
             api_keys.c.last_used_at,
-        ).where(api_keys.c.prefix == prefix)
+            tenants.c.mode,
+        )
+        .join(tenants, tenants.c.id == api_keys.c.tenant_id)
+        .where(api_keys.c.prefix == prefix)
     ).first()
     if row is None or not hmac.compare_digest(row.hash, hash_secret(secret)):
         raise Unauthenticated("the API key is not valid")
     if row.revoked_at is not None:
         raise Unauthenticated(f"the API key {display(prefix)} has been revoked")
     stale = row.last_used_at is None or row.last_used_at < now - LAST_USED_RESOLUTION
-    return Principal(row.tenant_id, row.id, prefix), stale
+    return Principal(row.tenant_id, row.id, prefix, row.mode), stale
 
 
 def touch(conn: Connection, key_id: str, now: datetime) -> None:

@@ -370,6 +370,13 @@ def usage(tx: Tx, *, customer: str, member: str | None, periods: int = 1) -> Mem
     owner = WHOLE_CUSTOMER if member is None else check_external_id(member, "member")
     if member is not None:
         _found(tx, wallet_id, owner)
+    data = budget_periods(tx, wallet_id, owner, periods)
+    return MemberUsage(customer=customer, member=member, data=data)
+
+
+def budget_periods(tx: Tx, wallet_id: str, owner: str, periods: int = 1) -> list[BudgetPeriod]:
+    """`usage` of a member already read (or of the customer as a whole, `WHOLE_CUSTOMER`)
+    of the wallet: each budget's current period and up to `periods` - 1 earlier ones."""
     data: list[BudgetPeriod] = []
     for row in rows.list_budgets(tx.conn, wallet_id, owner):
         budget = budget_of(row)
@@ -378,7 +385,7 @@ def usage(tx: Tx, *, customer: str, member: str | None, periods: int = 1) -> Mem
         starts = [current, *sorted((s for s in used if s < current), reverse=True)]
         for start in starts[:periods]:
             data.append(_period(budget, start, used.get(start)))
-    return MemberUsage(customer=customer, member=member, data=data)
+    return data
 
 
 def _period(budget: Budget, start: datetime, row: Any) -> BudgetPeriod:

@@ -22,23 +22,30 @@ from creditgate.storage.tables import tenants
 MAX_OFFSET = timedelta(days=36_600)
 
 
+def _micros(offset: timedelta) -> int:
+    return (offset.days * 86_400 + offset.seconds) * 1_000_000 + offset.microseconds
+
+
 def _seconds(offset: timedelta) -> Decimal:
-    micros = (offset.days * 86_400 + offset.seconds) * 1_000_000 + offset.microseconds
-    return Decimal(micros).scaleb(-6).normalize()
+    return Decimal(_micros(offset)).scaleb(-6).normalize()
 
 
-def _row(tx: Tx) -> tuple[str, int]:
+def _mode_and_offset(tx: Tx) -> tuple[str, timedelta]:
+    """The tenant's mode and clock offset: a test-mode tenant's as this transaction read them
+    to set its time (`Creditgate.tx`), else read now."""
+    if tx.clock_offset is not None:
+        return "test", tx.clock_offset
     row = tx.conn.execute(
         select(tenants.c.mode, tenants.c.clock_offset_us).where(tenants.c.id == tx.tenant_id)
     ).one()
-    return str(row.mode), int(row.clock_offset_us)
+    return str(row.mode), timedelta(microseconds=int(row.clock_offset_us))
 
 
 def test_clock(tx: Tx) -> TestClock:
-    mode, offset = _row(tx)
+    mode, offset = _mode_and_offset(tx)
     if mode != "test":
         raise LiveTenant("only a test-mode tenant has a test clock", field="tenant")
-    return TestClock(now=tx.now, offset_seconds=_seconds(timedelta(microseconds=offset)))
+    return TestClock(now=tx.now, offset_seconds=_seconds(offset))
 
 
 def advance(tx: Tx, *, to: datetime, idempotency_key: str | None = None) -> TestClock:
@@ -50,7 +57,7 @@ def advance(tx: Tx, *, to: datetime, idempotency_key: str | None = None) -> Test
     idem = Idempotent(tx, idempotency_key, "test_clock.advance", request)
     if (replayed := idem.replay(TestClock)) is not None:
         return replayed
-    mode, offset_us = _row(tx)
+    mode, before = _mode_and_offset(tx)
     if mode != "test":
         raise LiveTenant(
             "only a test-mode tenant may advance its clock; create a tenant with mode test",
@@ -64,15 +71,13 @@ def advance(tx: Tx, *, to: datetime, idempotency_key: str | None = None) -> Test
             "test clock only moves forward",
             field="to",
         )
-    step = to - tx.now
-    offset = timedelta(microseconds=offset_us) + step
+    offset = before + (to - tx.now)
     if offset > MAX_OFFSET:
         raise InvalidInput("to is more than 100 years ahead of the server's clock", field="to")
-    new_us = (offset.days * 86_400 + offset.seconds) * 1_000_000 + offset.microseconds
     moved = tx.conn.execute(
         update(tenants)
-        .where(tenants.c.id == tx.tenant_id, tenants.c.clock_offset_us == offset_us)
-        .values(clock_offset_us=new_us)
+        .where(tenants.c.id == tx.tenant_id, tenants.c.clock_offset_us == _micros(before))
+        .values(clock_offset_us=_micros(offset))
     ).rowcount
     if not moved:
         raise RetryTransaction  # another advance committed first: start again from its time

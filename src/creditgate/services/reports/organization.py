@@ -82,7 +82,7 @@ def overview(
         members=[
             MemberOverview(
                 member=m,
-                budgets=members.usage(tx, customer=customer, member=m.external_id).data,
+                budgets=members.budget_periods(tx, wallet_id, m.external_id),
                 used=used[m.external_id],
             )
             for m in shown
