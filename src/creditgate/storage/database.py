@@ -4,6 +4,10 @@ SQLite runs in WAL mode and every write transaction takes the write lock up fron
 (`BEGIN IMMEDIATE`), so two writers never deadlock upgrading a read lock. PostgreSQL runs
 at READ COMMITTED; correctness comes from conditional updates and row locks taken in one
 order (the wallet balance row first), and any serialization failure or deadlock is retried.
+
+Each backend has one path for the gate (ARCHITECTURE.md, "One path per backend"): on
+PostgreSQL a unit of work's moves go with the commit, guarded, and a guard that misses
+(`GuardMissed`) runs it once more on the locking path, SQLite's only path (`careful`).
 """
 
 from __future__ import annotations
@@ -43,7 +47,9 @@ class RetryTransaction(Exception):
 
 class GuardMissed(RetryTransaction):
     """A guarded write sent with the commit found its condition false (`storage.guards`), so
-    the transaction rolled back: the work runs again, its unit of work `careful`."""
+    the transaction rolled back: the work runs again, its unit of work `careful` (the
+    locking path), which answers with the reason or makes the reaction the guard refused.
+    PostgreSQL's one fallback; counted in `Database.stats["careful_reruns"]`."""
 
 
 def default_url() -> str:
