@@ -25,11 +25,11 @@ def test_every_setting_is_described() -> None:
 
 def test_values_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CREDITGATE_MAX_IN_FLIGHT", "7")
-    monkeypatch.setenv("CREDITGATE_MOVES_AT_COMMIT", "0")
+    monkeypatch.setenv("CREDITGATE_ALLOW_PRIVATE_WEBHOOK_TARGETS", "1")
     monkeypatch.setenv("CREDITGATE_PORTAL_SECRET", "s3cret")
     settings = Settings()
     assert settings.max_in_flight == 7
-    assert settings.moves_at_commit is False
+    assert settings.allow_private_webhook_targets is True
     assert settings.portal_secret is not None
     assert "s3cret" not in repr(settings)
 
@@ -57,3 +57,22 @@ def test_only_the_settings_module_reads_creditgate_variables() -> None:
             if re.search(READ, line):
                 readers.append(f"{path.relative_to(ROOT)}:{n}")
     assert readers == []
+
+
+def test_no_setting_chooses_how_the_gate_runs() -> None:
+    """The gate has one path per backend: nothing on it reads a setting, and the engine reads
+    only where the database is and how SQLite syncs (docs/configuration.md)."""
+    import re
+
+    storage = ROOT / "src" / "creditgate" / "storage"
+    services = ROOT / "src" / "creditgate" / "services"
+    on_the_path = [*(services / "ledger").glob("*.py"), services / "wallet.py"]
+    on_the_path += [
+        p for p in storage.glob("*.py") if p.name not in ("database.py", "secret_keys.py")
+    ]
+    reading = [
+        p for p in on_the_path if re.search(r"creditgate\.settings|Settings\(", p.read_text())
+    ]
+    assert [str(p.relative_to(ROOT)) for p in reading] == []
+    read = set(re.findall(r"Settings\(\)\.(\w+)", (storage / "database.py").read_text()))
+    assert read == {"db", "sqlite_synchronous"}

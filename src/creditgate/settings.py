@@ -149,21 +149,11 @@ class Settings(BaseSettings):
         description="`1`: the CLI prints the traceback under its one-line error (as `--debug`).",
     )
 
-    # Testing and comparing
+    # Testing
     clock_file: str | None = Field(
         default=None,
         description="A file holding a clock offset in seconds, for fault-injection runs "
         "(`creditgate chaos`). Never set in production.",
-    )
-    combine: bool = Field(
-        default=True,
-        description="Put concurrent units of work on one wallet into one transaction (up to "
-        "32). `0` gives each its own, for comparing.",
-    )
-    moves_at_commit: bool = Field(
-        default=True,
-        description="On PostgreSQL, send a hold's or debit's guarded balance update with the "
-        "commit (one round trip). `0` takes the careful path every time, for comparing.",
     )
 
 

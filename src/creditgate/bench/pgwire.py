@@ -18,6 +18,8 @@ import threading
 from collections import Counter
 from typing import Any
 
+# A Sync in `StatementCounter.log`.
+SYNC = "SYNC"
 # Startup-phase requests that carry no message type and are followed by another startup.
 _NEGOTIATIONS = {80877103, 80877104}  # SSLRequest, GSSENCRequest
 
@@ -39,6 +41,9 @@ class StatementCounter:
         self.target = (target_host, target_port)
         self.statements: Counter[str] = Counter()
         self.syncs = 0
+        # With `logging`, every statement's text and every Sync (as `SYNC`), in the order sent.
+        self.logging = False
+        self.log: list[str] = []
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         sock = socket.socket()
@@ -75,6 +80,7 @@ class StatementCounter:
         with self._lock:
             self.statements.clear()
             self.syncs = 0
+            self.log.clear()
 
     def snapshot(self) -> tuple[Counter[str], int]:
         with self._lock:
@@ -152,10 +158,14 @@ class StatementCounter:
         elif kind == b"S":
             with self._lock:
                 self.syncs += 1
+                if self.logging:
+                    self.log.append(SYNC)
 
     def _add(self, text: str) -> None:
         with self._lock:
             self.statements[text] += 1
+            if self.logging:
+                self.log.append(text)
 
 
 def is_commit(text: str) -> bool:

@@ -29,7 +29,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import BindParameter, ClauseElement
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.visitors import ExternallyTraversible, replacement_traverse
 
 from creditgate.domain.amounts import MAX_BALANCE
 from creditgate.domain.balances import WalletBalance
@@ -39,7 +41,7 @@ from creditgate.storage import lots as lot_rows
 from creditgate.storage.database import RetryTransaction
 from creditgate.storage.guards import require_rows
 from creditgate.storage.prepared import Pending, Prepared, pipeline
-from creditgate.storage.tables import customers, wallet_balances
+from creditgate.storage.tables import customers, holds, wallet_balances
 from creditgate.storage.unit_of_work import Deferred, PendingView, UnitOfWork
 
 BALANCE_COLUMNS = (
@@ -306,6 +308,56 @@ def submit_balance_and_lots(uow: UnitOfWork, where: Where) -> SentReads:
     balance = _READ_BALANCE.submit(uow.conn, _key(where.wallet_id, where.asset))
     first = lot_rows.submit_first_lots(uow, where.wallet_id, where.asset, where.now)
     return SentReads(uow, where, balance, first)
+
+
+def _of_the_hold(statement: ClauseElement) -> Prepared:
+    """`statement`, which reads a wallet's rows by `wallet_id` and `asset`, reading instead
+    those of the wallet and asset of hold `hold_id` (of tenant `tenant`)."""
+
+    def of_hold(column: Any) -> Any:
+        found = holds.c.id == bindparam("hold_id"), holds.c.tenant_id == bindparam("tenant")
+        return select(column).where(*found).scalar_subquery()
+
+    by_name = {"wallet_id": of_hold(holds.c.wallet_id), "asset": of_hold(holds.c.asset)}
+
+    def swap(element: ExternallyTraversible, **_: Any) -> ExternallyTraversible | None:
+        return by_name.get(element.key) if isinstance(element, BindParameter) else None
+
+    no_options: dict[str, Any] = {}
+    traversed = replacement_traverse(statement, no_options, swap)
+    assert isinstance(traversed, ClauseElement)
+    return Prepared(traversed)
+
+
+_READ_BALANCE_OF_HOLD = _of_the_hold(_READ_BALANCE.statement)
+_FIRST_LOTS_OF_HOLD = _of_the_hold(lot_rows.first_lots("postgresql").statement)
+
+
+@dataclass(slots=True)
+class HoldReads:
+    """The balance row and first lots of a hold's wallet, sent inside a caller's pipeline
+    before the hold itself has arrived: `of(where)` once it has."""
+
+    uow: UnitOfWork
+    balance: Pending
+    lots: Pending
+
+    def of(self, where: Where) -> SentReads:
+        return SentReads(self.uow, where, self.balance, self.lots)
+
+
+def submit_balance_and_lots_of_hold(
+    uow: UnitOfWork, tenant_id: str, hold_id: str, now: datetime
+) -> HoldReads:
+    """`submit_balance_and_lots` for the wallet and asset of a hold, by its id: a settle
+    sends it in the round trip of the hold's claim (after it, so it sees the claim).
+
+    PostgreSQL only (in a pipeline, the rows arrive whole with the round trip; SQLite's
+    cursor would keep its statement, and with it an old snapshot, open until read)."""
+    params = {"hold_id": hold_id, "tenant": tenant_id}
+    balance = _READ_BALANCE_OF_HOLD.submit(uow.conn, params)
+    lots = _FIRST_LOTS_OF_HOLD.submit(uow.conn, {**params, "now": now})
+    return HoldReads(uow, balance, lots)
 
 
 def read_balance_and_lots(uow: UnitOfWork, where: Where) -> tuple[WalletBalance, list[LotBalance]]:

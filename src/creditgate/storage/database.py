@@ -4,6 +4,10 @@ SQLite runs in WAL mode and every write transaction takes the write lock up fron
 (`BEGIN IMMEDIATE`), so two writers never deadlock upgrading a read lock. PostgreSQL runs
 at READ COMMITTED; correctness comes from conditional updates and row locks taken in one
 order (the wallet balance row first), and any serialization failure or deadlock is retried.
+
+Each backend has one path for the gate (ARCHITECTURE.md, "One path per backend"): on
+PostgreSQL a unit of work's moves go with the commit, guarded, and a guard that misses
+(`GuardMissed`) runs it once more on the locking path, SQLite's only path (`careful`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ T = TypeVar("T")
 DEFAULT_SQLITE_FILE = "creditgate.db"
 RETRYABLE_PG_STATES = {"40001", "40P01", "55P03"}
 MAX_ATTEMPTS = 12
+_IDLE = 0  # libpq's PQTRANS_IDLE (`psycopg.pq.TransactionStatus.IDLE`): no transaction open
 
 
 class RetryTransaction(Exception):
@@ -42,7 +47,9 @@ class RetryTransaction(Exception):
 
 class GuardMissed(RetryTransaction):
     """A guarded write sent with the commit found its condition false (`storage.guards`), so
-    the transaction rolled back: the work runs again, its unit of work `careful`."""
+    the transaction rolled back: the work runs again, its unit of work `careful` (the
+    locking path), which answers with the reason or makes the reaction the guard refused.
+    PostgreSQL's one fallback; counted in `Database.stats["careful_reruns"]`."""
 
 
 def default_url() -> str:
@@ -152,13 +159,32 @@ def _unusable(conn: Connection, exc: BaseException) -> bool:
     return bool(getattr(driver, "broken", False) or getattr(driver, "closed", False))
 
 
+def _send_commit(conn: Connection) -> Any:
+    """On PostgreSQL, COMMIT sent as the commit pipeline's last statement (its cursor, to
+    close once the pipeline is over): the pipeline's one Sync ends it, where the driver's
+    `commit()` would sync once for itself and once more for the pipeline's end, a round
+    trip of its own. The driver then finds the transaction over, and SQLAlchemy's commit
+    only ends its own. Elsewhere, nothing: SQLAlchemy's commit commits."""
+    if conn.dialect.name != "postgresql":
+        return None
+    driver: Any = conn.connection.driver_connection
+    if driver.info.transaction_status == _IDLE:
+        return None  # nothing ran: there is no transaction to end
+    cursor = driver.cursor()
+    cursor.execute("COMMIT", prepare=False)
+    return cursor
+
+
 def _commit(uow: UnitOfWork) -> None:
     conn = uow.conn
     deferred = uow.in_commit_order()
     try:
         with pipeline(conn):
             sent = [(d, d.statement.submit(conn, d.params)) for d in deferred]
-            conn.commit()
+            committing = _send_commit(conn)
+        if committing is not None:
+            committing.close()
+        conn.commit()
         for d, pending in sent:
             if d.returns:
                 d.row = pending.first()
@@ -178,11 +204,6 @@ def _commit(uow: UnitOfWork) -> None:
 
 # The most units of work `run_combined` puts in one transaction.
 MAX_COMBINED = 32
-
-
-def _combine() -> bool:
-    """CREDITGATE_COMBINE=0 runs every unit of work in a transaction of its own (comparing)."""
-    return Settings().combine
 
 
 class _Waiting:
@@ -213,7 +234,6 @@ class Database:
         self.dialect = self.engine.dialect.name
         # The keys the secrets stored in this database are sealed with.
         self.secret_keys = SecretKeys.for_url(self.url)
-        self._combine = _combine()
         self._combining = threading.Lock()
         self._busy: dict[Any, list[_Waiting]] = {}  # key -> units of work waiting on it
         # Counts for tests and benchmarks.
@@ -312,8 +332,6 @@ class Database:
         idempotency key, whose second run finds the first one's record if it committed.
         `token` is that key: two units of work with one token never share a transaction.
         """
-        if not self._combine:
-            return self.run(work)
         me = _Waiting(work, token)
         with self._combining:
             queue = self._busy.get(key)

@@ -134,11 +134,15 @@ def open_lots(uow: UnitOfWork, wallet_id: str, asset: str) -> list[LotBalance]:
     return lot_balances(_OPEN_LOTS.rows(uow.conn, _key(wallet_id, asset)))
 
 
+def first_lots(dialect: str) -> Prepared:
+    """The read of the first `LOT_WINDOW` open lots in burn order, for `dialect`."""
+    return _FIRST_LOTS_C if dialect == "postgresql" else _FIRST_LOTS
+
+
 def submit_first_lots(uow: UnitOfWork, wallet_id: str, asset: str, now: Any) -> Pending:
     """Send the read of the first `LOT_WINDOW` open lots in burn order at `now`; its rows
     go through `lot_balances`."""
-    first = _FIRST_LOTS_C if uow.dialect == "postgresql" else _FIRST_LOTS
-    return first.submit(uow.conn, {**_key(wallet_id, asset), "now": now})
+    return first_lots(uow.dialect).submit(uow.conn, {**_key(wallet_id, asset), "now": now})
 
 
 def plain_first_lots(uow: UnitOfWork, wallet_id: str, asset: str) -> list[LotBalance]:

@@ -19,7 +19,6 @@ the transaction a service runs in (`services.context.Tx`) carries it. It holds:
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,19 +27,11 @@ from sqlalchemy import Connection
 
 from creditgate.domain.balances import WalletBalance
 from creditgate.domain.lots import LotBalance
-from creditgate.settings import Settings
 
 # The one place the connection refers to its unit of work, for the code that holds only the
 # connection (SQLite's BEGIN, the prepared statements' pipelines). Everything else reaches
 # the unit of work through the transaction that carries it.
 _ON_CONNECTION = "creditgate.unit_of_work"
-
-
-# CREDITGATE_MOVES_AT_COMMIT=0 turns the single-round-trip debit off (every debit then takes
-# the careful path), for comparing the two in benchmarks.
-@functools.cache
-def _moves_at_commit() -> bool:
-    return Settings().moves_at_commit
 
 
 @dataclass(slots=True)
@@ -118,7 +109,7 @@ class UnitOfWork:
         """Whether balance moves may be sent with the commit, guarded: on PostgreSQL, unless
         this is a careful attempt (an earlier one's guard missed). Otherwise each move is
         locked, read, checked and written as it goes."""
-        return not self.careful and self.dialect == "postgresql" and _moves_at_commit()
+        return not self.careful and self.dialect == "postgresql"
 
     @property
     def in_pipeline(self) -> bool:

@@ -264,7 +264,10 @@ def _hold(
     reserved = balances.reserve(tx.uow, row, amount, priced.need)
     if reserved is None:
         before = lock_balance(tx, wallet_id, asset)  # creates the row on first use
-        reserved = balances.reserve(tx.uow, row, amount, priced.need)
+        # The row is locked: the policy answers as the reservation's condition would
+        # (`ROOM_FOR_NEED`), so a wallet that cannot pay is declined without trying again.
+        if before.policy.allows(before.available, priced.need):
+            reserved = balances.reserve(tx.uow, row, amount, priced.need)
         if reserved is None:
             reason = before.policy.decline_reason().value
             return _decline(tx, hold, reason, before.available)
@@ -398,10 +401,17 @@ def settle(
     idem = Idempotent(tx, idempotency_key, "authorization.settle", request)
     charge_id = new_id("chg")
     # The key's lookup and the hold's claim in one round trip: if the key has an answer, the
-    # hold it settled is no longer pending, so the claim changes nothing.
+    # hold it settled is no longer pending, so the claim changes nothing. On PostgreSQL the
+    # reads of the hold's wallet's balance row and first lots go in it too (after the claim,
+    # found through the hold; unused if it is not claimed).
     with pipeline(tx.conn):
         found = idem.lookup()
         claimed = _submit_claim(tx, authorization_id, HoldStatus.SETTLED, charge_id)
+        reads = None
+        if tx.conn.dialect.name == "postgresql":
+            reads = balances.submit_balance_and_lots_of_hold(
+                tx.uow, tx.tenant_id, authorization_id, tx.now
+            )
     if (replayed := idem.replay_found(found, Settlement)) is not None:
         claimed.rows()
         return replayed
@@ -431,6 +441,7 @@ def settle(
             ),
             limited_by=limited_by,
         ),
+        None if reads is None else reads.of(where(tx, hold.wallet_id, hold.asset)),
     )
     spend.spend(tx, hold, charged.amount)
     budgets.settle(tx, Whose(hold.customer, hold.member), counted_in, charged.amount)
@@ -542,9 +553,14 @@ def void(tx: Tx, *, authorization_id: str, idempotency_key: str | None = None) -
     idem = Idempotent(
         tx, idempotency_key, "authorization.void", {"authorization": authorization_id}
     )
-    if (replayed := idem.replay(Authorization)) is not None:
+    # The key's lookup and the hold's claim in one round trip, as in `settle`.
+    with pipeline(tx.conn):
+        found = idem.lookup()
+        claimed = _submit_claim(tx, authorization_id, HoldStatus.VOIDED, None)
+    if (replayed := idem.replay_found(found, Authorization)) is not None:
+        claimed.rows()
         return replayed
-    hold = _claim(tx, authorization_id, (HoldStatus.VOIDED, None), idem)
+    hold = _claim(tx, authorization_id, (HoldStatus.VOIDED, None), idem, claimed)
     if isinstance(hold, Authorization):
         return hold
     available = release(tx, hold)

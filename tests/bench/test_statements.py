@@ -1,0 +1,66 @@
+"""`python -m creditgate.bench.statements`: each gate call's statements and round trips, as
+BENCHMARKS.md (issue 20, "One path per backend") accounts for them one by one. A call that
+sends more is a change to the hot path that must be measured and written down there."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from creditgate.bench.statements import run_statements
+from tests.databases import create_database, drop_database
+
+# call: (statements, round trips) on PostgreSQL, and statements on SQLite.
+POSTGRES = {
+    "authorize": (6, 3),
+    "settle": (10, 3),
+    "authorize (to void)": (6, 3),
+    "void": (6, 4),
+    "charge": (9, 3),
+    "authorize, declined": (17, 11),
+    "authorize, replayed": (3, 3),
+}
+SQLITE = {
+    "authorize": 6,
+    "settle": 13,
+    "authorize (to void)": 6,
+    "void": 6,
+    "charge": 12,
+    "authorize, declined": 9,
+    "authorize, replayed": 3,
+}
+
+
+def _by_call(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {call["call"]: call for call in result["calls"]}
+
+
+def test_each_gate_call_on_postgresql(postgres_server: str) -> None:
+    name = f"creditgate_statements_{uuid.uuid4().hex[:8]}"
+    url = create_database(postgres_server, name)
+    try:
+        calls = _by_call(run_statements(url))
+    finally:
+        drop_database(postgres_server, name)
+    assert {c: (v["statements"], v["round_trips"]) for c, v in calls.items()} == POSTGRES
+    # Only the hold the wallet cannot pay runs twice: its guard misses at the commit.
+    assert {c: v["careful_reruns"] for c, v in calls.items()} == {
+        c: int(c == "authorize, declined") for c in POSTGRES
+    }
+    for call in calls.values():
+        first, *_, last = call["steps"]
+        assert first[0].startswith("BEGIN") and last[-1] == "COMMIT"
+    # The settle's writes all go in the commit's round trip, after its reads went in one.
+    *_, reads, writes = calls["settle"]["steps"]
+    assert [s.split()[0] for s in reads] == ["SELECT", "UPDATE", "SELECT", "SELECT"]
+    assert writes[-1] == "COMMIT" and len(writes) == 5
+
+
+def test_each_gate_call_on_sqlite(tmp_path: Path) -> None:
+    calls = _by_call(run_statements(f"sqlite:///{tmp_path / 'statements.db'}"))
+    assert {c: v["statements"] for c, v in calls.items()} == SQLITE
+    assert all(v["careful_reruns"] == 0 and v["round_trips"] is None for v in calls.values())
+    for call in calls.values():
+        (steps,) = call["steps"]
+        assert steps[0] == "BEGIN IMMEDIATE" and steps[-1] == "COMMIT"
