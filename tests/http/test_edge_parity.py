@@ -377,3 +377,4 @@ def test_every_endpoint_of_the_edge_is_one_route_of_the_app(cg: Creditgate) -> N
         "/v1/purchases/{purchase}/mark-paid",
     }
     assert all(r.before == () for r in front.routes)  # no route of the app comes first
+    assert not isinstance(create_app(cg, SETTINGS, edge=False).front, hot.HotRoutes)  # type: ignore[attr-defined]
