@@ -14,12 +14,14 @@ import anyio
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import REGISTRY
 from starlette.testclient import TestClient
 
 from creditgate.api import Creditgate, TenantLedger
-from creditgate.http import hot
-from creditgate.http.auth import Ledger
+from creditgate.http import gate, hot
+from creditgate.http.auth import Ledger, bearer
+from creditgate.http.threads import Threads
 from creditgate.server.app import Settings, create_app
 from tests.http import asgi
 from tests.http.asgi import cache_key, pieces, tenant_with_funds
@@ -596,3 +598,30 @@ def test_a_body_past_the_cap_is_refused_however_it_is_framed(cg: Creditgate) -> 
     for status, _, body in anyio.run(main):
         assert status == 413 and json.loads(body)["code"] == "body_too_large"
     assert ledger.wallet("c1").balances[0].held == 0
+
+
+def test_dependency_overrides_are_honoured_at_the_edge(
+    cg: Creditgate, hot_calls: list[str]
+) -> None:
+    """With an override in place the edge solves the route with FastAPI's own solver."""
+    key, ledger = tenant_with_funds(cg)
+    app = create_app(cg, Settings(key_cache_seconds=600))
+
+    async def this_key() -> HTTPAuthorizationCredentials:
+        return HTTPAuthorizationCredentials(scheme="Bearer", credentials=key)
+
+    app.dependency_overrides[bearer] = this_key
+    body = {"customer": "c1", "asset": "credits", "amount": 10}
+    with TestClient(app) as client:
+        served = client.post("/v1/authorizations", json=body, headers={"Idempotency-Key": "k1"})
+    assert served.status_code == 201, served.text
+    assert hot_calls == ["authorize"]
+    assert ledger.wallet("c1").balances[0].held == 10
+
+
+def test_an_endpoint_without_a_post_route_is_refused_when_the_app_is_built(
+    cg: Creditgate,
+) -> None:
+    app = create_app(cg)
+    with pytest.raises(LookupError, match="get_authorization"):
+        hot.HotRoutes(app, owner=app, threads=Threads(1), endpoints=[gate.get_authorization])
