@@ -25,11 +25,13 @@ def test_the_floor_and_creditgate_serve_the_same_pairs(postgres_server: str) -> 
         pool_size=2,
         client_processes=1,
         connections=4,
+        without_edge=True,
     )
-    assert result["contenders"] == ["floor", "creditgate"]
+    assert result["contenders"] == ["floor", "creditgate", "no-edge"]
     assert [(r["contender"], r["rate"]) for r in result["runs"]] == [
         ("floor", 15.0),
         ("creditgate", 15.0),
+        ("no-edge", 15.0),
     ]
     for run_ in result["runs"]:
         # Open loop: a second at 15/s is 15 pairs, each authorized and settled.
@@ -41,6 +43,8 @@ def test_the_floor_and_creditgate_serve_the_same_pairs(postgres_server: str) -> 
         assert run_["commits_per_pair"] >= 2
     (row,) = result["summary"]
     assert row["ratio"]["pairs_per_s"] == pytest.approx(1.0)
+    # The same creditgate without its edge (`serve --no-edge`) serves the same pairs.
+    assert row["ratio_with_edge_to_without"]["pairs_per_s"] == pytest.approx(1.0)
     floor, creditgate = result["counted"]["floor"], result["counted"]["creditgate"]
     # The floor's pair, statement by statement: per call a key lookup, one write of the
     # balance (with the hold's, at settle), one insert of its own and the key's record.

@@ -3,6 +3,7 @@ everything they do not serve; load shedding keeps room for settling holds alread
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import uuid
@@ -13,12 +14,14 @@ import anyio
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import REGISTRY
 from starlette.testclient import TestClient
 
 from creditgate.api import Creditgate, TenantLedger
-from creditgate.http import hot
-from creditgate.http.auth import Ledger
+from creditgate.http import gate, hot
+from creditgate.http.auth import Ledger, bearer
+from creditgate.http.threads import Threads
 from creditgate.server.app import Settings, create_app
 from tests.http import asgi
 from tests.http.asgi import cache_key, pieces, tenant_with_funds
@@ -57,16 +60,19 @@ def post(api: Api, url: str, body: Any, *, fastapi: bool = False, **headers: str
     return api.post(url, body, headers=headers)
 
 
-def post_without_body(api: Api, url: str, *, fastapi: bool = False, **headers: str) -> Any:
-    """POST with no body; with `fastapi`, sent without a Content-Length, which the hot
-    routes leave to FastAPI."""
-    if fastapi:
-
-        def nothing() -> Any:
-            yield b""
-
-        return api.post(url, content=nothing(), headers=headers)
+def post_without_body(api: Api, url: str, *, via: TestClient | None = None, **headers: str) -> Any:
+    """POST with no body; `via` another client of the same database (the app without its
+    edge)."""
+    if via is not None:
+        api = dataclasses.replace(api, client=via)
     return api.post(url, headers=headers)
+
+
+@pytest.fixture
+def without_edge(cg: Creditgate) -> Iterator[TestClient]:
+    """The app without its edge: every request through FastAPI's router."""
+    with TestClient(create_app(cg, Settings(key_cache_seconds=600), edge=False)) as plain:
+        yield plain
 
 
 def seen(responses: Any, clean: Any, object_id: str, placeholder: str) -> list[Any]:
@@ -207,7 +213,7 @@ def test_what_the_hot_routes_do_not_serve_goes_to_fastapi(
     assert newline.status_code == 422 and newline.json()["field"] == "id"
     assert hot_calls == []
 
-    # A key not yet verified by this server goes through FastAPI once, then is cached.
+    # A key not yet verified by this server is verified by the route's own dependency.
     tenant, key = cg.create_tenant_with_key("second")
     assert key.key is not None
     TenantLedger(cg, tenant.id).create_asset("credits", 2)
@@ -313,7 +319,7 @@ def test_hot_routes_echo_the_request_id_and_log_their_line(
     assert api.key.split("_", 2)[2] not in log_lines.getvalue()
 
 
-def test_bodies_the_cap_must_read_go_through_the_full_stack(api: Api, hot_calls: list[str]) -> None:
+def test_a_chunked_body_is_read_behind_the_same_cap(api: Api, hot_calls: list[str]) -> None:
     api.funded_customer("c1", 10_000)
     hot_calls.clear()
     body = json.dumps({"customer": "c1", "asset": "credits", "amount": 10}).encode()
@@ -325,7 +331,7 @@ def test_bodies_the_cap_must_read_go_through_the_full_stack(api: Api, hot_calls:
 
     chunked = api.client.post("/v1/authorizations", content=chunks(), headers=headers)
     assert chunked.status_code == 201 and chunked.json()["approved"] is True
-    assert hot_calls == []  # no Content-Length: answered by FastAPI, behind the body cap
+    assert hot_calls == ["authorize"]  # no Content-Length: read by the app's body cap first
 
 
 def test_an_oversized_body_is_refused_before_it_is_read(cg: Creditgate) -> None:
@@ -415,7 +421,9 @@ def test_hot_requests_count_against_the_same_in_flight_limit(
     assert cg.verify(tenant.id).ok
 
 
-def test_void_answers_as_through_fastapi(api: Api, hot_calls: list[str]) -> None:
+def test_void_answers_as_through_fastapi(
+    api: Api, hot_calls: list[str], without_edge: TestClient
+) -> None:
     api.funded_customer("c1", 10_000)
     hot_calls.clear()
     body = {"customer": "c1", "asset": "credits", "amount": 100}
@@ -424,7 +432,7 @@ def test_void_answers_as_through_fastapi(api: Api, hot_calls: list[str]) -> None
 
     def void(hold: str, *, fastapi: bool, **headers: str) -> Any:
         url = f"/v1/authorizations/{hold}/void"
-        return post_without_body(api, url, fastapi=fastapi, **headers)
+        return post_without_body(api, url, via=without_edge if fastapi else None, **headers)
 
     answers = []
     for fastapi, hold in ((False, held[0]), (True, held[1])):
@@ -520,7 +528,7 @@ def test_grants_and_refunds_the_edge_leaves_to_fastapi(api: Api, hot_calls: list
 
 
 def test_purchases_and_marking_them_paid_answer_as_through_fastapi(
-    api: Api, hot_calls: list[str]
+    api: Api, hot_calls: list[str], without_edge: TestClient
 ) -> None:
     api.funded_customer("c1", 100)
     pack = {"code": "p", "asset": "credits", "amount": 500, "price": "5"}
@@ -531,8 +539,9 @@ def test_purchases_and_marking_them_paid_answer_as_through_fastapi(
         bought = post(api, "/v1/customers/c1/purchases", {"pack": "p"}, fastapi=fastapi)
         purchase = bought.json()["id"]
         url = f"/v1/purchases/{purchase}/mark-paid"
-        paid = post_without_body(api, url, fastapi=fastapi)
-        again = post_without_body(api, url, fastapi=fastapi)
+        via = without_edge if fastapi else None
+        paid = post_without_body(api, url, via=via)
+        again = post_without_body(api, url, via=via)
         errors = [
             post(api, "/v1/customers/c1/purchases", {"pack": "nope"}, fastapi=fastapi),
             post(api, "/v1/customers/nobody/purchases", {"pack": "p"}, fastapi=fastapi),
@@ -589,3 +598,30 @@ def test_a_body_past_the_cap_is_refused_however_it_is_framed(cg: Creditgate) -> 
     for status, _, body in anyio.run(main):
         assert status == 413 and json.loads(body)["code"] == "body_too_large"
     assert ledger.wallet("c1").balances[0].held == 0
+
+
+def test_dependency_overrides_are_honoured_at_the_edge(
+    cg: Creditgate, hot_calls: list[str]
+) -> None:
+    """With an override in place the edge solves the route with FastAPI's own solver."""
+    key, ledger = tenant_with_funds(cg)
+    app = create_app(cg, Settings(key_cache_seconds=600))
+
+    async def this_key() -> HTTPAuthorizationCredentials:
+        return HTTPAuthorizationCredentials(scheme="Bearer", credentials=key)
+
+    app.dependency_overrides[bearer] = this_key
+    body = {"customer": "c1", "asset": "credits", "amount": 10}
+    with TestClient(app) as client:
+        served = client.post("/v1/authorizations", json=body, headers={"Idempotency-Key": "k1"})
+    assert served.status_code == 201, served.text
+    assert hot_calls == ["authorize"]
+    assert ledger.wallet("c1").balances[0].held == 10
+
+
+def test_an_endpoint_without_a_post_route_is_refused_when_the_app_is_built(
+    cg: Creditgate,
+) -> None:
+    app = create_app(cg)
+    with pytest.raises(LookupError, match="get_authorization"):
+        hot.HotRoutes(app, owner=app, threads=Threads(1), endpoints=[gate.get_authorization])

@@ -252,9 +252,11 @@ def start_server(
     env: dict[str, str] | None = None,
     sweep_seconds: float | None = None,
     src: str | None = None,
+    edge: bool = True,
 ) -> subprocess.Popen[bytes]:
     """`creditgate serve` on `port`, once it answers /readyz; `env` adds to the environment;
-    `src`: the source tree to run it from (PYTHONPATH), an earlier commit's for comparing."""
+    `src`: the source tree to run it from (PYTHONPATH), an earlier commit's for comparing;
+    `edge=False`: `serve --no-edge`, every request through FastAPI's router."""
     command = [
         sys.executable,
         "-m",
@@ -275,6 +277,8 @@ def start_server(
     ]
     if sweep_seconds is not None:
         command += ["--sweep-seconds", str(sweep_seconds)]
+    if not edge:
+        command.append("--no-edge")
     environment = {**os.environ, **(env or {})}
     if src is not None:
         environment["PYTHONPATH"] = src
@@ -548,11 +552,12 @@ def run_http(
     pool_size: int = 10,
     client_processes: int = 2,
     connections: int = 128,
+    edge: bool = True,
 ) -> dict[str, Any]:
     key, customers, backend, durability = setup_creditgate(url)
     port = free_port()
     workers = workers if backend == "postgres" else 1
-    server = start_server(url, port, workers, max_in_flight, pool_size)
+    server = start_server(url, port, workers, max_in_flight, pool_size, edge=edge)
     try:
         figures = load(
             port,
@@ -574,5 +579,6 @@ def run_http(
         "max_in_flight": max_in_flight,
         "pool_size": pool_size,
         "client_processes": client_processes,
+        "edge": edge,
         **figures,
     }

@@ -105,10 +105,12 @@ class _Run:
         pool_size: int,
         mif: int,
         src: str | None = None,
+        edge: bool = True,
     ):
         self.server_url = server_url
         self.who = who
         self.src = src
+        self.edge = edge
         self.workers = workers
         self.pool_size = pool_size
         self.max_in_flight = mif
@@ -146,6 +148,7 @@ class _Run:
                     self.pool_size,
                     sweep_seconds=3600 if through is not None else None,
                     src=self.src,
+                    edge=self.edge,
                 )
             try:
                 return measure(port, key, customers, server, url)
@@ -186,14 +189,23 @@ def run_http_floor(
     connections: int = 128,
     count: bool = True,
     before_src: str | None = None,
+    without_edge: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Creditgate and the floor at each of `rates`, `rounds` times interleaved; see above.
-    With `before_src` (an earlier commit's source tree), that creditgate too, as `before`."""
+    With `before_src` (an earlier commit's source tree), that creditgate too, as `before`;
+    with `without_edge`, this creditgate without its edge (`serve --no-edge`), as `no-edge`."""
     runs: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
-    contenders = CONTENDERS + (("before",) if before_src else ())
+    contenders = (
+        CONTENDERS + (("no-edge",) if without_edge else ()) + (("before",) if before_src else ())
+    )
     sources = {"before": before_src}
+
+    def run_of(who: str) -> _Run:
+        kind = "floor" if who == "floor" else "creditgate"
+        src, edge = sources.get(who), who != "no-edge"
+        return _Run(server_url, kind, workers, pool_size, max_in_flight, src, edge)
 
     def measured(rate: float) -> Callable[..., dict[str, Any]]:
         def measure(
@@ -222,14 +234,7 @@ def run_http_floor(
         order = contenders if round_ % 2 == 0 else contenders[::-1]
         for rate in rates:
             for who in order:
-                run = _Run(
-                    server_url,
-                    "creditgate" if who == "before" else who,
-                    workers,
-                    pool_size,
-                    max_in_flight,
-                    sources.get(who),
-                )
+                run = run_of(who)
                 try:
                     figures = run(measured(rate))
                 except RuntimeError as exc:  # a server that never got ready: the run is lost
@@ -258,17 +263,19 @@ def run_http_floor(
                 k: round(c[k] / f[k], 2) if c.get(k) and f.get(k) else None
                 for k in ("pairs_per_s", "server_cpu_ms_per_pair", "postgres_cpu_ms_per_pair")
             }
+        if without_edge:  # what the edge pays: creditgate with it, to the same without
+            on, off = row["creditgate"], row["no-edge"]
+            row["ratio_with_edge_to_without"] = {
+                k: round(on[k] / off[k], 2) if on.get(k) and off.get(k) else None
+                for k in ("pairs_per_s", "server_cpu_ms_per_pair", "postgres_cpu_ms_per_pair")
+            }
         summary.append(row)
     counted = {}
     if count:
         for who in contenders:
+            run = run_of(who)
             counted[who] = count_statements(
-                server_url,
-                "creditgate" if who == "before" else who,
-                workers,
-                pool_size,
-                max_in_flight,
-                sources.get(who),
+                server_url, run.who, workers, pool_size, max_in_flight, run.src, run.edge
             )
     peak = max(rates)
     top = next(r for r in summary if r["rate"] == peak)
@@ -296,6 +303,7 @@ def count_statements(
     pool_size: int,
     max_in_flight: int,
     src: str | None = None,
+    edge: bool = True,
 ) -> dict[str, Any]:
     """Statements, round trips, commits, index scans and rows written per pair, counted over
     a short run at a low rate after a warm-up (connections opened, statements prepared)."""
@@ -336,7 +344,7 @@ def count_statements(
                 "statements": per_pair,
             }
 
-        run = _Run(server_url, who, workers, pool_size, max_in_flight, src)
+        run = _Run(server_url, who, workers, pool_size, max_in_flight, src, edge)
         counted: dict[str, Any] = run(measure, through=relay)
         return counted
     finally:

@@ -816,6 +816,15 @@ def serve(
             "fake); $CREDITGATE_STRIPE_API_BASE alike"
         ),
     ] = None,
+    edge: Annotated[
+        bool,
+        typer.Option(
+            "--edge/--no-edge",
+            hidden=True,
+            help="Serve the busiest routes at the app's edge (http/hot.py); --no-edge sends "
+            "every request through FastAPI's router, to measure what the edge pays",
+        ),
+    ] = True,
 ) -> None:
     """Run the HTTP API (with the background sweeper) until interrupted."""
     import shlex
@@ -849,6 +858,7 @@ def serve(
         log_level=log_level,
         allow_private_webhook_targets=allow_private_webhook_targets,
         stripe_api_base=stripe_api_base,
+        edge=edge,
     )
     try:
         run_server(options, announce)
@@ -934,6 +944,14 @@ def bench_http(
             "commit's src/ and sdk/python/src), as `before`"
         ),
     ] = None,
+    no_edge: Annotated[
+        bool,
+        typer.Option(
+            "--no-edge",
+            help="Serve every request through FastAPI's router (`serve --no-edge`); with "
+            "--floor, that server as one more contender, `no-edge`",
+        ),
+    ] = False,
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -954,6 +972,7 @@ def bench_http(
             db,
             as_json,
             before,
+            no_edge,
         )
         return
     with bench_database(backend, _given_db(db)) as url:
@@ -966,6 +985,7 @@ def bench_http(
             pool_size=pool_size,
             client_processes=client_processes,
             connections=connections,
+            edge=not no_edge,
         )
     _print_result(result, as_json)
 
@@ -993,6 +1013,7 @@ def _bench_http_floor(
     db: str | None,
     as_json: bool,
     before: str | None = None,
+    no_edge: bool = False,
 ) -> None:
     from creditgate.bench.http_floor import run_http_floor
     from creditgate.bench.target import bench_server
@@ -1013,6 +1034,7 @@ def _bench_http_floor(
             client_processes=client_processes,
             connections=connections,
             before_src=before,
+            without_edge=no_edge,
             progress=None if as_json else console.print,
         )
     if as_json:

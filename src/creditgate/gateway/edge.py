@@ -23,8 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from creditgate.gateway.errors import error_response, provider_of
 from creditgate.gateway.routes import ENDPOINTS, router, serve
-from creditgate.http.hot import handled
-from creditgate.http.middleware import BodyLimit, RequestContext, read_body, replaying
+from creditgate.http.middleware import BodyLimit, RequestContext, handled, read_body, replaying
 
 PREFIX = "/gateway/"
 

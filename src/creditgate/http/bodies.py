@@ -8,8 +8,8 @@ exactly a whole number. Plain integers are read as before (Python ints, exact at
 so the cost falls only on numbers with a fraction or an exponent. NaN and Infinity, which
 Python's `json` accepts but JSON does not have, are malformed JSON.
 
-Both the edge (`hot.py`) and every FastAPI route (`ExactJsonRoute`) read bodies with
-`json_body`.
+Every FastAPI route of the API (`ExactJsonRoute`) reads bodies with `json_body`, through
+`ExactJsonRequest`; so does the edge (`hot.py`), which serves only such routes.
 """
 
 from __future__ import annotations

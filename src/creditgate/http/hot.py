@@ -1,386 +1,432 @@
-"""The busiest routes, served at the edge of the app without the rest of the stack.
+"""The busiest routes, served at the app's edge from FastAPI's own routes, without its router.
 
 `POST /v1/authorizations` and `POST /v1/authorizations/{id}/settle` (or `/void`) are the
 calls a product makes around every model call, and `POST /v1/charges` the one it makes
 after a call it did not gate; grants, refunds of charges and purchases of packs are the
-money movements it makes most often (`HOT_ROUTES`). Through FastAPI and its middleware each
-spends more CPU on the way in and out (route matching, dependency solving, one ASGI layer
-after another, the thread hand-over) than on the HTTP parsing and the response together.
+money movements it makes most often (`HOT_ENDPOINTS`). Through the full stack each spends
+more CPU on the way in and out than on its own work: FastAPI's router tries the path
+against every included router in turn, its generic dependency solver costs several times
+what the dependencies do, and its route handler adds layers of its own (exit stacks,
+telemetry hooks, anyio's thread hand-over). BENCHMARKS.md (issue 20) has what skipping them
+pays.
 
-`HotRoutes` is the app's outermost layer: it serves these calls itself, with the same route
-functions on the same validated models, answered the same way, and does for them what the
-middleware does for every request (a request id, the body's cap and deadline, the in-flight
-limit, the latency metric and the log line). Only the well-formed request takes this path: a
-body with a Content-Length within the cap (JSON that validates; the body of a route that
-takes none may be anything, as FastAPI ignores it), a valid Idempotency-Key (each hot route
-requires one, as its FastAPI route says), a key already in the key cache. Anything else goes
-on to the full stack, which answers it as it answers every other request, so errors keep one
-source. The refusals that come before that choice (a body too slow or longer than it said,
-no in-flight slot free) are sent from here: the full stack's answers, built once.
+`HotRoutes`, the app's outermost layer, takes these routes from FastAPI's compiled routes
+(`app.routes`, in the order the router tries them): each route's path pattern and
+converters, its dependant and its endpoint. A POST whose path one of them matches, and that
+no route the router tries first would take, is served by that route, through the app's own
+middleware stack (the same layers, built over the edge instead of over the router: request
+id, log line and metric, the body's cap and deadline, the exception handlers):
 
-As in the full stack, a request takes an in-flight slot only once its whole body has come
-(within the deadline), it is routed and its key is verified (`load.py`).
+- its dependencies are the dependant's own callables, called in FastAPI's order with the
+  request and each other's values (the key's `auth.current_ledger`, which verifies the key,
+  counts failures and takes the in-flight slot, and the bearer scheme it reads the key
+  with); its path, header and body inputs are validated by the route's own fields with
+  FastAPI's `request_params_to_args` and `request_body_to_args`, their errors collected as
+  FastAPI collects them. With dependency overrides in place, FastAPI's `solve_dependencies`
+  does it all. A route whose dependencies take more than that is refused when the app is
+  built (`dependencies_of`);
+- its endpoint runs on the edge's threads (`threads.py`);
+- every failure is raised as FastAPI raises it and answered by the app's handlers;
+- a body the edge does not read itself (one not sent as `application/json`, or not JSON)
+  goes to the route's own FastAPI handler, which answers it as through the router.
+
+So nothing about paths, keys, limits or errors is written here. tests/http/test_edge_parity.py
+sends each route this serves (`HotRoutes.routes`) the same requests with the edge on and off.
 """
 
 from __future__ import annotations
 
-import re
-import time
-from collections.abc import Callable, Mapping
+import inspect
+import typing
+from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi.routing import APIRoute
-from fastapi.security.utils import get_authorization_scheme_param
-from pydantic import BaseModel
-from starlette.requests import ClientDisconnect, Request
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import (
+    request_body_to_args,
+    request_params_to_args,
+    solve_dependencies,
+)
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import RouteContext, iter_route_contexts
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from creditgate.api import TenantLedger
 from creditgate.http import gate, grants, purchases, refunds
-from creditgate.http.auth import KeyCache
-from creditgate.http.bodies import json_body
-from creditgate.http.load import InFlight, finishes_a_hold, overloaded
-from creditgate.http.logs import request_id
-from creditgate.http.metrics import REFUSED
-from creditgate.http.middleware import (
-    CLIENT_CLOSED,
-    answered,
-    body_timed_out,
-    read_body,
-    replaying,
-    request_id_of,
-    too_large,
-)
-from creditgate.http.models import (
-    ID_PATTERN,
-    NewAuthorization,
-    NewCharge,
-    NewGrant,
-    SettlementRequest,
-)
-from creditgate.http.problems import IDEMPOTENCY_HEADER, template_pattern
+from creditgate.http.bodies import ExactJsonRequest, ExactJsonRoute
+from creditgate.http.middleware import replaying
 from creditgate.http.threads import Threads
-from creditgate.services.catalog.api_keys import Principal, display
-from creditgate.services.catalog.catalog import MAX_NAME
-from creditgate.services.context import MAX_KEY_LENGTH
 
-_ID = re.compile(ID_PATTERN)
+# The calls made around every model call, and the money movements a busy product makes
+# most often: each the endpoint of one POST route of the app (checked when the app is built).
+HOT_ENDPOINTS: tuple[Callable[..., Response], ...] = (
+    gate.authorize,
+    gate.charge,
+    gate.settle,
+    gate.void,
+    grants.create_grant,
+    refunds.refund_charge,
+    purchases.create_purchase,
+    purchases.mark_paid,
+)
+
+METHOD = "POST"
+# The bodies the edge reads itself: JSON, declared as exactly as clients send it. FastAPI
+# reads more as JSON (any `application/*+json`, other parameters); those go to its handler.
 _JSON_TYPES = frozenset({b"application/json", b"application/json; charset=utf-8"})
+_SERVING = "creditgate.hot_route"  # the scope's key for the route being served
+_UNREAD = object()  # a body the edge leaves to the route's FastAPI handler
 
 
-def find_route(routes: list[Any], path: str, endpoint: Callable[..., Any]) -> APIRoute:
-    for route in routes:
-        if isinstance(route, APIRoute) and route.path == path and route.endpoint is endpoint:
-            return route
-    raise LookupError(f"no route {path} served by {endpoint.__name__}")
+@dataclass(frozen=True, slots=True)
+class Dependency:
+    """A dependency of a hot route, as its dependant declares it, called as FastAPI calls it:
+    with the request and the values of its own dependencies, an async generator entered on
+    the request's exit stack (or the endpoint's, for `scope="function"`)."""
+
+    name: str | None  # the parameter it fills (None: one declared for its effect only)
+    call: Callable[..., Any]
+    enter: Callable[..., AbstractAsyncContextManager[Any]] | None  # for an async generator
+    function_scope: bool
+    request_params: tuple[str, ...]  # its parameters that take the request (or connection)
+    needs: tuple[Dependency, ...]
+    use_cache: bool
 
 
-def _requires_idempotency_key(route: APIRoute) -> bool:
-    return any(
-        field.alias == IDEMPOTENCY_HEADER and field.field_info.is_required()
-        for field in route.dependant.header_params
+def dependencies_of(dependant: Dependant, route: str) -> tuple[Dependency, ...]:
+    """The dependencies of `dependant`, which the edge solves itself: async callables and
+    async generators taking only the request and their own dependencies (the key's
+    `auth.current_ledger` and the bearer scheme it uses). Anything else is refused here,
+    when the app is built: such a route is left off `HOT_ENDPOINTS`."""
+    found = []
+    for sub in dependant.dependencies:
+        call = sub.call
+        generator = inspect.isasyncgenfunction(call)
+        takes_more = (
+            sub.path_params
+            or sub.query_params
+            or sub.header_params
+            or sub.cookie_params
+            or sub.body_params
+            or sub.websocket_param_name
+            or sub.response_param_name
+            or sub.background_tasks_param_name
+            or sub.security_scopes_param_name
+            or sub.concurrency is not None
+        )
+        if call is None or takes_more or not (generator or _is_async(call)):
+            raise TypeError(f"{route}: the edge does not solve the dependency {call!r}")
+        found.append(
+            Dependency(
+                sub.name,
+                call,
+                asynccontextmanager(call) if generator else None,
+                sub.scope == "function",
+                tuple(
+                    name
+                    for name in (sub.http_connection_param_name, sub.request_param_name)
+                    if name is not None
+                ),
+                dependencies_of(sub, route),
+                sub.use_cache,
+            )
+        )
+    return tuple(found)
+
+
+def _is_async(call: Callable[..., Any]) -> bool:
+    """An async function, or an instance whose `__call__` is one (a security scheme's)."""
+    return inspect.iscoroutinefunction(call) or (
+        not inspect.isroutine(call) and inspect.iscoroutinefunction(type(call).__call__)
     )
-
-
-def _an_id(value: str) -> bool:
-    return _ID.fullmatch(value) is not None
-
-
-def _a_customer(value: str) -> bool:
-    return 1 <= len(value) <= MAX_NAME
 
 
 @dataclass(frozen=True, slots=True)
 class HotRoute:
-    """One route the edge serves: FastAPI's template and endpoint, and what it takes.
+    """A route the edge serves: the app's own, as FastAPI compiled it."""
 
-    The endpoint is called as FastAPI calls it: the path parameter (if the template has
-    one), the validated body (if it takes one), the tenant's ledger, the idempotency key.
-    """
-
-    template: str
-    endpoint: Callable[..., Response]
-    model: type[BaseModel] | None  # None: no body (whatever is sent is ignored)
-    param: Callable[[str], bool] | None = None  # the path parameter's check, as FastAPI's
+    route: RouteContext
+    # Routes the router tries before this one that may take a path this one matches (the
+    # router serves the first that does): such a path is left to the router.
+    before: tuple[RouteContext, ...]
+    prefix: str  # how every path it matches begins: its template up to the first parameter
+    dependencies: tuple[Dependency, ...]  # its dependant's, in the order FastAPI solves them
 
     @property
-    def finishes_a_hold(self) -> bool:
-        """May use the in-flight slots kept for finishing holds (as the full stack decides)."""
-        return finishes_a_hold("POST", self.template)
+    def template(self) -> str:
+        return str(self.route.path)
+
+    @property
+    def endpoint(self) -> Callable[..., Any]:
+        endpoint = self.route.endpoint
+        assert endpoint is not None
+        return endpoint
+
+    def match(self, scope: Scope) -> dict[str, Any] | None:
+        """The path parameters, converted, when this route is the one the router would
+        serve the request with; else None."""
+        path = scope["path"]
+        found = self.route.path_regex.match(path) if path.startswith(self.prefix) else None
+        if found is None:
+            return None
+        if any(route.matches(scope)[0] is Match.FULL for route in self.before):
+            return None
+        convertors = self.route.param_convertors
+        return {name: convertors[name].convert(value) for name, value in found.groupdict().items()}
 
 
-# The calls made around every model call, and the money movements a busy product makes
-# most often. Each must be a route of its module's router (checked at start-up).
-HOT_ROUTES = (
-    HotRoute("/v1/authorizations", gate.authorize, NewAuthorization),
-    HotRoute("/v1/charges", gate.charge, NewCharge),
-    HotRoute("/v1/authorizations/{id}/settle", gate.settle, SettlementRequest, _an_id),
-    HotRoute("/v1/authorizations/{id}/void", gate.void, None, _an_id),
-    HotRoute("/v1/customers/{customer}/grants", grants.create_grant, NewGrant, _a_customer),
-    HotRoute("/v1/charges/{charge}/refunds", refunds.refund_charge, refunds.NewRefund, _an_id),
-    HotRoute(
-        "/v1/customers/{customer}/purchases",
-        purchases.create_purchase,
-        purchases.NewPurchase,
-        _a_customer,
-    ),
-    HotRoute("/v1/purchases/{purchase}/mark-paid", purchases.mark_paid, None, _an_id),
-)
+def hot_routes(app: FastAPI, endpoints: Iterable[Callable[..., Any]]) -> list[HotRoute]:
+    """The app's POST routes of `endpoints`, in the order the router tries them."""
+    wanted = set(endpoints)
+    found: list[HotRoute] = []
+    seen: list[RouteContext] = []
+    for route in iter_route_contexts(app.routes):
+        endpoint = route.endpoint
+        if endpoint in wanted and METHOD in (route.methods or ()):
+            assert endpoint is not None
+            _check(route, endpoint)
+            before = tuple(earlier for earlier in seen if _may_take(earlier, route))
+            template = str(route.path_format)
+            needs = dependencies_of(route.dependant, endpoint.__name__)
+            found.append(HotRoute(route, before, template.split("{", 1)[0], needs))
+            wanted.discard(endpoint)
+        seen.append(route)
+    if wanted:
+        names = ", ".join(sorted(fn.__name__ for fn in wanted))
+        raise LookupError(f"no POST route of the app is served by {names}")
+    return found
+
+
+def _check(route: RouteContext, endpoint: Callable[..., Any]) -> None:
+    """What the edge relies on: the route reads JSON as `ExactJsonRoute` does (with the
+    request class the edge uses too), its endpoint answers with a Response (sent as it is,
+    as FastAPI sends one), and takes nothing the edge does not give it."""
+    name = endpoint.__name__
+    if not isinstance(route.original_route, ExactJsonRoute):
+        raise TypeError(f"{name}: a hot route must be an ExactJsonRoute")
+    if typing.get_type_hints(endpoint).get("return") is not Response:
+        raise TypeError(f"{name}: a hot route must answer with a Response")
+    dependant: Dependant = route.dependant
+    if (
+        dependant.websocket_param_name
+        or dependant.response_param_name
+        or dependant.background_tasks_param_name
+        or dependant.security_scopes_param_name
+    ):
+        raise TypeError(f"{name}: the edge gives a route only its request, dependencies and inputs")
+
+
+def _may_take(earlier: RouteContext, route: RouteContext) -> bool:
+    """Whether `earlier` may match a POST to a path `route` matches (when unsure, yes: the
+    request then asks `earlier` itself)."""
+    methods = getattr(earlier, "methods", None)
+    if methods is not None and METHOD not in methods:
+        return False
+    template = getattr(earlier, "path_format", None)
+    convertors = getattr(earlier, "param_convertors", None)
+    if not isinstance(template, str) or not isinstance(convertors, dict):
+        return True  # a mount, a group of pages...
+    if any(convertor.regex != "[^/]+" for convertor in convertors.values()):
+        return True  # a parameter that may span segments, or take only some values
+    ours, theirs = str(route.path_format).split("/"), template.split("/")
+    return len(ours) == len(theirs) and all(
+        a == b or "{" in a or "{" in b for a, b in zip(ours, theirs, strict=True)
+    )
 
 
 class HotRoutes:
-    """Serve well-formed calls of `HOT_ROUTES` directly; pass everything else on."""
+    """Serve POSTs to the routes of `HOT_ENDPOINTS` without the router; pass everything else
+    on to `app`."""
 
     def __init__(
         self,
         app: ASGIApp,
         *,
-        keys: KeyCache[Principal],
-        handlers: Mapping[Any, Callable[..., Any]],
-        in_flight: InFlight,
-        max_body_bytes: int,
-        body_timeout: float,
+        owner: FastAPI,
         threads: Threads,
+        endpoints: Iterable[Callable[..., Any]] = HOT_ENDPOINTS,
     ) -> None:
-        self.app = app  # the full stack: FastAPI with its middleware
-        self.keys = keys
-        # The app's exception handlers: an unexpected error gets the catch-all's 500 problem
-        # and is raised on to the server, as from the full stack.
-        self.handlers = handlers
-        self.in_flight = in_flight
-        self.max_body_bytes = max_body_bytes
-        self.body_timeout = body_timeout
+        self.app = app  # every other request: the gateway's edge, then the full stack
+        self.owner = owner  # the FastAPI application whose routes these are
         self.threads = threads
-        self.exact: dict[str, HotRoute] = {}
-        self.keyed: set[str] = set()  # templates whose route requires an Idempotency-Key
-        self.with_param: list[tuple[str, re.Pattern[str], HotRoute]] = []
-        routes = [
-            *gate.router.routes,
-            *grants.router.routes,
-            *refunds.router.routes,
-            *purchases.router.routes,
-        ]
-        for hot in HOT_ROUTES:
-            if _requires_idempotency_key(find_route(routes, hot.template, hot.endpoint)):
-                self.keyed.add(hot.template)
-            if hot.param is None:
-                self.exact[hot.template] = hot
-            else:
-                prefix = hot.template[: hot.template.index("{")]
-                self.with_param.append((prefix, template_pattern(hot.template), hot))
-        # The refusals the edge sends itself, built once, as the full stack builds them.
-        self.overloaded = overloaded()
-        self.timed_out = body_timed_out(body_timeout)
-        self.too_large = too_large(max_body_bytes)
-
-    def _route(self, path: str) -> tuple[HotRoute, str | None] | None:
-        """The hot route serving `path`, and its path parameter; None when FastAPI must
-        answer (another path, or a parameter FastAPI would refuse)."""
-        hot = self.exact.get(path)
-        if hot is not None:
-            return hot, None
-        for prefix, pattern, hot in self.with_param:
-            if path.startswith(prefix) and (match := pattern.fullmatch(path)):
-                value = match.group(1)
-                assert hot.param is not None
-                return (hot, value) if hot.param(value) else None
-        return None
+        self.routes = hot_routes(owner, endpoints)
+        # A path equal to a route's template is that route's (no other is tried first:
+        # checked here); any other is matched against each route's pattern.
+        self.exact = {
+            hot.template: hot
+            for hot in self.routes
+            if not hot.route.param_convertors and hot.match(_probe(hot.template)) is not None
+        }
+        self._stack: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope.get("root_path"):
+        if scope["type"] != "http" or scope["method"] != METHOD or scope.get("root_path"):
             await self.app(scope, receive, send)
             return
-        start = time.perf_counter()
-        found = self._route(scope["path"])
+        found = self._route(scope)
         if found is None:
             await self.app(scope, receive, send)
             return
-        hot, param = found
-        # The first of each, as Starlette reads them (an empty one included).
-        content_type = authorization = idempotency_key = incoming_id = length = None
-        framed_by_length = True
-        for name, value in scope["headers"]:
-            if name == b"content-type":
-                content_type = value if content_type is None else content_type
-            elif name == b"authorization":
-                authorization = value if authorization is None else authorization
-            elif name == b"idempotency-key":
-                idempotency_key = value if idempotency_key is None else idempotency_key
-            elif name == b"content-length":
-                length = value if length is None else length
-            elif name == b"x-request-id":
-                incoming_id = value if incoming_id is None else incoming_id
-            elif name == b"transfer-encoding":
-                framed_by_length = False
-        if (
-            not framed_by_length  # chunked: the body cap reads it
-            or length is None
-            or not length.isdigit()
-            or len(length) > 18
-            or int(length) > self.max_body_bytes
-        ):
-            await self.app(scope, receive, send)  # answered as every request is
-            return
-        request = _Request(scope, hot, param, start, incoming_id)
-        # The whole body first, within its deadline; no in-flight slot is held meanwhile.
-        try:
-            body = await read_body(receive, self.max_body_bytes, self.body_timeout)
-        except ClientDisconnect:
-            answered(scope, "POST", hot.template, CLIENT_CLOSED, start, request.id())
-            return
-        except TimeoutError:
-            await self._refuse(request, send, self.timed_out)
-            return
-        if body is None:  # more than its Content-Length said
-            await self._refuse(request, send, self.too_large)
-            return
-        receive = replaying(body, receive)
-        args = self._arguments(request, body, content_type, authorization, idempotency_key)
-        if args is None:  # FastAPI answers, errors included (and takes a slot if it serves)
-            await self.app(scope, receive, send)
-            return
-        # Authenticated and routed: now the request takes an in-flight slot, if one is free.
-        if not self.in_flight.has_room(hot.finishes_a_hold):
-            REFUSED.inc()
-            await self._refuse(request, send, self.overloaded)
-            return
-        self.in_flight.enter()
-        try:
-            await self._serve(request, receive, send, args)
-        finally:
-            self.in_flight.leave()
+        hot, params = found
+        # What the application and its router put in the scope of a routed request.
+        scope["app"] = self.owner
+        scope["router"] = self.owner.router
+        scope["path_params"] = params
+        scope["endpoint"] = hot.endpoint
+        scope["route"] = hot.route.original_route  # what the log line and the metric name
+        scope[_SERVING] = hot
+        if self._stack is None:  # built on first use, as the application builds its own
+            self._stack = middleware_over(self.owner, self._serve)
+        await self._stack(scope, receive, send)
 
-    def _arguments(
-        self,
-        request: _Request,
-        body: bytes,
-        content_type: bytes | None,
-        authorization: bytes | None,
-        idempotency_key: bytes | None,
-    ) -> list[Any] | None:
-        """The endpoint's arguments, as FastAPI would pass them; None when the edge does not
-        serve the request (FastAPI then answers it)."""
-        hot = request.hot
-        ledger = self._ledger(request.scope, authorization)
-        if ledger is None:
-            return None
-        key = _idempotency_key(idempotency_key)
-        if key is False or (key is True and hot.template in self.keyed):
-            return None  # refused by FastAPI (a missing one: it says what to send)
-        args: list[Any] = [] if request.param is None else [request.param]
-        if hot.model is not None:
-            validated = _validated(body, hot.model, content_type)
-            if validated is None:
-                return None
-            args.append(validated)
-        args += [ledger, None if key is True else key]
-        return args
+    def _route(self, scope: Scope) -> tuple[HotRoute, dict[str, Any]] | None:
+        hot = self.exact.get(scope["path"])
+        if hot is not None:
+            return hot, {}
+        for hot in self.routes:
+            params = hot.match(scope)
+            if params is not None:
+                return hot, params
+        return None
 
-    async def _serve(
-        self, request: _Request, receive: Receive, send: Send, args: list[Any]
-    ) -> None:
-        scope = request.scope
-        rid = request.id()
-        token = request_id.set(rid)
-        status = 500
-        try:
-            unexpected: Exception | None = None
-            try:
-                response = await self._call(request.hot.endpoint, *args)
-            except Exception as exc:
-                response, unexpected = await self._handled(exc, scope, receive)
-            status = response.status_code
-            await _send_answer(send, response, rid)
-            if unexpected is not None:
-                raise unexpected  # logged by the server, as the full stack's errors are
-        finally:
-            answered(scope, "POST", request.hot.template, status, request.start, rid)
-            request_id.reset(token)
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The route's request, as FastAPI's route handler serves it: the body, the
+        dependencies and parameters, the endpoint, its answer."""
+        hot: HotRoute = scope.pop(_SERVING)
+        route = hot.route
+        request = ExactJsonRequest(scope, receive)
+        body: Any = None
+        if route.body_field is not None:
+            raw = await request.body()
+            body = await _json(request, raw)
+            if body is _UNREAD:  # FastAPI's handler reads it, and says what is wrong with it
+                await route.app(scope, replaying(raw, receive), send)
+                return
+        async with AsyncExitStack() as request_stack:
+            scope["fastapi_inner_astack"] = request_stack
+            async with AsyncExitStack() as function_stack:
+                scope["fastapi_function_astack"] = function_stack
+                values, errors = await _solve(hot, request, body)
+                if errors:
+                    raise RequestValidationError(errors, body=body)
+                response: Response = await self._call(hot.endpoint, values)
+            await response(scope, receive, send)
 
-    async def _refuse(self, request: _Request, send: Send, response: Response) -> None:
-        """Send one of the answers built once (503, 408, 413), as the full stack sends it."""
-        rid = request.id()
-        await _send_answer(send, response, rid)
-        answered(
-            request.scope, "POST", request.hot.template, response.status_code, request.start, rid
+    async def _call(self, endpoint: Callable[..., Any], values: dict[str, Any]) -> Any:
+        if inspect.iscoroutinefunction(endpoint):
+            return await endpoint(**values)
+        return await self.threads.run(lambda: endpoint(**values))
+
+
+async def _solve(
+    hot: HotRoute, request: ExactJsonRequest, body: Any
+) -> tuple[dict[str, Any], list[Any]]:
+    """The endpoint's arguments and the inputs' errors, as FastAPI's `solve_dependencies`
+    finds them for the route: its dependencies first (their exceptions raised as they come),
+    then its path, query, header and cookie parameters and its body, validated by the
+    route's own fields with FastAPI's functions. With dependency overrides in place, FastAPI's
+    own solver does it all."""
+    route = hot.route
+    dependant: Dependant = route.dependant
+    provider = route.dependency_overrides_provider
+    if provider is not None and getattr(provider, "dependency_overrides", None):
+        solved = await solve_dependencies(
+            request=request,
+            dependant=dependant,
+            body=body,
+            dependency_overrides_provider=provider,
+            async_exit_stack=request.scope["fastapi_inner_astack"],
+            embed_body_fields=route._embed_body_fields,
         )
-
-    async def _call(self, fn: Callable[..., Response], *args: Any) -> Response:
-        return await self.threads.run(fn, *args)
-
-    def _ledger(self, scope: Scope, authorization: bytes | None) -> TenantLedger | None:
-        if authorization is None:
-            return None
-        scheme, credentials = get_authorization_scheme_param(authorization.decode("latin-1"))
-        if not credentials or scheme.lower() != "bearer":
-            return None
-        principal = self.keys.cached(credentials)
-        if principal is None:
-            return None  # FastAPI's path loads (and caches) it, or answers 401
-        state = scope.setdefault("state", {})
-        state["tenant_id"] = principal.tenant_id
-        state["key"] = display(principal.prefix)
-        return TenantLedger(self.keys.cg, principal.tenant_id)
-
-    async def _handled(
-        self, exc: Exception, scope: Scope, receive: Receive
-    ) -> tuple[Response, Exception | None]:
-        return await handled(self.handlers, exc, scope, receive)
-
-
-async def handled(
-    handlers: Mapping[Any, Callable[..., Any]], exc: Exception, scope: Scope, receive: Receive
-) -> tuple[Response, Exception | None]:
-    """The response the app's exception handlers give, found as Starlette finds them, and
-    the error itself when it was unexpected (the catch-all's)."""
-    for cls in type(exc).__mro__:
-        handler = handlers.get(cls)
-        if handler is not None:
-            response: Response = await handler(Request(scope, receive), exc)
-            return response, exc if cls is Exception else None
-    raise exc
+        return solved.values, solved.errors
+    values = await _solve_dependencies(hot.dependencies, request, {})
+    errors: list[Any] = []
+    for fields, received in (
+        (dependant.path_params, lambda: request.path_params),
+        (dependant.query_params, lambda: request.query_params),
+        (dependant.header_params, lambda: request.headers),
+        (dependant.cookie_params, lambda: request.cookies),
+    ):
+        if fields:
+            found, wrong = request_params_to_args(fields, received())
+            values.update(found)
+            errors += wrong
+    if dependant.body_params:
+        found, wrong = await request_body_to_args(
+            body_fields=dependant.body_params,
+            received_body=body,
+            embed_body_fields=route._embed_body_fields,
+        )
+        values.update(found)
+        errors += wrong
+    for name in (dependant.http_connection_param_name, dependant.request_param_name):
+        if name is not None:
+            values[name] = request
+    return values, errors
 
 
-@dataclass(frozen=True, slots=True)
-class _Request:
-    """A request the edge has matched to one of its routes."""
-
-    scope: Scope
-    hot: HotRoute
-    param: str | None
-    start: float
-    incoming_id: bytes | None  # the client's X-Request-Id
-
-    def id(self) -> str:
-        return _request_id(self.incoming_id)
-
-
-def _request_id(incoming: bytes | None) -> str:
-    return request_id_of(incoming.decode("latin-1") if incoming is not None else None)
-
-
-async def _send_answer(send: Send, response: Response, rid: str) -> None:
-    """A whole response, with the request's id, in two messages."""
-    headers = [*response.raw_headers, (b"x-request-id", rid.encode())]
-    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
-    await send({"type": "http.response.body", "body": response.body})
-
-
-def _idempotency_key(value: bytes | None) -> str | bool:
-    """The header's value; True when absent; False when FastAPI would refuse it."""
-    if value is None:
-        return True
-    key = value.decode("latin-1")
-    return key if 1 <= len(key) <= MAX_KEY_LENGTH else False
+async def _solve_dependencies(
+    dependencies: tuple[Dependency, ...], request: ExactJsonRequest, solved: dict[Any, Any]
+) -> dict[str, Any]:
+    """The values of `dependencies`, each called once per request (`solved`: by call) unless
+    it asks not to be cached, as FastAPI does."""
+    values: dict[str, Any] = {}
+    for dependency in dependencies:
+        call = dependency.call
+        if dependency.use_cache and call in solved:
+            value = solved[call]
+        else:
+            args = await _solve_dependencies(dependency.needs, request, solved)
+            for name in dependency.request_params:
+                args[name] = request
+            if dependency.enter is not None:
+                key = (
+                    "fastapi_function_astack"
+                    if dependency.function_scope
+                    else "fastapi_inner_astack"
+                )
+                stack: AsyncExitStack = request.scope[key]
+                value = await stack.enter_async_context(dependency.enter(**args))
+            else:
+                value = await call(**args)
+            solved.setdefault(call, value)
+        if dependency.name is not None:
+            values[dependency.name] = value
+    return values
 
 
-def _validated(body: bytes, model: type[BaseModel], content_type: bytes | None) -> BaseModel | None:
-    """The body as FastAPI would give it to the route (JSON, then the model), or None."""
-    if not body or content_type is None or content_type.lower() not in _JSON_TYPES:
-        return None
+async def _json(request: ExactJsonRequest, raw: bytes) -> Any:
+    """The body as the route reads JSON, when it is declared as JSON and parses; else
+    `_UNREAD`."""
+    if not raw:
+        return _UNREAD
+    for name, value in request.scope["headers"]:
+        if name == b"content-type":  # the first, as Starlette reads it
+            if value.lower() not in _JSON_TYPES:
+                return _UNREAD
+            break
+    else:
+        return _UNREAD
     try:
-        return model.model_validate(json_body(body))
-    except Exception:  # invalid JSON or input, too deeply nested...: FastAPI says which
-        return None
+        return await request.json()
+    except Exception:  # invalid JSON, nested too deep...: FastAPI's handler says which
+        return _UNREAD
+
+
+def _probe(path: str) -> Scope:
+    return {"type": "http", "method": METHOD, "path": path, "root_path": ""}
+
+
+def middleware_over(app: FastAPI, bottom: ASGIApp) -> ASGIApp:
+    """The application's own middleware stack (FastAPI's layers and the app's, as
+    `build_middleware_stack` assembles them) over `bottom` instead of over its router."""
+    router = app.router
+    app.router = bottom  # type: ignore[assignment]  # the stack's innermost app
+    try:
+        return app.build_middleware_stack()
+    finally:
+        app.router = router

@@ -4,8 +4,8 @@ Refusing quickly keeps the latency of accepted requests bounded instead of letti
 grow without bound in front of the database. A request takes its in-flight slot only once
 it has all its body, is routed, and (for the API) its key is verified: a client trickling a
 body, an unknown path or a bad key never holds one, so none of them can starve valid work.
-The API takes its slot in the key's dependency (`auth.current_ledger`), the portal and the
-Stripe webhook in `in_flight_slot`, the edge's hot routes (`hot.py`) after the key cache.
+The API takes its slot in the key's dependency (`auth.current_ledger`; the edge's hot routes,
+`hot.py`, solve the same one), the portal and the Stripe webhook in `in_flight_slot`.
 """
 
 from __future__ import annotations

@@ -7,10 +7,11 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.datastructures import MutableHeaders
-from starlette.requests import ClientDisconnect
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -191,3 +192,16 @@ def body_timed_out(timeout: float) -> Response:
     """408, and the connection closed: the rest of the body may still be on its way."""
     detail = f"the request body did not all arrive within {timeout:g} seconds"
     return problem_response(problem(408, "body_timeout", detail), {"Connection": "close"})
+
+
+async def handled(
+    handlers: Mapping[Any, Callable[..., Any]], exc: Exception, scope: Scope, receive: Receive
+) -> tuple[Response, Exception | None]:
+    """The response the app's exception handlers give, found as Starlette finds them, and
+    the error itself when it was unexpected (the catch-all's)."""
+    for cls in type(exc).__mro__:
+        handler = handlers.get(cls)
+        if handler is not None:
+            response: Response = await handler(Request(scope, receive), exc)
+            return response, exc if cls is Exception else None
+    raise exc

@@ -11,7 +11,7 @@ from typing import Any
 import anyio.to_thread
 from fastapi import FastAPI, Request
 from sqlalchemy.pool import QueuePool
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from creditgate.api import Creditgate
 from creditgate.api.clock import clock_from_env
@@ -104,8 +104,14 @@ def _version() -> str:
 
 
 def create_app(
-    cg: Creditgate, settings: Settings | None = None, *, close_on_shutdown: bool = False
+    cg: Creditgate,
+    settings: Settings | None = None,
+    *,
+    close_on_shutdown: bool = False,
+    edge: bool = True,
 ) -> FastAPI:
+    """The app; `edge=False` serves every request through FastAPI's router, the hot routes
+    included (`serve --no-edge`: to measure the edge, and to compare with it in tests)."""
     settings = settings or Settings()
 
     # The hot routes run their database work on these threads, every other sync route on
@@ -180,7 +186,8 @@ def create_app(
     app.add_route("/metrics", metrics, include_in_schema=False)
     # Taken by a request once its body is read, it is routed and its key verified (load.py).
     app.state.in_flight = InFlight(settings.max_in_flight)
-    # Added innermost first: RequestContext sees every request the hot routes pass on.
+    # Added innermost first. The hot routes are served through a copy of this stack
+    # (`hot.middleware_over`), with their own route handler where the router is.
     app.add_middleware(
         BodyLimits,
         limit=settings.max_body_bytes,
@@ -197,27 +204,20 @@ def create_app(
         timeout=settings.body_timeout_seconds,
         gateway_limit=settings.gateway.max_body_bytes,
     )
-    app.hot = HotRoutes(
-        gateway_edge,
-        keys=app.state.keys,
-        handlers=app.exception_handlers,
-        in_flight=app.state.in_flight,
-        max_body_bytes=settings.max_body_bytes,
-        body_timeout=settings.body_timeout_seconds,
-        threads=threads,
-    )
+    app.front = HotRoutes(gateway_edge, owner=app, threads=threads) if edge else gateway_edge
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app
 
 
 class App(FastAPI):
-    """FastAPI with the gate's hot routes in front (see `creditgate.http.hot`)."""
+    """FastAPI with its edge in front: the hot routes (`creditgate.http.hot`), then the
+    gateway's (`creditgate.gateway.edge`)."""
 
-    hot: HotRoutes | None = None
+    front: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.hot is not None:
-            await self.hot(scope, receive, send)
+        if self.front is not None:
+            await self.front(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
 
@@ -245,13 +245,22 @@ def _ping(cg: Creditgate) -> None:
 
 def app_from_env() -> FastAPI:
     """The app a server worker process builds: database and limits from the environment."""
+    return _app_from_env(edge=True)
+
+
+def app_without_edge_from_env() -> FastAPI:
+    """`app_from_env` serving every request through FastAPI's router (`serve --no-edge`)."""
+    return _app_from_env(edge=False)
+
+
+def _app_from_env(*, edge: bool) -> FastAPI:
     cg = Creditgate(
         default_url(),
         migrate=False,
         pool_size=EnvSettings().pool_size,
         clock=clock_from_env(),
     )
-    return create_app(cg, Settings.from_env(), close_on_shutdown=True)
+    return create_app(cg, Settings.from_env(), close_on_shutdown=True, edge=edge)
 
 
 _BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")

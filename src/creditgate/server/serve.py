@@ -77,6 +77,7 @@ class ServeOptions:
     log_level: str = "info"
     allow_private_webhook_targets: bool = False  # else from the environment
     stripe_api_base: str | None = None  # else from the environment
+    edge: bool = True  # False: every request through FastAPI's router (benchmarks)
 
 
 def serve(options: ServeOptions, announce: Callable[[Listening], None] | None = None) -> None:
@@ -139,12 +140,14 @@ def serve(options: ServeOptions, announce: Callable[[Listening], None] | None = 
         if workers == 1:
             from creditgate.server.app import create_app
 
-            uvicorn.run(create_app(cg, Settings.from_env()), **config)  # type: ignore[arg-type]
+            app = create_app(cg, Settings.from_env(), edge=options.edge)
+            uvicorn.run(app, **config)  # type: ignore[arg-type]
         else:
             metrics_dir = tempfile.mkdtemp(prefix="creditgate-metrics-")
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+            factory = "app_from_env" if options.edge else "app_without_edge_from_env"
             uvicorn.run(
-                "creditgate.server.app:app_from_env",
+                f"creditgate.server.app:{factory}",
                 factory=True,
                 workers=workers,
                 **config,  # type: ignore[arg-type]
