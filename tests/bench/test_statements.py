@@ -43,7 +43,14 @@ def test_each_gate_call_on_postgresql(postgres_server: str) -> None:
         calls = _by_call(run_statements(url))
     finally:
         drop_database(postgres_server, name)
-    assert {c: (v["statements"], v["round_trips"]) for c, v in calls.items()} == POSTGRES
+    counted = {c: (v["statements"], v["round_trips"]) for c, v in calls.items()}
+    # The declined hold's rollback is followed by the driver's DEALLOCATE ALL only when its
+    # connection had prepared a statement by then (psycopg prepares from a statement's fifth
+    # run on that connection), so that one call sends one statement fewer on a connection
+    # the pool had used less.
+    declined = counted.pop("authorize, declined")
+    assert declined in {(17, 11), (16, 11)}, declined
+    assert counted == {c: v for c, v in POSTGRES.items() if c != "authorize, declined"}
     # Only the hold the wallet cannot pay runs twice: its guard misses at the commit.
     assert {c: v["careful_reruns"] for c, v in calls.items()} == {
         c: int(c == "authorize, declined") for c in POSTGRES
