@@ -348,12 +348,15 @@ class HoldReads:
 
 def submit_balance_and_lots_of_hold(
     uow: UnitOfWork, tenant_id: str, hold_id: str, now: datetime
-) -> HoldReads:
+) -> HoldReads | None:
     """`submit_balance_and_lots` for the wallet and asset of a hold, by its id: a settle
     sends it in the round trip of the hold's claim (after it, so it sees the claim).
 
     PostgreSQL only (in a pipeline, the rows arrive whole with the round trip; SQLite's
-    cursor would keep its statement, and with it an old snapshot, open until read)."""
+    cursor would keep its statement, and with it an old snapshot, open until read): None,
+    sending nothing, on SQLite, whose settle reads them after the claim."""
+    if uow.conn.dialect.name != "postgresql":
+        return None
     params = {"hold_id": hold_id, "tenant": tenant_id}
     balance = _READ_BALANCE_OF_HOLD.submit(uow.conn, params)
     lots = _FIRST_LOTS_OF_HOLD.submit(uow.conn, {**params, "now": now})

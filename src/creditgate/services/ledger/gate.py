@@ -407,11 +407,9 @@ def settle(
     with pipeline(tx.conn):
         found = idem.lookup()
         claimed = _submit_claim(tx, authorization_id, HoldStatus.SETTLED, charge_id)
-        reads = None
-        if tx.conn.dialect.name == "postgresql":
-            reads = balances.submit_balance_and_lots_of_hold(
-                tx.uow, tx.tenant_id, authorization_id, tx.now
-            )
+        reads = balances.submit_balance_and_lots_of_hold(
+            tx.uow, tx.tenant_id, authorization_id, tx.now
+        )
     if (replayed := idem.replay_found(found, Settlement)) is not None:
         claimed.rows()
         return replayed
