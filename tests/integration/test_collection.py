@@ -21,6 +21,7 @@ from creditgate.domain.billing import add_months
 from creditgate.domain.billing_errors import PeriodNotIssued
 from creditgate.domain.errors import IdempotencyConflict, InvalidInput, LiveTenant
 from creditgate.services.billing import purchases
+from creditgate.storage import collection as store
 from creditgate.storage.tables import events
 from tests.conftest import FakeClock
 from tests.stripe_fake import API_KEY, WEBHOOK_SECRET, FakeStripe, event, invoice_event, sign
@@ -514,6 +515,45 @@ def test_a_threshold_bills_debt_before_the_period_ends(metered: TenantLedger) ->
     metered.charge("c1", "credits", 2_000, idempotency_key="b")
     assert metered.bill_overage().billed == 1  # 3,000 owed
     assert metered.bill_overage().billed == 0  # all of it billed
+
+
+def test_a_bill_paid_while_the_biller_reads_is_not_billed_again(
+    metered: TenantLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The biller reads a wallet's debt and the debt already billed of it as of one moment:
+    a bill paid between the two reads is in both or in neither, never billed a second time."""
+    metered.set_overage("credits", price="0.05", threshold=2_000)
+    metered.subscribe("c1", "payg", idempotency_key="s1")
+    metered.charge("c1", "credits", 13_000, idempotency_key="a")  # 3,000 owed
+    assert metered.bill_overage().billed == 1
+    (bill,) = [i for i in metered.invoices("c1") if i.kind == "overage"]
+    paying: list[threading.Thread] = []
+    outcome: list[object] = []
+
+    def pay() -> None:
+        try:
+            outcome.append(metered.mark_paid(bill.id, idempotency_key="pay"))
+        except Exception as exc:  # the test reads it below
+            outcome.append(exc)
+
+    read_billed = store.open_billed_debt
+
+    def paid_in_between(conn: Any, wallet_id: str, asset: str) -> int:
+        if not paying:  # the first wallet read: its bill is paid now, from elsewhere
+            paying.append(threading.Thread(target=pay))
+            paying[0].start()
+            paying[0].join(2.0)  # it waits on the biller's lock, or it has committed
+        return read_billed(conn, wallet_id, asset)
+
+    monkeypatch.setattr(store, "open_billed_debt", paid_in_between)
+    assert metered.bill_overage().billed == 0
+    paying[0].join(30.0)
+    assert len(outcome) == 1 and not isinstance(outcome[0], Exception), outcome
+    monkeypatch.undo()
+    bills = [i for i in metered.invoices("c1") if i.kind == "overage"]
+    assert [(b.status, b.debt) for b in bills] == [("paid", 3_000)]
+    assert metered.wallet("c1").balance("credits").debt == 0
+    assert metered.bill_overage().billed == 0
 
 
 def test_a_failed_overage_payment_stops_the_wallet_by_the_tenants_rule(

@@ -31,7 +31,7 @@ from creditgate.services.billing._shared import check_currency
 from creditgate.services.billing.results import Invoice, OverageSetting, Purchase
 from creditgate.services.catalog.catalog import check_external_id
 from creditgate.services.context import Tx
-from creditgate.services.wallet import emit
+from creditgate.services.wallet import emit, lock_balance
 from creditgate.storage import billing as billing_store
 from creditgate.storage import collection as store
 from creditgate.storage.database import RetryTransaction
@@ -134,7 +134,14 @@ def bill_due(tx: Tx, *, limit: int = 200) -> list[str]:
         asset = tx.asset(setting.asset)
         digits = currency_digits(setting.currency)
         for row in store.wallets_in_debt(tx.conn, tx.tenant_id, setting.asset, limit):
-            owed, wallet_id = int(row.debt), row.wallet_id
+            wallet_id = row.wallet_id
+            # The debt and what is billed of it, read as of one moment: with the balance row
+            # locked, a payment or write-off (which moves that row and closes its bill in one
+            # transaction) is in both reads or in neither. Read apart, a bill paid between
+            # them would leave its debt owed and unbilled, and it would be billed again.
+            owed = lock_balance(tx, wallet_id, setting.asset, create=False).debt
+            if owed <= 0:
+                continue
             billed = store.open_billed_debt(tx.conn, wallet_id, setting.asset)
             if owed - billed <= 0:
                 continue
