@@ -320,3 +320,42 @@ def test_a_member_whose_rows_one_read_cut_short_is_read_whole_in_a_batch(
     assert [r.status for r in results] == ["posted", "posted", "declined"]
     assert results[2].decline_reason == "budget_exceeded"
     assert ledger.usage("c1", member=cut).data[0].spent == 60
+
+
+@pytest.mark.parametrize("refusing", ["member", "customer"])
+@pytest.mark.parametrize("call", ["authorize", "charge"])
+def test_a_call_a_budget_declines_leaves_the_batchs_later_calls_the_room_it_took_back(
+    ledger: TenantLedger, call: str, refusing: str
+) -> None:
+    """A call counts against its member's budget and its customer's, one after the other; when
+    the second refuses, what the first counted is given back before the batch's next call
+    reads it: that call is answered as it would be alone. (Which budget a call counts against
+    first is the database's order: one of the two cases has the refusing budget second.)"""
+    fund(ledger, [10_000])
+    ledger.set_budget("c1", "credits", 100, period="day")  # the customer's own
+    for member in ("ada", "bob"):
+        ledger.create_member("c1", member)
+    ledger.set_budget("c1", "credits", 60, period="day", member="ada")
+    if refusing == "member":
+        before = ("ada", 40)  # ada has 20 left, the customer 60
+        asked = [("ada", 30), ("bob", 60)]  # ada's budget refuses; bob fits the customer's
+    else:
+        before = ("bob", 70)  # the customer has 30 left, ada 60
+        asked = [("ada", 40), ("ada", 30)]  # the customer's refuses; the second fits both
+    ledger.charge("c1", "credits", before[1], member=before[0], idempotency_key="before")
+
+    def ask(i: int, member: str, amount: int) -> Any:
+        key = f"{call}{i}"
+        return getattr(ledger, call)("c1", "credits", amount, member=member, idempotency_key=key)
+
+    calls = [lambda i=i, m=m, n=n: ask(i, m, n) for i, (m, n) in enumerate(asked)]
+    batches = ledger.cg.db.stats["combined_batches"]
+    results = _calls_queued_behind(ledger.cg.db, _wallet_key(ledger), calls)
+    assert ledger.cg.db.stats["combined_batches"] > batches
+    if call == "authorize":
+        assert [r.approved for r in results] == [False, True], results
+    else:
+        assert [r.status for r in results] == ["declined", "posted"], results
+    assert results[0].decline_reason == "budget_exceeded"
+    usage = ledger.usage("c1").data[0]
+    assert usage.held + usage.spent == before[1] + asked[1][1]

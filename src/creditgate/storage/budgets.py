@@ -254,12 +254,16 @@ def settle_now(uow: UnitOfWork, key: PeriodKey, *, released: int, charged: int) 
     return _usage(row)
 
 
-def give_back(uow: UnitOfWork, key: PeriodKey, *, held: int = 0, spent: int = 0) -> None:
+def give_back(
+    uow: UnitOfWork, key: PeriodKey, *, held: int = 0, spent: int = 0, now: bool = False
+) -> None:
     """Take `held` (a voided or expired hold) or `spent` (a refund) back out of the period:
     with the commit on PostgreSQL (it checks nothing, and goes after the balance row's
-    move, as every write of a usage row does), now elsewhere."""
+    move, as every write of a usage row does), now elsewhere. `now`: at once on every
+    backend, for an addition this transaction made and takes back (the row is locked by
+    then): a later call of a combined batch reads the row after it."""
     params = _params(key, dh=held, ds=spent)
-    if uow.dialect == "postgresql":
+    if uow.dialect == "postgresql" and not now:
         uow.defer(_GIVE_BACK, params)
     else:
         _GIVE_BACK.execute(uow.conn, params)

@@ -178,8 +178,9 @@ def add(
         left = None if past else usage_rows.add(tx.uow, key, b.cap, held=held, spent=spent)
         if left is None:
             for earlier, _ in done:
+                # At once, not with the commit: a later call of a combined batch reads it.
                 undo = _key(tx, wallet_id, b.asset, earlier.budget.id, earlier.start)
-                usage_rows.give_back(tx.uow, undo, held=held, spent=spent)
+                usage_rows.give_back(tx.uow, undo, held=held, spent=spent, now=True)
             return c
         done.append((c, left))
     for c, left in done:
