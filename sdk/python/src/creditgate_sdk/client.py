@@ -277,7 +277,7 @@ class Client(_BaseClient):
                     json=op.body,
                     params=op.params,
                     headers=headers,
-                    timeout=self.timeout,
+                    timeout=_as_tuple(self.timeout),
                 )
             except RETRY_EXCEPTIONS as exc:
                 error = _transport_error(exc, op.method, url)
@@ -939,7 +939,7 @@ class AsyncClient(_BaseClient):
                     json=op.body,
                     params=op.params,
                     headers=headers,
-                    timeout=self.timeout,
+                    timeout=_as_tuple(self.timeout),
                 )
             except RETRY_EXCEPTIONS as exc:
                 error = _transport_error(exc, op.method, url)
@@ -1547,3 +1547,11 @@ class AsyncClient(_BaseClient):
             member=member,
         )
         return decorate_async(self, options)
+
+
+def _as_tuple(
+    timeout: httpx.Timeout,
+) -> tuple[float | None, float | None, float | None, float | None]:
+    """The timeout as (connect, read, write, pool): a form every transport a client may be
+    given accepts (httpx's own clients, and test clients built on other httpx releases)."""
+    return (timeout.connect, timeout.read, timeout.write, timeout.pool)
