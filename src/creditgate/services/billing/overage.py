@@ -140,8 +140,6 @@ def bill_due(tx: Tx, *, limit: int = 200) -> list[str]:
             # transaction) is in both reads or in neither. Read apart, a bill paid between
             # them would leave its debt owed and unbilled, and it would be billed again.
             owed = lock_balance(tx, wallet_id, setting.asset, create=False).debt
-            if owed <= 0:
-                continue
             billed = store.open_billed_debt(tx.conn, wallet_id, setting.asset)
             if owed - billed <= 0:
                 continue
