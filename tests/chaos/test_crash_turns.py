@@ -1,13 +1,22 @@
 """Aimed crashes take turns: one at most every CRASH_EVERY seconds across the collection's
 requests and the members' calls, in rotation, so adding a party adds no crashes; a turn left
-untaken goes to whoever asks."""
+untaken goes to whoever asks. The first aimed crash freezes its server before the
+operation goes, so that one operation at least is surely cut in the middle."""
 
 from __future__ import annotations
 
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
 import pytest
 
 from creditgate.chaos import cluster
-from creditgate.chaos.cluster import CRASH_EVERY, CrashTurns
+from creditgate.chaos.cluster import CRASH_EVERY, Crasher, CrashTurns, ServerProcess, free_port
 
 
 def test_turns_rotate_at_most_one_per_interval(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -38,3 +47,43 @@ def test_one_party_takes_every_turn(monkeypatch: pytest.MonkeyPatch) -> None:
         taken += turns.take(0)
         now[0] += CRASH_EVERY / 2
     assert taken == 5
+
+
+def test_the_first_aimed_crash_cuts_its_operation_in_the_middle(tmp_path: Path) -> None:
+    """A request sent to the server an aimed crash picks is never answered: the server is
+    frozen before the request goes (its socket still accepts) and killed after, so however
+    quick the operation, its client sees a cut connection, not an answer or a refusal."""
+    port = free_port()
+    server = ServerProcess("-", port, dict(os.environ), tmp_path / "server.log")
+    server.proc = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                assert httpx.get(server.base + "/", timeout=1.0).status_code == 200
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the stand-in server did not start"
+                time.sleep(0.05)
+        killed: list[str] = []
+
+        def crash(rng: random.Random, down: float, base: str) -> None:
+            killed.append(base)
+            server.kill()
+
+        crasher = Crasher(crash, random.Random(1), freeze=lambda base: server.freeze())
+        aimed = crasher.aim([server.base])
+        assert aimed == server.base
+        with pytest.raises(httpx.TransportError) as cut:
+            httpx.get(aimed + "/", timeout=10.0)
+        assert not isinstance(cut.value, httpx.ConnectError)  # sent, then cut: indefinite
+        crasher.join()
+        assert killed == [server.base] and crasher.aimed == 1 and crasher.errors == []
+    finally:
+        server.kill()

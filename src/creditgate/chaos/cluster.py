@@ -84,6 +84,14 @@ class ServerProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
 
+    def freeze(self) -> None:
+        """SIGSTOP: the server takes no step, but its listening socket still accepts, so a
+        request sent now is received by the kernel and never answered (until a SIGKILL)."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGSTOP)
+
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
@@ -160,6 +168,14 @@ class Cluster:
             time.sleep(down_seconds * rng.random())
             self._restart(server)
 
+    def freeze(self, base: str) -> None:
+        """Stop the server at `base` in its tracks (see ServerProcess.freeze); the crash that
+        follows kills it."""
+        with self._crash_lock:
+            for server in self.servers:
+                if server.base == base and server.alive():
+                    server.freeze()
+
     def _restart(self, server: ServerProcess, attempts: int = 5) -> None:
         # As a supervisor would: a server whose start-up meets a cut connection exits, and is
         # started again.
@@ -188,7 +204,12 @@ class Cluster:
 
 
 Crash = Callable[[random.Random, float, str], None]  # Cluster.crash_one(rng, down, base)
+Freeze = Callable[[str], None]  # Cluster.freeze(base)
 CRASH_AFTER = (0.0, 0.1)  # seconds after an aimed operation is sent, when its server dies
+# A frozen server dies this long after its aimed operation is sent: long enough that the
+# request is surely in its socket, unanswered.
+FROZEN_FOR = (0.3, 0.5)
+FROZEN_SHARE = 0.25  # of the aimed crashes after the first (which always is)
 CRASH_EVERY = 8.0  # at most one aimed crash this often, seconds
 
 
@@ -218,12 +239,24 @@ class Crasher:
     """Aims a SIGKILL at the server an operation is sent to, just after it is sent, when its
     turn (`CrashTurns`) comes; the bank's own crash thread goes on beside it (and skips its
     turn when an aimed crash came first). The collection's clients and the organizations'
-    member calls have one each, taking turns."""
+    member calls have one each, taking turns.
+
+    A kill at a random moment often comes after a quick operation has already answered. So
+    the first aimed crash, and a share of the others, first freezes the server (`freeze`):
+    the operation is then surely cut in the middle, its outcome unknown to its client, which
+    must try it again elsewhere under its key. The others kill a running server at a random
+    moment, in or after the operation's commit."""
 
     def __init__(
-        self, crash: Crash, rng: random.Random, turns: CrashTurns | None = None, party: int = 0
+        self,
+        crash: Crash,
+        rng: random.Random,
+        turns: CrashTurns | None = None,
+        party: int = 0,
+        freeze: Freeze | None = None,
     ) -> None:
         self.crash = crash
+        self.freeze = freeze
         self.rng = rng
         self.turns = turns or CrashTurns()
         self.party = party
@@ -239,14 +272,18 @@ class Crasher:
         with self.lock:
             self.aimed += 1
             rng = random.Random(self.rng.random())
+            frozen = self.freeze is not None and (self.aimed == 1 or rng.random() < FROZEN_SHARE)
         base = rng.choice(bases)
-        thread = threading.Thread(target=self._later, args=(rng, base), daemon=True)
+        if frozen and self.freeze is not None:
+            self.freeze(base)
+        after = FROZEN_FOR if frozen else CRASH_AFTER
+        thread = threading.Thread(target=self._later, args=(rng, base, after), daemon=True)
         thread.start()
         self.threads.append(thread)
         return base
 
-    def _later(self, rng: random.Random, base: str) -> None:
-        time.sleep(rng.uniform(*CRASH_AFTER))
+    def _later(self, rng: random.Random, base: str, after: tuple[float, float]) -> None:
+        time.sleep(rng.uniform(*after))
         try:
             self.crash(rng, 0.3, base)
         except Exception as exc:  # a failed restart fails the run

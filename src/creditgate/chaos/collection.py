@@ -34,7 +34,7 @@ import httpx
 from sqlalchemy import func, select
 
 from creditgate.api import Creditgate, TenantLedger
-from creditgate.chaos.cluster import Crash, Crasher, CrashTurns
+from creditgate.chaos.cluster import Crash, Crasher, CrashTurns, Freeze
 from creditgate.chaos.history import OK, UNRESOLVED, History, Op
 from creditgate.chaos.model import Findings, ReferenceModel, ServerState
 from creditgate.chaos.workload import Client, Clients, WalletSpec
@@ -240,9 +240,11 @@ def open_books(
     run_seed: int,
     deadline: float,
     turns: CrashTurns | None = None,
+    freeze: Freeze | None = None,
 ) -> Workload:
     """Subscriptions and the soft-capped wallets' opening credit, over HTTP (before faults).
-    `turns`: the aimed crashes' schedule, if shared (its party 0)."""
+    `turns`: the aimed crashes' schedule, if shared (its party 0); `freeze`: how a server is
+    stopped before an aimed crash (see Crasher)."""
     clients = Clients(
         bases=bases,
         key=setup.key,
@@ -260,7 +262,8 @@ def open_books(
         body = {"asset": ASSET, "amount": 2_000, "kind": "promotional"}
         opener.send("grant", customer, f"/v1/customers/{customer}/grants", body)
     opener.http.close()
-    crasher = Crasher(crash, random.Random(f"{run_seed}:collect:crash"), turns, party=0)
+    rng = random.Random(f"{run_seed}:collect:crash")
+    crasher = Crasher(crash, rng, turns, party=0, freeze=freeze)
     return Workload(clients, crasher)
 
 

@@ -667,13 +667,14 @@ def _bank(
             seed,
             deadline,
             turns,
+            cluster.freeze,
         )
     else:
         turns.parties = 1
     party = turns.parties - 1
     rng = random.Random(f"{seed}:members:crash")
     clients.orgs = ORGANIZATIONS
-    clients.crasher = Crasher(cluster.crash_one, rng, turns, party=party)
+    clients.crasher = Crasher(cluster.crash_one, rng, turns, party=party, freeze=cluster.freeze)
     faults = Faults(cluster, options, seed, url, patroni)
     faults.clients_end = deadline
     faults.start()
