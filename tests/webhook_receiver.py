@@ -42,6 +42,7 @@ class Receiver:
     def __init__(self, *, hang_seconds: float = 1.5, delay: float = 0.0) -> None:
         self.hang_seconds = hang_seconds
         self.delay = delay
+        self.set_cookie: str | None = None  # sent with every answer when set
         self.received: list[Received] = []
         self._secrets: dict[str, str] = {}
         self._plans: dict[str, list[int | str]] = {}
@@ -108,6 +109,8 @@ class Receiver:
         try:
             request.send_response(status)
             request.send_header("content-type", "text/plain")
+            if self.set_cookie is not None:
+                request.send_header("set-cookie", self.set_cookie)
             request.end_headers()
             request.wfile.write(b"ok" if status < 300 else f"failing with {status}".encode())
         except OSError:

@@ -17,10 +17,12 @@ from creditgate.api.gateway import TenantGateway, UpstreamKeyNotSet
 from creditgate.bench.standin import StandIn
 from creditgate.cli import app
 from creditgate.domain.errors import InvalidInput
+from creditgate.gateway.settings import GatewaySettings
+from creditgate.server.app import Settings, create_app
 from creditgate.services.sealed_secrets import reseal_all
 from creditgate.storage.secret_keys import SEALED_PREFIX
 from creditgate.storage.tables import gateway_upstream_keys
-from tests.gateway.conftest import OPENAI_KEY, Tenant, new_tenant
+from tests.gateway.conftest import OPENAI_KEY, Server, Tenant, new_tenant
 
 runner = CliRunner()
 
@@ -117,3 +119,27 @@ def test_secrets_rotate_reseals_upstream_keys(tenant: Tenant) -> None:
     after = _stored(cg, tenant.ledger.tenant_id)
     assert after["openai"] != before["openai"]
     assert TenantGateway(tenant.ledger).open_upstream_key("openai") == OPENAI_KEY
+
+
+def test_a_cookie_a_provider_sets_for_one_tenant_never_goes_with_another_tenants_call(
+    cg: Creditgate, standin: StandIn
+) -> None:
+    """Every tenant's calls share the gateway's one pool of upstream connections: a cookie a
+    provider answers one tenant's call with (a session, a load balancer's) is not kept, so
+    it can never go with another tenant's call, nor back to the first. The provider is named
+    by host name, as a real one is (a cookie jar keeps no cookie from a bare address)."""
+    base = standin.url.replace("127.0.0.1", "localhost")
+    gateway = GatewaySettings(openai_base=base, anthropic_base=base, timeout_seconds=10)
+    server = Server(create_app(cg, Settings(gateway=gateway))).start()
+    try:
+        first, other = new_tenant(cg, server.url), new_tenant(cg, server.url)
+        messages = [{"role": "user", "content": "hi"}]
+        standin.set_cookie = "session=tenant-a-secret; Path=/"
+        first.openai().chat.completions.create(model="gpt-test", messages=messages)
+        standin.set_cookie = None
+        other.openai().chat.completions.create(model="gpt-test", messages=messages)
+        first.openai().chat.completions.create(model="gpt-test", messages=messages)
+    finally:
+        server.stop()
+    assert len(standin.received) == 3
+    assert [r.headers.get("cookie") for r in standin.received] == [None, None, None]

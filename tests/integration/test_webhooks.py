@@ -570,3 +570,26 @@ def test_the_command_line_manages_endpoints_and_delivers(
         assert json.loads(cli("webhooks", "list", "--json")) == {"data": []}
         refused = runner.invoke(app, ["webhooks", "create", "ftp://x/y", "--db", db])
         assert refused.exit_code != 0
+
+
+def test_a_cookie_one_tenants_receiver_sets_never_goes_to_another_tenants(
+    cg: Creditgate, ledger: TenantLedger, receiver: Receiver, sender: WebhookSender
+) -> None:
+    """One sender delivers every tenant's webhooks: a cookie an endpoint answers with is not
+    kept, so it never goes with another tenant's delivery to the same host (nor back)."""
+    other = cg.tenant(cg.create_tenant(f"test {uuid.uuid4().hex[:8]}").id)
+    other.create_asset("credits", 2, "Credits")
+    for tenant, path in ((ledger, "/a"), (other, "/b")):
+        endpoint(tenant, receiver, path)
+        customer(tenant)
+    receiver.set_cookie = "session=tenant-a-secret; Path=/"
+    decline(ledger)
+    assert ledger.deliver_webhooks(sender).succeeded == 1
+    receiver.set_cookie = None
+    decline(other)
+    decline(ledger)
+    assert other.deliver_webhooks(sender).succeeded == 1
+    assert ledger.deliver_webhooks(sender).succeeded == 1
+    assert [r.path for r in receiver.received] == ["/a", "/b", "/a"]
+    assert [r.headers.get("cookie") for r in receiver.received] == [None, None, None]
+    assert cg.verify(other.tenant_id).ok

@@ -19,6 +19,7 @@ import re
 import socket
 import ssl
 from collections.abc import Callable, Iterable, Sequence
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -194,6 +195,12 @@ class GuardedBackend(httpcore.NetworkBackend):
 
     def sleep(self, seconds: float) -> None:
         self.inner.sleep(seconds)
+
+
+def no_cookies() -> CookieJar:
+    """A cookie jar that keeps nothing: one client sends for every tenant, so a cookie one
+    tenant's endpoint set would otherwise go with another tenant's request to that host."""
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
 
 def guarded_transport(

@@ -71,6 +71,7 @@ class StandIn:
     resumed: threading.Event = field(default_factory=threading.Event)
     record: bool = True
     delay: float = 0.0  # between streamed events
+    set_cookie: str | None = None  # a Set-Cookie on every whole answer, as some providers send
     received: list[Received] = field(default_factory=list)
     cancelled: threading.Event = field(default_factory=threading.Event)
     url: str = ""
@@ -154,6 +155,8 @@ class StandIn:
         handler.send_header("content-length", str(len(data)))
         for name, value in headers.items():
             handler.send_header(name, value)
+        if self.set_cookie is not None:
+            handler.send_header("set-cookie", self.set_cookie)
         handler.end_headers()
         handler.wfile.write(data)
 

@@ -192,7 +192,11 @@ class Gateway:
                 sock_read=self.settings.timeout_seconds,  # between bytes, as httpx's read
             )
             connector = aiohttp.TCPConnector(limit=1000, limit_per_host=0)
-            self._client = aiohttp.ClientSession(timeout=timeout, connector=connector)
+            # No cookie jar: every tenant's calls share this session, so a cookie a provider
+            # set on one tenant's call would go with the next tenant's.
+            self._client = aiohttp.ClientSession(
+                timeout=timeout, connector=connector, cookie_jar=aiohttp.DummyCookieJar()
+            )
         return self._client
 
     def proxy(self, provider: str) -> str | None:

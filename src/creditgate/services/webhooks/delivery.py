@@ -30,6 +30,7 @@ from creditgate.adapters.outbound import (
     UnresolvableTarget,
     error_class,
     guarded_transport,
+    no_cookies,
     system_resolve,
 )
 from creditgate.domain.errors import CreditgateError
@@ -94,6 +95,7 @@ class WebhookSender:
             timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_SECONDS)),
             follow_redirects=False,
             headers={"user-agent": USER_AGENT},
+            cookies=no_cookies(),
             transport=guarded_transport(allow_private=allow_private_targets, resolve=resolve),
             trust_env=False,
         )
