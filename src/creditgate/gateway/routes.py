@@ -69,6 +69,7 @@ from creditgate.gateway.settings import GatewaySettings
 from creditgate.gateway.streams import EventSplitter, StreamMeter
 from creditgate.http.auth import KeyCache, authenticate, authenticate_with
 from creditgate.http.threads import Threads
+from creditgate.storage.database import is_retryable, is_unavailable
 
 log = logging.getLogger("creditgate.gateway")
 
@@ -78,6 +79,9 @@ ACTION_HEADER = "x-creditgate-action"
 RATE_CARD_HEADER = "x-creditgate-rate-card"
 IDEMPOTENCY_HEADER = "idempotency-key"
 MAX_GATEWAY_KEY = 200
+# A settle after an answer, tried again while the database is unavailable: first wait, cap.
+SETTLE_RETRY_FIRST_DELAY = 0.05
+SETTLE_RETRY_MAX_DELAY = 2.0
 # Request headers passed upstream as they are (anything else stays here, the caller's
 # creditgate key first of all).
 FORWARDED_REQUEST_HEADERS = ("accept", "anthropic-version", "anthropic-beta", "openai-beta")
@@ -235,19 +239,37 @@ class Gateway:
             log.exception("gateway void failed", extra={"authorization": call.authorization_id})
 
     async def settle(self, call: Call, usage: Usage, **metadata: Any) -> None:
-        """Settle the call; when it cannot be settled now, the hold expires with its TTL
-        (the customer is not charged twice, nor at all)."""
-        try:
-            await self.threads.run(
-                lambda: call.ledger.settle(
-                    call.authorization_id,
-                    quantities=usage.as_quantities(),
-                    metadata=call.metadata(**metadata),
-                    idempotency_key=call.idempotency_key(":settle"),
+        """Settle the call. The answer has gone to the caller, so while the database is
+        unavailable (cut, failing over, every connection busy) the settle is tried again,
+        under its idempotency key, for up to `settle_retry_seconds`; past that, or on any
+        other error, the hold expires with its TTL (the customer is not charged twice, nor
+        at all) and the failure is logged."""
+        deadline = time.monotonic() + self.settings.settle_retry_seconds
+        delay = SETTLE_RETRY_FIRST_DELAY
+        while True:
+            try:
+                await self.threads.run(
+                    lambda: call.ledger.settle(
+                        call.authorization_id,
+                        quantities=usage.as_quantities(),
+                        metadata=call.metadata(**metadata),
+                        idempotency_key=call.idempotency_key(":settle"),
+                    )
                 )
-            )
-        except Exception:
-            log.exception("gateway settle failed", extra={"authorization": call.authorization_id})
+                return
+            except Exception as exc:
+                transient = is_unavailable(exc) or is_retryable(exc)
+                if not transient or time.monotonic() + delay > deadline:
+                    log.exception(
+                        "gateway settle failed", extra={"authorization": call.authorization_id}
+                    )
+                    return
+                log.warning(
+                    "gateway settle: database unavailable, trying again",
+                    extra={"authorization": call.authorization_id},
+                )
+            await anyio.sleep(delay)
+            delay = min(delay * 2, SETTLE_RETRY_MAX_DELAY)
 
 
 PREFIX = "/gateway"

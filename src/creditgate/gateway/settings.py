@@ -16,6 +16,9 @@ DEFAULT_CONNECT_TIMEOUT_SECONDS: float = default("gateway_connect_timeout_second
 # How long a gateway hold lives past the call's timeout before the sweeper may expire it.
 HOLD_GRACE_SECONDS = 300
 UPSTREAM_KEY_CACHE_SECONDS = 2.0
+# How long a settle after an answer is tried again while the database is unavailable (cut,
+# failing over, its pool exhausted): the answer has gone, so the charge must follow it.
+SETTLE_RETRY_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,7 @@ class GatewaySettings:
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     connect_timeout_seconds: float = DEFAULT_CONNECT_TIMEOUT_SECONDS
     upstream_key_cache_seconds: float = UPSTREAM_KEY_CACHE_SECONDS
+    settle_retry_seconds: float = SETTLE_RETRY_SECONDS
 
     @property
     def hold_ttl_seconds(self) -> int:
