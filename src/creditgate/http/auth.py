@@ -70,6 +70,11 @@ class AuthFailureLimiter:
     def __len__(self) -> int:
         return len(self._failures)
 
+    def clear(self) -> None:
+        """Forget every client's failures."""
+        with self._lock:
+            self._failures.clear()
+
     def retry_after(self, client: str) -> float:
         """Seconds until `client` may try again; 0 when it may now."""
         if self.limit <= 0:
