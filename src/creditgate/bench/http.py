@@ -288,19 +288,25 @@ def start_server(
 
 def wait_ready(process: subprocess.Popen[bytes], port: int, what: str) -> subprocess.Popen[bytes]:
     """`process` once it answers GET /readyz with 200 on `port` (killed if it never does:
-    within 180 s, as a worker's start-up on a loaded machine can take a minute)."""
+    within 180 s, as a worker's start-up on a loaded machine can take a minute; killed too
+    when the wait is interrupted, by Ctrl-C or SIGTERM, as nothing else knows of it yet)."""
     deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited before it was ready")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                if b" 200 " in s.recv(64):
-                    return process
-        except OSError:
-            pass
-        time.sleep(0.2)
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"{what} exited before it was ready")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                    s.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    if b" 200 " in s.recv(64):
+                        return process
+            except OSError:
+                pass
+            time.sleep(0.2)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
     process.kill()
     raise RuntimeError(f"{what} did not become ready in 180 s")
 

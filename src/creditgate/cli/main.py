@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -54,6 +55,19 @@ app = Typer(
 )
 bench_app = Typer(help="Benchmarks (figures go to BENCHMARKS.md).", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+
+
+@bench_app.callback()
+def _bench_stops_its_servers() -> None:
+    """A bench stopped with SIGTERM (`kill`, a supervisor, a job's timeout) unwinds as Ctrl-C
+    does, so that the servers it started are stopped with it instead of left running."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 tenants_app = Typer(help="Tenants: the products using this creditgate.", no_args_is_help=True)
 keys_app = Typer(help="A tenant's API keys (shown once, stored hashed).", no_args_is_help=True)
 customers_app = Typer(help="Customers, each with one wallet.", no_args_is_help=True)
