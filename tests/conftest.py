@@ -115,6 +115,18 @@ def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
+def own_database(postgres_server: str) -> Iterator[tuple[str, str]]:
+    """A PostgreSQL database of the test's own, (url, name): for a test that takes it away
+    (fails it over, stops its connections), which no other test may share."""
+    name = f"creditgate_own_{uuid.uuid4().hex[:8]}"
+    url = create_database(postgres_server, name)
+    try:
+        yield url, name
+    finally:
+        drop_database(postgres_server, name)
+
+
+@pytest.fixture
 def backend(db_url: str) -> str:
     return "postgres" if db_url.startswith("postgresql") else "sqlite"
 

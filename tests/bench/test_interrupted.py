@@ -11,18 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-from tests.chaos.test_interrupted import _alive
+from tests.processes import left_running
 
 
 def _children(pid: int) -> list[int]:
     found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
     return [int(child) for child in found.stdout.split()]
-
-
-def _command(pid: int) -> str:
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    return str(pid)
 
 
 def test_sigterm_stops_the_server_and_the_standin_a_bench_started(tmp_path: Path) -> None:
@@ -41,10 +35,7 @@ def test_sigterm_stops_the_server_and_the_standin_a_bench_started(tmp_path: Path
         time.sleep(1.0)  # under way
         bench.send_signal(signal.SIGTERM)
         assert bench.wait(timeout=90) == 128 + signal.SIGTERM
-        deadline = time.monotonic() + 10
-        while any(_alive(pid) for pid in started) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        left = [_command(pid) for pid in started if _alive(pid)]
+        left = left_running(started)
         assert not left, f"processes left running: {left}"
     finally:
         if bench.poll() is None:

@@ -10,8 +10,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from tests.processes import left_running
 
 
 def _servers_on(db: Path) -> list[int]:
@@ -22,18 +23,6 @@ def _servers_on(db: Path) -> list[int]:
         check=False,
     )
     return [int(pid) for pid in found.stdout.split()]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is gone but for its parent's wait.
-    with contextlib.suppress(OSError):
-        if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z"):
-            return False
-    return True
 
 
 def test_sigterm_stops_the_servers_the_run_started(tmp_path: Path) -> None:
@@ -61,10 +50,8 @@ def test_sigterm_stops_the_servers_the_run_started(tmp_path: Path) -> None:
         assert len(servers) == 2, servers
         run.send_signal(signal.SIGTERM)
         assert run.wait(timeout=90) == 128 + signal.SIGTERM
-        deadline = time.monotonic() + 10
-        while any(_alive(pid) for pid in servers) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not [pid for pid in servers if _alive(pid)], "servers left running"
+        left = left_running(servers)
+        assert not left, f"servers left running: {left}"
     finally:
         if run.poll() is None:
             run.kill()

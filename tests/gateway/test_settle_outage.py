@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,7 +23,6 @@ from creditgate.bench.standin import StandIn
 from creditgate.gateway.settings import GatewaySettings
 from creditgate.server.app import Settings, create_app
 from creditgate.storage.throwaway import libpq_dsn
-from tests.databases import create_database, drop_database
 from tests.gateway.conftest import FUNDS, Server, new_tenant, wait_for
 
 MESSAGES = [{"role": "user", "content": "x" * 4000}]
@@ -89,23 +87,13 @@ def tries() -> Iterator[Tries]:
         logger.setLevel(level)
 
 
-@pytest.fixture
-def outage_db(postgres_server: str) -> Iterator[tuple[str, str]]:
-    name = f"creditgate_outage_{uuid.uuid4().hex[:8]}"
-    url = create_database(postgres_server, name)
-    try:
-        yield url, name
-    finally:
-        drop_database(postgres_server, name)
-
-
 def test_a_call_answered_while_the_database_is_away_is_charged_once_it_is_back(
     postgres_server: str,
-    outage_db: tuple[str, str],
+    own_database: tuple[str, str],
     standin: StandIn,
     tries: Tries,
 ) -> None:
-    url, name = outage_db
+    url, name = own_database
     with Creditgate(url) as cg:
         gateway = GatewaySettings(
             openai_base=standin.url, anthropic_base=standin.url, timeout_seconds=10

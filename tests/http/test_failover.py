@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -28,18 +26,7 @@ from creditgate.storage.hosts import one_host_per_parameter
 from creditgate.storage.prepared import Prepared
 from creditgate.storage.throwaway import libpq_dsn
 from tests.conftest import FakeClock
-from tests.databases import create_database, drop_database
 from tests.http.conftest import Api, new_api
-
-
-@pytest.fixture
-def own_database(postgres_server: str) -> Iterator[tuple[str, str]]:
-    name = f"creditgate_failover_{uuid.uuid4().hex[:8]}"
-    url = create_database(postgres_server, name)
-    try:
-        yield url, name
-    finally:
-        drop_database(postgres_server, name)
 
 
 def _admin(postgres_server: str, sql: str) -> None:

@@ -273,10 +273,11 @@ class Crasher:
             self.aimed += 1
             rng = random.Random(self.rng.random())
             frozen = self.freeze is not None and (self.aimed == 1 or rng.random() < FROZEN_SHARE)
+        freeze = self.freeze if frozen else None
         base = rng.choice(bases)
-        if frozen and self.freeze is not None:
-            self.freeze(base)
-        after = FROZEN_FOR if frozen else CRASH_AFTER
+        if freeze is not None:
+            freeze(base)
+        after = CRASH_AFTER if freeze is None else FROZEN_FOR
         thread = threading.Thread(target=self._later, args=(rng, base, after), daemon=True)
         thread.start()
         self.threads.append(thread)

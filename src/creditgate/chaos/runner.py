@@ -30,7 +30,6 @@ import itertools
 import json
 import random
 import secrets
-import signal
 import statistics
 import threading
 import time
@@ -466,32 +465,7 @@ def _database(options: ChaosOptions) -> Iterator[tuple[str, PatroniCluster | Non
         yield url, None
 
 
-@contextmanager
-def _stopped_cleanly_by_sigterm() -> Iterator[None]:
-    """SIGTERM (a supervisor's stop, `kill`, a CI job's timeout) unwinds the run as Ctrl-C
-    does, so that the servers and the Patroni cluster it started, in sessions of their own
-    that the signal does not reach, are stopped with it instead of left running. Only the
-    main thread can take a signal: elsewhere, nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def run_chaos(options: ChaosOptions, progress: Any = None) -> ChaosReport:
-    with _stopped_cleanly_by_sigterm():
-        return _run_chaos(options, progress)
-
-
-def _run_chaos(options: ChaosOptions, progress: Any = None) -> ChaosReport:
     seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
     backend = "patroni" if options.cluster == "patroni" else options.backend
     report = ChaosReport(backend, seed, options.seconds)

@@ -57,15 +57,21 @@ bench_app = Typer(help="Benchmarks (figures go to BENCHMARKS.md).", no_args_is_h
 app.add_typer(bench_app, name="bench")
 
 
-@bench_app.callback()
-def _bench_stops_its_servers() -> None:
-    """A bench stopped with SIGTERM (`kill`, a supervisor, a job's timeout) unwinds as Ctrl-C
-    does, so that the servers it started are stopped with it instead of left running."""
+def _sigterm_unwinds() -> None:
+    """SIGTERM (`kill`, a supervisor's stop, a CI job's timeout) unwinds the command as
+    Ctrl-C does, so that the processes it started are stopped with it: a bench's servers, and
+    chaos's servers and Patroni cluster, which run in sessions of their own that the signal
+    does not reach. The command exits 143."""
 
     def stop(signum: int, frame: object) -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, stop)
+
+
+@bench_app.callback()
+def _bench() -> None:
+    _sigterm_unwinds()
 
 
 tenants_app = Typer(help="Tenants: the products using this creditgate.", no_args_is_help=True)
@@ -1312,6 +1318,8 @@ def chaos(
     hostile input; checks every balance against a reference model. Exits 1 on any violation.
     With --cluster patroni, on a replicated cluster that fails over again and again."""
     from creditgate.chaos.runner import ChaosOptions, run_chaos
+
+    _sigterm_unwinds()
 
     def spread(mean: float) -> tuple[float, float] | None:
         return (mean * 0.5, mean * 1.5) if mean > 0 else None
