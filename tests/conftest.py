@@ -37,6 +37,7 @@ from creditgate.api import Creditgate, TenantLedger
 from creditgate.services.context import ENV_ALLOW_PRIVATE
 from creditgate.storage.throwaway import ENV_URL, PostgresUnavailable, ThrowawayCluster
 from tests.databases import create_database, drop_database
+from tests.served import served  # noqa: F401  (the session's served creditgate, per backend)
 from tests.stripe_fake import FakeStripe
 
 BACKENDS = ["sqlite", "postgres"]

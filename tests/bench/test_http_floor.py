@@ -26,6 +26,7 @@ def test_the_floor_and_creditgate_serve_the_same_pairs(postgres_server: str) -> 
         client_processes=1,
         connections=4,
         without_edge=True,
+        count_seconds=2.0,
     )
     assert result["contenders"] == ["floor", "creditgate", "no-edge"]
     assert [(r["contender"], r["rate"]) for r in result["runs"]] == [
@@ -45,6 +46,8 @@ def test_the_floor_and_creditgate_serve_the_same_pairs(postgres_server: str) -> 
     assert row["ratio"]["pairs_per_s"] == pytest.approx(1.0)
     # The same creditgate without its edge (`serve --no-edge`) serves the same pairs.
     assert row["ratio_with_edge_to_without"]["pairs_per_s"] == pytest.approx(1.0)
+    # Counted: the floor and creditgate (without its edge, it sends the same statements).
+    assert set(result["counted"]) == {"floor", "creditgate"}
     floor, creditgate = result["counted"]["floor"], result["counted"]["creditgate"]
     # The floor's pair, statement by statement: per call a key lookup, one write of the
     # balance (with the hold's, at settle), one insert of its own and the key's record.

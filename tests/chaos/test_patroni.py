@@ -18,7 +18,7 @@ from creditgate.chaos.history import OK, REJECTED, UNRESOLVED, History, Op
 from creditgate.chaos.patroni import Failover
 from creditgate.chaos.runner import ChaosOptions, ChaosReport, _unavailability, run_chaos
 
-SECONDS = float(os.environ.get("CREDITGATE_PATRONI_SECONDS", "60"))
+SECONDS = float(os.environ.get("CREDITGATE_PATRONI_SECONDS", "30"))
 SEED = int(os.environ["CREDITGATE_CHAOS_SEED"]) if os.environ.get("CREDITGATE_CHAOS_SEED") else None
 
 

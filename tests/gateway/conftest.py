@@ -85,27 +85,47 @@ class Server:
         self.thread.join(10)
 
 
-@pytest.fixture
-def standin() -> Iterator[StandIn]:
+@pytest.fixture(scope="session")
+def _shared_standin() -> Iterator[StandIn]:
     upstream = StandIn().start()
     yield upstream
     upstream.stop()
 
 
 @pytest.fixture
-def gateway_url(cg: Creditgate, standin: StandIn) -> Iterator[str]:
-    settings = Settings(
-        gateway=GatewaySettings(
-            openai_base=standin.url,
-            anthropic_base=standin.url,
-            default_max_output_tokens=DEFAULT_CAP,
-            max_body_bytes=MAX_BODY,
-            timeout_seconds=10,
+def standin(_shared_standin: StandIn) -> StandIn:
+    """The worker's stand-in upstream, its settings back to the defaults and nothing
+    received: one for the session, as every gateway served here points at it."""
+    _shared_standin.reset()
+    return _shared_standin
+
+
+@pytest.fixture(scope="session")
+def _gateways() -> Iterator[dict[str, Server]]:
+    servers: dict[str, Server] = {}
+    yield servers
+    for server in servers.values():
+        server.stop()
+
+
+@pytest.fixture
+def gateway_url(cg: Creditgate, standin: StandIn, db_url: str, _gateways: dict[str, Server]) -> str:
+    """A served gateway on the test's backend, in front of the stand-in: one per backend for
+    the session (creating an app and a server costs more than most gateway tests), shared
+    by tests as tenants share one in production; each test has a tenant of its own."""
+    server = _gateways.get(db_url)
+    if server is None:
+        settings = Settings(
+            gateway=GatewaySettings(
+                openai_base=standin.url,
+                anthropic_base=standin.url,
+                default_max_output_tokens=DEFAULT_CAP,
+                max_body_bytes=MAX_BODY,
+                timeout_seconds=10,
+            )
         )
-    )
-    server = Server(create_app(cg, settings)).start()
-    yield server.url
-    server.stop()
+        server = _gateways[db_url] = Server(create_app(cg, settings)).start()
+    return server.url
 
 
 @dataclass

@@ -38,10 +38,10 @@ def test_openai_chat_is_charged_the_cards_price_of_the_reported_usage(
     assert charge.amount == expected
     assert charge.hold_id == auth_id
     assert charge.action == "chat.completion" and charge.model == "gpt-test"
-    assert charge.metadata["upstream_request_id"] == "req_standin_1"
+    assert charge.metadata["upstream_request_id"] == standin.received[0].request_id
     assert charge.metadata["upstream_id"] == "chatcmpl-standin"
     assert charge.metadata["endpoint"] == "openai.chat.completions"
-    assert raw.headers["x-upstream-request-id"] == "req_standin_1"
+    assert raw.headers["x-upstream-request-id"] == standin.received[0].request_id
 
     # The hold was sized from the request: its text's estimate and its max_tokens.
     auth = tenant.ledger.authorization(auth_id)
@@ -129,7 +129,7 @@ def test_anthropic_messages(tenant: Tenant, standin: StandIn) -> None:
     wait_for(lambda: tenant.available() == FUNDS - expected)
     (charge,) = tenant.charges()
     assert charge.amount == expected and charge.model == "claude-test"
-    assert charge.metadata["upstream_request_id"] == "req_standin_1"
+    assert charge.metadata["upstream_request_id"] == standin.received[0].request_id
     assert charge.metadata["upstream_id"] == "msg_standin"
     auth = tenant.ledger.authorization(raw.headers["x-creditgate-authorization"])
     assert auth.quantities is not None and auth.quantities["output_tokens"] == "100"

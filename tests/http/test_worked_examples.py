@@ -15,10 +15,10 @@ import httpx
 import pytest
 import yaml
 
-from tests.sdk import test_sdk_live as served
+from tests.sdk import test_sdk_live as sdk_live
 from tests.sdk.test_sdk_live import Live
 
-cli, live = served.cli, served.live
+live = sdk_live.live
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "examples.md"
 

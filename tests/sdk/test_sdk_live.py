@@ -1,84 +1,25 @@
-"""End to end: the SDK against a live `creditgate serve` process, on SQLite and PostgreSQL.
-
-Each backend gets a fresh database, a tenant made with `creditgate tenants create`, and a
-server on a free port, started here and stopped after the module. Skipped, with the reason,
-only while `creditgate serve` does not exist.
-"""
+"""End to end: the SDK against a live `creditgate serve` process, on SQLite and PostgreSQL:
+the session's served creditgate (tests/served.py), with a tenant of this module's own."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import re
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 import creditgate_sdk as sdk
 from creditgate_sdk import AsyncClient, AsyncGuard, ChargeEvent, Client, Guard, RetryPolicy
 from tests.sdk import llm_objects as llm
 from tests.sdk.conftest import RATE
+from tests.served import Served
 
-STARTUP_SECONDS = 60
 GRANTED = 10_000
-
-
-def _cli() -> list[str]:
-    # The command of the interpreter running the tests, so the server is the code under test
-    # and not another installation that comes first on PATH.
-    beside = Path(sys.executable).with_name("creditgate")
-    return [str(beside)] if beside.exists() else [sys.executable, "-m", "creditgate"]
-
-
-@pytest.fixture(scope="session")
-def cli() -> list[str]:
-    command = _cli()
-    try:
-        out = subprocess.run(
-            [*command, "--help"], capture_output=True, text=True, timeout=60, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.fail(f"`creditgate --help` could not run: {exc}")
-    commands = set(re.findall(r"^\W*(\w[\w-]*)\s", out.stdout, flags=re.MULTILINE))
-    if "serve" not in commands:
-        pytest.fail(f"`creditgate --help` lists no `serve` command: {out.stdout}")
-    return command
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _api_key(cli: list[str], url: str) -> str:
-    out = subprocess.run(
-        [*cli, "tenants", "create", f"sdk live {uuid.uuid4().hex[:6]}", "--db", url, "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert out.returncode == 0, f"tenants create failed:\n{out.stdout}\n{out.stderr}"
-    try:
-        key = json.loads(out.stdout)["api_key"]["key"]
-    except (ValueError, KeyError, TypeError):
-        found = re.search(r"api key\s+(\S+)", out.stdout, flags=re.IGNORECASE)
-        assert found, f"no API key in the output of tenants create:\n{out.stdout}"
-        key = found[1]
-    assert isinstance(key, str) and key
-    return key
 
 
 @dataclass(frozen=True)
@@ -88,57 +29,12 @@ class Live:
     api_key: str
 
 
-@contextlib.contextmanager
-def _server(cli: list[str], url: str, log: Path) -> Iterator[str]:
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [*cli, "serve", "--db", url, "--port", str(port)], stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"creditgate serve exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"creditgate serve did not get healthy:\n{log.read_text()}")
-            time.sleep(0.1)
-        yield base_url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def live(
-    request: pytest.FixtureRequest, cli: list[str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Live]:
-    folder = tmp_path_factory.mktemp(f"live-{request.param}")
-    with contextlib.ExitStack() as stack:
-        if request.param == "postgres":
-            from tests.databases import create_database, drop_database
-
-            server = str(request.getfixturevalue("postgres_server"))
-            name = f"creditgate_live_{uuid.uuid4().hex[:8]}"
-            url = create_database(server, name)
-            stack.callback(drop_database, server, name)
-        else:
-            url = f"sqlite:///{folder / 'live.db'}"
-        key = _api_key(cli, url)
-        base_url = stack.enter_context(_server(cli, url, folder / "serve.log"))
-        with Client(base_url, key) as admin:
-            admin.create_asset("credits", 2, "Credits")
-        yield Live(request.param, base_url, key)
+@pytest.fixture(scope="module")
+def live(served: Served) -> Live:
+    """A tenant of this module's own, with a `credits` asset, in the session's served
+    creditgate on the backend (tests/served.py)."""
+    tenant = served.tenant("sdk live")
+    return Live(served.backend, served.base, tenant.key)
 
 
 @pytest.fixture

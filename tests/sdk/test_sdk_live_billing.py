@@ -13,12 +13,12 @@ import pytest
 
 import creditgate_sdk as sdk
 from creditgate_sdk import AsyncClient, Client
-from tests.sdk import test_sdk_live as served
+from tests.sdk import test_sdk_live as sdk_live
 from tests.sdk.test_sdk_live import GRANTED, Live
 
-# The live servers' fixtures, as the module that starts them defines them.
-cli, live, cg, customer = served.cli, served.live, served.cg, served.customer
-plain, card = served.plain, served.card
+# The live tenant's fixtures, as the SDK's live module defines them.
+live, cg, customer = sdk_live.live, sdk_live.cg, sdk_live.customer
+plain, card = sdk_live.plain, sdk_live.card
 
 
 def test_a_flat_priced_action_settles_with_no_usage(

@@ -11,7 +11,8 @@ database plus the shared ones, the load generator), and commits per pair from
 
 Then, once per contender, a short counted run at a low rate through `bench.pgwire`'s relay:
 statements and round trips (Syncs) per pair, with each statement's count, and from
-PostgreSQL's statistics the index scans and rows written per pair.
+PostgreSQL's statistics the index scans and rows written per pair. `no-edge` is not counted:
+it sends the statements creditgate sends (the edge only serves HTTP).
 """
 
 from __future__ import annotations
@@ -188,6 +189,7 @@ def run_http_floor(
     client_processes: int = 2,
     connections: int = 128,
     count: bool = True,
+    count_seconds: float = COUNT_SECONDS,
     before_src: str | None = None,
     without_edge: bool = False,
     progress: Callable[[str], None] | None = None,
@@ -273,9 +275,18 @@ def run_http_floor(
     counted = {}
     if count:
         for who in contenders:
+            if who == "no-edge":
+                continue
             run = run_of(who)
             counted[who] = count_statements(
-                server_url, run.who, workers, pool_size, max_in_flight, run.src, run.edge
+                server_url,
+                run.who,
+                workers,
+                pool_size,
+                max_in_flight,
+                run.src,
+                run.edge,
+                seconds=count_seconds,
             )
     peak = max(rates)
     top = next(r for r in summary if r["rate"] == peak)
@@ -304,6 +315,8 @@ def count_statements(
     max_in_flight: int,
     src: str | None = None,
     edge: bool = True,
+    *,
+    seconds: float = COUNT_SECONDS,
 ) -> dict[str, Any]:
     """Statements, round trips, commits, index scans and rows written per pair, counted over
     a short run at a low rate after a warm-up (connections opened, statements prepared)."""
@@ -324,7 +337,7 @@ def count_statements(
                 customers,
                 server,
                 rate=COUNT_RATE,
-                seconds=COUNT_SECONDS,
+                seconds=seconds,
                 client_processes=1,
             )
             statements, syncs = relay.snapshot()

@@ -9,6 +9,9 @@ makes a stream stop after that many pieces until `resume` is set (or `pause_seco
 pass), and set `resumed` before it sends the rest: what a client received before `resumed`
 was passed on while the provider was still generating.
 
+`reset()` puts every setting back and forgets what was received, once no request is in
+flight, so that one stand-in (and the servers pointed at it) can serve test after test.
+
 `python -m creditgate.bench.standin [--port N]` runs it on loopback and prints its URL.
 """
 
@@ -20,7 +23,7 @@ import select
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -53,6 +56,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    request_id: str  # the id the answer carries (unique for the stand-in's life)
 
 
 @dataclass
@@ -76,7 +80,9 @@ class StandIn:
     cancelled: threading.Event = field(default_factory=threading.Event)
     url: str = ""
     _server: _Server | None = None
-    _count: int = 0
+    _count: int = 0  # requests received since the start (never reset: request ids stay unique)
+    _in_flight: int = 0
+    _idle: threading.Condition = field(default_factory=threading.Condition)
 
     def start(self, port: int = 0) -> StandIn:
         standin = self
@@ -92,15 +98,35 @@ class StandIn:
                 length = int(self.headers.get("content-length", "0"))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                if standin.record:
-                    standin.received.append(Received(self.path, headers, body))
-                standin._count += 1
-                standin.respond(self, body)
+                with standin._idle:
+                    standin._count += 1
+                    request_id = f"req_standin_{standin._count}"
+                    if standin.record:
+                        standin.received.append(Received(self.path, headers, body, request_id))
+                    standin._in_flight += 1
+                try:
+                    standin.respond(self, body, request_id)
+                finally:
+                    with standin._idle:
+                        standin._in_flight -= 1
+                        standin._idle.notify_all()
 
         self._server = _Server(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        serve = self._server.serve_forever
+        threading.Thread(target=serve, kwargs={"poll_interval": 0.02}, daemon=True).start()
         return self
+
+    def reset(self, timeout: float = 15.0) -> None:
+        """Every setting back to its default and nothing received, once the requests in
+        flight have ended (a stream left hanging ends when its client goes away or after
+        `_wait_for_close`'s 10 s), so that none of theirs counts or sets an event after it."""
+        with self._idle:
+            if not self._idle.wait_for(lambda: self._in_flight == 0, timeout):
+                raise RuntimeError(f"{self._in_flight} requests still in flight at reset")
+            fresh = StandIn()
+            for name in _SETTINGS:
+                setattr(self, name, getattr(fresh, name))
 
     def stop(self) -> None:
         if self._server is not None:
@@ -109,10 +135,11 @@ class StandIn:
 
     # Answers
 
-    def respond(self, handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+    def respond(
+        self, handler: BaseHTTPRequestHandler, body: dict[str, Any], request_id: str
+    ) -> None:
         path = handler.path
         anthropic = path == "/v1/messages"
-        request_id = f"req_standin_{self._count}"
         id_header = "request-id" if anthropic else "x-request-id"
         if self.fail is not None:
             status, doc = self.fail
@@ -349,6 +376,14 @@ class StandIn:
             },
         )
         yield event("message_stop", {})
+
+
+# What `reset` puts back: everything but the server, its address and its counters.
+_SETTINGS = tuple(
+    f.name
+    for f in fields(StandIn)
+    if f.name not in ("url", "_server", "_count", "_in_flight", "_idle")
+)
 
 
 def main() -> None:
