@@ -775,7 +775,7 @@ def _hostile(
             setup.hostile_key,
             lambda: hostile.fingerprint(cg, setup.hostile_tenant),
             random.Random(f"{seed}:hostile"),
-            deadline=time.monotonic() + seconds,
+            seconds=seconds,
         )
     report.bad_inputs_tried = result.tried
     report.bad_input_failures = result.server_errors + result.unnamed + result.changed_on_reject
