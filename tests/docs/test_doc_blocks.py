@@ -17,7 +17,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -33,6 +32,7 @@ import yaml
 
 from creditgate.api import Creditgate
 from creditgate.server.demo import DEMO_CARD, DEMO_TENANT_ID, seed_demo
+from tests.served import free_port as _free_port
 
 pytestmark = pytest.mark.slow
 
@@ -133,12 +133,6 @@ def test_the_readme_guard_holds_what_it_says(tmp_path: Path) -> None:
             {"input_tokens": 1_200, "output_tokens": 800},
         )
     assert quote.amount == Decimal(held) * 100, (quote.amount, held)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

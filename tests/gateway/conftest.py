@@ -6,7 +6,6 @@ read on both backends (the `cg` fixture).
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 import uuid
@@ -26,6 +25,7 @@ from creditgate.bench.standin import StandIn
 from creditgate.gateway.settings import GatewaySettings
 from creditgate.server.app import Settings, create_app
 from creditgate.storage.tables import charges
+from tests.served import free_port
 
 CUSTOMER = "cust_1"
 FUNDS = 100_000  # 1,000.00 credits
@@ -53,12 +53,6 @@ CARD = {
         },
     },
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:
