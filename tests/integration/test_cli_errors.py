@@ -9,6 +9,8 @@ import json
 import os
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,9 @@ import pytest
 
 from creditgate.api import Creditgate
 from creditgate.cli import _shared, main
+from creditgate.server.demo import seed_demo
 from creditgate.storage.throwaway import ENV_URL
+from tests.databases import create_database, drop_database
 
 SCRIPT = Path(sys.executable).parent / "creditgate"
 
@@ -252,11 +256,26 @@ def test_a_default_tenant_from_the_environment_or_the_settings_file(
 # Tables at 80 columns, amounts in the asset's units
 
 
-@pytest.fixture
-def demo(empty_db: str, monkeypatch: pytest.MonkeyPatch, capsys: Any, config: Path) -> str:
-    code, _, err = run(monkeypatch, capsys, "demo", "--db", empty_db)
-    assert code == 0, err
-    return empty_db
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database seeded as `creditgate demo` seeds it (tests/integration/
+    test_migrations_and_cli.py runs the command), one per backend for the module: the tests
+    that use it only read."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'demo.db'}"
+        with Creditgate(url) as cg:
+            seed_demo(cg)
+        yield url
+        return
+    server = str(request.getfixturevalue("postgres_server"))
+    name = f"creditgate_demo_{uuid.uuid4().hex[:8]}"
+    url = create_database(server, name)
+    try:
+        with Creditgate(url) as cg:
+            seed_demo(cg)
+        yield url
+    finally:
+        drop_database(server, name)
 
 
 def _narrow(monkeypatch: pytest.MonkeyPatch) -> None:
