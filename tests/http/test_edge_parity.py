@@ -322,13 +322,34 @@ class World:
         return self.ids.setdefault(found.group(0), f"{kind}#{len(self.ids)}")
 
 
+_worlds: dict[str, tuple[TestClient, TestClient]] = {}  # database URL -> the two apps
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_worlds() -> Iterator[None]:
+    yield
+    while _worlds:
+        for test_client in _worlds.popitem()[1]:
+            test_client.__exit__(None, None, None)
+
+
 @pytest.fixture
-def worlds(cg: Creditgate) -> Iterator[tuple[TestClient, TestClient]]:
-    with (
-        TestClient(create_app(cg, SETTINGS)) as with_edge,
-        TestClient(create_app(cg, SETTINGS, edge=False)) as without,
-    ):
-        yield with_edge, without
+def worlds(cg: Creditgate, db_url: str) -> tuple[TestClient, TestClient]:
+    """The app with its edge and the app without, on the test's backend: one pair for the
+    module (each test sends as tenants of its own), the failed-key limit cleared."""
+    pair = _worlds.get(db_url)
+    if pair is None:
+        pair = (
+            TestClient(create_app(cg, SETTINGS)),
+            TestClient(create_app(cg, SETTINGS, edge=False)),
+        )
+        for test_client in pair:
+            test_client.__enter__()
+        _worlds[db_url] = pair
+    for test_client in pair:
+        test_client.cookies.clear()
+        test_client.app.state.keys.limiter.clear()  # type: ignore[attr-defined]
+    return pair
 
 
 @pytest.mark.parametrize("endpoint", [fn.__name__ for fn in hot.HOT_ENDPOINTS])
