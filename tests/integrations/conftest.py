@@ -81,11 +81,22 @@ class Shop:
         return self._rows(holds, customer)
 
 
+@pytest.fixture(scope="session")
+def _servers() -> Iterator[dict[str, Server]]:
+    servers: dict[str, Server] = {}
+    yield servers
+    for server in servers.values():
+        server.stop()
+
+
 @pytest.fixture
-def creditgate_url(cg: Creditgate) -> Iterator[str]:
-    server = Server(create_app(cg, Settings())).start()
-    yield server.url
-    server.stop()
+def creditgate_url(cg: Creditgate, db_url: str, _servers: dict[str, Server]) -> str:
+    """A served creditgate on the test's backend: one per backend for the session, each
+    test a tenant of its own in it (`shop`)."""
+    server = _servers.get(db_url)
+    if server is None:
+        server = _servers[db_url] = Server(create_app(cg, Settings())).start()
+    return server.url
 
 
 @pytest.fixture
