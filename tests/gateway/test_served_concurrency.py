@@ -9,7 +9,6 @@ than its hold: however the calls interleave, the approvals are floor(funds / pri
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import queue
 import uuid
@@ -21,12 +20,13 @@ from typing import Any
 import httpx
 import pytest
 
+from creditgate.api import Creditgate
 from creditgate.bench.standin import StandIn
 from creditgate.domain.gateway import estimate_input_tokens
 from tests.databases import create_database, drop_database
 from tests.gateway import calling_process
 from tests.gateway.conftest import CARD, OPENAI_KEY, wait_for
-from tests.http.test_serve import Server, cli, start, stop
+from tests.http.test_serve import Server, start, stop
 
 pytestmark = pytest.mark.slow
 
@@ -84,8 +84,10 @@ def served(
         extra = ("--workers", "2")
     server = start(db, tmp_path, *extra)
     try:
-        created = json.loads(cli("tenants", "create", "Gateway AI", "--db", db, "--json"))
-        yield Served(server, standin, created["api_key"]["key"])
+        with Creditgate(db) as cg:  # the served database, in this process: no CLI to start
+            _, key = cg.create_tenant_with_key("Gateway AI")
+        assert key.key is not None
+        yield Served(server, standin, key.key)
     finally:
         stop(server)
         standin.stop()
@@ -182,4 +184,6 @@ def test_eight_processes_never_get_one_call_past_the_balance_or_the_key_limit(
 
     # Only the approved calls reached the provider; the books agree.
     assert len(served.standin.received) == 13 + 9
-    cli("verify", "--db", served.server.db)  # exits 1 on any violation
+    with Creditgate(served.server.db) as cg:
+        report = cg.verify()
+    assert report.ok, report.violations
