@@ -208,12 +208,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 # longest first as measured in CI: they run first, so that under xdist the two workers end
 # together rather than one of them starting a long test when the other has nothing left.
 _LONGEST_FIRST = (
-    "tests/integration/test_state_machine.py::test_ledger_matches_the_model",
+    "tests/chaos/test_patroni.py",
     "tests/bench/test_http_floor.py::test_the_floor_and_creditgate",
     "tests/http/test_schemathesis.py",
-    "tests/gateway/test_served_concurrency.py",
-    "tests/chaos/test_patroni.py",
+    "tests/integration/test_state_machine.py::test_ledger_matches_the_model",
     "tests/chaos/test_chaos.py",
+    "tests/gateway/test_served_concurrency.py",
     "tests/chaos/test_stateful_api.py",
     "tests/docs/test_doc_blocks.py",
     "tests/integrations/test_litellm_proxy.py",
