@@ -10,7 +10,6 @@ database away starts a server of its own instead.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,17 +22,12 @@ import httpx
 import pytest
 
 from creditgate.api import Creditgate, TenantLedger
+from creditgate.bench.http import free_port, stop_server
 from tests.databases import create_database, drop_database
 from tests.stripe_fake import FakeStripe
 
 PORTAL_SECRET = "browser-test-portal-secret"
 STARTUP_SECONDS = 90  # a loaded 2-core machine starts it slowly
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -119,11 +113,7 @@ def served(
         running = Served(request.param, base, cg, stripe)
         yield running
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_server(process)
         cg.close()
         stripe.stop()
         if database is not None:

@@ -19,6 +19,7 @@ import httpx
 import openai
 import pytest
 
+from creditgate.bench.http import stop_server
 from creditgate.bench.standin import OPENAI_CHAT_USAGE, StandIn
 from tests.gateway.conftest import free_port, wait_for
 from tests.integrations.conftest import FUNDS, MODEL, POOR, RICH, Shop
@@ -93,12 +94,7 @@ litellm_settings:
             time.sleep(0.5)
         yield Proxy(process, url, master, log)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_server(process)
 
 
 # The plugin's ledger effects are tested on both backends in test_litellm.py; this test is about
