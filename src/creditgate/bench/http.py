@@ -27,13 +27,16 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from creditgate.api import Creditgate, TenantLedger
 from creditgate.http import DEFAULT_MAX_IN_FLIGHT
+
+# The ledger (`creditgate.api`) is imported where a tenant is set up, not here: the load
+# processes import this module and start in a moment.
 
 HOLD = 1_000
 ACTUAL = 800
 CUSTOMERS = 100
 WARMUP_SECONDS = 1.0
+START_AHEAD_SECONDS = 0.3  # from every load process being ready to their common start
 MAX_CONNECTIONS = 2_000  # per client process
 
 
@@ -233,14 +236,20 @@ async def _generate(
     return tally
 
 
-def _client_process(args: tuple[Any, ...], out: Any) -> None:
+def _client_process(args: tuple[Any, ...], out: Any, ready: Any, go: Any) -> None:
+    """One load process: says it is ready (imported), then loads from the start it is told."""
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is optional
         pass
-    out.put(asyncio.run(_generate(*args)))
+    ready.put(os.getpid())
+    start_at = go.get()
+    port, key, customers, rate, seconds, connections, label = args
+    out.put(
+        asyncio.run(_generate(port, key, customers, rate, seconds, start_at, connections, label))
+    )
 
 
 def start_server(
@@ -443,6 +452,8 @@ def setup_creditgate(url: str, src: str | None = None) -> tuple[str, list[str], 
         )
         key, customers, backend, durability = json.loads(done.stdout.strip().splitlines()[-1])
         return key, customers, backend, durability
+    from creditgate.api import Creditgate, TenantLedger
+
     cg = Creditgate(url)
     try:
         tenant, key = cg.create_tenant_with_key(f"bench http {uuid.uuid4().hex[:6]}")
@@ -491,8 +502,7 @@ def load(
     """Pairs at `rate` for `seconds` (after a warm-up) against the server on `port`, from
     `client_processes` processes: throughput, latency, outcomes and CPU per pair."""
     ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    start_at = time.time() + 2.0
+    out, ready, go = ctx.Queue(), ctx.Queue(), ctx.Queue()
     procs = []
     for n in range(client_processes):
         args = (
@@ -501,13 +511,19 @@ def load(
             customers,
             rate / client_processes,
             seconds,
-            start_at,
             max(1, connections // client_processes),
             f"{os.getpid()}-{uuid.uuid4().hex[:6]}-{n}",
         )
-        procs.append(ctx.Process(target=_client_process, args=(args, out)))
+        procs.append(ctx.Process(target=_client_process, args=(args, out, ready, go)))
     for p in procs:
         p.start()
+    # Every process started (its imports done), then one start for all, time enough ahead to
+    # open their connections.
+    for _ in procs:
+        ready.get(timeout=120)
+    start_at = time.time() + START_AHEAD_SECONDS
+    for _ in procs:
+        go.put(start_at)
     time.sleep(max(0.0, start_at - time.time()))
     account = CpuAccount(server.pid, database)
     tallies: list[Tally] = [out.get() for _ in procs]
