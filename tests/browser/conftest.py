@@ -21,6 +21,13 @@ from tests.served import Served, Tenant
 Server = Served  # the name the browser tests use
 __all__ = ["SECRET", "Server", "Tenant"]
 
+# What a page draws and does in the browser is the same whatever database the server keeps its
+# books in, and the pages' queries are tried on both backends over HTTP
+# (tests/http/test_portal_*.py, test_dashboard_*.py, test_portal_charts.py, ...). So most
+# browser tests run on the embedded default, SQLite, marked with this; one test per page
+# family (the live balance, the dashboard's charts, Stripe's checkout) runs on both.
+ON_SQLITE = pytest.mark.parametrize("served", ["sqlite"], indirect=True)
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",

@@ -5,15 +5,13 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
-
-from tests.browser.conftest import Server, playwright_api, screenshot
+from tests.browser.conftest import ON_SQLITE, Server, playwright_api, screenshot
 
 expect = playwright_api().expect
 
 # The reference is the OpenAPI document and the vendored files, the same whatever database
-# the server keeps its books in: the pages are tried once, on the embedded default.
-pytestmark = pytest.mark.parametrize("served", ["sqlite"], indirect=True)
+# the server keeps its books in.
+pytestmark = ON_SQLITE
 
 
 def _offline(page: Any, server: Server) -> list[str]:

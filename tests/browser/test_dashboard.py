@@ -11,6 +11,7 @@ from typing import Any
 from tests.browser.a11y import check_page, weigh
 from tests.browser.conftest import (
     DESKTOP,
+    ON_SQLITE,
     PHONE,
     Server,
     copy_for_readme,
@@ -74,6 +75,7 @@ def test_the_dashboard_shows_customers_and_margin_charts(server: Server, browser
     context.close()
 
 
+@ON_SQLITE
 def test_a_wrong_key_or_a_forged_session_is_refused(server: Server, page: Any) -> None:
     page.goto(f"{server.base}/dashboard/login")
     page.get_by_label("Tenant API key").fill("cg_nope_nope")
@@ -90,6 +92,7 @@ def test_a_wrong_key_or_a_forged_session_is_refused(server: Server, page: Any) -
     assert response.status == 403
 
 
+@ON_SQLITE
 def test_revoking_the_key_ends_its_dashboard_session(server: Server, page: Any) -> None:
     acme = server.tenant()
     _sign_in(page, server, acme.key)
@@ -99,6 +102,7 @@ def test_revoking_the_key_ends_its_dashboard_session(server: Server, page: Any) 
     expect(page.get_by_role("link", name="Sign in")).to_be_visible()
 
 
+@ON_SQLITE
 def test_margin_by_action_and_model_over_time_and_the_what_if(server: Server, browser: Any) -> None:
     acme = server.tenant("Acme AI")
     cg, now = server.cg, datetime.now(UTC)
@@ -187,6 +191,7 @@ def test_margin_by_action_and_model_over_time_and_the_what_if(server: Server, br
         context.close()
 
 
+@ON_SQLITE
 def test_the_landing_page_finds_totals_and_acts_on_a_customer(server: Server, browser: Any) -> None:
     acme = server.tenant("Acme AI")
     ledger = acme.ledger

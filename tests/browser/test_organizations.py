@@ -8,7 +8,15 @@ from __future__ import annotations
 from typing import Any
 
 from tests.browser.a11y import check_page, weigh
-from tests.browser.conftest import DESKTOP, PHONE, Server, Tenant, playwright_api, screenshot
+from tests.browser.conftest import (
+    DESKTOP,
+    ON_SQLITE,
+    PHONE,
+    Server,
+    Tenant,
+    playwright_api,
+    screenshot,
+)
 from tests.browser.test_dashboard import _sign_in
 
 expect = playwright_api().expect
@@ -47,6 +55,7 @@ def _fits(page: Any, width: int) -> None:
     assert page.evaluate("document.documentElement.scrollWidth") <= width
 
 
+@ON_SQLITE
 def test_the_dashboard_and_the_portal_list_members_with_budgets_and_usage(
     server: Server, browser: Any
 ) -> None:
@@ -83,6 +92,7 @@ def test_the_dashboard_and_the_portal_list_members_with_budgets_and_usage(
         context.close()
 
 
+@ON_SQLITE
 def test_a_member_portal_shows_only_the_members_own_budget_and_usage(
     server: Server, browser: Any
 ) -> None:

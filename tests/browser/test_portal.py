@@ -13,6 +13,7 @@ from creditgate.portal.web import contrast
 from tests.browser.a11y import check_page, weigh
 from tests.browser.conftest import (
     DESKTOP,
+    ON_SQLITE,
     PHONE,
     SECRET,
     Server,
@@ -46,6 +47,7 @@ def test_portal_shows_the_balance_and_it_falls_live_as_charges_are_made(
     assert page.evaluate("window.notReloaded") is True
 
 
+@ON_SQLITE
 def test_a_pack_bought_in_demo_mode_adds_its_credit(server: Server, page: Any) -> None:
     acme = server.tenant()
     demo = {"name": "Acme AI", "portal_demo_payments": True}  # the tenant turns demo mode on
@@ -75,6 +77,7 @@ def test_a_pack_bought_in_demo_mode_adds_its_credit(server: Server, page: Any) -
     assert len(acme.api.get("/v1/customers/bob/purchases").json()["data"]) == 1
 
 
+@ON_SQLITE
 def test_without_stripe_or_demo_mode_a_bought_pack_waits_for_its_payment(
     server: Server, page: Any
 ) -> None:
@@ -98,6 +101,7 @@ def test_without_stripe_or_demo_mode_a_bought_pack_waits_for_its_payment(
     expect(page.get_by_test_id("available-credits")).to_have_text("105.00")
 
 
+@ON_SQLITE
 def test_expired_and_forged_tokens_are_refused(server: Server, page: Any) -> None:
     acme = server.tenant()
     acme.customer("carol", 100)
@@ -132,6 +136,7 @@ def test_expired_and_forged_tokens_are_refused(server: Server, page: Any) -> Non
     assert page.evaluate("document.cookie") == ""
 
 
+@ON_SQLITE
 def test_portal_weight_accessibility_and_screenshots(server: Server, browser: Any) -> None:
     acme = server.tenant("Northwind Labs")
     acme.api.put(
@@ -187,6 +192,7 @@ def _transferred(request: Any) -> int:
     return int(sizes["responseBodySize"] + sizes["responseHeadersSize"])
 
 
+@ON_SQLITE
 def test_the_session_api_answers_404_for_an_unknown_customer(server: Server) -> None:
     acme = server.tenant()
     response = acme.api.post("/v1/portal/sessions", json={"customer": "nobody"})
@@ -195,6 +201,7 @@ def test_the_session_api_answers_404_for_an_unknown_customer(server: Server) -> 
     assert anonymous.status_code == 401
 
 
+@ON_SQLITE
 def test_the_balance_stops_polling_once_the_session_ends(server: Server, page: Any) -> None:
     acme = server.tenant()
     acme.customer("fay", 100)
@@ -204,6 +211,7 @@ def test_the_balance_stops_polling_once_the_session_ends(server: Server, page: A
     expect(page.locator("#balance")).to_contain_text("This page has expired")
 
 
+@ON_SQLITE
 def test_the_overview_fits_a_phone_and_says_what_each_movement_was(
     server: Server, browser: Any
 ) -> None:
@@ -259,6 +267,7 @@ def test_the_overview_fits_a_phone_and_says_what_each_movement_was(
         context.close()
 
 
+@ON_SQLITE
 def test_portal_shows_the_plan_the_renewal_and_an_unpaid_invoice_to_pay(
     server: Server, page: Any
 ) -> None:

@@ -10,6 +10,7 @@ from creditgate.portal.web import money, units
 from tests.browser.a11y import check_page, tab_to, weigh
 from tests.browser.conftest import (
     DESKTOP,
+    ON_SQLITE,
     PHONE,
     SCREENSHOTS,
     Server,
@@ -36,6 +37,7 @@ def _shop(server: Server, *, allow_auto_top_up: bool) -> Tenant:
     return acme
 
 
+@ON_SQLITE
 def test_purchases_and_a_printable_receipt(server: Server, browser: Any) -> None:
     acme = _shop(server, allow_auto_top_up=False)
     acme.customer("hana", 2_000)
@@ -105,6 +107,7 @@ def test_purchases_and_a_printable_receipt(server: Server, browser: Any) -> None
         context.close()
 
 
+@ON_SQLITE
 def test_the_auto_top_up_setting_is_shown_and_changed_in_the_portal(
     server: Server, browser: Any
 ) -> None:
@@ -175,6 +178,7 @@ def _option(pack: Any) -> str:
     return f"{pack.name}: {units(pack.amount, 2)} {pack.asset} for {money(pack.price)} USD"
 
 
+@ON_SQLITE
 def test_without_the_tenants_leave_the_setting_is_only_shown(server: Server, page: Any) -> None:
     acme = _shop(server, allow_auto_top_up=False)
     acme.customer("kai", 5_000)
