@@ -112,20 +112,21 @@ def _races(served: Served, races: list[tuple[str, int]]) -> list[tuple[int, int]
     for w in workers:
         w.start()
     answers: list[tuple[Any, ...]] = []
+    failed = False
     try:
         # A process that fails leaves the others waiting at the next race's barrier: the
         # first error ends the wait.
-        while len(answers) < PROCESSES * len(races) and all(a[0] == "ok" for a in answers):
+        while len(answers) < PROCESSES * len(races) and not failed:
             answers.append(out.get(timeout=180))
+            failed = answers[-1][0] != "ok"
     except queue.Empty:
         pytest.fail(f"a calling process did not answer\n{served.server.log()[-3000:]}")
     finally:
-        failed = not all(a[0] == "ok" for a in answers)
         for w in workers:
             w.join(timeout=0 if failed else 30)  # after a failure, no one is waited for
             if w.is_alive():
                 w.kill()
-    assert all(a[0] == "ok" for a in answers), answers
+    assert not failed, answers
     return [
         (
             sum(a[2] for a in answers if a[1] == race),
