@@ -46,8 +46,8 @@ ANTHROPIC_USAGE = {
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    # Connections waiting to be accepted: the standard library's 5 refuses a burst of
-    # streams (each on its own connection) under the bench's load.
+    # Connections waiting to be accepted: the standard library's 5 refuses a burst of new
+    # connections under the bench's load.
     request_queue_size = 128
 
 
@@ -190,27 +190,34 @@ class StandIn:
     def _sse(
         self, handler: BaseHTTPRequestHandler, events: Any, id_header: str, request_id: str
     ) -> None:
+        """Events as the providers send them: chunked, on a connection kept for the next
+        request (so a client's pool reuses it, as it would a provider's). A stream left
+        hanging, or whose client went away, closes its connection."""
         handler.send_response(200)
         handler.send_header("content-type", "text/event-stream")
         handler.send_header("cache-control", "no-cache")
-        handler.send_header("connection", "close")
+        handler.send_header("transfer-encoding", "chunked")
         handler.send_header(id_header, request_id)
         handler.end_headers()
-        handler.close_connection = True
         try:
             for item in events:
                 if item == "HANG":
+                    handler.close_connection = True
                     self._wait_for_close(handler.connection)
                     return
                 if item == "PAUSE":
                     self.resume.wait(self.pause_seconds)
                     self.resumed.set()
                     continue
-                handler.wfile.write(item.encode())
+                data = item.encode()
+                handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
                 handler.wfile.flush()
                 if self.delay:
                     time.sleep(self.delay)
+            handler.wfile.write(b"0\r\n\r\n")
+            handler.wfile.flush()
         except OSError:
+            handler.close_connection = True
             self.cancelled.set()
 
     def _wait_for_close(self, sock: socket.socket) -> None:
