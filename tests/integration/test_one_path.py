@@ -14,6 +14,7 @@ from __future__ import annotations
 import pytest
 
 from creditgate.api import TenantLedger
+from creditgate.domain.errors import IdempotencyConflict
 from tests.integration.test_combined import _calls_queued_behind, _wallet_key
 from tests.integration.test_concurrency import balance, fund
 from tests.integration.test_grants_and_expiry import events_of
@@ -55,10 +56,35 @@ def test_a_hold_the_wallet_cannot_pay_misses_its_guard_and_is_declined_with_the_
     assert [e["reason"] for e in events_of(ledger, "authorization.declined")] == [
         "insufficient_funds"
     ]
-    # The replay answers from the record the rerun wrote: nothing runs again.
+    # The replay answers from the record the rerun wrote. On PostgreSQL a hold takes its
+    # key as new and runs once more when it is not (here its guard misses first): a retry
+    # costs a second run, so that a first call saves the key's lookup.
     assert ledger.authorize("c1", "credits", 1_001, idempotency_key="too-much") == declined
-    assert reruns(ledger) == before + on_postgres(backend, 1)
+    assert reruns(ledger) == before + on_postgres(backend, 2)
     assert balance(ledger) == (1_000, 0, 1_000, 0)
+
+
+def test_a_hold_takes_its_key_as_new_and_runs_again_when_the_key_was_used(
+    ledger: TenantLedger, backend: str
+) -> None:
+    """On PostgreSQL a hold looks nothing up before its commit; a key already used conflicts
+    there, and the careful run looks it up: the replay answers as the first call did, and
+    another request under the key is refused, whichever operation used it."""
+    fund(ledger, [10_000])
+    before = reruns(ledger)
+    held = ledger.authorize("c1", "credits", 1_000, idempotency_key="h")
+    assert reruns(ledger) == before
+    assert ledger.authorize("c1", "credits", 1_000, idempotency_key="h") == held
+    assert reruns(ledger) == before + on_postgres(backend, 1)
+    with pytest.raises(IdempotencyConflict):
+        ledger.authorize("c1", "credits", 2_000, idempotency_key="h")
+    ledger.charge("c1", "credits", 100, idempotency_key="c")
+    with pytest.raises(IdempotencyConflict):
+        ledger.authorize("c1", "credits", 100, idempotency_key="c")
+    assert reruns(ledger) == before + on_postgres(backend, 3)
+    # One hold and one charge: the replay and the refusals moved nothing.
+    assert balance(ledger) == (9_900, 1_000, 8_900, 0)
+    assert ledger.void(held.id, idempotency_key="v").available == 9_900
 
 
 def test_a_charge_the_wallet_cannot_pay_is_declined_from_its_read(

@@ -45,6 +45,13 @@ class RetryTransaction(Exception):
     """Raised inside a unit of work to roll back and run it again from the start."""
 
 
+class ConflictAtCommit(RetryTransaction):
+    """A write sent with the commit met a unique key another transaction holds (most often
+    an idempotency key that the unit of work took as new without looking it up), so the
+    transaction rolled back: the work runs again, its unit of work `careful`, which looks
+    every key up before it writes. Counted in `Database.stats["careful_reruns"]`."""
+
+
 class GuardMissed(RetryTransaction):
     """A guarded write sent with the commit found its condition false (`storage.guards`), so
     the transaction rolled back: the work runs again, its unit of work `careful` (the
@@ -196,7 +203,7 @@ def _commit(uow: UnitOfWork) -> None:
         except Exception:
             conn.invalidate()
         if isinstance(exc, IntegrityError):
-            raise RetryTransaction from None
+            raise ConflictAtCommit from None
         if isinstance(exc, DBAPIError) and is_guard_miss(getattr(exc.orig, "sqlstate", None)):
             raise GuardMissed from None
         raise
@@ -287,11 +294,10 @@ class Database:
         work: Callable[[Connection], T],
         *,
         read_only: bool = False,
-        retry_carefully: bool = False,
     ) -> T:
-        """Run `work` in one transaction, again from the start on a retryable conflict
-        (with `retry_carefully`, a conflict at the commit also makes the next run careful).
-        After a missed guard the next run's unit of work is `careful`."""
+        """Run `work` in one transaction, again from the start on a retryable conflict.
+        After a missed guard or a conflict at the commit, the next run's unit of work is
+        `careful`: it locks and reads as it goes, and looks up every key it writes."""
         was_careful = False
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
@@ -299,17 +305,18 @@ class Database:
                     result = work(conn)
                     finishers = UnitOfWork.of(conn).take_finishers()
                 return _finished(result, finishers)  # type: ignore[no-any-return]
-            except GuardMissed:
+            except (GuardMissed, ConflictAtCommit) as exc:
                 if attempt == MAX_ATTEMPTS:
                     raise
-                self._count("careful_reruns")
-                was_careful = True  # no pause: the careful path takes the locks it needs
+                if not was_careful:
+                    self._count("careful_reruns")
+                    was_careful = True
+                if isinstance(exc, ConflictAtCommit):
+                    # The transaction that holds the key may still be committing.
+                    time.sleep(min(0.05, 0.001 * 2**attempt) * random.random())
             except Exception as exc:
                 if attempt == MAX_ATTEMPTS or not is_retryable(exc):
                     raise
-                if retry_carefully and type(exc) is RetryTransaction and not was_careful:
-                    self._count("careful_reruns")
-                    was_careful = True
                 time.sleep(min(0.05, 0.001 * 2**attempt) * random.random())
         raise AssertionError("unreachable")
 
@@ -405,10 +412,7 @@ class Database:
             try:
                 # A conflict at the commit (a key some unit of work did not look up, trusting
                 # the commit to catch it) makes the next run careful: every one looks up.
-                results = self.run(
-                    lambda conn: _together(conn, [w.work for w in together]),
-                    retry_carefully=True,
-                )
+                results = self.run(lambda conn: _together(conn, [w.work for w in together]))
             except _UnitFailed as failed:
                 self._run_alone(together.pop(failed.index))  # its own answer, or its error
                 continue

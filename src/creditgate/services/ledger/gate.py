@@ -161,8 +161,15 @@ def _replay_or_scope(
     tx: Tx, idem: Idempotent, wallet_id: str, member: str | None
 ) -> tuple[Authorization | None, Scope | None]:
     """The answer already given under the key, or None and, for a call naming a member, what
-    it counts against: read in the key's round trip."""
+    it counts against: read in the key's round trip.
+
+    A hold naming no member on PostgreSQL reads nothing before its commit: its key is taken
+    as new, and its record's insert at the commit is the check. A key already used conflicts
+    there, and the call runs again carefully (`ConflictAtCommit`), looking it up: a retry
+    costs a second run, a first call one round trip fewer."""
     if member is None:
+        if idem.key is not None and can_move_at_commit(tx):
+            return None, None
         return idem.replay(Authorization), None
     with pipeline(tx.conn):
         found = idem.lookup()
