@@ -152,6 +152,31 @@ def test_an_unknown_model_is_an_unknown_cost_not_a_crash(card: RateCard) -> None
     assert q.vendor_cost is not None and q.vendor_cost.usd is not None
 
 
+def test_a_model_genai_prices_does_not_list_is_looked_up_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """genai-prices keeps the models it found; creditgate keeps the ones it did not, so a
+    tenant's own model priced by vendor cost does not walk every provider on each call."""
+    snapshot = data_snapshot.get_snapshot()
+    looked_up: list[str] = []
+    real = type(snapshot).find_provider_model
+
+    def counting(self: Any, model_ref: str, *args: Any) -> Any:
+        looked_up.append(model_ref)
+        return real(self, model_ref, *args)
+
+    monkeypatch.setattr(type(snapshot), "find_provider_model", counting)
+    first = genai_prices_cost("openai", "our-own-model-7", tokens(10, 10), at=NOW)
+    again = genai_prices_cost("openai", "Our-Own-Model-7", tokens(5), at=NOW)
+    assert first.usd is None and again.usd is None
+    assert again.reason == first.reason and "our-own-model-7" in str(first.reason)
+    assert looked_up == ["our-own-model-7"]
+    # Under another provider it is another question; a listed model is unaffected.
+    assert genai_prices_cost("anthropic", "our-own-model-7", tokens(1), at=NOW).usd is None
+    assert genai_prices_cost("openai", "gpt-4o", tokens(10), at=NOW).usd is not None
+    assert looked_up == ["our-own-model-7", "our-own-model-7", "gpt-4o"]
+
+
 def test_an_llm_rule_needs_a_model() -> None:
     card = parse_rate_card(
         {
