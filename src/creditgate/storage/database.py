@@ -28,6 +28,7 @@ from sqlalchemy.pool import NullPool
 
 from creditgate.settings import Settings
 from creditgate.storage import hosts
+from creditgate.storage.begin import begin_with_first_statement
 from creditgate.storage.guards import is_guard_miss
 from creditgate.storage.prepared import pipeline
 from creditgate.storage.secret_keys import SecretKeys
@@ -115,6 +116,8 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             pool_pre_ping=False,
             isolation_level="READ COMMITTED",
         )
+
+        begin_with_first_statement(engine)
 
         @event.listens_for(engine, "handle_error")
         def _postgres_gone(context: ExceptionContext) -> None:

@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from creditgate.storage.begin import send_begin
 from creditgate.storage.unit_of_work import UnitOfWork
 
 Params = Mapping[str, Any]
@@ -84,14 +85,17 @@ class Prepared:
         dialect = conn.dialect
         is_insert = getattr(self.statement, "is_insert", False)
         plan = self._plan(dialect, frozenset(batch[0]) if is_insert else None)
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor = None
         try:
+            send_begin(conn)  # the transaction's BEGIN, if this is its first statement
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
             if many:
                 cursor.executemany(plan.sql, [self._bind(plan, p) for p in batch])
             else:
                 cursor.execute(plan.sql, self._bind(plan, batch[0]))
         except dialect.loaded_dbapi.Error as exc:
-            cursor.close()
+            if cursor is not None:
+                cursor.close()
             raise DBAPIError.instance(
                 plan.sql, None, exc, dialect.loaded_dbapi.Error, dialect=dialect
             ) from exc

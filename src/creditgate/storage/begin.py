@@ -1,0 +1,73 @@
+"""PostgreSQL transactions whose BEGIN goes out with their first statement.
+
+Left to open transactions itself, psycopg sends `BEGIN` before a transaction's first
+statement and waits for its answer, in a pipeline too: a round trip of its own per
+transaction, two per authorize and settle pair. creditgate's PostgreSQL connections are in
+the driver's autocommit mode instead, and open their transactions themselves:
+
+- SQLAlchemy's `begin` event (every transaction, begun or autobegun) marks `BEGIN` due;
+- the transaction's first statement sends it just before itself (`send_begin`), so in a
+  pipeline (`storage.prepared.pipeline`) the two go in one round trip;
+- every statement passes through one of the two places that call `send_begin`: SQLAlchemy's
+  `before_cursor_execute` event (Core, the ORM-less queries, Alembic) and
+  `storage.prepared` (the hot path's statements, run on the driver's cursor);
+- `COMMIT` and `ROLLBACK` are what they were: the driver sends them for a transaction that
+  began (in autocommit it sends nothing when none did), and the commit's pipeline ends with
+  its own `COMMIT` (`storage.database._send_commit`).
+
+A connection whose driver is not in autocommit (if SQLAlchemy ever sets another isolation
+level on it, which turns autocommit off) is left to the driver, which then begins its
+transactions as before: `send_begin` sends nothing there, so no statement can run outside
+a transaction either way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Engine, event
+
+# psycopg's own BEGIN for the engine's READ COMMITTED, as it would send it.
+BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED"
+_DUE = "creditgate.begin_due"
+
+
+def send_begin(conn: Connection) -> None:
+    """Send the transaction's `BEGIN` if it is due (before its first statement)."""
+    if conn.info.pop(_DUE, False):
+        driver: Any = conn.connection.driver_connection
+        if driver.autocommit:
+            driver.execute(BEGIN, prepare=False)
+
+
+def begin_with_first_statement(engine: Engine) -> None:
+    """Put a PostgreSQL engine's connections in the driver's autocommit mode, and begin each
+    transaction with its first statement."""
+
+    @event.listens_for(engine, "connect")
+    def _autocommit(dbapi_conn: Any, _record: Any) -> None:
+        # After the dialect's own connect handler, which set the isolation level.
+        dbapi_conn.autocommit = True
+
+    @event.listens_for(engine, "begin")
+    def _due(conn: Connection) -> None:
+        conn.info[_DUE] = True
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _over(conn: Connection) -> None:
+        # An invalidated connection (cut, failed over) has no info to touch, and its
+        # transaction is gone with it; its next one is marked at its begin.
+        if not conn.invalidated:
+            conn.info.pop(_DUE, None)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _first(
+        conn: Connection,
+        _cursor: Any,
+        _statement: str,
+        _parameters: Any,
+        _context: Any,
+        _executemany: bool,
+    ) -> None:
+        send_begin(conn)
