@@ -18,7 +18,7 @@ POSTGRES = {
     "authorize (to void)": (5, 1),
     "void": (6, 3),
     "charge": (9, 2),
-    "authorize, declined": (16, 8),
+    "authorize, declined": (15, 8),
     "authorize, replayed": (9, 3),
 }
 SQLITE = {
@@ -44,13 +44,19 @@ def test_each_gate_call_on_postgresql(postgres_server: str) -> None:
     finally:
         drop_database(postgres_server, name)
     counted = {c: (v["statements"], v["round_trips"]) for c, v in calls.items()}
-    # The declined hold's rollback is followed by the driver's DEALLOCATE ALL only when its
-    # connection had prepared a statement by then (psycopg prepares from a statement's fifth
-    # run on that connection), so that one call sends one statement fewer on a connection
-    # the pool had used less.
-    declined = counted.pop("authorize, declined")
-    assert declined in {(16, 8), (15, 8)}, declined
-    assert counted == {c: v for c, v in POSTGRES.items() if c != "authorize, declined"}
+    # A call whose first attempt fails at the commit (a guard that misses, a key already
+    # used) may not send that attempt's COMMIT: the driver stops sending a pipeline once an
+    # error has come back, and on a busy machine the error can come before the COMMIT went.
+    # The declined hold's rollback is also followed by the driver's DEALLOCATE ALL only when
+    # its connection had prepared a statement by then (psycopg prepares from a statement's
+    # fifth run on that connection).
+    for call, extra in (("authorize, declined", (0, 1)), ("authorize, replayed", (0,))):
+        statements, round_trips = POSTGRES[call]
+        allowed = {(statements + e - cut, round_trips) for e in extra for cut in (0, 1)}
+        assert counted.pop(call) in allowed, (call, calls[call]["steps"])
+    assert counted == {
+        c: v for c, v in POSTGRES.items() if c not in {"authorize, declined", "authorize, replayed"}
+    }
     # Two calls run twice: the hold the wallet cannot pay (its guard misses at the commit)
     # and the replayed hold (its key, taken as new, conflicts at the commit).
     assert {c: v["careful_reruns"] for c, v in calls.items()} == {

@@ -123,3 +123,12 @@ def test_another_isolation_level_leaves_the_driver_to_begin(db: Database) -> Non
         assert _count(db) == 0
         conn.rollback()
     assert _count(db) == 0
+
+
+def test_a_connection_asked_to_autocommit_runs_each_statement_on_its_own(db: Database) -> None:
+    with db.engine.connect() as plain:
+        conn = plain.execution_options(isolation_level="AUTOCOMMIT")
+        conn.execute(insert(_rows).values(x=1))
+        assert _count(db) == 1  # committed at once, with no commit asked for
+        conn.rollback()
+    assert _count(db) == 1

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from creditgate.api import TenantLedger
-from creditgate.domain.errors import InvalidInput
+from creditgate.domain.errors import IdempotencyConflict, InvalidInput
 from creditgate.domain.pricing_errors import NoPrice
 from tests.conftest import FakeClock
 
@@ -232,3 +232,25 @@ def test_usage_with_token_kinds_the_card_does_not_price_is_still_charged(
         "cached_tokens": "200",
         "output_tokens": "100",
     }
+
+
+def test_a_retried_hold_answers_as_the_first_even_when_its_request_no_longer_prices(
+    priced: TenantLedger, clock: FakeClock
+) -> None:
+    """A hold's retry replays its first answer, though the card it was priced by has since
+    been replaced by one without its action; another request under a key already used is a
+    conflict, not the pricing error it would meet. (On PostgreSQL a hold takes its key as new
+    and looks it up only when it cannot go on.)"""
+    request = {"action": "image.generate", "dimensions": {"quality": "ultra"}, "quantities": {}}
+    first = priced.authorize("c1", idempotency_key="hold-1", **request)  # type: ignore[arg-type]
+    assert first.approved and first.amount == 2_000
+    without = {**CARD, "actions": {"tts.speak": CARD["actions"]["tts.speak"]}}  # type: ignore[index]
+    priced.publish_rate_card(without, effective_at=clock.now + timedelta(seconds=1))
+    clock.advance(minutes=1)
+    with pytest.raises(NoPrice):
+        priced.authorize("c1", **request)  # type: ignore[arg-type]
+    assert priced.authorize("c1", idempotency_key="hold-1", **request) == first  # type: ignore[arg-type]
+    priced.charge("c1", "credits", 100, idempotency_key="charge-1")
+    with pytest.raises(IdempotencyConflict):
+        priced.authorize("c1", idempotency_key="charge-1", **request)  # type: ignore[arg-type]
+    assert priced.wallet("c1").balance("credits").held == 2_000

@@ -51,7 +51,10 @@ def begin_with_first_statement(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _due(conn: Connection) -> None:
-        conn.info[_DUE] = True
+        # A connection asked to autocommit (`isolation_level="AUTOCOMMIT"`) runs each
+        # statement on its own, as SQLAlchemy promises it.
+        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            conn.info[_DUE] = True
 
     @event.listens_for(engine, "commit")
     @event.listens_for(engine, "rollback")

@@ -206,7 +206,7 @@ def _commit(uow: UnitOfWork) -> None:
         except Exception:
             conn.invalidate()
         if isinstance(exc, IntegrityError):
-            raise ConflictAtCommit from None
+            raise ConflictAtCommit from exc
         if isinstance(exc, DBAPIError) and is_guard_miss(getattr(exc.orig, "sqlstate", None)):
             raise GuardMissed from None
         raise
@@ -308,15 +308,14 @@ class Database:
                     result = work(conn)
                     finishers = UnitOfWork.of(conn).take_finishers()
                 return _finished(result, finishers)  # type: ignore[no-any-return]
-            except (GuardMissed, ConflictAtCommit) as exc:
+            except (GuardMissed, ConflictAtCommit):
+                # No pause: the careful path takes the locks it needs, and a unique key's
+                # conflict is met only once the other transaction has committed its row.
                 if attempt == MAX_ATTEMPTS:
                     raise
                 if not was_careful:
                     self._count("careful_reruns")
                     was_careful = True
-                if isinstance(exc, ConflictAtCommit):
-                    # The transaction that holds the key may still be committing.
-                    time.sleep(min(0.05, 0.001 * 2**attempt) * random.random())
             except Exception as exc:
                 if attempt == MAX_ATTEMPTS or not is_retryable(exc):
                     raise

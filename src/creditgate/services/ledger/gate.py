@@ -16,7 +16,7 @@ from typing import Any
 from creditgate.domain.amounts import check_amount, check_money
 from creditgate.domain.balances import DebitAsk
 from creditgate.domain.budgets import BudgetDecline
-from creditgate.domain.errors import HoldExpired, InvalidInput, UnknownHold
+from creditgate.domain.errors import CreditgateError, HoldExpired, InvalidInput, UnknownHold
 from creditgate.domain.holds import HoldStatus, check_ttl, require_pending
 from creditgate.domain.spend_limits import (
     SPEND_LIMIT_REACHED,
@@ -132,6 +132,32 @@ def authorize(tx: Tx, request: AuthorizeRequest) -> Authorization:
     replayed, scope = _replay_or_scope(tx, idem, wallet_id, member)
     if replayed is not None:
         return replayed
+    try:
+        return _price_and_hold(tx, request, idem, wallet_id, action, meta, ttl, member, scope)
+    except CreditgateError:
+        if idem.key is None or member is not None or not can_move_at_commit(tx):
+            raise
+        # The key was taken as new without a lookup: a retry whose request no longer prices
+        # (its card changed since) answers as the first call did, and another request under
+        # the key is a conflict, as they would be had the key been looked up first.
+        earlier = idem.replay(Authorization)
+        if earlier is not None:
+            return earlier
+        raise
+
+
+def _price_and_hold(
+    tx: Tx,
+    request: AuthorizeRequest,
+    idem: Idempotent,
+    wallet_id: str,
+    action: str | None,
+    meta: dict[str, Any],
+    ttl: int,
+    member: str | None,
+    scope: Scope | None,
+) -> Authorization:
+    limit = request.spend_limit
     asking = PriceRequest(
         request.asset,
         request.amount,
