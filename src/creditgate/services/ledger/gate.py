@@ -135,11 +135,11 @@ def authorize(tx: Tx, request: AuthorizeRequest) -> Authorization:
     try:
         return _price_and_hold(tx, request, idem, wallet_id, action, meta, ttl, member, scope)
     except CreditgateError:
-        if idem.key is None or member is not None or not can_move_at_commit(tx):
+        if not _takes_key_as_new(tx, idem, member):
             raise
-        # The key was taken as new without a lookup: a retry whose request no longer prices
-        # (its card changed since) answers as the first call did, and another request under
-        # the key is a conflict, as they would be had the key been looked up first.
+        # The key was not looked up: a retry whose request no longer prices (its card
+        # changed since) answers as the first call did, and another request under the key
+        # is a conflict, as they would be had the key been looked up first.
         earlier = idem.replay(Authorization)
         if earlier is not None:
             return earlier
@@ -183,19 +183,22 @@ def _member(member: str | None) -> str | None:
     return None if member is None else check_external_id(member, "member")
 
 
+def _takes_key_as_new(tx: Tx, idem: Idempotent, member: str | None) -> bool:
+    """Whether the hold reads nothing before its commit: on PostgreSQL, naming no member, its
+    key is taken as new and its record's insert at the commit is the check. A key already
+    used conflicts there, and the call runs again carefully (`ConflictAtCommit`), looking it
+    up: a retry costs a second run, a first call one round trip fewer."""
+    return member is None and idem.key is not None and can_move_at_commit(tx)
+
+
 def _replay_or_scope(
     tx: Tx, idem: Idempotent, wallet_id: str, member: str | None
 ) -> tuple[Authorization | None, Scope | None]:
     """The answer already given under the key, or None and, for a call naming a member, what
-    it counts against: read in the key's round trip.
-
-    A hold naming no member on PostgreSQL reads nothing before its commit: its key is taken
-    as new, and its record's insert at the commit is the check. A key already used conflicts
-    there, and the call runs again carefully (`ConflictAtCommit`), looking it up: a retry
-    costs a second run, a first call one round trip fewer."""
+    it counts against: read in the key's round trip (none for a key taken as new)."""
+    if _takes_key_as_new(tx, idem, member):
+        return None, None
     if member is None:
-        if idem.key is not None and can_move_at_commit(tx):
-            return None, None
         return idem.replay(Authorization), None
     with pipeline(tx.conn):
         found = idem.lookup()
