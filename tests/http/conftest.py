@@ -70,7 +70,7 @@ def new_api(cg: Creditgate, client: TestClient, *, asset: bool = True) -> Api:
     return Api(client, key.key, ledger)
 
 
-_served: dict[str, TestClient] = {}  # database URL -> the client of its shared app
+_served: dict[str, TestClient] = {}  # database URL and the app's settings -> its shared client
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -81,17 +81,26 @@ def _close_shared_apps() -> Iterator[None]:
         test_client.__exit__(None, None, None)
 
 
-@pytest.fixture
-def client(cg: Creditgate, db_url: str) -> TestClient:
-    """The client of the app shared by this database's tests, as fresh as a new one."""
-    test_client = _served.get(db_url)
+def shared_client(
+    cg: Creditgate, db_url: str, settings: Settings, *, edge: bool = True
+) -> TestClient:
+    """The client of the app made once per database, settings and edge for the session's
+    tests, as fresh as a new one: its cookies and failed-authentication counts cleared."""
+    key = f"{db_url} {settings!r} edge={edge}"
+    test_client = _served.get(key)
     if test_client is None:
-        test_client = TestClient(create_app(cg, Settings(key_cache_seconds=0.5)))
+        test_client = TestClient(create_app(cg, settings, edge=edge))
         test_client.__enter__()
-        _served[db_url] = test_client
+        _served[key] = test_client
     test_client.cookies.clear()
     test_client.app.state.keys.limiter.clear()  # type: ignore[attr-defined]
     return test_client
+
+
+@pytest.fixture
+def client(cg: Creditgate, db_url: str) -> TestClient:
+    """The client of the app shared by this database's tests, as fresh as a new one."""
+    return shared_client(cg, db_url, Settings(key_cache_seconds=0.5))
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import dataclasses
 import io
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -25,18 +24,18 @@ from creditgate.http.threads import Threads
 from creditgate.server.app import Settings, create_app
 from tests.http import asgi
 from tests.http.asgi import cache_key, pieces, tenant_with_funds
-from tests.http.conftest import Api
+from tests.http.conftest import Api, shared_client
 
 # FastAPI reads this as JSON; the hot routes leave it to FastAPI.
 VIA_FASTAPI = {"Content-Type": "application/merge-patch+json"}
 
 
 @pytest.fixture
-def client(cg: Creditgate) -> Iterator[TestClient]:
-    """The shared fixture's app, but with keys cached long enough that a slow machine does not
-    send a call through FastAPI to load its key again (the tests here count hot calls)."""
-    with TestClient(create_app(cg, Settings(key_cache_seconds=600))) as test_client:
-        yield test_client
+def client(cg: Creditgate, db_url: str) -> TestClient:
+    """A shared app as the HTTP tests' own, but with keys cached long enough that a slow
+    machine does not send a call through FastAPI to load its key again (the tests here count
+    hot calls)."""
+    return shared_client(cg, db_url, Settings(key_cache_seconds=600))
 
 
 @pytest.fixture
@@ -69,10 +68,10 @@ def post_without_body(api: Api, url: str, *, via: TestClient | None = None, **he
 
 
 @pytest.fixture
-def without_edge(cg: Creditgate) -> Iterator[TestClient]:
-    """The app without its edge: every request through FastAPI's router."""
-    with TestClient(create_app(cg, Settings(key_cache_seconds=600), edge=False)) as plain:
-        yield plain
+def without_edge(cg: Creditgate, db_url: str) -> TestClient:
+    """The app without its edge (shared as `client` is): every request through FastAPI's
+    router."""
+    return shared_client(cg, db_url, Settings(key_cache_seconds=600), edge=False)
 
 
 def seen(responses: Any, clean: Any, object_id: str, placeholder: str) -> list[Any]:

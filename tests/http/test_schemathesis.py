@@ -3,6 +3,7 @@ response valid against the document (status, content type, body schema)."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -71,10 +72,14 @@ def api_schema(target: Target) -> Any:
 
 schema = schemathesis.pytest.from_fixture("api_schema")
 
+# Generated cases per operation and backend, beside every example the document gives (the
+# explicit phase); CREDITGATE_SCHEMATHESIS_EXAMPLES=N for a longer run.
+EXAMPLES = int(os.environ.get("CREDITGATE_SCHEMATHESIS_EXAMPLES", "6"))
+
 
 @schema.parametrize()
 @settings(
-    max_examples=12,
+    max_examples=EXAMPLES,
     deadline=None,
     derandomize=True,
     phases=[Phase.explicit, Phase.generate],

@@ -14,9 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol, TypeVar
-
-import stripe
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from creditgate.domain.amounts import check_money
 from creditgate.domain.billing_errors import InvalidSignature, PaymentProviderError
@@ -41,6 +39,11 @@ from creditgate.services.billing.results import (
 from creditgate.services.context import Tx
 from creditgate.storage import billing as store
 from creditgate.storage.tables import provider_events
+
+if TYPE_CHECKING:
+    # Imported in the functions that call Stripe: the library takes about 0.15 s to import,
+    # and most server processes (those whose tenants use no Stripe) never call it.
+    import stripe
 
 T = TypeVar("T")
 
@@ -132,6 +135,8 @@ class StripeProvider:
         api_base: str | None = None,
         http_client: stripe.HTTPClient | None = None,
     ) -> None:
+        import stripe
+
         self.tenant_id = tenant_id
         self.client = stripe.StripeClient(
             api_key,
@@ -154,6 +159,8 @@ class StripeProvider:
     ) -> CheckoutSession:
         """A Checkout Session for the purchase; `product` is what the customer sees they buy
         ("100.00 credits")."""
+        import stripe
+
         params: dict[str, Any] = {
             "mode": "payment",
             "client_reference_id": purchase.id,
@@ -188,6 +195,8 @@ class StripeProvider:
         return CheckoutSession(ref=session.id, url=session.url)
 
     def charge_saved_method(self, purchase: Purchase, method: PaymentMethod | None) -> Payment:
+        import stripe
+
         if method is None:
             return Payment(ref=None, status="failed", failure_reason="no_payment_method")
         params: dict[str, Any] = {
@@ -222,6 +231,8 @@ class StripeProvider:
         return Payment(ref=intent.id, status="processing")
 
     def refund(self, payment: Purchase, amount: int, *, refund_id: str) -> ProviderRefund:
+        import stripe
+
         params: dict[str, Any] = {
             "payment_intent": payment.payment_ref,
             "amount": amount,
@@ -249,6 +260,8 @@ class StripeProvider:
 
     def price(self, price_id: str) -> Any:
         """A price of the account; InvalidInput naming `stripe_price` if Stripe has none."""
+        import stripe
+
         try:
             return self.client.v1.prices.retrieve(price_id)
         except stripe.InvalidRequestError as exc:
@@ -261,6 +274,8 @@ class StripeProvider:
             raise PaymentProviderError(f"Stripe did not answer: {_message(exc)}") from exc
 
     def _create(self, what: str, params: dict[str, Any], key: str) -> Any:
+        import stripe
+
         service = {
             "customer": self.client.v1.customers,
             "subscription": self.client.v1.subscriptions,
@@ -307,6 +322,8 @@ class StripeProvider:
         return str(self._create("test clock", params, f"creditgate-test-clock-{self.tenant_id}").id)
 
     def advance_test_clock(self, clock: str, frozen_time: datetime) -> None:
+        import stripe
+
         try:
             self.client.v1.test_helpers.test_clocks.advance(
                 clock, {"frozen_time": int(frozen_time.timestamp())}
@@ -324,6 +341,8 @@ def _message(exc: stripe.StripeError) -> str:
     """What Stripe said, bounded: its own error code and message when it answered with one,
     else only what kind of failure it was. Never the body of an answer that is not Stripe's
     error, nor the text of a socket error (both are shown to the tenant)."""
+    import stripe
+
     error = exc.error
     code = getattr(error, "code", None) if error is not None else None
     message = getattr(error, "message", None) if error is not None else None
@@ -662,6 +681,8 @@ def handle_stripe_webhook(tx: Tx, *, payload: bytes, signature: str | None) -> P
     Replays, duplicates and events out of order change nothing more: the event id is
     recorded, and the purchase moves only from pending (or failed, to paid).
     """
+    import stripe
+
     secret = (purchases.stored_provider_config(tx, "stripe") or {}).get("webhook_secret")
     if not secret:
         raise InvalidSignature("no Stripe webhook secret is set for this tenant")
