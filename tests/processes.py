@@ -1,11 +1,35 @@
-"""Processes a test started, checked for being gone (a stopped command's servers)."""
+"""Processes a test starts: worker processes started from a fork server, and processes
+checked for being gone (a stopped command's servers)."""
 
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import time
+from multiprocessing.context import BaseContext
 from pathlib import Path
+
+# What the fork server imports once, before it forks each worker process: the modules of the
+# functions the tests run in their workers, with what those import (creditgate, the openai
+# client, the tests' conftest).
+PRELOAD = [
+    "tests.conftest",
+    "tests.integration.test_concurrency",
+    "tests.integration.test_organization_concurrency",
+    "tests.gateway.calling_process",
+    "openai",
+]
+
+
+def worker_context() -> BaseContext:
+    """The context to start a test's worker processes in: each forks from a fork server that
+    imported `PRELOAD` once per xdist worker, instead of importing them again (a second or
+    two of CPU per process, spawned). Never a fork of the test process itself, whose threads
+    (servers, clients, pools) a fork would copy in the middle of their locks."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
 
 
 def alive(pid: int) -> bool:

@@ -1,6 +1,6 @@
 """One OS process calling the served gateway with the openai client: imports nothing but
-openai, so that the test's processes start in a moment (a spawned process imports the
-module of the function it runs)."""
+openai, so that the fork server the test's processes start from (`tests.processes`) has
+little to load before them."""
 
 from __future__ import annotations
 

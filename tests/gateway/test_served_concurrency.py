@@ -9,7 +9,6 @@ than its hold: however the calls interleave, the approvals are floor(funds / pri
 
 from __future__ import annotations
 
-import multiprocessing
 import queue
 import uuid
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from tests.databases import create_database, drop_database
 from tests.gateway import calling_process
 from tests.gateway.conftest import CARD, OPENAI_KEY, wait_for
 from tests.http.test_serve import Server, start, stop
+from tests.processes import worker_context
 
 pytestmark = pytest.mark.slow
 
@@ -99,7 +99,7 @@ def _races(served: Served, races: list[tuple[str, int]]) -> list[tuple[int, int]
     """PROCESSES processes, started once, run the races one after the other: in each, all
     are released at once, each making the race's number of calls with its key. The approvals
     and declines in all, per race."""
-    ctx = multiprocessing.get_context("spawn")
+    ctx = worker_context()
     start = ctx.Barrier(PROCESSES)  # reused: every process waits on it before each race
     out = ctx.Queue()
     workers = [

@@ -6,7 +6,6 @@ then checks exact counts and the verifier (the `ledger` fixture verifies on tear
 
 from __future__ import annotations
 
-import multiprocessing
 import queue
 import random
 import threading
@@ -22,6 +21,7 @@ import pytest
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.domain.errors import HoldNotPending, IdempotencyConflict
 from tests.conftest import FakeClock
+from tests.processes import worker_context
 
 T = TypeVar("T")
 
@@ -339,7 +339,7 @@ def test_several_processes_never_approve_one_too_many(
     processes, threads, per_thread = 3, 4, 4
     assert processes * threads * per_thread > (1_000 + 300) // 30
 
-    ctx = multiprocessing.get_context("spawn")
+    ctx = worker_context()
     start = ctx.Barrier(processes)
     out = ctx.Queue()
     args = (db_url, ledger.tenant_id, clock.now, threads, per_thread, start, out, keyed)

@@ -4,7 +4,6 @@ PostgreSQL. The `ledger` fixture verifies the books, the budgets included, after
 
 from __future__ import annotations
 
-import multiprocessing
 import queue
 import uuid
 from collections import Counter
@@ -16,6 +15,7 @@ import pytest
 from creditgate.api import Creditgate, TenantLedger
 from tests.conftest import FakeClock
 from tests.integration.test_concurrency import assert_verified, no_errors, race
+from tests.processes import worker_context
 
 PROCESSES = 8
 THREADS = 2
@@ -70,7 +70,7 @@ def test_eight_processes_keep_each_member_budget_and_the_balance_exact(
 ) -> None:
     _organization(ledger, "ample", 10_000, BUDGETS)
     _organization(ledger, "tight", TIGHT_BALANCE, dict.fromkeys(MEMBERS, 300))
-    ctx = multiprocessing.get_context("spawn")
+    ctx = worker_context()
     start = ctx.Barrier(PROCESSES)
     out = ctx.Queue()
     workers = [
