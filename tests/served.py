@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from creditgate.adapters.outbound import tls_context
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.bench.http import free_port, stop_server
 from tests.databases import create_database, drop_database
@@ -46,7 +47,10 @@ class Served:
         ledger = TenantLedger(self.cg, tenant.id)
         ledger.create_asset("credits", 2, "Credits")
         api = httpx.Client(
-            base_url=self.base, headers=_auth(key.key), event_hooks={"request": [_keyed]}
+            verify=tls_context(),
+            base_url=self.base,
+            headers=_auth(key.key),
+            event_hooks={"request": [_keyed]},
         )
         return Tenant(self, ledger, api, key.key)
 
@@ -128,7 +132,7 @@ def _wait_healthy(process: subprocess.Popen[bytes], base: str, log: Path) -> Non
     deadline = time.monotonic() + STARTUP_SECONDS
     while True:
         try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"{base}/healthz", timeout=1, verify=tls_context()).status_code == 200:
                 return
         except httpx.HTTPError:
             pass

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from creditgate.adapters.outbound import tls_context
 from creditgate.api import Creditgate
 from tests.databases import create_database, drop_database
 from tests.served import free_port
@@ -82,7 +83,7 @@ def _wait_ready(live: Live) -> None:
         if live.process.poll() is not None:
             pytest.fail(f"creditgate serve exited:\n{live.log()[-3000:]}")
         try:
-            if httpx.get(f"{live.base}/readyz", timeout=1).status_code == 200:
+            if httpx.get(f"{live.base}/readyz", timeout=1, verify=tls_context()).status_code == 200:
                 return
         except httpx.TransportError:
             pass

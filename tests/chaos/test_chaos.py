@@ -16,7 +16,7 @@ import pytest
 from creditgate.chaos.runner import ChaosOptions, ChaosReport, run_chaos
 from tests.databases import create_database, drop_database
 
-SECONDS = float(os.environ.get("CREDITGATE_CHAOS_SECONDS", "30"))
+SECONDS = float(os.environ.get("CREDITGATE_CHAOS_SECONDS", "20"))
 # A failing run prints its seed; CREDITGATE_CHAOS_SEED=N reruns it.
 SEED = int(os.environ["CREDITGATE_CHAOS_SEED"]) if os.environ.get("CREDITGATE_CHAOS_SEED") else None
 
@@ -45,6 +45,7 @@ def test_short_profile(chaos_db: str) -> None:
         clients=8,
         crash_every=(2.0, 5.0),
         cut_every=(1.0, 3.0),
+        race_balance=100,  # 10 approvals a race: the check, not a long queue
         hostile_share=0.2,
         db=chaos_db,
     )

@@ -49,6 +49,44 @@ def test_one_party_takes_every_turn(monkeypatch: pytest.MonkeyPatch) -> None:
     assert taken == 5
 
 
+class _Draw(random.Random):
+    """A caller's draw that always gives `value`."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__(0)
+        self.value = value
+
+    def random(self) -> float:
+        return self.value
+
+
+def test_a_party_asks_at_every_operation_until_its_first_aimed_crash(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A short run has an aimed crash from each party: before its first, a party's
+    operations do not draw whether to ask, they all ask; after it, only `share` of them."""
+    now = [100.0]
+    monkeypatch.setattr(cluster.time, "monotonic", lambda: now[0])
+    turns = CrashTurns(parties=2)
+    crashed: list[str] = []
+    crashers = [
+        Crasher(lambda rng, down, base: crashed.append(base), random.Random(n), turns, party=n)
+        for n in (0, 1)
+    ]
+    never, always = _Draw(0.999), _Draw(0.0)
+    assert crashers[0].aim(["a"], 0.25, never) == "a"  # its first: no draw
+    now[0] += 1.0
+    assert crashers[1].aim(["b"], 0.25, never) is None  # its first, but not its turn yet
+    now[0] += CRASH_EVERY
+    assert crashers[1].aim(["b"], 0.25, never) == "b"
+    now[0] += CRASH_EVERY
+    assert crashers[0].aim(["a"], 0.25, never) is None  # its turn, but the draw says no
+    assert crashers[0].aim(["a"], 0.25, always) == "a"
+    for crasher in crashers:
+        crasher.join()
+    assert sorted(crashed) == ["a", "a", "b"] and [c.aimed for c in crashers] == [2, 1]
+
+
 def test_the_first_aimed_crash_cuts_its_operation_in_the_middle(tmp_path: Path) -> None:
     """A request sent to the server an aimed crash picks is never answered: the server is
     frozen before the request goes (its socket still accepts) and killed after, so however

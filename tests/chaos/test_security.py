@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import event, select
 from starlette.testclient import TestClient
 
+from creditgate.adapters.outbound import tls_context
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.http.auth import AuthFailureLimiter
 from creditgate.server.app import Settings, create_app
@@ -79,7 +80,7 @@ def test_keys_are_never_stored_or_logged_in_the_clear(
         )
         cli_key = created["key"]
         secrets = [live.key, cli_key]
-        with httpx.Client(base_url=live.base, timeout=30) as http:
+        with httpx.Client(verify=tls_context(), base_url=live.base, timeout=30) as http:
             made = http.post("/v1/api-keys", json={"name": "ci"}, headers=_headers(live.key))
             assert made.status_code == 201, made.text
             api_key = made.json()["key"]
@@ -188,7 +189,7 @@ def test_bodies_past_the_cap_are_refused_413_chunked_or_not(capped: Any) -> None
         for start in range(0, len(body), 1000):
             yield body[start : start + 1000]
 
-    with httpx.Client(base_url=capped.base, timeout=30) as http:
+    with httpx.Client(verify=tls_context(), base_url=capped.base, timeout=30) as http:
         answer = http.post("/v1/assets", content=at_cap, headers=headers)
         assert answer.status_code == 201, answer.text
         for body in (at_cap + b" ", b"{" + b" " * 5_000_000 + b"}"):
@@ -342,7 +343,7 @@ def test_the_dashboard_sign_in_shares_the_limiter(cg: Creditgate) -> None:
 
 def test_a_served_creditgate_limits_failed_authentications(capped: Any) -> None:
     bad = _headers(_wrong(capped.key))
-    with httpx.Client(base_url=capped.base, timeout=30) as http:
+    with httpx.Client(verify=tls_context(), base_url=capped.base, timeout=30) as http:
         assert http.get("/v1/assets", headers=_headers(capped.key)).status_code == 200
         assert [http.get("/v1/assets", headers=bad).status_code for _ in range(3)] == [401] * 3
         refused = http.get("/v1/assets", headers=bad)

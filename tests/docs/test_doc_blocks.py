@@ -30,6 +30,7 @@ import httpx
 import pytest
 import yaml
 
+from creditgate.adapters.outbound import tls_context
 from creditgate.api import Creditgate
 from creditgate.server.demo import DEMO_CARD, DEMO_TENANT_ID, seed_demo
 from tests.served import free_port as _free_port
@@ -182,7 +183,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
             )
             if len(printed) == 2:
                 try:
-                    if httpx.get(f"{printed['CREDITGATE_BASE_URL']}/readyz").status_code == 200:
+                    if (
+                        httpx.get(
+                            f"{printed['CREDITGATE_BASE_URL']}/readyz", verify=tls_context()
+                        ).status_code
+                        == 200
+                    ):
                         break
                 except httpx.TransportError:
                     pass

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from creditgate.adapters.outbound import tls_context
 from creditgate.api import Creditgate
 from creditgate.api.gateway import UnknownGatewayKey
 from creditgate.bench.standin import StandIn
@@ -32,7 +33,9 @@ runner = CliRunner()
 
 def _api(tenant: Tenant, key: str | None = None) -> httpx.Client:
     headers = {"Authorization": f"Bearer {key or tenant.key}"}
-    return httpx.Client(base_url=tenant.gateway_url, headers=headers, timeout=10)
+    return httpx.Client(
+        verify=tls_context(), base_url=tenant.gateway_url, headers=headers, timeout=10
+    )
 
 
 def create_key(tenant: Tenant, customer: str = CUSTOMER, **body: Any) -> dict[str, Any]:

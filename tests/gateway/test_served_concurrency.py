@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from creditgate.adapters.outbound import tls_context
 from creditgate.api import Creditgate
 from creditgate.bench.standin import StandIn
 from creditgate.domain.gateway import estimate_input_tokens
@@ -56,7 +57,9 @@ class Served:
 
     def api(self) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.tenant_key}"}
-        return httpx.Client(base_url=self.server.base_url, headers=headers, timeout=30)
+        return httpx.Client(
+            verify=tls_context(), base_url=self.server.base_url, headers=headers, timeout=30
+        )
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from creditgate.adapters.outbound import tls_context
 from creditgate.api import Creditgate
 from creditgate.api.gateway import TenantGateway, UpstreamKeyNotSet
 from creditgate.bench.standin import StandIn
@@ -63,7 +64,7 @@ def test_the_http_api_sets_lists_and_clears_without_echoing_a_key(
 ) -> None:
     headers = {"Authorization": f"Bearer {tenant.key}"}
     base = f"{tenant.gateway_url}/v1/gateway/upstream-keys"
-    with httpx.Client(headers=headers) as http:
+    with httpx.Client(verify=tls_context(), headers=headers) as http:
         new_key = "sk-replaced-0123456789abcdef"
         put = http.put(f"{base}/openai", json={"api_key": new_key})
         assert put.status_code == 200, put.text

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
+from creditgate.adapters.outbound import tls_context
 from creditgate.api import Creditgate
 from creditgate.domain.errors import InvalidInput
 from creditgate.portal.web import SECURITY_HEADERS
@@ -164,7 +165,7 @@ def test_x_forwarded_for_is_believed_only_from_named_proxies(
     env = {"CREDITGATE_AUTH_FAILURES_PER_MINUTE": "2", "CREDITGATE_TRUSTED_PROXIES": trusted}
     with (
         live_server(request, "sqlite", tmp_path, **env) as live,
-        httpx.Client(base_url=live.base, timeout=10) as http,
+        httpx.Client(verify=tls_context(), base_url=live.base, timeout=10) as http,
     ):
         bad = {"Authorization": "Bearer cg_zzzzzzzz_" + "b" * 43}
         statuses = [

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from creditgate.adapters.outbound import tls_context
 from tests.databases import create_database, drop_database
 from tests.http.test_serve import Server, cli, start, stop
 
@@ -58,7 +59,9 @@ def test_a_version_published_now_prices_every_later_authorization_on_every_proce
     one, other = servers
     created = json.loads(cli("tenants", "create", "Acme AI", "--db", one.db, "--json"))
     headers = {"Authorization": f"Bearer {created['api_key']['key']}"}
-    with httpx.Client(base_url=one.base_url, headers=headers, timeout=10) as http:
+    with httpx.Client(
+        verify=tls_context(), base_url=one.base_url, headers=headers, timeout=10
+    ) as http:
         assert http.post("/v1/assets", json={"code": "credits", "scale": 2}).status_code == 201
         assert http.post("/v1/customers", json={"id": "c1"}).status_code == 201
         grant = {"asset": "credits", "amount": 10**9, "kind": "purchased", "cost_basis": "0.01"}

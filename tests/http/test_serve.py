@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from creditgate.adapters.outbound import tls_context
 from tests.databases import create_database, drop_database
 from tests.served import free_port
 
@@ -60,7 +61,10 @@ def start(db: str, tmp_path: Path, *extra: str) -> Server:
     while True:
         assert process.poll() is None, server.log()
         try:
-            if httpx.get(f"{server.base_url}/readyz", timeout=1).status_code == 200:
+            if (
+                httpx.get(f"{server.base_url}/readyz", timeout=1, verify=tls_context()).status_code
+                == 200
+            ):
                 return server
         except httpx.TransportError:
             pass
@@ -102,7 +106,9 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
 def test_a_served_creditgate_end_to_end(server: Server) -> None:
     created = json.loads(cli("tenants", "create", "Acme AI", "--db", server.db, "--json"))
     headers = {"Authorization": f"Bearer {created['api_key']['key']}"}
-    with httpx.Client(base_url=server.base_url, headers=headers, timeout=10) as http:
+    with httpx.Client(
+        verify=tls_context(), base_url=server.base_url, headers=headers, timeout=10
+    ) as http:
         assert http.post("/v1/assets", json={"code": "credits", "scale": 2}).status_code == 201
         assert http.post("/v1/customers", json={"id": "c1"}).status_code == 201
         grant = {"asset": "credits", "amount": 10_000, "kind": "purchased", "cost_basis": "0.01"}

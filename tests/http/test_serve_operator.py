@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from creditgate.adapters.outbound import tls_context
 from tests.databases import create_database, drop_database
 from tests.http.test_serve import Server, start, stop
 from tests.stripe_fake import API_KEY, FakeStripe
@@ -38,7 +39,9 @@ def _client(server: Server) -> httpx.Client:
     found = re.search(r"demo API key: (\S+)", server.stdout.read_text())
     assert found is not None, server.log()
     return httpx.Client(
-        base_url=server.base_url, headers={"Authorization": f"Bearer {found.group(1)}"}
+        verify=tls_context(),
+        base_url=server.base_url,
+        headers={"Authorization": f"Bearer {found.group(1)}"},
     )
 
 

@@ -19,6 +19,7 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
+from creditgate.adapters.outbound import tls_context
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.server.app import Settings, create_app
 from tests.chaos.live import live_server
@@ -230,7 +231,9 @@ def test_trickling_clients_do_not_starve_valid_requests(served: Any) -> None:
     headers = {"Authorization": f"Bearer {served.key}"}
     body = {"customer": "c1", "asset": "credits", "amount": 1}
     try:
-        with httpx.Client(base_url=served.base, headers=headers, timeout=10) as http:
+        with httpx.Client(
+            verify=tls_context(), base_url=served.base, headers=headers, timeout=10
+        ) as http:
             deadline = time.monotonic() + 2
             n = 0
             while time.monotonic() < deadline:  # all while the tricklers trickle

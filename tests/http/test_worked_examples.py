@@ -15,6 +15,7 @@ import httpx
 import pytest
 import yaml
 
+from creditgate.adapters.outbound import tls_context
 from tests.sdk import test_sdk_live as sdk_live
 from tests.sdk.test_sdk_live import Live
 
@@ -73,7 +74,9 @@ class Integrator:
 @pytest.fixture
 def api(live: Live) -> Iterator[Integrator]:
     headers = {"Authorization": f"Bearer {live.api_key}"}
-    with httpx.Client(base_url=live.base_url, headers=headers, timeout=30) as http:
+    with httpx.Client(
+        verify=tls_context(), base_url=live.base_url, headers=headers, timeout=30
+    ) as http:
         yield Integrator(http)
 
 

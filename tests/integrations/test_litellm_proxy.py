@@ -19,6 +19,7 @@ import httpx
 import openai
 import pytest
 
+from creditgate.adapters.outbound import tls_context
 from creditgate.bench.http import stop_server
 from creditgate.bench.standin import OPENAI_CHAT_USAGE, StandIn
 from tests.gateway.conftest import free_port, wait_for
@@ -85,7 +86,12 @@ litellm_settings:
             if process.poll() is not None:
                 pytest.fail(f"the LiteLLM proxy exited at startup:\n{log.read_text()[-3000:]}")
             try:
-                if httpx.get(f"{url}/health/liveliness", timeout=2).status_code == 200:
+                if (
+                    httpx.get(
+                        f"{url}/health/liveliness", timeout=2, verify=tls_context()
+                    ).status_code
+                    == 200
+                ):
                     break
             except httpx.HTTPError:
                 pass

@@ -41,6 +41,7 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
+from creditgate.adapters.outbound import tls_context
 from creditgate.api import Creditgate
 from creditgate.chaos.history import OK, REJECTED, UNRESOLVED, History, Op
 from creditgate.chaos.model import Findings
@@ -98,7 +99,9 @@ def open_organizations(
             if op.status != 201:
                 raise RuntimeError(f"member {spec.member} of {org.customer}: {op.answer}")
     defs = []
-    with httpx.Client(headers={"Authorization": f"Bearer {api_key}"}, timeout=10.0) as http:
+    with httpx.Client(
+        verify=tls_context(), headers={"Authorization": f"Bearer {api_key}"}, timeout=10.0
+    ) as http:
         for org in orgs:
             owned: list[tuple[str | None, str, int]] = [
                 (m.member, m.period, m.amount) for m in org.members if m.period
@@ -163,7 +166,9 @@ def read_usage(bases: list[str], api_key: str, defs: list[BudgetDef]) -> dict[Ke
     found: dict[Key, UsageRead] = {}
     owners = {(d.customer, d.member) for d in defs}
     ids = {d.id for d in defs}
-    with httpx.Client(headers={"Authorization": f"Bearer {api_key}"}, timeout=30.0) as http:
+    with httpx.Client(
+        verify=tls_context(), headers={"Authorization": f"Bearer {api_key}"}, timeout=30.0
+    ) as http:
         for customer, member in sorted(owners, key=lambda o: (o[0], o[1] or "")):
             path = f"/v1/customers/{customer}"
             path += f"/members/{member}/usage" if member else "/usage"

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from creditgate.adapters.outbound import tls_context
 from creditgate.api.clock import CLOCK_FILE_ENV, write_offset
 
 
@@ -66,7 +67,10 @@ class ServerProcess:
                     f"server exited with {self.proc.returncode}; see {self.log_path}"
                 )
             try:
-                if httpx.get(f"{self.base}/readyz", timeout=1.0).status_code == 200:
+                if (
+                    httpx.get(f"{self.base}/readyz", timeout=1.0, verify=tls_context()).status_code
+                    == 200
+                ):
                     return
             except httpx.HTTPError:
                 pass
@@ -265,8 +269,16 @@ class Crasher:
         self.threads: list[threading.Thread] = []
         self.errors: list[str] = []
 
-    def aim(self, bases: list[str]) -> str | None:
-        """The server to send the next operation to, killed just after; None: no crash now."""
+    def aim(
+        self, bases: list[str], share: float = 1.0, draw: random.Random | None = None
+    ) -> str | None:
+        """The server to send the next operation to, killed just after; None: no crash now.
+
+        Until this party's first aimed crash, every operation that may take one asks for it,
+        so it comes as soon as the party's turn does (a short run has one from each party);
+        after it, `share` of them ask (drawn from the caller's `draw`)."""
+        if self.aimed and draw is not None and draw.random() >= share:
+            return None
         if not self.turns.take(self.party):
             return None
         with self.lock:

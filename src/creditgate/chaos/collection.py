@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
+from creditgate.adapters.outbound import tls_context
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.chaos.cluster import Crash, Crasher, CrashTurns, Freeze
 from creditgate.chaos.history import OK, UNRESOLVED, History, Op
@@ -111,7 +112,9 @@ class CollectionClient(Client):
     def __init__(self, shared: Clients, n: int, rng: random.Random, crasher: Crasher) -> None:
         super().__init__(shared, n, rng)
         self.crasher = crasher
-        self.reader = httpx.Client(headers={"Authorization": f"Bearer {shared.key}"}, timeout=10.0)
+        self.reader = httpx.Client(
+            verify=tls_context(), headers={"Authorization": f"Bearer {shared.key}"}, timeout=10.0
+        )
 
     def run(self, deadline: float) -> None:
         kinds = list(WEIGHTS)
@@ -158,7 +161,7 @@ class CollectionClient(Client):
         if not due:
             return
         invoice = self.rng.choice(due)
-        aimed = self.crasher.aim(self.shared.bases()) if self.rng.random() < 0.25 else None
+        aimed = self.crasher.aim(self.shared.bases(), 0.25, self.rng)
         path = f"/v1/invoices/{invoice['id']}/mark-paid"
         self.send("invoice_paid", customer, path, {}, first=aimed)
         if self.rng.random() < 0.15:
@@ -196,7 +199,7 @@ class CollectionClient(Client):
             return
         now = datetime.fromisoformat(clock["now"]).astimezone(UTC)
         to = now + timedelta(days=self.rng.randint(2, 12), minutes=self.rng.randint(0, 600))
-        aimed = self.crasher.aim(self.shared.bases()) if self.rng.random() < 0.5 else None
+        aimed = self.crasher.aim(self.shared.bases(), 0.5, self.rng)
         self.send("advance", "-", "/v1/test-clock/advance", {"to": to.isoformat()}, first=aimed)
 
 

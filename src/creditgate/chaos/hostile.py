@@ -35,6 +35,7 @@ from urllib.parse import quote
 import httpx
 from sqlalchemy import func, literal, select, union_all
 
+from creditgate.adapters.outbound import tls_context
 from creditgate.api import Creditgate
 from creditgate.storage import tables
 
@@ -277,7 +278,7 @@ def prepare_tenant(base_url: str, api_key: str) -> None:
         ("/v1/rate-cards", {"spec": _PREPARE_CARD, "name": "default"}, "card"),
         ("/v1/packs", {"code": "hostile", "asset": ASSET, "amount": 100, "price": "1"}, "pack"),
     ]
-    with httpx.Client(base_url=base_url, headers=headers, timeout=30) as http:
+    with httpx.Client(verify=tls_context(), base_url=base_url, headers=headers, timeout=30) as http:
         for path, body, name in steps:
             key = f"hostile-prepare-{name}"
             response = http.post(path, json=body, headers={"Idempotency-Key": key})
@@ -751,7 +752,9 @@ def run_hostile(
     OpenAPI document is read (a server builds it at the first ask: seconds of CPU on a
     loaded machine, which would otherwise eat the run)."""
     report = HostileReport()
-    with httpx.Client(base_url=base_url, timeout=60, follow_redirects=False) as http:
+    with httpx.Client(
+        verify=tls_context(), base_url=base_url, timeout=60, follow_redirects=False
+    ) as http:
         document = http.get("/openapi.json").raise_for_status().json()
         schema = _Schema(document)
         operations = schema.operations()

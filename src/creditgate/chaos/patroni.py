@@ -30,6 +30,8 @@ from typing import Any
 
 import httpx
 
+from creditgate.adapters.outbound import tls_context
+
 SCOPE = "creditgate"
 TTL, LOOP_WAIT, RETRY_TIMEOUT = 10, 1, 4  # loop_wait + 2 * retry_timeout <= ttl
 PACKAGES = "patroni etcd-server"  # Debian's, as `scripts/test` installs them
@@ -300,7 +302,7 @@ class PatroniCluster:
         """Member name -> Patroni's view of it (role, state, lag), asked of any live node."""
         for member in self.members:
             try:
-                response = httpx.get(f"{member.api}/cluster", timeout=2.0)
+                response = httpx.get(f"{member.api}/cluster", timeout=2.0, verify=tls_context())
                 if response.status_code == 200:
                     return {m["name"]: m for m in response.json().get("members", [])}
             except httpx.HTTPError:
@@ -378,6 +380,7 @@ class PatroniCluster:
             f"{self.member(old).api}/switchover",
             json={"leader": old, "candidate": candidate},
             timeout=60.0,
+            verify=tls_context(),
         )
         if response.status_code != 200:
             raise RuntimeError(f"switchover refused: {response.status_code} {response.text}")

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from creditgate.adapters.outbound import tls_context
+
 
 @dataclass
 class RaceResult:
@@ -75,7 +77,7 @@ def race(
     if budget is not None:
         fits = min(fits, budget // amount)
     requests = fits * 2 + threads
-    with httpx.Client(headers=headers, timeout=30.0) as setup:
+    with httpx.Client(verify=tls_context(), headers=headers, timeout=30.0) as setup:
         body: dict[str, object] = {"id": customer, "policy": policy}
         if policy == "overdraft":
             body["overdraft_limit"] = limit
@@ -105,7 +107,7 @@ def race(
         nonlocal approved
         wrng = random.Random(f"{seed}:{n}")
         mine = [i for i in range(requests) if i % threads == n]
-        with httpx.Client(headers=headers, timeout=30.0) as http:
+        with httpx.Client(verify=tls_context(), headers=headers, timeout=30.0) as http:
             start.wait()
             for i in mine:
                 as_charge = kind == "charge" or (kind == "mixed" and i % 2 == 1)
@@ -129,7 +131,7 @@ def race(
 
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(worker, range(threads)))
-    with httpx.Client(headers=headers, timeout=30.0) as http:
+    with httpx.Client(verify=tls_context(), headers=headers, timeout=30.0) as http:
         wallet = http.get(f"{bases[0]}/v1/customers/{customer}/wallet").json()
         available = next(b["available"] for b in wallet["balances"] if b["asset"] == "credits")
         if budget is not None:

@@ -293,8 +293,11 @@ class Faults:
     def _clock(self) -> None:
         rng = random.Random(self.rng.random())
         offset = self.cluster.offset_seconds
+        ticks = 0
         while not self.stop.wait(self.options.clock_tick):
-            if rng.random() < 0.1:
+            ticks += 1
+            # A tenth of the ticks, and the third of every run (a short one has one too).
+            if rng.random() < 0.1 or ticks == 3:
                 offset -= Decimal(rng.randint(1, 60))  # a clock fault: time goes back
                 self.jumps_back += 1
             else:

@@ -234,7 +234,7 @@ class Client:
         crasher = self.shared.crasher
         if crasher is None or wallet not in {o.customer for o in self.shared.orgs}:
             return None
-        return crasher.aim(self.shared.bases()) if self.rng.random() < AIM_SHARE else None
+        return crasher.aim(self.shared.bases(), AIM_SHARE, self.rng)
 
     def _org_call(self) -> tuple[str, dict[str, Any]]:
         """A call on an organization: for a member (now and then none), mostly small, now and

@@ -7,9 +7,11 @@ every retry, so a retried request answers with its first result instead of a sec
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import platform
+import ssl
 import time
 import uuid
 from collections.abc import (
@@ -89,6 +91,15 @@ log = logging.getLogger("creditgate_sdk")
 ENV_BASE_URL = "CREDITGATE_BASE_URL"
 ENV_API_KEY = "CREDITGATE_API_KEY"
 DEFAULT_TIMEOUT = 10.0
+
+
+@functools.cache
+def default_tls() -> ssl.SSLContext:
+    """The TLS settings of the HTTP clients the SDK makes itself: httpx's default verification
+    (certifi's authorities, or `SSL_CERT_FILE` / `SSL_CERT_DIR`), built once per process.
+    Building it loads the whole CA bundle, about 30 ms of CPU, which each new `Client` would
+    otherwise pay; one context is safe to share between clients and threads."""
+    return httpx.create_ssl_context()
 
 
 def new_idempotency_key() -> str:
@@ -249,7 +260,7 @@ class Client(_BaseClient):
             strict=strict,
         )
         self._owns_http = http_client is None
-        self._http = http_client or httpx.Client()
+        self._http = http_client or httpx.Client(verify=default_tls())
 
     def close(self) -> None:
         if self._owns_http:
@@ -911,7 +922,7 @@ class AsyncClient(_BaseClient):
             strict=strict,
         )
         self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient()
+        self._http = http_client or httpx.AsyncClient(verify=default_tls())
 
     async def aclose(self) -> None:
         if self._owns_http:
