@@ -43,6 +43,25 @@ from tests.stripe_fake import FakeStripe
 BACKENDS = ["sqlite", "postgres"]
 
 
+def _reuse_the_command_tree() -> None:
+    """typer's `CliRunner.invoke(app, ...)` builds the click command tree from the app's
+    signatures at every call (about 0.13 s); for creditgate's app the tests' runners take
+    the tree `creditgate.cli.main.command()` built once, as the console script does."""
+    import typer.testing
+
+    from creditgate.cli.main import app, command
+
+    build = typer.testing._get_command  # fails loudly if typer stops building it there
+
+    def once(typer_app: typer.Typer) -> Any:
+        return command() if typer_app is app else build(typer_app)
+
+    typer.testing._get_command = once
+
+
+_reuse_the_command_tree()
+
+
 class FakeClock:
     """Time the tests move by hand."""
 
