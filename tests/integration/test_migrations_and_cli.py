@@ -14,7 +14,7 @@ from creditgate.api import Creditgate
 from creditgate.cli import app
 from creditgate.server.demo import DEMO_TENANT_ID
 from creditgate.storage.database import Database
-from creditgate.storage.migrate import current_revision, head_revision, upgrade
+from creditgate.storage.migrate import HEAD, at_head, current_revision, head_revision, upgrade
 from creditgate.storage.tables import (
     ledger_entries,
     ledger_transactions,
@@ -41,8 +41,10 @@ def test_migrations_build_the_whole_schema_from_empty(empty_db: str) -> None:
     try:
         assert current_revision(db) is None
         assert inspect(db.engine).get_table_names() == []
+        assert not at_head(db)
         upgrade(db)
-        assert current_revision(db) == head_revision(db) is not None
+        assert current_revision(db) == head_revision(db) == HEAD
+        assert at_head(db)
         tables = set(inspect(db.engine).get_table_names())
         assert set(metadata.tables) | {"alembic_version"} == tables
         # The migrations produce exactly the schema the code is written against.

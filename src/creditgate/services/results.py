@@ -17,7 +17,7 @@ DecimalString = Annotated[Decimal, PlainSerializer(decimal_text, return_type=str
 
 
 class Result(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
 
 class Tenant(Result):
