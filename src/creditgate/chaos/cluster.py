@@ -67,10 +67,8 @@ class ServerProcess:
                     f"server exited with {self.proc.returncode}; see {self.log_path}"
                 )
             try:
-                if (
-                    httpx.get(f"{self.base}/readyz", timeout=1.0, verify=tls_context()).status_code
-                    == 200
-                ):
+                ready = httpx.get(f"{self.base}/readyz", timeout=1.0, verify=tls_context())
+                if ready.status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
