@@ -232,3 +232,95 @@ def test_the_first_event_reaches_the_client_before_the_provider_sends_the_rest(
     assert not rest_sent_before, "the first event came only once the provider sent the rest"
     assert first + "".join(pieces) == "Hello, world!"
     wait_for(lambda: tenant.available() == FUNDS - expected)
+
+
+class _Upstream:
+    """A provider's streamed answer, every event already come."""
+
+    status = 200
+    headers: dict[str, str] = {}
+
+    def __init__(self, events: list[bytes]) -> None:
+        self.events = events
+        self.content = self
+        self.released = self.closed = False
+
+    async def iter_any(self) -> Any:
+        for event in self.events:
+            yield event
+
+    def release(self) -> None:
+        self.released = True
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _Gateway:
+    def __init__(self) -> None:
+        self.settled: list[dict[str, Any]] = []
+        self.voided = 0
+
+    async def settle(self, call: Any, usage: Any, **details: Any) -> None:
+        self.settled.append({"usage": usage, **details})
+
+    async def void(self, call: Any) -> None:
+        self.voided += 1
+
+
+def _relay_to_a_client_who_leaves(after_last_event: bool) -> tuple[_Gateway, _Upstream]:
+    """The relay of a whole stream to a client that disconnects once it has the provider's
+    last event (`after_last_event`) or once it has the first."""
+    from types import SimpleNamespace
+
+    from creditgate.domain.gateway import Usage
+    from creditgate.gateway.routes import Relay
+    from creditgate.gateway.streams import StreamMeter
+
+    usage = b'data: {"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 3}}\n\n'
+    events = [
+        b'data: {"choices": [{"delta": {"content": "Hel"}}]}\n\n',
+        b'data: {"choices": [{"delta": {"content": "lo"}}]}\n\n',
+        usage,
+        b"data: [DONE]\n\n",
+    ]
+    upstream, gateway = _Upstream(events), _Gateway()
+    call = SimpleNamespace(estimate=Usage(input_tokens=12, output_tokens=64))
+    meter = StreamMeter("openai_chat")
+    relay = Relay(gateway, upstream, call, meter, {}, "text/event-stream")  # type: ignore[arg-type]
+
+    async def main() -> None:
+        left = asyncio.Event()
+        wanted = events[-1] if after_last_event else events[0]
+
+        async def receive() -> dict[str, Any]:
+            await left.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            if left.is_set():
+                await asyncio.sleep(1)  # a client that left: its socket takes nothing more
+            elif message.get("body") == wanted:
+                left.set()  # this one reached the client, which then leaves
+
+        await relay({"type": "http"}, receive, send)
+
+    asyncio.run(main())
+    return gateway, upstream
+
+
+def test_a_client_leaving_after_the_last_event_left_a_complete_stream() -> None:
+    """A client that reads the provider's last event and closes before the closing empty
+    chunk has had the whole answer: the stream is complete, charged by the usage reported."""
+    gateway, upstream = _relay_to_a_client_who_leaves(after_last_event=True)
+    (settled,) = gateway.settled
+    assert settled["stream"] == "complete"
+    assert (settled["usage"].input_tokens, settled["usage"].output_tokens) == (12, 3)
+    assert upstream.released and not upstream.closed
+
+
+def test_a_client_leaving_in_the_middle_cuts_the_stream_short() -> None:
+    gateway, upstream = _relay_to_a_client_who_leaves(after_last_event=False)
+    (settled,) = gateway.settled
+    assert settled["stream"] == "client_disconnected"
+    assert upstream.closed and not upstream.released

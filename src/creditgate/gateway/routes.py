@@ -653,6 +653,9 @@ class Relay(Response):
         self.upstream = upstream
         self.call = call
         self.meter = meter
+        # Every event the provider sent was handed on: a client that leaves after that
+        # (before the closing empty chunk) left a complete stream.
+        self.relayed = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         outcome = "disconnected"
@@ -672,6 +675,8 @@ class Relay(Response):
         except OSError:
             outcome = "disconnected"
         finally:
+            if outcome == "disconnected" and self.relayed:
+                outcome = "done"
             # A stream that ended goes back to the pool; one cut short is closed, so that
             # the provider stops generating.
             if outcome == "done":
@@ -696,6 +701,7 @@ class Relay(Response):
             rest = splitter.rest()
             if rest:
                 await send({"type": "http.response.body", "body": rest, "more_body": True})
+            self.relayed = not self.meter.failed
         except (aiohttp.ClientError, TimeoutError):
             self.meter.failed = True
         await send({"type": "http.response.body", "body": b"", "more_body": False})
