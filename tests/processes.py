@@ -1,14 +1,18 @@
-"""Processes a test starts: worker processes started from a fork server, and processes
-checked for being gone (a stopped command's servers)."""
+"""Processes a test starts: worker processes started from a fork server, a fresh Python that
+answers in JSON, and processes checked for being gone (a stopped command's servers)."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
 import os
+import subprocess
+import sys
 import time
 from multiprocessing.context import BaseContext
 from pathlib import Path
+from typing import Any
 
 # What the fork server imports once, before it forks each worker process: the modules of the
 # functions the tests run in their workers, with what those import (creditgate, the openai
@@ -30,6 +34,15 @@ def worker_context() -> BaseContext:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)
     return context
+
+
+def fresh_python(code: str) -> Any:
+    """What `code`, run by a new Python process (nothing imported yet), prints as JSON: for
+    what a process loads, which only a process that loaded nothing else can tell."""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    return json.loads(out.stdout)
 
 
 def alive(pid: int) -> bool:

@@ -5,16 +5,15 @@ costs a tenth of a second or more at every start, and most servers never need so
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 from creditgate.api import Creditgate
+from tests.processes import fresh_python
 
 STARTED = """
 import json, sys
 from creditgate.api import Creditgate
+from tests.processes import fresh_python
 from creditgate.server.app import create_app
 from fastapi.testclient import TestClient
 
@@ -25,14 +24,7 @@ print(json.dumps(sorted({{m.split(".")[0] for m in sys.modules}})))
 
 
 def _loaded_by_a_started_app(url: str) -> set[str]:
-    out = subprocess.run(
-        [sys.executable, "-c", STARTED.format(url=url)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return set(json.loads(out.stdout))
+    return set(fresh_python(STARTED.format(url=url)))
 
 
 def test_a_started_server_has_not_loaded_what_only_some_calls_need(tmp_path: Path) -> None:

@@ -3,9 +3,6 @@ by either module name, and from a LiteLLM proxy config (`litellm_settings.callba
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 from litellm.integrations.custom_logger import CustomLogger
@@ -13,6 +10,7 @@ from litellm.proxy.types_utils.utils import get_instance_fn
 
 import creditgate.integrations.litellm as server_name
 import creditgate_sdk.integrations.litellm as plugin
+from tests.processes import fresh_python
 
 LOADED = """
 import json, sys
@@ -22,14 +20,7 @@ print(json.dumps(sorted(m for m in sys.modules if m == "litellm" or m.startswith
 
 
 def _litellm_modules_after(imports: str) -> list[str]:
-    out = subprocess.run(
-        [sys.executable, "-c", LOADED.format(imports=imports)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return list(json.loads(out.stdout))
+    return list(fresh_python(LOADED.format(imports=imports)))
 
 
 def test_neither_the_sdk_nor_the_server_loads_litellm_unless_the_plugin_is_imported() -> None:
