@@ -21,12 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from creditgate.adapters.outbound import (
-    GuardedBackend,
-    RefusedTarget,
-    guarded_transport,
-    literal_address,
-)
+from creditgate.adapters.guarded import GuardedBackend, guarded_transport
+from creditgate.adapters.outbound import RefusedTarget, literal_address
 from creditgate.api import Creditgate
 from creditgate.services.webhooks.delivery import WebhookSender
 from tests.conftest import operator_settings

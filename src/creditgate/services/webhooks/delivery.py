@@ -4,10 +4,13 @@ Signatures follow the Standard Webhooks specification: headers `webhook-id` (the
 id, the same on every attempt, for the receiver to deduplicate on), `webhook-timestamp`
 and `webhook-signature` (`v1,<base64 HMAC-SHA256 of id.timestamp.body>`).
 
-Every connection goes through `outbound.guarded_transport`: only to public addresses
+Every connection goes through `guarded.guarded_transport`: only to public addresses
 (unless the operator allows private ones), to the address that was checked, never through
 a proxy from the environment, and never following a redirect. What is recorded of an
 attempt is its status code or a class of error, never what the receiver answered.
+
+A sender makes its HTTP client (and loads httpx) with its first delivery: a server whose
+tenants have no webhook endpoints never loads it.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
+from typing import TYPE_CHECKING
 
-import httpx
 from sqlalchemy import Connection
 from standardwebhooks.webhooks import Webhook
 
@@ -28,8 +31,6 @@ from creditgate.adapters.outbound import (
     RefusedTarget,
     Resolve,
     UnresolvableTarget,
-    error_class,
-    guarded_transport,
     no_cookies,
     system_resolve,
 )
@@ -44,6 +45,9 @@ from creditgate.services.webhooks.outbox import (
 )
 from creditgate.storage.database import Database
 from creditgate.storage.secret_keys import SecretKeys
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("creditgate.webhooks")
 
@@ -91,15 +95,32 @@ class WebhookSender:
     ) -> None:
         self.timeout = timeout
         self.signing_clock = signing_clock
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_SECONDS)),
-            follow_redirects=False,
-            headers={"user-agent": USER_AGENT},
-            cookies=no_cookies(),
-            transport=guarded_transport(allow_private=allow_private_targets, resolve=resolve),
-            trust_env=False,
-        )
+        self.allow_private_targets = allow_private_targets
+        self.resolve = resolve
+        self._client: httpx.Client | None = None
+        self._client_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="creditgate-webhook")
+
+    def client(self) -> httpx.Client:
+        """The sender's one HTTP client, made (and httpx loaded) at its first delivery."""
+        with self._client_lock:
+            if self._client is None:
+                import httpx
+
+                from creditgate.adapters.guarded import guarded_transport
+
+                timeout = self.timeout
+                self._client = httpx.Client(
+                    timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_SECONDS)),
+                    follow_redirects=False,
+                    headers={"user-agent": USER_AGENT},
+                    cookies=no_cookies(),
+                    transport=guarded_transport(
+                        allow_private=self.allow_private_targets, resolve=self.resolve
+                    ),
+                    trust_env=False,
+                )
+            return self._client
 
     def headers(self, sent: Outgoing, secret: str) -> dict[str, str]:
         now = self.signing_clock().astimezone(UTC)
@@ -114,8 +135,13 @@ class WebhookSender:
     def send(self, sent: Outgoing, secret: str) -> Outcome:
         """One attempt, signed with the endpoint's (opened) secret. The body of the answer is
         not read: closing the response drops it with the connection."""
+        client = self.client()
+        import httpx  # loaded by `client()`
+
+        from creditgate.adapters.guarded import error_class
+
         try:
-            with self._client.stream(
+            with client.stream(
                 "POST", sent.url, content=sent.body.encode(), headers=self.headers(sent, secret)
             ) as response:
                 status = response.status_code
@@ -138,7 +164,9 @@ class WebhookSender:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
-        self._client.close()
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
 
     def __enter__(self) -> WebhookSender:
         return self
