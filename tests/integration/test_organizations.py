@@ -7,15 +7,18 @@ budgets' held and spent against their holds and charges included) afterwards.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from creditgate.api import TenantLedger
 from creditgate.domain.budgets import MemberRemoved, UnknownBudget, UnknownMember
 from creditgate.domain.errors import AlreadyExists, InvalidInput, UnknownAsset
+from creditgate.portal.reads import organization_overview
+from creditgate.services.reports.organization import OrganizationOverview
 from creditgate.storage.members import SCOPE_ROWS
 from creditgate.storage.tables import budget_usage, budgets, events, ledger_transactions, members
 from tests.conftest import FakeClock
@@ -454,6 +457,70 @@ def test_usage_lists_each_budget_current_period(ledger: TenantLedger, clock: Fak
     week = found.data[1]
     assert week.period_end is not None and week.period_start is not None
     assert week.period_end - week.period_start == timedelta(days=7)
+
+
+def test_earlier_periods_are_each_budgets_own(ledger: TenantLedger, clock: FakeClock) -> None:
+    """The usage rows of a member's budgets are read together: each budget's latest periods."""
+    org(ledger, 100_000)
+    ledger.create_asset("gpu_minutes", 0)
+    ledger.grant("acme", "gpu_minutes", 500)
+    ledger.set_budget("acme", "credits", 300, period="day", member="alice")
+    ledger.set_budget("acme", "gpu_minutes", 50, period="day", member="alice")
+    for day in range(1, 6):  # credits every day, GPU minutes every second day
+        ledger.charge("acme", "credits", 10 * day, member="alice", idempotency_key=key())
+        if day % 2:
+            ledger.charge("acme", "gpu_minutes", day, member="alice", idempotency_key=key())
+        clock.advance(days=1)
+    found = ledger.usage("acme", member="alice", periods=3).data
+    assert [(p.asset, p.spent) for p in found] == [
+        ("credits", 0),  # today: nothing yet
+        ("credits", 50),
+        ("credits", 40),
+        ("gpu_minutes", 0),
+        ("gpu_minutes", 5),  # then the periods it was used in, latest first
+        ("gpu_minutes", 3),
+    ]
+
+
+def _statements(ledger: TenantLedger, read: Callable[[], object]) -> int:
+    seen: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        seen.append(statement)
+
+    event.listen(ledger.cg.db.engine, "before_cursor_execute", count)
+    try:
+        read()
+    finally:
+        event.remove(ledger.cg.db.engine, "before_cursor_execute", count)
+    return len(seen)
+
+
+def test_the_organization_overview_reads_as_much_for_many_members_as_for_few(
+    ledger: TenantLedger,
+) -> None:
+    """The dashboard's and the portal's organization page: its members' budgets and their
+    periods are read in one statement each, not one per member and budget."""
+    for customer, size in (("few", 2), ("many", 9)):
+        ledger.create_customer(customer)
+        ledger.grant(customer, "credits", 100_000, kind="purchased", cost_basis="0.01")
+        ledger.set_budget(customer, "credits", 5_000, period="month")
+        for n in range(size):
+            ledger.create_member(customer, f"m{n}")
+            ledger.set_budget(customer, "credits", 100 + n, period="day", member=f"m{n}")
+            ledger.charge(customer, "credits", 7, member=f"m{n}", idempotency_key=key())
+
+    def overview(customer: str) -> OrganizationOverview:
+        return organization_overview(ledger.cg, ledger.tenant_id, customer=customer)
+
+    many = overview("many")
+    assert [
+        (m.member.external_id, [(b.amount, b.spent) for b in m.budgets]) for m in many.members
+    ] == [(f"m{n}", [(100 + n, 7)]) for n in range(9)]
+    overview("few")  # each read once before counting: the caches of the pool and the compiler
+    assert _statements(ledger, lambda: overview("many")) == _statements(
+        ledger, lambda: overview("few")
+    )
 
 
 def test_an_organization_with_more_members_than_one_read_brings_back(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, and_, bindparam, literal, select, update
+from sqlalchemy import BigInteger, Integer, and_, bindparam, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from creditgate.storage.database import RetryTransaction
@@ -279,13 +279,23 @@ def read(uow: UnitOfWork, key: PeriodKey) -> Usage | None:
     return None if row is None else _usage(row)
 
 
-def history(conn: Any, budget_id: str, limit: int) -> list[Any]:
-    """A budget's usage rows, the latest period first."""
+def history(conn: Any, budget_ids: Sequence[str], limit: int) -> list[Any]:
+    """The usage rows of each of the budgets, its latest `limit` periods, in one read: by
+    budget, the latest period first."""
+    if not budget_ids:
+        return []
+    latest_first = budget_usage.c.period_start.desc()
+    ranked = select(
+        budget_usage,
+        func.row_number()
+        .over(partition_by=budget_usage.c.budget_id, order_by=latest_first)
+        .label("rank"),
+    ).where(budget_usage.c.budget_id.in_(sorted(set(budget_ids))))
+    inner = ranked.subquery()
     return list(
         conn.execute(
-            select(budget_usage)
-            .where(budget_usage.c.budget_id == budget_id)
-            .order_by(budget_usage.c.period_start.desc())
-            .limit(limit)
+            select(*(inner.c[column.key] for column in budget_usage.c))
+            .where(inner.c.rank <= limit)
+            .order_by(inner.c.budget_id, inner.c.period_start.desc())
         )
     )

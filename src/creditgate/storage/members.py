@@ -7,6 +7,7 @@ with those of the wallet's other members for the later calls of its transaction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -190,6 +191,20 @@ def list_budgets(conn: Connection, wallet_id: str, member: str) -> list[Any]:
             select(budgets)
             .where(budgets.c.wallet_id == wallet_id, budgets.c.member == member)
             .order_by(budgets.c.asset)
+        )
+    )
+
+
+def list_budgets_of(conn: Connection, wallet_id: str, owners: Sequence[str]) -> list[Any]:
+    """The budgets of each of `owners` (members' external ids, or `WHOLE_CUSTOMER`) of the
+    wallet, in one read: by owner, then asset."""
+    if not owners:
+        return []
+    return list(
+        conn.execute(
+            select(budgets)
+            .where(budgets.c.wallet_id == wallet_id, budgets.c.member.in_(sorted(set(owners))))
+            .order_by(budgets.c.member, budgets.c.asset)
         )
     )
 

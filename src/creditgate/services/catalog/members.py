@@ -8,6 +8,7 @@ a new budget, counted from zero; another amount, mode or thresholds keep its cou
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -377,14 +378,26 @@ def usage(tx: Tx, *, customer: str, member: str | None, periods: int = 1) -> Mem
 def budget_periods(tx: Tx, wallet_id: str, owner: str, periods: int = 1) -> list[BudgetPeriod]:
     """`usage` of a member already read (or of the customer as a whole, `WHOLE_CUSTOMER`)
     of the wallet: each budget's current period and up to `periods` - 1 earlier ones."""
-    data: list[BudgetPeriod] = []
-    for row in rows.list_budgets(tx.conn, wallet_id, owner):
-        budget = budget_of(row)
+    return budget_periods_of(tx, wallet_id, [owner], periods)[owner]
+
+
+def budget_periods_of(
+    tx: Tx, wallet_id: str, owners: Sequence[str], periods: int = 1
+) -> dict[str, list[BudgetPeriod]]:
+    """`budget_periods` of each of `owners`, in two reads however many they are: their
+    budgets, then the usage rows of all of them."""
+    listed = rows.list_budgets_of(tx.conn, wallet_id, owners)
+    found = [(row.member, budget_of(row)) for row in listed]
+    used: dict[str, dict[datetime, Any]] = {budget.id: {} for _, budget in found}
+    for u in usage_rows.history(tx.conn, list(used), periods):
+        used[u.budget_id][u.period_start] = u
+    data: dict[str, list[BudgetPeriod]] = {owner: [] for owner in owners}
+    for owner, budget in found:
         current = budget.span(tx.now).start
-        used = {u.period_start: u for u in usage_rows.history(tx.conn, budget.id, periods)}
-        starts = [current, *sorted((s for s in used if s < current), reverse=True)]
+        rows_of = used[budget.id]
+        starts = [current, *sorted((s for s in rows_of if s < current), reverse=True)]
         for start in starts[:periods]:
-            data.append(_period(budget, start, used.get(start)))
+            data[owner].append(_period(budget, start, rows_of.get(start)))
     return data
 
 

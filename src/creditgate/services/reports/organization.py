@@ -76,15 +76,12 @@ def overview(
             used[row.member].append(
                 MemberUse(asset=row.asset, charges=row.charges, amount=int(row.amount))
             )
+    periods = members.budget_periods_of(tx, wallet_id, names)
     return OrganizationOverview(
         customer=customer,
         days=days,
         members=[
-            MemberOverview(
-                member=m,
-                budgets=members.budget_periods(tx, wallet_id, m.external_id),
-                used=used[m.external_id],
-            )
+            MemberOverview(member=m, budgets=periods[m.external_id], used=used[m.external_id])
             for m in shown
         ],
         more=len(found) > MAX_MEMBERS,
