@@ -19,6 +19,7 @@ import asyncio, json, sys
 from creditgate.api import Creditgate
 from creditgate.server.app import create_app
 from creditgate.server.worker import Sweeper
+from creditgate.services.webhooks.delivery import deliver_webhooks
 
 async def status_of(app, path):
     sent = []
@@ -37,11 +38,17 @@ async def status_of(app, path):
 
 async def main():
     cg = Creditgate({url!r})
-    sweeper = Sweeper(cg)  # as `creditgate serve` runs it: the sweeps and webhook delivery
+    # As `creditgate serve` runs them, the sweeps and webhook delivery, each round at once:
+    # a round with nothing to send makes no HTTP client.
+    sweeper = Sweeper(cg, interval=0.01)
+    sweeper.webhooks.interval = 0.01
     sweeper.start()
     app = create_app(cg)
     async with app.router.lifespan_context(app):
         assert await status_of(app, "/readyz") == 200
+    report = deliver_webhooks(cg.db, cg.clock, sweeper.webhooks.sender)
+    assert report.attempted == 0
+    await asyncio.sleep(0.2)  # rounds of the sweeper's threads too
     sweeper.stop()
 
 asyncio.run(main())

@@ -30,7 +30,7 @@ from creditgate.domain.webhooks import (
 from creditgate.server.worker import Sweeper
 from creditgate.services.webhooks.delivery import WebhookSender, deliver_webhooks
 from creditgate.services.webhooks.endpoints import CreatedWebhookEndpoint, WebhookDelivery
-from creditgate.services.webhooks.outbox import LEASE, claim_due, fan_out
+from creditgate.services.webhooks.outbox import LEASE, Outgoing, claim_due, fan_out
 from tests.conftest import FakeClock
 from tests.webhook_receiver import HANG, Receiver
 
@@ -596,3 +596,46 @@ def test_a_cookie_one_tenants_receiver_sets_never_goes_to_another_tenants(
     assert [r.path for r in receiver.received] == ["/a", "/b", "/a"]
     assert [r.headers.get("cookie") for r in receiver.received] == [None, None, None]
     assert cg.verify(other.tenant_id).ok
+
+
+def _outgoing() -> Outgoing:
+    return Outgoing(
+        delivery_id="whd_1",
+        tenant_id="ten_1",
+        endpoint_id="whe_1",
+        url="https://hooks.example/in",
+        secret="sealed",
+        body="{}",
+        attempt=1,
+        claim="claim_1",
+    )
+
+
+def test_a_sender_makes_its_client_at_its_first_delivery_and_refuses_to_send_once_closed() -> None:
+    sender = WebhookSender(resolve=lambda host, port: ["203.0.113.9"], timeout=0.2)
+    assert sender._client is None  # nothing made at start: httpx is loaded with the first send
+    client = sender.client()
+    assert sender.client() is client  # one client, every delivery
+    sender.close()
+    assert client.is_closed
+    with pytest.raises(RuntimeError, match="closed"):
+        sender.send(_outgoing(), "secret")
+    unused = WebhookSender()
+    unused.close()  # never sent: nothing to close, and none made after
+    with pytest.raises(RuntimeError, match="closed"):
+        unused.client()
+
+
+def test_an_attempt_whose_client_cannot_be_made_is_a_connection_error(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import creditgate.adapters.guarded as guarded
+
+    def broken(**kwargs: object) -> object:
+        raise OSError("no CA bundle")
+
+    monkeypatch.setattr(guarded, "guarded_transport", broken)
+    with WebhookSender() as sender:
+        outcome = sender.send(_outgoing(), "secret")
+    assert outcome.error == "connection_error" and outcome.status_code is None
+    assert "could not be made" in caplog.text

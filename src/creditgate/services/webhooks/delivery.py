@@ -99,11 +99,14 @@ class WebhookSender:
         self.resolve = resolve
         self._client: httpx.Client | None = None
         self._client_lock = threading.Lock()
+        self._closed = False
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="creditgate-webhook")
 
     def client(self) -> httpx.Client:
         """The sender's one HTTP client, made (and httpx loaded) at its first delivery."""
         with self._client_lock:
+            if self._closed:
+                raise RuntimeError("the webhook sender is closed")
             if self._client is None:
                 import httpx
 
@@ -135,7 +138,16 @@ class WebhookSender:
     def send(self, sent: Outgoing, secret: str) -> Outcome:
         """One attempt, signed with the endpoint's (opened) secret. The body of the answer is
         not read: closing the response drops it with the connection."""
-        client = self.client()
+        try:
+            client = self.client()
+        except RuntimeError:
+            raise  # closed: a programming error, as sending on a closed client was
+        except Exception:
+            # Made at the first delivery, not at start: a client that cannot be made (its TLS
+            # settings, say) fails each attempt, logged for the operator, and the attempts
+            # are retried as any that could not connect.
+            log.exception("the webhook sender's HTTP client could not be made")
+            return Outcome(error="connection_error")
         import httpx  # loaded by `client()`
 
         from creditgate.adapters.guarded import error_class
@@ -165,6 +177,7 @@ class WebhookSender:
     def close(self) -> None:
         self._pool.shutdown(wait=True)
         with self._client_lock:
+            self._closed = True
             if self._client is not None:
                 self._client.close()
 
