@@ -186,12 +186,18 @@ def private_webhook_targets(
 ) -> Iterator[None]:
     """The operator's switch on, so that webhooks may go to the tests' receivers on loopback:
     on the shared creditgate if the test uses it, and in the environment, for the
-    creditgates and servers the test starts itself."""
+    creditgates and servers the test starts itself.
+
+    The shared creditgate is had before the environment changes: made under the switch, it
+    would keep it for every later test of the session (its operator's settings are read
+    from the environment once), and registering an inside address would pass in tests that
+    expect it refused, depending on which test happened to make it first."""
+    shared = request.getfixturevalue("cg") if "cg" in request.fixturenames else None
     monkeypatch.setenv(ENV_ALLOW_PRIVATE, "1")
-    if "cg" not in request.fixturenames:
+    if shared is None:
         yield
         return
-    with operator_settings(request.getfixturevalue("cg"), allow_private_webhook_targets=True):
+    with operator_settings(shared, allow_private_webhook_targets=True):
         yield
 
 
