@@ -279,23 +279,34 @@ def read(uow: UnitOfWork, key: PeriodKey) -> Usage | None:
     return None if row is None else _usage(row)
 
 
+def _history_statement() -> Any:
+    """Each of the budgets' latest periods (`ids`, `limit`), by budget, latest first: built
+    once, so that a read binds its values and finds its compiled form in the cache."""
+    ranked = (
+        select(
+            budget_usage,
+            func.row_number()
+            .over(
+                partition_by=budget_usage.c.budget_id, order_by=budget_usage.c.period_start.desc()
+            )
+            .label("rank"),
+        )
+        .where(budget_usage.c.budget_id.in_(bindparam("ids", expanding=True)))
+        .subquery()
+    )
+    return (
+        select(*(ranked.c[column.key] for column in budget_usage.c))
+        .where(ranked.c.rank <= bindparam("limit"))
+        .order_by(ranked.c.budget_id, ranked.c.period_start.desc())
+    )
+
+
+_HISTORY = _history_statement()
+
+
 def history(conn: Any, budget_ids: Sequence[str], limit: int) -> list[Any]:
     """The usage rows of each of the budgets, its latest `limit` periods, in one read: by
     budget, the latest period first."""
     if not budget_ids:
         return []
-    latest_first = budget_usage.c.period_start.desc()
-    ranked = select(
-        budget_usage,
-        func.row_number()
-        .over(partition_by=budget_usage.c.budget_id, order_by=latest_first)
-        .label("rank"),
-    ).where(budget_usage.c.budget_id.in_(sorted(set(budget_ids))))
-    inner = ranked.subquery()
-    return list(
-        conn.execute(
-            select(*(inner.c[column.key] for column in budget_usage.c))
-            .where(inner.c.rank <= limit)
-            .order_by(inner.c.budget_id, inner.c.period_start.desc())
-        )
-    )
+    return list(conn.execute(_HISTORY, {"ids": sorted(set(budget_ids)), "limit": limit}))

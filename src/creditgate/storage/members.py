@@ -195,18 +195,23 @@ def list_budgets(conn: Connection, wallet_id: str, member: str) -> list[Any]:
     )
 
 
+_BUDGETS_OF = (
+    select(budgets)
+    .where(
+        budgets.c.wallet_id == bindparam("wallet_id"),
+        budgets.c.member.in_(bindparam("owners", expanding=True)),
+    )
+    .order_by(budgets.c.member, budgets.c.asset)
+)
+
+
 def list_budgets_of(conn: Connection, wallet_id: str, owners: Sequence[str]) -> list[Any]:
     """The budgets of each of `owners` (members' external ids, or `WHOLE_CUSTOMER`) of the
     wallet, in one read: by owner, then asset."""
     if not owners:
         return []
-    return list(
-        conn.execute(
-            select(budgets)
-            .where(budgets.c.wallet_id == wallet_id, budgets.c.member.in_(sorted(set(owners))))
-            .order_by(budgets.c.member, budgets.c.asset)
-        )
-    )
+    params = {"wallet_id": wallet_id, "owners": sorted(set(owners))}
+    return list(conn.execute(_BUDGETS_OF, params))
 
 
 def budgets_by_id(conn: Connection, wallet_id: str, ids: set[str]) -> list[Any]:
