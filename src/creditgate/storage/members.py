@@ -185,16 +185,6 @@ def read_budget(conn: Connection, wallet_id: str, member: str, asset: str) -> An
     ).first()
 
 
-def list_budgets(conn: Connection, wallet_id: str, member: str) -> list[Any]:
-    return list(
-        conn.execute(
-            select(budgets)
-            .where(budgets.c.wallet_id == wallet_id, budgets.c.member == member)
-            .order_by(budgets.c.asset)
-        )
-    )
-
-
 _BUDGETS_OF = (
     select(budgets)
     .where(

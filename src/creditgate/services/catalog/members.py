@@ -356,7 +356,7 @@ def list_budgets(tx: Tx, *, customer: str, member: str | None) -> BudgetList:
     owner = WHOLE_CUSTOMER if member is None else check_external_id(member, "member")
     if member is not None:
         _found(tx, wallet_id, owner)
-    found = rows.list_budgets(tx.conn, wallet_id, owner)
+    found = rows.list_budgets_of(tx.conn, wallet_id, [owner])
     return BudgetList(data=[_budget(customer, r) for r in found])
 
 
