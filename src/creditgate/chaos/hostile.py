@@ -747,10 +747,12 @@ def run_hostile(
     *,
     seconds: float,
     max_requests: int | None = None,
+    at_least: int = 0,
 ) -> HostileReport:
     """Send hostile requests over every operation for `seconds`, counted once the server's
     OpenAPI document is read (a server builds it at the first ask: seconds of CPU on a
-    loaded machine, which would otherwise eat the run)."""
+    loaded machine, which would otherwise eat the run), and past them until `at_least` were
+    tried: on a loaded machine a short run's seconds may hold only a few dozen."""
     report = HostileReport()
     with httpx.Client(
         verify=tls_context(), base_url=base_url, timeout=60, follow_redirects=False
@@ -761,9 +763,11 @@ def run_hostile(
         generator = _Generator(schema, api_key, rng)
         baseline = snapshot()
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+        attempts = 0
+        while time.monotonic() < deadline or (report.tried < at_least and attempts < 10 * at_least):
             if max_requests is not None and report.tried >= max_requests:
                 break
+            attempts += 1
             operation = rng.choice(operations)
             attempt = generator.attempt(operation)
             report.tried += 1

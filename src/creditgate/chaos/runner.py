@@ -82,6 +82,9 @@ class ChaosOptions:
     race_rounds: int = 1
     race_balance: int = 500  # each race's wallet; it fits balance / 10 debits (plus overdraft)
     hostile_share: float = 0.15  # of `seconds`
+    # Bad inputs tried at the least, past the hostile share of the time if need be: a short
+    # run on a loaded machine would otherwise try too few to say much.
+    hostile_at_least: int = 60
     db: str | None = None
     # "patroni": a 3-node Patroni cluster of its own (chaos/patroni.py), made to fail over
     # every so often: its primary's PostgreSQL SIGKILLed, its leader's Patroni SIGKILLed, a
@@ -520,7 +523,7 @@ def run_chaos(options: ChaosOptions, progress: Any = None) -> ChaosReport:
                 report.failures.extend(more.failures[:20])
             say(f"replays: {replays.replayed} replayed, {replays.conflicts_tried} conflicts")
             usage = _read_usage(cluster, setup, faults)
-            _hostile(cluster, setup, url, seed, hostile_seconds, report, say)
+            _hostile(cluster, setup, url, seed, hostile_seconds, report, say, options)
         finally:
             cluster.stop()
         _final(url, cluster, setup, history, faults, clients, report, say, collect, usage)
@@ -765,6 +768,7 @@ def _hostile(
     seconds: float,
     report: ChaosReport,
     say: Any,
+    options: ChaosOptions,
 ) -> None:
     if seconds <= 0:
         return
@@ -779,6 +783,7 @@ def _hostile(
             lambda: hostile.fingerprint(cg, setup.hostile_tenant),
             random.Random(f"{seed}:hostile"),
             seconds=seconds,
+            at_least=options.hostile_at_least,
         )
     report.bad_inputs_tried = result.tried
     report.bad_input_failures = result.server_errors + result.unnamed + result.changed_on_reject
