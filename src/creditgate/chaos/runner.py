@@ -523,7 +523,9 @@ def run_chaos(options: ChaosOptions, progress: Any = None) -> ChaosReport:
                 report.failures.extend(more.failures[:20])
             say(f"replays: {replays.replayed} replayed, {replays.conflicts_tried} conflicts")
             usage = _read_usage(cluster, setup, faults)
-            _hostile(cluster, setup, url, seed, hostile_seconds, report, say, options)
+            _hostile(
+                cluster, setup, url, seed, hostile_seconds, options.hostile_at_least, report, say
+            )
         finally:
             cluster.stop()
         _final(url, cluster, setup, history, faults, clients, report, say, collect, usage)
@@ -766,9 +768,9 @@ def _hostile(
     url: str,
     seed: int,
     seconds: float,
+    at_least: int,
     report: ChaosReport,
     say: Any,
-    options: ChaosOptions,
 ) -> None:
     if seconds <= 0:
         return
@@ -783,7 +785,7 @@ def _hostile(
             lambda: hostile.fingerprint(cg, setup.hostile_tenant),
             random.Random(f"{seed}:hostile"),
             seconds=seconds,
-            at_least=options.hostile_at_least,
+            at_least=at_least,
         )
     report.bad_inputs_tried = result.tried
     report.bad_input_failures = result.server_errors + result.unnamed + result.changed_on_reject
