@@ -16,7 +16,7 @@ import pytest
 from creditgate.chaos.runner import ChaosOptions, ChaosReport, run_chaos
 from tests.databases import create_database, drop_database
 
-SECONDS = float(os.environ.get("CREDITGATE_CHAOS_SECONDS", "20"))
+SECONDS = float(os.environ.get("CREDITGATE_CHAOS_SECONDS", "15"))
 # A failing run prints its seed; CREDITGATE_CHAOS_SEED=N reruns it.
 SEED = int(os.environ["CREDITGATE_CHAOS_SEED"]) if os.environ.get("CREDITGATE_CHAOS_SEED") else None
 
@@ -47,6 +47,8 @@ def test_short_profile(chaos_db: str) -> None:
         cut_every=(1.0, 3.0),
         race_balance=100,  # 10 approvals a race: the check, not a long queue
         hostile_share=0.2,
+        # Each party's aimed crash (the collection's, the members') within the short run.
+        aimed_crash_every=4.0,
         db=chaos_db,
     )
     report: ChaosReport = run_chaos(options, print)

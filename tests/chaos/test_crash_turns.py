@@ -38,6 +38,19 @@ def test_turns_rotate_at_most_one_per_interval(monkeypatch: pytest.MonkeyPatch) 
     assert turns.take(1)
 
 
+def test_a_run_may_space_its_aimed_crashes_closer(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [100.0]
+    monkeypatch.setattr(cluster.time, "monotonic", lambda: now[0])
+    turns = CrashTurns(parties=2, every=4.0)
+    assert turns.take(0)
+    now[0] += 3.9
+    assert not turns.take(1)  # still too soon
+    now[0] += 0.1
+    assert turns.take(1)  # the second party's turn, 4 s on rather than CRASH_EVERY
+    now[0] += 4.0
+    assert not turns.take(1) and turns.take(0)
+
+
 def test_one_party_takes_every_turn(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [100.0]
     monkeypatch.setattr(cluster.time, "monotonic", lambda: now[0])

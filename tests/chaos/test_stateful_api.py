@@ -7,6 +7,7 @@ tenant's state from a refused request.
 
 from __future__ import annotations
 
+import os
 import random
 import uuid
 from pathlib import Path
@@ -20,6 +21,9 @@ from creditgate.api import Creditgate, TenantLedger
 from creditgate.chaos import hostile
 from creditgate.server.app import Settings, create_app
 from tests.chaos.live import live_server
+
+# Sequences of up to 8 calls each (CREDITGATE_STATEFUL_EXAMPLES=N for a longer run).
+EXAMPLES = int(os.environ.get("CREDITGATE_STATEFUL_EXAMPLES", "20"))
 
 CARD = {
     "asset": "credits",
@@ -111,7 +115,7 @@ def test_stateful_api_keeps_its_promises(cg: Creditgate) -> None:
 
     Machine.run(
         settings=settings(
-            max_examples=40,
+            max_examples=EXAMPLES,
             stateful_step_count=8,
             deadline=None,
             derandomize=True,

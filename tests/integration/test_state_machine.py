@@ -45,11 +45,11 @@ from creditgate.domain.errors import (
 from creditgate.domain.periods import CALENDAR, Period, span
 from tests.conftest import FakeClock
 
-# Per backend: 20 examples of up to 100 steps (STATE_MACHINE_EXAMPLES=N for a longer soak);
+# Per backend: 10 examples of up to 100 steps (STATE_MACHINE_EXAMPLES=N for a longer soak);
 # at least MIN_STEPS steps must actually run.
-EXAMPLES = int(os.environ.get("STATE_MACHINE_EXAMPLES", "20"))
+EXAMPLES = int(os.environ.get("STATE_MACHINE_EXAMPLES", "10"))
 STEPS = 100
-MIN_STEPS = 1_000
+MIN_STEPS = EXAMPLES * 50
 # `verify` (every invariant over the tenant's books, some twenty queries, most of a step's
 # time) runs after every VERIFY_EVERY-th step and at the end of each example; the books are
 # cumulative, so a broken invariant is still there when it runs. The model is compared after

@@ -218,11 +218,12 @@ CRASH_EVERY = 8.0  # at most one aimed crash this often, seconds
 @dataclass
 class CrashTurns:
     """The aimed crashes' schedule, shared by the Crashers of a run: one at most every
-    `CRASH_EVERY` seconds, their turns in rotation (so a run crashes its servers as often
-    whoever aims); a turn its owner leaves untaken for another `CRASH_EVERY` goes to
-    whoever asks next."""
+    `every` seconds (`CRASH_EVERY` unless the run says otherwise), their turns in rotation
+    (so a run crashes its servers as often whoever aims); a turn its owner leaves untaken
+    for another `every` goes to whoever asks next."""
 
     parties: int = 1
+    every: float = CRASH_EVERY
     last: float = 0.0
     turn: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -230,7 +231,7 @@ class CrashTurns:
     def take(self, party: int) -> bool:
         with self.lock:
             since = time.monotonic() - self.last
-            if since < CRASH_EVERY or (party != self.turn and since < 2 * CRASH_EVERY):
+            if since < self.every or (party != self.turn and since < 2 * self.every):
                 return False
             self.last = time.monotonic()
             self.turn = (party + 1) % self.parties

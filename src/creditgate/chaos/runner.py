@@ -46,7 +46,7 @@ from sqlalchemy import func, select
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.api.clock import FileOffsetClock
 from creditgate.chaos import budgets, collection, wire
-from creditgate.chaos.cluster import Cluster, Crasher, CrashTurns
+from creditgate.chaos.cluster import CRASH_EVERY, Cluster, Crasher, CrashTurns
 from creditgate.chaos.history import OK, REJECTED, UNRESOLVED, History, Op
 from creditgate.chaos.model import ReferenceModel, ServerState
 from creditgate.chaos.patroni import Failover, PatroniCluster
@@ -94,6 +94,9 @@ class ChaosOptions:
     failover_kinds: tuple[str, ...] = ("primary_killed", "switchover", "patroni_killed")
     min_failovers: int = 0  # the bank workload runs on (up to 4 minutes more) until so many
     collect_clients: int = 2  # clients of the test-mode tenant collecting money (0: none)
+    # At most one crash aimed at a request this often, seconds, the collection's and the
+    # members' in turn: a short run needs them closer to give each party its turn.
+    aimed_crash_every: float = CRASH_EVERY
 
 
 @dataclass
@@ -665,7 +668,7 @@ def _bank(
     opener.http.close()
     collect = None
     # The aimed crashes take turns: the collection's requests, the members' calls.
-    turns = CrashTurns(parties=2)
+    turns = CrashTurns(parties=2, every=options.aimed_crash_every)
     if setup.collect is not None and options.collect_clients:
         collect = collection.open_books(
             setup.collect,
