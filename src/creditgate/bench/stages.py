@@ -41,6 +41,7 @@ from typing import Any
 
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.bench import floor
+from creditgate.bench.edge import post
 from creditgate.bench.target import bench_server
 from creditgate.http.hot import HotRoutes
 from creditgate.storage.throwaway import create_database, drop_database
@@ -54,52 +55,15 @@ FROM_MEMORY = "creditgate: app, ledger answered from memory"
 ON_THE_LOOP = "creditgate: app, endpoints on the event loop"
 
 
-def _headers(key: str, idem: str, length: int) -> list[tuple[bytes, bytes]]:
-    return [
+async def call(app: Any, path: str, key: str, body: dict[str, Any]) -> tuple[int, bytes]:
+    """One POST through `app` as uvicorn would hand it over, under a new idempotency key."""
+    headers = [
         (b"host", b"bench"),
         (b"authorization", b"Bearer " + key.encode()),
         (b"content-type", b"application/json"),
-        (b"content-length", str(length).encode()),
-        (b"idempotency-key", idem.encode()),
+        (b"idempotency-key", uuid.uuid4().hex.encode()),
     ]
-
-
-async def call(app: Any, path: str, key: str, body: dict[str, Any]) -> tuple[int, bytes]:
-    """One POST through `app` as uvicorn would hand it over; its status and body."""
-    data = json.dumps(body).encode()
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": _headers(key, uuid.uuid4().hex, len(data)),
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 8080),
-    }
-    given = False
-    answer: dict[str, Any] = {"status": 0, "body": b""}
-
-    async def receive() -> dict[str, Any]:
-        nonlocal given
-        if not given:
-            given = True
-            return {"type": "http.request", "body": data, "more_body": False}
-        await asyncio.Event().wait()  # a client that stays connected
-        raise AssertionError("unreachable")
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            answer["status"] = message["status"]
-        elif message["type"] == "http.response.body":
-            answer["body"] += message.get("body", b"")
-
-    await app(scope, receive, send)
-    return answer["status"], answer["body"]
+    return await post(app, path, headers, json.dumps(body).encode())
 
 
 def _expect(status: int, body: bytes, wanted: int) -> dict[str, Any]:
