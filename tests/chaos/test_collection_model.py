@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from creditgate.chaos.collection import CollectionModel, CollectionState
-from creditgate.chaos.history import OK, Op
+from creditgate.chaos.collection import CollectionModel, CollectionState, acknowledged_counts
+from creditgate.chaos.history import OK, REJECTED, UNRESOLVED, History, Op
 from creditgate.chaos.model import Findings, ServerState
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -163,3 +163,29 @@ def test_a_soft_cap_crossed_without_its_event_is_found() -> None:
     assert any("no soft_cap_reached" in v for v in findings.violations)
     collection.soft_cap_events["s0"] = 1
     assert _check([grant, used], collection, server).violations == []
+
+
+def test_an_operation_cut_then_refused_or_never_answered_is_counted_as_cut() -> None:
+    """A clock advance cut by an aimed crash may be refused when it is sent again (another
+    client moved the clock past its time meanwhile), and an operation cut late may have no
+    answer by the run's end: each was cut all the same."""
+    history = History()
+    cut_then_refused = Op("advance", "k1", "-", "/", {}, REJECTED, 409, indefinite=True)
+    cut_then_acknowledged = Op("invoice_paid", "k2", "c", "/", {}, OK, 200, indefinite=True)
+    never_answered = Op("charge", "k3", "c", "/", {}, UNRESOLVED, indefinite=True)
+    for op in (
+        cut_then_refused,
+        cut_then_acknowledged,
+        never_answered,
+        _op("grant", "k4", "c", {}, 3),
+    ):
+        history.finish(op)
+    assert acknowledged_counts(history) == {
+        "advance_rejected": 1,
+        "advance_rejected_indefinite": 1,
+        "charge_unresolved": 1,
+        "charge_unresolved_indefinite": 1,
+        "grant": 1,
+        "invoice_paid": 1,
+        "invoice_paid_indefinite": 1,
+    }

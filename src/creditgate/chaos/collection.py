@@ -504,13 +504,19 @@ class CollectionModel:
 
 def acknowledged_counts(history: History) -> dict[str, int]:
     """Per operation kind: acknowledged (2xx), with how many were cut by a crash or a cut
-    connection along the way (`<kind>_indefinite`)."""
+    connection along the way (`<kind>_indefinite`); refused (4xx) and never answered, with
+    how many of those were cut (`<kind>_rejected_indefinite`, `<kind>_unresolved_indefinite`:
+    a clock advance cut by a crash may find the clock moved past its time by another client
+    when it is sent again, and an operation cut late may have no answer by the run's end)."""
     counts: Counter[str] = Counter()
     for op in history.ops:
         if op.outcome == OK:
-            counts[op.kind] += 1
-            if op.indefinite:
-                counts[f"{op.kind}_indefinite"] += 1
-        elif op.outcome != UNRESOLVED:
-            counts[f"{op.kind}_rejected"] += 1
+            kind = op.kind
+        elif op.outcome == UNRESOLVED:
+            kind = f"{op.kind}_unresolved"
+        else:
+            kind = f"{op.kind}_rejected"
+        counts[kind] += 1
+        if op.indefinite:
+            counts[f"{kind}_indefinite"] += 1
     return dict(sorted(counts.items()))

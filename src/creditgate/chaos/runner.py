@@ -142,7 +142,9 @@ class ChaosReport:
     unavailable_max_seconds: float = 0.0
     checked: dict[str, int] = field(default_factory=dict)
     # The collection tenant's operations: acknowledged per kind, `<kind>_indefinite` those
-    # an attempt of which a crash or a cut left without an answer, `aimed_crashes`.
+    # an attempt of which a crash or a cut left without an answer, refused and unanswered
+    # ones as `<kind>_rejected` and `<kind>_unresolved` (each with its `_indefinite`),
+    # `aimed_crashes`.
     collection: dict[str, int] = field(default_factory=dict)
     # The organizations' calls (members under hard budgets), likewise; `declined_<reason>`
     # per decline reason, `aimed_crashes`, `budgets` (hard budgets set).
