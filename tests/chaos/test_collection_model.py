@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from creditgate.chaos.collection import CollectionModel, CollectionState, acknowledged_counts
+from creditgate.chaos.collection import CollectionModel, CollectionState, counts_by_outcome
 from creditgate.chaos.history import OK, REJECTED, UNRESOLVED, History, Op
 from creditgate.chaos.model import Findings, ServerState
 
@@ -180,7 +180,7 @@ def test_an_operation_cut_then_refused_or_never_answered_is_counted_as_cut() -> 
         _op("grant", "k4", "c", {}, 3),
     ):
         history.finish(op)
-    assert acknowledged_counts(history) == {
+    assert counts_by_outcome(history) == {
         "advance_rejected": 1,
         "advance_rejected_indefinite": 1,
         "charge_unresolved": 1,

@@ -502,7 +502,7 @@ class CollectionModel:
                        f"{rises} times")  # fmt: skip
 
 
-def acknowledged_counts(history: History) -> dict[str, int]:
+def counts_by_outcome(history: History) -> dict[str, int]:
     """Per operation kind: acknowledged (2xx), with how many were cut by a crash or a cut
     connection along the way (`<kind>_indefinite`); refused (4xx) and never answered, with
     how many of those were cut (`<kind>_rejected_indefinite`, `<kind>_unresolved_indefinite`:

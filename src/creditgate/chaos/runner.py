@@ -932,7 +932,7 @@ def _report_collection(
     report.duplicated_effects += findings.duplicated
     report.failures.extend(f"collection: {v}" for v in findings.violations)
     report.checked |= {f"collect_{k}": v for k, v in findings.checked.items()}
-    report.collection = collection.acknowledged_counts(collect.history)
+    report.collection = collection.counts_by_outcome(collect.history)
     report.collection["aimed_crashes"] = collect.crasher.aimed
     ops = collect.history.ops
     report.operations_unresolved += sum(op.outcome == UNRESOLVED for op in ops)
