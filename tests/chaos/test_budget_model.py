@@ -8,8 +8,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from creditgate.chaos.budgets import BudgetDef, BudgetModel, BudgetRows, UsageRead
-from creditgate.chaos.history import OK, REJECTED, Op
+from creditgate.chaos.budgets import BudgetDef, BudgetModel, BudgetRows, UsageRead, member_counts
+from creditgate.chaos.history import OK, REJECTED, UNRESOLVED, History, Op
 from creditgate.chaos.model import Findings
 from creditgate.domain.periods import TOTAL_START
 
@@ -336,3 +336,28 @@ def test_an_expired_hold_may_hold_its_budget_until_swept() -> None:
     assert any("which held and spent at most 600" in v for v in findings.violations)
     # The usage read while it was not swept yet may show it held.
     assert _check(ops[:2], _usage(spent=0, held=600), rows).violations == []
+
+
+def test_a_member_call_cut_then_refused_or_never_answered_counts_as_cut() -> None:
+    """The organizations' counts, as the chaos report gives them: a settle cut by a crash and
+    refused on its retry (its hold expired meanwhile), or a charge never answered, was cut
+    all the same; another customer's calls are not counted."""
+    history = History()
+    cut = _authorize(1.0, 100, "hld_1")
+    cut.indefinite = True
+    refused = _settle(2.0, "hld_2", "chg_2", 50)
+    refused.outcome, refused.status, refused.indefinite = REJECTED, 409, True
+    unanswered = _charge(3.0, "chg_3", 10)
+    unanswered.outcome, unanswered.status, unanswered.indefinite = UNRESOLVED, None, True
+    elsewhere = _charge(4.0, "chg_4", 10)
+    elsewhere.wallet = "someone-else"
+    for op in (cut, refused, unanswered, _declined(5.0, 100), elsewhere):
+        history.finish(op)
+    assert member_counts(history, {"org"}) == {
+        "authorize": 2,
+        "authorize_indefinite": 1,
+        "authorize_member": 2,
+        "charge_unresolved_indefinite": 1,
+        "declined_budget_exceeded": 1,
+        "settle_rejected_indefinite": 1,
+    }

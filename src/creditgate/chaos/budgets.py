@@ -715,10 +715,17 @@ class BudgetModel:
 
 def member_counts(history: History, customers: set[str]) -> dict[str, int]:
     """The organizations' calls: acknowledged per kind (with `<kind>_indefinite` those cut
-    along the way), and the declines per reason."""
+    along the way), and the declines per reason. A call cut and then refused on its retry (a
+    settle whose hold expired meanwhile) or never answered counts as cut too, as
+    `<kind>_rejected_indefinite` or `<kind>_unresolved_indefinite`."""
     counts: Counter[str] = Counter()
     for op in history.ops:
-        if op.wallet not in customers or op.outcome != OK:
+        if op.wallet not in customers:
+            continue
+        if op.outcome != OK:
+            if op.indefinite:
+                ended = "unresolved" if op.outcome == UNRESOLVED else "rejected"
+                counts[f"{op.kind}_{ended}_indefinite"] += 1
             continue
         counts[op.kind] += 1
         if op.body.get("member"):
