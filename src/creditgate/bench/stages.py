@@ -42,12 +42,12 @@ from typing import Any
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.bench import floor
 from creditgate.bench.edge import post
+from creditgate.bench.http import setup_creditgate
 from creditgate.bench.target import bench_server
 from creditgate.http.hot import HotRoutes
-from creditgate.storage.throwaway import create_database, drop_database
+from creditgate.storage.throwaway import create_database, drop_database, libpq_dsn
 
-CUSTOMERS = 20
-GRANT = 10**15
+GRANT = 10**15  # the floor's customers' balance, as `bench http` grants creditgate's
 HOLD, ACTUAL = 500, 300
 
 Pair = Callable[[int], Awaitable[None]]
@@ -73,7 +73,7 @@ def _expect(status: int, body: bytes, wanted: int) -> dict[str, Any]:
     return found
 
 
-def app_pair(app: Any, key: str) -> Pair:
+def app_pair(app: Any, key: str, customers: list[str]) -> Pair:
     """A pair through an application answering as creditgate's API does (the floor's too)."""
 
     async def pair(i: int) -> None:
@@ -81,7 +81,7 @@ def app_pair(app: Any, key: str) -> Pair:
             app,
             "/v1/authorizations",
             key,
-            {"customer": f"bench-{i % CUSTOMERS}", "asset": "credits", "amount": HOLD},
+            {"customer": customers[i % len(customers)], "asset": "credits", "amount": HOLD},
         )
         hold = _expect(status, body, 201)["id"]
         status, body = await call(app, f"/v1/authorizations/{hold}/settle", key, {"amount": ACTUAL})
@@ -90,19 +90,18 @@ def app_pair(app: Any, key: str) -> Pair:
     return pair
 
 
-def ledger_pair(t: TenantLedger) -> Pair:
+def ledger_pair(t: TenantLedger, customers: list[str]) -> Pair:
     async def pair(i: int) -> None:
-        held = t.authorize(
-            f"bench-{i % CUSTOMERS}", "credits", HOLD, idempotency_key=uuid.uuid4().hex
-        )
+        customer = customers[i % len(customers)]
+        held = t.authorize(customer, "credits", HOLD, idempotency_key=uuid.uuid4().hex)
         t.settle(held.id, ACTUAL, idempotency_key=uuid.uuid4().hex)
 
     return pair
 
 
-def floor_db_pair(f: floor.Floor) -> Pair:
+def floor_db_pair(f: floor.Floor, customers: list[str]) -> Pair:
     async def pair(i: int) -> None:
-        status, body = f.authorize(uuid.uuid4().hex, f"bench-{i % CUSTOMERS}", HOLD)
+        status, body = f.authorize(uuid.uuid4().hex, customers[i % len(customers)], HOLD)
         hold = _expect(status, body, 201)["id"]
         status, body = f.settle(uuid.uuid4().hex, hold, ACTUAL)
         _expect(status, body, 200)
@@ -123,9 +122,9 @@ async def cpu_per_pair(pair: Pair, pairs: int, lanes: int) -> float:
 
 
 @contextmanager
-def ledger_from_memory(t: TenantLedger) -> Iterator[None]:
+def ledger_from_memory(t: TenantLedger, customer: str) -> Iterator[None]:
     """Every TenantLedger's authorize and settle answer one recorded result at once."""
-    held = t.authorize("bench-0", "credits", HOLD, idempotency_key=uuid.uuid4().hex)
+    held = t.authorize(customer, "credits", HOLD, idempotency_key=uuid.uuid4().hex)
     settled = t.settle(held.id, ACTUAL, idempotency_key=uuid.uuid4().hex)
     saved = TenantLedger.authorize, TenantLedger.settle
     TenantLedger.authorize = lambda self, *a, **k: held  # type: ignore[method-assign]
@@ -169,28 +168,29 @@ async def _run(
 ) -> dict[str, Any]:
     from creditgate.server.app import create_app
 
+    # The tenant, key and funded customers of `bench http`, and the floor's same customers.
+    key, customers, _, _ = setup_creditgate(cg_url)
     cg = Creditgate(cg_url)
-    tenant, created = cg.create_tenant_with_key("bench stages")
-    assert created.key is not None
-    t = TenantLedger(cg, tenant.id)
-    t.create_asset("credits", 2)
-    for n in range(CUSTOMERS):
-        t.create_customer(f"bench-{n}")
-        t.grant(f"bench-{n}", "credits", GRANT, kind="purchased", cost_basis="0.01")
-    dsn = floor_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    floor_key = floor.prepare(dsn, [f"bench-{n}" for n in range(CUSTOMERS)], GRANT)
+    t = TenantLedger(cg, cg.authenticate(key).tenant_id)
+    dsn = libpq_dsn(floor_url)
+    floor_key = floor.prepare(dsn, customers, GRANT)
     the_floor = floor.Floor(dsn, 10)
     floor._floor = the_floor  # what the floor's lifespan sets in a served worker
     app = create_app(cg)
-    served = app_pair(app, created.key)
+    served = app_pair(app, key, customers)
     stages: list[tuple[str, Pair, int, Callable[[], AbstractContextManager[None]]]] = [
-        ("floor: db", floor_db_pair(the_floor), 1, nullcontext),
-        ("floor: app", app_pair(floor.app, floor_key), 1, nullcontext),
-        (f"floor: app, {lanes} lanes", app_pair(floor.app, floor_key), lanes, nullcontext),
-        ("creditgate: db", ledger_pair(t), 1, nullcontext),
+        ("floor: db", floor_db_pair(the_floor, customers), 1, nullcontext),
+        ("floor: app", app_pair(floor.app, floor_key, customers), 1, nullcontext),
+        (
+            f"floor: app, {lanes} lanes",
+            app_pair(floor.app, floor_key, customers),
+            lanes,
+            nullcontext,
+        ),
+        ("creditgate: db", ledger_pair(t, customers), 1, nullcontext),
         ("creditgate: app", served, 1, nullcontext),
         (f"creditgate: app, {lanes} lanes", served, lanes, nullcontext),
-        (FROM_MEMORY, served, 1, lambda: ledger_from_memory(t)),
+        (FROM_MEMORY, served, 1, lambda: ledger_from_memory(t, customers[0])),
         (ON_THE_LOOP, served, 1, endpoints_on_the_loop),
     ]
     figures: dict[str, list[float]] = {name: [] for name, *_ in stages}

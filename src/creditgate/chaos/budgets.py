@@ -43,7 +43,7 @@ from sqlalchemy import func, select
 
 from creditgate.adapters.outbound import tls_context
 from creditgate.api import Creditgate
-from creditgate.chaos.history import OK, REJECTED, UNRESOLVED, History, Op
+from creditgate.chaos.history import OK, REJECTED, UNRESOLVED, History, Op, ended_as
 from creditgate.chaos.model import Findings
 from creditgate.chaos.workload import ORGANIZATIONS, Client, OrgSpec
 from creditgate.domain.ledger import Account, TransactionKind
@@ -724,8 +724,7 @@ def member_counts(history: History, customers: set[str]) -> dict[str, int]:
             continue
         if op.outcome != OK:
             if op.indefinite:
-                ended = "unresolved" if op.outcome == UNRESOLVED else "rejected"
-                counts[f"{op.kind}_{ended}_indefinite"] += 1
+                counts[f"{ended_as(op)}_indefinite"] += 1
             continue
         counts[op.kind] += 1
         if op.body.get("member"):

@@ -36,7 +36,7 @@ from sqlalchemy import func, select
 from creditgate.adapters.outbound import tls_context
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.chaos.cluster import Crash, Crasher, CrashTurns, Freeze
-from creditgate.chaos.history import OK, UNRESOLVED, History, Op
+from creditgate.chaos.history import OK, History, Op, ended_as
 from creditgate.chaos.model import Findings, ReferenceModel, ServerState
 from creditgate.chaos.workload import Client, Clients, WalletSpec
 from creditgate.domain.webhooks import EventType
@@ -510,12 +510,7 @@ def counts_by_outcome(history: History) -> dict[str, int]:
     when it is sent again, and an operation cut late may have no answer by the run's end)."""
     counts: Counter[str] = Counter()
     for op in history.ops:
-        if op.outcome == OK:
-            kind = op.kind
-        elif op.outcome == UNRESOLVED:
-            kind = f"{op.kind}_unresolved"
-        else:
-            kind = f"{op.kind}_rejected"
+        kind = ended_as(op)
         counts[kind] += 1
         if op.indefinite:
             counts[f"{kind}_indefinite"] += 1

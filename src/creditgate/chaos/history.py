@@ -40,6 +40,15 @@ class Counters:
     failures: list[str] = field(default_factory=list)
 
 
+def ended_as(op: Op) -> str:
+    """How a report counts an operation: its kind if acknowledged, else `<kind>_rejected` or
+    `<kind>_unresolved`. Add `_indefinite` for one an attempt of which a crash or a cut left
+    without an answer, however it ended."""
+    if op.outcome == OK:
+        return op.kind
+    return f"{op.kind}_{UNRESOLVED if op.outcome == UNRESOLVED else REJECTED}"
+
+
 class History:
     """Thread-safe append-only list of finished operations."""
 
