@@ -16,7 +16,7 @@ import pytest
 from creditgate.chaos.runner import ChaosOptions, ChaosReport, run_chaos
 from tests.databases import create_database, drop_database
 
-SECONDS = float(os.environ.get("CREDITGATE_CHAOS_SECONDS", "15"))
+SECONDS = float(os.environ.get("CREDITGATE_CHAOS_SECONDS", "20"))
 # A failing run prints its seed; CREDITGATE_CHAOS_SEED=N reruns it.
 SEED = int(os.environ["CREDITGATE_CHAOS_SEED"]) if os.environ.get("CREDITGATE_CHAOS_SEED") else None
 
