@@ -71,6 +71,9 @@ def test_a_member_past_its_budget_is_declined_and_its_calls_count_against_it(
 
     first = call()  # no budget yet: what one such call holds
     estimate = ledger.authorization(first.headers["x-creditgate-authorization"]).requested
+    # Its charge is settled after the answer: wait for it, so that the charges' order below
+    # is the calls' order (a loaded machine once settled it after the second call's).
+    wait_for(lambda: len(tenant.charges()) == 1)
     ledger.set_budget(CUSTOMER, "credits", estimate, period="day", member="alice")
     call()  # holds all of the budget, then spends what it used (settled after the answer)
     wait_for(lambda: len(tenant.charges()) == 2)
