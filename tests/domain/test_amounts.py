@@ -18,10 +18,12 @@ from creditgate.domain.amounts import (
     check_asset_code,
     check_balance_bound,
     check_decimal,
+    check_money,
     check_scale,
     currency_digits,
     money_text,
     rounded_text,
+    stored_money,
     units_text,
 )
 from creditgate.domain.errors import AmountOverflow, InvalidInput
@@ -232,3 +234,21 @@ def test_money_is_rounded_half_to_even_to_the_currencys_minor_unit() -> None:
     assert money_text(Decimal("-1234.5"), symbol=True, grouped=True) == "-$1,234.50"
     assert money_text(Decimal("-5"), "CHF", symbol=True) == "-5.00 CHF"
     assert rounded_text(Decimal("2.125"), 2) == "2.12" and rounded_text(Decimal("2.5"), 0) == "2"
+
+
+def test_stored_money_rounds_half_to_even_to_18_places_whatever_its_whole_digits() -> None:
+    assert stored_money(Decimal("0.1234567890123456785")) == Decimal("0.123456789012345678")
+    assert stored_money(Decimal("0.1234567890123456775")) == Decimal("0.123456789012345678")
+    # 31 digits, computed exactly in a wider context: more than the default context's 28.
+    exact = Decimal("15241578753.2578882561918959375")
+    assert str(stored_money(exact)) == "15241578753.257888256191895938"
+    assert stored_money(Decimal("12.5")) == Decimal("12.5")  # nothing to round: as it is
+
+
+def test_money_with_too_many_places_is_refused_by_name_however_many_whole_digits() -> None:
+    # 31 digits: checking its places must not trip the default context's 28.
+    with pytest.raises(InvalidInput, match="price must have at most 18 decimal places"):
+        check_money(Decimal("12345678901.1234567890123456789"), "price")
+    assert check_money(Decimal("12345678901.123456789012345678"), "price") == Decimal(
+        "12345678901.123456789012345678"
+    )

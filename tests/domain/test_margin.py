@@ -62,6 +62,13 @@ def test_ratios_are_rounded_once_half_to_even_to_six_places() -> None:
     assert list_margin(D("0.05"), D("0.12")) == D("-1.4")
 
 
+def test_a_ratio_with_more_whole_digits_than_the_default_context_holds_is_still_rounded() -> None:
+    # $10^8 of credit on $10^-18 of vendor cost: 27 whole digits and 6 places are 33 digits.
+    assert credit_to_cost(D("1e8"), D("1e-18")) == D("1e26")
+    assert str(rounded(D("12345678901234567890123.4567895"))) == "12345678901234567890123.456790"
+    assert str(rounded(D("12345678901234567890123.4567885"))) == "12345678901234567890123.456788"
+
+
 def test_a_change_in_vendor_prices_scales_the_cost() -> None:
     assert changed_cost(D("0.04"), D("0.2")) == D("0.048")
     assert changed_cost(D("0.04"), D("-0.5")) == D("0.02")

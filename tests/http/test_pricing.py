@@ -477,3 +477,52 @@ def test_decimal_results_are_exact(priced: Api) -> None:
     ).json()
     # Below the 1-credit minimum: charged the minimum; vendor cost to the sub-cent.
     assert charge["amount"] == 100 and Decimal(charge["vendor_cost"]) == Decimal("0.000038")
+
+
+def test_extreme_cards_and_usage_are_priced_and_reported_without_an_error(
+    api: Api, clock: FakeClock
+) -> None:
+    """A list price many orders of magnitude above its vendor cost, and a vendor cost of more
+    than ten whole dollars with more than 18 decimals: rounded once, half to even, to what
+    is reported (6 places) and stored (18), never refused by the decimal context's default
+    28 digits as an internal error."""
+    card = {
+        "asset": "credits",
+        "credit_value_usd": "0.10",
+        "actions": {
+            "extreme.flat": {
+                "prices": [{"flat": "1000000000", "vendor": {"flat": "0.000000000000000001"}}]
+            },
+            "extreme.units": {
+                "prices": [
+                    {
+                        "per_unit": {"units": "0.01"},
+                        "vendor": {"per_unit": {"units": "0.123456789012345675"}},
+                    }
+                ]
+            },
+        },
+    }
+    assert api.post("/v1/rate-cards", {"spec": card}).status_code == 201, "card"
+    api.funded_customer("c1", 10**15)
+    flat = api.post("/v1/charges", {"customer": "c1", "action": "extreme.flat"})
+    assert flat.status_code == 201, flat.text
+    units = api.post(
+        "/v1/charges",
+        {"customer": "c1", "action": "extreme.units", "quantities": {"units": "123456789012.5"}},
+    )
+    assert units.status_code == 201, units.text
+    # 123456789012.5 units at $0.123456789012345675 is exactly $15241578753.2578882561918959375
+    # (31 digits, more than the default context's 28): a tie at the 19th decimal, rounded
+    # half to even.
+    assert units.json()["vendor_cost"] == "15241578753.257888256191895938"
+    clock.advance(hours=1)
+    report = api.get("/v1/reports/margin")
+    assert report.status_code == 200, report.text
+    body = report.json()
+    worst = {a["action"]: a["worst"] for a in body["card"]["actions"]}
+    # $100,000,000 of credit on $10^-18 of vendor cost, to 6 places.
+    assert worst["extreme.flat"]["ratio"] == "1" + "0" * 26
+    rows = {row["key"]: row for row in body["report"]["rows"]}
+    assert rows["extreme.units"]["vendor_cost"] == "15241578753.257888256191895938"
+    assert rows["extreme.flat"]["credit_to_cost"] == "1" + "0" * 26

@@ -26,7 +26,7 @@ from creditgate.cli._shared import (
     open_ledger,
     table,
 )
-from creditgate.domain.amounts import decimal_text
+from creditgate.domain.amounts import decimal_text, quantized
 
 if TYPE_CHECKING:
     from creditgate.domain.pricing import Quote
@@ -106,8 +106,8 @@ def load_spec(path: Path) -> dict[str, Any]:
 def _number(value: Decimal | None, places: int = 6) -> str:
     if value is None:
         return ""
-    quantized = value.quantize(Decimal(1).scaleb(-places))
-    return format(quantized.normalize(), "f") if quantized else "0"
+    shown = quantized(value, Decimal(1).scaleb(-places))
+    return format(shown.normalize(), "f") if shown else "0"
 
 
 def _percent(value: Decimal | None, loss: bool = False) -> str:

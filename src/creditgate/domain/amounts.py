@@ -174,7 +174,7 @@ def check_money(value: object, field: str, *, minimum: Decimal = Decimal(0)) -> 
     if (
         isinstance(exponent, int)
         and exponent < -MAX_DECIMAL_PLACES
-        and result != result.quantize(Decimal(1).scaleb(-MAX_DECIMAL_PLACES))
+        and result != quantized(result, Decimal(1).scaleb(-MAX_DECIMAL_PLACES))
     ):
         raise InvalidInput(
             f"{field} must have at most {MAX_DECIMAL_PLACES} decimal places", field=field
@@ -185,10 +185,19 @@ def check_money(value: object, field: str, *, minimum: Decimal = Decimal(0)) -> 
 _MONEY_QUANTUM = Decimal(1).scaleb(-MAX_DECIMAL_PLACES)
 
 
+def quantized(value: Decimal, quantum: Decimal) -> Decimal:
+    """`value` rounded half to even to `quantum`'s exponent, with the digits that takes:
+    the default context's 28 would refuse (InvalidOperation) a value computed exactly in a
+    wider one, such as 12345678901.1234567890123456789 to 18 places."""
+    with localcontext() as ctx:
+        ctx.prec = max(ctx.prec, value.adjusted() - quantum.adjusted() + 2)
+        return value.quantize(quantum, rounding=ROUNDING)
+
+
 def stored_money(value: Decimal) -> Decimal:
     """A computed amount of money (revenue, vendor cost) as stored: at most 18 decimal
     places, rounded half to even, identically on every backend."""
     exponent = value.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -MAX_DECIMAL_PLACES:
-        return value.quantize(_MONEY_QUANTUM, rounding=ROUNDING)
+        return quantized(value, _MONEY_QUANTUM)
     return value

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
-from creditgate.domain.amounts import ROUNDING
+from creditgate.domain.amounts import quantized
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -60,8 +60,12 @@ def exact_ratio(numerator: Decimal, denominator: Decimal) -> Decimal | None:
 
 
 def rounded(value: Decimal | None) -> Decimal | None:
-    """A ratio as reported: rounded once, at the end, half to even to 6 places."""
-    return None if value is None else value.quantize(PLACES, rounding=ROUNDING)
+    """A ratio as reported: rounded once, at the end, half to even to 6 places, however many
+    whole digits it has (a card's list price can be many orders of magnitude above its
+    vendor cost)."""
+    if value is None:
+        return None
+    return quantized(value, PLACES)
 
 
 def margin_rate(revenue: Decimal, vendor_cost: Decimal) -> Decimal | None:

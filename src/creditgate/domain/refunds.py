@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from creditgate.domain.amounts import Asset
 from creditgate.domain.billing import refunded_money
@@ -90,7 +90,9 @@ def plan_purchase_refund(
     total = refunded_money(
         purchase.price, purchase.amount, purchase.refunded + amount, purchase.digits
     )
-    money = (total - purchase.refunded_money).quantize(total)
+    with localcontext() as ctx:
+        ctx.prec = 60  # exact: NUMERIC(38, 18) values, never rounded to 28 digits
+        money = (total - purchase.refunded_money).quantize(total)
     if money <= 0:
         text = purchase.asset.amount_text
         raise InvalidInput(
