@@ -7,9 +7,11 @@ nothing lost or doubled, no budget passed."""
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,7 +38,17 @@ def chaos_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         drop_database(server, name)
 
 
-def test_short_profile(chaos_db: str) -> None:
+def test_short_profile(chaos_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The servers' working folders (their logs), to see that a passing run removes them.
+    folders: list[Path] = []
+    make_folder = tempfile.mkdtemp
+
+    def recorded(*args: Any, **kwargs: Any) -> str:
+        folder = make_folder(*args, **kwargs)
+        folders.append(Path(folder))
+        return folder
+
+    monkeypatch.setattr(tempfile, "mkdtemp", recorded)
     backend = "sqlite" if chaos_db.startswith("sqlite") else "postgres"
     options = ChaosOptions(
         backend=backend,
@@ -55,6 +67,9 @@ def test_short_profile(chaos_db: str) -> None:
     print(report.line())
     assert report.failures == [], report.line() + "\n" + "\n".join(report.failures[:30])
     assert report.ok, report.line()
+    # A passing run keeps no logs: its servers' folder is gone.
+    assert report.server_logs is None
+    assert folders and not [folder for folder in folders if folder.exists()]
     # The run did what it claims: faults happened and were survived.
     assert report.operations_acknowledged > 300
     # The bank workload's own figures: its time, its rate, and every answer in its minutes.

@@ -30,6 +30,7 @@ import itertools
 import json
 import random
 import secrets
+import shutil
 import statistics
 import threading
 import time
@@ -150,6 +151,9 @@ class ChaosReport:
     # per decline reason, `aimed_crashes`, `budgets` (hard budgets set).
     members: dict[str, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    # Where the servers' logs were kept: a run that failed keeps them (a passing run's are
+    # removed with its working folder).
+    server_logs: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -183,6 +187,7 @@ class ChaosReport:
             f"member_ops={self.member_operations} "
             f"budget_periods={self.checked.get('budget_periods', 0)} "
             f"{'PASS' if self.ok else 'FAIL'}"
+            + (f" server_logs={self.server_logs}" if self.server_logs else "")
         )
 
     @property
@@ -535,6 +540,10 @@ def run_chaos(options: ChaosOptions, progress: Any = None) -> ChaosReport:
             cluster.stop()
         _final(url, cluster, setup, history, faults, clients, report, say, collect, usage)
         report.seconds = time.monotonic() - started
+        if report.ok and not report.failures:
+            shutil.rmtree(cluster.workdir, ignore_errors=True)
+        else:
+            report.server_logs = str(cluster.workdir)
     return report
 
 
