@@ -234,6 +234,8 @@ def test_money_is_rounded_half_to_even_to_the_currencys_minor_unit() -> None:
     assert money_text(Decimal("-1234.5"), symbol=True, grouped=True) == "-$1,234.50"
     assert money_text(Decimal("-5"), "CHF", symbol=True) == "-5.00 CHF"
     assert rounded_text(Decimal("2.125"), 2) == "2.12" and rounded_text(Decimal("2.5"), 0) == "2"
+    # More digits than any fixed context holds: still rounded once, half to even.
+    assert rounded_text(Decimal("1" + "0" * 60 + ".125"), 2) == "1" + "0" * 60 + ".12"
 
 
 def test_stored_money_rounds_half_to_even_to_18_places_whatever_its_whole_digits() -> None:

@@ -74,9 +74,7 @@ def rounded_text(value: Decimal, places: int, *, grouped: bool = False) -> str:
     """A Decimal shown to `places` decimals, rounded once by ROUNDING (half to even, from the
     Decimal itself, never a float): 2.345 to 2 places is "2.34", 2.355 is "2.36"; never
     "-0.00"."""
-    with localcontext() as ctx:
-        ctx.prec = 60  # exact before the one rounding
-        shown = Decimal(value).quantize(Decimal(1).scaleb(-places), rounding=ROUNDING)
+    shown = quantized(Decimal(value), Decimal(1).scaleb(-places))  # exact before the rounding
     return format(shown if shown else abs(shown), ",f" if grouped else "f")
 
 
