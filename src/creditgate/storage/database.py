@@ -13,8 +13,10 @@ PostgreSQL a unit of work's moves go with the commit, guarded, and a guard that 
 from __future__ import annotations
 
 import random
+import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,15 +79,47 @@ def sqlite_synchronous() -> str:
     return Settings().sqlite_synchronous
 
 
+class _SqliteConnection(sqlite3.Connection):
+    """A SQLite connection that remembers its cursors, so that going back to the pool closes
+    them. A cursor left part-way through its rows (a result half read and still referenced,
+    by an exception's traceback for one) keeps its statement running, and with it the read
+    snapshot it started: every later transaction on the connection reads that old snapshot,
+    as SQLite's BEGIN does not end it and the pool's rollback finds no transaction to end.
+    A tenant just created was then not found by the next read (the state machine, once)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._cursors: list[weakref.ref[sqlite3.Cursor]] = []
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        made: sqlite3.Cursor = super().cursor(*args, **kwargs)
+        self._cursors.append(weakref.ref(made))
+        return made
+
+    def close_cursors(self) -> None:
+        cursors, self._cursors = self._cursors, []
+        for ref in cursors:
+            cursor = ref()
+            if cursor is not None:
+                cursor.close()
+
+
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": 30, "factory": _SqliteConnection},
             poolclass=NullPool if parsed.database in (None, "", ":memory:") else None,
         )
+
+        @event.listens_for(engine, "checkin")
+        def _sqlite_checkin(dbapi_conn: Any, _record: Any) -> None:
+            # Before another thread may take it: no statement of this use still running.
+            if isinstance(dbapi_conn, _SqliteConnection):
+                dbapi_conn.close_cursors()
+
         synchronous = sqlite_synchronous()
 
         @event.listens_for(engine, "connect")
