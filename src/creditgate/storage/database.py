@@ -85,7 +85,7 @@ class _SqliteConnection(sqlite3.Connection):
     by an exception's traceback for one) keeps its statement running, and with it the read
     snapshot it started: every later transaction on the connection reads that old snapshot,
     as SQLite's BEGIN does not end it and the pool's rollback finds no transaction to end.
-    A tenant just created was then not found by the next read (the state machine, once)."""
+    A tenant just created could then be "unknown" to the next read."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
