@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from creditgate.domain.amounts import Asset, decimal_text
+from creditgate.domain.balances import DebitPlan, Draw
 from creditgate.domain.errors import InvalidInput
 from creditgate.domain.pricing import DEFAULT_ROUNDING, ROUNDINGS, parse_rate_card, quote
 
@@ -136,3 +137,19 @@ def test_the_written_form_is_plain_exact_and_canonical(value: Decimal) -> None:
     assert "e" not in written.lower() and written != "-0"
     assert written == "0" or not ("." in written and written.endswith("0"))
     assert json.loads(json.dumps(written)) == written
+
+
+def test_revenue_is_summed_exactly_and_rounded_once_to_18_places() -> None:
+    # 1,234,567,890,123.45 credits at $0.123456789012345675 is exactly
+    # $152,415,787,532.38752453894982357875 (32 digits, past the default context's 28), and
+    # 9,876,543.21 credits at $10^-18 adds $0.00000000000987654321; the sum is rounded once.
+    plan = DebitPlan(
+        debit=123456789012345 + 987654321,
+        draws=[
+            Draw("lot_1", 123456789012345, Decimal("0.123456789012345675")),
+            Draw("lot_2", 987654321, Decimal("0.000000000000000001")),
+        ],
+        debt=0,
+        shortfall=0,
+    )
+    assert str(plan.revenue(2)) == "152415787532.387524538959700122"

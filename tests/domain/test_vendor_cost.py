@@ -349,3 +349,30 @@ def test_a_4_cent_action_sold_at_1_credit_of_10_cents_is_2_5x_and_60_percent(
     assert margin_rate(list_value, q.vendor_cost.usd) == Decimal("0.6")
     assert credit_to_cost(list_value, Decimal(0)) is None
     assert margin_rate(Decimal(0), Decimal("0.04")) is None
+
+
+def test_a_card_price_and_an_llm_price_add_up_exactly_before_the_one_rounding() -> None:
+    # $12,345,678,901.1234567890123456 of flat cost (28 digits) and $5 x 10^-18 of tokens:
+    # 29 digits together, which the default context would round away before it is stored.
+    card = parse_rate_card(
+        {
+            "asset": "credits",
+            "actions": {
+                "chat": {
+                    "prices": [
+                        {
+                            "flat": "1",
+                            "vendor": {
+                                "flat": "12345678901.1234567890123456",
+                                "llm": {"model": "m"},
+                            },
+                        }
+                    ]
+                }
+            },
+        }
+    )
+    prices = parse_model_prices({"m": {"input_mtok": "0.000000000005", "output_mtok": "0"}})
+    q = quote(card, "chat", {}, {"input_tokens": 1}, asset=CREDITS, model_prices=prices, at=NOW)
+    assert q.vendor_cost is not None
+    assert q.vendor_cost.usd == Decimal("12345678901.123456789012345605")

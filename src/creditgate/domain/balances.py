@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from creditgate.domain.amounts import MAX_BALANCE, stored_money
 from creditgate.domain.errors import InvalidInput
@@ -140,10 +140,13 @@ class DebitPlan:
     shortfall: int
 
     def revenue(self, scale: int) -> Decimal:
-        """The money recognized by the draws: each drawn amount at its lot's cost basis."""
-        total = sum(
-            (Decimal(d.amount).scaleb(-scale) * d.cost_basis for d in self.draws), Decimal(0)
-        )
+        """The money recognized by the draws: each drawn amount at its lot's cost basis, summed
+        exactly and rounded once as stored (half to even, 18 places)."""
+        with localcontext() as ctx:
+            ctx.prec = 120  # exact: 64-bit amounts at NUMERIC(38, 18) cost bases, summed
+            total = sum(
+                (Decimal(d.amount).scaleb(-scale) * d.cost_basis for d in self.draws), Decimal(0)
+            )
         return stored_money(total)
 
 

@@ -99,4 +99,7 @@ def vendor_cost(
         return unknown("no LLM price table", provider=provider, model=model)
     if llm.usd is None:
         return VendorCost(None, CostSource.UNKNOWN, llm.reason, llm.provider, model)
-    return VendorCost(total + llm.usd, llm.source, None, llm.provider, model)
+    with localcontext() as ctx:
+        ctx.prec = 200  # exact, as each part was: rounded once, where it is stored
+        usd = total + llm.usd
+    return VendorCost(usd, llm.source, None, llm.provider, model)
