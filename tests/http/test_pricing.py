@@ -501,6 +501,11 @@ def test_extreme_cards_and_usage_are_priced_and_reported_without_an_error(
                     }
                 ]
             },
+            "extreme.beyond": {
+                "prices": [
+                    {"per_unit": {"units": "0.01"}, "vendor": {"per_unit": {"units": "1e10"}}}
+                ]
+            },
         },
     }
     assert api.post("/v1/rate-cards", {"spec": card}).status_code == 201, "card"
@@ -516,6 +521,14 @@ def test_extreme_cards_and_usage_are_priced_and_reported_without_an_error(
     # (31 digits, more than the default context's 28): a tie at the 19th decimal, rounded
     # half to even.
     assert units.json()["vendor_cost"] == "15241578753.257888256191895938"
+    # $10^21 of vendor cost is past what a charge stores (20 whole digits): unknown, as for a
+    # card that names none, and the usage still charged.
+    beyond = api.post(
+        "/v1/charges",
+        {"customer": "c1", "action": "extreme.beyond", "quantities": {"units": "100000000000"}},
+    )
+    assert beyond.status_code == 201, beyond.text
+    assert beyond.json()["vendor_cost"] is None and beyond.json()["amount"] == 10**11
     clock.advance(hours=1)
     report = api.get("/v1/reports/margin")
     assert report.status_code == 200, report.text

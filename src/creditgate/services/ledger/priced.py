@@ -6,7 +6,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from creditgate.domain.amounts import check_amount, check_asset_code, check_money, stored_money
+from creditgate.domain.amounts import (
+    MAX_WHOLE_DIGITS,
+    check_amount,
+    check_asset_code,
+    check_money,
+    stored_money,
+)
 from creditgate.domain.errors import InvalidInput
 from creditgate.domain.pricing import Quote, check_dimensions, text
 from creditgate.services.context import Tx
@@ -34,6 +40,10 @@ class Pricing:
         snapshot = quote.snapshot() if keep else None
         usd = quote.vendor_cost.usd if quote.vendor_cost is not None else None
         cost = None if usd is None else stored_money(usd)
+        if cost is not None and cost.adjusted() >= MAX_WHOLE_DIGITS:
+            # Past what a charge stores (NUMERIC(38, 18)): the vendor cost is unknown, as when
+            # the card names none, rather than the usage refused or the commit failing.
+            cost = None
         return cls(dict(quote.dimensions), quantities, snapshot, card.id, card.version, cost)
 
     @property
