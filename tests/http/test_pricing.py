@@ -510,6 +510,15 @@ def test_extreme_cards_and_usage_are_priced_and_reported_without_an_error(
     }
     assert api.post("/v1/rate-cards", {"spec": card}).status_code == 201, "card"
     api.funded_customer("c1", 10**15)
+    # Credit standing for $10^23 (10^13 credits at $10^10): its draws' revenue could not be
+    # stored, so the grant is refused by name, and nothing changes.
+    before = api.get("/v1/customers/c1/wallet").json()
+    too_much = {"asset": "credits", "amount": 10**15, "kind": "purchased"}
+    too_much["cost_basis"] = "10000000000"
+    refused = api.post("/v1/customers/c1/grants", too_much)
+    assert refused.status_code == 422 and refused.json()["field"] == "cost_basis", refused.text
+    assert "cost_basis times amount must be below 10^20" in refused.json()["detail"]
+    assert api.get("/v1/customers/c1/wallet").json() == before
     flat = api.post("/v1/charges", {"customer": "c1", "action": "extreme.flat"})
     assert flat.status_code == 201, flat.text
     units = api.post(

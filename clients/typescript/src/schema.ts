@@ -5892,7 +5892,7 @@ export interface components {
             expires_at?: string | null;
             /**
              * Cost Basis
-             * @description What one unit of the asset cost the customer, in `currency`, as a decimal string: revenue is recognized from it as the credit is used (0: free)
+             * @description What one unit of the asset cost the customer, in `currency`, as a decimal string: revenue is recognized from it as the credit is used (0: free). The grant's whole value (its amount in units times this) must be below 10^20
              * @default 0
              * @example 0.25
              */

@@ -9,10 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
-from creditgate.domain.amounts import MAX_BALANCE, check_amount, check_money
+from creditgate.domain.amounts import (
+    MAX_BALANCE,
+    MAX_WHOLE_DIGITS,
+    Asset,
+    check_amount,
+    check_money,
+)
 from creditgate.domain.errors import AmountOverflow, InvalidInput
 from creditgate.domain.ledger import TransactionKind
 from creditgate.domain.lots import LotKind
@@ -83,6 +89,20 @@ def _check_time(value: object, field: str) -> datetime | None:
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise InvalidInput(f"{field} must be a timezone-aware timestamp", field=field)
     return value
+
+
+def check_lot_value(amount: int, basis: Decimal, asset: Asset) -> None:
+    """The money a lot stands for, its amount at its cost basis, is what its draws recognize
+    as revenue, stored as every amount of money is (NUMERIC(38, 18)): below 10^20."""
+    with localcontext() as ctx:
+        ctx.prec = 60  # exact
+        value = asset.to_units(amount) * basis
+    if value.adjusted() >= MAX_WHOLE_DIGITS:
+        raise InvalidInput(
+            f"cost_basis times amount must be below 10^{MAX_WHOLE_DIGITS}: "
+            f"{asset.amount_text(amount)} at {basis} is {value:f}",
+            field="cost_basis",
+        )
 
 
 def check_grant(request: GrantRequest, priority: int, now: datetime) -> GrantTerms:

@@ -509,7 +509,8 @@ class NewGrant(Body):
     cost_basis: DecimalText = Field(
         "0",
         description="What one unit of the asset cost the customer, in `currency`, as a "
-        "decimal string: revenue is recognized from it as the credit is used (0: free)",
+        "decimal string: revenue is recognized from it as the credit is used (0: free). "
+        "The grant's whole value (its amount in units times this) must be below 10^20",
     )
     currency: Annotated[str, Field(pattern=r"^[A-Za-z]{3,8}$")] = Field(
         DEFAULT_CURRENCY, description="The currency of `cost_basis` (ISO 4217 code)"

@@ -8,7 +8,7 @@ from sqlalchemy import insert, select, update
 
 from creditgate.domain.amounts import MAX_BALANCE
 from creditgate.domain.errors import AmountOverflow, InvalidInput, LotNotActive, UnknownLot
-from creditgate.domain.grants import GrantRequest, check_grant
+from creditgate.domain.grants import GrantRequest, check_grant, check_lot_value
 from creditgate.domain.ledger import (
     Account,
     TransactionKind,
@@ -63,7 +63,7 @@ def grant(tx: Tx, request: GrantRequest, *, idempotency_key: str | None = None) 
     meta = check_metadata(request.metadata)
     customer, asset, currency = request.customer, request.asset, request.currency
     wallet_id = tx.wallet_id(check_external_id(customer))
-    tx.asset(asset)
+    check_lot_value(terms.amount, terms.cost_basis, tx.asset(asset))
     idem = Idempotent(
         tx,
         idempotency_key,
