@@ -162,11 +162,17 @@ def check_decimal(value: object, field: str, *, minimum: Decimal = Decimal(0)) -
     return result
 
 
+def fits_money(value: Decimal) -> bool:
+    """Whether an amount of money has no more whole digits than it is stored with
+    (NUMERIC(38, 18): below 10^20)."""
+    return not value or value.adjusted() < MAX_WHOLE_DIGITS
+
+
 def check_money(value: object, field: str, *, minimum: Decimal = Decimal(0)) -> Decimal:
     """A Decimal amount of money that is stored exactly (NUMERIC(38, 18) on PostgreSQL)."""
     result = check_decimal(value, field, minimum=minimum)
     # Stored exactly as NUMERIC(38, 18): at most 20 whole digits and 18 decimal places.
-    if result and result.adjusted() >= MAX_WHOLE_DIGITS:
+    if not fits_money(result):
         raise InvalidInput(f"{field} must be below 10^{MAX_WHOLE_DIGITS}", field=field)
     exponent = result.as_tuple().exponent
     if (

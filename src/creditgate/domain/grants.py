@@ -18,6 +18,7 @@ from creditgate.domain.amounts import (
     Asset,
     check_amount,
     check_money,
+    fits_money,
 )
 from creditgate.domain.errors import AmountOverflow, InvalidInput
 from creditgate.domain.ledger import TransactionKind
@@ -97,7 +98,7 @@ def check_lot_value(amount: int, basis: Decimal, asset: Asset) -> None:
     with localcontext() as ctx:
         ctx.prec = 60  # exact
         value = asset.to_units(amount) * basis
-    if value.adjusted() >= MAX_WHOLE_DIGITS:
+    if not fits_money(value):
         raise InvalidInput(
             f"cost_basis times amount must be below 10^{MAX_WHOLE_DIGITS}: "
             f"{asset.amount_text(amount)} at {basis} is {value:f}",

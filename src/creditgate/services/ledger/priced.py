@@ -7,10 +7,10 @@ from decimal import Decimal
 from typing import Any
 
 from creditgate.domain.amounts import (
-    MAX_WHOLE_DIGITS,
     check_amount,
     check_asset_code,
     check_money,
+    fits_money,
     stored_money,
 )
 from creditgate.domain.errors import InvalidInput
@@ -40,7 +40,7 @@ class Pricing:
         snapshot = quote.snapshot() if keep else None
         usd = quote.vendor_cost.usd if quote.vendor_cost is not None else None
         cost = None if usd is None else stored_money(usd)
-        if cost is not None and cost.adjusted() >= MAX_WHOLE_DIGITS:
+        if cost is not None and not fits_money(cost):
             # Past what a charge stores (NUMERIC(38, 18)): the vendor cost is unknown, as when
             # the card names none, rather than the usage refused or the commit failing.
             cost = None
