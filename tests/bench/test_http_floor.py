@@ -26,7 +26,8 @@ def test_the_floor_and_creditgate_serve_the_same_pairs(postgres_server: str) -> 
         client_processes=1,
         connections=4,
         without_edge=True,
-        count_seconds=2.0,
+        count_seconds=1.0,
+        warmup_seconds=0.2,
     )
     assert result["contenders"] == ["floor", "creditgate", "no-edge"]
     assert [(r["contender"], r["rate"]) for r in result["runs"]] == [

@@ -135,6 +135,7 @@ async def _generate(
     start_at: float,
     connections: int,
     label: str,
+    warmup_seconds: float = WARMUP_SECONDS,
 ) -> Tally:
     # First in, first out: every connection keeps being used, so none sits idle long enough
     # for the server to close it (uvicorn's keep-alive timeout is 5 s).
@@ -154,7 +155,7 @@ async def _generate(
     await asyncio.sleep(max(0.0, start_at - time.time()))
     cpu_from = time.process_time()
     origin = time.perf_counter()
-    measured_from = origin + WARMUP_SECONDS
+    measured_from = origin + warmup_seconds
     end = measured_from + seconds
 
     def error(counted: bool, kind: str) -> None:
@@ -246,9 +247,11 @@ def _client_process(args: tuple[Any, ...], out: Any, ready: Any, go: Any) -> Non
         pass
     ready.put(os.getpid())
     start_at = go.get()
-    port, key, customers, rate, seconds, connections, label = args
+    port, key, customers, rate, seconds, connections, label, warmup = args
     out.put(
-        asyncio.run(_generate(port, key, customers, rate, seconds, start_at, connections, label))
+        asyncio.run(
+            _generate(port, key, customers, rate, seconds, start_at, connections, label, warmup)
+        )
     )
 
 
@@ -498,9 +501,11 @@ def load(
     client_processes: int = 2,
     connections: int = 128,
     database: str | None = None,
+    warmup_seconds: float = WARMUP_SECONDS,
 ) -> dict[str, Any]:
-    """Pairs at `rate` for `seconds` (after a warm-up) against the server on `port`, from
-    `client_processes` processes: throughput, latency, outcomes and CPU per pair."""
+    """Pairs at `rate` for `seconds` (after `warmup_seconds` of the same load, not measured)
+    against the server on `port`, from `client_processes` processes: throughput, latency,
+    outcomes and CPU per pair."""
     ctx = mp.get_context("spawn")
     out, ready, go = ctx.Queue(), ctx.Queue(), ctx.Queue()
     procs = []
@@ -513,6 +518,7 @@ def load(
             seconds,
             max(1, connections // client_processes),
             f"{os.getpid()}-{uuid.uuid4().hex[:6]}-{n}",
+            warmup_seconds,
         )
         procs.append(ctx.Process(target=_client_process, args=(args, out, ready, go)))
     for p in procs:

@@ -30,6 +30,7 @@ from sqlalchemy.engine import make_url
 from creditgate.bench import floor
 from creditgate.bench.http import (
     CUSTOMERS,
+    WARMUP_SECONDS,
     free_port,
     load,
     setup_creditgate,
@@ -190,6 +191,7 @@ def run_http_floor(
     connections: int = 128,
     count: bool = True,
     count_seconds: float = COUNT_SECONDS,
+    warmup_seconds: float = WARMUP_SECONDS,
     before_src: str | None = None,
     without_edge: bool = False,
     progress: Callable[[str], None] | None = None,
@@ -225,6 +227,7 @@ def run_http_floor(
                 client_processes=client_processes,
                 connections=connections,
                 database=database,
+                warmup_seconds=warmup_seconds,
             )
             after = _stats_once_stopped(server, dsn, database)
             figures["commits_per_pair"] = _delta(after, before, figures["all_pairs"])["commits"]
@@ -287,6 +290,7 @@ def run_http_floor(
                 run.src,
                 run.edge,
                 seconds=count_seconds,
+                warmup_seconds=warmup_seconds,
             )
     peak = max(rates)
     top = next(r for r in summary if r["rate"] == peak)
@@ -317,6 +321,7 @@ def count_statements(
     edge: bool = True,
     *,
     seconds: float = COUNT_SECONDS,
+    warmup_seconds: float = WARMUP_SECONDS,
 ) -> dict[str, Any]:
     """Statements, round trips, commits, index scans and rows written per pair, counted over
     a short run at a low rate after a warm-up (connections opened, statements prepared)."""
@@ -331,7 +336,16 @@ def count_statements(
             # Connections opened and statements prepared before counting (a short count
             # warms for half as long).
             warm = min(2.0, seconds / 2)
-            load(port, key, customers, server, rate=COUNT_RATE, seconds=warm, client_processes=1)
+            load(
+                port,
+                key,
+                customers,
+                server,
+                rate=COUNT_RATE,
+                seconds=warm,
+                client_processes=1,
+                warmup_seconds=warmup_seconds,
+            )
             relay.reset()
             before = _stats(dsn, database)
             figures = load(
@@ -342,6 +356,7 @@ def count_statements(
                 rate=COUNT_RATE,
                 seconds=seconds,
                 client_processes=1,
+                warmup_seconds=warmup_seconds,
             )
             statements, syncs = relay.snapshot()
             after = _stats_once_stopped(server, dsn, database)
