@@ -8,6 +8,7 @@ which is also how tenants share one creditgate in production.
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from collections.abc import Iterator
@@ -259,3 +260,14 @@ def _rank(item: pytest.Item) -> int:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # A stable sort: the same order in every worker, as xdist requires.
     items.sort(key=_rank)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # What collection made (every module imported, every test collected) lives until the
+    # session ends, and each full run of the garbage collector went through all of it again.
+    # Frozen, it is left out; the young generation is collected every 10,000 allocations
+    # instead of 700. Measured on tests/http and tests/domain in one process: the collector's
+    # time 11.1 s to 7.1 s, the process's CPU 154 s to 150 s, its peak memory 531 to 552 MB.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
