@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
+from decimal import (
+    ROUND_HALF_EVEN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
 
 from creditgate.domain.errors import AmountOverflow, InvalidInput
 
@@ -22,6 +31,17 @@ ASSET_CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,31}$")
 # How money (a purchase's price, an exchange, a refund) becomes minor units, and how computed
 # amounts of money are stored. A rate card states its own rule for prices (`pricing.Rounding`).
 ROUNDING = ROUND_HALF_EVEN
+
+# Where arithmetic must not round: sums, differences and products of amounts and prices
+# (a card's values of at most 40 digits, stored money of 38) fit well within 1,000 digits,
+# and Inexact is trapped to prove it. The result is rounded once, where it is stored or shown.
+EXACT = Context(
+    prec=1_000,
+    rounding=ROUNDING,
+    Emax=999_999,
+    Emin=-999_999,
+    traps=[Inexact, InvalidOperation, Overflow, DivisionByZero],
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, localcontext
 
-from creditgate.domain.amounts import MAX_BALANCE, stored_money
+from creditgate.domain.amounts import EXACT, MAX_BALANCE, stored_money
 from creditgate.domain.errors import InvalidInput
 from creditgate.domain.lots import Draw, LotBalance, plan_draws
 from creditgate.domain.policy import WalletPolicy
@@ -142,8 +142,7 @@ class DebitPlan:
     def revenue(self, scale: int) -> Decimal:
         """The money recognized by the draws: each drawn amount at its lot's cost basis, summed
         exactly and rounded once as stored (half to even, 18 places)."""
-        with localcontext() as ctx:
-            ctx.prec = 120  # exact: 64-bit amounts at NUMERIC(38, 18) cost bases, summed
+        with localcontext(EXACT):
             total = sum(
                 (Decimal(d.amount).scaleb(-scale) * d.cost_basis for d in self.draws), Decimal(0)
             )

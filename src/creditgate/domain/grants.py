@@ -13,6 +13,7 @@ from decimal import Decimal, localcontext
 from typing import Any
 
 from creditgate.domain.amounts import (
+    EXACT,
     MAX_BALANCE,
     MAX_WHOLE_DIGITS,
     Asset,
@@ -95,8 +96,7 @@ def _check_time(value: object, field: str) -> datetime | None:
 def check_lot_value(amount: int, basis: Decimal, asset: Asset) -> None:
     """The money a lot stands for, its amount at its cost basis, is what its draws recognize
     as revenue, stored as every amount of money is (NUMERIC(38, 18)): below 10^20."""
-    with localcontext() as ctx:
-        ctx.prec = 60  # exact
+    with localcontext(EXACT):
         value = asset.to_units(amount) * basis
     if not fits_money(value):
         raise InvalidInput(

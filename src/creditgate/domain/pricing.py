@@ -80,6 +80,7 @@ from enum import StrEnum
 from typing import Any
 
 from creditgate.domain.amounts import (
+    EXACT,
     MAX_AMOUNT,
     ROUNDING,
     Asset,
@@ -103,15 +104,8 @@ MAX_TEXT = 200
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 ACTION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}$")
 
-# Sums and products of card values (≤ 40 digits each, ≤ 16 multipliers) fit well within
-# 1,000 digits, so arithmetic here is exact; Inexact is trapped to prove it.
-_EXACT = Context(
-    prec=1_000,
-    rounding=ROUNDING,
-    Emax=999_999,
-    Emin=-999_999,
-    traps=[Inexact, InvalidOperation, Overflow, DivisionByZero],
-)
+# Sums and products of card values (≤ 40 digits each, ≤ 16 multipliers) are exact in
+# `amounts.EXACT`.
 _DIVIDE = Context(prec=60, rounding=ROUNDING, traps=[InvalidOperation, Overflow, DivisionByZero])
 
 # A card's `rounding`: its name in the card -> the `decimal` rounding mode. Prices are never
@@ -191,7 +185,7 @@ class MarginGuard:
         cost = quote.vendor_cost.usd if quote.vendor_cost is not None else None
         if cost is None or quote.credit_value_usd is None:
             return None
-        with localcontext(_EXACT):
+        with localcontext(EXACT):
             value = quote.units * quote.credit_value_usd
             needed = cost * (ONE + self.headroom)
         if needed <= value:
@@ -389,7 +383,7 @@ def quote(
     if rule.flat is not None:
         lines.append(PriceLine("flat", ONE, rule.flat, rule.flat))
     try:
-        with localcontext(_EXACT):
+        with localcontext(EXACT):
             for name, unit_price in rule.per_unit.items():
                 count = amounts.get(name, ZERO)
                 lines.append(PriceLine(name, count, unit_price, unit_price * count))

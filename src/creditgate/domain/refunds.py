@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, localcontext
 
-from creditgate.domain.amounts import Asset
+from creditgate.domain.amounts import EXACT, Asset, quantized
 from creditgate.domain.billing import refunded_money
 from creditgate.domain.billing_errors import RefundNotCovered
 from creditgate.domain.errors import InvalidInput
@@ -90,9 +90,9 @@ def plan_purchase_refund(
     total = refunded_money(
         purchase.price, purchase.amount, purchase.refunded + amount, purchase.digits
     )
-    with localcontext() as ctx:
-        ctx.prec = 60  # exact: NUMERIC(38, 18) values, never rounded to 28 digits
-        money = (total - purchase.refunded_money).quantize(total)
+    with localcontext(EXACT):  # NUMERIC(38, 18) values, never rounded to 28 digits
+        difference = total - purchase.refunded_money
+    money = quantized(difference, total)
     if money <= 0:
         text = purchase.asset.amount_text
         raise InvalidInput(

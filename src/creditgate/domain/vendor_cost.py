@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
+from creditgate.domain.amounts import EXACT
 from creditgate.domain.pricing import CostSource, PriceRule, TokenPrices, VendorCost
 
 ZERO = Decimal(0)
@@ -99,7 +100,6 @@ def vendor_cost(
         return unknown("no LLM price table", provider=provider, model=model)
     if llm.usd is None:
         return VendorCost(None, CostSource.UNKNOWN, llm.reason, llm.provider, model)
-    with localcontext() as ctx:
-        ctx.prec = 200  # exact, as each part was: rounded once, where it is stored
+    with localcontext(EXACT):  # as each part was: rounded once, where it is stored
         usd = total + llm.usd
     return VendorCost(usd, llm.source, None, llm.provider, model)
