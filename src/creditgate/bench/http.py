@@ -155,8 +155,7 @@ async def _generate(
     await asyncio.sleep(max(0.0, start_at - time.time()))
     cpu_from = time.process_time()
     origin = time.perf_counter()
-    measured_from = origin + warmup_seconds
-    end = measured_from + seconds
+    warm, measured = pair_counts(rate, warmup_seconds, seconds)
 
     def error(counted: bool, kind: str) -> None:
         if counted:
@@ -164,7 +163,7 @@ async def _generate(
             tally.error_kinds[kind] = tally.error_kinds.get(kind, 0) + 1
 
     async def pair(i: int, due: float) -> None:
-        counted = due >= measured_from
+        counted = i >= warm
         conn = None
         try:
             while idle and conn is None:
@@ -220,10 +219,8 @@ async def _generate(
 
     tasks = []
     i = 0
-    while True:
+    while i < warm + measured:
         due = origin + i / rate
-        if due >= end:
-            break
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -235,6 +232,16 @@ async def _generate(
     tally.connections = opened[0]
     tally.cpu_seconds = time.process_time() - cpu_from
     return tally
+
+
+def pair_counts(rate: float, warmup_seconds: float, seconds: float) -> tuple[int, int]:
+    """How many pairs a load sends in its warm-up, then in its measured seconds.
+
+    The schedule goes by index, not by comparing float times: pair i is due at
+    `origin + i / rate`, the first `warm` pairs are the warm-up and the next `measured` are
+    counted. Compared as times, `origin + 0.2 + 1.0` can be above `origin + 18 / 15`, and a
+    second at 15/s after 0.2 s of warm-up counted 16 pairs."""
+    return round(warmup_seconds * rate), round(seconds * rate)
 
 
 def _client_process(args: tuple[Any, ...], out: Any, ready: Any, go: Any) -> None:
