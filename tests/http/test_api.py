@@ -205,3 +205,27 @@ def test_decimals_are_strings_and_times_iso_8601(api: Api) -> None:
     ).json()
     assert lot["cost_basis"] == "0"
     assert lot["expires_at"] == "2026-01-31T23:00:00Z"
+
+
+def test_a_settle_or_charge_worth_more_than_a_charge_records_is_422_and_changes_nothing(
+    api: Api,
+) -> None:
+    # Three lots each worth 9.8 * 10^19 (a grant allows under 10^20), 2.94 * 10^20 together.
+    assert api.post("/v1/customers", {"id": "c1"}).status_code == 201
+    lot = 7 * 10**17
+    grant = {"asset": "credits", "amount": lot, "kind": "purchased", "cost_basis": "14000"}
+    for _ in range(3):
+        assert api.post("/v1/customers/c1/grants", grant).status_code == 201
+    before = api.get("/v1/customers/c1/wallet").json()
+    charge = api.post("/v1/charges", {"customer": "c1", "asset": "credits", "amount": 2 * lot})
+    assert api.get("/v1/customers/c1/wallet").json() == before
+    hold = api.post("/v1/authorizations", {"customer": "c1", "asset": "credits", "amount": 3 * lot})
+    assert hold.status_code == 201 and hold.json()["approved"], hold.text
+    held = api.get("/v1/customers/c1/wallet").json()
+    settle = api.post(f"/v1/authorizations/{hold.json()['id']}/settle", {"amount": 3 * lot})
+    assert api.get("/v1/customers/c1/wallet").json() == held
+    for refused in (charge, settle):
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["code"] == "amount_overflow" and refused.json()["field"] == "amount"
+    settled = api.post(f"/v1/authorizations/{hold.json()['id']}/settle", {"amount": lot})
+    assert settled.status_code == 200 and settled.json()["charge"]["revenue"] == "98" + "0" * 18

@@ -274,3 +274,47 @@ def test_an_answer_sent_before_its_balance_is_known_gets_it_at_every_depth(
         "charge": settled.charge.model_dump() | {"available": 940},
     }
     assert fill_available(settled, 1) is settled  # nothing pending: the same answer
+
+
+def _three_costly_lots(ledger: TenantLedger) -> int:
+    """Three lots each worth 9.8 * 10^19 (under the 10^20 a grant allows), 2.94 * 10^20
+    together; returns the credit they hold."""
+    ledger.create_customer("c1")
+    lot = 7 * 10**17  # minor units (scale 2)
+    for _ in range(3):
+        ledger.grant("c1", "credits", lot, kind="purchased", cost_basis="14000")
+    return 3 * lot
+
+
+def test_a_charge_whose_revenue_a_charge_cannot_record_is_refused_and_changes_nothing(
+    ledger: TenantLedger,
+) -> None:
+    total = _three_costly_lots(ledger)
+    with pytest.raises(AmountOverflow) as info:
+        ledger.charge("c1", "credits", total, idempotency_key="too-much")
+    assert info.value.field == "amount"
+    assert "294000000000000000000" in str(info.value)
+    balance = ledger.wallet("c1").balance("credits")
+    assert (balance.posted, balance.held) == (total, 0)
+    # One lot's worth is recorded, its revenue exact.
+    charge = ledger.charge("c1", "credits", total // 3, idempotency_key="one-lot")
+    assert charge.revenue == 98 * 10**18
+
+
+def test_a_settle_whose_revenue_a_charge_cannot_record_is_refused_and_the_hold_stays(
+    ledger: TenantLedger,
+) -> None:
+    total = _three_costly_lots(ledger)
+    hold = ledger.authorize("c1", "credits", total)
+    assert hold.approved
+    with pytest.raises(AmountOverflow) as info:
+        ledger.settle(hold.id, total)
+    assert info.value.field == "amount"
+    balance = ledger.wallet("c1").balance("credits")
+    assert (balance.posted, balance.held) == (total, total)
+    # The hold is still pending: settled for less, it releases the rest.
+    settled = ledger.settle(hold.id, total // 3)
+    assert settled.authorization.status == "settled"
+    assert settled.charge.amount == total // 3 and settled.charge.revenue == 98 * 10**18
+    balance = ledger.wallet("c1").balance("credits")
+    assert (balance.posted, balance.held) == (total - total // 3, 0)
