@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from creditgate.http import DEFAULT_MAX_IN_FLIGHT
+from creditgate.storage.throwaway import listening_port
 
 # The ledger (`creditgate.api`) is imported where a tenant is set up, not here: the load
 # processes import this module and start in a moment.
@@ -41,9 +42,8 @@ MAX_CONNECTIONS = 2_000  # per client process
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port for a server to listen on (below the kernel's ephemeral range)."""
+    return listening_port()
 
 
 class Connection(asyncio.Protocol):

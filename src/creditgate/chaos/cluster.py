@@ -7,7 +7,6 @@ import contextlib
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,12 +21,12 @@ import httpx
 
 from creditgate.adapters.outbound import tls_context
 from creditgate.api.clock import CLOCK_FILE_ENV, write_offset
+from creditgate.storage.throwaway import listening_port
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port for a server to listen on (below the kernel's ephemeral range)."""
+    return listening_port()
 
 
 @dataclass

@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -31,6 +30,7 @@ from typing import Any
 import httpx
 
 from creditgate.adapters.outbound import tls_context
+from creditgate.storage.throwaway import listening_port
 
 SCOPE = "creditgate"
 TTL, LOOP_WAIT, RETRY_TIMEOUT = 10, 1, 4  # loop_wait + 2 * retry_timeout <= ttl
@@ -39,12 +39,6 @@ PACKAGES = "patroni etcd-server"  # Debian's, as `scripts/test` installs them
 
 class PatroniUnavailable(RuntimeError):
     """What a Patroni cluster needs is not installed here."""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def postgres_bin_dir() -> str | None:
@@ -124,10 +118,10 @@ class PatroniCluster:
         self.bin_dir = postgres_bin_dir()
         self.patroni_bin, self.etcd_bin = shutil.which("patroni"), shutil.which("etcd")
         self.as_root = os.geteuid() == 0
-        self.etcd_ports = [(_free_port(), _free_port()) for _ in range(self.nodes)]
+        self.etcd_ports = [(listening_port(), listening_port()) for _ in range(self.nodes)]
         for n in range(self.nodes):
             home = self.workdir / f"pg{n}"
-            self.members.append(Member(f"pg{n}", _free_port(), _free_port(), home))
+            self.members.append(Member(f"pg{n}", listening_port(), listening_port(), home))
 
     # Start and stop
 

@@ -1,4 +1,5 @@
-"""A throwaway PostgreSQL cluster made with the machine's initdb/pg_ctl, for tests and benchmarks.
+"""A throwaway PostgreSQL cluster made with the machine's initdb/pg_ctl, for tests and benchmarks,
+and the ports such local servers listen on.
 
 `initdb` refuses to run as root, so as root the cluster runs as the `postgres` user.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -33,10 +35,41 @@ def _find(binary: str) -> str | None:
     return candidates[0] if candidates else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# Where listening ports are chosen: from this port up to the kernel's ephemeral range.
+LISTEN_PORTS_FROM = 20_000
+
+
+def _ephemeral_ports() -> tuple[int, int]:
+    """The ports the kernel gives the local end of outgoing connections (Linux's default)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(part) for part in f.read().split())
+    except (OSError, ValueError):
+        return 32_768, 60_999
+    return low, high
+
+
+def listening_port(host: str = "127.0.0.1") -> int:
+    """A free port for a local server (a test's, a benchmark's, a chaos run's) to listen on.
+
+    Chosen below the kernel's ephemeral range: a port the kernel handed out (`bind` to 0) is
+    one it may give again, meanwhile, as the local end of any outgoing connection on the
+    machine, and a server started on it a few seconds later then fails to listen (seen: a
+    Patroni node's REST API, while the rest of the suite made its thousands of connections).
+    Picked at random (not from a seeded `random`, which a chaos run seeds), and checked free."""
+    low, _ = _ephemeral_ports()
+    if low - LISTEN_PORTS_FROM >= 1_000:
+        for _ in range(200):
+            port = LISTEN_PORTS_FROM + secrets.randbelow(low - LISTEN_PORTS_FROM)
+            with socket.socket() as probe:
+                try:
+                    probe.bind((host, port))
+                except OSError:
+                    continue
+                return port
+    with socket.socket() as probe:  # no room below the ephemeral range: the kernel's choice
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
 
 
 class ThrowawayCluster:
@@ -54,7 +87,7 @@ class ThrowawayCluster:
                 raise PostgresUnavailable("running as root needs runuser to start PostgreSQL")
             self.as_user = [runuser, "-u", "postgres", "--"]
         self.dir = Path(tempfile.mkdtemp(prefix="creditgate-pg-"))
-        self.port = _free_port()
+        self.port = listening_port()
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
         self.started = False
 
