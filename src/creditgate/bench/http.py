@@ -41,9 +41,8 @@ START_AHEAD_SECONDS = 0.3  # from every load process being ready to their common
 MAX_CONNECTIONS = 2_000  # per client process
 
 
-def free_port() -> int:
-    """A port for a server to listen on (below the kernel's ephemeral range)."""
-    return listening_port()
+# A port for a server to listen on (below the kernel's ephemeral range).
+free_port = listening_port
 
 
 class Connection(asyncio.Protocol):

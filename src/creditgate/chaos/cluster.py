@@ -23,10 +23,8 @@ from creditgate.adapters.outbound import tls_context
 from creditgate.api.clock import CLOCK_FILE_ENV, write_offset
 from creditgate.storage.throwaway import listening_port
 
-
-def free_port() -> int:
-    """A port for a server to listen on (below the kernel's ephemeral range)."""
-    return listening_port()
+# A port for a server to listen on (below the kernel's ephemeral range).
+free_port = listening_port
 
 
 @dataclass
