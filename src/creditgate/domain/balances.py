@@ -12,8 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, localcontext
 
-from creditgate.domain.amounts import EXACT, MAX_BALANCE, stored_money
-from creditgate.domain.errors import InvalidInput
+from creditgate.domain.amounts import (
+    EXACT,
+    MAX_BALANCE,
+    MAX_WHOLE_DIGITS,
+    fits_money,
+    stored_money,
+)
+from creditgate.domain.errors import AmountOverflow, InvalidInput
 from creditgate.domain.lots import Draw, LotBalance, plan_draws
 from creditgate.domain.policy import WalletPolicy
 
@@ -141,12 +147,24 @@ class DebitPlan:
 
     def revenue(self, scale: int) -> Decimal:
         """The money recognized by the draws: each drawn amount at its lot's cost basis, summed
-        exactly and rounded once as stored (half to even, 18 places)."""
+        exactly and rounded once as stored (half to even, 18 places).
+
+        Raises AmountOverflow (on `amount`) past what a charge stores, NUMERIC(38, 18): each
+        lot's value is below 10^20 (`grants.check_lot_value`), but a debit drawing several
+        can add up past it, and is refused on every backend before anything is written."""
         with localcontext(EXACT):
             total = sum(
                 (Decimal(d.amount).scaleb(-scale) * d.cost_basis for d in self.draws), Decimal(0)
             )
-        return stored_money(total)
+        revenue = stored_money(total)
+        if not fits_money(revenue):
+            raise AmountOverflow(
+                f"amount draws credit worth {revenue.normalize():f} at its lots' cost basis; a"
+                f" charge records revenue below 10^{MAX_WHOLE_DIGITS}: charge or settle less at"
+                " a time",
+                field="amount",
+            )
+        return revenue
 
 
 def plan_debit(

@@ -14,10 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from creditgate.domain.amounts import MAX_WHOLE_DIGITS, fits_money
 from creditgate.domain.balances import DebitAsk, DebitPlan, WalletBalance, plan_debit
 from creditgate.domain.budgets import BudgetDecline
-from creditgate.domain.errors import AmountOverflow
 from creditgate.domain.ledger import TransactionKind, charge_entries
 from creditgate.domain.webhooks import EventType
 from creditgate.services.context import Tx
@@ -137,16 +135,6 @@ def _over_budget(tx: Tx, request: Debit, before: WalletBalance, refusing: Counte
 
 def _charge_row(tx: Tx, request: Debit, plan: DebitPlan) -> dict[str, Any]:
     charge = request.charge
-    revenue = plan.revenue(tx.asset(request.asset).scale)
-    if not fits_money(revenue):
-        # Each lot's value is below 10^20 (a grant checks it), but a debit drawing several
-        # can add up past what a charge stores (NUMERIC(38, 18)). Refused before anything is
-        # written, on every backend, rather than failing the commit on PostgreSQL alone.
-        raise AmountOverflow(
-            f"amount draws credit worth {revenue.normalize():f} at its lots' cost basis; a"
-            f" charge records revenue below 10^{MAX_WHOLE_DIGITS}: charge or settle less at a time",
-            field="amount",
-        )
     return {
         "tenant_id": tx.tenant_id,
         "wallet_id": request.wallet_id,
@@ -162,7 +150,8 @@ def _charge_row(tx: Tx, request: Debit, plan: DebitPlan) -> dict[str, Any]:
         "metadata": charge.metadata,
         "created_at": tx.now,
         **charge.pricing.fields(),
-        "revenue": revenue,
+        # Refused (AmountOverflow) before anything is written when past what a charge stores.
+        "revenue": plan.revenue(tx.asset(request.asset).scale),
     } | _whose_columns(charge)
 
 
