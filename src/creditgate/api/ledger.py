@@ -23,7 +23,7 @@ from creditgate.domain.pages import DEFAULT_CUSTOMER_PAGE, DEFAULT_PAGE
 from creditgate.domain.policy import PolicyMode
 from creditgate.domain.pricing import DEFAULT_RATE_CARD, Quote
 from creditgate.domain.spend_limits import SpendLimit
-from creditgate.services.billing import auto_top_up
+from creditgate.services.billing import auto_top_up, due
 from creditgate.services.catalog import api_keys, catalog, members
 from creditgate.services.catalog.api_keys import Principal
 from creditgate.services.context import Catalog, Operator, Reactions, Tx
@@ -154,6 +154,12 @@ class Creditgate:
         for tenant in found:
             self.catalog.note_mode(tenant.id, tenant.mode)
         return found
+
+    def tenants_due(self) -> list[str]:
+        """The ids of the tenants the worker's round has anything to do for now (and every
+        test-mode tenant, whose clock is its own), in one read."""
+        now = self.clock()
+        return self.db.run(lambda conn: due.tenants_due(conn, now), read_only=True)
 
     def tenant(self, tenant_id: str) -> TenantLedger:
         found = self.db.run(lambda conn: catalog.get_tenant(conn, tenant_id), read_only=True)

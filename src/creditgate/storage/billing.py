@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Select, Table, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -516,15 +516,20 @@ def advance_subscription(
     return bool(claimed == 1)
 
 
+def _period_ended(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    return (subscriptions.c.status == "active", subscriptions.c.current_period_end <= now)
+
+
+def tenants_with_periods_ended(now: datetime) -> Select[Any]:
+    """The tenants with a subscription `due_subscriptions` would find at `now`."""
+    return select(subscriptions.c.tenant_id).where(*_period_ended(now))
+
+
 def due_subscriptions(conn: Connection, tenant_id: str, now: datetime, limit: int) -> list[str]:
     """Ids of the tenant's active subscriptions whose period has ended, soonest first."""
     rows = conn.execute(
         select(subscriptions.c.id)
-        .where(
-            subscriptions.c.tenant_id == tenant_id,
-            subscriptions.c.status == "active",
-            subscriptions.c.current_period_end <= now,
-        )
+        .where(subscriptions.c.tenant_id == tenant_id, *_period_ended(now))
         .order_by(subscriptions.c.current_period_end, subscriptions.c.id)
         .limit(limit)
     ).all()

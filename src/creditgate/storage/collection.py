@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, func, select, update
+from sqlalchemy import ColumnElement, Connection, Select, func, select, update
 
 from creditgate.storage.tables import (
     customers,
@@ -128,6 +128,16 @@ def attach_invoice(
         )
 
 
+def _unpaid_periods(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    return (
+        subscription_periods.c.fee_status == FAILED,
+        subscription_periods.c.lot_id.is_not(None),
+        subscription_periods.c.withheld == 0,
+        subscription_periods.c.period_end > now,
+        plans.c.grant_before_payment == 1,
+    )
+
+
 def due_withholdings(conn: Connection, tenant_id: str, now: datetime) -> Sequence[Any]:
     """Periods granted before payment whose payment failed and is still unpaid, with their
     plan's grace period, and credit not yet withheld."""
@@ -135,14 +145,7 @@ def due_withholdings(conn: Connection, tenant_id: str, now: datetime) -> Sequenc
         _with_customer()
         .add_columns(plans.c.grace_days)
         .join(plans, plans.c.id == subscription_periods.c.plan_id)
-        .where(
-            subscription_periods.c.tenant_id == tenant_id,
-            subscription_periods.c.fee_status == FAILED,
-            subscription_periods.c.lot_id.is_not(None),
-            subscription_periods.c.withheld == 0,
-            subscription_periods.c.period_end > now,
-            plans.c.grant_before_payment == 1,
-        )
+        .where(subscription_periods.c.tenant_id == tenant_id, *_unpaid_periods(now))
     ).all()
 
 
@@ -223,6 +226,9 @@ def put_overage_setting(conn: Connection, values: Mapping[str, Any]) -> None:
         conn.execute(overage_settings.insert().values(**values))
 
 
+_IN_DEBT = wallet_balances.c.debt > 0
+
+
 def wallets_in_debt(conn: Connection, tenant_id: str, asset: str, limit: int) -> Sequence[Any]:
     """Balance rows of an asset that owe something, with their customer."""
     return conn.execute(
@@ -231,7 +237,7 @@ def wallets_in_debt(conn: Connection, tenant_id: str, asset: str, limit: int) ->
         .where(
             wallet_balances.c.tenant_id == tenant_id,
             wallet_balances.c.asset == asset,
-            wallet_balances.c.debt > 0,
+            _IN_DEBT,
         )
         .order_by(wallet_balances.c.wallet_id)
         .limit(limit)
@@ -291,22 +297,47 @@ def mark_bill_stopped(conn: Connection, purchase_id: str) -> None:
     )
 
 
+def _unanswered(sent_before: datetime) -> tuple[ColumnElement[bool], ...]:
+    return (
+        purchases.c.origin == "overage",
+        purchases.c.provider == "stripe",
+        purchases.c.status == "pending",
+        purchases.c.provider_ref.is_(None),
+        overage_bills.c.created_at < sent_before,
+    )
+
+
 def unsent_bills(conn: Connection, tenant_id: str, sent_before: datetime) -> Sequence[Any]:
     """Overage purchases through a provider that were never answered (no provider ref),
     billed before `sent_before`: sent again under the same idempotency key."""
     return conn.execute(
         select(purchases.c.id)
         .join(overage_bills, overage_bills.c.purchase_id == purchases.c.id)
-        .where(
-            purchases.c.tenant_id == tenant_id,
-            purchases.c.origin == "overage",
-            purchases.c.provider == "stripe",
-            purchases.c.status == "pending",
-            purchases.c.provider_ref.is_(None),
-            overage_bills.c.created_at < sent_before,
-        )
+        .where(purchases.c.tenant_id == tenant_id, *_unanswered(sent_before))
         .order_by(purchases.c.created_at)
     ).all()
+
+
+def tenants_with_collection_due(now: datetime, sent_before: datetime) -> dict[str, Select[Any]]:
+    """Reads of the tenants the collection round has work for: periods whose credit may be
+    withheld (their grace is checked per period), wallets owing an asset billed in arrears
+    (whether a bill is due is decided per wallet), and bills never answered before
+    `sent_before`, on the predicates of the reads above; by read."""
+    return {
+        "due_withholdings": select(subscription_periods.c.tenant_id)
+        .join(plans, plans.c.id == subscription_periods.c.plan_id)
+        .where(*_unpaid_periods(now)),
+        "wallets_in_debt": select(overage_settings.c.tenant_id)
+        .join(
+            wallet_balances,
+            (wallet_balances.c.tenant_id == overage_settings.c.tenant_id)
+            & (wallet_balances.c.asset == overage_settings.c.asset),
+        )
+        .where(_IN_DEBT),
+        "unsent_bills": select(purchases.c.tenant_id)
+        .join(overage_bills, overage_bills.c.purchase_id == purchases.c.id)
+        .where(*_unanswered(sent_before)),
+    }
 
 
 def set_wallet_stopped(conn: Connection, wallet_id: str, asset: str, available: int) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 
 from creditgate.domain.billing import month_of
 from creditgate.domain.billing_errors import (
@@ -266,6 +266,52 @@ def _not_sold(tx: Tx, row: Any) -> str | None:
     return None
 
 
+# What a setting's wallet has available; a wallet that never held the asset has no balance
+# row: it is at zero.
+_AVAILABLE = func.coalesce(wallet_balances.c.posted - wallet_balances.c.held, 0)
+
+
+def _armed(*columns: Any) -> Select[Any]:
+    """Enabled settings, with their wallet's balance row if it has one."""
+    return (
+        select(*columns)
+        .outerjoin(
+            wallet_balances,
+            (wallet_balances.c.wallet_id == auto_top_ups.c.wallet_id)
+            & (wallet_balances.c.asset == auto_top_ups.c.asset),
+        )
+        .where(auto_top_ups.c.enabled == 1)
+    )
+
+
+def _to_send(now: datetime, *columns: Any) -> Select[Any]:
+    """Purchases a movement started and no worker has sent, or sent and never answered
+    `STALE_AFTER` ago."""
+    return (
+        select(*columns)
+        .select_from(purchases_table)
+        .join(auto_top_ups, auto_top_ups.c.in_flight_purchase_id == purchases_table.c.id)
+        .where(
+            purchases_table.c.status == purchases.PENDING,
+            purchases_table.c.provider != "manual",
+            purchases_table.c.payment_ref.is_(None),
+            auto_top_ups.c.in_flight_sent_at.is_(None)
+            | (auto_top_ups.c.in_flight_sent_at <= now - STALE_AFTER),
+        )
+    )
+
+
+def tenants_with_top_ups_due(now: datetime) -> dict[str, Select[Any]]:
+    """Reads of the tenants `claim_due` has work for at `now`: a setting below its threshold
+    (whether it may fire yet is decided per setting) and a purchase to send."""
+    return {
+        "below_threshold": _armed(auto_top_ups.c.tenant_id).where(
+            auto_top_ups.c.threshold > _AVAILABLE
+        ),
+        "to_send": _to_send(now, auto_top_ups.c.tenant_id),
+    }
+
+
 def claim_due(tx: Tx, *, limit: int = 500) -> tuple[list[Purchase], AutoTopUpReport]:
     """Buy for crossings left armed below the threshold, and hand back the purchases in
     flight that are to be sent to their provider.
@@ -277,17 +323,8 @@ def claim_due(tx: Tx, *, limit: int = 500) -> tuple[list[Purchase], AutoTopUpRep
     crash, a network failure), sent again under their idempotency key after `STALE_AFTER`.
     """
     rows = tx.conn.execute(
-        select(
-            auto_top_ups,
-            func.coalesce(wallet_balances.c.posted - wallet_balances.c.held, 0).label("available"),
-        )
-        # A wallet that never held the asset has no balance row: it is at zero.
-        .outerjoin(
-            wallet_balances,
-            (wallet_balances.c.wallet_id == auto_top_ups.c.wallet_id)
-            & (wallet_balances.c.asset == auto_top_ups.c.asset),
-        )
-        .where(auto_top_ups.c.tenant_id == tx.tenant_id, auto_top_ups.c.enabled == 1)
+        _armed(auto_top_ups, _AVAILABLE.label("available"))
+        .where(auto_top_ups.c.tenant_id == tx.tenant_id)
         .order_by(auto_top_ups.c.wallet_id, auto_top_ups.c.asset)
         .limit(limit)
     ).all()
@@ -306,18 +343,8 @@ def claim_due(tx: Tx, *, limit: int = 500) -> tuple[list[Purchase], AutoTopUpRep
             started += 1
         capped += outcome == "capped"
     to_send = tx.conn.execute(
-        select(purchases_table, auto_top_ups.c.in_flight_sent_at)
-        .join(
-            auto_top_ups,
-            auto_top_ups.c.in_flight_purchase_id == purchases_table.c.id,
-        )
-        .where(
-            auto_top_ups.c.tenant_id == tx.tenant_id,
-            purchases_table.c.status == purchases.PENDING,
-            purchases_table.c.provider != "manual",
-            purchases_table.c.payment_ref.is_(None),
-            auto_top_ups.c.in_flight_sent_at.is_(None)
-            | (auto_top_ups.c.in_flight_sent_at <= tx.now - STALE_AFTER),
+        _to_send(tx.now, purchases_table, auto_top_ups.c.in_flight_sent_at).where(
+            auto_top_ups.c.tenant_id == tx.tenant_id
         )
     ).all()
     for row in to_send:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, Select, insert, select, update
 
 from creditgate.domain.amounts import MAX_BALANCE
 from creditgate.domain.errors import AmountOverflow, InvalidInput, LotNotActive, UnknownLot
@@ -152,15 +153,20 @@ def _post_lot(
     shift_balance(tx, wallet_id, asset, posted=amount, held=0, debt=-repay, need=0)
 
 
+def _lots_to_activate(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    return (LOT_SCHEDULED, lots.c.effective_at <= now)
+
+
+def tenants_with_lots_to_activate(now: datetime) -> Select[Any]:
+    """The tenants `activate_lots` has work for at `now`, on its own predicate."""
+    return select(lots.c.tenant_id).where(*_lots_to_activate(now))
+
+
 def activate_lots(tx: Tx, *, limit: int = 500) -> int:
     """Post scheduled lots whose effective time has come; safe to run any number of times."""
     rows = tx.conn.execute(
         select(lots.c.id, lots.c.wallet_id, lots.c.asset, lots.c.kind, lots.c.amount)
-        .where(
-            lots.c.tenant_id == tx.tenant_id,
-            LOT_SCHEDULED,
-            lots.c.effective_at <= tx.now,
-        )
+        .where(lots.c.tenant_id == tx.tenant_id, *_lots_to_activate(tx.now))
         .order_by(lots.c.effective_at, lots.c.id)
         .limit(limit)
     ).all()

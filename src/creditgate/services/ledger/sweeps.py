@@ -6,10 +6,12 @@ time changes nothing the second time.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import String, func, literal, select, update
+from sqlalchemy import ColumnElement, Select, String, func, literal, select, update
 
 from creditgate.domain.holds import HoldStatus
 from creditgate.domain.ledger import Account, TransactionKind, removal_entries
@@ -17,7 +19,7 @@ from creditgate.domain.lots import LotStatus
 from creditgate.domain.webhooks import EventType
 from creditgate.services.context import Tx
 from creditgate.services.ledger.gate import release
-from creditgate.services.ledger.grants import activate_lots
+from creditgate.services.ledger.grants import activate_lots, tenants_with_lots_to_activate
 from creditgate.services.results import SweepReport
 from creditgate.services.wallet import (
     emit,
@@ -31,14 +33,48 @@ from creditgate.services.wallet import (
 from creditgate.storage.tables import HOLD_PENDING, LOT_EXPIRING, events, holds, lots
 
 
+def _holds_past_ttl(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    # HOLD_PENDING is the partial index's own predicate, so every plan can use it.
+    return (HOLD_PENDING, holds.c.expires_at <= now)
+
+
+def _lots_past_expiry(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    return (LOT_EXPIRING, lots.c.expires_at <= now)
+
+
+def _unannounced(
+    columns: Sequence[ColumnElement[Any]], now: datetime, within: timedelta
+) -> Select[Any]:
+    """Lots with credit left that expire within `within` and have not been announced."""
+    event_id = literal(EXPIRING_PREFIX, String) + func.substr(lots.c.id, len("lot_") + 1)
+    return (
+        select(*columns)
+        .outerjoin(events, events.c.id == event_id)
+        .where(
+            lots.c.status == LotStatus.ACTIVE.value,
+            lots.c.remaining > 0,
+            lots.c.expires_at > now,
+            lots.c.expires_at <= now + within,
+            events.c.id.is_(None),
+        )
+    )
+
+
+def tenants_with_sweeps_due(now: datetime) -> dict[str, Select[Any]]:
+    """Reads of the tenants each sweep has work for at `now`, by sweep, on the sweeps' own
+    predicates (the worker's round visits only those tenants)."""
+    return {
+        "expire_holds": select(holds.c.tenant_id).where(*_holds_past_ttl(now)),
+        "activate_lots": tenants_with_lots_to_activate(now),
+        "warn_expiring": _unannounced([lots.c.tenant_id], now, EXPIRY_WARNING),
+        "expire_lots": select(lots.c.tenant_id).where(*_lots_past_expiry(now)),
+    }
+
+
 def expire_holds(tx: Tx, *, limit: int = 500) -> int:
     rows = tx.conn.execute(
         select(holds.c.id)
-        .where(
-            holds.c.tenant_id == tx.tenant_id,
-            HOLD_PENDING,  # the partial index's own predicate, so every plan can use it
-            holds.c.expires_at <= tx.now,
-        )
+        .where(holds.c.tenant_id == tx.tenant_id, *_holds_past_ttl(tx.now))
         .order_by(holds.c.expires_at, holds.c.id)
         .limit(limit)
     ).all()
@@ -108,11 +144,7 @@ def expire_lots(tx: Tx, *, limit: int = 500) -> SweepReport:
     """
     due = tx.conn.execute(
         select(lots.c.wallet_id, lots.c.asset)
-        .where(
-            lots.c.tenant_id == tx.tenant_id,
-            LOT_EXPIRING,
-            lots.c.expires_at <= tx.now,
-        )
+        .where(lots.c.tenant_id == tx.tenant_id, *_lots_past_expiry(tx.now))
         .group_by(lots.c.wallet_id, lots.c.asset)
         .order_by(lots.c.wallet_id, lots.c.asset)
         .limit(limit)
@@ -173,18 +205,10 @@ def warn_expiring(tx: Tx, *, within: timedelta = EXPIRY_WARNING, limit: int = 50
     many processes) a lot is announced once. Lots already announced are left out by the read
     itself, so a sweep that finds nothing new writes nothing.
     """
-    event_id = literal(EXPIRING_PREFIX, String) + func.substr(lots.c.id, len("lot_") + 1)
+    columns = (lots.c.id, lots.c.wallet_id, lots.c.asset, lots.c.remaining, lots.c.expires_at)
     rows = tx.conn.execute(
-        select(lots.c.id, lots.c.wallet_id, lots.c.asset, lots.c.remaining, lots.c.expires_at)
-        .outerjoin(events, events.c.id == event_id)
-        .where(
-            lots.c.tenant_id == tx.tenant_id,
-            lots.c.status == LotStatus.ACTIVE.value,
-            lots.c.remaining > 0,
-            lots.c.expires_at > tx.now,
-            lots.c.expires_at <= tx.now + within,
-            events.c.id.is_(None),
-        )
+        _unannounced(columns, tx.now, within)
+        .where(lots.c.tenant_id == tx.tenant_id)
         .order_by(lots.c.expires_at, lots.c.id)
         .limit(limit)
     ).all()
