@@ -16,8 +16,15 @@ from sqlalchemy import event, func, select
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.server import worker
 from creditgate.services.billing.due import reads as due_reads
-from creditgate.storage.tables import events, holds, lots, purchases
-from tests.conftest import FakeClock
+from creditgate.storage.tables import (
+    events,
+    holds,
+    ledger_transactions,
+    lots,
+    purchases,
+)
+from tests.conftest import FakeClock, operator_settings
+from tests.stripe_fake import API_KEY, FakeStripe
 
 
 def live(cg: Creditgate, customer_credit: int | None = 1_000) -> TenantLedger:
@@ -119,6 +126,15 @@ def top_up_set_below_its_threshold(t: TenantLedger, clock: FakeClock) -> Callabl
     return lambda: count(t, purchases, purchases.c.origin == "auto_top_up") == 1
 
 
+def top_up_purchase_to_send(t: TenantLedger, clock: FakeClock) -> Callable[[], bool]:
+    t.set_provider_account("stripe", api_key=API_KEY)
+    t.create_pack("small", asset="credits", amount=5_000, price="5")
+    t.set_auto_top_up("c1", "credits", threshold=500, pack="small")
+    t.charge("c1", "credits", 600, idempotency_key="cross")  # 400: a purchase the worker sends
+    # No saved payment method: Stripe is not called, and the purchase fails at once.
+    return lambda: count(t, purchases, purchases.c.status == "failed") == 1
+
+
 # Each kind, with the step's read that is to find it (others may too: a period's included
 # credit expires as the period ends).
 DUE: dict[str, tuple[Setup, str]] = {
@@ -133,6 +149,7 @@ DUE: dict[str, tuple[Setup, str]] = {
         top_up_set_below_its_threshold,
         "auto_top_up_below_threshold",
     ),
+    "an auto top-up's purchase to send": (top_up_purchase_to_send, "auto_top_up_to_send"),
 }
 
 
@@ -160,7 +177,8 @@ def test_each_kind_of_due_work_is_found_and_done(
     assert due.tenant_id in seen and idle.tenant_id not in seen
     # Done, it is not due again (an ended period's next one ends a month on).
     if kind not in ("debt billed in arrears", "an auto top-up set below its threshold"):
-        # (Debt stays owed until paid; the top-up's purchase is an invoice until then.)
+        # (Debt stays owed until paid; the top-up's purchase is an invoice until then.) A
+        # failed top-up backs off: below its threshold, it may not fire again yet.
         assert due.tenant_id not in cg.tenants_due()
     for t in (idle, due):
         report = cg.verify(t.tenant_id)
@@ -204,19 +222,84 @@ def test_an_idle_round_costs_one_read_however_many_tenants(cg: Creditgate) -> No
     assert len(statements) == first
 
 
-def test_a_tenant_left_out_has_nothing_the_round_would_do(cg: Creditgate) -> None:
-    """Over the tenants earlier tests left on this database, in every state they left them:
-    each live tenant the read leaves out is given the whole round anyway, which must find
-    nothing to do."""
+def test_a_round_whose_read_fails_visits_every_tenant(
+    cg: Creditgate, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    due = live(cg)
+    done = hold_past_its_ttl(due, clock)
+
+    def fails(self: Creditgate) -> list[str]:
+        raise RuntimeError("the read of who is due failed")
+
+    monkeypatch.setattr(Creditgate, "tenants_due", fails)
+    idle = live(cg)
+    seen = visited(monkeypatch)
+    worker.sweep_all(cg)
+    assert done() and {due.tenant_id, idle.tenant_id} <= set(seen)
+
+
+def test_an_overage_bill_never_answered_is_found_and_sent_again(
+    cg: Creditgate, clock: FakeClock, fake_stripe: FakeStripe
+) -> None:
+    t = live(cg)
+    t.set_provider_account("stripe", api_key=API_KEY)
+    t.create_plan("payg", asset="credits", included=1_000, fee="0", overage_policy="allow")
+    t.subscribe("c1", "payg", idempotency_key="s")
+    t.set_overage(
+        "credits",
+        price="0.05",
+        currency="USD",
+        provider="stripe",
+        return_url="https://shop.example/billing",
+    )
+    t.charge("c1", "credits", 3_000, idempotency_key="over")
+    clock.advance(days=32)
+    with operator_settings(cg, stripe_api_base="http://127.0.0.1:9"):  # Stripe unreachable
+        t.run_billing()
+    unanswered = (purchases.c.origin == "overage", purchases.c.provider_ref.is_(None))
+    assert count(t, purchases, *unanswered) == 1
+    clock.advance(minutes=3)
+    with cg.db.engine.connect() as conn:
+        assert t.tenant_id in {row[0] for row in conn.execute(due_reads(clock.now)["unsent_bills"])}
+    worker.sweep_all(cg)
+    assert count(t, purchases, *unanswered) == 0
+
+
+def _did_nothing(t: TenantLedger) -> tuple[int, int, int]:
+    return count(t, events), count(t, ledger_transactions), count(t, purchases)
+
+
+def _left_out_do_nothing(cg: Creditgate, mine: list[str], others: int = 0) -> None:
+    """Each live tenant the read leaves out (the test's own, and `others` of those earlier
+    tests left on this database, in whatever state) given the whole round anyway: it must
+    find nothing to do."""
     due = set(cg.tenants_due())
-    left_out = [t for t in cg.tenants() if t.mode == "live" and t.id not in due]
-    for tenant in random.Random(7).sample(left_out, min(len(left_out), 150)):
-        t = TenantLedger(cg, tenant.id)
-        before = count(t, events)
+    earlier = [t.id for t in cg.tenants() if t.mode == "live" and t.id not in mine]
+    sample = random.Random(7).sample(earlier, min(len(earlier), others))
+    for tenant_id in [*mine, *sample]:
+        if tenant_id in due:
+            continue
+        t = TenantLedger(cg, tenant_id)
+        before = _did_nothing(t)
         billing, sweeps = t.run_billing(), t.run_sweeps()
         renewals, overage, top_ups = billing.renewals, billing.overage, billing.top_ups
-        assert renewals.renewed == renewals.canceled == renewals.withheld == 0, tenant.id
-        assert overage.billed == overage.sent == 0, tenant.id
-        assert top_ups.started == top_ups.capped == 0, tenant.id
-        assert sweeps.holds_expired == sweeps.lots_expired == sweeps.lots_activated == 0
-        assert count(t, events) == before, tenant.id  # not an announcement either
+        assert renewals == type(renewals)(), tenant_id
+        assert overage == type(overage)(), tenant_id
+        assert top_ups == type(top_ups)(), tenant_id
+        assert sweeps == type(sweeps)(), tenant_id
+        assert _did_nothing(t) == before, tenant_id  # not an announcement either
+
+
+def test_a_tenant_left_out_has_nothing_the_round_would_do(cg: Creditgate, clock: FakeClock) -> None:
+    """Checked as each kind of work above becomes due (the tenants made before it in states
+    of their own), and at later times."""
+    mine: list[str] = []
+    for setup, _ in DUE.values():
+        t = live(cg)
+        mine.append(t.tenant_id)
+        setup(t, clock)
+        _left_out_do_nothing(cg, mine)
+    for step in (timedelta(hours=1), timedelta(hours=25), timedelta(days=32)):
+        worker.sweep_all(cg)  # what was due is done before the clock moves on
+        clock.advance(seconds=step.total_seconds())
+        _left_out_do_nothing(cg, mine, others=15)

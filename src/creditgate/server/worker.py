@@ -1,4 +1,5 @@
-"""The background worker: every few seconds, the sweeps for every tenant; and webhook delivery."""
+"""The background worker: every few seconds, the billing round and the sweeps for every tenant
+with something due; and webhook delivery."""
 
 from __future__ import annotations
 
@@ -18,7 +19,13 @@ def sweep_all(cg: Creditgate) -> int:
     expired) for every tenant that has any of it due; returns changes. Which tenants those
     are is one read (`Creditgate.tenants_due`): a tenant with nothing due costs nothing."""
     changed = 0
-    for tenant_id in cg.tenants_due():
+    try:
+        due = cg.tenants_due()
+    except Exception:
+        # Whatever failed the read of who is due, every tenant's holds still expire.
+        log.exception("reading the tenants with work due failed: visiting every tenant")
+        due = [tenant.id for tenant in cg.tenants()]
+    for tenant_id in due:
         try:  # renewals and auto top-up first, so that a new period's credit is there
             billing = TenantLedger(cg, tenant_id).run_billing()
             renewals, top_ups = billing.renewals, billing.top_ups

@@ -303,10 +303,15 @@ def _to_send(now: datetime, *columns: Any) -> Select[Any]:
 
 def tenants_with_top_ups_due(now: datetime) -> dict[str, Select[Any]]:
     """Reads of the tenants `claim_due` has work for at `now`: a setting below its threshold
-    (whether it may fire yet is decided per setting) and a purchase to send."""
+    that may fire (`_may_fire`, in SQL), and a purchase to send."""
+    may_fire = (
+        auto_top_ups.c.armed == 1,
+        auto_top_ups.c.in_flight_purchase_id.is_(None),
+        auto_top_ups.c.backoff_until.is_(None) | (auto_top_ups.c.backoff_until <= now),
+    )
     return {
         "below_threshold": _armed(auto_top_ups.c.tenant_id).where(
-            auto_top_ups.c.threshold > _AVAILABLE
+            auto_top_ups.c.threshold > _AVAILABLE, *may_fire
         ),
         "to_send": _to_send(now, auto_top_ups.c.tenant_id),
     }
