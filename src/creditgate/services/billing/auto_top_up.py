@@ -271,7 +271,7 @@ def _not_sold(tx: Tx, row: Any) -> str | None:
 _AVAILABLE = func.coalesce(wallet_balances.c.posted - wallet_balances.c.held, 0)
 
 
-def _armed(*columns: Any) -> Select[Any]:
+def _enabled_settings(*columns: Any) -> Select[Any]:
     """Enabled settings, with their wallet's balance row if it has one."""
     return (
         select(*columns)
@@ -310,7 +310,7 @@ def tenants_with_top_ups_due(now: datetime) -> dict[str, Select[Any]]:
         auto_top_ups.c.backoff_until.is_(None) | (auto_top_ups.c.backoff_until <= now),
     )
     return {
-        "below_threshold": _armed(auto_top_ups.c.tenant_id).where(
+        "below_threshold": _enabled_settings(auto_top_ups.c.tenant_id).where(
             auto_top_ups.c.threshold > _AVAILABLE, *may_fire
         ),
         "to_send": _to_send(now, auto_top_ups.c.tenant_id),
@@ -328,7 +328,7 @@ def claim_due(tx: Tx, *, limit: int = 500) -> tuple[list[Purchase], AutoTopUpRep
     crash, a network failure), sent again under their idempotency key after `STALE_AFTER`.
     """
     rows = tx.conn.execute(
-        _armed(auto_top_ups, _AVAILABLE.label("available"))
+        _enabled_settings(auto_top_ups, _AVAILABLE.label("available"))
         .where(auto_top_ups.c.tenant_id == tx.tenant_id)
         .order_by(auto_top_ups.c.wallet_id, auto_top_ups.c.asset)
         .limit(limit)
