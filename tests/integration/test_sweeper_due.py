@@ -15,6 +15,7 @@ from sqlalchemy import event, func, select
 
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.server import worker
+from creditgate.services.billing import overage
 from creditgate.services.billing.due import reads as due_reads
 from creditgate.storage.tables import (
     events,
@@ -303,3 +304,30 @@ def test_a_tenant_left_out_has_nothing_the_round_would_do(cg: Creditgate, clock:
         worker.sweep_all(cg)  # what was due is done before the clock moves on
         clock.advance(seconds=step.total_seconds())
         _left_out_do_nothing(cg, mine, others=15)
+
+
+def test_a_wallet_whose_debt_waits_for_its_cycle_is_not_locked_by_the_round(
+    cg: Creditgate, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A tenant with customers in debt is visited every round; the overage step glances at
+    # each wallet unlocked, and takes the balance row's lock (the gate's) only for a bill.
+    t = live(cg)
+    t.create_plan("payg", asset="credits", included=1_000, fee="0", overage_policy="allow")
+    t.subscribe("c1", "payg", idempotency_key="s")
+    t.set_overage("credits", price="0.05", currency="USD")
+    t.charge("c1", "credits", 3_000, idempotency_key="over")  # 1,000 owed, its cycle running
+    locked: list[str] = []
+    lock = overage.lock_balance
+
+    def recorded(tx: Any, wallet_id: str, asset: str, **kwargs: Any) -> Any:
+        locked.append(wallet_id)
+        return lock(tx, wallet_id, asset, **kwargs)
+
+    monkeypatch.setattr(overage, "lock_balance", recorded)
+    assert t.tenant_id in cg.tenants_due()
+    assert t.run_billing().overage.billed == 0 and locked == []
+    clock.advance(days=32)  # the cycle has ended: its bill is decided under the lock
+    assert t.run_billing().overage.billed == 1 and len(locked) == 1
+    assert t.run_billing().overage.billed == 0 and len(locked) == 1  # billed: nothing more
+    report = cg.verify(t.tenant_id)
+    assert report.ok, report.violations

@@ -31,7 +31,7 @@ from creditgate.services.billing._shared import check_currency
 from creditgate.services.billing.results import Invoice, OverageSetting, Purchase
 from creditgate.services.catalog.catalog import check_external_id
 from creditgate.services.context import Tx
-from creditgate.services.wallet import emit, lock_balance
+from creditgate.services.wallet import emit, lock_balance, read_balance
 from creditgate.storage import billing as billing_store
 from creditgate.storage import collection as store
 from creditgate.storage.database import RetryTransaction
@@ -126,40 +126,58 @@ def cycle_start(tx: Tx, wallet_id: str, asset: str) -> datetime:
     return datetime(now.year, now.month, 1, tzinfo=UTC)
 
 
+def _bill_due(tx: Tx, setting: Any, wallet_id: str, owed: int) -> tuple[str, int, Decimal] | None:
+    """The bill due for a wallet owing `owed` (its cycle key, the debt it bills and its
+    price), or None: nothing beyond its open bills, its cycle not ended or already billed
+    and the threshold not passed, or worth less than a minor unit of money."""
+    billed = store.open_billed_debt(tx.conn, wallet_id, setting.asset)
+    if owed - billed <= 0:
+        return None
+    start = cycle_start(tx, wallet_id, setting.asset)
+    at_end = max(0, -store.posted_before(tx.conn, wallet_id, setting.asset, start))
+    cycle, amount = f"period:{start.isoformat()}", min(at_end, owed) - billed
+    if amount > 0 and store.bills_in_cycle(tx.conn, wallet_id, setting.asset, cycle):
+        # This cycle's bill was made (and since paid or written off): debt owed now is new,
+        # and waits for the next cycle's end or the threshold. Billing the cycle again would
+        # meet its key and start over, every run, for ever.
+        amount = 0
+    if amount <= 0:
+        if setting.threshold is None or owed - billed <= setting.threshold:
+            return None
+        prefix = f"threshold:{start.isoformat()}:"
+        n = store.bills_in_cycle(tx.conn, wallet_id, setting.asset, prefix)
+        cycle, amount = f"{prefix}{n + 1}", owed - billed
+    money = overage_money(
+        setting.price, amount, tx.asset(setting.asset), currency_digits(setting.currency)
+    )
+    if money <= 0:
+        return None  # worth less than a minor unit of money: it waits for more
+    return cycle, amount, money
+
+
 def bill_due(tx: Tx, *, limit: int = 200) -> list[str]:
     """Bill every wallet's debt that is due (a cycle's end, or past the threshold), once
     per cycle however often this runs. The ids of the bills made."""
     made: list[str] = []
     for setting in store.overage_settings_of(tx.conn, tx.tenant_id):
-        asset = tx.asset(setting.asset)
-        digits = currency_digits(setting.currency)
         for row in store.wallets_in_debt(tx.conn, tx.tenant_id, setting.asset, limit):
             wallet_id = row.wallet_id
+            # A glance without the balance row's lock first. A wallet whose debt waits for its
+            # cycle's end (round after round, the common case) then leaves the row to the
+            # calls that need it. What the glance finds is decided again under the lock; a
+            # glance that a payment overtook at worst leaves a bill to the next round.
+            glance = read_balance(tx, wallet_id, setting.asset).debt
+            if _bill_due(tx, setting, wallet_id, glance) is None:
+                continue
             # The debt and what is billed of it, read as of one moment: with the balance row
             # locked, a payment or write-off (which moves that row and closes its bill in one
             # transaction) is in both reads or in neither. Read apart, a bill paid between
             # them would leave its debt owed and unbilled, and it would be billed again.
             owed = lock_balance(tx, wallet_id, setting.asset, create=False).debt
-            billed = store.open_billed_debt(tx.conn, wallet_id, setting.asset)
-            if owed - billed <= 0:
+            due = _bill_due(tx, setting, wallet_id, owed)
+            if due is None:
                 continue
-            start = cycle_start(tx, wallet_id, setting.asset)
-            at_end = max(0, -store.posted_before(tx.conn, wallet_id, setting.asset, start))
-            cycle, amount = f"period:{start.isoformat()}", min(at_end, owed) - billed
-            if amount > 0 and store.bills_in_cycle(tx.conn, wallet_id, setting.asset, cycle):
-                # This cycle's bill was made (and since paid or written off): debt owed now
-                # is new, and waits for the next cycle's end or the threshold. Billing the
-                # cycle again would meet its key and start over, every run, for ever.
-                amount = 0
-            if amount <= 0:
-                if setting.threshold is None or owed - billed <= setting.threshold:
-                    continue
-                prefix = f"threshold:{start.isoformat()}:"
-                n = store.bills_in_cycle(tx.conn, wallet_id, setting.asset, prefix)
-                cycle, amount = f"{prefix}{n + 1}", owed - billed
-            money = overage_money(setting.price, amount, asset, digits)
-            if money <= 0:
-                continue  # worth less than a minor unit of money: it waits for more
+            cycle, amount, money = due
             purchase = purchases.start_bill(
                 tx,
                 wallet_id=wallet_id,
