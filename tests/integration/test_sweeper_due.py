@@ -331,3 +331,25 @@ def test_a_wallet_whose_debt_waits_for_its_cycle_is_not_locked_by_the_round(
     assert t.run_billing().overage.billed == 0 and len(locked) == 1  # billed: nothing more
     report = cg.verify(t.tenant_id)
     assert report.ok, report.violations
+
+
+def test_every_wallet_in_debt_is_billed_however_many_owe(
+    cg: Creditgate, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The step goes through the wallets in debt a page at a time, a transaction each: at two
+    # a page, five wallets owing at their cycle's end are all billed in one round, and the
+    # first ones, billed and still owing, do not hide the rest at the next.
+    monkeypatch.setattr(overage, "BILL_PAGE", 2)
+    t = live(cg, customer_credit=None)
+    t.create_plan("payg", asset="credits", included=1_000, fee="0", overage_policy="allow")
+    t.set_overage("credits", price="0.05", currency="USD")
+    for n in range(5):
+        t.create_customer(f"d{n}")
+        t.subscribe(f"d{n}", "payg", idempotency_key=f"s{n}")
+        t.charge(f"d{n}", "credits", 1_500, idempotency_key=f"o{n}")
+    clock.advance(days=32)
+    assert t.run_billing().overage.billed == 5
+    assert t.run_billing().overage.billed == 0
+    assert count(t, purchases, purchases.c.origin == "overage") == 5
+    report = cg.verify(t.tenant_id)
+    assert report.ok, report.violations

@@ -229,8 +229,11 @@ def put_overage_setting(conn: Connection, values: Mapping[str, Any]) -> None:
 _IN_DEBT = wallet_balances.c.debt > 0
 
 
-def wallets_in_debt(conn: Connection, tenant_id: str, asset: str, limit: int) -> Sequence[Any]:
-    """Balance rows of an asset that owe something, with their customer."""
+def wallets_in_debt(
+    conn: Connection, tenant_id: str, asset: str, limit: int, after: str = ""
+) -> Sequence[Any]:
+    """Balance rows of an asset that owe something, with their customer, in wallet order
+    from the first wallet after `after`."""
     return conn.execute(
         select(wallet_balances, customers.c.external_id.label("customer"))
         .join(customers, customers.c.wallet_id == wallet_balances.c.wallet_id)
@@ -238,6 +241,7 @@ def wallets_in_debt(conn: Connection, tenant_id: str, asset: str, limit: int) ->
             wallet_balances.c.tenant_id == tenant_id,
             wallet_balances.c.asset == asset,
             _IN_DEBT,
+            wallet_balances.c.wallet_id > after,
         )
         .order_by(wallet_balances.c.wallet_id)
         .limit(limit)

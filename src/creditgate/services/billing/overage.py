@@ -18,6 +18,7 @@ idempotency key derived from the purchase, so a resend is the same payment.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -155,13 +156,35 @@ def _bill_due(tx: Tx, setting: Any, wallet_id: str, owed: int) -> tuple[str, int
     return cycle, amount, money
 
 
-def bill_due(tx: Tx, *, limit: int = 200) -> list[str]:
-    """Bill every wallet's debt that is due (a cycle's end, or past the threshold), once
-    per cycle however often this runs. The ids of the bills made."""
+# Wallets in debt one transaction of `bill_due` goes through; `payments.bill_overage` runs
+# it page after page until every wallet in debt has been seen.
+BILL_PAGE = 200
+
+
+@dataclass(frozen=True, slots=True)
+class BillPage:
+    made: list[str]  # the ids of the bills made
+    after: tuple[str, str] | None  # (asset, wallet id) to go on from; None: every one seen
+
+
+def bill_due(tx: Tx, *, after: tuple[str, str] | None = None) -> BillPage:
+    """Bill the debt that is due (a cycle's end, or past the threshold) of the next
+    `BILL_PAGE` wallets in debt, in (asset, wallet) order after `after`, once per cycle
+    however often this runs."""
     made: list[str] = []
+    seen = 0
     for setting in store.overage_settings_of(tx.conn, tx.tenant_id):
-        for row in store.wallets_in_debt(tx.conn, tx.tenant_id, setting.asset, limit):
+        if after is not None and setting.asset < after[0]:
+            continue
+        start = after[1] if after is not None and setting.asset == after[0] else ""
+        rows = store.wallets_in_debt(
+            tx.conn, tx.tenant_id, setting.asset, BILL_PAGE - seen, after=start
+        )
+        for row in rows:
             wallet_id = row.wallet_id
+            seen += 1
+            if seen == BILL_PAGE:  # the page is full: the next one goes on from here
+                after = (setting.asset, wallet_id)
             # A glance without the balance row's lock first. A wallet whose debt waits for its
             # cycle's end (round after round, the common case) then leaves the row to the
             # calls that need it. What the glance finds is decided again under the lock; a
@@ -221,7 +244,9 @@ def bill_due(tx: Tx, *, limit: int = 200) -> list[str]:
                 },
             )
             made.append(purchase.id)
-    return made
+        if seen == BILL_PAGE:
+            return BillPage(made, after)
+    return BillPage(made, None)
 
 
 def unsent(tx: Tx, *, older_than: timedelta) -> list[str]:

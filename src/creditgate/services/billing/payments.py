@@ -589,7 +589,14 @@ UNANSWERED_AFTER = timedelta(minutes=2)
 def bill_overage(run: Runner, tenant_id: str) -> OverageReport:
     """Bill the debt that is due, then send the bills through their provider; and send again
     a Stripe bill whose answer was lost (a crash, a network failure) two minutes on."""
-    made: list[str] = run(overage.bill_due)
+    made: list[str] = []
+    after: tuple[str, str] | None = None
+    while True:  # a page of wallets in debt per transaction, until every one has been seen
+        page: overage.BillPage = run(overage.bill_due, after=after)
+        made.extend(page.made)
+        if page.after is None:
+            break
+        after = page.after
     waiting: list[str] = run(overage.unsent, read_only=True, older_than=UNANSWERED_AFTER)
     sent = 0
     for purchase_id in [*made, *[w for w in waiting if w not in made]]:
