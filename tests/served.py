@@ -23,7 +23,8 @@ import pytest
 
 from creditgate.adapters.outbound import tls_context
 from creditgate.api import Creditgate, TenantLedger
-from creditgate.bench.http import free_port, stop_server
+from creditgate.bench.http import stop_server
+from creditgate.storage.throwaway import listening_port
 from tests.databases import create_database, drop_database
 from tests.stripe_fake import FakeStripe
 
@@ -100,7 +101,7 @@ def served(
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('served') / 'creditgate.db'}"
     cg = Creditgate(url)  # migrates before the server starts
-    port = free_port()
+    port = listening_port()
     stripe = FakeStripe().start()
     env = {
         **os.environ,

@@ -20,8 +20,8 @@ import pytest
 
 from creditgate.adapters.outbound import tls_context
 from creditgate.api import Creditgate
+from creditgate.storage.throwaway import listening_port
 from tests.databases import create_database, drop_database
-from tests.served import free_port
 
 
 @dataclass
@@ -55,7 +55,7 @@ def live_server(
     try:
         tenant, key = cg.create_tenant_with_key("live test")
         assert key.key is not None
-        port = free_port()
+        port = listening_port()
         log_path = tmp_path / "server.log"
         command = [sys.executable, "-m", "creditgate", "serve", "--db", url, "--port", str(port)]
         with log_path.open("wb") as log:

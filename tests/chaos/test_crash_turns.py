@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from creditgate.chaos import cluster
-from creditgate.chaos.cluster import CRASH_EVERY, Crasher, CrashTurns, ServerProcess, free_port
+from creditgate.chaos.cluster import CRASH_EVERY, Crasher, CrashTurns, ServerProcess
+from creditgate.storage.throwaway import listening_port
 
 
 def test_turns_rotate_at_most_one_per_interval(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -104,7 +105,7 @@ def test_the_first_aimed_crash_cuts_its_operation_in_the_middle(tmp_path: Path) 
     """A request sent to the server an aimed crash picks is never answered: the server is
     frozen before the request goes (its socket still accepts) and killed after, so however
     quick the operation, its client sees a cut connection, not an answer or a refusal."""
-    port = free_port()
+    port = listening_port()
     server = ServerProcess("-", port, dict(os.environ), tmp_path / "server.log")
     server.proc = subprocess.Popen(
         [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
@@ -163,7 +164,7 @@ def test_a_crash_kills_a_frozen_server_before_it_starts_one(
     cluster_ = cluster.Cluster(f"sqlite:///{db}", size=1, workdir=tmp_path)
     cluster_.start()
     (served,) = cluster_.servers
-    holder = ServerProcess("-", free_port(), dict(os.environ), tmp_path / "holder.log")
+    holder = ServerProcess("-", listening_port(), dict(os.environ), tmp_path / "holder.log")
     holder.proc = subprocess.Popen(
         [sys.executable, "-c", HOLD_THE_WRITE_LOCK, str(db)],
         stdout=subprocess.PIPE,

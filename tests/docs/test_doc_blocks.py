@@ -33,7 +33,7 @@ import yaml
 from creditgate.adapters.outbound import tls_context
 from creditgate.api import Creditgate
 from creditgate.server.demo import DEMO_CARD, DEMO_TENANT_ID, seed_demo
-from tests.served import free_port as _free_port
+from creditgate.storage.throwaway import listening_port
 
 pytestmark = pytest.mark.slow
 
@@ -165,7 +165,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     cwd = tmp_path_factory.mktemp("readme")
     stdout, stderr = cwd / "serve.stdout", cwd / "serve.stderr"
     env = _environment()
-    port = _free_port()
+    port = listening_port()
     command = [sys.executable, "-m", "creditgate", "serve", "--demo", "--port", str(port)]
     process = subprocess.Popen(
         command, cwd=cwd, env=env, stdout=stdout.open("wb"), stderr=stderr.open("wb")

@@ -25,7 +25,7 @@ from creditgate.bench.standin import StandIn
 from creditgate.gateway.settings import GatewaySettings
 from creditgate.server.app import Settings, create_app
 from creditgate.storage.tables import charges
-from tests.served import free_port
+from creditgate.storage.throwaway import listening_port
 
 CUSTOMER = "cust_1"
 FUNDS = 100_000  # 1,000.00 credits
@@ -59,7 +59,7 @@ class Server:
     """The app under uvicorn in a thread."""
 
     def __init__(self, app: Any) -> None:
-        self.port = free_port()
+        self.port = listening_port()
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from creditgate.adapters.outbound import tls_context
+from creditgate.storage.throwaway import listening_port
 from tests.databases import create_database, drop_database
-from tests.served import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +48,7 @@ class Server:
 
 
 def start(db: str, tmp_path: Path, *extra: str) -> Server:
-    port = free_port()
+    port = listening_port()
     stdout, stderr = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
     command = [sys.executable, "-m", "creditgate", "serve", "--db", db, "--port", str(port)]
     process = subprocess.Popen(

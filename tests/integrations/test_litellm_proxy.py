@@ -22,7 +22,8 @@ import pytest
 from creditgate.adapters.outbound import tls_context
 from creditgate.bench.http import stop_server
 from creditgate.bench.standin import OPENAI_CHAT_USAGE, StandIn
-from tests.gateway.conftest import free_port, wait_for
+from creditgate.storage.throwaway import listening_port
+from tests.gateway.conftest import wait_for
 from tests.integrations.conftest import FUNDS, MODEL, POOR, RICH, Shop
 
 MESSAGES = [{"role": "user", "content": "Say hello to the world, please."}]
@@ -36,7 +37,7 @@ class Proxy:
 
 @pytest.fixture
 def proxy(shop: Shop, standin: StandIn, tmp_path: Path) -> Iterator[Proxy]:
-    port = free_port()
+    port = listening_port()
     (tmp_path / "config.yaml").write_text(
         f"""\
 model_list:

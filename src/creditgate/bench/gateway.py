@@ -32,8 +32,9 @@ from typing import Any, cast
 
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.api.gateway import TenantGateway
-from creditgate.bench.http import CpuAccount, free_port, percentile, start_server
+from creditgate.bench.http import CpuAccount, percentile, start_server
 from creditgate.storage.secret_keys import ENV_KEYS, generate_key
+from creditgate.storage.throwaway import listening_port
 
 MODEL = "gpt-bench"
 UPSTREAM_KEY = "sk-bench-standin-0123456789"
@@ -463,7 +464,7 @@ def run_gateway(
     server = None
     phases: list[dict[str, Any]] = []
     try:
-        port = free_port()
+        port = listening_port()
         server = start_server(
             url,
             port,

@@ -41,10 +41,6 @@ START_AHEAD_SECONDS = 0.3  # from every load process being ready to their common
 MAX_CONNECTIONS = 2_000  # per client process
 
 
-# A port for a server to listen on (below the kernel's ephemeral range).
-free_port = listening_port
-
-
 class Connection(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection, one request at a time.
 
@@ -589,7 +585,7 @@ def run_http(
     edge: bool = True,
 ) -> dict[str, Any]:
     key, customers, backend, durability = setup_creditgate(url)
-    port = free_port()
+    port = listening_port()
     workers = workers if backend == "postgres" else 1
     server = start_server(url, port, workers, max_in_flight, pool_size, edge=edge)
     try:

@@ -31,7 +31,6 @@ from creditgate.bench import floor
 from creditgate.bench.http import (
     CUSTOMERS,
     WARMUP_SECONDS,
-    free_port,
     load,
     setup_creditgate,
     start_server,
@@ -40,7 +39,7 @@ from creditgate.bench.http import (
 )
 from creditgate.bench.pgwire import StatementCounter, is_commit
 from creditgate.http import DEFAULT_MAX_IN_FLIGHT
-from creditgate.storage.throwaway import create_database, drop_database, libpq_dsn
+from creditgate.storage.throwaway import create_database, drop_database, libpq_dsn, listening_port
 
 CONTENDERS = ("floor", "creditgate")
 COUNT_RATE = 20.0  # pairs/s of the counted run: one at a time, nothing combined
@@ -134,7 +133,7 @@ class _Run:
                     .update_query_dict({"sslmode": "disable", "gssencmode": "disable"})
                     .render_as_string(hide_password=False)
                 )
-            port = free_port()
+            port = listening_port()
             if self.who == "floor":
                 customers = [f"bench-{n}" for n in range(CUSTOMERS)]
                 key = floor.prepare(libpq_dsn(url), customers, 10**15)

@@ -72,13 +72,12 @@ def by_layer(collapsed: str) -> Counter[str]:
 def main() -> None:
     from creditgate.bench.http import (
         _cpu_ticks,
-        free_port,
         load,
         setup_creditgate,
         start_server,
         stop_server,
     )
-    from creditgate.storage.throwaway import ENV_URL, create_database, drop_database
+    from creditgate.storage.throwaway import ENV_URL, create_database, drop_database, listening_port
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--before", default=None, help="PYTHONPATH of the creditgate to serve")
@@ -92,7 +91,7 @@ def main() -> None:
     url = create_database(server_url, name)
     try:
         key, customers, _, _ = setup_creditgate(url, args.before)
-        port = free_port()
+        port = listening_port()
         server = start_server(url, port, 2, 1024, 10, src=args.before)
         try:
             with tempfile.NamedTemporaryFile(suffix=".txt", delete=False) as f:

@@ -23,9 +23,6 @@ from creditgate.adapters.outbound import tls_context
 from creditgate.api.clock import CLOCK_FILE_ENV, write_offset
 from creditgate.storage.throwaway import listening_port
 
-# A port for a server to listen on (below the kernel's ephemeral range).
-free_port = listening_port
-
 
 @dataclass
 class ServerProcess:
@@ -136,7 +133,7 @@ class Cluster:
             log_path = self.workdir / f"server-{n}.log"
             self.servers.append(
                 ServerProcess(
-                    self.url, free_port(), env, log_path, self.sweep_seconds, self.pool_size
+                    self.url, listening_port(), env, log_path, self.sweep_seconds, self.pool_size
                 )
             )
 

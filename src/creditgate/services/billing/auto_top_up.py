@@ -310,10 +310,10 @@ def tenants_with_top_ups_due(now: datetime) -> dict[str, Select[Any]]:
         auto_top_ups.c.backoff_until.is_(None) | (auto_top_ups.c.backoff_until <= now),
     )
     return {
-        "below_threshold": _enabled_settings(auto_top_ups.c.tenant_id).where(
+        "auto_top_up_below_threshold": _enabled_settings(auto_top_ups.c.tenant_id).where(
             auto_top_ups.c.threshold > _AVAILABLE, *may_fire
         ),
-        "to_send": _to_send(now, auto_top_ups.c.tenant_id),
+        "auto_top_up_to_send": _to_send(now, auto_top_ups.c.tenant_id),
     }
 
 

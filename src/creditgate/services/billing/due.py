@@ -35,10 +35,7 @@ def reads(now: datetime) -> dict[str, Select[Any]]:
         **tenants_with_sweeps_due(now),
         "renew_due": tenants_with_periods_ended(now),
         **tenants_with_collection_due(now, now - UNANSWERED_AFTER),
-        **{
-            f"auto_top_up_{name}": read
-            for name, read in auto_top_up.tenants_with_top_ups_due(now).items()
-        },
+        **auto_top_up.tenants_with_top_ups_due(now),
         "test_mode": select(tenants.c.id).where(tenants.c.mode == "test"),
     }
 
