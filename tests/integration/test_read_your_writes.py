@@ -20,7 +20,18 @@ from creditgate.storage.prepared import Prepared
 from creditgate.storage.tables import tenants
 
 _IDS = Prepared(select(tenants.c.id))
-CONNECTIONS = 5  # as many as a SQLite pool keeps (and some of PostgreSQL's)
+CONNECTIONS = 5
+
+
+class _Rows:
+    def __init__(self, rows: Any) -> None:
+        self.rows = rows
+
+    def fetchone(self) -> Any:
+        return next(self.rows, None)
+
+
+# as many as a SQLite pool keeps (and some of PostgreSQL's)
 
 
 def test_a_half_read_result_leaves_no_old_snapshot_behind(db_url: str) -> None:
@@ -34,8 +45,13 @@ def test_a_half_read_result_leaves_no_old_snapshot_behind(db_url: str) -> None:
                 conn = stack.enter_context(cg.db.connect(read_only=True))
                 if n % 2:  # through SQLAlchemy
                     result = conn.execute(select(tenants.c.id))
-                else:  # through a prepared statement on the driver's cursor
-                    result = _IDS.submit(conn, {}).cursor
+                else:  # through a prepared statement: SQLite's on the driver's cursor
+                    pending = _IDS.submit(conn, {})
+                    # (PostgreSQL's arrive whole with their round trip: there is no cursor.)
+                    result = (
+                        pending.cursor if pending.cursor is not None else iter([pending.first()])
+                    )
+                result = result if hasattr(result, "fetchone") else _Rows(result)
                 assert result.fetchone() is not None  # one row of several, and kept
                 kept.append(result)
         for n in range(10):

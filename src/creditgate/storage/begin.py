@@ -8,9 +8,10 @@ the driver's autocommit mode instead, and open their transactions themselves:
 - SQLAlchemy's `begin` event (every transaction, begun or autobegun) marks `BEGIN` due;
 - the transaction's first statement sends it just before itself (`send_begin`), so in a
   pipeline (`storage.prepared.pipeline`) the two go in one round trip;
-- every statement passes through one of the two places that call `send_begin`: SQLAlchemy's
-  `before_cursor_execute` event (Core, the ORM-less queries, Alembic) and
-  `storage.prepared` (the hot path's statements, run on the driver's cursor);
+- every statement passes through one of the two places that send it: SQLAlchemy's
+  `before_cursor_execute` event (Core, the ORM-less queries, Alembic), through the driver,
+  and `storage.prepared` (the hot path's statements), in the connection's wire
+  (`storage.wire`), ahead of the statement;
 - `COMMIT` and `ROLLBACK` are what they were: the driver sends them for a transaction that
   began (in autocommit it sends nothing when none did), and the commit's pipeline ends with
   its own `COMMIT` (`storage.database._send_commit`).
@@ -27,17 +28,27 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, event
 
+from creditgate.storage.wire import end_pipeline
+
 # psycopg's own BEGIN for the engine's READ COMMITTED, as it would send it.
 BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED"
+BEGIN_SQL = BEGIN.encode()
 _DUE = "creditgate.begin_due"
 
 
-def send_begin(conn: Connection) -> None:
-    """Send the transaction's `BEGIN` if it is due (before its first statement)."""
+def begin_due(conn: Connection) -> bool:
+    """Whether the transaction's `BEGIN` is due (before its first statement); the caller
+    sends it. False once asked: it is sent once."""
     if conn.info.pop(_DUE, False):
         driver: Any = conn.connection.driver_connection
-        if driver.autocommit:
-            driver.execute(BEGIN, prepare=False)
+        return bool(driver.autocommit)
+    return False
+
+
+def send_begin(conn: Connection) -> None:
+    """Send the transaction's `BEGIN` through the driver if it is due."""
+    if begin_due(conn):
+        conn.connection.driver_connection.execute(BEGIN, prepare=False)  # type: ignore[union-attr]
 
 
 def begin_with_first_statement(engine: Engine) -> None:
@@ -73,4 +84,5 @@ def begin_with_first_statement(engine: Engine) -> None:
         _context: Any,
         _executemany: bool,
     ) -> None:
+        end_pipeline(conn)  # the wire's statements first: psycopg sends this one itself
         send_begin(conn)

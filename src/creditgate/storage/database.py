@@ -35,11 +35,14 @@ from creditgate.storage.guards import is_guard_miss
 from creditgate.storage.prepared import pipeline
 from creditgate.storage.secret_keys import SecretKeys
 from creditgate.storage.unit_of_work import UnitOfWork
+from creditgate.storage.wire import NAME_LOST, Wire
 
 T = TypeVar("T")
 
 DEFAULT_SQLITE_FILE = "creditgate.db"
-RETRYABLE_PG_STATES = {"40001", "40P01", "55P03"}
+# Serialization failure, deadlock, lock not available, and a prepared statement the session
+# has lost (`storage.wire`: the wire prepares it again).
+RETRYABLE_PG_STATES = {"40001", "40P01", "55P03", NAME_LOST}
 MAX_ATTEMPTS = 12
 _IDLE = 0  # libpq's PQTRANS_IDLE (`psycopg.pq.TransactionStatus.IDLE`): no transaction open
 
@@ -149,6 +152,9 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             max_overflow=pool_size,
             pool_pre_ping=False,
             isolation_level="READ COMMITTED",
+            # The hot path prepares its statements itself (`storage.wire`); psycopg preparing
+            # others would follow each rollback with a DEALLOCATE ALL that drops those too.
+            connect_args={"prepare_threshold": None},
         )
 
         begin_with_first_statement(engine)
@@ -203,20 +209,18 @@ def _unusable(conn: Connection, exc: BaseException) -> bool:
     return bool(getattr(driver, "broken", False) or getattr(driver, "closed", False))
 
 
-def _send_commit(conn: Connection) -> Any:
-    """On PostgreSQL, COMMIT sent as the commit pipeline's last statement (its cursor, to
-    close once the pipeline is over): the pipeline's one Sync ends it, where the driver's
-    `commit()` would sync once for itself and once more for the pipeline's end, a round
-    trip of its own. The driver then finds the transaction over, and SQLAlchemy's commit
-    only ends its own. Elsewhere, nothing: SQLAlchemy's commit commits."""
+def _send_commit(conn: Connection) -> None:
+    """On PostgreSQL, COMMIT sent as the commit pipeline's last statement, in the
+    connection's wire: the pipeline's one Sync ends it, where the driver's `commit()` would
+    wait for it in a round trip of its own. The driver then finds the transaction over, and
+    SQLAlchemy's commit only ends its own. Elsewhere, nothing: SQLAlchemy's commit commits."""
     if conn.dialect.name != "postgresql":
-        return None
+        return
+    wire = Wire.of(conn)
     driver: Any = conn.connection.driver_connection
-    if driver.info.transaction_status == _IDLE:
-        return None  # nothing ran: there is no transaction to end
-    cursor = driver.cursor()
-    cursor.execute("COMMIT", prepare=False)
-    return cursor
+    if not wire.waiting and driver.info.transaction_status == _IDLE:
+        return  # nothing ran: there is no transaction to end
+    wire.command(b"COMMIT")
 
 
 def _commit(uow: UnitOfWork) -> None:
@@ -225,9 +229,7 @@ def _commit(uow: UnitOfWork) -> None:
     try:
         with pipeline(conn):
             sent = [(d, d.statement.submit(conn, d.params)) for d in deferred]
-            committing = _send_commit(conn)
-        if committing is not None:
-            committing.close()
+            _send_commit(conn)
         conn.commit()
         for d, pending in sent:
             if d.returns:

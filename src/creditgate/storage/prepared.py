@@ -4,26 +4,28 @@ The gate's hot path runs a dozen small statements per request; SQLAlchemy's per-
 work (cache keys, compiled-cache lookups, result set-up) costs more than the SQL itself on
 SQLite. A `Prepared` statement is still written in SQLAlchemy Core and still binds through
 the column types (UTC timestamps, exact decimals, JSON), but it is compiled once per
-dialect and set of parameter names, then executed on the DBAPI cursor of the connection
-the unit of work already holds, inside the same transaction.
+dialect and set of parameter names, then executed inside the unit of work's transaction:
+on PostgreSQL through the connection's `storage.wire.Wire` (libpq directly, prepared
+statements of its own, pipelines), elsewhere on the DBAPI cursor of the connection.
 """
 
 from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from creditgate.storage.begin import send_begin
+from creditgate.storage.begin import BEGIN_SQL, begin_due, send_begin
 from creditgate.storage.unit_of_work import UnitOfWork
+from creditgate.storage.wire import Sent, Wire, positional
 
 Params = Mapping[str, Any]
 
@@ -38,6 +40,8 @@ class _Plan:
     row: Any  # a namedtuple class, or None for statements that return no rows
     types: tuple[Any, ...]  # the result columns' SQLAlchemy types, adapted to the dialect
     readers: tuple[Callable[[Any], Any] | None, ...] | None = None  # set on first fetch
+    wire_sql: bytes = b""  # PostgreSQL: the statement with numbered parameters ($1, $2, ...)
+    wire_names: tuple[str, ...] = ()  # the parameters' names in number order
 
 
 class Prepared:
@@ -56,7 +60,7 @@ class Prepared:
                 dialect=dialect, column_keys=sorted(keys) if keys is not None else None
             ),
         )
-        positional = bool(dialect.positional)
+        is_positional = bool(dialect.positional)
         names = tuple(compiled.positiontup or ())
         carried = dict(compiled.params)
         defaults = {k: v for k, v in carried.items() if v is not None}
@@ -68,7 +72,9 @@ class Prepared:
         columns = _result_columns(self.statement)
         row: Any = namedtuple("Row", [key for key, _ in columns], rename=True) if columns else None
         types = tuple(type_.dialect_impl(dialect) for _, type_ in columns)
-        plan = _Plan(compiled.string, names, positional, defaults, tuple(binders), row, types)
+        plan = _Plan(compiled.string, names, is_positional, defaults, tuple(binders), row, types)
+        if dialect.name == "postgresql":
+            plan.wire_sql, plan.wire_names = positional(compiled.string)
         self._plans[cache_key] = plan
         return plan
 
@@ -81,10 +87,31 @@ class Prepared:
             return tuple(values[name] for name in plan.names)
         return values
 
+    def _values(self, plan: _Plan, params: Params) -> tuple[Any, ...]:
+        values = self._bind(plan, params)
+        return tuple(values[name] for name in plan.wire_names)
+
+    def _send(self, conn: Connection, plan: _Plan, batch: Sequence[Params]) -> list[Sent]:
+        """PostgreSQL: queue the statement on the connection's wire (after the transaction's
+        BEGIN, if it is the first), and sync at once unless a pipeline block is open."""
+        wire = Wire.of(conn)
+        try:
+            if begin_due(conn):
+                wire.command(BEGIN_SQL)
+            sent = [wire.send(plan.wire_sql, self._values(plan, p)) for p in batch]
+            if not wire.depth:
+                wire.sync()
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(conn, exc, plan.sql) from exc
+        return sent
+
     def _run(self, conn: Connection, batch: Sequence[Params], many: bool) -> tuple[_Plan, Any]:
         dialect = conn.dialect
         is_insert = getattr(self.statement, "is_insert", False)
         plan = self._plan(dialect, frozenset(batch[0]) if is_insert else None)
+        if plan.wire_sql and conn.connection.driver_connection.autocommit:  # type: ignore[union-attr]
+            # (A driver out of autocommit begins its transactions itself: its cursor then.)
+            return plan, self._send(conn, plan, batch)
         cursor = None
         try:
             send_begin(conn)  # the transaction's BEGIN, if this is its first statement
@@ -96,15 +123,16 @@ class Prepared:
         except dialect.loaded_dbapi.Error as exc:
             if cursor is not None:
                 cursor.close()
-            raise DBAPIError.instance(
-                plan.sql, None, exc, dialect.loaded_dbapi.Error, dialect=dialect
-            ) from exc
+            raise _wrapped(conn, exc, plan.sql) from exc
         return plan, cursor
 
     def submit(self, conn: Connection, params: Params) -> Pending:
-        """Send the statement; inside `pipeline()` its results arrive when the pipeline ends."""
-        plan, cursor = self._run(conn, (params,), many=False)
-        return Pending(conn, plan, cursor)
+        """Send the statement; inside `pipeline()` its results arrive when the pipeline ends
+        (or when they are first read)."""
+        plan, sent = self._run(conn, (params,), many=False)
+        if isinstance(sent, list):
+            return Pending(conn, plan, None, sent[0])
+        return Pending(conn, plan, sent, None)
 
     def rows(self, conn: Connection, params: Params) -> list[Any]:
         return self.submit(conn, params).rows()
@@ -118,8 +146,14 @@ class Prepared:
 
     def executemany(self, conn: Connection, params: Sequence[Params]) -> None:
         if params:
-            _plan, cursor = self._run(conn, params, many=True)
-            cursor.close()
+            _plan, sent = self._run(conn, params, many=True)
+            if not isinstance(sent, list):
+                sent.close()
+
+
+def _wrapped(conn: Connection, exc: Exception, sql: str | None) -> StatementError:
+    error = conn.dialect.loaded_dbapi.Error
+    return DBAPIError.instance(sql, None, exc, error, dialect=conn.dialect)
 
 
 def _result_columns(statement: ClauseElement) -> list[tuple[str, Any]]:
@@ -132,32 +166,50 @@ def _result_columns(statement: ClauseElement) -> list[tuple[str, Any]]:
 
 
 class Pending:
-    """A sent statement whose rows or row count are read once they have arrived."""
+    """A sent statement whose rows or row count are read once they have arrived: a wire's
+    `Sent` on PostgreSQL, the DBAPI cursor elsewhere."""
 
-    def __init__(self, conn: Connection, plan: _Plan, cursor: Any) -> None:
-        self.conn, self.plan, self.cursor = conn, plan, cursor
+    __slots__ = ("conn", "cursor", "plan", "sent")
+
+    def __init__(self, conn: Connection, plan: _Plan, cursor: Any, sent: Sent | None) -> None:
+        self.conn, self.plan, self.cursor, self.sent = conn, plan, cursor, sent
 
     def rowcount(self) -> int:
-        open_pipelines = UnitOfWork.of(self.conn).pipelines
-        if open_pipelines:
-            open_pipelines[-1].sync()  # the count arrives only with the results
+        if self.sent is not None:
+            try:
+                return self.sent.rowcount()
+            except self.conn.dialect.loaded_dbapi.Error as exc:
+                raise _wrapped(self.conn, exc, self.plan.sql) from exc
         count = int(self.cursor.rowcount)
         self.cursor.close()
         return count
 
     def rows(self) -> list[Any]:
-        plan, cursor = self.plan, self.cursor
-        try:
-            fetched = cursor.fetchall()
+        plan = self.plan
+        if self.sent is not None:
+            try:
+                result, fetched = self.sent.rows()
+            except self.conn.dialect.loaded_dbapi.Error as exc:
+                raise _wrapped(self.conn, exc, plan.sql) from exc
             if plan.readers is None:
-                # The driver's column type codes decide the converters (as SQLAlchemy does).
+                # The column types the server sent decide the converters (as SQLAlchemy does).
                 plan.readers = tuple(
-                    t.result_processor(self.conn.dialect, d[1])
-                    for t, d in zip(plan.types, cursor.description, strict=True)
+                    t.result_processor(self.conn.dialect, result.ftype(i))
+                    for i, t in enumerate(plan.types)
                 )
-        finally:
-            cursor.close()
+        else:
+            cursor = self.cursor
+            try:
+                fetched = cursor.fetchall()
+                if plan.readers is None:
+                    plan.readers = tuple(
+                        t.result_processor(self.conn.dialect, d[1])
+                        for t, d in zip(plan.types, cursor.description, strict=True)
+                    )
+            finally:
+                cursor.close()
         make, readers = plan.row, plan.readers
+        assert readers is not None
         return [
             make(*[r(v) if r else v for r, v in zip(readers, raw, strict=True)]) for raw in fetched
         ]
@@ -169,22 +221,29 @@ class Pending:
 
 @contextmanager
 def pipeline(conn: Connection) -> Iterator[None]:
-    """Send the statements submitted inside in one round trip where the driver can (psycopg).
-
-    Elsewhere they simply run one after another. Read results only after the block.
-    """
-    driver = conn.connection.driver_connection
+    """Send the statements submitted inside in one round trip where the driver can
+    (PostgreSQL, through the connection's wire). Elsewhere they simply run one after
+    another. A result read inside the block ends its round trip there."""
     if conn.dialect.name != "postgresql":
         yield
         return
-    dbapi_error = conn.dialect.loaded_dbapi.Error
+    wire = Wire.of(conn)
     stack = UnitOfWork.of(conn).pipelines
+    stack.append(wire)
+    wire.depth += 1
     try:
-        with driver.pipeline() as open_pipeline:  # type: ignore[union-attr]
-            stack.append(open_pipeline)
-            try:
-                yield
-            finally:
-                stack.pop()
-    except dbapi_error as exc:
-        raise DBAPIError.instance(None, None, exc, dbapi_error, dialect=conn.dialect) from exc
+        yield
+    except BaseException:
+        stack.pop()
+        wire.depth -= 1
+        if not wire.depth:
+            with suppress(Exception):  # the block's own error is the one to raise
+                wire.sync()
+        raise
+    stack.pop()
+    wire.depth -= 1
+    if not wire.depth:
+        try:
+            wire.sync()
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(conn, exc, None) from exc

@@ -1,0 +1,220 @@
+"""The hot path's statements on PostgreSQL, sent on libpq directly in pipelines of their own.
+
+psycopg's cursors cost about 25 µs of Python per statement (a cursor, the query's conversion
+and the parameters' dumping through several layers, a generator per send, the results'
+bookkeeping), more than half of the gate's database side per call, against about 5 µs for the
+same statement sent on the connection's libpq handle. A `Wire` keeps, for one connection:
+
+- the statements it has prepared under names of its own (`cg_1`, `cg_2`, ...), by text and
+  parameter types, as psycopg keys its own (an integer is dumped as the smallest type that
+  holds it, so one statement may be prepared under a few names);
+- the statements sent and not yet answered, in order: a pipeline, which one Sync ends.
+
+Statements are queued with `send` and answered together by `sync`, one round trip; a caller
+outside a pipeline block (`storage.prepared.pipeline`) syncs after each. Results are read
+with psycopg's own loaders (`psycopg.adapt.Transformer`), so a row holds what a cursor would
+have given, and errors are psycopg's own exceptions (`psycopg.errors.error_from_result`).
+
+What keeps the connection usable by psycopg too:
+
+- the pipeline is ended (synced, its results read, pipeline mode left) before control goes
+  back to the caller of a block, on errors too, and before any statement psycopg sends
+  itself (`storage.begin`'s `before_cursor_execute` listener calls `end_pipeline`);
+- the transaction's `BEGIN` and `COMMIT` go in the pipeline; psycopg reads the transaction
+  status from libpq, so its `commit()` then finds nothing to end, as before;
+- psycopg prepares nothing itself on these connections (`prepare_threshold=None`, set by
+  `storage.database.make_engine`), so it never sends the `DEALLOCATE ALL` with which it
+  follows a rollback once it has prepared statements of its own, and the wire's names stay
+  valid for the session's life. A name the server has lost anyway fails with
+  `invalid_sql_statement_name`: the wire forgets its names and the transaction is run again
+  (`storage.database.RETRYABLE_PG_STATES`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from psycopg import errors, pq
+from psycopg.adapt import PyFormat, Transformer
+from psycopg.generators import fetch_many, send
+from sqlalchemy import Connection
+
+_INFO_KEY = "creditgate.wire"
+_FATAL = pq.ExecStatus.FATAL_ERROR
+_ABORTED = pq.ExecStatus.PIPELINE_ABORTED
+_SYNC = pq.ExecStatus.PIPELINE_SYNC
+_OK = pq.ExecStatus.COMMAND_OK
+_BAD = pq.ConnStatus.BAD
+_PIPELINE_OFF = pq.PipelineStatus.OFF
+NAME_LOST = "26000"  # invalid_sql_statement_name: a prepared statement the server has not got
+
+_names = itertools.count(1)
+_PLACEHOLDER = re.compile(r"%%|%\(([^)]+)\)s")
+
+
+def positional(sql: str) -> tuple[bytes, tuple[str, ...]]:
+    """A pyformat statement (`%(name)s`, `%%`), as SQLAlchemy compiles it for psycopg, in
+    libpq's numbered form (`$1`), with the parameters' names in number order."""
+    order: dict[str, int] = {}
+
+    def number(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return "%"
+        if name not in order:
+            order[name] = len(order) + 1
+        return f"${order[name]}"
+
+    return _PLACEHOLDER.sub(number, sql).encode(), tuple(order)
+
+
+class Sent:
+    """One statement sent on a wire; its results are there once the wire has synced."""
+
+    __slots__ = ("results", "wire")
+
+    def __init__(self, wire: Wire) -> None:
+        self.wire = wire
+        self.results: list[Any] | None = None
+
+    def arrived(self) -> Any:
+        """The statement's result (a `psycopg.pq.PGresult`), syncing the wire if need be."""
+        if self.results is None:
+            self.wire.sync()
+        assert self.results is not None
+        return self.results[-1]
+
+    def rows(self, make: Any = tuple) -> tuple[Any, list[Any]]:
+        """The result and its rows loaded by psycopg's loaders."""
+        result = self.arrived()
+        loader = self.wire.loader
+        loader.set_pgresult(result)
+        rows = loader.load_rows(0, result.ntuples, make)
+        loader.set_pgresult(None)
+        return result, rows
+
+    def rowcount(self) -> int:
+        count = self.arrived().command_tuples
+        return -1 if count is None else int(count)
+
+
+# What `Wire.waiting` holds: a statement sent, or a prepare (the key it is prepared under).
+_Waiting = Sent | tuple[bytes, tuple[int, ...]]
+
+
+class Wire:
+    """Statements sent on one psycopg connection's libpq handle, outside psycopg."""
+
+    def __init__(self, driver: Any) -> None:
+        self.driver = driver
+        self.pgconn = driver.pgconn
+        self.dumper = Transformer(driver)
+        self.loader = Transformer(driver)
+        self.names: dict[tuple[bytes, tuple[int, ...]], bytes] = {}
+        self.waiting: list[_Waiting] = []
+        self.depth = 0  # open `storage.prepared.pipeline` blocks
+
+    @classmethod
+    def of(cls, conn: Connection) -> Wire:
+        """The wire of `conn`'s driver connection, made on first use and kept for its life."""
+        record = conn.connection
+        wire: Wire | None = record.info.get(_INFO_KEY)
+        driver = record.driver_connection
+        if wire is None or wire.driver is not driver:
+            wire = cls(driver)
+            record.info[_INFO_KEY] = wire
+        return wire
+
+    def _open(self) -> None:
+        if self.pgconn.pipeline_status == _PIPELINE_OFF:
+            self.pgconn.enter_pipeline_mode()
+
+    def command(self, sql: bytes) -> Sent:
+        """Queue a statement without parameters (`BEGIN`, `COMMIT`), not prepared."""
+        self._open()
+        self.pgconn.send_query_params(sql, None)
+        sent = Sent(self)
+        self.waiting.append(sent)
+        return sent
+
+    def send(self, sql: bytes, values: Sequence[Any]) -> Sent:
+        """Queue a prepared statement's execution with `values` for its `$n` parameters."""
+        self._open()
+        dumper = self.dumper
+        params = dumper.dump_sequence(values, [PyFormat.AUTO] * len(values)) if values else None
+        types: tuple[int, ...] = (dumper.types or ()) if values else ()
+        key = (sql, types)
+        name = self.names.get(key)
+        if name is None:
+            name = b"cg_%d" % next(_names)
+            self.pgconn.send_prepare(name, sql, param_types=types or None)
+            self.names[key] = name
+            self.waiting.append(key)
+        self.pgconn.send_query_prepared(
+            name, params, param_formats=dumper.formats if values else None
+        )
+        sent = Sent(self)
+        self.waiting.append(sent)
+        return sent
+
+    def sync(self) -> None:
+        """End the pipeline: one Sync, every result read, pipeline mode left. Raises the
+        first failed statement's error (the statements after it are then aborted)."""
+        pgconn = self.pgconn
+        if pgconn.pipeline_status == _PIPELINE_OFF:
+            return
+        waiting, self.waiting = self.waiting, []
+        try:
+            pgconn.pipeline_sync()
+            answered = self.driver.wait(_round_trip(pgconn))
+            pgconn.exit_pipeline_mode()
+        except BaseException:
+            # Cut, or interrupted: which results arrived is unknown, so the connection is
+            # closed, for the pool to drop, rather than left half way through a pipeline.
+            self.names.clear()
+            for item in waiting:
+                if isinstance(item, Sent):
+                    item.results = []
+            if pgconn.status != _BAD:
+                self.driver.close()
+            raise
+        failed: BaseException | None = None
+        for item, results in zip(waiting, answered, strict=True):
+            if isinstance(item, Sent):
+                item.results = results
+                if failed is None and results and results[-1].status == _FATAL:
+                    failed = errors.error_from_result(
+                        results[-1], encoding=self.driver.info.encoding
+                    )
+            elif not results or results[-1].status != _OK:
+                # Not prepared: the prepare failed, or an earlier statement did.
+                self.names.pop(item, None)
+                if failed is None and results and results[-1].status == _FATAL:
+                    failed = errors.error_from_result(
+                        results[-1], encoding=self.driver.info.encoding
+                    )
+        if failed is not None:
+            if getattr(failed, "sqlstate", None) == NAME_LOST:
+                self.names.clear()
+            raise failed
+
+
+def _round_trip(pgconn: Any) -> Any:
+    """Flush what is queued, then read every statement's results up to the Sync's."""
+    yield from send(pgconn)
+    answered: list[list[Any]] = []
+    while True:
+        results = yield from fetch_many(pgconn)
+        if results and results[0].status == _SYNC:
+            return answered
+        answered.append(results)
+
+
+def end_pipeline(conn: Connection) -> None:
+    """Answer and close the wire's pipeline, if one is open, before psycopg sends anything."""
+    wire = conn.connection.info.get(_INFO_KEY)
+    if wire is not None and wire.waiting:
+        wire.sync()
