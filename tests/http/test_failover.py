@@ -102,7 +102,8 @@ def test_a_standby_answering_in_the_primarys_place_is_503_not_500(
 def test_a_standby_met_on_the_drivers_cursor_is_dropped_from_the_pool(
     postgres_server: str, own_database: tuple[str, str]
 ) -> None:
-    # The hot path's statements run on the driver's cursor, past SQLAlchemy's own check.
+    # The hot path's statements run on libpq directly (storage/wire.py), past SQLAlchemy's
+    # own check.
     touch = Prepared(update(t.tenants).where(false()).values(name=t.tenants.c.name))
     url, name = own_database
     with Creditgate(url, pool_size=2) as cg:

@@ -9,6 +9,8 @@ prepared statement the session lost prepared again rather than failing a request
 from __future__ import annotations
 
 import datetime as dt
+import signal
+import threading
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -27,12 +29,13 @@ from sqlalchemy import (
     String,
     Table,
     create_engine,
+    func,
     insert,
     select,
     text,
     update,
 )
-from sqlalchemy.exc import IntegrityError, ProgrammingError
+from sqlalchemy.exc import IntegrityError, ProgrammingError, StatementError
 from sqlalchemy.pool import NullPool
 
 from creditgate.storage.database import Database, is_retryable, is_unavailable
@@ -274,3 +277,82 @@ def test_a_cut_connection_is_dropped_and_the_next_one_works(db: Database) -> Non
         _PUT.execute(conn, {"id": "c2", "n": 2})
     with db.connect(read_only=True) as conn:
         assert [r.id for r in _GET.rows(conn, {})] == ["c0", "c2"]
+
+
+def test_a_value_the_driver_cannot_send_raises_its_own_error_and_sends_nothing(
+    db: Database,
+) -> None:
+    for bad in ("nul\x00byte", object()):
+        with pytest.raises(StatementError) as raised, db.connect() as conn:
+            _PUT.execute(conn, {"id": "first", "n": 1})  # a transaction is open
+            _PUT.execute(conn, {"id": bad, "n": 2})
+        assert not is_unavailable(raised.value)  # the value's error, not "database gone"
+        with db.connect() as conn:
+            assert _pipeline_off(conn)
+            # psycopg's own statements, with parameters, work on that connection.
+            assert conn.execute(select(_rows.c.id).where(_rows.c.n == 1)).all() == []
+    # Inside a block too: the block ends its pipeline, the transaction rolls back.
+    with pytest.raises(StatementError), db.connect() as conn, pipeline(conn):
+        _PUT.submit(conn, {"id": "ok", "n": 1})
+        _PUT.submit(conn, {"id": "nul\x00", "n": 2})
+    with db.connect(read_only=True) as conn:
+        assert _pipeline_off(conn)
+        assert _GET.rows(conn, {}) == []
+
+
+def test_a_plan_a_table_change_made_stale_is_prepared_again(db: Database) -> None:
+    with db.connect() as conn:
+        _PUT.execute(conn, {"id": "a", "n": 1, "amount": Decimal("1.5")})
+        assert len(_GET.rows(conn, {})) == 1  # prepared with amount as numeric(20,6)
+    killer = create_engine(db.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with killer.connect() as other:
+            other.execute(text("ALTER TABLE wire_rows ALTER COLUMN amount TYPE numeric(30,6)"))
+    finally:
+        killer.dispose()
+    attempts = 0
+
+    def read(conn: Any) -> list[Any]:
+        nonlocal attempts
+        attempts += 1
+        return _GET.rows(conn, {})
+
+    assert [r.amount for r in db.run(read, read_only=True)] == [Decimal("1.5")]
+    assert attempts == 2  # "cached plan must not change result type", then prepared again
+
+
+def test_an_interruption_mid_round_trip_is_raised_and_the_connection_dropped(
+    db: Database,
+) -> None:
+    """Ctrl-C while a statement runs: the KeyboardInterrupt itself comes out (not a
+    'database unavailable' from the rollback on the connection the wire closed)."""
+    sleep = Prepared(select(func.pg_sleep(3).label("slept")))
+    with db.connect() as conn:
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    main = threading.get_ident()
+    timer = threading.Timer(0.5, lambda: signal.pthread_kill(main, signal.SIGINT))
+    with pytest.raises(KeyboardInterrupt), db.connect() as conn:
+        _PUT.execute(conn, {"id": "i", "n": 1})
+        timer.start()
+        sleep.rows(conn, {})
+    timer.join()
+    with db.connect() as conn:
+        assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
+        assert _pipeline_off(conn)
+        assert _GET.rows(conn, {}) == []
+
+
+def test_a_statement_an_earlier_failure_aborted_is_not_read_as_empty(db: Database) -> None:
+    with db.connect() as conn:
+        _PUT.execute(conn, {"id": "dup", "n": 1})
+    with db.connect() as conn:
+        try:
+            with pipeline(conn):
+                _PUT.submit(conn, {"id": "dup", "n": 2})
+                aborted = _GET.submit(conn, {})
+        except IntegrityError:
+            pass
+        with pytest.raises(StatementError):
+            aborted.rows()
+        with pytest.raises(StatementError):
+            aborted.rowcount()

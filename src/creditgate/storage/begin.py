@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, event
 
-from creditgate.storage.wire import end_pipeline
+from creditgate.storage.wire import abandon_pipeline, end_pipeline
 
 # psycopg's own BEGIN for the engine's READ COMMITTED, as it would send it.
 BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED"
@@ -74,6 +74,16 @@ def begin_with_first_statement(engine: Engine) -> None:
         # transaction is gone with it; its next one is marked at its begin.
         if not conn.invalidated:
             conn.info.pop(_DUE, None)
+
+    @event.listens_for(engine, "rollback")
+    def _before_rollback(conn: Connection) -> None:
+        # The driver's ROLLBACK must not meet a pipeline of the wire's still open.
+        if not conn.invalidated:
+            abandon_pipeline(conn.connection.info)
+
+    @event.listens_for(engine, "reset")
+    def _before_reset(_dbapi_conn: Any, record: Any, _state: Any) -> None:
+        abandon_pipeline(record.info)
 
     @event.listens_for(engine, "before_cursor_execute")
     def _first(

@@ -35,16 +35,13 @@ from creditgate.storage.guards import is_guard_miss
 from creditgate.storage.prepared import pipeline
 from creditgate.storage.secret_keys import SecretKeys
 from creditgate.storage.unit_of_work import UnitOfWork
-from creditgate.storage.wire import NAME_LOST, Wire
+from creditgate.storage.wire import Wire, statement_lost
 
 T = TypeVar("T")
 
 DEFAULT_SQLITE_FILE = "creditgate.db"
-# Serialization failure, deadlock, lock not available, and a prepared statement the session
-# has lost (`storage.wire`: the wire prepares it again).
-RETRYABLE_PG_STATES = {"40001", "40P01", "55P03", NAME_LOST}
+RETRYABLE_PG_STATES = {"40001", "40P01", "55P03"}
 MAX_ATTEMPTS = 12
-_IDLE = 0  # libpq's PQTRANS_IDLE (`psycopg.pq.TransactionStatus.IDLE`): no transaction open
 
 
 class RetryTransaction(Exception):
@@ -177,8 +174,8 @@ def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError):
         orig = exc.orig
         state = getattr(orig, "sqlstate", None)
-        if state in RETRYABLE_PG_STATES:
-            return True
+        if state in RETRYABLE_PG_STATES or statement_lost(orig):
+            return True  # (a lost prepared statement: the wire prepares it again)
         if isinstance(exc, OperationalError) and "database is locked" in str(orig):
             return True
     return False
@@ -199,12 +196,17 @@ def is_unavailable(exc: BaseException) -> bool:
 
 def _unusable(conn: Connection, exc: BaseException) -> bool:
     """The connection must not go back to the pool: the server cut it, is going away, or is a
-    standby. Statements run on the driver's cursor (`storage.prepared`) and the commit's
-    pipeline raise past SQLAlchemy's own disconnect check, so it is made here for them."""
-    if not isinstance(exc, DBAPIError) or conn.invalidated:
+    standby. The hot path's statements (`storage.prepared`: on PostgreSQL the connection's
+    wire, `storage.wire`) and the commit's pipeline raise past SQLAlchemy's own disconnect
+    check, so it is made here for them."""
+    if conn.invalidated:
         return False
-    if hosts.is_unavailable_state(getattr(exc.orig, "sqlstate", None)):
+    if isinstance(exc, DBAPIError) and hosts.is_unavailable_state(
+        getattr(exc.orig, "sqlstate", None)
+    ):
         return True
+    # Whatever was raised (an interruption too): a connection the driver or the wire found
+    # cut, or closed half way through a pipeline.
     driver = conn.connection.driver_connection
     return bool(getattr(driver, "broken", False) or getattr(driver, "closed", False))
 
@@ -217,10 +219,8 @@ def _send_commit(conn: Connection) -> None:
     if conn.dialect.name != "postgresql":
         return
     wire = Wire.of(conn)
-    driver: Any = conn.connection.driver_connection
-    if not wire.waiting and driver.info.transaction_status == _IDLE:
-        return  # nothing ran: there is no transaction to end
-    wire.command(b"COMMIT")
+    if wire.transaction_open():  # else nothing began: there is no transaction to end
+        wire.command(b"COMMIT")
 
 
 def _commit(uow: UnitOfWork) -> None:

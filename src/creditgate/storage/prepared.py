@@ -1,4 +1,4 @@
-"""Statements compiled once per dialect and run straight on the driver's cursor.
+"""Statements compiled once per dialect and run straight on the driver.
 
 The gate's hot path runs a dozen small statements per request; SQLAlchemy's per-execution
 work (cache keys, compiled-cache lookups, result set-up) costs more than the SQL itself on
@@ -96,9 +96,16 @@ class Prepared:
         BEGIN, if it is the first), and sync at once unless a pipeline block is open."""
         wire = Wire.of(conn)
         try:
-            if begin_due(conn):
-                wire.command(BEGIN_SQL)
-            sent = [wire.send(plan.wire_sql, self._values(plan, p)) for p in batch]
+            try:
+                values = [self._values(plan, p) for p in batch]
+                if begin_due(conn):
+                    wire.begin(BEGIN_SQL)
+                sent = [wire.send(plan.wire_sql, v) for v in values]
+            except BaseException:
+                if not wire.depth:  # (a block ends its pipeline itself)
+                    with suppress(Exception):  # this error is the one to raise
+                        wire.sync()
+                raise
             if not wire.depth:
                 wire.sync()
         except conn.dialect.loaded_dbapi.Error as exc:

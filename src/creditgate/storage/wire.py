@@ -18,16 +18,18 @@ have given, and errors are psycopg's own exceptions (`psycopg.errors.error_from_
 What keeps the connection usable by psycopg too:
 
 - the pipeline is ended (synced, its results read, pipeline mode left) before control goes
-  back to the caller of a block, on errors too, and before any statement psycopg sends
-  itself (`storage.begin`'s `before_cursor_execute` listener calls `end_pipeline`);
+  back to the caller of a block, on errors too, before any statement psycopg sends itself
+  (`storage.begin`'s `before_cursor_execute` listener calls `end_pipeline`), and before
+  a rollback or the pool's reset (`abandon_pipeline`); a pipeline that cannot be ended
+  (cut, interrupted) closes the connection, which the pool then drops;
 - the transaction's `BEGIN` and `COMMIT` go in the pipeline; psycopg reads the transaction
   status from libpq, so its `commit()` then finds nothing to end, as before;
 - psycopg prepares nothing itself on these connections (`prepare_threshold=None`, set by
   `storage.database.make_engine`), so it never sends the `DEALLOCATE ALL` with which it
   follows a rollback once it has prepared statements of its own, and the wire's names stay
-  valid for the session's life. A name the server has lost anyway fails with
-  `invalid_sql_statement_name`: the wire forgets its names and the transaction is run again
-  (`storage.database.RETRYABLE_PG_STATES`).
+  valid for the session's life. A statement the session has lost anyway (dropped, or its
+  plan made stale by an `ALTER TABLE`) fails: the wire forgets its names and the
+  transaction is run again (`statement_lost`, `storage.database.is_retryable`).
 """
 
 from __future__ import annotations
@@ -49,7 +51,9 @@ _SYNC = pq.ExecStatus.PIPELINE_SYNC
 _OK = pq.ExecStatus.COMMAND_OK
 _BAD = pq.ConnStatus.BAD
 _PIPELINE_OFF = pq.PipelineStatus.OFF
+_IDLE = pq.TransactionStatus.IDLE
 NAME_LOST = "26000"  # invalid_sql_statement_name: a prepared statement the server has not got
+STALE_PLAN = "0A000"  # feature_not_supported, as "cached plan must not change result type"
 
 _names = itertools.count(1)
 _PLACEHOLDER = re.compile(r"%%|%\(([^)]+)\)s")
@@ -81,11 +85,17 @@ class Sent:
         self.results: list[Any] | None = None
 
     def arrived(self) -> Any:
-        """The statement's result (a `psycopg.pq.PGresult`), syncing the wire if need be."""
+        """The statement's result (a `psycopg.pq.PGresult`), syncing the wire if need be.
+        Raises, as psycopg does, for a statement that failed or that an earlier failure in
+        its pipeline aborted."""
         if self.results is None:
             self.wire.sync()
-        assert self.results is not None
-        return self.results[-1]
+        result = self.results[-1] if self.results else None
+        if result is None or result.status == _ABORTED:
+            raise errors.PipelineAborted("pipeline aborted")
+        if result.status == _FATAL:
+            raise errors.error_from_result(result, encoding=self.wire.driver.info.encoding)
+        return result
 
     def rows(self, make: Any = tuple) -> tuple[Any, list[Any]]:
         """The result and its rows loaded by psycopg's loaders."""
@@ -116,6 +126,9 @@ class Wire:
         self.names: dict[tuple[bytes, tuple[int, ...]], bytes] = {}
         self.waiting: list[_Waiting] = []
         self.depth = 0  # open `storage.prepared.pipeline` blocks
+        # Whether a transaction is open once what is queued has run: libpq reports "active"
+        # while a pipeline is out, so it is read when the pipeline opens and after each Sync.
+        self.in_transaction = False
 
     @classmethod
     def of(cls, conn: Connection) -> Wire:
@@ -129,8 +142,21 @@ class Wire:
         return wire
 
     def _open(self) -> None:
-        if self.pgconn.pipeline_status == _PIPELINE_OFF:
-            self.pgconn.enter_pipeline_mode()
+        pgconn = self.pgconn
+        if pgconn.pipeline_status == _PIPELINE_OFF:
+            self.in_transaction = pgconn.transaction_status != _IDLE
+            pgconn.enter_pipeline_mode()
+
+    def begin(self, sql: bytes) -> None:
+        """Queue the transaction's `BEGIN`."""
+        self.command(sql)
+        self.in_transaction = True
+
+    def transaction_open(self) -> bool:
+        """Whether a transaction is open, or will be once the queued statements have run."""
+        if self.waiting:
+            return self.in_transaction
+        return bool(self.pgconn.transaction_status != _IDLE)
 
     def command(self, sql: bytes) -> Sent:
         """Queue a statement without parameters (`BEGIN`, `COMMIT`), not prepared."""
@@ -142,9 +168,10 @@ class Wire:
 
     def send(self, sql: bytes, values: Sequence[Any]) -> Sent:
         """Queue a prepared statement's execution with `values` for its `$n` parameters."""
-        self._open()
         dumper = self.dumper
+        # Dumped before anything is queued: a value psycopg cannot dump changes nothing.
         params = dumper.dump_sequence(values, [PyFormat.AUTO] * len(values)) if values else None
+        self._open()
         types: tuple[int, ...] = (dumper.types or ()) if values else ()
         key = (sql, types)
         name = self.names.get(key)
@@ -170,10 +197,15 @@ class Wire:
         try:
             pgconn.pipeline_sync()
             answered = self.driver.wait(_round_trip(pgconn))
+            if len(answered) != len(waiting):
+                # Something was queued and not recorded (an interruption between the two):
+                # no result can be trusted to be its statement's.
+                raise errors.InternalError("the pipeline's results are out of step")
             pgconn.exit_pipeline_mode()
         except BaseException:
-            # Cut, or interrupted: which results arrived is unknown, so the connection is
-            # closed, for the pool to drop, rather than left half way through a pipeline.
+            # Cut, interrupted or out of step: which results arrived is unknown, so the
+            # connection is closed, for the pool to drop, rather than left half way through
+            # a pipeline.
             self.names.clear()
             for item in waiting:
                 if isinstance(item, Sent):
@@ -181,6 +213,7 @@ class Wire:
             if pgconn.status != _BAD:
                 self.driver.close()
             raise
+        self.in_transaction = pgconn.transaction_status != _IDLE
         failed: BaseException | None = None
         for item, results in zip(waiting, answered, strict=True):
             if isinstance(item, Sent):
@@ -197,9 +230,17 @@ class Wire:
                         results[-1], encoding=self.driver.info.encoding
                     )
         if failed is not None:
-            if getattr(failed, "sqlstate", None) == NAME_LOST:
-                self.names.clear()
+            if statement_lost(failed):
+                self.names.clear()  # prepared again on the transaction's next run
             raise failed
+
+
+def statement_lost(exc: BaseException | None) -> bool:
+    """A prepared statement the session no longer has as prepared: dropped (`DEALLOCATE`),
+    or made stale by a change of a table it reads (`cached plan must not change result
+    type`, after an `ALTER TABLE`). Preparing it again, in a new transaction, mends it."""
+    state = getattr(exc, "sqlstate", None)
+    return state == NAME_LOST or (state == STALE_PLAN and "cached plan" in str(exc))
 
 
 def _round_trip(pgconn: Any) -> Any:
@@ -216,5 +257,20 @@ def _round_trip(pgconn: Any) -> Any:
 def end_pipeline(conn: Connection) -> None:
     """Answer and close the wire's pipeline, if one is open, before psycopg sends anything."""
     wire = conn.connection.info.get(_INFO_KEY)
-    if wire is not None and wire.waiting:
+    if wire is not None and wire.pgconn.pipeline_status != _PIPELINE_OFF:
         wire.sync()
+
+
+def abandon_pipeline(info: Any) -> None:
+    """Before a rollback or the pool's reset: a pipeline still open (an error between its
+    statements and its Sync) is ended, its errors dropped (the rollback is what follows
+    them); one that cannot be ended closes the connection, for the pool to drop."""
+    wire = info.get(_INFO_KEY)
+    if wire is None or wire.pgconn.status == _BAD:
+        return
+    if wire.pgconn.pipeline_status != _PIPELINE_OFF:
+        try:
+            wire.sync()
+        except Exception:
+            if wire.pgconn.status != _BAD and wire.pgconn.pipeline_status != _PIPELINE_OFF:
+                wire.driver.close()
