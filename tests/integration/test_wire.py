@@ -9,8 +9,6 @@ prepared statement the session lost prepared again rather than failing a request
 from __future__ import annotations
 
 import datetime as dt
-import signal
-import threading
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -29,7 +27,6 @@ from sqlalchemy import (
     String,
     Table,
     create_engine,
-    func,
     insert,
     select,
     text,
@@ -38,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, ProgrammingError, StatementError
 from sqlalchemy.pool import NullPool
 
-from creditgate.storage.database import Database, is_retryable, is_unavailable
+from creditgate.storage.database import Database, _unusable, is_retryable, is_unavailable
 from creditgate.storage.prepared import Prepared, pipeline
 from creditgate.storage.wire import Wire, positional
 from tests.databases import create_database, drop_database
@@ -324,22 +321,35 @@ def test_a_plan_a_table_change_made_stale_is_prepared_again(db: Database) -> Non
 def test_an_interruption_mid_round_trip_is_raised_and_the_connection_dropped(
     db: Database,
 ) -> None:
-    """Ctrl-C while a statement runs: the KeyboardInterrupt itself comes out (not a
-    'database unavailable' from the rollback on the connection the wire closed)."""
-    sleep = Prepared(select(func.pg_sleep(3).label("slept")))
+    """Ctrl-C while the wire waits for its results: the KeyboardInterrupt itself comes out,
+    and the connection (closed by the wire, half way through its pipeline) is dropped."""
     with db.connect() as conn:
         pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
-    main = threading.get_ident()
-    timer = threading.Timer(0.5, lambda: signal.pthread_kill(main, signal.SIGINT))
     with pytest.raises(KeyboardInterrupt), db.connect() as conn:
         _PUT.execute(conn, {"id": "i", "n": 1})
-        timer.start()
-        sleep.rows(conn, {})
-    timer.join()
+        driver: Any = conn.connection.driver_connection
+
+        def interrupted(gen: Any, *args: Any, **kwargs: Any) -> Any:
+            gen.close()
+            raise KeyboardInterrupt
+
+        driver.wait = interrupted  # (a signal handler's KeyboardInterrupt, as psycopg re-raises it)
+        _PUT.execute(conn, {"id": "j", "n": 2})
     with db.connect() as conn:
         assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
         assert _pipeline_off(conn)
         assert _GET.rows(conn, {}) == []
+
+
+def test_a_closed_connection_is_dropped_whatever_was_raised(db: Database) -> None:
+    """Not only a driver's error: a connection closed under an interruption must not go back
+    to the pool, nor be rolled back (which would raise 'the connection is closed' in place of
+    the interruption)."""
+    with db.engine.connect() as conn:
+        conn.connection.driver_connection.close()  # type: ignore[union-attr]
+        assert _unusable(conn, KeyboardInterrupt())
+        assert _unusable(conn, RuntimeError("any"))
+        conn.invalidate()
 
 
 def test_a_statement_an_earlier_failure_aborted_is_not_read_as_empty(db: Database) -> None:
