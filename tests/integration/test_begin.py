@@ -9,7 +9,6 @@ before the commit and nothing at all after a rollback.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -18,7 +17,7 @@ from sqlalchemy import Column, Integer, MetaData, Table, func, insert, select, t
 from creditgate.storage.database import Database
 from creditgate.storage.prepared import Prepared, pipeline
 from creditgate.storage.unit_of_work import UnitOfWork
-from tests.databases import create_database, drop_database
+from tests.databases import database_of
 
 _metadata = MetaData()
 _rows = Table("begin_rows", _metadata, Column("x", Integer, nullable=False))
@@ -27,16 +26,8 @@ _PUT = Prepared(insert(_rows))
 
 @pytest.fixture
 def db(postgres_server: str) -> Iterator[Database]:
-    name = f"creditgate_begin_{uuid.uuid4().hex[:8]}"
-    url = create_database(postgres_server, name)
-    database = Database(url, pool_size=2)
-    try:
-        with database.engine.begin() as conn:
-            _metadata.create_all(conn)
+    with database_of(postgres_server, "begin", _metadata, pool_size=2) as database:
         yield database
-    finally:
-        database.dispose()
-        drop_database(postgres_server, name)
 
 
 def _count(db: Database) -> int:

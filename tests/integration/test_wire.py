@@ -9,7 +9,6 @@ prepared statement the session lost prepared again rather than failing a request
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -38,7 +37,7 @@ from sqlalchemy.pool import NullPool
 from creditgate.storage.database import Database, _unusable, is_retryable, is_unavailable
 from creditgate.storage.prepared import Prepared, pipeline
 from creditgate.storage.wire import Wire, positional
-from tests.databases import create_database, drop_database
+from tests.databases import database_of
 
 _metadata = MetaData()
 _rows = Table(
@@ -61,16 +60,8 @@ _ADD = Prepared(update(_rows).values(n=_rows.c.n + 1).returning(_rows.c.n))
 
 @pytest.fixture
 def db(postgres_server: str) -> Iterator[Database]:
-    name = f"creditgate_wire_{uuid.uuid4().hex[:8]}"
-    url = create_database(postgres_server, name)
-    database = Database(url, pool_size=1)
-    try:
-        with database.engine.begin() as conn:
-            _metadata.create_all(conn)
+    with database_of(postgres_server, "wire", _metadata, pool_size=1) as database:
         yield database
-    finally:
-        database.dispose()
-        drop_database(postgres_server, name)
 
 
 def _wire(conn: Any) -> Wire:
