@@ -91,10 +91,11 @@ class Prepared:
         values = self._bind(plan, params)
         return tuple(values[name] for name in plan.wire_names)
 
-    def _send(self, conn: Connection, plan: _Plan, batch: Sequence[Params]) -> list[Sent]:
+    def _send(
+        self, conn: Connection, wire: Wire, plan: _Plan, batch: Sequence[Params]
+    ) -> list[Sent]:
         """PostgreSQL: queue the statement on the connection's wire (after the transaction's
         BEGIN, if it is the first), and sync at once unless a pipeline block is open."""
-        wire = Wire.of(conn)
         try:
             try:
                 values = [self._values(plan, p) for p in batch]
@@ -116,9 +117,11 @@ class Prepared:
         dialect = conn.dialect
         is_insert = getattr(self.statement, "is_insert", False)
         plan = self._plan(dialect, frozenset(batch[0]) if is_insert else None)
-        if plan.wire_sql and conn.connection.driver_connection.autocommit:  # type: ignore[union-attr]
+        if plan.wire_sql:
+            wire = Wire.of(conn)
             # (A driver out of autocommit begins its transactions itself: its cursor then.)
-            return plan, self._send(conn, plan, batch)
+            if wire.driver.autocommit:
+                return plan, self._send(conn, wire, plan, batch)
         cursor = None
         try:
             send_begin(conn)  # the transaction's BEGIN, if this is its first statement

@@ -94,15 +94,15 @@ class Sent:
         if result is None or result.status == _ABORTED:
             raise errors.PipelineAborted("pipeline aborted")
         if result.status == _FATAL:
-            raise errors.error_from_result(result, encoding=self.wire.driver.info.encoding)
+            raise self.wire.error(result)
         return result
 
-    def rows(self, make: Any = tuple) -> tuple[Any, list[Any]]:
-        """The result and its rows loaded by psycopg's loaders."""
+    def rows(self) -> tuple[Any, list[Any]]:
+        """The result and its rows (tuples) loaded by psycopg's loaders."""
         result = self.arrived()
         loader = self.wire.loader
         loader.set_pgresult(result)
-        rows = loader.load_rows(0, result.ntuples, make)
+        rows = loader.load_rows(0, result.ntuples, tuple)
         loader.set_pgresult(None)
         return result, rows
 
@@ -157,6 +157,10 @@ class Wire:
         if self.waiting:
             return self.in_transaction
         return bool(self.pgconn.transaction_status != _IDLE)
+
+    def error(self, result: Any) -> errors.Error:
+        """psycopg's exception for a failed statement's result."""
+        return errors.error_from_result(result, encoding=self.driver.info.encoding)
 
     def command(self, sql: bytes) -> Sent:
         """Queue a statement without parameters (`BEGIN`, `COMMIT`), not prepared."""
@@ -216,19 +220,14 @@ class Wire:
         self.in_transaction = pgconn.transaction_status != _IDLE
         failed: BaseException | None = None
         for item, results in zip(waiting, answered, strict=True):
+            last = results[-1] if results else None
             if isinstance(item, Sent):
                 item.results = results
-                if failed is None and results and results[-1].status == _FATAL:
-                    failed = errors.error_from_result(
-                        results[-1], encoding=self.driver.info.encoding
-                    )
-            elif not results or results[-1].status != _OK:
+            elif last is None or last.status != _OK:
                 # Not prepared: the prepare failed, or an earlier statement did.
                 self.names.pop(item, None)
-                if failed is None and results and results[-1].status == _FATAL:
-                    failed = errors.error_from_result(
-                        results[-1], encoding=self.driver.info.encoding
-                    )
+            if failed is None and last is not None and last.status == _FATAL:
+                failed = self.error(last)
         if failed is not None:
             if statement_lost(failed):
                 self.names.clear()  # prepared again on the transaction's next run
