@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import (
     BigInteger,
@@ -138,6 +140,31 @@ def test_a_wait_for_the_server_gives_the_loop_back(db: Database) -> None:
     assert ticks >= 20  # 0.6 s of waits, a tick every 10 ms
     (_, blocked_ticks) = asyncio.run(blocking())
     assert blocked_ticks <= 2
+
+
+def test_opening_a_connection_from_the_loop_does_not_hold_it_up() -> None:
+    """A server that takes the connection and never answers: the open waits for its timeout
+    on a thread, the loop serving meanwhile, and fails as psycopg's connect does."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    port = silent.getsockname()[1]
+
+    def open_one() -> None:
+        LoopConnection.open(f"host=127.0.0.1 port={port} user=cg dbname=cg connect_timeout=1")
+
+    async def opening() -> tuple[Any, int]:
+        async def attempt() -> Any:
+            with pytest.raises(psycopg.OperationalError):
+                await run_on_the_loop(open_one)
+
+        return await _ticks_while(attempt)
+
+    try:
+        (_, ticks) = _within(20, opening)
+    finally:
+        silent.close()
+    assert ticks >= 30  # a tick every 10 ms through the second it waited
 
 
 def test_a_row_lock_held_on_the_same_loop_is_waited_for_without_a_deadlock(

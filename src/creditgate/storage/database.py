@@ -161,8 +161,8 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             _dialect: Any, _record: Any, cargs: tuple[Any, ...], cparams: dict[str, Any]
         ) -> Any:
             # Its waits are awaited when a request's work runs on the event loop
-            # (`storage.on_the_loop`).
-            return LoopConnection.connect(*cargs, **cparams)
+            # (`storage.on_the_loop`), and opened from there, it is opened on a thread.
+            return LoopConnection.open(*cargs, **cparams)
 
         @event.listens_for(engine, "handle_error")
         def _postgres_gone(context: ExceptionContext) -> None:

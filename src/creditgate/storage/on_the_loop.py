@@ -27,8 +27,11 @@ What makes a blocking call safe to run so:
   never blocks (`HotRoutes`: as many as the edge's threads, the pool's size; the pool
   allows as many again beyond it).
 
-Opening a connection still blocks the loop (once per pooled connection, or after the
-server was lost). SQLite's calls are not run so: its waits are for a file lock, in C.
+- a connection opened from such a call is opened on a thread (`LoopConnection.open`):
+  psycopg's connect waits in place, and after the server was lost (a failover, a cut) a
+  connect can wait as long as its timeout.
+
+SQLite's calls are not run so: its waits are for a file lock, in C.
 """
 
 from __future__ import annotations
@@ -213,6 +216,15 @@ def _wake(future: asyncio.Future[None]) -> None:
 class LoopConnection(psycopg.Connection[Any]):
     """A psycopg connection whose waits for the server are awaited when it is used in a
     `run_on_the_loop` greenlet; on any other thread it waits as psycopg's does."""
+
+    @classmethod
+    def open(cls, *args: Any, **kwargs: Any) -> LoopConnection:
+        """`connect`; from a call on the loop, on a thread (psycopg's connect waits for the
+        server in place, and a server slow to answer, or gone, would hold up the loop for
+        as long as it takes, up to the connect timeout)."""
+        if on_the_loop():
+            return await_here(asyncio.to_thread(cls.connect, *args, **kwargs))
+        return cls.connect(*args, **kwargs)
 
     def wait(self, gen: Any, interval: float = _INTERVAL, timeout: float | None = None) -> Any:
         if on_the_loop():
