@@ -25,10 +25,7 @@ id, log line and metric, the body's cap and deadline, the exception handlers):
   FastAPI collects them. With dependency overrides in place, FastAPI's `solve_dependencies`
   does it all. A route whose dependencies take more than that is refused when the app is
   built (`dependencies_of`);
-- its endpoint runs on the event loop on PostgreSQL, giving the loop back wherever it
-  waits for the database (`storage.on_the_loop`), at most as many at once as the edge has
-  threads, if its work is the database's alone (`DATABASE_ONLY`: not a purchase, which may
-  call the payment provider); else, and on SQLite, on the edge's threads (`threads.py`);
+- its endpoint runs on the edge's threads (`threads.py`);
 - every failure is raised as FastAPI raises it and answered by the app's handlers;
 - a body the edge does not read itself (one not sent as `application/json`, or not JSON)
   goes to the route's own FastAPI handler, which answers it as through the router.
@@ -39,10 +36,8 @@ sends each route this serves (`HotRoutes.routes`) the same requests with the edg
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import typing
-import weakref
 from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -65,7 +60,6 @@ from creditgate.http import gate, grants, purchases, refunds
 from creditgate.http.bodies import ExactJsonRequest, ExactJsonRoute
 from creditgate.http.middleware import replaying
 from creditgate.http.threads import Threads
-from creditgate.storage.on_the_loop import run_on_the_loop
 
 # The calls made around every model call, and the money movements a busy product makes
 # most often: each the endpoint of one POST route of the app (checked when the app is built).
@@ -78,20 +72,6 @@ HOT_ENDPOINTS: tuple[Callable[..., Response], ...] = (
     refunds.refund_charge,
     purchases.create_purchase,
     purchases.mark_paid,
-)
-
-# Of those, the ones whose work is the database's alone. On PostgreSQL they run on the
-# event loop (`storage.on_the_loop`); a purchase may call the payment provider (a Stripe
-# Checkout Session), which would hold up every request on the loop: it runs on the threads.
-DATABASE_ONLY: frozenset[Callable[..., Response]] = frozenset(
-    {
-        gate.authorize,
-        gate.charge,
-        gate.settle,
-        gate.void,
-        grants.create_grant,
-        refunds.refund_charge,
-    }
 )
 
 METHOD = "POST"
@@ -268,18 +248,11 @@ class HotRoutes:
         *,
         owner: FastAPI,
         threads: Threads,
-        on_the_loop: bool = False,
         endpoints: Iterable[Callable[..., Any]] = HOT_ENDPOINTS,
     ) -> None:
         self.app = app  # every other request: the gateway's edge, then the full stack
         self.owner = owner  # the FastAPI application whose routes these are
         self.threads = threads
-        # The endpoints run on the event loop (`storage.on_the_loop`), as many at once (per
-        # loop) as the threads would run; every other on the threads.
-        self.on_the_loop = DATABASE_ONLY if on_the_loop else frozenset()
-        self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-            weakref.WeakKeyDictionary()
-        )
         self.routes = hot_routes(owner, endpoints)
         # A path equal to a route's template is that route's (no other is tried first:
         # checked here); any other is matched against each route's pattern.
@@ -346,14 +319,7 @@ class HotRoutes:
     async def _call(self, endpoint: Callable[..., Any], values: dict[str, Any]) -> Any:
         if inspect.iscoroutinefunction(endpoint):
             return await endpoint(**values)
-        if endpoint not in self.on_the_loop:
-            return await self.threads.run(lambda: endpoint(**values))
-        loop = asyncio.get_running_loop()
-        slots = self._slots.get(loop)
-        if slots is None:
-            slots = self._slots[loop] = asyncio.Semaphore(self.threads.size)
-        async with slots:
-            return await run_on_the_loop(lambda: endpoint(**values))
+        return await self.threads.run(lambda: endpoint(**values))
 
 
 async def _solve(

@@ -114,8 +114,7 @@ def create_app(
     included (`serve --no-edge`: to measure the edge, and to compare with it in tests)."""
     settings = settings or Settings()
 
-    # The hot routes run their database work on these threads on SQLite (on PostgreSQL on
-    # the event loop, as many at once), the gateway's on these, every other sync route on
+    # The hot routes run their database work on these threads, every other sync route on
     # anyio's pool, limited to as many.
     threads = Threads(sync_threads(cg, settings, DEFAULT_THREADS))
     gateway = gateway_routes.Gateway(settings.gateway, threads)
@@ -205,11 +204,7 @@ def create_app(
         timeout=settings.body_timeout_seconds,
         gateway_limit=settings.gateway.max_body_bytes,
     )
-    app.front = (
-        HotRoutes(gateway_edge, owner=app, threads=threads, on_the_loop=not cg.db.is_sqlite)
-        if edge
-        else gateway_edge
-    )
+    app.front = HotRoutes(gateway_edge, owner=app, threads=threads) if edge else gateway_edge
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app
 
