@@ -38,7 +38,7 @@ import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from fastapi import APIRouter, Request
@@ -69,14 +69,12 @@ from creditgate.gateway.streams import EventSplitter, StreamMeter
 from creditgate.http.auth import KeyCache, authenticate, authenticate_with
 from creditgate.http.threads import Threads
 from creditgate.storage.database import is_retryable, is_unavailable
-from creditgate.storage.on_the_loop import OnTheLoop
 
 if TYPE_CHECKING:
     # Imported at the gateway's first call (`Gateway.client`, `_forward`, `Relay`): about
     # 0.12 s of every server's start otherwise, and most servers never call a provider.
     import aiohttp
 
-T = TypeVar("T")
 log = logging.getLogger("creditgate.gateway")
 
 CUSTOMER_HEADER = "x-creditgate-customer"
@@ -179,12 +177,9 @@ class Gateway:
         settings: GatewaySettings,
         threads: Threads,
         customer_keys: KeyCache[GatewayKeyPrincipal] | None = None,
-        *,
-        on_the_loop: OnTheLoop | None = None,
     ) -> None:
         self.settings = settings
         self.threads = threads
-        self.on_the_loop = on_the_loop  # on PostgreSQL: the ledger's calls run on the loop
         self.keys = UpstreamKeys(settings.upstream_key_cache_seconds)
         self.customer_keys = customer_keys
         self._client: aiohttp.ClientSession | None = None
@@ -231,19 +226,17 @@ class Gateway:
             await self._client.close()
             self._client = None
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """A blocking call of the ledger's: on the event loop, or on the threads."""
-        if self.on_the_loop is not None:
-            return await self.on_the_loop.run(fn, *args)
-        return await self.threads.run(fn, *args)
-
     async def upstream_key(self, ledger: TenantLedger, provider: str) -> str:
         cached = self.keys.cached(ledger.tenant_id, provider)
-        return cached if cached is not None else await self.run(self.keys.load, ledger, provider)
+        return (
+            cached
+            if cached is not None
+            else await self.threads.run(self.keys.load, ledger, provider)
+        )
 
     async def void(self, call: Call) -> None:
         try:
-            await self.run(
+            await self.threads.run(
                 lambda: call.ledger.void(
                     call.authorization_id, idempotency_key=call.idempotency_key(":void")
                 )
@@ -261,7 +254,7 @@ class Gateway:
         delay = SETTLE_RETRY_FIRST_DELAY
         while True:
             try:
-                await self.run(
+                await self.threads.run(
                     lambda: call.ledger.settle(
                         call.authorization_id,
                         quantities=usage.as_quantities(),
@@ -426,7 +419,7 @@ async def serve(request: Request, endpoint: Endpoint) -> Response:
             member=request.headers.get(MEMBER_HEADER, "").strip() or None,
         )
         upstream_key = await gateway.upstream_key(call.ledger, provider)
-        auth = await gateway.run(_authorize, call, request, settings)
+        auth = await gateway.threads.run(_authorize, call, request, settings)
     except IdempotencyConflict:
         # Each attempt's hold carries its own id, so a second request under the caller's
         # key conflicts with the first, served or still in flight: nothing goes upstream.

@@ -25,10 +25,7 @@ id, log line and metric, the body's cap and deadline, the exception handlers):
   FastAPI collects them. With dependency overrides in place, FastAPI's `solve_dependencies`
   does it all. A route whose dependencies take more than that is refused when the app is
   built (`dependencies_of`);
-- its endpoint runs on the event loop on PostgreSQL, giving the loop back wherever it
-  waits for the database (`storage.on_the_loop`), at most as many at once as the edge has
-  threads (a purchase's call to Stripe goes on a thread); on SQLite on the edge's threads
-  (`threads.py`);
+- its endpoint runs on the edge's threads (`threads.py`);
 - every failure is raised as FastAPI raises it and answered by the app's handlers;
 - a body the edge does not read itself (one not sent as `application/json`, or not JSON)
   goes to the route's own FastAPI handler, which answers it as through the router.
@@ -63,7 +60,6 @@ from creditgate.http import gate, grants, purchases, refunds
 from creditgate.http.bodies import ExactJsonRequest, ExactJsonRoute
 from creditgate.http.middleware import replaying
 from creditgate.http.threads import Threads
-from creditgate.storage.on_the_loop import OnTheLoop
 
 # The calls made around every model call, and the money movements a busy product makes
 # most often: each the endpoint of one POST route of the app (checked when the app is built).
@@ -252,15 +248,11 @@ class HotRoutes:
         *,
         owner: FastAPI,
         threads: Threads,
-        on_the_loop: OnTheLoop | None = None,
         endpoints: Iterable[Callable[..., Any]] = HOT_ENDPOINTS,
     ) -> None:
         self.app = app  # every other request: the gateway's edge, then the full stack
         self.owner = owner  # the FastAPI application whose routes these are
         self.threads = threads
-        # On PostgreSQL the endpoints run on the event loop (`storage.on_the_loop`); else on
-        # the threads.
-        self.on_the_loop = on_the_loop
         self.routes = hot_routes(owner, endpoints)
         # A path equal to a route's template is that route's (no other is tried first:
         # checked here); any other is matched against each route's pattern.
@@ -327,9 +319,7 @@ class HotRoutes:
     async def _call(self, endpoint: Callable[..., Any], values: dict[str, Any]) -> Any:
         if inspect.iscoroutinefunction(endpoint):
             return await endpoint(**values)
-        if self.on_the_loop is None:
-            return await self.threads.run(lambda: endpoint(**values))
-        return await self.on_the_loop.run(lambda: endpoint(**values))
+        return await self.threads.run(lambda: endpoint(**values))
 
 
 async def _solve(

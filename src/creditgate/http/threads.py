@@ -1,5 +1,4 @@
-"""A fixed set of threads for the hot routes' and the gateway's blocking database work on
-SQLite (on PostgreSQL it runs on the event loop: `storage/on_the_loop.py`).
+"""A fixed set of threads for the hot routes' blocking database work.
 
 The gate's calls are blocking (the database drivers are), so each runs on a thread while the
 event loop serves other requests. anyio's `to_thread.run_sync` costs more CPU per call than

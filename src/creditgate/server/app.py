@@ -54,7 +54,6 @@ from creditgate.portal.routes import install as install_portal
 from creditgate.settings import Settings as EnvSettings
 from creditgate.settings import default
 from creditgate.storage.database import default_url
-from creditgate.storage.on_the_loop import OnTheLoop
 
 DESCRIPTION = """\
 Credit wallets, stacked grants and a pre-call authorization gate.
@@ -115,13 +114,10 @@ def create_app(
     included (`serve --no-edge`: to measure the edge, and to compare with it in tests)."""
     settings = settings or Settings()
 
-    # The hot routes and the gateway run their database work on these threads on SQLite
-    # (on PostgreSQL on the event loop, as many at once), every other sync route on anyio's
-    # pool, limited to as many.
+    # The hot routes run their database work on these threads, every other sync route on
+    # anyio's pool, limited to as many.
     threads = Threads(sync_threads(cg, settings, DEFAULT_THREADS))
-    # On PostgreSQL the hot routes' and the gateway's database work runs on the event loop.
-    loop = None if cg.db.is_sqlite else OnTheLoop(threads.size)
-    gateway = gateway_routes.Gateway(settings.gateway, threads, on_the_loop=loop)
+    gateway = gateway_routes.Gateway(settings.gateway, threads)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -208,11 +204,7 @@ def create_app(
         timeout=settings.body_timeout_seconds,
         gateway_limit=settings.gateway.max_body_bytes,
     )
-    app.front = (
-        HotRoutes(gateway_edge, owner=app, threads=threads, on_the_loop=loop)
-        if edge
-        else gateway_edge
-    )
+    app.front = HotRoutes(gateway_edge, owner=app, threads=threads) if edge else gateway_edge
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,7 +32,6 @@ from creditgate.settings import Settings
 from creditgate.storage import hosts
 from creditgate.storage.begin import begin_with_first_statement
 from creditgate.storage.guards import is_guard_miss
-from creditgate.storage.on_the_loop import LoopConnection, Signal, pause
 from creditgate.storage.prepared import pipeline
 from creditgate.storage.secret_keys import SecretKeys
 from creditgate.storage.unit_of_work import UnitOfWork
@@ -156,14 +156,6 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 
         begin_with_first_statement(engine)
 
-        @event.listens_for(engine, "do_connect")
-        def _loop_connection(
-            _dialect: Any, _record: Any, cargs: tuple[Any, ...], cparams: dict[str, Any]
-        ) -> Any:
-            # Its waits are awaited when a request's work runs on the event loop
-            # (`storage.on_the_loop`), and opened from there, it is opened on a thread.
-            return LoopConnection.open(*cargs, **cparams)
-
         @event.listens_for(engine, "handle_error")
         def _postgres_gone(context: ExceptionContext) -> None:
             # A server shutting down for a switchover, or a standby where the primary was,
@@ -268,7 +260,7 @@ class _Waiting:
     def __init__(self, work: Callable[[Connection], Any], token: Any) -> None:
         self.work = work
         self.token = token
-        self.done = Signal()
+        self.done = threading.Event()
         self.batch: list[_Waiting] | None = None
         self.result: Any = None
         self.error: BaseException | None = None
@@ -363,7 +355,7 @@ class Database:
             except Exception as exc:
                 if attempt == MAX_ATTEMPTS or not is_retryable(exc):
                     raise
-                pause(min(0.05, 0.001 * 2**attempt) * random.random())
+                time.sleep(min(0.05, 0.001 * 2**attempt) * random.random())
         raise AssertionError("unreachable")
 
     def run_combined(self, key: Any, work: Callable[[Connection], T], *, token: Any) -> T:

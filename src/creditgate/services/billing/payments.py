@@ -38,7 +38,6 @@ from creditgate.services.billing.results import (
 )
 from creditgate.services.context import Tx
 from creditgate.storage import billing as store
-from creditgate.storage.on_the_loop import off_the_loop
 from creditgate.storage.tables import provider_events
 
 if TYPE_CHECKING:
@@ -123,27 +122,6 @@ class ManualProvider:
         return ProviderRefund(ref=None, status="succeeded")
 
 
-def _off_the_loop(inner: Any) -> Any:
-    """Stripe's HTTP client `inner`, its requests made on a thread when a call on the event
-    loop makes them (`storage.on_the_loop.off_the_loop`): a purchase runs there on
-    PostgreSQL, and a request to Stripe would hold up every other request on the loop."""
-    import stripe
-
-    class OffTheLoop(stripe.HTTPClient):
-        name = f"{inner.name}, off the loop"
-
-        def request(self, *args: Any, **kwargs: Any) -> Any:
-            return off_the_loop(lambda: inner.request(*args, **kwargs))
-
-        def request_stream(self, *args: Any, **kwargs: Any) -> Any:
-            return off_the_loop(lambda: inner.request_stream(*args, **kwargs))
-
-        def close(self) -> None:
-            inner.close()
-
-    return OffTheLoop()
-
-
 class StripeProvider:
     """Stripe through its own client: Checkout Sessions and off-session PaymentIntents."""
 
@@ -163,7 +141,7 @@ class StripeProvider:
         self.client = stripe.StripeClient(
             api_key,
             base_addresses={"api": api_base} if api_base else None,
-            http_client=_off_the_loop(http_client or stripe.new_default_http_client()),
+            http_client=http_client,
             max_network_retries=2,
         )
 
