@@ -25,6 +25,7 @@ def test_every_stage_runs_and_what_it_swaps_is_put_back(postgres_server: str) ->
         "creditgate: app, 2 lanes",
         "creditgate: app, ledger answered from memory",
         "creditgate: app, endpoints on the event loop",
+        "creditgate: ledger behind the floor's ASGI",
     }
     assert all(value > 0 for value in figures.values())
     assert set(result["ratio_to_floor"]) == {"db", "app", "app, 2 lanes"}

@@ -95,6 +95,15 @@ def _start_floor(dsn: str, port: int, workers: int, pool_size: int) -> subproces
     return wait_ready(process, port, "the floor server")
 
 
+def _start_lean(
+    url: str, port: int, workers: int, pool_size: int, key: str
+) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "creditgate.bench.lean", url, str(port)]
+    command += [str(workers), str(pool_size), key]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    return wait_ready(process, port, "the lean server")
+
+
 class _Run:
     """One contender on a fresh database: set up, served, loaded, stopped, dropped."""
 
@@ -138,6 +147,9 @@ class _Run:
                 customers = [f"bench-{n}" for n in range(CUSTOMERS)]
                 key = floor.prepare(libpq_dsn(url), customers, 10**15)
                 server = _start_floor(libpq_dsn(served), port, self.workers, self.pool_size)
+            elif self.who == "lean":
+                key, customers, _, _ = setup_creditgate(url, self.src)
+                server = _start_lean(served, port, self.workers, self.pool_size, key)
             else:
                 key, customers, _, _ = setup_creditgate(url, self.src)
                 # The sweeper's rounds would count as the pairs' statements in a counted run.
@@ -193,20 +205,26 @@ def run_http_floor(
     warmup_seconds: float = WARMUP_SECONDS,
     before_src: str | None = None,
     without_edge: bool = False,
+    lean: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Creditgate and the floor at each of `rates`, `rounds` times interleaved; see above.
     With `before_src` (an earlier commit's source tree), that creditgate too, as `before`;
-    with `without_edge`, this creditgate without its edge (`serve --no-edge`), as `no-edge`."""
+    with `without_edge`, this creditgate without its edge (`serve --no-edge`), as `no-edge`;
+    with `lean`, creditgate's ledger behind the floor's raw ASGI handling (`bench.lean`), as
+    `lean`."""
     runs: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     contenders = (
-        CONTENDERS + (("no-edge",) if without_edge else ()) + (("before",) if before_src else ())
+        CONTENDERS
+        + (("no-edge",) if without_edge else ())
+        + (("lean",) if lean else ())
+        + (("before",) if before_src else ())
     )
     sources = {"before": before_src}
 
     def run_of(who: str) -> _Run:
-        kind = "floor" if who == "floor" else "creditgate"
+        kind = who if who in ("floor", "lean") else "creditgate"
         src, edge = sources.get(who), who != "no-edge"
         return _Run(server_url, kind, workers, pool_size, max_in_flight, src, edge)
 
@@ -277,7 +295,7 @@ def run_http_floor(
     counted = {}
     if count:
         for who in contenders:
-            if who == "no-edge":
+            if who in ("no-edge", "lean"):
                 continue
             run = run_of(who)
             counted[who] = count_statements(

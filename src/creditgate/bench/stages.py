@@ -17,7 +17,10 @@ few concurrent lanes), and its CPU is this process's (`time.process_time`, every
 - `app, endpoints on the event loop` (creditgate only): the application with the hot routes'
   endpoints called on the event loop's thread instead of handed to the edge's threads, so
   what that hand-over costs (a measurement only: served so, one request's database work
-  would hold up every other).
+  would hold up every other);
+- `ledger behind the floor's ASGI` (creditgate only): creditgate's `TenantLedger` and its
+  answers' JSON behind the floor's raw ASGI handling (`bench/lean.py`), the call handed to
+  threads as the floor hands its own: what a lighter HTTP stack could buy at most.
 
 What a served worker adds on top (uvicorn's parsing, sockets, waking up) is the difference
 between these and `bench http --floor`'s server CPU per pair; the floor pays it too.
@@ -43,6 +46,7 @@ from creditgate.api import Creditgate, TenantLedger
 from creditgate.bench import floor
 from creditgate.bench.edge import post
 from creditgate.bench.http import setup_creditgate
+from creditgate.bench.lean import LedgerFloor
 from creditgate.bench.target import bench_server
 from creditgate.http.hot import HotRoutes
 from creditgate.storage.throwaway import create_database, drop_database, libpq_dsn
@@ -53,6 +57,7 @@ HOLD, ACTUAL = 500, 300
 Pair = Callable[[int], Awaitable[None]]
 FROM_MEMORY = "creditgate: app, ledger answered from memory"
 ON_THE_LOOP = "creditgate: app, endpoints on the event loop"
+LEAN = "creditgate: ledger behind the floor's ASGI"
 
 
 async def call(app: Any, path: str, key: str, body: dict[str, Any]) -> tuple[int, bytes]:
@@ -153,6 +158,17 @@ def endpoints_on_the_loop() -> Iterator[None]:
 
 
 @contextmanager
+def behind_the_floor(lean: LedgerFloor) -> Iterator[None]:
+    """The floor's ASGI application serves with `lean` (creditgate's ledger) in its place."""
+    saved = floor._floor
+    floor._floor = lean  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        floor._floor = saved
+
+
+@contextmanager
 def _databases(server: str) -> Iterator[tuple[str, str]]:
     names = [f"creditgate_stages_{uuid.uuid4().hex[:8]}" for _ in range(2)]
     urls = [create_database(server, name) for name in names]
@@ -178,6 +194,7 @@ async def _run(
     floor._floor = the_floor  # what the floor's lifespan sets in a served worker
     app = create_app(cg)
     served = app_pair(app, key, customers)
+    lean = LedgerFloor(cg_url, key, 10)
     stages: list[tuple[str, Pair, int, Callable[[], AbstractContextManager[None]]]] = [
         ("floor: db", floor_db_pair(the_floor, customers), 1, nullcontext),
         ("floor: app", app_pair(floor.app, floor_key, customers), 1, nullcontext),
@@ -192,6 +209,7 @@ async def _run(
         (f"creditgate: app, {lanes} lanes", served, lanes, nullcontext),
         (FROM_MEMORY, served, 1, lambda: ledger_from_memory(t, customers[0])),
         (ON_THE_LOOP, served, 1, endpoints_on_the_loop),
+        (LEAN, app_pair(floor.app, key, customers), 1, lambda: behind_the_floor(lean)),
     ]
     figures: dict[str, list[float]] = {name: [] for name, *_ in stages}
     try:
@@ -206,6 +224,7 @@ async def _run(
     finally:
         the_floor.executor.shutdown()
         floor._floor = None
+        lean.close()
         cg.close()
     medians = {name: round(statistics.median(v), 3) for name, v in figures.items()}
     lanes_name = f"app, {lanes} lanes"

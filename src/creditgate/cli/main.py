@@ -975,6 +975,14 @@ def bench_http(
             "--floor, that server as one more contender, `no-edge`",
         ),
     ] = False,
+    lean: Annotated[
+        bool,
+        typer.Option(
+            "--lean",
+            help="With --floor: also creditgate's ledger behind the floor's raw ASGI handling "
+            "(bench/lean.py), as `lean`: what a lighter HTTP stack could buy",
+        ),
+    ] = False,
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -996,8 +1004,11 @@ def bench_http(
             as_json,
             before,
             no_edge,
+            lean,
         )
         return
+    if lean:
+        raise CliError("--lean is a contender of --floor")
     with bench_database(backend, _given_db(db)) as url:
         result = run_http(
             url,
@@ -1037,6 +1048,7 @@ def _bench_http_floor(
     as_json: bool,
     before: str | None = None,
     no_edge: bool = False,
+    lean: bool = False,
 ) -> None:
     from creditgate.bench.http_floor import run_http_floor
     from creditgate.bench.target import bench_server
@@ -1058,6 +1070,7 @@ def _bench_http_floor(
             connections=connections,
             before_src=before,
             without_edge=no_edge,
+            lean=lean,
             progress=None if as_json else console.print,
         )
     if as_json:
