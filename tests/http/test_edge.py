@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import AsyncIterator
 
 import anyio
 import httpx
@@ -118,14 +119,29 @@ def test_overload_is_refused_at_once_with_retry_after(cg: Creditgate) -> None:
                 assert refused.headers["retry-after"] == "1"
                 assert refused.json()["code"] == "overloaded"
                 assert (await client.get("/healthz")).status_code == 200  # probes still answer
-                # A request without a valid key, or to no route, never takes a slot.
+                # Refused before anything else is done with it: its key, path and body are
+                # not looked at (a body still on its way is not waited for).
                 anonymous = await client.get("/v1/assets", headers={"Authorization": ""})
-                assert anonymous.status_code == 401
-                assert (await client.get("/v1/nowhere")).status_code == 404
+                assert anonymous.status_code == 503
+                assert (await client.get("/v1/nowhere")).status_code == 503
+                with anyio.fail_after(1):
+                    unread = await client.post("/v1/charges", content=_never_ending())
+                assert unread.status_code == 503 and unread.json()["code"] == "overloaded"
                 release.set()
             assert results == [200, 200]
             assert (await client.get("/v1/assets")).status_code == 200  # let in again
+            # Let in again, each is answered as it would have been.
+            assert (
+                await client.get("/v1/assets", headers={"Authorization": ""})
+            ).status_code == 401
+            assert (await client.get("/v1/nowhere")).status_code == 404
 
     before = sample("creditgate_http_refused_total")
     anyio.run(main)
-    assert sample("creditgate_http_refused_total") == before + 1
+    assert sample("creditgate_http_refused_total") == before + 4
+
+
+async def _never_ending() -> AsyncIterator[bytes]:
+    """A body whose first piece comes and whose rest never does."""
+    yield b'{"customer": '
+    await anyio.sleep(3600)

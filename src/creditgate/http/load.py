@@ -5,7 +5,9 @@ grow without bound in front of the database. A request takes its in-flight slot 
 it has all its body, is routed, and (for the API) its key is verified: a client trickling a
 body, an unknown path or a bad key never holds one, so none of them can starve valid work.
 The API takes its slot in the key's dependency (`auth.current_ledger`; the edge's hot routes,
-`hot.py`, solve the same one), the portal and the Stripe webhook in `in_flight_slot`.
+`hot.py`, solve the same one), the portal and the Stripe webhook in `in_flight_slot`. While
+every slot is taken, `Shedding` refuses an API request as it arrives, before any of that
+work is done for it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from creditgate.domain.errors import Unavailable
 from creditgate.http.metrics import IN_FLIGHT, REFUSED
@@ -68,6 +71,35 @@ async def in_flight_slot(request: Request) -> AsyncIterator[None]:
     in_flight: InFlight = request.app.state.in_flight
     async with in_flight.slot(request.method, request.scope["path"]):
         yield
+
+
+class Shedding:
+    """An API request refused at once when its process already serves as many as it may:
+    before its body is read, its key verified or its route solved.
+
+    The slot itself is still taken where it was (the key's dependency, `in_flight_slot`),
+    and by the same rule (`InFlight.has_room`), so nothing a request can do while it has
+    no slot changes: this only spares a request that would be refused the work before its
+    refusal, which under overload is most of the server's (BENCHMARKS.md, "Refused at
+    once"). It sits just inside the request's id, log line and metric, which a refused
+    request keeps; past its limit, any request under the API's prefix is refused, whatever
+    its key, body or path."""
+
+    def __init__(self, app: ASGIApp, *, in_flight: InFlight, prefix: str = "/v1/") -> None:
+        self.app = app
+        self.in_flight = in_flight
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"].startswith(self.prefix)
+            and not self.in_flight.has_room(finishes_a_hold(scope["method"], scope["path"]))
+        ):
+            REFUSED.inc()
+            await overloaded()(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def overloaded() -> Response:

@@ -45,7 +45,7 @@ from creditgate.http import (
 )
 from creditgate.http.auth import DEFAULT_AUTH_FAILURES_PER_MINUTE, AuthFailureLimiter, KeyCache
 from creditgate.http.hot import HotRoutes
-from creditgate.http.load import InFlight
+from creditgate.http.load import InFlight, Shedding
 from creditgate.http.metrics import metrics
 from creditgate.http.middleware import RequestContext
 from creditgate.http.models import Health
@@ -195,6 +195,7 @@ def create_app(
         timeout=settings.body_timeout_seconds,
         gateway_limit=settings.gateway.max_body_bytes,
     )
+    app.add_middleware(Shedding, in_flight=app.state.in_flight)
     app.add_middleware(RequestContext)
     # Outermost first: the hot routes, then the gateway's routes, then the full stack.
     gateway_edge = GatewayEdge(
