@@ -252,15 +252,12 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": answer})
 
 
-def main(argv: list[str]) -> None:
-    """`python -m creditgate.bench.floor DSN PORT WORKERS POOL`: serve the floor."""
+def serve(app: str, port: str, workers: str) -> None:
+    """uvicorn over the ASGI application named `app`, as `creditgate serve` runs it."""
     import uvicorn
 
-    dsn, port, workers, pool = argv
-    os.environ[DB_ENV] = dsn
-    os.environ[POOL_ENV] = pool
     uvicorn.run(
-        "creditgate.bench.floor:app",
+        app,
         host="127.0.0.1",
         port=int(port),
         workers=int(workers),
@@ -269,6 +266,14 @@ def main(argv: list[str]) -> None:
         server_header=False,
         timeout_worker_healthcheck=30,
     )
+
+
+def main(argv: list[str]) -> None:
+    """`python -m creditgate.bench.floor DSN PORT WORKERS POOL`: serve the floor."""
+    dsn, port, workers, pool = argv
+    os.environ[DB_ENV] = dsn
+    os.environ[POOL_ENV] = pool
+    serve("creditgate.bench.floor:app", port, workers)
 
 
 if __name__ == "__main__":

@@ -86,22 +86,11 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 def main(argv: list[str]) -> None:
     """`python -m creditgate.bench.lean URL PORT WORKERS POOL KEY`: serve it."""
-    import uvicorn
-
     url, port, workers, pool, key = argv
     os.environ[DB_ENV] = url
     os.environ[POOL_ENV] = pool
     os.environ[KEY_ENV] = key
-    uvicorn.run(
-        "creditgate.bench.lean:app",
-        host="127.0.0.1",
-        port=int(port),
-        workers=int(workers),
-        log_level="warning",
-        access_log=False,
-        server_header=False,
-        timeout_worker_healthcheck=30,
-    )
+    floor.serve("creditgate.bench.lean:app", port, workers)
 
 
 if __name__ == "__main__":
