@@ -145,3 +145,26 @@ async def _never_ending() -> AsyncIterator[bytes]:
     """A body whose first piece comes and whose rest never does."""
     yield b'{"customer": '
     await anyio.sleep(3600)
+
+
+def test_every_api_route_takes_an_in_flight_slot(cg: Creditgate) -> None:
+    """`Shedding` refuses any request to `/v1/` while the process is full, as it arrives.
+    That refuses nothing the slot would have let in only while every `/v1/` route takes a
+    slot: through the key's dependency, or `in_flight_slot`."""
+    from fastapi.dependencies.models import Dependant
+    from fastapi.routing import iter_route_contexts
+
+    from creditgate.http.auth import current_ledger
+    from creditgate.http.load import in_flight_slot
+
+    def calls(dependant: Dependant) -> set[object]:
+        found: set[object] = {dependant.call}
+        for sub in dependant.dependencies:
+            found |= calls(sub)
+        return found
+
+    app = create_app(cg)
+    api = [r for r in iter_route_contexts(app.routes) if str(r.path).startswith("/v1/")]
+    assert len(api) > 50
+    for route in api:
+        assert calls(route.dependant) & {current_ledger, in_flight_slot}, route.path
