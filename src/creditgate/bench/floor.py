@@ -252,12 +252,14 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": answer})
 
 
-def serve(app: str, port: str, workers: str) -> None:
-    """uvicorn over the ASGI application named `app`, as `creditgate serve` runs it."""
+def serve(app: str, port: str, workers: str, *, factory: bool = False) -> None:
+    """uvicorn over the ASGI application named `app` (with `factory`, the function making
+    it), as `creditgate serve` runs it."""
     import uvicorn
 
     uvicorn.run(
         app,
+        factory=factory,
         host="127.0.0.1",
         port=int(port),
         workers=int(workers),

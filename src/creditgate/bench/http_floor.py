@@ -95,6 +95,13 @@ def _start_floor(dsn: str, port: int, workers: int, pool_size: int) -> subproces
     return wait_ready(process, port, "the floor server")
 
 
+def _start_fused(url: str, port: int, workers: int, pool_size: int) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "creditgate.bench.fused", url, str(port)]
+    command += [str(workers), str(pool_size)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    return wait_ready(process, port, "the fused server")
+
+
 def _start_lean(
     url: str, port: int, workers: int, pool_size: int, key: str
 ) -> subprocess.Popen[bytes]:
@@ -150,6 +157,9 @@ class _Run:
             elif self.who == "lean":
                 key, customers, _, _ = setup_creditgate(url, self.src)
                 server = _start_lean(served, port, self.workers, self.pool_size, key)
+            elif self.who == "fused":
+                key, customers, _, _ = setup_creditgate(url, self.src)
+                server = _start_fused(served, port, self.workers, self.pool_size)
             else:
                 key, customers, _, _ = setup_creditgate(url, self.src)
                 # The sweeper's rounds would count as the pairs' statements in a counted run.
@@ -206,25 +216,27 @@ def run_http_floor(
     before_src: str | None = None,
     without_edge: bool = False,
     lean: bool = False,
+    fused: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Creditgate and the floor at each of `rates`, `rounds` times interleaved; see above.
     With `before_src` (an earlier commit's source tree), that creditgate too, as `before`;
     with `without_edge`, this creditgate without its edge (`serve --no-edge`), as `no-edge`;
     with `lean`, creditgate's ledger behind the floor's raw ASGI handling (`bench.lean`), as
-    `lean`."""
+    `lean`; with `fused`, the prototype of a lighter stack (`bench.fused`), as `fused`."""
     runs: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     contenders = (
         CONTENDERS
         + (("no-edge",) if without_edge else ())
         + (("lean",) if lean else ())
+        + (("fused",) if fused else ())
         + (("before",) if before_src else ())
     )
     sources = {"before": before_src}
 
     def run_of(who: str) -> _Run:
-        kind = who if who in ("floor", "lean") else "creditgate"
+        kind = who if who in ("floor", "lean", "fused") else "creditgate"
         src, edge = sources.get(who), who != "no-edge"
         return _Run(server_url, kind, workers, pool_size, max_in_flight, src, edge)
 
@@ -295,7 +307,7 @@ def run_http_floor(
     counted = {}
     if count:
         for who in contenders:
-            if who in ("no-edge", "lean"):
+            if who in ("no-edge", "lean", "fused"):
                 continue
             run = run_of(who)
             counted[who] = count_statements(
