@@ -16,6 +16,8 @@ from creditgate.bench.fused import Fused
 from creditgate.server.app import create_app
 from tests.http.asgi import tenant_with_funds
 
+_INEXACT = b'{"customer": "c1", "asset": "credits", "amount": 100.0000000000000001}'
+
 
 def _headers(key: str, idempotency: str | None = None) -> list[tuple[bytes, bytes]]:
     headers = [(b"authorization", b"Bearer " + key.encode())]
@@ -57,6 +59,8 @@ def test_a_pair_and_every_refusal_are_answered_as_the_application_answers(cg: Cr
                 ("not json", "/v1/authorizations", _headers(key, "k4"), b"{"),
                 ("no hold", "/v1/authorizations/hold_nope/settle", _headers(key, "k5"), b"{}"),
                 ("bad hold id", "/v1/authorizations/h-1/settle", _headers(key, "k6"), b"{}"),
+                # Read as the API reads JSON: this amount is not 100, and not a whole number.
+                ("inexact", "/v1/authorizations", _headers(key, "k7"), _INEXACT),
             )
             for name, path, headers, body in refusals:
                 mine = await post(fused, path, headers, body)
@@ -68,5 +72,5 @@ def test_a_pair_and_every_refusal_are_answered_as_the_application_answers(cg: Cr
     seen = asyncio.run(main())
     assert seen[0] == seen[2] and seen[0][1] == 200  # settled alike through both
     assert seen[1] == seen[3] and seen[1][1] == 409
-    assert [s for _, s, _ in seen[4:]] == [401, 401, 400, 422, 400, 404, 422]
+    assert [s for _, s, _ in seen[4:]] == [401, 401, 400, 422, 400, 404, 422, 422]
     assert ledger.wallet("c1").balances[0].available == 10_000 - 2 * 30

@@ -6,8 +6,9 @@ what creditgate's edge must do. This serves `POST /v1/authorizations` and `POST
 successful answer, with creditgate's own parts: the request id and its header, the log line
 and the latency metric (`middleware.answered`), the body's cap and deadline
 (`middleware.read_body`), the refusal past the in-flight limit and the slot, the key through
-the app's `KeyCache`, the Idempotency-Key header's bounds, the body validated by the route's
-own model from the raw bytes (`model_validate_json`), the route's own endpoint
+the app's `KeyCache`, the Idempotency-Key header's bounds, the body read as the API reads
+JSON (`bodies.json_body`: a number with a fraction is a Decimal) and validated by the
+route's own model (`model_validate`), the route's own endpoint
 (`http/gate.py`) on the edge's threads, its answer sent as two raw ASGI messages. Whatever is not a
 plain success before the ledger is called (no key or an unknown one, a body the model
 refuses, a missing header, any other route) goes to creditgate's application unchanged, whose
@@ -33,6 +34,7 @@ from starlette.types import Message, Receive, Scope, Send
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.bench import floor
 from creditgate.http import gate
+from creditgate.http.bodies import json_body
 from creditgate.http.hot import HotRoutes
 from creditgate.http.load import finishes_a_hold, overloaded
 from creditgate.http.logs import request_id
@@ -134,10 +136,10 @@ class Fused:
                 principal = await run_in_threadpool(state.keys.load, credentials[7:])
             ledger = TenantLedger(state.keys.cg, principal.tenant_id)
             if settle:
-                settlement = SettlementRequest.model_validate_json(body)
+                settlement = SettlementRequest.model_validate(json_body(body))
                 call = partial(gate.settle, hold, settlement, ledger, key)
             else:
-                new = NewAuthorization.model_validate_json(body)
+                new = NewAuthorization.model_validate(json_body(body))
                 call = partial(gate.authorize, new, ledger, key)
         except Exception:  # not a plain success: the application answers it
             await self.app(scope, replaying(body, receive), send)
