@@ -46,6 +46,9 @@ def test_the_floor_and_creditgate_serve_the_same_pairs(postgres_server: str) -> 
         assert run_["errors"] == 0 and run_["declined"] == 0, run_
         assert run_["pairs"] + run_["refused"] == 15 and run_["pairs"] > 0, run_
         assert run_["p99_ms"] >= run_["p50_ms"] > 0
+        # Over the time until the last pair was answered: never more than over the offered
+        # seconds, and less when answers came after them.
+        assert 0 < run_["sustained_pairs_per_s"] <= run_["pairs_per_s"]
         assert run_["server_cpu_ms_per_pair"] > 0 and run_["client_cpu_ms_per_pair"] > 0
         # An authorize and a settle: a commit each, and more (on so short a run, the
         # database's own transactions, autovacuum's analyses among them, weigh in).
@@ -53,6 +56,9 @@ def test_the_floor_and_creditgate_serve_the_same_pairs(postgres_server: str) -> 
     (row,) = result["summary"]
     served = {run_["contender"]: run_["pairs_per_s"] for run_ in result["runs"]}
     assert row["ratio"]["pairs_per_s"] == round(served["creditgate"] / served["floor"], 2)
+    sustained = {run_["contender"]: run_["sustained_pairs_per_s"] for run_ in result["runs"]}
+    ratio = round(sustained["creditgate"] / sustained["floor"], 2)
+    assert row["ratio"]["sustained_pairs_per_s"] == result["peak_ratio_sustained"] == ratio
     # The same creditgate without its edge (`serve --no-edge`): its own ratio to creditgate.
     ratio = round(served["creditgate"] / served["no-edge"], 2)
     assert row["ratio_with_edge_to_without"]["pairs_per_s"] == ratio

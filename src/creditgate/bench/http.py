@@ -119,6 +119,9 @@ class Tally:
     error_kinds: dict[str, int] = field(default_factory=dict)  # by status or exception
     pair_ms: list[float] = field(default_factory=list)
     authorize_ms: list[float] = field(default_factory=list)
+    # Seconds from the start of the measured load to the last measured pair's answer: past
+    # the measured seconds when the server answers late (a queue that keeps growing).
+    span: float = 0.0
 
 
 async def _generate(
@@ -151,6 +154,7 @@ async def _generate(
     cpu_from = time.process_time()
     origin = time.perf_counter()
     warm, measured = pair_counts(rate, warmup_seconds, seconds)
+    measured_from = origin + warm / rate
 
     def error(counted: bool, kind: str) -> None:
         if counted:
@@ -203,6 +207,7 @@ async def _generate(
                     tally.pairs += 1
                     tally.authorize_ms.append((authorized - due) * 1000)
                     tally.pair_ms.append((done - due) * 1000)
+                    tally.span = max(tally.span, done - measured_from)
         except (OSError, ValueError, KeyError) as exc:
             error(counted, type(exc).__name__)
             if conn is not None:
@@ -557,6 +562,9 @@ def load(
         "pairs": pairs,
         "all_pairs": sum(t_.all_pairs for t_ in tallies),
         "pairs_per_s": round(pairs / seconds, 1),
+        # The same pairs over the time until the last of them was answered: what a server
+        # that queues what it cannot serve yet sustains, rather than what it was offered.
+        "sustained_pairs_per_s": round(pairs / max(seconds, *(t_.span for t_ in tallies)), 1),
         "p50_ms": percentile(pair_ms, 50),
         "p99_ms": percentile(pair_ms, 99),
         "authorize_p50_ms": percentile(authorize_ms, 50),

@@ -188,6 +188,7 @@ def _median(rows: list[dict[str, Any]], key: str) -> float | None:
 
 FIGURES = (
     "pairs_per_s",
+    "sustained_pairs_per_s",
     "p50_ms",
     "p99_ms",
     "server_cpu_ms_per_pair",
@@ -295,7 +296,12 @@ def run_http_floor(
             c = row[who]
             row["ratio" if who == "creditgate" else f"ratio_{who}"] = {
                 k: round(c[k] / f[k], 2) if c.get(k) and f.get(k) else None
-                for k in ("pairs_per_s", "server_cpu_ms_per_pair", "postgres_cpu_ms_per_pair")
+                for k in (
+                    "pairs_per_s",
+                    "sustained_pairs_per_s",
+                    "server_cpu_ms_per_pair",
+                    "postgres_cpu_ms_per_pair",
+                )
             }
         if without_edge:  # what the edge pays: creditgate with it, to the same without
             on, off = row["creditgate"], row["no-edge"]
@@ -332,6 +338,7 @@ def run_http_floor(
         "rates": rates,
         "contenders": list(contenders),
         "peak_ratio": top["ratio"]["pairs_per_s"],
+        "peak_ratio_sustained": top["ratio"]["sustained_pairs_per_s"],
         "peak_ratio_before": top.get("ratio_before", {}).get("pairs_per_s"),
         "summary": summary,
         "counted": counted,
