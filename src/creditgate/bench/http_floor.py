@@ -88,27 +88,16 @@ def _stats_once_stopped(server: subprocess.Popen[bytes], dsn: str, database: str
     return _stats(dsn, database)
 
 
+def _start(module: str, args: list[str], port: int, what: str) -> subprocess.Popen[bytes]:
+    """`python -m <module> <args>`, serving on `port` once it answers."""
+    command = [sys.executable, "-m", module, *args]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    return wait_ready(process, port, what)
+
+
 def _start_floor(dsn: str, port: int, workers: int, pool_size: int) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "creditgate.bench.floor", dsn, str(port)]
-    command += [str(workers), str(pool_size)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    return wait_ready(process, port, "the floor server")
-
-
-def _start_fused(url: str, port: int, workers: int, pool_size: int) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "creditgate.bench.fused", url, str(port)]
-    command += [str(workers), str(pool_size)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    return wait_ready(process, port, "the fused server")
-
-
-def _start_lean(
-    url: str, port: int, workers: int, pool_size: int, key: str
-) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "creditgate.bench.lean", url, str(port)]
-    command += [str(workers), str(pool_size), key]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    return wait_ready(process, port, "the lean server")
+    args = [dsn, str(port), str(workers), str(pool_size)]
+    return _start("creditgate.bench.floor", args, port, "the floor server")
 
 
 class _Run:
@@ -156,10 +145,12 @@ class _Run:
                 server = _start_floor(libpq_dsn(served), port, self.workers, self.pool_size)
             elif self.who == "lean":
                 key, customers, _, _ = setup_creditgate(url, self.src)
-                server = _start_lean(served, port, self.workers, self.pool_size, key)
+                args = [served, str(port), str(self.workers), str(self.pool_size), key]
+                server = _start("creditgate.bench.lean", args, port, "the lean server")
             elif self.who == "fused":
                 key, customers, _, _ = setup_creditgate(url, self.src)
-                server = _start_fused(served, port, self.workers, self.pool_size)
+                args = [served, str(port), str(self.workers), str(self.pool_size)]
+                server = _start("creditgate.bench.fused", args, port, "the fused server")
             else:
                 key, customers, _, _ = setup_creditgate(url, self.src)
                 # The sweeper's rounds would count as the pairs' statements in a counted run.

@@ -1142,6 +1142,7 @@ def _print_floor(result: dict[str, Any]) -> None:
             console.print(f"  {n:>5} {text[:150]}")
     console.print(
         f"peak ratio (creditgate / floor at {max(result['rates']):g}/s): {result['peak_ratio']}"
+        f"; over the time until the last pair was answered: {result['peak_ratio_sustained']}"
     )
 
 
