@@ -36,9 +36,8 @@ from creditgate.bench import floor
 from creditgate.http import gate
 from creditgate.http.bodies import json_body
 from creditgate.http.hot import HotRoutes
-from creditgate.http.load import finishes_a_hold, overloaded
+from creditgate.http.load import overloaded
 from creditgate.http.logs import request_id
-from creditgate.http.metrics import REFUSED
 from creditgate.http.middleware import (
     _header,
     answered,
@@ -66,10 +65,11 @@ _HOLD = re.compile(ID_PATTERN)  # the route's path parameter, as its `Path` chec
 class Fused:
     """`app` (creditgate's application) with the two calls of a pair served in one handler."""
 
-    def __init__(self, app: Any, *, limit: int = 1 << 20, timeout: float = 10.0) -> None:
+    def __init__(self, app: Any) -> None:
         self.app = app
-        self.limit = limit
-        self.timeout = timeout
+        settings = app.state.settings  # the body's cap and deadline, as the app's own
+        self.limit: int = settings.max_body_bytes
+        self.timeout: float = settings.body_timeout_seconds
         front = getattr(app, "front", None)
         if not isinstance(front, HotRoutes):
             raise TypeError("the app must serve its hot routes at its edge")
@@ -112,8 +112,7 @@ class Fused:
         hold: str,
     ) -> int:
         in_flight = state.in_flight
-        if not in_flight.has_room(finishes_a_hold("POST", scope["path"])):
-            REFUSED.inc()
+        if in_flight.refuses("POST", scope["path"]):
             return await _answer(overloaded(), scope, receive, send, rid)
         declared = _header(scope, b"content-length")
         if declared is None or not declared.isdigit() or int(declared) > self.limit:

@@ -42,6 +42,10 @@ from creditgate.http import DEFAULT_MAX_IN_FLIGHT
 from creditgate.storage.throwaway import create_database, drop_database, libpq_dsn, listening_port
 
 CONTENDERS = ("floor", "creditgate")
+# Contenders served by a server of their own (bench.floor, .lean, .fused), not `creditgate serve`.
+OWN_SERVERS = ("floor", "lean", "fused")
+# Contenders that send creditgate's own statements: a counted run of theirs would repeat it.
+UNCOUNTED = ("no-edge", "lean", "fused")
 COUNT_RATE = 20.0  # pairs/s of the counted run: one at a time, nothing combined
 COUNT_SECONDS = 4.0
 
@@ -228,7 +232,7 @@ def run_http_floor(
     sources = {"before": before_src}
 
     def run_of(who: str) -> _Run:
-        kind = who if who in ("floor", "lean", "fused") else "creditgate"
+        kind = who if who in OWN_SERVERS else "creditgate"
         src, edge = sources.get(who), who != "no-edge"
         return _Run(server_url, kind, workers, pool_size, max_in_flight, src, edge)
 
@@ -304,7 +308,7 @@ def run_http_floor(
     counted = {}
     if count:
         for who in contenders:
-            if who in ("no-edge", "lean", "fused"):
+            if who in UNCOUNTED:
                 continue
             run = run_of(who)
             counted[who] = count_statements(

@@ -53,11 +53,17 @@ class InFlight:
         self.count -= 1
         IN_FLIGHT.dec()
 
+    def refuses(self, method: str, path: str) -> bool:
+        """Whether a request for `method` and `path` finds no room now; counted if so."""
+        if self.has_room(finishes_a_hold(method, path)):
+            return False
+        REFUSED.inc()
+        return True
+
     @asynccontextmanager
     async def slot(self, method: str, path: str) -> AsyncIterator[None]:
         """Hold a slot while the block runs; Overloaded when there is none."""
-        if not self.has_room(finishes_a_hold(method, path)):
-            REFUSED.inc()
+        if self.refuses(method, path):
             raise Overloaded()
         self.enter()
         try:
@@ -94,9 +100,8 @@ class Shedding:
         if (
             scope["type"] == "http"
             and scope["path"].startswith(self.prefix)
-            and not self.in_flight.has_room(finishes_a_hold(scope["method"], scope["path"]))
+            and self.in_flight.refuses(scope["method"], scope["path"])
         ):
-            REFUSED.inc()
             await overloaded()(scope, receive, send)
             return
         await self.app(scope, receive, send)
