@@ -27,17 +27,15 @@ def test_the_floor_and_creditgate_serve_the_same_pairs(postgres_server: str) -> 
         connections=4,
         without_edge=True,
         lean=True,
-        fused=True,
         count_seconds=1.0,
         warmup_seconds=0.2,
     )
-    assert result["contenders"] == ["floor", "creditgate", "no-edge", "lean", "fused"]
+    assert result["contenders"] == ["floor", "creditgate", "no-edge", "lean"]
     assert [(r["contender"], r["rate"]) for r in result["runs"]] == [
         ("floor", 15.0),
         ("creditgate", 15.0),
         ("no-edge", 15.0),
         ("lean", 15.0),
-        ("fused", 15.0),
     ]
     for run_ in result["runs"]:
         # Open loop: a second at 15/s is 15 pairs, each authorized and settled, or refused at
@@ -64,7 +62,6 @@ def test_the_floor_and_creditgate_serve_the_same_pairs(postgres_server: str) -> 
     assert row["ratio_with_edge_to_without"]["pairs_per_s"] == ratio
     # creditgate's ledger behind the floor's handling (`bench.lean`): its ratio to the floor.
     assert row["ratio_lean"]["pairs_per_s"] == round(served["lean"] / served["floor"], 2)
-    assert row["ratio_fused"]["pairs_per_s"] == round(served["fused"] / served["floor"], 2)
     # Counted: the floor and creditgate (without its edge, or behind the floor's handling, it
     # sends the same statements).
     assert set(result["counted"]) == {"floor", "creditgate"}

@@ -26,7 +26,6 @@ def test_every_stage_runs_and_what_it_swaps_is_put_back(postgres_server: str) ->
         "creditgate: app, ledger answered from memory",
         "creditgate: app, endpoints on the event loop",
         "creditgate: ledger behind the floor's ASGI",
-        "creditgate: one handler per hot route (prototype)",
     }
     assert all(value > 0 for value in figures.values())
     assert set(result["ratio_to_floor"]) == {"db", "app", "app, 2 lanes"}

@@ -279,6 +279,9 @@ class World:
             ledgers[who] = TenantLedger(cg, tenant.id)
             ledgers[who].create_asset("credits", 2)
         self.plan = setup(ledgers["mine"])
+        for key in self.keys.values():  # verified once, as a client's first call does
+            warm = client.get("/v1/assets", headers={"Authorization": f"Bearer {key}"})
+            assert warm.status_code == 200, warm.text
         self.ids: dict[str, str] = {}
         self.sent = 0
 

@@ -42,10 +42,10 @@ from creditgate.http import DEFAULT_MAX_IN_FLIGHT
 from creditgate.storage.throwaway import create_database, drop_database, libpq_dsn, listening_port
 
 CONTENDERS = ("floor", "creditgate")
-# Contenders served by a server of their own (bench.floor, .lean, .fused), not `creditgate serve`.
-OWN_SERVERS = ("floor", "lean", "fused")
+# Contenders served by a server of their own (bench.floor, .lean), not `creditgate serve`.
+OWN_SERVERS = ("floor", "lean")
 # Contenders that send creditgate's own statements: a counted run of theirs would repeat it.
-UNCOUNTED = ("no-edge", "lean", "fused")
+UNCOUNTED = ("no-edge", "lean")
 COUNT_RATE = 20.0  # pairs/s of the counted run: one at a time, nothing combined
 COUNT_SECONDS = 4.0
 
@@ -151,10 +151,6 @@ class _Run:
                 key, customers, _, _ = setup_creditgate(url, self.src)
                 args = [served, str(port), str(self.workers), str(self.pool_size), key]
                 server = _start("creditgate.bench.lean", args, port, "the lean server")
-            elif self.who == "fused":
-                key, customers, _, _ = setup_creditgate(url, self.src)
-                args = [served, str(port), str(self.workers), str(self.pool_size)]
-                server = _start("creditgate.bench.fused", args, port, "the fused server")
             else:
                 key, customers, _, _ = setup_creditgate(url, self.src)
                 # The sweeper's rounds would count as the pairs' statements in a counted run.
@@ -212,21 +208,19 @@ def run_http_floor(
     before_src: str | None = None,
     without_edge: bool = False,
     lean: bool = False,
-    fused: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Creditgate and the floor at each of `rates`, `rounds` times interleaved; see above.
     With `before_src` (an earlier commit's source tree), that creditgate too, as `before`;
     with `without_edge`, this creditgate without its edge (`serve --no-edge`), as `no-edge`;
     with `lean`, creditgate's ledger behind the floor's raw ASGI handling (`bench.lean`), as
-    `lean`; with `fused`, the prototype of a lighter stack (`bench.fused`), as `fused`."""
+    `lean`."""
     runs: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     contenders = (
         CONTENDERS
         + (("no-edge",) if without_edge else ())
         + (("lean",) if lean else ())
-        + (("fused",) if fused else ())
         + (("before",) if before_src else ())
     )
     sources = {"before": before_src}

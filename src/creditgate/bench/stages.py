@@ -20,9 +20,7 @@ few concurrent lanes), and its CPU is this process's (`time.process_time`, every
   would hold up every other);
 - `ledger behind the floor's ASGI` (creditgate only): creditgate's `TenantLedger` and its
   answers' JSON behind the floor's raw ASGI handling (`bench/lean.py`), the call handed to
-  threads as the floor hands its own: what a lighter HTTP stack could buy at most;
-- `one handler per hot route (prototype)` (creditgate only): `bench/fused.py`, the lighter
-  stack ARCHITECTURE.md proposes, doing all the edge's duties in one handler.
+  threads as the floor hands its own: what a lighter HTTP stack could buy at most.
 
 What a served worker adds on top (uvicorn's parsing, sockets, waking up) is the difference
 between these and `bench http --floor`'s server CPU per pair; the floor pays it too.
@@ -47,7 +45,6 @@ from typing import Any
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.bench import floor
 from creditgate.bench.edge import post
-from creditgate.bench.fused import Fused
 from creditgate.bench.http import setup_creditgate
 from creditgate.bench.lean import LedgerFloor
 from creditgate.bench.target import bench_server
@@ -61,7 +58,6 @@ Pair = Callable[[int], Awaitable[None]]
 FROM_MEMORY = "creditgate: app, ledger answered from memory"
 ON_THE_LOOP = "creditgate: app, endpoints on the event loop"
 LEAN = "creditgate: ledger behind the floor's ASGI"
-FUSED = "creditgate: one handler per hot route (prototype)"
 
 
 async def call(app: Any, path: str, key: str, body: dict[str, Any]) -> tuple[int, bytes]:
@@ -214,7 +210,6 @@ async def _run(
         (FROM_MEMORY, served, 1, lambda: ledger_from_memory(t, customers[0])),
         (ON_THE_LOOP, served, 1, endpoints_on_the_loop),
         (LEAN, app_pair(floor.app, key, customers), 1, lambda: behind_the_floor(lean)),
-        (FUSED, app_pair(Fused(app), key, customers), 1, nullcontext),
     ]
     figures: dict[str, list[float]] = {name: [] for name, *_ in stages}
     try:

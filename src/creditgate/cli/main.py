@@ -983,14 +983,6 @@ def bench_http(
             "(bench/lean.py), as `lean`: what a lighter HTTP stack could buy",
         ),
     ] = False,
-    fused: Annotated[
-        bool,
-        typer.Option(
-            "--fused",
-            help="With --floor: also the prototype of the lighter stack ARCHITECTURE.md "
-            "proposes (bench/fused.py), as `fused`",
-        ),
-    ] = False,
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -1013,11 +1005,10 @@ def bench_http(
             before,
             no_edge,
             lean,
-            fused,
         )
         return
-    if lean or fused:
-        raise CliError("--lean and --fused are contenders of --floor")
+    if lean:
+        raise CliError("--lean is a contender of --floor")
     with bench_database(backend, _given_db(db)) as url:
         result = run_http(
             url,
@@ -1058,7 +1049,6 @@ def _bench_http_floor(
     before: str | None = None,
     no_edge: bool = False,
     lean: bool = False,
-    fused: bool = False,
 ) -> None:
     from creditgate.bench.http_floor import run_http_floor
     from creditgate.bench.target import bench_server
@@ -1081,7 +1071,6 @@ def _bench_http_floor(
             before_src=before,
             without_edge=no_edge,
             lean=lean,
-            fused=fused,
             progress=None if as_json else console.print,
         )
     if as_json:

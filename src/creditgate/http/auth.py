@@ -18,6 +18,7 @@ from typing import Annotated, Any, Generic, Protocol, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from starlette.concurrency import run_in_threadpool
 
 from creditgate.api import Creditgate, TenantLedger
@@ -254,6 +255,15 @@ bearer = HTTPBearer(
     bearerFormat="cg_<prefix>_<secret>",
     description="An API key, sent as `Authorization: Bearer cg_…`",
 )
+
+
+def bearer_key(authorization: str | None) -> str | None:
+    """The key of an Authorization header, read as `bearer` reads it; None when it holds no
+    bearer key (`bearer` then gives no credentials, and `current_ledger` answers 401)."""
+    scheme, credentials = get_authorization_scheme_param(authorization)
+    if not (authorization and scheme and credentials) or scheme.lower() != "bearer":
+        return None
+    return credentials
 
 
 async def current_ledger(

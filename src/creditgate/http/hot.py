@@ -1,65 +1,81 @@
-"""The busiest routes, served at the app's edge from FastAPI's own routes, without its router.
+"""The busiest routes, served at the app's edge in one step, compiled from FastAPI's own routes.
 
 `POST /v1/authorizations` and `POST /v1/authorizations/{id}/settle` (or `/void`) are the
 calls a product makes around every model call, and `POST /v1/charges` the one it makes
 after a call it did not gate; grants, refunds of charges and purchases of packs are the
 money movements it makes most often (`HOT_ENDPOINTS`). Through the full stack each spends
-more CPU on the way in and out than on its own work: FastAPI's router tries the path
-against every included router in turn, its generic dependency solver costs several times
-what the dependencies do, and its route handler adds layers of its own (exit stacks,
-telemetry hooks, anyio's thread hand-over). BENCHMARKS.md (issue 20) has what skipping them
-pays.
+more CPU on the way in and out than on its own work: six middleware layers each wrapping
+`send`, FastAPI's router trying the path against every included router in turn, its
+dependency solver and parameter readers introspecting the route on every request, and its
+route handler's own layers (exit stacks, telemetry hooks, anyio's thread hand-over).
+BENCHMARKS.md (issue 20) has what serving them in one step pays.
 
-`HotRoutes`, the app's outermost layer, takes these routes from FastAPI's compiled routes
-(`app.routes`, in the order the router tries them): each route's path pattern and
-converters, its dependant and its endpoint. A POST whose path one of them matches, and that
-no route the router tries first would take, is served by that route, through the app's own
-middleware stack (the same layers, built over the edge instead of over the router: request
-id, log line and metric, the body's cap and deadline, the exception handlers):
+`HotRoutes`, the app's outermost layer, compiles each of these routes when the app is built,
+from FastAPI's compiled routes (`app.routes`, in the order the router tries them): its path
+pattern and converters, its path and header parameters and its body as the route's own
+fields (`ModelField`s, with their validators), its endpoint, and its one dependency, the
+API key's (`auth.current_ledger`). A route declared with anything else is refused then.
 
-- its dependencies are the dependant's own callables, called in FastAPI's order with the
-  request and each other's values (the key's `auth.current_ledger`, which verifies the key,
-  counts failures and takes the in-flight slot, and the bearer scheme it reads the key
-  with); its path, header and body inputs are validated by the route's own fields with
-  FastAPI's `request_params_to_args` and `request_body_to_args`, their errors collected as
-  FastAPI collects them. With dependency overrides in place, FastAPI's `solve_dependencies`
-  does it all. A route whose dependencies take more than that is refused when the app is
-  built (`dependencies_of`);
-- its endpoint runs on the edge's threads (`threads.py`);
-- every failure is raised as FastAPI raises it and answered by the app's handlers;
-- a body the edge does not read itself (one not sent as `application/json`, or not JSON)
-  goes to the route's own FastAPI handler, which answers it as through the router.
+A POST whose path one of them matches, and that no route the router tries first would take,
+is served in one handler that does the duties of every layer on the way to a plain success:
 
-So nothing about paths, keys, limits or errors is written here. tests/http/test_edge_parity.py
-sends each route this serves (`HotRoutes.routes`) the same requests with the edge on and off.
+- the request id, echoed as X-Request-Id, the log line and the latency metric
+  (`middleware.request_id_of`, `middleware.answered`, as `RequestContext` does);
+- the refusal past the in-flight limit (`InFlight.refuses`, as `Shedding` does), and the
+  slot, taken where the key's dependency takes it;
+- the body's cap and deadline (`middleware.read_body`, `too_large`, `body_timed_out`, as
+  `BodyLimit` does);
+- the key, read as the route's bearer scheme reads it (`auth.bearer_key`) and found in the
+  app's key cache;
+- the inputs, read as FastAPI reads them and validated by the route's own fields; the body
+  read as the API reads JSON (`bodies.json_body`), never in pydantic's JSON mode;
+- the endpoint, run on the edge's threads (`threads.py`), its Response sent as two messages;
+- an error the endpoint raises, answered by the app's own exception handlers (`handled`);
+  an unexpected one raised on afterwards, as `ServerErrorMiddleware` does, for the server's log.
+
+Anything that is not a plain success before the endpoint is called (no key, or one not in
+the cache yet; an input the route's fields refuse; a body that is not JSON or not sent as
+`application/json`; a malformed Content-Length; dependency overrides in place) goes, with the
+body already read, to FastAPI's full stack, whose answer is the one of record: so nothing
+about paths, keys, limits or errors is written here. tests/http/test_edge_parity.py sends
+each route this serves (`HotRoutes.routes`) the same requests with the edge on and off.
 """
 
 from __future__ import annotations
 
 import inspect
+import time
 import typing
-from collections.abc import Callable, Iterable
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, params
 from fastapi.dependencies.models import Dependant
-from fastapi.dependencies.utils import (
-    request_body_to_args,
-    request_params_to_args,
-    solve_dependencies,
-)
-from fastapi.exceptions import RequestValidationError
 from fastapi.routing import RouteContext, iter_route_contexts
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from creditgate.http import gate, grants, purchases, refunds
-from creditgate.http.bodies import ExactJsonRequest, ExactJsonRoute
-from creditgate.http.middleware import replaying
+from creditgate.api import TenantLedger
+from creditgate.http import auth, gate, grants, purchases, refunds
+from creditgate.http.bodies import ExactJsonRoute, json_body
+from creditgate.http.load import InFlight, overloaded
+from creditgate.http.logs import request_id
+from creditgate.http.middleware import (
+    CLIENT_CLOSED,
+    answered,
+    body_timed_out,
+    handled,
+    read_body,
+    replaying,
+    request_id_of,
+    too_large,
+)
 from creditgate.http.threads import Threads
+from creditgate.services.catalog.api_keys import display
 
 # The calls made around every model call, and the money movements a busy product makes
 # most often: each the endpoint of one POST route of the app (checked when the app is built).
@@ -76,73 +92,23 @@ HOT_ENDPOINTS: tuple[Callable[..., Response], ...] = (
 
 METHOD = "POST"
 # The bodies the edge reads itself: JSON, declared as exactly as clients send it. FastAPI
-# reads more as JSON (any `application/*+json`, other parameters); those go to its handler.
+# reads more as JSON (any `application/*+json`, other parameters); those go to its stack.
 _JSON_TYPES = frozenset({b"application/json", b"application/json; charset=utf-8"})
-_SERVING = "creditgate.hot_route"  # the scope's key for the route being served
-_UNREAD = object()  # a body the edge leaves to the route's FastAPI handler
+_NOT_READ = None  # what `_serve` gives back when it read nothing before leaving the request
 
 
 @dataclass(frozen=True, slots=True)
-class Dependency:
-    """A dependency of a hot route, as its dependant declares it, called as FastAPI calls it:
-    with the request and the values of its own dependencies, an async generator entered on
-    the request's exit stack (or the endpoint's, for `scope="function"`)."""
+class Input:
+    """A path or header parameter, or the body, of a hot route: the route's own field."""
 
-    name: str | None  # the parameter it fills (None: one declared for its effect only)
-    call: Callable[..., Any]
-    enter: Callable[..., AbstractAsyncContextManager[Any]] | None  # for an async generator
-    function_scope: bool
-    request_params: tuple[str, ...]  # its parameters that take the request (or connection)
-    needs: tuple[Dependency, ...]
-    use_cache: bool
+    name: str  # the endpoint's parameter it fills
+    key: Any  # where it is read: the path parameter's name, or the header's (lower-case bytes)
+    field: Any  # FastAPI's ModelField: `validate` is the route's own validation
 
-
-def dependencies_of(dependant: Dependant, route: str) -> tuple[Dependency, ...]:
-    """The dependencies of `dependant`, which the edge solves itself: async callables and
-    async generators taking only the request and their own dependencies (the key's
-    `auth.current_ledger` and the bearer scheme it uses). Anything else is refused here,
-    when the app is built: such a route is left off `HOT_ENDPOINTS`."""
-    found = []
-    for sub in dependant.dependencies:
-        call = sub.call
-        generator = inspect.isasyncgenfunction(call)
-        takes_more = (
-            sub.path_params
-            or sub.query_params
-            or sub.header_params
-            or sub.cookie_params
-            or sub.body_params
-            or sub.websocket_param_name
-            or sub.response_param_name
-            or sub.background_tasks_param_name
-            or sub.security_scopes_param_name
-            or sub.concurrency is not None
-        )
-        if call is None or takes_more or not (generator or _is_async(call)):
-            raise TypeError(f"{route}: the edge does not solve the dependency {call!r}")
-        found.append(
-            Dependency(
-                sub.name,
-                call,
-                asynccontextmanager(call) if generator else None,
-                sub.scope == "function",
-                tuple(
-                    name
-                    for name in (sub.http_connection_param_name, sub.request_param_name)
-                    if name is not None
-                ),
-                dependencies_of(sub, route),
-                sub.use_cache,
-            )
-        )
-    return tuple(found)
-
-
-def _is_async(call: Callable[..., Any]) -> bool:
-    """An async function, or an instance whose `__call__` is one (a security scheme's)."""
-    return inspect.iscoroutinefunction(call) or (
-        not inspect.isroutine(call) and inspect.iscoroutinefunction(type(call).__call__)
-    )
+    def read(self, value: Any) -> tuple[bool, Any]:
+        """Whether the field takes `value`, and the value it makes of it."""
+        found, errors = self.field.validate(value)
+        return not errors, found
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +120,10 @@ class HotRoute:
     # router serves the first that does): such a path is left to the router.
     before: tuple[RouteContext, ...]
     prefix: str  # how every path it matches begins: its template up to the first parameter
-    dependencies: tuple[Dependency, ...]  # its dependant's, in the order FastAPI solves them
+    path_params: tuple[Input, ...]
+    headers: tuple[Input, ...]
+    body: Input | None  # None: the route takes no body (what comes is read and ignored)
+    ledger: str  # the endpoint's parameter the key's dependency fills
 
     @property
     def template(self) -> str:
@@ -178,9 +147,41 @@ class HotRoute:
         convertors = self.route.param_convertors
         return {name: convertors[name].convert(value) for name, value in found.groupdict().items()}
 
+    def inputs(
+        self, path: Mapping[str, Any], headers: Mapping[bytes, bytes], raw: bytes
+    ) -> dict[str, Any] | None:
+        """The endpoint's arguments but the ledger, when the route's fields take every input
+        as FastAPI reads it; None when any is missing or refused (FastAPI says which)."""
+        values: dict[str, Any] = {}
+        for param in self.path_params:
+            ok, values[param.name] = param.read(path[param.key])
+            if not ok:
+                return None
+        for param in self.headers:
+            header = headers.get(param.key)
+            if header is None:
+                return None
+            ok, values[param.name] = param.read(header.decode("latin-1"))
+            if not ok:
+                return None
+        if self.body is not None:
+            content_type = headers.get(b"content-type")
+            if not raw or content_type is None or content_type.lower() not in _JSON_TYPES:
+                return None
+            try:
+                body = json_body(raw)
+            except Exception:  # invalid JSON, nested too deep...: FastAPI says which
+                return None
+            if body is None:
+                return None
+            ok, values[self.body.name] = self.body.read(body)
+            if not ok:
+                return None
+        return values
+
 
 def hot_routes(app: FastAPI, endpoints: Iterable[Callable[..., Any]]) -> list[HotRoute]:
-    """The app's POST routes of `endpoints`, in the order the router tries them."""
+    """The app's POST routes of `endpoints`, compiled, in the order the router tries them."""
     wanted = set(endpoints)
     found: list[HotRoute] = []
     seen: list[RouteContext] = []
@@ -188,11 +189,8 @@ def hot_routes(app: FastAPI, endpoints: Iterable[Callable[..., Any]]) -> list[Ho
         endpoint = route.endpoint
         if endpoint in wanted and METHOD in (route.methods or ()):
             assert endpoint is not None
-            _check(route, endpoint)
             before = tuple(earlier for earlier in seen if _may_take(earlier, route))
-            template = str(route.path_format)
-            needs = dependencies_of(route.dependant, endpoint.__name__)
-            found.append(HotRoute(route, before, template.split("{", 1)[0], needs))
+            found.append(compiled(route, endpoint, before))
             wanted.discard(endpoint)
         seen.append(route)
     if wanted:
@@ -201,10 +199,13 @@ def hot_routes(app: FastAPI, endpoints: Iterable[Callable[..., Any]]) -> list[Ho
     return found
 
 
-def _check(route: RouteContext, endpoint: Callable[..., Any]) -> None:
-    """What the edge relies on: the route reads JSON as `ExactJsonRoute` does (with the
-    request class the edge uses too), its endpoint answers with a Response (sent as it is,
-    as FastAPI sends one), and takes nothing the edge does not give it."""
+def compiled(
+    route: RouteContext, endpoint: Callable[..., Any], before: tuple[RouteContext, ...]
+) -> HotRoute:
+    """`route` as the edge serves it. What the edge relies on is checked here: the route
+    reads JSON as `ExactJsonRoute` does, its endpoint answers with a Response (sent as it
+    is, as FastAPI sends one) and takes its path and header parameters, at most one body
+    and the key's tenant ledger (`auth.current_ledger`), nothing else."""
     name = endpoint.__name__
     if not isinstance(route.original_route, ExactJsonRoute):
         raise TypeError(f"{name}: a hot route must be an ExactJsonRoute")
@@ -212,12 +213,58 @@ def _check(route: RouteContext, endpoint: Callable[..., Any]) -> None:
         raise TypeError(f"{name}: a hot route must answer with a Response")
     dependant: Dependant = route.dependant
     if (
-        dependant.websocket_param_name
+        dependant.query_params
+        or dependant.cookie_params
+        or dependant.http_connection_param_name
+        or dependant.request_param_name
+        or dependant.websocket_param_name
         or dependant.response_param_name
         or dependant.background_tasks_param_name
         or dependant.security_scopes_param_name
+        or len(dependant.body_params) > 1
+        or route._embed_body_fields
     ):
-        raise TypeError(f"{name}: the edge gives a route only its request, dependencies and inputs")
+        raise TypeError(f"{name}: the edge gives a route only its path, headers, body and key")
+    needs = dependant.dependencies
+    if len(needs) != 1 or needs[0].call is not auth.current_ledger or needs[0].name is None:
+        raise TypeError(f"{name}: the edge solves only the key's dependency (current_ledger)")
+    body = None
+    if dependant.body_params:
+        field = dependant.body_params[0]
+        body = Input(field.name, None, field)
+    return HotRoute(
+        route,
+        before,
+        str(route.path_format).split("{", 1)[0],
+        tuple(Input(f.name, _alias(f, name), f) for f in dependant.path_params),
+        tuple(Input(f.name, _header_name(f, name), f) for f in dependant.header_params),
+        body,
+        needs[0].name,
+    )
+
+
+def _alias(field: Any, route: str) -> str:
+    """The name a parameter is read by, as FastAPI reads it: its alias, or its validation
+    alias when that is one name (a choice of names or a path into a value is refused)."""
+    alias = field.field_info.validation_alias
+    if alias is None:
+        return str(field.alias)
+    if not isinstance(alias, str):
+        raise TypeError(f"{route}: the edge reads a parameter by one name ({field.name})")
+    return alias
+
+
+def _header_name(field: Any, route: str) -> bytes:
+    """The header a header parameter is read from, as the scope names it (lower-case)."""
+    info = field.field_info
+    if not isinstance(info, params.Header):
+        raise TypeError(f"{route}: {field.name} is not a header parameter")
+    if typing.get_origin(info.annotation) in (list, set, tuple, frozenset):
+        raise TypeError(f"{route}: the edge reads one value of a header ({field.name})")
+    alias = _alias(field, route)
+    if info.convert_underscores and alias == field.name:
+        alias = alias.replace("_", "-")
+    return alias.lower().encode("latin-1")
 
 
 def _may_take(earlier: RouteContext, route: RouteContext) -> bool:
@@ -239,8 +286,8 @@ def _may_take(earlier: RouteContext, route: RouteContext) -> bool:
 
 
 class HotRoutes:
-    """Serve POSTs to the routes of `HOT_ENDPOINTS` without the router; pass everything else
-    on to `app`."""
+    """Serve POSTs to the routes of `HOT_ENDPOINTS` in one step; pass everything else, and
+    whatever is not a plain success, on to `app`."""
 
     def __init__(
         self,
@@ -261,172 +308,131 @@ class HotRoutes:
             for hot in self.routes
             if not hot.route.param_convertors and hot.match(_probe(hot.template)) is not None
         }
-        self._stack: ASGIApp | None = None
+        settings = owner.state.settings  # the body's cap and deadline, as the app's own
+        self.limit: int = settings.max_body_bytes
+        self.timeout: float = settings.body_timeout_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != METHOD or scope.get("root_path"):
+        if (
+            scope["type"] != "http"
+            or scope["method"] != METHOD
+            or scope.get("root_path")
+            or self.owner.dependency_overrides  # FastAPI's solver honours them
+        ):
             await self.app(scope, receive, send)
             return
         found = self._route(scope)
         if found is None:
             await self.app(scope, receive, send)
             return
-        hot, params = found
-        # What the application and its router put in the scope of a routed request.
-        scope["app"] = self.owner
-        scope["router"] = self.owner.router
-        scope["path_params"] = params
-        scope["endpoint"] = hot.endpoint
-        scope["route"] = hot.route.original_route  # what the log line and the metric name
-        scope[_SERVING] = hot
-        if self._stack is None:  # built on first use, as the application builds its own
-            self._stack = middleware_over(self.owner, self._serve)
-        await self._stack(scope, receive, send)
+        hot, path = found
+        start = time.perf_counter()
+        headers: dict[bytes, bytes] = dict(reversed(scope["headers"]))  # the first of each
+        incoming = headers.get(b"x-request-id")
+        rid = request_id_of(incoming.decode("latin-1") if incoming is not None else None)
+        token = request_id.set(rid)
+        status = 500
+        left: bytes | None = _NOT_READ
+        try:
+            served = await self._serve(hot, path, headers, scope, receive, send, rid)
+            if isinstance(served, int):
+                status = served
+            else:
+                status, left = 0, served
+        except ClientDisconnect:
+            status = CLIENT_CLOSED  # gone before its body was all read: nothing to answer
+        finally:
+            if status:  # 0: left to the full stack, which logs and measures it itself
+                answered(scope, METHOD, hot.template, status, start, rid)
+            request_id.reset(token)
+        if not status:
+            await self.app(scope, receive if left is None else replaying(left, receive), send)
 
     def _route(self, scope: Scope) -> tuple[HotRoute, dict[str, Any]] | None:
         hot = self.exact.get(scope["path"])
         if hot is not None:
             return hot, {}
         for hot in self.routes:
-            params = hot.match(scope)
-            if params is not None:
-                return hot, params
+            path = hot.match(scope)
+            if path is not None:
+                return hot, path
         return None
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The route's request, as FastAPI's route handler serves it: the body, the
-        dependencies and parameters, the endpoint, its answer."""
-        hot: HotRoute = scope.pop(_SERVING)
-        route = hot.route
-        request = ExactJsonRequest(scope, receive)
-        body: Any = None
-        if route.body_field is not None:
-            raw = await request.body()
-            body = await _json(request, raw)
-            if body is _UNREAD:  # FastAPI's handler reads it, and says what is wrong with it
-                await route.app(scope, replaying(raw, receive), send)
-                return
-        async with AsyncExitStack() as request_stack:
-            scope["fastapi_inner_astack"] = request_stack
-            async with AsyncExitStack() as function_stack:
-                scope["fastapi_function_astack"] = function_stack
-                values, errors = await _solve(hot, request, body)
-                if errors:
-                    raise RequestValidationError(errors, body=body)
+    async def _serve(
+        self,
+        hot: HotRoute,
+        path: dict[str, Any],
+        headers: dict[bytes, bytes],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        rid: str,
+    ) -> int | bytes | None:
+        """The status answered; or, for the full stack to answer, the body read (None:
+        nothing read)."""
+        state = self.owner.state
+        in_flight: InFlight = state.in_flight
+        if in_flight.refuses(METHOD, scope["path"]):  # as `Shedding`, before anything else
+            return await _send(overloaded(), send, rid)
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            if not declared.isdigit() or len(declared) > 18:
+                return _NOT_READ  # malformed: `BodyLimit` says so
+            if int(declared) > self.limit:
+                return await _send(too_large(self.limit), send, rid)
+        try:
+            raw = await read_body(receive, self.limit, self.timeout)
+        except TimeoutError:
+            return await _send(body_timed_out(self.timeout), send, rid)
+        if raw is None:
+            return await _send(too_large(self.limit), send, rid)
+        values = hot.inputs(path, headers, raw)
+        authorization = headers.get(b"authorization")
+        key = auth.bearer_key(authorization.decode("latin-1") if authorization else None)
+        keys: auth.KeyCache[Any] = state.keys
+        principal = keys.cached(key) if key is not None and values is not None else None
+        if values is None or principal is None:
+            return raw
+        # From here as the key's dependency: its tenant, then the slot until the answer is sent.
+        if in_flight.refuses(METHOD, scope["path"]):
+            return await _send(overloaded(), send, rid)
+        scope.setdefault("state", {}).update(
+            tenant_id=principal.tenant_id, key=display(principal.prefix)
+        )
+        values[hot.ledger] = TenantLedger(keys.cg, principal.tenant_id)
+        in_flight.enter()
+        try:
+            try:
                 response: Response = await self._call(hot.endpoint, values)
-            await response(scope, receive, send)
+            except Exception as exc:  # the app's handlers answer, as through the stack
+                scope["app"] = self.owner  # what a handler reads as `request.app`
+                response, unexpected = await handled(
+                    self.owner.exception_handlers, exc, scope, receive
+                )
+                status = await _send(response, send, rid)
+                if unexpected is not None:
+                    raise  # for the server's log, as `ServerErrorMiddleware` raises it
+                return status
+            return await _send(response, send, rid)
+        finally:
+            in_flight.leave()
 
     async def _call(self, endpoint: Callable[..., Any], values: dict[str, Any]) -> Any:
         if inspect.iscoroutinefunction(endpoint):
             return await endpoint(**values)
-        return await self.threads.run(lambda: endpoint(**values))
+        return await self.threads.run(partial(endpoint, **values))
 
 
-async def _solve(
-    hot: HotRoute, request: ExactJsonRequest, body: Any
-) -> tuple[dict[str, Any], list[Any]]:
-    """The endpoint's arguments and the inputs' errors, as FastAPI's `solve_dependencies`
-    finds them for the route: its dependencies first (their exceptions raised as they come),
-    then its path, query, header and cookie parameters and its body, validated by the
-    route's own fields with FastAPI's functions. With dependency overrides in place, FastAPI's
-    own solver does it all."""
-    route = hot.route
-    dependant: Dependant = route.dependant
-    provider = route.dependency_overrides_provider
-    if provider is not None and getattr(provider, "dependency_overrides", None):
-        solved = await solve_dependencies(
-            request=request,
-            dependant=dependant,
-            body=body,
-            dependency_overrides_provider=provider,
-            async_exit_stack=request.scope["fastapi_inner_astack"],
-            embed_body_fields=route._embed_body_fields,
-        )
-        return solved.values, solved.errors
-    values = await _solve_dependencies(hot.dependencies, request, {})
-    errors: list[Any] = []
-    for fields, received in (
-        (dependant.path_params, lambda: request.path_params),
-        (dependant.query_params, lambda: request.query_params),
-        (dependant.header_params, lambda: request.headers),
-        (dependant.cookie_params, lambda: request.cookies),
-    ):
-        if fields:
-            found, wrong = request_params_to_args(fields, received())
-            values.update(found)
-            errors += wrong
-    if dependant.body_params:
-        found, wrong = await request_body_to_args(
-            body_fields=dependant.body_params,
-            received_body=body,
-            embed_body_fields=route._embed_body_fields,
-        )
-        values.update(found)
-        errors += wrong
-    for name in (dependant.http_connection_param_name, dependant.request_param_name):
-        if name is not None:
-            values[name] = request
-    return values, errors
-
-
-async def _solve_dependencies(
-    dependencies: tuple[Dependency, ...], request: ExactJsonRequest, solved: dict[Any, Any]
-) -> dict[str, Any]:
-    """The values of `dependencies`, each called once per request (`solved`: by call) unless
-    it asks not to be cached, as FastAPI does."""
-    values: dict[str, Any] = {}
-    for dependency in dependencies:
-        call = dependency.call
-        if dependency.use_cache and call in solved:
-            value = solved[call]
-        else:
-            args = await _solve_dependencies(dependency.needs, request, solved)
-            for name in dependency.request_params:
-                args[name] = request
-            if dependency.enter is not None:
-                key = (
-                    "fastapi_function_astack"
-                    if dependency.function_scope
-                    else "fastapi_inner_astack"
-                )
-                stack: AsyncExitStack = request.scope[key]
-                value = await stack.enter_async_context(dependency.enter(**args))
-            else:
-                value = await call(**args)
-            solved.setdefault(call, value)
-        if dependency.name is not None:
-            values[dependency.name] = value
-    return values
-
-
-async def _json(request: ExactJsonRequest, raw: bytes) -> Any:
-    """The body as the route reads JSON, when it is declared as JSON and parses; else
-    `_UNREAD`."""
-    if not raw:
-        return _UNREAD
-    for name, value in request.scope["headers"]:
-        if name == b"content-type":  # the first, as Starlette reads it
-            if value.lower() not in _JSON_TYPES:
-                return _UNREAD
-            break
-    else:
-        return _UNREAD
-    try:
-        return await request.json()
-    except Exception:  # invalid JSON, nested too deep...: FastAPI's handler says which
-        return _UNREAD
+async def _send(response: Response, send: Send, rid: str) -> int:
+    """Send `response` with the request's id, as `RequestContext` adds it; its status."""
+    headers = [*response.raw_headers, (b"x-request-id", rid.encode())]
+    status = response.status_code
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": bytes(response.body)})
+    if response.background is not None:
+        await response.background()
+    return status
 
 
 def _probe(path: str) -> Scope:
     return {"type": "http", "method": METHOD, "path": path, "root_path": ""}
-
-
-def middleware_over(app: FastAPI, bottom: ASGIApp) -> ASGIApp:
-    """The application's own middleware stack (FastAPI's layers and the app's, as
-    `build_middleware_stack` assembles them) over `bottom` instead of over its router."""
-    router = app.router
-    app.router = bottom  # type: ignore[assignment]  # the stack's innermost app
-    try:
-        return app.build_middleware_stack()
-    finally:
-        app.router = router

@@ -5,7 +5,8 @@ grow without bound in front of the database. A request takes its in-flight slot 
 it has all its body, is routed, and (for the API) its key is verified: a client trickling a
 body, an unknown path or a bad key never holds one, so none of them can starve valid work.
 The API takes its slot in the key's dependency (`auth.current_ledger`; the edge's hot routes,
-`hot.py`, solve the same one), the portal and the Stripe webhook in `in_flight_slot`. While
+`hot.py`, take it at the same point, by the same rule), the portal and the Stripe webhook in
+`in_flight_slot`. While
 every slot is taken, `Shedding` refuses an API request as it arrives, before any of that
 work is done for it.
 """

@@ -187,8 +187,8 @@ def create_app(
     app.add_route("/metrics", metrics, include_in_schema=False)
     # Taken by a request once its body is read, it is routed and its key verified (load.py).
     app.state.in_flight = InFlight(settings.max_in_flight)
-    # Added innermost first. The hot routes are served through a copy of this stack
-    # (`hot.middleware_over`), with their own route handler where the router is.
+    # Added innermost first. The hot routes' edge (`creditgate.http.hot`) does these layers'
+    # duties itself for a plain success, and leaves everything else to them.
     app.add_middleware(
         BodyLimits,
         limit=settings.max_body_bytes,
