@@ -168,6 +168,21 @@ PLANS: dict[str, Callable[[TenantLedger], Plan]] = {
 }
 
 
+# The requests of `requests_for` the edge answers itself (the rest go to FastAPI's stack), in
+# the order they are sent: each runs the route's endpoint, which answers or raises.
+SERVED_BY_THE_EDGE = (
+    "valid",
+    "replay",
+    "conflict",
+    "another tenant",
+    "query string",
+    "request id",
+    "missing object",
+    "a body all the same",
+    "charset",
+)
+
+
 @dataclass(frozen=True)
 class Request:
     """One request, as sent to both worlds: `path` and `body` are the world's own."""
@@ -284,10 +299,12 @@ class World:
             assert warm.status_code == 200, warm.text
         self.ids: dict[str, str] = {}
         self.sent = 0
+        self.names: list[str] = []  # of the requests sent
 
     def send(self, request: Request) -> tuple[Any, ...]:
         """Status, the relevant headers and the body of the answer, as `_same` writes them."""
         self.sent += 1
+        self.names.append(request.name)
         headers = dict(request.headers)
         if request.key != "none":
             headers.setdefault("Authorization", f"Bearer {self.keys[request.key]}")
@@ -377,12 +394,22 @@ def test_the_edge_answers_as_fastapi(
     monkeypatch.setattr(front, "_call", counting)
     edge, plain = World(cg, with_edge, PLANS[endpoint]), World(cg, without, PLANS[endpoint])
     sent = zip(requests_for(route, edge.plan), requests_for(route, plain.plan), strict=True)
+    by_the_edge = []
     for through_edge, through_fastapi in sent:
+        before = len(served)
         answer = edge.send(through_edge)
         assert answer == plain.send(through_fastapi), through_edge.name
+        if len(served) > before:
+            assert served[before:] == [endpoint]
+            by_the_edge.append(through_edge.name)
         if through_edge.name == "valid":
             assert 200 <= answer[0] < 300, answer
-            assert served == [endpoint]  # run by the edge, not by FastAPI's router
+    # The edge served what its handler serves itself, an endpoint's errors included, and a
+    # field's value of another type where the route's model takes it (null for an optional
+    # field...); FastAPI answered the rest (no key or an unknown one, an input the route's
+    # fields refuse, a body not sent as JSON...).
+    expected = [name for name in edge.names if name in SERVED_BY_THE_EDGE]
+    assert [name for name in by_the_edge if " as " not in name] == expected, by_the_edge
 
 
 def test_every_endpoint_of_the_edge_is_one_route_of_the_app(cg: Creditgate) -> None:
