@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import threading
 import uuid
 from typing import Any
 
@@ -15,11 +16,13 @@ import pytest
 from fastapi import FastAPI
 from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import REGISTRY
+from starlette.responses import PlainTextResponse, Response
 from starlette.testclient import TestClient
 
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.http import gate, hot
 from creditgate.http.auth import Ledger, bearer
+from creditgate.http.middleware import handled
 from creditgate.http.threads import Threads
 from creditgate.server.app import Settings, create_app
 from tests.http import asgi
@@ -237,24 +240,80 @@ def test_hot_routes_are_measured_and_logged_by_their_route(api: Api) -> None:
     assert REGISTRY.get_sample_value(name, route) == before + 1
 
 
-def test_an_unexpected_error_is_a_500_problem(
+def test_an_unexpected_error_is_a_500_problem_as_through_fastapi(
     cg: Creditgate, monkeypatch: pytest.MonkeyPatch, hot_calls: list[str]
 ) -> None:
     def broken(*_args: Any, **_kwargs: Any) -> Any:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(TenantLedger, "authorize", broken)
-    with TestClient(create_app(cg), raise_server_exceptions=False) as client:
-        _, key = cg.create_tenant_with_key("broken")
-        headers = {"Authorization": f"Bearer {key.key}", "Idempotency-Key": "k1"}
-        body = {"customer": "c1", "asset": "credits", "amount": 10}
-        client.post("/v1/authorizations", json=body, headers=headers)  # caches the key
-        hot_calls.clear()
-        headers["Idempotency-Key"] = "k2"
-        response = client.post("/v1/authorizations", json=body, headers=headers)
-        assert hot_calls == ["authorize"]
-        assert response.status_code == 500
-        assert response.json()["code"] == "internal_error"
+    _, key = cg.create_tenant_with_key("broken")
+    body = {"customer": "c1", "asset": "credits", "amount": 10}
+    answers = []
+    for edge in (True, False):
+        app = create_app(cg, Settings(key_cache_seconds=600), edge=edge)
+        with TestClient(app, raise_server_exceptions=False) as client:
+            headers = {"Authorization": f"Bearer {key.key}", "Idempotency-Key": "k1"}
+            listed = client.get("/v1/assets", headers=headers)  # caches the key
+            assert listed.status_code == 200
+            hot_calls.clear()
+            response = client.post("/v1/authorizations", json=body, headers=headers)
+            assert hot_calls == (["authorize"] if edge else [])
+            answers.append((response.status_code, dict(response.headers), response.json()))
+            assert app.state.in_flight.count == 0  # its slot given back
+    # Answered outside the request's id, as Starlette's ServerErrorMiddleware answers it.
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 500 and answers[0][2]["code"] == "internal_error"
+    assert "x-request-id" not in answers[0][1]
+
+
+def test_a_request_left_to_fastapi_is_not_refused_again_once_let_in(cg: Creditgate) -> None:
+    """The in-flight limit is checked once, as the request arrives: a request the edge let in
+    and then left to FastAPI (here, with a key it has not verified) is answered by the stack
+    even if the slots filled while its body arrived, as the app without the edge answers it."""
+    headers = [
+        (b"authorization", b"Bearer cg_unknown_unknownsecret"),
+        (b"content-type", b"application/json"),
+        (b"idempotency-key", b"k1"),
+    ]
+    body = json.dumps({"customer": "c1", "asset": "credits", "amount": 1}).encode()
+
+    async def filled_meanwhile(app: FastAPI) -> tuple[int, dict[bytes, bytes], bytes]:
+        in_flight = app.state.in_flight
+        gate = anyio.Event()
+        result: list[Any] = []
+
+        async def send() -> None:
+            path = "/v1/authorizations"
+            result.append(await asgi.post(app, path, headers, pieces([body]), gate))
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(send)
+            await anyio.sleep(0.05)  # let in, waiting for its body
+            in_flight.count = in_flight.limit  # meanwhile every slot is taken
+            gate.set()
+        in_flight.count = 0
+        return result[0]  # type: ignore[no-any-return]
+
+    answers = []
+    for edge in (True, False):
+        app = create_app(cg, Settings(max_in_flight=4), edge=edge)
+        status, _, answer = anyio.run(filled_meanwhile, app)
+        answers.append((status, json.loads(answer)["code"]))
+    assert answers == [(401, "unauthenticated"), (401, "unauthenticated")]
+
+
+def test_a_length_that_is_not_ascii_digits_is_a_400_not_a_500(cg: Creditgate) -> None:
+    """A lenient HTTP parser may pass `Content-Length: ²` on, which `str.isdigit` takes for a
+    digit; it is refused as malformed, with or without the edge."""
+    for edge in (True, False):
+        app = create_app(cg, edge=edge)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", "²".encode("latin-1")),
+        ]
+        status, _, body = anyio.run(asgi.post, app, "/v1/authorizations", headers, pieces([b"{}"]))
+        assert (status, json.loads(body)["code"]) == (400, "malformed_request")
 
 
 def test_under_load_settling_a_hold_is_let_in_before_new_work(cg: Creditgate) -> None:
@@ -634,3 +693,33 @@ def test_an_endpoint_without_a_post_route_is_refused_when_the_app_is_built(
     app = create_app(cg)
     with pytest.raises(LookupError, match="get_authorization"):
         hot.HotRoutes(app, owner=app, threads=Threads(1), endpoints=[gate.get_authorization])
+
+
+def test_the_edges_find_an_errors_handler_as_starlette_does() -> None:
+    """`middleware.handled`, which the edges answer an endpoint's error with: the handler of
+    the error's nearest class, awaited, or run on a thread when it is a plain function (as
+    Starlette runs one); the catch-all's error is given back to be raised on."""
+
+    def plain(_request: Any, exc: Exception) -> Response:
+        return PlainTextResponse(f"{exc} on {threading.current_thread().name}", status_code=418)
+
+    async def awaited(_request: Any, exc: Exception) -> Response:
+        return PlainTextResponse(f"{exc} awaited", status_code=500)
+
+    handlers = {LookupError: plain, Exception: awaited}
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": [], "query_string": b""}
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b""}
+
+    async def main() -> list[tuple[int, bytes, bool]]:
+        found = []
+        for exc in (KeyError("k"), RuntimeError("r")):
+            response, unexpected = await handled(handlers, exc, scope, receive)
+            found.append((response.status_code, bytes(response.body), unexpected is exc))
+        return found
+
+    (keyed, other) = anyio.run(main)
+    assert keyed[0] == 418 and not keyed[2]
+    assert threading.main_thread().name.encode() not in keyed[1]  # not on the loop's thread
+    assert other == (500, b"r awaited", True)

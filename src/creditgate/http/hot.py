@@ -37,7 +37,9 @@ Anything that is not a plain success before the endpoint is called (no key, or o
 the cache yet; an input the route's fields refuse; a body that is not JSON or not sent as
 `application/json`; a malformed Content-Length; dependency overrides in place) goes, with the
 body already read, to FastAPI's full stack, whose answer is the one of record: so nothing
-about paths, keys, limits or errors is written here. tests/http/test_edge_parity.py sends
+about paths, keys, limits or errors is written here. Such a request keeps the time it
+arrived (`middleware.STARTED`, for its latency) and is not refused past the in-flight limit
+a second time (`load.ADMITTED`): the stack answers it as it would have on its own. tests/http/test_edge_parity.py sends
 each route this serves (`HotRoutes.routes`) the same requests with the edge on and off.
 """
 
@@ -54,6 +56,7 @@ from typing import Any
 from fastapi import FastAPI, params
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import RouteContext, iter_route_contexts
+from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import Match
@@ -62,10 +65,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from creditgate.api import TenantLedger
 from creditgate.http import auth, gate, grants, purchases, refunds
 from creditgate.http.bodies import ExactJsonRoute, json_body
-from creditgate.http.load import InFlight, overloaded
+from creditgate.http.load import ADMITTED, InFlight, overloaded
 from creditgate.http.logs import request_id
 from creditgate.http.middleware import (
     CLIENT_CLOSED,
+    STARTED,
     answered,
     body_timed_out,
     handled,
@@ -228,9 +232,15 @@ def compiled(
     needs = dependant.dependencies
     if len(needs) != 1 or needs[0].call is not auth.current_ledger or needs[0].name is None:
         raise TypeError(f"{name}: the edge solves only the key's dependency (current_ledger)")
+    if getattr(route.original_route, "max_body_size", None) is not None:
+        raise TypeError(f"{name}: the edge caps bodies by the app's settings only")
     body = None
     if dependant.body_params:
         field = dependant.body_params[0]
+        if not isinstance(field.field_info, params.Body) or isinstance(
+            field.field_info, params.Form
+        ):
+            raise TypeError(f"{name}: the edge reads a JSON body only")
         body = Input(field.name, None, field)
     return HotRoute(
         route,
@@ -255,15 +265,20 @@ def _alias(field: Any, route: str) -> str:
 
 
 def _header_name(field: Any, route: str) -> bytes:
-    """The header a header parameter is read from, as the scope names it (lower-case)."""
+    """The header a header parameter is read from, as the scope names it (lower-case): the
+    name it declares as its alias (one named after its parameter is refused, rather than
+    restating how FastAPI turns a parameter's name into a header's)."""
     info = field.field_info
+    annotation = info.annotation
     if not isinstance(info, params.Header):
         raise TypeError(f"{route}: {field.name} is not a header parameter")
-    if typing.get_origin(info.annotation) in (list, set, tuple, frozenset):
+    if typing.get_origin(annotation) in (list, set, tuple, frozenset) or (
+        isinstance(annotation, type) and issubclass(annotation, BaseModel)
+    ):
         raise TypeError(f"{route}: the edge reads one value of a header ({field.name})")
     alias = _alias(field, route)
-    if info.convert_underscores and alias == field.name:
-        alias = alias.replace("_", "-")
+    if info.alias is None or alias == field.name:
+        raise TypeError(f"{route}: declare the header of {field.name} as its alias")
     return alias.lower().encode("latin-1")
 
 
@@ -300,6 +315,8 @@ class HotRoutes:
         self.app = app  # every other request: the gateway's edge, then the full stack
         self.owner = owner  # the FastAPI application whose routes these are
         self.threads = threads
+        if getattr(owner, "max_body_size", None) is not None:
+            raise TypeError("the edge caps bodies by the app's settings only")
         self.routes = hot_routes(owner, endpoints)
         # A path equal to a route's template is that route's (no other is tried first:
         # checked here); any other is matched against each route's pattern.
@@ -326,7 +343,7 @@ class HotRoutes:
             await self.app(scope, receive, send)
             return
         hot, path = found
-        start = time.perf_counter()
+        start = scope[STARTED] = time.perf_counter()  # a request left to the stack keeps it
         headers: dict[bytes, bytes] = dict(reversed(scope["headers"]))  # the first of each
         incoming = headers.get(b"x-request-id")
         rid = request_id_of(incoming.decode("latin-1") if incoming is not None else None)
@@ -374,6 +391,7 @@ class HotRoutes:
         in_flight: InFlight = state.in_flight
         if in_flight.refuses(METHOD, scope["path"]):  # as `Shedding`, before anything else
             return await _send(overloaded(), send, rid)
+        scope[ADMITTED] = True  # a request left to the stack is not refused there again
         declared = headers.get(b"content-length")
         if declared is not None:
             if not declared.isdigit() or len(declared) > 18:
@@ -386,33 +404,38 @@ class HotRoutes:
             return await _send(body_timed_out(self.timeout), send, rid)
         if raw is None:
             return await _send(too_large(self.limit), send, rid)
-        values = hot.inputs(path, headers, raw)
-        authorization = headers.get(b"authorization")
-        key = auth.bearer_key(authorization.decode("latin-1") if authorization else None)
         keys: auth.KeyCache[Any] = state.keys
-        principal = keys.cached(key) if key is not None and values is not None else None
-        if values is None or principal is None:
+        try:
+            values = hot.inputs(path, headers, raw)
+            authorization = headers.get(b"authorization")
+            key = auth.bearer_key(authorization.decode("latin-1") if authorization else None)
+            principal = keys.cached(key) if key is not None and values is not None else None
+            if values is None or principal is None:
+                return raw
+            # From here as the key's dependency: its tenant, then the slot until the answer
+            # is sent.
+            scope.setdefault("state", {}).update(
+                tenant_id=principal.tenant_id, key=display(principal.prefix)
+            )
+            values[hot.ledger] = TenantLedger(keys.cg, principal.tenant_id)
+        except Exception:  # anything unforeseen on the way: the stack answers as it would
             return raw
-        # From here as the key's dependency: its tenant, then the slot until the answer is sent.
         if in_flight.refuses(METHOD, scope["path"]):
             return await _send(overloaded(), send, rid)
-        scope.setdefault("state", {}).update(
-            tenant_id=principal.tenant_id, key=display(principal.prefix)
-        )
-        values[hot.ledger] = TenantLedger(keys.cg, principal.tenant_id)
         in_flight.enter()
         try:
-            try:
-                response: Response = await self._call(hot.endpoint, values)
-            except Exception as exc:  # the app's handlers answer, as through the stack
-                scope["app"] = self.owner  # what a handler reads as `request.app`
-                response, unexpected = await handled(
-                    self.owner.exception_handlers, exc, scope, receive
-                )
-                status = await _send(response, send, rid)
-                if unexpected is not None:
-                    raise  # for the server's log, as `ServerErrorMiddleware` raises it
-                return status
+            response: Response = await self._call(hot.endpoint, values)
+        except Exception as exc:  # the app's handlers answer, as through the stack
+            in_flight.leave()  # as the key's dependency ends before the error is answered
+            scope["app"] = self.owner  # what a handler reads as `request.app`
+            response, unexpected = await handled(self.owner.exception_handlers, exc, scope, receive)
+            if unexpected is None:
+                return await _send(response, send, rid)
+            # Answered as `ServerErrorMiddleware`, outside the request's id, answers it, then
+            # raised for the server's log.
+            await _send(response, send, None)
+            raise
+        try:
             return await _send(response, send, rid)
         finally:
             in_flight.leave()
@@ -423,9 +446,12 @@ class HotRoutes:
         return await self.threads.run(partial(endpoint, **values))
 
 
-async def _send(response: Response, send: Send, rid: str) -> int:
-    """Send `response` with the request's id, as `RequestContext` adds it; its status."""
-    headers = [*response.raw_headers, (b"x-request-id", rid.encode())]
+async def _send(response: Response, send: Send, rid: str | None) -> int:
+    """Send `response` with the request's id (None: without), as `RequestContext` adds it;
+    its status."""
+    headers = response.raw_headers
+    if rid is not None:
+        headers = [*headers, (b"x-request-id", rid.encode())]
     status = response.status_code
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": bytes(response.body)})

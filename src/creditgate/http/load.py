@@ -80,6 +80,11 @@ async def in_flight_slot(request: Request) -> AsyncIterator[None]:
         yield
 
 
+# Set in a request's scope once it was let in at its arrival (by the edge's hot routes, which
+# leave some requests to the stack): `Shedding` does not refuse it again.
+ADMITTED = "creditgate.admitted"
+
+
 class Shedding:
     """An API request refused at once when its process already serves as many as it may:
     before its body is read, its key verified or its route solved.
@@ -101,6 +106,7 @@ class Shedding:
         if (
             scope["type"] == "http"
             and scope["path"].startswith(self.prefix)
+            and not scope.get(ADMITTED)
             and self.in_flight.refuses(scope["method"], scope["path"])
         ):
             await overloaded()(scope, receive, send)

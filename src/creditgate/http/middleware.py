@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import re
 import time
@@ -10,6 +11,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -30,6 +32,9 @@ PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 # The status logged and counted for a request whose client went away before it could be
 # answered (as nginx names it): not a server error.
 CLIENT_CLOSED = 499
+# Set in a request's scope by the edge's hot routes when they leave a request to the stack:
+# when it arrived, which its latency counts from.
+STARTED = "creditgate.started"
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -52,7 +57,7 @@ class RequestContext:
         rid = request_id_of(_header(scope, b"x-request-id"))
         token = request_id.set(rid)
         status = 500
-        start = time.perf_counter()
+        start: float = scope.get(STARTED) or time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -128,7 +133,7 @@ class BodyLimit:
             return
         declared = _header(scope, b"content-length")
         if declared is not None:
-            if not declared.isdigit() or len(declared) > 18:
+            if not (declared.isascii() and declared.isdigit()) or len(declared) > 18:
                 await problem_response(
                     problem(400, "malformed_request", "Content-Length is not a valid length")
                 )(scope, receive, send)
@@ -202,6 +207,13 @@ async def handled(
     for cls in type(exc).__mro__:
         handler = handlers.get(cls)
         if handler is not None:
-            response: Response = await handler(Request(scope, receive), exc)
+            request = Request(scope, receive)
+            response: Response
+            if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+                type(handler).__call__
+            ):
+                response = await handler(request, exc)
+            else:  # as Starlette calls a plain function: on a thread
+                response = await run_in_threadpool(handler, request, exc)
             return response, exc if cls is Exception else None
     raise exc
