@@ -723,3 +723,35 @@ def test_the_edges_find_an_errors_handler_as_starlette_does() -> None:
     assert keyed[0] == 418 and not keyed[2]
     assert threading.main_thread().name.encode() not in keyed[1]  # not on the loop's thread
     assert other == (500, b"r awaited", True)
+
+
+class _Interrupted(BaseException):
+    """What a cancelled request's call ends with, as far as the edge can tell."""
+
+
+def test_the_slot_is_given_back_however_the_call_ends(
+    cg: Creditgate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, ledger = tenant_with_funds(cg)
+    app = create_app(cg, Settings(key_cache_seconds=600))
+
+    async def interrupted(_self: hot.HotRoutes, _fn: Any, _values: Any) -> Any:
+        assert app.state.in_flight.count == 1  # held while the call runs
+        raise _Interrupted
+
+    monkeypatch.setattr(hot.HotRoutes, "_call", interrupted)
+    headers = [
+        (b"authorization", f"Bearer {key}".encode()),
+        (b"content-type", b"application/json"),
+        (b"idempotency-key", b"k1"),
+    ]
+    body = json.dumps({"customer": "c1", "asset": "credits", "amount": 1}).encode()
+
+    async def main() -> None:
+        await cache_key(app, key)
+        await asgi.post(app, "/v1/authorizations", headers, pieces([body]))
+
+    with pytest.raises(_Interrupted):
+        anyio.run(main)
+    assert app.state.in_flight.count == 0
+    assert ledger.wallet("c1").balances[0].held == 0

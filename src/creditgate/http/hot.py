@@ -39,8 +39,9 @@ the cache yet; an input the route's fields refuse; a body that is not JSON or no
 body already read, to FastAPI's full stack, whose answer is the one of record: so nothing
 about paths, keys, limits or errors is written here. Such a request keeps the time it
 arrived (`middleware.STARTED`, for its latency) and is not refused past the in-flight limit
-a second time (`load.ADMITTED`): the stack answers it as it would have on its own. tests/http/test_edge_parity.py sends
-each route this serves (`HotRoutes.routes`) the same requests with the edge on and off.
+a second time (`load.ADMITTED`): the stack answers it as it would have on its own.
+tests/http/test_edge_parity.py sends each route this serves (`HotRoutes.routes`) the same
+requests with the edge on and off.
 """
 
 from __future__ import annotations
@@ -423,22 +424,26 @@ class HotRoutes:
         if in_flight.refuses(METHOD, scope["path"]):
             return await _send(overloaded(), send, rid)
         in_flight.enter()
+        holding = True
         try:
-            response: Response = await self._call(hot.endpoint, values)
-        except Exception as exc:  # the app's handlers answer, as through the stack
-            in_flight.leave()  # as the key's dependency ends before the error is answered
-            scope["app"] = self.owner  # what a handler reads as `request.app`
-            response, unexpected = await handled(self.owner.exception_handlers, exc, scope, receive)
-            if unexpected is None:
-                return await _send(response, send, rid)
-            # Answered as `ServerErrorMiddleware`, outside the request's id, answers it, then
-            # raised for the server's log.
-            await _send(response, send, None)
-            raise
-        try:
+            try:
+                response: Response = await self._call(hot.endpoint, values)
+            except Exception as exc:  # the app's handlers answer, as through the stack
+                holding = False  # as the key's dependency ends before the error is answered
+                in_flight.leave()
+                scope["app"] = self.owner  # what a handler reads as `request.app`
+                handlers = self.owner.exception_handlers
+                response, unexpected = await handled(handlers, exc, scope, receive)
+                if unexpected is None:
+                    return await _send(response, send, rid)
+                # Answered as `ServerErrorMiddleware`, outside the request's id, answers it,
+                # then raised for the server's log.
+                await _send(response, send, None)
+                raise
             return await _send(response, send, rid)
         finally:
-            in_flight.leave()
+            if holding:  # also when the request is cancelled
+                in_flight.leave()
 
     async def _call(self, endpoint: Callable[..., Any], values: dict[str, Any]) -> Any:
         if inspect.iscoroutinefunction(endpoint):
