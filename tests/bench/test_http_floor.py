@@ -4,12 +4,19 @@ each sends per pair counted through the wire relay."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
 from creditgate.bench.floor import SCHEMA
-from creditgate.bench.http_floor import run_http_floor
+from creditgate.bench.http_floor import pin_workers, run_http_floor
 from creditgate.bench.pgwire import StatementCounter, is_commit, normalize
 from creditgate.cli.main import run
 from creditgate.storage.throwaway import create_database, drop_database, libpq_dsn
@@ -27,10 +34,12 @@ def test_the_floor_and_creditgate_serve_the_same_pairs(postgres_server: str) -> 
         connections=4,
         without_edge=True,
         lean=True,
+        pinned=True,
         count_seconds=1.0,
         warmup_seconds=0.2,
     )
     assert result["contenders"] == ["floor", "creditgate", "no-edge", "lean"]
+    assert result["pinned"] is True
     assert [(r["contender"], r["rate"]) for r in result["runs"]] == [
         ("floor", 15.0),
         ("creditgate", 15.0),
@@ -104,3 +113,65 @@ def test_the_relay_counts_statements_by_text_prepared_or_not(postgres_server: st
 def test_bench_http_floor_needs_postgresql(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["bench", "http", "--floor", "--db", "sqlite:///x.db", "--json"]) != 0
     assert "PostgreSQL" in capsys.readouterr().err
+
+
+def test_pinning_puts_each_worker_and_its_threads_on_one_cpu(tmp_path: Path) -> None:
+    """`pin_workers` on a server of two spawned workers, each with a thread started before it
+    is pinned and one after: each worker, and every thread of it, on a CPU of its own in
+    turn."""
+    script = textwrap.dedent(
+        """
+        import multiprocessing, os, sys, threading, time
+
+        def worker(ready, go, out):
+            threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+            ready.put(os.getpid())
+            go.wait()
+            late = threading.Thread(target=lambda: out.put(
+                (os.getpid(), sorted(os.sched_getaffinity(0)))), daemon=True)
+            late.start()
+            late.join()
+            tasks = os.listdir(f"/proc/{os.getpid()}/task")
+            out.put((os.getpid(), sorted({c for t in tasks for c in os.sched_getaffinity(int(t))})))
+            time.sleep(60)
+
+        if __name__ == "__main__":
+            multiprocessing.set_start_method("spawn")
+            ready, out = multiprocessing.Queue(), multiprocessing.Queue()
+            go = multiprocessing.Event()
+            for _ in range(2):
+                multiprocessing.Process(target=worker, args=(ready, go, out), daemon=True).start()
+            pids = sorted(ready.get(timeout=60) for _ in range(2))
+            print(" ".join(map(str, pids)), flush=True)
+            sys.stdin.readline()
+            go.set()
+            for _ in range(4):
+                print(*out.get(timeout=60), flush=True)
+        """
+    )
+    (tmp_path / "server.py").write_text(script)
+    server = subprocess.Popen(
+        [sys.executable, str(tmp_path / "server.py")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None and server.stdin is not None
+        workers = [int(pid) for pid in server.stdout.readline().split()]
+        cpus = sorted(os.sched_getaffinity(0))
+        pinned = pin_workers(server)  # type: ignore[arg-type]
+        assert pinned == [cpus[0], cpus[1 % len(cpus)]]
+        server.stdin.write("go\n")
+        server.stdin.flush()
+        seen: dict[int, set[int]] = {}
+        for _ in range(4):
+            pid, found = server.stdout.readline().split(" ", 1)
+            seen.setdefault(int(pid), set()).update(json.loads(found))
+        assert {pid: sorted(c) for pid, c in seen.items()} == {
+            workers[0]: [pinned[0]],
+            workers[1]: [pinned[1]],
+        }
+    finally:
+        server.kill()
+        server.wait()

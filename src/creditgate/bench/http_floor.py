@@ -13,10 +13,15 @@ Then, once per contender, a short counted run at a low rate through `bench.pgwir
 statements and round trips (Syncs) per pair, with each statement's count, and from
 PostgreSQL's statistics the index scans and rows written per pair. `no-edge` is not counted:
 it sends the statements creditgate sends (the edge only serves HTTP).
+
+With `pin_workers`, every contender's worker processes are each put on one CPU, in turn,
+once its server answers (`pin_workers`): a measurement of what a worker whose threads stay
+on one CPU costs, for every contender alike.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -104,6 +109,46 @@ def _start_floor(dsn: str, port: int, workers: int, pool_size: int) -> subproces
     return _start("creditgate.bench.floor", args, port, "the floor server")
 
 
+def pin_workers(server: subprocess.Popen[bytes]) -> list[int]:
+    """Put each worker process of `server` (uvicorn's spawned workers, or the server itself
+    when it has none), every thread of it, on one CPU of those this process may use, in
+    turn. Threads a worker starts later inherit it. The CPUs, in the order of the workers."""
+    cpus = sorted(os.sched_getaffinity(0))
+    workers = sorted(
+        pid for pid in _children(server.pid) if b"spawn_main" in _read(f"/proc/{pid}/cmdline")
+    ) or [server.pid]
+    pinned = []
+    for n, pid in enumerate(workers):
+        cpu = cpus[n % len(cpus)]
+        for task in os.listdir(f"/proc/{pid}/task"):
+            try:
+                os.sched_setaffinity(int(task), {cpu})
+            except ProcessLookupError:  # a thread that has ended meanwhile
+                continue
+        pinned.append(cpu)
+    return pinned
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            stat = _read(f"/proc/{entry}/stat")
+            # pid (comm) state ppid ...: the name may hold spaces and parentheses.
+            fields = stat[stat.rfind(b")") + 2 :].split()
+            if len(fields) > 1 and int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:  # a process that has ended meanwhile
+        return b""
+
+
 class _Run:
     """One contender on a fresh database: set up, served, loaded, stopped, dropped."""
 
@@ -116,8 +161,10 @@ class _Run:
         mif: int,
         src: str | None = None,
         edge: bool = True,
+        pinned: bool = False,
     ):
         self.server_url = server_url
+        self.pinned = pinned
         self.who = who
         self.src = src
         self.edge = edge
@@ -164,6 +211,8 @@ class _Run:
                     src=self.src,
                     edge=self.edge,
                 )
+            if self.pinned:
+                pin_workers(server)
             try:
                 return measure(port, key, customers, server, url)
             finally:
@@ -207,6 +256,7 @@ def run_http_floor(
     warmup_seconds: float = WARMUP_SECONDS,
     before_src: str | None = None,
     without_edge: bool = False,
+    pinned: bool = False,
     lean: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
@@ -214,7 +264,7 @@ def run_http_floor(
     With `before_src` (an earlier commit's source tree), that creditgate too, as `before`;
     with `without_edge`, this creditgate without its edge (`serve --no-edge`), as `no-edge`;
     with `lean`, creditgate's ledger behind the floor's raw ASGI handling (`bench.lean`), as
-    `lean`."""
+    `lean`; with `pinned`, every contender's workers each on one CPU (`pin_workers`)."""
     runs: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     contenders = (
@@ -228,7 +278,7 @@ def run_http_floor(
     def run_of(who: str) -> _Run:
         kind = who if who in OWN_SERVERS else "creditgate"
         src, edge = sources.get(who), who != "no-edge"
-        return _Run(server_url, kind, workers, pool_size, max_in_flight, src, edge)
+        return _Run(server_url, kind, workers, pool_size, max_in_flight, src, edge, pinned)
 
     def measured(rate: float) -> Callable[..., dict[str, Any]]:
         def measure(
@@ -326,6 +376,7 @@ def run_http_floor(
         "pool_size": pool_size,
         "rates": rates,
         "contenders": list(contenders),
+        "pinned": pinned,
         "peak_ratio": top["ratio"]["pairs_per_s"],
         "peak_ratio_sustained": top["ratio"]["sustained_pairs_per_s"],
         "peak_ratio_before": top.get("ratio_before", {}).get("pairs_per_s"),

@@ -983,6 +983,14 @@ def bench_http(
             "(bench/lean.py), as `lean`: what a lighter HTTP stack could buy",
         ),
     ] = False,
+    pin_workers: Annotated[
+        bool,
+        typer.Option(
+            "--pin-workers",
+            help="With --floor: every contender's worker processes each on one CPU, in turn "
+            "(a measurement: the servers run so only in this bench)",
+        ),
+    ] = False,
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -1005,10 +1013,11 @@ def bench_http(
             before,
             no_edge,
             lean,
+            pin_workers,
         )
         return
-    if lean:
-        raise CliError("--lean is a contender of --floor")
+    if lean or pin_workers:
+        raise CliError("--lean and --pin-workers go with --floor")
     with bench_database(backend, _given_db(db)) as url:
         result = run_http(
             url,
@@ -1049,6 +1058,7 @@ def _bench_http_floor(
     before: str | None = None,
     no_edge: bool = False,
     lean: bool = False,
+    pin_workers: bool = False,
 ) -> None:
     from creditgate.bench.http_floor import run_http_floor
     from creditgate.bench.target import bench_server
@@ -1071,6 +1081,7 @@ def _bench_http_floor(
             before_src=before,
             without_edge=no_edge,
             lean=lean,
+            pinned=pin_workers,
             progress=None if as_json else console.print,
         )
     if as_json:
