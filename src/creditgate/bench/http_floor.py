@@ -36,6 +36,7 @@ from creditgate.bench import floor
 from creditgate.bench.http import (
     CUSTOMERS,
     WARMUP_SECONDS,
+    _cpu_ticks,
     load,
     setup_creditgate,
     start_server,
@@ -114,9 +115,10 @@ def pin_workers(server: subprocess.Popen[bytes]) -> list[int]:
     when it has none), every thread of it, on one CPU of those this process may use, in
     turn. Threads a worker starts later inherit it. The CPUs, in the order of the workers."""
     cpus = sorted(os.sched_getaffinity(0))
-    workers = sorted(
-        pid for pid in _children(server.pid) if b"spawn_main" in _read(f"/proc/{pid}/cmdline")
-    ) or [server.pid]
+    children = [pid for pid, (parent, _, _) in _cpu_ticks().items() if parent == server.pid]
+    workers = sorted(pid for pid in children if b"spawn_main" in _read(f"/proc/{pid}/cmdline")) or [
+        server.pid
+    ]
     pinned = []
     for n, pid in enumerate(workers):
         cpu = cpus[n % len(cpus)]
@@ -127,18 +129,6 @@ def pin_workers(server: subprocess.Popen[bytes]) -> list[int]:
                 continue
         pinned.append(cpu)
     return pinned
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            stat = _read(f"/proc/{entry}/stat")
-            # pid (comm) state ppid ...: the name may hold spaces and parentheses.
-            fields = stat[stat.rfind(b")") + 2 :].split()
-            if len(fields) > 1 and int(fields[1]) == pid:
-                found.append(int(entry))
-    return found
 
 
 def _read(path: str) -> bytes:

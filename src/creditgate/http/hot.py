@@ -23,8 +23,8 @@ is served in one handler that does the duties of every layer on the way to a pla
   (`middleware.request_id_of`, `middleware.answered`, as `RequestContext` does);
 - the refusal past the in-flight limit (`InFlight.refuses`, as `Shedding` does), and the
   slot, taken where the key's dependency takes it;
-- the body's cap and deadline (`middleware.read_body`, `too_large`, `body_timed_out`, as
-  `BodyLimit` does);
+- the body's cap and deadline, and a Content-Length that is not one (`middleware.limited_body`,
+  `BodyLimit`'s own rule);
 - the key, read as the route's bearer scheme reads it (`auth.bearer_key`) and found in the
   app's key cache;
 - the inputs, read as FastAPI reads them and validated by the route's own fields; the body
@@ -35,7 +35,7 @@ is served in one handler that does the duties of every layer on the way to a pla
 
 Anything that is not a plain success before the endpoint is called (no key, or one not in
 the cache yet; an input the route's fields refuse; a body that is not JSON or not sent as
-`application/json`; a malformed Content-Length; dependency overrides in place) goes, with the
+`application/json`; dependency overrides in place) goes, with the
 body already read, to FastAPI's full stack, whose answer is the one of record: so nothing
 about paths, keys, limits or errors is written here. Such a request keeps the time it
 arrived (`middleware.STARTED`, for its latency) and is not refused past the in-flight limit
@@ -72,12 +72,10 @@ from creditgate.http.middleware import (
     CLIENT_CLOSED,
     STARTED,
     answered,
-    body_timed_out,
     handled,
-    read_body,
+    limited_body,
     replaying,
     request_id_of,
-    too_large,
 )
 from creditgate.http.threads import Threads
 from creditgate.services.catalog.api_keys import display
@@ -99,7 +97,6 @@ METHOD = "POST"
 # The bodies the edge reads itself: JSON, declared as exactly as clients send it. FastAPI
 # reads more as JSON (any `application/*+json`, other parameters); those go to its stack.
 _JSON_TYPES = frozenset({b"application/json", b"application/json; charset=utf-8"})
-_NOT_READ = None  # what `_serve` gives back when it read nothing before leaving the request
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,7 +347,7 @@ class HotRoutes:
         rid = request_id_of(incoming.decode("latin-1") if incoming is not None else None)
         token = request_id.set(rid)
         status = 500
-        left: bytes | None = _NOT_READ
+        left = b""
         try:
             served = await self._serve(hot, path, headers, scope, receive, send, rid)
             if isinstance(served, int):
@@ -364,7 +361,7 @@ class HotRoutes:
                 answered(scope, METHOD, hot.template, status, start, rid)
             request_id.reset(token)
         if not status:
-            await self.app(scope, receive if left is None else replaying(left, receive), send)
+            await self.app(scope, replaying(left, receive), send)
 
     def _route(self, scope: Scope) -> tuple[HotRoute, dict[str, Any]] | None:
         hot = self.exact.get(scope["path"])
@@ -385,26 +382,18 @@ class HotRoutes:
         receive: Receive,
         send: Send,
         rid: str,
-    ) -> int | bytes | None:
-        """The status answered; or, for the full stack to answer, the body read (None:
-        nothing read)."""
+    ) -> int | bytes:
+        """The status answered; or, for the full stack to answer, the body read."""
         state = self.owner.state
         in_flight: InFlight = state.in_flight
         if in_flight.refuses(METHOD, scope["path"]):  # as `Shedding`, before anything else
             return await _send(overloaded(), send, rid)
         scope[ADMITTED] = True  # a request left to the stack is not refused there again
         declared = headers.get(b"content-length")
-        if declared is not None:
-            if not declared.isdigit() or len(declared) > 18:
-                return _NOT_READ  # malformed: `BodyLimit` says so
-            if int(declared) > self.limit:
-                return await _send(too_large(self.limit), send, rid)
-        try:
-            raw = await read_body(receive, self.limit, self.timeout)
-        except TimeoutError:
-            return await _send(body_timed_out(self.timeout), send, rid)
-        if raw is None:
-            return await _send(too_large(self.limit), send, rid)
+        length = declared.decode("latin-1") if declared is not None else None
+        raw = await limited_body(length, receive, self.limit, self.timeout)
+        if isinstance(raw, Response):  # refused as `BodyLimit` refuses it
+            return await _send(raw, send, rid)
         keys: auth.KeyCache[Any] = state.keys
         try:
             values = hot.inputs(path, headers, raw)

@@ -6,9 +6,8 @@ it has all its body, is routed, and (for the API) its key is verified: a client 
 body, an unknown path or a bad key never holds one, so none of them can starve valid work.
 The API takes its slot in the key's dependency (`auth.current_ledger`; the edge's hot routes,
 `hot.py`, take it at the same point, by the same rule), the portal and the Stripe webhook in
-`in_flight_slot`. While
-every slot is taken, `Shedding` refuses an API request as it arrives, before any of that
-work is done for it.
+`in_flight_slot`. While every slot is taken, `Shedding` refuses an API request as it
+arrives, before any of that work is done for it.
 """
 
 from __future__ import annotations
