@@ -71,3 +71,25 @@ def test_a_started_server_has_not_loaded_what_only_some_calls_need(tmp_path: Pat
 
 def test_a_new_database_is_migrated_with_alembic(tmp_path: Path) -> None:
     assert "alembic" in _loaded_by_a_started_app(f"sqlite:///{tmp_path / 'new.db'}")
+
+
+WORKER = """
+import gc, json, os
+os.environ["CREDITGATE_DB"] = {url!r}
+from creditgate.server.app import app_from_env
+built = app_from_env()
+frozen = gc.get_freeze_count()
+junk = [[i] for i in range(1000)]  # made after: a collection walks these, not the app
+gc.collect()
+print(json.dumps({{"frozen": frozen, "tracked": len(gc.get_objects())}}))
+"""
+
+
+def test_a_worker_leaves_its_built_app_out_of_the_collectors_rounds(tmp_path: Path) -> None:
+    # `serve`'s workers build their app with app_from_env: what it built lives as long as
+    # the worker, and a full collection walking it all would pause the worker (~0.1 s).
+    url = f"sqlite:///{tmp_path / 'worker.db'}"
+    Creditgate(url).close()
+    found = fresh_python(WORKER.format(url=url))
+    assert found["frozen"] > 100_000, found
+    assert found["tracked"] < found["frozen"] // 10, found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -294,7 +295,22 @@ def _app_from_env(*, edge: bool) -> FastAPI:
         pool_size=EnvSettings().pool_size,
         clock=clock_from_env(),
     )
-    return create_app(cg, Settings.from_env(), close_on_shutdown=True, edge=edge)
+    app = create_app(cg, Settings.from_env(), close_on_shutdown=True, edge=edge)
+    freeze_heap()
+    return app
+
+
+def freeze_heap() -> None:
+    """Leave what a server process has built so far out of the garbage collector's rounds.
+
+    A worker holds some 170,000 tracked objects once its app is built (modules, routes,
+    models, the schema). They live as long as it does, yet each full collection walks them
+    all: 90-130 ms in which the worker answers nothing, now and then under load. Frozen, a
+    full collection walks only what came after. Called once, when a served process has
+    built its app (`serve`), never by `create_app`: a process building many apps (the
+    tests) would keep each one's garbage."""
+    gc.collect()
+    gc.freeze()
 
 
 _BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")

@@ -138,9 +138,10 @@ def serve(options: ServeOptions, announce: Callable[[Listening], None] | None = 
     metrics_dir = None
     try:
         if workers == 1:
-            from creditgate.server.app import create_app
+            from creditgate.server.app import create_app, freeze_heap
 
             app = create_app(cg, Settings.from_env(), edge=options.edge)
+            freeze_heap()
             uvicorn.run(app, **config)  # type: ignore[arg-type]
         else:
             metrics_dir = tempfile.mkdtemp(prefix="creditgate-metrics-")
