@@ -113,6 +113,10 @@ class FakeStripe:
         self.fail_next = 0  # answer the next N requests with a 500 (unknown outcome)
         self.refuse_refunds = False  # answer Refunds with charge_already_refunded
         self.refund_status = "succeeded"  # or "pending": Stripe pays it out later
+        # A slow Stripe: while this is an Event not yet set, every POST waits for it (at most
+        # a minute) before it is answered; `arrived` counts the POSTs received meanwhile.
+        self.hold: threading.Event | None = None
+        self.arrived = 0
         self.prices: dict[str, dict[str, Any]] = {}  # what GET /v1/prices/{id} finds
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self.test_clocks: dict[str, dict[str, Any]] = {}
@@ -126,6 +130,10 @@ class FakeStripe:
                 length = int(self.headers.get("Content-Length") or 0)
                 form = dict(parse_qsl(self.rfile.read(length).decode()))
                 key = self.headers.get("Idempotency-Key")
+                with fake._lock:
+                    fake.arrived += 1
+                if fake.hold is not None:
+                    fake.hold.wait(timeout=60)
                 status, body = fake.answer(self.path, form, key)
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

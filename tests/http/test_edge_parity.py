@@ -130,18 +130,6 @@ def _packs(t: TenantLedger) -> None:
     t.create_pack("q", asset="credits", amount=900, price="8")
 
 
-def _create_purchase(t: TenantLedger) -> Plan:
-    _packs(t)
-    path = "/v1/customers/c1/purchases"
-    return Plan(
-        path,
-        {"pack": "p"},
-        (path, {"pack": "q"}),
-        missing="/v1/customers/nobody/purchases",
-        refused_paths=(f"/v1/customers/{'c' * 201}/purchases",),
-    )
-
-
 def _mark_paid(t: TenantLedger) -> Plan:
     _packs(t)
     first, second = (t.buy("c1", pack="p").id for _ in range(2))
@@ -163,7 +151,6 @@ PLANS: dict[str, Callable[[TenantLedger], Plan]] = {
     "void": _void,
     "create_grant": _create_grant,
     "refund_charge": _refund_charge,
-    "create_purchase": _create_purchase,
     "mark_paid": _mark_paid,
 }
 
@@ -424,7 +411,6 @@ def test_every_endpoint_of_the_edge_is_one_route_of_the_app(cg: Creditgate) -> N
         "/v1/authorizations/{id}/void",
         "/v1/customers/{customer}/grants",
         "/v1/charges/{charge}/refunds",
-        "/v1/customers/{customer}/purchases",
         "/v1/purchases/{purchase}/mark-paid",
     }
     assert all(r.before == () for r in front.routes)  # no route of the app comes first

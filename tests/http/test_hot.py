@@ -608,8 +608,8 @@ def test_purchases_and_marking_them_paid_answer_as_through_fastapi(
             post(api, "/v1/customers/c1/purchases", {"pack": "nope"}, fastapi=fastapi),
             post(api, "/v1/customers/nobody/purchases", {"pack": "p"}, fastapi=fastapi),
         ]
-        expected = [] if fastapi else ["create_purchase", *["mark_paid"] * 2]
-        assert hot_calls == expected + ([] if fastapi else ["create_purchase"] * 2)
+        # A purchase may wait for Stripe: the stack serves it, on anyio's threads.
+        assert hot_calls == ([] if fastapi else ["mark_paid"] * 2)
         answers.append(seen((bought, paid, again, *errors), stable, purchase, "PURCHASE"))
     assert answers[0] == answers[1]
     assert [a[0] for a in answers[0]][:2] == [201, 200]

@@ -2,7 +2,7 @@
 
 `POST /v1/authorizations` and `POST /v1/authorizations/{id}/settle` (or `/void`) are the
 calls a product makes around every model call, and `POST /v1/charges` the one it makes
-after a call it did not gate; grants, refunds of charges and purchases of packs are the
+after a call it did not gate; grants, refunds of charges and marking an invoice paid are the
 money movements it makes most often (`HOT_ENDPOINTS`). Through the full stack each spends
 more CPU on the way in and out than on its own work: six middleware layers each wrapping
 `send`, FastAPI's router trying the path against every included router in turn, its
@@ -82,6 +82,9 @@ from creditgate.services.catalog.api_keys import display
 
 # The calls made around every model call, and the money movements a busy product makes
 # most often: each the endpoint of one POST route of the app (checked when the app is built).
+# Only calls that wait on nothing but the database: the edge's threads are the gate's, and a
+# call that waits on an outside service (a purchase waits for Stripe's Checkout) would hold
+# one for as long as that service takes. Those run on anyio's threads, through the stack.
 HOT_ENDPOINTS: tuple[Callable[..., Response], ...] = (
     gate.authorize,
     gate.charge,
@@ -89,7 +92,6 @@ HOT_ENDPOINTS: tuple[Callable[..., Response], ...] = (
     gate.void,
     grants.create_grant,
     refunds.refund_charge,
-    purchases.create_purchase,
     purchases.mark_paid,
 )
 
