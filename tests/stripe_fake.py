@@ -114,7 +114,7 @@ class FakeStripe:
         self.refuse_refunds = False  # answer Refunds with charge_already_refunded
         self.refund_status = "succeeded"  # or "pending": Stripe pays it out later
         # A slow Stripe: while this is an Event not yet set, every POST waits for it (at most
-        # a minute) before it is answered; `arrived` counts the POSTs received meanwhile.
+        # three minutes) before it is answered; `arrived` counts the POSTs received meanwhile.
         self.hold: threading.Event | None = None
         self.arrived = 0
         self.prices: dict[str, dict[str, Any]] = {}  # what GET /v1/prices/{id} finds
@@ -133,7 +133,7 @@ class FakeStripe:
                 with fake._lock:
                     fake.arrived += 1
                 if fake.hold is not None:
-                    fake.hold.wait(timeout=60)
+                    fake.hold.wait(timeout=180)
                 status, body = fake.answer(self.path, form, key)
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

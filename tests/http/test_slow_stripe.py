@@ -1,13 +1,14 @@
-"""Purchases waiting for a slow Stripe leave the gate its threads.
+"""Purchases waiting for a slow Stripe leave the gate, and the rest of the API, their threads.
 
 The edge runs the gate's calls on threads of its own, as many per process as it has
-database connections on PostgreSQL. A purchase with Stripe waits for Stripe's Checkout
-Session, however long Stripe takes; if it waited on one of those threads, as many slow
-purchases as there are threads would keep every authorization of the process waiting too.
-Purchases run on anyio's threads instead, through FastAPI's stack.
+database connections on PostgreSQL; every other blocking route, and a key not cached yet,
+runs on anyio's threads, as many again. A purchase with Stripe waits for Stripe's Checkout
+Session, however long Stripe takes. On either set of threads, as many slow purchases as it
+has threads would keep the process's authorizations waiting. Purchases run under a limit of
+their own instead (`http/threads.py` `waiting_on_a_provider`).
 
-On SQLite the edge has more threads than the in-flight limit lets requests in, so there the
-gate keeps a thread by construction; on PostgreSQL this fails if purchases go to the edge."""
+On SQLite the threads outnumber the requests the in-flight limit lets in, so there the gate
+keeps a thread by construction; on PostgreSQL this fails if purchases take either set."""
 
 from __future__ import annotations
 
@@ -16,62 +17,78 @@ import time
 import uuid
 from typing import Any
 
+from fastapi.testclient import TestClient
+
 from creditgate.api import Creditgate
-from creditgate.server.app import Settings
-from tests.http.conftest import new_api, shared_client
+from creditgate.server.app import Settings, create_app
+from tests.http.conftest import Api, new_api
 from tests.stripe_fake import API_KEY, WEBHOOK_SECRET, FakeStripe
 
-# Long enough that the key is still cached when the authorization comes: one found in the
-# cache is served by the edge, which is what this is about.
+# Long enough that the first key stays cached, so its authorization is served by the edge.
 SETTINGS = Settings(key_cache_seconds=600)
 
 
-def test_purchases_waiting_for_stripe_leave_the_gate_its_threads(
-    cg: Creditgate, db_url: str, fake_stripe: FakeStripe
-) -> None:
-    client = shared_client(cg, db_url, SETTINGS)
-    api = new_api(cg, client)
-    stripe = {"api_key": API_KEY, "webhook_secret": WEBHOOK_SECRET}
-    assert api.put("/v1/payment-providers/stripe", stripe).status_code == 200
-    pack = {"code": "starter", "asset": "credits", "amount": 10_000, "price": "25.00"}
-    assert api.post("/v1/packs", pack).status_code == 201
-    customer = api.funded_customer("c1", 10_000)
-    # As many slow purchases as the edge has threads (10 on PostgreSQL, one per pooled
-    # connection), leaving room within the in-flight limit for one more piece of new work.
-    app: Any = client.app
-    slow = min(app.state.gateway.threads.size, app.state.in_flight.new_work_limit - 1)
-    fake_stripe.hold = threading.Event()
-    bought: list[Any] = []
-
-    def buy() -> None:
-        body = {"pack": "starter", "provider": "stripe", "success_url": "https://example.com/ok"}
-        key = {"Idempotency-Key": uuid.uuid4().hex}
-        bought.append(api.post(f"/v1/customers/{customer}/purchases", body, headers=key))
-
-    buyers = [threading.Thread(target=buy) for _ in range(slow)]
+def _answered_meanwhile(api: Api, customer: str) -> Any:
+    """An authorization's answer, or None when it is still waiting after 30 s."""
     answered: list[Any] = []
-    try:
-        for buyer in buyers:
-            buyer.start()
-        deadline = time.monotonic() + 60
-        while fake_stripe.arrived < slow:  # every purchase is waiting for Stripe
-            assert time.monotonic() < deadline, (fake_stripe.arrived, slow, bought)
-            time.sleep(0.01)
 
-        def authorize() -> None:
-            hold = {"customer": customer, "asset": "credits", "amount": 100}
-            answered.append(api.post("/v1/authorizations", hold))
+    def authorize() -> None:
+        hold = {"customer": customer, "asset": "credits", "amount": 100}
+        answered.append(api.post("/v1/authorizations", hold))
 
-        gate = threading.Thread(target=authorize)
-        gate.start()
-        gate.join(timeout=30)
-        # Answered while every purchase still waits for Stripe.
-        assert answered, f"the authorization waited behind {slow} purchases waiting for Stripe"
-        assert fake_stripe.arrived == slow
-    finally:
-        fake_stripe.hold.set()
-        for buyer in buyers:
-            buyer.join(timeout=60)
-    assert answered[0].status_code == 201, answered[0].text
-    assert answered[0].json()["approved"]
+    gate = threading.Thread(target=authorize, daemon=True)
+    gate.start()
+    gate.join(timeout=30)
+    return answered[0] if answered else None
+
+
+def test_purchases_waiting_for_stripe_leave_the_gate_its_threads(
+    cg: Creditgate, fake_stripe: FakeStripe
+) -> None:
+    with TestClient(create_app(cg, SETTINGS)) as client:
+        api = new_api(cg, client)
+        stripe = {"api_key": API_KEY, "webhook_secret": WEBHOOK_SECRET}
+        assert api.put("/v1/payment-providers/stripe", stripe).status_code == 200
+        pack = {"code": "starter", "asset": "credits", "amount": 10_000, "price": "25.00"}
+        assert api.post("/v1/packs", pack).status_code == 201
+        customer = api.funded_customer("c1", 10_000)
+        app: Any = client.app
+        assert app.state.in_flight.count == 0
+        # As many slow purchases as either set of threads has (10 on PostgreSQL, one per
+        # pooled connection), leaving room within the in-flight limit for new work.
+        slow = min(app.state.gateway.threads.size, app.state.in_flight.new_work_limit - 1)
+        fake_stripe.hold = threading.Event()
+        bought: list[Any] = []
+
+        def buy() -> None:
+            body = {"pack": "starter", "provider": "stripe", "success_url": "https://x.io/ok"}
+            key = {"Idempotency-Key": uuid.uuid4().hex}
+            bought.append(api.post(f"/v1/customers/{customer}/purchases", body, headers=key))
+
+        buyers = [threading.Thread(target=buy, daemon=True) for _ in range(slow)]
+        try:
+            for buyer in buyers:
+                buyer.start()
+            deadline = time.monotonic() + 60
+            while fake_stripe.arrived < slow:  # every purchase is waiting for Stripe
+                assert time.monotonic() < deadline, (fake_stripe.arrived, slow, bought)
+                time.sleep(0.01)
+
+            # A key found in the cache: the edge serves it, on the gate's threads.
+            at_the_edge = _answered_meanwhile(api, customer)
+            # A key not cached yet: FastAPI's stack loads it and serves the call, on anyio's.
+            fresh = api.ledger.create_api_key("fresh").key
+            assert fresh is not None
+            through_the_stack = _answered_meanwhile(Api(client, fresh, api.ledger), customer)
+
+            assert at_the_edge is not None, f"waited behind {slow} purchases waiting for Stripe"
+            assert through_the_stack is not None, f"waited behind {slow} purchases (new key)"
+            assert fake_stripe.arrived == slow  # none answered meanwhile
+        finally:
+            fake_stripe.hold.set()
+            for buyer in buyers:
+                buyer.join(timeout=120)
+    for answer in (at_the_edge, through_the_stack):
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["approved"]
     assert [r.status_code for r in bought] == [201] * slow, [r.text for r in bought]

@@ -84,7 +84,8 @@ from creditgate.services.catalog.api_keys import display
 # most often: each the endpoint of one POST route of the app (checked when the app is built).
 # Only calls that wait on nothing but the database: the edge's threads are the gate's, and a
 # call that waits on an outside service (a purchase waits for Stripe's Checkout) would hold
-# one for as long as that service takes. Those run on anyio's threads, through the stack.
+# one for as long as that service takes. Those run through the stack, under a limit of their
+# own (`threads.waiting_on_a_provider`).
 HOT_ENDPOINTS: tuple[Callable[..., Response], ...] = (
     gate.authorize,
     gate.charge,

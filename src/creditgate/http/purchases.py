@@ -49,6 +49,7 @@ from creditgate.http.models import (
 )
 from creditgate.http.plans import Code, Currency
 from creditgate.http.reference import documented, errors
+from creditgate.http.threads import waiting_on_a_provider
 from creditgate.services.billing.payments import stripe_event_tenant
 from creditgate.services.billing.results import (
     AutoTopUp,
@@ -306,24 +307,32 @@ def set_pack_state(pack: PackPath, body: PackState, t: Ledger) -> Response:
         PaymentProviderError,
     ),
 )
-def create_purchase(
-    customer: CustomerPath, body: NewPurchase, t: Ledger, idempotency_key: RequiredIdempotencyKey
+async def create_purchase(
+    request: Request,
+    customer: CustomerPath,
+    body: NewPurchase,
+    t: Ledger,
+    idempotency_key: RequiredIdempotencyKey,
 ) -> Response:
     """Sell the customer a pack, or a top-up by price. It starts `pending`: with `stripe`,
     send the customer to `checkout_url` and the credit is granted when Stripe reports the
     payment; with `manual`, it is an invoice whose credit is granted when you mark it paid."""
-    purchase = t.buy(
-        customer,
-        pack=body.pack,
-        asset=body.asset,
-        price=body.price,
-        currency=body.currency,
-        provider=body.provider,
-        success_url=body.success_url,
-        cancel_url=body.cancel_url,
-        idempotency_key=idempotency_key,
-    )
-    return answer(purchase, 201)
+
+    def buy() -> Purchase:
+        return t.buy(
+            customer,
+            pack=body.pack,
+            asset=body.asset,
+            price=body.price,
+            currency=body.currency,
+            provider=body.provider,
+            success_url=body.success_url,
+            cancel_url=body.cancel_url,
+            idempotency_key=idempotency_key,
+        )
+
+    # Stripe's Checkout may keep it waiting: not on the threads the rest of the API needs.
+    return answer(await waiting_on_a_provider(request, buy), 201)
 
 
 @router.get(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import Field, StrictBool
 from starlette.responses import Response
 
@@ -34,7 +34,8 @@ from creditgate.http.models import (
     example,
 )
 from creditgate.http.reference import errors
-from creditgate.services.billing.results import PurchaseRefundList
+from creditgate.http.threads import waiting_on_a_provider
+from creditgate.services.billing.results import PurchaseRefund, PurchaseRefundList
 from creditgate.services.ledger.refunds import UnknownCharge
 
 router = APIRouter(prefix="/v1", route_class=ExactJsonRoute, tags=["refunds"])
@@ -120,7 +121,8 @@ class NewPurchaseRefund(Body):
         ProviderNotConfigured,
     ),
 )
-def refund_purchase(
+async def refund_purchase(
+    request: Request,
     purchase: PurchasePath,
     body: NewPurchaseRefund,
     t: Ledger,
@@ -133,15 +135,19 @@ def refund_purchase(
     less earlier refunds. `status` is the provider's answer: succeeded, processing (paid out
     later), failed (refused: the credit was given back), or pending (no answer yet: retry
     with the same Idempotency-Key)."""
-    refund = t.refund_purchase(
-        purchase,
-        reason=body.reason,
-        amount=body.amount,
-        include_consumed=body.include_consumed,
-        metadata=body.metadata,
-        idempotency_key=idempotency_key,
-    )
-    return answer(refund, 201)
+
+    def refund() -> PurchaseRefund:
+        return t.refund_purchase(
+            purchase,
+            reason=body.reason,
+            amount=body.amount,
+            include_consumed=body.include_consumed,
+            metadata=body.metadata,
+            idempotency_key=idempotency_key,
+        )
+
+    # The provider pays it back: not on the threads the rest of the API needs.
+    return answer(await waiting_on_a_provider(request, refund), 201)
 
 
 @router.get(

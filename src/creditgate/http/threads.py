@@ -1,4 +1,5 @@
-"""A fixed set of threads for the hot routes' blocking database work.
+"""A fixed set of threads for the hot routes' blocking database work, and a limit of its own
+for the calls that wait on a payment provider.
 
 The gate's calls are blocking (the database drivers are), so each runs on a thread while the
 event loop serves other requests. anyio's `to_thread.run_sync` costs more CPU per call than
@@ -14,11 +15,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import queue
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+from starlette.requests import Request
 
 T = TypeVar("T")
 
@@ -103,3 +109,15 @@ class Threads:
         deadline = time.monotonic() + timeout
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+
+
+async def waiting_on_a_provider(request: Request, fn: Callable[..., T], *args: Any) -> T:
+    """Run `fn(*args)`, a call that may wait for a payment provider (Stripe), on a thread
+    under the app's own limit for such calls (`app.state.provider_calls`).
+
+    Neither the edge's threads, which are the gate's, nor anyio's default tokens, which
+    every other blocking route and a key not yet cached need: Stripe's client waits up to 80
+    seconds per attempt, and calls held up that long must not take the threads the rest of
+    the API is served on."""
+    limiter: anyio.CapacityLimiter = request.app.state.provider_calls
+    return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=limiter)

@@ -18,6 +18,7 @@ from starlette.responses import RedirectResponse, Response
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.domain.errors import CreditgateError, NotFound
 from creditgate.http.load import in_flight_slot
+from creditgate.http.threads import waiting_on_a_provider
 from creditgate.portal import charts
 from creditgate.portal.history import rows as history_rows
 from creditgate.portal.reads import branding, organization_overview, usage_by_day
@@ -283,7 +284,7 @@ async def buy_pack(request: Request) -> Response:
     pack, nonce = form.get("pack", ""), form.get("nonce") or secrets.token_urlsafe(12)
     base = str(request.base_url).rstrip("/") + "/portal"
     try:
-        purchase = await run_in_threadpool(_buy, visit, pack, nonce, base)
+        purchase = await waiting_on_a_provider(request, _buy, visit, pack, nonce, base)
     except CreditgateError as exc:
         return refused(request, "invalid") if isinstance(exc, NotFound) else _failed(request, exc)
     if purchase.checkout_url:

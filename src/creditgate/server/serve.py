@@ -118,6 +118,12 @@ def serve(options: ServeOptions, announce: Callable[[Listening], None] | None = 
         listening = Listening(base, demo_key, dict(DEMO_CUSTOMERS))
     if announce is not None:
         announce(listening)
+    app = None
+    if workers == 1:
+        from creditgate.server.app import create_app, freeze_heap
+
+        app = create_app(cg, Settings.from_env(), edge=options.edge)
+        freeze_heap()  # before the sweeper's thread makes anything
     sweeper = Sweeper(cg, options.sweep_seconds)
     sweeper.start()
     config = {
@@ -137,11 +143,7 @@ def serve(options: ServeOptions, announce: Callable[[Listening], None] | None = 
     }
     metrics_dir = None
     try:
-        if workers == 1:
-            from creditgate.server.app import create_app, freeze_heap
-
-            app = create_app(cg, Settings.from_env(), edge=options.edge)
-            freeze_heap()
+        if app is not None:
             uvicorn.run(app, **config)  # type: ignore[arg-type]
         else:
             metrics_dir = tempfile.mkdtemp(prefix="creditgate-metrics-")
