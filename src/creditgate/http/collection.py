@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
@@ -31,6 +31,7 @@ from creditgate.http.models import ID_PATTERN, Body, DecimalText, Limit, Timesta
 from creditgate.http.plans import Currency
 from creditgate.http.purchases import InvoiceFailure, PurchasePath
 from creditgate.http.reference import documented, errors
+from creditgate.http.threads import waiting_on_a_provider
 from creditgate.services.billing.results import Invoice, OverageSetting
 
 router = APIRouter(prefix="/v1", route_class=ExactJsonRoute, tags=["collection"])
@@ -209,8 +210,8 @@ def get_test_clock(t: Ledger) -> Response:
     summary="Advance a test-mode tenant's clock",
     responses=errors(LiveTenant, PaymentProviderError),
 )
-def advance_test_clock(
-    body: ClockAdvanceBody, t: Ledger, idempotency_key: IdempotencyKey = None
+async def advance_test_clock(
+    request: Request, body: ClockAdvanceBody, t: Ledger, idempotency_key: IdempotencyKey = None
 ) -> Response:
     """Move a test-mode tenant's clock forward to `to`, then run what the worker runs at
     that time: overage billing, renewals, dunning, auto top-up and the sweeps (expiries).
@@ -219,4 +220,8 @@ def advance_test_clock(
     Sent again with its `Idempotency-Key` (an answer lost), it answers the same time, moves
     nothing and only runs the round again, which bills and renews nothing twice; without
     one, the clock has run past `to` by then and the retry is refused (422)."""
-    return answer(t.advance_clock(body.to, idempotency_key=idempotency_key))
+    # It may move the tenant's Stripe test clock and collect through Stripe.
+    advanced = await waiting_on_a_provider(
+        request, lambda: t.advance_clock(body.to, idempotency_key=idempotency_key)
+    )
+    return answer(advanced)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field, StrictBool
 from starlette.responses import Response
 
@@ -41,6 +41,7 @@ from creditgate.http.models import (
     example,
 )
 from creditgate.http.reference import documented, errors
+from creditgate.http.threads import waiting_on_a_provider
 from creditgate.services.billing.results import Plan, Subscription
 
 router = APIRouter(prefix="/v1", route_class=ExactJsonRoute, tags=["plans"])
@@ -158,29 +159,35 @@ class Cancellation(Body):
         (409, AlreadyExists.code, "a plan with this code exists"),
     ),
 )
-def create_plan(body: NewPlan, t: Ledger, idempotency_key: IdempotencyKey = None) -> Response:
+async def create_plan(
+    request: Request, body: NewPlan, t: Ledger, idempotency_key: IdempotencyKey = None
+) -> Response:
     """A subscription plan: a fee per period and the credit it includes, with unused credit
     carried over up to `rollover_cap`. The credit is granted at the start of every period,
     or, when creditgate collects the fee (`stripe_price`, or `collection: manual`), when
     that period's invoice is paid (`grant_before_payment`: at the start all the same)."""
-    plan = t.create_plan(
-        body.code,
-        asset=body.asset,
-        included=body.included,
-        fee=body.fee,
-        currency=body.currency,
-        period=body.period.value,
-        name=body.name,
-        rollover_cap=body.rollover_cap,
-        overage_policy=body.overage_policy.value,
-        overdraft_limit=body.overdraft_limit,
-        collection=body.collection,
-        stripe_price=body.stripe_price,
-        grant_before_payment=body.grant_before_payment,
-        grace_days=body.grace_days,
-        idempotency_key=idempotency_key,
-    )
-    return answer(plan, 201)
+
+    def create() -> Plan:
+        return t.create_plan(
+            body.code,
+            asset=body.asset,
+            included=body.included,
+            fee=body.fee,
+            currency=body.currency,
+            period=body.period.value,
+            name=body.name,
+            rollover_cap=body.rollover_cap,
+            overage_policy=body.overage_policy.value,
+            overdraft_limit=body.overdraft_limit,
+            collection=body.collection,
+            stripe_price=body.stripe_price,
+            grant_before_payment=body.grant_before_payment,
+            grace_days=body.grace_days,
+            idempotency_key=idempotency_key,
+        )
+
+    # A `stripe_price` is looked up at Stripe.
+    return answer(await waiting_on_a_provider(request, create), 201)
 
 
 @router.get("/plans", response_model=PlanListAnswer, summary="List plans", responses=errors())
@@ -196,7 +203,8 @@ def list_plans(t: Ledger) -> Response:
     summary="Subscribe a customer to a plan",
     responses=errors(UnknownCustomer, UnknownPlan, AlreadySubscribed, PaymentProviderError),
 )
-def subscribe(
+async def subscribe(
+    request: Request,
     customer: CustomerPath,
     body: NewSubscription,
     t: Ledger,
@@ -206,7 +214,11 @@ def subscribe(
     for a plan whose fee creditgate collects, when its invoice is paid), and each period
     renews with a new grant. For a plan on Stripe its Stripe subscription is created too.
     A customer has one active subscription."""
-    return answer(t.subscribe(customer, body.plan, idempotency_key=idempotency_key), 201)
+    # A plan on Stripe has its Stripe subscription created.
+    subscribed = await waiting_on_a_provider(
+        request, lambda: t.subscribe(customer, body.plan, idempotency_key=idempotency_key)
+    )
+    return answer(subscribed, 201)
 
 
 @router.get(

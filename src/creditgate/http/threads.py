@@ -113,7 +113,10 @@ class Threads:
 
 async def waiting_on_a_provider(request: Request, fn: Callable[..., T], *args: Any) -> T:
     """Run `fn(*args)`, a call that may wait for a payment provider (Stripe), on a thread
-    under the app's own limit for such calls (`app.state.provider_calls`).
+    under the app's own limit for such calls (`app.state.provider_calls`): buying a pack or
+    a top-up (the API's and the portal's), refunding a purchase, creating a plan (its Stripe
+    price is looked up), subscribing (a Stripe subscription) and advancing a test clock
+    (Stripe's, and the billing round's collection).
 
     Neither the edge's threads, which are the gate's, nor anyio's default tokens, which
     every other blocking route and a key not yet cached need: Stripe's client waits up to 80

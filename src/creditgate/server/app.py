@@ -172,8 +172,8 @@ def create_app(
     async def healthz() -> Health:
         return Health(status="ok")
 
-    # Calls that may wait for a payment provider (buying, refunding a purchase) run under a
-    # limit of their own, off the edge's threads and anyio's default tokens (http/threads.py).
+    # Calls that may wait for a payment provider (Stripe) run under a limit of their own,
+    # off the edge's threads and anyio's default tokens (http/threads.py).
     app.state.provider_calls = anyio.CapacityLimiter(threads.size)
     # Probes answer while the API sheds load: they do not queue behind its requests.
     probes = anyio.CapacityLimiter(2)
