@@ -8,7 +8,8 @@ has threads would keep the process's authorizations waiting. Purchases run under
 their own instead (`http/threads.py` `waiting_on_a_provider`).
 
 On SQLite the threads outnumber the requests the in-flight limit lets in, so there the gate
-keeps a thread by construction; on PostgreSQL this fails if purchases take either set."""
+keeps a thread by construction; on PostgreSQL this fails if purchases take either set. Every
+other route that may wait for a provider is checked to wait for room under the same limit."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import time
 import uuid
 from typing import Any
 
+import anyio
 from fastapi.testclient import TestClient
 
 from creditgate.api import Creditgate
@@ -92,3 +94,50 @@ def test_purchases_waiting_for_stripe_leave_the_gate_its_threads(
         assert answer.status_code == 201, answer.text
         assert answer.json()["approved"]
     assert [r.status_code for r in bought] == [201] * slow, [r.text for r in bought]
+
+
+# Each route that may wait for a provider, with a request its endpoint runs (answered 2xx or
+# refused by the ledger, either way after the endpoint has run under the provider calls'
+# limit).
+PROVIDER_ROUTES = {
+    "buy": ("/v1/customers/nobody/purchases", {"pack": "p"}, 404),
+    "refund a purchase": (
+        "/v1/purchases/pur_00000000000000000000000000/refunds",
+        {"reason": "requested_by_customer"},
+        404,
+    ),
+    "create a plan": (
+        "/v1/plans",
+        {"code": "pro", "asset": "credits", "included": 1_000, "fee": "10"},
+        201,
+    ),
+    "subscribe": ("/v1/customers/nobody/subscriptions", {"plan": "pro"}, 404),
+    "advance a test clock": ("/v1/test-clock/advance", {"to": "2099-01-01T00:00:00Z"}, 403),
+}
+
+
+def test_every_route_that_may_wait_for_a_provider_runs_under_its_limit(cg: Creditgate) -> None:
+    with TestClient(create_app(cg, SETTINGS)) as client:
+        api = new_api(cg, client)
+        app: Any = client.app
+        portal: Any = client.portal
+        limiter = app.state.provider_calls = anyio.CapacityLimiter(1)
+        holder = object()
+        for name, (path, body, status) in PROVIDER_ROUTES.items():
+            portal.call(limiter.acquire_on_behalf_of_nowait, holder)  # the limit is full
+            answered: list[Any] = []
+
+            def send(
+                path: str = path, body: dict[str, Any] = body, answered: list[Any] = answered
+            ) -> None:
+                key = {"Idempotency-Key": uuid.uuid4().hex}
+                answered.append(api.post(path, body, headers=key))
+
+            caller = threading.Thread(target=send, daemon=True)
+            caller.start()
+            caller.join(timeout=1.0)
+            assert not answered, f"{name}: answered while the provider calls' limit was full"
+            portal.call(limiter.release_on_behalf_of, holder)
+            caller.join(timeout=30)
+            assert answered, f"{name}: not answered once the limit had room"
+            assert answered[0].status_code == status, (name, answered[0].text)
