@@ -222,6 +222,6 @@ async def advance_test_clock(
     one, the clock has run past `to` by then and the retry is refused (422)."""
     # It may move the tenant's Stripe test clock and collect through Stripe.
     advanced = await waiting_on_a_provider(
-        request, lambda: t.advance_clock(body.to, idempotency_key=idempotency_key)
+        request, t.advance_clock, body.to, idempotency_key=idempotency_key
     )
     return answer(advanced)

@@ -166,28 +166,27 @@ async def create_plan(
     carried over up to `rollover_cap`. The credit is granted at the start of every period,
     or, when creditgate collects the fee (`stripe_price`, or `collection: manual`), when
     that period's invoice is paid (`grant_before_payment`: at the start all the same)."""
-
-    def create() -> Plan:
-        return t.create_plan(
-            body.code,
-            asset=body.asset,
-            included=body.included,
-            fee=body.fee,
-            currency=body.currency,
-            period=body.period.value,
-            name=body.name,
-            rollover_cap=body.rollover_cap,
-            overage_policy=body.overage_policy.value,
-            overdraft_limit=body.overdraft_limit,
-            collection=body.collection,
-            stripe_price=body.stripe_price,
-            grant_before_payment=body.grant_before_payment,
-            grace_days=body.grace_days,
-            idempotency_key=idempotency_key,
-        )
-
     # A `stripe_price` is looked up at Stripe.
-    return answer(await waiting_on_a_provider(request, create), 201)
+    plan = await waiting_on_a_provider(
+        request,
+        t.create_plan,
+        body.code,
+        asset=body.asset,
+        included=body.included,
+        fee=body.fee,
+        currency=body.currency,
+        period=body.period.value,
+        name=body.name,
+        rollover_cap=body.rollover_cap,
+        overage_policy=body.overage_policy.value,
+        overdraft_limit=body.overdraft_limit,
+        collection=body.collection,
+        stripe_price=body.stripe_price,
+        grant_before_payment=body.grant_before_payment,
+        grace_days=body.grace_days,
+        idempotency_key=idempotency_key,
+    )
+    return answer(plan, 201)
 
 
 @router.get("/plans", response_model=PlanListAnswer, summary="List plans", responses=errors())
@@ -216,7 +215,7 @@ async def subscribe(
     A customer has one active subscription."""
     # A plan on Stripe has its Stripe subscription created.
     subscribed = await waiting_on_a_provider(
-        request, lambda: t.subscribe(customer, body.plan, idempotency_key=idempotency_key)
+        request, t.subscribe, customer, body.plan, idempotency_key=idempotency_key
     )
     return answer(subscribed, 201)
 

@@ -317,22 +317,21 @@ async def create_purchase(
     """Sell the customer a pack, or a top-up by price. It starts `pending`: with `stripe`,
     send the customer to `checkout_url` and the credit is granted when Stripe reports the
     payment; with `manual`, it is an invoice whose credit is granted when you mark it paid."""
-
-    def buy() -> Purchase:
-        return t.buy(
-            customer,
-            pack=body.pack,
-            asset=body.asset,
-            price=body.price,
-            currency=body.currency,
-            provider=body.provider,
-            success_url=body.success_url,
-            cancel_url=body.cancel_url,
-            idempotency_key=idempotency_key,
-        )
-
     # Stripe's Checkout may keep it waiting: not on the threads the rest of the API needs.
-    return answer(await waiting_on_a_provider(request, buy), 201)
+    purchase = await waiting_on_a_provider(
+        request,
+        t.buy,
+        customer,
+        pack=body.pack,
+        asset=body.asset,
+        price=body.price,
+        currency=body.currency,
+        provider=body.provider,
+        success_url=body.success_url,
+        cancel_url=body.cancel_url,
+        idempotency_key=idempotency_key,
+    )
+    return answer(purchase, 201)
 
 
 @router.get(

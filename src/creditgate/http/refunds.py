@@ -35,7 +35,7 @@ from creditgate.http.models import (
 )
 from creditgate.http.reference import errors
 from creditgate.http.threads import waiting_on_a_provider
-from creditgate.services.billing.results import PurchaseRefund, PurchaseRefundList
+from creditgate.services.billing.results import PurchaseRefundList
 from creditgate.services.ledger.refunds import UnknownCharge
 
 router = APIRouter(prefix="/v1", route_class=ExactJsonRoute, tags=["refunds"])
@@ -135,19 +135,18 @@ async def refund_purchase(
     less earlier refunds. `status` is the provider's answer: succeeded, processing (paid out
     later), failed (refused: the credit was given back), or pending (no answer yet: retry
     with the same Idempotency-Key)."""
-
-    def refund() -> PurchaseRefund:
-        return t.refund_purchase(
-            purchase,
-            reason=body.reason,
-            amount=body.amount,
-            include_consumed=body.include_consumed,
-            metadata=body.metadata,
-            idempotency_key=idempotency_key,
-        )
-
     # The provider pays it back: not on the threads the rest of the API needs.
-    return answer(await waiting_on_a_provider(request, refund), 201)
+    refund = await waiting_on_a_provider(
+        request,
+        t.refund_purchase,
+        purchase,
+        reason=body.reason,
+        amount=body.amount,
+        include_consumed=body.include_consumed,
+        metadata=body.metadata,
+        idempotency_key=idempotency_key,
+    )
+    return answer(refund, 201)
 
 
 @router.get(

@@ -20,13 +20,14 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import anyio
 import anyio.to_thread
 from starlette.requests import Request
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 _Call = tuple[
     Callable[..., Any], tuple[Any, ...], contextvars.Context, asyncio.AbstractEventLoop, Any
@@ -111,8 +112,10 @@ class Threads:
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
-async def waiting_on_a_provider(request: Request, fn: Callable[..., T], *args: Any) -> T:
-    """Run `fn(*args)`, a call that may wait for a payment provider (Stripe), on a thread
+async def waiting_on_a_provider(
+    request: Request, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """Run `fn(*args, **kwargs)`, a call that may wait for a payment provider (Stripe), on a thread
     under the app's own limit for such calls (`app.state.provider_calls`): buying a pack or
     a top-up (the API's and the portal's), refunding a purchase, creating a plan (its Stripe
     price is looked up), subscribing (a Stripe subscription) and advancing a test clock
@@ -123,4 +126,4 @@ async def waiting_on_a_provider(request: Request, fn: Callable[..., T], *args: A
     seconds per attempt, and calls held up that long must not take the threads the rest of
     the API is served on."""
     limiter: anyio.CapacityLimiter = request.app.state.provider_calls
-    return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=limiter)
+    return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=limiter)
