@@ -249,12 +249,14 @@ def wallets_in_debt(
 
 
 def posted_before(conn: Connection, wallet_id: str, asset: str, before: datetime) -> int:
-    """What the ledger says the wallet's posted balance was just before `before`."""
+    """What the ledger says the wallet's posted balance was just before `before`: read from
+    the wallet's own transactions (`ix_ledger_transactions_wallet`), not the whole ledger."""
     total = conn.execute(
         select(func.coalesce(func.sum(ledger_entries.c.amount), 0))
-        .select_from(ledger_entries)
-        .join(ledger_transactions, ledger_transactions.c.id == ledger_entries.c.transaction_id)
+        .select_from(ledger_transactions)
+        .join(ledger_entries, ledger_entries.c.transaction_id == ledger_transactions.c.id)
         .where(
+            ledger_transactions.c.wallet_id == wallet_id,
             ledger_entries.c.wallet_id == wallet_id,
             ledger_entries.c.asset == asset,
             ledger_entries.c.account == "wallet",

@@ -250,6 +250,8 @@ ledger_transactions = Table(
     # The member whose call the transaction records (a charge's), if any.
     Column("member", String(200), nullable=True),
     Index("ix_ledger_transactions_wallet", "wallet_id", "id"),
+    # A refund's read of the charge's transaction (`services.ledger.refunds._drawn`).
+    Index("ix_ledger_transactions_reference", "reference_id"),
 )
 
 ledger_entries = Table(
@@ -298,7 +300,14 @@ events = Table(
     # Set when the webhook fan-out has turned the event into deliveries (or found none due).
     Column("dispatched_at", UtcDateTime, nullable=True),
     Index("ix_events_tenant", "tenant_id", "id"),
-    Index("ix_events_undispatched", "dispatched_at", "id"),
+)
+# The fan-out's read of the events still to dispatch, oldest first: those rows alone.
+EVENT_UNDISPATCHED = events.c.dispatched_at.is_(None)
+Index(
+    "ix_events_undispatched",
+    events.c.id,
+    postgresql_where=EVENT_UNDISPATCHED,
+    sqlite_where=EVENT_UNDISPATCHED,
 )
 
 # API keys: `cg_<prefix>_<secret>`; only the prefix (to find the row) and a hash are kept.

@@ -14,14 +14,20 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from creditgate.domain.webhooks import DeliveryStatus
-from creditgate.storage.tables import customers, events, webhook_deliveries, webhook_endpoints
+from creditgate.storage.tables import (
+    EVENT_UNDISPATCHED,
+    customers,
+    events,
+    webhook_deliveries,
+    webhook_endpoints,
+)
 
 
 def undispatched_events(conn: Connection, limit: int) -> Sequence[Any]:
     """Up to `limit` events not yet fanned out (id, tenant_id, type, created_at), oldest first."""
     return conn.execute(
         select(events.c.id, events.c.tenant_id, events.c.type, events.c.created_at)
-        .where(events.c.dispatched_at.is_(None))
+        .where(EVENT_UNDISPATCHED)
         .order_by(events.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
