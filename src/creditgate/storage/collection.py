@@ -249,21 +249,32 @@ def wallets_in_debt(
 
 
 def posted_before(conn: Connection, wallet_id: str, asset: str, before: datetime) -> int:
-    """What the ledger says the wallet's posted balance was just before `before`: read from
-    the wallet's own transactions (`ix_ledger_transactions_wallet`), not the whole ledger."""
-    total = conn.execute(
+    """What the ledger says the wallet's posted balance was just before `before`.
+
+    The balance row's `posted` is the sum of the wallet's ledger entries (`verify`'s third
+    invariant), so this is `posted` less what the wallet's transactions since `before`
+    moved, both read in one statement (one snapshot). The transactions since `before` are
+    read down `ix_ledger_transactions_wallet_time`: the cost is the cycle's, not the
+    wallet's whole history, which a billing run would read again for each wallet in debt."""
+    since = (
         select(func.coalesce(func.sum(ledger_entries.c.amount), 0))
         .select_from(ledger_transactions)
         .join(ledger_entries, ledger_entries.c.transaction_id == ledger_transactions.c.id)
         .where(
             ledger_transactions.c.wallet_id == wallet_id,
+            ledger_transactions.c.created_at >= before,
             ledger_entries.c.wallet_id == wallet_id,
             ledger_entries.c.asset == asset,
             ledger_entries.c.account == "wallet",
-            ledger_transactions.c.created_at < before,
         )
-    ).scalar_one()
-    return int(total)
+        .scalar_subquery()
+    )
+    total = conn.execute(
+        select(wallet_balances.c.posted - since).where(
+            wallet_balances.c.wallet_id == wallet_id, wallet_balances.c.asset == asset
+        )
+    ).scalar_one_or_none()
+    return 0 if total is None else int(total)  # no balance row: nothing was ever posted
 
 
 def open_billed_debt(conn: Connection, wallet_id: str, asset: str) -> int:

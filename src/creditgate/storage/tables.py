@@ -252,6 +252,8 @@ ledger_transactions = Table(
     Index("ix_ledger_transactions_wallet", "wallet_id", "id"),
     # A refund's read of the charge's transaction (`services.ledger.refunds._drawn`).
     Index("ix_ledger_transactions_reference", "reference_id"),
+    # A wallet's transactions since a time (`storage.collection.posted_before`).
+    Index("ix_ledger_transactions_wallet_time", "wallet_id", "created_at"),
 )
 
 ledger_entries = Table(
