@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, func, select, update
+from sqlalchemy import ColumnElement, Connection, Select, case, func, select, update
 
 from creditgate.storage.tables import (
     customers,
@@ -256,16 +256,18 @@ def posted_before(conn: Connection, wallet_id: str, asset: str, before: datetime
     moved, both read in one statement (one snapshot). The transactions since `before` are
     read down `ix_ledger_transactions_wallet_time`: the cost is the cycle's, not the
     wallet's whole history, which a billing run would read again for each wallet in debt."""
+    # The entries are filtered in the sum, not the WHERE clause: with no condition of
+    # their own, the planner reaches them only from the transactions (a filter on them
+    # looked so selective that it chose to scan every entry of the ledger instead).
+    moved = case((ledger_entries.c.account == "wallet", ledger_entries.c.amount), else_=0)
     since = (
-        select(func.coalesce(func.sum(ledger_entries.c.amount), 0))
+        select(func.coalesce(func.sum(moved), 0))
         .select_from(ledger_transactions)
         .join(ledger_entries, ledger_entries.c.transaction_id == ledger_transactions.c.id)
         .where(
             ledger_transactions.c.wallet_id == wallet_id,
+            ledger_transactions.c.asset == asset,
             ledger_transactions.c.created_at >= before,
-            ledger_entries.c.wallet_id == wallet_id,
-            ledger_entries.c.asset == asset,
-            ledger_entries.c.account == "wallet",
         )
         .scalar_subquery()
     )
