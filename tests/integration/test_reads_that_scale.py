@@ -5,8 +5,8 @@ for their plans with sequential scans priced out (`enable_seqscan = off`): a pla
 scans a table in full has no index to go down, and its cost grows with every tenant's
 history, however small the test's tables are.
 
-- a refund's read of what its charge drew (`services.ledger.refunds._drawn`), by the
-  charge's ledger transaction (`ix_ledger_transactions_reference`);
+- a refund's read of what its charge drew (`services.ledger.refunds._drawn`): the wallet's
+  transactions at the charge's time (`ix_ledger_transactions_wallet_time`);
 - the posted balance before a billing cycle (`storage.collection.posted_before`): the
   balance less the wallet's transactions since (`ix_ledger_transactions_wallet_time`);
 - the webhook fan-out's undispatched events (`storage.webhooks.undispatched_events`), down
@@ -21,10 +21,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, select, update
 
 from creditgate.api import Creditgate, TenantLedger
 from creditgate.storage import collection, webhooks
+from creditgate.storage.tables import ledger_transactions
 from tests.conftest import FakeClock
 
 # Tables every tenant's every call writes to: a full scan of one grows with all of them.
@@ -110,17 +111,44 @@ def full_reads(engine: Engine, statements: list[tuple[str, Any]]) -> dict[str, s
 
 
 def test_a_refund_reads_its_charges_draws_without_scanning_the_ledger(
-    cg: Creditgate, ledger: TenantLedger
+    cg: Creditgate, ledger: TenantLedger, clock: FakeClock
 ) -> None:
     ledger.create_customer("c1")
     ledger.grant("c1", "credits", 5_000)
-    charges = [ledger.charge("c1", "credits", 10 + n) for n in range(5)]
+    for _ in range(HISTORY):
+        ledger.void_lot(ledger.grant("c1", "credits", 10).id)
+    charges = []
+    for n in range(5):
+        clock.advance(seconds=1)
+        charges.append(ledger.charge("c1", "credits", 10 + n))
     with sent(cg.db.engine) as statements:
         refund = ledger.refund_charge(charges[2].id, reason="the answer was cut off")
     assert refund.amount == 12 and [line.amount for line in refund.lines] == [12]
     drawn = [s for s in statements if "ledger_transactions.reference_id" in s[0]]
-    assert drawn, "the refund read what the charge drew from the ledger"
+    assert len(drawn) == 1, "the charge's draws, read once"
     assert full_reads(cg.db.engine, statements) == {}
+    assert rows_visited(cg.db.engine, *drawn[0], "ledger_transactions") == 1
+
+
+def test_a_refund_finds_its_charges_draws_whatever_the_transactions_time(
+    cg: Creditgate, ledger: TenantLedger
+) -> None:
+    """The draws are read again from every transaction of the wallet that names the charge
+    when those at the charge's time do not add up to what it took from lots."""
+    ledger.create_customer("c1")
+    first = ledger.grant("c1", "credits", 100)
+    second = ledger.grant("c1", "credits", 500, priority=5)
+    charge = ledger.charge("c1", "credits", 300)
+    its_own = ledger_transactions.c.reference_id == charge.id
+    with cg.db.engine.begin() as conn:
+        at = conn.execute(select(ledger_transactions.c.created_at).where(its_own)).scalar_one()
+        moved = at - timedelta(microseconds=1)
+        conn.execute(update(ledger_transactions).where(its_own).values(created_at=moved))
+    refund = ledger.refund_charge(charge.id, reason="the answer was wrong")
+    assert [(line.lot_id, line.amount) for line in refund.lines] == [
+        (second.id, 200),
+        (first.id, 100),
+    ]
 
 
 def test_the_balance_before_a_cycle_is_read_from_the_wallets_transactions_since(

@@ -250,9 +250,9 @@ ledger_transactions = Table(
     # The member whose call the transaction records (a charge's), if any.
     Column("member", String(200), nullable=True),
     Index("ix_ledger_transactions_wallet", "wallet_id", "id"),
-    # A refund's read of the charge's transaction (`services.ledger.refunds._drawn`).
-    Index("ix_ledger_transactions_reference", "reference_id"),
-    # A wallet's transactions since a time (`storage.collection.posted_before`).
+    # A wallet's transactions at or since a time: a charge's own, for its refund
+    # (`services.ledger.refunds._drawn`); those since a cycle began
+    # (`storage.collection.posted_before`).
     Index("ix_ledger_transactions_wallet_time", "wallet_id", "created_at"),
 )
 

@@ -96,7 +96,7 @@ def refund_charge(
     refunded = tx.conn.execute(
         select(charges.c.refunded).where(charges.c.id == charge_id)
     ).scalar_one()
-    drawn = _drawn(tx, charge_id)
+    drawn = _drawn(tx, charge)
     asset = tx.asset(charge.asset)
     taken = ChargeTaken(charge_id, charge.amount, charge.debt, drawn, refunded, asset)
     plan = plan_charge_refund(taken, wanted, before.debt)
@@ -186,12 +186,30 @@ def _paid_off_lot(tx: Tx, charge: Any, amount: int) -> str:
     )
 
 
-def _drawn(tx: Tx, charge_id: str) -> list[tuple[str, int]]:
-    """The lots a charge drew from, in the order it drew them."""
+def _drawn(tx: Tx, charge: Any) -> list[tuple[str, int]]:
+    """The lots a charge drew from, in the order it drew them.
+
+    Its ledger transaction is the wallet's at the charge's own time (both are written with
+    the transaction's `now`), read down `ix_ledger_transactions_wallet_time`: a few rows,
+    however long the wallet's history. Should those draws not add up to what the charge
+    took from lots, every transaction of the wallet that names the charge is read instead."""
+    found = _draws_of(
+        tx,
+        charge.id,
+        ledger_transactions.c.wallet_id == charge.wallet_id,
+        ledger_transactions.c.created_at == charge.created_at,
+    )
+    if sum(taken for _, taken in found) == charge.amount - charge.debt:
+        return found
+    return _draws_of(tx, charge.id, ledger_transactions.c.wallet_id == charge.wallet_id)
+
+
+def _draws_of(tx: Tx, charge_id: str, *where: Any) -> list[tuple[str, int]]:
     rows = tx.conn.execute(
         select(ledger_entries.c.lot_id, ledger_entries.c.amount)
         .join(ledger_transactions, ledger_transactions.c.id == ledger_entries.c.transaction_id)
         .where(
+            *where,
             ledger_transactions.c.reference_id == charge_id,
             ledger_transactions.c.kind == TransactionKind.CHARGE.value,
             ledger_entries.c.account == Account.WALLET.value,

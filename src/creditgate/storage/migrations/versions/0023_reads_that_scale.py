@@ -1,9 +1,10 @@
 """reads that grew with the whole ledger go down an index: a refund finds the charge's
-ledger transaction by its reference (it read every transaction of every tenant); the
-balance before a billing cycle is the balance less the wallet's transactions since (it
-summed every entry before); the webhook fan-out reads undispatched events down an index of
-those alone, in id order (it visited every event's entry with a NULL `dispatched_at` still
-in the index, and sorted)
+ledger transaction among the wallet's at the charge's time (it read every transaction of
+every tenant); the balance before a billing cycle is the balance less the wallet's
+transactions since (it summed every entry before): both down an index of a wallet's
+transactions by time; the webhook fan-out reads undispatched events down an index of those
+alone, in id order (it visited every event's entry with a NULL `dispatched_at` still in the
+index, and sorted)
 
 Revision ID: 0023
 Revises: 0022
@@ -24,7 +25,6 @@ UNDISPATCHED = sa.text("dispatched_at IS NULL")
 
 
 def upgrade() -> None:
-    op.create_index("ix_ledger_transactions_reference", "ledger_transactions", ["reference_id"])
     op.create_index(
         "ix_ledger_transactions_wallet_time", "ledger_transactions", ["wallet_id", "created_at"]
     )
@@ -42,4 +42,3 @@ def downgrade() -> None:
     op.drop_index("ix_events_undispatched", table_name="events")
     op.create_index("ix_events_undispatched", "events", ["dispatched_at", "id"])
     op.drop_index("ix_ledger_transactions_wallet_time", table_name="ledger_transactions")
-    op.drop_index("ix_ledger_transactions_reference", table_name="ledger_transactions")
