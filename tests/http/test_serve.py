@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import create_engine
 
 from creditgate.adapters.outbound import tls_context
 from creditgate.storage.throwaway import listening_port
@@ -70,6 +71,17 @@ def start(db: str, tmp_path: Path, *extra: str) -> Server:
             pass
         assert time.monotonic() < deadline, server.log()
         time.sleep(0.2)
+
+
+def autovacuum_off(db: str) -> bool:
+    if not db.startswith("postgresql"):
+        return False
+    engine = create_engine(db)
+    try:
+        with engine.connect() as conn:
+            return conn.exec_driver_sql("SHOW autovacuum").scalar() == "off"
+    finally:
+        engine.dispose()
 
 
 def stop(server: Server) -> None:
@@ -182,3 +194,7 @@ def test_a_served_creditgate_end_to_end(server: Server) -> None:
     assert requests and all(line["request_id"] for line in requests)
     assert created["api_key"]["key"] not in server.stderr.read_text()
     assert demo_key not in server.stderr.read_text()
+    # The operator is told when the database server does not vacuum (a PostgreSQL server
+    # with autovacuum off, as on some CI machines).
+    warned = [line for line in lines if "autovacuum is off" in line.get("msg", "")]
+    assert len(warned) == (1 if autovacuum_off(server.db) else 0)

@@ -101,6 +101,8 @@ def serve(options: ServeOptions, announce: Callable[[Listening], None] | None = 
     cg = Creditgate(url, pool_size=options.pool_size, clock=clock_from_env())
     keys = cg.db.secret_keys
     (log.info if keys.configured else log.warning)(keys.describe())
+    for warning in cg.db.upkeep_warnings():
+        log.warning(warning)
     if cg.operator.allow_private_webhook_targets:
         log.warning("webhooks may go to loopback and private networks (operator's switch)")
     workers = options.workers

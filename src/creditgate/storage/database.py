@@ -299,6 +299,20 @@ class Database:
         replicated = f" synchronous_standby_names={standbys}" if standbys else ""
         return f"postgresql synchronous_commit={sync} fsync={fsync}{replicated}"
 
+    def upkeep_warnings(self) -> list[str]:
+        """What the database server is set to that a service running for long suffers from."""
+        if self.is_sqlite:
+            return []
+        with self.engine.connect() as conn:
+            autovacuum = conn.exec_driver_sql("SHOW autovacuum").scalar()
+        if autovacuum != "off":
+            return []
+        return [
+            "autovacuum is off on this PostgreSQL server: balances, holds, lots and events "
+            "change on every call, and unvacuumed, every read of them walks more dead rows "
+            "the longer the service runs; turn autovacuum on, or vacuum them on a schedule"
+        ]
+
     @contextmanager
     def connect(self, *, read_only: bool = False, careful: bool = False) -> Iterator[Connection]:
         """One transaction, with its unit of work (`UnitOfWork.of(conn)`). Writes it defers
