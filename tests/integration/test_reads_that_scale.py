@@ -3,7 +3,9 @@
 Each test runs the product's own call, keeps the statements it sent, and asks PostgreSQL
 for their plans with sequential scans priced out (`enable_seqscan = off`): a plan that still
 scans a table in full has no index to go down, and its cost grows with every tenant's
-history, however small the test's tables are.
+history, however small the test's tables are. Where an index is there but could still be
+walked over a wallet's whole history, the rows the read visits are counted (`EXPLAIN
+ANALYZE`) against a history of `HISTORY` transactions.
 
 - a refund's read of what its charge drew (`services.ledger.refunds._drawn`): the wallet's
   transactions at the charge's time (`ix_ledger_transactions_wallet_time`);
@@ -33,7 +35,7 @@ WHOLE_LEDGER = {"ledger_transactions", "ledger_entries", "events", "charges", "l
 # Partial indexes of rows waiting for work, which leave them once it is done: read whole,
 # one of these is the backlog, not the history.
 BACKLOGS = {"ix_events_undispatched"}
-HISTORY = 100  # grants voided: a wallet's transactions before the cycle a test reads at
+HISTORY = 100  # grants, each voided: a wallet's transactions before those a test reads
 
 
 @pytest.fixture
