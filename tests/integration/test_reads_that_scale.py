@@ -66,11 +66,18 @@ def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from _nodes(child)
 
 
-def plan_of(engine: Engine, statement: str, parameters: Any) -> dict[str, Any]:
-    """The statement's plan when every index is on offer (sequential scans priced out)."""
+def plan_of(
+    engine: Engine, statement: str, parameters: Any, *, run_on: str | None = None
+) -> dict[str, Any]:
+    """The statement's plan when every index is on offer (sequential scans priced out);
+    with `run_on`, a table analyzed first (the planner's figures, as in service), the plan
+    as run (`EXPLAIN ANALYZE`)."""
+    explain = "EXPLAIN (ANALYZE, FORMAT JSON) " if run_on else "EXPLAIN (FORMAT JSON) "
     with engine.connect() as conn:
+        if run_on:
+            conn.exec_driver_sql(f"ANALYZE {run_on}")
         conn.exec_driver_sql("SET enable_seqscan = off")
-        (plan,) = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + statement, parameters).one()
+        (plan,) = conn.exec_driver_sql(explain + statement, parameters).one()
         conn.rollback()
     found: dict[str, Any] = plan[0]["Plan"]
     return found
@@ -91,17 +98,11 @@ def read_whole(engine: Engine, plan: dict[str, Any]) -> set[str]:
 
 
 def rows_visited(engine: Engine, statement: str, parameters: Any, table: str) -> int:
-    """How many rows of `table` the statement visits, run (`EXPLAIN ANALYZE`) with every
-    index on offer: rows a scan returned plus those its filters removed, over its loops."""
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f"ANALYZE {table}")  # the planner's figures, as in service
-        conn.exec_driver_sql("SET enable_seqscan = off")
-        explain = "EXPLAIN (ANALYZE, FORMAT JSON) " + statement
-        (plan,) = conn.exec_driver_sql(explain, parameters).one()
-        conn.rollback()
+    """How many rows of `table` the statement visits, run with every index on offer: rows a
+    scan returned plus those its filters removed, over its loops."""
     return sum(
         (node["Actual Rows"] + node.get("Rows Removed by Filter", 0)) * node["Actual Loops"]
-        for node in _nodes(plan[0]["Plan"])
+        for node in _nodes(plan_of(engine, statement, parameters, run_on=table))
         if node.get("Relation Name") == table
     )
 
