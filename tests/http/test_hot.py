@@ -457,6 +457,9 @@ def test_hot_requests_count_against_the_same_in_flight_limit(
                 with anyio.fail_after(5):
                     # Three hot authorizations fill the slots for new work...
                     refused = await client.post("/v1/authorizations", json=body, headers=new_key())
+                    # The edge builds its refusal once: each one still carries its own id.
+                    named, path = {**new_key(), "X-Request-Id": "r-2"}, "/v1/authorizations"
+                    again_refused = await client.post(path, json=body, headers=named)
                     listed = await client.get("/v1/assets")
                     # ...and the slot kept for finishing holds lets a settle in.
                     settled = await client.post(
@@ -471,6 +474,9 @@ def test_hot_requests_count_against_the_same_in_flight_limit(
                 assert refused.headers["retry-after"] == listed.headers["retry-after"] == "1"
                 assert refused.headers["content-type"] == "application/problem+json"
                 assert len(refused.headers["x-request-id"]) == 32
+                assert again_refused.status_code == 503 and again_refused.content == refused.content
+                assert again_refused.headers.get_list("x-request-id") == ["r-2"]
+                assert refused.headers.get_list("x-request-id") != ["r-2"]
                 assert settled.status_code == 200 and settled.json()["charge"]["amount"] == 50
                 release.set()
             assert statuses == [201, 201, 201]
@@ -479,7 +485,7 @@ def test_hot_requests_count_against_the_same_in_flight_limit(
 
     refused_before = REGISTRY.get_sample_value("creditgate_http_refused_total") or 0.0
     anyio.run(main)
-    assert REGISTRY.get_sample_value("creditgate_http_refused_total") == refused_before + 2
+    assert REGISTRY.get_sample_value("creditgate_http_refused_total") == refused_before + 3
     assert cg.verify(tenant.id).ok
 
 

@@ -329,6 +329,9 @@ class HotRoutes:
         settings = owner.state.settings  # the body's cap and deadline, as the app's own
         self.limit: int = settings.max_body_bytes
         self.timeout: float = settings.body_timeout_seconds
+        # The refusal past the in-flight limit is the same for every request, so it is built
+        # once; `_send` adds the request's id to a copy of its headers.
+        self.refused: Response = overloaded()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -390,7 +393,7 @@ class HotRoutes:
         state = self.owner.state
         in_flight: InFlight = state.in_flight
         if in_flight.refuses(METHOD, scope["path"]):  # as `Shedding`, before anything else
-            return await _send(overloaded(), send, rid)
+            return await _send(self.refused, send, rid)
         scope[ADMITTED] = True  # a request left to the stack is not refused there again
         declared = headers.get(b"content-length")
         length = declared.decode("latin-1") if declared is not None else None
@@ -414,7 +417,7 @@ class HotRoutes:
         except Exception:  # anything unforeseen on the way: the stack answers as it would
             return raw
         if in_flight.refuses(METHOD, scope["path"]):
-            return await _send(overloaded(), send, rid)
+            return await _send(self.refused, send, rid)
         in_flight.enter()
         holding = True
         try:
@@ -446,9 +449,9 @@ class HotRoutes:
 async def _send(response: Response, send: Send, rid: str | None) -> int:
     """Send `response` with the request's id (None: without), as `RequestContext` adds it;
     its status."""
-    headers = response.raw_headers
+    headers = [*response.raw_headers]  # a copy: a response may be sent again (`refused`)
     if rid is not None:
-        headers = [*headers, (b"x-request-id", rid.encode())]
+        headers.append((b"x-request-id", rid.encode()))
     status = response.status_code
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": bytes(response.body)})

@@ -199,7 +199,14 @@ class Tx:
         return self.catalog.wallet_id(self.conn, self.tenant_id, external_id)
 
 
+# Values a request's hash takes as they are (their exact types: a subclass, such as a
+# string enum, goes through the checks below, which also leave it as it is).
+_AS_THEY_ARE = frozenset({str, int, bool, float, type(None)})
+
+
 def _canonical(value: Any) -> Any:
+    if type(value) in _AS_THEY_ARE:
+        return value
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, datetime):

@@ -12,7 +12,8 @@ row's new values only once the commit has run. The answer built before then carr
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel
 from sqlalchemy import String, Text, bindparam, cast, func, insert, literal, select
@@ -76,13 +77,40 @@ def record(uow: UnitOfWork, params: dict[str, Any]) -> bool:
 def fill_available(result: M, available: int) -> M:
     """The answer with the placeholder `available` replaced by the real one, wherever one of
     its models carries it (a settlement carries its authorization and its charge)."""
+    has_available, nested = _carriers(type(result))
     update: dict[str, Any] = {}
-    for name in type(result).model_fields:
+    if has_available and getattr(result, "available", None) == AVAILABLE_PENDING:
+        update["available"] = available
+    for name in nested:
         value = getattr(result, name)
-        if name == "available" and value == AVAILABLE_PENDING:
-            update[name] = available
-        elif isinstance(value, BaseModel):
+        if isinstance(value, BaseModel):
             filled = fill_available(value, available)
             if filled is not value:
                 update[name] = filled
     return result.model_copy(update=update) if update else result
+
+
+# Per answer model: whether it has an `available` field, and which of its fields may hold a
+# model (one that may carry its own `available`), from the fields' declared types.
+_CARRIERS: dict[type[BaseModel], tuple[bool, tuple[str, ...]]] = {}
+
+
+def _carriers(model: type[BaseModel]) -> tuple[bool, tuple[str, ...]]:
+    found = _CARRIERS.get(model)
+    if found is None:
+        fields = model.model_fields
+        nested = tuple(name for name, f in fields.items() if _may_hold_a_model(f.annotation))
+        found = _CARRIERS[model] = ("available" in fields, nested)
+    return found
+
+
+def _may_hold_a_model(annotation: Any) -> bool:
+    """A model, an optional one or a union naming one, or anything (`Any`); not a list or a
+    dict of them, which the placeholder is never put in."""
+    if annotation is Any:
+        return True
+    if isinstance(annotation, type):
+        return issubclass(annotation, BaseModel)
+    if get_origin(annotation) in (Union, UnionType):
+        return any(_may_hold_a_model(arg) for arg in get_args(annotation))
+    return False

@@ -15,6 +15,7 @@ from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy import Connection
@@ -42,6 +43,8 @@ class _Plan:
     readers: tuple[Callable[[Any], Any] | None, ...] | None = None  # set on first fetch
     wire_sql: bytes = b""  # PostgreSQL: the statement with numbered parameters ($1, $2, ...)
     wire_names: tuple[str, ...] = ()  # the parameters' names in number order
+    # The bound values in that order, as a tuple (`operator.itemgetter` of `wire_names`).
+    wire_values: Callable[[Mapping[str, Any]], tuple[Any, ...]] = lambda _values: ()
 
 
 class Prepared:
@@ -75,6 +78,7 @@ class Prepared:
         plan = _Plan(compiled.string, names, is_positional, defaults, tuple(binders), row, types)
         if dialect.name == "postgresql":
             plan.wire_sql, plan.wire_names = positional(compiled.string)
+            plan.wire_values = _in_order(plan.wire_names)
         self._plans[cache_key] = plan
         return plan
 
@@ -88,8 +92,7 @@ class Prepared:
         return values
 
     def _values(self, plan: _Plan, params: Params) -> tuple[Any, ...]:
-        values = self._bind(plan, params)
-        return tuple(values[name] for name in plan.wire_names)
+        return plan.wire_values(self._bind(plan, params))
 
     def _send(
         self, conn: Connection, wire: Wire, plan: _Plan, batch: Sequence[Params]
@@ -159,6 +162,16 @@ class Prepared:
             _plan, sent = self._run(conn, params, many=True)
             if not isinstance(sent, list):
                 sent.close()
+
+
+def _in_order(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """A function taking the values of `names`, in that order, from a mapping, as a tuple."""
+    if not names:
+        return lambda _values: ()
+    if len(names) == 1:
+        one = itemgetter(names[0])
+        return lambda values: (one(values),)
+    return itemgetter(*names)
 
 
 def _wrapped(conn: Connection, exc: Exception, sql: str | None) -> StatementError:
