@@ -276,6 +276,28 @@ def test_an_answer_sent_before_its_balance_is_known_gets_it_at_every_depth(
     assert fill_available(settled, 1) is settled  # nothing pending: the same answer
 
 
+def test_the_balance_is_filled_in_wherever_a_model_field_may_carry_it() -> None:
+    from pydantic import BaseModel
+
+    from creditgate.storage.balance_at_commit import AVAILABLE_PENDING, fill_available
+
+    class Inner(BaseModel):
+        available: int
+
+    class Outer(BaseModel):
+        optional: Inner | None = None
+        anything: Any = None
+        listed: list[Inner] = []  # a list is never given the placeholder: left as it is
+        available: int = 0
+
+    pending = Inner(available=AVAILABLE_PENDING)
+    outer = Outer(optional=pending, anything=pending, listed=[pending], available=5)
+    filled = fill_available(outer, 7)
+    assert filled.optional == filled.anything == Inner(available=7)
+    assert filled.available == 5 and filled.listed == [pending]
+    assert fill_available(Outer(), 7) == Outer()
+
+
 def _three_costly_lots(ledger: TenantLedger) -> int:
     """Three lots each worth 9.8 * 10^19 (under the 10^20 a grant allows), 2.94 * 10^20
     together; returns the credit they hold."""
