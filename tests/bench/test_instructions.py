@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from creditgate.bench.instructions import STAGES, run_instructions
+from creditgate.bench.instructions import run_instructions
 
 STAND_IN = """
 import subprocess, sys
@@ -50,7 +50,12 @@ def test_every_stage_runs_and_two_counts_make_one_pairs(
     }
     assert result["ratio_to_floor"] == {"db": 3.0, "app": 2.5}
     assert result["ratio_to_before"] == {"db": 0.5, "app": 0.5}
-    assert set(STAGES) <= set(result["instructions_per_pair"])
+
+
+def test_the_two_runs_must_differ_and_come_in_order() -> None:
+    for few, many in [(20, 20), (120, 20), (0, 20)]:
+        with pytest.raises(ValueError, match="few < many"):
+            run_instructions(None, few=few, many=many, counter=[])
 
 
 def test_a_stage_that_fails_says_which(postgres_server: str, tmp_path: Path) -> None:

@@ -277,25 +277,54 @@ def test_an_answer_sent_before_its_balance_is_known_gets_it_at_every_depth(
 
 
 def test_the_balance_is_filled_in_wherever_a_model_field_may_carry_it() -> None:
-    from pydantic import BaseModel
+    from typing import Annotated, Generic, Optional, TypeVar
 
+    from pydantic import BaseModel, Field
+
+    from creditgate.services import results
     from creditgate.storage.balance_at_commit import AVAILABLE_PENDING, fill_available
+
+    T = TypeVar("T")
 
     class Inner(BaseModel):
         available: int
 
-    class Outer(BaseModel):
+    class Outer(BaseModel, Generic[T]):
         optional: Inner | None = None
+        annotated: Optional[Annotated[Inner, Field(description="d")]] = None  # noqa: UP045
         anything: Any = None
+        an_object: object = None
+        generic: T | None = None
         listed: list[Inner] = []  # a list is never given the placeholder: left as it is
         available: int = 0
 
     pending = Inner(available=AVAILABLE_PENDING)
-    outer = Outer(optional=pending, anything=pending, listed=[pending], available=5)
+    outer = Outer(  # T left open: the field is declared as a type variable
+        optional=pending,
+        annotated=pending,
+        anything=pending,
+        an_object=pending,
+        generic=pending,
+        listed=[pending],
+        available=5,
+    )
     filled = fill_available(outer, 7)
-    assert filled.optional == filled.anything == Inner(available=7)
+    for name in ("optional", "annotated", "anything", "an_object", "generic"):
+        assert getattr(filled, name) == Inner(available=7), name
     assert filled.available == 5 and filled.listed == [pending]
     assert fill_available(Outer(), 7) == Outer()
+    # Every answer model: each field declared as a model (or a union naming one) is visited.
+    for model in vars(results).values():
+        if isinstance(model, type) and issubclass(model, results.Result):
+            for name, field in model.model_fields.items():
+                if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+                    assert name in balance_at_commit_carriers(model), (model, name)
+
+
+def balance_at_commit_carriers(model: type[Any]) -> tuple[str, ...]:
+    from creditgate.storage.balance_at_commit import _carriers
+
+    return _carriers(model)[1]
 
 
 def _three_costly_lots(ledger: TenantLedger) -> int:

@@ -49,13 +49,17 @@ _COLLECTED = re.compile(rb"Collected : (\d+)")
 CALLGRIND = ("--tool=callgrind", "--callgrind-out-file=/dev/null")
 
 
-async def _pairs(stage: str, pairs: int, setup: dict[str, Any]) -> None:
-    """Run `pairs` pairs of `stage` after the warm-up, in this process."""
+async def _pairs(stage: str, pairs: int, setup: dict[str, Any], offset: int) -> None:
+    """Run `pairs` pairs of `stage` after the warm-up, in this process, starting from the
+    customer at `offset` (processes counted at once start on different customers, so that
+    they seldom meet on one balance row)."""
     from creditgate.bench import floor
     from creditgate.bench.stages import app_pair, floor_db_pair, ledger_pair
     from creditgate.storage.throwaway import libpq_dsn
 
     key, customers = setup["key"], setup["customers"]
+    offset %= len(customers)
+    customers = customers[offset:] + customers[:offset]
     if stage.endswith(": db") and not stage.startswith("floor"):
         from creditgate.api import Creditgate, TenantLedger
 
@@ -98,7 +102,12 @@ def _valgrind() -> list[str]:
 
 
 def _count(
-    stage: str, pairs: int, setup_file: str, pythonpath: str | None, counter: list[str]
+    stage: str,
+    pairs: int,
+    setup_file: str,
+    pythonpath: str | None,
+    counter: list[str],
+    offset: int,
 ) -> int:
     """The instructions a process running `pairs` pairs of `stage` executes, all told, as
     `counter` (valgrind) reports them."""
@@ -116,6 +125,7 @@ def _count(
         stage.replace("before", "creditgate"),
         str(pairs),
         setup_file,
+        str(offset),
     ]
     done = subprocess.run(command, env=env, capture_output=True, check=False)
     found = _COLLECTED.findall(done.stderr)
@@ -136,6 +146,8 @@ def run_instructions(
 ) -> dict[str, Any]:
     """Instructions per pair of each stage, on fresh databases of the PostgreSQL server at
     `server` (else the one in the environment, else a throwaway cluster)."""
+    if not 1 <= few < many:
+        raise ValueError(f"the two runs' pairs must be 1 <= few < many, not {few} and {many}")
     from creditgate.bench import floor
     from creditgate.bench.http import setup_creditgate
     from creditgate.bench.stages import GRANT, _databases
@@ -161,14 +173,15 @@ def run_instructions(
             with ThreadPoolExecutor(parallel) as pool:
                 counts = list(
                     pool.map(
-                        lambda run: _count(
-                            run[0],
-                            run[1],
+                        lambda at: _count(
+                            runs[at][0],
+                            runs[at][1],
                             f.name,
-                            before if run[0].startswith("before") else None,
+                            before if runs[at][0].startswith("before") else None,
                             count_with,
+                            at * 37,
                         ),
-                        runs,
+                        range(len(runs)),
                     )
                 )
         finally:
@@ -197,14 +210,19 @@ def main() -> None:
     parser.add_argument("--pairs", default="20,120", help="the two runs' pairs, comma-separated")
     parser.add_argument("--before", default=None, help="PYTHONPATH of a creditgate to count too")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--run", nargs=3, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--run", nargs=4, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run is not None:  # one stage, in the process valgrind counts
-        stage, pairs, setup_file = args.run
+        stage, pairs, setup_file, offset = args.run
         with open(setup_file) as f:
-            asyncio.run(_pairs(stage, int(pairs), json.load(f)))
+            asyncio.run(_pairs(stage, int(pairs), json.load(f), int(offset)))
         return
-    few, many = (int(n) for n in args.pairs.split(","))
+    try:
+        few, many = (int(n) for n in args.pairs.split(","))
+    except ValueError:
+        parser.error("--pairs takes two whole numbers, e.g. 20,120")
+    if not 1 <= few < many:
+        parser.error("--pairs takes two numbers, the first at least 1 and less than the second")
     result = run_instructions(args.db, few=few, many=many, before=args.before)
     if args.json:
         print(json.dumps(result))

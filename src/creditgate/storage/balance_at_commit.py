@@ -13,7 +13,7 @@ row's new values only once the commit has run. The answer built before then carr
 from __future__ import annotations
 
 from types import UnionType
-from typing import Any, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel
 from sqlalchemy import String, Text, bindparam, cast, func, insert, literal, select
@@ -105,12 +105,16 @@ def _carriers(model: type[BaseModel]) -> tuple[bool, tuple[str, ...]]:
 
 
 def _may_hold_a_model(annotation: Any) -> bool:
-    """A model, an optional one or a union naming one, or anything (`Any`); not a list or a
-    dict of them, which the placeholder is never put in."""
-    if annotation is Any:
+    """A model, an optional one or a union naming one (annotated or not), or anything (`Any`,
+    `object`, a type variable); not a list or a dict of them, which the placeholder is never
+    put in. When in doubt, the field is visited: visiting one too many costs a `getattr`."""
+    if annotation is Any or annotation is object or isinstance(annotation, TypeVar):
         return True
     if isinstance(annotation, type):
         return issubclass(annotation, BaseModel)
-    if get_origin(annotation) in (Union, UnionType):
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _may_hold_a_model(get_args(annotation)[0])
+    if origin in (Union, UnionType):
         return any(_may_hold_a_model(arg) for arg in get_args(annotation))
     return False
