@@ -39,7 +39,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from typing import Any
 
 STAGES = ("floor: db", "floor: app", "creditgate: db", "creditgate: app")
@@ -53,45 +55,46 @@ async def _pairs(stage: str, pairs: int, setup: dict[str, Any], offset: int) -> 
     """Run `pairs` pairs of `stage` after the warm-up, in this process, starting from the
     customer at `offset` (processes counted at once start on different customers, so that
     they seldom meet on one balance row)."""
+    customers = setup["customers"]
+    offset %= len(customers)
+    async with _stage_pair(stage, setup, customers[offset:] + customers[:offset]) as pair:
+        for i in range(WARM + pairs):
+            await pair(i)
+
+
+@asynccontextmanager
+async def _stage_pair(
+    stage: str, setup: dict[str, Any], customers: list[str]
+) -> AsyncIterator[Callable[[int], Awaitable[None]]]:
+    """`stage`'s pair (`bench.stages`' own), with what it runs on set up and torn down."""
     from creditgate.bench import floor
     from creditgate.bench.stages import app_pair, floor_db_pair, ledger_pair
     from creditgate.storage.throwaway import libpq_dsn
 
-    key, customers = setup["key"], setup["customers"]
-    offset %= len(customers)
-    customers = customers[offset:] + customers[:offset]
-    if stage.endswith(": db") and not stage.startswith("floor"):
-        from creditgate.api import Creditgate, TenantLedger
-
-        cg = Creditgate(setup["cg_url"])
-        pair = ledger_pair(TenantLedger(cg, cg.authenticate(key).tenant_id), customers)
-        for i in range(WARM + pairs):
-            await pair(i)
-        cg.close()
+    if stage.startswith("floor"):
+        the_floor = floor.Floor(libpq_dsn(setup["floor_url"]), 10)
+        floor._floor = the_floor  # what the floor's lifespan sets in a served worker
+        try:
+            if stage == "floor: db":
+                yield floor_db_pair(the_floor, customers)
+            else:
+                yield app_pair(floor.app, setup["floor_key"], customers)
+        finally:
+            the_floor.executor.shutdown()
         return
-    if stage.endswith(": app") and not stage.startswith("floor"):
-        from creditgate.api import Creditgate
-        from creditgate.server.app import create_app
+    from creditgate.api import Creditgate, TenantLedger
+    from creditgate.server.app import create_app
 
-        cg = Creditgate(setup["cg_url"])
-        app = create_app(cg)
-        async with app.router.lifespan_context(app):
-            pair = app_pair(app, key, customers)
-            for i in range(WARM + pairs):
-                await pair(i)
-        cg.close()
-        return
-    the_floor = floor.Floor(libpq_dsn(setup["floor_url"]), 10)
-    floor._floor = the_floor  # what the floor's lifespan sets in a served worker
+    cg = Creditgate(setup["cg_url"])
     try:
-        if stage == "floor: db":
-            pair = floor_db_pair(the_floor, customers)
+        if stage.endswith(": db"):
+            yield ledger_pair(TenantLedger(cg, cg.authenticate(setup["key"]).tenant_id), customers)
         else:
-            pair = app_pair(floor.app, setup["floor_key"], customers)
-        for i in range(WARM + pairs):
-            await pair(i)
+            app = create_app(cg)
+            async with app.router.lifespan_context(app):
+                yield app_pair(app, setup["key"], customers)
     finally:
-        the_floor.executor.shutdown()
+        cg.close()
 
 
 def _valgrind() -> list[str]:
@@ -168,22 +171,14 @@ def run_instructions(
         }
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump(setup, f)
+        runs = [(stage, n) for stage in stages for n in (few, many)]
+        jobs = [
+            (stage, n, f.name, before if stage.startswith("before") else None, count_with, 37 * at)
+            for at, (stage, n) in enumerate(runs)
+        ]
         try:
-            runs = [(stage, n) for stage in stages for n in (few, many)]
             with ThreadPoolExecutor(parallel) as pool:
-                counts = list(
-                    pool.map(
-                        lambda at: _count(
-                            runs[at][0],
-                            runs[at][1],
-                            f.name,
-                            before if runs[at][0].startswith("before") else None,
-                            count_with,
-                            at * 37,
-                        ),
-                        range(len(runs)),
-                    )
-                )
+                counts = list(pool.map(lambda job: _count(*job), jobs))
         finally:
             os.unlink(f.name)
     total = dict(zip(runs, counts, strict=True))
@@ -219,11 +214,9 @@ def main() -> None:
         return
     try:
         few, many = (int(n) for n in args.pairs.split(","))
-    except ValueError:
-        parser.error("--pairs takes two whole numbers, e.g. 20,120")
-    if not 1 <= few < many:
-        parser.error("--pairs takes two numbers, the first at least 1 and less than the second")
-    result = run_instructions(args.db, few=few, many=many, before=args.before)
+        result = run_instructions(args.db, few=few, many=many, before=args.before)
+    except ValueError as exc:  # not two numbers, or not few < many
+        parser.error(f"--pairs: {exc}")
     if args.json:
         print(json.dumps(result))
         return

@@ -9,7 +9,7 @@ import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 _RANDOM_BITS = 80
-_MILLIS_CHARS, _RANDOM_CHARS = 10, 16  # 50 bits of milliseconds, 80 of randomness
+_MILLIS_CHARS, _RANDOM_CHARS = 10, 16  # base32 digits: 50 bits of milliseconds, 80 random
 # RFC 4648's base32 digits (what `base64.b32encode` writes) to Crockford's, in order.
 _TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
 
@@ -21,7 +21,7 @@ def _encode(millis: int, rand: int) -> str:
     """The id's 26 characters: `millis` in 10 base32 digits, then `rand` in 16, most
     significant first. Both as one 160-bit number, which base32 writes as 32 digits of 5
     bits each from the top: the last 26 are the 130 bits of the two."""
-    value = ((millis & ((1 << 50) - 1)) << _RANDOM_BITS) | rand
+    value = ((millis & ((1 << 5 * _MILLIS_CHARS) - 1)) << _RANDOM_BITS) | rand
     digits = base64.b32encode(value.to_bytes(20, "big"))
     return digits[-(_MILLIS_CHARS + _RANDOM_CHARS) :].translate(_TO_CROCKFORD).decode()
 
